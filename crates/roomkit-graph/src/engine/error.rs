@@ -1,0 +1,124 @@
+use crate::condition::ConditionError;
+use crate::handler::HandlerError;
+use crate::template::TemplateError;
+
+/// Why a run could not go on. The run stays where it was (see each variant), so
+/// its saved state can be inspected or resumed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A template in the node's configuration could not be resolved; nothing
+    /// was stored and the run stays on the node.
+    #[error("node {node:?}: {source}")]
+    Template {
+        /// The node whose configuration holds the template.
+        node: String,
+        /// What went wrong.
+        source: TemplateError,
+    },
+    /// A condition could not be evaluated.
+    #[error("node {node:?}: {source}")]
+    Condition {
+        /// The node being executed or routed from.
+        node: String,
+        /// What went wrong.
+        source: ConditionError,
+    },
+    /// The node's handler failed; its output (if any) is stored and the run
+    /// stays on the node.
+    #[error("node {node:?} failed: {message}")]
+    Execution {
+        /// The failed node.
+        node: String,
+        /// Why.
+        message: String,
+    },
+    /// The node has outgoing edges but none matched; its output is stored and
+    /// the run stays on it.
+    #[error("node {node:?}: no outgoing edge matched")]
+    NoTransition {
+        /// The node the run is stuck on.
+        node: String,
+    },
+    /// The call itself is not allowed (a graph without start node, resuming the
+    /// start node, a state that does not fit the graph...). Nothing changed.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The run executed as many steps as its limit allows; it stays on the node
+    /// it would have run next.
+    #[error("step limit of {limit} reached before node {node:?}")]
+    StepLimit {
+        /// The node the run would have run next.
+        node: String,
+        /// The limit.
+        limit: u64,
+    },
+}
+
+/// The kind of an [`EngineError`], as written in records and APIs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// [`EngineError::Template`]
+    Template,
+    /// [`EngineError::Condition`]
+    Condition,
+    /// [`EngineError::Execution`]
+    Execution,
+    /// [`EngineError::NoTransition`]
+    NoTransition,
+    /// [`EngineError::InvalidArgument`]
+    InvalidArgument,
+    /// [`EngineError::StepLimit`]
+    StepLimit,
+}
+
+impl ErrorKind {
+    /// `template`, `condition`, `execution`, `no_transition`, `invalid_argument` or `step_limit`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Template => "template",
+            ErrorKind::Condition => "condition",
+            ErrorKind::Execution => "execution",
+            ErrorKind::NoTransition => "no_transition",
+            ErrorKind::InvalidArgument => "invalid_argument",
+            ErrorKind::StepLimit => "step_limit",
+        }
+    }
+}
+
+impl EngineError {
+    /// The error's kind.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            EngineError::Template { .. } => ErrorKind::Template,
+            EngineError::Condition { .. } => ErrorKind::Condition,
+            EngineError::Execution { .. } => ErrorKind::Execution,
+            EngineError::NoTransition { .. } => ErrorKind::NoTransition,
+            EngineError::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            EngineError::StepLimit { .. } => ErrorKind::StepLimit,
+        }
+    }
+
+    /// The node the error is about, if any.
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            EngineError::Template { node, .. }
+            | EngineError::Condition { node, .. }
+            | EngineError::Execution { node, .. }
+            | EngineError::NoTransition { node }
+            | EngineError::StepLimit { node, .. } => Some(node),
+            EngineError::InvalidArgument(_) => None,
+        }
+    }
+
+    pub(crate) fn from_handler(node: &str, error: HandlerError) -> Self {
+        let node = node.to_owned();
+        match error {
+            HandlerError::Template(source) => EngineError::Template { node, source },
+            HandlerError::Condition(source) => EngineError::Condition { node, source },
+            error @ HandlerError::NoHandler { .. } => {
+                EngineError::Execution { node, message: error.to_string() }
+            }
+            HandlerError::Execution(message) => EngineError::Execution { node, message },
+        }
+    }
+}

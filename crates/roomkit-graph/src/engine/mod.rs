@@ -1,0 +1,545 @@
+//! Running a graph: step by step, to completion, paused and resumed, streamed.
+
+mod error;
+mod plan;
+mod state;
+mod stream;
+
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+
+use crate::clock::{Clock, SystemClock};
+use crate::context::Context;
+use crate::handler::{HandlerError, Handlers, NodeResult, NodeStatus, Scope};
+use crate::model::{Graph, NodeType};
+
+pub use error::{EngineError, ErrorKind};
+pub(crate) use plan::Plan;
+use plan::start_output;
+pub use state::EngineState;
+pub(crate) use stream::EventSink;
+pub use stream::{Event, EventStream, StreamMode};
+
+/// A graph compiled for running, with its handlers: build it once, then start
+/// or restore as many runs as needed. Cloning it is cheap.
+///
+/// ```
+/// use roomkit_graph::{Edge, Graph, Handlers, Node, RunStatus, Trigger, Workflow};
+/// use serde_json::json;
+///
+/// let mut graph = Graph::new("hello", "Hello", Trigger::manual());
+/// graph.add_nodes([
+///     Node::new("start", "start"),
+///     Node::new("greet", "function").with_config(json!({
+///         "action": "json_transform",
+///         "template": {"greeting": "Hello, {{trigger.name}}!"}
+///     })),
+///     Node::new("end", "end"),
+/// ])?;
+/// graph.add_edges([Edge::new("start", "greet"), Edge::new("greet", "end")]);
+///
+/// let workflow = Workflow::new(graph, Handlers::builtin());
+/// let mut engine = workflow.engine();
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
+/// assert_eq!(engine.run(json!({"name": "Ada"})).await?, RunStatus::Completed);
+/// assert_eq!(engine.context().get("greet.output.greeting"), Some(&json!("Hello, Ada!")));
+/// # Ok::<(), roomkit_graph::EngineError>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Workflow {
+    plan: Arc<Plan>,
+    handlers: Arc<Handlers>,
+    clock: Arc<dyn Clock>,
+    max_steps: Option<u64>,
+}
+
+impl Workflow {
+    /// Compiles `graph` (templates and conditions are parsed here, once).
+    pub fn new(graph: Graph, handlers: Handlers) -> Self {
+        Workflow {
+            plan: Arc::new(Plan::new(graph)),
+            handlers: Arc::new(handlers),
+            clock: Arc::new(SystemClock),
+            max_steps: None,
+        }
+    }
+
+    /// Uses `clock` for delays.
+    pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Stops a run with [`EngineError::StepLimit`] once an engine has executed
+    /// `max_steps` steps, so a runaway loop cannot run forever.
+    pub fn with_max_steps(mut self, max_steps: u64) -> Self {
+        self.max_steps = Some(max_steps);
+        self
+    }
+
+    /// The graph.
+    pub fn graph(&self) -> &Graph {
+        self.plan.graph()
+    }
+
+    /// An engine for a new run (call [`WorkflowEngine::start`] or
+    /// [`WorkflowEngine::run`] on it).
+    pub fn engine(&self) -> WorkflowEngine {
+        let start = self.plan.start().map(|i| self.plan.shared_id(i)).unwrap_or_else(|_| Arc::from(""));
+        WorkflowEngine {
+            workflow: self.clone(),
+            context: Context::new(start),
+            current: None,
+            previous: None,
+            waiting: false,
+            run_id: String::new(),
+            steps_taken: 0,
+            sink: None,
+        }
+    }
+
+    /// An engine that continues the run saved in `state`, possibly by another process.
+    pub fn restore(&self, state: EngineState) -> Result<WorkflowEngine, EngineError> {
+        let plan = &self.plan;
+        let start = plan.start()?;
+        let index = |id: Option<String>, what: &str| -> Result<Option<usize>, EngineError> {
+            id.map(|id| {
+                plan.index(&id).ok_or_else(|| {
+                    EngineError::InvalidArgument(format!(
+                        "the saved state's {what} {id:?} is not a node of graph {:?}",
+                        plan.graph().id
+                    ))
+                })
+            })
+            .transpose()
+        };
+        let current = index(state.current_node_id, "current_node_id")?;
+        let previous = index(state.previous_node_id, "previous_node_id")?;
+        let run_id = if state.run_id.is_empty() { new_run_id() } else { state.run_id };
+        let mut context = Context::from_entries(plan.shared_id(start), state.context);
+        context.set_input_node(previous.map(|p| plan.shared_id(p)));
+        Ok(WorkflowEngine {
+            workflow: self.clone(),
+            context,
+            current,
+            previous,
+            waiting: state.waiting,
+            run_id,
+            steps_taken: 0,
+            sink: None,
+        })
+    }
+}
+
+/// Where a run stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunStatus {
+    /// Not started, or on a node that has yet to run.
+    Running,
+    /// Paused on a node until [`WorkflowEngine::resume`].
+    Waiting,
+    /// Finished: no current node.
+    Completed,
+}
+
+/// Drives one run of a graph.
+///
+/// - [`start`](Self::start) puts the run on the start node; [`step`](Self::step)
+///   runs the current node and follows its edges; [`run`](Self::run) = start + step
+///   until the run completes, waits or fails.
+/// - After a node completes, its conditional edges are tried in the order they
+///   were added (first match wins), then its unconditional edge, then its
+///   `otherwise` edge. A node without edges completes the run; edges without a
+///   match are a [`EngineError::NoTransition`].
+/// - A handler that returns `waiting` pauses the run; [`resume`](Self::resume)
+///   stores outside input as that node's output and moves on.
+/// - [`to_state`](Self::to_state) / [`Workflow::restore`] carry a run across processes.
+pub struct WorkflowEngine {
+    workflow: Workflow,
+    context: Context,
+    current: Option<usize>,
+    previous: Option<usize>,
+    waiting: bool,
+    run_id: String,
+    steps_taken: u64,
+    sink: Option<Arc<EventSink>>,
+}
+
+fn new_run_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+impl WorkflowEngine {
+    /// An engine for a new run of `graph` (see [`Workflow`] to share one
+    /// compiled graph between runs).
+    pub fn new(graph: Graph, handlers: Handlers) -> Self {
+        Workflow::new(graph, handlers).engine()
+    }
+
+    /// An engine that continues the run saved in `state`.
+    pub fn from_state(graph: Graph, handlers: Handlers, state: EngineState) -> Result<Self, EngineError> {
+        Workflow::new(graph, handlers).restore(state)
+    }
+
+    /// The graph being run.
+    pub fn graph(&self) -> &Graph {
+        self.workflow.graph()
+    }
+
+    /// The run's context.
+    pub fn context(&self) -> &Context {
+        &self.context
+    }
+
+    /// The node the run is on; `None` once it is complete.
+    pub fn current_node_id(&self) -> Option<&str> {
+        self.current.map(|i| self.workflow.plan.id(i))
+    }
+
+    /// The node the run last left along an edge (or through `resume`).
+    pub fn previous_node_id(&self) -> Option<&str> {
+        self.previous.map(|i| self.workflow.plan.id(i))
+    }
+
+    /// Whether the run waits for outside input.
+    pub fn waiting(&self) -> bool {
+        self.waiting
+    }
+
+    /// The run's id: fresh and random for each run started.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Where the run stands.
+    pub fn status(&self) -> RunStatus {
+        match (self.current, self.waiting) {
+            (None, _) => RunStatus::Completed,
+            (Some(_), true) => RunStatus::Waiting,
+            (Some(_), false) => RunStatus::Running,
+        }
+    }
+
+    /// The run's saved state.
+    pub fn to_state(&self) -> EngineState {
+        EngineState {
+            context: self.context.entries().clone(),
+            current_node_id: self.current_node_id().map(str::to_owned),
+            previous_node_id: self.previous_node_id().map(str::to_owned),
+            waiting: self.waiting,
+            run_id: self.run_id.clone(),
+        }
+    }
+
+    /// Starts a new run with `trigger` as its trigger data: the start node's
+    /// input is stored and the run is put on the start node.
+    pub fn start(&mut self, trigger: Value) -> Result<(), EngineError> {
+        let plan = Arc::clone(&self.workflow.plan);
+        let start = plan.start()?;
+        self.context = Context::new(plan.shared_id(start));
+        self.context.set_output(plan.id(start), start_output(trigger));
+        self.current = Some(start);
+        self.previous = None;
+        self.waiting = false;
+        self.run_id = new_run_id();
+        self.steps_taken = 0;
+        self.send_values();
+        Ok(())
+    }
+
+    /// Runs the current node and moves on. Returns whether the run moved to a
+    /// next node (false once it completes or waits, or when there is nothing to run).
+    pub async fn step(&mut self) -> Result<bool, EngineError> {
+        let Some(node) = self.current else { return Ok(false) };
+        if self.waiting {
+            return Ok(false);
+        }
+        let plan = Arc::clone(&self.workflow.plan);
+        if let Some(limit) = self.workflow.max_steps
+            && self.steps_taken >= limit
+        {
+            return Err(EngineError::StepLimit { node: plan.id(node).to_owned(), limit });
+        }
+        self.steps_taken += 1;
+        self.send_lifecycle_start(node);
+        self.context.set_input_node(self.previous.map(|p| plan.shared_id(p)));
+
+        let result = self.execute(node).await;
+        let NodeResult { output, status, error, child_outputs } = match result {
+            Ok(result) => result,
+            Err(error) => {
+                self.send_lifecycle_complete(node, NodeStatus::Failed);
+                return Err(EngineError::from_handler(plan.id(node), error));
+            }
+        };
+
+        let mut written = Vec::new();
+        for (child, output) in child_outputs {
+            if !output.is_null() {
+                self.context.set_output(&child, output);
+                written.push(child);
+            }
+        }
+        if !output.is_null() {
+            self.context.set_output(plan.id(node), output);
+            if self.wants_updates() {
+                written.push(plan.id(node).to_owned());
+            }
+        }
+
+        match status {
+            NodeStatus::Failed => {
+                self.send_lifecycle_complete(node, NodeStatus::Failed);
+                let message = error.unwrap_or_else(|| "the handler reported a failure".to_owned());
+                return Err(EngineError::Execution { node: plan.id(node).to_owned(), message });
+            }
+            NodeStatus::Waiting => {
+                self.waiting = true;
+                self.finish_step(node, NodeStatus::Waiting, &written);
+                return Ok(false);
+            }
+            NodeStatus::Completed => {}
+        }
+
+        let next = if plan.node(node).node_type == NodeType::End {
+            None
+        } else {
+            self.context.set_input_node(Some(plan.shared_id(node)));
+            match plan.route(node, &self.context) {
+                Ok(next) => next,
+                Err(error) => {
+                    self.context.set_input_node(self.previous.map(|p| plan.shared_id(p)));
+                    self.send_lifecycle_complete(node, NodeStatus::Failed);
+                    return Err(error);
+                }
+            }
+        };
+        self.current = next;
+        if next.is_some() {
+            self.previous = Some(node);
+        }
+        self.finish_step(node, NodeStatus::Completed, &written);
+        Ok(next.is_some())
+    }
+
+    async fn execute(&self, node: usize) -> Result<NodeResult, HandlerError> {
+        let workflow = &self.workflow;
+        let plan = &*workflow.plan;
+        let handler = workflow
+            .handlers
+            .for_node(plan.node(node))
+            .ok_or_else(|| HandlerError::NoHandler { node_type: plan.node(node).node_type.to_string() })?;
+        let scope = Scope {
+            plan,
+            handlers: &workflow.handlers,
+            clock: &*workflow.clock,
+            sink: self.sink.as_deref(),
+            context: &self.context,
+            run_id: &self.run_id,
+            node,
+        };
+        handler.execute(plan.node(node), &scope).await
+    }
+
+    /// Steps until the run completes, waits or fails.
+    pub async fn advance(&mut self) -> Result<RunStatus, EngineError> {
+        while self.step().await? {}
+        Ok(self.status())
+    }
+
+    /// Starts a run with `trigger` and steps until it completes, waits or fails.
+    pub async fn run(&mut self, trigger: Value) -> Result<RunStatus, EngineError> {
+        self.start(trigger)?;
+        self.advance().await
+    }
+
+    /// Stores `data` as node `node_id`'s output and clears waiting; when the run
+    /// is on that node, follows its edges (a node without edges completes the
+    /// run). Call [`advance`](Self::advance) or [`step`](Self::step) to go on.
+    ///
+    /// Refused, changing nothing: the start node, a node not in the graph, a
+    /// completed run.
+    pub fn resume(&mut self, node_id: &str, data: Value) -> Result<(), EngineError> {
+        let plan = Arc::clone(&self.workflow.plan);
+        let node = plan.index(node_id).ok_or_else(|| {
+            EngineError::InvalidArgument(format!(
+                "cannot resume {node_id:?}: no such node in graph {:?}",
+                plan.graph().id
+            ))
+        })?;
+        if plan.node(node).node_type == NodeType::Start {
+            return Err(EngineError::InvalidArgument(format!(
+                "cannot resume {node_id:?}: it is the start node; start a new run instead"
+            )));
+        }
+        let Some(current) = self.current else {
+            return Err(EngineError::InvalidArgument(format!(
+                "cannot resume {node_id:?}: run {} has completed",
+                self.run_id
+            )));
+        };
+        let wrote = !data.is_null();
+        if wrote {
+            self.context.set_output(node_id, data);
+        }
+        self.waiting = false;
+        if current == node {
+            self.context.set_input_node(Some(plan.shared_id(node)));
+            match plan.route(node, &self.context) {
+                Ok(next) => {
+                    self.current = next;
+                    if next.is_some() {
+                        self.previous = Some(node);
+                    }
+                }
+                Err(error) => {
+                    self.context.set_input_node(self.previous.map(|p| plan.shared_id(p)));
+                    return Err(error);
+                }
+            }
+        }
+        self.context.set_input_node(self.previous.map(|p| plan.shared_id(p)));
+        let written = if wrote { vec![node_id.to_owned()] } else { Vec::new() };
+        self.send_updates(node, &written);
+        self.send_values();
+        Ok(())
+    }
+
+    /// Starts a run and streams its events in `modes` until it completes, waits
+    /// or fails (the error comes last, after the failing step's events).
+    ///
+    /// ```
+    /// use futures_util::StreamExt;
+    /// use roomkit_graph::{Edge, Graph, Handlers, Node, StreamMode, Trigger, WorkflowEngine};
+    /// use serde_json::json;
+    ///
+    /// let mut graph = Graph::new("g", "G", Trigger::manual());
+    /// graph.add_nodes([Node::new("start", "start"), Node::new("end", "end")])?;
+    /// graph.add_edge(Edge::new("start", "end"));
+    /// let mut engine = WorkflowEngine::new(graph, Handlers::builtin());
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let events: Vec<_> = engine.stream(json!({}), &[StreamMode::Lifecycle]).collect().await;
+    /// let phases: Vec<_> = events.iter().map(|e| e.as_ref().unwrap().payload["phase"].clone()).collect();
+    /// assert_eq!(phases, [json!("start"), json!("complete"), json!("start"), json!("complete")]);
+    /// # });
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stream(&mut self, trigger: Value, modes: &[StreamMode]) -> EventStream<'_> {
+        self.streaming(modes, Continuation::Start(trigger))
+    }
+
+    /// Resumes a waiting run (as [`resume`](Self::resume)) and streams the
+    /// continuation in `modes`: an updates event for the stored answer, a values
+    /// snapshot, then every following step until the run completes, waits or fails.
+    pub fn stream_resume(&mut self, node_id: &str, data: Value, modes: &[StreamMode]) -> EventStream<'_> {
+        self.streaming(modes, Continuation::Resume(node_id.to_owned(), data))
+    }
+
+    /// Streams the rest of the run from where it stands (a run restored from
+    /// saved state, or one a step limit stopped).
+    pub fn stream_continue(&mut self, modes: &[StreamMode]) -> EventStream<'_> {
+        self.streaming(modes, Continuation::Advance)
+    }
+
+    fn streaming(&mut self, modes: &[StreamMode], continuation: Continuation) -> EventStream<'_> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        self.sink = Some(Arc::new(EventSink::new(modes, sender)));
+        let run = Box::pin(async move {
+            // The guard clears the sink when the run ends or the stream is dropped.
+            let mut guard = SinkGuard(self);
+            let engine = &mut *guard;
+            match continuation {
+                Continuation::Start(trigger) => engine.start(trigger)?,
+                Continuation::Resume(node_id, data) => engine.resume(&node_id, data)?,
+                Continuation::Advance => {}
+            }
+            engine.advance().await.map(drop)
+        });
+        EventStream::new(run, receiver)
+    }
+
+    fn wants_updates(&self) -> bool {
+        self.sink.as_ref().is_some_and(|sink| sink.wants(StreamMode::Updates))
+    }
+
+    fn send_lifecycle_start(&self, node: usize) {
+        if let Some(sink) = &self.sink {
+            let plan = &self.workflow.plan;
+            let id = plan.id(node);
+            sink.send(
+                StreamMode::Lifecycle,
+                Some(id),
+                || json!({"phase": "start", "node_id": id, "type": plan.node(node).node_type.as_str()}),
+            );
+        }
+    }
+
+    fn send_lifecycle_complete(&self, node: usize, status: NodeStatus) {
+        if let Some(sink) = &self.sink {
+            let id = self.workflow.plan.id(node);
+            sink.send(
+                StreamMode::Lifecycle,
+                Some(id),
+                || json!({"phase": "complete", "node_id": id, "status": status.as_str()}),
+            );
+        }
+    }
+
+    fn send_updates(&self, node: usize, written: &[String]) {
+        if let (Some(sink), false) = (&self.sink, written.is_empty()) {
+            sink.send(StreamMode::Updates, Some(self.workflow.plan.id(node)), || {
+                let entries = self.context.entries();
+                let delta: Map<String, Value> =
+                    written.iter().filter_map(|id| Some((id.clone(), entries.get(id)?.clone()))).collect();
+                Value::Object(delta)
+            });
+        }
+    }
+
+    fn send_values(&self) {
+        if let Some(sink) = &self.sink {
+            sink.send(StreamMode::Values, None, || Value::Object(self.context.entries().clone()));
+        }
+    }
+
+    /// A step's closing events: lifecycle complete, updates, values.
+    fn finish_step(&self, node: usize, status: NodeStatus, written: &[String]) {
+        self.send_lifecycle_complete(node, status);
+        self.send_updates(node, written);
+        self.send_values();
+    }
+}
+
+/// How a streamed run begins.
+enum Continuation {
+    Start(Value),
+    Resume(String, Value),
+    Advance,
+}
+
+/// Clears the engine's event sink when dropped.
+struct SinkGuard<'a>(&'a mut WorkflowEngine);
+
+impl Drop for SinkGuard<'_> {
+    fn drop(&mut self) {
+        self.0.sink = None;
+    }
+}
+
+impl Deref for SinkGuard<'_> {
+    type Target = WorkflowEngine;
+    fn deref(&self) -> &WorkflowEngine {
+        self.0
+    }
+}
+
+impl DerefMut for SinkGuard<'_> {
+    fn deref_mut(&mut self) -> &mut WorkflowEngine {
+        self.0
+    }
+}

@@ -1,0 +1,110 @@
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use futures_util::future::join_all;
+use futures_util::stream::FuturesUnordered;
+use serde_json::{Map, Value};
+
+use super::{HandlerError, NodeHandler, NodeResult, NodeStatus, Scope};
+use crate::model::Node;
+
+/// The parallel node: runs its children (the nodes whose `parent` it is)
+/// concurrently, stores each child's output under the child's id and outputs
+/// `{child_id: output}`.
+///
+/// - `join: "all"` (the default) waits for every child. A child that fails,
+///   waits or has no handler fails the parallel node; the aggregate is still
+///   stored (a failed child's entry is its output or null, a child without
+///   handler is left out).
+/// - `join: "any"`: the first child to complete wins, the others are cancelled
+///   and store nothing; the output is `{winner_id: output}`. The node fails only
+///   when no child completes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ParallelHandler;
+
+/// The join modes a parallel node knows.
+pub(crate) const PARALLEL_JOINS: [&str; 2] = ["all", "any"];
+
+#[async_trait]
+impl NodeHandler for ParallelHandler {
+    async fn execute(&self, node: &Node, scope: &Scope<'_>) -> Result<NodeResult, HandlerError> {
+        let children: Vec<&Node> = scope.children().collect();
+        match node.config.get("join").map(|join| join.as_str()) {
+            None | Some(Some("all")) => Ok(join_all_children(scope, &children).await),
+            Some(Some("any")) => Ok(join_any_child(scope, &children).await),
+            Some(_) => Ok(NodeResult::failed(format!(
+                "node {:?}: unknown join {} (expected \"all\" or \"any\")",
+                node.id, node.config["join"]
+            ))),
+        }
+    }
+}
+
+async fn join_all_children(scope: &Scope<'_>, children: &[&Node]) -> NodeResult {
+    let results = join_all(children.iter().map(|child| scope.execute_child(child))).await;
+    let mut aggregate = Map::with_capacity(children.len());
+    let mut writes = Vec::new();
+    let mut failures = Vec::new();
+    for (child, result) in children.iter().zip(results) {
+        match result {
+            Ok(result) => {
+                if result.status != NodeStatus::Completed {
+                    failures.push(match &result.error {
+                        Some(error) => format!("{:?} failed: {error}", child.id),
+                        None => format!("{:?} {}", child.id, result.status.as_str()),
+                    });
+                }
+                aggregate.insert(child.id.clone(), result.output.clone());
+                writes.extend(result.child_outputs);
+                writes.push((child.id.clone(), result.output));
+            }
+            Err(HandlerError::NoHandler { node_type }) => {
+                failures.push(format!("{:?} has no handler for type {node_type:?}", child.id));
+            }
+            Err(error) => {
+                failures.push(format!("{:?} failed: {error}", child.id));
+                aggregate.insert(child.id.clone(), Value::Null);
+            }
+        }
+    }
+    let mut result = if failures.is_empty() {
+        NodeResult::completed(Value::Object(aggregate))
+    } else {
+        NodeResult::failed(format!("parallel children failed: {}", failures.join("; ")))
+            .with_output(Value::Object(aggregate))
+    };
+    result.child_outputs = writes;
+    result
+}
+
+async fn join_any_child(scope: &Scope<'_>, children: &[&Node]) -> NodeResult {
+    let mut running: FuturesUnordered<_> =
+        children.iter().map(|child| async move { (*child, scope.execute_child(child).await) }).collect();
+    let mut failures = Vec::new();
+    while let Some((child, result)) = running.next().await {
+        match result {
+            Ok(result) if result.status == NodeStatus::Completed => {
+                // Dropping the others cancels them: they store nothing.
+                drop(running);
+                let mut aggregate = Map::with_capacity(1);
+                aggregate.insert(child.id.clone(), result.output.clone());
+                let mut winner = NodeResult::completed(Value::Object(aggregate));
+                winner.child_outputs = result.child_outputs;
+                winner.child_outputs.push((child.id.clone(), result.output));
+                return winner;
+            }
+            Ok(result) => failures.push(format!(
+                "{:?} {}{}",
+                child.id,
+                result.status.as_str(),
+                result.error.map(|e| format!(": {e}")).unwrap_or_default()
+            )),
+            Err(error) => failures.push(format!("{:?} failed: {error}", child.id)),
+        }
+    }
+    NodeResult::failed(if failures.is_empty() {
+        "a parallel node with join \"any\" needs at least one child".to_owned()
+    } else {
+        format!("no parallel child completed: {}", failures.join("; "))
+    })
+    .with_output(Value::Object(Map::new()))
+}

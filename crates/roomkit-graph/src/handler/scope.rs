@@ -1,0 +1,101 @@
+use serde_json::Value;
+
+use super::{HandlerError, Handlers, NodeResult};
+use crate::clock::Clock;
+use crate::condition::Condition;
+use crate::context::Context;
+use crate::engine::{EventSink, Plan, StreamMode};
+use crate::model::Node;
+use crate::template::{TemplateError, ValueTemplate};
+
+/// A handler's view of the run while it executes one node: the context, the
+/// node's configuration with its templates resolved, and `emit` for progress.
+pub struct Scope<'a> {
+    pub(crate) plan: &'a Plan,
+    pub(crate) handlers: &'a Handlers,
+    pub(crate) clock: &'a dyn Clock,
+    pub(crate) sink: Option<&'a EventSink>,
+    pub(crate) context: &'a Context,
+    pub(crate) run_id: &'a str,
+    pub(crate) node: usize,
+}
+
+impl<'a> Scope<'a> {
+    /// The node being executed.
+    pub fn node(&self) -> &'a Node {
+        self.plan.node(self.node)
+    }
+
+    /// The run's context, as it was when the step began.
+    pub fn context(&self) -> &'a Context {
+        self.context
+    }
+
+    /// The run's id.
+    pub fn run_id(&self) -> &'a str {
+        self.run_id
+    }
+
+    /// The clock delays wait on.
+    pub fn clock(&self) -> &'a dyn Clock {
+        self.clock
+    }
+
+    /// Sends a custom event, attributed to this node, to the run's stream.
+    /// Outside a stream it does nothing, so handlers need not care how they run.
+    pub fn emit(&self, payload: Value) {
+        if let Some(sink) = self.sink {
+            sink.send(StreamMode::Custom, Some(self.plan.id(self.node)), || payload);
+        }
+    }
+
+    /// The configuration field `key` with its placeholders resolved (a string
+    /// that is one placeholder gives the raw value); `None` when absent.
+    pub fn resolve(&self, key: &str) -> Result<Option<Value>, TemplateError> {
+        self.config_template(key).map(|t| t.resolve(self.context)).transpose()
+    }
+
+    /// The configuration field `key` resolved as text: strings as they are,
+    /// other values as JSON; `None` when absent.
+    pub fn render(&self, key: &str) -> Result<Option<String>, TemplateError> {
+        Ok(match self.config_template(key) {
+            None => None,
+            Some(ValueTemplate::Text(template)) => Some(template.render(self.context)?),
+            Some(other) => Some(match other.resolve(self.context)? {
+                Value::String(text) => text,
+                value => value.to_string(),
+            }),
+        })
+    }
+
+    fn config_template(&self, key: &str) -> Option<&'a ValueTemplate> {
+        self.plan.config_template(self.node, key)
+    }
+
+    /// `config.condition`, parsed when the graph was loaded.
+    pub(crate) fn config_condition(&self) -> Option<&'a Condition> {
+        self.plan.config_condition(self.node)
+    }
+
+    /// The nodes whose `parent` is this node, in graph order.
+    pub fn children(&self) -> impl Iterator<Item = &'a Node> + 'a {
+        let plan = self.plan;
+        plan.children(self.node).iter().map(move |&child| plan.node(child))
+    }
+
+    /// Executes `child` with its own handler, in a scope of its own: its
+    /// `emit` calls are attributed to it. Its output is not stored: return it
+    /// in [`NodeResult::child_outputs`].
+    pub async fn execute_child(&self, child: &Node) -> Result<NodeResult, HandlerError> {
+        let index = self
+            .plan
+            .index(&child.id)
+            .ok_or_else(|| HandlerError::Execution(format!("no node {:?} in the graph", child.id)))?;
+        let handler = self
+            .handlers
+            .for_node(child)
+            .ok_or_else(|| HandlerError::NoHandler { node_type: child.node_type.to_string() })?;
+        let scope = Scope { node: index, ..*self };
+        handler.execute(child, &scope).await
+    }
+}

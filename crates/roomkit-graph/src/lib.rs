@@ -1,0 +1,75 @@
+//! roomkit-graph: a workflow graph engine. Workflows are JSON graphs of nodes
+//! (start, end, agent, orchestration, human, notification, function, parallel,
+//! condition, switch, log, and custom types) joined by edges with serializable
+//! conditions; a run goes step by step, pauses for people and can be saved and
+//! continued in another process.
+//!
+//! This crate holds the model and the engine and does no storage or network
+//! I/O.
+//!
+//! - [`model`](Graph): [`Graph`], [`Node`], [`Edge`], [`Trigger`], read from and
+//!   written to JSON.
+//! - [`Condition`]: the edge condition language.
+//! - [`Context`], [`Path`], [`Template`]: what a run has produced and how
+//!   `{{path}}` placeholders read it.
+//! - [`Graph::validate`]: every mistake of a graph in one pass.
+//! - [`Workflow`], [`WorkflowEngine`]: running, pausing, resuming, streaming.
+//! - [`NodeHandler`], [`Handlers`], [`FunctionRegistry`]: what each node type does.
+//!
+//! # Quick start
+//!
+//! ```
+//! use roomkit_graph::{Condition, Edge, Graph, Handlers, Node, RunStatus, Trigger, WorkflowEngine};
+//! use serde_json::json;
+//!
+//! let mut graph = Graph::new("triage", "Triage", Trigger::manual());
+//! graph.add_nodes([
+//!     Node::new("start", "start"),
+//!     Node::new("urgent", "function")
+//!         .with_config(json!({"action": "set_context", "values": {"queue": "on-call"}})),
+//!     Node::new("later", "function")
+//!         .with_config(json!({"action": "set_context", "values": {"queue": "backlog"}})),
+//!     Node::new("end", "end"),
+//! ])?;
+//! graph.add_edges([
+//!     Edge::new("start", "urgent").when(Condition::field("trigger.severity").equals("critical")),
+//!     Edge::new("start", "later").when(Condition::otherwise()),
+//!     Edge::new("urgent", "end"),
+//!     Edge::new("later", "end"),
+//! ]);
+//! graph.validate_or_raise()?;
+//!
+//! let mut engine = WorkflowEngine::new(graph, Handlers::builtin());
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
+//! let status = engine.run(json!({"severity": "critical"})).await?;
+//! assert_eq!(status, RunStatus::Completed);
+//! assert_eq!(engine.context().get("urgent.output.queue"), Some(&json!("on-call")));
+//! # Ok::<(), roomkit_graph::EngineError>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod clock;
+mod condition;
+mod context;
+mod duration;
+mod engine;
+mod handler;
+mod model;
+mod template;
+mod validate;
+
+pub use clock::{Clock, NoWaitClock, SystemClock};
+pub use condition::{Condition, ConditionError, FieldBuilder, FieldCondition, Op};
+pub use context::{Context, Path};
+pub use duration::{DurationError, parse_duration};
+pub use engine::{
+    EngineError, EngineState, ErrorKind, Event, EventStream, RunStatus, StreamMode, Workflow, WorkflowEngine,
+};
+pub use handler::{
+    ConditionHandler, EndHandler, FunctionError, FunctionHandler, FunctionRegistry, HandlerError, Handlers,
+    LogHandler, NodeHandler, NodeResult, NodeStatus, ParallelHandler, Scope, StartHandler, SwitchHandler,
+};
+pub use model::{Edge, Graph, GraphError, Node, NodeType, Trigger};
+pub use template::{Template, TemplateError, ValueTemplate};
+pub use validate::{ValidationCode, ValidationError};

@@ -1,0 +1,212 @@
+//! The workflow graph: nodes, edges and what triggers it.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+use crate::model::{Edge, Node, NodeType, Trigger};
+use crate::validate::{self, ValidationError};
+
+/// A workflow as data: its nodes, the edges between them and its trigger.
+///
+/// Build it in code or read it from JSON; writing it back gives the same JSON
+/// (optional keys left out: `description` when absent, `version` when 1,
+/// `config` and `metadata` when empty).
+///
+/// ```
+/// use roomkit_graph::{Condition, Edge, Graph, Node, Trigger};
+///
+/// let mut graph = Graph::new("bug-triage", "Bug Triage", Trigger::webhook("github"));
+/// graph
+///     .add_nodes([Node::new("start", "start"), Node::new("triage", "agent"), Node::new("end", "end")])?
+///     .add_edges([Edge::new("start", "triage"), Edge::new("triage", "end")]);
+/// graph.validate_or_raise()?;
+///
+/// let json = graph.to_json();
+/// assert_eq!(Graph::from_json(&json)?, graph);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Graph {
+    /// The graph's identifier.
+    pub id: String,
+    /// A human-readable name.
+    pub name: String,
+    /// What starts a run.
+    pub trigger: Trigger,
+    /// What the workflow is for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The graph's version (1 when not given).
+    #[serde(skip_serializing_if = "is_one")]
+    pub version: u64,
+    /// Free-form data kept with the graph.
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub metadata: Map<String, Value>,
+    nodes: Vec<Node>,
+    /// The transitions, in the order they were added (routing order).
+    pub edges: Vec<Edge>,
+}
+
+fn is_one(version: &u64) -> bool {
+    *version == 1
+}
+
+/// What can go wrong reading or building a graph.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    /// A node id is already taken.
+    #[error("duplicate node id {0:?}: every node of a graph needs its own id")]
+    DuplicateNode(String),
+    /// The JSON is not a graph.
+    #[error("invalid graph JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// `validate_or_raise` found mistakes.
+    #[error("the graph is invalid:\n{}", .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<ValidationError>),
+}
+
+impl Graph {
+    /// An empty graph.
+    pub fn new(id: impl Into<String>, name: impl Into<String>, trigger: Trigger) -> Self {
+        Graph {
+            id: id.into(),
+            name: name.into(),
+            trigger,
+            description: None,
+            version: 1,
+            metadata: Map::new(),
+            nodes: Vec::new(),
+            edges: Vec::new(),
+        }
+    }
+
+    /// The nodes, in the order they were added.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// The node with this id.
+    pub fn node(&self, id: &str) -> Option<&Node> {
+        self.nodes.iter().find(|node| node.id == id)
+    }
+
+    /// The start node: the one node of type `start` (the first, if there are several).
+    pub fn start_node(&self) -> Option<&Node> {
+        self.nodes.iter().find(|node| node.node_type == NodeType::Start)
+    }
+
+    /// Adds a node; a duplicate id is refused and leaves the graph unchanged.
+    pub fn add_node(&mut self, node: Node) -> Result<&mut Self, GraphError> {
+        if self.node(&node.id).is_some() {
+            return Err(GraphError::DuplicateNode(node.id));
+        }
+        self.nodes.push(node);
+        Ok(self)
+    }
+
+    /// Adds nodes in order; at the first duplicate id, nothing more is added.
+    pub fn add_nodes(&mut self, nodes: impl IntoIterator<Item = Node>) -> Result<&mut Self, GraphError> {
+        for node in nodes {
+            self.add_node(node)?;
+        }
+        Ok(self)
+    }
+
+    /// Adds an edge. Edges to unknown nodes are accepted here and reported by
+    /// [`Graph::validate`], so a graph being edited can be incomplete.
+    pub fn add_edge(&mut self, edge: Edge) -> &mut Self {
+        self.edges.push(edge);
+        self
+    }
+
+    /// Adds edges in order.
+    pub fn add_edges(&mut self, edges: impl IntoIterator<Item = Edge>) -> &mut Self {
+        self.edges.extend(edges);
+        self
+    }
+
+    /// Every mistake in the graph, in one pass: structure first, then reachability
+    /// (only when the structure is sound), then node configuration. Empty when the
+    /// graph is valid.
+    pub fn validate(&self) -> Vec<ValidationError> {
+        validate::validate(self)
+    }
+
+    /// [`Graph::validate`], as an error when anything is wrong.
+    pub fn validate_or_raise(&self) -> Result<(), GraphError> {
+        let errors = self.validate();
+        if errors.is_empty() { Ok(()) } else { Err(GraphError::Invalid(errors)) }
+    }
+
+    /// Reads a graph from JSON text.
+    pub fn from_json(text: &str) -> Result<Self, GraphError> {
+        Ok(serde_json::from_str(text)?)
+    }
+
+    /// Reads a graph from a JSON value.
+    pub fn from_value(value: Value) -> Result<Self, GraphError> {
+        Ok(serde_json::from_value(value)?)
+    }
+
+    /// Writes the graph as compact JSON text.
+    pub fn to_json(&self) -> String {
+        Value::from(self).to_string()
+    }
+
+    /// Writes the graph as indented JSON text.
+    pub fn to_json_pretty(&self) -> String {
+        serde_json::to_string_pretty(&Value::from(self)).unwrap_or_default()
+    }
+}
+
+impl From<&Graph> for Value {
+    fn from(graph: &Graph) -> Value {
+        // Every field of a graph is plain JSON data, so this cannot fail.
+        serde_json::to_value(graph).unwrap_or(Value::Null)
+    }
+}
+
+/// The JSON shape of a graph, checked for duplicate node ids after reading.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GraphJson {
+    id: String,
+    name: String,
+    trigger: Trigger,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default = "one")]
+    version: u64,
+    #[serde(default)]
+    metadata: Map<String, Value>,
+    #[serde(default)]
+    nodes: Vec<Node>,
+    #[serde(default)]
+    edges: Vec<Edge>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+impl<'de> Deserialize<'de> for Graph {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let json = GraphJson::deserialize(deserializer)?;
+        let mut seen = HashSet::new();
+        if let Some(dup) = json.nodes.iter().find(|node| !seen.insert(node.id.as_str())) {
+            return Err(serde::de::Error::custom(GraphError::DuplicateNode(dup.id.clone())));
+        }
+        Ok(Graph {
+            id: json.id,
+            name: json.name,
+            trigger: json.trigger,
+            description: json.description,
+            version: json.version,
+            metadata: json.metadata,
+            nodes: json.nodes,
+            edges: json.edges,
+        })
+    }
+}

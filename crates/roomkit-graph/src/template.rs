@@ -1,0 +1,373 @@
+//! Templates: `{{path}}` placeholders resolved from a run's context.
+//!
+//! A placeholder is `{{ path }}` or `{{ path | default(JSON) }}`. In text, string
+//! values go in as they are and every other value as JSON. A string that is one
+//! placeholder and nothing else resolves to the raw value (objects, numbers and
+//! booleans keep their type). Templates are parsed once, when a graph is loaded.
+
+use std::fmt::Write as _;
+
+use serde_json::{Map, Value};
+
+use crate::context::{Context, Path};
+
+/// Why a template could not be resolved.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum TemplateError {
+    /// The path leads nowhere and the placeholder has no default.
+    #[error("{{{{{path}}}}} names nothing in the context and has no default")]
+    Missing {
+        /// The placeholder's path.
+        path: String,
+    },
+    /// A filter other than `default`.
+    #[error("unknown filter {filter:?} in {placeholder:?}: only default(JSON) is supported")]
+    UnknownFilter {
+        /// The filter's name.
+        filter: String,
+        /// The whole placeholder.
+        placeholder: String,
+    },
+    /// The placeholder is not `{{ path }}` or `{{ path | default(JSON) }}`.
+    #[error("malformed placeholder {placeholder:?}: {reason}")]
+    Malformed {
+        /// The placeholder as written.
+        placeholder: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// One `{{ ... }}` placeholder.
+#[derive(Clone, Debug, PartialEq)]
+struct Placeholder {
+    path: Path,
+    default: Option<Value>,
+}
+
+impl Placeholder {
+    fn resolve<'a>(&'a self, context: &'a Context) -> Result<&'a Value, TemplateError> {
+        context
+            .lookup(&self.path)
+            .or(self.default.as_ref())
+            .ok_or_else(|| TemplateError::Missing { path: self.path.as_str().to_owned() })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Segment {
+    Text(String),
+    Placeholder(Placeholder),
+}
+
+/// A parsed text template.
+///
+/// ```
+/// use roomkit_graph::{Context, Template};
+/// use serde_json::json;
+///
+/// let mut context = Context::new("start");
+/// context.set_output("triage", json!({"title": "DB down", "tags": ["db"], "score": 7}));
+///
+/// let text = Template::parse("{{triage.output.title}}: {{ triage.output.tags }}")?;
+/// assert_eq!(text.render(&context)?, r#"DB down: ["db"]"#);
+///
+/// let lone = Template::parse("{{triage.output.score}}")?;
+/// assert_eq!(lone.resolve(&context)?, json!(7));
+///
+/// let fallback = Template::parse(r#"{{triage.output.owner | default("nobody")}}"#)?;
+/// assert_eq!(fallback.render(&context)?, "nobody");
+/// # Ok::<(), roomkit_graph::TemplateError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Template {
+    segments: Vec<Segment>,
+}
+
+impl Template {
+    /// Parses a template.
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        let mut segments = Vec::new();
+        let mut rest = text;
+        while let Some(open) = rest.find("{{") {
+            let after = &rest[open + 2..];
+            let Some((placeholder, used)) = parse_placeholder(after)? else { break };
+            if open > 0 {
+                segments.push(Segment::Text(rest[..open].to_owned()));
+            }
+            segments.push(Segment::Placeholder(placeholder));
+            rest = &after[used..];
+        }
+        if !rest.is_empty() {
+            segments.push(Segment::Text(rest.to_owned()));
+        }
+        Ok(Template { segments })
+    }
+
+    /// Whether the template has no placeholder.
+    pub fn is_literal(&self) -> bool {
+        !self.segments.iter().any(|s| matches!(s, Segment::Placeholder(_)))
+    }
+
+    /// Resolves to text: strings go in as they are, other values as JSON.
+    pub fn render(&self, context: &Context) -> Result<String, TemplateError> {
+        let mut out = String::new();
+        for segment in &self.segments {
+            match segment {
+                Segment::Text(text) => out.push_str(text),
+                Segment::Placeholder(p) => write_value(&mut out, p.resolve(context)?),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Resolves to a value: a template that is one placeholder and nothing else
+    /// gives the raw value; any other template gives text.
+    pub fn resolve(&self, context: &Context) -> Result<Value, TemplateError> {
+        match self.segments.as_slice() {
+            [Segment::Placeholder(p)] => Ok(p.resolve(context)?.clone()),
+            _ => self.render(context).map(Value::String),
+        }
+    }
+}
+
+fn write_value(out: &mut String, value: &Value) {
+    match value {
+        Value::String(s) => out.push_str(s),
+        other => {
+            let _ = write!(out, "{other}");
+        }
+    }
+}
+
+/// Parses the inside of a placeholder (`text` starts right after `{{`).
+/// Returns the placeholder and the bytes used up to and including `}}`, or
+/// `None` when no `}}` follows (the braces are then plain text).
+fn parse_placeholder(text: &str) -> Result<Option<(Placeholder, usize)>, TemplateError> {
+    let Some(close) = text.find("}}") else { return Ok(None) };
+    let malformed = |placeholder: &str, reason: &str| TemplateError::Malformed {
+        placeholder: format!("{{{{{placeholder}}}}}"),
+        reason: reason.to_owned(),
+    };
+    let path_end = text.find(['|', '}']).unwrap_or(text.len());
+    let path = text[..path_end].trim();
+    if path.is_empty() || path.contains(char::is_whitespace) {
+        return Err(malformed(&text[..close], "expected a path such as step.output.field"));
+    }
+    let path = Path::parse(path);
+    if !text[path_end..].starts_with('|') {
+        if path_end != close {
+            return Err(malformed(&text[..close], "unexpected '}' inside the placeholder"));
+        }
+        return Ok(Some((Placeholder { path, default: None }, close + 2)));
+    }
+    // `| filter(ARG)`: the argument is JSON and may hold braces and parentheses.
+    let after_bar = &text[path_end + 1..];
+    let filter_len = after_bar.find(['(', '}']).unwrap_or(after_bar.len());
+    let filter = after_bar[..filter_len].trim();
+    if filter != "default" {
+        return Err(TemplateError::UnknownFilter {
+            filter: filter.to_owned(),
+            placeholder: format!("{{{{{}}}}}", &text[..close]),
+        });
+    }
+    if !after_bar[filter_len..].starts_with('(') {
+        return Err(malformed(&text[..close], "default needs a JSON argument: default(JSON)"));
+    }
+    let arg_start = path_end + 1 + filter_len + 1;
+    let Some(arg_len) = json_argument_len(&text[arg_start..]) else {
+        return Err(malformed(&text[..close], "default( is not closed by )"));
+    };
+    let arg = &text[arg_start..arg_start + arg_len];
+    let default: Value = serde_json::from_str(arg)
+        .map_err(|e| malformed(&text[..close], &format!("default({arg}) is not JSON: {e}")))?;
+    let tail = &text[arg_start + arg_len + 1..];
+    let trimmed = tail.trim_start();
+    if !trimmed.starts_with("}}") {
+        return Err(malformed(&text[..close], "expected }} after default(...)"));
+    }
+    let used = text.len() - trimmed.len() + 2;
+    Ok(Some((Placeholder { path, default: Some(default) }, used)))
+}
+
+/// The length of a JSON argument up to its closing `)`, skipping brackets and
+/// strings; `None` when it is not closed.
+fn json_argument_len(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '[' | '{' | '(' => depth += 1,
+            ']' | '}' => depth = depth.checked_sub(1)?,
+            ')' if depth == 0 => return Some(i),
+            ')' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// A JSON value whose strings are templates: objects and arrays are resolved
+/// recursively, strings with placeholders are resolved, everything else is kept.
+///
+/// ```
+/// use roomkit_graph::{Context, ValueTemplate};
+/// use serde_json::json;
+///
+/// let mut context = Context::new("start");
+/// context.set_output("extract", json!({"first": "Ada", "meta": {"tier": 1}}));
+///
+/// let template = ValueTemplate::compile(&json!({
+///     "name": "{{extract.output.first}}!",
+///     "meta": "{{extract.output.meta}}",
+///     "fixed": [1, true],
+/// }));
+/// assert_eq!(
+///     template.resolve(&context)?,
+///     json!({"name": "Ada!", "meta": {"tier": 1}, "fixed": [1, true]})
+/// );
+/// # Ok::<(), roomkit_graph::TemplateError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub enum ValueTemplate {
+    /// A value with no placeholder anywhere inside.
+    Literal(Value),
+    /// A string with placeholders.
+    Text(Template),
+    /// A string whose placeholders do not parse: resolving it fails with this error.
+    Invalid(TemplateError),
+    /// An array holding placeholders.
+    Array(Vec<ValueTemplate>),
+    /// An object holding placeholders.
+    Object(Vec<(String, ValueTemplate)>),
+}
+
+impl ValueTemplate {
+    /// Parses every string inside `value`. Strings that do not parse are kept
+    /// as [`ValueTemplate::Invalid`] so the error surfaces when resolved.
+    pub fn compile(value: &Value) -> Self {
+        let compiled = match value {
+            Value::String(text) if text.contains("{{") => match Template::parse(text) {
+                Ok(template) if template.is_literal() => return ValueTemplate::Literal(value.clone()),
+                Ok(template) => ValueTemplate::Text(template),
+                Err(error) => ValueTemplate::Invalid(error),
+            },
+            Value::Array(items) => ValueTemplate::Array(items.iter().map(Self::compile).collect()),
+            Value::Object(map) => {
+                ValueTemplate::Object(map.iter().map(|(k, v)| (k.clone(), Self::compile(v))).collect())
+            }
+            _ => return ValueTemplate::Literal(value.clone()),
+        };
+        if compiled.is_literal() { ValueTemplate::Literal(value.clone()) } else { compiled }
+    }
+
+    fn is_literal(&self) -> bool {
+        match self {
+            ValueTemplate::Literal(_) => true,
+            ValueTemplate::Text(_) | ValueTemplate::Invalid(_) => false,
+            ValueTemplate::Array(items) => items.iter().all(Self::is_literal),
+            ValueTemplate::Object(entries) => entries.iter().all(|(_, v)| v.is_literal()),
+        }
+    }
+
+    /// The first parse error inside, with where it is (`a.b[2]`), if any.
+    pub fn first_error(&self) -> Option<(String, &TemplateError)> {
+        match self {
+            ValueTemplate::Literal(_) | ValueTemplate::Text(_) => None,
+            ValueTemplate::Invalid(error) => Some((String::new(), error)),
+            ValueTemplate::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, item)| item.first_error().map(|(at, e)| (format!("[{i}]{}", dotted(&at)), e))),
+            ValueTemplate::Object(entries) => entries.iter().find_map(|(key, item)| {
+                item.first_error().map(|(at, e)| (format!("{key}{}", dotted(&at)), e))
+            }),
+        }
+    }
+
+    /// Resolves every placeholder against `context`.
+    pub fn resolve(&self, context: &Context) -> Result<Value, TemplateError> {
+        Ok(match self {
+            ValueTemplate::Literal(value) => value.clone(),
+            ValueTemplate::Text(template) => template.resolve(context)?,
+            ValueTemplate::Invalid(error) => return Err(error.clone()),
+            ValueTemplate::Array(items) => {
+                Value::Array(items.iter().map(|item| item.resolve(context)).collect::<Result<_, _>>()?)
+            }
+            ValueTemplate::Object(entries) => {
+                let mut map = Map::with_capacity(entries.len());
+                for (key, item) in entries {
+                    map.insert(key.clone(), item.resolve(context)?);
+                }
+                Value::Object(map)
+            }
+        })
+    }
+}
+
+fn dotted(at: &str) -> String {
+    if at.is_empty() || at.starts_with('[') { at.to_owned() } else { format!(".{at}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn context() -> Context {
+        let mut context = Context::new("start");
+        context.set_output("start", json!({"input": {"name": "bench"}}));
+        context.set_output("a", json!({"n": 3, "flag": false, "s": "x"}));
+        context
+    }
+
+    #[test]
+    fn defaults_may_hold_braces_and_parentheses() {
+        let t = Template::parse(r#"{{a.output.nope | default({"a": ["}}", ")"]})}}"#).unwrap();
+        assert_eq!(t.resolve(&context()).unwrap(), json!({"a": ["}}", ")"]}));
+        let t = Template::parse("n={{ a.output.nope | default(-1) }}.").unwrap();
+        assert_eq!(t.render(&context()).unwrap(), "n=-1.");
+    }
+
+    #[test]
+    fn unclosed_braces_are_text() {
+        let t = Template::parse("a {{ b").unwrap();
+        assert!(t.is_literal());
+        assert_eq!(t.render(&context()).unwrap(), "a {{ b");
+    }
+
+    #[test]
+    fn bad_placeholders_name_their_problem() {
+        assert!(matches!(
+            Template::parse("{{a.output.n | upper}}"),
+            Err(TemplateError::UnknownFilter { filter, .. }) if filter == "upper"
+        ));
+        assert!(matches!(Template::parse("{{a | default(nope)}}"), Err(TemplateError::Malformed { .. })));
+        assert!(matches!(Template::parse("{{ }}"), Err(TemplateError::Malformed { .. })));
+        assert!(matches!(Template::parse("{{a | default(1}}"), Err(TemplateError::Malformed { .. })));
+    }
+
+    #[test]
+    fn values_other_than_strings_are_written_as_json() {
+        let t = Template::parse("{{a.output.flag}} {{a.output}} {{trigger}}").unwrap();
+        assert_eq!(t.render(&context()).unwrap(), r#"false {"n":3,"flag":false,"s":"x"} {"name":"bench"}"#);
+    }
+
+    #[test]
+    fn invalid_strings_fail_when_resolved_and_say_where() {
+        let t = ValueTemplate::compile(&json!({"a": [1, "{{x | nope}}"]}));
+        assert!(t.resolve(&context()).is_err());
+        assert_eq!(t.first_error().unwrap().0, "a[1]");
+    }
+}

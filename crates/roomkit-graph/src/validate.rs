@@ -1,0 +1,377 @@
+//! Graph validation: structure, reachability and node configuration, in one pass.
+
+use std::collections::{HashSet, VecDeque};
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::condition::Condition;
+use crate::duration::parse_duration;
+use crate::handler::{FUNCTION_ACTIONS, PARALLEL_JOINS};
+use crate::model::{Graph, Node, NodeType};
+use crate::template::ValueTemplate;
+
+/// What kind of mistake a [`ValidationError`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValidationCode {
+    /// No node of type start.
+    NoStart,
+    /// More than one node of type start.
+    MultipleStarts,
+    /// No node of type end.
+    NoEnd,
+    /// A node named `start` that is not the start node.
+    MisnamedStart,
+    /// An edge leaves a node that does not exist.
+    DanglingEdgeSource,
+    /// An edge enters a node that does not exist.
+    DanglingEdgeTarget,
+    /// An edge enters the start node.
+    StartHasIncoming,
+    /// An edge leaves an end node.
+    EndHasOutgoing,
+    /// No path leads from start to the node.
+    Unreachable,
+    /// A function node whose `action` is missing or unknown.
+    UnknownFunctionAction,
+    /// A `json_transform` function node without `template`.
+    MissingTemplate,
+    /// A `custom` function node without a `function` name.
+    MissingFunction,
+    /// A `delay` function node whose `duration` cannot be read.
+    InvalidDuration,
+    /// A condition (on an edge or a condition node) that is missing, malformed,
+    /// of an unknown type or with an unknown op.
+    MalformedCondition,
+    /// A configuration string whose `{{...}}` placeholder does not parse.
+    MalformedTemplate,
+    /// A `parent` that is not a parallel node of the graph.
+    InvalidParent,
+    /// A parallel node whose `join` is neither `all` nor `any`.
+    InvalidJoin,
+}
+
+impl ValidationCode {
+    /// The code as written in reports: `no_start`, `unreachable`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValidationCode::NoStart => "no_start",
+            ValidationCode::MultipleStarts => "multiple_starts",
+            ValidationCode::NoEnd => "no_end",
+            ValidationCode::MisnamedStart => "misnamed_start",
+            ValidationCode::DanglingEdgeSource => "dangling_edge_source",
+            ValidationCode::DanglingEdgeTarget => "dangling_edge_target",
+            ValidationCode::StartHasIncoming => "start_has_incoming",
+            ValidationCode::EndHasOutgoing => "end_has_outgoing",
+            ValidationCode::Unreachable => "unreachable",
+            ValidationCode::UnknownFunctionAction => "unknown_function_action",
+            ValidationCode::MissingTemplate => "missing_template",
+            ValidationCode::MissingFunction => "missing_function",
+            ValidationCode::InvalidDuration => "invalid_duration",
+            ValidationCode::MalformedCondition => "malformed_condition",
+            ValidationCode::MalformedTemplate => "malformed_template",
+            ValidationCode::InvalidParent => "invalid_parent",
+            ValidationCode::InvalidJoin => "invalid_join",
+        }
+    }
+}
+
+impl fmt::Display for ValidationCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One mistake in a graph: its code, the node it is about, the configuration
+/// field for configuration mistakes, and a message naming both.
+///
+/// ```
+/// use roomkit_graph::{Graph, ValidationCode};
+/// use serde_json::json;
+///
+/// let graph = Graph::from_value(json!({
+///     "id": "g", "name": "G", "trigger": {"type": "manual"},
+///     "nodes": [
+///         {"id": "start", "type": "start"},
+///         {"id": "wait", "type": "function", "config": {"action": "delay", "duration": "soon"}},
+///         {"id": "end", "type": "end"}
+///     ],
+///     "edges": [{"source": "start", "target": "wait"}, {"source": "wait", "target": "end"}]
+/// }))?;
+/// let errors = graph.validate();
+/// assert_eq!(errors.len(), 1);
+/// assert_eq!(errors[0].code, ValidationCode::InvalidDuration);
+/// assert_eq!(errors[0].node.as_deref(), Some("wait"));
+/// assert_eq!(errors[0].field.as_deref(), Some("duration"));
+/// # Ok::<(), roomkit_graph::GraphError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ValidationError {
+    /// What kind of mistake.
+    pub code: ValidationCode,
+    /// The node it is about (none for graph-wide mistakes such as `no_start`).
+    pub node: Option<String>,
+    /// The configuration field it is about (`duration`, `template.name`,
+    /// `edges[2].condition`), for configuration mistakes.
+    pub field: Option<String>,
+    /// What is wrong, for a person.
+    pub message: String,
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}] {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for ValidationError {}
+
+struct Report {
+    errors: Vec<ValidationError>,
+}
+
+impl Report {
+    fn graph(&mut self, code: ValidationCode, message: String) {
+        self.errors.push(ValidationError { code, node: None, field: None, message });
+    }
+
+    fn node(&mut self, code: ValidationCode, node: &str, message: String) {
+        self.errors.push(ValidationError { code, node: Some(node.to_owned()), field: None, message });
+    }
+
+    fn field(&mut self, code: ValidationCode, node: &str, field: &str, message: String) {
+        self.errors.push(ValidationError {
+            code,
+            node: Some(node.to_owned()),
+            field: Some(field.to_owned()),
+            message,
+        });
+    }
+}
+
+pub(crate) fn validate(graph: &Graph) -> Vec<ValidationError> {
+    let mut report = Report { errors: Vec::new() };
+    structure(graph, &mut report);
+    if report.errors.is_empty() {
+        reachability(graph, &mut report);
+    }
+    configuration(graph, &mut report);
+    report.errors
+}
+
+fn structure(graph: &Graph, report: &mut Report) {
+    use ValidationCode::*;
+    let nodes = graph.nodes();
+    let starts: Vec<&Node> = nodes.iter().filter(|n| n.node_type == NodeType::Start).collect();
+    match starts.len() {
+        0 => report.graph(NoStart, "the graph has no start node".to_owned()),
+        1 => {}
+        n => report.graph(
+            MultipleStarts,
+            format!(
+                "the graph has {n} start nodes ({}); it needs exactly one",
+                starts.iter().map(|n| format!("{:?}", n.id)).collect::<Vec<_>>().join(", ")
+            ),
+        ),
+    }
+    if !nodes.iter().any(|n| n.node_type == NodeType::End) {
+        report.graph(NoEnd, "the graph has no end node".to_owned());
+    }
+    if let Some(named) = graph.node("start").filter(|n| n.node_type != NodeType::Start) {
+        report.node(
+            MisnamedStart,
+            "start",
+            format!(
+                "node \"start\" is of type {:?}: the id start is reserved for the start node",
+                named.node_type.as_str()
+            ),
+        );
+    }
+    for edge in &graph.edges {
+        if graph.node(&edge.source).is_none() {
+            report.node(
+                DanglingEdgeSource,
+                &edge.source,
+                format!(
+                    "edge {:?} -> {:?} leaves {:?}, which is not a node",
+                    edge.source, edge.target, edge.source
+                ),
+            );
+        }
+        if graph.node(&edge.target).is_none() {
+            report.node(
+                DanglingEdgeTarget,
+                &edge.target,
+                format!(
+                    "edge {:?} -> {:?} enters {:?}, which is not a node",
+                    edge.source, edge.target, edge.target
+                ),
+            );
+        }
+    }
+    let of_type = |id: &str, node_type: NodeType| graph.node(id).is_some_and(|n| n.node_type == node_type);
+    let mut seen = HashSet::new();
+    for edge in graph.edges.iter().filter(|e| of_type(&e.target, NodeType::Start)) {
+        if seen.insert(&edge.target) {
+            report.node(
+                StartHasIncoming,
+                &edge.target,
+                format!("start node {:?} has an incoming edge from {:?}", edge.target, edge.source),
+            );
+        }
+    }
+    let mut seen = HashSet::new();
+    for edge in graph.edges.iter().filter(|e| of_type(&e.source, NodeType::End)) {
+        if seen.insert(&edge.source) {
+            report.node(
+                EndHasOutgoing,
+                &edge.source,
+                format!("end node {:?} has an outgoing edge to {:?}", edge.source, edge.target),
+            );
+        }
+    }
+}
+
+fn reachability(graph: &Graph, report: &mut Report) {
+    let Some(start) = graph.start_node() else { return };
+    let mut reached: HashSet<&str> = HashSet::from([start.id.as_str()]);
+    let mut queue = VecDeque::from([start.id.as_str()]);
+    while let Some(id) = queue.pop_front() {
+        let by_edge = graph.edges.iter().filter(|e| e.source == id).map(|e| e.target.as_str());
+        let children =
+            graph.nodes().iter().filter(|n| n.parent.as_deref() == Some(id)).map(|n| n.id.as_str());
+        for next in by_edge.chain(children) {
+            if reached.insert(next) {
+                queue.push_back(next);
+            }
+        }
+    }
+    for node in graph.nodes().iter().filter(|n| !reached.contains(n.id.as_str())) {
+        report.node(
+            ValidationCode::Unreachable,
+            &node.id,
+            format!("node {:?} cannot be reached from the start node {:?}", node.id, start.id),
+        );
+    }
+}
+
+fn configuration(graph: &Graph, report: &mut Report) {
+    use ValidationCode::*;
+    for node in graph.nodes() {
+        let id = node.id.as_str();
+        if let Some(parent) = &node.parent {
+            match graph.node(parent) {
+                None => report.field(
+                    InvalidParent,
+                    id,
+                    "parent",
+                    format!("node {id:?}: parent {parent:?} is not a node"),
+                ),
+                Some(p) if p.node_type != NodeType::Parallel => report.field(
+                    InvalidParent,
+                    id,
+                    "parent",
+                    format!("node {id:?}: parent {parent:?} is a {} node, not a parallel node", p.node_type),
+                ),
+                Some(_) => {}
+            }
+        }
+        match node.node_type {
+            NodeType::Function => function_config(node, report),
+            NodeType::Condition => match node.config.get("condition") {
+                None => report.field(
+                    MalformedCondition,
+                    id,
+                    "condition",
+                    format!("condition node {id:?} has no \"condition\": it would always give false"),
+                ),
+                Some(raw) => {
+                    if let Some(problem) = Condition::from_value(raw).problem() {
+                        report.field(
+                            MalformedCondition,
+                            id,
+                            "condition",
+                            format!("node {id:?}: condition: {problem}"),
+                        );
+                    }
+                }
+            },
+            NodeType::Parallel => {
+                if let Some(join) =
+                    node.config.get("join").filter(|j| !PARALLEL_JOINS.contains(&j.as_str().unwrap_or("")))
+                {
+                    report.field(
+                        InvalidJoin,
+                        id,
+                        "join",
+                        format!("node {id:?}: join {join} is neither \"all\" nor \"any\""),
+                    );
+                }
+            }
+            _ => {}
+        }
+        for (key, value) in &node.config {
+            if let Some((at, error)) = ValueTemplate::compile(value).first_error() {
+                let field = if at.is_empty() || at.starts_with('[') {
+                    format!("{key}{at}")
+                } else {
+                    format!("{key}.{at}")
+                };
+                report.field(MalformedTemplate, id, &field, format!("node {id:?}: {field}: {error}"));
+            }
+        }
+    }
+    for (i, edge) in graph.edges.iter().enumerate() {
+        if let Some(problem) = edge.condition.as_ref().and_then(Condition::problem) {
+            report.field(
+                MalformedCondition,
+                &edge.source,
+                &format!("edges[{i}].condition"),
+                format!("edge {:?} -> {:?}: condition: {problem}", edge.source, edge.target),
+            );
+        }
+    }
+}
+
+fn function_config(node: &Node, report: &mut Report) {
+    use ValidationCode::*;
+    let id = node.id.as_str();
+    let config = &node.config;
+    match config.get("action").and_then(Value::as_str) {
+        Some("json_transform") if !config.contains_key("template") => report.field(
+            MissingTemplate,
+            id,
+            "template",
+            format!("node {id:?}: json_transform needs a \"template\""),
+        ),
+        Some("delay") => {
+            let problem = match config.get("duration") {
+                Some(Value::String(text)) => parse_duration(text).err().map(|e| e.to_string()),
+                Some(other) => Some(format!("\"duration\" must be a string such as \"30s\", not {other}")),
+                None => Some("delay needs a \"duration\" such as \"30s\"".to_owned()),
+            };
+            if let Some(problem) = problem {
+                report.field(InvalidDuration, id, "duration", format!("node {id:?}: {problem}"));
+            }
+        }
+        Some("custom") if !config.get("function").is_some_and(Value::is_string) => report.field(
+            MissingFunction,
+            id,
+            "function",
+            format!("node {id:?}: a custom action needs a \"function\" name"),
+        ),
+        Some(action) if FUNCTION_ACTIONS.contains(&action) => {}
+        _ => report.field(
+            UnknownFunctionAction,
+            id,
+            "action",
+            format!(
+                "node {id:?}: unknown function action {} (expected one of {})",
+                config.get("action").unwrap_or(&Value::Null),
+                FUNCTION_ACTIONS.join(", ")
+            ),
+        ),
+    }
+}
