@@ -73,3 +73,8 @@ pub use handler::{
 pub use model::{Edge, Graph, GraphError, Node, NodeType, Trigger};
 pub use template::{Template, TemplateError, ValueTemplate};
 pub use validate::{ValidationCode, ValidationError};
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeExamples;

@@ -266,7 +266,12 @@ impl WorkflowEngine {
             return Err(EngineError::StepLimit { node: plan.id(node).to_owned(), limit });
         }
         self.steps_taken += 1;
-        self.send_lifecycle_start(node);
+        if self.sink.is_some() {
+            self.send_lifecycle_start(node);
+            // Let the stream deliver what happened so far before the handler runs,
+            // even when no handler ever waits on I/O.
+            tokio::task::yield_now().await;
+        }
         self.context.set_input_node(self.previous.map(|p| plan.shared_id(p)));
 
         let result = self.execute(node).await;

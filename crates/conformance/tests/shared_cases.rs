@@ -1,0 +1,30 @@
+//! Runs every case of the shared conformance suite and compares the records
+//! with the expected ones using the suite's own `compare.py`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn conformance_dir() -> PathBuf {
+    std::env::var_os("ROOMKIT_CONFORMANCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"))
+}
+
+#[tokio::test]
+async fn every_shared_case_matches_its_expected_records() {
+    let dir = conformance_dir();
+    assert!(dir.join("cases").is_dir(), "no conformance cases at {}", dir.display());
+    let out = tempfile::tempdir().unwrap();
+    let names = roomkit_graph_conformance::run_dir(&dir.join("cases"), out.path()).await.unwrap();
+    assert!(!names.is_empty());
+
+    let compare = Command::new("python3")
+        .arg(dir.join("compare.py"))
+        .arg(dir.join("expected"))
+        .arg(out.path())
+        .output()
+        .expect("python3 runs compare.py");
+    let report = String::from_utf8_lossy(&compare.stdout);
+    assert!(compare.status.success(), "conformance differences:\n{report}");
+    assert!(report.contains(&format!("{} passed, 0 failed", names.len())), "{report}");
+}
