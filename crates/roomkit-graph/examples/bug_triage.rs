@@ -122,7 +122,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!(
             "  run {} finished; context: {}\n",
             engine.run_id(),
-            Value::Object(engine.context().entries().clone())
+            Value::Object(engine.context().to_entries())
         );
     }
     Ok(())

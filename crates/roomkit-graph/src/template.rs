@@ -9,7 +9,9 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
-use crate::context::{Context, Path};
+use std::sync::Arc;
+
+use crate::context::{Context, Layout, Path};
 
 /// Why a template could not be resolved.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -82,6 +84,8 @@ enum Segment {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Template {
     segments: Vec<Segment>,
+    /// The length of the literal text, to size the rendered string.
+    text_len: usize,
 }
 
 impl Template {
@@ -101,7 +105,17 @@ impl Template {
         if !rest.is_empty() {
             segments.push(Segment::Text(rest.to_owned()));
         }
-        Ok(Template { segments })
+        let text_len = segments.iter().map(|s| if let Segment::Text(t) = s { t.len() } else { 0 }).sum();
+        Ok(Template { segments, text_len })
+    }
+
+    /// Binds every placeholder's path to its node slot in `layout`.
+    pub(crate) fn bind(&mut self, layout: &Arc<Layout>) {
+        for segment in &mut self.segments {
+            if let Segment::Placeholder(placeholder) = segment {
+                placeholder.path.bind(layout);
+            }
+        }
     }
 
     /// Whether the template has no placeholder.
@@ -111,7 +125,7 @@ impl Template {
 
     /// Resolves to text: strings go in as they are, other values as JSON.
     pub fn render(&self, context: &Context) -> Result<String, TemplateError> {
-        let mut out = String::new();
+        let mut out = String::with_capacity(self.text_len + 16);
         for segment in &self.segments {
             match segment {
                 Segment::Text(text) => out.push_str(text),
@@ -270,6 +284,16 @@ impl ValueTemplate {
             _ => return ValueTemplate::Literal(value.clone()),
         };
         if compiled.is_literal() { ValueTemplate::Literal(value.clone()) } else { compiled }
+    }
+
+    /// Binds every placeholder's path to its node slot in `layout`.
+    pub(crate) fn bind(&mut self, layout: &Arc<Layout>) {
+        match self {
+            ValueTemplate::Literal(_) | ValueTemplate::Invalid(_) => {}
+            ValueTemplate::Text(template) => template.bind(layout),
+            ValueTemplate::Array(items) => items.iter_mut().for_each(|item| item.bind(layout)),
+            ValueTemplate::Object(entries) => entries.iter_mut().for_each(|(_, item)| item.bind(layout)),
+        }
     }
 
     fn is_literal(&self) -> bool {

@@ -1,6 +1,6 @@
 //! Graph validation: structure, reachability and node configuration, in one pass.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 
 use serde::Serialize;
@@ -236,13 +236,20 @@ fn structure(graph: &Graph, report: &mut Report) {
 
 fn reachability(graph: &Graph, report: &mut Report) {
     let Some(start) = graph.start_node() else { return };
+    // Where each node leads: its edges' targets, and a parallel node's children.
+    let mut next_of: HashMap<&str, Vec<&str>> = HashMap::new();
+    for edge in &graph.edges {
+        next_of.entry(edge.source.as_str()).or_default().push(edge.target.as_str());
+    }
+    for node in graph.nodes() {
+        if let Some(parent) = node.parent.as_deref() {
+            next_of.entry(parent).or_default().push(node.id.as_str());
+        }
+    }
     let mut reached: HashSet<&str> = HashSet::from([start.id.as_str()]);
     let mut queue = VecDeque::from([start.id.as_str()]);
     while let Some(id) = queue.pop_front() {
-        let by_edge = graph.edges.iter().filter(|e| e.source == id).map(|e| e.target.as_str());
-        let children =
-            graph.nodes().iter().filter(|n| n.parent.as_deref() == Some(id)).map(|n| n.id.as_str());
-        for next in by_edge.chain(children) {
+        for &next in next_of.get(id).into_iter().flatten() {
             if reached.insert(next) {
                 queue.push_back(next);
             }

@@ -18,9 +18,8 @@ use serde_json::{Value, json};
 fn chain(nodes: Vec<Node>) -> Graph {
     let mut graph = Graph::new("g", "G", Trigger::manual());
     let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
-    graph.add_node(Node::new("start", "start")).unwrap();
-    graph.add_nodes(nodes).unwrap();
-    graph.add_node(Node::new("end", "end")).unwrap();
+    let all = std::iter::once(Node::new("start", "start")).chain(nodes).chain([Node::new("end", "end")]);
+    graph.add_nodes(all).expect("test graphs have unique ids");
     let mut prev = "start".to_owned();
     for id in ids.into_iter().chain(["end".to_owned()]) {
         graph.add_edge(Edge::new(prev, id.clone()));
@@ -149,7 +148,7 @@ fn review_graph() -> Graph {
             Node::new("publish", "chatty").with_config(json!({"reply": "published: {{input.note}}"})),
             Node::new("end", "end"),
         ])
-        .unwrap();
+        .expect("unique ids");
     graph.add_edges([
         Edge::new("start", "draft"),
         Edge::new("draft", "review"),

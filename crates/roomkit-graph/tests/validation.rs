@@ -6,7 +6,8 @@ use roomkit_graph::{Graph, GraphError};
 
 fn load(name: &str) -> Graph {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    Graph::from_json(&std::fs::read_to_string(path).unwrap()).unwrap()
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    Graph::from_json(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 fn report(graph: &Graph) -> Vec<(String, Option<String>, Option<String>)> {

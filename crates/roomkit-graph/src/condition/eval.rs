@@ -5,7 +5,9 @@ use std::cmp::Ordering;
 use serde_json::{Number, Value};
 
 use super::{Condition, FieldCondition, Op};
-use crate::context::Context;
+use std::sync::Arc;
+
+use crate::context::{Context, Layout};
 
 /// Why a condition could not be evaluated.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -75,6 +77,19 @@ impl Condition {
             Condition::Malformed { raw, reason } => {
                 Err(ConditionError::Malformed { raw: raw.clone(), reason: reason.clone() })
             }
+        }
+    }
+}
+
+impl Condition {
+    /// Binds every field path to its node slot in `layout`.
+    pub(crate) fn bind(&mut self, layout: &Arc<Layout>) {
+        match self {
+            Condition::Field(field) => field.path.bind(layout),
+            Condition::All(items) | Condition::Any(items) | Condition::Not(items) => {
+                items.iter_mut().for_each(|item| item.bind(layout))
+            }
+            Condition::Otherwise | Condition::Unknown(_) | Condition::Malformed { .. } => {}
         }
     }
 }

@@ -2,12 +2,39 @@
 
 mod path;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
 
 pub use path::Path;
 use path::Scope;
+
+/// Where each node's entry lives in a context: one slot per node of a graph,
+/// so storing and reading an output needs no hashing and no growth.
+#[derive(Debug)]
+pub(crate) struct Layout {
+    ids: Vec<String>,
+    index: HashMap<String, usize>,
+    start: Option<usize>,
+}
+
+impl Layout {
+    /// A layout for these node ids, `start` being the start node's slot.
+    pub(crate) fn new(ids: Vec<String>, start: Option<usize>) -> Self {
+        let index = ids.iter().enumerate().map(|(slot, id)| (id.clone(), slot)).collect();
+        Layout { ids, index, start }
+    }
+
+    pub(crate) fn slot(&self, id: &str) -> Option<usize> {
+        self.index.get(id).copied()
+    }
+
+    /// An identity for this layout, to check a path's binding against.
+    pub(crate) fn key(self: &Arc<Self>) -> usize {
+        Arc::as_ptr(self) as usize
+    }
+}
 
 /// Everything a run has produced so far: `{node_id: {"output": value}}`.
 ///
@@ -27,56 +54,149 @@ use path::Scope;
 /// assert_eq!(context.get("trigger.title"), Some(&json!("DB down")));
 /// assert_eq!(context.get("triage.output.missing"), None);
 /// ```
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Context {
-    entries: Map<String, Value>,
-    start: Arc<str>,
-    input: Option<Arc<str>>,
+    layout: Arc<Layout>,
+    /// Each node's output, by slot.
+    slots: Vec<Option<Slot>>,
+    /// Entries of ids outside the layout (kept from a saved state, say).
+    extra: Map<String, Value>,
+    /// The slot of the node whose output the `input` scope reads.
+    input: Option<usize>,
 }
 
 const OUTPUT: &str = "output";
 
+fn wrap(output: Value) -> Value {
+    let mut entry = Map::with_capacity(1);
+    entry.insert(OUTPUT.to_owned(), output);
+    Value::Object(entry)
+}
+
+/// A node's output, and its `{"output": value}` entry built only if a path
+/// names the bare node id.
+#[derive(Clone, Debug)]
+struct Slot {
+    output: Value,
+    entry: OnceLock<Value>,
+}
+
+impl Slot {
+    fn new(output: Value) -> Self {
+        Slot { output, entry: OnceLock::new() }
+    }
+
+    /// A saved entry: `{"output": value}` (anything else is kept as it is).
+    fn from_entry(entry: Value) -> Self {
+        match entry {
+            Value::Object(mut map) if map.len() == 1 && map.contains_key(OUTPUT) => {
+                Slot::new(map.remove(OUTPUT).unwrap_or(Value::Null))
+            }
+            other => Slot { output: Value::Null, entry: OnceLock::from(other) },
+        }
+    }
+
+    fn entry(&self) -> &Value {
+        self.entry.get_or_init(|| wrap(self.output.clone()))
+    }
+
+    /// The output, unless the entry was saved in another shape.
+    fn output(&self) -> Option<&Value> {
+        match self.entry.get() {
+            Some(entry) => entry.get(OUTPUT),
+            None => Some(&self.output),
+        }
+    }
+}
+
 impl Context {
-    /// An empty context for a graph whose start node is `start`.
-    pub fn new(start: impl Into<Arc<str>>) -> Self {
-        Context { entries: Map::new(), start: start.into(), input: None }
+    /// An empty context whose start node is `start`.
+    pub fn new(start: &str) -> Self {
+        Context::with_layout(Arc::new(Layout::new(vec![start.to_owned()], Some(0))))
     }
 
-    /// A context holding saved entries (`{node_id: {"output": value}}`).
-    pub fn from_entries(start: impl Into<Arc<str>>, entries: Map<String, Value>) -> Self {
-        Context { entries, start: start.into(), input: None }
+    /// An empty context laid out for a graph.
+    pub(crate) fn with_layout(layout: Arc<Layout>) -> Self {
+        let slots = vec![None; layout.ids.len()];
+        Context { layout, slots, extra: Map::new(), input: None }
     }
 
-    /// The entries, as saved: `{node_id: {"output": value}}`.
-    pub fn entries(&self) -> &Map<String, Value> {
-        &self.entries
+    /// A context laid out for a graph, holding saved entries.
+    pub(crate) fn from_entries(layout: Arc<Layout>, entries: Map<String, Value>) -> Self {
+        let mut context = Context::with_layout(layout);
+        for (id, entry) in entries {
+            match context.layout.slot(&id) {
+                Some(slot) => context.slots[slot] = Some(Slot::from_entry(entry)),
+                None => {
+                    context.extra.insert(id, entry);
+                }
+            }
+        }
+        context
     }
 
-    /// Gives the entries up.
-    pub fn into_entries(self) -> Map<String, Value> {
-        self.entries
+    /// The entries, as saved: `{node_id: {"output": value}}`, in graph order.
+    pub fn to_entries(&self) -> Map<String, Value> {
+        let mut entries = Map::with_capacity(self.extra.len() + self.slots.len());
+        for (id, slot) in self.layout.ids.iter().zip(&self.slots) {
+            if let Some(slot) = slot {
+                entries.insert(id.clone(), slot.entry().clone());
+            }
+        }
+        entries.extend(self.extra.iter().map(|(id, entry)| (id.clone(), entry.clone())));
+        entries
+    }
+
+    /// Node `node_id`'s entry: `{"output": value}`.
+    pub fn entry(&self, node_id: &str) -> Option<&Value> {
+        match self.layout.slot(node_id) {
+            Some(slot) => self.slots[slot].as_ref().map(Slot::entry),
+            None => self.extra.get(node_id),
+        }
     }
 
     /// Stores `output` as node `node_id`'s output, replacing an earlier one.
     pub fn set_output(&mut self, node_id: &str, output: Value) {
-        let mut entry = Map::with_capacity(1);
-        entry.insert(OUTPUT.to_owned(), output);
-        self.entries.insert(node_id.to_owned(), Value::Object(entry));
+        match self.layout.slot(node_id) {
+            Some(slot) => self.slots[slot] = Some(Slot::new(output)),
+            None => {
+                self.extra.insert(node_id.to_owned(), wrap(output));
+            }
+        }
+    }
+
+    /// Forgets every output, keeping the layout.
+    pub(crate) fn clear(&mut self) {
+        self.slots.iter_mut().for_each(|slot| *slot = None);
+        self.extra.clear();
+        self.input = None;
+    }
+
+    /// Stores `output` in the node's slot of this context's layout.
+    pub(crate) fn set_output_at(&mut self, slot: usize, output: Value) {
+        self.slots[slot] = Some(Slot::new(output));
     }
 
     /// Node `node_id`'s output, if it has one.
     pub fn output(&self, node_id: &str) -> Option<&Value> {
-        self.entries.get(node_id)?.get(OUTPUT)
+        match self.layout.slot(node_id) {
+            Some(slot) => self.output_at(slot),
+            None => self.extra.get(node_id)?.get(OUTPUT),
+        }
+    }
+
+    fn output_at(&self, slot: usize) -> Option<&Value> {
+        self.slots.get(slot)?.as_ref()?.output()
     }
 
     /// The trigger data of the run (null when the run was started without any).
     pub fn trigger(&self) -> Option<&Value> {
-        self.output(&self.start)?.get("input")
+        self.output_at(self.layout.start?)?.get("input")
     }
 
-    /// Sets the node whose output the `input` scope reads.
-    pub(crate) fn set_input_node(&mut self, node: Option<Arc<str>>) {
-        self.input = node;
+    /// Sets the node (by slot) whose output the `input` scope reads.
+    pub(crate) fn set_input(&mut self, slot: Option<usize>) {
+        self.input = slot;
     }
 
     /// The value at a dot-separated path, or `None` when the path leads nowhere.
@@ -88,12 +208,39 @@ impl Context {
     pub fn lookup(&self, path: &Path) -> Option<&Value> {
         let base = match &path.scope {
             Scope::Trigger => self.trigger()?,
-            Scope::Input => self.output(self.input.as_deref()?)?,
+            Scope::Input => self.output_at(self.input?)?,
             Scope::Steps(None) => return None,
-            Scope::Steps(Some(id)) if **id == *self.start => self.trigger()?,
-            Scope::Steps(Some(id)) => self.output(id)?,
-            Scope::Entry(id) => self.entries.get(id)?,
+            Scope::Steps(Some(id)) => match self.slot_of(path, id) {
+                Some(slot) if Some(slot) == self.layout.start => self.trigger()?,
+                Some(slot) => self.output_at(slot)?,
+                None => self.extra.get(id)?.get(OUTPUT)?,
+            },
+            Scope::Entry(id) => match (self.slot_of(path, id), path.rest.first()) {
+                // `id.output...` reads the output itself, without building the entry.
+                (Some(slot), Some(first)) if first == OUTPUT => {
+                    return walk(self.output_at(slot)?, &path.rest[1..]);
+                }
+                (Some(slot), _) => self.slots[slot].as_ref()?.entry(),
+                (None, _) => self.extra.get(id)?,
+            },
         };
-        path.rest.iter().try_fold(base, |value, key| value.as_object()?.get(key))
+        walk(base, &path.rest)
+    }
+
+    fn slot_of(&self, path: &Path, id: &str) -> Option<usize> {
+        match path.binding {
+            Some((layout, slot)) if layout == self.layout.key() => Some(slot),
+            _ => self.layout.slot(id),
+        }
+    }
+}
+
+fn walk<'a>(value: &'a Value, keys: &[String]) -> Option<&'a Value> {
+    keys.iter().try_fold(value, |value, key| value.as_object()?.get(key))
+}
+
+impl PartialEq for Context {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_entries() == other.to_entries()
     }
 }

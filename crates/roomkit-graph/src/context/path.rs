@@ -1,6 +1,9 @@
 //! Dot-separated paths into a run's context, parsed once.
 
 use std::fmt;
+use std::sync::Arc;
+
+use super::Layout;
 
 /// A dot-separated path into a run's context, such as `triage.output.severity`.
 ///
@@ -23,6 +26,9 @@ pub struct Path {
     raw: String,
     pub(crate) scope: Scope,
     pub(crate) rest: Vec<String>,
+    /// The node slot this path reads, bound when a graph is compiled:
+    /// (layout key, slot).
+    pub(crate) binding: Option<(usize, usize)>,
 }
 
 /// Where a path starts.
@@ -50,7 +56,15 @@ impl Path {
             "steps" => Scope::Steps(segments.next().map(str::to_owned)),
             other => Scope::Entry(other.to_owned()),
         };
-        Path { raw: raw.to_owned(), scope, rest: segments.map(str::to_owned).collect() }
+        Path { raw: raw.to_owned(), scope, rest: segments.map(str::to_owned).collect(), binding: None }
+    }
+
+    /// Binds the path to its node's slot in `layout`, so reading it needs no
+    /// lookup by id.
+    pub(crate) fn bind(&mut self, layout: &Arc<Layout>) {
+        if let Scope::Entry(id) | Scope::Steps(Some(id)) = &self.scope {
+            self.binding = layout.slot(id).map(|slot| (layout.key(), slot));
+        }
     }
 
     /// The path as written.

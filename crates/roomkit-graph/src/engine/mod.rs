@@ -13,12 +13,12 @@ use tokio::sync::mpsc;
 
 use crate::clock::{Clock, SystemClock};
 use crate::context::Context;
-use crate::handler::{HandlerError, Handlers, NodeResult, NodeStatus, Scope};
+use crate::handler::{HandlerError, Handlers, NodeHandler, NodeResult, NodeStatus, Scope};
 use crate::model::{Graph, NodeType};
 
 pub use error::{EngineError, ErrorKind};
-pub(crate) use plan::Plan;
 use plan::start_output;
+pub(crate) use plan::{Plan, Prepared};
 pub use state::EngineState;
 pub(crate) use stream::EventSink;
 pub use stream::{Event, EventStream, StreamMode};
@@ -53,7 +53,8 @@ pub use stream::{Event, EventStream, StreamMode};
 #[derive(Clone)]
 pub struct Workflow {
     plan: Arc<Plan>,
-    handlers: Arc<Handlers>,
+    /// Each node's handler, looked up once.
+    handlers: Arc<[Option<Arc<dyn NodeHandler>>]>,
     clock: Arc<dyn Clock>,
     max_steps: Option<u64>,
 }
@@ -61,12 +62,9 @@ pub struct Workflow {
 impl Workflow {
     /// Compiles `graph` (templates and conditions are parsed here, once).
     pub fn new(graph: Graph, handlers: Handlers) -> Self {
-        Workflow {
-            plan: Arc::new(Plan::new(graph)),
-            handlers: Arc::new(handlers),
-            clock: Arc::new(SystemClock),
-            max_steps: None,
-        }
+        let plan = Plan::new(graph);
+        let handlers = plan.graph().nodes().iter().map(|node| handlers.for_node(node).cloned()).collect();
+        Workflow { plan: Arc::new(plan), handlers, clock: Arc::new(SystemClock), max_steps: None }
     }
 
     /// Uses `clock` for delays.
@@ -90,10 +88,9 @@ impl Workflow {
     /// An engine for a new run (call [`WorkflowEngine::start`] or
     /// [`WorkflowEngine::run`] on it).
     pub fn engine(&self) -> WorkflowEngine {
-        let start = self.plan.start().map(|i| self.plan.shared_id(i)).unwrap_or_else(|_| Arc::from(""));
         WorkflowEngine {
             workflow: self.clone(),
-            context: Context::new(start),
+            context: self.plan.new_context(),
             current: None,
             previous: None,
             waiting: false,
@@ -106,7 +103,7 @@ impl Workflow {
     /// An engine that continues the run saved in `state`, possibly by another process.
     pub fn restore(&self, state: EngineState) -> Result<WorkflowEngine, EngineError> {
         let plan = &self.plan;
-        let start = plan.start()?;
+        plan.start()?;
         let index = |id: Option<String>, what: &str| -> Result<Option<usize>, EngineError> {
             id.map(|id| {
                 plan.index(&id).ok_or_else(|| {
@@ -121,8 +118,8 @@ impl Workflow {
         let current = index(state.current_node_id, "current_node_id")?;
         let previous = index(state.previous_node_id, "previous_node_id")?;
         let run_id = if state.run_id.is_empty() { new_run_id() } else { state.run_id };
-        let mut context = Context::from_entries(plan.shared_id(start), state.context);
-        context.set_input_node(previous.map(|p| plan.shared_id(p)));
+        let mut context = plan.restore_context(state.context);
+        context.set_input(previous);
         Ok(WorkflowEngine {
             workflow: self.clone(),
             context,
@@ -228,7 +225,7 @@ impl WorkflowEngine {
     /// The run's saved state.
     pub fn to_state(&self) -> EngineState {
         EngineState {
-            context: self.context.entries().clone(),
+            context: self.context.to_entries(),
             current_node_id: self.current_node_id().map(str::to_owned),
             previous_node_id: self.previous_node_id().map(str::to_owned),
             waiting: self.waiting,
@@ -241,8 +238,8 @@ impl WorkflowEngine {
     pub fn start(&mut self, trigger: Value) -> Result<(), EngineError> {
         let plan = Arc::clone(&self.workflow.plan);
         let start = plan.start()?;
-        self.context = Context::new(plan.shared_id(start));
-        self.context.set_output(plan.id(start), start_output(trigger));
+        self.context.clear();
+        self.context.set_output_at(start, start_output(trigger));
         self.current = Some(start);
         self.previous = None;
         self.waiting = false;
@@ -272,7 +269,7 @@ impl WorkflowEngine {
             // even when no handler ever waits on I/O.
             tokio::task::yield_now().await;
         }
-        self.context.set_input_node(self.previous.map(|p| plan.shared_id(p)));
+        self.context.set_input(self.previous);
 
         let result = self.execute(node).await;
         let NodeResult { output, status, error, child_outputs } = match result {
@@ -291,7 +288,7 @@ impl WorkflowEngine {
             }
         }
         if !output.is_null() {
-            self.context.set_output(plan.id(node), output);
+            self.context.set_output_at(node, output);
             if self.wants_updates() {
                 written.push(plan.id(node).to_owned());
             }
@@ -314,11 +311,11 @@ impl WorkflowEngine {
         let next = if plan.node(node).node_type == NodeType::End {
             None
         } else {
-            self.context.set_input_node(Some(plan.shared_id(node)));
+            self.context.set_input(Some(node));
             match plan.route(node, &self.context) {
                 Ok(next) => next,
                 Err(error) => {
-                    self.context.set_input_node(self.previous.map(|p| plan.shared_id(p)));
+                    self.context.set_input(self.previous);
                     self.send_lifecycle_complete(node, NodeStatus::Failed);
                     return Err(error);
                 }
@@ -335,9 +332,8 @@ impl WorkflowEngine {
     async fn execute(&self, node: usize) -> Result<NodeResult, HandlerError> {
         let workflow = &self.workflow;
         let plan = &*workflow.plan;
-        let handler = workflow
-            .handlers
-            .for_node(plan.node(node))
+        let handler = workflow.handlers[node]
+            .as_ref()
             .ok_or_else(|| HandlerError::NoHandler { node_type: plan.node(node).node_type.to_string() })?;
         let scope = Scope {
             plan,
@@ -390,11 +386,11 @@ impl WorkflowEngine {
         };
         let wrote = !data.is_null();
         if wrote {
-            self.context.set_output(node_id, data);
+            self.context.set_output_at(node, data);
         }
         self.waiting = false;
         if current == node {
-            self.context.set_input_node(Some(plan.shared_id(node)));
+            self.context.set_input(Some(node));
             match plan.route(node, &self.context) {
                 Ok(next) => {
                     self.current = next;
@@ -403,12 +399,12 @@ impl WorkflowEngine {
                     }
                 }
                 Err(error) => {
-                    self.context.set_input_node(self.previous.map(|p| plan.shared_id(p)));
+                    self.context.set_input(self.previous);
                     return Err(error);
                 }
             }
         }
-        self.context.set_input_node(self.previous.map(|p| plan.shared_id(p)));
+        self.context.set_input(self.previous);
         let written = if wrote { vec![node_id.to_owned()] } else { Vec::new() };
         self.send_updates(node, &written);
         self.send_values();
@@ -498,9 +494,10 @@ impl WorkflowEngine {
     fn send_updates(&self, node: usize, written: &[String]) {
         if let (Some(sink), false) = (&self.sink, written.is_empty()) {
             sink.send(StreamMode::Updates, Some(self.workflow.plan.id(node)), || {
-                let entries = self.context.entries();
-                let delta: Map<String, Value> =
-                    written.iter().filter_map(|id| Some((id.clone(), entries.get(id)?.clone()))).collect();
+                let delta: Map<String, Value> = written
+                    .iter()
+                    .filter_map(|id| Some((id.clone(), self.context.entry(id)?.clone())))
+                    .collect();
                 Value::Object(delta)
             });
         }
@@ -508,7 +505,7 @@ impl WorkflowEngine {
 
     fn send_values(&self) {
         if let Some(sink) = &self.sink {
-            sink.send(StreamMode::Values, None, || Value::Object(self.context.entries().clone()));
+            sink.send(StreamMode::Values, None, || Value::Object(self.context.to_entries()));
         }
     }
 

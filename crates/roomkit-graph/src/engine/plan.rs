@@ -1,16 +1,19 @@
 //! A graph compiled for running: indices instead of ids, routes per node,
 //! templates and conditions parsed once.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::any::Any;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 
 use super::EngineError;
 use crate::condition::Condition;
-use crate::context::Context;
+use crate::context::{Context, Layout};
 use crate::model::{Graph, Node, NodeType};
 use crate::template::ValueTemplate;
+
+/// What a handler derived from a node's configuration, kept for every run.
+pub(crate) type Prepared = Arc<dyn Any + Send + Sync>;
 
 /// Where an edge leads: the target's index, or its id when no such node exists.
 #[derive(Debug)]
@@ -33,53 +36,65 @@ struct Routes {
 #[derive(Debug)]
 pub(crate) struct Plan {
     graph: Graph,
-    ids: Vec<Arc<str>>,
-    index: HashMap<String, usize>,
+    layout: Arc<Layout>,
     start: Result<usize, String>,
     routes: Vec<Routes>,
-    templates: Vec<HashMap<String, ValueTemplate>>,
-    conditions: Vec<Option<Condition>>,
+    /// Each node's configuration fields, compiled and bound to the layout.
+    templates: Vec<Vec<(String, ValueTemplate)>>,
+    prepared: Vec<OnceLock<Prepared>>,
     children: Vec<Vec<usize>>,
 }
 
 impl Plan {
     pub(crate) fn new(graph: Graph) -> Self {
         let nodes = graph.nodes();
-        let ids: Vec<Arc<str>> = nodes.iter().map(|node| Arc::from(node.id.as_str())).collect();
-        let index: HashMap<String, usize> =
-            nodes.iter().enumerate().map(|(i, n)| (n.id.clone(), i)).collect();
-        let target =
-            |id: &str| index.get(id).map_or_else(|| Target::Missing(id.to_owned()), |&i| Target::Node(i));
+        let start = start_index(&graph);
+        let layout = Arc::new(Layout::new(nodes.iter().map(|n| n.id.clone()).collect(), start.clone().ok()));
+        let target = |id: &str| layout.slot(id).map_or_else(|| Target::Missing(id.to_owned()), Target::Node);
 
         let mut routes: Vec<Routes> = nodes.iter().map(|_| Routes::default()).collect();
         for edge in &graph.edges {
-            let Some(&source) = index.get(&edge.source) else { continue };
+            let Some(source) = layout.slot(&edge.source) else { continue };
             let routes = &mut routes[source];
             match &edge.condition {
                 None => routes.default = Some(target(&edge.target)),
                 Some(Condition::Otherwise) => routes.otherwise = Some(target(&edge.target)),
-                Some(condition) => routes.conditional.push((condition.clone(), target(&edge.target))),
+                Some(condition) => {
+                    let mut condition = condition.clone();
+                    condition.bind(&layout);
+                    routes.conditional.push((condition, target(&edge.target)));
+                }
             }
         }
         let mut children = vec![Vec::new(); nodes.len()];
         for (i, node) in nodes.iter().enumerate() {
-            if let Some(&parent) = node.parent.as_ref().and_then(|p| index.get(p)) {
+            if let Some(parent) = node.parent.as_deref().and_then(|p| layout.slot(p)) {
                 children[parent].push(i);
             }
         }
         let templates = nodes
             .iter()
-            .map(|node| node.config.iter().map(|(k, v)| (k.clone(), ValueTemplate::compile(v))).collect())
-            .collect();
-        let conditions = nodes
-            .iter()
-            .map(|node| match node.node_type {
-                NodeType::Condition => node.config.get("condition").map(Condition::from_value),
-                _ => None,
+            .map(|node| {
+                let compile = |value| {
+                    let mut template = ValueTemplate::compile(value);
+                    template.bind(&layout);
+                    template
+                };
+                node.config.iter().map(|(key, value)| (key.clone(), compile(value))).collect()
             })
             .collect();
-        let start = start_index(&graph, &index);
-        Plan { graph, ids, index, start, routes, templates, conditions, children }
+        let prepared = nodes.iter().map(|_| OnceLock::new()).collect();
+        Plan { graph, layout, start, routes, templates, prepared, children }
+    }
+
+    /// A new, empty context laid out for this graph.
+    pub(crate) fn new_context(&self) -> Context {
+        Context::with_layout(Arc::clone(&self.layout))
+    }
+
+    /// A context laid out for this graph, holding saved entries.
+    pub(crate) fn restore_context(&self, entries: serde_json::Map<String, Value>) -> Context {
+        Context::from_entries(Arc::clone(&self.layout), entries)
     }
 
     pub(crate) fn graph(&self) -> &Graph {
@@ -91,15 +106,11 @@ impl Plan {
     }
 
     pub(crate) fn id(&self, index: usize) -> &str {
-        &self.ids[index]
-    }
-
-    pub(crate) fn shared_id(&self, index: usize) -> Arc<str> {
-        Arc::clone(&self.ids[index])
+        &self.node(index).id
     }
 
     pub(crate) fn index(&self, id: &str) -> Option<usize> {
-        self.index.get(id).copied()
+        self.layout.slot(id)
     }
 
     /// The start node, or why the graph cannot be started.
@@ -112,11 +123,12 @@ impl Plan {
     }
 
     pub(crate) fn config_template(&self, index: usize, key: &str) -> Option<&ValueTemplate> {
-        self.templates[index].get(key)
+        self.templates[index].iter().find(|(k, _)| k == key).map(|(_, template)| template)
     }
 
-    pub(crate) fn config_condition(&self, index: usize) -> Option<&Condition> {
-        self.conditions[index].as_ref()
+    /// Where the node's prepared value is kept.
+    pub(crate) fn prepared(&self, index: usize) -> &OnceLock<Prepared> {
+        &self.prepared[index]
     }
 
     /// Where the run goes after `node` completed: conditional edges in order
@@ -151,7 +163,7 @@ impl Plan {
     }
 }
 
-fn start_index(graph: &Graph, index: &HashMap<String, usize>) -> Result<usize, String> {
+fn start_index(graph: &Graph) -> Result<usize, String> {
     if let Some(named) = graph.node("start").filter(|node| node.node_type != NodeType::Start) {
         return Err(format!(
             "the node named \"start\" is of type {:?}, not start: graph {:?} cannot be started",
@@ -160,8 +172,9 @@ fn start_index(graph: &Graph, index: &HashMap<String, usize>) -> Result<usize, S
         ));
     }
     graph
-        .start_node()
-        .and_then(|node| index.get(&node.id).copied())
+        .nodes()
+        .iter()
+        .position(|node| node.node_type == NodeType::Start)
         .ok_or_else(|| format!("graph {:?} has no start node", graph.id))
 }
 

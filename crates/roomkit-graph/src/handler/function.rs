@@ -1,4 +1,5 @@
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
@@ -29,53 +30,71 @@ impl FunctionHandler {
     }
 }
 
-#[async_trait]
-impl NodeHandler for FunctionHandler {
-    async fn execute(&self, node: &Node, scope: &Scope<'_>) -> Result<NodeResult, HandlerError> {
+/// A function node's configuration, read once per graph.
+enum Action {
+    SetContext(Value),
+    JsonTransform,
+    Delay {
+        written: Value,
+        duration: Duration,
+    },
+    Custom(String),
+    /// A configuration that cannot run, with why.
+    Invalid(String),
+}
+
+impl Action {
+    fn read(node: &Node) -> Action {
         let config = &node.config;
-        let action = config.get("action").and_then(Value::as_str);
-        Ok(match action {
-            Some("set_context") => NodeResult::completed(
-                config.get("values").cloned().unwrap_or_else(|| Value::Object(Map::new())),
-            ),
-            Some("json_transform") => {
-                NodeResult::completed(scope.resolve("template")?.unwrap_or_else(|| Value::Object(Map::new())))
+        let id = &node.id;
+        match config.get("action").and_then(Value::as_str) {
+            Some("set_context") => {
+                Action::SetContext(config.get("values").cloned().unwrap_or_else(|| Value::Object(Map::new())))
             }
-            Some("delay") => {
-                let written = config.get("duration").cloned().unwrap_or(Value::Null);
-                let Some(text) = written.as_str() else {
-                    return Ok(NodeResult::failed(format!(
-                        "node {:?}: delay needs a \"duration\" string such as \"30s\", got {written}",
-                        node.id
-                    )));
-                };
-                match parse_duration(text) {
-                    Ok(duration) => {
-                        scope.clock().sleep(duration).await;
-                        NodeResult::completed(json!({ "delayed": written }))
-                    }
-                    Err(error) => NodeResult::failed(format!("node {:?}: {error}", node.id)),
+            Some("json_transform") => Action::JsonTransform,
+            Some("delay") => match config.get("duration") {
+                Some(Value::String(text)) => match parse_duration(text) {
+                    Ok(duration) => Action::Delay { written: Value::String(text.clone()), duration },
+                    Err(error) => Action::Invalid(format!("node {id:?}: {error}")),
+                },
+                other => Action::Invalid(format!(
+                    "node {id:?}: delay needs a \"duration\" string such as \"30s\", got {}",
+                    other.unwrap_or(&Value::Null)
+                )),
+            },
+            Some("custom") => match config.get("function").and_then(Value::as_str) {
+                Some(name) => Action::Custom(name.to_owned()),
+                None => {
+                    Action::Invalid(format!("node {id:?}: a custom function node needs a \"function\" name"))
                 }
-            }
-            Some("custom") => {
-                let Some(name) = config.get("function").and_then(Value::as_str) else {
-                    return Ok(NodeResult::failed(format!(
-                        "node {:?}: a custom function node needs a \"function\" name",
-                        node.id
-                    )));
-                };
-                match self.registry.call(name, scope.context(), config).await {
-                    Some(Ok(output)) => NodeResult::completed(output),
-                    Some(Err(error)) => NodeResult::failed(format!("function {name:?} failed: {error}")),
-                    None => NodeResult::failed(format!("no function named {name:?} is registered")),
-                }
-            }
-            _ => NodeResult::failed(format!(
-                "node {:?}: unknown function action {} (expected one of {})",
-                node.id,
+            },
+            _ => Action::Invalid(format!(
+                "node {id:?}: unknown function action {} (expected one of {})",
                 config.get("action").unwrap_or(&Value::Null),
                 FUNCTION_ACTIONS.join(", ")
             )),
+        }
+    }
+}
+
+#[async_trait]
+impl NodeHandler for FunctionHandler {
+    async fn execute(&self, node: &Node, scope: &Scope<'_>) -> Result<NodeResult, HandlerError> {
+        Ok(match &*scope.prepared(Action::read) {
+            Action::SetContext(values) => NodeResult::completed(values.clone()),
+            Action::JsonTransform => {
+                NodeResult::completed(scope.resolve("template")?.unwrap_or_else(|| Value::Object(Map::new())))
+            }
+            Action::Delay { written, duration } => {
+                scope.clock().sleep(*duration).await;
+                NodeResult::completed(json!({ "delayed": written }))
+            }
+            Action::Custom(name) => match self.registry.call(name, scope.context(), &node.config).await {
+                Some(Ok(output)) => NodeResult::completed(output),
+                Some(Err(error)) => NodeResult::failed(format!("function {name:?} failed: {error}")),
+                None => NodeResult::failed(format!("no function named {name:?} is registered")),
+            },
+            Action::Invalid(message) => NodeResult::failed(message.clone()),
         })
     }
 }

@@ -21,7 +21,7 @@ impl NodeHandler for LogHandler {
             .map(|paths| paths.iter().filter_map(Value::as_str).filter(|p| !p.is_empty()).collect())
             .unwrap_or_default();
         let values = if paths.is_empty() {
-            context.entries().clone()
+            context.to_entries()
         } else {
             paths
                 .into_iter()

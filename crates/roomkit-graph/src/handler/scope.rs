@@ -1,10 +1,12 @@
+use std::any::Any;
+use std::sync::Arc;
+
 use serde_json::Value;
 
-use super::{HandlerError, Handlers, NodeResult};
+use super::{HandlerError, NodeHandler, NodeResult};
 use crate::clock::Clock;
-use crate::condition::Condition;
 use crate::context::Context;
-use crate::engine::{EventSink, Plan, StreamMode};
+use crate::engine::{EventSink, Plan, Prepared, StreamMode};
 use crate::model::Node;
 use crate::template::{TemplateError, ValueTemplate};
 
@@ -12,7 +14,8 @@ use crate::template::{TemplateError, ValueTemplate};
 /// node's configuration with its templates resolved, and `emit` for progress.
 pub struct Scope<'a> {
     pub(crate) plan: &'a Plan,
-    pub(crate) handlers: &'a Handlers,
+    /// Each node's handler, by node index.
+    pub(crate) handlers: &'a [Option<Arc<dyn NodeHandler>>],
     pub(crate) clock: &'a dyn Clock,
     pub(crate) sink: Option<&'a EventSink>,
     pub(crate) context: &'a Context,
@@ -72,9 +75,34 @@ impl<'a> Scope<'a> {
         self.plan.config_template(self.node, key)
     }
 
-    /// `config.condition`, parsed when the graph was loaded.
-    pub(crate) fn config_condition(&self) -> Option<&'a Condition> {
-        self.plan.config_condition(self.node)
+    /// What `prepare` derives from this node (its configuration parsed into a
+    /// handler's own types, say), computed on first use and shared by every
+    /// later run of the same [`Workflow`](crate::Workflow).
+    ///
+    /// ```
+    /// use roomkit_graph::{HandlerError, Node, NodeHandler, NodeResult, Scope};
+    /// use serde_json::json;
+    ///
+    /// struct Retries;
+    ///
+    /// #[async_trait::async_trait]
+    /// impl NodeHandler for Retries {
+    ///     async fn execute(&self, _node: &Node, scope: &Scope<'_>) -> Result<NodeResult, HandlerError> {
+    ///         let attempts = scope.prepared(|node| node.config.get("attempts").and_then(|a| a.as_u64()).unwrap_or(3));
+    ///         Ok(NodeResult::completed(json!({"attempts": *attempts})))
+    ///     }
+    /// }
+    /// ```
+    pub fn prepared<T: Any + Send + Sync>(&self, prepare: impl FnOnce(&Node) -> T) -> Arc<T> {
+        let slot = self.plan.prepared(self.node);
+        if let Some(shared) = slot.get() {
+            // Another handler type may have prepared this node: then compute afresh.
+            return Arc::clone(shared).downcast::<T>().unwrap_or_else(|_| Arc::new(prepare(self.node())));
+        }
+        let value = Arc::new(prepare(self.node()));
+        // Two runs preparing at once both compute it; either result is kept.
+        let _ = slot.set(Arc::clone(&value) as Prepared);
+        value
     }
 
     /// The nodes whose `parent` is this node, in graph order.
@@ -91,9 +119,8 @@ impl<'a> Scope<'a> {
             .plan
             .index(&child.id)
             .ok_or_else(|| HandlerError::Execution(format!("no node {:?} in the graph", child.id)))?;
-        let handler = self
-            .handlers
-            .for_node(child)
+        let handler = self.handlers[index]
+            .as_ref()
             .ok_or_else(|| HandlerError::NoHandler { node_type: child.node_type.to_string() })?;
         let scope = Scope { node: index, ..*self };
         handler.execute(child, &scope).await

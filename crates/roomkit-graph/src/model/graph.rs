@@ -1,6 +1,7 @@
 //! The workflow graph: nodes, edges and what triggers it.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
@@ -47,6 +48,25 @@ pub struct Graph {
     nodes: Vec<Node>,
     /// The transitions, in the order they were added (routing order).
     pub edges: Vec<Edge>,
+    #[serde(skip)]
+    index: NodeIndex,
+}
+
+/// Node positions by id, so adding and finding a node does not scan the graph.
+#[derive(Clone, Default)]
+struct NodeIndex(HashMap<String, usize>);
+
+impl PartialEq for NodeIndex {
+    /// Derived from the nodes, which are compared themselves.
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl fmt::Debug for NodeIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("..")
+    }
 }
 
 fn is_one(version: &u64) -> bool {
@@ -79,6 +99,7 @@ impl Graph {
             metadata: Map::new(),
             nodes: Vec::new(),
             edges: Vec::new(),
+            index: NodeIndex::default(),
         }
     }
 
@@ -89,7 +110,7 @@ impl Graph {
 
     /// The node with this id.
     pub fn node(&self, id: &str) -> Option<&Node> {
-        self.nodes.iter().find(|node| node.id == id)
+        self.index.0.get(id).map(|&i| &self.nodes[i])
     }
 
     /// The start node: the one node of type `start` (the first, if there are several).
@@ -99,9 +120,10 @@ impl Graph {
 
     /// Adds a node; a duplicate id is refused and leaves the graph unchanged.
     pub fn add_node(&mut self, node: Node) -> Result<&mut Self, GraphError> {
-        if self.node(&node.id).is_some() {
+        if self.index.0.contains_key(&node.id) {
             return Err(GraphError::DuplicateNode(node.id));
         }
+        self.index.0.insert(node.id.clone(), self.nodes.len());
         self.nodes.push(node);
         Ok(self)
     }
@@ -194,19 +216,18 @@ fn one() -> u64 {
 impl<'de> Deserialize<'de> for Graph {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let json = GraphJson::deserialize(deserializer)?;
-        let mut seen = HashSet::new();
-        if let Some(dup) = json.nodes.iter().find(|node| !seen.insert(node.id.as_str())) {
-            return Err(serde::de::Error::custom(GraphError::DuplicateNode(dup.id.clone())));
-        }
-        Ok(Graph {
+        let mut graph = Graph {
             id: json.id,
             name: json.name,
             trigger: json.trigger,
             description: json.description,
             version: json.version,
             metadata: json.metadata,
-            nodes: json.nodes,
+            nodes: Vec::with_capacity(json.nodes.len()),
             edges: json.edges,
-        })
+            index: NodeIndex::default(),
+        };
+        graph.add_nodes(json.nodes).map_err(serde::de::Error::custom)?;
+        Ok(graph)
     }
 }
