@@ -44,21 +44,21 @@ pub enum TemplateError {
 #[derive(Clone, Debug, PartialEq)]
 struct Placeholder {
     path: Path,
-    default: Option<Value>,
+    default: Option<Box<Value>>,
 }
 
 impl Placeholder {
     fn resolve<'a>(&'a self, context: &'a Context) -> Result<&'a Value, TemplateError> {
         context
             .lookup(&self.path)
-            .or(self.default.as_ref())
+            .or(self.default.as_deref())
             .ok_or_else(|| TemplateError::Missing { path: self.path.as_str().to_owned() })
     }
 }
 
 #[derive(Clone, Debug, PartialEq)]
 enum Segment {
-    Text(String),
+    Text(Box<str>),
     Placeholder(Placeholder),
 }
 
@@ -83,7 +83,7 @@ enum Segment {
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Template {
-    segments: Vec<Segment>,
+    segments: Box<[Segment]>,
     /// The length of the literal text, to size the rendered string.
     text_len: usize,
 }
@@ -97,21 +97,21 @@ impl Template {
             let after = &rest[open + 2..];
             let Some((placeholder, used)) = parse_placeholder(after)? else { break };
             if open > 0 {
-                segments.push(Segment::Text(rest[..open].to_owned()));
+                segments.push(Segment::Text(rest[..open].into()));
             }
             segments.push(Segment::Placeholder(placeholder));
             rest = &after[used..];
         }
         if !rest.is_empty() {
-            segments.push(Segment::Text(rest.to_owned()));
+            segments.push(Segment::Text(rest.into()));
         }
         let text_len = segments.iter().map(|s| if let Segment::Text(t) = s { t.len() } else { 0 }).sum();
-        Ok(Template { segments, text_len })
+        Ok(Template { segments: segments.into_boxed_slice(), text_len })
     }
 
     /// Binds every placeholder's path to its node slot in `layout`.
     pub(crate) fn bind(&mut self, layout: &Arc<Layout>) {
-        for segment in &mut self.segments {
+        for segment in self.segments.iter_mut() {
             if let Segment::Placeholder(placeholder) = segment {
                 placeholder.path.bind(layout);
             }
@@ -138,7 +138,7 @@ impl Template {
     /// Resolves to a value: a template that is one placeholder and nothing else
     /// gives the raw value; any other template gives text.
     pub fn resolve(&self, context: &Context) -> Result<Value, TemplateError> {
-        match self.segments.as_slice() {
+        match &*self.segments {
             [Segment::Placeholder(p)] => Ok(p.resolve(context)?.clone()),
             _ => self.render(context).map(Value::String),
         }
@@ -201,7 +201,7 @@ fn parse_placeholder(text: &str) -> Result<Option<(Placeholder, usize)>, Templat
         return Err(malformed(&text[..close], "expected }} after default(...)"));
     }
     let used = text.len() - trimmed.len() + 2;
-    Ok(Some((Placeholder { path, default: Some(default) }, used)))
+    Ok(Some((Placeholder { path, default: Some(Box::new(default)) }, used)))
 }
 
 /// The length of a JSON argument up to its closing `)`, skipping brackets and
@@ -254,85 +254,115 @@ fn json_argument_len(text: &str) -> Option<usize> {
 /// # Ok::<(), roomkit_graph::TemplateError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq)]
-pub enum ValueTemplate {
+pub struct ValueTemplate(Compiled);
+
+/// A compiled value: compact, so a graph's templates stay small in memory.
+#[derive(Clone, Debug, PartialEq)]
+enum Compiled {
     /// A value with no placeholder anywhere inside.
     Literal(Value),
     /// A string with placeholders.
     Text(Template),
     /// A string whose placeholders do not parse: resolving it fails with this error.
-    Invalid(TemplateError),
+    Invalid(Box<TemplateError>),
     /// An array holding placeholders.
-    Array(Vec<ValueTemplate>),
+    Array(Box<[Compiled]>),
     /// An object holding placeholders.
-    Object(Vec<(String, ValueTemplate)>),
+    Object(Box<[(Box<str>, Compiled)]>),
 }
 
 impl ValueTemplate {
     /// Parses every string inside `value`. Strings that do not parse are kept
-    /// as [`ValueTemplate::Invalid`] so the error surfaces when resolved.
+    /// so the error surfaces when resolved (and in [`ValueTemplate::first_error`]).
     pub fn compile(value: &Value) -> Self {
-        let compiled = match value {
-            Value::String(text) if text.contains("{{") => match Template::parse(text) {
-                Ok(template) if template.is_literal() => return ValueTemplate::Literal(value.clone()),
-                Ok(template) => ValueTemplate::Text(template),
-                Err(error) => ValueTemplate::Invalid(error),
-            },
-            Value::Array(items) => ValueTemplate::Array(items.iter().map(Self::compile).collect()),
-            Value::Object(map) => {
-                ValueTemplate::Object(map.iter().map(|(k, v)| (k.clone(), Self::compile(v))).collect())
-            }
-            _ => return ValueTemplate::Literal(value.clone()),
-        };
-        if compiled.is_literal() { ValueTemplate::Literal(value.clone()) } else { compiled }
+        ValueTemplate(Compiled::compile(value))
+    }
+
+    /// The first parse error inside, with where it is (`a.b[2]`), if any.
+    pub fn first_error(&self) -> Option<(String, &TemplateError)> {
+        self.0.first_error()
+    }
+
+    /// Resolves every placeholder against `context`.
+    pub fn resolve(&self, context: &Context) -> Result<Value, TemplateError> {
+        self.0.resolve(context)
+    }
+
+    /// The text template, when the compiled value is a string with placeholders.
+    pub(crate) fn as_text(&self) -> Option<&Template> {
+        match &self.0 {
+            Compiled::Text(template) => Some(template),
+            _ => None,
+        }
     }
 
     /// Binds every placeholder's path to its node slot in `layout`.
     pub(crate) fn bind(&mut self, layout: &Arc<Layout>) {
+        self.0.bind(layout);
+    }
+}
+
+impl Compiled {
+    fn compile(value: &Value) -> Self {
+        let compiled = match value {
+            Value::String(text) if text.contains("{{") => match Template::parse(text) {
+                Ok(template) if template.is_literal() => return Compiled::Literal(value.clone()),
+                Ok(template) => Compiled::Text(template),
+                Err(error) => Compiled::Invalid(Box::new(error)),
+            },
+            Value::Array(items) => Compiled::Array(items.iter().map(Self::compile).collect()),
+            Value::Object(map) => {
+                Compiled::Object(map.iter().map(|(k, v)| (k.as_str().into(), Self::compile(v))).collect())
+            }
+            _ => return Compiled::Literal(value.clone()),
+        };
+        if compiled.is_literal() { Compiled::Literal(value.clone()) } else { compiled }
+    }
+
+    fn bind(&mut self, layout: &Arc<Layout>) {
         match self {
-            ValueTemplate::Literal(_) | ValueTemplate::Invalid(_) => {}
-            ValueTemplate::Text(template) => template.bind(layout),
-            ValueTemplate::Array(items) => items.iter_mut().for_each(|item| item.bind(layout)),
-            ValueTemplate::Object(entries) => entries.iter_mut().for_each(|(_, item)| item.bind(layout)),
+            Compiled::Literal(_) | Compiled::Invalid(_) => {}
+            Compiled::Text(template) => template.bind(layout),
+            Compiled::Array(items) => items.iter_mut().for_each(|item| item.bind(layout)),
+            Compiled::Object(entries) => entries.iter_mut().for_each(|(_, item)| item.bind(layout)),
         }
     }
 
     fn is_literal(&self) -> bool {
         match self {
-            ValueTemplate::Literal(_) => true,
-            ValueTemplate::Text(_) | ValueTemplate::Invalid(_) => false,
-            ValueTemplate::Array(items) => items.iter().all(Self::is_literal),
-            ValueTemplate::Object(entries) => entries.iter().all(|(_, v)| v.is_literal()),
+            Compiled::Literal(_) => true,
+            Compiled::Text(_) | Compiled::Invalid(_) => false,
+            Compiled::Array(items) => items.iter().all(Self::is_literal),
+            Compiled::Object(entries) => entries.iter().all(|(_, v)| v.is_literal()),
         }
     }
 
-    /// The first parse error inside, with where it is (`a.b[2]`), if any.
-    pub fn first_error(&self) -> Option<(String, &TemplateError)> {
+    fn first_error(&self) -> Option<(String, &TemplateError)> {
         match self {
-            ValueTemplate::Literal(_) | ValueTemplate::Text(_) => None,
-            ValueTemplate::Invalid(error) => Some((String::new(), error)),
-            ValueTemplate::Array(items) => items
+            Compiled::Literal(_) | Compiled::Text(_) => None,
+            Compiled::Invalid(error) => Some((String::new(), error)),
+            Compiled::Array(items) => items
                 .iter()
                 .enumerate()
                 .find_map(|(i, item)| item.first_error().map(|(at, e)| (format!("[{i}]{}", dotted(&at)), e))),
-            ValueTemplate::Object(entries) => entries.iter().find_map(|(key, item)| {
+            Compiled::Object(entries) => entries.iter().find_map(|(key, item)| {
                 item.first_error().map(|(at, e)| (format!("{key}{}", dotted(&at)), e))
             }),
         }
     }
 
-    /// Resolves every placeholder against `context`.
-    pub fn resolve(&self, context: &Context) -> Result<Value, TemplateError> {
+    fn resolve(&self, context: &Context) -> Result<Value, TemplateError> {
         Ok(match self {
-            ValueTemplate::Literal(value) => value.clone(),
-            ValueTemplate::Text(template) => template.resolve(context)?,
-            ValueTemplate::Invalid(error) => return Err(error.clone()),
-            ValueTemplate::Array(items) => {
+            Compiled::Literal(value) => value.clone(),
+            Compiled::Text(template) => template.resolve(context)?,
+            Compiled::Invalid(error) => return Err((**error).clone()),
+            Compiled::Array(items) => {
                 Value::Array(items.iter().map(|item| item.resolve(context)).collect::<Result<_, _>>()?)
             }
-            ValueTemplate::Object(entries) => {
+            Compiled::Object(entries) => {
                 let mut map = Map::with_capacity(entries.len());
-                for (key, item) in entries {
-                    map.insert(key.clone(), item.resolve(context)?);
+                for (key, item) in entries.iter() {
+                    map.insert(key.to_string(), item.resolve(context)?);
                 }
                 Value::Object(map)
             }

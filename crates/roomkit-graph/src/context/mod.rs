@@ -78,7 +78,7 @@ fn wrap(output: Value) -> Value {
 #[derive(Clone, Debug)]
 struct Slot {
     output: Value,
-    entry: OnceLock<Value>,
+    entry: OnceLock<Box<Value>>,
 }
 
 impl Slot {
@@ -92,12 +92,12 @@ impl Slot {
             Value::Object(mut map) if map.len() == 1 && map.contains_key(OUTPUT) => {
                 Slot::new(map.remove(OUTPUT).unwrap_or(Value::Null))
             }
-            other => Slot { output: Value::Null, entry: OnceLock::from(other) },
+            other => Slot { output: Value::Null, entry: OnceLock::from(Box::new(other)) },
         }
     }
 
     fn entry(&self) -> &Value {
-        self.entry.get_or_init(|| wrap(self.output.clone()))
+        self.entry.get_or_init(|| Box::new(wrap(self.output.clone())))
     }
 
     /// The output, unless the entry was saved in another shape.
@@ -206,37 +206,35 @@ impl Context {
 
     /// The value at a parsed path, or `None` when the path leads nowhere.
     pub fn lookup(&self, path: &Path) -> Option<&Value> {
-        let base = match &path.scope {
+        let mut rest = path.rest();
+        let base = match path.scope {
             Scope::Trigger => self.trigger()?,
             Scope::Input => self.output_at(self.input?)?,
-            Scope::Steps(None) => return None,
-            Scope::Steps(Some(id)) => match self.slot_of(path, id) {
+            Scope::StepsBare => return None,
+            Scope::Steps => match self.slot_of(path) {
                 Some(slot) if Some(slot) == self.layout.start => self.trigger()?,
                 Some(slot) => self.output_at(slot)?,
-                None => self.extra.get(id)?.get(OUTPUT)?,
+                None => self.extra.get(path.id())?.get(OUTPUT)?,
             },
-            Scope::Entry(id) => match (self.slot_of(path, id), path.rest.first()) {
+            Scope::Entry => match self.slot_of(path) {
                 // `id.output...` reads the output itself, without building the entry.
-                (Some(slot), Some(first)) if first == OUTPUT => {
-                    return walk(self.output_at(slot)?, &path.rest[1..]);
+                Some(slot) if path.rest().next() == Some(OUTPUT) => {
+                    rest.next();
+                    self.output_at(slot)?
                 }
-                (Some(slot), _) => self.slots[slot].as_ref()?.entry(),
-                (None, _) => self.extra.get(id)?,
+                Some(slot) => self.slots[slot].as_ref()?.entry(),
+                None => self.extra.get(path.id())?,
             },
         };
-        walk(base, &path.rest)
+        rest.try_fold(base, |value, key| value.as_object()?.get(key))
     }
 
-    fn slot_of(&self, path: &Path, id: &str) -> Option<usize> {
+    fn slot_of(&self, path: &Path) -> Option<usize> {
         match path.binding {
-            Some((layout, slot)) if layout == self.layout.key() => Some(slot),
-            _ => self.layout.slot(id),
+            Some((layout, slot)) if layout == self.layout.key() => Some(slot as usize),
+            _ => self.layout.slot(path.id()),
         }
     }
-}
-
-fn walk<'a>(value: &'a Value, keys: &[String]) -> Option<&'a Value> {
-    keys.iter().try_fold(value, |value, key| value.as_object()?.get(key))
 }
 
 impl PartialEq for Context {

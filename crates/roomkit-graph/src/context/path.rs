@@ -23,47 +23,80 @@ use super::Layout;
 /// ```
 #[derive(Clone, Debug)]
 pub struct Path {
-    raw: String,
+    /// The path as written; the scope's id and the rest are slices of it, so a
+    /// parsed path is one small allocation.
+    raw: Box<str>,
     pub(crate) scope: Scope,
-    pub(crate) rest: Vec<String>,
+    /// Where the scope's node id ends (for `Entry` and `Steps`).
+    id_end: u32,
+    /// Where the segments after the scope start, if there are any.
+    rest_start: Option<u32>,
     /// The node slot this path reads, bound when a graph is compiled:
     /// (layout key, slot).
-    pub(crate) binding: Option<(usize, usize)>,
+    pub(crate) binding: Option<(usize, u32)>,
 }
 
 /// Where a path starts.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Scope {
     /// `trigger...`
     Trigger,
     /// `input...`
     Input,
-    /// `steps.ID...`; `None` for a bare `steps`, which names nothing.
-    Steps(Option<String>),
+    /// A bare `steps`, which names nothing.
+    StepsBare,
+    /// `steps.ID...`
+    Steps,
     /// `ID...`: a context entry.
-    Entry(String),
+    Entry,
 }
+
+const STEPS: &str = "steps.";
 
 impl Path {
     /// Parses a path; every string is a path (one that names nothing simply
     /// finds nothing).
     pub fn parse(raw: &str) -> Self {
-        let mut segments = raw.split('.');
-        let first = segments.next().unwrap_or_default();
-        let scope = match first {
-            "trigger" => Scope::Trigger,
-            "input" => Scope::Input,
-            "steps" => Scope::Steps(segments.next().map(str::to_owned)),
-            other => Scope::Entry(other.to_owned()),
+        // Offsets are kept as u32: a path longer than 4 GiB is cut there.
+        let offset = |i: usize| u32::try_from(i).unwrap_or(u32::MAX);
+        let after_dot = |from: usize| raw[from..].find('.').map(|dot| offset(from + dot + 1));
+        let first_end = raw.find('.').unwrap_or(raw.len());
+        let (scope, id_end, rest_start) = match &raw[..first_end] {
+            "trigger" => (Scope::Trigger, 0, after_dot(0)),
+            "input" => (Scope::Input, 0, after_dot(0)),
+            "steps" if first_end == raw.len() => (Scope::StepsBare, 0, None),
+            "steps" => {
+                let id_end = raw[STEPS.len()..].find('.').map_or(raw.len(), |dot| STEPS.len() + dot);
+                (Scope::Steps, offset(id_end), after_dot(STEPS.len()))
+            }
+            _ => (Scope::Entry, offset(first_end), after_dot(0)),
         };
-        Path { raw: raw.to_owned(), scope, rest: segments.map(str::to_owned).collect(), binding: None }
+        Path { raw: raw.into(), scope, id_end, rest_start, binding: None }
+    }
+
+    /// The node id the path starts from (`Entry` and `Steps` scopes).
+    pub(crate) fn id(&self) -> &str {
+        match self.scope {
+            Scope::Steps => self.raw.get(STEPS.len()..self.id_end as usize).unwrap_or_default(),
+            Scope::Entry => self.raw.get(..self.id_end as usize).unwrap_or_default(),
+            Scope::Trigger | Scope::Input | Scope::StepsBare => "",
+        }
+    }
+
+    /// The segments after the scope.
+    pub(crate) fn rest(&self) -> impl Iterator<Item = &str> {
+        self.rest_start
+            .map(|start| self.raw.get(start as usize..).unwrap_or_default().split('.'))
+            .into_iter()
+            .flatten()
     }
 
     /// Binds the path to its node's slot in `layout`, so reading it needs no
     /// lookup by id.
     pub(crate) fn bind(&mut self, layout: &Arc<Layout>) {
-        if let Scope::Entry(id) | Scope::Steps(Some(id)) = &self.scope {
-            self.binding = layout.slot(id).map(|slot| (layout.key(), slot));
+        if let Scope::Entry | Scope::Steps = self.scope {
+            self.binding =
+                layout.slot(self.id()).and_then(|slot| Some((layout.key(), u32::try_from(slot).ok()?)));
         }
     }
 
@@ -82,5 +115,29 @@ impl PartialEq for Path {
 impl fmt::Display for Path {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(raw: &str) -> (Scope, String, Vec<String>) {
+        let path = Path::parse(raw);
+        (path.scope, path.id().to_owned(), path.rest().map(str::to_owned).collect())
+    }
+
+    #[test]
+    fn scopes_ids_and_rest() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(parts("a.output.x"), (Scope::Entry, "a".into(), s(&["output", "x"])));
+        assert_eq!(parts("a"), (Scope::Entry, "a".into(), s(&[])));
+        assert_eq!(parts("steps.b.c"), (Scope::Steps, "b".into(), s(&["c"])));
+        assert_eq!(parts("steps.b"), (Scope::Steps, "b".into(), s(&[])));
+        assert_eq!(parts("steps"), (Scope::StepsBare, "".into(), s(&[])));
+        assert_eq!(parts("trigger"), (Scope::Trigger, "".into(), s(&[])));
+        assert_eq!(parts("input.x.y"), (Scope::Input, "".into(), s(&["x", "y"])));
+        assert_eq!(parts("a."), (Scope::Entry, "a".into(), s(&[""])));
+        assert_eq!(parts(""), (Scope::Entry, "".into(), s(&[])));
     }
 }

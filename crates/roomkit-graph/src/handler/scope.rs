@@ -61,14 +61,14 @@ impl<'a> Scope<'a> {
     /// The configuration field `key` resolved as text: strings as they are,
     /// other values as JSON; `None` when absent.
     pub fn render(&self, key: &str) -> Result<Option<String>, TemplateError> {
-        Ok(match self.config_template(key) {
-            None => None,
-            Some(ValueTemplate::Text(template)) => Some(template.render(self.context)?),
-            Some(other) => Some(match other.resolve(self.context)? {
+        let Some(compiled) = self.config_template(key) else { return Ok(None) };
+        Ok(Some(match compiled.as_text() {
+            Some(template) => template.render(self.context)?,
+            None => match compiled.resolve(self.context)? {
                 Value::String(text) => text,
                 value => value.to_string(),
-            }),
-        })
+            },
+        }))
     }
 
     fn config_template(&self, key: &str) -> Option<&'a ValueTemplate> {
