@@ -1,0 +1,45 @@
+/// What a store operation can fail with. Each names what went wrong precisely;
+/// a failed operation changes nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file is not a database (corrupt, or another kind of file).
+    #[error("{path} is not a roomkit-graph database: {detail}")]
+    NotADatabase {
+        /// The database file.
+        path: String,
+        /// What the database engine said.
+        detail: String,
+    },
+    /// The file is a database, but not one of ours (or of a newer schema).
+    #[error("{path} is a database of another application or version: {detail}")]
+    Foreign {
+        /// The database file.
+        path: String,
+        /// What does not match.
+        detail: String,
+    },
+    /// The database stayed locked by another process for too long.
+    #[error("the database is locked by another process: {0}")]
+    Locked(String),
+    /// The disk or the file-size limit is full: nothing of the operation was kept.
+    #[error("the database cannot grow (disk full or file-size limit): {0}")]
+    Full(String),
+    /// No such graph, graph version or run.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The run is not where the operation expected it (another process moved it,
+    /// or it is not waiting there).
+    #[error("conflict on run {run_id}: {detail}")]
+    Conflict {
+        /// The run.
+        run_id: String,
+        /// What was expected and what was found.
+        detail: String,
+    },
+    /// The request itself is wrong (a duplicate run id, an unknown filter value...).
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// Anything else the backend reported.
+    #[error("storage error: {0}")]
+    Backend(String),
+}

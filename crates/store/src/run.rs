@@ -1,0 +1,139 @@
+use roomkit_graph::{EngineState, Graph};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{Entry, Millis};
+
+/// A graph as stored: one version of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredGraph {
+    /// The graph.
+    pub graph: Graph,
+    /// The store's version number for this graph id: 1, 2, 3...
+    pub version: u64,
+    /// When this version was saved.
+    pub created_at: Millis,
+}
+
+/// Where a durable run stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Has a node to run next.
+    Running,
+    /// Parked on a node until it is answered (or its timer fires).
+    Waiting,
+    /// Finished.
+    Completed,
+    /// Stopped by an error.
+    Failed,
+    /// Stopped on request.
+    Cancelled,
+}
+
+impl RunStatus {
+    /// `running`, `waiting`, `completed`, `failed` or `cancelled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Waiting => "waiting",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Reads a status written by [`RunStatus::as_str`].
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "running" => RunStatus::Running,
+            "waiting" => RunStatus::Waiting,
+            "completed" => RunStatus::Completed,
+            "failed" => RunStatus::Failed,
+            "cancelled" => RunStatus::Cancelled,
+            _ => return None,
+        })
+    }
+
+    /// Whether the run is over (completed, failed or cancelled).
+    pub fn is_final(self) -> bool {
+        matches!(self, RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled)
+    }
+}
+
+/// A run's record: which graph it runs and where it stands.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The run's id, which is also its room's id.
+    pub run_id: String,
+    /// The graph it runs.
+    pub graph_id: String,
+    /// The graph version it pinned when it started.
+    pub graph_version: u64,
+    /// Where it stands.
+    pub status: RunStatus,
+    /// The node it is on (none once it is over).
+    pub current_node_id: Option<String>,
+    /// The node it last left along an edge.
+    pub previous_node_id: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Bumped by every commit; a commit names the version it expects.
+    pub version: u64,
+    /// The sequence number of its last transcript event.
+    pub last_seq: u64,
+    /// When it started.
+    pub created_at: Millis,
+    /// When it last changed.
+    pub updated_at: Millis,
+}
+
+/// What opening a run's room needs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewRun {
+    /// The graph it runs.
+    pub graph_id: String,
+    /// The stored graph version it pins.
+    pub graph_version: u64,
+    /// The trigger data (recorded in the `run_started` entry).
+    pub trigger: Value,
+    /// The engine's state after `start` (its run id is the run's id).
+    pub state: EngineState,
+}
+
+/// One step, committed whole.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepCommit {
+    /// The run.
+    pub run_id: String,
+    /// The run version this step was computed from.
+    pub expected_version: u64,
+    /// The outputs the step wrote, `(node_id, output)`: only these are stored,
+    /// never the whole context again.
+    pub writes: Vec<(String, Value)>,
+    /// The node the run is on after the step.
+    pub current_node_id: Option<String>,
+    /// The node the run last left along an edge.
+    pub previous_node_id: Option<String>,
+    /// Where the run stands after the step.
+    pub status: RunStatus,
+    /// Why the run failed, with [`RunStatus::Failed`].
+    pub error: Option<String>,
+    /// The transcript entries of the step, in order.
+    pub entries: Vec<Entry>,
+}
+
+/// Which runs to list.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunFilter {
+    /// Only runs of this graph.
+    pub graph_id: Option<String>,
+    /// Only runs in this status.
+    pub status: Option<RunStatus>,
+    /// Only runs created at or after this time.
+    pub created_from: Option<Millis>,
+    /// Only runs created before this time.
+    pub created_until: Option<Millis>,
+    /// At most this many (all when none).
+    pub limit: Option<usize>,
+}
