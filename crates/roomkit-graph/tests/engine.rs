@@ -369,3 +369,43 @@ async fn streamed_events_arrive_while_the_node_is_still_running() {
     assert_eq!(rest, ["slow", "end", "end"]);
     assert_eq!(engine.status(), RunStatus::Completed);
 }
+
+/// Completes with the outputs of nodes it names in `config.writes`, as a
+/// parallel node reports its children's.
+struct Writer;
+
+#[async_trait]
+impl NodeHandler for Writer {
+    async fn execute(&self, node: &Node, _scope: &Scope<'_>) -> Result<NodeResult, HandlerError> {
+        let mut result = NodeResult::failed("partial").with_output(json!({"own": 1}));
+        for id in node.config["writes"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            result.child_outputs.push((id.to_owned(), json!({"by": node.id})));
+        }
+        Ok(result)
+    }
+}
+
+#[tokio::test]
+async fn last_writes_name_what_a_step_stored_whatever_its_outcome() {
+    let mut graph = chain(vec![Node::new("w", "writer").with_config(json!({"writes": ["x"]}))]);
+    graph.add_node(Node::new("x", "function").with_parent("w")).expect("unique");
+    let workflow = Workflow::new(graph, Handlers::builtin().with("writer", Writer));
+    let mut engine = workflow.engine();
+    engine.start(json!({"k": 1})).unwrap();
+    assert!(engine.step().await.unwrap());
+    let writes: Vec<_> = engine.last_writes().map(|(id, v)| (id.to_owned(), v.clone())).collect();
+    assert_eq!(writes, [("start".to_owned(), json!({"input": {"k": 1}}))]);
+
+    // The step fails, yet it stored the child's output and its own: both are named.
+    assert_eq!(engine.step().await.unwrap_err().kind(), ErrorKind::Execution);
+    let writes: Vec<_> = engine.last_writes().map(|(id, v)| (id.to_owned(), v.clone())).collect();
+    assert_eq!(writes, [("x".to_owned(), json!({"by": "w"})), ("w".to_owned(), json!({"own": 1}))]);
+
+    // A result naming a node the graph does not have stores nothing at all.
+    let graph = chain(vec![Node::new("w", "writer").with_config(json!({"writes": ["ghost"]}))]);
+    let mut engine = WorkflowEngine::new(graph, Handlers::builtin().with("writer", Writer));
+    let error = engine.run(json!({})).await.unwrap_err();
+    assert!(error.to_string().contains("ghost"), "{error}");
+    assert_eq!(engine.context().output("w"), None);
+    assert_eq!(engine.context().get("ghost"), None);
+}

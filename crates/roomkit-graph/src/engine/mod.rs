@@ -96,6 +96,7 @@ impl Workflow {
             waiting: false,
             run_id: String::new(),
             steps_taken: 0,
+            written: Vec::new(),
             sink: None,
         }
     }
@@ -128,6 +129,7 @@ impl Workflow {
             waiting: state.waiting,
             run_id,
             steps_taken: 0,
+            written: Vec::new(),
             sink: None,
         })
     }
@@ -164,6 +166,8 @@ pub struct WorkflowEngine {
     waiting: bool,
     run_id: String,
     steps_taken: u64,
+    /// The nodes whose outputs the last step (or resume) stored, in order.
+    written: Vec<usize>,
     sink: Option<Arc<EventSink>>,
 }
 
@@ -220,6 +224,14 @@ impl WorkflowEngine {
             (Some(_), true) => RunStatus::Waiting,
             (Some(_), false) => RunStatus::Running,
         }
+    }
+
+    /// The outputs the last step (or [`resume`](Self::resume)) stored, in the
+    /// order it stored them, whatever the step's outcome: what a durable store
+    /// must write, instead of the whole context.
+    pub fn last_writes(&self) -> impl Iterator<Item = (&str, &Value)> {
+        let plan = &self.workflow.plan;
+        self.written.iter().filter_map(|&node| Some((plan.id(node), self.context.output(plan.id(node))?)))
     }
 
     /// The run's saved state.
@@ -280,18 +292,23 @@ impl WorkflowEngine {
             }
         };
 
-        let mut written = Vec::new();
+        // Check every child id before storing anything, so a bad result stores nothing.
+        if let Some((child, _)) = child_outputs.iter().find(|(child, _)| plan.index(child).is_none()) {
+            let message =
+                format!("its handler wrote an output for {child:?}, which is not a node of the graph");
+            self.send_lifecycle_complete(node, NodeStatus::Failed);
+            return Err(EngineError::Execution { node: plan.id(node).to_owned(), message });
+        }
+        self.written.clear();
         for (child, output) in child_outputs {
-            if !output.is_null() {
-                self.context.set_output(&child, output);
-                written.push(child);
+            if let (Some(index), false) = (plan.index(&child), output.is_null()) {
+                self.context.set_output_at(index, output);
+                self.written.push(index);
             }
         }
         if !output.is_null() {
             self.context.set_output_at(node, output);
-            if self.wants_updates() {
-                written.push(plan.id(node).to_owned());
-            }
+            self.written.push(node);
         }
 
         match status {
@@ -302,7 +319,7 @@ impl WorkflowEngine {
             }
             NodeStatus::Waiting => {
                 self.waiting = true;
-                self.finish_step(node, NodeStatus::Waiting, &written);
+                self.finish_step(node, NodeStatus::Waiting);
                 return Ok(false);
             }
             NodeStatus::Completed => {}
@@ -325,7 +342,7 @@ impl WorkflowEngine {
         if next.is_some() {
             self.previous = Some(node);
         }
-        self.finish_step(node, NodeStatus::Completed, &written);
+        self.finish_step(node, NodeStatus::Completed);
         Ok(next.is_some())
     }
 
@@ -384,9 +401,10 @@ impl WorkflowEngine {
                 self.run_id
             )));
         };
-        let wrote = !data.is_null();
-        if wrote {
+        self.written.clear();
+        if !data.is_null() {
             self.context.set_output_at(node, data);
+            self.written.push(node);
         }
         self.waiting = false;
         if current == node {
@@ -405,8 +423,7 @@ impl WorkflowEngine {
             }
         }
         self.context.set_input(self.previous);
-        let written = if wrote { vec![node_id.to_owned()] } else { Vec::new() };
-        self.send_updates(node, &written);
+        self.send_updates(node);
         self.send_values();
         Ok(())
     }
@@ -447,6 +464,33 @@ impl WorkflowEngine {
         self.streaming(modes, Continuation::Advance)
     }
 
+    /// Runs one step (as [`step`](Self::step)) and streams its events in
+    /// `modes`. Its updates event holds exactly the outputs the step wrote, which
+    /// is what a durable store commits; the stream ends with the step's error,
+    /// if any.
+    ///
+    /// ```
+    /// use futures_util::StreamExt;
+    /// use roomkit_graph::{Edge, Graph, Handlers, Node, StreamMode, Trigger, WorkflowEngine};
+    /// use serde_json::json;
+    ///
+    /// let mut graph = Graph::new("g", "G", Trigger::manual());
+    /// graph.add_nodes([Node::new("start", "start"), Node::new("end", "end")])?;
+    /// graph.add_edge(Edge::new("start", "end"));
+    /// let mut engine = WorkflowEngine::new(graph, Handlers::builtin());
+    /// engine.start(json!({"n": 1}))?;
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let events: Vec<_> = engine.stream_step(&[StreamMode::Updates]).collect().await;
+    /// assert_eq!(events.len(), 1);
+    /// assert_eq!(events[0].as_ref().unwrap().payload, json!({"start": {"output": {"input": {"n": 1}}}}));
+    /// assert_eq!(engine.current_node_id(), Some("end"));
+    /// # });
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stream_step(&mut self, modes: &[StreamMode]) -> EventStream<'_> {
+        self.streaming(modes, Continuation::Step)
+    }
+
     fn streaming(&mut self, modes: &[StreamMode], continuation: Continuation) -> EventStream<'_> {
         let (sender, receiver) = mpsc::unbounded_channel();
         self.sink = Some(Arc::new(EventSink::new(modes, sender)));
@@ -458,14 +502,11 @@ impl WorkflowEngine {
                 Continuation::Start(trigger) => engine.start(trigger)?,
                 Continuation::Resume(node_id, data) => engine.resume(&node_id, data)?,
                 Continuation::Advance => {}
+                Continuation::Step => return engine.step().await.map(drop),
             }
             engine.advance().await.map(drop)
         });
         EventStream::new(run, receiver)
-    }
-
-    fn wants_updates(&self) -> bool {
-        self.sink.as_ref().is_some_and(|sink| sink.wants(StreamMode::Updates))
     }
 
     fn send_lifecycle_start(&self, node: usize) {
@@ -491,12 +532,16 @@ impl WorkflowEngine {
         }
     }
 
-    fn send_updates(&self, node: usize, written: &[String]) {
-        if let (Some(sink), false) = (&self.sink, written.is_empty()) {
+    fn send_updates(&self, node: usize) {
+        if let (Some(sink), false) = (&self.sink, self.written.is_empty()) {
             sink.send(StreamMode::Updates, Some(self.workflow.plan.id(node)), || {
-                let delta: Map<String, Value> = written
-                    .iter()
-                    .filter_map(|id| Some((id.clone(), self.context.entry(id)?.clone())))
+                let delta: Map<String, Value> = self
+                    .last_writes()
+                    .map(|(id, output)| {
+                        let mut entry = Map::with_capacity(1);
+                        entry.insert("output".to_owned(), output.clone());
+                        (id.to_owned(), Value::Object(entry))
+                    })
                     .collect();
                 Value::Object(delta)
             });
@@ -510,9 +555,9 @@ impl WorkflowEngine {
     }
 
     /// A step's closing events: lifecycle complete, updates, values.
-    fn finish_step(&self, node: usize, status: NodeStatus, written: &[String]) {
+    fn finish_step(&self, node: usize, status: NodeStatus) {
         self.send_lifecycle_complete(node, status);
-        self.send_updates(node, written);
+        self.send_updates(node);
         self.send_values();
     }
 }
@@ -522,6 +567,7 @@ enum Continuation {
     Start(Value),
     Resume(String, Value),
     Advance,
+    Step,
 }
 
 /// Clears the engine's event sink when dropped.
