@@ -1,6 +1,6 @@
 /// What a store operation can fail with. Each names what went wrong precisely;
 /// a failed operation changes nothing.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// The file is not a database (corrupt, or another kind of file).
     #[error("{path} is not a roomkit-graph database: {detail}")]

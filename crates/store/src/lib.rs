@@ -34,6 +34,9 @@ pub fn now_millis() -> Millis {
 }
 
 /// Where durable runs live. Every method is one transaction.
+///
+/// A write whose future is dropped before it answers may or may not have been
+/// applied; the run version in [`StepCommit`] makes retrying it safe.
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Stores `graph` as the next version of its id (1 for a new id) and returns
@@ -60,7 +63,7 @@ pub trait Store: Send + Sync {
     /// A run's record and the engine state to continue it from.
     async fn load_run(&self, run_id: &str) -> Result<(RunRecord, EngineState), StoreError>;
 
-    /// Runs matching `filter`, newest first.
+    /// Runs matching `filter`, newest first (equal creation times by run id).
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError>;
 
     /// Up to `limit` transcript events of a run with a sequence number above
@@ -75,6 +78,6 @@ pub trait Store: Send + Sync {
     /// The run's transcript from sequence number `after` (exclusive), then every
     /// new event as it is committed, by this process or another: no gap and no
     /// duplicate at the seam. Ends after a final event (run completed, failed or
-    /// cancelled).
+    /// cancelled), and after yielding an error (an unknown run, say).
     fn follow(&self, run_id: &str, after: u64) -> BoxStream<'static, Result<TranscriptEvent, StoreError>>;
 }

@@ -1,0 +1,219 @@
+//! The queries: graphs, runs, a run's state and its transcript. Each takes a
+//! connection; those that read more than one table open a read transaction so
+//! they see one snapshot.
+
+use roomkit_graph::{EngineState, Graph};
+use roomkit_graph_store::{Entry, RunFilter, RunRecord, RunStatus, StoreError, StoredGraph, TranscriptEvent};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::{Map, Value};
+
+use crate::error::{DbError, sql_int, stored_count};
+
+/// The columns [`run_from_row`] reads, in its order.
+pub(crate) const RUN_COLUMNS: &str = "run_id, graph_id, graph_version, status, current_node_id, \
+     previous_node_id, error, version, last_seq, created_at, updated_at";
+
+/// A stored graph: the given version, or the latest.
+pub(crate) fn graph(conn: &Connection, graph_id: &str, version: Option<u64>) -> Result<StoredGraph, DbError> {
+    let row = match version {
+        Some(version) => conn
+            .prepare_cached(
+                "SELECT version, graph_json, created_at FROM graphs WHERE graph_id = ?1 AND version = ?2",
+            )?
+            .query_row(params![graph_id, sql_int(version)], graph_columns)
+            .optional()?,
+        None => conn
+            .prepare_cached(
+                "SELECT version, graph_json, created_at FROM graphs WHERE graph_id = ?1 \
+                 ORDER BY version DESC LIMIT 1",
+            )?
+            .query_row(params![graph_id], graph_columns)
+            .optional()?,
+    };
+    let Some((stored_version, json, created_at)) = row else {
+        return Err(StoreError::NotFound(match version {
+            Some(version) => format!("graph {graph_id} version {version}"),
+            None => format!("graph {graph_id}"),
+        })
+        .into());
+    };
+    let graph = Graph::from_json(&json).map_err(|err| {
+        StoreError::Backend(format!("stored graph {graph_id} version {stored_version} is not valid: {err}"))
+    })?;
+    Ok(StoredGraph { graph, version: stored_count(stored_version, "graph version")?, created_at })
+}
+
+fn graph_columns(row: &Row<'_>) -> rusqlite::Result<(i64, String, i64)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+}
+
+/// A run's record, if it exists.
+pub(crate) fn find_run(conn: &Connection, run_id: &str) -> Result<Option<RunRecord>, DbError> {
+    let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?1");
+    let row = conn.prepare_cached(&sql)?.query_row(params![run_id], RunRow::read).optional()?;
+    row.map(RunRow::into_record).transpose()
+}
+
+/// A run's record, or [`StoreError::NotFound`].
+pub(crate) fn run(conn: &Connection, run_id: &str) -> Result<RunRecord, DbError> {
+    find_run(conn, run_id)?.ok_or_else(|| not_found_run(run_id))
+}
+
+/// A run's record and the engine state to continue it from, from one snapshot.
+pub(crate) fn load_run(conn: &mut Connection, run_id: &str) -> Result<(RunRecord, EngineState), DbError> {
+    let tx = conn.transaction()?;
+    let record = run(&tx, run_id)?;
+    let mut context = Map::new();
+    {
+        let mut statement =
+            tx.prepare_cached("SELECT node_id, entry_json FROM outputs WHERE run_id = ?1 ORDER BY rowid")?;
+        let mut rows = statement.query(params![run_id])?;
+        while let Some(row) = rows.next()? {
+            let node_id: String = row.get(0)?;
+            let entry: String = row.get(1)?;
+            context.insert(node_id, serde_json::from_str::<Value>(&entry)?);
+        }
+    }
+    tx.commit()?;
+    let state = EngineState {
+        context,
+        current_node_id: record.current_node_id.clone(),
+        previous_node_id: record.previous_node_id.clone(),
+        waiting: record.status == RunStatus::Waiting,
+        run_id: record.run_id.clone(),
+    };
+    Ok((record, state))
+}
+
+/// Runs matching `filter`, newest first (ties by run id).
+pub(crate) fn list_runs(conn: &Connection, filter: &RunFilter) -> Result<Vec<RunRecord>, DbError> {
+    let mut conditions = Vec::new();
+    let mut values = Vec::new();
+    if let Some(graph_id) = &filter.graph_id {
+        values.push(SqlValue::Text(graph_id.clone()));
+        conditions.push(format!("graph_id = ?{}", values.len()));
+    }
+    if let Some(status) = filter.status {
+        values.push(SqlValue::Text(status.as_str().to_owned()));
+        conditions.push(format!("status = ?{}", values.len()));
+    }
+    if let Some(from) = filter.created_from {
+        values.push(SqlValue::Integer(from));
+        conditions.push(format!("created_at >= ?{}", values.len()));
+    }
+    if let Some(until) = filter.created_until {
+        values.push(SqlValue::Integer(until));
+        conditions.push(format!("created_at < ?{}", values.len()));
+    }
+    let mut sql = format!("SELECT {RUN_COLUMNS} FROM runs");
+    if !conditions.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+    }
+    // LIMIT -1 is SQLite for "no limit".
+    values.push(SqlValue::Integer(filter.limit.map_or(-1, |limit| i64::try_from(limit).unwrap_or(i64::MAX))));
+    sql.push_str(&format!(" ORDER BY created_at DESC, run_id LIMIT ?{}", values.len()));
+
+    let mut statement = conn.prepare_cached(&sql)?;
+    let rows = statement.query_map(rusqlite::params_from_iter(values), RunRow::read)?;
+    rows.map(|row| row.map_err(DbError::from).and_then(RunRow::into_record)).collect()
+}
+
+/// Up to `limit` events of a run after sequence number `after`, with the run's
+/// record, from one snapshot.
+pub(crate) fn transcript_page(
+    conn: &mut Connection,
+    run_id: &str,
+    after: u64,
+    limit: usize,
+) -> Result<(RunRecord, Vec<TranscriptEvent>), DbError> {
+    let tx = conn.transaction()?;
+    let record = run(&tx, run_id)?;
+    let events = events_after(&tx, run_id, after, limit)?;
+    tx.commit()?;
+    Ok((record, events))
+}
+
+/// Up to `limit` events of a run after sequence number `after`, in order.
+fn events_after(
+    conn: &Connection,
+    run_id: &str,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<TranscriptEvent>, DbError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT seq, at, entry_json FROM transcript WHERE run_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    )?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut rows = statement.query(params![run_id, sql_int(after), limit])?;
+    let mut events = Vec::new();
+    while let Some(row) = rows.next()? {
+        let entry: String = row.get(2)?;
+        events.push(TranscriptEvent {
+            run_id: run_id.to_owned(),
+            seq: stored_count(row.get(0)?, "sequence number")?,
+            at: row.get(1)?,
+            entry: serde_json::from_str::<Entry>(&entry)?,
+        });
+    }
+    Ok(events)
+}
+
+/// [`StoreError::NotFound`] for a run.
+pub(crate) fn not_found_run(run_id: &str) -> DbError {
+    StoreError::NotFound(format!("run {run_id}")).into()
+}
+
+/// A `runs` row as SQLite gives it, checked by [`RunRow::into_record`].
+struct RunRow {
+    run_id: String,
+    graph_id: String,
+    graph_version: i64,
+    status: String,
+    current_node_id: Option<String>,
+    previous_node_id: Option<String>,
+    error: Option<String>,
+    version: i64,
+    last_seq: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl RunRow {
+    /// Reads the columns of [`RUN_COLUMNS`].
+    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(RunRow {
+            run_id: row.get(0)?,
+            graph_id: row.get(1)?,
+            graph_version: row.get(2)?,
+            status: row.get(3)?,
+            current_node_id: row.get(4)?,
+            previous_node_id: row.get(5)?,
+            error: row.get(6)?,
+            version: row.get(7)?,
+            last_seq: row.get(8)?,
+            created_at: row.get(9)?,
+            updated_at: row.get(10)?,
+        })
+    }
+
+    fn into_record(self) -> Result<RunRecord, DbError> {
+        let status = RunStatus::parse(&self.status).ok_or_else(|| {
+            StoreError::Backend(format!("run {} has an unknown status {:?}", self.run_id, self.status))
+        })?;
+        Ok(RunRecord {
+            graph_version: stored_count(self.graph_version, "graph version")?,
+            version: stored_count(self.version, "run version")?,
+            last_seq: stored_count(self.last_seq, "sequence number")?,
+            run_id: self.run_id,
+            graph_id: self.graph_id,
+            status,
+            current_node_id: self.current_node_id,
+            previous_node_id: self.previous_node_id,
+            error: self.error,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}

@@ -1,0 +1,167 @@
+//! The file's layout and how a connection to it is opened: pragmas, the
+//! schema marker (application id and schema version) and the tables.
+
+use std::path::Path;
+
+use roomkit_graph_store::StoreError;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use crate::Options;
+use crate::error::DbError;
+
+/// The `PRAGMA application_id` of a roomkit-graph database: "RKGR".
+///
+/// ```
+/// assert_eq!(roomkit_graph_sqlite::APPLICATION_ID.to_be_bytes(), *b"RKGR");
+/// ```
+pub const APPLICATION_ID: i32 = 0x524B_4752;
+
+/// The schema version this build writes and reads (`PRAGMA user_version`).
+/// A file with a newer one is refused as foreign rather than misread.
+///
+/// ```
+/// assert_eq!(roomkit_graph_sqlite::SCHEMA_VERSION, 1);
+/// ```
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// The tables of schema version 1. JSON is stored as TEXT; times are
+/// milliseconds since the Unix epoch.
+///
+/// `outputs` keeps its rowid so that a run's context comes back in the order
+/// its entries were first written (an upsert keeps the row), as the engine
+/// keeps it.
+const SCHEMA: &str = "
+CREATE TABLE graphs (
+    graph_id   TEXT    NOT NULL,
+    version    INTEGER NOT NULL,
+    graph_json TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (graph_id, version)
+) WITHOUT ROWID;
+
+CREATE TABLE runs (
+    run_id           TEXT    NOT NULL PRIMARY KEY,
+    graph_id         TEXT    NOT NULL,
+    graph_version    INTEGER NOT NULL,
+    status           TEXT    NOT NULL
+        CHECK (status IN ('running', 'waiting', 'completed', 'failed', 'cancelled')),
+    current_node_id  TEXT,
+    previous_node_id TEXT,
+    error            TEXT,
+    version          INTEGER NOT NULL,
+    last_seq         INTEGER NOT NULL,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    FOREIGN KEY (graph_id, graph_version) REFERENCES graphs (graph_id, version)
+);
+CREATE INDEX runs_by_graph ON runs (graph_id, created_at);
+CREATE INDEX runs_by_status ON runs (status, created_at);
+CREATE INDEX runs_by_created ON runs (created_at);
+
+CREATE TABLE outputs (
+    run_id     TEXT NOT NULL REFERENCES runs (run_id),
+    node_id    TEXT NOT NULL,
+    entry_json TEXT NOT NULL,
+    PRIMARY KEY (run_id, node_id)
+);
+
+CREATE TABLE transcript (
+    run_id     TEXT    NOT NULL REFERENCES runs (run_id),
+    seq        INTEGER NOT NULL,
+    at         INTEGER NOT NULL,
+    entry_json TEXT    NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+";
+
+/// Opens the connection that writes: checks the file is ours (or empty, and
+/// then creates the schema), switches it to WAL and sets the pragmas.
+///
+/// The file is inspected before anything is written to it, so a file that is
+/// not ours is left exactly as it was.
+pub(crate) fn open_writer(path: &Path, options: &Options) -> Result<Connection, StoreError> {
+    open_writer_inner(path, options).map_err(|err| err.into_store(path))
+}
+
+fn open_writer_inner(path: &Path, options: &Options) -> Result<Connection, DbError> {
+    let flags =
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(options.busy_timeout)?;
+    let found = inspect(&conn, path)?;
+
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Backend(format!(
+            "cannot switch {} to WAL (journal mode {mode})",
+            path.display()
+        ))
+        .into());
+    }
+    // FULL: a commit is on disk (WAL fsynced) before it is acknowledged.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+
+    if found == Found::Empty {
+        create_schema(&mut conn, path)?;
+    }
+    if let Some(bytes) = options.max_size_bytes {
+        let page_size: i64 = conn.pragma_query_value(None, "page_size", |row| row.get(0))?;
+        let pages = i64::try_from(bytes).unwrap_or(i64::MAX) / page_size.max(1);
+        conn.pragma_update_and_check(None, "max_page_count", pages.max(1), |row| row.get::<_, i64>(0))?;
+    }
+    Ok(conn)
+}
+
+/// Opens a connection that only reads (the schema is already checked).
+pub(crate) fn open_reader(path: &Path, options: &Options) -> Result<Connection, DbError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(options.busy_timeout)?;
+    conn.pragma_update(None, "query_only", "ON")?;
+    Ok(conn)
+}
+
+/// What [`inspect`] found in a database that can be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Found {
+    /// A new, empty database: the schema must be created.
+    Empty,
+    /// One of ours, of this schema version.
+    Ours,
+}
+
+/// Reads the schema marker. A file that is not SQLite fails here with
+/// SQLITE_NOTADB; a database of someone else is [`StoreError::Foreign`].
+fn inspect(conn: &Connection, path: &Path) -> Result<Found, DbError> {
+    let application_id: i32 = conn.pragma_query_value(None, "application_id", |row| row.get(0))?;
+    let user_version: i32 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))?;
+    let foreign = |detail: String| -> DbError {
+        StoreError::Foreign { path: path.display().to_string(), detail }.into()
+    };
+    match application_id {
+        APPLICATION_ID if user_version == SCHEMA_VERSION => Ok(Found::Ours),
+        APPLICATION_ID if user_version > SCHEMA_VERSION => Err(foreign(format!(
+            "its schema version {user_version} is newer than this build's {SCHEMA_VERSION}"
+        ))),
+        APPLICATION_ID => Err(foreign(format!("unknown schema version {user_version}"))),
+        0 if tables == 0 => Ok(Found::Empty),
+        0 => Err(foreign(format!("it has {tables} schema objects but no application id"))),
+        other => Err(foreign(format!("application id {other:#010x}, expected {APPLICATION_ID:#010x}"))),
+    }
+}
+
+/// Creates the tables and the marker in one transaction. Another process may
+/// have done it since [`inspect`]: then there is nothing to do.
+fn create_schema(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if inspect(&tx, path)? == Found::Ours {
+        return Ok(());
+    }
+    tx.execute_batch(SCHEMA)?;
+    tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}

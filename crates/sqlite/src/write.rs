@@ -1,0 +1,178 @@
+//! The writes: saving a graph, opening a run, committing a step. Each runs
+//! inside the writer's transaction (in its own savepoint) and only checks and
+//! changes rows; committing is the writer's job.
+
+use roomkit_graph::Graph;
+use roomkit_graph_store::{
+    Entry, NewRun, RunRecord, RunStatus, StepCommit, StoreError, StoredGraph, TranscriptEvent, now_millis,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::json;
+
+use crate::error::{DbError, sql_int, stored_count};
+use crate::read;
+
+/// Stores `graph` as the next version of its id.
+pub(crate) fn save_graph(conn: &Connection, graph: &Graph) -> Result<StoredGraph, DbError> {
+    let latest: i64 = conn
+        .prepare_cached("SELECT coalesce(max(version), 0) FROM graphs WHERE graph_id = ?1")?
+        .query_row(params![graph.id], |row| row.get(0))?;
+    let version = latest + 1;
+    let created_at = now_millis();
+    conn.prepare_cached(
+        "INSERT INTO graphs (graph_id, version, graph_json, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![graph.id, version, graph.to_json(), created_at])?;
+    Ok(StoredGraph { graph: graph.clone(), version: stored_count(version, "graph version")?, created_at })
+}
+
+/// Opens a run: its row, its initial outputs and its `run_started` entry
+/// (returned too, for followers).
+pub(crate) fn create_run(conn: &Connection, run: &NewRun) -> Result<(RunRecord, TranscriptEvent), DbError> {
+    let run_id = &run.state.run_id;
+    if run_id.is_empty() {
+        return Err(StoreError::Invalid("the run has no id (state.run_id is empty)".into()).into());
+    }
+    let graph_exists = conn
+        .prepare_cached("SELECT 1 FROM graphs WHERE graph_id = ?1 AND version = ?2")?
+        .query_row(params![run.graph_id, sql_int(run.graph_version)], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if !graph_exists {
+        return Err(
+            StoreError::NotFound(format!("graph {} version {}", run.graph_id, run.graph_version)).into()
+        );
+    }
+    if read::find_run(conn, run_id)?.is_some() {
+        return Err(StoreError::Invalid(format!("run {run_id} already exists")).into());
+    }
+
+    let status = if run.state.current_node_id.is_none() {
+        RunStatus::Completed
+    } else if run.state.waiting {
+        RunStatus::Waiting
+    } else {
+        RunStatus::Running
+    };
+    let now = now_millis();
+    let record = RunRecord {
+        run_id: run_id.clone(),
+        graph_id: run.graph_id.clone(),
+        graph_version: run.graph_version,
+        status,
+        current_node_id: run.state.current_node_id.clone(),
+        previous_node_id: run.state.previous_node_id.clone(),
+        error: None,
+        version: 1,
+        last_seq: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    conn.prepare_cached(
+        "INSERT INTO runs (run_id, graph_id, graph_version, status, current_node_id, previous_node_id, \
+         error, version, last_seq, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, 1, 1, ?7, ?7)",
+    )?
+    .execute(params![
+        record.run_id,
+        record.graph_id,
+        sql_int(record.graph_version),
+        status.as_str(),
+        record.current_node_id,
+        record.previous_node_id,
+        now,
+    ])?;
+    {
+        let mut insert =
+            conn.prepare_cached("INSERT INTO outputs (run_id, node_id, entry_json) VALUES (?1, ?2, ?3)")?;
+        for (node_id, entry) in &run.state.context {
+            insert.execute(params![run_id, node_id, entry.to_string()])?;
+        }
+    }
+    let started = TranscriptEvent {
+        run_id: run_id.clone(),
+        seq: 1,
+        at: now,
+        entry: Entry::RunStarted {
+            graph_id: run.graph_id.clone(),
+            graph_version: run.graph_version,
+            trigger: run.trigger.clone(),
+        },
+    };
+    append(conn, std::slice::from_ref(&started))?;
+    Ok((record, started))
+}
+
+/// Commits one step, refused with [`StoreError::Conflict`] when the run moved.
+pub(crate) fn commit_step(
+    conn: &Connection,
+    commit: &StepCommit,
+) -> Result<(RunRecord, Vec<TranscriptEvent>), DbError> {
+    let run_id = &commit.run_id;
+    let before = read::find_run(conn, run_id)?.ok_or_else(|| read::not_found_run(run_id))?;
+    if before.version != commit.expected_version {
+        return Err(StoreError::Conflict {
+            run_id: run_id.clone(),
+            detail: format!("expected version {}, found {}", commit.expected_version, before.version),
+        }
+        .into());
+    }
+
+    {
+        let mut upsert = conn.prepare_cached(
+            "INSERT INTO outputs (run_id, node_id, entry_json) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (run_id, node_id) DO UPDATE SET entry_json = excluded.entry_json",
+        )?;
+        for (node_id, output) in &commit.writes {
+            upsert.execute(params![run_id, node_id, json!({ "output": output }).to_string()])?;
+        }
+    }
+
+    let now = now_millis();
+    let events: Vec<TranscriptEvent> = (before.last_seq + 1..)
+        .zip(&commit.entries)
+        .map(|(seq, entry)| TranscriptEvent { run_id: run_id.clone(), seq, at: now, entry: entry.clone() })
+        .collect();
+    append(conn, &events)?;
+
+    let after = RunRecord {
+        status: commit.status,
+        current_node_id: commit.current_node_id.clone(),
+        previous_node_id: commit.previous_node_id.clone(),
+        error: commit.error.clone(),
+        version: before.version + 1,
+        last_seq: events.last().map_or(before.last_seq, |event| event.seq),
+        updated_at: now,
+        ..before
+    };
+    conn.prepare_cached(
+        "UPDATE runs SET status = ?2, current_node_id = ?3, previous_node_id = ?4, error = ?5, \
+         version = ?6, last_seq = ?7, updated_at = ?8 WHERE run_id = ?1",
+    )?
+    .execute(params![
+        run_id,
+        after.status.as_str(),
+        after.current_node_id,
+        after.previous_node_id,
+        after.error,
+        sql_int(after.version),
+        sql_int(after.last_seq),
+        now,
+    ])?;
+    Ok((after, events))
+}
+
+/// Appends events to their run's transcript.
+fn append(conn: &Connection, events: &[TranscriptEvent]) -> Result<(), DbError> {
+    let mut insert =
+        conn.prepare_cached("INSERT INTO transcript (run_id, seq, at, entry_json) VALUES (?1, ?2, ?3, ?4)")?;
+    for event in events {
+        insert.execute(params![
+            event.run_id,
+            sql_int(event.seq),
+            event.at,
+            serde_json::to_string(&event.entry)?
+        ])?;
+    }
+    Ok(())
+}

@@ -1,0 +1,284 @@
+//! The writer thread: the one owner of the write connection, applying writes
+//! with group commit.
+//!
+//! Requests arrive on a channel. The thread takes one, then every other one
+//! already queued, and applies them all in ONE transaction (one fsync for many
+//! steps), each in its own savepoint so that a refused request (a conflict, an
+//! unknown run) is rolled back alone and answered with its own error while the
+//! others commit. If the transaction cannot start or commit (locked, disk
+//! full), every request of the group gets that error and nothing of the group
+//! is kept. After a successful commit the new transcript events go out on the
+//! broadcast for followers, then the replies.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+
+use roomkit_graph::Graph;
+use roomkit_graph_store::{NewRun, RunRecord, StepCommit, StoreError, StoredGraph, TranscriptEvent};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use tokio::sync::{broadcast, oneshot};
+
+use crate::error::DbError;
+use crate::write;
+
+/// At most this many requests share a transaction, so a flood of writes still
+/// gets answered in bounded batches.
+const MAX_GROUP: usize = 512;
+
+/// Where the answer to a request goes.
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// One write for the writer thread, with where to send its outcome.
+pub(crate) enum Request {
+    /// [`write::save_graph`].
+    SaveGraph { graph: Graph, reply: Reply<StoredGraph> },
+    /// [`write::create_run`].
+    CreateRun { run: NewRun, reply: Reply<RunRecord> },
+    /// [`write::commit_step`].
+    CommitStep { commit: StepCommit, reply: Reply<(RunRecord, Vec<TranscriptEvent>)> },
+}
+
+impl Request {
+    /// Answers without applying: the group could not be applied.
+    fn fail(self, err: &StoreError) {
+        // A caller that went away no longer wants the answer.
+        match self {
+            Request::SaveGraph { reply, .. } => {
+                let _ = reply.send(Err(err.clone()));
+            }
+            Request::CreateRun { reply, .. } => {
+                let _ = reply.send(Err(err.clone()));
+            }
+            Request::CommitStep { reply, .. } => {
+                let _ = reply.send(Err(err.clone()));
+            }
+        }
+    }
+
+    /// Applies the request in its own savepoint of `tx`.
+    fn apply(self, tx: &mut Transaction<'_>, path: &Path) -> Applied {
+        match self {
+            Request::SaveGraph { graph, reply } => Applied::new(
+                in_savepoint(tx, path, |conn| write::save_graph(conn, &graph)),
+                Vec::new(),
+                reply,
+            ),
+            Request::CreateRun { run, reply } => {
+                match in_savepoint(tx, path, |conn| write::create_run(conn, &run)) {
+                    Ok((record, started)) => Applied::new(Ok(record), vec![started], reply),
+                    Err(err) => Applied::new(Err(err), Vec::new(), reply),
+                }
+            }
+            Request::CommitStep { commit, reply } => {
+                let result = in_savepoint(tx, path, |conn| write::commit_step(conn, &commit));
+                let events = result.as_ref().map(|(_, events)| events.clone()).unwrap_or_default();
+                Applied::new(result, events, reply)
+            }
+        }
+    }
+}
+
+/// A request applied in the open transaction, waiting for the commit.
+struct Applied {
+    /// Its error, if it was refused (its savepoint is rolled back).
+    error: Option<StoreError>,
+    /// The transcript events it appended, to broadcast once committed.
+    events: Vec<TranscriptEvent>,
+    /// Sends its outcome: its own result if the group committed, else the
+    /// group's error.
+    answer: Answer,
+}
+
+/// Sends a request's outcome, given whether its group committed.
+type Answer = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
+
+impl Applied {
+    fn new<T: Send + 'static>(
+        result: Result<T, StoreError>,
+        events: Vec<TranscriptEvent>,
+        reply: Reply<T>,
+    ) -> Self {
+        let error = result.as_ref().err().cloned();
+        let answer = Box::new(move |committed: Result<(), &StoreError>| {
+            let outcome = match committed {
+                Ok(()) => result,
+                Err(err) => Err(err.clone()),
+            };
+            // A caller that went away no longer wants the answer.
+            let _ = reply.send(outcome);
+        });
+        Applied { error, events, answer }
+    }
+}
+
+/// Runs `op` in a savepoint: released if it succeeds, rolled back (by
+/// dropping it) if it fails.
+fn in_savepoint<T>(
+    tx: &mut Transaction<'_>,
+    path: &Path,
+    op: impl FnOnce(&Connection) -> Result<T, DbError>,
+) -> Result<T, StoreError> {
+    let run = || -> Result<T, DbError> {
+        let savepoint = tx.savepoint()?;
+        let value = op(&savepoint)?;
+        savepoint.commit()?;
+        Ok(value)
+    };
+    run().map_err(|err| err.into_store(path))
+}
+
+/// Starts the writer thread on `conn`. It ends once every sender of the
+/// returned channel is dropped and the last group is answered.
+pub(crate) fn spawn(
+    conn: Connection,
+    path: PathBuf,
+    events: broadcast::Sender<TranscriptEvent>,
+) -> Result<(mpsc::Sender<Request>, thread::JoinHandle<()>), StoreError> {
+    let (requests, inbox) = mpsc::channel();
+    let handle = thread::Builder::new()
+        .name("roomkit-sqlite-writer".into())
+        .spawn(move || run(conn, &path, &inbox, &events))
+        .map_err(|err| StoreError::Backend(format!("cannot start the writer thread: {err}")))?;
+    Ok((requests, handle))
+}
+
+fn run(
+    mut conn: Connection,
+    path: &Path,
+    inbox: &mpsc::Receiver<Request>,
+    events: &broadcast::Sender<TranscriptEvent>,
+) {
+    while let Ok(first) = inbox.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match inbox.try_recv() {
+                Ok(request) => group.push(request),
+                Err(_) => break,
+            }
+        }
+        commit_group(&mut conn, path, group, events);
+    }
+}
+
+/// Applies `group` in one transaction and answers every request.
+pub(crate) fn commit_group(
+    conn: &mut Connection,
+    path: &Path,
+    group: Vec<Request>,
+    events: &broadcast::Sender<TranscriptEvent>,
+) {
+    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(err) => {
+            let err = DbError::from(err).into_store(path);
+            group.into_iter().for_each(|request| request.fail(&err));
+            return;
+        }
+    };
+
+    let mut applied = Vec::with_capacity(group.len());
+    let mut lost = None;
+    let mut requests = group.into_iter();
+    for request in requests.by_ref() {
+        let done = request.apply(&mut tx, path);
+        // Some errors (SQLITE_FULL, IOERR...) may make SQLite roll back the whole
+        // transaction, not just the statement: then nothing of the group is kept.
+        let tx_gone = tx.is_autocommit();
+        if tx_gone {
+            lost = Some(done.error.as_ref().map_or_else(
+                || StoreError::Backend("the transaction was rolled back by SQLite".into()),
+                StoreError::clone,
+            ));
+        }
+        applied.push(done);
+        if tx_gone {
+            break;
+        }
+    }
+
+    let committed = match lost {
+        Some(err) => Err(err),
+        None => tx.commit().map_err(|err| DbError::from(err).into_store(path)),
+    };
+    if let Err(err) = &committed {
+        requests.for_each(|request| request.fail(err));
+    } else {
+        for event in applied.iter().flat_map(|done| &done.events) {
+            // No follower listening is fine.
+            let _ = events.send(event.clone());
+        }
+    }
+    for done in applied {
+        (done.answer)(committed.as_ref().map(|_| ()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roomkit_graph::{EngineState, Trigger};
+    use roomkit_graph_store::{Entry, RunStatus};
+    use serde_json::{Map, json};
+
+    fn step(run_id: &str, expected_version: u64, node: &str) -> StepCommit {
+        StepCommit {
+            run_id: run_id.into(),
+            expected_version,
+            writes: vec![(node.into(), json!(node))],
+            current_node_id: Some(node.into()),
+            previous_node_id: None,
+            status: RunStatus::Running,
+            error: None,
+            entries: vec![Entry::NodeCompleted { node_id: node.into(), output: json!(node) }],
+        }
+    }
+
+    /// A refused request in the middle of a group is rolled back alone: the
+    /// requests before and after it commit in the same transaction.
+    #[test]
+    fn a_refused_request_does_not_spoil_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("group.db");
+        let mut conn = crate::schema::open_writer(&path, &crate::Options::default()).unwrap();
+        let (events, mut followed) = broadcast::channel(64);
+
+        let (graph_reply, graph_answer) = oneshot::channel();
+        let (run_reply, run_answer) = oneshot::channel();
+        let (first_reply, mut first_answer) = oneshot::channel();
+        let (stale_reply, mut stale_answer) = oneshot::channel();
+        let (second_reply, mut second_answer) = oneshot::channel();
+        let state = EngineState {
+            context: Map::new(),
+            current_node_id: Some("a".into()),
+            previous_node_id: None,
+            waiting: false,
+            run_id: "r".into(),
+        };
+        let group = vec![
+            Request::SaveGraph { graph: Graph::new("g", "G", Trigger::manual()), reply: graph_reply },
+            Request::CreateRun {
+                run: NewRun { graph_id: "g".into(), graph_version: 1, trigger: json!({}), state },
+                reply: run_reply,
+            },
+            Request::CommitStep { commit: step("r", 1, "a"), reply: first_reply },
+            Request::CommitStep { commit: step("r", 1, "stale"), reply: stale_reply },
+            Request::CommitStep { commit: step("r", 2, "b"), reply: second_reply },
+        ];
+        commit_group(&mut conn, &path, group, &events);
+
+        assert_eq!(graph_answer.blocking_recv().unwrap().unwrap().version, 1);
+        assert_eq!(run_answer.blocking_recv().unwrap().unwrap().version, 1);
+        assert_eq!(first_answer.try_recv().unwrap().unwrap().0.version, 2);
+        assert!(matches!(stale_answer.try_recv().unwrap(), Err(StoreError::Conflict { .. })));
+        let (record, appended) = second_answer.try_recv().unwrap().unwrap();
+        assert_eq!((record.version, record.last_seq, appended[0].seq), (3, 3, 3));
+
+        let seqs: Vec<u64> = std::iter::from_fn(|| followed.try_recv().ok()).map(|event| event.seq).collect();
+        assert_eq!(seqs, [1, 2, 3], "only committed events are broadcast, in order");
+        let stale_rows: i64 = conn
+            .query_row("SELECT count(*) FROM outputs WHERE node_id = 'stale'", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(stale_rows, 0);
+    }
+}
