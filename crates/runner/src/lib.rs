@@ -1,0 +1,319 @@
+//! Durable runs: the runner executes stored graphs on tokio tasks and commits
+//! every step to a [`Store`] (its outputs, the run's new position and its
+//! transcript entries, in one transaction) before the next step begins.
+//!
+//! - [`Runner::start`] opens a run's room and drives it until it completes,
+//!   fails or parks on a waiting node.
+//! - [`Runner::answer`] resumes a parked run; it is refused, changing nothing,
+//!   when the run is not waiting on that node or the answer does not fit it.
+//! - [`Runner::recover`] picks up the runs a stopped process left running.
+//!
+//! # Delivery: at least once
+//!
+//! A step's effects are committed after its handler returns. If the process
+//! dies between a handler's side effect (an e-mail sent, an API called) and
+//! the commit, the step runs again after recovery. Handlers with outside side
+//! effects should make them idempotent, keyed on the run id and node id
+//! ([`roomkit_graph::Scope::run_id`], [`roomkit_graph::Scope::node`]).
+
+mod drive;
+mod error;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use futures_util::StreamExt;
+use roomkit_graph::{Graph, Handlers, RunStatus as EngineStatus, Workflow};
+use roomkit_graph_store::{Entry, NewRun, RunRecord, RunStatus, StepCommit, Store, StoreError, StoredGraph};
+use serde_json::Value;
+use tokio::task::JoinSet;
+
+pub use error::RunnerError;
+
+/// Runs stored graphs durably. Cheap to clone; clones share their tasks.
+///
+/// ```
+/// use roomkit_graph::{Edge, Graph, Handlers, Node, Trigger};
+/// use roomkit_graph_runner::Runner;
+/// use roomkit_graph_sqlite::SqliteStore;
+/// use roomkit_graph_store::RunStatus;
+/// use serde_json::json;
+///
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async {
+/// let dir = tempfile::tempdir()?;
+/// let store = SqliteStore::open(dir.path().join("runs.db"))?;
+/// let runner = Runner::new(store, Handlers::builtin());
+///
+/// let mut graph = Graph::new("hello", "Hello", Trigger::manual());
+/// graph.add_nodes([Node::new("start", "start"), Node::new("end", "end")])?;
+/// graph.add_edge(Edge::new("start", "end"));
+/// runner.save_graph(&graph).await?;
+///
+/// let run = runner.start("hello", json!({"name": "Ada"})).await?;
+/// let done = runner.wait(&run.run_id).await?;
+/// assert_eq!(done.status, RunStatus::Completed);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Runner {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    handlers: Handlers,
+    /// Compiled graphs by (graph id, version): versions never change once stored.
+    workflows: Mutex<HashMap<(String, u64), Workflow>>,
+    /// Runs a task of this runner is driving, so none is driven twice.
+    active: Mutex<HashSet<String>>,
+    tasks: Mutex<JoinSet<()>>,
+    stopping: AtomicBool,
+}
+
+/// Locks a mutex held only for short, non-async sections; a panic elsewhere
+/// does not make the data unusable.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Runner {
+    /// A runner on `store`, executing nodes with `handlers`.
+    pub fn new(store: impl Store + 'static, handlers: Handlers) -> Self {
+        Runner {
+            inner: Arc::new(Inner {
+                store: Arc::new(store),
+                handlers,
+                workflows: Mutex::new(HashMap::new()),
+                active: Mutex::new(HashSet::new()),
+                tasks: Mutex::new(JoinSet::new()),
+                stopping: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &dyn Store {
+        &*self.inner.store
+    }
+
+    /// Validates `graph` and stores it as the next version of its id. Runs in
+    /// flight keep the version they started with.
+    pub async fn save_graph(&self, graph: &Graph) -> Result<StoredGraph, RunnerError> {
+        graph.validate_or_raise()?;
+        Ok(self.inner.store.save_graph(graph).await?)
+    }
+
+    /// Starts a run of the latest version of `graph_id` with `trigger` as its
+    /// trigger data, and drives it in the background. Returns its record as
+    /// first committed.
+    pub async fn start(&self, graph_id: &str, trigger: Value) -> Result<RunRecord, RunnerError> {
+        let stored = self.inner.store.graph(graph_id, None).await?;
+        let workflow = self.inner.workflow(graph_id, stored.version).await?;
+        let mut engine = workflow.engine();
+        engine.start(trigger.clone())?;
+        let record = self
+            .inner
+            .store
+            .create_run(NewRun {
+                graph_id: graph_id.to_owned(),
+                graph_version: stored.version,
+                trigger,
+                state: engine.to_state(),
+            })
+            .await?;
+        self.spawn(&record.run_id);
+        Ok(record)
+    }
+
+    /// Answers the node `node_id` a run waits on with `data` (`by`: who
+    /// answered), and drives the run on. Refused, changing nothing, when the run
+    /// is not waiting on that node, when the node declares `actions` and
+    /// `data.action` is not one of them, or when no edge of the node accepts the answer.
+    pub async fn answer(
+        &self,
+        run_id: &str,
+        node_id: &str,
+        data: Value,
+        by: Option<&str>,
+    ) -> Result<RunRecord, RunnerError> {
+        let (record, state) = self.inner.store.load_run(run_id).await?;
+        if record.status != RunStatus::Waiting || record.current_node_id.as_deref() != Some(node_id) {
+            return Err(RunnerError::NotWaiting {
+                run_id: run_id.to_owned(),
+                node_id: node_id.to_owned(),
+                status: record.status,
+                current: record.current_node_id,
+            });
+        }
+        let workflow = self.inner.workflow(&record.graph_id, record.graph_version).await?;
+        let refuse = |reason: String| RunnerError::InvalidAnswer {
+            run_id: run_id.to_owned(),
+            node_id: node_id.to_owned(),
+            reason,
+        };
+        if let Some(node) = workflow.graph().node(node_id) {
+            check_answer(&node.config, &data).map_err(refuse)?;
+        }
+        let mut engine = workflow.restore(state)?;
+        engine.resume(node_id, data.clone()).map_err(|error| refuse(error.to_string()))?;
+        let mut entries =
+            vec![Entry::AnswerReceived { node_id: node_id.to_owned(), by: by.map(str::to_owned), data }];
+        let status = match engine.status() {
+            EngineStatus::Completed => {
+                entries.push(Entry::RunCompleted);
+                RunStatus::Completed
+            }
+            EngineStatus::Waiting => RunStatus::Waiting,
+            EngineStatus::Running => RunStatus::Running,
+        };
+        let (record, _) = self
+            .inner
+            .store
+            .commit_step(StepCommit {
+                run_id: run_id.to_owned(),
+                expected_version: record.version,
+                writes: engine.last_writes().map(|(id, output)| (id.to_owned(), output.clone())).collect(),
+                current_node_id: engine.current_node_id().map(str::to_owned),
+                previous_node_id: engine.previous_node_id().map(str::to_owned),
+                status,
+                error: None,
+                entries,
+            })
+            .await?;
+        if record.status == RunStatus::Running {
+            self.spawn(run_id);
+        }
+        Ok(record)
+    }
+
+    /// Cancels a run that is not over yet. A step in progress may finish, but
+    /// its commit is refused: the cancellation wins.
+    pub async fn cancel(&self, run_id: &str, reason: Option<&str>) -> Result<RunRecord, RunnerError> {
+        loop {
+            let record = self.inner.store.run(run_id).await?;
+            if record.status.is_final() {
+                return Err(RunnerError::Finished { run_id: run_id.to_owned(), status: record.status });
+            }
+            let commit = StepCommit {
+                run_id: run_id.to_owned(),
+                expected_version: record.version,
+                writes: Vec::new(),
+                current_node_id: record.current_node_id.clone(),
+                previous_node_id: record.previous_node_id.clone(),
+                status: RunStatus::Cancelled,
+                error: None,
+                entries: vec![Entry::RunCancelled { reason: reason.map(str::to_owned) }],
+            };
+            match self.inner.store.commit_step(commit).await {
+                Ok((record, _)) => return Ok(record),
+                // A step committed in between: look again.
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// Waits until the run parks on a waiting node or is over, and returns its
+    /// record. (A run nobody drives stays running: see [`Runner::recover`].)
+    pub async fn wait(&self, run_id: &str) -> Result<RunRecord, RunnerError> {
+        let record = self.inner.store.run(run_id).await?;
+        if record.status != RunStatus::Running {
+            return Ok(record);
+        }
+        let mut events = self.inner.store.follow(run_id, record.last_seq);
+        while let Some(event) = events.next().await {
+            let entry = event?.entry;
+            if entry.is_final() || matches!(entry, Entry::NodeWaiting { .. }) {
+                break;
+            }
+        }
+        Ok(self.inner.store.run(run_id).await?)
+    }
+
+    /// Drives every run the store holds as running (after a restart, say).
+    /// Returns how many were picked up.
+    pub async fn recover(&self) -> Result<usize, RunnerError> {
+        let filter =
+            roomkit_graph_store::RunFilter { status: Some(RunStatus::Running), ..Default::default() };
+        let runs = self.inner.store.list_runs(&filter).await?;
+        for run in &runs {
+            self.spawn(&run.run_id);
+        }
+        Ok(runs.len())
+    }
+
+    /// Stops driving runs: each task finishes and commits the step it is on,
+    /// then stops. Runs stay running in the store, for [`Runner::recover`].
+    pub async fn shutdown(&self) {
+        self.inner.stopping.store(true, Ordering::SeqCst);
+        let mut tasks = std::mem::take(&mut *lock(&self.inner.tasks));
+        while tasks.join_next().await.is_some() {}
+    }
+
+    fn spawn(&self, run_id: &str) {
+        if self.inner.stopping.load(Ordering::SeqCst) || !lock(&self.inner.active).insert(run_id.to_owned()) {
+            return;
+        }
+        let inner = Arc::clone(&self.inner);
+        let run_id = run_id.to_owned();
+        lock(&self.inner.tasks).spawn(async move {
+            drive::drive(&inner, &run_id).await;
+            lock(&inner.active).remove(&run_id);
+        });
+    }
+}
+
+impl Inner {
+    async fn workflow(&self, graph_id: &str, version: u64) -> Result<Workflow, RunnerError> {
+        let key = (graph_id.to_owned(), version);
+        if let Some(workflow) = lock(&self.workflows).get(&key) {
+            return Ok(workflow.clone());
+        }
+        let stored = self.store.graph(graph_id, Some(version)).await?;
+        let workflow = Workflow::new(stored.graph, self.handlers.clone());
+        lock(&self.workflows).insert(key, workflow.clone());
+        Ok(workflow)
+    }
+}
+
+/// Checks an answer against what a waiting node declares: an object, whose
+/// `action` is one of the node's `actions` when it declares some.
+fn check_answer(config: &serde_json::Map<String, Value>, data: &Value) -> Result<(), String> {
+    let Some(answer) = data.as_object() else {
+        return Err(format!("an answer is a JSON object, not {data}"));
+    };
+    let actions: Vec<&str> = config
+        .get("actions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if actions.is_empty() {
+        return Ok(());
+    }
+    match answer.get("action").and_then(Value::as_str) {
+        Some(action) if actions.contains(&action) => Ok(()),
+        Some(action) => Err(format!("action {action:?} is not one of {}", actions.join(", "))),
+        None => Err(format!("the answer needs an \"action\": one of {}", actions.join(", "))),
+    }
+}
+
+/// The transcript entry of a node that waits: what it asks and which actions it offers.
+fn waiting_entry(node_id: &str, config: &serde_json::Map<String, Value>) -> Entry {
+    Entry::NodeWaiting {
+        node_id: node_id.to_owned(),
+        prompt: config.get("prompt").and_then(Value::as_str).map(str::to_owned),
+        actions: config
+            .get("actions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+    }
+}

@@ -1,0 +1,256 @@
+//! Durable runs against a real SQLite file: a human-in-the-loop run answered
+//! after it parks, answers refused without changing anything, a run picked up
+//! after its process died mid-step, graph versions pinned by runs in flight,
+//! and cancellation.
+
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use async_trait::async_trait;
+use roomkit_graph::{
+    Condition, Edge, Graph, HandlerError, Handlers, Node, NodeHandler, NodeResult, Scope, Trigger,
+};
+use roomkit_graph_runner::{Runner, RunnerError};
+use roomkit_graph_sqlite::SqliteStore;
+use roomkit_graph_store::{Entry, RunFilter, RunStatus, Store, render_text};
+use serde_json::{Value, json};
+
+/// Waits for a person.
+struct Human;
+
+#[async_trait]
+impl NodeHandler for Human {
+    async fn execute(&self, _node: &Node, _scope: &Scope<'_>) -> Result<NodeResult, HandlerError> {
+        Ok(NodeResult::waiting())
+    }
+}
+
+fn set(id: &str, values: Value) -> Node {
+    Node::new(id, "function").with_config(json!({"action": "set_context", "values": values}))
+}
+
+fn review_graph(publish_note: &str) -> Graph {
+    let mut graph = Graph::new("review", "Review", Trigger::manual());
+    graph
+        .add_nodes([
+            Node::new("start", "start"),
+            set("draft", json!({"body": "v1"})),
+            Node::new("review", "human")
+                .with_config(json!({"prompt": "Approve the draft?", "actions": ["approve", "reject"]})),
+            set("publish", json!({"note": publish_note})),
+            Node::new("end", "end"),
+        ])
+        .expect("unique ids");
+    graph.add_edges([
+        Edge::new("start", "draft"),
+        Edge::new("draft", "review"),
+        Edge::new("review", "publish").when(Condition::field("review.output.action").equals("approve")),
+        Edge::new("review", "draft").when(Condition::field("review.output.action").equals("reject")),
+        Edge::new("publish", "end"),
+    ]);
+    graph
+}
+
+fn open(dir: &tempfile::TempDir) -> SqliteStore {
+    SqliteStore::open(dir.path().join("runs.db")).expect("the database opens")
+}
+
+fn kinds(entries: &[Entry]) -> Vec<String> {
+    entries
+        .iter()
+        .map(|e| serde_json::to_value(e).expect("entries are JSON")["type"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_parks_on_a_person_and_an_answer_finishes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let runner = Runner::new(open(&dir), Handlers::builtin().with("human", Human));
+    runner.save_graph(&review_graph("live")).await.unwrap();
+
+    let run = runner.start("review", json!({"topic": "rust"})).await.unwrap();
+    let parked = runner.wait(&run.run_id).await.unwrap();
+    assert_eq!(parked.status, RunStatus::Waiting);
+    assert_eq!(parked.current_node_id.as_deref(), Some("review"));
+
+    // Refused answers change nothing.
+    let wrong_action = runner.answer(&run.run_id, "review", json!({"action": "maybe"}), Some("ada")).await;
+    assert!(
+        matches!(&wrong_action, Err(RunnerError::InvalidAnswer { reason, .. }) if reason.contains("approve, reject"))
+    );
+    let not_an_object = runner.answer(&run.run_id, "review", json!("yes"), None).await;
+    assert!(matches!(not_an_object, Err(RunnerError::InvalidAnswer { .. })));
+    let wrong_node = runner.answer(&run.run_id, "draft", json!({"action": "approve"}), None).await;
+    assert!(matches!(wrong_node, Err(RunnerError::NotWaiting { .. })));
+    assert_eq!(runner.store().run(&run.run_id).await.unwrap(), parked);
+
+    runner
+        .answer(&run.run_id, "review", json!({"action": "approve", "note": "ship it"}), Some("ada"))
+        .await
+        .unwrap();
+    let done = runner.wait(&run.run_id).await.unwrap();
+    assert_eq!(done.status, RunStatus::Completed);
+    assert_eq!(done.current_node_id, None);
+
+    let events = runner.store().transcript(&run.run_id, 0, 100).await.unwrap();
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=events.len() as u64).collect::<Vec<_>>());
+    let entries: Vec<Entry> = events.iter().map(|e| e.entry.clone()).collect();
+    assert_eq!(
+        kinds(&entries),
+        [
+            "run_started",
+            "node_started",
+            "node_completed",
+            "node_started",
+            "node_completed",
+            "node_started",
+            "node_waiting",
+            "answer_received",
+            "node_started",
+            "node_completed",
+            "node_started",
+            "node_completed",
+            "run_completed",
+        ]
+    );
+    let text = render_text(&events);
+    assert!(text.contains("review ⏸ Approve the draft? [approve / reject]"), "{text}");
+    assert!(text.contains("ada → review: {\"action\":\"approve\",\"note\":\"ship it\"}"), "{text}");
+
+    let (_, state) = runner.store().load_run(&run.run_id).await.unwrap();
+    assert_eq!(state.context["review"], json!({"output": {"action": "approve", "note": "ship it"}}));
+    assert_eq!(state.context["publish"], json!({"output": {"note": "live"}}));
+
+    let answered_again = runner.answer(&run.run_id, "review", json!({"action": "approve"}), None).await;
+    assert!(matches!(answered_again, Err(RunnerError::NotWaiting { status: RunStatus::Completed, .. })));
+}
+
+/// Tells the test it was entered, then never completes (the process "dies" here).
+struct Stuck(mpsc::Sender<()>);
+
+#[async_trait]
+impl NodeHandler for Stuck {
+    async fn execute(&self, _node: &Node, _scope: &Scope<'_>) -> Result<NodeResult, HandlerError> {
+        let _ = self.0.send(());
+        std::future::pending().await
+    }
+}
+
+/// Completes at once.
+struct Quick;
+
+#[async_trait]
+impl NodeHandler for Quick {
+    async fn execute(&self, node: &Node, scope: &Scope<'_>) -> Result<NodeResult, HandlerError> {
+        Ok(NodeResult::completed(json!({"done": node.id, "run": scope.run_id()})))
+    }
+}
+
+#[test]
+fn a_run_cut_off_mid_step_is_finished_by_the_next_process_with_every_step_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut graph = Graph::new("long", "Long", Trigger::manual());
+    graph
+        .add_nodes([
+            Node::new("start", "start"),
+            set("one", json!({"n": 1})),
+            Node::new("slow", "work"),
+            set("two", json!({"n": 2})),
+            Node::new("end", "end"),
+        ])
+        .unwrap();
+    graph.add_edges([
+        Edge::new("start", "one"),
+        Edge::new("one", "slow"),
+        Edge::new("slow", "two"),
+        Edge::new("two", "end"),
+    ]);
+
+    // The first process reaches the slow node, then dies.
+    let (entered, entered_rx) = mpsc::channel();
+    let first = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let run_id = first.block_on(async {
+        let runner = Runner::new(open(&dir), Handlers::builtin().with("work", Stuck(entered)));
+        runner.save_graph(&graph).await.unwrap();
+        runner.start("long", json!({})).await.unwrap().run_id
+    });
+    entered_rx.recv().unwrap();
+    first.shutdown_background();
+
+    // The next process picks the run up where its last commit left it.
+    let second = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    second.block_on(async {
+        let runner = Runner::new(open(&dir), Handlers::builtin().with("work", Quick));
+        assert_eq!(runner.recover().await.unwrap(), 1);
+        let done = runner.wait(&run_id).await.unwrap();
+        assert_eq!(done.status, RunStatus::Completed);
+        let events = runner.store().transcript(&run_id, 0, 100).await.unwrap();
+        let completed: Vec<_> = events
+            .iter()
+            .filter_map(|e| match &e.entry {
+                Entry::NodeCompleted { node_id, .. } => Some(node_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(completed, ["start", "one", "slow", "two", "end"]);
+        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (1..=events.len() as u64).collect::<Vec<_>>());
+        let (_, state) = runner.store().load_run(&run_id).await.unwrap();
+        assert_eq!(state.context["slow"], json!({"output": {"done": "slow", "run": run_id}}));
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_keep_the_graph_version_they_started_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let runner = Runner::new(open(&dir), Handlers::builtin().with("human", Human));
+    assert_eq!(runner.save_graph(&review_graph("from v1")).await.unwrap().version, 1);
+    let run = runner.start("review", json!({})).await.unwrap();
+    assert_eq!(runner.wait(&run.run_id).await.unwrap().status, RunStatus::Waiting);
+
+    assert_eq!(runner.save_graph(&review_graph("from v2")).await.unwrap().version, 2);
+    runner.answer(&run.run_id, "review", json!({"action": "approve"}), None).await.unwrap();
+    let done = runner.wait(&run.run_id).await.unwrap();
+    assert_eq!((done.status, done.graph_version), (RunStatus::Completed, 1));
+    let (_, state) = runner.store().load_run(&run.run_id).await.unwrap();
+    assert_eq!(state.context["publish"], json!({"output": {"note": "from v1"}}));
+
+    let newer = runner.start("review", json!({})).await.unwrap();
+    assert_eq!(newer.graph_version, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelled_runs_take_no_answer_and_listing_filters_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let runner = Runner::new(open(&dir), Handlers::builtin().with("human", Human));
+    runner.save_graph(&review_graph("x")).await.unwrap();
+    let a = runner.start("review", json!({"n": 1})).await.unwrap();
+    let b = runner.start("review", json!({"n": 2})).await.unwrap();
+    runner.wait(&a.run_id).await.unwrap();
+    runner.wait(&b.run_id).await.unwrap();
+
+    let cancelled = runner.cancel(&a.run_id, Some("duplicate request")).await.unwrap();
+    assert_eq!(cancelled.status, RunStatus::Cancelled);
+    assert!(matches!(
+        runner.answer(&a.run_id, "review", json!({"action": "approve"}), None).await,
+        Err(RunnerError::NotWaiting { status: RunStatus::Cancelled, .. })
+    ));
+    assert!(matches!(runner.cancel(&a.run_id, None).await, Err(RunnerError::Finished { .. })));
+    let last = runner.store().transcript(&a.run_id, 0, 100).await.unwrap();
+    assert_eq!(
+        last.last().map(|e| &e.entry),
+        Some(&Entry::RunCancelled { reason: Some("duplicate request".into()) })
+    );
+
+    let store: Arc<dyn Store> = Arc::new(open(&dir));
+    let waiting = store
+        .list_runs(&RunFilter {
+            graph_id: Some("review".into()),
+            status: Some(RunStatus::Waiting),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(waiting.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(), [b.run_id.as_str()]);
+}
