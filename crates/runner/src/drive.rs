@@ -7,18 +7,28 @@ use serde_json::Value;
 
 use crate::{Inner, RunnerError, waiting_entry};
 
-/// Drives `run_id` until it parks, ends, or the runner stops. Each step is
-/// committed before the next begins. A commit refused as a conflict means
-/// another writer moved the run (it was cancelled, say): the task stops.
-pub(crate) async fn drive(inner: &Inner, run_id: &str) {
-    // An error here leaves the run as last committed, for a later recovery.
-    let _ = drive_steps(inner, run_id).await;
+/// How driving a run ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// The run parked or is over (or was not running).
+    Parked,
+    /// Another writer moved the run, the runner is stopping, or the store
+    /// failed: leave it alone.
+    LetGo,
 }
 
-async fn drive_steps(inner: &Inner, run_id: &str) -> Result<(), RunnerError> {
+/// Drives `run_id` until it parks, ends, or the runner stops. Each step is
+/// committed before the next begins. A commit refused as a conflict means
+/// another writer moved the run (it was cancelled, say): the task lets go.
+pub(crate) async fn drive(inner: &Inner, run_id: &str) -> Ended {
+    // An error leaves the run as last committed, for a later recovery.
+    drive_steps(inner, run_id).await.unwrap_or(Ended::LetGo)
+}
+
+async fn drive_steps(inner: &Inner, run_id: &str) -> Result<Ended, RunnerError> {
     let (record, state) = inner.store.load_run(run_id).await?;
     if record.status != RunStatus::Running {
-        return Ok(());
+        return Ok(Ended::Parked);
     }
     let workflow = inner.workflow(&record.graph_id, record.graph_version).await?;
     let mut engine = workflow.restore(state)?;
@@ -28,14 +38,14 @@ async fn drive_steps(inner: &Inner, run_id: &str) -> Result<(), RunnerError> {
         let status = commit.status;
         match inner.store.commit_step(commit).await {
             Ok((record, _)) => version = record.version,
-            Err(StoreError::Conflict { .. }) => return Ok(()),
+            Err(StoreError::Conflict { .. }) => return Ok(Ended::LetGo),
             Err(error) => return Err(error.into()),
         }
         if status != RunStatus::Running {
-            break;
+            return Ok(Ended::Parked);
         }
     }
-    Ok(())
+    Ok(Ended::LetGo)
 }
 
 /// Runs the engine's current node and describes what to commit.

@@ -260,8 +260,23 @@ impl Runner {
         let inner = Arc::clone(&self.inner);
         let run_id = run_id.to_owned();
         lock(&self.inner.tasks).spawn(async move {
-            drive::drive(&inner, &run_id).await;
-            lock(&inner.active).remove(&run_id);
+            loop {
+                let ended = drive::drive(&inner, &run_id).await;
+                lock(&inner.active).remove(&run_id);
+                if ended == drive::Ended::LetGo {
+                    break;
+                }
+                // An answer may have set the run going again while this task was
+                // finishing (and so did not start another): look once more.
+                let again =
+                    matches!(inner.store.run(&run_id).await, Ok(run) if run.status == RunStatus::Running);
+                if !again
+                    || inner.stopping.load(Ordering::SeqCst)
+                    || !lock(&inner.active).insert(run_id.clone())
+                {
+                    break;
+                }
+            }
         });
     }
 }
