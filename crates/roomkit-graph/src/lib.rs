@@ -56,6 +56,7 @@ mod duration;
 mod engine;
 mod handler;
 mod model;
+mod policy;
 mod template;
 mod validate;
 
@@ -71,6 +72,7 @@ pub use handler::{
     LogHandler, NodeHandler, NodeResult, NodeStatus, ParallelHandler, Scope, StartHandler, SwitchHandler,
 };
 pub use model::{Edge, Graph, GraphError, Node, NodeType, Trigger};
+pub use policy::{NodePolicy, PolicyError};
 pub use template::{Template, TemplateError, ValueTemplate};
 pub use validate::{ValidationCode, ValidationError};
 

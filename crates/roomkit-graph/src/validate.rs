@@ -10,6 +10,7 @@ use crate::condition::Condition;
 use crate::duration::parse_duration;
 use crate::handler::{FUNCTION_ACTIONS, PARALLEL_JOINS};
 use crate::model::{Graph, Node, NodeType};
+use crate::policy::NodePolicy;
 use crate::template::ValueTemplate;
 
 /// What kind of mistake a [`ValidationError`] reports.
@@ -51,6 +52,8 @@ pub enum ValidationCode {
     InvalidParent,
     /// A parallel node whose `join` is neither `all` nor `any`.
     InvalidJoin,
+    /// A malformed `retry` or `timeout` setting.
+    InvalidPolicy,
 }
 
 impl ValidationCode {
@@ -74,6 +77,7 @@ impl ValidationCode {
             ValidationCode::MalformedTemplate => "malformed_template",
             ValidationCode::InvalidParent => "invalid_parent",
             ValidationCode::InvalidJoin => "invalid_join",
+            ValidationCode::InvalidPolicy => "invalid_policy",
         }
     }
 }
@@ -318,6 +322,9 @@ fn configuration(graph: &Graph, report: &mut Report) {
                 }
             }
             _ => {}
+        }
+        if let Err(error) = NodePolicy::read(&node.config) {
+            report.field(InvalidPolicy, id, &error.field, format!("node {id:?}: {error}"));
         }
         for (key, value) in &node.config {
             if let Some((at, error)) = ValueTemplate::compile(value).first_error() {

@@ -70,3 +70,27 @@ fn a_valid_graph_has_no_errors() {
     .unwrap();
     assert_eq!(report(&graph), vec![]);
 }
+
+#[test]
+fn malformed_retry_and_timeout_settings_are_reported_with_their_field() {
+    let graph = Graph::from_value(serde_json::json!({
+        "id": "g", "name": "G", "trigger": {"type": "manual"},
+        "nodes": [
+            {"id": "start", "type": "start"},
+            {"id": "call", "type": "agent", "config": {"timeout": 30, "retry": {"max_attempts": 3}}},
+            {"id": "post", "type": "notification", "config": {"retry": {"max_attempts": 2, "backoff": "later"}}},
+            {"id": "end", "type": "end"}
+        ],
+        "edges": [
+            {"source": "start", "target": "call"}, {"source": "call", "target": "post"}, {"source": "post", "target": "end"}
+        ]
+    }))
+    .unwrap();
+    assert_eq!(
+        report(&graph),
+        vec![
+            row("invalid_policy", "call", Some("timeout")),
+            row("invalid_policy", "post", Some("retry.backoff"))
+        ]
+    );
+}

@@ -1,8 +1,11 @@
-//! The loop that drives one run: step, commit, repeat.
+//! The loop that drives one run: step, commit, repeat; failed attempts are
+//! retried as the node's policy says, each attempt in the transcript.
+
+use std::time::Duration;
 
 use futures_util::StreamExt;
-use roomkit_graph::{EngineError, RunStatus as EngineStatus, StreamMode, WorkflowEngine};
-use roomkit_graph_store::{Entry, RunStatus, StepCommit, StoreError};
+use roomkit_graph::{ErrorKind, NodePolicy, RunStatus as EngineStatus, StreamMode, WorkflowEngine};
+use roomkit_graph_store::{Entry, RunStatus, StepCommit, StoreError, TranscriptEvent, now_millis};
 use serde_json::Value;
 
 use crate::{Inner, RunnerError, waiting_entry};
@@ -33,8 +36,45 @@ async fn drive_steps(inner: &Inner, run_id: &str) -> Result<Ended, RunnerError> 
     let workflow = inner.workflow(&record.graph_id, record.graph_version).await?;
     let mut engine = workflow.restore(state)?;
     let mut version = record.version;
+    // A run picked up after a restart may be between two attempts of a node.
+    let (mut attempt, retry_at) = match engine.current_node_id() {
+        Some(node) => pending_retry(&inner.store.transcript(run_id, 0, usize::MAX).await?, node),
+        None => (1, None),
+    };
+    if let Some(at) = retry_at {
+        sleep_until(at).await;
+    }
     while !inner.stopping.load(std::sync::atomic::Ordering::SeqCst) {
-        let commit = step(&mut engine, run_id, version).await;
+        let node = engine.current_node_id().unwrap_or_default().to_owned();
+        let config = engine.graph().node(&node).map(|n| n.config.clone()).unwrap_or_default();
+        let Attempted { commit, wait, .. } = match NodePolicy::read(&config) {
+            Ok(policy) => {
+                engine.set_attempt(attempt);
+                let mut attempted = step(&mut engine, run_id, version, attempt, policy.timeout).await;
+                let commit = &mut attempted.commit;
+                if commit.status == RunStatus::Failed && attempted.retryable && attempt < policy.max_attempts
+                {
+                    // Not the end: schedule the next attempt instead.
+                    let wait = policy.backoff(attempt + 1);
+                    let retry_at =
+                        now_millis().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
+                    commit.entries.pop();
+                    commit.entries.push(Entry::RetryScheduled {
+                        node_id: node.clone(),
+                        attempt: attempt + 1,
+                        retry_at,
+                    });
+                    commit.status = RunStatus::Running;
+                    commit.error = None;
+                    attempted.wait = Some(wait);
+                    attempt += 1;
+                } else {
+                    attempt = 1;
+                }
+                attempted
+            }
+            Err(problem) => failed(&engine, run_id, version, format!("node {node:?}: {problem}")),
+        };
         let status = commit.status;
         match inner.store.commit_step(commit).await {
             Ok((record, _)) => version = record.version,
@@ -44,61 +84,153 @@ async fn drive_steps(inner: &Inner, run_id: &str) -> Result<Ended, RunnerError> 
         if status != RunStatus::Running {
             return Ok(Ended::Parked);
         }
+        if let Some(wait) = wait {
+            tokio::time::sleep(wait).await;
+        }
     }
     Ok(Ended::LetGo)
 }
 
-/// Runs the engine's current node and describes what to commit.
-async fn step(engine: &mut WorkflowEngine, run_id: &str, expected_version: u64) -> StepCommit {
+/// A step's commit, with whether its failure may be retried and how long to
+/// wait before the next attempt.
+struct Attempted {
+    commit: StepCommit,
+    retryable: bool,
+    wait: Option<Duration>,
+}
+
+/// Runs the engine's current node (attempt `attempt`, within `timeout`) and
+/// describes what to commit.
+async fn step(
+    engine: &mut WorkflowEngine,
+    run_id: &str,
+    expected_version: u64,
+    attempt: u32,
+    timeout: Option<Duration>,
+) -> Attempted {
     let node_id = engine.current_node_id().unwrap_or_default().to_owned();
     let node = engine.graph().node(&node_id).cloned();
     let node_type = node.as_ref().map(|n| n.node_type.to_string()).unwrap_or_default();
-    let mut entries = vec![Entry::NodeStarted { node_id: node_id.clone(), node_type, attempt: 1 }];
+    let mut entries = vec![Entry::NodeStarted { node_id: node_id.clone(), node_type, attempt }];
 
-    let mut failure: Option<EngineError> = None;
-    let mut events = engine.stream_step(&[StreamMode::Custom]);
-    while let Some(event) = events.next().await {
-        match event {
-            Ok(event) => entries.push(Entry::Custom {
-                node_id: event.node_id.unwrap_or_else(|| node_id.clone()),
-                payload: event.payload,
-            }),
-            Err(error) => failure = Some(error),
+    let run = async {
+        let mut custom = Vec::new();
+        let mut failure = None;
+        let mut events = engine.stream_step(&[StreamMode::Custom]);
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(event) => custom.push(Entry::Custom {
+                    node_id: event.node_id.unwrap_or_else(|| node_id.clone()),
+                    payload: event.payload,
+                }),
+                Err(error) => failure = Some(error),
+            }
         }
-    }
-    drop(events);
+        (custom, failure)
+    };
+    let outcome = match timeout {
+        Some(limit) => tokio::time::timeout(limit, run).await.map_err(|_| limit),
+        None => Ok(run.await),
+    };
+    let (failure, retryable, writes) = match outcome {
+        Ok((custom, failure)) => {
+            entries.extend(custom);
+            let retryable = failure.as_ref().is_some_and(|e| e.kind() == ErrorKind::Execution);
+            let writes = engine.last_writes().map(|(id, output)| (id.to_owned(), output.clone())).collect();
+            (failure.map(|e| e.to_string()), retryable, writes)
+        }
+        // Cut off mid-step: nothing of the attempt was stored.
+        Err(limit) => (Some(format!("node {node_id:?} timed out after {limit:?}")), true, Vec::new()),
+    };
 
     let output = engine.context().output(&node_id).cloned().unwrap_or(Value::Null);
-    let (status, error) = match (failure, engine.status()) {
-        (Some(error), _) => {
-            let message = error.to_string();
-            entries.push(Entry::NodeFailed { node_id: node_id.clone(), attempt: 1, error: message.clone() });
+    let status = match (failure, engine.status()) {
+        (Some(message), _) => {
+            entries.push(Entry::NodeFailed { node_id: node_id.clone(), attempt, error: message.clone() });
             entries.push(Entry::RunFailed { error: message.clone() });
-            (RunStatus::Failed, Some(message))
+            return Attempted {
+                commit: commit(
+                    engine,
+                    run_id,
+                    expected_version,
+                    writes,
+                    RunStatus::Failed,
+                    Some(message),
+                    entries,
+                ),
+                retryable,
+                wait: None,
+            };
         }
         (None, EngineStatus::Waiting) => {
             let config = node.map(|n| n.config).unwrap_or_default();
             entries.push(waiting_entry(&node_id, &config));
-            (RunStatus::Waiting, None)
+            RunStatus::Waiting
         }
         (None, EngineStatus::Completed) => {
             entries.push(Entry::NodeCompleted { node_id: node_id.clone(), output });
             entries.push(Entry::RunCompleted);
-            (RunStatus::Completed, None)
+            RunStatus::Completed
         }
         (None, EngineStatus::Running) => {
             entries.push(Entry::NodeCompleted { node_id: node_id.clone(), output });
-            (RunStatus::Running, None)
+            RunStatus::Running
         }
     };
+    Attempted {
+        commit: commit(engine, run_id, expected_version, writes, status, None, entries),
+        retryable: false,
+        wait: None,
+    }
+}
+
+fn commit(
+    engine: &WorkflowEngine,
+    run_id: &str,
+    expected_version: u64,
+    writes: Vec<(String, Value)>,
+    status: RunStatus,
+    error: Option<String>,
+    entries: Vec<Entry>,
+) -> StepCommit {
     StepCommit {
         run_id: run_id.to_owned(),
         expected_version,
-        writes: engine.last_writes().map(|(id, output)| (id.to_owned(), output.clone())).collect(),
+        writes,
         current_node_id: engine.current_node_id().map(str::to_owned),
         previous_node_id: engine.previous_node_id().map(str::to_owned),
         status,
         error,
         entries,
     }
+}
+
+/// A commit that fails the run without running its node (a malformed policy).
+fn failed(engine: &WorkflowEngine, run_id: &str, version: u64, message: String) -> Attempted {
+    let node_id = engine.current_node_id().unwrap_or_default().to_owned();
+    let entries = vec![
+        Entry::NodeFailed { node_id, attempt: 1, error: message.clone() },
+        Entry::RunFailed { error: message.clone() },
+    ];
+    Attempted {
+        commit: commit(engine, run_id, version, Vec::new(), RunStatus::Failed, Some(message), entries),
+        retryable: false,
+        wait: None,
+    }
+}
+
+/// The attempt a run resumes `node` at, and when, from the end of its
+/// transcript: after a `retry_scheduled` for the node, that attempt at that time.
+fn pending_retry(events: &[TranscriptEvent], node: &str) -> (u32, Option<i64>) {
+    match events.last().map(|e| &e.entry) {
+        Some(Entry::RetryScheduled { node_id, attempt, retry_at }) if node_id == node => {
+            (*attempt, Some(*retry_at))
+        }
+        _ => (1, None),
+    }
+}
+
+async fn sleep_until(at: i64) {
+    let wait = u64::try_from(at.saturating_sub(now_millis())).unwrap_or(0);
+    tokio::time::sleep(Duration::from_millis(wait)).await;
 }

@@ -96,6 +96,7 @@ impl Workflow {
             waiting: false,
             run_id: String::new(),
             steps_taken: 0,
+            attempt: 1,
             written: Vec::new(),
             sink: None,
         }
@@ -129,6 +130,7 @@ impl Workflow {
             waiting: state.waiting,
             run_id,
             steps_taken: 0,
+            attempt: 1,
             written: Vec::new(),
             sink: None,
         })
@@ -166,6 +168,8 @@ pub struct WorkflowEngine {
     waiting: bool,
     run_id: String,
     steps_taken: u64,
+    /// Which attempt at the current node the next step is (set by a runner that retries).
+    attempt: u32,
     /// The nodes whose outputs the last step (or resume) stored, in order.
     written: Vec<usize>,
     sink: Option<Arc<EventSink>>,
@@ -217,6 +221,13 @@ impl WorkflowEngine {
         &self.run_id
     }
 
+    /// Sets which attempt at the current node the next step is (1 for the
+    /// first), as handlers see it in [`Scope::attempt`]. A runner that retries
+    /// failed nodes sets it; it goes back to 1 once the run moves on.
+    pub fn set_attempt(&mut self, attempt: u32) {
+        self.attempt = attempt.max(1);
+    }
+
     /// Where the run stands.
     pub fn status(&self) -> RunStatus {
         match (self.current, self.waiting) {
@@ -257,6 +268,7 @@ impl WorkflowEngine {
         self.waiting = false;
         self.run_id = new_run_id();
         self.steps_taken = 0;
+        self.attempt = 1;
         self.send_values();
         Ok(())
     }
@@ -342,6 +354,7 @@ impl WorkflowEngine {
         if next.is_some() {
             self.previous = Some(node);
         }
+        self.attempt = 1;
         self.finish_step(node, NodeStatus::Completed);
         Ok(next.is_some())
     }
@@ -359,6 +372,7 @@ impl WorkflowEngine {
             sink: self.sink.as_deref(),
             context: &self.context,
             run_id: &self.run_id,
+            attempt: self.attempt,
             node,
         };
         handler.execute(plan.node(node), &scope).await
@@ -415,6 +429,7 @@ impl WorkflowEngine {
                     if next.is_some() {
                         self.previous = Some(node);
                     }
+                    self.attempt = 1;
                 }
                 Err(error) => {
                     self.context.set_input(self.previous);

@@ -20,6 +20,7 @@ pub struct Scope<'a> {
     pub(crate) sink: Option<&'a EventSink>,
     pub(crate) context: &'a Context,
     pub(crate) run_id: &'a str,
+    pub(crate) attempt: u32,
     pub(crate) node: usize,
 }
 
@@ -37,6 +38,45 @@ impl<'a> Scope<'a> {
     /// The run's id.
     pub fn run_id(&self) -> &'a str {
         self.run_id
+    }
+
+    /// Which attempt at this node this is: 1, then 2, 3... when a durable
+    /// runner retries it.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// A key naming this execution of this node in this run: `run/node/attempt`.
+    /// A handler with outside side effects passes it on (as an idempotency key)
+    /// so a step re-run after a crash does not repeat them.
+    ///
+    /// ```
+    /// use roomkit_graph::{Edge, Graph, HandlerError, Handlers, Node, NodeHandler, NodeResult, Scope, Trigger, WorkflowEngine};
+    /// use serde_json::json;
+    ///
+    /// struct Charge;
+    ///
+    /// #[async_trait::async_trait]
+    /// impl NodeHandler for Charge {
+    ///     async fn execute(&self, _node: &Node, scope: &Scope<'_>) -> Result<NodeResult, HandlerError> {
+    ///         Ok(NodeResult::completed(json!({"key": scope.idempotency_key()})))
+    ///     }
+    /// }
+    ///
+    /// let mut graph = Graph::new("g", "G", Trigger::manual());
+    /// graph.add_nodes([Node::new("start", "start"), Node::new("pay", "charge")])?;
+    /// graph.add_edge(Edge::new("start", "pay"));
+    /// let mut engine = WorkflowEngine::new(graph, Handlers::builtin().with("charge", Charge));
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// engine.run(json!({})).await?;
+    /// let key = format!("{}/pay/1", engine.run_id());
+    /// assert_eq!(engine.context().get("pay.output.key"), Some(&json!(key)));
+    /// # Ok::<(), roomkit_graph::EngineError>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn idempotency_key(&self) -> String {
+        format!("{}/{}/{}", self.run_id, self.plan.id(self.node), self.attempt)
     }
 
     /// The clock delays wait on.
