@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use roomkit_graph::{ErrorKind, NodePolicy, RunStatus as EngineStatus, StreamMode, WorkflowEngine};
+use roomkit_graph::{
+    ErrorKind, Node, NodePolicy, NodeType, RunStatus as EngineStatus, StreamMode, WorkflowEngine,
+    parse_duration,
+};
 use roomkit_graph_store::{Entry, RunStatus, StepCommit, StoreError, TranscriptEvent, now_millis};
 use serde_json::Value;
 
@@ -36,6 +39,8 @@ async fn drive_steps(inner: &Inner, run_id: &str) -> Result<Ended, RunnerError> 
     let workflow = inner.workflow(&record.graph_id, record.graph_version).await?;
     let mut engine = workflow.restore(state)?;
     let mut version = record.version;
+    // Set when a timer woke the run: its delay node now runs instead of parking.
+    let mut timer_fired = record.wake_at.is_some();
     // A run picked up after a restart may be between two attempts of a node.
     let (mut attempt, retry_at) = match engine.current_node_id() {
         Some(node) => pending_retry(&inner.store.transcript(run_id, 0, usize::MAX).await?, node),
@@ -46,6 +51,22 @@ async fn drive_steps(inner: &Inner, run_id: &str) -> Result<Ended, RunnerError> 
     }
     while !inner.stopping.load(std::sync::atomic::Ordering::SeqCst) {
         let node = engine.current_node_id().unwrap_or_default().to_owned();
+        let delay = engine.graph().node(&node).and_then(delay_of);
+        if let (Some(delay), false) = (delay, std::mem::take(&mut timer_fired)) {
+            // Park on a durable timer: no task waits, the runner's timer loop wakes the run.
+            let wake_at = now_millis().saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+            let mut park = commit(&engine, run_id, version, Vec::new(), RunStatus::Waiting, None, Vec::new());
+            park.entries.push(Entry::NodeWaiting {
+                node_id: node.clone(),
+                prompt: Some(format!("timer: waits {delay:?}")),
+                actions: Vec::new(),
+            });
+            park.wake_at = Some(wake_at);
+            return match inner.store.commit_step(park).await {
+                Ok(_) | Err(StoreError::Conflict { .. }) => Ok(Ended::LetGo),
+                Err(error) => Err(error.into()),
+            };
+        }
         let config = engine.graph().node(&node).map(|n| n.config.clone()).unwrap_or_default();
         let Attempted { commit, wait, .. } = match NodePolicy::read(&config) {
             Ok(policy) => {
@@ -194,6 +215,7 @@ fn commit(
     entries: Vec<Entry>,
 ) -> StepCommit {
     StepCommit {
+        wake_at: None,
         run_id: run_id.to_owned(),
         expected_version,
         writes,
@@ -217,6 +239,18 @@ fn failed(engine: &WorkflowEngine, run_id: &str, version: u64, message: String) 
         retryable: false,
         wait: None,
     }
+}
+
+/// How long a delay function node waits, if `node` is one with a readable,
+/// non-zero duration (an unreadable one runs, and fails with a clear error).
+fn delay_of(node: &Node) -> Option<Duration> {
+    if node.node_type != NodeType::Function
+        || node.config.get("action").and_then(Value::as_str) != Some("delay")
+    {
+        return None;
+    }
+    let duration = parse_duration(node.config.get("duration")?.as_str()?).ok()?;
+    (!duration.is_zero()).then_some(duration)
 }
 
 /// The attempt a run resumes `node` at, and when, from the end of its

@@ -7,6 +7,9 @@
 //! - [`Runner::answer`] resumes a parked run; it is refused, changing nothing,
 //!   when the run is not waiting on that node or the answer does not fit it.
 //! - [`Runner::recover`] picks up the runs a stopped process left running.
+//! - A delay node parks its run on a durable timer: no task waits, and the
+//!   runner's timer loop (in every process sharing the store) wakes the run
+//!   when it is due, also after a restart.
 //!
 //! # Delivery: at least once
 //!
@@ -22,10 +25,13 @@ mod error;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use futures_util::StreamExt;
-use roomkit_graph::{Graph, Handlers, RunStatus as EngineStatus, Workflow};
-use roomkit_graph_store::{Entry, NewRun, RunRecord, RunStatus, StepCommit, Store, StoreError, StoredGraph};
+use roomkit_graph::{Graph, Handlers, NoWaitClock, RunStatus as EngineStatus, Workflow};
+use roomkit_graph_store::{
+    Entry, NewRun, RunFilter, RunRecord, RunStatus, StepCommit, Store, StoreError, StoredGraph, now_millis,
+};
 use serde_json::Value;
 use tokio::task::JoinSet;
 
@@ -71,6 +77,10 @@ struct Inner {
     active: Mutex<HashSet<String>>,
     tasks: Mutex<JoinSet<()>>,
     stopping: AtomicBool,
+    /// Whether the timer loop was started (on the first async call).
+    timers: AtomicBool,
+    /// How often the timer loop looks for due timers.
+    tick: Duration,
 }
 
 /// Locks a mutex held only for short, non-async sections; a panic elsewhere
@@ -90,8 +100,58 @@ impl Runner {
                 active: Mutex::new(HashSet::new()),
                 tasks: Mutex::new(JoinSet::new()),
                 stopping: AtomicBool::new(false),
+                timers: AtomicBool::new(false),
+                tick: Duration::from_millis(100),
             }),
         }
+    }
+
+    /// How many runs this runner's tasks are driving right now (runs parked on
+    /// a person or a timer hold no task).
+    pub fn active_runs(&self) -> usize {
+        lock(&self.inner.active).len()
+    }
+
+    /// Starts the timer loop once, from inside the runtime.
+    fn ensure_timers(&self) {
+        if self.inner.stopping.load(Ordering::SeqCst) || self.inner.timers.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let runner = self.clone();
+        lock(&self.inner.tasks).spawn(async move {
+            while !runner.inner.stopping.load(Ordering::SeqCst) {
+                // A failed look is tried again at the next tick.
+                let _ = runner.fire_due_timers().await;
+                tokio::time::sleep(runner.inner.tick).await;
+            }
+        });
+    }
+
+    /// Wakes every run whose timer is due: it goes back to running and is driven on.
+    async fn fire_due_timers(&self) -> Result<(), RunnerError> {
+        let due =
+            RunFilter { status: Some(RunStatus::Waiting), due_by: Some(now_millis()), ..Default::default() };
+        for run in self.inner.store.list_runs(&due).await? {
+            let wake = StepCommit {
+                run_id: run.run_id.clone(),
+                expected_version: run.version,
+                writes: Vec::new(),
+                current_node_id: run.current_node_id.clone(),
+                previous_node_id: run.previous_node_id.clone(),
+                status: RunStatus::Running,
+                error: None,
+                entries: Vec::new(),
+                // Kept, so the driver knows the timer fired.
+                wake_at: run.wake_at,
+            };
+            match self.inner.store.commit_step(wake).await {
+                Ok(_) => self.spawn(&run.run_id),
+                // Another process woke it first.
+                Err(StoreError::Conflict { .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(())
     }
 
     /// The store.
@@ -110,6 +170,7 @@ impl Runner {
     /// trigger data, and drives it in the background. Returns its record as
     /// first committed.
     pub async fn start(&self, graph_id: &str, trigger: Value) -> Result<RunRecord, RunnerError> {
+        self.ensure_timers();
         let stored = self.inner.store.graph(graph_id, None).await?;
         let workflow = self.inner.workflow(graph_id, stored.version).await?;
         let mut engine = workflow.engine();
@@ -139,6 +200,7 @@ impl Runner {
         data: Value,
         by: Option<&str>,
     ) -> Result<RunRecord, RunnerError> {
+        self.ensure_timers();
         let (record, state) = self.inner.store.load_run(run_id).await?;
         if record.status != RunStatus::Waiting || record.current_node_id.as_deref() != Some(node_id) {
             return Err(RunnerError::NotWaiting {
@@ -154,6 +216,9 @@ impl Runner {
             node_id: node_id.to_owned(),
             reason,
         };
+        if record.wake_at.is_some() {
+            return Err(refuse("the node waits on a timer, not for an answer".to_owned()));
+        }
         if let Some(node) = workflow.graph().node(node_id) {
             check_answer(&node.config, &data).map_err(refuse)?;
         }
@@ -173,6 +238,7 @@ impl Runner {
             .inner
             .store
             .commit_step(StepCommit {
+                wake_at: None,
                 run_id: run_id.to_owned(),
                 expected_version: record.version,
                 writes: engine.last_writes().map(|(id, output)| (id.to_owned(), output.clone())).collect(),
@@ -198,6 +264,7 @@ impl Runner {
                 return Err(RunnerError::Finished { run_id: run_id.to_owned(), status: record.status });
             }
             let commit = StepCommit {
+                wake_at: None,
                 run_id: run_id.to_owned(),
                 expected_version: record.version,
                 writes: Vec::new(),
@@ -216,28 +283,32 @@ impl Runner {
         }
     }
 
-    /// Waits until the run parks on a waiting node or is over, and returns its
-    /// record. (A run nobody drives stays running: see [`Runner::recover`].)
+    /// Waits until the run waits for a person or is over, and returns its
+    /// record. A run parked on a timer is still under way. (A run nobody drives
+    /// stays running: see [`Runner::recover`].)
     pub async fn wait(&self, run_id: &str) -> Result<RunRecord, RunnerError> {
-        let record = self.inner.store.run(run_id).await?;
-        if record.status != RunStatus::Running {
-            return Ok(record);
-        }
-        let mut events = self.inner.store.follow(run_id, record.last_seq);
-        while let Some(event) = events.next().await {
-            let entry = event?.entry;
-            if entry.is_final() || matches!(entry, Entry::NodeWaiting { .. }) {
-                break;
+        loop {
+            let record = self.inner.store.run(run_id).await?;
+            let asks_a_person = record.status == RunStatus::Waiting && record.wake_at.is_none();
+            if asks_a_person || record.status.is_final() {
+                return Ok(record);
+            }
+            // Follow the run to its next wait or its end, then look again.
+            let mut events = self.inner.store.follow(run_id, record.last_seq);
+            while let Some(event) = events.next().await {
+                let entry = event?.entry;
+                if entry.is_final() || matches!(entry, Entry::NodeWaiting { .. }) {
+                    break;
+                }
             }
         }
-        Ok(self.inner.store.run(run_id).await?)
     }
 
     /// Drives every run the store holds as running (after a restart, say).
     /// Returns how many were picked up.
     pub async fn recover(&self) -> Result<usize, RunnerError> {
-        let filter =
-            roomkit_graph_store::RunFilter { status: Some(RunStatus::Running), ..Default::default() };
+        self.ensure_timers();
+        let filter = RunFilter { status: Some(RunStatus::Running), ..Default::default() };
         let runs = self.inner.store.list_runs(&filter).await?;
         for run in &runs {
             self.spawn(&run.run_id);
@@ -288,7 +359,8 @@ impl Inner {
             return Ok(workflow.clone());
         }
         let stored = self.store.graph(graph_id, Some(version)).await?;
-        let workflow = Workflow::new(stored.graph, self.handlers.clone());
+        // Delays wait on durable timers (see `drive`), never in a task.
+        let workflow = Workflow::new(stored.graph, self.handlers.clone()).with_clock(NoWaitClock);
         lock(&self.workflows).insert(key, workflow.clone());
         Ok(workflow)
     }

@@ -12,7 +12,7 @@ use crate::error::{DbError, sql_int, stored_count};
 
 /// The columns [`run_from_row`] reads, in its order.
 pub(crate) const RUN_COLUMNS: &str = "run_id, graph_id, graph_version, status, current_node_id, \
-     previous_node_id, error, version, last_seq, created_at, updated_at";
+     previous_node_id, error, version, last_seq, created_at, updated_at, wake_at";
 
 /// A stored graph: the given version, or the latest.
 pub(crate) fn graph(conn: &Connection, graph_id: &str, version: Option<u64>) -> Result<StoredGraph, DbError> {
@@ -106,6 +106,10 @@ pub(crate) fn list_runs(conn: &Connection, filter: &RunFilter) -> Result<Vec<Run
         values.push(SqlValue::Integer(until));
         conditions.push(format!("created_at < ?{}", values.len()));
     }
+    if let Some(due_by) = filter.due_by {
+        values.push(SqlValue::Integer(due_by));
+        conditions.push(format!("wake_at <= ?{}", values.len()));
+    }
     let mut sql = format!("SELECT {RUN_COLUMNS} FROM runs");
     if !conditions.is_empty() {
         sql.push_str(" WHERE ");
@@ -178,6 +182,7 @@ struct RunRow {
     last_seq: i64,
     created_at: i64,
     updated_at: i64,
+    wake_at: Option<i64>,
 }
 
 impl RunRow {
@@ -195,6 +200,7 @@ impl RunRow {
             last_seq: row.get(8)?,
             created_at: row.get(9)?,
             updated_at: row.get(10)?,
+            wake_at: row.get(11)?,
         })
     }
 
@@ -214,6 +220,7 @@ impl RunRow {
             error: self.error,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            wake_at: self.wake_at,
         })
     }
 }

@@ -50,12 +50,14 @@ CREATE TABLE runs (
     error            TEXT,
     version          INTEGER NOT NULL,
     last_seq         INTEGER NOT NULL,
+    wake_at          INTEGER,
     created_at       INTEGER NOT NULL,
     updated_at       INTEGER NOT NULL,
     FOREIGN KEY (graph_id, graph_version) REFERENCES graphs (graph_id, version)
 );
 CREATE INDEX runs_by_graph ON runs (graph_id, created_at);
 CREATE INDEX runs_by_status ON runs (status, created_at);
+CREATE INDEX runs_by_wake ON runs (wake_at) WHERE wake_at IS NOT NULL;
 CREATE INDEX runs_by_created ON runs (created_at);
 
 CREATE TABLE outputs (

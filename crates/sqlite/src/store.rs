@@ -97,6 +97,7 @@ impl SqliteStore {
     ///     .await?;
     /// let (run, _) = store
     ///     .commit_step(StepCommit {
+    ///         wake_at: None,
     ///         run_id: run.run_id,
     ///         expected_version: run.version,
     ///         writes: vec![("start".into(), json!({"ok": true}))],

@@ -65,6 +65,7 @@ pub(crate) fn create_run(conn: &Connection, run: &NewRun) -> Result<(RunRecord, 
         error: None,
         version: 1,
         last_seq: 1,
+        wake_at: None,
         created_at: now,
         updated_at: now,
     };
@@ -143,11 +144,12 @@ pub(crate) fn commit_step(
         version: before.version + 1,
         last_seq: events.last().map_or(before.last_seq, |event| event.seq),
         updated_at: now,
+        wake_at: commit.wake_at,
         ..before
     };
     conn.prepare_cached(
         "UPDATE runs SET status = ?2, current_node_id = ?3, previous_node_id = ?4, error = ?5, \
-         version = ?6, last_seq = ?7, updated_at = ?8 WHERE run_id = ?1",
+         version = ?6, last_seq = ?7, updated_at = ?8, wake_at = ?9 WHERE run_id = ?1",
     )?
     .execute(params![
         run_id,
@@ -158,6 +160,7 @@ pub(crate) fn commit_step(
         sql_int(after.version),
         sql_int(after.last_seq),
         now,
+        after.wake_at,
     ])?;
     Ok((after, events))
 }

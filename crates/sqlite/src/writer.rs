@@ -223,6 +223,7 @@ mod tests {
 
     fn step(run_id: &str, expected_version: u64, node: &str) -> StepCommit {
         StepCommit {
+            wake_at: None,
             run_id: run_id.into(),
             expected_version,
             writes: vec![(node.into(), json!(node))],

@@ -57,6 +57,7 @@ async fn load_run_reproduces_the_engine_state_after_every_step() {
 
     let (record, events) = store
         .commit_step(StepCommit {
+            wake_at: None,
             run_id: "r1".into(),
             expected_version: 1,
             writes: vec![("draft".into(), json!("v1"))],
@@ -90,6 +91,7 @@ async fn load_run_reproduces_the_engine_state_after_every_step() {
     // The answer, and a rewrite of an earlier output: it keeps its place.
     store
         .commit_step(StepCommit {
+            wake_at: None,
             run_id: "r1".into(),
             expected_version: 2,
             writes: vec![("review".into(), json!({"action": "approve"})), ("draft".into(), json!("v2"))],
@@ -107,6 +109,7 @@ async fn load_run_reproduces_the_engine_state_after_every_step() {
         .unwrap();
     let (record, _) = store
         .commit_step(StepCommit {
+            wake_at: None,
             run_id: "r1".into(),
             expected_version: 3,
             writes: vec![("publish".into(), json!({"url": "https://example.test/1"}))],

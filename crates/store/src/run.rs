@@ -82,6 +82,8 @@ pub struct RunRecord {
     pub version: u64,
     /// The sequence number of its last transcript event.
     pub last_seq: u64,
+    /// When the timer a waiting run is parked on is due (a delay node).
+    pub wake_at: Option<Millis>,
     /// When it started.
     pub created_at: Millis,
     /// When it last changed.
@@ -121,6 +123,9 @@ pub struct StepCommit {
     pub error: Option<String>,
     /// The transcript entries of the step, in order.
     pub entries: Vec<Entry>,
+    /// Parks the run on a timer due at this time (with [`RunStatus::Waiting`]);
+    /// none clears it.
+    pub wake_at: Option<Millis>,
 }
 
 /// Which runs to list.
@@ -134,6 +139,8 @@ pub struct RunFilter {
     pub created_from: Option<Millis>,
     /// Only runs created before this time.
     pub created_until: Option<Millis>,
+    /// Only runs parked on a timer due at or before this time.
+    pub due_by: Option<Millis>,
     /// At most this many (all when none).
     pub limit: Option<usize>,
 }

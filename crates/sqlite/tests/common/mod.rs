@@ -59,6 +59,7 @@ pub(crate) fn step(
     entries: Vec<Entry>,
 ) -> StepCommit {
     StepCommit {
+        wake_at: None,
         run_id: run_id.into(),
         expected_version,
         writes: vec![(node.into(), output)],
@@ -79,6 +80,7 @@ pub(crate) fn simple_step(run_id: &str, expected_version: u64, node: &str) -> St
 /// The step that completes a run.
 pub(crate) fn final_step(run_id: &str, expected_version: u64) -> StepCommit {
     StepCommit {
+        wake_at: None,
         run_id: run_id.into(),
         expected_version,
         writes: Vec::new(),
