@@ -43,7 +43,10 @@ async fn drive_steps(inner: &Inner, run_id: &str) -> Result<Ended, RunnerError> 
     let mut timer_fired = record.wake_at.is_some();
     // A run picked up after a restart may be between two attempts of a node.
     let (mut attempt, retry_at) = match engine.current_node_id() {
-        Some(node) => pending_retry(&inner.store.transcript(run_id, 0, usize::MAX).await?, node),
+        // Only the last event can be a pending retry.
+        Some(node) => {
+            pending_retry(&inner.store.transcript(run_id, record.last_seq.saturating_sub(1), 1).await?, node)
+        }
         None => (1, None),
     };
     if let Some(at) = retry_at {

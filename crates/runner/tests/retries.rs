@@ -155,3 +155,43 @@ async fn a_malformed_policy_fails_the_run_naming_the_field() {
     assert!(done.error.as_deref().unwrap_or("").contains("retry.max_attempts"), "{:?}", done.error);
     assert!(keys.lock().unwrap().is_empty(), "the node ran despite its malformed policy");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scheduled_retry_survives_a_restart_with_its_attempt_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.db");
+    let graph = one_node("flaky", json!({"retry": {"max_attempts": 3, "backoff": "300ms"}}));
+    let first_keys = Arc::new(Mutex::new(Vec::new()));
+    let first = Runner::new(
+        SqliteStore::open(&db).unwrap(),
+        Handlers::builtin().with("flaky", Flaky { failures: 1, keys: Arc::clone(&first_keys) }),
+    );
+    first.save_graph(&graph).await.unwrap();
+    let run = first.start("g", json!({})).await.unwrap();
+    // Wait for the first attempt's failure and the retry it schedules, then stop.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !first
+        .store()
+        .transcript(&run.run_id, 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e.entry, Entry::RetryScheduled { attempt: 2, .. }))
+    {
+        assert!(std::time::Instant::now() < deadline, "no retry was scheduled");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    first.shutdown().await;
+    drop(first);
+
+    let second_keys = Arc::new(Mutex::new(Vec::new()));
+    let second = Runner::new(
+        SqliteStore::open(&db).unwrap(),
+        Handlers::builtin().with("flaky", Flaky { failures: 1, keys: Arc::clone(&second_keys) }),
+    );
+    second.recover().await.unwrap();
+    let done = second.wait(&run.run_id).await.unwrap();
+    assert_eq!(done.status, RunStatus::Completed);
+    assert_eq!(first_keys.lock().unwrap().clone(), [format!("{}/call/1", run.run_id)]);
+    assert_eq!(second_keys.lock().unwrap().clone(), [format!("{}/call/2", run.run_id)]);
+}
