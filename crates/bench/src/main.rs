@@ -1,35 +1,92 @@
-//! `roomkit-graph-bench chain N [REPEAT]`: runs the benchmark workload of the
-//! shared `bench/README.md` and prints one line,
-//! `engine=roomkit-graph-rs workload=chain n=N steps_per_s=X`.
+//! `roomkit-graph-bench`: runs the benchmark workloads of the shared
+//! `bench/README.md`, each printing one line in the README's format.
 //!
-//! The chain is start -> N `json_transform` function nodes -> end, the same
-//! graph `bench/peers.py` gives the peers. The graph is built and compiled
-//! once; each of the REPEAT runs (default 5) gets a fresh engine, made outside
-//! the timed part, and the figure is N + 2 steps over the median run time.
+//! - `chain N [REPEAT]`: in memory, start -> N `json_transform` function nodes
+//!   -> end, the same graph `bench/peers.py` gives the peers. The graph is built
+//!   and compiled once; each of the REPEAT runs (default 5) gets a fresh
+//!   engine, made outside the timed part, and the figure is N + 2 steps over
+//!   the median run time.
+//!   `engine=roomkit-graph-rs workload=chain n=N steps_per_s=X`
+//! - `durable-seq RUNS STEPS DIR` and `durable-concurrent RUNS STEPS DIR
+//!   [CONCURRENCY]`: the same chain, run by a `Runner` on a `SqliteStore` in
+//!   DIR, every step committed durably; see [`durable`].
+//!   `engine=roomkit-graph-rs workload=durable-seq n=RUNSxSTEPS steps_per_s=X`
+//! - `sqlite-commit COMMITS DIR`: the ceiling for one run committing each step
+//!   alone, a bare SQLite WAL commit with fsync; see [`sqlite_commit`].
+//!   `engine=sqlite-wal-fsync workload=sqlite-commit n=COMMITS commits_per_s=X`
 
+mod durable;
+mod sqlite_commit;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use roomkit_graph::{Edge, Graph, Handlers, Node, RunStatus, Trigger, Workflow};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-const USAGE: &str = "usage: roomkit-graph-bench chain N [REPEAT]";
+const USAGE: &str = "usage: roomkit-graph-bench chain N [REPEAT]
+       roomkit-graph-bench durable-seq RUNS STEPS DIR
+       roomkit-graph-bench durable-concurrent RUNS STEPS DIR [CONCURRENCY]
+       roomkit-graph-bench sqlite-commit COMMITS DIR";
 
 /// Runs per figure when REPEAT is not given (as in `peers.py`).
 const DEFAULT_REPEAT: usize = 5;
 
+/// Runs in flight at once in `durable-concurrent` when CONCURRENCY is not given
+/// (as in the README).
+const DEFAULT_CONCURRENCY: usize = 64;
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (workload, n, repeat) = match args.as_slice() {
-        [workload, n] => (workload, n, None),
-        [workload, n, repeat] => (workload, n, Some(repeat)),
-        _ => bail!(USAGE),
-    };
-    if workload != "chain" {
-        bail!("unknown workload {workload:?}: only 'chain' is defined\n{USAGE}");
+    let Some((workload, rest)) = args.split_first() else { bail!(USAGE) };
+    match (workload.as_str(), rest) {
+        ("chain", [n]) => chain_workload(n, None),
+        ("chain", [n, repeat]) => chain_workload(n, Some(repeat)),
+        ("durable-seq", [runs, steps, dir]) => {
+            durable::sequential(whole("RUNS", runs)?, chain_steps(steps)?, Path::new(dir))
+        }
+        ("durable-concurrent", [runs, steps, dir]) => durable::concurrent(
+            whole("RUNS", runs)?,
+            chain_steps(steps)?,
+            Path::new(dir),
+            DEFAULT_CONCURRENCY,
+        ),
+        ("durable-concurrent", [runs, steps, dir, concurrency]) => durable::concurrent(
+            whole("RUNS", runs)?,
+            chain_steps(steps)?,
+            Path::new(dir),
+            whole("CONCURRENCY", concurrency)?,
+        ),
+        ("sqlite-commit", [commits, dir]) => sqlite_commit::run(whole("COMMITS", commits)?, Path::new(dir)),
+        ("chain" | "durable-seq" | "durable-concurrent" | "sqlite-commit", _) => {
+            bail!("wrong arguments for {workload}\n{USAGE}")
+        }
+        _ => bail!(
+            "unknown workload {workload:?}: one of chain, durable-seq, durable-concurrent, sqlite-commit\n{USAGE}"
+        ),
     }
-    let n: usize = n.parse().with_context(|| format!("N must be a whole number, not {n:?}"))?;
+}
+
+/// Parses a whole number at least 1 given as `name`.
+fn whole(name: &str, text: &str) -> anyhow::Result<usize> {
+    let value: usize =
+        text.parse().with_context(|| format!("{name} must be a whole number, not {text:?}"))?;
+    ensure!(value >= 1, "{name} must be at least 1");
+    Ok(value)
+}
+
+/// Parses a chain length (N or STEPS): at least 2, as the check reads
+/// `n{N-1}.output.prev = N-2`.
+fn chain_steps(text: &str) -> anyhow::Result<usize> {
+    let n: usize = text.parse().with_context(|| format!("N must be a whole number, not {text:?}"))?;
     ensure!(n >= 2, "N must be at least 2 (the check reads n{{N-1}}.output.prev = N-2)");
+    Ok(n)
+}
+
+/// `chain N [REPEAT]`: see the crate docs.
+fn chain_workload(n: &str, repeat: Option<&String>) -> anyhow::Result<()> {
+    let n = chain_steps(n)?;
     let repeat = match repeat {
         Some(r) => r.parse().with_context(|| format!("REPEAT must be a whole number, not {r:?}"))?,
         None => DEFAULT_REPEAT,
@@ -71,12 +128,29 @@ fn chain(n: usize) -> anyhow::Result<Graph> {
     Ok(graph)
 }
 
+/// The trigger data every chain run gets.
+fn trigger() -> Value {
+    json!({"name": "bench"})
+}
+
+/// Checks that the last node of a chain of `n` saw the one before it
+/// (`n{n-1}.output.prev == n-2`) in a run's context.
+fn check_last_output(context: &Map<String, Value>, n: usize) -> anyhow::Result<()> {
+    let node = format!("n{}", n - 1);
+    let prev = context.get(&node).and_then(|entry| entry.get("output")).and_then(|output| output.get("prev"));
+    let expected = n as u64 - 2;
+    if prev.and_then(Value::as_u64) != Some(expected) {
+        bail!("{node}.output.prev is {prev:?}, expected {expected}");
+    }
+    Ok(())
+}
+
 /// One timed run of the chain on a fresh engine; checks that the last node saw
 /// the one before it (`n{n-1}.output.prev == n-2`).
 async fn run_chain(workflow: &Workflow, n: usize) -> anyhow::Result<Duration> {
     let mut engine = workflow.engine();
     let started = Instant::now();
-    let status = engine.run(json!({"name": "bench"})).await?;
+    let status = engine.run(trigger()).await?;
     let elapsed = started.elapsed();
     ensure!(status == RunStatus::Completed, "the run ended {status:?}, not Completed");
     let path = format!("n{}.output.prev", n - 1);
@@ -98,4 +172,20 @@ fn median(mut times: Vec<Duration>) -> f64 {
     } else {
         (times[mid - 1].as_secs_f64() + times[mid].as_secs_f64()) / 2.0
     }
+}
+
+/// Removes the SQLite file at `path` and its WAL and shared-memory files, if
+/// they exist, so a workload starts on a fresh database.
+fn remove_database(path: &Path) -> anyhow::Result<()> {
+    let name = path.as_os_str();
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = name.to_owned();
+        file.push(suffix);
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err).with_context(|| format!("cannot remove {}", file.display())),
+        }
+    }
+    Ok(())
 }
