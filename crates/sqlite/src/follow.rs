@@ -37,7 +37,7 @@ const PAGE: usize = 256;
 /// The stream of a run's transcript after `after`; see the module docs.
 pub(crate) fn follow(
     readers: Arc<Readers>,
-    committed: broadcast::Receiver<TranscriptEvent>,
+    committed: broadcast::Receiver<Arc<TranscriptEvent>>,
     run_id: String,
     after: u64,
 ) -> BoxStream<'static, Result<TranscriptEvent, StoreError>> {
@@ -61,7 +61,7 @@ pub(crate) fn follow(
 struct Follower {
     readers: Arc<Readers>,
     /// Events committed in this process; none once the store is gone.
-    committed: Option<broadcast::Receiver<TranscriptEvent>>,
+    committed: Option<broadcast::Receiver<Arc<TranscriptEvent>>>,
     /// Made on first use, inside the runtime.
     poll: Option<Interval>,
     run_id: String,
@@ -137,7 +137,8 @@ impl Follower {
         tokio::select! {
             received = receiver.recv() => match received {
                 Ok(event) if event.run_id != *run_id || event.seq <= *last => {}
-                Ok(event) if event.seq == *last + 1 => ready.push_back(event),
+                // Events are shared by every follower: copy only this run's.
+                Ok(event) if event.seq == *last + 1 => ready.push_back(Arc::unwrap_or_clone(event)),
                 // A gap (we subscribed mid-way) or missed events: the database has them.
                 Ok(_) | Err(RecvError::Lagged(_)) => *must_read = true,
                 Err(RecvError::Closed) => *committed = None,

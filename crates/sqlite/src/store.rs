@@ -46,7 +46,7 @@ struct Inner {
     requests: Option<mpsc::Sender<Request>>,
     writer: Option<thread::JoinHandle<()>>,
     readers: Arc<Readers>,
-    committed: broadcast::Sender<TranscriptEvent>,
+    committed: broadcast::Sender<Arc<TranscriptEvent>>,
 }
 
 impl Drop for Inner {

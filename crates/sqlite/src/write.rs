@@ -6,6 +6,7 @@ use roomkit_graph::Graph;
 use roomkit_graph_store::{
     Entry, NewRun, RunRecord, RunStatus, StepCommit, StoreError, StoredGraph, TranscriptEvent, now_millis,
 };
+use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 
@@ -147,21 +148,39 @@ pub(crate) fn commit_step(
         wake_at: commit.wake_at,
         ..before
     };
-    conn.prepare_cached(
-        "UPDATE runs SET status = ?2, current_node_id = ?3, previous_node_id = ?4, error = ?5, \
-         version = ?6, last_seq = ?7, updated_at = ?8, wake_at = ?9 WHERE run_id = ?1",
-    )?
-    .execute(params![
-        run_id,
-        after.status.as_str(),
-        after.current_node_id,
-        after.previous_node_id,
-        after.error,
-        sql_int(after.version),
-        sql_int(after.last_seq),
-        now,
-        after.wake_at,
-    ])?;
+    // Columns with an index (status, wake_at) are set only when they change, so
+    // a step does not rewrite their index pages.
+    let mut sql = String::from(
+        "UPDATE runs SET current_node_id = ?2, previous_node_id = ?3, error = ?4, version = ?5, \
+         last_seq = ?6, updated_at = ?7",
+    );
+    if after.status != before.status {
+        sql.push_str(", status = ?8");
+    }
+    if after.wake_at != before.wake_at {
+        sql.push_str(", wake_at = ?9");
+    }
+    sql.push_str(" WHERE run_id = ?1");
+    let mut update = conn.prepare_cached(&sql)?;
+    let mut bind = vec![
+        (1, SqlValue::Text(run_id.clone())),
+        (2, after.current_node_id.clone().map_or(SqlValue::Null, SqlValue::Text)),
+        (3, after.previous_node_id.clone().map_or(SqlValue::Null, SqlValue::Text)),
+        (4, after.error.clone().map_or(SqlValue::Null, SqlValue::Text)),
+        (5, SqlValue::Integer(sql_int(after.version))),
+        (6, SqlValue::Integer(sql_int(after.last_seq))),
+        (7, SqlValue::Integer(now)),
+    ];
+    if after.status != before.status {
+        bind.push((8, SqlValue::Text(after.status.as_str().to_owned())));
+    }
+    if after.wake_at != before.wake_at {
+        bind.push((9, after.wake_at.map_or(SqlValue::Null, SqlValue::Integer)));
+    }
+    for (index, value) in bind {
+        update.raw_bind_parameter(index, value)?;
+    }
+    update.raw_execute()?;
     Ok((after, events))
 }
 

@@ -11,6 +11,7 @@
 //! broadcast for followers, then the replies.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread;
 
@@ -133,7 +134,7 @@ fn in_savepoint<T>(
 pub(crate) fn spawn(
     conn: Connection,
     path: PathBuf,
-    events: broadcast::Sender<TranscriptEvent>,
+    events: broadcast::Sender<Arc<TranscriptEvent>>,
 ) -> Result<(mpsc::Sender<Request>, thread::JoinHandle<()>), StoreError> {
     let (requests, inbox) = mpsc::channel();
     let handle = thread::Builder::new()
@@ -147,7 +148,7 @@ fn run(
     mut conn: Connection,
     path: &Path,
     inbox: &mpsc::Receiver<Request>,
-    events: &broadcast::Sender<TranscriptEvent>,
+    events: &broadcast::Sender<Arc<TranscriptEvent>>,
 ) {
     while let Ok(first) = inbox.recv() {
         let mut group = vec![first];
@@ -166,7 +167,7 @@ pub(crate) fn commit_group(
     conn: &mut Connection,
     path: &Path,
     group: Vec<Request>,
-    events: &broadcast::Sender<TranscriptEvent>,
+    events: &broadcast::Sender<Arc<TranscriptEvent>>,
 ) {
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
@@ -206,7 +207,7 @@ pub(crate) fn commit_group(
     } else {
         for event in applied.iter().flat_map(|done| &done.events) {
             // No follower listening is fine.
-            let _ = events.send(event.clone());
+            let _ = events.send(Arc::new(event.clone()));
         }
     }
     for done in applied {

@@ -175,8 +175,10 @@ pub struct WorkflowEngine {
     sink: Option<Arc<EventSink>>,
 }
 
+/// A fresh run id: a UUID v7, random but ordered by time, so stores that index
+/// runs by id append instead of splitting pages.
 fn new_run_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    uuid::Uuid::now_v7().to_string()
 }
 
 impl WorkflowEngine {
