@@ -117,12 +117,17 @@ impl Runner {
         if self.inner.stopping.load(Ordering::SeqCst) || self.inner.timers.swap(true, Ordering::SeqCst) {
             return;
         }
-        let runner = self.clone();
+        // A weak handle: the loop must not keep a dropped runner (and its store) alive.
+        let weak = Arc::downgrade(&self.inner);
+        let tick = self.inner.tick;
         lock(&self.inner.tasks).spawn(async move {
-            while !runner.inner.stopping.load(Ordering::SeqCst) {
+            while let Some(inner) = weak.upgrade() {
+                if inner.stopping.load(Ordering::SeqCst) {
+                    break;
+                }
                 // A failed look is tried again at the next tick.
-                let _ = runner.fire_due_timers().await;
-                tokio::time::sleep(runner.inner.tick).await;
+                let _ = Runner { inner }.fire_due_timers().await;
+                tokio::time::sleep(tick).await;
             }
         });
     }
