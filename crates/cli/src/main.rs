@@ -1,17 +1,26 @@
 //! `roomkit-graph`: the command line. Data goes to stdout, everything else to
 //! stderr; `--json` gives output for scripts.
 
+mod runs;
 mod validate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use roomkit_graph_store::{RunFilter, RunStatus};
 
 /// Workflow graphs from the terminal.
 #[derive(Parser)]
 #[command(name = "roomkit-graph", version, about)]
 struct Cli {
+    /// The database: a SQLite file (or sqlite://PATH), created when missing.
+    #[arg(long, global = true, env = "ROOMKIT_GRAPH_DATABASE", default_value = "roomkit-graph.db")]
+    database: PathBuf,
+    /// Print JSON for scripts.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -24,20 +33,112 @@ enum Command {
         /// Graph JSON files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// Print one JSON report for all files.
-        #[arg(long)]
-        json: bool,
     },
+    #[command(flatten)]
+    Runs(RunCommand),
+}
+
+/// The commands that work on the database.
+#[derive(Subcommand)]
+enum RunCommand {
+    /// Stores a graph file as a new version, runs it and prints its transcript
+    /// as it happens. At a person's step it asks on the terminal, or (not on a
+    /// terminal) exits saying how to answer. Exit status: 0 completed, 1 failed
+    /// or cancelled, 3 waiting for an answer.
+    Run {
+        /// The graph JSON file.
+        file: PathBuf,
+        /// The trigger data: JSON, or @FILE.
+        #[arg(long)]
+        input: Option<String>,
+    },
+    /// Answers the node a run waits on and follows the run on (exit status as for run).
+    Answer {
+        /// The run.
+        run: String,
+        /// The waiting node.
+        node: String,
+        /// The answer, a JSON object such as {"action": "approve"}.
+        #[arg(long)]
+        data: String,
+    },
+    /// Prints a run's transcript.
+    Show {
+        /// The run.
+        run: String,
+    },
+    /// Lists runs, newest first.
+    Runs {
+        /// Only runs of this graph.
+        #[arg(long)]
+        graph: Option<String>,
+        /// Only runs in this status: running, waiting, completed, failed or cancelled.
+        #[arg(long, value_parser = parse_status)]
+        status: Option<RunStatus>,
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Cancels a run.
+    Cancel {
+        /// The run.
+        run: String,
+        /// Why.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+fn parse_status(text: &str) -> Result<RunStatus, String> {
+    RunStatus::parse(text)
+        .ok_or_else(|| format!("{text:?} is not one of running, waiting, completed, failed, cancelled"))
+}
+
+/// Runs a command on the database and gives its exit status.
+async fn with_runner(database: PathBuf, json: bool, command: RunCommand) -> anyhow::Result<ExitCode> {
+    let runner = runs::open(&database)?;
+    let outcome = match command {
+        RunCommand::Run { file, input } => {
+            runs::run(&runner, &file, runs::input(input.as_deref())?, json).await.map(exit_status)
+        }
+        RunCommand::Answer { run, node, data } => {
+            let data = serde_json::from_str(&data).context("--data is not JSON")?;
+            runs::answer(&runner, &run, &node, data, json).await.map(exit_status)
+        }
+        RunCommand::Show { run } => runs::show(&runner, &run, json).await.map(|()| ExitCode::SUCCESS),
+        RunCommand::Runs { graph, status, limit } => {
+            let filter = RunFilter { graph_id: graph, status, limit, ..Default::default() };
+            runs::list(&runner, &filter, json).await.map(|()| ExitCode::SUCCESS)
+        }
+        RunCommand::Cancel { run, reason } => {
+            runs::cancel(&runner, &run, reason.as_deref(), json).await.map(|()| ExitCode::SUCCESS)
+        }
+    };
+    runner.shutdown().await;
+    outcome
+}
+
+fn exit_status(stopped: runs::Stopped) -> ExitCode {
+    ExitCode::from(match stopped {
+        runs::Stopped::Completed => 0,
+        runs::Stopped::Ended => 1,
+        runs::Stopped::Waiting => 3,
+    })
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Validate { files, json } => validate::run(&files, json),
+        Command::Validate { files } => validate::run(&files, cli.json)
+            .map(|valid| if valid { ExitCode::SUCCESS } else { ExitCode::from(1) }),
+        Command::Runs(command) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the runtime")
+            .and_then(|runtime| runtime.block_on(with_runner(cli.database, cli.json, command))),
     };
     match outcome {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+        Ok(code) => code,
         Err(error) => {
             eprintln!("roomkit-graph: {error:#}");
             ExitCode::from(2)

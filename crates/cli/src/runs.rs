@@ -1,0 +1,200 @@
+//! The run commands on the embedded store: `run`, `answer`, `show`, `runs`, `cancel`.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use async_trait::async_trait;
+use roomkit_graph::{Graph, HandlerError, Handlers, Node, NodeHandler, NodeResult, Scope};
+use roomkit_graph_runner::Runner;
+use roomkit_graph_sqlite::SqliteStore;
+use roomkit_graph_store::{Entry, RunFilter, RunRecord, RunStatus, TranscriptEvent, render_text};
+use serde_json::{Value, json};
+
+/// Human nodes wait for an answer (given on the terminal or with `answer`).
+struct Human;
+
+#[async_trait]
+impl NodeHandler for Human {
+    async fn execute(&self, _node: &Node, _scope: &Scope<'_>) -> Result<NodeResult, HandlerError> {
+        Ok(NodeResult::waiting())
+    }
+}
+
+/// A runner on the database at `path` (a file path, or `sqlite://PATH`).
+pub(crate) fn open(database: &Path) -> anyhow::Result<Runner> {
+    let text = database.to_string_lossy();
+    let path = text.strip_prefix("sqlite://").map_or_else(|| database.to_path_buf(), PathBuf::from);
+    let store =
+        SqliteStore::open(&path).with_context(|| format!("cannot open the database {}", path.display()))?;
+    Ok(Runner::new(store, Handlers::builtin().with("human", Human)))
+}
+
+/// Reads `--input`: JSON text, or `@FILE` for a file holding it.
+pub(crate) fn input(text: Option<&str>) -> anyhow::Result<Value> {
+    let Some(text) = text else { return Ok(json!({})) };
+    let (source, json) = match text.strip_prefix('@') {
+        Some(file) => {
+            (file.to_owned(), std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))?)
+        }
+        None => ("--input".to_owned(), text.to_owned()),
+    };
+    serde_json::from_str(&json).with_context(|| format!("{source} is not JSON"))
+}
+
+/// How a followed run stopped, as the command's exit status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stopped {
+    /// Completed: exit 0.
+    Completed,
+    /// Failed or cancelled: exit 1.
+    Ended,
+    /// Waits for an answer: exit 3.
+    Waiting,
+}
+
+/// `run FILE`: stores the graph as a new version, starts it and prints its
+/// transcript as it happens.
+pub(crate) async fn run(runner: &Runner, file: &Path, trigger: Value, json: bool) -> anyhow::Result<Stopped> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let graph = Graph::from_json(&text).with_context(|| format!("{} is not a graph", file.display()))?;
+    let stored = runner.save_graph(&graph).await?;
+    let run = runner.start(&stored.graph.id, trigger).await?;
+    follow(runner, &run.run_id, 0, json).await
+}
+
+/// `answer RUN NODE --data JSON`: answers a waiting node and follows the run on.
+pub(crate) async fn answer(
+    runner: &Runner,
+    run_id: &str,
+    node: &str,
+    data: Value,
+    json: bool,
+) -> anyhow::Result<Stopped> {
+    let before = runner.store().run(run_id).await?;
+    runner.answer(run_id, node, data, Some("cli")).await?;
+    follow(runner, run_id, before.last_seq, json).await
+}
+
+/// Prints the run's transcript from `after` until the run waits or is over.
+/// At a person's step on a terminal, asks for the answer; elsewhere, says how
+/// to give it.
+async fn follow(runner: &Runner, run_id: &str, after: u64, json: bool) -> anyhow::Result<Stopped> {
+    let mut last = after;
+    loop {
+        let record = runner.wait(run_id).await?;
+        let events = runner.store().transcript(run_id, last, usize::MAX).await?;
+        print_events(&events, json)?;
+        last = events.last().map_or(last, |e| e.seq);
+        if record.status != RunStatus::Waiting {
+            if !json {
+                eprintln!("run {run_id} {}", record.status.as_str());
+            }
+            return Ok(if record.status == RunStatus::Completed {
+                Stopped::Completed
+            } else {
+                Stopped::Ended
+            });
+        }
+        let node = record.current_node_id.clone().unwrap_or_default();
+        let asked = events.iter().rev().find_map(|e| match &e.entry {
+            Entry::NodeWaiting { node_id, prompt, actions } if *node_id == node => {
+                Some((prompt.clone(), actions.clone()))
+            }
+            _ => None,
+        });
+        let (prompt, actions) = asked.unwrap_or_default();
+        if json || !std::io::stdin().is_terminal() {
+            eprintln!("run {run_id} waits on {node:?}; answer with:");
+            let example =
+                actions.first().map_or_else(|| "{}".to_owned(), |a| json!({"action": a}).to_string());
+            eprintln!("  roomkit-graph answer {run_id} {node} --data '{example}'");
+            return Ok(Stopped::Waiting);
+        }
+        let data = ask(prompt.as_deref(), &actions)?;
+        runner.answer(run_id, &node, data, Some("terminal")).await?;
+    }
+}
+
+/// Asks on the terminal until the answer is an offered action or a JSON object.
+fn ask(prompt: Option<&str>, actions: &[String]) -> anyhow::Result<Value> {
+    let stdin = std::io::stdin();
+    loop {
+        let offered = if actions.is_empty() { String::new() } else { format!(" [{}]", actions.join(" / ")) };
+        eprint!("? {}{offered} > ", prompt.unwrap_or("answer"));
+        std::io::stderr().flush()?;
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line)? == 0 {
+            bail!("no answer: standard input closed");
+        }
+        let line = line.trim();
+        if actions.iter().any(|a| a == line) {
+            return Ok(json!({ "action": line }));
+        }
+        match serde_json::from_str::<Value>(line) {
+            Ok(value @ Value::Object(_)) => return Ok(value),
+            _ if actions.is_empty() => eprintln!("  type a JSON object, e.g. {{\"note\": \"ok\"}}"),
+            _ => eprintln!("  type one of {} (or a JSON object)", actions.join(", ")),
+        }
+    }
+}
+
+fn print_events(events: &[TranscriptEvent], json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        for event in events {
+            writeln!(out, "{}", serde_json::to_string(event)?)?;
+        }
+    } else {
+        write!(out, "{}", render_text(events))?;
+    }
+    Ok(())
+}
+
+/// `show RUN`: the whole transcript.
+pub(crate) async fn show(runner: &Runner, run_id: &str, json: bool) -> anyhow::Result<()> {
+    let events = runner.store().transcript(run_id, 0, usize::MAX).await?;
+    print_events(&events, json)
+}
+
+/// `runs`: runs matching the filters, newest first.
+pub(crate) async fn list(runner: &Runner, filter: &RunFilter, json: bool) -> anyhow::Result<()> {
+    let runs = runner.store().list_runs(filter).await?;
+    let mut out = std::io::stdout().lock();
+    for run in runs {
+        if json {
+            writeln!(out, "{}", serde_json::to_string(&run)?)?;
+        } else {
+            writeln!(out, "{}", run_line(&run))?;
+        }
+    }
+    Ok(())
+}
+
+fn run_line(run: &RunRecord) -> String {
+    format!(
+        "{}  {:<9}  {} v{}  at {}",
+        run.run_id,
+        run.status.as_str(),
+        run.graph_id,
+        run.graph_version,
+        run.current_node_id.as_deref().unwrap_or("-")
+    )
+}
+
+/// `cancel RUN`.
+pub(crate) async fn cancel(
+    runner: &Runner,
+    run_id: &str,
+    reason: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let run = runner.cancel(run_id, reason).await?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string(&run)?)?;
+    } else {
+        writeln!(out, "{}", run_line(&run))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! The run commands through the real binary on a real SQLite file: a human
+//! step answered from another invocation, refused answers, listing, showing and
+//! cancelling runs.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const REVIEW: &str = r#"{"id": "review", "name": "Review", "trigger": {"type": "manual"},
+ "nodes": [
+  {"id": "start", "type": "start"},
+  {"id": "draft", "type": "function", "config": {"action": "json_transform", "template": {"title": "About {{trigger.topic}}"}}},
+  {"id": "review", "type": "human", "config": {"prompt": "Publish this draft?", "actions": ["approve", "reject"]}},
+  {"id": "publish", "type": "function", "config": {"action": "set_context", "values": {"published": true}}},
+  {"id": "end", "type": "end"}],
+ "edges": [
+  {"source": "start", "target": "draft"}, {"source": "draft", "target": "review"},
+  {"source": "review", "target": "publish", "condition": {"type": "field", "path": "review.output.action", "op": "eq", "value": "approve"}},
+  {"source": "review", "target": "draft", "condition": {"type": "otherwise"}},
+  {"source": "publish", "target": "end"}]}"#;
+
+fn cli(db: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_roomkit-graph"))
+        .arg("--database")
+        .arg(db)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Starts a review run; it parks on the human step. Returns its id.
+fn start_review(dir: &Path, db: &Path) -> String {
+    let graph = dir.join("review.json");
+    std::fs::write(&graph, REVIEW).unwrap();
+    let output = cli(db, &["run", graph.to_str().unwrap(), "--input", r#"{"topic": "rust"}"#]);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("draft ✓ {\"title\":\"About rust\"}"), "{stdout}");
+    assert!(stdout.contains("review ⏸ Publish this draft? [approve / reject]"), "{stdout}");
+    let stderr = text(&output.stderr);
+    let hint = stderr.lines().find(|l| l.contains("roomkit-graph answer")).expect("how to answer");
+    hint.split_whitespace().nth(2).expect("the run id").to_owned()
+}
+
+#[test]
+fn a_run_waits_for_a_person_and_an_answer_from_another_invocation_finishes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("runs.db");
+    let run = start_review(dir.path(), &db);
+
+    let refused = cli(&db, &["answer", &run, "review", "--data", r#"{"action": "maybe"}"#]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(text(&refused.stderr).contains("action \"maybe\" is not one of approve, reject"));
+    let not_json = cli(&db, &["answer", &run, "review", "--data", "approve"]);
+    assert_eq!(not_json.status.code(), Some(2));
+    assert!(text(&not_json.stderr).contains("--data is not JSON"));
+
+    let answered = cli(&db, &["answer", &run, "review", "--data", r#"{"action": "approve"}"#]);
+    assert_eq!(answered.status.code(), Some(0), "{}", text(&answered.stderr));
+    assert!(text(&answered.stdout).contains("cli → review: {\"action\":\"approve\"}"));
+    assert!(text(&answered.stdout).contains("■ run completed"));
+
+    let shown = text(&cli(&db, &["show", &run]).stdout);
+    assert_eq!(shown.lines().count(), 13, "{shown}");
+    let listed = cli(&db, &["--json", "runs", "--status", "completed"]);
+    let runs: Vec<Value> = text(&listed.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["run_id"], run.as_str());
+}
+
+#[test]
+fn a_waiting_run_can_be_cancelled_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("runs.db");
+    let run = start_review(dir.path(), &db);
+    let cancelled = cli(&db, &["cancel", &run, "--reason", "not needed"]);
+    assert_eq!(cancelled.status.code(), Some(0), "{}", text(&cancelled.stderr));
+    assert!(text(&cancelled.stdout).contains("cancelled"));
+    let again = cli(&db, &["cancel", &run]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(text(&again.stderr).contains("already cancelled"));
+    let bad_filter = cli(&db, &["runs", "--status", "paused"]);
+    assert_eq!(bad_filter.status.code(), Some(2));
+    assert!(
+        text(&bad_filter.stderr).contains("is not one of running, waiting, completed, failed, cancelled")
+    );
+}
