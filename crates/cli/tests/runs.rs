@@ -37,8 +37,9 @@ fn text(bytes: &[u8]) -> String {
 /// Starts a review run; it parks on the human step. Returns its id.
 fn start_review(dir: &Path, db: &Path) -> String {
     let graph = dir.join("review.json");
-    std::fs::write(&graph, REVIEW).unwrap();
-    let output = cli(db, &["run", graph.to_str().unwrap(), "--input", r#"{"topic": "rust"}"#]);
+    std::fs::write(&graph, REVIEW).expect("the graph file is written");
+    let graph = graph.to_str().expect("a UTF-8 temp path");
+    let output = cli(db, &["run", graph, "--input", r#"{"topic": "rust"}"#]);
     assert_eq!(output.status.code(), Some(3), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
     assert!(stdout.contains("draft ✓ {\"title\":\"About rust\"}"), "{stdout}");
