@@ -79,6 +79,14 @@ enum RunCommand {
         #[arg(long)]
         limit: Option<usize>,
     },
+    /// Drives runs until stopped (Ctrl-C or SIGTERM): picks up the runs left
+    /// running, looks again every --poll, and fires due timers. Stopping lets
+    /// the steps in progress commit first.
+    Worker {
+        /// How often to look for runs to pick up, e.g. 1s or 500ms.
+        #[arg(long, default_value = "1s", value_parser = parse_poll)]
+        poll: std::time::Duration,
+    },
     /// Cancels a run.
     Cancel {
         /// The run.
@@ -87,6 +95,10 @@ enum RunCommand {
         #[arg(long)]
         reason: Option<String>,
     },
+}
+
+fn parse_poll(text: &str) -> Result<std::time::Duration, String> {
+    roomkit_graph::parse_duration(text).map_err(|e| e.to_string())
 }
 
 fn parse_status(text: &str) -> Result<RunStatus, String> {
@@ -110,6 +122,7 @@ async fn with_runner(database: PathBuf, json: bool, command: RunCommand) -> anyh
             let filter = RunFilter { graph_id: graph, status, limit, ..Default::default() };
             runs::list(&runner, &filter, json).await.map(|()| ExitCode::SUCCESS)
         }
+        RunCommand::Worker { poll } => runs::worker(&runner, poll).await.map(|()| ExitCode::SUCCESS),
         RunCommand::Cancel { run, reason } => {
             runs::cancel(&runner, &run, reason.as_deref(), json).await.map(|()| ExitCode::SUCCESS)
         }

@@ -182,6 +182,36 @@ fn run_line(run: &RunRecord) -> String {
     )
 }
 
+/// `worker`: drives runs until Ctrl-C or SIGTERM.
+pub(crate) async fn worker(runner: &Runner, poll: std::time::Duration) -> anyhow::Result<()> {
+    let stop = stop_signal();
+    tokio::pin!(stop);
+    let mut ticks = tokio::time::interval(poll);
+    eprintln!("worker: driving runs, looking for more every {poll:?}");
+    loop {
+        tokio::select! {
+            signal = &mut stop => {
+                signal?;
+                eprintln!("worker: stopping once the steps in progress are committed");
+                return Ok(());
+            }
+            _ = ticks.tick() => {
+                runner.recover().await?;
+            }
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn stop_signal() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("cannot listen for Ctrl-C"),
+        _ = terminate.recv() => Ok(()),
+    }
+}
+
 /// `cancel RUN`.
 pub(crate) async fn cancel(
     runner: &Runner,
