@@ -38,6 +38,8 @@ async fn drive_steps(inner: &Inner, run_id: &str) -> Result<Ended, RunnerError> 
     }
     let workflow = inner.workflow(&record.graph_id, record.graph_version).await?;
     let mut engine = workflow.restore(state)?;
+    let graph = workflow.graph();
+    let no_config = serde_json::Map::new();
     let mut version = record.version;
     // Set when a timer woke the run: its delay node now runs instead of parking.
     let mut timer_fired = record.wake_at.is_some();
@@ -53,14 +55,15 @@ async fn drive_steps(inner: &Inner, run_id: &str) -> Result<Ended, RunnerError> 
         sleep_until(at).await;
     }
     while !inner.stopping.load(std::sync::atomic::Ordering::SeqCst) {
-        let node = engine.current_node_id().unwrap_or_default().to_owned();
-        let delay = engine.graph().node(&node).and_then(delay_of);
+        let node_id = engine.current_node_id().unwrap_or_default().to_owned();
+        let node = graph.node(&node_id);
+        let delay = node.and_then(delay_of);
         if let (Some(delay), false) = (delay, std::mem::take(&mut timer_fired)) {
             // Park on a durable timer: no task waits, the runner's timer loop wakes the run.
             let wake_at = now_millis().saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
             let mut park = commit(&engine, run_id, version, Vec::new(), RunStatus::Waiting, None, Vec::new());
             park.entries.push(Entry::NodeWaiting {
-                node_id: node.clone(),
+                node_id: node_id.clone(),
                 prompt: Some(format!("timer: waits {delay:?}")),
                 actions: Vec::new(),
             });
@@ -70,11 +73,11 @@ async fn drive_steps(inner: &Inner, run_id: &str) -> Result<Ended, RunnerError> 
                 Err(error) => Err(error.into()),
             };
         }
-        let config = engine.graph().node(&node).map(|n| n.config.clone()).unwrap_or_default();
-        let Attempted { commit, wait, .. } = match NodePolicy::read(&config) {
+        let config = node.map_or(&no_config, |n| &n.config);
+        let Attempted { commit, wait, .. } = match NodePolicy::read(config) {
             Ok(policy) => {
                 engine.set_attempt(attempt);
-                let mut attempted = step(&mut engine, run_id, version, attempt, policy.timeout).await;
+                let mut attempted = step(&mut engine, node, run_id, version, attempt, policy.timeout).await;
                 let commit = &mut attempted.commit;
                 if commit.status == RunStatus::Failed && attempted.retryable && attempt < policy.max_attempts
                 {
@@ -84,7 +87,7 @@ async fn drive_steps(inner: &Inner, run_id: &str) -> Result<Ended, RunnerError> 
                         now_millis().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
                     commit.entries.pop();
                     commit.entries.push(Entry::RetryScheduled {
-                        node_id: node.clone(),
+                        node_id: node_id.clone(),
                         attempt: attempt + 1,
                         retry_at,
                     });
@@ -97,7 +100,7 @@ async fn drive_steps(inner: &Inner, run_id: &str) -> Result<Ended, RunnerError> 
                 }
                 attempted
             }
-            Err(problem) => failed(&engine, run_id, version, format!("node {node:?}: {problem}")),
+            Err(problem) => failed(&engine, run_id, version, format!("node {node_id:?}: {problem}")),
         };
         let status = commit.status;
         match inner.store.commit_step(commit).await {
@@ -127,14 +130,14 @@ struct Attempted {
 /// describes what to commit.
 async fn step(
     engine: &mut WorkflowEngine,
+    node: Option<&Node>,
     run_id: &str,
     expected_version: u64,
     attempt: u32,
     timeout: Option<Duration>,
 ) -> Attempted {
     let node_id = engine.current_node_id().unwrap_or_default().to_owned();
-    let node = engine.graph().node(&node_id).cloned();
-    let node_type = node.as_ref().map(|n| n.node_type.to_string()).unwrap_or_default();
+    let node_type = node.map(|n| n.node_type.to_string()).unwrap_or_default();
     let mut entries = vec![Entry::NodeStarted { node_id: node_id.clone(), node_type, attempt }];
 
     let run = async {
@@ -187,8 +190,8 @@ async fn step(
             };
         }
         (None, EngineStatus::Waiting) => {
-            let config = node.map(|n| n.config).unwrap_or_default();
-            entries.push(waiting_entry(&node_id, &config));
+            let no_config = serde_json::Map::new();
+            entries.push(waiting_entry(&node_id, node.map_or(&no_config, |n| &n.config)));
             RunStatus::Waiting
         }
         (None, EngineStatus::Completed) => {
