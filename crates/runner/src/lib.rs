@@ -137,18 +137,9 @@ impl Runner {
         let due =
             RunFilter { status: Some(RunStatus::Waiting), due_by: Some(now_millis()), ..Default::default() };
         for run in self.inner.store.list_runs(&due).await? {
-            let wake = StepCommit {
-                run_id: run.run_id.clone(),
-                expected_version: run.version,
-                writes: Vec::new(),
-                current_node_id: run.current_node_id.clone(),
-                previous_node_id: run.previous_node_id.clone(),
-                status: RunStatus::Running,
-                error: None,
-                entries: Vec::new(),
-                // Kept, so the driver knows the timer fired.
-                wake_at: run.wake_at,
-            };
+            // wake_at is kept, so the driver knows the timer fired.
+            let wake =
+                StepCommit { wake_at: run.wake_at, ..status_change(&run, RunStatus::Running, Vec::new()) };
             match self.inner.store.commit_step(wake).await {
                 Ok(_) => self.spawn(&run.run_id),
                 // Another process woke it first.
@@ -177,7 +168,11 @@ impl Runner {
     pub async fn start(&self, graph_id: &str, trigger: Value) -> Result<RunRecord, RunnerError> {
         self.ensure_timers();
         let stored = self.inner.store.graph(graph_id, None).await?;
-        let workflow = self.inner.workflow(graph_id, stored.version).await?;
+        let graph_version = stored.version;
+        let workflow = match self.inner.cached(graph_id, graph_version) {
+            Some(workflow) => workflow,
+            None => self.inner.compile(stored),
+        };
         let mut engine = workflow.engine();
         engine.start(trigger.clone())?;
         let record = self
@@ -185,7 +180,7 @@ impl Runner {
             .store
             .create_run(NewRun {
                 graph_id: graph_id.to_owned(),
-                graph_version: stored.version,
+                graph_version,
                 trigger,
                 state: engine.to_state(),
             })
@@ -268,17 +263,8 @@ impl Runner {
             if record.status.is_final() {
                 return Err(RunnerError::Finished { run_id: run_id.to_owned(), status: record.status });
             }
-            let commit = StepCommit {
-                wake_at: None,
-                run_id: run_id.to_owned(),
-                expected_version: record.version,
-                writes: Vec::new(),
-                current_node_id: record.current_node_id.clone(),
-                previous_node_id: record.previous_node_id.clone(),
-                status: RunStatus::Cancelled,
-                error: None,
-                entries: vec![Entry::RunCancelled { reason: reason.map(str::to_owned) }],
-            };
+            let entries = vec![Entry::RunCancelled { reason: reason.map(str::to_owned) }];
+            let commit = status_change(&record, RunStatus::Cancelled, entries);
             match self.inner.store.commit_step(commit).await {
                 Ok((record, _)) => return Ok(record),
                 // A step committed in between: look again.
@@ -358,16 +344,26 @@ impl Runner {
 }
 
 impl Inner {
+    /// The compiled graph of `graph_id` at `version`, read from the store the
+    /// first time.
     async fn workflow(&self, graph_id: &str, version: u64) -> Result<Workflow, RunnerError> {
-        let key = (graph_id.to_owned(), version);
-        if let Some(workflow) = lock(&self.workflows).get(&key) {
-            return Ok(workflow.clone());
+        if let Some(workflow) = self.cached(graph_id, version) {
+            return Ok(workflow);
         }
-        let stored = self.store.graph(graph_id, Some(version)).await?;
+        Ok(self.compile(self.store.graph(graph_id, Some(version)).await?))
+    }
+
+    fn cached(&self, graph_id: &str, version: u64) -> Option<Workflow> {
+        lock(&self.workflows).get(&(graph_id.to_owned(), version)).cloned()
+    }
+
+    /// Compiles a stored graph version and keeps it for later runs.
+    fn compile(&self, stored: StoredGraph) -> Workflow {
+        let key = (stored.graph.id.clone(), stored.version);
         // Delays wait on durable timers (see `drive`), never in a task.
         let workflow = Workflow::new(stored.graph, self.handlers.clone()).with_clock(NoWaitClock);
         lock(&self.workflows).insert(key, workflow.clone());
-        Ok(workflow)
+        workflow
     }
 }
 
@@ -391,6 +387,21 @@ fn check_answer(config: &serde_json::Map<String, Value>, data: &Value) -> Result
         Some(action) if actions.contains(&action) => Ok(()),
         Some(action) => Err(format!("action {action:?} is not one of {}", actions.join(", "))),
         None => Err(format!("the answer needs an \"action\": one of {}", actions.join(", "))),
+    }
+}
+
+/// A commit that moves `run` to `status` where it stands, running no node.
+fn status_change(run: &RunRecord, status: RunStatus, entries: Vec<Entry>) -> StepCommit {
+    StepCommit {
+        run_id: run.run_id.clone(),
+        expected_version: run.version,
+        writes: Vec::new(),
+        current_node_id: run.current_node_id.clone(),
+        previous_node_id: run.previous_node_id.clone(),
+        status,
+        error: None,
+        entries,
+        wake_at: None,
     }
 }
 
