@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use async_trait::async_trait;
+use futures_util::StreamExt;
 use roomkit_graph::{Graph, HandlerError, Handlers, Node, NodeHandler, NodeResult, Scope};
 use roomkit_graph_runner::Runner;
 use roomkit_graph_sqlite::SqliteStore;
@@ -81,29 +82,38 @@ pub(crate) async fn answer(
 /// to give it.
 async fn follow(runner: &Runner, run_id: &str, after: u64, json: bool) -> anyhow::Result<Stopped> {
     let mut last = after;
+    let mut asked = None;
     loop {
-        let record = runner.wait(run_id).await?;
-        let events = runner.store().transcript(run_id, last, usize::MAX).await?;
-        print_events(&events, json)?;
-        last = events.last().map_or(last, |e| e.seq);
-        if record.status != RunStatus::Waiting {
-            if !json {
-                eprintln!("run {run_id} {}", record.status.as_str());
+        // Print each event as it is committed, up to the run's next wait or its end.
+        let mut events = runner.store().follow(run_id, last);
+        while let Some(event) = events.next().await {
+            let event = event?;
+            last = event.seq;
+            print_events(std::slice::from_ref(&event), json)?;
+            if let Entry::NodeWaiting { prompt, actions, .. } = &event.entry {
+                asked = Some((prompt.clone(), actions.clone()));
+                break;
             }
-            return Ok(if record.status == RunStatus::Completed {
-                Stopped::Completed
-            } else {
-                Stopped::Ended
-            });
+            if event.entry.is_final() {
+                break;
+            }
+        }
+        drop(events);
+        let record = runner.store().run(run_id).await?;
+        match record.status {
+            // Still under way, or parked on a timer: keep following.
+            RunStatus::Running => continue,
+            RunStatus::Waiting if record.wake_at.is_some() => continue,
+            RunStatus::Waiting => {}
+            status => {
+                if !json {
+                    eprintln!("run {run_id} {}", status.as_str());
+                }
+                return Ok(if status == RunStatus::Completed { Stopped::Completed } else { Stopped::Ended });
+            }
         }
         let node = record.current_node_id.clone().unwrap_or_default();
-        let asked = events.iter().rev().find_map(|e| match &e.entry {
-            Entry::NodeWaiting { node_id, prompt, actions } if *node_id == node => {
-                Some((prompt.clone(), actions.clone()))
-            }
-            _ => None,
-        });
-        let (prompt, actions) = asked.unwrap_or_default();
+        let (prompt, actions) = asked.take().unwrap_or_default();
         if json || !std::io::stdin().is_terminal() {
             eprintln!("run {run_id} waits on {node:?}; answer with:");
             let example =
