@@ -4,23 +4,12 @@ use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use async_trait::async_trait;
 use futures_util::StreamExt;
-use roomkit_graph::{Graph, HandlerError, Handlers, Node, NodeHandler, NodeResult, Scope};
+use roomkit_graph::{Graph, Handlers};
 use roomkit_graph_runner::Runner;
 use roomkit_graph_sqlite::SqliteStore;
 use roomkit_graph_store::{Entry, RunFilter, RunRecord, RunStatus, TranscriptEvent, render_text};
 use serde_json::{Value, json};
-
-/// Human nodes wait for an answer (given on the terminal or with `answer`).
-struct Human;
-
-#[async_trait]
-impl NodeHandler for Human {
-    async fn execute(&self, _node: &Node, _scope: &Scope<'_>) -> Result<NodeResult, HandlerError> {
-        Ok(NodeResult::waiting())
-    }
-}
 
 /// A runner on the database at `path` (a file path, or `sqlite://PATH`).
 pub(crate) fn open(database: &Path) -> anyhow::Result<Runner> {
@@ -28,7 +17,7 @@ pub(crate) fn open(database: &Path) -> anyhow::Result<Runner> {
     let path = text.strip_prefix("sqlite://").map_or_else(|| database.to_path_buf(), PathBuf::from);
     let store =
         SqliteStore::open(&path).with_context(|| format!("cannot open the database {}", path.display()))?;
-    Ok(Runner::new(store, Handlers::builtin().with("human", Human)))
+    Ok(Runner::new(store, Handlers::builtin()))
 }
 
 /// Reads `--input`: JSON text, or `@FILE` for a file holding it.

@@ -69,7 +69,8 @@ pub use engine::{
 };
 pub use handler::{
     ConditionHandler, EndHandler, FunctionError, FunctionHandler, FunctionRegistry, HandlerError, Handlers,
-    LogHandler, NodeHandler, NodeResult, NodeStatus, ParallelHandler, Scope, StartHandler, SwitchHandler,
+    HumanHandler, LogHandler, NodeHandler, NodeResult, NodeStatus, ParallelHandler, Scope, StartHandler,
+    SwitchHandler,
 };
 pub use model::{Edge, Graph, GraphError, Node, NodeType, Trigger};
 pub use policy::{NodePolicy, PolicyError};

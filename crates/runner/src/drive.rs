@@ -11,6 +11,9 @@ use roomkit_graph::{
 use roomkit_graph_store::{Entry, RunStatus, StepCommit, StoreError, TranscriptEvent, now_millis};
 use serde_json::Value;
 
+use tokio::sync::broadcast;
+
+use crate::emitted::{self, LiveEvent};
 use crate::{Inner, RunnerError, waiting_entry};
 
 /// How driving a run ended.
@@ -36,7 +39,7 @@ async fn drive_steps(inner: &Inner, run_id: &str) -> Result<Ended, RunnerError> 
     if record.status != RunStatus::Running {
         return Ok(Ended::Parked);
     }
-    let workflow = inner.workflow(&record.graph_id, record.graph_version).await?;
+    let workflow = inner.workflow(&record.org, &record.graph_id, record.graph_version).await?;
     let mut engine = workflow.restore(state)?;
     let graph = workflow.graph();
     let no_config = serde_json::Map::new();
@@ -77,7 +80,8 @@ async fn drive_steps(inner: &Inner, run_id: &str) -> Result<Ended, RunnerError> 
         let Attempted { commit, wait, .. } = match NodePolicy::read(config) {
             Ok(policy) => {
                 engine.set_attempt(attempt);
-                let mut attempted = step(&mut engine, node, run_id, version, attempt, policy.timeout).await;
+                let mut attempted =
+                    step(&mut engine, node, run_id, version, attempt, policy.timeout, &inner.live).await;
                 let commit = &mut attempted.commit;
                 if commit.status == RunStatus::Failed && attempted.retryable && attempt < policy.max_attempts
                 {
@@ -135,6 +139,7 @@ async fn step(
     expected_version: u64,
     attempt: u32,
     timeout: Option<Duration>,
+    live: &broadcast::Sender<LiveEvent>,
 ) -> Attempted {
     let node_id = engine.current_node_id().unwrap_or_default().to_owned();
     let node_type = node.map(|n| n.node_type.to_string()).unwrap_or_default();
@@ -146,10 +151,18 @@ async fn step(
         let mut events = engine.stream_step(&[StreamMode::Custom]);
         while let Some(event) = events.next().await {
             match event {
-                Ok(event) => custom.push(Entry::Custom {
-                    node_id: event.node_id.unwrap_or_else(|| node_id.clone()),
-                    payload: event.payload,
-                }),
+                Ok(event) => {
+                    let emitter = event.node_id.unwrap_or_else(|| node_id.clone());
+                    match emitted::entry(emitter.clone(), event.payload.clone()) {
+                        Some(entry) => custom.push(entry),
+                        // Nobody listening is fine: live events are not kept.
+                        None => drop(live.send(LiveEvent {
+                            run_id: run_id.to_owned(),
+                            node_id: emitter,
+                            payload: event.payload,
+                        })),
+                    }
+                }
                 Err(error) => failure = Some(error),
             }
         }
@@ -191,7 +204,7 @@ async fn step(
         }
         (None, EngineStatus::Waiting) => {
             let no_config = serde_json::Map::new();
-            entries.push(waiting_entry(&node_id, node.map_or(&no_config, |n| &n.config)));
+            entries.push(waiting_entry(&node_id, node.map_or(&no_config, |n| &n.config), engine.context()));
             RunStatus::Waiting
         }
         (None, EngineStatus::Completed) => {

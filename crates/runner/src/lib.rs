@@ -20,6 +20,7 @@
 //! ([`roomkit_graph::Scope::run_id`], [`roomkit_graph::Scope::node`]).
 
 mod drive;
+mod emitted;
 mod error;
 
 use std::collections::{HashMap, HashSet};
@@ -28,13 +29,16 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use roomkit_graph::{Graph, Handlers, NoWaitClock, RunStatus as EngineStatus, Workflow};
+use roomkit_graph::{Context, Graph, Handlers, NoWaitClock, RunStatus as EngineStatus, Template, Workflow};
 use roomkit_graph_store::{
-    Entry, NewRun, RunFilter, RunRecord, RunStatus, StepCommit, Store, StoreError, StoredGraph, now_millis,
+    DEFAULT_ORG, Entry, NewRun, RunFilter, RunRecord, RunStatus, StepCommit, Store, StoreError, StoredGraph,
+    now_millis,
 };
 use serde_json::Value;
+use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 
+pub use emitted::LiveEvent;
 pub use error::RunnerError;
 
 /// Runs stored graphs durably. Cheap to clone; clones share their tasks.
@@ -71,8 +75,9 @@ pub struct Runner {
 struct Inner {
     store: Arc<dyn Store>,
     handlers: Handlers,
-    /// Compiled graphs by (graph id, version): versions never change once stored.
-    workflows: Mutex<HashMap<(String, u64), Workflow>>,
+    /// Compiled graphs by (organization, graph id, version): versions never
+    /// change once stored.
+    workflows: Mutex<HashMap<(String, String, u64), Workflow>>,
     /// Runs a task of this runner is driving, so none is driven twice.
     active: Mutex<HashSet<String>>,
     tasks: Mutex<JoinSet<()>>,
@@ -81,7 +86,12 @@ struct Inner {
     timers: AtomicBool,
     /// How often the timer loop looks for due timers.
     tick: Duration,
+    /// Payloads that are not kept, only sent to whoever listens ([`Runner::live`]).
+    live: broadcast::Sender<LiveEvent>,
 }
+
+/// How many live events a slow listener may fall behind before it misses some.
+const LIVE_CAPACITY: usize = 4096;
 
 /// Locks a mutex held only for short, non-async sections; a panic elsewhere
 /// does not make the data unusable.
@@ -102,6 +112,7 @@ impl Runner {
                 stopping: AtomicBool::new(false),
                 timers: AtomicBool::new(false),
                 tick: Duration::from_millis(100),
+                live: broadcast::channel(LIVE_CAPACITY).0,
             }),
         }
     }
@@ -150,26 +161,55 @@ impl Runner {
         Ok(())
     }
 
+    /// The events of this runner's runs that are sent live and never kept:
+    /// the tokens of agents' replies as they are written (see [`LiveEvent`]).
+    /// The transcript ([`Store::follow`]) has everything that is kept.
+    /// A listener that falls far behind misses events
+    /// ([`broadcast::error::RecvError::Lagged`]).
+    pub fn live(&self) -> broadcast::Receiver<LiveEvent> {
+        self.inner.live.subscribe()
+    }
+
     /// The store.
     pub fn store(&self) -> &dyn Store {
         &*self.inner.store
     }
 
-    /// Validates `graph` and stores it as the next version of its id. Runs in
-    /// flight keep the version they started with.
+    /// Validates `graph` and stores it as the next version of its id in the
+    /// [`DEFAULT_ORG`]. Runs in flight keep the version they started with.
     pub async fn save_graph(&self, graph: &Graph) -> Result<StoredGraph, RunnerError> {
-        graph.validate_or_raise()?;
-        Ok(self.inner.store.save_graph(graph).await?)
+        self.save_graph_in(DEFAULT_ORG, graph).await
     }
 
-    /// Starts a run of the latest version of `graph_id` with `trigger` as its
-    /// trigger data, and drives it in the background. Returns its record as
-    /// first committed.
+    /// Validates `graph` and stores it as the next version of its id in `org`.
+    pub async fn save_graph_in(&self, org: &str, graph: &Graph) -> Result<StoredGraph, RunnerError> {
+        graph.validate_or_raise()?;
+        Ok(self.inner.store.save_graph(org, graph).await?)
+    }
+
+    /// Starts a run of the latest version of `graph_id` (of the
+    /// [`DEFAULT_ORG`]) with `trigger` as its trigger data, and drives it in
+    /// the background. Returns its record as first committed.
     pub async fn start(&self, graph_id: &str, trigger: Value) -> Result<RunRecord, RunnerError> {
+        self.start_in(DEFAULT_ORG, graph_id, trigger, None).await
+    }
+
+    /// Starts a run of the latest version of `graph_id` of `org`, as
+    /// [`Runner::start`]. With a `key`, a second start with the same key is
+    /// refused with [`StoreError::Duplicate`], naming the run that has it:
+    /// schedules use it to fire once per due time whichever process sees it
+    /// first, and the HTTP API for idempotent requests.
+    pub async fn start_in(
+        &self,
+        org: &str,
+        graph_id: &str,
+        trigger: Value,
+        key: Option<String>,
+    ) -> Result<RunRecord, RunnerError> {
         self.ensure_timers();
-        let stored = self.inner.store.graph(graph_id, None).await?;
+        let stored = self.inner.store.graph(org, graph_id, None).await?;
         let graph_version = stored.version;
-        let workflow = match self.inner.cached(graph_id, graph_version) {
+        let workflow = match self.inner.cached(org, graph_id, graph_version) {
             Some(workflow) => workflow,
             None => self.inner.compile(stored),
         };
@@ -179,10 +219,12 @@ impl Runner {
             .inner
             .store
             .create_run(NewRun {
+                org: org.to_owned(),
                 graph_id: graph_id.to_owned(),
                 graph_version,
                 trigger,
                 state: engine.to_state(),
+                key,
             })
             .await?;
         self.spawn(&record.run_id);
@@ -210,7 +252,7 @@ impl Runner {
                 current: record.current_node_id,
             });
         }
-        let workflow = self.inner.workflow(&record.graph_id, record.graph_version).await?;
+        let workflow = self.inner.workflow(&record.org, &record.graph_id, record.graph_version).await?;
         let refuse = |reason: String| RunnerError::InvalidAnswer {
             run_id: run_id.to_owned(),
             node_id: node_id.to_owned(),
@@ -346,20 +388,20 @@ impl Runner {
 impl Inner {
     /// The compiled graph of `graph_id` at `version`, read from the store the
     /// first time.
-    async fn workflow(&self, graph_id: &str, version: u64) -> Result<Workflow, RunnerError> {
-        if let Some(workflow) = self.cached(graph_id, version) {
+    async fn workflow(&self, org: &str, graph_id: &str, version: u64) -> Result<Workflow, RunnerError> {
+        if let Some(workflow) = self.cached(org, graph_id, version) {
             return Ok(workflow);
         }
-        Ok(self.compile(self.store.graph(graph_id, Some(version)).await?))
+        Ok(self.compile(self.store.graph(org, graph_id, Some(version)).await?))
     }
 
-    fn cached(&self, graph_id: &str, version: u64) -> Option<Workflow> {
-        lock(&self.workflows).get(&(graph_id.to_owned(), version)).cloned()
+    fn cached(&self, org: &str, graph_id: &str, version: u64) -> Option<Workflow> {
+        lock(&self.workflows).get(&(org.to_owned(), graph_id.to_owned(), version)).cloned()
     }
 
     /// Compiles a stored graph version and keeps it for later runs.
     fn compile(&self, stored: StoredGraph) -> Workflow {
-        let key = (stored.graph.id.clone(), stored.version);
+        let key = (stored.org, stored.graph.id.clone(), stored.version);
         // Delays wait on durable timers (see `drive`), never in a task.
         let workflow = Workflow::new(stored.graph, self.handlers.clone()).with_clock(NoWaitClock);
         lock(&self.workflows).insert(key, workflow.clone());
@@ -405,11 +447,16 @@ fn status_change(run: &RunRecord, status: RunStatus, entries: Vec<Entry>) -> Ste
     }
 }
 
-/// The transcript entry of a node that waits: what it asks and which actions it offers.
-fn waiting_entry(node_id: &str, config: &serde_json::Map<String, Value>) -> Entry {
+/// The transcript entry of a node that waits: what it asks (its `prompt`
+/// rendered from the run's context; as written if it does not render) and
+/// which actions it offers.
+fn waiting_entry(node_id: &str, config: &serde_json::Map<String, Value>, context: &Context) -> Entry {
+    let prompt = config.get("prompt").and_then(Value::as_str).map(|prompt| {
+        Template::parse(prompt).and_then(|t| t.render(context)).unwrap_or_else(|_| prompt.to_owned())
+    });
     Entry::NodeWaiting {
         node_id: node_id.to_owned(),
-        prompt: config.get("prompt").and_then(Value::as_str).map(str::to_owned),
+        prompt,
         actions: config
             .get("actions")
             .and_then(Value::as_array)

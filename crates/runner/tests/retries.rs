@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use roomkit_graph::{Edge, Graph, HandlerError, Handlers, Node, NodeHandler, NodeResult, Scope, Trigger};
 use roomkit_graph_runner::Runner;
 use roomkit_graph_sqlite::SqliteStore;
-use roomkit_graph_store::{Entry, RunRecord, RunStatus, Store};
+use roomkit_graph_store::{DEFAULT_ORG, Entry, RunRecord, RunStatus, Store};
 use serde_json::{Value, json};
 
 /// Fails its first `failures` attempts, records every idempotency key it sees.
@@ -145,7 +145,7 @@ async fn a_malformed_policy_fails_the_run_naming_the_field() {
     // Stored without validation, as a graph saved by an older version might be.
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("r.db")).unwrap();
-    store.save_graph(&graph).await.unwrap();
+    store.save_graph(DEFAULT_ORG, &graph).await.unwrap();
     let keys = Arc::new(Mutex::new(Vec::new()));
     let runner =
         Runner::new(store, Handlers::builtin().with("flaky", Flaky { failures: 0, keys: Arc::clone(&keys) }));

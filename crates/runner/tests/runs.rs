@@ -15,16 +15,6 @@ use roomkit_graph_sqlite::SqliteStore;
 use roomkit_graph_store::{Entry, RunFilter, RunStatus, Store, render_text};
 use serde_json::{Value, json};
 
-/// Waits for a person.
-struct Human;
-
-#[async_trait]
-impl NodeHandler for Human {
-    async fn execute(&self, _node: &Node, _scope: &Scope<'_>) -> Result<NodeResult, HandlerError> {
-        Ok(NodeResult::waiting())
-    }
-}
-
 fn set(id: &str, values: Value) -> Node {
     Node::new(id, "function").with_config(json!({"action": "set_context", "values": values}))
 }
@@ -36,7 +26,7 @@ fn review_graph(publish_note: &str) -> Graph {
             Node::new("start", "start"),
             set("draft", json!({"body": "v1"})),
             Node::new("review", "human")
-                .with_config(json!({"prompt": "Approve the draft?", "actions": ["approve", "reject"]})),
+                .with_config(json!({"prompt": "Approve the draft on {{trigger.topic}}?", "actions": ["approve", "reject"]})),
             set("publish", json!({"note": publish_note})),
             Node::new("end", "end"),
         ])
@@ -65,7 +55,7 @@ fn kinds(entries: &[Entry]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_parks_on_a_person_and_an_answer_finishes_it() {
     let dir = tempfile::tempdir().unwrap();
-    let runner = Runner::new(open(&dir), Handlers::builtin().with("human", Human));
+    let runner = Runner::new(open(&dir), Handlers::builtin());
     runner.save_graph(&review_graph("live")).await.unwrap();
 
     let run = runner.start("review", json!({"topic": "rust"})).await.unwrap();
@@ -115,7 +105,7 @@ async fn a_run_parks_on_a_person_and_an_answer_finishes_it() {
         ]
     );
     let text = render_text(&events);
-    assert!(text.contains("review ⏸ Approve the draft? [approve / reject]"), "{text}");
+    assert!(text.contains("review ⏸ Approve the draft on rust? [approve / reject]"), "{text}");
     assert!(text.contains("ada → review: {\"action\":\"approve\",\"note\":\"ship it\"}"), "{text}");
 
     let (_, state) = runner.store().load_run(&run.run_id).await.unwrap();
@@ -204,7 +194,7 @@ fn a_run_cut_off_mid_step_is_finished_by_the_next_process_with_every_step_once()
 #[tokio::test(flavor = "multi_thread")]
 async fn runs_keep_the_graph_version_they_started_with() {
     let dir = tempfile::tempdir().unwrap();
-    let runner = Runner::new(open(&dir), Handlers::builtin().with("human", Human));
+    let runner = Runner::new(open(&dir), Handlers::builtin());
     assert_eq!(runner.save_graph(&review_graph("from v1")).await.unwrap().version, 1);
     let run = runner.start("review", json!({})).await.unwrap();
     assert_eq!(runner.wait(&run.run_id).await.unwrap().status, RunStatus::Waiting);
@@ -223,7 +213,7 @@ async fn runs_keep_the_graph_version_they_started_with() {
 #[tokio::test(flavor = "multi_thread")]
 async fn cancelled_runs_take_no_answer_and_listing_filters_them() {
     let dir = tempfile::tempdir().unwrap();
-    let runner = Runner::new(open(&dir), Handlers::builtin().with("human", Human));
+    let runner = Runner::new(open(&dir), Handlers::builtin());
     runner.save_graph(&review_graph("x")).await.unwrap();
     let a = runner.start("review", json!({"n": 1})).await.unwrap();
     let b = runner.start("review", json!({"n": 2})).await.unwrap();
@@ -253,4 +243,70 @@ async fn cancelled_runs_take_no_answer_and_listing_filters_them() {
         .await
         .unwrap();
     assert_eq!(waiting.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(), [b.run_id.as_str()]);
+}
+
+/// Emits what agents and notifications emit: tokens, a finished reply, a
+/// notification sent, and a payload of its own.
+struct Talker;
+
+#[async_trait]
+impl NodeHandler for Talker {
+    async fn execute(&self, _node: &Node, scope: &Scope<'_>) -> Result<NodeResult, HandlerError> {
+        for token in ["Hel", "lo"] {
+            scope.emit(json!({"type": "token", "agent": "writer", "text": token}));
+        }
+        scope.emit(json!({"type": "agent_message", "agent": "writer", "text": "Hello", "usage": {"output_tokens": 2}}));
+        scope.emit(json!({"type": "notification_sent", "channel": "slack", "text": "Hello sent"}));
+        scope.emit(json!({"kind": "progress", "done": 1}));
+        Ok(NodeResult::completed(json!({"text": "Hello"})))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replies_and_notifications_are_typed_entries_and_tokens_only_go_out_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let runner = Runner::new(open(&dir), Handlers::builtin().with("talker", Talker));
+    let mut graph = Graph::new("talk", "Talk", Trigger::manual());
+    graph
+        .add_nodes([Node::new("start", "start"), Node::new("talk", "talker"), Node::new("end", "end")])
+        .unwrap();
+    graph.add_edges([Edge::new("start", "talk"), Edge::new("talk", "end")]);
+    runner.save_graph(&graph).await.unwrap();
+    let mut live = runner.live();
+
+    let run = runner.start("talk", json!({})).await.unwrap();
+    assert_eq!(runner.wait(&run.run_id).await.unwrap().status, RunStatus::Completed);
+
+    let entries: Vec<Entry> =
+        runner.store().transcript(&run.run_id, 0, 100).await.unwrap().into_iter().map(|e| e.entry).collect();
+    let talk: Vec<&Entry> =
+        entries.iter().filter(|e| serde_json::to_value(e).unwrap()["node_id"] == "talk").collect();
+    assert_eq!(
+        talk[1..4],
+        [
+            &Entry::AgentMessage {
+                node_id: "talk".into(),
+                agent: "writer".into(),
+                text: "Hello".into(),
+                usage: Some(json!({"output_tokens": 2})),
+            },
+            &Entry::NotificationSent {
+                node_id: "talk".into(),
+                channel: "slack".into(),
+                text: "Hello sent".into()
+            },
+            &Entry::Custom { node_id: "talk".into(), payload: json!({"kind": "progress", "done": 1}) },
+        ]
+    );
+    assert!(matches!(talk[4], Entry::NodeCompleted { .. }), "{talk:?}");
+    assert_eq!(talk.len(), 5, "the tokens are not in the transcript: {talk:?}");
+    let tokens: Vec<String> = (0..2)
+        .map(|_| {
+            let event = live.try_recv().expect("a live token");
+            assert_eq!((event.run_id.as_str(), event.node_id.as_str()), (run.run_id.as_str(), "talk"));
+            event.payload["text"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(tokens, ["Hel", "lo"]);
+    assert!(live.try_recv().is_err(), "only tokens go out live");
 }

@@ -19,15 +19,15 @@
 //! ```
 //! use roomkit_graph::{Graph, Trigger};
 //! use roomkit_graph_sqlite::SqliteStore;
-//! use roomkit_graph_store::Store;
+//! use roomkit_graph_store::{DEFAULT_ORG, Store};
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
 //! let dir = tempfile::tempdir()?;
 //! let store = SqliteStore::open(dir.path().join("runs.db"))?;
 //! let graph = Graph::new("triage", "Triage", Trigger::manual());
-//! assert_eq!(store.save_graph(&graph).await?.version, 1);
-//! assert_eq!(store.save_graph(&graph).await?.version, 2);
-//! assert_eq!(store.graph("triage", None).await?.version, 2);
+//! assert_eq!(store.save_graph(DEFAULT_ORG, &graph).await?.version, 1);
+//! assert_eq!(store.save_graph(DEFAULT_ORG, &graph).await?.version, 2);
+//! assert_eq!(store.graph(DEFAULT_ORG, "triage", None).await?.version, 2);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # })?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())

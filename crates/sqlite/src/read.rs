@@ -3,7 +3,9 @@
 //! they see one snapshot.
 
 use roomkit_graph::{EngineState, Graph};
-use roomkit_graph_store::{Entry, RunFilter, RunRecord, RunStatus, StoreError, StoredGraph, TranscriptEvent};
+use roomkit_graph_store::{
+    Entry, RunFilter, RunRecord, RunStatus, StoreError, StoredGraph, TokenRecord, TranscriptEvent,
+};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Map, Value};
@@ -12,40 +14,114 @@ use crate::error::{DbError, sql_int, stored_count};
 
 /// The columns [`run_from_row`] reads, in its order.
 pub(crate) const RUN_COLUMNS: &str = "run_id, graph_id, graph_version, status, current_node_id, \
-     previous_node_id, error, version, last_seq, created_at, updated_at, wake_at";
+     previous_node_id, error, version, last_seq, created_at, updated_at, wake_at, org";
 
-/// A stored graph: the given version, or the latest.
-pub(crate) fn graph(conn: &Connection, graph_id: &str, version: Option<u64>) -> Result<StoredGraph, DbError> {
+/// A stored graph of `org`: the given version, or the latest.
+pub(crate) fn graph(
+    conn: &Connection,
+    org: &str,
+    graph_id: &str,
+    version: Option<u64>,
+) -> Result<StoredGraph, DbError> {
     let row = match version {
         Some(version) => conn
             .prepare_cached(
-                "SELECT version, graph_json, created_at FROM graphs WHERE graph_id = ?1 AND version = ?2",
+                "SELECT org, graph_id, version, graph_json, created_at FROM graphs \
+                 WHERE org = ?1 AND graph_id = ?2 AND version = ?3",
             )?
-            .query_row(params![graph_id, sql_int(version)], graph_columns)
+            .query_row(params![org, graph_id, sql_int(version)], GraphRow::read)
             .optional()?,
         None => conn
             .prepare_cached(
-                "SELECT version, graph_json, created_at FROM graphs WHERE graph_id = ?1 \
-                 ORDER BY version DESC LIMIT 1",
+                "SELECT org, graph_id, version, graph_json, created_at FROM graphs \
+                 WHERE org = ?1 AND graph_id = ?2 ORDER BY version DESC LIMIT 1",
             )?
-            .query_row(params![graph_id], graph_columns)
+            .query_row(params![org, graph_id], GraphRow::read)
             .optional()?,
     };
-    let Some((stored_version, json, created_at)) = row else {
+    let Some(row) = row else {
         return Err(StoreError::NotFound(match version {
             Some(version) => format!("graph {graph_id} version {version}"),
             None => format!("graph {graph_id}"),
         })
         .into());
     };
-    let graph = Graph::from_json(&json).map_err(|err| {
-        StoreError::Backend(format!("stored graph {graph_id} version {stored_version} is not valid: {err}"))
-    })?;
-    Ok(StoredGraph { graph, version: stored_count(stored_version, "graph version")?, created_at })
+    row.into_stored()
 }
 
-fn graph_columns(row: &Row<'_>) -> rusqlite::Result<(i64, String, i64)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+/// The latest version of each graph of `org` (of all when `None`).
+pub(crate) fn list_graphs(conn: &Connection, org: Option<&str>) -> Result<Vec<StoredGraph>, DbError> {
+    // SQLite returns the other columns of the row holding max(version).
+    let mut statement = conn.prepare_cached(
+        "SELECT org, graph_id, max(version), graph_json, created_at FROM graphs \
+         WHERE ?1 IS NULL OR org = ?1 GROUP BY org, graph_id ORDER BY org, graph_id",
+    )?;
+    let rows = statement.query_map(params![org], GraphRow::read)?;
+    rows.map(|row| row.map_err(DbError::from).and_then(GraphRow::into_stored)).collect()
+}
+
+/// A `graphs` row as SQLite gives it.
+struct GraphRow {
+    org: String,
+    graph_id: String,
+    version: i64,
+    json: String,
+    created_at: i64,
+}
+
+impl GraphRow {
+    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(GraphRow {
+            org: row.get(0)?,
+            graph_id: row.get(1)?,
+            version: row.get(2)?,
+            json: row.get(3)?,
+            created_at: row.get(4)?,
+        })
+    }
+
+    fn into_stored(self) -> Result<StoredGraph, DbError> {
+        let graph = Graph::from_json(&self.json).map_err(|err| {
+            StoreError::Backend(format!(
+                "stored graph {} version {} is not valid: {err}",
+                self.graph_id, self.version
+            ))
+        })?;
+        Ok(StoredGraph {
+            org: self.org,
+            graph,
+            version: stored_count(self.version, "graph version")?,
+            created_at: self.created_at,
+        })
+    }
+}
+
+/// The token with this hash, if any.
+pub(crate) fn token(conn: &Connection, token_hash: &str) -> Result<Option<TokenRecord>, DbError> {
+    Ok(conn
+        .prepare_cached("SELECT token_hash, org, label, created_at FROM tokens WHERE token_hash = ?1")?
+        .query_row(params![token_hash], |row| {
+            Ok(TokenRecord {
+                token_hash: row.get(0)?,
+                org: row.get(1)?,
+                label: row.get(2)?,
+                created_at: row.get(3)?,
+            })
+        })
+        .optional()?)
+}
+
+/// A graph's secret, if set.
+pub(crate) fn secret(
+    conn: &Connection,
+    org: &str,
+    graph_id: &str,
+    name: &str,
+) -> Result<Option<String>, DbError> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM secrets WHERE org = ?1 AND graph_id = ?2 AND name = ?3")?
+        .query_row(params![org, graph_id, name], |row| row.get(0))
+        .optional()?)
 }
 
 /// A run's record, if it exists.
@@ -90,6 +166,10 @@ pub(crate) fn load_run(conn: &mut Connection, run_id: &str) -> Result<(RunRecord
 pub(crate) fn list_runs(conn: &Connection, filter: &RunFilter) -> Result<Vec<RunRecord>, DbError> {
     let mut conditions = Vec::new();
     let mut values = Vec::new();
+    if let Some(org) = &filter.org {
+        values.push(SqlValue::Text(org.clone()));
+        conditions.push(format!("org = ?{}", values.len()));
+    }
     if let Some(graph_id) = &filter.graph_id {
         values.push(SqlValue::Text(graph_id.clone()));
         conditions.push(format!("graph_id = ?{}", values.len()));
@@ -183,6 +263,7 @@ struct RunRow {
     created_at: i64,
     updated_at: i64,
     wake_at: Option<i64>,
+    org: String,
 }
 
 impl RunRow {
@@ -201,6 +282,7 @@ impl RunRow {
             created_at: row.get(9)?,
             updated_at: row.get(10)?,
             wake_at: row.get(11)?,
+            org: row.get(12)?,
         })
     }
 
@@ -213,6 +295,7 @@ impl RunRow {
             version: stored_count(self.version, "run version")?,
             last_seq: stored_count(self.last_seq, "sequence number")?,
             run_id: self.run_id,
+            org: self.org,
             graph_id: self.graph_id,
             status,
             current_node_id: self.current_node_id,

@@ -17,14 +17,15 @@ use crate::error::DbError;
 pub const APPLICATION_ID: i32 = 0x524B_4752;
 
 /// The schema version this build writes and reads (`PRAGMA user_version`).
-/// A file with a newer one is refused as foreign rather than misread.
+/// A file of an older version is migrated when opened; one with a newer
+/// version is refused as foreign rather than misread.
 ///
 /// ```
-/// assert_eq!(roomkit_graph_sqlite::SCHEMA_VERSION, 1);
+/// assert_eq!(roomkit_graph_sqlite::SCHEMA_VERSION, 2);
 /// ```
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
-/// The tables of schema version 1. JSON is stored as TEXT; times are
+/// The tables of schema version 2. JSON is stored as TEXT; times are
 /// milliseconds since the Unix epoch.
 ///
 /// `outputs` keeps its rowid so that a run's context comes back in the order
@@ -32,15 +33,17 @@ pub const SCHEMA_VERSION: i32 = 1;
 /// keeps it.
 const SCHEMA: &str = "
 CREATE TABLE graphs (
+    org        TEXT    NOT NULL,
     graph_id   TEXT    NOT NULL,
     version    INTEGER NOT NULL,
     graph_json TEXT    NOT NULL,
     created_at INTEGER NOT NULL,
-    PRIMARY KEY (graph_id, version)
+    PRIMARY KEY (org, graph_id, version)
 ) WITHOUT ROWID;
 
 CREATE TABLE runs (
     run_id           TEXT    NOT NULL PRIMARY KEY,
+    org              TEXT    NOT NULL,
     graph_id         TEXT    NOT NULL,
     graph_version    INTEGER NOT NULL,
     status           TEXT    NOT NULL
@@ -53,12 +56,15 @@ CREATE TABLE runs (
     wake_at          INTEGER,
     created_at       INTEGER NOT NULL,
     updated_at       INTEGER NOT NULL,
-    FOREIGN KEY (graph_id, graph_version) REFERENCES graphs (graph_id, version)
+    run_key          TEXT,
+    FOREIGN KEY (org, graph_id, graph_version) REFERENCES graphs (org, graph_id, version)
 );
-CREATE INDEX runs_by_graph ON runs (graph_id, created_at);
+CREATE INDEX runs_by_graph ON runs (org, graph_id, created_at);
+CREATE INDEX runs_by_org ON runs (org, created_at);
 CREATE INDEX runs_by_status ON runs (status, created_at);
 CREATE INDEX runs_by_wake ON runs (wake_at) WHERE wake_at IS NOT NULL;
 CREATE INDEX runs_by_created ON runs (created_at);
+CREATE UNIQUE INDEX runs_by_key ON runs (run_key) WHERE run_key IS NOT NULL;
 
 CREATE TABLE outputs (
     run_id     TEXT NOT NULL REFERENCES runs (run_id),
@@ -73,6 +79,85 @@ CREATE TABLE transcript (
     at         INTEGER NOT NULL,
     entry_json TEXT    NOT NULL,
     PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE tokens (
+    token_hash TEXT    NOT NULL PRIMARY KEY,
+    org        TEXT    NOT NULL,
+    label      TEXT,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE secrets (
+    org        TEXT    NOT NULL,
+    graph_id   TEXT    NOT NULL,
+    name       TEXT    NOT NULL,
+    value      TEXT    NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (org, graph_id, name)
+) WITHOUT ROWID;
+";
+
+/// From schema version 1 (no organizations) to 2: every graph and run goes to
+/// [`DEFAULT_ORG`](roomkit_graph_store::DEFAULT_ORG). The graph and run tables
+/// are rebuilt (their keys change); outputs and transcripts stay as they are.
+const MIGRATE_1_TO_2: &str = "
+CREATE TABLE graphs_v2 (
+    org        TEXT    NOT NULL,
+    graph_id   TEXT    NOT NULL,
+    version    INTEGER NOT NULL,
+    graph_json TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (org, graph_id, version)
+) WITHOUT ROWID;
+INSERT INTO graphs_v2 SELECT 'default', graph_id, version, graph_json, created_at FROM graphs;
+
+CREATE TABLE runs_v2 (
+    run_id           TEXT    NOT NULL PRIMARY KEY,
+    org              TEXT    NOT NULL,
+    graph_id         TEXT    NOT NULL,
+    graph_version    INTEGER NOT NULL,
+    status           TEXT    NOT NULL
+        CHECK (status IN ('running', 'waiting', 'completed', 'failed', 'cancelled')),
+    current_node_id  TEXT,
+    previous_node_id TEXT,
+    error            TEXT,
+    version          INTEGER NOT NULL,
+    last_seq         INTEGER NOT NULL,
+    wake_at          INTEGER,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    run_key          TEXT,
+    FOREIGN KEY (org, graph_id, graph_version) REFERENCES graphs (org, graph_id, version)
+);
+INSERT INTO runs_v2 SELECT run_id, 'default', graph_id, graph_version, status, current_node_id,
+    previous_node_id, error, version, last_seq, wake_at, created_at, updated_at, NULL FROM runs;
+
+DROP TABLE runs;
+DROP TABLE graphs;
+ALTER TABLE graphs_v2 RENAME TO graphs;
+ALTER TABLE runs_v2 RENAME TO runs;
+CREATE INDEX runs_by_graph ON runs (org, graph_id, created_at);
+CREATE INDEX runs_by_org ON runs (org, created_at);
+CREATE INDEX runs_by_status ON runs (status, created_at);
+CREATE INDEX runs_by_wake ON runs (wake_at) WHERE wake_at IS NOT NULL;
+CREATE INDEX runs_by_created ON runs (created_at);
+CREATE UNIQUE INDEX runs_by_key ON runs (run_key) WHERE run_key IS NOT NULL;
+
+CREATE TABLE tokens (
+    token_hash TEXT    NOT NULL PRIMARY KEY,
+    org        TEXT    NOT NULL,
+    label      TEXT,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE secrets (
+    org        TEXT    NOT NULL,
+    graph_id   TEXT    NOT NULL,
+    name       TEXT    NOT NULL,
+    value      TEXT    NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (org, graph_id, name)
 ) WITHOUT ROWID;
 ";
 
@@ -107,8 +192,10 @@ fn open_writer_inner(path: &Path, options: &Options) -> Result<Connection, DbErr
     conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
 
-    if found == Found::Empty {
-        create_schema(&mut conn, path)?;
+    match found {
+        Found::Empty => create_schema(&mut conn, path)?,
+        Found::Version1 => migrate(&mut conn, path)?,
+        Found::Ours => {}
     }
     if let Some(bytes) = options.max_size_bytes {
         let page_size: i64 = conn.pragma_query_value(None, "page_size", |row| row.get(0))?;
@@ -132,6 +219,8 @@ pub(crate) fn open_reader(path: &Path, options: &Options) -> Result<Connection, 
 enum Found {
     /// A new, empty database: the schema must be created.
     Empty,
+    /// One of ours, of schema version 1: it is migrated.
+    Version1,
     /// One of ours, of this schema version.
     Ours,
 }
@@ -147,6 +236,7 @@ fn inspect(conn: &Connection, path: &Path) -> Result<Found, DbError> {
     };
     match application_id {
         APPLICATION_ID if user_version == SCHEMA_VERSION => Ok(Found::Ours),
+        APPLICATION_ID if user_version == 1 => Ok(Found::Version1),
         APPLICATION_ID if user_version > SCHEMA_VERSION => Err(foreign(format!(
             "its schema version {user_version} is newer than this build's {SCHEMA_VERSION}"
         ))),
@@ -169,4 +259,33 @@ fn create_schema(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
+}
+
+/// Migrates a file of schema version 1 in one transaction: all of it or
+/// nothing. Another process may have done it since [`inspect`]: then there is
+/// nothing to do. Foreign keys are off meanwhile (the tables they join are
+/// rebuilt) and checked before the commit.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let migrated = (|| -> Result<(), DbError> {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if inspect(&tx, path)? == Found::Ours {
+            return Ok(());
+        }
+        tx.execute_batch(MIGRATE_1_TO_2)?;
+        let broken: i64 =
+            tx.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |row| row.get(0))?;
+        if broken > 0 {
+            return Err(StoreError::Backend(format!(
+                "migrating {} to schema version {SCHEMA_VERSION}: {broken} rows lost their references",
+                path.display()
+            ))
+            .into());
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
+        Ok(())
+    })();
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrated
 }

@@ -9,13 +9,13 @@ use async_trait::async_trait;
 use futures_util::stream::BoxStream;
 use roomkit_graph::{EngineState, Graph};
 use roomkit_graph_store::{
-    NewRun, RunFilter, RunRecord, StepCommit, Store, StoreError, StoredGraph, TranscriptEvent,
+    NewRun, RunFilter, RunRecord, StepCommit, Store, StoreError, StoredGraph, TokenRecord, TranscriptEvent,
 };
 use tokio::sync::{broadcast, oneshot};
 
 use crate::pool::Readers;
 use crate::writer::{self, Reply, Request};
-use crate::{Options, follow, read, schema};
+use crate::{Options, follow, read, schema, write};
 
 /// How many committed events the in-process broadcast holds for followers
 /// that fall behind; beyond that they catch up from the database.
@@ -77,14 +77,14 @@ impl SqliteStore {
     /// ```
     /// use roomkit_graph::{EngineState, Graph, Trigger};
     /// use roomkit_graph_sqlite::SqliteStore;
-    /// use roomkit_graph_store::{Entry, NewRun, RunStatus, StepCommit, Store};
+    /// use roomkit_graph_store::{DEFAULT_ORG, Entry, NewRun, RunStatus, StepCommit, Store};
     /// use serde_json::{Map, json};
     ///
     /// # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
     /// let dir = tempfile::tempdir()?;
     /// let store = SqliteStore::open(dir.path().join("runs.db"))?;
     ///
-    /// let stored = store.save_graph(&Graph::new("review", "Review", Trigger::manual())).await?;
+    /// let stored = store.save_graph(DEFAULT_ORG, &Graph::new("review", "Review", Trigger::manual())).await?;
     /// let state = EngineState {
     ///     context: Map::new(),
     ///     current_node_id: Some("start".into()),
@@ -93,7 +93,14 @@ impl SqliteStore {
     ///     run_id: "run-1".into(),
     /// };
     /// let run = store
-    ///     .create_run(NewRun { graph_id: "review".into(), graph_version: stored.version, trigger: json!({}), state })
+    ///     .create_run(NewRun {
+    ///         org: DEFAULT_ORG.into(),
+    ///         graph_id: "review".into(),
+    ///         graph_version: stored.version,
+    ///         trigger: json!({}),
+    ///         state,
+    ///         key: None,
+    ///     })
     ///     .await?;
     /// let (run, _) = store
     ///     .commit_step(StepCommit {
@@ -183,14 +190,55 @@ impl std::fmt::Debug for SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn save_graph(&self, graph: &Graph) -> Result<StoredGraph, StoreError> {
-        let graph = graph.clone();
-        self.write(|reply| Request::SaveGraph { graph, reply }).await
+    async fn save_graph(&self, org: &str, graph: &Graph) -> Result<StoredGraph, StoreError> {
+        let (org, graph) = (org.to_owned(), graph.clone());
+        self.write(|reply| Request::SaveGraph { org, graph, reply }).await
     }
 
-    async fn graph(&self, graph_id: &str, version: Option<u64>) -> Result<StoredGraph, StoreError> {
-        let graph_id = graph_id.to_owned();
-        self.inner.readers.run(move |conn| read::graph(conn, &graph_id, version)).await
+    async fn graph(
+        &self,
+        org: &str,
+        graph_id: &str,
+        version: Option<u64>,
+    ) -> Result<StoredGraph, StoreError> {
+        let (org, graph_id) = (org.to_owned(), graph_id.to_owned());
+        self.inner.readers.run(move |conn| read::graph(conn, &org, &graph_id, version)).await
+    }
+
+    async fn list_graphs(&self, org: Option<&str>) -> Result<Vec<StoredGraph>, StoreError> {
+        let org = org.map(str::to_owned);
+        self.inner.readers.run(move |conn| read::list_graphs(conn, org.as_deref())).await
+    }
+
+    async fn create_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        let token = token.clone();
+        let change = Box::new(move |conn: &rusqlite::Connection| write::create_token(conn, &token));
+        self.write(|reply| Request::Change { change, reply }).await
+    }
+
+    async fn token(&self, token_hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let token_hash = token_hash.to_owned();
+        self.inner.readers.run(move |conn| read::token(conn, &token_hash)).await
+    }
+
+    async fn set_secret(
+        &self,
+        org: &str,
+        graph_id: &str,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (org, graph_id, name) = (org.to_owned(), graph_id.to_owned(), name.to_owned());
+        let value = value.map(str::to_owned);
+        let change = Box::new(move |conn: &rusqlite::Connection| {
+            write::set_secret(conn, &org, &graph_id, &name, value.as_deref())
+        });
+        self.write(|reply| Request::Change { change, reply }).await
+    }
+
+    async fn secret(&self, org: &str, graph_id: &str, name: &str) -> Result<Option<String>, StoreError> {
+        let (org, graph_id, name) = (org.to_owned(), graph_id.to_owned(), name.to_owned());
+        self.inner.readers.run(move |conn| read::secret(conn, &org, &graph_id, &name)).await
     }
 
     async fn create_run(&self, run: NewRun) -> Result<RunRecord, StoreError> {

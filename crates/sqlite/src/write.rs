@@ -4,7 +4,8 @@
 
 use roomkit_graph::Graph;
 use roomkit_graph_store::{
-    Entry, NewRun, RunRecord, RunStatus, StepCommit, StoreError, StoredGraph, TranscriptEvent, now_millis,
+    Entry, NewRun, RunRecord, RunStatus, StepCommit, StoreError, StoredGraph, TokenRecord, TranscriptEvent,
+    now_millis,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -13,18 +14,60 @@ use serde_json::json;
 use crate::error::{DbError, sql_int, stored_count};
 use crate::read;
 
-/// Stores `graph` as the next version of its id.
-pub(crate) fn save_graph(conn: &Connection, graph: &Graph) -> Result<StoredGraph, DbError> {
+/// Stores `graph` as the next version of its id in `org`.
+pub(crate) fn save_graph(conn: &Connection, org: &str, graph: &Graph) -> Result<StoredGraph, DbError> {
     let latest: i64 = conn
-        .prepare_cached("SELECT coalesce(max(version), 0) FROM graphs WHERE graph_id = ?1")?
-        .query_row(params![graph.id], |row| row.get(0))?;
+        .prepare_cached("SELECT coalesce(max(version), 0) FROM graphs WHERE org = ?1 AND graph_id = ?2")?
+        .query_row(params![org, graph.id], |row| row.get(0))?;
     let version = latest + 1;
     let created_at = now_millis();
     conn.prepare_cached(
-        "INSERT INTO graphs (graph_id, version, graph_json, created_at) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO graphs (org, graph_id, version, graph_json, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![graph.id, version, graph.to_json(), created_at])?;
-    Ok(StoredGraph { graph: graph.clone(), version: stored_count(version, "graph version")?, created_at })
+    .execute(params![org, graph.id, version, graph.to_json(), created_at])?;
+    Ok(StoredGraph {
+        org: org.to_owned(),
+        graph: graph.clone(),
+        version: stored_count(version, "graph version")?,
+        created_at,
+    })
+}
+
+/// Stores an access token, refused if its hash exists.
+pub(crate) fn create_token(conn: &Connection, token: &TokenRecord) -> Result<(), DbError> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO tokens (token_hash, org, label, created_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (token_hash) DO NOTHING",
+        )?
+        .execute(params![token.token_hash, token.org, token.label, token.created_at])?;
+    if inserted == 0 {
+        return Err(StoreError::Invalid("a token with this hash exists already".into()).into());
+    }
+    Ok(())
+}
+
+/// Sets or removes a graph's secret.
+pub(crate) fn set_secret(
+    conn: &Connection,
+    org: &str,
+    graph_id: &str,
+    name: &str,
+    value: Option<&str>,
+) -> Result<(), DbError> {
+    match value {
+        Some(value) => conn
+            .prepare_cached(
+                "INSERT INTO secrets (org, graph_id, name, value, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (org, graph_id, name) DO UPDATE SET value = excluded.value, \
+                 updated_at = excluded.updated_at",
+            )?
+            .execute(params![org, graph_id, name, value, now_millis()])?,
+        None => conn
+            .prepare_cached("DELETE FROM secrets WHERE org = ?1 AND graph_id = ?2 AND name = ?3")?
+            .execute(params![org, graph_id, name])?,
+    };
+    Ok(())
 }
 
 /// Opens a run: its row, its initial outputs and its `run_started` entry
@@ -35,8 +78,8 @@ pub(crate) fn create_run(conn: &Connection, run: &NewRun) -> Result<(RunRecord, 
         return Err(StoreError::Invalid("the run has no id (state.run_id is empty)".into()).into());
     }
     let graph_exists = conn
-        .prepare_cached("SELECT 1 FROM graphs WHERE graph_id = ?1 AND version = ?2")?
-        .query_row(params![run.graph_id, sql_int(run.graph_version)], |_| Ok(()))
+        .prepare_cached("SELECT 1 FROM graphs WHERE org = ?1 AND graph_id = ?2 AND version = ?3")?
+        .query_row(params![run.org, run.graph_id, sql_int(run.graph_version)], |_| Ok(()))
         .optional()?
         .is_some();
     if !graph_exists {
@@ -46,6 +89,15 @@ pub(crate) fn create_run(conn: &Connection, run: &NewRun) -> Result<(RunRecord, 
     }
     if read::find_run(conn, run_id)?.is_some() {
         return Err(StoreError::Invalid(format!("run {run_id} already exists")).into());
+    }
+    if let Some(key) = &run.key {
+        let holder: Option<String> = conn
+            .prepare_cached("SELECT run_id FROM runs WHERE run_key = ?1")?
+            .query_row(params![key], |row| row.get(0))
+            .optional()?;
+        if let Some(holder) = holder {
+            return Err(StoreError::Duplicate { key: key.clone(), run_id: holder }.into());
+        }
     }
 
     let status = if run.state.current_node_id.is_none() {
@@ -58,6 +110,7 @@ pub(crate) fn create_run(conn: &Connection, run: &NewRun) -> Result<(RunRecord, 
     let now = now_millis();
     let record = RunRecord {
         run_id: run_id.clone(),
+        org: run.org.clone(),
         graph_id: run.graph_id.clone(),
         graph_version: run.graph_version,
         status,
@@ -71,9 +124,9 @@ pub(crate) fn create_run(conn: &Connection, run: &NewRun) -> Result<(RunRecord, 
         updated_at: now,
     };
     conn.prepare_cached(
-        "INSERT INTO runs (run_id, graph_id, graph_version, status, current_node_id, previous_node_id, \
-         error, version, last_seq, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, 1, 1, ?7, ?7)",
+        "INSERT INTO runs (run_id, org, graph_id, graph_version, status, current_node_id, \
+         previous_node_id, error, version, last_seq, created_at, updated_at, run_key) \
+         VALUES (?1, ?9, ?2, ?3, ?4, ?5, ?6, NULL, 1, 1, ?7, ?7, ?8)",
     )?
     .execute(params![
         record.run_id,
@@ -83,6 +136,8 @@ pub(crate) fn create_run(conn: &Connection, run: &NewRun) -> Result<(RunRecord, 
         record.current_node_id,
         record.previous_node_id,
         now,
+        run.key,
+        record.org,
     ])?;
     {
         let mut insert =

@@ -30,10 +30,16 @@ const MAX_GROUP: usize = 512;
 /// Where the answer to a request goes.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
+/// A write of [`Request::Change`].
+pub(crate) type Change = Box<dyn FnOnce(&Connection) -> Result<(), DbError> + Send>;
+
 /// One write for the writer thread, with where to send its outcome.
 pub(crate) enum Request {
     /// [`write::save_graph`].
-    SaveGraph { graph: Graph, reply: Reply<StoredGraph> },
+    SaveGraph { org: String, graph: Graph, reply: Reply<StoredGraph> },
+    /// A write that appends no transcript event and answers nothing but its
+    /// success (a token, a secret).
+    Change { change: Change, reply: Reply<()> },
     /// [`write::create_run`].
     CreateRun { run: NewRun, reply: Reply<RunRecord> },
     /// [`write::commit_step`].
@@ -48,6 +54,9 @@ impl Request {
             Request::SaveGraph { reply, .. } => {
                 let _ = reply.send(Err(err.clone()));
             }
+            Request::Change { reply, .. } => {
+                let _ = reply.send(Err(err.clone()));
+            }
             Request::CreateRun { reply, .. } => {
                 let _ = reply.send(Err(err.clone()));
             }
@@ -60,11 +69,14 @@ impl Request {
     /// Applies the request in its own savepoint of `tx`.
     fn apply(self, tx: &mut Transaction<'_>, path: &Path) -> Applied {
         match self {
-            Request::SaveGraph { graph, reply } => Applied::new(
-                in_savepoint(tx, path, |conn| write::save_graph(conn, &graph)),
+            Request::SaveGraph { org, graph, reply } => Applied::new(
+                in_savepoint(tx, path, |conn| write::save_graph(conn, &org, &graph)),
                 Vec::new(),
                 reply,
             ),
+            Request::Change { change, reply } => {
+                Applied::new(in_savepoint(tx, path, change), Vec::new(), reply)
+            }
             Request::CreateRun { run, reply } => {
                 match in_savepoint(tx, path, |conn| write::create_run(conn, &run)) {
                     Ok((record, started)) => Applied::new(Ok(record), vec![started], reply),
@@ -258,9 +270,20 @@ mod tests {
             run_id: "r".into(),
         };
         let group = vec![
-            Request::SaveGraph { graph: Graph::new("g", "G", Trigger::manual()), reply: graph_reply },
+            Request::SaveGraph {
+                org: "default".into(),
+                graph: Graph::new("g", "G", Trigger::manual()),
+                reply: graph_reply,
+            },
             Request::CreateRun {
-                run: NewRun { graph_id: "g".into(), graph_version: 1, trigger: json!({}), state },
+                run: NewRun {
+                    org: "default".into(),
+                    graph_id: "g".into(),
+                    graph_version: 1,
+                    trigger: json!({}),
+                    state,
+                    key: None,
+                },
                 reply: run_reply,
             },
             Request::CommitStep { commit: step("r", 1, "a"), reply: first_reply },

@@ -7,8 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{completed, db_path, graph, seqs, simple_step, start_run, step};
-use roomkit_graph_sqlite::{APPLICATION_ID, Options, SqliteStore};
-use roomkit_graph_store::{Store, StoreError};
+use roomkit_graph_sqlite::{APPLICATION_ID, Options, SCHEMA_VERSION, SqliteStore};
+use roomkit_graph_store::{DEFAULT_ORG, Store, StoreError};
 use rusqlite::Connection;
 use serde_json::json;
 
@@ -39,7 +39,10 @@ fn another_applications_database_is_refused_and_left_alone() {
         ("other-id.db", format!("{notes} PRAGMA application_id = 42;")),
         (
             "newer-schema.db",
-            format!("{notes} PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 2;"),
+            format!(
+                "{notes} PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {};",
+                SCHEMA_VERSION + 1
+            ),
         ),
     ];
     for (name, sql) in cases {
@@ -64,7 +67,7 @@ async fn a_file_locked_by_another_connection_gives_locked_then_works_once_releas
     let (_dir, path) = db_path();
     let options = Options { busy_timeout: Duration::from_millis(100), ..Options::default() };
     let store = SqliteStore::open_with(&path, options).unwrap();
-    store.save_graph(&graph("g")).await.unwrap();
+    store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
     start_run(&store, "g", "r").await;
     let before = store.load_run("r").await.unwrap();
 
@@ -87,7 +90,7 @@ async fn a_full_file_refuses_the_step_and_keeps_every_earlier_one() {
     let (_dir, path) = db_path();
     let limited = Options { max_size_bytes: Some(128 * 1024), ..Options::default() };
     let store = SqliteStore::open_with(&path, limited).unwrap();
-    store.save_graph(&graph("g")).await.unwrap();
+    store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
     start_run(&store, "g", "r").await;
 
     let big = |i: u64| json!({"step": i, "text": "x".repeat(3000)});

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::{completed, db_path, final_step, graph, seqs, simple_step, start_run, step};
 use futures_util::{Stream, StreamExt};
 use roomkit_graph_sqlite::SqliteStore;
-use roomkit_graph_store::{Entry, Store, StoreError, TranscriptEvent};
+use roomkit_graph_store::{DEFAULT_ORG, Entry, Store, StoreError, TranscriptEvent};
 use serde_json::json;
 
 /// Every item of a follow stream, which must end (after its final entry) in time.
@@ -32,7 +32,7 @@ fn two_entry_step(run_id: &str, expected_version: u64, node: &str) -> roomkit_gr
 async fn following_from_the_middle_while_steps_commit_misses_and_repeats_nothing() {
     let (_dir, path) = db_path();
     let store = SqliteStore::open(&path).unwrap();
-    store.save_graph(&graph("g")).await.unwrap();
+    store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
     start_run(&store, "g", "r").await;
     for version in 1..=4 {
         store.commit_step(simple_step("r", version, &format!("before-{version}"))).await.unwrap();
@@ -78,7 +78,7 @@ async fn a_follower_sees_commits_made_through_another_store_on_the_file() {
     let (_dir, path) = db_path();
     let here = SqliteStore::open(&path).unwrap();
     let elsewhere = SqliteStore::open(&path).unwrap();
-    here.save_graph(&graph("g")).await.unwrap();
+    here.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
     start_run(&here, "g", "r").await;
 
     let followed = tokio::spawn(collect(here.follow("r", 0)));
@@ -100,7 +100,7 @@ async fn a_follower_sees_commits_made_through_another_store_on_the_file() {
 async fn a_follower_that_lags_behind_the_broadcast_catches_up_from_the_database() {
     let (_dir, path) = db_path();
     let store = SqliteStore::open(&path).unwrap();
-    store.save_graph(&graph("g")).await.unwrap();
+    store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
     start_run(&store, "g", "r").await;
     // Subscribed now, read only after 1200 more events were broadcast.
     let stream = store.follow("r", 0);
@@ -118,7 +118,7 @@ async fn a_follower_that_lags_behind_the_broadcast_catches_up_from_the_database(
 async fn following_an_unknown_or_finished_run() {
     let (_dir, path) = db_path();
     let store = SqliteStore::open(&path).unwrap();
-    store.save_graph(&graph("g")).await.unwrap();
+    store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
     start_run(&store, "g", "r").await;
     store.commit_step(simple_step("r", 1, "a")).await.unwrap();
     store.commit_step(final_step("r", 2)).await.unwrap();

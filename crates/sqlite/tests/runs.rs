@@ -8,7 +8,9 @@ use std::time::Duration;
 use common::{completed, db_path, final_step, graph, seqs, simple_step, start_run, started_state, step};
 use roomkit_graph::EngineState;
 use roomkit_graph_sqlite::SqliteStore;
-use roomkit_graph_store::{Entry, NewRun, RunFilter, RunStatus, StepCommit, Store, StoreError, render_text};
+use roomkit_graph_store::{
+    DEFAULT_ORG, Entry, NewRun, RunFilter, RunStatus, StepCommit, Store, StoreError, render_text,
+};
 use serde_json::{Map, json};
 
 #[tokio::test]
@@ -19,19 +21,19 @@ async fn graph_versions_count_up_per_id_and_the_latest_is_the_default() {
     let mut second = graph("review");
     second.name = "Review, second draft".into();
 
-    assert_eq!(store.save_graph(&first).await.unwrap().version, 1);
-    assert_eq!(store.save_graph(&graph("other")).await.unwrap().version, 1);
-    assert_eq!(store.save_graph(&second).await.unwrap().version, 2);
+    assert_eq!(store.save_graph(DEFAULT_ORG, &first).await.unwrap().version, 1);
+    assert_eq!(store.save_graph(DEFAULT_ORG, &graph("other")).await.unwrap().version, 1);
+    assert_eq!(store.save_graph(DEFAULT_ORG, &second).await.unwrap().version, 2);
 
-    let latest = store.graph("review", None).await.unwrap();
+    let latest = store.graph(DEFAULT_ORG, "review", None).await.unwrap();
     assert_eq!((latest.version, latest.graph), (2, second));
-    assert_eq!(store.graph("review", Some(1)).await.unwrap().graph, first);
-    assert_eq!(store.graph("other", None).await.unwrap().version, 1);
+    assert_eq!(store.graph(DEFAULT_ORG, "review", Some(1)).await.unwrap().graph, first);
+    assert_eq!(store.graph(DEFAULT_ORG, "other", None).await.unwrap().version, 1);
     assert!(
-        matches!(store.graph("review", Some(3)).await, Err(StoreError::NotFound(what)) if what == "graph review version 3")
+        matches!(store.graph(DEFAULT_ORG, "review", Some(3)).await, Err(StoreError::NotFound(what)) if what == "graph review version 3")
     );
     assert!(
-        matches!(store.graph("nope", None).await, Err(StoreError::NotFound(what)) if what == "graph nope")
+        matches!(store.graph(DEFAULT_ORG, "nope", None).await, Err(StoreError::NotFound(what)) if what == "graph nope")
     );
 }
 
@@ -42,10 +44,12 @@ async fn graph_versions_count_up_per_id_and_the_latest_is_the_default() {
 async fn load_run_reproduces_the_engine_state_after_every_step() {
     let (_dir, path) = db_path();
     let store = SqliteStore::open(&path).unwrap();
-    store.save_graph(&graph("review")).await.unwrap();
+    store.save_graph(DEFAULT_ORG, &graph("review")).await.unwrap();
     let trigger = json!({"topic": "rust"});
     let record = store
         .create_run(NewRun {
+            org: DEFAULT_ORG.into(),
+            key: None,
             graph_id: "review".into(),
             graph_version: 1,
             trigger: trigger.clone(),
@@ -147,7 +151,7 @@ async fn load_run_reproduces_the_engine_state_after_every_step() {
 async fn a_stale_commit_conflicts_and_changes_nothing() {
     let (_dir, path) = db_path();
     let store = SqliteStore::open(&path).unwrap();
-    store.save_graph(&graph("g")).await.unwrap();
+    store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
     start_run(&store, "g", "r1").await;
     store.commit_step(simple_step("r1", 1, "a")).await.unwrap();
     let before = store.load_run("r1").await.unwrap();
@@ -163,6 +167,8 @@ async fn a_stale_commit_conflicts_and_changes_nothing() {
 
     assert!(matches!(store.commit_step(simple_step("nope", 1, "a")).await, Err(StoreError::NotFound(_))));
     let duplicate = NewRun {
+        org: DEFAULT_ORG.into(),
+        key: None,
         graph_id: "g".into(),
         graph_version: 1,
         trigger: json!({}),
@@ -181,7 +187,7 @@ async fn a_stale_commit_conflicts_and_changes_nothing() {
 async fn transcripts_page_by_sequence_number_and_render_as_a_thread() {
     let (_dir, path) = db_path();
     let store = SqliteStore::open(&path).unwrap();
-    store.save_graph(&graph("g")).await.unwrap();
+    store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
     start_run(&store, "g", "r").await;
     store
         .commit_step(step(
@@ -242,8 +248,8 @@ async fn transcripts_page_by_sequence_number_and_render_as_a_thread() {
 async fn list_runs_filters_by_graph_status_and_time_newest_first() {
     let (_dir, path) = db_path();
     let store = SqliteStore::open(&path).unwrap();
-    store.save_graph(&graph("a")).await.unwrap();
-    store.save_graph(&graph("b")).await.unwrap();
+    store.save_graph(DEFAULT_ORG, &graph("a")).await.unwrap();
+    store.save_graph(DEFAULT_ORG, &graph("b")).await.unwrap();
     let mut created = Vec::new();
     for (graph_id, run_id) in [("a", "a1"), ("a", "a2"), ("a", "a3"), ("b", "b1")] {
         // Distinct creation times, so the order and the windows are exact.
@@ -285,30 +291,30 @@ async fn list_runs_filters_by_graph_status_and_time_newest_first() {
 async fn committed_steps_survive_closing_and_reopening_the_file() {
     let (_dir, path) = db_path();
     let store = SqliteStore::open(&path).unwrap();
-    store.save_graph(&graph("g")).await.unwrap();
+    store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
     start_run(&store, "g", "r").await;
     store.commit_step(simple_step("r", 1, "a")).await.unwrap();
     store.commit_step(simple_step("r", 2, "b")).await.unwrap();
     let loaded = store.load_run("r").await.unwrap();
     let transcript = store.transcript("r", 0, 100).await.unwrap();
-    let stored_graph = store.graph("g", None).await.unwrap();
+    let stored_graph = store.graph(DEFAULT_ORG, "g", None).await.unwrap();
     drop(store);
 
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.load_run("r").await.unwrap(), loaded);
     assert_eq!(store.transcript("r", 0, 100).await.unwrap(), transcript);
-    assert_eq!(store.graph("g", None).await.unwrap(), stored_graph);
+    assert_eq!(store.graph(DEFAULT_ORG, "g", None).await.unwrap(), stored_graph);
     // And the run goes on where it was.
     let (record, events) = store.commit_step(simple_step("r", 3, "c")).await.unwrap();
     assert_eq!((record.version, seqs(&events)), (4, vec![4]));
-    assert_eq!(store.save_graph(&graph("g")).await.unwrap().version, 2);
+    assert_eq!(store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap().version, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_concurrent_commits_on_sixty_four_runs_all_land() {
     let (_dir, path) = db_path();
     let store = SqliteStore::open(&path).unwrap();
-    store.save_graph(&graph("g")).await.unwrap();
+    store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
     let run_ids: Vec<String> = (0..64).map(|i| format!("run-{i:02}")).collect();
     for run_id in &run_ids {
         start_run(&store, "g", run_id).await;
@@ -346,7 +352,7 @@ async fn sixty_four_concurrent_commits_on_sixty_four_runs_all_land() {
 async fn racing_commits_on_one_run_let_exactly_one_through() {
     let (_dir, path) = db_path();
     let store = SqliteStore::open(&path).unwrap();
-    store.save_graph(&graph("g")).await.unwrap();
+    store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
     start_run(&store, "g", "r").await;
 
     let tasks: Vec<_> = (0..16)

@@ -36,6 +36,14 @@ pub enum StoreError {
         /// What was expected and what was found.
         detail: String,
     },
+    /// A run with this key exists already (the key of [`NewRun::key`](crate::NewRun::key)).
+    #[error("a run with key {key:?} exists already: {run_id}")]
+    Duplicate {
+        /// The key.
+        key: String,
+        /// The run that has it.
+        run_id: String,
+    },
     /// The request itself is wrong (a duplicate run id, an unknown filter value...).
     #[error("invalid request: {0}")]
     Invalid(String),

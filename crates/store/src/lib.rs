@@ -2,6 +2,10 @@
 //! keeps, and the operations the runner needs from it. No database here: only
 //! the types and the [`Store`] trait.
 //!
+//! - Everything belongs to an organization: graph ids are unique within one,
+//!   and a run belongs to the organization of its graph. Access tokens
+//!   ([`TokenRecord`], stored by hash only) and graph secrets are kept per
+//!   organization too.
 //! - Graphs are stored by version ([`StoredGraph`]); a run pins the version it
 //!   started with, so saving a new version never changes a run in flight.
 //! - Every run is a room: a [`RunRecord`] (where it stands) and its transcript,
@@ -11,6 +15,7 @@
 //!   new position and its transcript entries, in one transaction, guarded by the
 //!   run's version so a step is never committed twice.
 
+mod access;
 mod error;
 mod run;
 mod transcript;
@@ -19,6 +24,7 @@ use async_trait::async_trait;
 use futures_core::stream::BoxStream;
 use roomkit_graph::{EngineState, Graph};
 
+pub use access::{DEFAULT_ORG, TokenRecord};
 pub use error::StoreError;
 pub use run::{NewRun, RunFilter, RunRecord, RunStatus, StepCommit, StoredGraph};
 pub use transcript::{Entry, TranscriptEvent, render_text};
@@ -39,16 +45,40 @@ pub fn now_millis() -> Millis {
 /// applied; the run version in [`StepCommit`] makes retrying it safe.
 #[async_trait]
 pub trait Store: Send + Sync {
-    /// Stores `graph` as the next version of its id (1 for a new id) and returns
-    /// that version.
-    async fn save_graph(&self, graph: &Graph) -> Result<StoredGraph, StoreError>;
+    /// Stores `graph` as the next version of its id in `org` (1 for a new id)
+    /// and returns that version.
+    async fn save_graph(&self, org: &str, graph: &Graph) -> Result<StoredGraph, StoreError>;
 
-    /// A stored graph: the given version, or the latest when `version` is `None`.
-    async fn graph(&self, graph_id: &str, version: Option<u64>) -> Result<StoredGraph, StoreError>;
+    /// A stored graph of `org`: the given version, or the latest when `version` is `None`.
+    async fn graph(&self, org: &str, graph_id: &str, version: Option<u64>)
+    -> Result<StoredGraph, StoreError>;
+
+    /// The latest version of every graph of `org` (of every organization when
+    /// `None`), by organization and graph id.
+    async fn list_graphs(&self, org: Option<&str>) -> Result<Vec<StoredGraph>, StoreError>;
+
+    /// Stores an access token (by its hash). Refused if the hash exists.
+    async fn create_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
+
+    /// The token with this hash, if any.
+    async fn token(&self, token_hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// Sets (or with `None` removes) the secret `name` of a graph of `org`,
+    /// kept apart from the graph and its versions.
+    async fn set_secret(
+        &self,
+        org: &str,
+        graph_id: &str,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// The secret `name` of a graph of `org`, if set.
+    async fn secret(&self, org: &str, graph_id: &str, name: &str) -> Result<Option<String>, StoreError>;
 
     /// Opens a run's room: its record, its initial state and the `run_started`
-    /// entry (sequence number 1). Refused if the run id exists or the graph
-    /// version does not.
+    /// entry (sequence number 1). Refused if the run id exists, if its key is
+    /// taken ([`StoreError::Duplicate`]) or if the graph version does not exist.
     async fn create_run(&self, run: NewRun) -> Result<RunRecord, StoreError>;
 
     /// Commits one step: its writes, the run's new position and status, and its

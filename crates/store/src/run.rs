@@ -7,6 +7,8 @@ use crate::{Entry, Millis};
 /// A graph as stored: one version of it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredGraph {
+    /// The organization that owns it.
+    pub org: String,
     /// The graph.
     pub graph: Graph,
     /// The store's version number for this graph id: 1, 2, 3...
@@ -66,6 +68,8 @@ impl RunStatus {
 pub struct RunRecord {
     /// The run's id, which is also its room's id.
     pub run_id: String,
+    /// The organization that owns it (the owner of its graph).
+    pub org: String,
     /// The graph it runs.
     pub graph_id: String,
     /// The graph version it pinned when it started.
@@ -93,6 +97,8 @@ pub struct RunRecord {
 /// What opening a run's room needs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewRun {
+    /// The organization whose graph it runs.
+    pub org: String,
     /// The graph it runs.
     pub graph_id: String,
     /// The stored graph version it pins.
@@ -101,6 +107,10 @@ pub struct NewRun {
     pub trigger: Value,
     /// The engine's state after `start` (its run id is the run's id).
     pub state: EngineState,
+    /// A key no other run may have (a schedule's due time, a request's
+    /// idempotency key): a second run with it is refused with
+    /// [`StoreError::Duplicate`](crate::StoreError::Duplicate).
+    pub key: Option<String>,
 }
 
 /// One step, committed whole.
@@ -131,6 +141,8 @@ pub struct StepCommit {
 /// Which runs to list.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RunFilter {
+    /// Only runs of this organization.
+    pub org: Option<String>,
     /// Only runs of this graph.
     pub graph_id: Option<String>,
     /// Only runs in this status.

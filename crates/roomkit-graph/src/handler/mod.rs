@@ -10,6 +10,7 @@ mod condition;
 mod end;
 mod function;
 mod functions;
+mod human;
 mod log;
 mod parallel;
 mod scope;
@@ -31,6 +32,7 @@ pub use end::EndHandler;
 pub(crate) use function::FUNCTION_ACTIONS;
 pub use function::FunctionHandler;
 pub use functions::{FunctionError, FunctionRegistry};
+pub use human::HumanHandler;
 pub use log::LogHandler;
 pub(crate) use parallel::PARALLEL_JOINS;
 pub use parallel::ParallelHandler;
@@ -194,7 +196,7 @@ impl Handlers {
     }
 
     /// The built-in handlers: start, end, function (with no registered
-    /// functions), condition, switch, log and parallel.
+    /// functions), condition, switch, log, parallel and human.
     pub fn builtin() -> Self {
         Handlers::empty()
             .with("start", StartHandler)
@@ -204,6 +206,7 @@ impl Handlers {
             .with("switch", SwitchHandler)
             .with("log", LogHandler)
             .with("parallel", ParallelHandler)
+            .with("human", HumanHandler)
     }
 
     /// Registers `handler` for nodes of type `node_type`, replacing any other.

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use roomkit_graph::{EngineState, Graph, Trigger};
 use roomkit_graph_sqlite::SqliteStore;
-use roomkit_graph_store::{Entry, NewRun, RunRecord, RunStatus, StepCommit, Store, TranscriptEvent};
+use roomkit_graph_store::{
+    DEFAULT_ORG, Entry, NewRun, RunRecord, RunStatus, StepCommit, Store, TranscriptEvent,
+};
 use serde_json::{Map, Value, json};
 use tempfile::TempDir;
 
@@ -41,6 +43,8 @@ pub(crate) async fn start_run(store: &SqliteStore, graph_id: &str, run_id: &str)
     let trigger = json!({ "topic": run_id });
     store
         .create_run(NewRun {
+            org: DEFAULT_ORG.into(),
+            key: None,
             graph_id: graph_id.into(),
             graph_version: 1,
             trigger: trigger.clone(),

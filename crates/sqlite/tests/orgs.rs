@@ -1,0 +1,182 @@
+//! Organizations: graphs, runs, tokens and secrets kept apart per
+//! organization, run keys, and files of the first schema version migrated.
+
+mod common;
+
+use common::{db_path, graph, started_state};
+use roomkit_graph_sqlite::{SCHEMA_VERSION, SqliteStore};
+use roomkit_graph_store::{
+    DEFAULT_ORG, Entry, NewRun, RunFilter, RunStatus, Store, StoreError, TokenRecord, render_text,
+};
+use serde_json::json;
+
+fn new_run(org: &str, graph_id: &str, run_id: &str, key: Option<&str>) -> NewRun {
+    NewRun {
+        org: org.into(),
+        graph_id: graph_id.into(),
+        graph_version: 1,
+        trigger: json!({}),
+        state: started_state(run_id, &json!({})),
+        key: key.map(str::to_owned),
+    }
+}
+
+#[tokio::test]
+async fn the_same_graph_id_in_two_organizations_is_two_graphs() {
+    let (_dir, path) = db_path();
+    let store = SqliteStore::open(&path).unwrap();
+    let acme = graph("triage");
+    let mut globex = graph("triage");
+    globex.name = "Globex triage".into();
+    assert_eq!(store.save_graph("acme", &acme).await.unwrap().version, 1);
+    assert_eq!(store.save_graph("acme", &acme).await.unwrap().version, 2);
+    assert_eq!(store.save_graph("globex", &globex).await.unwrap().version, 1);
+
+    assert_eq!(store.graph("globex", "triage", None).await.unwrap().graph.name, "Globex triage");
+    assert_eq!(store.graph("acme", "triage", None).await.unwrap().version, 2);
+    assert!(matches!(store.graph("initech", "triage", None).await, Err(StoreError::NotFound(_))));
+
+    store.save_graph("acme", &graph("billing")).await.unwrap();
+    let listed: Vec<(String, String, u64)> = store
+        .list_graphs(Some("acme"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|stored| (stored.org, stored.graph.id, stored.version))
+        .collect();
+    assert_eq!(listed, [("acme".into(), "billing".into(), 1), ("acme".into(), "triage".into(), 2)]);
+    assert_eq!(store.list_graphs(None).await.unwrap().len(), 3);
+    assert!(store.list_graphs(Some("initech")).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn runs_belong_to_their_graphs_organization() {
+    let (_dir, path) = db_path();
+    let store = SqliteStore::open(&path).unwrap();
+    store.save_graph("acme", &graph("g")).await.unwrap();
+    store.save_graph("globex", &graph("g")).await.unwrap();
+    let run = store.create_run(new_run("acme", "g", "r1", None)).await.unwrap();
+    assert_eq!(run.org, "acme");
+    store.create_run(new_run("globex", "g", "r2", None)).await.unwrap();
+    // A run of a graph its organization does not have is refused.
+    assert!(matches!(
+        store.create_run(new_run("initech", "g", "r3", None)).await,
+        Err(StoreError::NotFound(what)) if what == "graph g version 1"
+    ));
+
+    let acme = RunFilter { org: Some("acme".into()), ..Default::default() };
+    let ids: Vec<String> = store.list_runs(&acme).await.unwrap().into_iter().map(|r| r.run_id).collect();
+    assert_eq!(ids, ["r1"]);
+    assert_eq!(store.run("r2").await.unwrap().org, "globex");
+}
+
+#[tokio::test]
+async fn a_run_key_is_taken_once() {
+    let (_dir, path) = db_path();
+    let store = SqliteStore::open(&path).unwrap();
+    store.save_graph("acme", &graph("g")).await.unwrap();
+    store.create_run(new_run("acme", "g", "r1", Some("schedule:g:1000"))).await.unwrap();
+    let again = store.create_run(new_run("acme", "g", "r2", Some("schedule:g:1000"))).await;
+    assert_eq!(again, Err(StoreError::Duplicate { key: "schedule:g:1000".into(), run_id: "r1".into() }));
+    assert!(matches!(store.run("r2").await, Err(StoreError::NotFound(_))), "the refused run is not kept");
+    // Other keys and runs without a key are not affected.
+    store.create_run(new_run("acme", "g", "r3", Some("schedule:g:2000"))).await.unwrap();
+    store.create_run(new_run("acme", "g", "r4", None)).await.unwrap();
+    store.create_run(new_run("acme", "g", "r5", None)).await.unwrap();
+}
+
+#[tokio::test]
+async fn tokens_are_found_by_hash_only_and_never_replaced() {
+    let (_dir, path) = db_path();
+    let store = SqliteStore::open(&path).unwrap();
+    let token = TokenRecord {
+        token_hash: "ab12".into(),
+        org: "acme".into(),
+        label: Some("ci".into()),
+        created_at: 1,
+    };
+    store.create_token(&token).await.unwrap();
+    assert_eq!(store.token("ab12").await.unwrap(), Some(token.clone()));
+    assert_eq!(store.token("ab13").await.unwrap(), None);
+    let stolen = TokenRecord { org: "globex".into(), ..token.clone() };
+    assert!(matches!(store.create_token(&stolen).await, Err(StoreError::Invalid(_))));
+    assert_eq!(store.token("ab12").await.unwrap(), Some(token), "the first token is unchanged");
+}
+
+#[tokio::test]
+async fn secrets_are_kept_per_organization_and_graph() {
+    let (_dir, path) = db_path();
+    let store = SqliteStore::open(&path).unwrap();
+    store.set_secret("acme", "g", "webhook", Some("s1")).await.unwrap();
+    assert_eq!(store.secret("acme", "g", "webhook").await.unwrap().as_deref(), Some("s1"));
+    assert_eq!(store.secret("globex", "g", "webhook").await.unwrap(), None);
+    assert_eq!(store.secret("acme", "h", "webhook").await.unwrap(), None);
+    store.set_secret("acme", "g", "webhook", Some("s2")).await.unwrap();
+    assert_eq!(store.secret("acme", "g", "webhook").await.unwrap().as_deref(), Some("s2"));
+    store.set_secret("acme", "g", "webhook", None).await.unwrap();
+    assert_eq!(store.secret("acme", "g", "webhook").await.unwrap(), None);
+}
+
+/// The tables of schema version 1, as that version created them.
+const SCHEMA_1: &str = "
+CREATE TABLE graphs (graph_id TEXT NOT NULL, version INTEGER NOT NULL, graph_json TEXT NOT NULL,
+    created_at INTEGER NOT NULL, PRIMARY KEY (graph_id, version)) WITHOUT ROWID;
+CREATE TABLE runs (run_id TEXT NOT NULL PRIMARY KEY, graph_id TEXT NOT NULL, graph_version INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'waiting', 'completed', 'failed', 'cancelled')),
+    current_node_id TEXT, previous_node_id TEXT, error TEXT, version INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL, wake_at INTEGER, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+    FOREIGN KEY (graph_id, graph_version) REFERENCES graphs (graph_id, version));
+CREATE INDEX runs_by_graph ON runs (graph_id, created_at);
+CREATE INDEX runs_by_status ON runs (status, created_at);
+CREATE INDEX runs_by_wake ON runs (wake_at) WHERE wake_at IS NOT NULL;
+CREATE INDEX runs_by_created ON runs (created_at);
+CREATE TABLE outputs (run_id TEXT NOT NULL REFERENCES runs (run_id), node_id TEXT NOT NULL,
+    entry_json TEXT NOT NULL, PRIMARY KEY (run_id, node_id));
+CREATE TABLE transcript (run_id TEXT NOT NULL REFERENCES runs (run_id), seq INTEGER NOT NULL,
+    at INTEGER NOT NULL, entry_json TEXT NOT NULL, PRIMARY KEY (run_id, seq)) WITHOUT ROWID;
+PRAGMA application_id = 1380665170;
+PRAGMA user_version = 1;
+";
+
+#[tokio::test]
+async fn a_file_of_schema_version_1_is_migrated_with_everything_in_it() {
+    let (_dir, path) = db_path();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA_1).unwrap();
+        let graph_json = graph("review").to_json();
+        conn.execute("INSERT INTO graphs VALUES ('review', 1, ?1, 5)", [&graph_json]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO runs VALUES ('r1', 'review', 1, 'waiting', 'draft', 'start', NULL, 3, 2, NULL, 10, 20);
+             INSERT INTO outputs VALUES ('r1', 'start', '{\"output\":{\"input\":{\"topic\":\"x\"}}}');
+             INSERT INTO transcript VALUES ('r1', 1, 10,
+                 '{\"type\":\"run_started\",\"graph_id\":\"review\",\"graph_version\":1,\"trigger\":{\"topic\":\"x\"}}');
+             INSERT INTO transcript VALUES ('r1', 2, 20, '{\"type\":\"run_completed\"}');",
+        )
+        .unwrap();
+    }
+
+    let store = SqliteStore::open(&path).unwrap();
+    let (record, state) = store.load_run("r1").await.unwrap();
+    assert_eq!(
+        (record.org.as_str(), record.status, record.version, record.last_seq),
+        (DEFAULT_ORG, RunStatus::Waiting, 3, 2)
+    );
+    assert_eq!(state.context["start"], json!({"output": {"input": {"topic": "x"}}}));
+    let transcript = store.transcript("r1", 0, 10).await.unwrap();
+    assert_eq!(transcript.len(), 2);
+    assert_eq!(transcript[1].entry, Entry::RunCompleted);
+    assert!(render_text(&transcript).contains("review"));
+    assert_eq!(store.graph(DEFAULT_ORG, "review", None).await.unwrap().created_at, 5);
+
+    // The migrated file works as a new one: new versions, runs, keys, tokens.
+    assert_eq!(store.save_graph(DEFAULT_ORG, &graph("review")).await.unwrap().version, 2);
+    store.create_run(new_run(DEFAULT_ORG, "review", "r2", Some("k"))).await.unwrap();
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i32 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    let broken: i64 =
+        conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(broken, 0);
+}
