@@ -1,0 +1,115 @@
+//! Scheduled runs on a real SQLite file shared by two runners, as two
+//! processes would share it: each due time fires exactly once.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use roomkit_graph::{Edge, Graph, Handlers, Node, Trigger};
+use roomkit_graph_runner::Runner;
+use roomkit_graph_sqlite::SqliteStore;
+use roomkit_graph_store::{RunFilter, now_millis};
+use roomkit_graph_triggers::{Schedule, ScheduleError, Scheduler, check};
+use serde_json::json;
+
+fn scheduled(id: &str, cron: &str) -> Graph {
+    let trigger =
+        serde_json::from_value(json!({"type": "scheduled", "schedule": {"cron": cron, "timezone": "UTC"}}))
+            .expect("a scheduled trigger");
+    let mut graph = Graph::new(id, id, trigger);
+    graph.add_nodes([Node::new("start", "start"), Node::new("end", "end")]).expect("unique ids");
+    graph.add_edge(Edge::new("start", "end"));
+    graph
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_schedulers_on_one_database_fire_each_due_time_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.db");
+    let first = Runner::new(SqliteStore::open(&path).unwrap(), Handlers::builtin());
+    let second = Runner::new(SqliteStore::open(&path).unwrap(), Handlers::builtin());
+    first.save_graph_in("acme", &scheduled("every-second", "* * * * * *")).await.unwrap();
+    first.save_graph_in("acme", &scheduled("yearly", "0 0 1 1 *")).await.unwrap();
+    let mut manual = scheduled("manual", "* * * * * *");
+    manual.trigger = Trigger::manual();
+    first.save_graph_in("globex", &manual).await.unwrap();
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut loops = Vec::new();
+    let began = now_millis();
+    for runner in [first.clone(), second.clone()] {
+        let mut stopped = stopped.clone();
+        let scheduler = Scheduler::new(runner, Duration::from_millis(50));
+        loops.push(tokio::spawn(scheduler.run(async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        })));
+    }
+    tokio::time::sleep(Duration::from_millis(3300)).await;
+    stop.send(true).unwrap();
+    for handle in loops {
+        handle.await.unwrap();
+    }
+    let ended = now_millis();
+
+    let runs =
+        first.store().list_runs(&RunFilter { org: Some("acme".into()), ..Default::default() }).await.unwrap();
+    assert!(runs.iter().all(|run| run.graph_id == "every-second"), "only the graph due every second ran");
+    let mut due = BTreeSet::new();
+    for run in &runs {
+        let events = first.store().transcript(&run.run_id, 0, 1).await.unwrap();
+        let serde_json::Value::Object(started) = serde_json::to_value(&events[0].entry).unwrap() else {
+            panic!("an entry is an object")
+        };
+        let at = started["trigger"]["scheduled_at"].as_str().unwrap().to_owned();
+        assert!(due.insert(at.clone()), "the due time {at} fired twice");
+    }
+    // Whole seconds strictly after the schedulers started, up to when they stopped.
+    let expected = (ended / 1000 - began / 1000) as usize;
+    assert!(
+        (expected.saturating_sub(1)..=expected).contains(&due.len()),
+        "{} due times fired, {expected} seconds passed: {due:?}",
+        due.len()
+    );
+    for run in &runs {
+        let done = first.wait(&run.run_id).await.unwrap();
+        assert!(done.status.is_final(), "{done:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_due_time_already_fired_by_another_process_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.db");
+    let first = Runner::new(SqliteStore::open(&path).unwrap(), Handlers::builtin());
+    let second = Runner::new(SqliteStore::open(&path).unwrap(), Handlers::builtin());
+    first.save_graph_in("acme", &scheduled("minutely", "* * * * *")).await.unwrap();
+    let mut one = Scheduler::new(first, Duration::from_secs(60));
+    let mut other = Scheduler::new(second, Duration::from_secs(60));
+    // Both look at the same three minutes.
+    let later = now_millis() + 3 * 60_000;
+    let fired = one.fire_due(later).await.unwrap();
+    assert_eq!(fired.len(), 3);
+    assert!(other.fire_due(later).await.unwrap().is_empty(), "the second process fires nothing");
+    // Looking again at the same window fires nothing either.
+    assert!(one.fire_due(later).await.unwrap().is_empty());
+}
+
+#[test]
+fn broken_schedules_are_named_precisely() {
+    let trigger = |schedule| {
+        serde_json::from_value::<Trigger>(json!({"type": "scheduled", "schedule": schedule})).unwrap()
+    };
+    assert_eq!(check(&trigger(json!({"timezone": "UTC"}))), Err(ScheduleError::MissingCron));
+    assert!(matches!(
+        check(&trigger(json!({"cron": "61 * * * *"}))),
+        Err(ScheduleError::BadCron { cron, .. }) if cron == "61 * * * *"
+    ));
+    assert_eq!(
+        check(&trigger(json!({"cron": "* * * * *", "timezone": "Nowhere/Town"}))),
+        Err(ScheduleError::UnknownTimeZone("Nowhere/Town".into()))
+    );
+    // Without a time zone a schedule runs in UTC.
+    let utc = Schedule::of(&trigger(json!({"cron": "0 12 * * *"}))).unwrap().unwrap();
+    assert_eq!(utc.due_between(0, 86_400_000, 5), [43_200_000]);
+    // A long gap fires only the latest due times.
+    assert_eq!(utc.due_between(0, 30 * 86_400_000, 2).len(), 2);
+}
