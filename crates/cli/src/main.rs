@@ -2,6 +2,7 @@
 //! stderr; `--json` gives output for scripts.
 
 mod runs;
+mod serve;
 mod validate;
 
 use std::path::PathBuf;
@@ -9,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use roomkit_graph_store::{RunFilter, RunStatus};
+use roomkit_graph_store::{DEFAULT_ORG, RunFilter, RunStatus};
 
 /// Workflow graphs from the terminal.
 #[derive(Parser)]
@@ -18,6 +19,9 @@ struct Cli {
     /// The database: a SQLite file (or sqlite://PATH), created when missing.
     #[arg(long, global = true, env = "ROOMKIT_GRAPH_DATABASE", default_value = "roomkit-graph.db")]
     database: PathBuf,
+    /// The organization graphs and runs belong to.
+    #[arg(long, global = true, env = "ROOMKIT_GRAPH_ORG", default_value = DEFAULT_ORG)]
+    org: String,
     /// Print JSON for scripts.
     #[arg(long, global = true)]
     json: bool,
@@ -95,6 +99,48 @@ enum RunCommand {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Serves the HTTP API (and drives runs, and fires scheduled graphs) until
+    /// Ctrl-C or SIGTERM, then stops gracefully. Logs go to stderr (RUST_LOG
+    /// sets the level, e.g. RUST_LOG=debug).
+    Serve {
+        /// The address to listen on (port 0: any free port, printed at start).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// The largest request body, in bytes.
+        #[arg(long, default_value_t = 1 << 20)]
+        max_body_bytes: usize,
+        /// How often to look for scheduled graphs that are due.
+        #[arg(long, default_value = "1s", value_parser = parse_poll)]
+        schedule_tick: std::time::Duration,
+        /// Logs as JSON lines instead of text.
+        #[arg(long)]
+        log_json: bool,
+    },
+    /// Access tokens for the HTTP API.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Sets the secret a graph's webhook requests must be signed with
+    /// (X-Hub-Signature-256), read from stdin; it is stored apart from the
+    /// graph and never shown again.
+    WebhookSecret {
+        /// The graph.
+        graph: String,
+        /// Removes the secret instead: the webhook takes unsigned requests.
+        #[arg(long)]
+        remove: bool,
+    },
+}
+
+/// `token` commands.
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Makes a token for an organization and prints it, once: only its hash
+    /// is stored.
+    Create {
+        /// A name for people, e.g. who it is for.
+        #[arg(long)]
+        label: Option<String>,
+    },
 }
 
 fn parse_poll(text: &str) -> Result<std::time::Duration, String> {
@@ -107,11 +153,16 @@ fn parse_status(text: &str) -> Result<RunStatus, String> {
 }
 
 /// Runs a command on the database and gives its exit status.
-async fn with_runner(database: PathBuf, json: bool, command: RunCommand) -> anyhow::Result<ExitCode> {
+async fn with_runner(
+    database: PathBuf,
+    org: String,
+    json: bool,
+    command: RunCommand,
+) -> anyhow::Result<ExitCode> {
     let runner = runs::open(&database)?;
     let outcome = match command {
         RunCommand::Run { file, input } => {
-            runs::run(&runner, &file, runs::input(input.as_deref())?, json).await.map(exit_status)
+            runs::run(&runner, &org, &file, runs::input(input.as_deref())?, json).await.map(exit_status)
         }
         RunCommand::Answer { run, node, data } => {
             let data = serde_json::from_str(&data).context("--data is not JSON")?;
@@ -119,16 +170,39 @@ async fn with_runner(database: PathBuf, json: bool, command: RunCommand) -> anyh
         }
         RunCommand::Show { run } => runs::show(&runner, &run, json).await.map(|()| ExitCode::SUCCESS),
         RunCommand::Runs { graph, status, limit } => {
-            let filter = RunFilter { graph_id: graph, status, limit, ..Default::default() };
+            let filter = RunFilter { org: Some(org), graph_id: graph, status, limit, ..Default::default() };
             runs::list(&runner, &filter, json).await.map(|()| ExitCode::SUCCESS)
         }
         RunCommand::Worker { poll } => runs::worker(&runner, poll).await.map(|()| ExitCode::SUCCESS),
         RunCommand::Cancel { run, reason } => {
             runs::cancel(&runner, &run, reason.as_deref(), json).await.map(|()| ExitCode::SUCCESS)
         }
+        RunCommand::Serve { listen, max_body_bytes, schedule_tick, log_json } => {
+            init_logs(log_json);
+            let limits = roomkit_graph_server::Limits { max_body_bytes };
+            serve::serve(&runner, listen, limits, schedule_tick).await.map(|()| ExitCode::SUCCESS)
+        }
+        RunCommand::Token(TokenCommand::Create { label }) => {
+            serve::create_token(&runner, &org, label.as_deref(), json).await.map(|()| ExitCode::SUCCESS)
+        }
+        RunCommand::WebhookSecret { graph, remove } => {
+            serve::webhook_secret(&runner, &org, &graph, remove).await.map(|()| ExitCode::SUCCESS)
+        }
     };
     runner.shutdown().await;
     outcome
+}
+
+/// Structured logs on stderr, at the level RUST_LOG says (info by default).
+fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
 }
 
 fn exit_status(stopped: runs::Stopped) -> ExitCode {
@@ -148,7 +222,7 @@ fn main() -> ExitCode {
             .enable_all()
             .build()
             .context("cannot start the runtime")
-            .and_then(|runtime| runtime.block_on(with_runner(cli.database, cli.json, command))),
+            .and_then(|runtime| runtime.block_on(with_runner(cli.database, cli.org, cli.json, command))),
     };
     match outcome {
         Ok(code) => code,

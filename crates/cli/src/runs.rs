@@ -9,6 +9,7 @@ use roomkit_graph::{Graph, Handlers};
 use roomkit_graph_runner::Runner;
 use roomkit_graph_sqlite::SqliteStore;
 use roomkit_graph_store::{Entry, RunFilter, RunRecord, RunStatus, TranscriptEvent, render_text};
+use roomkit_graph_triggers::Scheduler;
 use serde_json::{Value, json};
 
 /// A runner on the database at `path` (a file path, or `sqlite://PATH`).
@@ -45,11 +46,17 @@ pub(crate) enum Stopped {
 
 /// `run FILE`: stores the graph as a new version, starts it and prints its
 /// transcript as it happens.
-pub(crate) async fn run(runner: &Runner, file: &Path, trigger: Value, json: bool) -> anyhow::Result<Stopped> {
+pub(crate) async fn run(
+    runner: &Runner,
+    org: &str,
+    file: &Path,
+    trigger: Value,
+    json: bool,
+) -> anyhow::Result<Stopped> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let graph = Graph::from_json(&text).with_context(|| format!("{} is not a graph", file.display()))?;
-    let stored = runner.save_graph(&graph).await?;
-    let run = runner.start(&stored.graph.id, trigger).await?;
+    let stored = runner.save_graph_in(org, &graph).await?;
+    let run = runner.start_in(org, &stored.graph.id, trigger, None).await?;
     follow(runner, &run.run_id, 0, json).await
 }
 
@@ -181,16 +188,22 @@ fn run_line(run: &RunRecord) -> String {
     )
 }
 
-/// `worker`: drives runs until Ctrl-C or SIGTERM.
+/// `worker`: drives runs until Ctrl-C or SIGTERM, and starts scheduled
+/// graphs when they are due.
 pub(crate) async fn worker(runner: &Runner, poll: std::time::Duration) -> anyhow::Result<()> {
     let stop = stop_signal();
     tokio::pin!(stop);
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
+    let scheduler =
+        tokio::spawn(Scheduler::new(runner.clone(), poll).run(crate::serve::wait_for(stopped.clone())));
     let mut ticks = tokio::time::interval(poll);
     eprintln!("worker: driving runs, looking for more every {poll:?}");
     loop {
         tokio::select! {
             signal = &mut stop => {
+                stopping.send_replace(true);
                 signal?;
+                scheduler.await.context("the scheduler stopped abnormally")?;
                 eprintln!("worker: stopping once the steps in progress are committed");
                 return Ok(());
             }
@@ -202,7 +215,7 @@ pub(crate) async fn worker(runner: &Runner, poll: std::time::Duration) -> anyhow
 }
 
 /// Completes on Ctrl-C or SIGTERM.
-async fn stop_signal() -> anyhow::Result<()> {
+pub(crate) async fn stop_signal() -> anyhow::Result<()> {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot listen for SIGTERM")?;
     tokio::select! {

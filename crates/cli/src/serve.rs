@@ -1,0 +1,99 @@
+//! `serve`, `token create` and `webhook-secret`: the HTTP service and what it
+//! needs set up.
+
+use std::io::Read as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use roomkit_graph_runner::Runner;
+use roomkit_graph_server::{App, Limits, new_token};
+use roomkit_graph_triggers::Scheduler;
+
+use crate::runs::stop_signal;
+
+/// `serve`: picks up the runs left running, fires scheduled graphs, and
+/// serves the HTTP API until Ctrl-C or SIGTERM, then stops gracefully.
+pub(crate) async fn serve(
+    runner: &Runner,
+    listen: SocketAddr,
+    limits: Limits,
+    tick: Duration,
+) -> anyhow::Result<()> {
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let address = listener.local_addr().context("cannot read the address listened on")?;
+    let picked_up = runner.recover().await?;
+    tracing::info!(%address, picked_up, "serving");
+    eprintln!("serve: listening on http://{address}");
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let scheduler = tokio::spawn(Scheduler::new(runner.clone(), tick).run(wait_for(stopped.clone())));
+    let signal = async move {
+        if let Err(error) = stop_signal().await {
+            tracing::error!(%error, "cannot listen for signals; stopping");
+        }
+        stop.send_replace(true);
+    };
+    roomkit_graph_server::serve(listener, App::new(runner.clone(), limits), signal)
+        .await
+        .context("serving failed")?;
+    scheduler.await.context("the scheduler stopped abnormally")?;
+    eprintln!("serve: stopped");
+    Ok(())
+}
+
+/// Completes once `stopped` turns true (or its sender is gone).
+pub(crate) async fn wait_for(mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// `token create --org ORG`: makes a token, stores its hash, prints it once.
+pub(crate) async fn create_token(
+    runner: &Runner,
+    org: &str,
+    label: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    if org.trim().is_empty() {
+        anyhow::bail!("--org must name an organization");
+    }
+    let made = new_token(org, label);
+    runner.store().create_token(&made.record).await?;
+    if json {
+        println!("{}", serde_json::json!({"token": made.token, "org": org, "label": label}));
+    } else {
+        println!("{}", made.token);
+        eprintln!("token for organization {org:?}: shown once, only its hash is stored");
+    }
+    Ok(())
+}
+
+/// `webhook-secret GRAPH`: sets (or with `--remove` removes) a graph's webhook
+/// secret, read from stdin so that it appears in no process list.
+pub(crate) async fn webhook_secret(
+    runner: &Runner,
+    org: &str,
+    graph_id: &str,
+    remove: bool,
+) -> anyhow::Result<()> {
+    runner
+        .store()
+        .graph(org, graph_id, None)
+        .await
+        .with_context(|| format!("no graph {graph_id} in {org:?}"))?;
+    if remove {
+        runner.store().set_secret(org, graph_id, roomkit_graph_server::WEBHOOK_SECRET, None).await?;
+        eprintln!("webhook secret of {graph_id} removed");
+        return Ok(());
+    }
+    let mut secret = String::new();
+    std::io::stdin().read_to_string(&mut secret).context("cannot read the secret from stdin")?;
+    let secret = secret.trim_end_matches(['\n', '\r']);
+    if secret.is_empty() {
+        anyhow::bail!("the secret read from stdin is empty");
+    }
+    runner.store().set_secret(org, graph_id, roomkit_graph_server::WEBHOOK_SECRET, Some(secret)).await?;
+    eprintln!("webhook secret of {graph_id} set");
+    Ok(())
+}

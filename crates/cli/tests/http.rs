@@ -1,0 +1,512 @@
+//! The HTTP API of a real `roomkit-graph serve` process over loopback: a
+//! human-in-the-loop run followed live over Server-Sent Events, webhooks with
+//! good and bad signatures, a cron trigger firing, event triggers, tenant
+//! isolation on every route, bad requests answered 4xx with the server up,
+//! and a graceful stop.
+
+#![allow(clippy::unwrap_used, reason = "test helpers: a failed request fails the test")]
+
+mod server;
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use roomkit_graph_triggers::sign;
+use serde_json::{Value, json};
+use server::{Server, SseReader, client};
+
+fn review_graph() -> Value {
+    json!({"id": "review", "name": "Review", "trigger": {"type": "manual"},
+        "nodes": [{"id": "start", "type": "start"},
+                  {"id": "draft", "type": "function", "config": {"action": "set_context", "values": {"body": "v1"}}},
+                  {"id": "review", "type": "human",
+                   "config": {"prompt": "Approve the post on {{trigger.topic}}?", "actions": ["approve", "reject"]}},
+                  {"id": "publish", "type": "function", "config": {"action": "set_context", "values": {"done": true}}},
+                  {"id": "end", "type": "end"}],
+        "edges": [{"source": "start", "target": "draft"}, {"source": "draft", "target": "review"},
+                  {"source": "review", "target": "publish",
+                   "condition": {"type": "field", "path": "review.output.action", "op": "eq", "value": "approve"}},
+                  {"source": "review", "target": "draft",
+                   "condition": {"type": "field", "path": "review.output.action", "op": "eq", "value": "reject"}},
+                  {"source": "publish", "target": "end"}]})
+}
+
+fn simple_graph(id: &str, trigger: Value) -> Value {
+    json!({"id": id, "name": id, "trigger": trigger,
+        "nodes": [{"id": "start", "type": "start"}, {"id": "end", "type": "end"}],
+        "edges": [{"source": "start", "target": "end"}]})
+}
+
+async fn create_graph(server: &Server, token: &str, graph: &Value) {
+    let response =
+        client().post(server.url("/v1/graphs")).bearer_auth(token).json(graph).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED, "{}", response.text().await.unwrap());
+}
+
+async fn error_code(response: reqwest::Response) -> (StatusCode, String) {
+    let status = response.status();
+    let body: Value = response.json().await.expect("errors are JSON");
+    (status, body["error"]["code"].as_str().expect("an error code").to_owned())
+}
+
+/// Polls a run until `done` holds for it.
+async fn until_run(server: &Server, token: &str, run_id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let run: Value = client()
+            .get(server.url(&format!("/v1/runs/{run_id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if done(&run) {
+            return run;
+        }
+        assert!(Instant::now() < deadline, "the run never got there: {run}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_answers_over_http_while_a_client_follows_the_run_live() {
+    let server = Server::start(&[]);
+    let token = server.token("acme");
+    create_graph(&server, &token, &review_graph()).await;
+
+    let run: Value = client()
+        .post(server.url("/v1/graphs/review/runs"))
+        .bearer_auth(&token)
+        .json(&json!({"topic": "rust"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let run_id = run["run_id"].as_str().unwrap().to_owned();
+    let events_url = server.url(&format!("/v1/runs/{run_id}/events"));
+    let response = client().get(&events_url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut live = SseReader::new(response);
+
+    // The follower sees the run up to where it waits for the person.
+    let mut seen = Vec::new();
+    while let Some(event) = live.next().await {
+        seen.push(event.clone());
+        if event.event == "node_waiting" {
+            assert_eq!(event.data["prompt"], "Approve the post on rust?");
+            assert_eq!(event.data["actions"], json!(["approve", "reject"]));
+            break;
+        }
+    }
+    // A wrong answer is refused and changes nothing; the right one finishes the run.
+    let answer_url = server.url(&format!("/v1/runs/{run_id}/answer"));
+    let refused = client()
+        .post(&answer_url)
+        .bearer_auth(&token)
+        .json(&json!({"node_id": "review", "data": {"action": "maybe"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(refused).await, (StatusCode::UNPROCESSABLE_ENTITY, "invalid_answer".into()));
+    let answered = client()
+        .post(&answer_url)
+        .bearer_auth(&token)
+        .json(&json!({"node_id": "review", "data": {"action": "approve"}, "by": "ada"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answered.status(), StatusCode::OK);
+    while let Some(event) = live.next().await {
+        seen.push(event);
+    }
+    let kinds: Vec<&str> = seen.iter().map(|event| event.event.as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"run_started"));
+    assert_eq!(kinds.last(), Some(&"run_completed"), "the stream ends after the final event: {kinds:?}");
+    assert!(kinds.contains(&"answer_received"));
+    let ids: Vec<u64> = seen.iter().map(|event| event.id.as_deref().unwrap().parse().unwrap()).collect();
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>(), "every event once, in order");
+
+    // Resuming from Last-Event-ID gives exactly the events after it.
+    let resumed =
+        client().get(&events_url).bearer_auth(&token).header("Last-Event-ID", "3").send().await.unwrap();
+    let mut resumed = SseReader::new(resumed);
+    let mut again = Vec::new();
+    while let Some(event) = resumed.next().await {
+        again.push(event);
+    }
+    assert_eq!(again, seen[3..], "no gap, no duplicate at the seam");
+
+    // The transcript pages agree with the stream.
+    let page: Value = client()
+        .get(server.url(&format!("/v1/runs/{run_id}/transcript?after=2&limit=2")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["events"].as_array().unwrap().len(), 2);
+    assert_eq!(page["events"][0]["seq"], 3);
+    assert_eq!(page["next_after"], 4);
+    let done: Value = client()
+        .get(server.url(&format!("/v1/runs/{run_id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(done["status"], "completed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn webhooks_start_runs_only_with_a_good_signature() {
+    let server = Server::start(&[]);
+    let token = server.token("acme");
+    create_graph(
+        &server,
+        &token,
+        &simple_graph("issues", json!({"type": "webhook", "source_type": "github"})),
+    )
+    .await;
+    let secret_url = server.url("/v1/graphs/issues/webhook-secret");
+    let set = client()
+        .put(&secret_url)
+        .bearer_auth(&token)
+        .json(&json!({"secret": "s3cret"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), StatusCode::NO_CONTENT);
+    let graph = client().get(server.url("/v1/graphs/issues")).bearer_auth(&token).send().await.unwrap();
+    assert!(!graph.text().await.unwrap().contains("s3cret"), "the secret is never returned");
+
+    let hook = server.url("/v1/hooks/acme/issues");
+    let body = br#"{"action": "opened", "issue": {"title": "Login is down"}}"#.to_vec();
+    let unsigned = client().post(&hook).body(body.clone()).send().await.unwrap();
+    assert_eq!(error_code(unsigned).await, (StatusCode::UNAUTHORIZED, "bad_signature".into()));
+    let forged = client()
+        .post(&hook)
+        .header("X-Hub-Signature-256", sign(b"guess", &body))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(forged).await, (StatusCode::UNAUTHORIZED, "bad_signature".into()));
+    let runs: Value =
+        client().get(server.url("/v1/runs")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(runs["runs"], json!([]), "refused deliveries start nothing");
+
+    let signed = || {
+        client()
+            .post(&hook)
+            .header("X-Hub-Signature-256", sign(b"s3cret", &body))
+            .header("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
+            .body(body.clone())
+    };
+    let accepted = signed().send().await.unwrap();
+    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    let run: Value = accepted.json().await.unwrap();
+    // GitHub redelivers with the same delivery id: the same run, not a second one.
+    let redelivered = signed().send().await.unwrap();
+    assert_eq!(redelivered.status(), StatusCode::OK);
+    assert_eq!(redelivered.json::<Value>().await.unwrap()["run_id"], run["run_id"]);
+    let run_id = run["run_id"].as_str().unwrap();
+    let page: Value = client()
+        .get(server.url(&format!("/v1/runs/{run_id}/transcript")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["events"][0]["trigger"]["issue"]["title"], "Login is down");
+
+    // A graph not started by webhooks has no webhook.
+    create_graph(&server, &token, &simple_graph("manual", json!({"type": "manual"}))).await;
+    let none = client().post(server.url("/v1/hooks/acme/manual")).body("{}").send().await.unwrap();
+    assert_eq!(error_code(none).await, (StatusCode::NOT_FOUND, "not_found".into()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cron_trigger_fires_and_events_start_their_graphs() {
+    let server = Server::start(&[]);
+    let token = server.token("acme");
+    let every_second =
+        json!({"type": "scheduled", "schedule": {"cron": "* * * * * *", "timezone": "Europe/Paris"}});
+    create_graph(&server, &token, &simple_graph("tick", every_second)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let run = loop {
+        let runs: Value = client()
+            .get(server.url("/v1/runs?graph_id=tick"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(run) = runs["runs"].as_array().unwrap().first() {
+            break run.clone();
+        }
+        assert!(Instant::now() < deadline, "the schedule never fired");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let page: Value = client()
+        .get(server.url(&format!("/v1/runs/{}/transcript", run["run_id"].as_str().unwrap())))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let trigger = &page["events"][0]["trigger"];
+    assert_eq!(trigger["timezone"], "Europe/Paris");
+    assert!(trigger["scheduled_at"].as_str().unwrap().ends_with("+01:00"), "{trigger}");
+
+    // A broken schedule is refused when the graph is stored.
+    let broken = simple_graph("broken", json!({"type": "scheduled", "schedule": {"cron": "every day"}}));
+    let refused =
+        client().post(server.url("/v1/graphs")).bearer_auth(&token).json(&broken).send().await.unwrap();
+    assert_eq!(error_code(refused).await, (StatusCode::UNPROCESSABLE_ENTITY, "invalid_trigger".into()));
+
+    create_graph(&server, &token, &simple_graph("on-deploy", json!({"type": "event", "event": "deployed"})))
+        .await;
+    let fired: Value = client()
+        .post(server.url("/v1/events/deployed"))
+        .bearer_auth(&token)
+        .json(&json!({"version": "1.2.3"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fired["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(fired["runs"][0]["graph_id"], "on-deploy");
+    let nobody: Value = client()
+        .post(server.url("/v1/events/nobody-listens"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(nobody["runs"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_organizations_graphs_and_runs_answer_404_on_every_route() {
+    let server = Server::start(&[]);
+    let acme = server.token("acme");
+    let globex = server.token("globex");
+    create_graph(&server, &acme, &review_graph()).await;
+    create_graph(&server, &acme, &simple_graph("hook", json!({"type": "webhook"}))).await;
+    let run: Value = client()
+        .post(server.url("/v1/graphs/review/runs"))
+        .bearer_auth(&acme)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let run_id = run["run_id"].as_str().unwrap().to_owned();
+    until_run(&server, &acme, &run_id, |run| run["status"] == "waiting").await;
+
+    let routes: Vec<(reqwest::Method, String, Option<Value>)> = vec![
+        (reqwest::Method::GET, "/v1/graphs/review".into(), None),
+        (reqwest::Method::PUT, "/v1/graphs/review/webhook-secret".into(), Some(json!({"secret": "x"}))),
+        (reqwest::Method::DELETE, "/v1/graphs/review/webhook-secret".into(), None),
+        (reqwest::Method::POST, "/v1/graphs/review/runs".into(), Some(json!({}))),
+        (reqwest::Method::GET, format!("/v1/runs/{run_id}"), None),
+        (reqwest::Method::GET, format!("/v1/runs/{run_id}/transcript"), None),
+        (reqwest::Method::GET, format!("/v1/runs/{run_id}/events"), None),
+        (reqwest::Method::POST, format!("/v1/runs/{run_id}/cancel"), Some(json!({}))),
+        (
+            reqwest::Method::POST,
+            format!("/v1/runs/{run_id}/answer"),
+            Some(json!({"node_id": "review", "data": {"action": "approve"}})),
+        ),
+        (reqwest::Method::POST, "/v1/hooks/globex/hook".into(), Some(json!({}))),
+    ];
+    for (method, path, body) in routes {
+        let mut request = client().request(method.clone(), server.url(&path)).bearer_auth(&globex);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(
+            error_code(response).await,
+            (StatusCode::NOT_FOUND, "not_found".into()),
+            "{method} {path}"
+        );
+    }
+    // Lists show only the organization's own.
+    let graphs: Value = client()
+        .get(server.url("/v1/graphs"))
+        .bearer_auth(&globex)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(graphs["graphs"], json!([]));
+    let runs: Value =
+        client().get(server.url("/v1/runs")).bearer_auth(&globex).send().await.unwrap().json().await.unwrap();
+    assert_eq!(runs["runs"], json!([]));
+    // Globex may use the same graph id for its own graph.
+    create_graph(&server, &globex, &simple_graph("review", json!({"type": "manual"}))).await;
+
+    // Nothing globex did touched acme's run.
+    let still = until_run(&server, &acme, &run_id, |_| true).await;
+    assert_eq!(
+        (still["status"].as_str(), still["current_node_id"].as_str()),
+        (Some("waiting"), Some("review"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_requests_get_precise_4xx_and_the_server_stays_up() {
+    let server = Server::start(&["--max-body-bytes", "4096"]);
+    let token = server.token("acme");
+    create_graph(&server, &token, &review_graph()).await;
+    let post = |path: &str| client().post(server.url(path)).bearer_auth(&token);
+
+    let cases: Vec<(reqwest::RequestBuilder, StatusCode, &str)> = vec![
+        (client().get(server.url("/v1/graphs")), StatusCode::UNAUTHORIZED, "unauthorized"),
+        (
+            client().get(server.url("/v1/graphs")).bearer_auth("rkg_wrong"),
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        ),
+        (
+            client().get(server.url("/v1/graphs")).header("Authorization", "Basic eDp5"),
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        ),
+        (post("/v1/graphs").body("{\"id\": "), StatusCode::BAD_REQUEST, "malformed_json"),
+        (post("/v1/graphs").body("[1, 2]"), StatusCode::UNPROCESSABLE_ENTITY, "invalid_graph"),
+        (post("/v1/graphs").json(&review_graph()), StatusCode::CONFLICT, "graph_exists"),
+        (
+            post("/v1/graphs").body(format!("{{\"pad\": \"{}\"}}", "x".repeat(8192))),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+        ),
+        (post("/v1/graphs/nope/runs"), StatusCode::NOT_FOUND, "not_found"),
+        (
+            post("/v1/runs/0000/answer").json(&json!({"node_id": "x", "data": {}})),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            post("/v1/runs/0000/answer").json(&json!({"node": "x"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            client().get(server.url("/v1/runs?status=sleeping")).bearer_auth(&token),
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+        ),
+        (
+            client().get(server.url("/v1/runs?limit=many")).bearer_auth(&token),
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+        ),
+        (client().get(server.url("/v1/nowhere")).bearer_auth(&token), StatusCode::NOT_FOUND, "no_route"),
+        (
+            client().delete(server.url("/v1/runs")).bearer_auth(&token),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let response = request.send().await.unwrap();
+        assert_eq!(error_code(response).await, (status, code.to_owned()));
+    }
+    // A graph with mistakes lists every one, with its node and field.
+    let mut bad = review_graph();
+    bad["nodes"][1]["config"] = json!({"action": "teleport"});
+    let refused = post("/v1/graphs/validate").json(&bad).send().await.unwrap();
+    let report: Value = refused.json().await.unwrap();
+    assert_eq!(report["valid"], false);
+    assert_eq!(report["errors"][0]["node"], "draft");
+    let refused =
+        client().put(server.url("/v1/graphs/review")).bearer_auth(&token).json(&bad).send().await.unwrap();
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_graph");
+    assert_eq!(body["error"]["details"]["errors"][0]["code"], "unknown_function_action");
+
+    let health = client().get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK, "the server is still up");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openapi_document_lists_every_route() {
+    let server = Server::start(&[]);
+    let document: Value =
+        client().get(server.url("/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = document["paths"].as_object().unwrap();
+    for path in [
+        "/v1/graphs",
+        "/v1/graphs/{graph_id}",
+        "/v1/graphs/validate",
+        "/v1/graphs/{graph_id}/webhook-secret",
+        "/v1/graphs/{graph_id}/runs",
+        "/v1/runs",
+        "/v1/runs/{run_id}",
+        "/v1/runs/{run_id}/transcript",
+        "/v1/runs/{run_id}/cancel",
+        "/v1/runs/{run_id}/answer",
+        "/v1/runs/{run_id}/events",
+        "/v1/hooks/{org}/{graph_id}",
+        "/v1/events/{name}",
+    ] {
+        assert!(paths.contains_key(path), "{path} is not documented");
+    }
+    assert_eq!(document["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_ends_live_streams_and_stops_the_server_cleanly() {
+    let mut server = Server::start(&[]);
+    let token = server.token("acme");
+    create_graph(&server, &token, &review_graph()).await;
+    let run: Value = client()
+        .post(server.url("/v1/graphs/review/runs"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let run_id = run["run_id"].as_str().unwrap();
+    until_run(&server, &token, run_id, |run| run["status"] == "waiting").await;
+    let response = client()
+        .get(server.url(&format!("/v1/runs/{run_id}/events")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let mut live = SseReader::new(response);
+    while live.next().await.is_some_and(|event| event.event != "node_waiting") {}
+
+    let follower = tokio::spawn(async move { while live.next().await.is_some() {} });
+    let status = tokio::task::spawn_blocking(move || server.stop()).await.unwrap();
+    assert!(status.success(), "serve exits 0 on SIGTERM: {status:?}");
+    tokio::time::timeout(Duration::from_secs(5), follower).await.expect("the live stream ended").unwrap();
+}

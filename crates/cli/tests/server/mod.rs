@@ -1,0 +1,138 @@
+//! A real `roomkit-graph serve` process on loopback, tokens made with the real
+//! `token create`, and a small Server-Sent Events reader.
+#![allow(dead_code, reason = "each test file uses only some helpers")]
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// A `serve` process on its own database, stopped (SIGTERM) when dropped.
+pub(crate) struct Server {
+    pub(crate) base: String,
+    pub(crate) db: PathBuf,
+    child: Option<Child>,
+    _dir: TempDir,
+}
+
+impl Server {
+    /// Starts `serve` on a free loopback port with `extra` arguments.
+    pub(crate) fn start(extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let db = dir.path().join("runs.db");
+        let mut child = command(&db, &["serve", "--listen", "127.0.0.1:0", "--schedule-tick", "100ms"])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("serve starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let mut lines = BufReader::new(stderr).lines();
+        let base = loop {
+            let line = lines.next().expect("serve prints where it listens").expect("stderr is text");
+            if let Some(address) = line.strip_prefix("serve: listening on ") {
+                break address.trim().to_owned();
+            }
+        };
+        // Keep draining stderr so the server never blocks on it.
+        std::thread::spawn(move || for _ in lines {});
+        Server { base, db, child: Some(child), _dir: dir }
+    }
+
+    /// A new token of `org`, made with `token create`.
+    pub(crate) fn token(&self, org: &str) -> String {
+        let output = command(&self.db, &["--org", org, "token", "create", "--label", "test"])
+            .output()
+            .expect("token create runs");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).expect("the token is text").trim().to_owned()
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub(crate) fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("the server runs");
+        let killed =
+            Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
+        assert!(killed.success());
+        child.wait().expect("serve exits")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub(crate) fn command(db: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_roomkit-graph"));
+    command.arg("--database").arg(db).args(args).stdin(Stdio::null());
+    command
+}
+
+/// A client with the bearer token.
+pub(crate) fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("a client")
+}
+
+/// One Server-Sent Event.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct SseEvent {
+    pub(crate) id: Option<String>,
+    pub(crate) event: String,
+    pub(crate) data: Value,
+}
+
+/// Reads Server-Sent Events from a streaming response.
+pub(crate) struct SseReader {
+    body: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buffer: String,
+}
+
+impl SseReader {
+    pub(crate) fn new(response: reqwest::Response) -> SseReader {
+        SseReader { body: response.bytes_stream().boxed(), buffer: String::new() }
+    }
+
+    /// The next event (comments and keep-alives skipped); `None` when the
+    /// stream ended.
+    pub(crate) async fn next(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let (mut id, mut event, mut data) = (None, String::from("message"), String::new());
+                for line in block.lines() {
+                    if let Some(value) = line.strip_prefix("id:") {
+                        id = Some(value.trim().to_owned());
+                    } else if let Some(value) = line.strip_prefix("event:") {
+                        event = value.trim().to_owned();
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        data.push_str(value.trim_start());
+                    }
+                }
+                if data.is_empty() {
+                    continue;
+                }
+                let data = serde_json::from_str(&data).unwrap_or(Value::String(data));
+                return Some(SseEvent { id, event, data });
+            }
+            match self.body.next().await {
+                Some(Ok(chunk)) => self.buffer.push_str(&String::from_utf8_lossy(&chunk)),
+                Some(Err(error)) => panic!("the event stream broke: {error}"),
+                None => return None,
+            }
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Bearer tokens: each acts for one organization. Only a hash of a token is
+//! stored; the token itself is shown once, when it is made.
+
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use roomkit_graph_store::{TokenRecord, now_millis};
+use sha2::{Digest, Sha256};
+
+use crate::App;
+use crate::error::ApiError;
+
+/// What every token starts with, so a leaked one is easy to recognize.
+const TOKEN_PREFIX: &str = "rkg_";
+
+/// A token just made: the secret to give its holder once, and what is stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewToken {
+    /// The token, for the `Authorization: Bearer` header. Not stored anywhere.
+    pub token: String,
+    /// What is stored: its hash and organization.
+    pub record: TokenRecord,
+}
+
+impl std::fmt::Debug for NewToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewToken").field("token", &"<secret>").field("record", &self.record).finish()
+    }
+}
+
+/// Makes a new random token for `org` (256 random bits).
+///
+/// ```
+/// let made = roomkit_graph_server::new_token("acme", Some("ci"));
+/// assert!(made.token.starts_with("rkg_") && made.token.len() == 68);
+/// assert_eq!(made.record.token_hash, roomkit_graph_server::hash_token(&made.token));
+/// assert_ne!(made.record.token_hash, made.token);
+/// assert_eq!(made.record.org, "acme");
+/// ```
+pub fn new_token(org: &str, label: Option<&str>) -> NewToken {
+    let secret: [u8; 32] = rand::random();
+    let token = format!("{TOKEN_PREFIX}{}", hex::encode(secret));
+    let record = TokenRecord {
+        token_hash: hash_token(&token),
+        org: org.to_owned(),
+        label: label.map(str::to_owned),
+        created_at: now_millis(),
+    };
+    NewToken { token, record }
+}
+
+/// The stored form of a token: hex SHA-256. (Tokens are long and random, so
+/// a fast hash is enough: there is nothing to guess.)
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The organization the request's bearer token acts for.
+pub(crate) struct Org(pub(crate) String);
+
+impl FromRequestParts<App> for Org {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        let unauthorized = |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message);
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or_else(|| unauthorized("the request needs an Authorization: Bearer <token> header"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| unauthorized("the Authorization header is not \"Bearer <token>\""))?;
+        match app.runner.store().token(&hash_token(token)).await? {
+            Some(record) => Ok(Org(record.org)),
+            None => Err(unauthorized("the token is not valid")),
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! A run's live event stream over Server-Sent Events.
+//!
+//! Each committed transcript event is sent with its sequence number as the
+//! SSE `id` and its type as the SSE `event`, so a client that reconnects with
+//! `Last-Event-ID` gets exactly the events after the last one it saw: no gap,
+//! no duplicate. Tokens of agents' replies, which are not kept, are sent as
+//! `token` events without an id as they are written. The stream ends after the
+//! run's final event.
+
+use std::convert::Infallible;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::stream::{self, BoxStream, Stream, StreamExt};
+use roomkit_graph_runner::LiveEvent;
+use roomkit_graph_store::{StoreError, TranscriptEvent};
+use serde::Deserialize;
+use tokio::sync::watch;
+use tokio_stream::wrappers::BroadcastStream;
+use utoipa::IntoParams;
+
+use crate::App;
+use crate::auth::Org;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::QueryParams;
+use crate::runs::owned_run;
+
+/// Where to start when there is no `Last-Event-ID` header.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EventsQuery {
+    /// Events after this sequence number (0: the whole transcript).
+    pub(crate) after: Option<u64>,
+}
+
+/// Follows a run: its transcript from `Last-Event-ID` (or `after`), then every
+/// event as it is committed, until the run is over.
+#[utoipa::path(get, path = "/v1/runs/{run_id}/events", tag = "runs",
+    params(("run_id" = String, Path, description = "The run"), EventsQuery,
+        ("Last-Event-ID" = Option<u64>, Header, description = "The last sequence number seen")),
+    responses((status = 200, description = "A stream of Server-Sent Events", content_type = "text/event-stream"),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn events(
+    State(app): State<App>,
+    Org(org): Org,
+    Path(run_id): Path<String>,
+    headers: HeaderMap,
+    QueryParams(query): QueryParams<EventsQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    owned_run(&app, &org, &run_id).await?;
+    let after = match headers.get("last-event-id") {
+        Some(value) => {
+            value.to_str().ok().and_then(|text| text.trim().parse::<u64>().ok()).ok_or_else(|| {
+                ApiError::bad_request(
+                    "bad_header",
+                    "Last-Event-ID must be a sequence number (a whole number)",
+                )
+            })?
+        }
+        None => query.after.unwrap_or(0),
+    };
+    let follow = Follow {
+        committed: app.runner.store().follow(&run_id, after),
+        live: Some(BroadcastStream::new(app.runner.live())),
+        stopping: app.stopping(),
+        run_id,
+        over: false,
+    };
+    Ok(Sse::new(stream::unfold(follow, Follow::next)).keep_alive(KeepAlive::default()))
+}
+
+/// The state of one client's stream.
+struct Follow {
+    committed: BoxStream<'static, Result<TranscriptEvent, StoreError>>,
+    /// `None` once the runner's live channel is closed.
+    live: Option<BroadcastStream<LiveEvent>>,
+    stopping: watch::Receiver<bool>,
+    run_id: String,
+    over: bool,
+}
+
+impl Follow {
+    /// The next event to send; `None` ends the stream (the run is over, or
+    /// the server is shutting down).
+    async fn next(mut self) -> Option<(Result<Event, Infallible>, Follow)> {
+        if self.over {
+            return None;
+        }
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = self.stopping.wait_for(|stopping| *stopping) => return None,
+                item = self.committed.next() => Next::Committed(item?),
+                item = next_live(&mut self.live) => Next::Live(item),
+            };
+            let event = match next {
+                Next::Committed(Ok(event)) => {
+                    self.over = event.entry.is_final();
+                    committed_event(&event)
+                }
+                Next::Committed(Err(error)) => {
+                    self.over = true;
+                    Event::default().event("error").data(error.to_string())
+                }
+                Next::Live(Some(live)) if live.run_id == self.run_id => {
+                    let data = serde_json::json!({"node_id": live.node_id, "payload": live.payload});
+                    Event::default().event("token").data(data.to_string())
+                }
+                // Another run's, or missed by a slow client: tokens are not kept.
+                Next::Live(_) => continue,
+            };
+            return Some((Ok(event), self));
+        }
+    }
+}
+
+/// What woke a stream up.
+enum Next {
+    Committed(Result<TranscriptEvent, StoreError>),
+    Live(Option<LiveEvent>),
+}
+
+/// The next live event; pending forever once the channel is closed.
+async fn next_live(live: &mut Option<BroadcastStream<LiveEvent>>) -> Option<LiveEvent> {
+    let Some(stream) = live else { return std::future::pending().await };
+    match stream.next().await {
+        Some(Ok(event)) => Some(event),
+        // Lagged: some tokens were missed.
+        Some(Err(_)) => None,
+        None => {
+            *live = None;
+            None
+        }
+    }
+}
+
+/// A committed event: its sequence number as the id, its type as the event name.
+fn committed_event(event: &TranscriptEvent) -> Event {
+    let data = serde_json::to_value(event).unwrap_or_default();
+    let kind = data["type"].as_str().unwrap_or("event").to_owned();
+    Event::default().id(event.seq.to_string()).event(kind).data(data.to_string())
+}

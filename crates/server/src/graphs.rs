@@ -1,0 +1,238 @@
+//! Graphs: create, new version, list, get, validate, and the webhook secret.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use roomkit_graph::{Graph, ValidationError};
+use roomkit_graph_store::{StoreError, StoredGraph};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::App;
+use crate::auth::Org;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{JsonBody, QueryParams};
+
+/// The name under which a graph's webhook secret is stored
+/// ([`Store::secret`](roomkit_graph_store::Store::secret)).
+pub const WEBHOOK_SECRET: &str = "webhook";
+
+/// One stored version of a graph.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct GraphVersion {
+    /// The graph's id.
+    pub(crate) graph_id: String,
+    /// The version: 1, 2, 3...
+    pub(crate) version: u64,
+    /// When this version was saved (milliseconds since the epoch).
+    pub(crate) created_at: i64,
+    /// The graph, as JSON.
+    #[schema(value_type = Object)]
+    pub(crate) graph: Value,
+}
+
+impl From<StoredGraph> for GraphVersion {
+    fn from(stored: StoredGraph) -> Self {
+        GraphVersion {
+            graph_id: stored.graph.id.clone(),
+            version: stored.version,
+            created_at: stored.created_at,
+            graph: serde_json::to_value(&stored.graph).unwrap_or(Value::Null),
+        }
+    }
+}
+
+/// A graph in a list: its latest version.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct GraphSummary {
+    /// The graph's id.
+    pub(crate) graph_id: String,
+    /// Its name.
+    pub(crate) name: String,
+    /// Its latest version.
+    pub(crate) version: u64,
+    /// When that version was saved.
+    pub(crate) created_at: i64,
+    /// What starts it.
+    #[schema(value_type = Object)]
+    pub(crate) trigger: Value,
+}
+
+/// The graphs of the organization.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct GraphList {
+    /// Their latest versions, by id.
+    pub(crate) graphs: Vec<GraphSummary>,
+}
+
+/// What `validate` found.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ValidationReport {
+    /// Whether the graph has no mistake.
+    pub(crate) valid: bool,
+    /// Every mistake, with its code, node and field.
+    #[schema(value_type = Vec<Object>)]
+    pub(crate) errors: Vec<ValidationError>,
+}
+
+/// Which version to read.
+#[derive(Deserialize, IntoParams)]
+pub(crate) struct VersionQuery {
+    /// A version; the latest when absent.
+    pub(crate) version: Option<u64>,
+}
+
+/// A graph's webhook secret.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SecretBody {
+    /// The secret the webhook's sender signs requests with.
+    pub(crate) secret: String,
+}
+
+/// Reads a graph from a request body and checks it: every mistake, and a
+/// trigger that cannot work, is a 422.
+fn checked_graph(value: Value) -> Result<Graph, ApiError> {
+    let graph = Graph::from_value(value)?;
+    graph.validate_or_raise()?;
+    roomkit_graph_triggers::check(&graph.trigger).map_err(|error| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_trigger", error.to_string())
+    })?;
+    Ok(graph)
+}
+
+/// Creates a graph (version 1).
+#[utoipa::path(post, path = "/v1/graphs", tag = "graphs", request_body(content = Object, description = "The graph"),
+    responses((status = 201, body = GraphVersion), (status = 409, description = "The id is taken", body = ErrorBody),
+        (status = 422, description = "The graph has mistakes", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn create(
+    State(app): State<App>,
+    Org(org): Org,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    let graph = checked_graph(body)?;
+    match app.runner.store().graph(&org, &graph.id, None).await {
+        Ok(_) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "graph_exists",
+                format!(
+                    "graph {} exists already: PUT /v1/graphs/{} stores a new version",
+                    graph.id, graph.id
+                ),
+            ));
+        }
+        Err(StoreError::NotFound(_)) => {}
+        Err(error) => return Err(error.into()),
+    }
+    let stored = app.runner.save_graph_in(&org, &graph).await?;
+    Ok((StatusCode::CREATED, Json(GraphVersion::from(stored))).into_response())
+}
+
+/// Stores a new version of a graph (or its first).
+#[utoipa::path(put, path = "/v1/graphs/{graph_id}", tag = "graphs", request_body(content = Object, description = "The graph"),
+    params(("graph_id" = String, Path, description = "The graph's id, as in the body")),
+    responses((status = 200, body = GraphVersion), (status = 422, description = "The graph has mistakes", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn put_version(
+    State(app): State<App>,
+    Org(org): Org,
+    Path(graph_id): Path<String>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Json<GraphVersion>, ApiError> {
+    let graph = checked_graph(body)?;
+    if graph.id != graph_id {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "id_mismatch",
+            format!("the body is graph {:?}, the path names {graph_id:?}", graph.id),
+        ));
+    }
+    Ok(Json(app.runner.save_graph_in(&org, &graph).await?.into()))
+}
+
+/// The organization's graphs, latest versions.
+#[utoipa::path(get, path = "/v1/graphs", tag = "graphs", responses((status = 200, body = GraphList)),
+    security(("bearer" = [])))]
+pub(crate) async fn list(State(app): State<App>, Org(org): Org) -> Result<Json<GraphList>, ApiError> {
+    let graphs = app
+        .runner
+        .store()
+        .list_graphs(Some(&org))
+        .await?
+        .into_iter()
+        .map(|stored| GraphSummary {
+            trigger: serde_json::to_value(&stored.graph.trigger).unwrap_or(Value::Null),
+            graph_id: stored.graph.id,
+            name: stored.graph.name,
+            version: stored.version,
+            created_at: stored.created_at,
+        })
+        .collect();
+    Ok(Json(GraphList { graphs }))
+}
+
+/// One version of a graph (the latest by default).
+#[utoipa::path(get, path = "/v1/graphs/{graph_id}", tag = "graphs",
+    params(("graph_id" = String, Path, description = "The graph's id"), VersionQuery),
+    responses((status = 200, body = GraphVersion), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn get(
+    State(app): State<App>,
+    Org(org): Org,
+    Path(graph_id): Path<String>,
+    QueryParams(query): QueryParams<VersionQuery>,
+) -> Result<Json<GraphVersion>, ApiError> {
+    Ok(Json(app.runner.store().graph(&org, &graph_id, query.version).await?.into()))
+}
+
+/// Checks a graph without storing it: every mistake with its node and field.
+#[utoipa::path(post, path = "/v1/graphs/validate", tag = "graphs", request_body(content = Object, description = "The graph"),
+    responses((status = 200, body = ValidationReport), (status = 422, description = "Not a graph at all", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn validate(
+    Org(_org): Org,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Json<ValidationReport>, ApiError> {
+    let graph = Graph::from_value(body)?;
+    let errors = graph.validate();
+    Ok(Json(ValidationReport { valid: errors.is_empty(), errors }))
+}
+
+/// Sets the secret that signs the graph's webhook requests. It is stored
+/// apart from the graph and never returned.
+#[utoipa::path(put, path = "/v1/graphs/{graph_id}/webhook-secret", tag = "graphs", request_body = SecretBody,
+    params(("graph_id" = String, Path, description = "The graph's id")),
+    responses((status = 204, description = "Set"), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn set_secret(
+    State(app): State<App>,
+    Org(org): Org,
+    Path(graph_id): Path<String>,
+    JsonBody(body): JsonBody<SecretBody>,
+) -> Result<StatusCode, ApiError> {
+    if body.secret.is_empty() {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "the secret is empty"));
+    }
+    app.runner.store().graph(&org, &graph_id, None).await?;
+    app.runner.store().set_secret(&org, &graph_id, WEBHOOK_SECRET, Some(&body.secret)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes the graph's webhook secret: its webhook takes unsigned requests again.
+#[utoipa::path(delete, path = "/v1/graphs/{graph_id}/webhook-secret", tag = "graphs",
+    params(("graph_id" = String, Path, description = "The graph's id")),
+    responses((status = 204, description = "Removed"), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn delete_secret(
+    State(app): State<App>,
+    Org(org): Org,
+    Path(graph_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    app.runner.store().graph(&org, &graph_id, None).await?;
+    app.runner.store().set_secret(&org, &graph_id, WEBHOOK_SECRET, None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,153 @@
+//! The HTTP API of roomkit-graph (axum): graphs (create, new version, list,
+//! get, validate), runs (start, get, list, transcript pages, cancel, answer),
+//! each run's live events over Server-Sent Events (resuming from
+//! `Last-Event-ID`), webhook and event triggers, and the OpenAPI document at
+//! `/v1/openapi.json`.
+//!
+//! Every route but the webhooks and the document needs `Authorization:
+//! Bearer <token>`; a token acts for one organization ([`new_token`]) and sees
+//! only its graphs and runs: another organization's answer 404, exactly like
+//! ids that do not exist. Every refusal is a 4xx with a JSON body naming what
+//! is wrong ([`ApiError`]).
+//!
+//! ```no_run
+//! use roomkit_graph::Handlers;
+//! use roomkit_graph_runner::Runner;
+//! use roomkit_graph_server::{App, Limits, serve};
+//! use roomkit_graph_sqlite::SqliteStore;
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let runner = Runner::new(SqliteStore::open("runs.db")?, Handlers::builtin());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! serve(listener, App::new(runner, Limits::default()), async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod auth;
+mod error;
+mod events;
+mod extract;
+mod graphs;
+mod hooks;
+mod openapi;
+mod runs;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use roomkit_graph_runner::Runner;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::trace::TraceLayer;
+
+pub use auth::{NewToken, hash_token, new_token};
+pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use graphs::WEBHOOK_SECRET;
+pub use openapi::ApiDoc;
+
+/// What the server accepts.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// The largest request body, in bytes (larger ones get 413).
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    /// 1 MiB bodies.
+    fn default() -> Self {
+        Limits { max_body_bytes: 1 << 20 }
+    }
+}
+
+/// The server's shared state: the runner and the switch that ends the live
+/// streams when the server shuts down. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    runner: Runner,
+    limits: Limits,
+    stopping: Arc<watch::Sender<bool>>,
+}
+
+impl App {
+    /// The API over `runner`.
+    pub fn new(runner: Runner, limits: Limits) -> Self {
+        App { runner, limits, stopping: Arc::new(watch::channel(false).0) }
+    }
+
+    /// Ends every live event stream (their clients can resume with
+    /// `Last-Event-ID` elsewhere).
+    pub fn close_streams(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("limits", &self.limits).finish_non_exhaustive()
+    }
+}
+
+/// The API's routes, with body limits and request tracing.
+pub fn router(app: App) -> Router {
+    let api = Router::new()
+        .route("/v1/graphs", post(graphs::create).get(graphs::list))
+        .route("/v1/graphs/validate", post(graphs::validate))
+        .route("/v1/graphs/{graph_id}", put(graphs::put_version).get(graphs::get))
+        .route("/v1/graphs/{graph_id}/webhook-secret", put(graphs::set_secret).delete(graphs::delete_secret))
+        .route("/v1/graphs/{graph_id}/runs", post(runs::start))
+        .route("/v1/runs", get(runs::list))
+        .route("/v1/runs/{run_id}", get(runs::get))
+        .route("/v1/runs/{run_id}/transcript", get(runs::transcript))
+        .route("/v1/runs/{run_id}/cancel", post(runs::cancel))
+        .route("/v1/runs/{run_id}/answer", post(runs::answer))
+        .route("/v1/runs/{run_id}/events", get(events::events))
+        .route("/v1/hooks/{org}/{graph_id}", post(hooks::webhook))
+        .route("/v1/events/{name}", post(hooks::event))
+        .route("/v1/openapi.json", get(openapi::document))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take this method",
+            )
+        });
+    api.layer(DefaultBodyLimit::max(app.limits.max_body_bytes))
+        .layer(TraceLayer::new_for_http())
+        .with_state(app)
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then shuts down
+/// gracefully: no new connection is taken, live streams end, requests in
+/// progress finish, and the runner commits the steps in progress and stops.
+/// Runs left running are picked up by the next process
+/// ([`Runner::recover`]).
+pub async fn serve(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let runner = app.runner.clone();
+    let streams = app.clone();
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing requests in progress");
+            streams.close_streams();
+        })
+        .await?;
+    runner.shutdown().await;
+    Ok(())
+}

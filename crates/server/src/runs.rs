@@ -1,0 +1,277 @@
+//! Runs: start, get, list, transcript pages, cancel, answer.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use roomkit_graph_runner::RunnerError;
+use roomkit_graph_store::{RunFilter, RunRecord, RunStatus, StoreError, TranscriptEvent};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::App;
+use crate::auth::Org;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{JsonBody, OptionalJsonBody, QueryParams};
+
+/// The most runs or events one page holds.
+const MAX_PAGE: usize = 1000;
+
+/// A run: which graph it runs and where it stands.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RunView {
+    /// The run's id, which is also its room's id.
+    pub(crate) run_id: String,
+    /// The graph it runs.
+    pub(crate) graph_id: String,
+    /// The graph version it pinned.
+    pub(crate) graph_version: u64,
+    /// `running`, `waiting`, `completed`, `failed` or `cancelled`.
+    pub(crate) status: String,
+    /// The node it is on.
+    pub(crate) current_node_id: Option<String>,
+    /// Why it failed.
+    pub(crate) error: Option<String>,
+    /// When the timer it is parked on is due (a delay node).
+    pub(crate) wake_at: Option<i64>,
+    /// The sequence number of its last transcript event.
+    pub(crate) last_seq: u64,
+    /// When it started (milliseconds since the epoch).
+    pub(crate) created_at: i64,
+    /// When it last changed.
+    pub(crate) updated_at: i64,
+}
+
+impl From<RunRecord> for RunView {
+    fn from(run: RunRecord) -> Self {
+        RunView {
+            run_id: run.run_id,
+            graph_id: run.graph_id,
+            graph_version: run.graph_version,
+            status: run.status.as_str().to_owned(),
+            current_node_id: run.current_node_id,
+            error: run.error,
+            wake_at: run.wake_at,
+            last_seq: run.last_seq,
+            created_at: run.created_at,
+            updated_at: run.updated_at,
+        }
+    }
+}
+
+/// A list of runs.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RunList {
+    /// Newest first.
+    pub(crate) runs: Vec<RunView>,
+}
+
+/// Which runs to list.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RunQuery {
+    /// Only runs of this graph.
+    pub(crate) graph_id: Option<String>,
+    /// Only runs in this status.
+    pub(crate) status: Option<String>,
+    /// Only runs started at or after this time (milliseconds since the epoch).
+    pub(crate) created_from: Option<i64>,
+    /// Only runs started before this time.
+    pub(crate) created_until: Option<i64>,
+    /// At most this many (100 by default, 1000 at most).
+    pub(crate) limit: Option<usize>,
+}
+
+/// Which part of a transcript to read.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PageQuery {
+    /// Events after this sequence number (0: from the start).
+    pub(crate) after: Option<u64>,
+    /// At most this many (100 by default, 1000 at most).
+    pub(crate) limit: Option<usize>,
+}
+
+/// A page of a run's transcript.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TranscriptPage {
+    /// The events, in order.
+    #[schema(value_type = Vec<Object>)]
+    pub(crate) events: Vec<TranscriptEvent>,
+    /// The `after` of the next page, when this one was full.
+    pub(crate) next_after: Option<u64>,
+}
+
+/// An answer to the node a run waits on.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AnswerBody {
+    /// The node the run waits on.
+    pub(crate) node_id: String,
+    /// The answer: an object, with an `action` among the node's actions when it declares some.
+    #[schema(value_type = Object)]
+    pub(crate) data: Value,
+    /// Who answers.
+    pub(crate) by: Option<String>,
+}
+
+/// Why a run is cancelled.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CancelBody {
+    /// Why.
+    pub(crate) reason: Option<String>,
+}
+
+/// The run `run_id` if it belongs to `org`; 404 otherwise, the same as for a
+/// run that does not exist.
+pub(crate) async fn owned_run(app: &App, org: &str, run_id: &str) -> Result<RunRecord, ApiError> {
+    match app.runner.store().run(run_id).await {
+        Ok(run) if run.org == org => Ok(run),
+        Ok(_) | Err(StoreError::NotFound(_)) => Err(ApiError::not_found(format!("run {run_id}"))),
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn page_size(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit.unwrap_or(100) {
+        0 => Err(ApiError::bad_request("bad_query", "limit must be at least 1")),
+        limit => Ok(limit.min(MAX_PAGE)),
+    }
+}
+
+/// Starts a run of the latest version of a graph; the body is the trigger
+/// data (`{}` when empty). With an `Idempotency-Key` header, repeating the
+/// request gives the run the first one started (200 instead of 201).
+#[utoipa::path(post, path = "/v1/graphs/{graph_id}/runs", tag = "runs",
+    request_body(content = Object, description = "The trigger data"),
+    params(("graph_id" = String, Path, description = "The graph"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes repeating the request safe")),
+    responses((status = 201, body = RunView), (status = 200, description = "Started before with this key", body = RunView),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn start(
+    State(app): State<App>,
+    Org(org): Org,
+    Path(graph_id): Path<String>,
+    headers: HeaderMap,
+    OptionalJsonBody(trigger): OptionalJsonBody<Value>,
+) -> Result<Response, ApiError> {
+    let key = match headers.get("idempotency-key") {
+        Some(value) => {
+            let value = value.to_str().ok().filter(|v| !v.is_empty() && v.len() <= 255).ok_or_else(|| {
+                ApiError::bad_request(
+                    "bad_header",
+                    "Idempotency-Key must be 1 to 255 visible ASCII characters",
+                )
+            })?;
+            Some(format!("request:{org}:{graph_id}:{value}"))
+        }
+        None => None,
+    };
+    let trigger = trigger.unwrap_or_else(|| json!({}));
+    match app.runner.start_in(&org, &graph_id, trigger, key).await {
+        Ok(run) => Ok((StatusCode::CREATED, Json(RunView::from(run))).into_response()),
+        Err(RunnerError::Store(StoreError::Duplicate { run_id, .. })) => {
+            Ok((StatusCode::OK, Json(RunView::from(owned_run(&app, &org, &run_id).await?))).into_response())
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The organization's runs, newest first.
+#[utoipa::path(get, path = "/v1/runs", tag = "runs", params(RunQuery),
+    responses((status = 200, body = RunList), (status = 400, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn list(
+    State(app): State<App>,
+    Org(org): Org,
+    QueryParams(query): QueryParams<RunQuery>,
+) -> Result<Json<RunList>, ApiError> {
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(text) => Some(RunStatus::parse(text).ok_or_else(|| {
+            ApiError::bad_request(
+                "bad_query",
+                format!("unknown status {text:?}: running, waiting, completed, failed or cancelled"),
+            )
+        })?),
+    };
+    let filter = RunFilter {
+        org: Some(org),
+        graph_id: query.graph_id,
+        status,
+        created_from: query.created_from,
+        created_until: query.created_until,
+        due_by: None,
+        limit: Some(page_size(query.limit)?),
+    };
+    let runs = app.runner.store().list_runs(&filter).await?.into_iter().map(RunView::from).collect();
+    Ok(Json(RunList { runs }))
+}
+
+/// A run.
+#[utoipa::path(get, path = "/v1/runs/{run_id}", tag = "runs",
+    params(("run_id" = String, Path, description = "The run")),
+    responses((status = 200, body = RunView), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn get(
+    State(app): State<App>,
+    Org(org): Org,
+    Path(run_id): Path<String>,
+) -> Result<Json<RunView>, ApiError> {
+    Ok(Json(owned_run(&app, &org, &run_id).await?.into()))
+}
+
+/// A page of a run's transcript.
+#[utoipa::path(get, path = "/v1/runs/{run_id}/transcript", tag = "runs",
+    params(("run_id" = String, Path, description = "The run"), PageQuery),
+    responses((status = 200, body = TranscriptPage), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn transcript(
+    State(app): State<App>,
+    Org(org): Org,
+    Path(run_id): Path<String>,
+    QueryParams(query): QueryParams<PageQuery>,
+) -> Result<Json<TranscriptPage>, ApiError> {
+    owned_run(&app, &org, &run_id).await?;
+    let limit = page_size(query.limit)?;
+    let events = app.runner.store().transcript(&run_id, query.after.unwrap_or(0), limit).await?;
+    let next_after = (events.len() == limit).then(|| events.last().map_or(0, |event| event.seq));
+    Ok(Json(TranscriptPage { events, next_after }))
+}
+
+/// Cancels a run that is not over.
+#[utoipa::path(post, path = "/v1/runs/{run_id}/cancel", tag = "runs", request_body(content = Option<CancelBody>),
+    params(("run_id" = String, Path, description = "The run")),
+    responses((status = 200, body = RunView), (status = 404, body = ErrorBody), (status = 409, description = "Over already", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn cancel(
+    State(app): State<App>,
+    Org(org): Org,
+    Path(run_id): Path<String>,
+    OptionalJsonBody(body): OptionalJsonBody<CancelBody>,
+) -> Result<Json<RunView>, ApiError> {
+    owned_run(&app, &org, &run_id).await?;
+    let reason = body.and_then(|body| body.reason);
+    Ok(Json(app.runner.cancel(&run_id, reason.as_deref()).await?.into()))
+}
+
+/// Answers the node a run waits on, and the run goes on.
+#[utoipa::path(post, path = "/v1/runs/{run_id}/answer", tag = "runs", request_body = AnswerBody,
+    params(("run_id" = String, Path, description = "The run")),
+    responses((status = 200, body = RunView), (status = 404, body = ErrorBody),
+        (status = 409, description = "Not waiting there", body = ErrorBody),
+        (status = 422, description = "The answer does not fit the node", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn answer(
+    State(app): State<App>,
+    Org(org): Org,
+    Path(run_id): Path<String>,
+    JsonBody(body): JsonBody<AnswerBody>,
+) -> Result<Json<RunView>, ApiError> {
+    owned_run(&app, &org, &run_id).await?;
+    let run = app.runner.answer(&run_id, &body.node_id, body.data, body.by.as_deref()).await?;
+    Ok(Json(run.into()))
+}
