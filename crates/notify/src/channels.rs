@@ -1,40 +1,4 @@
 //! The configured channels, by name, built in code or read from a JSON file.
-//!
-//! # The channels file
-//!
-//! ```json
-//! {
-//!   "channels": {
-//!     "ops-slack": {"kind": "slack", "webhook_url_env": "SLACK_WEBHOOK_URL"},
-//!     "hooks": {
-//!       "kind": "webhook",
-//!       "url": "https://hooks.example.com/roomkit",
-//!       "headers": {"Authorization": {"env": "HOOKS_TOKEN"}, "X-Team": "ops"}
-//!     },
-//!     "mail": {
-//!       "kind": "email",
-//!       "smtp_host": "smtp.example.com",
-//!       "smtp_port": 587,
-//!       "tls": "starttls",
-//!       "username_env": "SMTP_USER",
-//!       "password_env": "SMTP_PASSWORD",
-//!       "from": "Workflows <robot@example.com>",
-//!       "to": ["oncall@example.com"]
-//!     }
-//!   }
-//! }
-//! ```
-//!
-//! | kind | fields |
-//! |---|---|
-//! | `webhook` | `url` or `url_env`; `headers`: name → value or `{"env": VAR}` |
-//! | `slack` | `webhook_url` or `webhook_url_env` |
-//! | `email` | `smtp_host`, `from` (required); `smtp_port` (by `tls`: 587, 465, 25); `tls`: `starttls` (default), `tls` or `none`; `username`/`username_env` with `password`/`password_env`; `to`: an address or a list; `ca_file`: PEM certificates to trust besides the web roots (a relative path is read from the file's folder) |
-//!
-//! Every `…_env` field names an environment variable read when the file is
-//! loaded; a variable that is unset (or empty) is an error naming the channel,
-//! the field and the variable. Unknown fields are errors too: a typo does not
-//! silently drop a setting.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -58,6 +22,44 @@ use crate::webhook::WebhookChannel;
 /// configured channel but a kind (`slack`, `email`, `webhook`) stands for the
 /// one channel of that kind, so the seed's `{"channel": "slack"}` works with
 /// any single Slack channel.
+///
+/// # The channels file
+///
+/// ```json
+/// {
+///   "channels": {
+///     "ops-slack": {"kind": "slack", "webhook_url_env": "SLACK_WEBHOOK_URL"},
+///     "hooks": {
+///       "kind": "webhook",
+///       "url": "https://hooks.example.com/roomkit",
+///       "headers": {"Authorization": {"env": "HOOKS_TOKEN"}, "X-Team": "ops"}
+///     },
+///     "mail": {
+///       "kind": "email",
+///       "smtp_host": "smtp.example.com",
+///       "smtp_port": 587,
+///       "tls": "starttls",
+///       "username_env": "SMTP_USER",
+///       "password_env": "SMTP_PASSWORD",
+///       "from": "Workflows <robot@example.com>",
+///       "to": ["oncall@example.com"]
+///     }
+///   }
+/// }
+/// ```
+///
+/// | kind | fields |
+/// |---|---|
+/// | `webhook` | `url` or `url_env`; `headers`: name → value or `{"env": VAR}` |
+/// | `slack` | `webhook_url` or `webhook_url_env` |
+/// | `email` | `smtp_host`, `from` (required); `smtp_port` (by `tls`: 587, 465, 25); `tls`: `starttls` (default), `tls` or `none`; `username`/`username_env` with `password`/`password_env`; `to`: an address or a list; `ca_file`: PEM certificates to trust besides the web roots (a relative path is read from the file's folder) |
+///
+/// Every `…_env` field names an environment variable read when the file is
+/// loaded; a variable that is unset (or empty) is an error naming the channel,
+/// the field and the variable. Unknown fields are errors too: a typo does not
+/// silently drop a setting.
+///
+/// # Built in code
 ///
 /// ```
 /// use roomkit_graph_notify::{Channels, SlackChannel};
@@ -237,25 +239,24 @@ impl Loader<'_> {
     }
 
     fn channel(&self, name: &str, mut config: Map<String, Value>) -> Result<Arc<dyn Channel>, ChannelsError> {
-        let kind = config.remove("kind");
-        let mut fields = Fields { channel: name, kind: "", config, env: self.env };
-        match kind.as_ref().and_then(Value::as_str) {
-            Some("webhook") => {
-                fields.kind = "webhook";
-                self.webhook(fields)
-            }
-            Some("slack") => {
-                fields.kind = "slack";
-                self.slack(fields)
-            }
-            Some("email") => {
-                fields.kind = "email";
-                self.email(fields)
-            }
-            _ => Err(ChannelsError::UnknownKind {
+        let found = config.remove("kind");
+        let Some(&(kind, known)) =
+            KINDS.iter().find(|(kind, _)| found.as_ref().and_then(Value::as_str) == Some(kind))
+        else {
+            return Err(ChannelsError::UnknownKind {
                 channel: name.to_owned(),
-                found: kind.map_or_else(|| "null".to_owned(), |kind| kind.to_string()),
-            }),
+                found: found.map_or_else(|| "null".to_owned(), |kind| kind.to_string()),
+            });
+        };
+        // A typo is reported as such, before the field it misspells is missed.
+        if let Some(field) = config.keys().find(|field| !known.contains(&field.as_str())) {
+            return Err(ChannelsError::UnknownField { channel: name.to_owned(), kind, field: field.clone() });
+        }
+        let fields = Fields { channel: name, kind, config, env: self.env };
+        match kind {
+            "webhook" => self.webhook(fields),
+            "slack" => self.slack(fields),
+            _ => self.email(fields),
         }
     }
 
@@ -284,14 +285,12 @@ impl Loader<'_> {
                 channel = channel.with_header(name, value);
             }
         }
-        fields.finish()?;
         Ok(Arc::new(channel))
     }
 
     fn slack(&self, mut fields: Fields<'_>) -> Result<Arc<dyn Channel>, ChannelsError> {
         let url = fields.required_secret("webhook_url", "webhook_url_env")?;
         let url = fields.url(url.0, &url.1)?;
-        fields.finish()?;
         Ok(Arc::new(SlackChannel::new(url)))
     }
 
@@ -362,11 +361,31 @@ impl Loader<'_> {
             }
             channel = channel.with_root_certificates(pem);
         }
-        fields.finish()?;
         channel.check().map_err(|problem| fields.invalid("smtp_host", problem))?;
         Ok(Arc::new(channel))
     }
 }
+
+/// Each channel kind and its fields (besides `kind`).
+const KINDS: [(&str, &[&str]); 3] = [
+    ("webhook", &["url", "url_env", "headers"]),
+    ("slack", &["webhook_url", "webhook_url_env"]),
+    (
+        "email",
+        &[
+            "smtp_host",
+            "smtp_port",
+            "tls",
+            "username",
+            "username_env",
+            "password",
+            "password_env",
+            "from",
+            "to",
+            "ca_file",
+        ],
+    ),
+];
 
 /// How a PEM certificate begins.
 const CERTIFICATE_PEM: &[u8] = b"-----BEGIN CERTIFICATE-----";
@@ -451,18 +470,6 @@ impl Fields<'_> {
 
     fn invalid(&self, field: &str, problem: impl Into<String>) -> ChannelsError {
         ChannelsError::invalid(self.channel, field, problem)
-    }
-
-    /// Fails on the first field nobody took.
-    fn finish(&self) -> Result<(), ChannelsError> {
-        match self.config.keys().next() {
-            Some(field) => Err(ChannelsError::UnknownField {
-                channel: self.channel.to_owned(),
-                kind: self.kind,
-                field: field.clone(),
-            }),
-            None => Ok(()),
-        }
     }
 }
 

@@ -62,7 +62,7 @@ pub enum ChannelsError {
         found: String,
     },
     /// A field the channel's kind needs is absent.
-    #[error("channel {channel:?}: {field}: required for a {kind} channel")]
+    #[error("channel {channel:?}: {field}: required for kind {kind}")]
     MissingField {
         /// The channel.
         channel: String,
@@ -72,7 +72,7 @@ pub enum ChannelsError {
         field: String,
     },
     /// A field the channel's kind does not have (a typo, often).
-    #[error("channel {channel:?}: {field}: not a field of a {kind} channel")]
+    #[error("channel {channel:?}: {field}: not a field of kind {kind}")]
     UnknownField {
         /// The channel.
         channel: String,

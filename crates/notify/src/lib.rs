@@ -9,8 +9,8 @@
 //! attempt as a custom event (`notification_failed`, `notification_sent`).
 //!
 //! - [`Channels`]: the configured channels by name, built in code or loaded
-//!   from a JSON file ([`Channels::from_path`]; the format is described in
-//!   [`channels`](Channels#the-channels-file)).
+//!   from a JSON file with [`Channels::from_path`] (its format:
+//!   [the channels file](Channels#the-channels-file)).
 //! - [`WebhookChannel`], [`SlackChannel`], [`EmailChannel`]: the built-in
 //!   kinds; [`Channel`] for others.
 //! - [`NotificationHandler`]: the node handler; [`DeliveryPolicy`]: attempts,
