@@ -281,8 +281,9 @@ fn body_suffix(body: &str) -> String {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum NotificationError {
-    /// The node's configuration is wrong.
-    #[error("notification node {node:?}: {source}")]
+    /// The node's configuration is wrong. (The engine's error names the node
+    /// already, so the message does not.)
+    #[error("{source}")]
     Config {
         /// The node.
         node: String,

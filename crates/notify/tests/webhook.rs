@@ -205,3 +205,19 @@ async fn slack_rejections_fail_clearly_without_showing_the_webhook_url() {
     }
     assert_eq!(events.len(), 2);
 }
+
+#[tokio::test]
+async fn a_node_naming_no_configured_channel_fails_before_sending() {
+    let server = HttpServer::start(Answers::ok("")).await;
+    let channels =
+        Channels::new().with("hooks", WebhookChannel::new(server.url("/h").parse().expect("a URL")));
+    let graph = notify_graph(json!({"channel": "pager", "template": "x"}));
+    let (events, ended) = run_custom(&mut engine(graph, NotificationHandler::new(channels)), json!({})).await;
+    let error = ended.expect_err("no such channel");
+    assert_eq!(
+        error.to_string(),
+        "node \"notify\" failed: channel \"pager\" is not configured (configured: hooks)"
+    );
+    assert!(events.is_empty());
+    assert!(server.received().is_empty());
+}
