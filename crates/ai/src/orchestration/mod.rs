@@ -217,6 +217,10 @@ impl NodeHandler for OrchestrationHandler {
             Err(message) => return Err(HandlerError::Execution(message.clone())),
         };
         let mut session = Session::new(&self.agents, scope, config.max_tool_rounds);
+        // Every named agent must exist before any is called.
+        for (field, id) in config.agent_ids() {
+            session.agent(id, field)?;
+        }
         let task = crate::agent_node::prompt(scope)?;
         let text = match &config.strategy {
             Strategy::Pipeline { agents } => pipeline::run(&mut session, agents, task).await?,

@@ -43,9 +43,6 @@ pub(super) async fn run(
     max_rounds: u32,
 ) -> Result<String, AiError> {
     let boss = session.agent(supervisor, "supervisor")?;
-    for id in workers {
-        session.agent(id, "workers")?;
-    }
     let tools = [delegate_tool(session, workers)];
     let mut conversation = vec![Message::User(task)];
     for _ in 0..max_rounds {

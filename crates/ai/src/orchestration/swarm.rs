@@ -43,9 +43,6 @@ pub(super) async fn run(
     task: String,
     max_rounds: u32,
 ) -> Result<String, AiError> {
-    for id in agents {
-        session.agent(id, "agents")?;
-    }
     let tools = [handoff_tool(session, agents)];
     let mut active = session.agent(entry, "entry")?;
     let mut conversation = vec![Message::User(task)];

@@ -234,11 +234,16 @@ fn error(wire: Wire, status: u16, retry_after: Option<&str>, message: &str) -> R
     response.body(Body::from(body.to_string())).expect("a valid response")
 }
 
-/// Streams SSE text in 7-byte chunks, a millisecond apart.
+/// Streams SSE text in 7-byte chunks, pausing a millisecond every 16 chunks
+/// so the client reads the stream in many pieces.
 fn stream(text: String) -> Response {
     let chunks: Vec<Bytes> = text.into_bytes().chunks(7).map(Bytes::copy_from_slice).collect();
-    let body = futures_util::stream::iter(chunks).then(|chunk| async move {
-        tokio::time::sleep(Duration::from_millis(1)).await;
+    let body = futures_util::stream::iter(chunks.into_iter().enumerate()).then(|(i, chunk)| async move {
+        if i % 16 == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        } else {
+            tokio::task::yield_now().await;
+        }
         Ok::<_, std::convert::Infallible>(chunk)
     });
     Response::builder()
