@@ -462,3 +462,81 @@ pub(crate) mod duration_text {
 pub(crate) fn no_parameters() -> Value {
     json!({"type": "object", "properties": {}})
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(text: &str) -> String {
+        Agents::from_json(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn mistakes_in_an_agents_file_name_their_place() {
+        assert_eq!(
+            error_of("{\n  \"providers\": {\n    \"p\": {\"kind\": \"openai\",}\n  }\n}"),
+            "agents file is not valid JSON at line 3, column 28: trailing comma"
+        );
+        let file = |provider: &str, agent: &str| {
+            format!(r#"{{"providers": {{"p": {provider}}}, "agents": [{agent}]}}"#)
+        };
+        let ok_provider = r#"{"kind": "openai"}"#;
+        assert_eq!(
+            error_of(&file(ok_provider, r#"{"id": "triage", "provider": "p"}"#)),
+            "agents[0] (\"triage\"): missing field `model`"
+        );
+        assert!(
+            error_of(&file(ok_provider, r#"{"id": "t", "provider": "p", "model": "m", "temprature": 1}"#))
+                .starts_with("agents[0] (\"t\"): unknown field `temprature`, expected one of")
+        );
+        assert_eq!(
+            error_of(&file(r#"{"kind": "azure"}"#, "")),
+            "providers.p: unknown variant `azure`, expected `openai` or `anthropic`"
+        );
+        assert!(
+            error_of(&file(r#"{"kind": "openai", "timeout": "soon"}"#, ""))
+                .starts_with("providers.p: invalid duration \"soon\"")
+        );
+        assert!(
+            error_of(&file(r#"{"kind": "openai", "retry": {"max_attempts": "3"}}"#, ""))
+                .starts_with("providers.p: invalid type")
+        );
+        assert_eq!(
+            error_of(&file(ok_provider, r#"{"id": "t", "provider": "q", "model": "m"}"#)),
+            "agent \"t\" uses provider \"q\", which is not declared (declared: p)"
+        );
+        assert_eq!(
+            error_of(&file(
+                ok_provider,
+                r#"{"id": "t", "provider": "p", "model": "m"}, {"id": "t", "provider": "p", "model": "n"}"#
+            )),
+            "agent id \"t\" is declared twice: every agent needs its own id"
+        );
+        assert_eq!(
+            error_of(r#"{"agent": []}"#),
+            "agents file: unknown field `agent`, expected `providers` or `agents`"
+        );
+        let missing = Agents::load("/nonexistent/agents.json").unwrap_err();
+        assert!(
+            missing.to_string().starts_with("cannot read agents file /nonexistent/agents.json"),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn a_file_reads_back_as_written_with_defaults_filled_in() {
+        let agents = Agents::from_json(
+            r#"{"providers": {"p": {"kind": "anthropic", "api_key_env": "K", "timeout": "30s"}},
+                "agents": [{"id": "a", "provider": "p", "model": "m", "tools": [{"name": "t"}]}]}"#,
+        )
+        .unwrap();
+        let provider = &agents.config().providers["p"];
+        assert_eq!(provider.timeout, Duration::from_secs(30));
+        assert_eq!(provider.retry, RetryPolicy::default());
+        assert_eq!(provider.base_url(), "https://api.anthropic.com");
+        assert_eq!(agents.agent("a").unwrap().tools[0].parameters, no_parameters());
+        let written = serde_json::to_value(agents.config()).unwrap();
+        let again = AgentsConfig::from_value(&written).unwrap();
+        assert_eq!(&again, agents.config());
+    }
+}

@@ -323,3 +323,37 @@ async fn node_config_mistakes_fail_with_the_field() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_broken_stream_fails_clearly_instead_of_returning_half_a_reply() {
+    // Cut off before [DONE].
+    let cut = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Half\"}}]}\n\n".to_owned();
+    // An error event in the middle of the stream, as Anthropic sends when overloaded.
+    let overloaded = concat!(
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":1}}}\n\n",
+        "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n",
+    );
+    // Tool arguments that are not JSON.
+    let bad_arguments = concat!(
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"c\",\"function\":{\"name\":\"t\",\"arguments\":\"{oops\"}}]}}]}\n\n",
+        "data: [DONE]\n\n",
+    );
+    for (wire, raw, expected) in [
+        (Wire::OpenAi, cut, "provider \"p\" sent a bad stream: the stream ended before data: [DONE]"),
+        (Wire::Anthropic, overloaded.to_owned(), "provider \"p\" sent a bad stream: error event: Overloaded"),
+        (
+            Wire::OpenAi,
+            bad_arguments.to_owned(),
+            "provider \"p\" sent a bad stream: the arguments of tool call \"t\" are not JSON",
+        ),
+    ] {
+        let key = if wire == Wire::OpenAi { OPENAI_KEY } else { ANTHROPIC_KEY };
+        let provider = FakeProvider::start(wire, Some(key), vec![Answer::Raw(raw)]).await;
+        let agents = agents_on(&provider, json!({}), triage_agent());
+        let error = run_node(agents, triage_node(json!({})), json!({"title": "x"})).await.output.unwrap_err();
+        assert!(
+            error.starts_with(&format!("node \"triage\" failed: agent \"triage\": {expected}")),
+            "{error}"
+        );
+    }
+}

@@ -40,6 +40,8 @@ pub(crate) enum Answer {
     Status { status: u16, retry_after: Option<String>, message: String },
     /// Never answers.
     Hang,
+    /// A stream of exactly this SSE text.
+    Raw(String),
 }
 
 impl Answer {
@@ -205,6 +207,7 @@ async fn serve(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, 
     match answer {
         None => error(shared.wire, 500, None, "the script has no answer left"),
         Some(Answer::Hang) => std::future::pending().await,
+        Some(Answer::Raw(text)) => stream(text),
         Some(Answer::Status { status, retry_after, message }) => {
             error(shared.wire, status, retry_after.as_deref(), &message)
         }
