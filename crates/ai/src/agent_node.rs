@@ -32,7 +32,10 @@ const DEFAULT_SCHEMA_RETRIES: u32 = 2;
 /// The output is `{"text": reply}`, or the structured object. While the reply
 /// streams, each piece is emitted as `{"type": "token", "agent", "text"}`;
 /// each complete reply as `{"type": "agent_message", "agent", "text", "usage"}`
-/// (`usage`: `{"input_tokens", "output_tokens"}` or null).
+/// (`usage`: `{"input_tokens", "output_tokens"}` or null). A reply that only
+/// calls tools emits no `agent_message`; each tool call it makes is emitted as
+/// `{"type": "tool_call", "agent", "tool", "arguments"}`, and the tool's
+/// function (see [`Agents::with_tool`]) runs before the agent is asked again.
 ///
 /// ```
 /// use std::sync::Arc;
