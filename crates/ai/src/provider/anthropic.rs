@@ -12,7 +12,12 @@ const DEFAULT_MAX_TOKENS: u32 = 1024;
 
 /// The request body: `{model, max_tokens, system?, messages, tools?, stream}`.
 pub(super) fn encode(request: &ChatRequest<'_>) -> Value {
-    let messages = request.messages.iter().map(|message| match message {
+    // An empty reply cannot be sent back (content must not be empty); the
+    // user turns around it are then joined by the API.
+    let sent = request.messages.iter().filter(
+        |message| !matches!(message, Message::Assistant { text, tool_calls } if text.is_empty() && tool_calls.is_empty()),
+    );
+    let messages = sent.map(|message| match message {
         Message::User(text) => json!({"role": "user", "content": text}),
         Message::Assistant { text, tool_calls } => {
             let mut content = Vec::with_capacity(tool_calls.len() + 1);
@@ -173,6 +178,27 @@ mod tests {
                 ],
                 "stream": true
             })
+        );
+    }
+
+    #[test]
+    fn an_empty_reply_is_left_out() {
+        let messages = [
+            Message::User("a".into()),
+            Message::Assistant { text: String::new(), tool_calls: Vec::new() },
+            Message::User("b".into()),
+        ];
+        let request = ChatRequest {
+            model: "m",
+            system: None,
+            messages: &messages,
+            tools: &[],
+            temperature: None,
+            max_tokens: Some(5),
+        };
+        assert_eq!(
+            encode(&request)["messages"],
+            json!([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}])
         );
     }
 }

@@ -19,10 +19,13 @@ pub(super) fn encode(request: &ChatRequest<'_>) -> Value {
             Message::Assistant { text, tool_calls } => {
                 let mut entry = Map::new();
                 entry.insert("role".into(), "assistant".into());
-                entry.insert(
-                    "content".into(),
-                    if text.is_empty() { Value::Null } else { text.as_str().into() },
-                );
+                // Null content is only allowed beside tool calls.
+                let content = if text.is_empty() && !tool_calls.is_empty() {
+                    Value::Null
+                } else {
+                    text.as_str().into()
+                };
+                entry.insert("content".into(), content);
                 if !tool_calls.is_empty() {
                     let calls = tool_calls.iter().map(|call| {
                         json!({"id": call.id, "type": "function",
