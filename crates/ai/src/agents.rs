@@ -535,6 +535,11 @@ mod tests {
         assert_eq!(provider.retry, RetryPolicy::default());
         assert_eq!(provider.base_url(), "https://api.anthropic.com");
         assert_eq!(agents.agent("a").unwrap().tools[0].parameters, no_parameters());
+        let path = std::env::temp_dir().join(format!("roomkit-agents-{}.json", std::process::id()));
+        std::fs::write(&path, serde_json::to_string_pretty(agents.config()).unwrap()).unwrap();
+        let loaded = Agents::load(&path);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(loaded.unwrap().config(), agents.config());
         let written = serde_json::to_value(agents.config()).unwrap();
         let again = AgentsConfig::from_value(&written).unwrap();
         assert_eq!(&again, agents.config());

@@ -99,3 +99,38 @@ pub fn check_graph(graph: &Graph, agents: &Agents) -> Vec<ConfigProblem> {
     }
     problems
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roomkit_graph::{Node, Trigger};
+    use serde_json::json;
+
+    #[test]
+    fn tools_without_functions_and_malformed_settings_are_reported() {
+        let file = r#"{"providers": {"p": {"kind": "openai"}},
+            "agents": [{"id": "a", "provider": "p", "model": "m", "tools": [{"name": "lookup"}]}]}"#;
+        let agents = Agents::from_json(file).unwrap();
+        let mut graph = Graph::new("g", "G", Trigger::manual());
+        graph
+            .add_nodes([
+                Node::new("one", "agent").with_config(json!({"agent_id": "a"})),
+                Node::new("two", "orchestration")
+                    .with_config(json!({"strategy": "loop", "agent": "a", "max_rounds": 0})),
+                Node::new("three", "agent").with_config(json!({"agent_id": 7})),
+                Node::new("four", "function"),
+            ])
+            .unwrap();
+        let found: Vec<String> = check_graph(&graph, &agents).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            found,
+            [
+                "node \"one\", config field \"agent_id\": agent \"a\" declares tool \"lookup\", which has no function registered",
+                "node \"two\", config field \"max_rounds\": must be at least 1",
+                "node \"three\", config field \"agent_id\": must be a string",
+            ]
+        );
+        let agents = agents.with_tool("lookup", |_| async { Ok(json!(null)) });
+        assert_eq!(check_graph(&graph, &agents).len(), 2);
+    }
+}
