@@ -1,0 +1,181 @@
+//! The errors of this crate, one enum per layer: reading an agents file
+//! ([`AgentsError`]), calling a provider ([`ProviderError`]) and running an AI
+//! node ([`AiError`], which becomes the node's
+//! [`HandlerError`](roomkit_graph::HandlerError)).
+//!
+//! No error ever holds an API key: provider messages are scrubbed of the key
+//! before they are kept.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Why an agents file (or an [`AgentsConfig`](crate::AgentsConfig) built in
+/// code) could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentsError {
+    /// The file could not be read.
+    #[error("cannot read agents file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The text is not JSON.
+    #[error("agents file is not valid JSON at line {line}, column {column}: {message}")]
+    Syntax {
+        /// The line of the mistake (from 1).
+        line: usize,
+        /// The column of the mistake (from 1).
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A part of the file does not have the expected shape: a missing or
+    /// unknown field, a value of the wrong type, a bad duration.
+    #[error("{at}: {message}")]
+    Invalid {
+        /// Where, such as `agents[0] ("triage-agent")` or `providers.local.timeout`.
+        at: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An agent names a provider the file does not declare.
+    #[error("agent {agent:?} uses provider {provider:?}, which is not declared (declared: {})", known.join(", "))]
+    UnknownProvider {
+        /// The agent.
+        agent: String,
+        /// The provider it names.
+        provider: String,
+        /// The providers the file declares.
+        known: Vec<String>,
+    },
+    /// Two agents share an id.
+    #[error("agent id {0:?} is declared twice: every agent needs its own id")]
+    DuplicateAgent(String),
+    /// The HTTP client could not be set up.
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(String),
+}
+
+/// Why a call to a model provider failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The environment variable holding the provider's API key is not set.
+    #[error("provider {provider:?}: the environment variable {env} (its api_key_env) is not set")]
+    MissingKey {
+        /// The provider.
+        provider: String,
+        /// The variable's name.
+        env: String,
+    },
+    /// The provider answered with an error status (after retrying 429 and 5xx).
+    #[error("provider {provider:?} answered {status} after {attempts} attempt(s): {message}")]
+    Status {
+        /// The provider.
+        provider: String,
+        /// The HTTP status code.
+        status: u16,
+        /// The provider's error message (or the body, cut short).
+        message: String,
+        /// How many requests were sent.
+        attempts: u32,
+    },
+    /// No answer arrived within the provider's timeout.
+    #[error("provider {provider:?} did not answer within {timeout:?}")]
+    Timeout {
+        /// The provider.
+        provider: String,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// The request could not be sent or the answer could not be read.
+    #[error("provider {provider:?} could not be reached after {attempts} attempt(s): {message}")]
+    Transport {
+        /// The provider.
+        provider: String,
+        /// What went wrong.
+        message: String,
+        /// How many requests were sent.
+        attempts: u32,
+    },
+    /// The streamed answer broke the provider's wire format, or carried an
+    /// error event.
+    #[error("provider {provider:?} sent a bad stream: {message}")]
+    Stream {
+        /// The provider.
+        provider: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Why an agent or orchestration node failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AiError {
+    /// The node's configuration is wrong.
+    #[error("config field {field:?}: {message}")]
+    Config {
+        /// The field, such as `agent_id` or `until`.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A call on an agent's behalf failed.
+    #[error("agent {agent:?}: {source}")]
+    Provider {
+        /// The agent.
+        agent: String,
+        /// What went wrong.
+        source: ProviderError,
+    },
+    /// The agent called a tool that has no function registered.
+    #[error("agent {agent:?} called tool {tool:?}, which has no function registered (Agents::with_tool)")]
+    NoToolFunction {
+        /// The agent.
+        agent: String,
+        /// The tool.
+        tool: String,
+    },
+    /// The agent kept calling tools past the limit.
+    #[error("agent {agent:?} was still calling tools after {rounds} rounds")]
+    ToolRounds {
+        /// The agent.
+        agent: String,
+        /// The limit.
+        rounds: u32,
+    },
+    /// The reply never fitted the node's `output_schema`.
+    #[error("agent {agent:?}: the reply did not fit output_schema after {tries} tries: {problem}")]
+    Schema {
+        /// The agent.
+        agent: String,
+        /// How many replies were asked for.
+        tries: u32,
+        /// What was wrong with the last reply.
+        problem: String,
+    },
+    /// An orchestration ran out of rounds before it ended.
+    #[error("{strategy} orchestration did not end within max_rounds = {rounds}")]
+    Rounds {
+        /// The strategy.
+        strategy: &'static str,
+        /// The limit.
+        rounds: u32,
+    },
+    /// A template could not be rendered.
+    #[error(transparent)]
+    Template(#[from] roomkit_graph::TemplateError),
+    /// The `until` condition could not be evaluated.
+    #[error("until: {0}")]
+    Condition(#[from] roomkit_graph::ConditionError),
+}
+
+impl From<AiError> for roomkit_graph::HandlerError {
+    fn from(error: AiError) -> Self {
+        match error {
+            AiError::Template(error) => roomkit_graph::HandlerError::Template(error),
+            other => roomkit_graph::HandlerError::Execution(other.to_string()),
+        }
+    }
+}

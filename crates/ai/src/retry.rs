@@ -1,0 +1,94 @@
+//! Retrying provider calls: which answers are retried and how long to wait.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::agents::duration_text;
+
+/// How a provider's 429 and 5xx answers (and failed connections) are retried:
+/// at most `max_attempts` requests in all, waiting `initial_backoff`, then
+/// twice as long each time up to `max_backoff`; a `Retry-After` header (in
+/// seconds) replaces the computed wait.
+///
+/// ```
+/// use std::time::Duration;
+/// use roomkit_graph_ai::RetryPolicy;
+///
+/// let policy: RetryPolicy = serde_json::from_str(r#"{"max_attempts": 4, "initial_backoff": "1s", "max_backoff": "3s"}"#)?;
+/// assert_eq!(policy.backoff(1), Duration::from_secs(1));
+/// assert_eq!(policy.backoff(2), Duration::from_secs(2));
+/// assert_eq!(policy.backoff(3), Duration::from_secs(3));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryPolicy {
+    /// Requests in all (1: no retry). Default 3.
+    pub max_attempts: u32,
+    /// The wait before the second request. Default 1 s.
+    #[serde(with = "duration_text")]
+    pub initial_backoff: Duration,
+    /// The longest computed wait. Default 30 s.
+    #[serde(with = "duration_text")]
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 3,
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after failed attempt `failed` (from 1), without `Retry-After`.
+    pub fn backoff(&self, failed: u32) -> Duration {
+        let factor = 2u32.saturating_pow(failed.saturating_sub(1));
+        self.initial_backoff.saturating_mul(factor).min(self.max_backoff)
+    }
+}
+
+/// Whether an answer with this status is worth asking again.
+pub(crate) fn retryable_status(status: u16) -> bool {
+    status == 429 || (500..=599).contains(&status)
+}
+
+/// A `Retry-After` header in seconds (the HTTP-date form is not used by model
+/// providers and is ignored).
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let text = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let seconds: f64 = text.parse().ok()?;
+    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds.min(3600.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+
+    #[test]
+    fn retry_after_reads_seconds_and_ignores_dates() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("2"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("0.5"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_millis(500)));
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_never_overflows() {
+        let policy = RetryPolicy::default();
+        assert_eq!(policy.backoff(1), Duration::from_secs(1));
+        assert_eq!(policy.backoff(4), Duration::from_secs(8));
+        assert_eq!(policy.backoff(100), Duration::from_secs(30));
+        assert!(retryable_status(429) && retryable_status(503) && retryable_status(529));
+        assert!(!retryable_status(400) && !retryable_status(401));
+    }
+}

@@ -1,0 +1,143 @@
+//! One node's conversations with its agents: each model call streams its text
+//! as `token` events and ends with an `agent_message` event; an agent's own
+//! function tools are run between calls.
+
+use roomkit_graph::Scope;
+use serde_json::{Value, json};
+
+use crate::agents::{AgentConfig, Agents};
+use crate::error::AiError;
+use crate::message::{ChatRequest, Message, Reply, ToolCall, ToolResult, ToolSpec};
+use crate::provider;
+
+/// The tool-call rounds one agent gets before it must answer, unless the node
+/// sets `max_tool_rounds`.
+pub(crate) const DEFAULT_MAX_TOOL_ROUNDS: u32 = 10;
+
+/// How an agent's turn ended.
+#[derive(Debug)]
+pub(crate) enum Turn {
+    /// It answered with text and called no tool.
+    Answer(String),
+    /// It called tools the node handles itself (`delegate`, `handoff`):
+    /// `calls` are those; `results` hold the results of the agent's own tools
+    /// called in the same reply. The node appends all results together.
+    Handled { calls: Vec<ToolCall>, results: Vec<ToolResult> },
+}
+
+/// The node's agents and what they have said.
+pub(crate) struct Session<'s> {
+    agents: &'s Agents,
+    scope: &'s Scope<'s>,
+    max_tool_rounds: u32,
+    /// Every complete reply with text, in order: `{"agent", "text"}`.
+    pub(crate) messages: Vec<Value>,
+}
+
+impl<'s> Session<'s> {
+    pub(crate) fn new(agents: &'s Agents, scope: &'s Scope<'s>, max_tool_rounds: u32) -> Self {
+        Session { agents, scope, max_tool_rounds, messages: Vec::new() }
+    }
+
+    /// The agent `id`, or a config error naming `field`.
+    pub(crate) fn agent(&self, id: &str, field: &str) -> Result<&'s AgentConfig, AiError> {
+        let agents: &'s Agents = self.agents;
+        agents.agent(id).ok_or_else(|| AiError::Config {
+            field: field.to_owned(),
+            message: format!("no agent {id:?} (declared: {})", agents.ids().collect::<Vec<_>>().join(", ")),
+        })
+    }
+
+    /// Runs `agent` on `conversation` until it answers or calls one of
+    /// `node_tools`, running its own tools in between. Every reply is appended
+    /// to `conversation`, and so are the results of its own tools, unless the
+    /// turn ends [`Turn::Handled`].
+    pub(crate) async fn converse(
+        &mut self,
+        agent: &AgentConfig,
+        conversation: &mut Vec<Message>,
+        node_tools: &[ToolSpec],
+    ) -> Result<Turn, AiError> {
+        let tools: Vec<ToolSpec> = agent.tools.iter().chain(node_tools).cloned().collect();
+        for _ in 0..=self.max_tool_rounds {
+            let reply = self.call(agent, conversation, &tools).await?;
+            conversation.push(reply.to_message());
+            if reply.tool_calls.is_empty() {
+                return Ok(Turn::Answer(reply.text));
+            }
+            let mut results = Vec::with_capacity(reply.tool_calls.len());
+            let mut handled = Vec::new();
+            for call in reply.tool_calls {
+                if node_tools.iter().any(|tool| tool.name == call.name) {
+                    handled.push(call);
+                } else {
+                    results.push(self.run_tool(agent, &call).await?);
+                }
+            }
+            if !handled.is_empty() {
+                return Ok(Turn::Handled { calls: handled, results });
+            }
+            conversation.push(Message::ToolResults(results));
+        }
+        Err(AiError::ToolRounds { agent: agent.id.clone(), rounds: self.max_tool_rounds })
+    }
+
+    /// One model call: streams `token` events, then emits the reply as an
+    /// `agent_message` (a reply that only calls tools emits `tool_call` events
+    /// instead).
+    async fn call(
+        &mut self,
+        agent: &AgentConfig,
+        conversation: &[Message],
+        tools: &[ToolSpec],
+    ) -> Result<Reply, AiError> {
+        let request = ChatRequest {
+            model: &agent.model,
+            system: agent.system_prompt.as_deref(),
+            messages: conversation,
+            tools,
+            temperature: agent.temperature,
+            max_tokens: agent.max_tokens,
+        };
+        let scope = self.scope;
+        let id = agent.id.as_str();
+        let mut on_text = |delta: &str| scope.emit(json!({"type": "token", "agent": id, "text": delta}));
+        let reply = provider::chat(self.agents, &agent.provider, &request, &mut on_text)
+            .await
+            .map_err(|source| AiError::Provider { agent: agent.id.clone(), source })?;
+        for call in &reply.tool_calls {
+            scope.emit(
+                json!({"type": "tool_call", "agent": id, "tool": call.name, "arguments": call.arguments}),
+            );
+        }
+        if !reply.text.is_empty() || reply.tool_calls.is_empty() {
+            let usage = reply.usage.map_or(Value::Null, |usage| usage.to_json());
+            scope.emit(json!({"type": "agent_message", "agent": id, "text": reply.text, "usage": usage}));
+            self.messages.push(json!({"agent": id, "text": reply.text}));
+        }
+        Ok(reply)
+    }
+
+    /// Runs one of the agent's own tools through its registered function.
+    async fn run_tool(&self, agent: &AgentConfig, call: &ToolCall) -> Result<ToolResult, AiError> {
+        let declared = agent.tools.iter().any(|tool| tool.name == call.name);
+        let function = match self.agents.tool_function(&call.name) {
+            Some(function) if declared => function,
+            // The model named a tool it was not given: tell it so.
+            _ if !declared => {
+                return Ok(ToolResult {
+                    call_id: call.id.clone(),
+                    content: format!("there is no tool named {:?}", call.name),
+                    is_error: true,
+                });
+            }
+            _ => return Err(AiError::NoToolFunction { agent: agent.id.clone(), tool: call.name.clone() }),
+        };
+        let (content, is_error) = match function(call.arguments.clone()).await {
+            Ok(Value::String(text)) => (text, false),
+            Ok(value) => (value.to_string(), false),
+            Err(message) => (message, true),
+        };
+        Ok(ToolResult { call_id: call.id.clone(), content, is_error })
+    }
+}
