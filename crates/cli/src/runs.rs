@@ -2,15 +2,19 @@
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use indicatif::{ProgressBar, ProgressStyle};
 use roomkit_graph::{Graph, Handlers};
-use roomkit_graph_runner::Runner;
+use roomkit_graph_runner::{LiveEvent, Runner};
 use roomkit_graph_sqlite::SqliteStore;
-use roomkit_graph_store::{Entry, RunFilter, RunRecord, RunStatus, TranscriptEvent, render_text};
+use roomkit_graph_store::{Entry, RunFilter, RunRecord, RunStatus, StoreError, TranscriptEvent, render_text};
 use roomkit_graph_triggers::Scheduler;
 use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
 
 /// A runner on the database at `path` (a file path, or `sqlite://PATH`).
 pub(crate) fn open(database: &Path) -> anyhow::Result<Runner> {
@@ -82,10 +86,14 @@ async fn follow(runner: &Runner, run_id: &str, after: u64, json: bool) -> anyhow
     loop {
         // Print each event as it is committed, up to the run's next wait or its end.
         let mut events = runner.store().follow(run_id, last);
-        while let Some(event) = events.next().await {
+        let mut progress = Progress::new(runner, run_id, json);
+        while let Some(event) = progress.next(&mut events).await {
             let event = event?;
             last = event.seq;
             print_events(std::slice::from_ref(&event), json)?;
+            if let Entry::NodeStarted { node_id, .. } = &event.entry {
+                progress.started(node_id);
+            }
             if let Entry::NodeWaiting { prompt, actions, .. } = &event.entry {
                 asked = Some((prompt.clone(), actions.clone()));
                 break;
@@ -119,6 +127,89 @@ async fn follow(runner: &Runner, run_id: &str, after: u64, json: bool) -> anyhow
         }
         let data = ask(prompt.as_deref(), &actions)?;
         runner.answer(run_id, &node, data, Some("terminal")).await?;
+    }
+}
+
+/// A spinner on the terminal while a step takes long (from [`SPINNER_AFTER`]),
+/// showing the node, the time it has taken and the end of an agent's reply as
+/// it is written.
+struct Progress {
+    /// None when not on a terminal, or printing JSON.
+    live: Option<tokio::sync::broadcast::Receiver<LiveEvent>>,
+    run_id: String,
+    /// The node running, since when, and the spinner once shown.
+    step: Option<(String, Instant, Option<ProgressBar>)>,
+    /// The reply written so far.
+    reply: String,
+}
+
+/// How long a step runs before a spinner shows.
+const SPINNER_AFTER: Duration = Duration::from_millis(300);
+
+impl Progress {
+    fn new(runner: &Runner, run_id: &str, json: bool) -> Self {
+        let live = (!json && std::io::stderr().is_terminal()).then(|| runner.live());
+        Progress { live, run_id: run_id.to_owned(), step: None, reply: String::new() }
+    }
+
+    /// A step began.
+    fn started(&mut self, node_id: &str) {
+        if self.live.is_some() {
+            self.step = Some((node_id.to_owned(), Instant::now(), None));
+            self.reply.clear();
+        }
+    }
+
+    /// The next committed event, keeping the spinner turning until it comes;
+    /// the spinner is cleared before the event is returned.
+    async fn next(
+        &mut self,
+        events: &mut BoxStream<'static, Result<TranscriptEvent, StoreError>>,
+    ) -> Option<Result<TranscriptEvent, StoreError>> {
+        let next = loop {
+            let (Some(live), Some((node, since, spinner))) = (&mut self.live, &mut self.step) else {
+                break events.next().await;
+            };
+            let wait = SPINNER_AFTER.saturating_sub(since.elapsed());
+            tokio::select! {
+                event = events.next() => break event,
+                token = live.recv() => match token {
+                    Ok(token) if token.run_id == self.run_id => {
+                        self.reply.push_str(token.payload["text"].as_str().unwrap_or_default());
+                    }
+                    // Another run's, or some missed: the spinner shows what it has.
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => break events.next().await,
+                },
+                () = tokio::time::sleep(wait), if spinner.is_none() => {
+                    let bar = ProgressBar::new_spinner();
+                    bar.set_style(
+                        ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
+                    bar.enable_steady_tick(Duration::from_millis(100));
+                    *spinner = Some(bar);
+                }
+            }
+            if let Some(bar) = spinner {
+                bar.set_message(spinner_message(node, &self.reply));
+            }
+        };
+        if let Some((_, _, Some(bar))) = self.step.take() {
+            bar.finish_and_clear();
+        }
+        next
+    }
+}
+
+/// What the spinner says: the node, and the last words of the reply being written.
+fn spinner_message(node: &str, reply: &str) -> String {
+    let flat: String = reply.split_whitespace().collect::<Vec<_>>().join(" ");
+    let tail: String = flat.chars().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect();
+    match (tail.is_empty(), flat.chars().count() > 60) {
+        (true, _) => format!("{node} running"),
+        (false, true) => format!("{node}: …{tail}"),
+        (false, false) => format!("{node}: {tail}"),
     }
 }
 
@@ -239,4 +330,19 @@ pub(crate) async fn cancel(
         writeln!(out, "{}", run_line(&run))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spinner_message;
+
+    #[test]
+    fn the_spinner_shows_the_node_and_the_end_of_the_reply() {
+        assert_eq!(spinner_message("draft", ""), "draft running");
+        assert_eq!(spinner_message("draft", "Hello\n  world"), "draft: Hello world");
+        let long = "word ".repeat(30);
+        let message = spinner_message("draft", &long);
+        assert!(message.starts_with("draft: …") && message.ends_with("word"), "{message}");
+        assert_eq!(message.chars().count(), "draft: …".chars().count() + 60);
+    }
 }
