@@ -510,3 +510,41 @@ async fn sigterm_ends_live_streams_and_stops_the_server_cleanly() {
     assert!(status.success(), "serve exits 0 on SIGTERM: {status:?}");
     tokio::time::timeout(Duration::from_secs(5), follower).await.expect("the live stream ended").unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_are_json_lines_with_each_request_and_each_run() {
+    let mut server = Server::start_logging(&["--log-json"], "info");
+    let token = server.token("acme");
+    create_graph(&server, &token, &simple_graph("hello", json!({"type": "manual"}))).await;
+    let run: Value = client()
+        .post(server.url("/v1/graphs/hello/runs"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let run_id = run["run_id"].as_str().unwrap().to_owned();
+    until_run(&server, &token, &run_id, |run| run["status"] == "completed").await;
+    assert!(server.stop().success());
+
+    let logs: Vec<Value> = server
+        .logs
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|line| !line.starts_with("serve:"))
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not a JSON line: {line}")))
+        .collect();
+    let completed = logs
+        .iter()
+        .find(|line| line["fields"]["message"] == "run completed")
+        .expect("the run's completion is logged");
+    assert_eq!(completed["span"]["run_id"], run_id.as_str());
+    assert_eq!(completed["level"], "INFO");
+    assert!(
+        logs.iter().any(|line| line["span"]["uri"] == "/v1/graphs/hello/runs"),
+        "each request has its span"
+    );
+}

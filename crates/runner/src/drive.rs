@@ -12,6 +12,7 @@ use roomkit_graph_store::{Entry, RunStatus, StepCommit, StoreError, TranscriptEv
 use serde_json::Value;
 
 use tokio::sync::broadcast;
+use tracing::Instrument as _;
 
 use crate::emitted::{self, LiveEvent};
 use crate::{Inner, RunnerError, waiting_entry};
@@ -30,8 +31,15 @@ pub(crate) enum Ended {
 /// committed before the next begins. A commit refused as a conflict means
 /// another writer moved the run (it was cancelled, say): the task lets go.
 pub(crate) async fn drive(inner: &Inner, run_id: &str) -> Ended {
-    // An error leaves the run as last committed, for a later recovery.
-    drive_steps(inner, run_id).await.unwrap_or(Ended::LetGo)
+    let span = tracing::info_span!("run", run_id);
+    match drive_steps(inner, run_id).instrument(span).await {
+        Ok(ended) => ended,
+        Err(error) => {
+            // The run stays as last committed, for a later recovery.
+            tracing::warn!(run_id, %error, "driving the run stopped");
+            Ended::LetGo
+        }
+    }
 }
 
 async fn drive_steps(inner: &Inner, run_id: &str) -> Result<Ended, RunnerError> {
@@ -107,10 +115,23 @@ async fn drive_steps(inner: &Inner, run_id: &str) -> Result<Ended, RunnerError> 
             Err(problem) => failed(&engine, run_id, version, format!("node {node_id:?}: {problem}")),
         };
         let status = commit.status;
+        let failure = commit.error.clone();
         match inner.store.commit_step(commit).await {
             Ok((record, _)) => version = record.version,
-            Err(StoreError::Conflict { .. }) => return Ok(Ended::LetGo),
+            Err(StoreError::Conflict { detail, .. }) => {
+                tracing::debug!(node = %node_id, %detail, "another writer moved the run; letting go");
+                return Ok(Ended::LetGo);
+            }
             Err(error) => return Err(error.into()),
+        }
+        match (status, failure) {
+            (RunStatus::Failed, Some(error)) => tracing::info!(node = %node_id, %error, "run failed"),
+            (RunStatus::Completed, _) => tracing::info!(node = %node_id, "run completed"),
+            (RunStatus::Waiting, _) => tracing::debug!(node = %node_id, "run waits for an answer"),
+            (_, _) if wait.is_some() => {
+                tracing::info!(node = %node_id, attempt, "node failed; retry scheduled")
+            }
+            _ => tracing::debug!(node = %node_id, "step committed"),
         }
         if status != RunStatus::Running {
             return Ok(Ended::Parked);

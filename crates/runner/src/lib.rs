@@ -136,8 +136,9 @@ impl Runner {
                 if inner.stopping.load(Ordering::SeqCst) {
                     break;
                 }
-                // A failed look is tried again at the next tick.
-                let _ = Runner { inner }.fire_due_timers().await;
+                if let Err(error) = (Runner { inner }).fire_due_timers().await {
+                    tracing::warn!(%error, "looking for due timers failed; trying again at the next tick");
+                }
                 tokio::time::sleep(tick).await;
             }
         });

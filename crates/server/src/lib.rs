@@ -45,7 +45,8 @@ use axum::routing::{get, post, put};
 use roomkit_graph_runner::Runner;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 pub use auth::{NewToken, hash_token, new_token};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
@@ -124,9 +125,11 @@ pub fn router(app: App) -> Router {
                 "this route does not take this method",
             )
         });
-    api.layer(DefaultBodyLimit::max(app.limits.max_body_bytes))
-        .layer(TraceLayer::new_for_http())
-        .with_state(app)
+    // Each request in a span, and a line when it is answered (status, latency).
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+        .on_response(DefaultOnResponse::new().level(Level::INFO));
+    api.layer(DefaultBodyLimit::max(app.limits.max_body_bytes)).layer(trace).with_state(app)
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then shuts down

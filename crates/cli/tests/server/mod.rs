@@ -5,6 +5,7 @@
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -15,6 +16,8 @@ use tempfile::TempDir;
 pub(crate) struct Server {
     pub(crate) base: String,
     pub(crate) db: PathBuf,
+    /// What the server printed on stderr after its address.
+    pub(crate) logs: Arc<Mutex<Vec<String>>>,
     child: Option<Child>,
     _dir: TempDir,
 }
@@ -22,11 +25,16 @@ pub(crate) struct Server {
 impl Server {
     /// Starts `serve` on a free loopback port with `extra` arguments.
     pub(crate) fn start(extra: &[&str]) -> Server {
+        Server::start_logging(extra, "warn")
+    }
+
+    /// Starts `serve` with logs at `level` (RUST_LOG).
+    pub(crate) fn start_logging(extra: &[&str], level: &str) -> Server {
         let dir = tempfile::tempdir().expect("a temp dir");
         let db = dir.path().join("runs.db");
         let mut child = command(&db, &["serve", "--listen", "127.0.0.1:0", "--schedule-tick", "100ms"])
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -40,8 +48,14 @@ impl Server {
             }
         };
         // Keep draining stderr so the server never blocks on it.
-        std::thread::spawn(move || for _ in lines {});
-        Server { base, db, child: Some(child), _dir: dir }
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                kept.lock().expect("the log lock").push(line);
+            }
+        });
+        Server { base, db, logs, child: Some(child), _dir: dir }
     }
 
     /// A new token of `org`, made with `token create`.
