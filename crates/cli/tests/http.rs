@@ -366,6 +366,19 @@ async fn another_organizations_graphs_and_runs_answer_404_on_every_route() {
     let runs: Value =
         client().get(server.url("/v1/runs")).bearer_auth(&globex).send().await.unwrap().json().await.unwrap();
     assert_eq!(runs["runs"], json!([]));
+    // Events fired by globex start none of acme's graphs.
+    create_graph(&server, &acme, &simple_graph("on-deploy", json!({"type": "event", "event": "deployed"})))
+        .await;
+    let fired: Value = client()
+        .post(server.url("/v1/events/deployed"))
+        .bearer_auth(&globex)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fired["runs"], json!([]));
     // Globex may use the same graph id for its own graph.
     create_graph(&server, &globex, &simple_graph("review", json!({"type": "manual"}))).await;
 

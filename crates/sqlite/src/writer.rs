@@ -216,14 +216,19 @@ pub(crate) fn commit_group(
     };
     if let Err(err) = &committed {
         requests.for_each(|request| request.fail(err));
-    } else {
-        for event in applied.iter().flat_map(|done| &done.events) {
-            // No follower listening is fine.
-            let _ = events.send(Arc::new(event.clone()));
-        }
     }
+    // The callers first: they wait on this commit to go on. Followers next,
+    // only when some listen.
+    let mut appended = Vec::new();
     for done in applied {
         (done.answer)(committed.as_ref().map(|_| ()));
+        appended.extend(done.events);
+    }
+    if committed.is_ok() && events.receiver_count() > 0 {
+        for event in appended {
+            // A follower that went away meanwhile is fine.
+            let _ = events.send(Arc::new(event));
+        }
     }
 }
 
