@@ -53,15 +53,7 @@ async fn error_code(response: reqwest::Response) -> (StatusCode, String) {
 async fn until_run(server: &Server, token: &str, run_id: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let run: Value = client()
-            .get(server.url(&format!("/v1/runs/{run_id}")))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let run: Value = server.get(token, &format!("/v1/runs/{run_id}")).await;
         if done(&run) {
             return run;
         }
@@ -76,16 +68,7 @@ async fn a_person_answers_over_http_while_a_client_follows_the_run_live() {
     let token = server.token("acme");
     create_graph(&server, &token, &review_graph()).await;
 
-    let run: Value = client()
-        .post(server.url("/v1/graphs/review/runs"))
-        .bearer_auth(&token)
-        .json(&json!({"topic": "rust"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let run: Value = server.post(&token, "/v1/graphs/review/runs", &json!({"topic": "rust"})).await;
     let run_id = run["run_id"].as_str().unwrap().to_owned();
     let events_url = server.url(&format!("/v1/runs/{run_id}/events"));
     let response = client().get(&events_url).bearer_auth(&token).send().await.unwrap();
@@ -142,27 +125,11 @@ async fn a_person_answers_over_http_while_a_client_follows_the_run_live() {
     assert_eq!(again, seen[3..], "no gap, no duplicate at the seam");
 
     // The transcript pages agree with the stream.
-    let page: Value = client()
-        .get(server.url(&format!("/v1/runs/{run_id}/transcript?after=2&limit=2")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = server.get(&token, &format!("/v1/runs/{run_id}/transcript?after=2&limit=2")).await;
     assert_eq!(page["events"].as_array().unwrap().len(), 2);
     assert_eq!(page["events"][0]["seq"], 3);
     assert_eq!(page["next_after"], 4);
-    let done: Value = client()
-        .get(server.url(&format!("/v1/runs/{run_id}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let done: Value = server.get(&token, &format!("/v1/runs/{run_id}")).await;
     assert_eq!(done["status"], "completed");
 }
 
@@ -200,8 +167,7 @@ async fn webhooks_start_runs_only_with_a_good_signature() {
         .await
         .unwrap();
     assert_eq!(error_code(forged).await, (StatusCode::UNAUTHORIZED, "bad_signature".into()));
-    let runs: Value =
-        client().get(server.url("/v1/runs")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let runs: Value = server.get(&token, "/v1/runs").await;
     assert_eq!(runs["runs"], json!([]), "refused deliveries start nothing");
 
     let signed = || {
@@ -219,15 +185,7 @@ async fn webhooks_start_runs_only_with_a_good_signature() {
     assert_eq!(redelivered.status(), StatusCode::OK);
     assert_eq!(redelivered.json::<Value>().await.unwrap()["run_id"], run["run_id"]);
     let run_id = run["run_id"].as_str().unwrap();
-    let page: Value = client()
-        .get(server.url(&format!("/v1/runs/{run_id}/transcript")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = server.get(&token, &format!("/v1/runs/{run_id}/transcript")).await;
     assert_eq!(page["events"][0]["trigger"]["issue"]["title"], "Login is down");
 
     // A graph not started by webhooks has no webhook.
@@ -245,30 +203,15 @@ async fn a_cron_trigger_fires_and_events_start_their_graphs() {
     create_graph(&server, &token, &simple_graph("tick", every_second)).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let run = loop {
-        let runs: Value = client()
-            .get(server.url("/v1/runs?graph_id=tick"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let runs: Value = server.get(&token, "/v1/runs?graph_id=tick").await;
         if let Some(run) = runs["runs"].as_array().unwrap().first() {
             break run.clone();
         }
         assert!(Instant::now() < deadline, "the schedule never fired");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let page: Value = client()
-        .get(server.url(&format!("/v1/runs/{}/transcript", run["run_id"].as_str().unwrap())))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value =
+        server.get(&token, &format!("/v1/runs/{}/transcript", run["run_id"].as_str().unwrap())).await;
     let trigger = &page["events"][0]["trigger"];
     assert_eq!(trigger["timezone"], "Europe/Paris");
     assert!(trigger["scheduled_at"].as_str().unwrap().ends_with("+01:00"), "{trigger}");
@@ -281,27 +224,10 @@ async fn a_cron_trigger_fires_and_events_start_their_graphs() {
 
     create_graph(&server, &token, &simple_graph("on-deploy", json!({"type": "event", "event": "deployed"})))
         .await;
-    let fired: Value = client()
-        .post(server.url("/v1/events/deployed"))
-        .bearer_auth(&token)
-        .json(&json!({"version": "1.2.3"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let fired: Value = server.post(&token, "/v1/events/deployed", &json!({"version": "1.2.3"})).await;
     assert_eq!(fired["runs"].as_array().unwrap().len(), 1);
     assert_eq!(fired["runs"][0]["graph_id"], "on-deploy");
-    let nobody: Value = client()
-        .post(server.url("/v1/events/nobody-listens"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let nobody: Value = server.post(&token, "/v1/events/nobody-listens", &json!({})).await;
     assert_eq!(nobody["runs"], json!([]));
 }
 
@@ -312,15 +238,7 @@ async fn another_organizations_graphs_and_runs_answer_404_on_every_route() {
     let globex = server.token("globex");
     create_graph(&server, &acme, &review_graph()).await;
     create_graph(&server, &acme, &simple_graph("hook", json!({"type": "webhook"}))).await;
-    let run: Value = client()
-        .post(server.url("/v1/graphs/review/runs"))
-        .bearer_auth(&acme)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let run: Value = server.post(&acme, "/v1/graphs/review/runs", &json!({})).await;
     let run_id = run["run_id"].as_str().unwrap().to_owned();
     until_run(&server, &acme, &run_id, |run| run["status"] == "waiting").await;
 
@@ -353,31 +271,14 @@ async fn another_organizations_graphs_and_runs_answer_404_on_every_route() {
         );
     }
     // Lists show only the organization's own.
-    let graphs: Value = client()
-        .get(server.url("/v1/graphs"))
-        .bearer_auth(&globex)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let graphs: Value = server.get(&globex, "/v1/graphs").await;
     assert_eq!(graphs["graphs"], json!([]));
-    let runs: Value =
-        client().get(server.url("/v1/runs")).bearer_auth(&globex).send().await.unwrap().json().await.unwrap();
+    let runs: Value = server.get(&globex, "/v1/runs").await;
     assert_eq!(runs["runs"], json!([]));
     // Events fired by globex start none of acme's graphs.
     create_graph(&server, &acme, &simple_graph("on-deploy", json!({"type": "event", "event": "deployed"})))
         .await;
-    let fired: Value = client()
-        .post(server.url("/v1/events/deployed"))
-        .bearer_auth(&globex)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let fired: Value = server.post(&globex, "/v1/events/deployed", &json!({})).await;
     assert_eq!(fired["runs"], json!([]));
     // Globex may use the same graph id for its own graph.
     create_graph(&server, &globex, &simple_graph("review", json!({"type": "manual"}))).await;
@@ -498,15 +399,7 @@ async fn sigterm_ends_live_streams_and_stops_the_server_cleanly() {
     let mut server = Server::start(&[]);
     let token = server.token("acme");
     create_graph(&server, &token, &review_graph()).await;
-    let run: Value = client()
-        .post(server.url("/v1/graphs/review/runs"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let run: Value = server.post(&token, "/v1/graphs/review/runs", &json!({})).await;
     let run_id = run["run_id"].as_str().unwrap();
     until_run(&server, &token, run_id, |run| run["status"] == "waiting").await;
     let response = client()
@@ -529,15 +422,7 @@ async fn logs_are_json_lines_with_each_request_and_each_run() {
     let mut server = Server::start_logging(&["--log-json"], "info");
     let token = server.token("acme");
     create_graph(&server, &token, &simple_graph("hello", json!({"type": "manual"}))).await;
-    let run: Value = client()
-        .post(server.url("/v1/graphs/hello/runs"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let run: Value = server.post(&token, "/v1/graphs/hello/runs", &json!({})).await;
     let run_id = run["run_id"].as_str().unwrap().to_owned();
     until_run(&server, &token, &run_id, |run| run["status"] == "completed").await;
     assert!(server.stop().success());

@@ -149,15 +149,7 @@ async fn two_hundred_clients_for_thirty_seconds_lose_no_request_and_no_run() {
     loop {
         let mut open = 0;
         for status in ["running", "waiting", "failed", "cancelled"] {
-            let listed: Value = http
-                .get(server.url(&format!("/v1/runs?status={status}&limit=1000")))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let listed = server.get(&token, &format!("/v1/runs?status={status}&limit=1000")).await;
             open += listed["runs"].as_array().unwrap().len();
         }
         if open == 0 {
@@ -167,15 +159,7 @@ async fn two_hundred_clients_for_thirty_seconds_lose_no_request_and_no_run() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for run_id in all.finished.iter().step_by((all.finished.len() / 50).max(1)) {
-        let run: Value = http
-            .get(server.url(&format!("/v1/runs/{run_id}")))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let run = server.get(&token, &format!("/v1/runs/{run_id}")).await;
         assert_eq!(run["status"], "completed", "{run}");
     }
 }

@@ -71,6 +71,19 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// GET `path` with `token`: the JSON answer.
+    pub(crate) async fn get(&self, token: &str, path: &str) -> Value {
+        let response =
+            client().get(self.url(path)).bearer_auth(token).send().await.expect("the server answers");
+        response.json().await.expect("a JSON answer")
+    }
+
+    /// POST `body` to `path` with `token`: the JSON answer.
+    pub(crate) async fn post(&self, token: &str, path: &str, body: &Value) -> Value {
+        let request = client().post(self.url(path)).bearer_auth(token).json(body);
+        request.send().await.expect("the server answers").json().await.expect("a JSON answer")
+    }
+
     /// Sends SIGTERM and waits for the process to exit.
     pub(crate) fn stop(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("the server runs");
