@@ -2,6 +2,7 @@
 
 use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{Content, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::{error, events, graphs, hooks, runs};
@@ -18,7 +19,7 @@ use crate::{error, events, graphs, hooks, runs};
         events::events, hooks::webhook, hooks::event,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonErrors),
     tags((name = "graphs", description = "Graphs and their versions"),
         (name = "runs", description = "Runs: each a room with a transcript"),
         (name = "triggers", description = "What starts runs by itself")),
@@ -32,6 +33,40 @@ impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+/// Documents the refusals every operation may answer: a malformed request
+/// (400), a missing or wrong token (401), a body over the limit (413), a body
+/// or graph that does not fit (422) and a database that is busy or full (503, 507).
+struct CommonErrors;
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let common = [
+            ("400", "A malformed request: JSON, query or header"),
+            ("401", "No token, or a token that is not valid"),
+            ("413", "The body is larger than the server accepts"),
+            ("422", "The body does not fit what the operation takes"),
+            ("503", "The database is locked by another process"),
+            ("507", "The database cannot grow"),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete];
+            for operation in operations.into_iter().flatten() {
+                for (status, description) in common {
+                    operation.responses.responses.entry(status.to_owned()).or_insert_with(|| {
+                        ResponseBuilder::new()
+                            .description(description)
+                            .content(
+                                "application/json",
+                                Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+                            )
+                            .into()
+                    });
+                }
+            }
+        }
     }
 }
 
