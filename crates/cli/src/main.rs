@@ -1,6 +1,7 @@
 //! `roomkit-graph`: the command line. Data goes to stdout, everything else to
 //! stderr; `--json` gives output for scripts.
 
+mod nodes;
 mod runs;
 mod serve;
 mod validate;
@@ -9,30 +10,47 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use roomkit_graph_store::{DEFAULT_ORG, RunFilter, RunStatus};
 
 /// Workflow graphs from the terminal.
 #[derive(Parser)]
 #[command(name = "roomkit-graph", version, about)]
 struct Cli {
+    #[command(flatten)]
+    options: Options,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The options every command takes.
+#[derive(Args)]
+struct Options {
     /// The database: a SQLite file (or sqlite://PATH), created when missing.
     #[arg(long, global = true, env = "ROOMKIT_GRAPH_DATABASE", default_value = "roomkit-graph.db")]
     database: PathBuf,
     /// The organization graphs and runs belong to.
     #[arg(long, global = true, env = "ROOMKIT_GRAPH_ORG", default_value = DEFAULT_ORG)]
     org: String,
+    /// The agents file (providers and agents) for agent and orchestration
+    /// nodes; without it those nodes fail.
+    #[arg(long, global = true, env = nodes::AGENTS_ENV, value_name = "FILE")]
+    agents: Option<PathBuf>,
+    /// The channels file for notification nodes; without it those nodes fail.
+    #[arg(long, global = true, env = nodes::CHANNELS_ENV, value_name = "FILE")]
+    channels: Option<PathBuf>,
     /// Print JSON for scripts.
     #[arg(long, global = true)]
     json: bool,
-    #[command(subcommand)]
-    command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Checks graph files and reports every mistake with its node and field.
-    /// Exits 0 when every file is valid, 1 otherwise.
+    /// Checks graph files and reports every mistake with its node and field;
+    /// with --agents and --channels, also the agent, orchestration and
+    /// notification nodes against those files (which may be among the files:
+    /// they are reported as such). Exits 0 when every file is valid, 1
+    /// otherwise, 2 when --agents or --channels cannot be loaded.
     Validate {
         /// Graph JSON files.
         #[arg(required = true)]
@@ -152,14 +170,29 @@ fn parse_status(text: &str) -> Result<RunStatus, String> {
         .ok_or_else(|| format!("{text:?} is not one of running, waiting, completed, failed, cancelled"))
 }
 
+impl RunCommand {
+    /// Whether the command executes nodes (and so needs the agents and
+    /// channels files): `run`, `answer`, `worker` and `serve`.
+    fn runs_nodes(&self) -> bool {
+        matches!(
+            self,
+            RunCommand::Run { .. }
+                | RunCommand::Answer { .. }
+                | RunCommand::Worker { .. }
+                | RunCommand::Serve { .. }
+        )
+    }
+}
+
 /// Runs a command on the database and gives its exit status.
-async fn with_runner(
-    database: PathBuf,
-    org: String,
-    json: bool,
-    command: RunCommand,
-) -> anyhow::Result<ExitCode> {
-    let runner = runs::open(&database)?;
+async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<ExitCode> {
+    let Options { database, org, json, agents, channels } = options;
+    let setup = if command.runs_nodes() {
+        nodes::NodeSetup::load(agents.as_deref(), channels.as_deref())?
+    } else {
+        nodes::NodeSetup::default()
+    };
+    let runner = runs::open(&database, setup.handlers())?;
     let outcome = match command {
         RunCommand::Run { file, input } => {
             runs::run(&runner, &org, &file, runs::input(input.as_deref())?, json).await.map(exit_status)
@@ -214,15 +247,17 @@ fn exit_status(stopped: runs::Stopped) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let outcome = match cli.command {
-        Command::Validate { files } => validate::run(&files, cli.json)
-            .map(|valid| if valid { ExitCode::SUCCESS } else { ExitCode::from(1) }),
+    let Cli { options, command } = Cli::parse();
+    let outcome = match command {
+        Command::Validate { files } => {
+            validate::run(&files, options.agents.as_deref(), options.channels.as_deref(), options.json)
+                .map(|valid| if valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
         Command::Runs(command) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .context("cannot start the runtime")
-            .and_then(|runtime| runtime.block_on(with_runner(cli.database, cli.org, cli.json, command))),
+            .and_then(|runtime| runtime.block_on(with_runner(options, command))),
     };
     match outcome {
         Ok(code) => code,

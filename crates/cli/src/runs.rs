@@ -9,20 +9,21 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use indicatif::{ProgressBar, ProgressStyle};
 use roomkit_graph::{Graph, Handlers};
-use roomkit_graph_runner::{LiveEvent, Runner};
+use roomkit_graph_runner::{LiveEvent, Runner, RunnerError};
 use roomkit_graph_sqlite::SqliteStore;
 use roomkit_graph_store::{Entry, RunFilter, RunRecord, RunStatus, StoreError, TranscriptEvent, render_text};
 use roomkit_graph_triggers::Scheduler;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
-/// A runner on the database at `path` (a file path, or `sqlite://PATH`).
-pub(crate) fn open(database: &Path) -> anyhow::Result<Runner> {
+/// A runner on the database at `path` (a file path, or `sqlite://PATH`),
+/// executing nodes with `handlers`.
+pub(crate) fn open(database: &Path, handlers: Handlers) -> anyhow::Result<Runner> {
     let text = database.to_string_lossy();
     let path = text.strip_prefix("sqlite://").map_or_else(|| database.to_path_buf(), PathBuf::from);
     let store =
         SqliteStore::open(&path).with_context(|| format!("cannot open the database {}", path.display()))?;
-    Ok(Runner::new(store, Handlers::builtin()))
+    Ok(Runner::new(store, handlers))
 }
 
 /// Reads `--input`: JSON text, or `@FILE` for a file holding it.
@@ -125,8 +126,15 @@ async fn follow(runner: &Runner, run_id: &str, after: u64, json: bool) -> anyhow
             eprintln!("  roomkit-graph answer {run_id} {node} --data '{example}'");
             return Ok(Stopped::Waiting);
         }
-        let data = ask(prompt.as_deref(), &actions)?;
-        runner.answer(run_id, &node, data, Some("terminal")).await?;
+        // Ask until the runner takes the answer: it refuses one that does not fit the node.
+        loop {
+            let data = ask(prompt.as_deref(), &actions)?;
+            match runner.answer(run_id, &node, data, Some("terminal")).await {
+                Ok(_) => break,
+                Err(RunnerError::InvalidAnswer { reason, .. }) => eprintln!("  refused: {reason}"),
+                Err(error) => return Err(error.into()),
+            }
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! `roomkit-graph validate FILE...`
+//! `roomkit-graph validate FILE... [--agents FILE] [--channels FILE]`
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -6,30 +6,105 @@ use std::path::{Path, PathBuf};
 use roomkit_graph::{Graph, ValidationError};
 use serde_json::{Value, json};
 
+use crate::nodes::{NodeProblem, NodeSetup};
+
+/// One mistake in a graph, from its validation or from checking its nodes
+/// against the agents and channels files.
+struct Finding {
+    code: &'static str,
+    node: Option<String>,
+    field: Option<String>,
+    message: String,
+}
+
+impl From<ValidationError> for Finding {
+    fn from(error: ValidationError) -> Self {
+        Finding { code: error.code.as_str(), node: error.node, field: error.field, message: error.message }
+    }
+}
+
+impl From<NodeProblem> for Finding {
+    fn from(problem: NodeProblem) -> Self {
+        Finding {
+            code: problem.code,
+            node: Some(problem.node),
+            field: Some(problem.field),
+            message: problem.message,
+        }
+    }
+}
+
+impl Finding {
+    fn to_json(&self) -> Value {
+        json!({"code": self.code, "node": self.node, "field": self.field, "message": self.message})
+    }
+}
+
 /// What checking one file found.
 enum Report {
+    /// The file is the agents or channels file given (`"agents"`,
+    /// `"channels"`), loaded already.
+    Config(&'static str),
     /// The file could not be read or is not a graph.
     Unreadable(String),
     /// The graph's mistakes (none: valid).
-    Checked(Vec<ValidationError>),
+    Checked(Vec<Finding>),
 }
 
-fn check(path: &Path) -> Report {
+impl Report {
+    fn is_valid(&self) -> bool {
+        match self {
+            Report::Config(_) => true,
+            Report::Unreadable(_) => false,
+            Report::Checked(findings) => findings.is_empty(),
+        }
+    }
+}
+
+fn check(path: &Path, setup: &NodeSetup) -> Report {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) => return Report::Unreadable(format!("cannot read the file: {error}")),
     };
     match Graph::from_json(&text) {
-        Ok(graph) => Report::Checked(graph.validate()),
+        Ok(graph) => {
+            let mut findings: Vec<Finding> = graph.validate().into_iter().map(Finding::from).collect();
+            findings.extend(setup.check(&graph).into_iter().map(Finding::from));
+            Report::Checked(findings)
+        }
         Err(error) => Report::Unreadable(error.to_string()),
     }
 }
 
-/// Checks every file and prints the findings. Returns whether all are valid.
-pub(crate) fn run(files: &[PathBuf], json: bool) -> anyhow::Result<bool> {
-    let reports: Vec<(&PathBuf, Report)> = files.iter().map(|file| (file, check(file))).collect();
-    let valid =
-        reports.iter().all(|(_, report)| matches!(report, Report::Checked(errors) if errors.is_empty()));
+/// Whether `a` and `b` name the same file.
+fn same_file(a: &Path, b: Option<&Path>) -> bool {
+    let canonical = |path: &Path| std::fs::canonicalize(path).ok();
+    b.is_some_and(|b| canonical(a).is_some_and(|a| Some(a) == canonical(b)))
+}
+
+/// Checks every file and prints the findings. Returns whether all are valid;
+/// fails when the agents or channels file cannot be loaded.
+pub(crate) fn run(
+    files: &[PathBuf],
+    agents: Option<&Path>,
+    channels: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<bool> {
+    let setup = NodeSetup::load(agents, channels)?;
+    let reports: Vec<(&PathBuf, Report)> = files
+        .iter()
+        .map(|file| {
+            let report = if same_file(file, agents) {
+                Report::Config("agents")
+            } else if same_file(file, channels) {
+                Report::Config("channels")
+            } else {
+                check(file, &setup)
+            };
+            (file, report)
+        })
+        .collect();
+    let valid = reports.iter().all(|(_, report)| report.is_valid());
     let mut out = std::io::stdout().lock();
     if json {
         let files: Vec<Value> = reports.iter().map(|(file, report)| report_json(file, report)).collect();
@@ -39,19 +114,20 @@ pub(crate) fn run(files: &[PathBuf], json: bool) -> anyhow::Result<bool> {
     for (file, report) in &reports {
         let file = file.display();
         match report {
+            Report::Config(kind) => writeln!(out, "{file}: ok ({kind} file)")?,
             Report::Unreadable(why) => writeln!(out, "{file}: not a graph: {why}")?,
-            Report::Checked(errors) if errors.is_empty() => writeln!(out, "{file}: ok")?,
-            Report::Checked(errors) => {
+            Report::Checked(findings) if findings.is_empty() => writeln!(out, "{file}: ok")?,
+            Report::Checked(findings) => {
                 writeln!(
                     out,
                     "{file}: {} mistake{}",
-                    errors.len(),
-                    if errors.len() == 1 { "" } else { "s" }
+                    findings.len(),
+                    if findings.len() == 1 { "" } else { "s" }
                 )?;
-                for error in errors {
-                    let node = error.node.as_deref().map(|n| format!(" node={n}")).unwrap_or_default();
-                    let field = error.field.as_deref().map(|f| format!(" field={f}")).unwrap_or_default();
-                    writeln!(out, "  {}{node}{field}: {}", error.code, error.message)?;
+                for finding in findings {
+                    let node = finding.node.as_deref().map(|n| format!(" node={n}")).unwrap_or_default();
+                    let field = finding.field.as_deref().map(|f| format!(" field={f}")).unwrap_or_default();
+                    writeln!(out, "  {}{node}{field}: {}", finding.code, finding.message)?;
                 }
             }
         }
@@ -61,7 +137,12 @@ pub(crate) fn run(files: &[PathBuf], json: bool) -> anyhow::Result<bool> {
 
 fn report_json(file: &Path, report: &Report) -> Value {
     match report {
+        Report::Config(kind) => json!({"file": file, "valid": true, "config": kind, "errors": []}),
         Report::Unreadable(why) => json!({"file": file, "valid": false, "error": why, "errors": []}),
-        Report::Checked(errors) => json!({"file": file, "valid": errors.is_empty(), "errors": errors}),
+        Report::Checked(findings) => json!({
+            "file": file,
+            "valid": findings.is_empty(),
+            "errors": findings.iter().map(Finding::to_json).collect::<Vec<_>>(),
+        }),
     }
 }

@@ -1,6 +1,6 @@
 //! The run commands through the real binary on a real SQLite file: a human
 //! step answered from another invocation, refused answers, listing, showing and
-//! cancelling runs.
+//! cancelling runs, and an agent node run without its agents file.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -90,5 +90,30 @@ fn a_waiting_run_can_be_cancelled_once() {
     assert_eq!(bad_filter.status.code(), Some(2));
     assert!(
         text(&bad_filter.stderr).contains("is not one of running, waiting, completed, failed, cancelled")
+    );
+}
+
+#[test]
+fn an_agent_node_without_an_agents_file_fails_saying_which_option_to_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("runs.db");
+    let graph = dir.path().join("triage.json");
+    std::fs::write(
+        &graph,
+        r#"{"id": "triage", "name": "Triage", "trigger": {"type": "manual"},
+            "nodes": [{"id": "start", "type": "start"},
+                      {"id": "triage", "type": "agent", "config": {"agent_id": "triage-agent", "prompt_template": "Triage"}},
+                      {"id": "end", "type": "end"}],
+            "edges": [{"source": "start", "target": "triage"}, {"source": "triage", "target": "end"}]}"#,
+    )
+    .unwrap();
+    let output = cli(&db, &["run", graph.to_str().expect("a UTF-8 temp path")]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout).contains(
+            "triage ✗ attempt 1: node \"triage\" failed: agent nodes need an agents file: pass --agents FILE (or set ROOMKIT_GRAPH_AGENTS)"
+        ),
+        "{}",
+        text(&output.stdout)
     );
 }

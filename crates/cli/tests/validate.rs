@@ -86,3 +86,94 @@ fn no_file_is_a_usage_error() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("FILES"));
 }
+
+const AI_GRAPH: &str = r#"{"id": "g", "name": "G", "trigger": {"type": "manual"},
+ "nodes": [
+  {"id": "start", "type": "start"},
+  {"id": "triage", "type": "agent", "config": {"agent_id": "triage-agnet", "prompt_template": "{{trigger.title}}"}},
+  {"id": "team", "type": "orchestration", "config": {"strategy": "pipeline", "agents": ["triage"]}},
+  {"id": "tell", "type": "notification", "config": {"channel": "pager", "template": "Done"}},
+  {"id": "end", "type": "end"}],
+ "edges": [{"source": "start", "target": "triage"}, {"source": "triage", "target": "team"},
+           {"source": "team", "target": "tell"}, {"source": "tell", "target": "end"}]}"#;
+
+#[test]
+fn agents_and_channels_files_check_the_nodes_that_use_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let graph = dir.path().join("graph.json");
+    std::fs::write(&graph, AI_GRAPH).unwrap();
+    let agents = dir.path().join("agents.json");
+    std::fs::write(
+        &agents,
+        r#"{"providers": {"local": {"kind": "openai"}},
+            "agents": [{"id": "triage", "provider": "local", "model": "m"}]}"#,
+    )
+    .unwrap();
+    let channels = dir.path().join("channels.json");
+    std::fs::write(&channels, r#"{"channels": {"ops": {"kind": "webhook", "url": "http://127.0.0.1:9/"}}}"#)
+        .unwrap();
+
+    // Without the files only the graph itself is checked.
+    assert_eq!(validate(&[graph.as_os_str()]).status.code(), Some(0));
+
+    let output = validate(&[
+        "--agents".as_ref(),
+        agents.as_os_str(),
+        "--channels".as_ref(),
+        channels.as_os_str(),
+        graph.as_os_str(),
+        agents.as_os_str(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    for line in [
+        "graph.json: 2 mistakes",
+        "  agent_config node=triage field=agent_id: no agent \"triage-agnet\" (declared: triage)",
+        "  notification_config node=tell field=channel: channel \"pager\" is not configured (configured: ops)",
+        "agents.json: ok (agents file)",
+    ] {
+        assert!(text.contains(line), "{line:?} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn an_agents_or_channels_file_that_cannot_be_loaded_is_named_with_the_place_of_its_mistake() {
+    let dir = tempfile::tempdir().unwrap();
+    let graph = dir.path().join("graph.json");
+    std::fs::write(&graph, AI_GRAPH).unwrap();
+    let agents = dir.path().join("agents.json");
+    std::fs::write(&agents, "{\n  \"providers\": {\"local\": {\"kind\": \"openai\",}}\n}").unwrap();
+    let output = validate(&["--agents".as_ref(), agents.as_os_str(), graph.as_os_str()]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("agents.json: agents file is not valid JSON at line 2, column 44: trailing comma"),
+        "{stderr}"
+    );
+
+    std::fs::write(
+        &agents,
+        r#"{"providers": {"local": {"kind": "openai"}}, "agents": [{"id": "a", "provider": "local"}]}"#,
+    )
+    .unwrap();
+    let output = validate(&["--agents".as_ref(), agents.as_os_str(), graph.as_os_str()]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("agents.json: agents[0] (\"a\"): missing field `model`"), "{stderr}");
+
+    let channels = dir.path().join("channels.json");
+    std::fs::write(
+        &channels,
+        r#"{"channels": {"ops": {"kind": "slack", "webhook_url_env": "ROOMKIT_TEST_UNSET"}}}"#,
+    )
+    .unwrap();
+    let output = validate(&["--channels".as_ref(), channels.as_os_str(), graph.as_os_str()]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "channels.json: channel \"ops\": webhook_url_env: the environment variable ROOMKIT_TEST_UNSET is not set"
+        ),
+        "{stderr}"
+    );
+}
