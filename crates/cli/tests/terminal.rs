@@ -1,6 +1,6 @@
 //! `run` at a person's step on a real terminal: the binary runs in a tmux
-//! pane, the test reads the pane and types the answers. Skipped where tmux is
-//! not installed.
+//! pane, the test reads the pane and types the answers. It needs tmux
+//! (`scripts/test` installs it when missing).
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -69,10 +69,7 @@ fn shell_quote(path: &Path) -> String {
 
 #[test]
 fn run_asks_the_rendered_prompt_on_the_terminal_and_asks_again_after_a_refused_answer() {
-    if !has_tmux() {
-        eprintln!("tmux is not installed: skipped");
-        return;
-    }
+    assert!(has_tmux(), "this test needs tmux: scripts/test installs it (apt-get install tmux)");
     let dir = tempfile::tempdir().unwrap();
     let graph = dir.path().join("review.json");
     std::fs::write(&graph, REVIEW).unwrap();
