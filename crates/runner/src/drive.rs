@@ -243,6 +243,7 @@ fn commit(
         status,
         error,
         entries,
+        lease: None,
     }
 }
 

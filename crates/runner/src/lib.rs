@@ -225,6 +225,7 @@ impl Runner {
                 trigger,
                 state: engine.to_state(),
                 key,
+                lease: None,
             })
             .await?;
         self.spawn(&record.run_id);
@@ -289,6 +290,7 @@ impl Runner {
                 status,
                 error: None,
                 entries,
+                lease: None,
             })
             .await?;
         if record.status == RunStatus::Running {
@@ -444,6 +446,7 @@ fn status_change(run: &RunRecord, status: RunStatus, entries: Vec<Entry>) -> Ste
         error: None,
         entries,
         wake_at: None,
+        lease: None,
     }
 }
 
