@@ -25,6 +25,11 @@ struct Cli {
     /// Print JSON for scripts.
     #[arg(long, global = true)]
     json: bool,
+    /// How long this process holds a run it drives without renewing it, e.g.
+    /// 30s: if the process dies, another picks the run up this long after at
+    /// the latest.
+    #[arg(long, global = true, env = "ROOMKIT_GRAPH_LEASE", default_value = "30s", value_parser = parse_poll)]
+    lease: std::time::Duration,
     #[command(subcommand)]
     command: Command,
 }
@@ -83,9 +88,12 @@ enum RunCommand {
         #[arg(long)]
         limit: Option<usize>,
     },
-    /// Drives runs until stopped (Ctrl-C or SIGTERM): picks up the runs left
-    /// running, looks again every --poll, and fires due timers. Stopping lets
-    /// the steps in progress commit first.
+    /// Drives runs until stopped (Ctrl-C or SIGTERM): picks up the runs
+    /// nobody drives (left running by a process that died, once its lease
+    /// expired), looks again every --poll, and fires due timers. Any number of
+    /// workers may share a database: each run is driven by one at a time.
+    /// Stopping lets the steps in progress commit first, and hands their runs
+    /// back at once.
     Worker {
         /// How often to look for runs to pick up, e.g. 1s or 500ms.
         #[arg(long, default_value = "1s", value_parser = parse_poll)]
@@ -112,6 +120,9 @@ enum RunCommand {
         /// How often to look for scheduled graphs that are due.
         #[arg(long, default_value = "1s", value_parser = parse_poll)]
         schedule_tick: std::time::Duration,
+        /// How often to look for runs nobody drives, as `worker` does.
+        #[arg(long, default_value = "1s", value_parser = parse_poll)]
+        poll: std::time::Duration,
         /// Logs as JSON lines instead of text.
         #[arg(long)]
         log_json: bool,
@@ -153,13 +164,9 @@ fn parse_status(text: &str) -> Result<RunStatus, String> {
 }
 
 /// Runs a command on the database and gives its exit status.
-async fn with_runner(
-    database: PathBuf,
-    org: String,
-    json: bool,
-    command: RunCommand,
-) -> anyhow::Result<ExitCode> {
-    let runner = runs::open(&database)?;
+async fn with_runner(cli: Settings, command: RunCommand) -> anyhow::Result<ExitCode> {
+    let Settings { database, org, json, lease } = cli;
+    let runner = runs::open(&database)?.with_lease(lease);
     let outcome = match command {
         RunCommand::Run { file, input } => {
             runs::run(&runner, &org, &file, runs::input(input.as_deref())?, json).await.map(exit_status)
@@ -177,10 +184,10 @@ async fn with_runner(
         RunCommand::Cancel { run, reason } => {
             runs::cancel(&runner, &run, reason.as_deref(), json).await.map(|()| ExitCode::SUCCESS)
         }
-        RunCommand::Serve { listen, max_body_bytes, schedule_tick, log_json } => {
+        RunCommand::Serve { listen, max_body_bytes, schedule_tick, poll, log_json } => {
             init_logs(log_json);
             let limits = roomkit_graph_server::Limits { max_body_bytes };
-            serve::serve(&runner, listen, limits, schedule_tick).await.map(|()| ExitCode::SUCCESS)
+            serve::serve(&runner, listen, limits, schedule_tick, poll).await.map(|()| ExitCode::SUCCESS)
         }
         RunCommand::Token(TokenCommand::Create { label }) => {
             serve::create_token(&runner, &org, label.as_deref(), json).await.map(|()| ExitCode::SUCCESS)
@@ -191,6 +198,14 @@ async fn with_runner(
     };
     runner.shutdown().await;
     outcome
+}
+
+/// The global options a database command needs.
+struct Settings {
+    database: PathBuf,
+    org: String,
+    json: bool,
+    lease: std::time::Duration,
 }
 
 /// Structured logs on stderr, at the level RUST_LOG says (info by default).
@@ -222,7 +237,11 @@ fn main() -> ExitCode {
             .enable_all()
             .build()
             .context("cannot start the runtime")
-            .and_then(|runtime| runtime.block_on(with_runner(cli.database, cli.org, cli.json, command))),
+            .and_then(|runtime| {
+                let settings =
+                    Settings { database: cli.database, org: cli.org, json: cli.json, lease: cli.lease };
+                runtime.block_on(with_runner(settings, command))
+            }),
     };
     match outcome {
         Ok(code) => code,
