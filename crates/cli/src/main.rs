@@ -42,6 +42,11 @@ struct Options {
     /// Print JSON for scripts.
     #[arg(long, global = true)]
     json: bool,
+    /// How long this process holds a run it drives without renewing it, e.g.
+    /// 30s: if the process dies, another picks the run up this long after at
+    /// the latest.
+    #[arg(long, global = true, env = "ROOMKIT_GRAPH_LEASE", default_value = "30s", value_parser = parse_poll)]
+    lease: std::time::Duration,
 }
 
 #[derive(Subcommand)]
@@ -101,9 +106,12 @@ enum RunCommand {
         #[arg(long)]
         limit: Option<usize>,
     },
-    /// Drives runs until stopped (Ctrl-C or SIGTERM): picks up the runs left
-    /// running, looks again every --poll, and fires due timers. Stopping lets
-    /// the steps in progress commit first.
+    /// Drives runs until stopped (Ctrl-C or SIGTERM): picks up the runs
+    /// nobody drives (left running by a process that died, once its lease
+    /// expired), looks again every --poll, and fires due timers. Any number of
+    /// workers may share a database: each run is driven by one at a time.
+    /// Stopping lets the steps in progress commit first, and hands their runs
+    /// back at once.
     Worker {
         /// How often to look for runs to pick up, e.g. 1s or 500ms.
         #[arg(long, default_value = "1s", value_parser = parse_poll)]
@@ -130,6 +138,9 @@ enum RunCommand {
         /// How often to look for scheduled graphs that are due.
         #[arg(long, default_value = "1s", value_parser = parse_poll)]
         schedule_tick: std::time::Duration,
+        /// How often to look for runs nobody drives, as `worker` does.
+        #[arg(long, default_value = "1s", value_parser = parse_poll)]
+        poll: std::time::Duration,
         /// Logs as JSON lines instead of text.
         #[arg(long)]
         log_json: bool,
@@ -186,13 +197,13 @@ impl RunCommand {
 
 /// Runs a command on the database and gives its exit status.
 async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<ExitCode> {
-    let Options { database, org, json, agents, channels } = options;
+    let Options { database, org, json, agents, channels, lease } = options;
     let setup = if command.runs_nodes() {
         nodes::NodeSetup::load(agents.as_deref(), channels.as_deref())?
     } else {
         nodes::NodeSetup::default()
     };
-    let runner = runs::open(&database, setup.handlers())?;
+    let runner = runs::open(&database, setup.handlers())?.with_lease(lease);
     let outcome = match command {
         RunCommand::Run { file, input } => {
             runs::run(&runner, &org, &file, runs::input(input.as_deref())?, json).await.map(exit_status)
@@ -210,10 +221,10 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
         RunCommand::Cancel { run, reason } => {
             runs::cancel(&runner, &run, reason.as_deref(), json).await.map(|()| ExitCode::SUCCESS)
         }
-        RunCommand::Serve { listen, max_body_bytes, schedule_tick, log_json } => {
+        RunCommand::Serve { listen, max_body_bytes, schedule_tick, poll, log_json } => {
             init_logs(log_json);
             let limits = roomkit_graph_server::Limits { max_body_bytes };
-            serve::serve(&runner, listen, limits, schedule_tick).await.map(|()| ExitCode::SUCCESS)
+            serve::serve(&runner, listen, limits, schedule_tick, poll).await.map(|()| ExitCode::SUCCESS)
         }
         RunCommand::Token(TokenCommand::Create { label }) => {
             serve::create_token(&runner, &org, label.as_deref(), json).await.map(|()| ExitCode::SUCCESS)

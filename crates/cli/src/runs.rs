@@ -288,7 +288,8 @@ fn run_line(run: &RunRecord) -> String {
 }
 
 /// `worker`: drives runs until Ctrl-C or SIGTERM, and starts scheduled
-/// graphs when they are due.
+/// graphs when they are due. Every poll it takes the runs nobody drives
+/// ([`Runner::recover`]), which leaves alone the runs other workers hold.
 pub(crate) async fn worker(runner: &Runner, poll: std::time::Duration) -> anyhow::Result<()> {
     let stop = stop_signal();
     tokio::pin!(stop);
@@ -307,7 +308,10 @@ pub(crate) async fn worker(runner: &Runner, poll: std::time::Duration) -> anyhow
                 return Ok(());
             }
             _ = ticks.tick() => {
-                runner.recover().await?;
+                let picked_up = runner.recover().await?;
+                if picked_up > 0 {
+                    eprintln!("worker: picked up {picked_up} runs");
+                }
             }
         }
     }

@@ -12,13 +12,15 @@ use roomkit_graph_triggers::Scheduler;
 
 use crate::runs::stop_signal;
 
-/// `serve`: picks up the runs left running, fires scheduled graphs, and
-/// serves the HTTP API until Ctrl-C or SIGTERM, then stops gracefully.
+/// `serve`: picks up the runs nobody drives (at start, then every `poll`),
+/// fires scheduled graphs, and serves the HTTP API until Ctrl-C or SIGTERM,
+/// then stops gracefully.
 pub(crate) async fn serve(
     runner: &Runner,
     listen: SocketAddr,
     limits: Limits,
     tick: Duration,
+    poll: Duration,
 ) -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
@@ -29,6 +31,7 @@ pub(crate) async fn serve(
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let scheduler = tokio::spawn(Scheduler::new(runner.clone(), tick).run(wait_for(stopped.clone())));
+    let recovery = tokio::spawn(recover_every(runner.clone(), poll, wait_for(stopped.clone())));
     let signal = async move {
         if let Err(error) = stop_signal().await {
             tracing::error!(%error, "cannot listen for signals; stopping");
@@ -39,8 +42,26 @@ pub(crate) async fn serve(
         .await
         .context("serving failed")?;
     scheduler.await.context("the scheduler stopped abnormally")?;
+    recovery.await.context("the recovery loop stopped abnormally")?;
     eprintln!("serve: stopped");
     Ok(())
+}
+
+/// Picks up the runs nobody drives every `poll` until `stop` completes. A
+/// failed look is logged and tried again at the next one.
+async fn recover_every(runner: Runner, poll: Duration, stop: impl Future<Output = ()>) {
+    tokio::pin!(stop);
+    let mut ticks = tokio::time::interval(poll);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = ticks.tick() => match runner.recover().await {
+                Ok(0) => {}
+                Ok(picked_up) => tracing::info!(picked_up, "picked up runs nobody drives"),
+                Err(error) => tracing::warn!(%error, "cannot look for runs to pick up"),
+            },
+        }
+    }
 }
 
 /// Completes once `stopped` turns true (or its sender is gone).

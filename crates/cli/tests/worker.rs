@@ -1,9 +1,13 @@
 //! `roomkit-graph worker`: a run whose process died while it waited on a timer
-//! is finished by a worker, which then stops cleanly on SIGTERM.
+//! is finished by a worker, which then stops cleanly on SIGTERM; two workers on
+//! one database finish the runs of killed processes, each step once.
 
+use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 const PAUSE: &str = r#"{"id": "pause", "name": "Pause", "trigger": {"type": "manual"},
  "nodes": [{"id": "start", "type": "start"},
@@ -67,4 +71,106 @@ fn a_worker_finishes_a_run_whose_process_died_and_stops_on_sigterm() {
 
     let status = stop(worker);
     assert!(status.success(), "the worker did not stop cleanly: {status}");
+}
+
+/// start → s1..s20 → a 200 ms timer → t1..t20 → end: the steps of the chain.
+fn long_chain() -> (String, Vec<String>) {
+    let mut steps: Vec<String> = (1..=20).map(|i| format!("s{i}")).collect();
+    steps.push("pause".to_owned());
+    steps.extend((1..=20).map(|i| format!("t{i}")));
+    let nodes: Vec<Value> = std::iter::once(serde_json::json!({"id": "start", "type": "start"}))
+        .chain(steps.iter().map(|id| match id.as_str() {
+            "pause" => serde_json::json!({"id": id, "type": "function",
+                "config": {"action": "delay", "duration": "200ms"}}),
+            _ => serde_json::json!({"id": id, "type": "function",
+                "config": {"action": "set_context", "values": {"step": id}}}),
+        }))
+        .chain([serde_json::json!({"id": "end", "type": "end"})])
+        .collect();
+    let order: Vec<&str> =
+        std::iter::once("start").chain(steps.iter().map(String::as_str)).chain(["end"]).collect();
+    let edges: Vec<Value> =
+        order.windows(2).map(|pair| serde_json::json!({"source": pair[0], "target": pair[1]})).collect();
+    let graph = serde_json::json!({"id": "chain", "name": "Chain", "trigger": {"type": "manual"},
+        "nodes": nodes, "edges": edges});
+    let all = order.iter().map(|id| (*id).to_owned()).collect();
+    (graph.to_string(), all)
+}
+
+/// The runs of the database, as `runs --json` lists them.
+fn listed(db: &Path) -> Vec<Value> {
+    let output = output(db, &["--json", "runs"]);
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a run as JSON"))
+        .collect()
+}
+
+#[test]
+fn two_workers_finish_the_runs_of_killed_processes_with_every_step_once() {
+    const RUNS: usize = 6;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("runs.db");
+    let graph = dir.path().join("chain.json");
+    let (text, nodes) = long_chain();
+    std::fs::write(&graph, text).expect("the graph is written");
+
+    // Each run's process is killed a few steps in, holding the run's lease.
+    for n in 0..RUNS {
+        let input = format!("{{\"n\": {n}}}");
+        let mut starter = command(&db, &["--lease", "1s", "run", graph.to_str().expect("UTF-8 path")])
+            .args(["--input", &input])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run starts");
+        let stdout = starter.stdout.take().expect("the run's stdout");
+        let lines = BufReader::new(stdout).lines().take(4 + n).count();
+        assert_eq!(lines, 4 + n, "the run printed too little before it was killed");
+        starter.kill().expect("SIGKILL the starter");
+        starter.wait().expect("the starter is gone");
+    }
+    let runs = listed(&db);
+    assert_eq!(runs.len(), RUNS);
+    let interrupted = runs.iter().filter(|run| run["status"] != "completed").count();
+    assert_eq!(interrupted, RUNS, "some runs finished before their process was killed");
+    let held = runs.iter().filter(|run| run["owner"].is_string()).count();
+    assert_eq!(held, RUNS, "the killed processes' leases hold until they expire: {runs:?}");
+
+    let workers: Vec<Child> = (0..2)
+        .map(|_| {
+            command(&db, &["--lease", "1s", "worker", "--poll", "100ms"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("a worker starts")
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while listed(&db).iter().any(|run| run["status"] != "completed") {
+        assert!(Instant::now() < deadline, "the workers did not finish the runs: {:?}", listed(&db));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for worker in workers {
+        let status = stop(worker);
+        assert!(status.success(), "a worker did not stop cleanly: {status}");
+    }
+
+    for run in listed(&db) {
+        let run_id = run["run_id"].as_str().expect("a run id");
+        let shown = output(&db, &["--json", "show", run_id]);
+        let events: Vec<Value> = String::from_utf8_lossy(&shown.stdout)
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("an event as JSON"))
+            .collect();
+        let seqs: Vec<u64> = events.iter().filter_map(|e| e["seq"].as_u64()).collect();
+        assert_eq!(seqs, (1..=events.len() as u64).collect::<Vec<_>>(), "gap in run {run_id}");
+        let of_type = |kind: &str| -> Vec<&str> {
+            events.iter().filter(|e| e["type"] == kind).filter_map(|e| e["node_id"].as_str()).collect()
+        };
+        assert_eq!(of_type("node_completed"), nodes, "steps of run {run_id}");
+        assert_eq!(of_type("node_started"), nodes, "started steps of run {run_id}");
+        let ends = events.iter().filter(|e| e["type"] == "run_completed").count();
+        assert_eq!(ends, 1, "run {run_id}");
+    }
 }

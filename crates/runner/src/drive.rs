@@ -1,6 +1,9 @@
 //! The loop that drives one run: step, commit, repeat; failed attempts are
-//! retried as the node's policy says, each attempt in the transcript.
+//! retried as the node's policy says, each attempt in the transcript. Beside
+//! it, the run's lease is kept: renewed with the commits, or on its own when
+//! a third of it passes without one; once it is lost, driving stops.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -8,7 +11,9 @@ use roomkit_graph::{
     ErrorKind, Node, NodePolicy, NodeType, RunStatus as EngineStatus, StreamMode, WorkflowEngine,
     parse_duration,
 };
-use roomkit_graph_store::{Entry, RunStatus, StepCommit, StoreError, TranscriptEvent, now_millis};
+use roomkit_graph_store::{
+    Entry, Lease, Millis, RunStatus, StepCommit, StoreError, TranscriptEvent, now_millis,
+};
 use serde_json::Value;
 
 use tokio::sync::broadcast;
@@ -22,27 +27,91 @@ use crate::{Inner, RunnerError, waiting_entry};
 pub(crate) enum Ended {
     /// The run parked or is over (or was not running).
     Parked,
-    /// Another writer moved the run, the runner is stopping, or the store
-    /// failed: leave it alone.
+    /// Another writer moved the run, the lease was lost, the runner is
+    /// stopping, or the store failed: leave it alone.
     LetGo,
 }
 
-/// Drives `run_id` until it parks, ends, or the runner stops. Each step is
-/// committed before the next begins. A commit refused as a conflict means
-/// another writer moved the run (it was cancelled, say): the task lets go.
-pub(crate) async fn drive(inner: &Inner, run_id: &str) -> Ended {
-    let span = tracing::info_span!("run", run_id);
-    match drive_steps(inner, run_id).instrument(span).await {
-        Ok(ended) => ended,
-        Err(error) => {
-            // The run stays as last committed, for a later recovery.
-            tracing::warn!(run_id, %error, "driving the run stopped");
-            Ended::LetGo
+/// The lease this runner holds on the run it drives.
+pub(crate) struct Held {
+    owner: String,
+    /// When it expires, as last stored (by the claim, a commit or a renewal).
+    until: AtomicI64,
+    /// How long a lease lasts.
+    duration: Millis,
+}
+
+impl Held {
+    /// The lease to commit a step with: renewed from now when a third of it
+    /// has passed, else as stored (so the commit does not rewrite it).
+    fn for_commit(&self) -> Lease {
+        let now = now_millis();
+        let until = self.until.load(Ordering::SeqCst);
+        let until = if until.saturating_sub(now) < self.duration / 3 * 2 {
+            let renewed = now.saturating_add(self.duration);
+            self.until.fetch_max(renewed, Ordering::SeqCst);
+            renewed
+        } else {
+            until
+        };
+        Lease { owner: self.owner.clone(), until }
+    }
+}
+
+/// Drives `run_id`, whose lease this runner holds until `until`, until it
+/// parks, ends, or the runner stops. Each step is committed before the next
+/// begins. A commit or renewal refused as a conflict means another writer
+/// moved the run (it was cancelled, say) or took it: the task lets go, dropping
+/// the step in progress.
+pub(crate) async fn drive(inner: &Inner, run_id: &str, until: Millis) -> Ended {
+    let held =
+        Held { owner: inner.owner.clone(), until: AtomicI64::new(until), duration: inner.lease_millis() };
+    let driving = async {
+        tokio::select! {
+            ended = drive_steps(inner, run_id, &held) => match ended {
+                Ok(ended) => ended,
+                Err(error) => {
+                    // The run stays as last committed, for a later recovery.
+                    tracing::warn!(%error, "driving the run stopped");
+                    Ended::LetGo
+                }
+            },
+            () = keep_lease(inner, run_id, &held) => {
+                tracing::info!("the run's lease was lost: letting go");
+                Ended::LetGo
+            }
+        }
+    };
+    driving.instrument(tracing::info_span!("run", run_id)).await
+}
+
+/// Renews the lease each time a third of it has passed without a commit doing
+/// it. Returns once the lease is lost: the run is not running any more, or
+/// another owner took it.
+async fn keep_lease(inner: &Inner, run_id: &str, held: &Held) {
+    loop {
+        let until = held.until.load(Ordering::SeqCst);
+        sleep_until(until.saturating_sub(held.duration / 3 * 2)).await;
+        if held.until.load(Ordering::SeqCst) != until {
+            // A commit renewed it meanwhile.
+            continue;
+        }
+        let lease = Lease::new(held.owner.clone(), now_millis(), held.duration);
+        match inner.store.renew_lease(run_id, &lease).await {
+            Ok(run) => {
+                held.until.fetch_max(run.lease_until.unwrap_or(lease.until), Ordering::SeqCst);
+            }
+            Err(StoreError::Conflict { .. }) => return,
+            // The store failed (locked, say): try again shortly, before the lease runs out.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(u64::try_from(held.duration / 10).unwrap_or(5)))
+                    .await
+            }
         }
     }
 }
 
-async fn drive_steps(inner: &Inner, run_id: &str) -> Result<Ended, RunnerError> {
+async fn drive_steps(inner: &Inner, run_id: &str, held: &Held) -> Result<Ended, RunnerError> {
     let (record, state) = inner.store.load_run(run_id).await?;
     if record.status != RunStatus::Running {
         return Ok(Ended::Parked);
@@ -79,6 +148,7 @@ async fn drive_steps(inner: &Inner, run_id: &str) -> Result<Ended, RunnerError> 
                 actions: Vec::new(),
             });
             park.wake_at = Some(wake_at);
+            park.lease = Some(held.for_commit());
             return match inner.store.commit_step(park).await {
                 Ok(_) | Err(StoreError::Conflict { .. }) => Ok(Ended::LetGo),
                 Err(error) => Err(error.into()),
@@ -116,6 +186,7 @@ async fn drive_steps(inner: &Inner, run_id: &str) -> Result<Ended, RunnerError> 
         };
         let status = commit.status;
         let failure = commit.error.clone();
+        let commit = StepCommit { lease: Some(held.for_commit()), ..commit };
         match inner.store.commit_step(commit).await {
             Ok((record, _)) => version = record.version,
             Err(StoreError::Conflict { detail, .. }) => {
@@ -264,6 +335,7 @@ fn commit(
         status,
         error,
         entries,
+        lease: None,
     }
 }
 

@@ -6,16 +6,46 @@
 //!   fails or parks on a waiting node.
 //! - [`Runner::answer`] resumes a parked run; it is refused, changing nothing,
 //!   when the run is not waiting on that node or the answer does not fit it.
-//! - [`Runner::recover`] picks up the runs a stopped process left running.
+//! - [`Runner::recover`] picks up the runs nobody drives: those a stopped
+//!   process left running.
 //! - A delay node parks its run on a durable timer: no task waits, and the
 //!   runner's timer loop (in every process sharing the store) wakes the run
 //!   when it is due, also after a restart.
+//!
+//! # Leases: one driver per run
+//!
+//! Several runners, in one process or many, may share a store. Each has an
+//! [owner id](Runner::owner), and drives a running run only while it holds the
+//! run's [`Lease`] (for [`Runner::lease`], 30 s unless set with
+//! [`Runner::with_lease`]):
+//!
+//! - **Claim.** Starting a run, answering it, waking it on its timer and
+//!   [`Runner::recover`] take the lease in the same transaction that sets the
+//!   run running (or, for recovery, before driving it). Recovery only takes
+//!   runs nobody holds a live lease on, so any number of workers may call it
+//!   as often as they like: a step's handler is never run by two of them at once.
+//! - **Renew.** While it drives a run, the runner extends the lease with the
+//!   step commits, and in between (a long step, a retry's backoff) renews it
+//!   each time a third of it has passed.
+//! - **Release.** Parking (on a person or a timer), completing, failing or
+//!   being cancelled releases the lease in the commit that does it;
+//!   [`Runner::shutdown`] releases the leases of the runs it stops driving, so
+//!   another process can take them at once.
+//! - **Expiry.** A lease whose runner died (or stalled past it) expires, and the
+//!   run can be claimed again: it is picked up one lease duration after its
+//!   last renewal at the latest.
+//! - **Losing it.** A runner whose commit or renewal is refused (the run was
+//!   cancelled, or another process took the expired lease) stops driving the
+//!   run at once, dropping the step in progress. A cancel always wins.
 //!
 //! # Delivery: at least once
 //!
 //! A step's effects are committed after its handler returns. If the process
 //! dies between a handler's side effect (an e-mail sent, an API called) and
-//! the commit, the step runs again after recovery. Handlers with outside side
+//! the commit, the step runs again after recovery, once the dead process's
+//! lease has expired. The same happens when a runner stalls past its lease (a
+//! step that blocks its thread, a paused process) and another takes the run:
+//! the stalled step's commit is then refused. Handlers with outside side
 //! effects should make them idempotent, keyed on the run id and node id
 //! ([`roomkit_graph::Scope::run_id`], [`roomkit_graph::Scope::node`]).
 
@@ -24,15 +54,15 @@ mod emitted;
 mod error;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use roomkit_graph::{Context, Graph, Handlers, NoWaitClock, RunStatus as EngineStatus, Template, Workflow};
 use roomkit_graph_store::{
-    DEFAULT_ORG, Entry, NewRun, RunFilter, RunRecord, RunStatus, StepCommit, Store, StoreError, StoredGraph,
-    now_millis,
+    DEFAULT_ORG, Entry, Lease, Millis, NewRun, RunFilter, RunRecord, RunStatus, StepCommit, Store,
+    StoreError, StoredGraph, now_millis,
 };
 use serde_json::Value;
 use tokio::sync::broadcast;
@@ -88,7 +118,17 @@ struct Inner {
     tick: Duration,
     /// Payloads that are not kept, only sent to whoever listens ([`Runner::live`]).
     live: broadcast::Sender<LiveEvent>,
+    /// Who this runner is in the leases it takes.
+    owner: String,
+    /// How long a lease lasts, in milliseconds.
+    lease_ms: AtomicU64,
 }
+
+/// How long a lease lasts unless [`Runner::with_lease`] says otherwise.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
+/// The shortest lease a runner takes.
+const MIN_LEASE: Duration = Duration::from_millis(50);
 
 /// How many live events a slow listener may fall behind before it misses some.
 const LIVE_CAPACITY: usize = 4096;
@@ -113,8 +153,54 @@ impl Runner {
                 timers: AtomicBool::new(false),
                 tick: Duration::from_millis(100),
                 live: broadcast::channel(LIVE_CAPACITY).0,
+                owner: new_owner_id(),
+                lease_ms: AtomicU64::new(millis(DEFAULT_LEASE)),
             }),
         }
+    }
+
+    /// Sets how long the leases this runner takes last ([`DEFAULT_LEASE`]
+    /// unless set; at least 50 ms). A run whose runner died is picked up by
+    /// another this long after its last renewal at the latest; a runner renews
+    /// its leases each time a third of one has passed. Applies to the leases
+    /// taken from now on.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use roomkit_graph::Handlers;
+    /// use roomkit_graph_runner::Runner;
+    /// use roomkit_graph_sqlite::SqliteStore;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let store = SqliteStore::open(dir.path().join("runs.db"))?;
+    /// let runner = Runner::new(store, Handlers::builtin()).with_lease(Duration::from_secs(5));
+    /// assert_eq!(runner.lease(), Duration::from_secs(5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_lease(self, lease: Duration) -> Self {
+        self.inner.lease_ms.store(millis(lease.max(MIN_LEASE)), Ordering::SeqCst);
+        self
+    }
+
+    /// How long the leases this runner takes last.
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.inner.lease_ms.load(Ordering::SeqCst))
+    }
+
+    /// This runner's id in the leases it takes (the [`RunRecord::owner`] of
+    /// the runs it drives): the host name, the process id and a UUIDv7, as
+    /// `host/pid/uuid`, unique to this runner.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = roomkit_graph_sqlite::SqliteStore::open(dir.path().join("runs.db"))?;
+    /// let runner = roomkit_graph_runner::Runner::new(store, roomkit_graph::Handlers::builtin());
+    /// let pid = std::process::id().to_string();
+    /// assert_eq!(runner.owner().split('/').nth(1), Some(pid.as_str()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn owner(&self) -> &str {
+        &self.inner.owner
     }
 
     /// How many runs this runner's tasks are driving right now (runs parked on
@@ -149,11 +235,17 @@ impl Runner {
         let due =
             RunFilter { status: Some(RunStatus::Waiting), due_by: Some(now_millis()), ..Default::default() };
         for run in self.inner.store.list_runs(&due).await? {
-            // wake_at is kept, so the driver knows the timer fired.
-            let wake =
-                StepCommit { wake_at: run.wake_at, ..status_change(&run, RunStatus::Running, Vec::new()) };
+            // wake_at is kept, so the driver knows the timer fired; the lease is
+            // taken in the same commit.
+            let wake = StepCommit {
+                wake_at: run.wake_at,
+                lease: Some(self.inner.new_lease()),
+                ..status_change(&run, RunStatus::Running, Vec::new())
+            };
             match self.inner.store.commit_step(wake).await {
-                Ok(_) => self.spawn(&run.run_id),
+                Ok((woken, _)) => {
+                    self.spawn(&woken);
+                }
                 // Another process woke it first.
                 Err(StoreError::Conflict { .. }) => {}
                 Err(error) => return Err(error.into()),
@@ -226,9 +318,10 @@ impl Runner {
                 trigger,
                 state: engine.to_state(),
                 key,
+                lease: Some(self.inner.new_lease()),
             })
             .await?;
-        self.spawn(&record.run_id);
+        self.spawn(&record);
         Ok(record)
     }
 
@@ -290,16 +383,17 @@ impl Runner {
                 status,
                 error: None,
                 entries,
+                // Set going again, the run is this runner's to drive.
+                lease: Some(self.inner.new_lease()),
             })
             .await?;
-        if record.status == RunStatus::Running {
-            self.spawn(run_id);
-        }
+        self.spawn(&record);
         Ok(record)
     }
 
-    /// Cancels a run that is not over yet. A step in progress may finish, but
-    /// its commit is refused: the cancellation wins.
+    /// Cancels a run that is not over yet, whoever drives it, and releases its
+    /// lease. A step in progress may finish (or is dropped once its runner sees
+    /// its lease is gone), but its commit is refused: the cancellation wins.
     pub async fn cancel(&self, run_id: &str, reason: Option<&str>) -> Result<RunRecord, RunnerError> {
         loop {
             let record = self.inner.store.run(run_id).await?;
@@ -338,55 +432,125 @@ impl Runner {
         }
     }
 
-    /// Drives every run the store holds as running (after a restart, say).
-    /// Returns how many were picked up.
+    /// Claims and drives every run nobody drives: running, with no live lease
+    /// (after a restart, say, once the leases of the stopped process expired).
+    /// Runs another runner drives are left to it, so every worker sharing a
+    /// store may call this as often as it likes. Returns how many were picked up.
     pub async fn recover(&self) -> Result<usize, RunnerError> {
         self.ensure_timers();
-        let filter = RunFilter { status: Some(RunStatus::Running), ..Default::default() };
-        let runs = self.inner.store.list_runs(&filter).await?;
-        for run in &runs {
-            self.spawn(&run.run_id);
+        let claimable = self.inner.store.claimable_runs(now_millis(), usize::MAX).await?;
+        let mut picked_up = 0;
+        for run in claimable {
+            if self.inner.stopping.load(Ordering::SeqCst) {
+                break;
+            }
+            // A run this runner drives already (whose lease lapsed in between) keeps its task.
+            if lock(&self.inner.active).contains(&run.run_id) {
+                continue;
+            }
+            // Another process may claim it first: then it is theirs.
+            if let Some(claimed) = self.inner.store.claim_run(&run.run_id, &self.inner.new_lease()).await?
+                && self.spawn(&claimed)
+            {
+                picked_up += 1;
+            }
         }
-        Ok(runs.len())
+        Ok(picked_up)
     }
 
     /// Stops driving runs: each task finishes and commits the step it is on,
-    /// then stops. Runs stay running in the store, for [`Runner::recover`].
+    /// then stops and releases the run's lease. Runs stay running in the
+    /// store, for another process's (or a later) [`Runner::recover`] to take
+    /// at once.
     pub async fn shutdown(&self) {
         self.inner.stopping.store(true, Ordering::SeqCst);
         let mut tasks = std::mem::take(&mut *lock(&self.inner.tasks));
         while tasks.join_next().await.is_some() {}
     }
 
-    fn spawn(&self, run_id: &str) {
-        if self.inner.stopping.load(Ordering::SeqCst) || !lock(&self.inner.active).insert(run_id.to_owned()) {
-            return;
+    /// Drives `run` on a task of its own, if it is running with a lease this
+    /// runner holds and no task of this runner drives it yet. Returns whether
+    /// a task was started. A run claimed but not driven (the runner is
+    /// stopping) is released.
+    fn spawn(&self, run: &RunRecord) -> bool {
+        let Some(until) = run
+            .lease_until
+            .filter(|_| run.status == RunStatus::Running && run.owner.as_deref() == Some(&*self.inner.owner))
+        else {
+            return false;
+        };
+        if self.inner.stopping.load(Ordering::SeqCst) {
+            let (inner, run_id) = (Arc::clone(&self.inner), run.run_id.clone());
+            lock(&self.inner.tasks).spawn(async move { inner.release(&run_id).await });
+            return false;
+        }
+        if !lock(&self.inner.active).insert(run.run_id.clone()) {
+            return false;
         }
         let inner = Arc::clone(&self.inner);
-        let run_id = run_id.to_owned();
+        let run_id = run.run_id.clone();
         lock(&self.inner.tasks).spawn(async move {
+            let mut until = until;
             loop {
-                let ended = drive::drive(&inner, &run_id).await;
-                lock(&inner.active).remove(&run_id);
+                let ended = drive::drive(&inner, &run_id, until).await;
                 if ended == drive::Ended::LetGo {
+                    // Released before the run leaves `active`, so that it never
+                    // releases a lease a new task of this runner has taken.
+                    inner.release(&run_id).await;
+                    lock(&inner.active).remove(&run_id);
+                    break;
+                }
+                lock(&inner.active).remove(&run_id);
+                if inner.stopping.load(Ordering::SeqCst) {
                     break;
                 }
                 // An answer may have set the run going again while this task was
                 // finishing (and so did not start another): look once more.
-                let again =
-                    matches!(inner.store.run(&run_id).await, Ok(run) if run.status == RunStatus::Running);
-                if !again
-                    || inner.stopping.load(Ordering::SeqCst)
-                    || !lock(&inner.active).insert(run_id.clone())
-                {
-                    break;
+                match inner.store.claim_run(&run_id, &inner.new_lease()).await {
+                    Ok(Some(run)) if lock(&inner.active).insert(run_id.clone()) => {
+                        until = run.lease_until.unwrap_or(until);
+                    }
+                    _ => break,
                 }
             }
         });
+        true
     }
 }
 
+/// A new owner id: `host/pid/uuid`.
+fn new_owner_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty() && !name.contains('/'))
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{host}/{}/{}", std::process::id(), uuid::Uuid::now_v7())
+}
+
+/// A duration in whole milliseconds, saturating.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
 impl Inner {
+    /// A lease for this runner, from now.
+    fn new_lease(&self) -> Lease {
+        Lease::new(self.owner.clone(), now_millis(), self.lease_millis())
+    }
+
+    /// How long a lease lasts, in milliseconds.
+    fn lease_millis(&self) -> Millis {
+        Millis::try_from(self.lease_ms.load(Ordering::SeqCst)).unwrap_or(Millis::MAX)
+    }
+
+    /// Releases this runner's lease on a run, if it holds one. A release that
+    /// fails is left to expire.
+    async fn release(&self, run_id: &str) {
+        let _ = self.store.release_run(run_id, &self.owner).await;
+    }
+
     /// The compiled graph of `graph_id` at `version`, read from the store the
     /// first time.
     async fn workflow(&self, org: &str, graph_id: &str, version: u64) -> Result<Workflow, RunnerError> {
@@ -445,6 +609,7 @@ fn status_change(run: &RunRecord, status: RunStatus, entries: Vec<Entry>) -> Ste
         error: None,
         entries,
         wake_at: None,
+        lease: None,
     }
 }
 

@@ -1,7 +1,8 @@
 //! The crash test: a worker process runs hundreds of runs and is killed with
 //! SIGKILL at random moments, several times, then restarted. After the last
 //! restart every run finishes, and in every transcript each step is committed
-//! exactly once, in order, with no gap.
+//! exactly once, in order, with no gap. A restarted worker picks up the runs a
+//! killed one drove once their (short) leases expire.
 //!
 //! The worker is this test binary itself, re-run with `ROOMKIT_CRASH_DB` set
 //! on the ignored `crash_worker` entry point. The test kills only the child
@@ -22,6 +23,8 @@ const RUNS: usize = 400;
 const WORK_NODES: usize = 6;
 const KILLS: usize = 5;
 const DB_VAR: &str = "ROOMKIT_CRASH_DB";
+/// The workers' lease: how long a killed worker's runs wait for the next one.
+const LEASE: Duration = Duration::from_millis(400);
 
 fn graph() -> Graph {
     let mut graph = Graph::new("crash", "Crash", Trigger::manual());
@@ -49,11 +52,11 @@ impl NodeHandler for Work {
 
 fn runner(db: &Path) -> Runner {
     let store = SqliteStore::open(db).expect("the worker opens the database");
-    Runner::new(store, Handlers::builtin().with("work", Work))
+    Runner::new(store, Handlers::builtin().with("work", Work)).with_lease(LEASE)
 }
 
-/// The worker process: picks up the runs left running, starts the missing
-/// ones, and exits once every run is over.
+/// The worker process: picks up the runs left running (as their leases
+/// expire), starts the missing ones, and exits once every run is over.
 #[test]
 #[ignore = "the crash test's worker process, started by killed_workers_lose_no_committed_step"]
 fn crash_worker() {
@@ -70,6 +73,7 @@ fn crash_worker() {
         let running = RunFilter { status: Some(RunStatus::Running), ..all };
         while !runner.store().list_runs(&running).await.expect("listing").is_empty() {
             tokio::time::sleep(Duration::from_millis(20)).await;
+            runner.recover().await.expect("recovery");
         }
     });
 }

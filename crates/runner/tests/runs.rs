@@ -1,7 +1,7 @@
 //! Durable runs against a real SQLite file: a human-in-the-loop run answered
 //! after it parks, answers refused without changing anything, a run picked up
-//! after its process died mid-step, graph versions pinned by runs in flight,
-//! and cancellation.
+//! after its process died mid-step (once its lease expired), graph versions
+//! pinned by runs in flight, and cancellation.
 
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -161,18 +161,25 @@ fn a_run_cut_off_mid_step_is_finished_by_the_next_process_with_every_step_once()
     let (entered, entered_rx) = mpsc::channel();
     let first = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let run_id = first.block_on(async {
-        let runner = Runner::new(open(&dir), Handlers::builtin().with("work", Stuck(entered)));
+        let runner = Runner::new(open(&dir), Handlers::builtin().with("work", Stuck(entered)))
+            .with_lease(std::time::Duration::from_millis(500));
         runner.save_graph(&graph).await.unwrap();
         runner.start("long", json!({})).await.unwrap().run_id
     });
     entered_rx.recv().unwrap();
     first.shutdown_background();
 
-    // The next process picks the run up where its last commit left it.
+    // The next process picks the run up where its last commit left it, once
+    // the lease of the dead one has expired.
     let second = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     second.block_on(async {
         let runner = Runner::new(open(&dir), Handlers::builtin().with("work", Quick));
-        assert_eq!(runner.recover().await.unwrap(), 1);
+        let expires = runner.store().run(&run_id).await.unwrap().lease_until.expect("a lease");
+        assert_eq!(runner.recover().await.unwrap(), 0, "the dead process's lease still holds");
+        while runner.recover().await.unwrap() == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(roomkit_graph_store::now_millis() >= expires, "picked up before the lease expired");
         let done = runner.wait(&run_id).await.unwrap();
         assert_eq!(done.status, RunStatus::Completed);
         let events = runner.store().transcript(&run_id, 0, 100).await.unwrap();

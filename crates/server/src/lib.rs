@@ -135,8 +135,8 @@ pub fn router(app: App) -> Router {
 /// Serves the API on `listener` until `shutdown` completes, then shuts down
 /// gracefully: no new connection is taken, live streams end, requests in
 /// progress finish, and the runner commits the steps in progress and stops.
-/// Runs left running are picked up by the next process
-/// ([`Runner::recover`]).
+/// Their leases are released, so runs left running are picked up at once by
+/// another process ([`Runner::recover`]).
 pub async fn serve(
     listener: TcpListener,
     app: App,

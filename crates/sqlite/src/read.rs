@@ -14,7 +14,7 @@ use crate::error::{DbError, sql_int, stored_count};
 
 /// The columns [`run_from_row`] reads, in its order.
 pub(crate) const RUN_COLUMNS: &str = "run_id, graph_id, graph_version, status, current_node_id, \
-     previous_node_id, error, version, last_seq, created_at, updated_at, wake_at, org";
+     previous_node_id, error, version, last_seq, created_at, updated_at, wake_at, org, owner, lease_until";
 
 /// A stored graph of `org`: the given version, or the latest.
 pub(crate) fn graph(
@@ -204,6 +204,22 @@ pub(crate) fn list_runs(conn: &Connection, filter: &RunFilter) -> Result<Vec<Run
     rows.map(|row| row.map_err(DbError::from).and_then(RunRow::into_record)).collect()
 }
 
+/// Up to `limit` running runs nobody holds a live lease on at `now`: those
+/// without a lease, then those whose lease expired (by expiry). Each half is
+/// one range of `runs_by_lease`.
+pub(crate) fn claimable_runs(conn: &Connection, now: i64, limit: usize) -> Result<Vec<RunRecord>, DbError> {
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM runs WHERE status = 'running' AND lease_until IS NULL \
+         UNION ALL \
+         SELECT {RUN_COLUMNS} FROM runs WHERE status = 'running' AND lease_until <= ?1 \
+         LIMIT ?2"
+    );
+    let mut statement = conn.prepare_cached(&sql)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = statement.query_map(params![now, limit], RunRow::read)?;
+    rows.map(|row| row.map_err(DbError::from).and_then(RunRow::into_record)).collect()
+}
+
 /// Up to `limit` events of a run after sequence number `after`, with the run's
 /// record, from one snapshot.
 pub(crate) fn transcript_page(
@@ -264,6 +280,8 @@ struct RunRow {
     updated_at: i64,
     wake_at: Option<i64>,
     org: String,
+    owner: Option<String>,
+    lease_until: Option<i64>,
 }
 
 impl RunRow {
@@ -283,6 +301,8 @@ impl RunRow {
             updated_at: row.get(10)?,
             wake_at: row.get(11)?,
             org: row.get(12)?,
+            owner: row.get(13)?,
+            lease_until: row.get(14)?,
         })
     }
 
@@ -304,6 +324,8 @@ impl RunRow {
             created_at: self.created_at,
             updated_at: self.updated_at,
             wake_at: self.wake_at,
+            owner: self.owner,
+            lease_until: self.lease_until,
         })
     }
 }

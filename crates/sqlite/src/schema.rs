@@ -21,16 +21,19 @@ pub const APPLICATION_ID: i32 = 0x524B_4752;
 /// version is refused as foreign rather than misread.
 ///
 /// ```
-/// assert_eq!(roomkit_graph_sqlite::SCHEMA_VERSION, 2);
+/// assert_eq!(roomkit_graph_sqlite::SCHEMA_VERSION, 3);
 /// ```
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
-/// The tables of schema version 2. JSON is stored as TEXT; times are
+/// The tables of schema version 3. JSON is stored as TEXT; times are
 /// milliseconds since the Unix epoch.
 ///
 /// `outputs` keeps its rowid so that a run's context comes back in the order
 /// its entries were first written (an upsert keeps the row), as the engine
 /// keeps it.
+///
+/// `owner` and `lease_until` hold the lease of the process driving a running
+/// run (both set or both null); `runs_by_lease` finds the runs nobody holds.
 const SCHEMA: &str = "
 CREATE TABLE graphs (
     org        TEXT    NOT NULL,
@@ -57,6 +60,8 @@ CREATE TABLE runs (
     created_at       INTEGER NOT NULL,
     updated_at       INTEGER NOT NULL,
     run_key          TEXT,
+    owner            TEXT,
+    lease_until      INTEGER,
     FOREIGN KEY (org, graph_id, graph_version) REFERENCES graphs (org, graph_id, version)
 );
 CREATE INDEX runs_by_graph ON runs (org, graph_id, created_at);
@@ -65,6 +70,7 @@ CREATE INDEX runs_by_status ON runs (status, created_at);
 CREATE INDEX runs_by_wake ON runs (wake_at) WHERE wake_at IS NOT NULL;
 CREATE INDEX runs_by_created ON runs (created_at);
 CREATE UNIQUE INDEX runs_by_key ON runs (run_key) WHERE run_key IS NOT NULL;
+CREATE INDEX runs_by_lease ON runs (status, lease_until);
 
 CREATE TABLE outputs (
     run_id     TEXT NOT NULL REFERENCES runs (run_id),
@@ -161,6 +167,18 @@ CREATE TABLE secrets (
 ) WITHOUT ROWID;
 ";
 
+/// From schema version 2 to 3: runs get a lease (`owner`, `lease_until`),
+/// none at first. Every row stays as it is.
+const MIGRATE_2_TO_3: &str = "
+ALTER TABLE runs ADD COLUMN owner TEXT;
+ALTER TABLE runs ADD COLUMN lease_until INTEGER;
+CREATE INDEX runs_by_lease ON runs (status, lease_until);
+";
+
+/// The migrations, by the schema version they start from: a file is migrated
+/// one version at a time up to [`SCHEMA_VERSION`].
+const MIGRATIONS: [(i32, &str); 2] = [(1, MIGRATE_1_TO_2), (2, MIGRATE_2_TO_3)];
+
 /// Opens the connection that writes: checks the file is ours (or empty, and
 /// then creates the schema), switches it to WAL and sets the pragmas.
 ///
@@ -194,7 +212,7 @@ fn open_writer_inner(path: &Path, options: &Options) -> Result<Connection, DbErr
 
     match found {
         Found::Empty => create_schema(&mut conn, path)?,
-        Found::Version1 => migrate(&mut conn, path)?,
+        Found::Older(_) => migrate(&mut conn, path)?,
         Found::Ours => {}
     }
     if let Some(bytes) = options.max_size_bytes {
@@ -219,8 +237,8 @@ pub(crate) fn open_reader(path: &Path, options: &Options) -> Result<Connection, 
 enum Found {
     /// A new, empty database: the schema must be created.
     Empty,
-    /// One of ours, of schema version 1: it is migrated.
-    Version1,
+    /// One of ours, of an older schema version: it is migrated.
+    Older(i32),
     /// One of ours, of this schema version.
     Ours,
 }
@@ -236,7 +254,7 @@ fn inspect(conn: &Connection, path: &Path) -> Result<Found, DbError> {
     };
     match application_id {
         APPLICATION_ID if user_version == SCHEMA_VERSION => Ok(Found::Ours),
-        APPLICATION_ID if user_version == 1 => Ok(Found::Version1),
+        APPLICATION_ID if (1..SCHEMA_VERSION).contains(&user_version) => Ok(Found::Older(user_version)),
         APPLICATION_ID if user_version > SCHEMA_VERSION => Err(foreign(format!(
             "its schema version {user_version} is newer than this build's {SCHEMA_VERSION}"
         ))),
@@ -261,18 +279,21 @@ fn create_schema(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
     Ok(())
 }
 
-/// Migrates a file of schema version 1 in one transaction: all of it or
-/// nothing. Another process may have done it since [`inspect`]: then there is
-/// nothing to do. Foreign keys are off meanwhile (the tables they join are
-/// rebuilt) and checked before the commit.
+/// Migrates a file of an older schema version, step by step, in one
+/// transaction: all of it or nothing. Another process may have done it since
+/// [`inspect`]: then there is nothing to do (or less). Foreign keys are off
+/// meanwhile (some steps rebuild the tables they join) and checked before the
+/// commit.
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
     conn.pragma_update(None, "foreign_keys", "OFF")?;
     let migrated = (|| -> Result<(), DbError> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if inspect(&tx, path)? == Found::Ours {
+        let Found::Older(from) = inspect(&tx, path)? else {
             return Ok(());
+        };
+        for (_, step) in MIGRATIONS.iter().filter(|(start, _)| *start >= from) {
+            tx.execute_batch(step)?;
         }
-        tx.execute_batch(MIGRATE_1_TO_2)?;
         let broken: i64 =
             tx.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |row| row.get(0))?;
         if broken > 0 {

@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use futures_util::stream::BoxStream;
 use roomkit_graph::{EngineState, Graph};
 use roomkit_graph_store::{
-    NewRun, RunFilter, RunRecord, StepCommit, Store, StoreError, StoredGraph, TokenRecord, TranscriptEvent,
+    Lease, Millis, NewRun, RunFilter, RunRecord, StepCommit, Store, StoreError, StoredGraph, TokenRecord,
+    TranscriptEvent,
 };
 use tokio::sync::{broadcast, oneshot};
 
@@ -100,6 +101,7 @@ impl SqliteStore {
     ///         trigger: json!({}),
     ///         state,
     ///         key: None,
+    ///         lease: None,
     ///     })
     ///     .await?;
     /// let (run, _) = store
@@ -113,6 +115,7 @@ impl SqliteStore {
     ///         status: RunStatus::Completed,
     ///         error: None,
     ///         entries: vec![Entry::RunCompleted],
+    ///         lease: None,
     ///     })
     ///     .await?;
     /// assert_eq!((run.version, run.last_seq), (2, 2));
@@ -247,6 +250,25 @@ impl Store for SqliteStore {
 
     async fn commit_step(&self, commit: StepCommit) -> Result<(RunRecord, Vec<TranscriptEvent>), StoreError> {
         self.write(|reply| Request::CommitStep { commit, reply }).await
+    }
+
+    async fn claim_run(&self, run_id: &str, lease: &Lease) -> Result<Option<RunRecord>, StoreError> {
+        let (run_id, lease) = (run_id.to_owned(), lease.clone());
+        self.write(|reply| Request::Claim { run_id, lease, reply }).await
+    }
+
+    async fn renew_lease(&self, run_id: &str, lease: &Lease) -> Result<RunRecord, StoreError> {
+        let (run_id, lease) = (run_id.to_owned(), lease.clone());
+        self.write(|reply| Request::Renew { run_id, lease, reply }).await
+    }
+
+    async fn release_run(&self, run_id: &str, owner: &str) -> Result<bool, StoreError> {
+        let (run_id, owner) = (run_id.to_owned(), owner.to_owned());
+        self.write(|reply| Request::Release { run_id, owner, reply }).await
+    }
+
+    async fn claimable_runs(&self, now: Millis, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+        self.inner.readers.run(move |conn| read::claimable_runs(conn, now, limit)).await
     }
 
     async fn run(&self, run_id: &str) -> Result<RunRecord, StoreError> {

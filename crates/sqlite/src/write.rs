@@ -1,11 +1,12 @@
-//! The writes: saving a graph, opening a run, committing a step. Each runs
+//! The writes: saving a graph, opening a run, committing a step, taking and
+//! letting go of a run's lease. Each runs
 //! inside the writer's transaction (in its own savepoint) and only checks and
 //! changes rows; committing is the writer's job.
 
 use roomkit_graph::Graph;
 use roomkit_graph_store::{
-    Entry, NewRun, RunRecord, RunStatus, StepCommit, StoreError, StoredGraph, TokenRecord, TranscriptEvent,
-    now_millis,
+    Entry, Lease, Millis, NewRun, RunRecord, RunStatus, StepCommit, StoreError, StoredGraph, TokenRecord,
+    TranscriptEvent, now_millis,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -108,6 +109,7 @@ pub(crate) fn create_run(conn: &Connection, run: &NewRun) -> Result<(RunRecord, 
         RunStatus::Running
     };
     let now = now_millis();
+    let lease = run.lease.as_ref().filter(|_| status == RunStatus::Running);
     let record = RunRecord {
         run_id: run_id.clone(),
         org: run.org.clone(),
@@ -122,11 +124,13 @@ pub(crate) fn create_run(conn: &Connection, run: &NewRun) -> Result<(RunRecord, 
         wake_at: None,
         created_at: now,
         updated_at: now,
+        owner: lease.map(|lease| lease.owner.clone()),
+        lease_until: lease.map(|lease| lease.until),
     };
     conn.prepare_cached(
         "INSERT INTO runs (run_id, org, graph_id, graph_version, status, current_node_id, \
-         previous_node_id, error, version, last_seq, created_at, updated_at, run_key) \
-         VALUES (?1, ?9, ?2, ?3, ?4, ?5, ?6, NULL, 1, 1, ?7, ?7, ?8)",
+         previous_node_id, error, version, last_seq, created_at, updated_at, run_key, owner, lease_until) \
+         VALUES (?1, ?9, ?2, ?3, ?4, ?5, ?6, NULL, 1, 1, ?7, ?7, ?8, ?10, ?11)",
     )?
     .execute(params![
         record.run_id,
@@ -138,6 +142,8 @@ pub(crate) fn create_run(conn: &Connection, run: &NewRun) -> Result<(RunRecord, 
         now,
         run.key,
         record.org,
+        record.owner,
+        record.lease_until,
     ])?;
     {
         let mut insert =
@@ -160,7 +166,8 @@ pub(crate) fn create_run(conn: &Connection, run: &NewRun) -> Result<(RunRecord, 
     Ok((record, started))
 }
 
-/// Commits one step, refused with [`StoreError::Conflict`] when the run moved.
+/// Commits one step, refused with [`StoreError::Conflict`] when the run moved
+/// or, for a commit with a lease, when another owner holds a live one.
 pub(crate) fn commit_step(
     conn: &Connection,
     commit: &StepCommit,
@@ -174,6 +181,10 @@ pub(crate) fn commit_step(
         }
         .into());
     }
+    let now = now_millis();
+    if let Some(lease) = &commit.lease {
+        refuse_if_held_by_another(&before, lease, now)?;
+    }
 
     {
         let mut upsert = conn.prepare_cached(
@@ -185,14 +196,21 @@ pub(crate) fn commit_step(
         }
     }
 
-    let now = now_millis();
     let events: Vec<TranscriptEvent> = (before.last_seq + 1..)
         .zip(&commit.entries)
         .map(|(seq, entry)| TranscriptEvent { run_id: run_id.clone(), seq, at: now, entry: entry.clone() })
         .collect();
     append(conn, &events)?;
 
+    // Parked or over: nobody drives it. Still running: the committer holds it.
+    let (owner, lease_until) = match &commit.lease {
+        _ if commit.status != RunStatus::Running => (None, None),
+        Some(lease) => (Some(lease.owner.clone()), Some(renewed_until(&before, lease))),
+        None => (before.owner.clone(), before.lease_until),
+    };
     let after = RunRecord {
+        owner,
+        lease_until,
         status: commit.status,
         current_node_id: commit.current_node_id.clone(),
         previous_node_id: commit.previous_node_id.clone(),
@@ -203,8 +221,8 @@ pub(crate) fn commit_step(
         wake_at: commit.wake_at,
         ..before
     };
-    // Columns with an index (status, wake_at) are set only when they change, so
-    // a step does not rewrite their index pages.
+    // Columns with an index (status, wake_at, lease_until) are set only when
+    // they change, so a step does not rewrite their index pages.
     let mut sql = String::from(
         "UPDATE runs SET current_node_id = ?2, previous_node_id = ?3, error = ?4, version = ?5, \
          last_seq = ?6, updated_at = ?7",
@@ -214,6 +232,10 @@ pub(crate) fn commit_step(
     }
     if after.wake_at != before.wake_at {
         sql.push_str(", wake_at = ?9");
+    }
+    let lease_changed = (&after.owner, after.lease_until) != (&before.owner, before.lease_until);
+    if lease_changed {
+        sql.push_str(", owner = ?10, lease_until = ?11");
     }
     sql.push_str(" WHERE run_id = ?1");
     let mut update = conn.prepare_cached(&sql)?;
@@ -232,11 +254,100 @@ pub(crate) fn commit_step(
     if after.wake_at != before.wake_at {
         bind.push((9, after.wake_at.map_or(SqlValue::Null, SqlValue::Integer)));
     }
+    if lease_changed {
+        bind.push((10, after.owner.clone().map_or(SqlValue::Null, SqlValue::Text)));
+        bind.push((11, after.lease_until.map_or(SqlValue::Null, SqlValue::Integer)));
+    }
     for (index, value) in bind {
         update.raw_bind_parameter(index, value)?;
     }
     update.raw_execute()?;
     Ok((after, events))
+}
+
+/// [`StoreError::Conflict`] when someone other than `lease.owner` holds a live
+/// lease on `run` at `now`.
+fn refuse_if_held_by_another(run: &RunRecord, lease: &Lease, now: Millis) -> Result<(), DbError> {
+    match run.lease() {
+        Some(held) if held.owner != lease.owner && held.is_live_at(now) => Err(StoreError::Conflict {
+            run_id: run.run_id.clone(),
+            detail: format!("{} holds the run until {}", held.owner, held.until),
+        }
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// The expiry of `lease` once taken on `run`: its own, or the later of its own
+/// and the stored one when its owner holds the run already (a renewal never
+/// shortens a lease).
+fn renewed_until(run: &RunRecord, lease: &Lease) -> Millis {
+    match run.lease() {
+        Some(held) if held.owner == lease.owner => held.until.max(lease.until),
+        _ => lease.until,
+    }
+}
+
+/// Sets the lease columns of a run.
+fn set_lease(
+    conn: &Connection,
+    run_id: &str,
+    owner: Option<&str>,
+    until: Option<Millis>,
+) -> Result<(), DbError> {
+    conn.prepare_cached("UPDATE runs SET owner = ?2, lease_until = ?3 WHERE run_id = ?1")?
+        .execute(params![run_id, owner, until])?;
+    Ok(())
+}
+
+/// Takes the lease on a running run nobody else holds; `None` when it is not
+/// running or held by another owner.
+pub(crate) fn claim_run(
+    conn: &Connection,
+    run_id: &str,
+    lease: &Lease,
+) -> Result<Option<RunRecord>, DbError> {
+    let before = read::run(conn, run_id)?;
+    if !before.is_claimable_by(&lease.owner, now_millis()) {
+        return Ok(None);
+    }
+    let until = renewed_until(&before, lease);
+    if before.lease() != Some(Lease { owner: lease.owner.clone(), until }) {
+        set_lease(conn, run_id, Some(&lease.owner), Some(until))?;
+    }
+    Ok(Some(RunRecord { owner: Some(lease.owner.clone()), lease_until: Some(until), ..before }))
+}
+
+/// Extends the lease its owner holds on a running run, refused with
+/// [`StoreError::Conflict`] when the run is not running or not held by it.
+pub(crate) fn renew_lease(conn: &Connection, run_id: &str, lease: &Lease) -> Result<RunRecord, DbError> {
+    let before = read::run(conn, run_id)?;
+    let held = before.lease().filter(|held| held.owner == lease.owner);
+    if before.status != RunStatus::Running || held.is_none() {
+        let holder = before.owner.as_deref().unwrap_or("nobody");
+        return Err(StoreError::Conflict {
+            run_id: run_id.to_owned(),
+            detail: format!(
+                "{} cannot renew: the run is {} and held by {holder}",
+                lease.owner,
+                before.status.as_str()
+            ),
+        }
+        .into());
+    }
+    let until = renewed_until(&before, lease);
+    if before.lease_until != Some(until) {
+        set_lease(conn, run_id, Some(&lease.owner), Some(until))?;
+    }
+    Ok(RunRecord { lease_until: Some(until), ..before })
+}
+
+/// Releases the lease `owner` holds on a run; whether it held one.
+pub(crate) fn release_run(conn: &Connection, run_id: &str, owner: &str) -> Result<bool, DbError> {
+    let released = conn
+        .prepare_cached("UPDATE runs SET owner = NULL, lease_until = NULL WHERE run_id = ?1 AND owner = ?2")?
+        .execute(params![run_id, owner])?;
+    Ok(released > 0)
 }
 
 /// Appends events to their run's transcript.

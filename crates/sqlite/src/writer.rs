@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use std::thread;
 
 use roomkit_graph::Graph;
-use roomkit_graph_store::{NewRun, RunRecord, StepCommit, StoreError, StoredGraph, TranscriptEvent};
+use roomkit_graph_store::{Lease, NewRun, RunRecord, StepCommit, StoreError, StoredGraph, TranscriptEvent};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::{broadcast, oneshot};
 
@@ -44,6 +44,12 @@ pub(crate) enum Request {
     CreateRun { run: NewRun, reply: Reply<RunRecord> },
     /// [`write::commit_step`].
     CommitStep { commit: StepCommit, reply: Reply<(RunRecord, Vec<TranscriptEvent>)> },
+    /// [`write::claim_run`].
+    Claim { run_id: String, lease: Lease, reply: Reply<Option<RunRecord>> },
+    /// [`write::renew_lease`].
+    Renew { run_id: String, lease: Lease, reply: Reply<RunRecord> },
+    /// [`write::release_run`].
+    Release { run_id: String, owner: String, reply: Reply<bool> },
 }
 
 impl Request {
@@ -61,6 +67,15 @@ impl Request {
                 let _ = reply.send(Err(err.clone()));
             }
             Request::CommitStep { reply, .. } => {
+                let _ = reply.send(Err(err.clone()));
+            }
+            Request::Claim { reply, .. } => {
+                let _ = reply.send(Err(err.clone()));
+            }
+            Request::Renew { reply, .. } => {
+                let _ = reply.send(Err(err.clone()));
+            }
+            Request::Release { reply, .. } => {
                 let _ = reply.send(Err(err.clone()));
             }
         }
@@ -88,6 +103,21 @@ impl Request {
                 let events = result.as_ref().map(|(_, events)| events.clone()).unwrap_or_default();
                 Applied::new(result, events, reply)
             }
+            Request::Claim { run_id, lease, reply } => Applied::new(
+                in_savepoint(tx, path, |conn| write::claim_run(conn, &run_id, &lease)),
+                Vec::new(),
+                reply,
+            ),
+            Request::Renew { run_id, lease, reply } => Applied::new(
+                in_savepoint(tx, path, |conn| write::renew_lease(conn, &run_id, &lease)),
+                Vec::new(),
+                reply,
+            ),
+            Request::Release { run_id, owner, reply } => Applied::new(
+                in_savepoint(tx, path, |conn| write::release_run(conn, &run_id, &owner)),
+                Vec::new(),
+                reply,
+            ),
         }
     }
 }
@@ -250,6 +280,7 @@ mod tests {
             status: RunStatus::Running,
             error: None,
             entries: vec![Entry::NodeCompleted { node_id: node.into(), output: json!(node) }],
+            lease: None,
         }
     }
 
@@ -288,6 +319,7 @@ mod tests {
                     trigger: json!({}),
                     state,
                     key: None,
+                    lease: None,
                 },
                 reply: run_reply,
             },

@@ -1,18 +1,20 @@
 //! Organizations: graphs, runs, tokens and secrets kept apart per
-//! organization, run keys, and files of the first schema version migrated.
+//! organization, run keys, and files of older schema versions migrated.
 
 mod common;
 
 use common::{db_path, graph, started_state};
 use roomkit_graph_sqlite::{SCHEMA_VERSION, SqliteStore};
 use roomkit_graph_store::{
-    DEFAULT_ORG, Entry, NewRun, RunFilter, RunStatus, Store, StoreError, TokenRecord, render_text,
+    DEFAULT_ORG, Entry, Lease, NewRun, RunFilter, RunStatus, Store, StoreError, TokenRecord, now_millis,
+    render_text,
 };
 use serde_json::json;
 
 fn new_run(org: &str, graph_id: &str, run_id: &str, key: Option<&str>) -> NewRun {
     NewRun {
         org: org.into(),
+        lease: None,
         graph_id: graph_id.into(),
         graph_version: 1,
         trigger: json!({}),
@@ -169,14 +171,109 @@ async fn a_file_of_schema_version_1_is_migrated_with_everything_in_it() {
     assert!(render_text(&transcript).contains("review"));
     assert_eq!(store.graph(DEFAULT_ORG, "review", None).await.unwrap().created_at, 5);
 
-    // The migrated file works as a new one: new versions, runs, keys, tokens.
+    // The migrated file works as a new one: new versions, runs, keys, leases.
     assert_eq!(store.save_graph(DEFAULT_ORG, &graph("review")).await.unwrap().version, 2);
     store.create_run(new_run(DEFAULT_ORG, "review", "r2", Some("k"))).await.unwrap();
+    let claimed = store.claim_run("r2", &Lease::new("me", now_millis(), 60_000)).await.unwrap();
+    assert_eq!(claimed.and_then(|run| run.owner).as_deref(), Some("me"));
     drop(store);
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    let version: i32 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).unwrap();
+    assert_is_current(&path);
+}
+
+/// Checks the file at `path` is of this schema version, with every reference
+/// intact and the lease index in place.
+fn assert_is_current(path: &std::path::Path) {
+    let conn = rusqlite::Connection::open(path).expect("the file opens");
+    let version: i32 =
+        conn.pragma_query_value(None, "user_version", |row| row.get(0)).expect("a schema version");
     assert_eq!(version, SCHEMA_VERSION);
-    let broken: i64 =
-        conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).unwrap();
+    let broken: i64 = conn
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0))
+        .expect("a foreign key check");
     assert_eq!(broken, 0);
+    let lease_index: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'runs_by_lease'", [], |r| r.get(0))
+        .expect("a look at the schema");
+    assert_eq!(lease_index, 1);
+}
+
+/// The tables of schema version 2, as that version created them.
+const SCHEMA_2: &str = "
+CREATE TABLE graphs (org TEXT NOT NULL, graph_id TEXT NOT NULL, version INTEGER NOT NULL,
+    graph_json TEXT NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (org, graph_id, version)) WITHOUT ROWID;
+CREATE TABLE runs (run_id TEXT NOT NULL PRIMARY KEY, org TEXT NOT NULL, graph_id TEXT NOT NULL,
+    graph_version INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'waiting', 'completed', 'failed', 'cancelled')),
+    current_node_id TEXT, previous_node_id TEXT, error TEXT, version INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL, wake_at INTEGER, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+    run_key TEXT,
+    FOREIGN KEY (org, graph_id, graph_version) REFERENCES graphs (org, graph_id, version));
+CREATE INDEX runs_by_graph ON runs (org, graph_id, created_at);
+CREATE INDEX runs_by_org ON runs (org, created_at);
+CREATE INDEX runs_by_status ON runs (status, created_at);
+CREATE INDEX runs_by_wake ON runs (wake_at) WHERE wake_at IS NOT NULL;
+CREATE INDEX runs_by_created ON runs (created_at);
+CREATE UNIQUE INDEX runs_by_key ON runs (run_key) WHERE run_key IS NOT NULL;
+CREATE TABLE outputs (run_id TEXT NOT NULL REFERENCES runs (run_id), node_id TEXT NOT NULL,
+    entry_json TEXT NOT NULL, PRIMARY KEY (run_id, node_id));
+CREATE TABLE transcript (run_id TEXT NOT NULL REFERENCES runs (run_id), seq INTEGER NOT NULL,
+    at INTEGER NOT NULL, entry_json TEXT NOT NULL, PRIMARY KEY (run_id, seq)) WITHOUT ROWID;
+CREATE TABLE tokens (token_hash TEXT NOT NULL PRIMARY KEY, org TEXT NOT NULL, label TEXT,
+    created_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE secrets (org TEXT NOT NULL, graph_id TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+    updated_at INTEGER NOT NULL, PRIMARY KEY (org, graph_id, name)) WITHOUT ROWID;
+PRAGMA application_id = 1380665170;
+PRAGMA user_version = 2;
+";
+
+#[tokio::test]
+async fn a_file_of_schema_version_2_is_migrated_with_everything_in_it() {
+    let (_dir, path) = db_path();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA_2).unwrap();
+        let graph_json = graph("review").to_json();
+        conn.execute("INSERT INTO graphs VALUES ('acme', 'review', 1, ?1, 5)", [&graph_json]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO runs VALUES ('r1', 'acme', 'review', 1, 'running', 'draft', 'start', NULL, 3, 2, NULL,
+                 10, 20, 'key-1');
+             INSERT INTO runs VALUES ('r2', 'acme', 'review', 1, 'waiting', 'pause', 'draft', NULL, 4, 3, 99,
+                 11, 21, NULL);
+             INSERT INTO outputs VALUES ('r1', 'start', '{\"output\":{\"input\":{\"topic\":\"x\"}}}');
+             INSERT INTO transcript VALUES ('r1', 1, 10,
+                 '{\"type\":\"run_started\",\"graph_id\":\"review\",\"graph_version\":1,\"trigger\":{\"topic\":\"x\"}}');
+             INSERT INTO transcript VALUES ('r1', 2, 20, '{\"type\":\"run_completed\"}');
+             INSERT INTO tokens VALUES ('ab12', 'acme', 'ci', 7);
+             INSERT INTO secrets VALUES ('acme', 'review', 'webhook', 's1', 8);",
+        )
+        .unwrap();
+    }
+
+    let store = SqliteStore::open(&path).unwrap();
+    let (record, state) = store.load_run("r1").await.unwrap();
+    assert_eq!(
+        (record.org.as_str(), record.status, record.version, record.last_seq, record.owner),
+        ("acme", RunStatus::Running, 3, 2, None)
+    );
+    assert_eq!(state.context["start"], json!({"output": {"input": {"topic": "x"}}}));
+    assert_eq!(store.transcript("r1", 0, 10).await.unwrap().len(), 2);
+    let parked = store.run("r2").await.unwrap();
+    assert_eq!(
+        (parked.status, parked.wake_at, parked.current_node_id.as_deref()),
+        (RunStatus::Waiting, Some(99), Some("pause"))
+    );
+    assert_eq!(store.token("ab12").await.unwrap().map(|t| t.org).as_deref(), Some("acme"));
+    assert_eq!(store.secret("acme", "review", "webhook").await.unwrap().as_deref(), Some("s1"));
+    assert!(matches!(
+        store.create_run(new_run("acme", "review", "r3", Some("key-1"))).await,
+        Err(StoreError::Duplicate { run_id, .. }) if run_id == "r1"
+    ));
+
+    // The running run is nobody's: it can be claimed.
+    let claimable = store.claimable_runs(now_millis(), 10).await.unwrap();
+    assert_eq!(claimable.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(), ["r1"]);
+    let claimed = store.claim_run("r1", &Lease::new("me", now_millis(), 60_000)).await.unwrap();
+    assert_eq!(claimed.map(|run| run.version), Some(3));
+    drop(store);
+    assert_is_current(&path);
 }

@@ -49,6 +49,7 @@ async fn load_run_reproduces_the_engine_state_after_every_step() {
     let record = store
         .create_run(NewRun {
             org: DEFAULT_ORG.into(),
+            lease: None,
             key: None,
             graph_id: "review".into(),
             graph_version: 1,
@@ -62,6 +63,7 @@ async fn load_run_reproduces_the_engine_state_after_every_step() {
     let (record, events) = store
         .commit_step(StepCommit {
             wake_at: None,
+            lease: None,
             run_id: "r1".into(),
             expected_version: 1,
             writes: vec![("draft".into(), json!("v1"))],
@@ -96,6 +98,7 @@ async fn load_run_reproduces_the_engine_state_after_every_step() {
     store
         .commit_step(StepCommit {
             wake_at: None,
+            lease: None,
             run_id: "r1".into(),
             expected_version: 2,
             writes: vec![("review".into(), json!({"action": "approve"})), ("draft".into(), json!("v2"))],
@@ -114,6 +117,7 @@ async fn load_run_reproduces_the_engine_state_after_every_step() {
     let (record, _) = store
         .commit_step(StepCommit {
             wake_at: None,
+            lease: None,
             run_id: "r1".into(),
             expected_version: 3,
             writes: vec![("publish".into(), json!({"url": "https://example.test/1"}))],
@@ -168,6 +172,7 @@ async fn a_stale_commit_conflicts_and_changes_nothing() {
     assert!(matches!(store.commit_step(simple_step("nope", 1, "a")).await, Err(StoreError::NotFound(_))));
     let duplicate = NewRun {
         org: DEFAULT_ORG.into(),
+        lease: None,
         key: None,
         graph_id: "g".into(),
         graph_version: 1,

@@ -14,9 +14,15 @@
 //! - A step is committed whole ([`StepCommit`]): the outputs it wrote, the run's
 //!   new position and its transcript entries, in one transaction, guarded by the
 //!   run's version so a step is never committed twice.
+//! - A running run is driven by one process at a time, the holder of its
+//!   [`Lease`]: [`Store::claim_run`] takes it, commits and
+//!   [`Store::renew_lease`] extend it, and parking, ending or
+//!   [`Store::release_run`] let it go. A lease whose owner died expires, and
+//!   [`Store::claimable_runs`] lists the run again.
 
 mod access;
 mod error;
+mod lease;
 mod run;
 mod transcript;
 
@@ -26,6 +32,7 @@ use roomkit_graph::{EngineState, Graph};
 
 pub use access::{DEFAULT_ORG, TokenRecord};
 pub use error::StoreError;
+pub use lease::Lease;
 pub use run::{NewRun, RunFilter, RunRecord, RunStatus, StepCommit, StoredGraph};
 pub use transcript::{Entry, TranscriptEvent, render_text};
 
@@ -84,8 +91,38 @@ pub trait Store: Send + Sync {
     /// Commits one step: its writes, the run's new position and status, and its
     /// transcript entries, atomically. Refused with [`StoreError::Conflict`],
     /// changing nothing, when the run's version is not `commit.expected_version`
-    /// (another process moved it). Returns the new record and the appended events.
+    /// (another process moved it), or when the commit carries a lease and
+    /// another owner holds a live one on the run. A commit that leaves the run
+    /// running with a lease takes or renews it; one that leaves it not running
+    /// releases its lease (see [`StepCommit::lease`]). Returns the new record
+    /// and the appended events.
     async fn commit_step(&self, commit: StepCommit) -> Result<(RunRecord, Vec<TranscriptEvent>), StoreError>;
+
+    /// Takes the lease on a run for `lease.owner` until `lease.until`, if the
+    /// run is running and nobody else holds a live lease on it (it has no
+    /// owner, its owner's lease expired, or the owner is `lease.owner`, whose
+    /// lease is then renewed). Returns the claimed record, or `None` (changing
+    /// nothing) when the run is not running or someone else holds it.
+    /// [`StoreError::NotFound`] for an unknown run. Does not change the run's
+    /// version: a commit prepared by the owner before a renewal still applies.
+    async fn claim_run(&self, run_id: &str, lease: &Lease) -> Result<Option<RunRecord>, StoreError>;
+
+    /// Extends the lease `lease.owner` holds on a running run to `lease.until`
+    /// (never shortening it). Refused with [`StoreError::Conflict`], changing
+    /// nothing, when the run is not running or its lease is not held by
+    /// `lease.owner` (another process took it after it expired, or it was
+    /// released): the owner has lost the run and must stop driving it.
+    async fn renew_lease(&self, run_id: &str, lease: &Lease) -> Result<RunRecord, StoreError>;
+
+    /// Releases the lease `owner` holds on a run, so that another process can
+    /// take it at once. Returns whether `owner` held it; a lease held by
+    /// someone else, or none, is left as it is.
+    async fn release_run(&self, run_id: &str, owner: &str) -> Result<bool, StoreError>;
+
+    /// Up to `limit` running runs that nobody holds a live lease on at `now`:
+    /// those without an owner first, then those whose lease expired, oldest
+    /// lease first. What a process may [`Store::claim_run`] to pick up.
+    async fn claimable_runs(&self, now: Millis, limit: usize) -> Result<Vec<RunRecord>, StoreError>;
 
     /// A run's record.
     async fn run(&self, run_id: &str) -> Result<RunRecord, StoreError>;

@@ -2,7 +2,7 @@ use roomkit_graph::{EngineState, Graph};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Entry, Millis};
+use crate::{Entry, Lease, Millis};
 
 /// A graph as stored: one version of it.
 #[derive(Clone, Debug, PartialEq)]
@@ -92,6 +92,42 @@ pub struct RunRecord {
     pub created_at: Millis,
     /// When it last changed.
     pub updated_at: Millis,
+    /// Who drives it right now: the owner of its lease (see [`Lease`]). Only a
+    /// running run has one; none when nobody holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// When the lease of [`RunRecord::owner`] expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until: Option<Millis>,
+}
+
+impl RunRecord {
+    /// The lease on the run, if someone holds one (live or expired).
+    pub fn lease(&self) -> Option<Lease> {
+        Some(Lease { owner: self.owner.clone()?, until: self.lease_until? })
+    }
+
+    /// Whether `owner` may drive the run at `now`: it is running and nobody
+    /// else holds a live lease on it.
+    ///
+    /// ```
+    /// # use roomkit_graph_store::{RunRecord, RunStatus};
+    /// let mut run = RunRecord {
+    ///     run_id: "r".into(), org: "default".into(), graph_id: "g".into(), graph_version: 1,
+    ///     status: RunStatus::Running, current_node_id: Some("a".into()), previous_node_id: None,
+    ///     error: None, version: 3, last_seq: 4, wake_at: None, created_at: 0, updated_at: 0,
+    ///     owner: Some("b".into()), lease_until: Some(100),
+    /// };
+    /// assert!(!run.is_claimable_by("a", 99));
+    /// assert!(run.is_claimable_by("b", 99));
+    /// assert!(run.is_claimable_by("a", 100), "the lease of b expired");
+    /// run.status = RunStatus::Waiting;
+    /// assert!(!run.is_claimable_by("b", 99));
+    /// ```
+    pub fn is_claimable_by(&self, owner: &str, now: Millis) -> bool {
+        self.status == RunStatus::Running
+            && self.lease().is_none_or(|lease| lease.owner == owner || !lease.is_live_at(now))
+    }
 }
 
 /// What opening a run's room needs.
@@ -111,6 +147,9 @@ pub struct NewRun {
     /// idempotency key): a second run with it is refused with
     /// [`StoreError::Duplicate`](crate::StoreError::Duplicate).
     pub key: Option<String>,
+    /// The lease its creator takes on it, if it starts running: no other
+    /// process picks it up while its creator drives it.
+    pub lease: Option<Lease>,
 }
 
 /// One step, committed whole.
@@ -136,6 +175,13 @@ pub struct StepCommit {
     /// Parks the run on a timer due at this time (with [`RunStatus::Waiting`]);
     /// none clears it.
     pub wake_at: Option<Millis>,
+    /// The lease of the committer. With one, the commit is refused when
+    /// another owner holds a live lease on the run; if the run stays running
+    /// the committer holds the lease after it (taken, or renewed to
+    /// `until` at the latest of the stored and the given time). Without one
+    /// (a cancel, say), nobody's lease is checked or taken. Either way a commit
+    /// that leaves the run not running releases its lease.
+    pub lease: Option<Lease>,
 }
 
 /// Which runs to list.

@@ -44,6 +44,7 @@ pub(crate) async fn start_run(store: &SqliteStore, graph_id: &str, run_id: &str)
     store
         .create_run(NewRun {
             org: DEFAULT_ORG.into(),
+            lease: None,
             key: None,
             graph_id: graph_id.into(),
             graph_version: 1,
@@ -64,6 +65,7 @@ pub(crate) fn step(
 ) -> StepCommit {
     StepCommit {
         wake_at: None,
+        lease: None,
         run_id: run_id.into(),
         expected_version,
         writes: vec![(node.into(), output)],
@@ -85,6 +87,7 @@ pub(crate) fn simple_step(run_id: &str, expected_version: u64, node: &str) -> St
 pub(crate) fn final_step(run_id: &str, expected_version: u64) -> StepCommit {
     StepCommit {
         wake_at: None,
+        lease: None,
         run_id: run_id.into(),
         expected_version,
         writes: Vec::new(),

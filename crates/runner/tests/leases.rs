@@ -1,0 +1,181 @@
+//! Several runners on one database: each run is driven by one runner at a
+//! time (the one holding its lease), so every step's handler runs once; a run
+//! whose runner stopped without letting go is picked up once its lease
+//! expired; a cancel from another runner wins over the one driving.
+
+// Test helpers: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use roomkit_graph::{Edge, Graph, HandlerError, Handlers, Node, NodeHandler, NodeResult, Scope, Trigger};
+use roomkit_graph_runner::Runner;
+use roomkit_graph_sqlite::SqliteStore;
+use roomkit_graph_store::{Entry, RunFilter, RunStatus, Store};
+use serde_json::json;
+
+/// Every execution of a handler: (run, node, attempt).
+type Executions = Arc<Mutex<Vec<(String, String, u32)>>>;
+
+/// A step that takes a little time and records that it ran.
+struct Work {
+    ran: Executions,
+    takes: Duration,
+}
+
+#[async_trait]
+impl NodeHandler for Work {
+    async fn execute(&self, node: &Node, scope: &Scope<'_>) -> Result<NodeResult, HandlerError> {
+        self.ran.lock().unwrap().push((scope.run_id().to_owned(), node.id.clone(), scope.attempt()));
+        tokio::time::sleep(self.takes).await;
+        Ok(NodeResult::completed(json!({"node": node.id})))
+    }
+}
+
+/// start → w1 → ... → w`steps` → end, every w a `work` node.
+fn chain(steps: usize) -> Graph {
+    let mut graph = Graph::new("chain", "Chain", Trigger::manual());
+    let work: Vec<String> = (1..=steps).map(|i| format!("w{i}")).collect();
+    graph.add_node(Node::new("start", "start")).unwrap();
+    graph.add_nodes(work.iter().map(|id| Node::new(id, "work"))).unwrap();
+    graph.add_node(Node::new("end", "end")).unwrap();
+    let order: Vec<&str> =
+        std::iter::once("start").chain(work.iter().map(String::as_str)).chain(["end"]).collect();
+    graph.add_edges(order.windows(2).map(|pair| Edge::new(pair[0], pair[1])));
+    graph
+}
+
+fn runner(db: &Path, ran: &Executions, takes: Duration) -> Runner {
+    let store = SqliteStore::open(db).unwrap();
+    Runner::new(store, Handlers::builtin().with("work", Work { ran: Arc::clone(ran), takes }))
+}
+
+/// Whether every run of the database is over.
+async fn all_over(store: &dyn Store) -> bool {
+    store.list_runs(&RunFilter::default()).await.unwrap().iter().all(|run| run.status.is_final())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runners_recovering_all_the_time_run_every_step_once() {
+    const RUNS: usize = 24;
+    const STEPS: usize = 4;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("runs.db");
+    let ran: Executions = Arc::default();
+    let first = runner(&db, &ran, Duration::from_millis(15));
+    let second = runner(&db, &ran, Duration::from_millis(15));
+    first.save_graph(&chain(STEPS)).await.unwrap();
+
+    for n in 0..RUNS {
+        let starter = if n % 2 == 0 { &first } else { &second };
+        starter.start("chain", json!({"n": n})).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !all_over(first.store()).await {
+        assert!(Instant::now() < deadline, "the runs did not finish");
+        first.recover().await.unwrap();
+        second.recover().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    let mut executions = ran.lock().unwrap().clone();
+    executions.sort();
+    let total = executions.len();
+    executions.dedup();
+    assert_eq!(total, executions.len(), "some steps ran more than once");
+    assert_eq!(total, RUNS * STEPS);
+    for run in first.store().list_runs(&RunFilter::default()).await.unwrap() {
+        assert_eq!(run.status, RunStatus::Completed, "run {}", run.run_id);
+        let events = first.store().transcript(&run.run_id, 0, 100).await.unwrap();
+        let completed = events.iter().filter(|e| matches!(e.entry, Entry::NodeCompleted { .. })).count();
+        assert_eq!(completed, STEPS + 2, "run {}", run.run_id);
+    }
+    first.shutdown().await;
+    second.shutdown().await;
+}
+
+/// Polls `until` every 10 ms for up to 10 s.
+async fn eventually(what: &str, mut until: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !until().await {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_longer_than_the_lease_keeps_its_run_by_renewing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("runs.db");
+    let ran: Executions = Arc::default();
+    let lease = Duration::from_millis(300);
+    let first = runner(&db, &ran, Duration::from_millis(1_000)).with_lease(lease);
+    let second = runner(&db, &ran, Duration::from_millis(1_000)).with_lease(lease);
+    first.save_graph(&chain(2)).await.unwrap();
+    let run = first.start("chain", json!({})).await.unwrap();
+
+    // Each step takes more than three leases; the other runner tries all along.
+    let started = Instant::now();
+    while !first.store().run(&run.run_id).await.unwrap().status.is_final() {
+        assert_eq!(second.recover().await.unwrap(), 0, "the run was taken from the runner driving it");
+        assert!(started.elapsed() < Duration::from_secs(20), "the run did not finish");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let done = first.wait(&run.run_id).await.unwrap();
+    assert_eq!((done.status, done.owner), (RunStatus::Completed, None), "finishing releases the lease");
+    let nodes: Vec<String> = ran.lock().unwrap().iter().map(|(_, node, _)| node.clone()).collect();
+    assert_eq!(nodes, ["w1", "w2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_from_another_runner_wins_and_the_driver_lets_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("runs.db");
+    let ran: Executions = Arc::default();
+    let driver = runner(&db, &ran, Duration::from_secs(30)).with_lease(Duration::from_millis(300));
+    let other = runner(&db, &ran, Duration::from_secs(30));
+    driver.save_graph(&chain(2)).await.unwrap();
+    let run = driver.start("chain", json!({})).await.unwrap();
+    eventually("the first step never began", async || !ran.lock().unwrap().is_empty()).await;
+    assert_eq!(driver.active_runs(), 1);
+
+    let cancelled = other.cancel(&run.run_id, Some("not needed")).await.unwrap();
+    assert_eq!((cancelled.status, cancelled.owner), (RunStatus::Cancelled, None));
+    // The driver sees its lease is gone at its next renewal and drops the step.
+    eventually("the driver kept the run", async || driver.active_runs() == 0).await;
+    let done = other.store().run(&run.run_id).await.unwrap();
+    assert_eq!((done.status, done.version), (RunStatus::Cancelled, cancelled.version));
+    let events = other.store().transcript(&run.run_id, 0, 100).await.unwrap();
+    assert_eq!(
+        events.last().map(|e| &e.entry),
+        Some(&Entry::RunCancelled { reason: Some("not needed".into()) })
+    );
+    assert_eq!(ran.lock().unwrap().len(), 1, "nothing ran after the cancel");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_releases_its_runs_for_another_runner_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("runs.db");
+    let ran: Executions = Arc::default();
+    // The default lease (30 s): only a release lets the other runner in.
+    let first = runner(&db, &ran, Duration::from_millis(200));
+    let second = runner(&db, &ran, Duration::from_millis(10));
+    first.save_graph(&chain(3)).await.unwrap();
+    let run = first.start("chain", json!({})).await.unwrap();
+    eventually("the first step never began", async || !ran.lock().unwrap().is_empty()).await;
+    assert_eq!(second.recover().await.unwrap(), 0);
+
+    first.shutdown().await;
+    let left = second.store().run(&run.run_id).await.unwrap();
+    assert_eq!((left.status, left.owner), (RunStatus::Running, None), "stopped after a step, released");
+    assert_eq!(second.recover().await.unwrap(), 1);
+    assert_eq!(second.wait(&run.run_id).await.unwrap().status, RunStatus::Completed);
+    let mut executions = ran.lock().unwrap().clone();
+    let total = executions.len();
+    executions.dedup();
+    assert_eq!((total, executions.len()), (3, 3), "every step ran once: {executions:?}");
+}
