@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use roomkit_graph::{
-    ErrorKind, Node, NodePolicy, NodeType, RunStatus as EngineStatus, StreamMode, WorkflowEngine,
+    ErrorKind, Node, NodePolicy, NodeType, RunStatus as EngineStatus, StreamMode, Workflow, WorkflowEngine,
     parse_duration,
 };
 use roomkit_graph_store::{
-    Entry, Lease, Millis, RunStatus, StepCommit, StoreError, TranscriptEvent, now_millis,
+    Entry, Lease, Millis, RunRecord, RunStatus, StepCommit, StoreError, TranscriptEvent, now_millis,
 };
 use serde_json::Value;
 
@@ -25,8 +25,11 @@ use crate::{Inner, RunnerError, waiting_entry};
 /// How driving a run ended.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Ended {
-    /// The run parked or is over (or was not running).
+    /// The run parked (or was not running): an answer or a timer may set it
+    /// going again.
     Parked,
+    /// The run is over: completed, failed or cancelled.
+    Over,
     /// Another writer moved the run, the lease was lost, the runner is
     /// stopping, or the store failed: leave it alone.
     LetGo,
@@ -63,12 +66,12 @@ impl Held {
 /// begins. A commit or renewal refused as a conflict means another writer
 /// moved the run (it was cancelled, say) or took it: the task lets go, dropping
 /// the step in progress.
-pub(crate) async fn drive(inner: &Inner, run_id: &str, until: Millis) -> Ended {
+pub(crate) async fn drive(inner: &Inner, run_id: &str, until: Millis, start: Option<Started>) -> Ended {
     let held =
         Held { owner: inner.owner.clone(), until: AtomicI64::new(until), duration: inner.lease_millis() };
     let driving = async {
         tokio::select! {
-            ended = drive_steps(inner, run_id, &held) => match ended {
+            ended = drive_steps(inner, run_id, &held, start) => match ended {
                 Ok(ended) => ended,
                 Err(error) => {
                     // The run stays as last committed, for a later recovery.
@@ -111,26 +114,58 @@ async fn keep_lease(inner: &Inner, run_id: &str, held: &Held) {
     }
 }
 
-async fn drive_steps(inner: &Inner, run_id: &str, held: &Held) -> Result<Ended, RunnerError> {
+/// A run just created by this runner: its record and its engine, so that
+/// driving it need not read them back.
+pub(crate) struct Started {
+    pub(crate) record: RunRecord,
+    pub(crate) engine: WorkflowEngine,
+    pub(crate) workflow: Workflow,
+}
+
+async fn drive_steps(
+    inner: &Inner,
+    run_id: &str,
+    held: &Held,
+    start: Option<Started>,
+) -> Result<Ended, RunnerError> {
+    if let Some(Started { record, engine, workflow }) = start {
+        // A new run: no attempt pending, no timer fired.
+        return drive_from(inner, run_id, held, &record, engine, &workflow, (1, None)).await;
+    }
     let (record, state) = inner.store.load_run(run_id).await?;
     if record.status != RunStatus::Running {
         return Ok(Ended::Parked);
     }
     let workflow = inner.workflow(&record.org, &record.graph_id, record.graph_version).await?;
-    let mut engine = workflow.restore(state)?;
-    let graph = workflow.graph();
-    let no_config = serde_json::Map::new();
-    let mut version = record.version;
-    // Set when a timer woke the run: its delay node now runs instead of parking.
-    let mut timer_fired = record.wake_at.is_some();
+    let engine = workflow.restore(state)?;
     // A run picked up after a restart may be between two attempts of a node.
-    let (mut attempt, retry_at) = match engine.current_node_id() {
+    let pending = match engine.current_node_id() {
         // Only the last event can be a pending retry.
         Some(node) => {
             pending_retry(&inner.store.transcript(run_id, record.last_seq.saturating_sub(1), 1).await?, node)
         }
         None => (1, None),
     };
+    drive_from(inner, run_id, held, &record, engine, &workflow, pending).await
+}
+
+/// Drives the run from `record` and `engine`: the attempt of its current node
+/// to run (and when, for a retry scheduled before a restart) is `pending`.
+async fn drive_from(
+    inner: &Inner,
+    run_id: &str,
+    held: &Held,
+    record: &RunRecord,
+    mut engine: WorkflowEngine,
+    workflow: &Workflow,
+    pending: (u32, Option<Millis>),
+) -> Result<Ended, RunnerError> {
+    let graph = workflow.graph();
+    let no_config = serde_json::Map::new();
+    let mut version = record.version;
+    // Set when a timer woke the run: its delay node now runs instead of parking.
+    let mut timer_fired = record.wake_at.is_some();
+    let (mut attempt, retry_at) = pending;
     if let Some(at) = retry_at {
         sleep_until(at).await;
     }
@@ -203,6 +238,9 @@ async fn drive_steps(inner: &Inner, run_id: &str, held: &Held) -> Result<Ended, 
                 tracing::info!(node = %node_id, attempt, "node failed; retry scheduled")
             }
             _ => tracing::debug!(node = %node_id, "step committed"),
+        }
+        if status.is_final() {
+            return Ok(Ended::Over);
         }
         if status != RunStatus::Running {
             return Ok(Ended::Parked);

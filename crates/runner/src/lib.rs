@@ -118,6 +118,9 @@ struct Inner {
     tick: Duration,
     /// Payloads that are not kept, only sent to whoever listens ([`Runner::live`]).
     live: broadcast::Sender<LiveEvent>,
+    /// The id of each run a task of this runner stopped driving (it parked,
+    /// ended or was let go), for [`Runner::wait`].
+    settled: broadcast::Sender<Arc<str>>,
     /// Who this runner is in the leases it takes.
     owner: String,
     /// How long a lease lasts, in milliseconds.
@@ -153,6 +156,7 @@ impl Runner {
                 timers: AtomicBool::new(false),
                 tick: Duration::from_millis(100),
                 live: broadcast::channel(LIVE_CAPACITY).0,
+                settled: broadcast::channel(LIVE_CAPACITY).0,
                 owner: new_owner_id(),
                 lease_ms: AtomicU64::new(millis(DEFAULT_LEASE)),
             }),
@@ -321,7 +325,8 @@ impl Runner {
                 lease: Some(self.inner.new_lease()),
             })
             .await?;
-        self.spawn(&record);
+        let start = drive::Started { record: record.clone(), engine, workflow };
+        self.spawn_from(&record, Some(start));
         Ok(record)
     }
 
@@ -387,7 +392,8 @@ impl Runner {
                 lease: Some(self.inner.new_lease()),
             })
             .await?;
-        self.spawn(&record);
+        let start = drive::Started { record: record.clone(), engine, workflow };
+        self.spawn_from(&record, Some(start));
         Ok(record)
     }
 
@@ -416,10 +422,24 @@ impl Runner {
     /// stays running: see [`Runner::recover`].)
     pub async fn wait(&self, run_id: &str) -> Result<RunRecord, RunnerError> {
         loop {
+            // Subscribed before looking, so that a task settling the run after
+            // the look is heard.
+            let mut settled = self.inner.settled.subscribe();
             let record = self.inner.store.run(run_id).await?;
             let asks_a_person = record.status == RunStatus::Waiting && record.wake_at.is_none();
             if asks_a_person || record.status.is_final() {
                 return Ok(record);
+            }
+            if lock(&self.inner.active).contains(run_id) {
+                // A task of this runner drives it: wait for the task to settle it.
+                loop {
+                    match settled.recv().await {
+                        Ok(settled) if &*settled == run_id => break,
+                        Ok(_) => continue,
+                        Err(_) => break,
+                    }
+                }
+                continue;
             }
             // Follow the run to its next wait or its end, then look again.
             let mut events = self.inner.store.follow(run_id, record.last_seq);
@@ -473,6 +493,11 @@ impl Runner {
     /// a task was started. A run claimed but not driven (the runner is
     /// stopping) is released.
     fn spawn(&self, run: &RunRecord) -> bool {
+        self.spawn_from(run, None)
+    }
+
+    /// [`Runner::spawn`], for a run just created when `start` is given.
+    fn spawn_from(&self, run: &RunRecord, start: Option<drive::Started>) -> bool {
         let Some(until) = run
             .lease_until
             .filter(|_| run.status == RunStatus::Running && run.owner.as_deref() == Some(&*self.inner.owner))
@@ -491,17 +516,20 @@ impl Runner {
         let run_id = run.run_id.clone();
         lock(&self.inner.tasks).spawn(async move {
             let mut until = until;
+            let mut start = start;
             loop {
-                let ended = drive::drive(&inner, &run_id, until).await;
+                let ended = drive::drive(&inner, &run_id, until, start.take()).await;
                 if ended == drive::Ended::LetGo {
                     // Released before the run leaves `active`, so that it never
                     // releases a lease a new task of this runner has taken.
                     inner.release(&run_id).await;
                     lock(&inner.active).remove(&run_id);
+                    inner.settled(&run_id);
                     break;
                 }
                 lock(&inner.active).remove(&run_id);
-                if inner.stopping.load(Ordering::SeqCst) {
+                inner.settled(&run_id);
+                if ended == drive::Ended::Over || inner.stopping.load(Ordering::SeqCst) {
                     break;
                 }
                 // An answer may have set the run going again while this task was
@@ -535,6 +563,12 @@ fn millis(duration: Duration) -> u64 {
 }
 
 impl Inner {
+    /// Tells [`Runner::wait`] that a task stopped driving `run_id`.
+    fn settled(&self, run_id: &str) {
+        // Nobody waiting is fine.
+        let _ = self.settled.send(Arc::from(run_id));
+    }
+
     /// A lease for this runner, from now.
     fn new_lease(&self) -> Lease {
         Lease::new(self.owner.clone(), now_millis(), self.lease_millis())

@@ -81,40 +81,42 @@ impl Request {
         }
     }
 
-    /// Applies the request in its own savepoint of `tx`.
-    fn apply(self, tx: &mut Transaction<'_>, path: &Path) -> Applied {
+    /// Applies the request in its own savepoint of `tx`, or straight in `tx`
+    /// when it is `alone` in its group (then a refused request rolls back the
+    /// whole transaction).
+    fn apply(self, tx: &mut Transaction<'_>, path: &Path, alone: bool) -> Applied {
         match self {
             Request::SaveGraph { org, graph, reply } => Applied::new(
-                in_savepoint(tx, path, |conn| write::save_graph(conn, &org, &graph)),
+                in_savepoint(tx, path, alone, |conn| write::save_graph(conn, &org, &graph)),
                 Vec::new(),
                 reply,
             ),
             Request::Change { change, reply } => {
-                Applied::new(in_savepoint(tx, path, change), Vec::new(), reply)
+                Applied::new(in_savepoint(tx, path, alone, change), Vec::new(), reply)
             }
             Request::CreateRun { run, reply } => {
-                match in_savepoint(tx, path, |conn| write::create_run(conn, &run)) {
+                match in_savepoint(tx, path, alone, |conn| write::create_run(conn, &run)) {
                     Ok((record, started)) => Applied::new(Ok(record), vec![started], reply),
                     Err(err) => Applied::new(Err(err), Vec::new(), reply),
                 }
             }
             Request::CommitStep { commit, reply } => {
-                let result = in_savepoint(tx, path, |conn| write::commit_step(conn, &commit));
+                let result = in_savepoint(tx, path, alone, |conn| write::commit_step(conn, &commit));
                 let events = result.as_ref().map(|(_, events)| events.clone()).unwrap_or_default();
                 Applied::new(result, events, reply)
             }
             Request::Claim { run_id, lease, reply } => Applied::new(
-                in_savepoint(tx, path, |conn| write::claim_run(conn, &run_id, &lease)),
+                in_savepoint(tx, path, alone, |conn| write::claim_run(conn, &run_id, &lease)),
                 Vec::new(),
                 reply,
             ),
             Request::Renew { run_id, lease, reply } => Applied::new(
-                in_savepoint(tx, path, |conn| write::renew_lease(conn, &run_id, &lease)),
+                in_savepoint(tx, path, alone, |conn| write::renew_lease(conn, &run_id, &lease)),
                 Vec::new(),
                 reply,
             ),
             Request::Release { run_id, owner, reply } => Applied::new(
-                in_savepoint(tx, path, |conn| write::release_run(conn, &run_id, &owner)),
+                in_savepoint(tx, path, alone, |conn| write::release_run(conn, &run_id, &owner)),
                 Vec::new(),
                 reply,
             ),
@@ -156,12 +158,17 @@ impl Applied {
 }
 
 /// Runs `op` in a savepoint: released if it succeeds, rolled back (by
-/// dropping it) if it fails.
+/// dropping it) if it fails. A request `alone` in its group needs none: the
+/// transaction is rolled back instead.
 fn in_savepoint<T>(
     tx: &mut Transaction<'_>,
     path: &Path,
+    alone: bool,
     op: impl FnOnce(&Connection) -> Result<T, DbError>,
 ) -> Result<T, StoreError> {
+    if alone {
+        return op(tx).map_err(|err| err.into_store(path));
+    }
     let run = || -> Result<T, DbError> {
         let savepoint = tx.savepoint()?;
         let value = op(&savepoint)?;
@@ -220,11 +227,12 @@ pub(crate) fn commit_group(
         }
     };
 
+    let alone = group.len() == 1;
     let mut applied = Vec::with_capacity(group.len());
     let mut lost = None;
     let mut requests = group.into_iter();
     for request in requests.by_ref() {
-        let done = request.apply(&mut tx, path);
+        let done = request.apply(&mut tx, path, alone);
         // Some errors (SQLITE_FULL, IOERR...) may make SQLite roll back the whole
         // transaction, not just the statement: then nothing of the group is kept.
         let tx_gone = tx.is_autocommit();
@@ -242,6 +250,12 @@ pub(crate) fn commit_group(
 
     let committed = match lost {
         Some(err) => Err(err),
+        // A request alone, refused: its changes go with the transaction, and it
+        // gets its own error.
+        None if alone && applied.iter().any(|done| done.error.is_some()) => {
+            drop(tx);
+            Ok(())
+        }
         None => tx.commit().map_err(|err| DbError::from(err).into_store(path)),
     };
     if let Err(err) = &committed {
