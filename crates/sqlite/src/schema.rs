@@ -205,9 +205,11 @@ fn open_writer_inner(path: &Path, options: &Options) -> Result<Connection, DbErr
     }
     // FULL: a commit is on disk (WAL fsynced) before it is acknowledged.
     conn.pragma_update(None, "synchronous", "FULL")?;
-    // Checkpoint the WAL every ~40 MB instead of ~4 MB: a checkpoint writes each
-    // page once however often it changed, and a run's hot pages change at every step.
-    conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
+    // Checkpoint the WAL every ~4 MB (SQLite's default), so that it is reset
+    // often and overwritten in place: a commit that appends past the WAL's end
+    // pays for growing the file at its fsync (measured: ~10% fewer durable
+    // steps per second with a 40 MB WAL).
+    conn.pragma_update(None, "wal_autocheckpoint", 1_000)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
 
     match found {
