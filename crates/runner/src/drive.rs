@@ -120,6 +120,9 @@ pub(crate) struct Started {
     pub(crate) record: RunRecord,
     pub(crate) engine: WorkflowEngine,
     pub(crate) workflow: Workflow,
+    /// The attempt its current node runs at next, and when (a retry scheduled
+    /// by its first step).
+    pub(crate) pending: (u32, Option<Millis>),
 }
 
 async fn drive_steps(
@@ -128,9 +131,8 @@ async fn drive_steps(
     held: &Held,
     start: Option<Started>,
 ) -> Result<Ended, RunnerError> {
-    if let Some(Started { record, engine, workflow }) = start {
-        // A new run: no attempt pending, no timer fired.
-        return drive_from(inner, run_id, held, &record, engine, &workflow, (1, None)).await;
+    if let Some(Started { record, engine, workflow, pending }) = start {
+        return drive_from(inner, run_id, held, &record, engine, &workflow, pending).await;
     }
     let (record, state) = inner.store.load_run(run_id).await?;
     if record.status != RunStatus::Running {
@@ -161,7 +163,6 @@ async fn drive_from(
     pending: (u32, Option<Millis>),
 ) -> Result<Ended, RunnerError> {
     let graph = workflow.graph();
-    let no_config = serde_json::Map::new();
     let mut version = record.version;
     // Set when a timer woke the run: its delay node now runs instead of parking.
     let mut timer_fired = record.wake_at.is_some();
@@ -189,36 +190,9 @@ async fn drive_from(
                 Err(error) => Err(error.into()),
             };
         }
-        let config = node.map_or(&no_config, |n| &n.config);
-        let Attempted { commit, wait, .. } = match NodePolicy::read(config) {
-            Ok(policy) => {
-                engine.set_attempt(attempt);
-                let mut attempted =
-                    step(&mut engine, node, run_id, version, attempt, policy.timeout, &inner.live).await;
-                let commit = &mut attempted.commit;
-                if commit.status == RunStatus::Failed && attempted.retryable && attempt < policy.max_attempts
-                {
-                    // Not the end: schedule the next attempt instead.
-                    let wait = policy.backoff(attempt + 1);
-                    let retry_at =
-                        now_millis().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
-                    commit.entries.pop();
-                    commit.entries.push(Entry::RetryScheduled {
-                        node_id: node_id.clone(),
-                        attempt: attempt + 1,
-                        retry_at,
-                    });
-                    commit.status = RunStatus::Running;
-                    commit.error = None;
-                    attempted.wait = Some(wait);
-                    attempt += 1;
-                } else {
-                    attempt = 1;
-                }
-                attempted
-            }
-            Err(problem) => failed(&engine, run_id, version, format!("node {node_id:?}: {problem}")),
-        };
+        let (Attempted { commit, wait, .. }, next) =
+            attempt_node(&mut engine, node, run_id, version, attempt, &inner.live).await;
+        attempt = next;
         let status = commit.status;
         let failure = commit.error.clone();
         let commit = StepCommit { lease: Some(held.for_commit()), ..commit };
@@ -252,12 +226,48 @@ async fn drive_from(
     Ok(Ended::LetGo)
 }
 
+/// Runs attempt `attempt` of the engine's current node as the node's policy
+/// says (its timeout; a failure the policy retries becomes a scheduled retry)
+/// and describes what to commit. Also gives the attempt the node runs at
+/// next: the following one after a scheduled retry, else 1.
+pub(crate) async fn attempt_node(
+    engine: &mut WorkflowEngine,
+    node: Option<&Node>,
+    run_id: &str,
+    version: u64,
+    attempt: u32,
+    live: &broadcast::Sender<LiveEvent>,
+) -> (Attempted, u32) {
+    let node_id = engine.current_node_id().unwrap_or_default().to_owned();
+    let no_config = serde_json::Map::new();
+    let config = node.map_or(&no_config, |n| &n.config);
+    let policy = match NodePolicy::read(config) {
+        Ok(policy) => policy,
+        Err(problem) => return (failed(engine, run_id, version, format!("node {node_id:?}: {problem}")), 1),
+    };
+    engine.set_attempt(attempt);
+    let mut attempted = step(engine, node, run_id, version, attempt, policy.timeout, live).await;
+    let commit = &mut attempted.commit;
+    if commit.status != RunStatus::Failed || !attempted.retryable || attempt >= policy.max_attempts {
+        return (attempted, 1);
+    }
+    // Not the end: schedule the next attempt instead.
+    let wait = policy.backoff(attempt + 1);
+    let retry_at = now_millis().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
+    commit.entries.pop();
+    commit.entries.push(Entry::RetryScheduled { node_id, attempt: attempt + 1, retry_at });
+    commit.status = RunStatus::Running;
+    commit.error = None;
+    attempted.wait = Some(wait);
+    (attempted, attempt + 1)
+}
+
 /// A step's commit, with whether its failure may be retried and how long to
 /// wait before the next attempt.
-struct Attempted {
-    commit: StepCommit,
+pub(crate) struct Attempted {
+    pub(crate) commit: StepCommit,
     retryable: bool,
-    wait: Option<Duration>,
+    pub(crate) wait: Option<Duration>,
 }
 
 /// Runs the engine's current node (attempt `attempt`, within `timeout`) and

@@ -312,6 +312,13 @@ impl Runner {
         };
         let mut engine = workflow.engine();
         engine.start(trigger.clone())?;
+        let state = engine.to_state();
+        // The start node runs now; its step is committed with the run's creation.
+        let node = engine.current_node_id().and_then(|id| workflow.graph().node(id));
+        let (attempted, next) =
+            drive::attempt_node(&mut engine, node, &state.run_id, 1, 1, &self.inner.live).await;
+        let lease = self.inner.new_lease();
+        let retry_at = attempted.wait.map(|wait| now_millis().saturating_add(millis_i64(wait)));
         let record = self
             .inner
             .store
@@ -320,12 +327,13 @@ impl Runner {
                 graph_id: graph_id.to_owned(),
                 graph_version,
                 trigger,
-                state: engine.to_state(),
+                state,
                 key,
-                lease: Some(self.inner.new_lease()),
+                lease: Some(lease.clone()),
+                first_step: Some(StepCommit { lease: Some(lease), ..attempted.commit }),
             })
             .await?;
-        let start = drive::Started { record: record.clone(), engine, workflow };
+        let start = drive::Started { record: record.clone(), engine, workflow, pending: (next, retry_at) };
         self.spawn_from(&record, Some(start));
         Ok(record)
     }
@@ -392,7 +400,7 @@ impl Runner {
                 lease: Some(self.inner.new_lease()),
             })
             .await?;
-        let start = drive::Started { record: record.clone(), engine, workflow };
+        let start = drive::Started { record: record.clone(), engine, workflow, pending: (1, None) };
         self.spawn_from(&record, Some(start));
         Ok(record)
     }
@@ -555,6 +563,11 @@ fn new_owner_id() -> String {
         .filter(|name| !name.is_empty() && !name.contains('/'))
         .unwrap_or_else(|| "localhost".to_owned());
     format!("{host}/{}/{}", std::process::id(), uuid::Uuid::now_v7())
+}
+
+/// A duration in whole milliseconds, as a time offset, saturating.
+fn millis_i64(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// A duration in whole milliseconds, saturating.

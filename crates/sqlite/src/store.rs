@@ -101,6 +101,7 @@ impl SqliteStore {
     ///         trigger: json!({}),
     ///         state,
     ///         key: None,
+    ///         first_step: None,
     ///         lease: None,
     ///     })
     ///     .await?;

@@ -71,9 +71,13 @@ pub(crate) fn set_secret(
     Ok(())
 }
 
-/// Opens a run: its row, its initial outputs and its `run_started` entry
-/// (returned too, for followers).
-pub(crate) fn create_run(conn: &Connection, run: &NewRun) -> Result<(RunRecord, TranscriptEvent), DbError> {
+/// Opens a run: its row, its initial outputs and its `run_started` entry,
+/// then its first step when it comes with one. Returns the run as it then
+/// stands and the events appended, for followers.
+pub(crate) fn create_run(
+    conn: &Connection,
+    run: &NewRun,
+) -> Result<(RunRecord, Vec<TranscriptEvent>), DbError> {
     let run_id = &run.state.run_id;
     if run_id.is_empty() {
         return Err(StoreError::Invalid("the run has no id (state.run_id is empty)".into()).into());
@@ -163,7 +167,14 @@ pub(crate) fn create_run(conn: &Connection, run: &NewRun) -> Result<(RunRecord, 
         },
     };
     append(conn, std::slice::from_ref(&started))?;
-    Ok((record, started))
+    match &run.first_step {
+        None => Ok((record, vec![started])),
+        Some(step) => {
+            let (record, mut events) = commit_step(conn, step)?;
+            events.insert(0, started);
+            Ok((record, events))
+        }
+    }
 }
 
 /// Commits one step, refused with [`StoreError::Conflict`] when the run moved

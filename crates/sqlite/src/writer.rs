@@ -96,7 +96,7 @@ impl Request {
             }
             Request::CreateRun { run, reply } => {
                 match in_savepoint(tx, path, alone, |conn| write::create_run(conn, &run)) {
-                    Ok((record, started)) => Applied::new(Ok(record), vec![started], reply),
+                    Ok((record, events)) => Applied::new(Ok(record), events, reply),
                     Err(err) => Applied::new(Err(err), Vec::new(), reply),
                 }
             }
@@ -333,6 +333,7 @@ mod tests {
                     trigger: json!({}),
                     state,
                     key: None,
+                    first_step: None,
                     lease: None,
                 },
                 reply: run_reply,

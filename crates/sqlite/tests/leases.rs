@@ -147,6 +147,7 @@ async fn a_run_created_with_a_lease_is_held_by_its_creator_while_it_runs() {
         org: DEFAULT_ORG.into(),
         lease: Some(lease("a", 60_000)),
         key: None,
+        first_step: None,
         graph_id: "g".into(),
         graph_version: 1,
         trigger: json!({}),

@@ -20,6 +20,7 @@ fn new_run(org: &str, graph_id: &str, run_id: &str, key: Option<&str>) -> NewRun
         trigger: json!({}),
         state: started_state(run_id, &json!({})),
         key: key.map(str::to_owned),
+        first_step: None,
     }
 }
 

@@ -150,6 +150,9 @@ pub struct NewRun {
     /// The lease its creator takes on it, if it starts running: no other
     /// process picks it up while its creator drives it.
     pub lease: Option<Lease>,
+    /// The run's first step, committed with its creation (its
+    /// `expected_version` is 1, the new run's): one transaction instead of two.
+    pub first_step: Option<StepCommit>,
 }
 
 /// One step, committed whole.

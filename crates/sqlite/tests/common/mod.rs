@@ -46,6 +46,7 @@ pub(crate) async fn start_run(store: &SqliteStore, graph_id: &str, run_id: &str)
             org: DEFAULT_ORG.into(),
             lease: None,
             key: None,
+            first_step: None,
             graph_id: graph_id.into(),
             graph_version: 1,
             trigger: trigger.clone(),
