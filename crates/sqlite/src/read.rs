@@ -143,7 +143,7 @@ pub(crate) fn load_run(conn: &mut Connection, run_id: &str) -> Result<(RunRecord
     let mut context = Map::new();
     {
         let mut statement =
-            tx.prepare_cached("SELECT node_id, entry_json FROM outputs WHERE run_id = ?1 ORDER BY rowid")?;
+            tx.prepare_cached("SELECT node_id, entry_json FROM outputs WHERE run_id = ?1 ORDER BY pos")?;
         let mut rows = statement.query(params![run_id])?;
         while let Some(row) = rows.next()? {
             let node_id: String = row.get(0)?;

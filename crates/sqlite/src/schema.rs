@@ -21,16 +21,15 @@ pub const APPLICATION_ID: i32 = 0x524B_4752;
 /// version is refused as foreign rather than misread.
 ///
 /// ```
-/// assert_eq!(roomkit_graph_sqlite::SCHEMA_VERSION, 3);
+/// assert_eq!(roomkit_graph_sqlite::SCHEMA_VERSION, 4);
 /// ```
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// The tables of schema version 3. JSON is stored as TEXT; times are
 /// milliseconds since the Unix epoch.
 ///
-/// `outputs` keeps its rowid so that a run's context comes back in the order
-/// its entries were first written (an upsert keeps the row), as the engine
-/// keeps it.
+/// `outputs.pos` orders a run's context as its entries were first written
+/// (an upsert keeps it), as the engine keeps it.
 ///
 /// `owner` and `lease_until` hold the lease of the process driving a running
 /// run (both set or both null); `runs_by_lease` finds the runs nobody holds.
@@ -73,11 +72,12 @@ CREATE UNIQUE INDEX runs_by_key ON runs (run_key) WHERE run_key IS NOT NULL;
 CREATE INDEX runs_by_lease ON runs (status, lease_until);
 
 CREATE TABLE outputs (
-    run_id     TEXT NOT NULL REFERENCES runs (run_id),
-    node_id    TEXT NOT NULL,
-    entry_json TEXT NOT NULL,
+    run_id     TEXT    NOT NULL REFERENCES runs (run_id),
+    node_id    TEXT    NOT NULL,
+    pos        INTEGER NOT NULL,
+    entry_json TEXT    NOT NULL,
     PRIMARY KEY (run_id, node_id)
-);
+) WITHOUT ROWID;
 
 CREATE TABLE transcript (
     run_id     TEXT    NOT NULL REFERENCES runs (run_id),
@@ -175,9 +175,25 @@ ALTER TABLE runs ADD COLUMN lease_until INTEGER;
 CREATE INDEX runs_by_lease ON runs (status, lease_until);
 ";
 
+/// From schema version 3 to 4: `outputs` loses its rowid (one page less to
+/// write per step) and keeps the order of first writes in `pos` instead.
+const MIGRATE_3_TO_4: &str = "
+CREATE TABLE outputs_v4 (
+    run_id     TEXT    NOT NULL REFERENCES runs (run_id),
+    node_id    TEXT    NOT NULL,
+    pos        INTEGER NOT NULL,
+    entry_json TEXT    NOT NULL,
+    PRIMARY KEY (run_id, node_id)
+) WITHOUT ROWID;
+INSERT INTO outputs_v4
+    SELECT run_id, node_id, row_number() OVER (PARTITION BY run_id ORDER BY rowid), entry_json FROM outputs;
+DROP TABLE outputs;
+ALTER TABLE outputs_v4 RENAME TO outputs;
+";
+
 /// The migrations, by the schema version they start from: a file is migrated
 /// one version at a time up to [`SCHEMA_VERSION`].
-const MIGRATIONS: [(i32, &str); 2] = [(1, MIGRATE_1_TO_2), (2, MIGRATE_2_TO_3)];
+const MIGRATIONS: [(i32, &str); 3] = [(1, MIGRATE_1_TO_2), (2, MIGRATE_2_TO_3), (3, MIGRATE_3_TO_4)];
 
 /// Opens the connection that writes: checks the file is ours (or empty, and
 /// then creates the schema), switches it to WAL and sets the pragmas.

@@ -150,10 +150,11 @@ pub(crate) fn create_run(
         record.lease_until,
     ])?;
     {
-        let mut insert =
-            conn.prepare_cached("INSERT INTO outputs (run_id, node_id, entry_json) VALUES (?1, ?2, ?3)")?;
-        for (node_id, entry) in &run.state.context {
-            insert.execute(params![run_id, node_id, entry.to_string()])?;
+        let mut insert = conn.prepare_cached(
+            "INSERT INTO outputs (run_id, node_id, pos, entry_json) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for (index, (node_id, entry)) in run.state.context.iter().enumerate() {
+            insert.execute(params![run_id, node_id, output_pos(1, index), entry.to_string()])?;
         }
     }
     let started = TranscriptEvent {
@@ -199,11 +200,12 @@ pub(crate) fn commit_step(
 
     {
         let mut upsert = conn.prepare_cached(
-            "INSERT INTO outputs (run_id, node_id, entry_json) VALUES (?1, ?2, ?3) \
+            "INSERT INTO outputs (run_id, node_id, pos, entry_json) VALUES (?1, ?2, ?3, ?4) \
              ON CONFLICT (run_id, node_id) DO UPDATE SET entry_json = excluded.entry_json",
         )?;
-        for (node_id, output) in &commit.writes {
-            upsert.execute(params![run_id, node_id, json!({ "output": output }).to_string()])?;
+        for (index, (node_id, output)) in commit.writes.iter().enumerate() {
+            let pos = output_pos(before.version + 1, index);
+            upsert.execute(params![run_id, node_id, pos, json!({ "output": output }).to_string()])?;
         }
     }
 
@@ -359,6 +361,16 @@ pub(crate) fn release_run(conn: &Connection, run_id: &str, owner: &str) -> Resul
         .prepare_cached("UPDATE runs SET owner = NULL, lease_until = NULL WHERE run_id = ?1 AND owner = ?2")?
         .execute(params![run_id, owner])?;
     Ok(released > 0)
+}
+
+/// Where the `index`-th output first written by the commit that makes a run's
+/// version `version` stands in the run's context: after everything written
+/// before (versions only grow), in the commit's order. (Files migrated from
+/// schema 3 number their outputs 1, 2, 3..., below any version's.)
+pub(crate) fn output_pos(version: u64, index: usize) -> i64 {
+    sql_int(version)
+        .saturating_mul(1 << 16)
+        .saturating_add(i64::try_from(index).unwrap_or(0xFFFF).min(0xFFFF))
 }
 
 /// Appends events to their run's transcript.

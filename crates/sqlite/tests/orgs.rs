@@ -241,6 +241,8 @@ async fn a_file_of_schema_version_2_is_migrated_with_everything_in_it() {
              INSERT INTO runs VALUES ('r2', 'acme', 'review', 1, 'waiting', 'pause', 'draft', NULL, 4, 3, 99,
                  11, 21, NULL);
              INSERT INTO outputs VALUES ('r1', 'start', '{\"output\":{\"input\":{\"topic\":\"x\"}}}');
+             INSERT INTO outputs VALUES ('r1', 'zeta', '{\"output\":1}');
+             INSERT INTO outputs VALUES ('r1', 'alpha', '{\"output\":2}');
              INSERT INTO transcript VALUES ('r1', 1, 10,
                  '{\"type\":\"run_started\",\"graph_id\":\"review\",\"graph_version\":1,\"trigger\":{\"topic\":\"x\"}}');
              INSERT INTO transcript VALUES ('r1', 2, 20, '{\"type\":\"run_completed\"}');
@@ -275,6 +277,17 @@ async fn a_file_of_schema_version_2_is_migrated_with_everything_in_it() {
     assert_eq!(claimable.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(), ["r1"]);
     let claimed = store.claim_run("r1", &Lease::new("me", now_millis(), 60_000)).await.unwrap();
     assert_eq!(claimed.map(|run| run.version), Some(3));
+
+    // The context keeps the order its entries were first written in, across
+    // the migration and after it.
+    let keys = |state: &roomkit_graph::EngineState| state.context.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&state), ["start", "zeta", "alpha"]);
+    let mut next = common::step("r1", 3, "beta", json!(3), Vec::new());
+    next.writes.push(("zeta".into(), json!(4)));
+    store.commit_step(next).await.unwrap();
+    let (_, state) = store.load_run("r1").await.unwrap();
+    assert_eq!(keys(&state), ["start", "zeta", "alpha", "beta"]);
+    assert_eq!(state.context["zeta"], json!({"output": 4}));
     drop(store);
     assert_is_current(&path);
 }
