@@ -11,7 +11,7 @@ use serde_json::Value;
 
 const PAUSE: &str = r#"{"id": "pause", "name": "Pause", "trigger": {"type": "manual"},
  "nodes": [{"id": "start", "type": "start"},
-           {"id": "wait", "type": "function", "config": {"action": "delay", "duration": "1s"}},
+           {"id": "wait", "type": "function", "config": {"action": "delay", "duration": "2s"}},
            {"id": "end", "type": "end"}],
  "edges": [{"source": "start", "target": "wait"}, {"source": "wait", "target": "end"}]}"#;
 
@@ -51,8 +51,10 @@ fn a_worker_finishes_a_run_whose_process_died_and_stops_on_sigterm() {
     let graph = dir.path().join("pause.json");
     std::fs::write(&graph, PAUSE).expect("the graph is written");
 
-    // The process that started the run dies while the run waits on its timer.
-    let mut starter = command(&db, &["run", graph.to_str().expect("UTF-8 path")])
+    // The process that started the run dies while the run waits on its timer
+    // (or, on a slow machine, just after the timer fired and it took the run
+    // back: then its short lease lets the worker take over soon).
+    let mut starter = command(&db, &["--lease", "1s", "run", graph.to_str().expect("UTF-8 path")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -304,12 +304,9 @@ impl Runner {
         key: Option<String>,
     ) -> Result<RunRecord, RunnerError> {
         self.ensure_timers();
-        let stored = self.inner.store.graph(org, graph_id, None).await?;
-        let graph_version = stored.version;
-        let workflow = match self.inner.cached(org, graph_id, graph_version) {
-            Some(workflow) => workflow,
-            None => self.inner.compile(stored),
-        };
+        // The latest version, compiled once.
+        let graph_version = self.inner.store.latest_graph_version(org, graph_id).await?;
+        let workflow = self.inner.workflow(org, graph_id, graph_version).await?;
         let mut engine = workflow.engine();
         engine.start(trigger.clone())?;
         let state = engine.to_state();
@@ -433,11 +430,6 @@ impl Runner {
             // Subscribed before looking, so that a task settling the run after
             // the look is heard.
             let mut settled = self.inner.settled.subscribe();
-            let record = self.inner.store.run(run_id).await?;
-            let asks_a_person = record.status == RunStatus::Waiting && record.wake_at.is_none();
-            if asks_a_person || record.status.is_final() {
-                return Ok(record);
-            }
             if lock(&self.inner.active).contains(run_id) {
                 // A task of this runner drives it: wait for the task to settle it.
                 loop {
@@ -447,6 +439,14 @@ impl Runner {
                         Err(_) => break,
                     }
                 }
+            }
+            let record = self.inner.store.run(run_id).await?;
+            let asks_a_person = record.status == RunStatus::Waiting && record.wake_at.is_none();
+            if asks_a_person || record.status.is_final() {
+                return Ok(record);
+            }
+            if lock(&self.inner.active).contains(run_id) {
+                // Set going again here meanwhile (answered, or its timer fired).
                 continue;
             }
             // Follow the run to its next wait or its end, then look again.

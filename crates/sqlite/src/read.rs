@@ -49,6 +49,17 @@ pub(crate) fn graph(
     row.into_stored()
 }
 
+/// The number of the latest version of a graph of `org`.
+pub(crate) fn latest_graph_version(conn: &Connection, org: &str, graph_id: &str) -> Result<u64, DbError> {
+    let version: Option<i64> = conn
+        .prepare_cached("SELECT max(version) FROM graphs WHERE org = ?1 AND graph_id = ?2")?
+        .query_row(params![org, graph_id], |row| row.get(0))?;
+    match version {
+        Some(version) => stored_count(version, "graph version"),
+        None => Err(StoreError::NotFound(format!("graph {graph_id}")).into()),
+    }
+}
+
 /// The latest version of each graph of `org` (of all when `None`).
 pub(crate) fn list_graphs(conn: &Connection, org: Option<&str>) -> Result<Vec<StoredGraph>, DbError> {
     // SQLite returns the other columns of the row holding max(version).

@@ -209,6 +209,11 @@ impl Store for SqliteStore {
         self.inner.readers.run(move |conn| read::graph(conn, &org, &graph_id, version)).await
     }
 
+    async fn latest_graph_version(&self, org: &str, graph_id: &str) -> Result<u64, StoreError> {
+        let (org, graph_id) = (org.to_owned(), graph_id.to_owned());
+        self.inner.readers.run(move |conn| read::latest_graph_version(conn, &org, &graph_id)).await
+    }
+
     async fn list_graphs(&self, org: Option<&str>) -> Result<Vec<StoredGraph>, StoreError> {
         let org = org.map(str::to_owned);
         self.inner.readers.run(move |conn| read::list_graphs(conn, org.as_deref())).await

@@ -83,8 +83,9 @@ impl Request {
 
     /// Applies the request in its own savepoint of `tx`, or straight in `tx`
     /// when it is `alone` in its group (then a refused request rolls back the
-    /// whole transaction).
-    fn apply(self, tx: &mut Transaction<'_>, path: &Path, alone: bool) -> Applied {
+    /// whole transaction). The events it appends are kept for the broadcast
+    /// only when someone `followed` it.
+    fn apply(self, tx: &mut Transaction<'_>, path: &Path, alone: bool, followed: bool) -> Applied {
         match self {
             Request::SaveGraph { org, graph, reply } => Applied::new(
                 in_savepoint(tx, path, alone, |conn| write::save_graph(conn, &org, &graph)),
@@ -102,7 +103,10 @@ impl Request {
             }
             Request::CommitStep { commit, reply } => {
                 let result = in_savepoint(tx, path, alone, |conn| write::commit_step(conn, &commit));
-                let events = result.as_ref().map(|(_, events)| events.clone()).unwrap_or_default();
+                let events = match &result {
+                    Ok((_, events)) if followed => events.clone(),
+                    _ => Vec::new(),
+                };
                 Applied::new(result, events, reply)
             }
             Request::Claim { run_id, lease, reply } => Applied::new(
@@ -228,11 +232,12 @@ pub(crate) fn commit_group(
     };
 
     let alone = group.len() == 1;
+    let followed = events.receiver_count() > 0;
     let mut applied = Vec::with_capacity(group.len());
     let mut lost = None;
     let mut requests = group.into_iter();
     for request in requests.by_ref() {
-        let done = request.apply(&mut tx, path, alone);
+        let done = request.apply(&mut tx, path, alone, followed);
         // Some errors (SQLITE_FULL, IOERR...) may make SQLite roll back the whole
         // transaction, not just the statement: then nothing of the group is kept.
         let tx_gone = tx.is_autocommit();

@@ -60,6 +60,12 @@ pub trait Store: Send + Sync {
     async fn graph(&self, org: &str, graph_id: &str, version: Option<u64>)
     -> Result<StoredGraph, StoreError>;
 
+    /// The number of the latest version of a graph of `org`: what
+    /// [`Store::graph`] would give with `None`, without reading the graph.
+    async fn latest_graph_version(&self, org: &str, graph_id: &str) -> Result<u64, StoreError> {
+        Ok(self.graph(org, graph_id, None).await?.version)
+    }
+
     /// The latest version of every graph of `org` (of every organization when
     /// `None`), by organization and graph id.
     async fn list_graphs(&self, org: Option<&str>) -> Result<Vec<StoredGraph>, StoreError>;
