@@ -151,15 +151,17 @@ pub(crate) fn run(conn: &Connection, run_id: &str) -> Result<RunRecord, DbError>
 pub(crate) fn load_run(conn: &mut Connection, run_id: &str) -> Result<(RunRecord, EngineState), DbError> {
     let tx = conn.transaction()?;
     let record = run(&tx, run_id)?;
+    // The context entries each commit wrote, merged in order: an entry keeps
+    // its first place and its last value.
     let mut context = Map::new();
     {
-        let mut statement =
-            tx.prepare_cached("SELECT node_id, entry_json FROM outputs WHERE run_id = ?1 ORDER BY pos")?;
+        let mut statement = tx.prepare_cached(
+            "SELECT writes_json FROM transcript WHERE run_id = ?1 AND writes_json IS NOT NULL ORDER BY seq",
+        )?;
         let mut rows = statement.query(params![run_id])?;
         while let Some(row) = rows.next()? {
-            let node_id: String = row.get(0)?;
-            let entry: String = row.get(1)?;
-            context.insert(node_id, serde_json::from_str::<Value>(&entry)?);
+            let writes: String = row.get(0)?;
+            context.extend(serde_json::from_str::<Map<String, Value>>(&writes)?);
         }
     }
     tx.commit()?;

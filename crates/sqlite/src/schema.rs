@@ -21,15 +21,19 @@ pub const APPLICATION_ID: i32 = 0x524B_4752;
 /// version is refused as foreign rather than misread.
 ///
 /// ```
-/// assert_eq!(roomkit_graph_sqlite::SCHEMA_VERSION, 4);
+/// assert_eq!(roomkit_graph_sqlite::SCHEMA_VERSION, 5);
 /// ```
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
-/// The tables of schema version 3. JSON is stored as TEXT; times are
+/// The tables of this schema version. JSON is stored as TEXT; times are
 /// milliseconds since the Unix epoch.
 ///
-/// `outputs.pos` orders a run's context as its entries were first written
-/// (an upsert keeps it), as the engine keeps it.
+/// A run's context is kept in its transcript: the last event a commit appends
+/// holds, in `writes_json`, the context entries the commit wrote
+/// (`{node_id: entry}`, in the order written). The context is these objects
+/// merged in `seq` order: an entry keeps the place it was first written at
+/// and the value it was last written with, as the engine keeps it. So a step
+/// writes one table besides its run's row.
 ///
 /// `owner` and `lease_until` hold the lease of the process driving a running
 /// run (both set or both null); `runs_by_lease` finds the runs nobody holds.
@@ -71,19 +75,12 @@ CREATE INDEX runs_by_created ON runs (created_at);
 CREATE UNIQUE INDEX runs_by_key ON runs (run_key) WHERE run_key IS NOT NULL;
 CREATE INDEX runs_by_lease ON runs (status, lease_until);
 
-CREATE TABLE outputs (
-    run_id     TEXT    NOT NULL REFERENCES runs (run_id),
-    node_id    TEXT    NOT NULL,
-    pos        INTEGER NOT NULL,
-    entry_json TEXT    NOT NULL,
-    PRIMARY KEY (run_id, node_id)
-) WITHOUT ROWID;
-
 CREATE TABLE transcript (
-    run_id     TEXT    NOT NULL REFERENCES runs (run_id),
-    seq        INTEGER NOT NULL,
-    at         INTEGER NOT NULL,
-    entry_json TEXT    NOT NULL,
+    run_id      TEXT    NOT NULL REFERENCES runs (run_id),
+    seq         INTEGER NOT NULL,
+    at          INTEGER NOT NULL,
+    entry_json  TEXT    NOT NULL,
+    writes_json TEXT,
     PRIMARY KEY (run_id, seq)
 ) WITHOUT ROWID;
 
@@ -191,9 +188,34 @@ DROP TABLE outputs;
 ALTER TABLE outputs_v4 RENAME TO outputs;
 ";
 
+/// From schema version 4 to 5: the `outputs` table goes; each run's context
+/// moves, whole and in order, onto its last transcript event (the one every
+/// later commit appends after). A run with outputs but no transcript event
+/// (which no version of this store writes) stops the migration rather than
+/// losing them.
+const MIGRATE_4_TO_5: &str = "
+CREATE TEMP TABLE orphan_outputs (runs INTEGER NOT NULL);
+CREATE TEMP TRIGGER orphan_outputs_refused BEFORE INSERT ON orphan_outputs WHEN NEW.runs > 0
+BEGIN
+    SELECT RAISE(ABORT, 'some runs have outputs but no transcript event to keep them on');
+END;
+INSERT INTO orphan_outputs
+    SELECT count(DISTINCT run_id) FROM outputs WHERE run_id NOT IN (SELECT run_id FROM transcript);
+DROP TABLE orphan_outputs;
+
+ALTER TABLE transcript ADD COLUMN writes_json TEXT;
+UPDATE transcript SET writes_json = (
+        SELECT json_group_object(node_id, json(entry_json) ORDER BY pos) FROM outputs
+        WHERE outputs.run_id = transcript.run_id)
+    WHERE run_id IN (SELECT run_id FROM outputs)
+      AND seq = (SELECT max(seq) FROM transcript AS last WHERE last.run_id = transcript.run_id);
+DROP TABLE outputs;
+";
+
 /// The migrations, by the schema version they start from: a file is migrated
 /// one version at a time up to [`SCHEMA_VERSION`].
-const MIGRATIONS: [(i32, &str); 3] = [(1, MIGRATE_1_TO_2), (2, MIGRATE_2_TO_3), (3, MIGRATE_3_TO_4)];
+const MIGRATIONS: [(i32, &str); 4] =
+    [(1, MIGRATE_1_TO_2), (2, MIGRATE_2_TO_3), (3, MIGRATE_3_TO_4), (4, MIGRATE_4_TO_5)];
 
 /// Opens the connection that writes: checks the file is ours (or empty, and
 /// then creates the schema), switches it to WAL and sets the pragmas.

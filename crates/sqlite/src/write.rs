@@ -10,7 +10,7 @@ use roomkit_graph_store::{
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::error::{DbError, sql_int, stored_count};
 use crate::read;
@@ -149,14 +149,6 @@ pub(crate) fn create_run(
         record.owner,
         record.lease_until,
     ])?;
-    {
-        let mut insert = conn.prepare_cached(
-            "INSERT INTO outputs (run_id, node_id, pos, entry_json) VALUES (?1, ?2, ?3, ?4)",
-        )?;
-        for (index, (node_id, entry)) in run.state.context.iter().enumerate() {
-            insert.execute(params![run_id, node_id, output_pos(1, index), entry.to_string()])?;
-        }
-    }
     let started = TranscriptEvent {
         run_id: run_id.clone(),
         seq: 1,
@@ -167,7 +159,10 @@ pub(crate) fn create_run(
             trigger: run.trigger.clone(),
         },
     };
-    append(conn, std::slice::from_ref(&started))?;
+    // The context the run starts with is kept on its first event.
+    let context =
+        (!run.state.context.is_empty()).then(|| Value::Object(run.state.context.clone()).to_string());
+    append(conn, std::slice::from_ref(&started), context)?;
     match &run.first_step {
         None => Ok((record, vec![started])),
         Some(step) => {
@@ -198,22 +193,22 @@ pub(crate) fn commit_step(
         refuse_if_held_by_another(&before, lease, now)?;
     }
 
-    {
-        let mut upsert = conn.prepare_cached(
-            "INSERT INTO outputs (run_id, node_id, pos, entry_json) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (run_id, node_id) DO UPDATE SET entry_json = excluded.entry_json",
-        )?;
-        for (index, (node_id, output)) in commit.writes.iter().enumerate() {
-            let pos = output_pos(before.version + 1, index);
-            upsert.execute(params![run_id, node_id, pos, json!({ "output": output }).to_string()])?;
-        }
+    if !commit.writes.is_empty() && commit.entries.is_empty() {
+        return Err(StoreError::Invalid(format!(
+            "a commit to run {run_id} writes outputs but appends no transcript entry to keep them on"
+        ))
+        .into());
     }
-
+    let writes = (!commit.writes.is_empty()).then(|| {
+        let entries =
+            commit.writes.iter().map(|(node_id, output)| (node_id.clone(), json!({ "output": output })));
+        Value::Object(entries.collect()).to_string()
+    });
     let events: Vec<TranscriptEvent> = (before.last_seq + 1..)
         .zip(&commit.entries)
         .map(|(seq, entry)| TranscriptEvent { run_id: run_id.clone(), seq, at: now, entry: entry.clone() })
         .collect();
-    append(conn, &events)?;
+    append(conn, &events, writes)?;
 
     // Parked or over: nobody drives it. Still running: the committer holds it.
     let (owner, lease_until) = match &commit.lease {
@@ -363,26 +358,21 @@ pub(crate) fn release_run(conn: &Connection, run_id: &str, owner: &str) -> Resul
     Ok(released > 0)
 }
 
-/// Where the `index`-th output first written by the commit that makes a run's
-/// version `version` stands in the run's context: after everything written
-/// before (versions only grow), in the commit's order. (Files migrated from
-/// schema 3 number their outputs 1, 2, 3..., below any version's.)
-pub(crate) fn output_pos(version: u64, index: usize) -> i64 {
-    sql_int(version)
-        .saturating_mul(1 << 16)
-        .saturating_add(i64::try_from(index).unwrap_or(0xFFFF).min(0xFFFF))
-}
-
-/// Appends events to their run's transcript.
-fn append(conn: &Connection, events: &[TranscriptEvent]) -> Result<(), DbError> {
-    let mut insert =
-        conn.prepare_cached("INSERT INTO transcript (run_id, seq, at, entry_json) VALUES (?1, ?2, ?3, ?4)")?;
-    for event in events {
+/// Appends events to their run's transcript, the context entries their
+/// commit wrote (a JSON object, if any) on the last of them.
+fn append(conn: &Connection, events: &[TranscriptEvent], writes: Option<String>) -> Result<(), DbError> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO transcript (run_id, seq, at, entry_json, writes_json) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    let mut writes = writes;
+    for (index, event) in events.iter().enumerate() {
+        let on_this = if index + 1 == events.len() { writes.take() } else { None };
         insert.execute(params![
             event.run_id,
             sql_int(event.seq),
             event.at,
-            serde_json::to_string(&event.entry)?
+            serde_json::to_string(&event.entry)?,
+            on_this
         ])?;
     }
     Ok(())

@@ -359,7 +359,9 @@ mod tests {
         let seqs: Vec<u64> = std::iter::from_fn(|| followed.try_recv().ok()).map(|event| event.seq).collect();
         assert_eq!(seqs, [1, 2, 3], "only committed events are broadcast, in order");
         let stale_rows: i64 = conn
-            .query_row("SELECT count(*) FROM outputs WHERE node_id = 'stale'", [], |row| row.get(0))
+            .query_row("SELECT count(*) FROM transcript WHERE writes_json LIKE '%stale%'", [], |row| {
+                row.get(0)
+            })
             .unwrap();
         assert_eq!(stale_rows, 0);
     }

@@ -121,6 +121,6 @@ async fn a_full_file_refuses_the_step_and_keeps_every_earlier_one() {
     let transcript = store.transcript("r", 0, 1000).await.unwrap();
     assert_eq!(seqs(&transcript), (1..=committed + 1).collect::<Vec<_>>());
     // Without the limit the same step now goes through.
-    let retry = step("r", committed + 1, "again", big(0), vec![]);
+    let retry = step("r", committed + 1, "again", big(0), vec![completed("again", big(0))]);
     assert_eq!(store.commit_step(retry).await.unwrap().0.version, committed + 2);
 }

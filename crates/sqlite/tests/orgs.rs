@@ -282,7 +282,7 @@ async fn a_file_of_schema_version_2_is_migrated_with_everything_in_it() {
     // the migration and after it.
     let keys = |state: &roomkit_graph::EngineState| state.context.keys().cloned().collect::<Vec<_>>();
     assert_eq!(keys(&state), ["start", "zeta", "alpha"]);
-    let mut next = common::step("r1", 3, "beta", json!(3), Vec::new());
+    let mut next = common::step("r1", 3, "beta", json!(3), vec![common::completed("beta", json!(3))]);
     next.writes.push(("zeta".into(), json!(4)));
     store.commit_step(next).await.unwrap();
     let (_, state) = store.load_run("r1").await.unwrap();
@@ -290,4 +290,116 @@ async fn a_file_of_schema_version_2_is_migrated_with_everything_in_it() {
     assert_eq!(state.context["zeta"], json!({"output": 4}));
     drop(store);
     assert_is_current(&path);
+}
+
+/// The tables of schema version 4 that the migration to 5 reads, as that
+/// version created them (with the lease columns of version 3).
+const SCHEMA_4: &str = "
+CREATE TABLE graphs (org TEXT NOT NULL, graph_id TEXT NOT NULL, version INTEGER NOT NULL,
+    graph_json TEXT NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (org, graph_id, version)) WITHOUT ROWID;
+CREATE TABLE runs (run_id TEXT NOT NULL PRIMARY KEY, org TEXT NOT NULL, graph_id TEXT NOT NULL,
+    graph_version INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'waiting', 'completed', 'failed', 'cancelled')),
+    current_node_id TEXT, previous_node_id TEXT, error TEXT, version INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL, wake_at INTEGER, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+    run_key TEXT, owner TEXT, lease_until INTEGER,
+    FOREIGN KEY (org, graph_id, graph_version) REFERENCES graphs (org, graph_id, version));
+CREATE INDEX runs_by_graph ON runs (org, graph_id, created_at);
+CREATE INDEX runs_by_org ON runs (org, created_at);
+CREATE INDEX runs_by_status ON runs (status, created_at);
+CREATE INDEX runs_by_wake ON runs (wake_at) WHERE wake_at IS NOT NULL;
+CREATE INDEX runs_by_created ON runs (created_at);
+CREATE UNIQUE INDEX runs_by_key ON runs (run_key) WHERE run_key IS NOT NULL;
+CREATE INDEX runs_by_lease ON runs (status, lease_until);
+CREATE TABLE outputs (run_id TEXT NOT NULL REFERENCES runs (run_id), node_id TEXT NOT NULL,
+    pos INTEGER NOT NULL, entry_json TEXT NOT NULL, PRIMARY KEY (run_id, node_id)) WITHOUT ROWID;
+CREATE TABLE transcript (run_id TEXT NOT NULL REFERENCES runs (run_id), seq INTEGER NOT NULL,
+    at INTEGER NOT NULL, entry_json TEXT NOT NULL, PRIMARY KEY (run_id, seq)) WITHOUT ROWID;
+CREATE TABLE tokens (token_hash TEXT NOT NULL PRIMARY KEY, org TEXT NOT NULL, label TEXT,
+    created_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE secrets (org TEXT NOT NULL, graph_id TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+    updated_at INTEGER NOT NULL, PRIMARY KEY (org, graph_id, name)) WITHOUT ROWID;
+PRAGMA application_id = 1380665170;
+PRAGMA user_version = 4;
+";
+
+/// A file of schema version 4 with run `r1` (three outputs, written in the
+/// order start, zeta, alpha; zeta overwritten since) and run `r2` (none).
+fn schema_4_file(path: &std::path::Path) {
+    let conn = rusqlite::Connection::open(path).expect("the file opens");
+    conn.execute_batch(SCHEMA_4).expect("the schema is created");
+    let graph_json = graph("review").to_json();
+    conn.execute("INSERT INTO graphs VALUES ('acme', 'review', 1, ?1, 5)", [&graph_json])
+        .expect("the graph is stored");
+    conn.execute_batch(
+        "INSERT INTO runs VALUES ('r1', 'acme', 'review', 1, 'running', 'draft', 'start', NULL, 4, 3, NULL,
+             10, 20, NULL, NULL, NULL);
+         INSERT INTO runs VALUES ('r2', 'acme', 'review', 1, 'waiting', 'pause', 'start', NULL, 2, 1, 99,
+             11, 21, NULL, NULL, NULL);
+         INSERT INTO outputs VALUES ('r1', 'alpha', 196608, '{\"output\":2}');
+         INSERT INTO outputs VALUES ('r1', 'start', 65536, '{\"output\":{\"input\":{\"topic\":\"x\"}}}');
+         INSERT INTO outputs VALUES ('r1', 'zeta', 131072, '{\"output\":[1,{\"b\":2,\"a\":1}]}');
+         INSERT INTO transcript VALUES ('r1', 1, 10,
+             '{\"type\":\"run_started\",\"graph_id\":\"review\",\"graph_version\":1,\"trigger\":{\"topic\":\"x\"}}');
+         INSERT INTO transcript VALUES ('r1', 2, 12, '{\"type\":\"node_completed\",\"node_id\":\"zeta\",\"output\":1}');
+         INSERT INTO transcript VALUES ('r1', 3, 14, '{\"type\":\"node_completed\",\"node_id\":\"alpha\",\"output\":2}');
+         INSERT INTO transcript VALUES ('r2', 1, 11,
+             '{\"type\":\"run_started\",\"graph_id\":\"review\",\"graph_version\":1,\"trigger\":{}}');",
+    )
+    .expect("the runs are stored");
+}
+
+#[tokio::test]
+async fn a_file_of_schema_version_4_keeps_each_runs_context_in_order_in_its_transcript() {
+    let (_dir, path) = db_path();
+    schema_4_file(&path);
+
+    let store = SqliteStore::open(&path).unwrap();
+    let keys = |state: &roomkit_graph::EngineState| state.context.keys().cloned().collect::<Vec<_>>();
+    let (record, state) = store.load_run("r1").await.unwrap();
+    assert_eq!((record.version, record.last_seq), (4, 3));
+    assert_eq!(keys(&state), ["start", "zeta", "alpha"]);
+    assert_eq!(state.context["zeta"], json!({"output": [1, {"b": 2, "a": 1}]}));
+    assert_eq!(state.context["start"], json!({"output": {"input": {"topic": "x"}}}));
+    let (_, empty) = store.load_run("r2").await.unwrap();
+    assert!(empty.context.is_empty());
+    // The transcript reads as before.
+    let transcript = store.transcript("r1", 0, 10).await.unwrap();
+    assert_eq!(transcript.iter().map(|event| event.seq).collect::<Vec<_>>(), [1, 2, 3]);
+
+    // Later commits write after the migrated context: new entries go last,
+    // an overwritten one keeps its place.
+    let mut next = common::step("r1", 4, "beta", json!(3), vec![common::completed("beta", json!(3))]);
+    next.writes.push(("zeta".into(), json!(4)));
+    store.commit_step(next).await.unwrap();
+    let (_, state) = store.load_run("r1").await.unwrap();
+    assert_eq!(keys(&state), ["start", "zeta", "alpha", "beta"]);
+    assert_eq!(state.context["zeta"], json!({"output": 4}));
+    drop(store);
+    assert_is_current(&path);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let outputs: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'outputs'", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(outputs, 0, "the outputs table is gone");
+}
+
+#[tokio::test]
+async fn a_file_of_schema_version_4_with_outputs_of_a_run_without_transcript_is_left_as_it_was() {
+    let (_dir, path) = db_path();
+    schema_4_file(&path);
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute("DELETE FROM transcript WHERE run_id = 'r1'", []).unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+
+    let err = SqliteStore::open(&path).map(|_| ()).unwrap_err();
+    assert!(err.to_string().contains("outputs but no transcript event"), "{err}");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i32 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).unwrap();
+    let outputs: i64 = conn.query_row("SELECT count(*) FROM outputs", [], |row| row.get(0)).unwrap();
+    assert_eq!((version, outputs), (4, 3), "nothing migrated, nothing lost");
+    drop(conn);
+    assert_eq!(std::fs::read(&path).unwrap().len(), before.len());
 }

@@ -380,3 +380,20 @@ async fn racing_commits_on_one_run_let_exactly_one_through() {
     let (record, state) = store.load_run("r").await.unwrap();
     assert_eq!((record.version, record.last_seq, state.context.len()), (2, 2, 2));
 }
+
+#[tokio::test]
+async fn a_commit_that_writes_outputs_without_an_entry_is_refused_and_changes_nothing() {
+    let (_dir, path) = db_path();
+    let store = SqliteStore::open(&path).unwrap();
+    store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
+    start_run(&store, "g", "r").await;
+    let silent = step("r", 1, "draft", json!("v1"), Vec::new());
+    let err = store.commit_step(silent).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Invalid(detail) if detail.contains("appends no transcript entry")),
+        "{err:?}"
+    );
+    let (record, state) = store.load_run("r").await.unwrap();
+    assert_eq!((record.version, record.last_seq), (1, 1));
+    assert!(!state.context.contains_key("draft"));
+}

@@ -163,7 +163,9 @@ pub struct StepCommit {
     /// The run version this step was computed from.
     pub expected_version: u64,
     /// The outputs the step wrote, `(node_id, output)`: only these are stored,
-    /// never the whole context again.
+    /// never the whole context again. A step that writes appends at least one
+    /// entry (the outputs are kept with its last one); otherwise the commit is
+    /// refused as [`StoreError::Invalid`](crate::StoreError::Invalid).
     pub writes: Vec<(String, Value)>,
     /// The node the run is on after the step.
     pub current_node_id: Option<String>,
