@@ -20,7 +20,14 @@ use tokio::sync::broadcast::error::RecvError;
 /// executing nodes with `handlers`.
 pub(crate) fn open(database: &Path, handlers: Handlers) -> anyhow::Result<Runner> {
     let text = database.to_string_lossy();
-    let path = text.strip_prefix("sqlite://").map_or_else(|| database.to_path_buf(), PathBuf::from);
+    let path = match text.split_once("://") {
+        None => database.to_path_buf(),
+        Some(("sqlite", path)) => PathBuf::from(path),
+        Some((scheme, _)) => bail!(
+            "cannot open the database {text}: this build stores runs in SQLite only \
+             (a file path or sqlite://PATH), not {scheme}://"
+        ),
+    };
     let store =
         SqliteStore::open(&path).with_context(|| format!("cannot open the database {}", path.display()))?;
     Ok(Runner::new(store, handlers))
