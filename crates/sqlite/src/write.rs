@@ -10,7 +10,7 @@ use roomkit_graph_store::{
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::error::{DbError, sql_int, stored_count};
 use crate::read;
@@ -181,54 +181,17 @@ pub(crate) fn commit_step(
 ) -> Result<(RunRecord, Vec<TranscriptEvent>), DbError> {
     let run_id = &commit.run_id;
     let before = read::find_run(conn, run_id)?.ok_or_else(|| read::not_found_run(run_id))?;
-    if before.version != commit.expected_version {
-        return Err(StoreError::Conflict {
-            run_id: run_id.clone(),
-            detail: format!("expected version {}, found {}", commit.expected_version, before.version),
-        }
-        .into());
-    }
     let now = now_millis();
-    if let Some(lease) = &commit.lease {
-        refuse_if_held_by_another(&before, lease, now)?;
-    }
-
-    if !commit.writes.is_empty() && commit.entries.is_empty() {
-        return Err(StoreError::Invalid(format!(
-            "a commit to run {run_id} writes outputs but appends no transcript entry to keep them on"
-        ))
-        .into());
-    }
-    let writes = (!commit.writes.is_empty()).then(|| {
-        let entries =
-            commit.writes.iter().map(|(node_id, output)| (node_id.clone(), json!({ "output": output })));
-        Value::Object(entries.collect()).to_string()
-    });
+    commit.check(&before, now)?;
+    let writes = commit.written_context().map(|written| Value::Object(written).to_string());
     let events: Vec<TranscriptEvent> = (before.last_seq + 1..)
         .zip(&commit.entries)
         .map(|(seq, entry)| TranscriptEvent { run_id: run_id.clone(), seq, at: now, entry: entry.clone() })
         .collect();
     append(conn, &events, writes)?;
 
-    // Parked or over: nobody drives it. Still running: the committer holds it.
-    let (owner, lease_until) = match &commit.lease {
-        _ if commit.status != RunStatus::Running => (None, None),
-        Some(lease) => (Some(lease.owner.clone()), Some(renewed_until(&before, lease))),
-        None => (before.owner.clone(), before.lease_until),
-    };
-    let after = RunRecord {
-        owner,
-        lease_until,
-        status: commit.status,
-        current_node_id: commit.current_node_id.clone(),
-        previous_node_id: commit.previous_node_id.clone(),
-        error: commit.error.clone(),
-        version: before.version + 1,
-        last_seq: events.last().map_or(before.last_seq, |event| event.seq),
-        updated_at: now,
-        wake_at: commit.wake_at,
-        ..before
-    };
+    let last_seq = events.last().map_or(before.last_seq, |event| event.seq);
+    let after = commit.applied_to(before.clone(), last_seq, now);
     // Columns with an index (status, wake_at, lease_until) are set only when
     // they change, so a step does not rewrite their index pages.
     let mut sql = String::from(
@@ -273,29 +236,6 @@ pub(crate) fn commit_step(
     Ok((after, events))
 }
 
-/// [`StoreError::Conflict`] when someone other than `lease.owner` holds a live
-/// lease on `run` at `now`.
-fn refuse_if_held_by_another(run: &RunRecord, lease: &Lease, now: Millis) -> Result<(), DbError> {
-    match run.lease() {
-        Some(held) if held.owner != lease.owner && held.is_live_at(now) => Err(StoreError::Conflict {
-            run_id: run.run_id.clone(),
-            detail: format!("{} holds the run until {}", held.owner, held.until),
-        }
-        .into()),
-        _ => Ok(()),
-    }
-}
-
-/// The expiry of `lease` once taken on `run`: its own, or the later of its own
-/// and the stored one when its owner holds the run already (a renewal never
-/// shortens a lease).
-fn renewed_until(run: &RunRecord, lease: &Lease) -> Millis {
-    match run.lease() {
-        Some(held) if held.owner == lease.owner => held.until.max(lease.until),
-        _ => lease.until,
-    }
-}
-
 /// Sets the lease columns of a run.
 fn set_lease(
     conn: &Connection,
@@ -319,7 +259,7 @@ pub(crate) fn claim_run(
     if !before.is_claimable_by(&lease.owner, now_millis()) {
         return Ok(None);
     }
-    let until = renewed_until(&before, lease);
+    let until = before.renewed_until(lease);
     if before.lease() != Some(Lease { owner: lease.owner.clone(), until }) {
         set_lease(conn, run_id, Some(&lease.owner), Some(until))?;
     }
@@ -343,7 +283,7 @@ pub(crate) fn renew_lease(conn: &Connection, run_id: &str, lease: &Lease) -> Res
         }
         .into());
     }
-    let until = renewed_until(&before, lease);
+    let until = before.renewed_until(lease);
     if before.lease_until != Some(until) {
         set_lease(conn, run_id, Some(&lease.owner), Some(until))?;
     }

@@ -24,6 +24,7 @@ mod access;
 mod error;
 mod lease;
 mod run;
+mod step;
 mod transcript;
 
 use async_trait::async_trait;
