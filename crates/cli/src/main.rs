@@ -26,7 +26,9 @@ struct Cli {
 /// The options every command takes.
 #[derive(Args)]
 struct Options {
-    /// The database: a SQLite file (or sqlite://PATH), created when missing.
+    /// The database: a SQLite file (or sqlite://PATH), created when missing,
+    /// or a PostgreSQL database (postgres://USER:PASSWORD@HOST:PORT/NAME) that
+    /// many workers on many machines may share.
     #[arg(long, global = true, env = "ROOMKIT_GRAPH_DATABASE", default_value = "roomkit-graph.db")]
     database: PathBuf,
     /// The organization graphs and runs belong to.
@@ -203,7 +205,7 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
     } else {
         nodes::NodeSetup::default()
     };
-    let runner = runs::open(&database, setup.handlers())?.with_lease(lease);
+    let runner = runs::open(&database, setup.handlers()).await?.with_lease(lease);
     let outcome = match command {
         RunCommand::Run { file, input } => {
             runs::run(&runner, &org, &file, runs::input(input.as_deref())?, json).await.map(exit_status)

@@ -1,7 +1,7 @@
 //! The run commands on the embedded store: `run`, `answer`, `show`, `runs`, `cancel`.
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use indicatif::{ProgressBar, ProgressStyle};
 use roomkit_graph::{Graph, Handlers};
+use roomkit_graph_postgres::PostgresStore;
 use roomkit_graph_runner::{LiveEvent, Runner, RunnerError};
 use roomkit_graph_sqlite::SqliteStore;
 use roomkit_graph_store::{Entry, RunFilter, RunRecord, RunStatus, StoreError, TranscriptEvent, render_text};
@@ -16,20 +17,28 @@ use roomkit_graph_triggers::Scheduler;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
-/// A runner on the database at `path` (a file path, or `sqlite://PATH`),
-/// executing nodes with `handlers`.
-pub(crate) fn open(database: &Path, handlers: Handlers) -> anyhow::Result<Runner> {
+/// A runner on the database `database` (a SQLite file path or
+/// `sqlite://PATH`, or a `postgres://` URL), executing nodes with `handlers`.
+pub(crate) async fn open(database: &Path, handlers: Handlers) -> anyhow::Result<Runner> {
     let text = database.to_string_lossy();
-    let path = match text.split_once("://") {
-        None => database.to_path_buf(),
-        Some(("sqlite", path)) => PathBuf::from(path),
+    match text.split_once("://") {
+        Some(("postgres" | "postgresql", _)) => {
+            // The URL may hold a password: the error names the server, not the URL.
+            let store = PostgresStore::connect(&text).await.context("cannot open the database")?;
+            Ok(Runner::new(store, handlers))
+        }
+        Some(("sqlite", path)) => open_sqlite(Path::new(path), handlers),
+        None => open_sqlite(database, handlers),
         Some((scheme, _)) => bail!(
-            "cannot open the database {text}: this build stores runs in SQLite only \
-             (a file path or sqlite://PATH), not {scheme}://"
+            "cannot open the database: {scheme}:// is not a kind this build knows \
+             (a SQLite file path, sqlite://PATH or postgres://...)"
         ),
-    };
+    }
+}
+
+fn open_sqlite(path: &Path, handlers: Handlers) -> anyhow::Result<Runner> {
     let store =
-        SqliteStore::open(&path).with_context(|| format!("cannot open the database {}", path.display()))?;
+        SqliteStore::open(path).with_context(|| format!("cannot open the database {}", path.display()))?;
     Ok(Runner::new(store, handlers))
 }
 

@@ -1,6 +1,7 @@
 //! `roomkit-graph worker`: a run whose process died while it waited on a timer
 //! is finished by a worker, which then stops cleanly on SIGTERM; two workers on
-//! one database finish the runs of killed processes, each step once.
+//! one database (a SQLite file, or a PostgreSQL database as workers on several
+//! machines share it) finish the runs of killed processes, each step once.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
@@ -110,17 +111,29 @@ fn listed(db: &Path) -> Vec<Value> {
 
 #[test]
 fn two_workers_finish_the_runs_of_killed_processes_with_every_step_once() {
-    const RUNS: usize = 6;
     let dir = tempfile::tempdir().expect("a temp dir");
-    let db = dir.path().join("runs.db");
-    let graph = dir.path().join("chain.json");
+    finish_the_runs_of_killed_processes(dir.path(), &dir.path().join("runs.db"));
+}
+
+#[test]
+fn two_workers_sharing_a_postgres_database_finish_the_runs_of_killed_processes_with_every_step_once() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let url = roomkit_graph_pgtest::database();
+    finish_the_runs_of_killed_processes(dir.path(), Path::new(&url));
+}
+
+/// Starts runs on `db` whose processes are killed a few steps in, then two
+/// workers on `db` finish them: each step once, no gap, one end each.
+fn finish_the_runs_of_killed_processes(dir: &Path, db: &Path) {
+    const RUNS: usize = 6;
+    let graph = dir.join("chain.json");
     let (text, nodes) = long_chain();
     std::fs::write(&graph, text).expect("the graph is written");
 
     // Each run's process is killed a few steps in, holding the run's lease.
     for n in 0..RUNS {
         let input = format!("{{\"n\": {n}}}");
-        let mut starter = command(&db, &["--lease", "1s", "run", graph.to_str().expect("UTF-8 path")])
+        let mut starter = command(db, &["--lease", "1s", "run", graph.to_str().expect("UTF-8 path")])
             .args(["--input", &input])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -132,7 +145,7 @@ fn two_workers_finish_the_runs_of_killed_processes_with_every_step_once() {
         starter.kill().expect("SIGKILL the starter");
         starter.wait().expect("the starter is gone");
     }
-    let runs = listed(&db);
+    let runs = listed(db);
     assert_eq!(runs.len(), RUNS);
     let interrupted = runs.iter().filter(|run| run["status"] != "completed").count();
     assert_eq!(interrupted, RUNS, "some runs finished before their process was killed");
@@ -141,7 +154,7 @@ fn two_workers_finish_the_runs_of_killed_processes_with_every_step_once() {
 
     let workers: Vec<Child> = (0..2)
         .map(|_| {
-            command(&db, &["--lease", "1s", "worker", "--poll", "100ms"])
+            command(db, &["--lease", "1s", "worker", "--poll", "100ms"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -149,8 +162,8 @@ fn two_workers_finish_the_runs_of_killed_processes_with_every_step_once() {
         })
         .collect();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while listed(&db).iter().any(|run| run["status"] != "completed") {
-        assert!(Instant::now() < deadline, "the workers did not finish the runs: {:?}", listed(&db));
+    while listed(db).iter().any(|run| run["status"] != "completed") {
+        assert!(Instant::now() < deadline, "the workers did not finish the runs: {:?}", listed(db));
         std::thread::sleep(Duration::from_millis(100));
     }
     for worker in workers {
@@ -158,9 +171,9 @@ fn two_workers_finish_the_runs_of_killed_processes_with_every_step_once() {
         assert!(status.success(), "a worker did not stop cleanly: {status}");
     }
 
-    for run in listed(&db) {
+    for run in listed(db) {
         let run_id = run["run_id"].as_str().expect("a run id");
-        let shown = output(&db, &["--json", "show", run_id]);
+        let shown = output(db, &["--json", "show", run_id]);
         let events: Vec<Value> = String::from_utf8_lossy(&shown.stdout)
             .lines()
             .map(|line| serde_json::from_str(line).expect("an event as JSON"))

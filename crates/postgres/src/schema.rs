@@ -1,0 +1,160 @@
+//! The tables, in the schema [`SCHEMA`], and creating them once: the first
+//! process to connect creates them under an advisory lock; the others find
+//! them made.
+
+use roomkit_graph_store::StoreError;
+use tokio_postgres::Client;
+
+use crate::error::store_error;
+
+/// The PostgreSQL schema (namespace) holding every table of the store.
+pub const SCHEMA: &str = "roomkit_graph";
+
+/// The version of the tables this build reads and writes (in
+/// `roomkit_graph.meta`); a database of a newer version is refused.
+///
+/// ```
+/// assert_eq!(roomkit_graph_postgres::SCHEMA_VERSION, 1);
+/// ```
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// The key of the advisory lock held while the tables are created: "RKGR".
+const CREATION_LOCK: i64 = 0x524B_4752;
+
+/// The tables. JSON is stored as TEXT (kept byte for byte, key order
+/// included); times are milliseconds since the Unix epoch. A run's context is
+/// kept with its transcript, as in the SQLite store: the last event a commit
+/// appends holds the context entries the commit wrote in `writes_json`.
+const TABLES: &str = "
+CREATE SCHEMA roomkit_graph;
+
+CREATE TABLE roomkit_graph.meta (
+    one            BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
+    schema_version INTEGER NOT NULL
+);
+
+CREATE TABLE roomkit_graph.graphs (
+    org        TEXT   NOT NULL,
+    graph_id   TEXT   NOT NULL,
+    version    BIGINT NOT NULL,
+    graph_json TEXT   NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (org, graph_id, version)
+);
+
+CREATE TABLE roomkit_graph.runs (
+    run_id           TEXT   NOT NULL PRIMARY KEY,
+    org              TEXT   NOT NULL,
+    graph_id         TEXT   NOT NULL,
+    graph_version    BIGINT NOT NULL,
+    status           TEXT   NOT NULL
+        CHECK (status IN ('running', 'waiting', 'completed', 'failed', 'cancelled')),
+    current_node_id  TEXT,
+    previous_node_id TEXT,
+    error            TEXT,
+    version          BIGINT NOT NULL,
+    last_seq         BIGINT NOT NULL,
+    wake_at          BIGINT,
+    created_at       BIGINT NOT NULL,
+    updated_at       BIGINT NOT NULL,
+    run_key          TEXT,
+    owner            TEXT,
+    lease_until      BIGINT,
+    FOREIGN KEY (org, graph_id, graph_version) REFERENCES roomkit_graph.graphs (org, graph_id, version)
+);
+CREATE INDEX runs_by_graph ON roomkit_graph.runs (org, graph_id, created_at);
+CREATE INDEX runs_by_org ON roomkit_graph.runs (org, created_at);
+CREATE INDEX runs_by_status ON roomkit_graph.runs (status, created_at);
+CREATE INDEX runs_by_wake ON roomkit_graph.runs (wake_at) WHERE wake_at IS NOT NULL;
+CREATE INDEX runs_by_created ON roomkit_graph.runs (created_at);
+CREATE UNIQUE INDEX runs_by_key ON roomkit_graph.runs (run_key) WHERE run_key IS NOT NULL;
+CREATE INDEX runs_by_lease ON roomkit_graph.runs (status, lease_until);
+
+CREATE TABLE roomkit_graph.transcript (
+    run_id      TEXT   NOT NULL REFERENCES roomkit_graph.runs (run_id),
+    seq         BIGINT NOT NULL,
+    at          BIGINT NOT NULL,
+    entry_json  TEXT   NOT NULL,
+    writes_json TEXT,
+    PRIMARY KEY (run_id, seq)
+);
+
+CREATE TABLE roomkit_graph.tokens (
+    token_hash TEXT   NOT NULL PRIMARY KEY,
+    org        TEXT   NOT NULL,
+    label      TEXT,
+    created_at BIGINT NOT NULL
+);
+
+CREATE TABLE roomkit_graph.secrets (
+    org        TEXT   NOT NULL,
+    graph_id   TEXT   NOT NULL,
+    name       TEXT   NOT NULL,
+    value      TEXT   NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (org, graph_id, name)
+);
+";
+
+/// What a database holds of ours.
+#[derive(Debug, PartialEq, Eq)]
+enum Found {
+    /// No schema `roomkit_graph`: the tables must be made.
+    Nothing,
+    /// Ours, of this version.
+    Ours,
+}
+
+/// Makes sure the database holds the tables of this version: creates them
+/// when there are none; refuses a schema `roomkit_graph` that is not ours or
+/// is of another version ([`StoreError::Foreign`], naming `target`), leaving
+/// it untouched.
+pub(crate) async fn prepare(client: &mut Client, target: &str) -> Result<(), StoreError> {
+    if inspect(client, target).await? == Found::Ours {
+        return Ok(());
+    }
+    let tx = client.transaction().await.map_err(|err| store_error(&err))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CREATION_LOCK])
+        .await
+        .map_err(|err| store_error(&err))?;
+    // Another process may have made them while we waited for the lock.
+    if inspect(&tx, target).await? == Found::Nothing {
+        tx.batch_execute(TABLES).await.map_err(|err| store_error(&err))?;
+        tx.execute("INSERT INTO roomkit_graph.meta (schema_version) VALUES ($1)", &[&SCHEMA_VERSION])
+            .await
+            .map_err(|err| store_error(&err))?;
+    }
+    tx.commit().await.map_err(|err| store_error(&err))
+}
+
+/// Looks at what the database holds under the schema `roomkit_graph`.
+async fn inspect(client: &impl tokio_postgres::GenericClient, target: &str) -> Result<Found, StoreError> {
+    let row = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1), \
+             to_regclass('roomkit_graph.meta') IS NOT NULL",
+            &[&SCHEMA],
+        )
+        .await
+        .map_err(|err| store_error(&err))?;
+    let (schema, meta): (bool, bool) = (row.get(0), row.get(1));
+    let foreign = |detail: String| StoreError::Foreign { path: target.to_owned(), detail };
+    match (schema, meta) {
+        (false, _) => Ok(Found::Nothing),
+        (true, false) => Err(foreign(format!("its schema {SCHEMA} exists but is not a roomkit-graph store"))),
+        (true, true) => {
+            let versions = client
+                .query("SELECT schema_version FROM roomkit_graph.meta", &[])
+                .await
+                .map_err(|err| store_error(&err))?;
+            match versions.first().map(|row| row.get::<_, i32>(0)) {
+                Some(SCHEMA_VERSION) => Ok(Found::Ours),
+                Some(newer) if newer > SCHEMA_VERSION => Err(foreign(format!(
+                    "its schema version {newer} is newer than this build's {SCHEMA_VERSION}"
+                ))),
+                Some(other) => Err(foreign(format!("unknown schema version {other}"))),
+                None => Err(foreign(format!("{SCHEMA}.meta holds no schema version"))),
+            }
+        }
+    }
+}

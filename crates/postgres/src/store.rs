@@ -1,0 +1,726 @@
+//! [`PostgresStore`]: the handle, and the [`Store`] operations, each one
+//! transaction on a pooled connection.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use deadpool_postgres::{ClientWrapper, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Transaction};
+use futures_util::stream::BoxStream;
+use roomkit_graph::{EngineState, Graph};
+use roomkit_graph_store::{
+    Entry, Lease, Millis, NewRun, RunFilter, RunRecord, RunStatus, StepCommit, Store, StoreError,
+    StoredGraph, TokenRecord, TranscriptEvent, now_millis,
+};
+use serde_json::{Map, Value};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
+
+use crate::error::{is_unique_violation, pool_error, sql_int, store_error, stored_count};
+use crate::listen::{self, CHANNEL};
+use crate::rows::{self, GRAPH_COLUMNS, RUN_COLUMNS};
+use crate::schema;
+
+/// How many connections a store keeps open at most.
+const POOL_SIZE: usize = 16;
+
+/// How many notified run ids the broadcast holds for followers that fall
+/// behind; beyond that they read the database.
+const BROADCAST_CAPACITY: usize = 1024;
+
+/// A [`Store`] in a PostgreSQL database, which any number of processes, on
+/// any number of machines, may share.
+///
+/// Cheap to clone: clones share the connection pool and the listening
+/// connection. Each operation is one transaction; a step is committed with
+/// its run row locked (`SELECT ... FOR UPDATE`) and its version checked, so
+/// two processes never commit the same step, and a run is driven by the
+/// holder of its lease.
+///
+/// Connections are made without TLS: reach the server over a trusted network
+/// or a local socket.
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    /// Run ids notified by commits, from the listening connection.
+    notified: broadcast::Sender<Arc<str>>,
+    listener: JoinHandle<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+/// A PostgreSQL error as a [`StoreError`], for `map_err`.
+fn pg(err: tokio_postgres::Error) -> StoreError {
+    store_error(&err)
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`,
+    /// or the key=value form), and creates the store's tables there when it
+    /// has none.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`] for a URL that is not PostgreSQL's,
+    /// [`StoreError::Backend`] when the server cannot be reached or refuses
+    /// the login, [`StoreError::Foreign`] when the database has a schema
+    /// `roomkit_graph` that is not ours (or of a newer version); such a
+    /// database is left untouched.
+    ///
+    /// ```no_run
+    /// use roomkit_graph::{Graph, Trigger};
+    /// use roomkit_graph_postgres::PostgresStore;
+    /// use roomkit_graph_store::{DEFAULT_ORG, Store};
+    ///
+    /// # async fn example() -> Result<(), roomkit_graph_store::StoreError> {
+    /// let store = PostgresStore::connect("postgres://app@db.internal/runs").await?;
+    /// let stored = store.save_graph(DEFAULT_ORG, &Graph::new("review", "Review", Trigger::manual())).await?;
+    /// assert_eq!(stored.version, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let config: tokio_postgres::Config =
+            url.parse().map_err(|err| StoreError::Invalid(format!("not a PostgreSQL URL: {err}")))?;
+        let target = describe_target(&config);
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(|err| StoreError::Backend(format!("cannot make a pool for {target}: {err}")))?;
+        let mut client = pool.get().await.map_err(|err| match pool_error(err) {
+            StoreError::Backend(detail) => StoreError::Backend(format!("{target}: {detail}")),
+            other => other,
+        })?;
+        schema::prepare(&mut client, &target).await?;
+        drop(client);
+
+        let (notified, _) = broadcast::channel(BROADCAST_CAPACITY);
+        let listener = tokio::spawn(listen::listen(config, notified.clone()));
+        Ok(PostgresStore { inner: Arc::new(Inner { pool, notified, listener }) })
+    }
+
+    async fn client(&self) -> Result<Object, StoreError> {
+        self.inner.pool.get().await.map_err(pool_error)
+    }
+}
+
+/// Where `config` connects, for messages: `database DB on HOST:PORT as USER`
+/// (never the password).
+fn describe_target(config: &tokio_postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or("(default user)");
+    let database = config.get_dbname().unwrap_or(user);
+    format!("PostgreSQL database {database} on {host}:{port} as {user}")
+}
+
+/// A run's record, locked for the transaction, or [`StoreError::NotFound`].
+async fn lock_run(tx: &Transaction<'_>, run_id: &str) -> Result<RunRecord, StoreError> {
+    let sql = format!("SELECT {RUN_COLUMNS} FROM roomkit_graph.runs WHERE run_id = $1 FOR UPDATE");
+    let statement = tx.prepare_cached(&sql).await.map_err(pg)?;
+    match tx.query_opt(&statement, &[&run_id]).await.map_err(pg)? {
+        Some(row) => rows::run(&row),
+        None => Err(not_found_run(run_id)),
+    }
+}
+
+fn not_found_run(run_id: &str) -> StoreError {
+    StoreError::NotFound(format!("run {run_id}"))
+}
+
+/// Appends `events` and moves the run from `before` as `commit` says, in
+/// `tx`; notifies the run's followers at commit time.
+async fn apply_step(
+    tx: &Transaction<'_>,
+    commit: &StepCommit,
+    before: RunRecord,
+    now: Millis,
+) -> Result<(RunRecord, Vec<TranscriptEvent>), StoreError> {
+    commit.check(&before, now)?;
+    let run_id = &commit.run_id;
+    let events: Vec<TranscriptEvent> = (before.last_seq + 1..)
+        .zip(&commit.entries)
+        .map(|(seq, entry)| TranscriptEvent { run_id: run_id.clone(), seq, at: now, entry: entry.clone() })
+        .collect();
+    let last_seq = events.last().map_or(before.last_seq, |event| event.seq);
+    let written = commit.written_context().map(|written| Value::Object(written).to_string());
+    let after = commit.applied_to(before, last_seq, now);
+
+    let update = tx
+        .prepare_cached(
+            "UPDATE roomkit_graph.runs SET status = $2, current_node_id = $3, previous_node_id = $4, \
+             error = $5, version = $6, last_seq = $7, updated_at = $8, wake_at = $9, owner = $10, \
+             lease_until = $11 WHERE run_id = $1",
+        )
+        .await
+        .map_err(pg)?;
+    let (version, last_seq) = (sql_int(after.version), sql_int(after.last_seq));
+    let status = after.status.as_str();
+    let params: [&(dyn ToSql + Sync); 11] = [
+        run_id,
+        &status,
+        &after.current_node_id,
+        &after.previous_node_id,
+        &after.error,
+        &version,
+        &last_seq,
+        &now,
+        &after.wake_at,
+        &after.owner,
+        &after.lease_until,
+    ];
+    let updated = tx.execute(&update, &params);
+    if events.is_empty() {
+        updated.await.map_err(pg)?;
+    } else {
+        let appended = append(tx, &events, written);
+        let notified = notify(tx, run_id);
+        tokio::try_join!(async { updated.await.map_err(pg) }, appended, notified)?;
+    }
+    Ok((after, events))
+}
+
+/// Appends events to their run's transcript, the context entries their
+/// commit wrote (if any) on the last of them.
+async fn append(
+    tx: &Transaction<'_>,
+    events: &[TranscriptEvent],
+    written: Option<String>,
+) -> Result<(), StoreError> {
+    let Some(first) = events.first() else { return Ok(()) };
+    let seqs: Vec<i64> = events.iter().map(|event| sql_int(event.seq)).collect();
+    let ats: Vec<i64> = events.iter().map(|event| event.at).collect();
+    let entries = events
+        .iter()
+        .map(|event| serde_json::to_string(&event.entry))
+        .collect::<Result<Vec<String>, _>>()
+        .map_err(|err| StoreError::Invalid(format!("an entry cannot be written as JSON: {err}")))?;
+    let mut writes: Vec<Option<String>> = vec![None; events.len()];
+    if let Some(last) = writes.last_mut() {
+        *last = written;
+    }
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO roomkit_graph.transcript (run_id, seq, at, entry_json, writes_json) \
+             SELECT $1, seq, at, entry_json, writes_json \
+             FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[]) AS e (seq, at, entry_json, writes_json)",
+        )
+        .await
+        .map_err(pg)?;
+    tx.execute(&insert, &[&first.run_id, &seqs, &ats, &entries, &writes]).await.map_err(pg)?;
+    Ok(())
+}
+
+/// Tells the followers of `run_id`, in every process, once `tx` commits.
+async fn notify(tx: &Transaction<'_>, run_id: &str) -> Result<(), StoreError> {
+    let statement = tx.prepare_cached("SELECT pg_notify($1, $2)").await.map_err(pg)?;
+    tx.execute(&statement, &[&CHANNEL, &run_id]).await.map_err(pg)?;
+    Ok(())
+}
+
+/// Up to `limit` events of a run after `after`, with the run's record read
+/// after them. (A run whose record says it is over gets no more events, so a
+/// follower may stop when that record has nothing after what it read.)
+pub(crate) async fn transcript_page(
+    client: &ClientWrapper,
+    run_id: &str,
+    after: u64,
+    limit: usize,
+) -> Result<(RunRecord, Vec<TranscriptEvent>), StoreError> {
+    let statement = client
+        .prepare_cached(
+            "SELECT seq, at, entry_json FROM roomkit_graph.transcript \
+             WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .await
+        .map_err(pg)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let found = client.query(&statement, &[&run_id, &sql_int(after), &limit]).await.map_err(pg)?;
+    let events = found.iter().map(|row| rows::event(run_id, row)).collect::<Result<Vec<_>, _>>()?;
+    Ok((find_run(client, run_id).await?, events))
+}
+
+/// A run's record, or [`StoreError::NotFound`].
+async fn find_run(client: &ClientWrapper, run_id: &str) -> Result<RunRecord, StoreError> {
+    let sql = format!("SELECT {RUN_COLUMNS} FROM roomkit_graph.runs WHERE run_id = $1");
+    let statement = client.prepare_cached(&sql).await.map_err(pg)?;
+    match client.query_opt(&statement, &[&run_id]).await.map_err(pg)? {
+        Some(row) => rows::run(&row),
+        None => Err(not_found_run(run_id)),
+    }
+}
+
+/// The text of a lease-changing UPDATE.
+const SET_LEASE: &str = "UPDATE roomkit_graph.runs SET owner = $2, lease_until = $3 WHERE run_id = $1";
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn save_graph(&self, org: &str, graph: &Graph) -> Result<StoredGraph, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        // Versions of one graph id are numbered one at a time.
+        tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))", &[&org, &graph.id])
+            .await
+            .map_err(pg)?;
+        let latest: i64 = tx
+            .query_one(
+                "SELECT coalesce(max(version), 0) FROM roomkit_graph.graphs WHERE org = $1 AND graph_id = $2",
+                &[&org, &graph.id],
+            )
+            .await
+            .map_err(pg)?
+            .get(0);
+        let version = latest + 1;
+        let created_at = now_millis();
+        tx.execute(
+            "INSERT INTO roomkit_graph.graphs (org, graph_id, version, graph_json, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+            &[&org, &graph.id, &version, &graph.to_json(), &created_at],
+        )
+        .await
+        .map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
+        Ok(StoredGraph {
+            org: org.to_owned(),
+            graph: graph.clone(),
+            version: stored_count(version, "graph version")?,
+            created_at,
+        })
+    }
+
+    async fn graph(
+        &self,
+        org: &str,
+        graph_id: &str,
+        version: Option<u64>,
+    ) -> Result<StoredGraph, StoreError> {
+        let client = self.client().await?;
+        let row = match version {
+            Some(version) => {
+                let sql = format!(
+                    "SELECT {GRAPH_COLUMNS} FROM roomkit_graph.graphs \
+                     WHERE org = $1 AND graph_id = $2 AND version = $3"
+                );
+                client.query_opt(&sql, &[&org, &graph_id, &sql_int(version)]).await.map_err(pg)?
+            }
+            None => {
+                let sql = format!(
+                    "SELECT {GRAPH_COLUMNS} FROM roomkit_graph.graphs \
+                     WHERE org = $1 AND graph_id = $2 ORDER BY version DESC LIMIT 1"
+                );
+                client.query_opt(&sql, &[&org, &graph_id]).await.map_err(pg)?
+            }
+        };
+        match row {
+            Some(row) => rows::graph(&row),
+            None => Err(StoreError::NotFound(match version {
+                Some(version) => format!("graph {graph_id} version {version}"),
+                None => format!("graph {graph_id}"),
+            })),
+        }
+    }
+
+    async fn latest_graph_version(&self, org: &str, graph_id: &str) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached("SELECT max(version) FROM roomkit_graph.graphs WHERE org = $1 AND graph_id = $2")
+            .await
+            .map_err(pg)?;
+        let latest: Option<i64> = client.query_one(&statement, &[&org, &graph_id]).await.map_err(pg)?.get(0);
+        match latest {
+            Some(version) => stored_count(version, "graph version"),
+            None => Err(StoreError::NotFound(format!("graph {graph_id}"))),
+        }
+    }
+
+    async fn list_graphs(&self, org: Option<&str>) -> Result<Vec<StoredGraph>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT DISTINCT ON (org, graph_id) {GRAPH_COLUMNS} FROM roomkit_graph.graphs \
+             WHERE $1::text IS NULL OR org = $1 ORDER BY org, graph_id, version DESC"
+        );
+        let found = client.query(&sql, &[&org]).await.map_err(pg)?;
+        found.iter().map(rows::graph).collect()
+    }
+
+    async fn create_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let inserted = client
+            .execute(
+                "INSERT INTO roomkit_graph.tokens (token_hash, org, label, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (token_hash) DO NOTHING",
+                &[&token.token_hash, &token.org, &token.label, &token.created_at],
+            )
+            .await
+            .map_err(pg)?;
+        if inserted == 0 {
+            return Err(StoreError::Invalid("a token with this hash exists already".into()));
+        }
+        Ok(())
+    }
+
+    async fn token(&self, token_hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT token_hash, org, label, created_at FROM roomkit_graph.tokens WHERE token_hash = $1",
+            )
+            .await
+            .map_err(pg)?;
+        let row = client.query_opt(&statement, &[&token_hash]).await.map_err(pg)?;
+        Ok(row.map(|row| TokenRecord {
+            token_hash: row.get(0),
+            org: row.get(1),
+            label: row.get(2),
+            created_at: row.get(3),
+        }))
+    }
+
+    async fn set_secret(
+        &self,
+        org: &str,
+        graph_id: &str,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        match value {
+            Some(value) => {
+                client
+                    .execute(
+                        "INSERT INTO roomkit_graph.secrets (org, graph_id, name, value, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (org, graph_id, name) \
+                         DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                        &[&org, &graph_id, &name, &value, &now_millis()],
+                    )
+                    .await
+            }
+            None => {
+                client
+                    .execute(
+                        "DELETE FROM roomkit_graph.secrets WHERE org = $1 AND graph_id = $2 AND name = $3",
+                        &[&org, &graph_id, &name],
+                    )
+                    .await
+            }
+        }
+        .map_err(pg)?;
+        Ok(())
+    }
+
+    async fn secret(&self, org: &str, graph_id: &str, name: &str) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT value FROM roomkit_graph.secrets WHERE org = $1 AND graph_id = $2 AND name = $3",
+                &[&org, &graph_id, &name],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    async fn create_run(&self, run: NewRun) -> Result<RunRecord, StoreError> {
+        let run_id = &run.state.run_id;
+        if run_id.is_empty() {
+            return Err(StoreError::Invalid("the run has no id (state.run_id is empty)".into()));
+        }
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let graph_exists = tx
+            .query_opt(
+                "SELECT 1 FROM roomkit_graph.graphs WHERE org = $1 AND graph_id = $2 AND version = $3",
+                &[&run.org, &run.graph_id, &sql_int(run.graph_version)],
+            )
+            .await
+            .map_err(pg)?
+            .is_some();
+        if !graph_exists {
+            return Err(StoreError::NotFound(format!(
+                "graph {} version {}",
+                run.graph_id, run.graph_version
+            )));
+        }
+        let status = if run.state.current_node_id.is_none() {
+            RunStatus::Completed
+        } else if run.state.waiting {
+            RunStatus::Waiting
+        } else {
+            RunStatus::Running
+        };
+        let now = now_millis();
+        let lease = run.lease.as_ref().filter(|_| status == RunStatus::Running);
+        let record = RunRecord {
+            run_id: run_id.clone(),
+            org: run.org.clone(),
+            graph_id: run.graph_id.clone(),
+            graph_version: run.graph_version,
+            status,
+            current_node_id: run.state.current_node_id.clone(),
+            previous_node_id: run.state.previous_node_id.clone(),
+            error: None,
+            version: 1,
+            last_seq: 1,
+            wake_at: None,
+            created_at: now,
+            updated_at: now,
+            owner: lease.map(|lease| lease.owner.clone()),
+            lease_until: lease.map(|lease| lease.until),
+        };
+        let inserted = tx
+            .execute(
+                "INSERT INTO roomkit_graph.runs (run_id, org, graph_id, graph_version, status, current_node_id, \
+                 previous_node_id, error, version, last_seq, created_at, updated_at, run_key, owner, lease_until) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, 1, 1, $8, $8, $9, $10, $11)",
+                &[
+                    &record.run_id,
+                    &record.org,
+                    &record.graph_id,
+                    &sql_int(record.graph_version),
+                    &status.as_str(),
+                    &record.current_node_id,
+                    &record.previous_node_id,
+                    &now,
+                    &run.key,
+                    &record.owner,
+                    &record.lease_until,
+                ],
+            )
+            .await;
+        if let Err(err) = inserted {
+            if !is_unique_violation(&err) {
+                return Err(pg(err));
+            }
+            drop(tx);
+            return Err(self.why_not_unique(run_id, run.key.as_deref()).await);
+        }
+        let started = TranscriptEvent {
+            run_id: run_id.clone(),
+            seq: 1,
+            at: now,
+            entry: Entry::RunStarted {
+                graph_id: run.graph_id.clone(),
+                graph_version: run.graph_version,
+                trigger: run.trigger.clone(),
+            },
+        };
+        // The context the run starts with is kept on its first event.
+        let context =
+            (!run.state.context.is_empty()).then(|| Value::Object(run.state.context.clone()).to_string());
+        append(&tx, std::slice::from_ref(&started), context).await?;
+        let record = match &run.first_step {
+            None => {
+                notify(&tx, run_id).await?;
+                record
+            }
+            Some(step) => apply_step(&tx, step, record, now_millis()).await?.0,
+        };
+        tx.commit().await.map_err(pg)?;
+        Ok(record)
+    }
+
+    async fn commit_step(&self, commit: StepCommit) -> Result<(RunRecord, Vec<TranscriptEvent>), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let before = lock_run(&tx, &commit.run_id).await?;
+        let applied = apply_step(&tx, &commit, before, now_millis()).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(applied)
+    }
+
+    async fn claim_run(&self, run_id: &str, lease: &Lease) -> Result<Option<RunRecord>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let before = lock_run(&tx, run_id).await?;
+        if !before.is_claimable_by(&lease.owner, now_millis()) {
+            return Ok(None);
+        }
+        let until = before.renewed_until(lease);
+        if before.lease() != Some(Lease { owner: lease.owner.clone(), until }) {
+            tx.execute(SET_LEASE, &[&run_id, &lease.owner, &until]).await.map_err(pg)?;
+            tx.commit().await.map_err(pg)?;
+        }
+        Ok(Some(RunRecord { owner: Some(lease.owner.clone()), lease_until: Some(until), ..before }))
+    }
+
+    async fn renew_lease(&self, run_id: &str, lease: &Lease) -> Result<RunRecord, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let before = lock_run(&tx, run_id).await?;
+        let held = before.lease().filter(|held| held.owner == lease.owner);
+        if before.status != RunStatus::Running || held.is_none() {
+            let holder = before.owner.as_deref().unwrap_or("nobody");
+            return Err(StoreError::Conflict {
+                run_id: run_id.to_owned(),
+                detail: format!(
+                    "{} cannot renew: the run is {} and held by {holder}",
+                    lease.owner,
+                    before.status.as_str()
+                ),
+            });
+        }
+        let until = before.renewed_until(lease);
+        if before.lease_until != Some(until) {
+            tx.execute(SET_LEASE, &[&run_id, &lease.owner, &until]).await.map_err(pg)?;
+            tx.commit().await.map_err(pg)?;
+        }
+        Ok(RunRecord { lease_until: Some(until), ..before })
+    }
+
+    async fn release_run(&self, run_id: &str, owner: &str) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let released = client
+            .execute(
+                "UPDATE roomkit_graph.runs SET owner = NULL, lease_until = NULL WHERE run_id = $1 AND owner = $2",
+                &[&run_id, &owner],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(released > 0)
+    }
+
+    async fn claimable_runs(&self, now: Millis, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "(SELECT {RUN_COLUMNS} FROM roomkit_graph.runs WHERE status = 'running' AND lease_until IS NULL \
+              ORDER BY created_at LIMIT $2) \
+             UNION ALL \
+             (SELECT {RUN_COLUMNS} FROM roomkit_graph.runs WHERE status = 'running' AND lease_until <= $1 \
+              ORDER BY lease_until LIMIT $2) \
+             LIMIT $2"
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let found = client.query(&sql, &[&now, &limit]).await.map_err(pg)?;
+        found.iter().map(rows::run).collect()
+    }
+
+    async fn run(&self, run_id: &str) -> Result<RunRecord, StoreError> {
+        find_run(&*self.client().await?, run_id).await
+    }
+
+    async fn load_run(&self, run_id: &str) -> Result<(RunRecord, EngineState), StoreError> {
+        let client = self.client().await?;
+        // One statement, so one snapshot: the record and the context entries
+        // written up to it.
+        let sql = format!(
+            "SELECT {RUN_COLUMNS}, (SELECT coalesce(array_agg(t.writes_json ORDER BY t.seq), '{{}}') \
+             FROM roomkit_graph.transcript t WHERE t.run_id = r.run_id AND t.writes_json IS NOT NULL \
+             AND t.seq <= r.last_seq) FROM roomkit_graph.runs r WHERE r.run_id = $1"
+        );
+        let statement = client.prepare_cached(&sql).await.map_err(pg)?;
+        let Some(row) = client.query_opt(&statement, &[&run_id]).await.map_err(pg)? else {
+            return Err(not_found_run(run_id));
+        };
+        let record = rows::run(&row)?;
+        let writes: Vec<String> = row.try_get(15).map_err(pg)?;
+        let mut context = Map::new();
+        for written in writes {
+            let written: Map<String, Value> = serde_json::from_str(&written).map_err(|err| {
+                StoreError::Backend(format!("the context of run {run_id} does not read back: {err}"))
+            })?;
+            context.extend(written);
+        }
+        let state = EngineState {
+            context,
+            current_node_id: record.current_node_id.clone(),
+            previous_node_id: record.previous_node_id.clone(),
+            waiting: record.status == RunStatus::Waiting,
+            run_id: record.run_id.clone(),
+        };
+        Ok((record, state))
+    }
+
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
+        let client = self.client().await?;
+        let mut conditions: Vec<String> = Vec::new();
+        let mut values: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+        let mut condition = |column: &str, op: &str, value: Box<dyn ToSql + Sync + Send>| {
+            values.push(value);
+            conditions.push(format!("{column} {op} ${}", values.len()));
+        };
+        if let Some(org) = &filter.org {
+            condition("org", "=", Box::new(org.clone()));
+        }
+        if let Some(graph_id) = &filter.graph_id {
+            condition("graph_id", "=", Box::new(graph_id.clone()));
+        }
+        if let Some(status) = filter.status {
+            condition("status", "=", Box::new(status.as_str()));
+        }
+        if let Some(from) = filter.created_from {
+            condition("created_at", ">=", Box::new(from));
+        }
+        if let Some(until) = filter.created_until {
+            condition("created_at", "<", Box::new(until));
+        }
+        if let Some(due_by) = filter.due_by {
+            condition("wake_at", "<=", Box::new(due_by));
+        }
+        let mut sql = format!("SELECT {RUN_COLUMNS} FROM roomkit_graph.runs");
+        if !conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conditions.join(" AND "));
+        }
+        // LIMIT NULL is no limit.
+        values.push(Box::new(filter.limit.map(|limit| i64::try_from(limit).unwrap_or(i64::MAX))));
+        sql.push_str(&format!(" ORDER BY created_at DESC, run_id LIMIT ${}", values.len()));
+        let params: Vec<&(dyn ToSql + Sync)> =
+            values.iter().map(|value| value.as_ref() as &(dyn ToSql + Sync)).collect();
+        let found = client.query(&sql, &params).await.map_err(pg)?;
+        found.iter().map(rows::run).collect()
+    }
+
+    async fn transcript(
+        &self,
+        run_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<TranscriptEvent>, StoreError> {
+        Ok(transcript_page(&*self.client().await?, run_id, after, limit).await?.1)
+    }
+
+    fn follow(&self, run_id: &str, after: u64) -> BoxStream<'static, Result<TranscriptEvent, StoreError>> {
+        let notified = self.inner.notified.subscribe();
+        listen::follow(self.inner.pool.clone(), notified, run_id.to_owned(), after)
+    }
+}
+
+impl PostgresStore {
+    /// Why a new run broke a unique index: its key is taken
+    /// ([`StoreError::Duplicate`]) or its id is.
+    async fn why_not_unique(&self, run_id: &str, key: Option<&str>) -> StoreError {
+        if let Some(key) = key {
+            let holder = match self.client().await {
+                Ok(client) => client
+                    .query_opt("SELECT run_id FROM roomkit_graph.runs WHERE run_key = $1", &[&key])
+                    .await
+                    .map(|row| row.map(|row| row.get::<_, String>(0))),
+                Err(err) => return err,
+            };
+            match holder {
+                Ok(Some(holder)) => return StoreError::Duplicate { key: key.to_owned(), run_id: holder },
+                Ok(None) => {}
+                Err(err) => return pg(err),
+            }
+        }
+        StoreError::Invalid(format!("run {run_id} already exists"))
+    }
+}
