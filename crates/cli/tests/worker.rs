@@ -149,8 +149,13 @@ fn finish_the_runs_of_killed_processes(dir: &Path, db: &Path) {
     assert_eq!(runs.len(), RUNS);
     let interrupted = runs.iter().filter(|run| run["status"] != "completed").count();
     assert_eq!(interrupted, RUNS, "some runs finished before their process was killed");
-    let held = runs.iter().filter(|run| run["owner"].is_string()).count();
-    assert_eq!(held, RUNS, "the killed processes' leases hold until they expire: {runs:?}");
+    // A run killed mid-chain is still held by its dead process until its
+    // lease expires; one that got to its timer first is parked, held by nobody.
+    assert!(
+        runs.iter().filter(|run| run["status"] == "running").all(|run| run["owner"].is_string()),
+        "the killed processes' leases hold until they expire: {runs:?}"
+    );
+    assert!(runs.iter().all(|run| run["status"] == "running" || run["status"] == "waiting"), "{runs:?}");
 
     let workers: Vec<Child> = (0..2)
         .map(|_| {

@@ -8,8 +8,8 @@ use deadpool_postgres::{ClientWrapper, Manager, ManagerConfig, Object, Pool, Rec
 use futures_util::stream::BoxStream;
 use roomkit_graph::{EngineState, Graph};
 use roomkit_graph_store::{
-    Entry, Lease, Millis, NewRun, RunFilter, RunRecord, RunStatus, StepCommit, Store, StoreError,
-    StoredGraph, TokenRecord, TranscriptEvent, now_millis,
+    Lease, Millis, NewRun, RunFilter, RunRecord, RunStatus, StepCommit, Store, StoreError, StoredGraph,
+    TokenRecord, TranscriptEvent, now_millis,
 };
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
@@ -459,32 +459,8 @@ impl Store for PostgresStore {
                 run.graph_id, run.graph_version
             )));
         }
-        let status = if run.state.current_node_id.is_none() {
-            RunStatus::Completed
-        } else if run.state.waiting {
-            RunStatus::Waiting
-        } else {
-            RunStatus::Running
-        };
         let now = now_millis();
-        let lease = run.lease.as_ref().filter(|_| status == RunStatus::Running);
-        let record = RunRecord {
-            run_id: run_id.clone(),
-            org: run.org.clone(),
-            graph_id: run.graph_id.clone(),
-            graph_version: run.graph_version,
-            status,
-            current_node_id: run.state.current_node_id.clone(),
-            previous_node_id: run.state.previous_node_id.clone(),
-            error: None,
-            version: 1,
-            last_seq: 1,
-            wake_at: None,
-            created_at: now,
-            updated_at: now,
-            owner: lease.map(|lease| lease.owner.clone()),
-            lease_until: lease.map(|lease| lease.until),
-        };
+        let record = run.opening_record(now);
         let inserted = tx
             .execute(
                 "INSERT INTO roomkit_graph.runs (run_id, org, graph_id, graph_version, status, current_node_id, \
@@ -495,7 +471,7 @@ impl Store for PostgresStore {
                     &record.org,
                     &record.graph_id,
                     &sql_int(record.graph_version),
-                    &status.as_str(),
+                    &record.status.as_str(),
                     &record.current_node_id,
                     &record.previous_node_id,
                     &now,
@@ -512,19 +488,9 @@ impl Store for PostgresStore {
             drop(tx);
             return Err(self.why_not_unique(run_id, run.key.as_deref()).await);
         }
-        let started = TranscriptEvent {
-            run_id: run_id.clone(),
-            seq: 1,
-            at: now,
-            entry: Entry::RunStarted {
-                graph_id: run.graph_id.clone(),
-                graph_version: run.graph_version,
-                trigger: run.trigger.clone(),
-            },
-        };
+        let started = run.started_event(now);
         // The context the run starts with is kept on its first event.
-        let context =
-            (!run.state.context.is_empty()).then(|| Value::Object(run.state.context.clone()).to_string());
+        let context = run.starting_context().map(|context| Value::Object(context.clone()).to_string());
         append(&tx, std::slice::from_ref(&started), context).await?;
         let record = match &run.first_step {
             None => {
@@ -638,13 +604,7 @@ impl Store for PostgresStore {
             })?;
             context.extend(written);
         }
-        let state = EngineState {
-            context,
-            current_node_id: record.current_node_id.clone(),
-            previous_node_id: record.previous_node_id.clone(),
-            waiting: record.status == RunStatus::Waiting,
-            run_id: record.run_id.clone(),
-        };
+        let state = record.engine_state(context);
         Ok((record, state))
     }
 

@@ -165,13 +165,7 @@ pub(crate) fn load_run(conn: &mut Connection, run_id: &str) -> Result<(RunRecord
         }
     }
     tx.commit()?;
-    let state = EngineState {
-        context,
-        current_node_id: record.current_node_id.clone(),
-        previous_node_id: record.previous_node_id.clone(),
-        waiting: record.status == RunStatus::Waiting,
-        run_id: record.run_id.clone(),
-    };
+    let state = record.engine_state(context);
     Ok((record, state))
 }
 

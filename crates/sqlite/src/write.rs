@@ -5,7 +5,7 @@
 
 use roomkit_graph::Graph;
 use roomkit_graph_store::{
-    Entry, Lease, Millis, NewRun, RunRecord, RunStatus, StepCommit, StoreError, StoredGraph, TokenRecord,
+    Lease, Millis, NewRun, RunRecord, RunStatus, StepCommit, StoreError, StoredGraph, TokenRecord,
     TranscriptEvent, now_millis,
 };
 use rusqlite::types::Value as SqlValue;
@@ -105,32 +105,8 @@ pub(crate) fn create_run(
         }
     }
 
-    let status = if run.state.current_node_id.is_none() {
-        RunStatus::Completed
-    } else if run.state.waiting {
-        RunStatus::Waiting
-    } else {
-        RunStatus::Running
-    };
     let now = now_millis();
-    let lease = run.lease.as_ref().filter(|_| status == RunStatus::Running);
-    let record = RunRecord {
-        run_id: run_id.clone(),
-        org: run.org.clone(),
-        graph_id: run.graph_id.clone(),
-        graph_version: run.graph_version,
-        status,
-        current_node_id: run.state.current_node_id.clone(),
-        previous_node_id: run.state.previous_node_id.clone(),
-        error: None,
-        version: 1,
-        last_seq: 1,
-        wake_at: None,
-        created_at: now,
-        updated_at: now,
-        owner: lease.map(|lease| lease.owner.clone()),
-        lease_until: lease.map(|lease| lease.until),
-    };
+    let record = run.opening_record(now);
     conn.prepare_cached(
         "INSERT INTO runs (run_id, org, graph_id, graph_version, status, current_node_id, \
          previous_node_id, error, version, last_seq, created_at, updated_at, run_key, owner, lease_until) \
@@ -140,7 +116,7 @@ pub(crate) fn create_run(
         record.run_id,
         record.graph_id,
         sql_int(record.graph_version),
-        status.as_str(),
+        record.status.as_str(),
         record.current_node_id,
         record.previous_node_id,
         now,
@@ -149,19 +125,9 @@ pub(crate) fn create_run(
         record.owner,
         record.lease_until,
     ])?;
-    let started = TranscriptEvent {
-        run_id: run_id.clone(),
-        seq: 1,
-        at: now,
-        entry: Entry::RunStarted {
-            graph_id: run.graph_id.clone(),
-            graph_version: run.graph_version,
-            trigger: run.trigger.clone(),
-        },
-    };
+    let started = run.started_event(now);
     // The context the run starts with is kept on its first event.
-    let context =
-        (!run.state.context.is_empty()).then(|| Value::Object(run.state.context.clone()).to_string());
+    let context = run.starting_context().map(|context| Value::Object(context.clone()).to_string());
     append(conn, std::slice::from_ref(&started), context)?;
     match &run.first_step {
         None => Ok((record, vec![started])),

@@ -1,10 +1,12 @@
-//! The rules of committing a step, the same for every backend: when a commit
-//! is refused, what the run's record becomes, and how the outputs a step
-//! wrote are kept with its transcript.
+//! The rules of opening a run and committing a step, the same for every
+//! backend: the record a run opens with, when a commit is refused, what the
+//! run's record becomes, and how the outputs a step wrote are kept with its
+//! transcript.
 
+use roomkit_graph::EngineState;
 use serde_json::{Map, Value, json};
 
-use crate::{Lease, Millis, RunRecord, RunStatus, StepCommit, StoreError};
+use crate::{Entry, Lease, Millis, NewRun, RunRecord, RunStatus, StepCommit, StoreError, TranscriptEvent};
 
 impl RunRecord {
     /// The expiry of `lease` once taken on this run: its own, or the later of
@@ -117,5 +119,72 @@ impl StepCommit {
                 .map(|(node_id, output)| (node_id.clone(), json!({ "output": output })))
                 .collect()
         })
+    }
+}
+
+impl NewRun {
+    /// The run's record as it opens at `now`: version 1, its transcript at
+    /// the `run_started` event; running, waiting or (with no node left)
+    /// completed as its state says, held by its lease only while running.
+    pub fn opening_record(&self, now: Millis) -> RunRecord {
+        let status = if self.state.current_node_id.is_none() {
+            RunStatus::Completed
+        } else if self.state.waiting {
+            RunStatus::Waiting
+        } else {
+            RunStatus::Running
+        };
+        let lease = self.lease.as_ref().filter(|_| status == RunStatus::Running);
+        RunRecord {
+            run_id: self.state.run_id.clone(),
+            org: self.org.clone(),
+            graph_id: self.graph_id.clone(),
+            graph_version: self.graph_version,
+            status,
+            current_node_id: self.state.current_node_id.clone(),
+            previous_node_id: self.state.previous_node_id.clone(),
+            error: None,
+            version: 1,
+            last_seq: 1,
+            wake_at: None,
+            created_at: now,
+            updated_at: now,
+            owner: lease.map(|lease| lease.owner.clone()),
+            lease_until: lease.map(|lease| lease.until),
+        }
+    }
+
+    /// The run's first transcript event, at `now`: `run_started` with its
+    /// trigger data.
+    pub fn started_event(&self, now: Millis) -> TranscriptEvent {
+        TranscriptEvent {
+            run_id: self.state.run_id.clone(),
+            seq: 1,
+            at: now,
+            entry: Entry::RunStarted {
+                graph_id: self.graph_id.clone(),
+                graph_version: self.graph_version,
+                trigger: self.trigger.clone(),
+            },
+        }
+    }
+
+    /// The context the run starts with, as a store keeps it with its first
+    /// event (see [`StepCommit::written_context`]); none when empty.
+    pub fn starting_context(&self) -> Option<&Map<String, Value>> {
+        (!self.state.context.is_empty()).then_some(&self.state.context)
+    }
+}
+
+impl RunRecord {
+    /// The engine state to continue the run from, with its `context`.
+    pub fn engine_state(&self, context: Map<String, Value>) -> EngineState {
+        EngineState {
+            context,
+            current_node_id: self.current_node_id.clone(),
+            previous_node_id: self.previous_node_id.clone(),
+            waiting: self.status == RunStatus::Waiting,
+            run_id: self.run_id.clone(),
+        }
     }
 }
