@@ -2,7 +2,7 @@
 //! human-in-the-loop run followed live over Server-Sent Events, webhooks with
 //! good and bad signatures, a cron trigger firing, event triggers, tenant
 //! isolation on every route, bad requests answered 4xx with the server up,
-//! and a graceful stop.
+//! a graceful stop, and two servers sharing a PostgreSQL database.
 
 #![allow(clippy::unwrap_used, reason = "test helpers: a failed request fails the test")]
 
@@ -131,6 +131,50 @@ async fn a_person_answers_over_http_while_a_client_follows_the_run_live() {
     assert_eq!(page["next_after"], 4);
     let done: Value = server.get(&token, &format!("/v1/runs/{run_id}")).await;
     assert_eq!(done["status"], "completed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_servers_sharing_a_postgres_database_follow_and_answer_each_others_runs() {
+    let url = roomkit_graph_pgtest::database();
+    let start = || Server::start_on(url.clone().into(), &[], "warn", tempfile::tempdir().unwrap());
+    let (one, other) = (start(), start());
+    let token = one.token("acme");
+    create_graph(&one, &token, &review_graph()).await;
+
+    // Started on one server, followed live on the other.
+    let run: Value = one.post(&token, "/v1/graphs/review/runs", &json!({"topic": "rust"})).await;
+    let run_id = run["run_id"].as_str().unwrap().to_owned();
+    let events_url = other.url(&format!("/v1/runs/{run_id}/events"));
+    let mut live = SseReader::new(client().get(&events_url).bearer_auth(&token).send().await.unwrap());
+    let mut seen = Vec::new();
+    while let Some(event) = live.next().await {
+        seen.push(event.clone());
+        if event.event == "node_waiting" {
+            break;
+        }
+    }
+    // Answered on the second; the first drives the rest or the second does:
+    // either way the follower on the second sees every step once, in order.
+    let answered = client()
+        .post(other.url(&format!("/v1/runs/{run_id}/answer")))
+        .bearer_auth(&token)
+        .json(&json!({"node_id": "review", "data": {"action": "approve"}, "by": "ada"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answered.status(), StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while let Some(event) = tokio::time::timeout_at(deadline.into(), live.next()).await.unwrap() {
+        seen.push(event);
+    }
+    let kinds: Vec<&str> = seen.iter().map(|event| event.event.as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"run_started"));
+    assert_eq!(kinds.last(), Some(&"run_completed"), "{kinds:?}");
+    assert!(kinds.contains(&"answer_received"));
+    let ids: Vec<u64> = seen.iter().map(|event| event.id.as_deref().unwrap().parse().unwrap()).collect();
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>(), "every event once, in order");
+    let done = until_run(&one, &token, &run_id, |run| run["status"] == "completed").await;
+    assert_eq!(done["current_node_id"], Value::Null);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -32,6 +32,12 @@ impl Server {
     pub(crate) fn start_logging(extra: &[&str], level: &str) -> Server {
         let dir = tempfile::tempdir().expect("a temp dir");
         let db = dir.path().join("runs.db");
+        Server::start_on(db, extra, level, dir)
+    }
+
+    /// Starts `serve` on the database `db` (a file, or a PostgreSQL URL that
+    /// other servers may share), keeping `dir` as long as it runs.
+    pub(crate) fn start_on(db: PathBuf, extra: &[&str], level: &str, dir: TempDir) -> Server {
         let mut child = command(&db, &["serve", "--listen", "127.0.0.1:0", "--schedule-tick", "100ms"])
             .args(extra)
             .env("RUST_LOG", level)
