@@ -49,36 +49,44 @@ pub(crate) fn sequential(runs: usize, steps: usize, dir: &Path) -> anyhow::Resul
 
 /// `durable-concurrent RUNS STEPS DIR [CONCURRENCY]`: see the module docs.
 pub(crate) fn concurrent(runs: usize, steps: usize, dir: &Path, concurrency: usize) -> anyhow::Result<()> {
-    let elapsed = with_runner(steps, dir, |runner| async move {
-        // CONCURRENCY workers, each starting the next run as soon as its last
-        // one completes, until RUNS have been started.
-        let next = Arc::new(AtomicUsize::new(0));
-        let mut workers = JoinSet::new();
-        let started = Instant::now();
-        for _ in 0..concurrency.min(runs) {
-            let runner = runner.clone();
-            let next = Arc::clone(&next);
-            workers.spawn(async move {
-                let mut run_ids = Vec::new();
-                while next.fetch_add(1, Ordering::Relaxed) < runs {
-                    run_ids.push(run_once(&runner).await?);
-                }
-                anyhow::Ok(run_ids)
-            });
-        }
-        let mut run_ids = Vec::with_capacity(runs);
-        while let Some(joined) = workers.join_next().await {
-            run_ids.extend(joined.context("a benchmark task panicked")??);
-        }
-        let elapsed = started.elapsed();
-        Ok((elapsed, run_ids))
-    })?;
+    let elapsed = with_runner(steps, dir, |runner| in_flight(vec![runner], runs, concurrency))?;
     print_figure("durable-concurrent", runs, steps, elapsed, &format!(" concurrency={concurrency}"));
     Ok(())
 }
 
+/// Runs RUNS runs of the chain with CONCURRENCY of them in flight at all
+/// times, the k-th task starting its runs on the k-th of `runners` (round
+/// robin). Returns the time and the ids of the runs.
+pub(crate) async fn in_flight(
+    runners: Vec<Runner>,
+    runs: usize,
+    concurrency: usize,
+) -> anyhow::Result<(Duration, Vec<String>)> {
+    // CONCURRENCY tasks, each starting the next run as soon as its last one
+    // completes, until RUNS have been started.
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = JoinSet::new();
+    let started = Instant::now();
+    for (task, runner) in (0..concurrency.min(runs)).zip(runners.iter().cycle()) {
+        let runner = runner.clone();
+        let next = Arc::clone(&next);
+        tasks.spawn(async move {
+            let mut run_ids = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < runs {
+                run_ids.push(run_once(&runner).await.with_context(|| format!("task {task}"))?);
+            }
+            anyhow::Ok(run_ids)
+        });
+    }
+    let mut run_ids = Vec::with_capacity(runs);
+    while let Some(joined) = tasks.join_next().await {
+        run_ids.extend(joined.context("a benchmark task panicked")??);
+    }
+    Ok((started.elapsed(), run_ids))
+}
+
 /// Prints a durable workload's line: RUNS * (STEPS + 2) steps over `elapsed`.
-fn print_figure(workload: &str, runs: usize, steps: usize, elapsed: Duration, extra: &str) {
+pub(crate) fn print_figure(workload: &str, runs: usize, steps: usize, elapsed: Duration, extra: &str) {
     let steps_per_s = (runs * (steps + 2)) as f64 / elapsed.as_secs_f64();
     println!(
         "engine=roomkit-graph-rs workload={workload} n={runs}x{steps} steps_per_s={steps_per_s:.0}{extra}"
@@ -105,14 +113,19 @@ where
 
         let (elapsed, run_ids) = timed(runner.clone()).await?;
 
-        for run_id in &run_ids {
-            let (_, state) =
-                runner.store().load_run(run_id).await.with_context(|| format!("run {run_id}"))?;
-            check_last_output(&state.context, steps).with_context(|| format!("run {run_id}"))?;
-        }
+        check_runs(&runner, &run_ids, steps).await?;
         runner.shutdown().await;
         Ok(elapsed)
     })
+}
+
+/// Checks the last output of each run of `run_ids`, from the store.
+pub(crate) async fn check_runs(runner: &Runner, run_ids: &[String], steps: usize) -> anyhow::Result<()> {
+    for run_id in run_ids {
+        let (_, state) = runner.store().load_run(run_id).await.with_context(|| format!("run {run_id}"))?;
+        check_last_output(&state.context, steps).with_context(|| format!("run {run_id}"))?;
+    }
+    Ok(())
 }
 
 /// Starts one run of the chain, waits for it and checks that it completed.

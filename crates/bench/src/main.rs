@@ -14,8 +14,12 @@
 //! - `sqlite-commit COMMITS DIR`: the ceiling for one run committing each step
 //!   alone, a bare SQLite WAL commit with fsync; see [`sqlite_commit`].
 //!   `engine=sqlite-wal-fsync workload=sqlite-commit n=COMMITS commits_per_s=X`
+//! - `postgres-w URL RUNS STEPS WORKERS [CONCURRENCY]`: the same chain on a
+//!   PostgreSQL database shared by WORKERS runners; see [`postgres`].
+//!   `engine=roomkit-graph-rs workload=postgres-wN n=RUNSxSTEPS steps_per_s=X concurrency=C`
 
 mod durable;
+mod postgres;
 mod sqlite_commit;
 
 use std::path::Path;
@@ -28,7 +32,8 @@ use serde_json::{Map, Value, json};
 const USAGE: &str = "usage: roomkit-graph-bench chain N [REPEAT]
        roomkit-graph-bench durable-seq RUNS STEPS DIR
        roomkit-graph-bench durable-concurrent RUNS STEPS DIR [CONCURRENCY]
-       roomkit-graph-bench sqlite-commit COMMITS DIR";
+       roomkit-graph-bench sqlite-commit COMMITS DIR
+       roomkit-graph-bench postgres-w URL RUNS STEPS WORKERS [CONCURRENCY]";
 
 /// Runs per figure when REPEAT is not given (as in `peers.py`).
 const DEFAULT_REPEAT: usize = 5;
@@ -59,11 +64,26 @@ fn main() -> anyhow::Result<()> {
             whole("CONCURRENCY", concurrency)?,
         ),
         ("sqlite-commit", [commits, dir]) => sqlite_commit::run(whole("COMMITS", commits)?, Path::new(dir)),
-        ("chain" | "durable-seq" | "durable-concurrent" | "sqlite-commit", _) => {
+        ("postgres-w", [url, runs, steps, workers]) => postgres::run(
+            url,
+            whole("RUNS", runs)?,
+            chain_steps(steps)?,
+            whole("WORKERS", workers)?,
+            DEFAULT_CONCURRENCY,
+        ),
+        ("postgres-w", [url, runs, steps, workers, concurrency]) => postgres::run(
+            url,
+            whole("RUNS", runs)?,
+            chain_steps(steps)?,
+            whole("WORKERS", workers)?,
+            whole("CONCURRENCY", concurrency)?,
+        ),
+        ("chain" | "durable-seq" | "durable-concurrent" | "sqlite-commit" | "postgres-w", _) => {
             bail!("wrong arguments for {workload}\n{USAGE}")
         }
         _ => bail!(
-            "unknown workload {workload:?}: one of chain, durable-seq, durable-concurrent, sqlite-commit\n{USAGE}"
+            "unknown workload {workload:?}: one of chain, durable-seq, durable-concurrent, sqlite-commit, \
+             postgres-w\n{USAGE}"
         ),
     }
 }
