@@ -1,6 +1,7 @@
 //! Following transcripts across processes: one connection per store
-//! `LISTEN`s on [`CHANNEL`], where every commit that appends events notifies
-//! its run id; followers of that run then read what is new.
+//! `LISTEN`s on [`CHANNEL`], where the run ids of commits that appended events
+//! are notified ([`notify`], after the commit, so that notifying does not hold
+//! commits back); followers of those runs then read what is new.
 //!
 //! A follower reads the database first (from the position it was given), then
 //! each time its run is notified, and every [`POLL`] in any case (a
@@ -17,6 +18,7 @@ use futures_util::StreamExt;
 use futures_util::stream::{self, BoxStream};
 use roomkit_graph_store::{StoreError, TranscriptEvent};
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_postgres::{AsyncMessage, NoTls};
 
@@ -59,6 +61,30 @@ pub(crate) async fn listen(config: tokio_postgres::Config, notified: broadcast::
             drop(client);
         }
         tokio::time::sleep(RECONNECT).await;
+    }
+}
+
+/// Notifies on [`CHANNEL`] the run ids this store committed to, as they come:
+/// all those waiting at once in one statement. A notification that cannot be
+/// sent is dropped (followers poll too). Ends with the store.
+///
+/// Notifying outside the commit's transaction matters: a transaction that
+/// notifies takes a lock for its commit, which would commit concurrent steps
+/// one at a time instead of flushing them together.
+pub(crate) async fn notify(pool: Pool, mut committed: mpsc::UnboundedReceiver<String>) {
+    let mut run_ids = Vec::new();
+    while committed.recv_many(&mut run_ids, PAGE).await > 0 {
+        run_ids.sort_unstable();
+        run_ids.dedup();
+        if let Ok(client) = pool.get().await {
+            let _ = client
+                .execute(
+                    "SELECT pg_notify($1, run_id) FROM unnest($2::text[]) AS run_id",
+                    &[&CHANNEL, &run_ids],
+                )
+                .await;
+        }
+        run_ids.clear();
     }
 }
 

@@ -12,13 +12,13 @@ use roomkit_graph_store::{
     TokenRecord, TranscriptEvent, now_millis,
 };
 use serde_json::{Map, Value};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
 use crate::error::{is_unique_violation, pool_error, sql_int, store_error, stored_count};
-use crate::listen::{self, CHANNEL};
+use crate::listen;
 use crate::rows::{self, GRAPH_COLUMNS, RUN_COLUMNS};
 use crate::schema;
 
@@ -50,6 +50,8 @@ struct Inner {
     /// Run ids notified by commits, from the listening connection.
     notified: broadcast::Sender<Arc<str>>,
     listener: JoinHandle<()>,
+    /// Run ids this store committed to, for [`listen::notify`] to announce.
+    committed: mpsc::UnboundedSender<String>,
 }
 
 impl Drop for Inner {
@@ -110,11 +112,19 @@ impl PostgresStore {
 
         let (notified, _) = broadcast::channel(BROADCAST_CAPACITY);
         let listener = tokio::spawn(listen::listen(config, notified.clone()));
-        Ok(PostgresStore { inner: Arc::new(Inner { pool, notified, listener }) })
+        let (committed, to_notify) = mpsc::unbounded_channel();
+        tokio::spawn(listen::notify(pool.clone(), to_notify));
+        Ok(PostgresStore { inner: Arc::new(Inner { pool, notified, listener, committed }) })
     }
 
     async fn client(&self) -> Result<Object, StoreError> {
         self.inner.pool.get().await.map_err(pool_error)
+    }
+
+    /// Has the followers of `run_id`, in every process, told of a commit.
+    fn announce(&self, run_id: &str) {
+        // The task ends only with the store.
+        let _ = self.inner.committed.send(run_id.to_owned());
     }
 }
 
@@ -147,7 +157,7 @@ fn not_found_run(run_id: &str) -> StoreError {
 }
 
 /// Appends `events` and moves the run from `before` as `commit` says, in
-/// `tx`; notifies the run's followers at commit time.
+/// `tx`.
 async fn apply_step(
     tx: &Transaction<'_>,
     commit: &StepCommit,
@@ -188,13 +198,8 @@ async fn apply_step(
         &after.lease_until,
     ];
     let updated = tx.execute(&update, &params);
-    if events.is_empty() {
-        updated.await.map_err(pg)?;
-    } else {
-        let appended = append(tx, &events, written);
-        let notified = notify(tx, run_id);
-        tokio::try_join!(async { updated.await.map_err(pg) }, appended, notified)?;
-    }
+    let appended = append(tx, &events, written);
+    tokio::try_join!(async { updated.await.map_err(pg) }, appended)?;
     Ok((after, events))
 }
 
@@ -226,13 +231,6 @@ async fn append(
         .await
         .map_err(pg)?;
     tx.execute(&insert, &[&first.run_id, &seqs, &ats, &entries, &writes]).await.map_err(pg)?;
-    Ok(())
-}
-
-/// Tells the followers of `run_id`, in every process, once `tx` commits.
-async fn notify(tx: &Transaction<'_>, run_id: &str) -> Result<(), StoreError> {
-    let statement = tx.prepare_cached("SELECT pg_notify($1, $2)").await.map_err(pg)?;
-    tx.execute(&statement, &[&CHANNEL, &run_id]).await.map_err(pg)?;
     Ok(())
 }
 
@@ -493,13 +491,11 @@ impl Store for PostgresStore {
         let context = run.starting_context().map(|context| Value::Object(context.clone()).to_string());
         append(&tx, std::slice::from_ref(&started), context).await?;
         let record = match &run.first_step {
-            None => {
-                notify(&tx, run_id).await?;
-                record
-            }
+            None => record,
             Some(step) => apply_step(&tx, step, record, now_millis()).await?.0,
         };
         tx.commit().await.map_err(pg)?;
+        self.announce(run_id);
         Ok(record)
     }
 
@@ -509,6 +505,9 @@ impl Store for PostgresStore {
         let before = lock_run(&tx, &commit.run_id).await?;
         let applied = apply_step(&tx, &commit, before, now_millis()).await?;
         tx.commit().await.map_err(pg)?;
+        if !applied.1.is_empty() {
+            self.announce(&commit.run_id);
+        }
         Ok(applied)
     }
 
