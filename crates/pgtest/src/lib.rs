@@ -1,8 +1,9 @@
 //! A throwaway PostgreSQL server for tests: [`database`] gives the URL of a
 //! new, empty database on a server of this test process's own, started on
 //! first use (`initdb` into a temporary directory, `postgres` on a free
-//! loopback port) and stopped when the process exits, by a watchdog that
-//! waits for it to end. Nothing of the machine's own PostgreSQL is used or
+//! loopback port, TLS on with a self-signed certificate, plain connections
+//! taken too) and stopped when the process exits, by a watchdog that waits
+//! for it to end. Nothing of the machine's own PostgreSQL is used or
 //! touched: only its programs.
 //!
 //! The programs are looked for in `ROOMKIT_GRAPH_PG_BIN`, then in the newest
@@ -73,6 +74,11 @@ impl Server {
         if let Some(user) = &user {
             run("chown", Command::new("chown").arg(user).arg(&dir))?;
         }
+        let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
+        write_certificate(&cert, &key)?;
+        if let Some(user) = &user {
+            run("chown", Command::new("chown").arg(user).arg(&cert).arg(&key))?;
+        }
         let port = free_port()?;
         let server = Server { bin, port, user };
         server.run_as("initdb", |command| {
@@ -84,8 +90,11 @@ impl Server {
         // process is gone, however it ends.
         server.watch(std::process::id(), &dir, &data)?;
         let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
-            dir.display()
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 \
+             -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            dir.display(),
+            cert.display(),
+            key.display()
         );
         server.run_as("pg_ctl", |command| {
             command
@@ -174,6 +183,20 @@ impl Server {
         args(&mut command);
         run(program, &mut command)
     }
+}
+
+/// Writes a self-signed certificate for 127.0.0.1 and its key (readable by
+/// its owner only, as PostgreSQL wants).
+fn write_certificate(cert: &Path, key: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
+        .map_err(|err| format!("cannot make a certificate: {err}"))?;
+    std::fs::write(cert, certified.cert.pem())
+        .map_err(|err| format!("cannot write the certificate: {err}"))?;
+    std::fs::write(key, certified.signing_key.serialize_pem())
+        .map_err(|err| format!("cannot write the key: {err}"))?;
+    std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o600))
+        .map_err(|err| format!("cannot protect the key: {err}"))
 }
 
 /// Runs `command`, its output kept for the error.

@@ -16,6 +16,7 @@
 //!   operations.
 //! - `rows`: reading records out of rows.
 //! - `listen`: the `LISTEN` connection and following a transcript.
+//! - `tls`: encrypting connections as `sslmode` asks.
 //! - `error`: PostgreSQL errors as [`StoreError`](roomkit_graph_store::StoreError)s.
 
 mod error;
@@ -23,6 +24,7 @@ mod listen;
 mod rows;
 mod schema;
 mod store;
+mod tls;
 
 pub use schema::{SCHEMA, SCHEMA_VERSION};
 pub use store::PostgresStore;

@@ -20,7 +20,8 @@ use roomkit_graph_store::{StoreError, TranscriptEvent};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::store::transcript_page;
 
@@ -39,9 +40,13 @@ const PAGE: usize = 256;
 
 /// Listens on [`CHANNEL`] and broadcasts the notified run ids, connecting
 /// again whenever the connection is lost. Runs until aborted.
-pub(crate) async fn listen(config: tokio_postgres::Config, notified: broadcast::Sender<Arc<str>>) {
+pub(crate) async fn listen(
+    config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
+    notified: broadcast::Sender<Arc<str>>,
+) {
     loop {
-        if let Ok((client, mut connection)) = config.connect(NoTls).await {
+        if let Ok((client, mut connection)) = config.connect(tls.clone()).await {
             let notified = notified.clone();
             // The connection delivers the notifications; it must be polled for
             // the LISTEN below to complete too.

@@ -14,13 +14,12 @@ use roomkit_graph_store::{
 use serde_json::{Map, Value};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
-use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
 use crate::error::{is_unique_violation, pool_error, sql_int, store_error, stored_count};
 use crate::listen;
 use crate::rows::{self, GRAPH_COLUMNS, RUN_COLUMNS};
-use crate::schema;
+use crate::{schema, tls};
 
 /// How many connections a store keeps open at most.
 const POOL_SIZE: usize = 16;
@@ -38,8 +37,9 @@ const BROADCAST_CAPACITY: usize = 1024;
 /// two processes never commit the same step, and a run is driven by the
 /// holder of its lease.
 ///
-/// Connections are made without TLS: reach the server over a trusted network
-/// or a local socket.
+/// Connections use TLS as the URL's `sslmode` asks (`prefer` by default:
+/// when the server offers it); like libpq in these modes, the server's
+/// certificate is not checked against an authority.
 #[derive(Clone)]
 pub struct PostgresStore {
     inner: Arc<Inner>,
@@ -94,9 +94,10 @@ impl PostgresStore {
         let config: tokio_postgres::Config =
             url.parse().map_err(|err| StoreError::Invalid(format!("not a PostgreSQL URL: {err}")))?;
         let target = describe_target(&config);
+        let tls = tls::connector()?;
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig { recycling_method: RecyclingMethod::Fast },
         );
         let pool = Pool::builder(manager)
@@ -111,7 +112,7 @@ impl PostgresStore {
         drop(client);
 
         let (notified, _) = broadcast::channel(BROADCAST_CAPACITY);
-        let listener = tokio::spawn(listen::listen(config, notified.clone()));
+        let listener = tokio::spawn(listen::listen(config, tls, notified.clone()));
         let (committed, to_notify) = mpsc::unbounded_channel();
         tokio::spawn(listen::notify(pool.clone(), to_notify));
         Ok(PostgresStore { inner: Arc::new(Inner { pool, notified, listener, committed }) })

@@ -324,3 +324,36 @@ async fn a_wrong_url_or_an_unknown_database_is_a_clear_error() {
     let text = missing.to_string();
     assert!(text.contains("no_such_database") && text.contains("3D000"), "{text}");
 }
+
+/// How many connections to the database of `url` are encrypted and how many
+/// are not, leaving out the one asking.
+async fn connections_by_tls(url: &str) -> (i64, i64) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let row = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl) \
+             FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_are_encrypted_as_sslmode_asks() {
+    let url = roomkit_graph_pgtest::database();
+    let required = PostgresStore::connect(&format!("{url}?sslmode=require")).await.unwrap();
+    required.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
+    let (encrypted, plain) = connections_by_tls(&url).await;
+    assert!(encrypted >= 1 && plain == 0, "{encrypted} encrypted, {plain} plain");
+    drop(required);
+
+    let url = roomkit_graph_pgtest::database();
+    let disabled = PostgresStore::connect(&format!("{url}?sslmode=disable")).await.unwrap();
+    disabled.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
+    let (encrypted, plain) = connections_by_tls(&url).await;
+    assert!(encrypted == 0 && plain >= 1, "{encrypted} encrypted, {plain} plain");
+}
