@@ -3,8 +3,13 @@
 use roomkit_graph_store::StoreError;
 use tokio_postgres::error::SqlState;
 
-/// A PostgreSQL error as a [`StoreError`].
+/// A PostgreSQL error as a [`StoreError`]: a lost or refused connection, a
+/// server shutting down or a transaction the server gave up on (serialization
+/// failure, deadlock) is [`StoreError::Unavailable`], worth trying again.
 pub(crate) fn store_error(err: &tokio_postgres::Error) -> StoreError {
+    if is_transient(err) {
+        return StoreError::Unavailable(describe(err));
+    }
     match err.code() {
         Some(code) if *code == SqlState::DISK_FULL || *code == SqlState::PROGRAM_LIMIT_EXCEEDED => {
             StoreError::Full(describe(err))
@@ -30,16 +35,56 @@ pub(crate) fn describe(err: &tokio_postgres::Error) -> String {
     }
 }
 
+/// Whether trying again may succeed: the connection is gone (closed, or an
+/// I/O error under it), or the server refused or ended the session or the
+/// transaction for reasons of its own.
+fn is_transient(err: &tokio_postgres::Error) -> bool {
+    match err.code() {
+        Some(code) => {
+            code.code().starts_with("08")
+                || [
+                    SqlState::ADMIN_SHUTDOWN,
+                    SqlState::CRASH_SHUTDOWN,
+                    SqlState::CANNOT_CONNECT_NOW,
+                    SqlState::T_R_SERIALIZATION_FAILURE,
+                    SqlState::T_R_DEADLOCK_DETECTED,
+                ]
+                .contains(code)
+        }
+        None => err.is_closed() || source_is_io(err),
+    }
+}
+
+/// Whether an I/O error lies under `err`.
+fn source_is_io(err: &tokio_postgres::Error) -> bool {
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if cause.is::<std::io::Error>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
 /// Whether `err` is a unique violation.
 pub(crate) fn is_unique_violation(err: &tokio_postgres::Error) -> bool {
     err.code() == Some(&SqlState::UNIQUE_VIOLATION)
 }
 
-/// A connection that the pool could not give.
+/// A connection that the pool could not give: the server could not be
+/// reached or refused the session ([`StoreError::Unavailable`] when trying
+/// again may help).
 pub(crate) fn pool_error(err: deadpool_postgres::PoolError) -> StoreError {
     match err {
-        deadpool_postgres::PoolError::Backend(err) => {
-            StoreError::Backend(format!("cannot connect to PostgreSQL: {}", describe(&err)))
+        deadpool_postgres::PoolError::Backend(err) => match store_error(&err) {
+            StoreError::Unavailable(detail) => {
+                StoreError::Unavailable(format!("cannot connect to PostgreSQL: {detail}"))
+            }
+            _ => StoreError::Backend(format!("cannot connect to PostgreSQL: {}", describe(&err))),
+        },
+        deadpool_postgres::PoolError::Timeout(_) => {
+            StoreError::Unavailable("no PostgreSQL connection became free in time".into())
         }
         other => StoreError::Backend(format!("cannot get a PostgreSQL connection: {other}")),
     }

@@ -8,6 +8,7 @@
 //! notification is lost while the listening connection is down). It remembers
 //! the last sequence number it delivered and reads strictly after it: no
 //! duplicate, and as events are read in order from committed data, no gap.
+//! While the database cannot be reached, it keeps looking at each poll.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -160,6 +161,8 @@ impl Follower {
                     }
                     self.ready.extend(events);
                 }
+                // The database is out of reach for now: look again at the next poll.
+                Err(StoreError::Unavailable(_)) => self.wait().await,
                 Err(err) => {
                     self.done = true;
                     return Some(Err(err));

@@ -2,6 +2,7 @@
 //! transaction on a pooled connection.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{ClientWrapper, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Transaction};
@@ -23,6 +24,16 @@ use crate::{schema, tls};
 
 /// How many connections a store keeps open at most.
 const POOL_SIZE: usize = 16;
+
+/// How many times an operation is tried while the database is unavailable
+/// (about 10 s in all with the pauses below).
+const ATTEMPTS: usize = 9;
+
+/// The pause after the first unavailable try; it doubles after each.
+const FIRST_PAUSE: Duration = Duration::from_millis(50);
+
+/// The longest pause between two tries.
+const LONGEST_PAUSE: Duration = Duration::from_secs(2);
 
 /// How many notified run ids the broadcast holds for followers that fall
 /// behind; beyond that they read the database.
@@ -120,6 +131,27 @@ impl PostgresStore {
 
     async fn client(&self) -> Result<Object, StoreError> {
         self.inner.pool.get().await.map_err(pool_error)
+    }
+
+    /// Runs `operation`, and again while it finds the database unavailable
+    /// (a lost connection, a server restarting), waiting longer each time, up
+    /// to [`ATTEMPTS`] tries in all.
+    async fn retrying<T, F, Fut>(&self, mut operation: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let mut pause = FIRST_PAUSE;
+        for _ in 1..ATTEMPTS {
+            match operation().await {
+                Err(StoreError::Unavailable(_)) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(LONGEST_PAUSE);
+                }
+                done => return done,
+            }
+        }
+        operation().await
     }
 
     /// Has the followers of `run_id`, in every process, told of a commit.
@@ -273,6 +305,103 @@ const SET_LEASE: &str = "UPDATE roomkit_graph.runs SET owner = $2, lease_until =
 #[async_trait]
 impl Store for PostgresStore {
     async fn save_graph(&self, org: &str, graph: &Graph) -> Result<StoredGraph, StoreError> {
+        self.retrying(|| self.save_graph_once(org, graph)).await
+    }
+
+    async fn graph(
+        &self,
+        org: &str,
+        graph_id: &str,
+        version: Option<u64>,
+    ) -> Result<StoredGraph, StoreError> {
+        self.retrying(|| self.graph_once(org, graph_id, version)).await
+    }
+
+    async fn latest_graph_version(&self, org: &str, graph_id: &str) -> Result<u64, StoreError> {
+        self.retrying(|| self.latest_graph_version_once(org, graph_id)).await
+    }
+
+    async fn list_graphs(&self, org: Option<&str>) -> Result<Vec<StoredGraph>, StoreError> {
+        self.retrying(|| self.list_graphs_once(org)).await
+    }
+
+    async fn create_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        self.retrying(|| self.create_token_once(token)).await
+    }
+
+    async fn token(&self, token_hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        self.retrying(|| self.token_once(token_hash)).await
+    }
+
+    async fn set_secret(
+        &self,
+        org: &str,
+        graph_id: &str,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.retrying(|| self.set_secret_once(org, graph_id, name, value)).await
+    }
+
+    async fn secret(&self, org: &str, graph_id: &str, name: &str) -> Result<Option<String>, StoreError> {
+        self.retrying(|| self.secret_once(org, graph_id, name)).await
+    }
+
+    async fn create_run(&self, run: NewRun) -> Result<RunRecord, StoreError> {
+        self.retrying(|| self.create_run_once(&run)).await
+    }
+
+    async fn commit_step(&self, commit: StepCommit) -> Result<(RunRecord, Vec<TranscriptEvent>), StoreError> {
+        self.retrying(|| self.commit_step_once(&commit)).await
+    }
+
+    async fn claim_run(&self, run_id: &str, lease: &Lease) -> Result<Option<RunRecord>, StoreError> {
+        self.retrying(|| self.claim_run_once(run_id, lease)).await
+    }
+
+    async fn renew_lease(&self, run_id: &str, lease: &Lease) -> Result<RunRecord, StoreError> {
+        self.retrying(|| self.renew_lease_once(run_id, lease)).await
+    }
+
+    async fn release_run(&self, run_id: &str, owner: &str) -> Result<bool, StoreError> {
+        self.retrying(|| self.release_run_once(run_id, owner)).await
+    }
+
+    async fn claimable_runs(&self, now: Millis, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+        self.retrying(|| self.claimable_runs_once(now, limit)).await
+    }
+
+    async fn run(&self, run_id: &str) -> Result<RunRecord, StoreError> {
+        self.retrying(|| self.run_once(run_id)).await
+    }
+
+    async fn load_run(&self, run_id: &str) -> Result<(RunRecord, EngineState), StoreError> {
+        self.retrying(|| self.load_run_once(run_id)).await
+    }
+
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
+        self.retrying(|| self.list_runs_once(filter)).await
+    }
+
+    async fn transcript(
+        &self,
+        run_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<TranscriptEvent>, StoreError> {
+        self.retrying(|| self.transcript_once(run_id, after, limit)).await
+    }
+
+    fn follow(&self, run_id: &str, after: u64) -> BoxStream<'static, Result<TranscriptEvent, StoreError>> {
+        let notified = self.inner.notified.subscribe();
+        listen::follow(self.inner.pool.clone(), notified, run_id.to_owned(), after)
+    }
+}
+
+/// The operations, each tried once; [`PostgresStore::retrying`] tries them
+/// again while the database is unavailable.
+impl PostgresStore {
+    async fn save_graph_once(&self, org: &str, graph: &Graph) -> Result<StoredGraph, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         // Versions of one graph id are numbered one at a time.
@@ -305,7 +434,7 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn graph(
+    async fn graph_once(
         &self,
         org: &str,
         graph_id: &str,
@@ -337,7 +466,7 @@ impl Store for PostgresStore {
         }
     }
 
-    async fn latest_graph_version(&self, org: &str, graph_id: &str) -> Result<u64, StoreError> {
+    async fn latest_graph_version_once(&self, org: &str, graph_id: &str) -> Result<u64, StoreError> {
         let client = self.client().await?;
         let statement = client
             .prepare_cached("SELECT max(version) FROM roomkit_graph.graphs WHERE org = $1 AND graph_id = $2")
@@ -350,7 +479,7 @@ impl Store for PostgresStore {
         }
     }
 
-    async fn list_graphs(&self, org: Option<&str>) -> Result<Vec<StoredGraph>, StoreError> {
+    async fn list_graphs_once(&self, org: Option<&str>) -> Result<Vec<StoredGraph>, StoreError> {
         let client = self.client().await?;
         let sql = format!(
             "SELECT DISTINCT ON (org, graph_id) {GRAPH_COLUMNS} FROM roomkit_graph.graphs \
@@ -360,7 +489,7 @@ impl Store for PostgresStore {
         found.iter().map(rows::graph).collect()
     }
 
-    async fn create_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+    async fn create_token_once(&self, token: &TokenRecord) -> Result<(), StoreError> {
         let client = self.client().await?;
         let inserted = client
             .execute(
@@ -376,7 +505,7 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn token(&self, token_hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+    async fn token_once(&self, token_hash: &str) -> Result<Option<TokenRecord>, StoreError> {
         let client = self.client().await?;
         let statement = client
             .prepare_cached(
@@ -393,7 +522,7 @@ impl Store for PostgresStore {
         }))
     }
 
-    async fn set_secret(
+    async fn set_secret_once(
         &self,
         org: &str,
         graph_id: &str,
@@ -425,7 +554,7 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn secret(&self, org: &str, graph_id: &str, name: &str) -> Result<Option<String>, StoreError> {
+    async fn secret_once(&self, org: &str, graph_id: &str, name: &str) -> Result<Option<String>, StoreError> {
         let client = self.client().await?;
         let row = client
             .query_opt(
@@ -437,7 +566,7 @@ impl Store for PostgresStore {
         Ok(row.map(|row| row.get(0)))
     }
 
-    async fn create_run(&self, run: NewRun) -> Result<RunRecord, StoreError> {
+    async fn create_run_once(&self, run: &NewRun) -> Result<RunRecord, StoreError> {
         let run_id = &run.state.run_id;
         if run_id.is_empty() {
             return Err(StoreError::Invalid("the run has no id (state.run_id is empty)".into()));
@@ -500,11 +629,14 @@ impl Store for PostgresStore {
         Ok(record)
     }
 
-    async fn commit_step(&self, commit: StepCommit) -> Result<(RunRecord, Vec<TranscriptEvent>), StoreError> {
+    async fn commit_step_once(
+        &self,
+        commit: &StepCommit,
+    ) -> Result<(RunRecord, Vec<TranscriptEvent>), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         let before = lock_run(&tx, &commit.run_id).await?;
-        let applied = apply_step(&tx, &commit, before, now_millis()).await?;
+        let applied = apply_step(&tx, commit, before, now_millis()).await?;
         tx.commit().await.map_err(pg)?;
         if !applied.1.is_empty() {
             self.announce(&commit.run_id);
@@ -512,7 +644,7 @@ impl Store for PostgresStore {
         Ok(applied)
     }
 
-    async fn claim_run(&self, run_id: &str, lease: &Lease) -> Result<Option<RunRecord>, StoreError> {
+    async fn claim_run_once(&self, run_id: &str, lease: &Lease) -> Result<Option<RunRecord>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         let before = lock_run(&tx, run_id).await?;
@@ -527,7 +659,7 @@ impl Store for PostgresStore {
         Ok(Some(RunRecord { owner: Some(lease.owner.clone()), lease_until: Some(until), ..before }))
     }
 
-    async fn renew_lease(&self, run_id: &str, lease: &Lease) -> Result<RunRecord, StoreError> {
+    async fn renew_lease_once(&self, run_id: &str, lease: &Lease) -> Result<RunRecord, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         let before = lock_run(&tx, run_id).await?;
@@ -551,7 +683,7 @@ impl Store for PostgresStore {
         Ok(RunRecord { lease_until: Some(until), ..before })
     }
 
-    async fn release_run(&self, run_id: &str, owner: &str) -> Result<bool, StoreError> {
+    async fn release_run_once(&self, run_id: &str, owner: &str) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let released = client
             .execute(
@@ -563,7 +695,7 @@ impl Store for PostgresStore {
         Ok(released > 0)
     }
 
-    async fn claimable_runs(&self, now: Millis, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+    async fn claimable_runs_once(&self, now: Millis, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
         let client = self.client().await?;
         let sql = format!(
             "(SELECT {RUN_COLUMNS} FROM roomkit_graph.runs WHERE status = 'running' AND lease_until IS NULL \
@@ -578,11 +710,11 @@ impl Store for PostgresStore {
         found.iter().map(rows::run).collect()
     }
 
-    async fn run(&self, run_id: &str) -> Result<RunRecord, StoreError> {
+    async fn run_once(&self, run_id: &str) -> Result<RunRecord, StoreError> {
         find_run(&*self.client().await?, run_id).await
     }
 
-    async fn load_run(&self, run_id: &str) -> Result<(RunRecord, EngineState), StoreError> {
+    async fn load_run_once(&self, run_id: &str) -> Result<(RunRecord, EngineState), StoreError> {
         let client = self.client().await?;
         // One statement, so one snapshot: the record and the context entries
         // written up to it.
@@ -608,7 +740,7 @@ impl Store for PostgresStore {
         Ok((record, state))
     }
 
-    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
+    async fn list_runs_once(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
         let client = self.client().await?;
         let mut conditions: Vec<String> = Vec::new();
         let mut values: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
@@ -648,18 +780,13 @@ impl Store for PostgresStore {
         found.iter().map(rows::run).collect()
     }
 
-    async fn transcript(
+    async fn transcript_once(
         &self,
         run_id: &str,
         after: u64,
         limit: usize,
     ) -> Result<Vec<TranscriptEvent>, StoreError> {
         Ok(transcript_page(&*self.client().await?, run_id, after, limit).await?.1)
-    }
-
-    fn follow(&self, run_id: &str, after: u64) -> BoxStream<'static, Result<TranscriptEvent, StoreError>> {
-        let notified = self.inner.notified.subscribe();
-        listen::follow(self.inner.pool.clone(), notified, run_id.to_owned(), after)
     }
 }
 

@@ -357,3 +357,57 @@ async fn connections_are_encrypted_as_sslmode_asks() {
     let (encrypted, plain) = connections_by_tls(&url).await;
     assert!(encrypted == 0 && plain >= 1, "{encrypted} encrypted, {plain} plain");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn steps_go_on_while_the_server_keeps_dropping_connections_each_committed_once() {
+    let url = roomkit_graph_pgtest::database();
+    let store = PostgresStore::connect(&url).await.unwrap();
+    store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
+    store.create_run(new_run("g", "r", None)).await.unwrap();
+
+    // Every 20 ms, the server ends every other session on the database.
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let ended = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let dropping = tokio::spawn({
+        let ended = std::sync::Arc::clone(&ended);
+        async move {
+            loop {
+                let row = admin
+                    .query_one(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                        &[],
+                    )
+                    .await
+                    .unwrap();
+                ended.fetch_add(row.get::<_, i64>(0), std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    });
+
+    let mut version = 1;
+    while version <= 60 {
+        match store.commit_step(step("r", version, &format!("n{version}"), json!(version))).await {
+            Ok((record, _)) => version = record.version,
+            // Applied, but the answer was lost with its connection: the run moved.
+            Err(StoreError::Conflict { .. }) => version = store.run("r").await.unwrap().version,
+            Err(other) => panic!("step {version}: {other}"),
+        }
+    }
+    dropping.abort();
+    let ended = ended.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(ended > 10, "only {ended} sessions were ended: the test did not drop connections");
+
+    let events = store.transcript("r", 0, 1000).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=121).collect::<Vec<_>>(), "no gap");
+    let completed: Vec<String> = events
+        .iter()
+        .filter_map(|e| match &e.entry {
+            Entry::NodeCompleted { node_id, .. } => Some(node_id.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(completed, (1..=60).map(|n| format!("n{n}")).collect::<Vec<_>>(), "each step once");
+}

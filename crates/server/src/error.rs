@@ -94,6 +94,9 @@ impl From<StoreError> for ApiError {
             StoreError::Locked(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_locked", message)
             }
+            StoreError::Unavailable(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", message)
+            }
             StoreError::Full(_) => ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "database_full", message),
             StoreError::NotADatabase { .. } | StoreError::Foreign { .. } | StoreError::Backend(_) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", message)

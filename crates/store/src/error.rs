@@ -47,6 +47,12 @@ pub enum StoreError {
     /// The request itself is wrong (a duplicate run id, an unknown filter value...).
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The database cannot be reached right now (the connection was lost or
+    /// refused, the server is restarting): the operation may or may not have
+    /// been applied. Retrying is safe for a step (its run version guards it)
+    /// and for reads.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     /// Anything else the backend reported.
     #[error("storage error: {0}")]
     Backend(String),
