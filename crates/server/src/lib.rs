@@ -2,9 +2,11 @@
 //! get, validate), runs (start, get, list, transcript pages, cancel, answer),
 //! each run's live events over Server-Sent Events (resuming from
 //! `Last-Event-ID`), webhook and event triggers, and the OpenAPI document at
-//! `/v1/openapi.json`.
+//! `/v1/openapi.json`; and at `/` a web page to watch runs, answer their
+//! people's steps, cancel and start runs (one HTML file, nothing loaded from
+//! elsewhere).
 //!
-//! Every route but the webhooks and the document needs `Authorization:
+//! Every route but the webhooks, the document and the page needs `Authorization:
 //! Bearer <token>`; a token acts for one organization ([`new_token`]) and sees
 //! only its graphs and runs: another organization's answer 404, exactly like
 //! ids that do not exist. Every refusal is a 4xx with a JSON body naming what
@@ -35,6 +37,7 @@ mod graphs;
 mod hooks;
 mod openapi;
 mod runs;
+mod web;
 
 use std::sync::Arc;
 
@@ -117,6 +120,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/events/{name}", post(hooks::event))
         .route("/v1/openapi.json", get(openapi::document))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/", get(web::page))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

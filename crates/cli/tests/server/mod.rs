@@ -18,6 +18,8 @@ pub(crate) struct Server {
     pub(crate) db: PathBuf,
     /// What the server printed on stderr after its address.
     pub(crate) logs: Arc<Mutex<Vec<String>>>,
+    args: Vec<String>,
+    level: String,
     child: Option<Child>,
     _dir: TempDir,
 }
@@ -38,30 +40,21 @@ impl Server {
     /// Starts `serve` on the database `db` (a file, or a PostgreSQL URL that
     /// other servers may share), keeping `dir` as long as it runs.
     pub(crate) fn start_on(db: PathBuf, extra: &[&str], level: &str, dir: TempDir) -> Server {
-        let mut child = command(&db, &["serve", "--listen", "127.0.0.1:0", "--schedule-tick", "100ms"])
-            .args(extra)
-            .env("RUST_LOG", level)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("serve starts");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let mut lines = BufReader::new(stderr).lines();
-        let base = loop {
-            let line = lines.next().expect("serve prints where it listens").expect("stderr is text");
-            if let Some(address) = line.strip_prefix("serve: listening on ") {
-                break address.trim().to_owned();
-            }
-        };
-        // Keep draining stderr so the server never blocks on it.
+        let args: Vec<String> = extra.iter().map(|arg| (*arg).to_owned()).collect();
         let logs = Arc::new(Mutex::new(Vec::new()));
-        let kept = Arc::clone(&logs);
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                kept.lock().expect("the log lock").push(line);
-            }
-        });
-        Server { base, db, logs, child: Some(child), _dir: dir }
+        let (child, base) = spawn(&db, "127.0.0.1:0", &args, level, &logs);
+        Server { base, db, logs, args, level: level.to_owned(), child: Some(child), _dir: dir }
+    }
+
+    /// Stops the server (SIGTERM) and starts it again on the same database,
+    /// address and arguments: what a deployment does, clients seeing their
+    /// connections drop.
+    pub(crate) fn restart(&mut self) {
+        assert!(self.stop().success(), "serve exits 0 on SIGTERM");
+        let address = self.base.strip_prefix("http://").expect("the address is http").to_owned();
+        let (child, base) = spawn(&self.db, &address, &self.args, &self.level, &self.logs);
+        assert_eq!(base, self.base, "the server is back on its address");
+        self.child = Some(child);
     }
 
     /// A new token of `org`, made with `token create`.
@@ -107,6 +100,40 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
+}
+
+/// Starts `serve` on `db` listening on `listen`: the process and the base URL
+/// it printed. Its stderr after that line goes to `logs`.
+fn spawn(
+    db: &Path,
+    listen: &str,
+    extra: &[String],
+    level: &str,
+    logs: &Arc<Mutex<Vec<String>>>,
+) -> (Child, String) {
+    let mut child = command(db, &["serve", "--listen", listen, "--schedule-tick", "100ms"])
+        .args(extra)
+        .env("RUST_LOG", level)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let line = lines.next().expect("serve prints where it listens").expect("stderr is text");
+        if let Some(address) = line.strip_prefix("serve: listening on ") {
+            break address.trim().to_owned();
+        }
+    };
+    // Keep draining stderr so the server never blocks on it.
+    let kept = Arc::clone(logs);
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            kept.lock().expect("the log lock").push(line);
+        }
+    });
+    (child, base)
 }
 
 pub(crate) fn command(db: &Path, args: &[&str]) -> Command {

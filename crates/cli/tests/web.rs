@@ -1,0 +1,427 @@
+//! The web page at `/` of a real `roomkit-graph serve`, in a real headless
+//! Chromium driven over WebDriver (chromedriver): a wrong token refused, a run
+//! started from the page and followed live, its person's step answered with a
+//! click (a refused answer showing the server's reason), a run cancelled, the
+//! list filtered, an agent's reply growing as it streams, and the page
+//! resuming its live stream after the server restarts. What the page did is
+//! checked over the API too.
+//!
+//! Needs `/usr/bin/chromedriver` (or `CHROMEDRIVER`) and Chromium
+//! (`/usr/bin/chromium`, or `CHROMIUM`): Debian's `chromium-driver` and
+//! `chromium`, which `scripts/test` installs where they are missing.
+
+#![allow(clippy::unwrap_used, reason = "test code: a failed step fails the test")]
+
+mod server;
+
+use std::convert::Infallible;
+use std::io::{BufRead as _, BufReader};
+use std::os::unix::process::CommandExt as _;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use futures_util::StreamExt as _;
+use serde_json::{Value, json};
+use server::{Server, client};
+use tokio::sync::mpsc;
+
+/// How long the page may take to show what is waited for, and the longest
+/// one WebDriver command may take.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// The result of a WebDriver command, which fails the test naming `what`
+/// when it fails or takes over [`DEADLINE`].
+async fn within<T, E: std::fmt::Debug>(what: &str, command: impl Future<Output = Result<T, E>>) -> T {
+    match tokio::time::timeout(DEADLINE, command).await {
+        Ok(Ok(value)) => value,
+        Ok(Err(error)) => panic!("{what} failed: {error:?}"),
+        Err(_) => panic!("{what} took over {DEADLINE:?}"),
+    }
+}
+
+/// A chromedriver process in a process group of its own (so that the
+/// Chromium it starts can be stopped with it) and a session in it.
+struct Browser {
+    client: Option<Client>,
+    driver: Child,
+}
+
+impl Browser {
+    /// Starts chromedriver on a free loopback port and a headless Chromium session.
+    async fn start() -> Browser {
+        let path = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".to_owned());
+        let mut driver = Command::new(&path)
+            .arg("--port=0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {path} (apt-get install chromium-driver): {error}"));
+        let mut lines = BufReader::new(driver.stdout.take().unwrap()).lines();
+        let port = loop {
+            let line = lines.next().expect("chromedriver says where it listens").unwrap();
+            if let Some(rest) = line.split("started successfully on port ").nth(1) {
+                break rest.trim_end_matches('.').trim().parse::<u16>().unwrap();
+            }
+        };
+        std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".to_owned(),
+            json!({"binary": chromium,
+                   "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                            "--window-size=1280,1000", "--no-first-run", "--disable-extensions"]}),
+        );
+        let mut builder = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
+        builder.capabilities(capabilities);
+        let webdriver = format!("http://127.0.0.1:{port}");
+        // Dropped (and so stopped) if the session cannot be had.
+        let mut browser = Browser { client: None, driver };
+        browser.client = Some(within("a Chromium session", builder.connect(&webdriver)).await);
+        browser
+    }
+
+    /// Ends the session (Chromium quits) and stops chromedriver.
+    async fn close(mut self) {
+        within("closing the session", self.client().clone().close()).await;
+        self.stop_driver();
+    }
+
+    fn client(&self) -> &Client {
+        self.client.as_ref().expect("a session")
+    }
+
+    /// Kills chromedriver and whatever is left of the Chromium it started: its own process group.
+    fn stop_driver(&mut self) {
+        if matches!(self.driver.try_wait(), Ok(None)) {
+            let group = format!("-{}", self.driver.id());
+            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+            let _ = self.driver.wait();
+        }
+    }
+
+    async fn goto(&self, url: &str) {
+        within(&format!("opening {url}"), self.client().goto(url)).await;
+    }
+
+    async fn find(&self, css: &str) -> fantoccini::elements::Element {
+        within(&format!("finding {css}"), self.client().find(Locator::Css(css))).await
+    }
+
+    async fn click(&self, css: &str) {
+        within(&format!("clicking {css}"), self.find(css).await.click()).await;
+    }
+
+    /// Replaces the text of the field `css` with `text`.
+    async fn fill(&self, css: &str, text: &str) {
+        let field = self.find(css).await;
+        within(&format!("clearing {css}"), field.clear()).await;
+        within(&format!("typing into {css}"), field.send_keys(text)).await;
+    }
+
+    async fn select(&self, css: &str, value: &str) {
+        within(&format!("choosing {value} in {css}"), self.find(css).await.select_by_value(value)).await;
+    }
+
+    /// Runs `script` (the body of a function) in the page.
+    async fn run(&self, script: &str) -> Value {
+        within(&format!("running {script}"), self.client().execute(script, Vec::new())).await
+    }
+
+    /// Polls `script` until it returns something other than null, false or
+    /// "", and returns that; fails after [`DEADLINE`] with what the page shows.
+    async fn until(&self, what: &str, script: &str) -> Value {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let value = self.run(script).await;
+            if !matches!(&value, Value::Null | Value::Bool(false)) && value != json!("") {
+                return value;
+            }
+            if Instant::now() > deadline {
+                let shown = self.run("return document.body.innerText").await;
+                panic!(
+                    "the page never showed {what} in {DEADLINE:?}; it shows:\n{}",
+                    shown.as_str().unwrap_or("")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The text of `css` once it has some.
+    async fn text(&self, what: &str, css: &str) -> String {
+        let script = format!("const e = document.querySelector({css:?}); return e && e.textContent.trim()");
+        self.until(what, &script).await.as_str().unwrap().to_owned()
+    }
+
+    /// Signs in with `token` and waits for the runs.
+    async fn sign_in(&self, token: &str) {
+        self.fill("#token", token).await;
+        self.click("#login-button").await;
+        self.until("the runs", "return !document.getElementById('app').hidden").await;
+    }
+
+    /// The sequence numbers of the entries in the thread, in order.
+    async fn thread_seqs(&self) -> Vec<u64> {
+        let seqs = self
+            .run("return [...document.querySelectorAll('#thread [data-seq]')].map(e => +e.dataset.seq)")
+            .await;
+        serde_json::from_value(seqs).unwrap()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        self.stop_driver();
+    }
+}
+
+/// A person reviews a post on a topic; "later" is offered but no edge takes
+/// it, so the run refuses it.
+fn review_graph() -> Value {
+    json!({"id": "review", "name": "Review", "trigger": {"type": "manual"},
+        "nodes": [{"id": "start", "type": "start"},
+                  {"id": "review", "type": "human",
+                   "config": {"prompt": "Approve the post on {{trigger.topic}}?",
+                              "actions": ["approve", "reject", "later"]}},
+                  {"id": "end", "type": "end"}],
+        "edges": [{"source": "start", "target": "review"},
+                  {"source": "review", "target": "end",
+                   "condition": {"type": "field", "path": "review.output.action",
+                                 "op": "in", "value": ["approve", "reject"]}}]})
+}
+
+async fn create_graph(server: &Server, token: &str, graph: &Value) {
+    let response =
+        client().post(server.url("/v1/graphs")).bearer_auth(token).json(graph).send().await.unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_follows_answers_and_cancels_runs_in_the_browser() {
+    let server = Server::start(&[]);
+    let token = server.token("acme");
+    create_graph(&server, &token, &review_graph()).await;
+    let browser = Browser::start().await;
+    browser.goto(&server.url("/")).await;
+
+    // A wrong token is refused with the server's reason.
+    browser.fill("#token", "rkg_wrong").await;
+    browser.click("#login-button").await;
+    let refused = browser.text("the refusal of a wrong token", "#login-error").await;
+    assert_eq!(refused, "The server refused the token: the token is not valid");
+    assert_eq!(browser.run("return document.getElementById('app').hidden").await, true);
+    browser.sign_in(&token).await;
+
+    // A run started from the page, its topic holding markup that must stay text.
+    browser
+        .until("the graph to start", "return document.querySelector('#start-graph option[value=review]')")
+        .await;
+    browser.select("#start-graph", "review").await;
+    browser.fill("#start-input", r#"{"topic": "<b>rust</b>"}"#).await;
+    browser.click("#start-button").await;
+    let run_id = browser
+        .until(
+            "the new run waiting in the list",
+            "const row = document.querySelector('#runs tbody tr[data-status=waiting]'); \
+             return row && row.dataset.runId",
+        )
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(browser.text("the open run", "#run-id").await, run_id);
+    let actions = browser
+        .until(
+            "the answer buttons",
+            "const form = document.getElementById('answer'); return !form.hidden && \
+             [...form.querySelectorAll('#answer-actions button')].map(b => b.dataset.action)",
+        )
+        .await;
+    assert_eq!(actions, json!(["approve", "reject", "later"]));
+    assert_eq!(browser.text("the prompt", "#answer-prompt").await, "Approve the post on <b>rust</b>?");
+    let markup = browser.run("return document.querySelectorAll('#run b, #runs b').length").await;
+    assert_eq!(markup, 0, "text from runs is never read as HTML");
+    let waiting = browser.text("the question in the thread", "#thread [data-type=node_waiting] p").await;
+    assert_eq!(waiting, "Approve the post on <b>rust</b>?");
+
+    // An answer the run refuses shows the server's reason and changes nothing.
+    browser.click("#answer-actions button[data-action=later]").await;
+    let reason = browser.text("the refusal of the answer", "#answer-error").await;
+    assert!(reason.starts_with("The answer was refused: answer refused for \"review\""), "{reason}");
+    let run: Value = server.get(&token, &format!("/v1/runs/{run_id}")).await;
+    assert_eq!(run["status"], "waiting");
+
+    // The person answers with a click, their name and extra data.
+    browser.fill("#answer-by", "ada").await;
+    browser.fill("#answer-extra", r#"{"note": "ship it"}"#).await;
+    browser.click("#answer-actions button[data-action=approve]").await;
+    browser.text("the end of the run in the thread", "#thread [data-type=run_completed]").await;
+    browser
+        .until(
+            "the run completed in the header",
+            "return document.getElementById('run-status').textContent === 'completed'",
+        )
+        .await;
+    let row = format!("#runs tr[data-run-id='{run_id}'][data-status=completed]");
+    browser.until("the run completed in the list", &format!("return document.querySelector({row:?})")).await;
+    assert_eq!(browser.run("return document.getElementById('answer').hidden").await, true);
+    let answer = browser.text("the answer in the thread", "#thread [data-type=answer_received]").await;
+    assert!(answer.starts_with("ada → review"), "{answer}");
+
+    // The API agrees: completed with that answer, every entry shown once, in order.
+    let run: Value = server.get(&token, &format!("/v1/runs/{run_id}")).await;
+    assert_eq!(run["status"], "completed");
+    let page: Value = server.get(&token, &format!("/v1/runs/{run_id}/transcript")).await;
+    let answered =
+        page["events"].as_array().unwrap().iter().find(|e| e["type"] == "answer_received").unwrap();
+    assert_eq!(answered["data"], json!({"note": "ship it", "action": "approve"}));
+    assert_eq!(answered["by"], "ada");
+    let last = run["last_seq"].as_u64().unwrap();
+    assert_eq!(browser.thread_seqs().await, (1..=last).collect::<Vec<_>>());
+
+    // Another run, started over the API, shows up in the list; opened and cancelled there.
+    let other: Value = server.post(&token, "/v1/graphs/review/runs", &json!({"topic": "go"})).await;
+    let other_id = other["run_id"].as_str().unwrap().to_owned();
+    let button = format!("#runs tr[data-run-id='{other_id}'] button");
+    browser.until("the second run in the list", &format!("return document.querySelector({button:?})")).await;
+    browser.click(&button).await;
+    browser.until("its question", "return !document.getElementById('answer').hidden").await;
+    browser.click("#cancel").await;
+    browser.click("#cancel-yes").await;
+    let cancelled = browser.text("the cancellation in the thread", "#thread [data-type=run_cancelled]").await;
+    assert!(cancelled.contains("cancelled on the web page"), "{cancelled}");
+    let other: Value = server.get(&token, &format!("/v1/runs/{other_id}")).await;
+    assert_eq!(other["status"], "cancelled");
+
+    // The list filtered by status.
+    browser.select("#filter-status", "completed").await;
+    let listed = browser
+        .until(
+            "only the completed run",
+            "const ids = [...document.querySelectorAll('#runs tbody tr')].map(r => r.dataset.runId); \
+             return ids.length === 1 && ids",
+        )
+        .await;
+    assert_eq!(listed, json!([run_id]));
+
+    // Another organization's token: the run open in the address is not found, the list is empty.
+    let globex = server.token("globex");
+    browser.click("#sign-out").await;
+    browser.sign_in(&globex).await;
+    let missing = browser.text("that the run is not found", "#run-error").await;
+    let expected = format!(
+        "Run {other_id} was not found: it does not exist, or it belongs to another organization \
+         than this token's."
+    );
+    assert_eq!(missing, expected);
+    browser.text("an empty list", "#runs-empty:not([hidden])").await;
+    browser.close().await;
+}
+
+/// A loopback OpenAI-compatible server whose one streamed reply is made of
+/// the pieces the test sends, as it sends them; it ends when the sender is dropped.
+async fn streaming_model() -> (String, mpsc::UnboundedSender<String>) {
+    let (pieces, receiver) = mpsc::unbounded_channel::<String>();
+    let receiver = Arc::new(Mutex::new(Some(receiver)));
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(|| async move {
+            let chunk = |delta: Value, finish: Value| {
+                let chunk = json!({"id": "c1", "object": "chat.completion.chunk", "model": "m",
+                                       "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+                format!("data: {chunk}\n\n")
+            };
+            let Some(receiver) = receiver.lock().unwrap().take() else {
+                return axum::response::Response::builder()
+                    .status(500)
+                    .body(axum::body::Body::empty())
+                    .unwrap();
+            };
+            let pieces = futures_util::stream::unfold(receiver, |mut receiver| async move {
+                receiver.recv().await.map(|piece| (piece, receiver))
+            })
+            .map(move |piece| chunk(json!({"content": piece}), Value::Null));
+            let head =
+                futures_util::stream::iter([chunk(json!({"role": "assistant", "content": ""}), Value::Null)]);
+            let tail =
+                futures_util::stream::iter([chunk(json!({}), json!("stop")), "data: [DONE]\n\n".to_owned()]);
+            let body = head.chain(pieces).chain(tail).map(Ok::<_, Infallible>);
+            axum::response::Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(axum::body::Body::from_stream(body))
+                .unwrap()
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, pieces)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_shows_an_agent_typing_and_resumes_after_the_server_restarts() {
+    let (model, pieces) = streaming_model().await;
+    let dir = tempfile::tempdir().unwrap();
+    let agents = dir.path().join("agents.json");
+    let agents_file = json!({"providers": {"fake": {"kind": "openai", "base_url": format!("{model}/v1")}},
+                             "agents": [{"id": "writer", "provider": "fake", "model": "m"}]});
+    std::fs::write(&agents, agents_file.to_string()).unwrap();
+    let mut server = Server::start(&["--agents", agents.to_str().unwrap()]);
+    let token = server.token("acme");
+    let graph = json!({"id": "post", "name": "Post", "trigger": {"type": "manual"},
+        "nodes": [{"id": "start", "type": "start"},
+                  {"id": "write", "type": "agent",
+                   "config": {"agent_id": "writer", "prompt_template": "Write about {{trigger.topic}}"}},
+                  {"id": "review", "type": "human",
+                   "config": {"prompt": "Publish it?", "actions": ["publish"]}},
+                  {"id": "end", "type": "end"}],
+        "edges": [{"source": "start", "target": "write"}, {"source": "write", "target": "review"},
+                  {"source": "review", "target": "end"}]});
+    create_graph(&server, &token, &graph).await;
+    let run: Value = server.post(&token, "/v1/graphs/post/runs", &json!({"topic": "rust"})).await;
+    let run_id = run["run_id"].as_str().unwrap().to_owned();
+
+    // The run opened from its address, once signed in.
+    let browser = Browser::start().await;
+    browser.goto(&server.url(&format!("/#run={run_id}"))).await;
+    browser.sign_in(&token).await;
+    browser.text("the start of the run", "#thread [data-type=run_started]").await;
+    browser
+        .until(
+            "the live stream",
+            "return document.getElementById('follow-state').textContent === 'Following live.'",
+        )
+        .await;
+
+    // The reply grows in a typing bubble as it streams, then the message replaces it.
+    pieces.send("Durable runs ".to_owned()).unwrap();
+    assert_eq!(browser.text("the first piece", "#thread .typing p").await, "Durable runs");
+    pieces.send("survive restarts.".to_owned()).unwrap();
+    browser
+        .until(
+            "the second piece",
+            "const p = document.querySelector('#thread .typing p'); \
+             return p && p.textContent === 'Durable runs survive restarts.'",
+        )
+        .await;
+    drop(pieces);
+    let message = browser.text("the agent's message", "#thread [data-type=agent_message] p").await;
+    assert_eq!(message, "Durable runs survive restarts.");
+    assert_eq!(browser.run("return document.querySelectorAll('#thread .typing').length").await, 0);
+    browser.until("the question", "return !document.getElementById('answer').hidden").await;
+
+    // The server restarts: the page reconnects, resuming after the last entry it has.
+    server.restart();
+    browser.click("#answer-actions button[data-action=publish]").await;
+    browser.text("the end of the run", "#thread [data-type=run_completed]").await;
+    let run: Value = server.get(&token, &format!("/v1/runs/{run_id}")).await;
+    assert_eq!(run["status"], "completed");
+    let last = run["last_seq"].as_u64().unwrap();
+    assert_eq!(browser.thread_seqs().await, (1..=last).collect::<Vec<_>>(), "no entry twice, none missed");
+    browser.close().await;
+}
