@@ -9,8 +9,8 @@ use deadpool_postgres::{ClientWrapper, Manager, ManagerConfig, Object, Pool, Rec
 use futures_util::stream::BoxStream;
 use roomkit_graph::{EngineState, Graph};
 use roomkit_graph_store::{
-    Lease, Millis, NewRun, RunFilter, RunRecord, RunStatus, StepCommit, Store, StoreError, StoredGraph,
-    TokenRecord, TranscriptEvent, now_millis,
+    Lease, Millis, NewRun, RunFilter, RunRecord, StepCommit, Store, StoreError, StoredGraph, TokenRecord,
+    TranscriptEvent, now_millis,
 };
 use serde_json::{Map, Value};
 use tokio::sync::{broadcast, mpsc};
@@ -663,19 +663,7 @@ impl PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         let before = lock_run(&tx, run_id).await?;
-        let held = before.lease().filter(|held| held.owner == lease.owner);
-        if before.status != RunStatus::Running || held.is_none() {
-            let holder = before.owner.as_deref().unwrap_or("nobody");
-            return Err(StoreError::Conflict {
-                run_id: run_id.to_owned(),
-                detail: format!(
-                    "{} cannot renew: the run is {} and held by {holder}",
-                    lease.owner,
-                    before.status.as_str()
-                ),
-            });
-        }
-        let until = before.renewed_until(lease);
+        let until = before.renewal(lease)?;
         if before.lease_until != Some(until) {
             tx.execute(SET_LEASE, &[&run_id, &lease.owner, &until]).await.map_err(pg)?;
             tx.commit().await.map_err(pg)?;

@@ -5,8 +5,8 @@
 
 use roomkit_graph::Graph;
 use roomkit_graph_store::{
-    Lease, Millis, NewRun, RunRecord, RunStatus, StepCommit, StoreError, StoredGraph, TokenRecord,
-    TranscriptEvent, now_millis,
+    Lease, Millis, NewRun, RunRecord, StepCommit, StoreError, StoredGraph, TokenRecord, TranscriptEvent,
+    now_millis,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -236,20 +236,7 @@ pub(crate) fn claim_run(
 /// [`StoreError::Conflict`] when the run is not running or not held by it.
 pub(crate) fn renew_lease(conn: &Connection, run_id: &str, lease: &Lease) -> Result<RunRecord, DbError> {
     let before = read::run(conn, run_id)?;
-    let held = before.lease().filter(|held| held.owner == lease.owner);
-    if before.status != RunStatus::Running || held.is_none() {
-        let holder = before.owner.as_deref().unwrap_or("nobody");
-        return Err(StoreError::Conflict {
-            run_id: run_id.to_owned(),
-            detail: format!(
-                "{} cannot renew: the run is {} and held by {holder}",
-                lease.owner,
-                before.status.as_str()
-            ),
-        }
-        .into());
-    }
-    let until = before.renewed_until(lease);
+    let until = before.renewal(lease)?;
     if before.lease_until != Some(until) {
         set_lease(conn, run_id, Some(&lease.owner), Some(until))?;
     }

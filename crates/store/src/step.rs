@@ -31,6 +31,25 @@ impl RunRecord {
         }
     }
 
+    /// The expiry `lease` renews the run's lease to, or
+    /// [`StoreError::Conflict`] when the run is not running or its lease is not
+    /// held by `lease.owner` (the owner lost it).
+    pub fn renewal(&self, lease: &Lease) -> Result<Millis, StoreError> {
+        let held = self.lease().filter(|held| held.owner == lease.owner);
+        if self.status != RunStatus::Running || held.is_none() {
+            let holder = self.owner.as_deref().unwrap_or("nobody");
+            return Err(StoreError::Conflict {
+                run_id: self.run_id.clone(),
+                detail: format!(
+                    "{} cannot renew: the run is {} and held by {holder}",
+                    lease.owner,
+                    self.status.as_str()
+                ),
+            });
+        }
+        Ok(self.renewed_until(lease))
+    }
+
     /// [`StoreError::Conflict`] when someone other than `lease.owner` holds a
     /// live lease on the run at `now`.
     pub fn refuse_if_held_by_another(&self, lease: &Lease, now: Millis) -> Result<(), StoreError> {
