@@ -30,9 +30,12 @@ pub(crate) enum Ended {
     Parked,
     /// The run is over: completed, failed or cancelled.
     Over,
-    /// Another writer moved the run, the lease was lost, the runner is
-    /// stopping, or the store failed: leave it alone.
+    /// Another writer moved the run, the lease was lost, or the runner is
+    /// stopping: leave it alone.
     LetGo,
+    /// The store failed (unavailable, locked...): the run stays as last
+    /// committed, with this runner's lease, to be driven again a little later.
+    Failed,
 }
 
 /// The lease this runner holds on the run it drives.
@@ -74,9 +77,9 @@ pub(crate) async fn drive(inner: &Inner, run_id: &str, until: Millis, start: Opt
             ended = drive_steps(inner, run_id, &held, start) => match ended {
                 Ok(ended) => ended,
                 Err(error) => {
-                    // The run stays as last committed, for a later recovery.
-                    tracing::warn!(%error, "driving the run stopped");
-                    Ended::LetGo
+                    // The run stays as last committed, to be driven again.
+                    tracing::warn!(%error, "driving the run stopped: the store failed");
+                    Ended::Failed
                 }
             },
             () = keep_lease(inner, run_id, &held) => {

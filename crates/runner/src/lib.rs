@@ -8,6 +8,10 @@
 //!   when the run is not waiting on that node or the answer does not fit it.
 //! - [`Runner::recover`] picks up the runs nobody drives: those a stopped
 //!   process left running.
+//! - A store that fails while a run is driven (locked, out of reach) stops
+//!   the step in progress; the run's task drives it again after a pause that
+//!   doubles each time, and after a few failures in a row leaves it to
+//!   [`Runner::recover`].
 //! - A delay node parks its run on a durable timer: no task waits, and the
 //!   runner's timer loop (in every process sharing the store) wakes the run
 //!   when it is due, also after a restart.
@@ -525,8 +529,23 @@ impl Runner {
         lock(&self.inner.tasks).spawn(async move {
             let mut until = until;
             let mut start = start;
+            let mut failures = 0;
             loop {
-                let ended = drive::drive(&inner, &run_id, until, start.take()).await;
+                let mut ended = drive::drive(&inner, &run_id, until, start.take()).await;
+                if ended == drive::Ended::Failed {
+                    // Driven again after a pause, while the store may come back;
+                    // the step in progress runs again (at least once).
+                    failures += 1;
+                    if failures < DRIVE_ATTEMPTS && !inner.stopping.load(Ordering::SeqCst) {
+                        tokio::time::sleep(FAILED_PAUSE * (1 << failures.min(5))).await;
+                        if let Ok(Some(run)) = inner.store.claim_run(&run_id, &inner.new_lease()).await {
+                            until = run.lease_until.unwrap_or(until);
+                            continue;
+                        }
+                    }
+                    ended = drive::Ended::LetGo;
+                }
+                failures = 0;
                 if ended == drive::Ended::LetGo {
                     // Released before the run leaves `active`, so that it never
                     // releases a lease a new task of this runner has taken.
@@ -553,6 +572,14 @@ impl Runner {
         true
     }
 }
+
+/// How many times in a row a task drives a run whose store failed before it
+/// lets the run go (for [`Runner::recover`] to pick up later).
+const DRIVE_ATTEMPTS: u32 = 6;
+
+/// The pause before driving a run again after its store failed, doubled for
+/// each failure in a row (1 s, 2 s, 4 s... with [`DRIVE_ATTEMPTS`]).
+const FAILED_PAUSE: Duration = Duration::from_millis(500);
 
 /// A new owner id: `host/pid/uuid`.
 fn new_owner_id() -> String {
