@@ -49,6 +49,11 @@ struct Options {
     /// the latest.
     #[arg(long, global = true, env = "ROOMKIT_GRAPH_LEASE", default_value = "30s", value_parser = parse_poll)]
     lease: std::time::Duration,
+    /// With a PostgreSQL database: how many connections this process opens
+    /// at most (keep the sum over all processes under the server's limit).
+    #[arg(long, global = true, env = "ROOMKIT_GRAPH_CONNECTIONS", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    connections: u16,
 }
 
 #[derive(Subcommand)]
@@ -199,13 +204,13 @@ impl RunCommand {
 
 /// Runs a command on the database and gives its exit status.
 async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<ExitCode> {
-    let Options { database, org, json, agents, channels, lease } = options;
+    let Options { database, org, json, agents, channels, lease, connections } = options;
     let setup = if command.runs_nodes() {
         nodes::NodeSetup::load(agents.as_deref(), channels.as_deref())?
     } else {
         nodes::NodeSetup::default()
     };
-    let runner = runs::open(&database, setup.handlers()).await?.with_lease(lease);
+    let runner = runs::open(&database, usize::from(connections), setup.handlers()).await?.with_lease(lease);
     let outcome = match command {
         RunCommand::Run { file, input } => {
             runs::run(&runner, &org, &file, runs::input(input.as_deref())?, json).await.map(exit_status)

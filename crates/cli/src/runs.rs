@@ -18,13 +18,16 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 /// A runner on the database `database` (a SQLite file path or
-/// `sqlite://PATH`, or a `postgres://` URL), executing nodes with `handlers`.
-pub(crate) async fn open(database: &Path, handlers: Handlers) -> anyhow::Result<Runner> {
+/// `sqlite://PATH`, or a `postgres://` URL, with at most `connections`
+/// connections), executing nodes with `handlers`.
+pub(crate) async fn open(database: &Path, connections: usize, handlers: Handlers) -> anyhow::Result<Runner> {
     let text = database.to_string_lossy();
     match text.split_once("://") {
         Some(("postgres" | "postgresql", _)) => {
             // The URL may hold a password: the error names the server, not the URL.
-            let store = PostgresStore::connect(&text).await.context("cannot open the database")?;
+            let options = roomkit_graph_postgres::Options { max_connections: connections };
+            let store =
+                PostgresStore::connect_with(&text, options).await.context("cannot open the database")?;
             Ok(Runner::new(store, handlers))
         }
         Some(("sqlite", path)) => open_sqlite(Path::new(path), handlers),

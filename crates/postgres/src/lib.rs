@@ -12,6 +12,7 @@
 //! untouched.
 //!
 //! - `schema`: the tables, and creating them once (under an advisory lock).
+//! - `options`: [`Options`], such as how many connections a store opens.
 //! - `store`: [`PostgresStore`] and the [`Store`](roomkit_graph_store::Store)
 //!   operations.
 //! - `rows`: reading records out of rows.
@@ -21,10 +22,12 @@
 
 mod error;
 mod listen;
+mod options;
 mod rows;
 mod schema;
 mod store;
 mod tls;
 
+pub use options::Options;
 pub use schema::{SCHEMA, SCHEMA_VERSION};
 pub use store::PostgresStore;

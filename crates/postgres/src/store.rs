@@ -20,10 +20,7 @@ use tokio_postgres::types::ToSql;
 use crate::error::{is_unique_violation, pool_error, sql_int, store_error, stored_count};
 use crate::listen;
 use crate::rows::{self, GRAPH_COLUMNS, RUN_COLUMNS};
-use crate::{schema, tls};
-
-/// How many connections a store keeps open at most.
-const POOL_SIZE: usize = 16;
+use crate::{Options, schema, tls};
 
 /// How many times an operation is tried while the database is unavailable
 /// (about 10 s in all with the pauses below).
@@ -102,6 +99,19 @@ impl PostgresStore {
     /// # }
     /// ```
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        PostgresStore::connect_with(url, Options::default()).await
+    }
+
+    /// [`PostgresStore::connect`] with other [`Options`].
+    ///
+    /// # Errors
+    ///
+    /// As [`PostgresStore::connect`]; [`StoreError::Invalid`] for
+    /// `max_connections` 0.
+    pub async fn connect_with(url: &str, options: Options) -> Result<Self, StoreError> {
+        if options.max_connections == 0 {
+            return Err(StoreError::Invalid("a store needs at least one connection".into()));
+        }
         let config: tokio_postgres::Config =
             url.parse().map_err(|err| StoreError::Invalid(format!("not a PostgreSQL URL: {err}")))?;
         let target = describe_target(&config);
@@ -112,7 +122,7 @@ impl PostgresStore {
             ManagerConfig { recycling_method: RecyclingMethod::Fast },
         );
         let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
+            .max_size(options.max_connections)
             .build()
             .map_err(|err| StoreError::Backend(format!("cannot make a pool for {target}: {err}")))?;
         let mut client = pool.get().await.map_err(|err| match pool_error(err) {

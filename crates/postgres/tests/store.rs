@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use roomkit_graph::{EngineState, Graph, Trigger};
-use roomkit_graph_postgres::PostgresStore;
+use roomkit_graph_postgres::{Options, PostgresStore};
 use roomkit_graph_store::{
     DEFAULT_ORG, Entry, Lease, NewRun, RunFilter, RunStatus, StepCommit, Store, StoreError, TokenRecord,
     now_millis,
@@ -410,4 +410,30 @@ async fn steps_go_on_while_the_server_keeps_dropping_connections_each_committed_
         })
         .collect();
     assert_eq!(completed, (1..=60).map(|n| format!("n{n}")).collect::<Vec<_>>(), "each step once");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_keeps_to_its_number_of_connections() {
+    let url = roomkit_graph_pgtest::database();
+    let zero = PostgresStore::connect_with(&url, Options { max_connections: 0 }).await.map(drop).unwrap_err();
+    assert!(matches!(zero, StoreError::Invalid(_)), "{zero:?}");
+    let store = PostgresStore::connect_with(&url, Options { max_connections: 2 }).await.unwrap();
+    store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
+    let runs = (0..12).map(|n| {
+        let store = store.clone();
+        async move {
+            let run_id = format!("r{n}");
+            store.create_run(new_run("g", &run_id, None)).await.unwrap();
+            for version in 1..=5 {
+                store
+                    .commit_step(step(&run_id, version, &format!("s{version}"), json!(version)))
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+    futures_util::future::join_all(runs).await;
+    let (encrypted, plain) = connections_by_tls(&url).await;
+    assert!(encrypted + plain <= 3, "two for the operations and one listening: {}", encrypted + plain);
+    assert_eq!(store.list_runs(&RunFilter::default()).await.unwrap().len(), 12);
 }
