@@ -9,7 +9,7 @@ use crate::agents::duration_text;
 /// How a provider's 429 and 5xx answers (and failed connections) are retried:
 /// at most `max_attempts` requests in all, waiting `initial_backoff`, then
 /// twice as long each time up to `max_backoff`; a `Retry-After` header (in
-/// seconds) replaces the computed wait.
+/// seconds, or an HTTP date) replaces the computed wait.
 ///
 /// ```
 /// use std::time::Duration;
@@ -57,12 +57,25 @@ pub(crate) fn retryable_status(status: u16) -> bool {
     status == 429 || (500..=599).contains(&status)
 }
 
-/// A `Retry-After` header in seconds (the HTTP-date form is not used by model
-/// providers and is ignored).
+/// The longest wait a `Retry-After` header is followed for.
+const LONGEST_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// The wait a `Retry-After` header asks for: seconds, or an HTTP date (none
+/// once it is past), at most [`LONGEST_RETRY_AFTER`]. None without one, or
+/// for one that is neither.
 pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let text = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
-    let seconds: f64 = text.parse().ok()?;
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds.min(3600.0)))
+    let wait = match text.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => {
+            Duration::from_secs_f64(seconds.min(LONGEST_RETRY_AFTER.as_secs_f64()))
+        }
+        Ok(_) => return None,
+        Err(_) => {
+            let at = httpdate::parse_http_date(text).ok()?;
+            at.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(wait.min(LONGEST_RETRY_AFTER))
 }
 
 #[cfg(test)]
@@ -71,7 +84,7 @@ mod tests {
     use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 
     #[test]
-    fn retry_after_reads_seconds_and_ignores_dates() {
+    fn retry_after_reads_seconds_and_dates() {
         let mut headers = HeaderMap::new();
         assert_eq!(retry_after(&headers), None);
         headers.insert(RETRY_AFTER, HeaderValue::from_static("2"));
@@ -79,6 +92,14 @@ mod tests {
         headers.insert(RETRY_AFTER, HeaderValue::from_static("0.5"));
         assert_eq!(retry_after(&headers), Some(Duration::from_millis(500)));
         headers.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert_eq!(retry_after(&headers), Some(Duration::ZERO), "a date past");
+        let soon = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(5));
+        headers.insert(RETRY_AFTER, HeaderValue::from_str(&soon).unwrap());
+        let wait = retry_after(&headers).unwrap();
+        assert!(wait > Duration::from_secs(3) && wait <= Duration::from_secs(5), "{wait:?}");
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&headers), None);
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("-1"));
         assert_eq!(retry_after(&headers), None);
     }
 
