@@ -170,8 +170,12 @@ async fn drive_from(
     // Set when a timer woke the run: its delay node now runs instead of parking.
     let mut timer_fired = record.wake_at.is_some();
     let (mut attempt, retry_at) = pending;
-    if let Some(at) = retry_at {
-        sleep_until(at).await;
+    // A stop cuts the wait for a retry short: the run is let go, its retry
+    // still scheduled, for whoever drives it next.
+    if let Some(at) = retry_at
+        && !inner.unless_stopped(sleep_until(at)).await
+    {
+        return Ok(Ended::LetGo);
     }
     while !inner.stopping.load(std::sync::atomic::Ordering::SeqCst) {
         let node_id = engine.current_node_id().unwrap_or_default().to_owned();
@@ -222,8 +226,10 @@ async fn drive_from(
         if status != RunStatus::Running {
             return Ok(Ended::Parked);
         }
-        if let Some(wait) = wait {
-            tokio::time::sleep(wait).await;
+        if let Some(wait) = wait
+            && !inner.unless_stopped(tokio::time::sleep(wait)).await
+        {
+            return Ok(Ended::LetGo);
         }
     }
     Ok(Ended::LetGo)

@@ -69,7 +69,7 @@ use roomkit_graph_store::{
     StoreError, StoredGraph, now_millis,
 };
 use serde_json::Value;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 
 pub use emitted::LiveEvent;
@@ -116,6 +116,8 @@ struct Inner {
     active: Mutex<HashSet<String>>,
     tasks: Mutex<JoinSet<()>>,
     stopping: AtomicBool,
+    /// Set with `stopping`, for the waits a stop cuts short.
+    stop: watch::Sender<bool>,
     /// Whether the timer loop was started (on the first async call).
     timers: AtomicBool,
     /// How often the timer loop looks for due timers.
@@ -157,6 +159,7 @@ impl Runner {
                 active: Mutex::new(HashSet::new()),
                 tasks: Mutex::new(JoinSet::new()),
                 stopping: AtomicBool::new(false),
+                stop: watch::Sender::new(false),
                 timers: AtomicBool::new(false),
                 tick: Duration::from_millis(100),
                 live: broadcast::channel(LIVE_CAPACITY).0,
@@ -496,6 +499,7 @@ impl Runner {
     /// at once.
     pub async fn shutdown(&self) {
         self.inner.stopping.store(true, Ordering::SeqCst);
+        self.inner.stop.send_replace(true);
         let mut tasks = std::mem::take(&mut *lock(&self.inner.tasks));
         while tasks.join_next().await.is_some() {}
     }
@@ -536,12 +540,13 @@ impl Runner {
                     // Driven again after a pause, while the store may come back;
                     // the step in progress runs again (at least once).
                     failures += 1;
-                    if failures < DRIVE_ATTEMPTS && !inner.stopping.load(Ordering::SeqCst) {
-                        tokio::time::sleep(FAILED_PAUSE * (1 << failures.min(5))).await;
-                        if let Ok(Some(run)) = inner.store.claim_run(&run_id, &inner.new_lease()).await {
-                            until = run.lease_until.unwrap_or(until);
-                            continue;
-                        }
+                    let pause = tokio::time::sleep(FAILED_PAUSE * (1 << failures.min(5)));
+                    if failures < DRIVE_ATTEMPTS
+                        && inner.unless_stopped(pause).await
+                        && let Ok(Some(run)) = inner.store.claim_run(&run_id, &inner.new_lease()).await
+                    {
+                        until = run.lease_until.unwrap_or(until);
+                        continue;
                     }
                     ended = drive::Ended::LetGo;
                 }
@@ -603,6 +608,16 @@ fn millis(duration: Duration) -> u64 {
 }
 
 impl Inner {
+    /// Waits for `wait` to finish, unless the runner is stopped first.
+    /// Whether it finished (false: the runner stops).
+    async fn unless_stopped(&self, wait: impl Future<Output = ()>) -> bool {
+        let mut stop = self.stop.subscribe();
+        tokio::select! {
+            () = wait => true,
+            _ = stop.wait_for(|stopped| *stopped) => false,
+        }
+    }
+
     /// Tells [`Runner::wait`] that a task stopped driving `run_id`.
     fn settled(&self, run_id: &str) {
         // Nobody waiting is fine.

@@ -195,3 +195,30 @@ async fn a_scheduled_retry_survives_a_restart_with_its_attempt_number() {
     assert_eq!(first_keys.lock().unwrap().clone(), [format!("{}/call/1", run.run_id)]);
     assert_eq!(second_keys.lock().unwrap().clone(), [format!("{}/call/2", run.run_id)]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_cuts_a_retry_wait_short_and_leaves_the_retry_scheduled() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.db");
+    let keys = Arc::new(Mutex::new(Vec::new()));
+    let graph = one_node("flaky", json!({"retry": {"max_attempts": 2, "backoff": "60s"}}));
+    let flaky = || Handlers::builtin().with("flaky", Flaky { failures: 1, keys: Arc::clone(&keys) });
+    let runner = Runner::new(SqliteStore::open(&db).unwrap(), flaky());
+    runner.save_graph(&graph).await.unwrap();
+    let run = runner.start("g", json!({})).await.unwrap();
+    let scheduled = || async {
+        let events = runner.store().transcript(&run.run_id, 0, 100).await.unwrap();
+        events.iter().any(|event| matches!(event.entry, Entry::RetryScheduled { .. }))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !scheduled().await {
+        assert!(std::time::Instant::now() < deadline, "no retry was scheduled");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+
+    // The stop does not wait out the 60 s before the retry.
+    tokio::time::timeout(std::time::Duration::from_secs(5), runner.shutdown()).await.unwrap();
+    let left = runner.store().run(&run.run_id).await.unwrap();
+    assert_eq!((left.status, left.owner), (RunStatus::Running, None), "let go, still to run");
+    assert_eq!(keys.lock().unwrap().len(), 1, "attempt 2 did not run");
+}
