@@ -6,17 +6,20 @@
 //!
 //! The worker is this test binary itself, re-run with `ROOMKIT_CRASH_DB` set
 //! on the ignored `crash_worker` entry point. The test kills only the child
-//! processes it started, by their pid.
+//! processes it started, by their pid. It runs on a SQLite file, and on a
+//! PostgreSQL database.
 
-use std::path::Path;
+#![allow(clippy::unwrap_used, reason = "test helpers: a failed unwrap is a failed test")]
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use roomkit_graph::{Edge, Graph, HandlerError, Handlers, Node, NodeHandler, NodeResult, Scope, Trigger};
+use roomkit_graph_postgres::PostgresStore;
 use roomkit_graph_runner::Runner;
 use roomkit_graph_sqlite::SqliteStore;
-use roomkit_graph_store::{Entry, RunFilter, RunStatus, Store};
+use roomkit_graph_store::{Entry, RunFilter, RunStatus};
 use serde_json::json;
 
 const RUNS: usize = 400;
@@ -50,9 +53,15 @@ impl NodeHandler for Work {
     }
 }
 
-fn runner(db: &Path) -> Runner {
-    let store = SqliteStore::open(db).expect("the worker opens the database");
-    Runner::new(store, Handlers::builtin().with("work", Work)).with_lease(LEASE)
+/// A runner on `db`: a PostgreSQL URL, or a SQLite file's path.
+async fn runner(db: &str) -> Runner {
+    let handlers = Handlers::builtin().with("work", Work);
+    let runner = if db.starts_with("postgres://") {
+        Runner::new(PostgresStore::connect(db).await.expect("the worker opens the database"), handlers)
+    } else {
+        Runner::new(SqliteStore::open(db).expect("the worker opens the database"), handlers)
+    };
+    runner.with_lease(LEASE)
 }
 
 /// The worker process: picks up the runs left running (as their leases
@@ -60,10 +69,10 @@ fn runner(db: &Path) -> Runner {
 #[test]
 #[ignore = "the crash test's worker process, started by killed_workers_lose_no_committed_step"]
 fn crash_worker() {
-    let Some(db) = std::env::var_os(DB_VAR) else { return };
+    let Ok(db) = std::env::var(DB_VAR) else { return };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a runtime");
     runtime.block_on(async {
-        let runner = runner(Path::new(&db));
+        let runner = runner(&db).await;
         runner.recover().await.expect("recovery");
         let all = RunFilter { graph_id: Some("crash".into()), ..Default::default() };
         let started = runner.store().list_runs(&all).await.expect("listing").len();
@@ -78,7 +87,7 @@ fn crash_worker() {
     });
 }
 
-fn spawn_worker(db: &Path) -> Child {
+fn spawn_worker(db: &str) -> Child {
     Command::new(std::env::current_exe().expect("the test binary"))
         .args(["crash_worker", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
         .env(DB_VAR, db)
@@ -96,9 +105,9 @@ fn random_ms(min: u64, max: u64) -> Duration {
 
 /// How many runs were started, how many are over, and how many transcript
 /// events were committed in all.
-async fn progress(db: &Path) -> (usize, usize, u64) {
-    let store = SqliteStore::open(db).expect("the database opens");
-    let runs = store.list_runs(&RunFilter::default()).await.expect("listing");
+async fn progress(db: &str) -> (usize, usize, u64) {
+    let runner = runner(db).await;
+    let runs = runner.store().list_runs(&RunFilter::default()).await.expect("listing");
     let finished = runs.iter().filter(|r| r.status.is_final()).count();
     (runs.len(), finished, runs.iter().map(|r| r.last_seq).sum())
 }
@@ -107,16 +116,25 @@ async fn progress(db: &Path) -> (usize, usize, u64) {
 fn killed_workers_lose_no_committed_step() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("crash.db");
+    killed_workers_lose_no_committed_step_on(db.to_str().expect("a UTF-8 path"));
+}
+
+#[test]
+fn killed_workers_lose_no_committed_step_on_postgres() {
+    killed_workers_lose_no_committed_step_on(&roomkit_graph_pgtest::database());
+}
+
+fn killed_workers_lose_no_committed_step_on(db: &str) {
     let setup = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    setup.block_on(async { runner(&db).save_graph(&graph()).await.unwrap() });
+    setup.block_on(async { runner(db).await.save_graph(&graph()).await.unwrap() });
 
     let mut interrupted = 0;
     for kill in 0..KILLS {
-        let (_, _, committed_before) = setup.block_on(progress(&db));
-        let mut worker = spawn_worker(&db);
+        let (_, _, committed_before) = setup.block_on(progress(db));
+        let mut worker = spawn_worker(db);
         // Let the worker commit something, then kill it a random moment later.
         let waiting_since = Instant::now();
-        while setup.block_on(progress(&db)).2 == committed_before
+        while setup.block_on(progress(db)).2 == committed_before
             && waiting_since.elapsed() < Duration::from_secs(10)
         {
             std::thread::sleep(Duration::from_millis(5));
@@ -125,7 +143,7 @@ fn killed_workers_lose_no_committed_step() {
         // SIGKILL, to this child's pid only.
         worker.kill().unwrap_or_else(|e| panic!("kill {kill}: {e}"));
         worker.wait().unwrap();
-        let (started, finished, committed) = setup.block_on(progress(&db));
+        let (started, finished, committed) = setup.block_on(progress(db));
         eprintln!("kill {kill}: {started} runs started, {finished} finished, {committed} events committed");
         if finished < RUNS {
             interrupted += 1;
@@ -133,7 +151,7 @@ fn killed_workers_lose_no_committed_step() {
     }
     // Every kill must cut work short, or the test proves nothing.
     assert_eq!(interrupted, KILLS, "some kills came after the work was done");
-    let mut last = spawn_worker(&db);
+    let mut last = spawn_worker(db);
     let deadline = Instant::now() + Duration::from_secs(120);
     let status = loop {
         if let Some(status) = last.try_wait().unwrap() {
@@ -152,7 +170,8 @@ fn killed_workers_lose_no_committed_step() {
         .chain(["end".to_owned()])
         .collect();
     setup.block_on(async {
-        let store = SqliteStore::open(&db).unwrap();
+        let runner = runner(db).await;
+        let store = runner.store();
         let runs = store.list_runs(&RunFilter::default()).await.unwrap();
         assert_eq!(runs.len(), RUNS);
         let mut seen_inputs = Vec::new();
