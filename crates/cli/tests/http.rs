@@ -436,6 +436,23 @@ async fn the_openapi_document_lists_every_route() {
         assert!(paths.contains_key(path), "{path} is not documented");
     }
     assert_eq!(document["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+
+    // Graphs are described field by field, as the graph files are written.
+    let graph_ref = json!({"$ref": "#/components/schemas/Graph"});
+    for (path, method) in
+        [("/v1/graphs", "post"), ("/v1/graphs/{graph_id}", "put"), ("/v1/graphs/validate", "post")]
+    {
+        let body = &paths[path][method]["requestBody"]["content"]["application/json"]["schema"];
+        assert_eq!(body, &graph_ref, "{method} {path}");
+    }
+    let schemas = &document["components"]["schemas"];
+    assert_eq!(schemas["Graph"]["required"], json!(["id", "name", "trigger"]));
+    assert_eq!(schemas["Node"]["required"], json!(["id", "type"]));
+    assert_eq!(schemas["Edge"]["properties"]["condition"], json!({"$ref": "#/components/schemas/Condition"}));
+    assert_eq!(
+        schemas["Condition"]["properties"]["conditions"]["items"],
+        json!({"$ref": "#/components/schemas/Condition"})
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

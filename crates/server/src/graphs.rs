@@ -14,6 +14,7 @@ use crate::App;
 use crate::auth::Org;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, QueryParams};
+use crate::graph_schema::GraphSchema;
 
 /// The name under which a graph's webhook secret is stored
 /// ([`Store::secret`](roomkit_graph_store::Store::secret)).
@@ -29,7 +30,7 @@ pub(crate) struct GraphVersion {
     /// When this version was saved (milliseconds since the epoch).
     pub(crate) created_at: i64,
     /// The graph, as JSON.
-    #[schema(value_type = Object)]
+    #[schema(value_type = GraphSchema)]
     pub(crate) graph: Value,
 }
 
@@ -104,7 +105,7 @@ fn checked_graph(value: Value) -> Result<Graph, ApiError> {
 }
 
 /// Creates a graph (version 1).
-#[utoipa::path(post, path = "/v1/graphs", tag = "graphs", request_body(content = Object, description = "The graph"),
+#[utoipa::path(post, path = "/v1/graphs", tag = "graphs", request_body(content = GraphSchema, description = "The graph"),
     responses((status = 201, body = GraphVersion), (status = 409, description = "The id is taken", body = ErrorBody),
         (status = 422, description = "The graph has mistakes", body = ErrorBody)),
     security(("bearer" = [])))]
@@ -133,7 +134,7 @@ pub(crate) async fn create(
 }
 
 /// Stores a new version of a graph (or its first).
-#[utoipa::path(put, path = "/v1/graphs/{graph_id}", tag = "graphs", request_body(content = Object, description = "The graph"),
+#[utoipa::path(put, path = "/v1/graphs/{graph_id}", tag = "graphs", request_body(content = GraphSchema, description = "The graph"),
     params(("graph_id" = String, Path, description = "The graph's id, as in the body")),
     responses((status = 200, body = GraphVersion), (status = 422, description = "The graph has mistakes", body = ErrorBody)),
     security(("bearer" = [])))]
@@ -190,7 +191,7 @@ pub(crate) async fn get(
 }
 
 /// Checks a graph without storing it: every mistake with its node and field.
-#[utoipa::path(post, path = "/v1/graphs/validate", tag = "graphs", request_body(content = Object, description = "The graph"),
+#[utoipa::path(post, path = "/v1/graphs/validate", tag = "graphs", request_body(content = GraphSchema, description = "The graph"),
     responses((status = 200, body = ValidationReport), (status = 422, description = "Not a graph at all", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn validate(

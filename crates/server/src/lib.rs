@@ -33,6 +33,7 @@ mod auth;
 mod error;
 mod events;
 mod extract;
+mod graph_schema;
 mod graphs;
 mod hooks;
 mod openapi;

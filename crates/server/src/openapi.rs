@@ -38,7 +38,8 @@ impl Modify for BearerAuth {
 
 /// Documents the refusals every operation may answer: a malformed request
 /// (400), a missing or wrong token (401), a body over the limit (413), a body
-/// or graph that does not fit (422) and a database that is busy or full (503, 507).
+/// or graph that does not fit (422) and a database that is busy, out of reach
+/// or full (503, 507).
 struct CommonErrors;
 
 impl Modify for CommonErrors {
@@ -48,7 +49,7 @@ impl Modify for CommonErrors {
             ("401", "No token, or a token that is not valid"),
             ("413", "The body is larger than the server accepts"),
             ("422", "The body does not fit what the operation takes"),
-            ("503", "The database is locked by another process"),
+            ("503", "The database is locked by another process, or out of reach"),
             ("507", "The database cannot grow"),
         ];
         for item in openapi.paths.paths.values_mut() {
