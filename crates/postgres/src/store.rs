@@ -81,8 +81,9 @@ impl PostgresStore {
     /// # Errors
     ///
     /// [`StoreError::Invalid`] for a URL that is not PostgreSQL's,
-    /// [`StoreError::Backend`] when the server cannot be reached or refuses
-    /// the login, [`StoreError::Foreign`] when the database has a schema
+    /// [`StoreError::Unavailable`] when the server cannot be reached,
+    /// [`StoreError::Backend`] when it refuses the login or has no such
+    /// database, [`StoreError::Foreign`] when the database has a schema
     /// `roomkit_graph` that is not ours (or of a newer version); such a
     /// database is left untouched.
     ///
@@ -127,6 +128,7 @@ impl PostgresStore {
             .map_err(|err| StoreError::Backend(format!("cannot make a pool for {target}: {err}")))?;
         let mut client = pool.get().await.map_err(|err| match pool_error(err) {
             StoreError::Backend(detail) => StoreError::Backend(format!("{target}: {detail}")),
+            StoreError::Unavailable(detail) => StoreError::Unavailable(format!("{target}: {detail}")),
             other => other,
         })?;
         schema::prepare(&mut client, &target).await?;
@@ -164,7 +166,7 @@ impl PostgresStore {
         operation().await
     }
 
-    /// Has the followers of `run_id`, in every process, told of a commit.
+    /// Tells the followers of `run_id`, in every process, that it has new events.
     fn announce(&self, run_id: &str) {
         // The task ends only with the store.
         let _ = self.inner.committed.send(run_id.to_owned());

@@ -323,6 +323,11 @@ async fn a_wrong_url_or_an_unknown_database_is_a_clear_error() {
         PostgresStore::connect(&roomkit_graph_pgtest::missing_database()).await.map(drop).unwrap_err();
     let text = missing.to_string();
     assert!(text.contains("no_such_database") && text.contains("3D000"), "{text}");
+    let nobody = PostgresStore::connect("postgres://app@127.0.0.1:1/runs").await.map(drop).unwrap_err();
+    assert!(
+        matches!(&nobody, StoreError::Unavailable(detail) if detail.contains("runs on 127.0.0.1:1 as app")),
+        "{nobody:?}"
+    );
 }
 
 /// How many connections to the database of `url` are encrypted and how many
