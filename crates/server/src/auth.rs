@@ -1,6 +1,10 @@
 //! Bearer tokens: each acts for one organization. Only a hash of a token is
 //! stored; the token itself is shown once, when it is made.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
@@ -75,9 +79,67 @@ impl FromRequestParts<App> for Org {
             .map(str::trim)
             .filter(|token| !token.is_empty())
             .ok_or_else(|| unauthorized("the Authorization header is not \"Bearer <token>\""))?;
-        match app.runner.store().token(&hash_token(token)).await? {
-            Some(record) => Ok(Org(record.org)),
+        let hash = hash_token(token);
+        if let Some(org) = app.tokens.get(&hash) {
+            return Ok(Org(org));
+        }
+        match app.runner.store().token(&hash).await? {
+            Some(record) => {
+                app.tokens.put(hash, record.org.clone());
+                Ok(Org(record.org))
+            }
             None => Err(unauthorized("the token is not valid")),
         }
+    }
+}
+
+/// The tokens seen lately, by hash, with their organization: a request with
+/// one of them needs no database read. Entries last [`TokenCache::ttl`]; a
+/// token unknown to the database is never kept.
+pub(crate) struct TokenCache {
+    entries: Mutex<HashMap<String, (String, Instant)>>,
+    ttl: Duration,
+    capacity: usize,
+}
+
+impl TokenCache {
+    /// A cache keeping each token `ttl`, and at most `capacity` of them (when
+    /// full, it starts over).
+    pub(crate) fn new(ttl: Duration, capacity: usize) -> Self {
+        TokenCache { entries: Mutex::default(), ttl, capacity }
+    }
+
+    /// The organization of the token with this hash, if seen less than `ttl` ago.
+    fn get(&self, hash: &str) -> Option<String> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.get(hash).filter(|(_, seen)| seen.elapsed() < self.ttl).map(|(org, _)| org.clone())
+    }
+
+    /// Keeps the token with this hash, of `org`.
+    fn put(&self, hash: String, org: String) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= self.capacity {
+            entries.clear();
+        }
+        entries.insert(hash, (org, Instant::now()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_keeps_tokens_for_their_time_and_within_its_size() {
+        let cache = TokenCache::new(Duration::from_millis(50), 2);
+        assert_eq!(cache.get("a"), None);
+        cache.put("a".into(), "acme".into());
+        assert_eq!(cache.get("a").as_deref(), Some("acme"));
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(cache.get("a"), None, "expired");
+        cache.put("a".into(), "acme".into());
+        cache.put("b".into(), "beta".into());
+        cache.put("c".into(), "gamma".into());
+        assert_eq!((cache.get("a"), cache.get("c").as_deref()), (None, Some("gamma")), "full: started over");
     }
 }

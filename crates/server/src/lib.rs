@@ -78,12 +78,25 @@ pub struct App {
     runner: Runner,
     limits: Limits,
     stopping: Arc<watch::Sender<bool>>,
+    tokens: Arc<auth::TokenCache>,
 }
+
+/// How long a token, once read from the database, is taken without reading
+/// it again.
+const TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How many tokens are kept so at most.
+const TOKEN_CACHE_SIZE: usize = 10_000;
 
 impl App {
     /// The API over `runner`.
     pub fn new(runner: Runner, limits: Limits) -> Self {
-        App { runner, limits, stopping: Arc::new(watch::channel(false).0) }
+        App {
+            runner,
+            limits,
+            stopping: Arc::new(watch::channel(false).0),
+            tokens: Arc::new(auth::TokenCache::new(TOKEN_TTL, TOKEN_CACHE_SIZE)),
+        }
     }
 
     /// Ends every live event stream (their clients can resume with
