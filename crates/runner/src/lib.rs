@@ -479,18 +479,28 @@ impl Runner {
             if self.inner.stopping.load(Ordering::SeqCst) {
                 break;
             }
-            // A run this runner drives already (whose lease lapsed in between) keeps its task.
-            if lock(&self.inner.active).contains(&run.run_id) {
-                continue;
-            }
-            // Another process may claim it first: then it is theirs.
-            if let Some(claimed) = self.inner.store.claim_run(&run.run_id, &self.inner.new_lease()).await?
-                && self.spawn(&claimed)
-            {
+            if self.resume(&run.run_id).await? {
                 picked_up += 1;
             }
         }
         Ok(picked_up)
+    }
+
+    /// Drives `run_id` if nobody does: it is running, no task of this runner
+    /// drives it, and no other process holds a live lease on it (a process
+    /// that gave up on it after its store failed, say). Returns whether this
+    /// runner took it.
+    pub async fn resume(&self, run_id: &str) -> Result<bool, RunnerError> {
+        self.ensure_timers();
+        // A run this runner drives already (whose lease lapsed in between) keeps its task.
+        if self.inner.stopping.load(Ordering::SeqCst) || lock(&self.inner.active).contains(run_id) {
+            return Ok(false);
+        }
+        // Another process may claim it first: then it is theirs.
+        Ok(match self.inner.store.claim_run(run_id, &self.inner.new_lease()).await? {
+            Some(claimed) => self.spawn(&claimed),
+            None => false,
+        })
     }
 
     /// Stops driving runs: each task finishes and commits the step it is on,

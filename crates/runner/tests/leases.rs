@@ -179,3 +179,38 @@ async fn shutdown_releases_its_runs_for_another_runner_at_once() {
     executions.dedup();
     assert_eq!((total, executions.len()), (3, 3), "every step ran once: {executions:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_nobody_drives_is_resumed_at_once_and_a_held_one_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("runs.db");
+    let ran: Executions = Arc::default();
+    let first = runner(&db, &ran, Duration::from_millis(30));
+    first.save_graph(&chain(4)).await.unwrap();
+    let run = first.start("chain", json!({})).await.unwrap();
+
+    // Driven by the first runner: the second leaves it alone.
+    let second = runner(&db, &ran, Duration::from_millis(1));
+    assert!(!second.resume(&run.run_id).await.unwrap(), "held by the first runner");
+
+    // The first stops after its step and lets the run go: the second takes it
+    // at once, with no lease to wait out.
+    first.shutdown().await;
+    let left = second.store().run(&run.run_id).await.unwrap();
+    assert_eq!((left.status, left.owner.as_deref()), (RunStatus::Running, None));
+    assert!(second.resume(&run.run_id).await.unwrap());
+    assert!(!second.resume(&run.run_id).await.unwrap(), "driven already");
+    let done = second.wait(&run.run_id).await.unwrap();
+    assert_eq!(done.status, RunStatus::Completed);
+    assert!(!second.resume(&run.run_id).await.unwrap(), "over");
+
+    let events = second.store().transcript(&run.run_id, 0, 100).await.unwrap();
+    let completed: Vec<&str> = events
+        .iter()
+        .filter_map(|event| match &event.entry {
+            Entry::NodeCompleted { node_id, .. } => Some(node_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(completed, ["start", "w1", "w2", "w3", "w4", "end"], "every step once");
+}
