@@ -4,7 +4,9 @@
 //! with the same rules as the SQLite store: a step is one transaction guarded
 //! by the run's version, a run is driven by the holder of its lease, and a
 //! run's transcript can be followed live from any process (through
-//! `LISTEN`/`NOTIFY`, with a poll as a safety net).
+//! `LISTEN`/`NOTIFY`, with a poll as a safety net). An operation that loses
+//! its connection is tried again for about 10 s, then fails as
+//! [`StoreError::Unavailable`](roomkit_graph_store::StoreError::Unavailable).
 //!
 //! Everything lives in its own schema, `roomkit_graph` ([`SCHEMA`]), created
 //! on first use; a database where that schema exists but is not ours is
@@ -16,7 +18,8 @@
 //! - `store`: [`PostgresStore`] and the [`Store`](roomkit_graph_store::Store)
 //!   operations.
 //! - `rows`: reading records out of rows.
-//! - `listen`: the `LISTEN` connection and following a transcript.
+//! - `listen`: notifying commits, the `LISTEN` connection, and following a
+//!   transcript.
 //! - `tls`: encrypting connections as `sslmode` asks.
 //! - `error`: PostgreSQL errors as [`StoreError`](roomkit_graph_store::StoreError)s.
 
