@@ -660,15 +660,12 @@ impl PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         let before = lock_run(&tx, run_id).await?;
-        if !before.is_claimable_by(&lease.owner, now_millis()) {
-            return Ok(None);
-        }
-        let until = before.renewed_until(lease);
-        if before.lease() != Some(Lease { owner: lease.owner.clone(), until }) {
-            tx.execute(SET_LEASE, &[&run_id, &lease.owner, &until]).await.map_err(pg)?;
+        let Some(claimed) = before.claimed_by(lease, now_millis()) else { return Ok(None) };
+        if before.lease().as_ref() != Some(&claimed) {
+            tx.execute(SET_LEASE, &[&run_id, &claimed.owner, &claimed.until]).await.map_err(pg)?;
             tx.commit().await.map_err(pg)?;
         }
-        Ok(Some(RunRecord { owner: Some(lease.owner.clone()), lease_until: Some(until), ..before }))
+        Ok(Some(before.held_by(claimed)))
     }
 
     async fn renew_lease_once(&self, run_id: &str, lease: &Lease) -> Result<RunRecord, StoreError> {

@@ -222,14 +222,11 @@ pub(crate) fn claim_run(
     lease: &Lease,
 ) -> Result<Option<RunRecord>, DbError> {
     let before = read::run(conn, run_id)?;
-    if !before.is_claimable_by(&lease.owner, now_millis()) {
-        return Ok(None);
+    let Some(claimed) = before.claimed_by(lease, now_millis()) else { return Ok(None) };
+    if before.lease().as_ref() != Some(&claimed) {
+        set_lease(conn, run_id, Some(&claimed.owner), Some(claimed.until))?;
     }
-    let until = before.renewed_until(lease);
-    if before.lease() != Some(Lease { owner: lease.owner.clone(), until }) {
-        set_lease(conn, run_id, Some(&lease.owner), Some(until))?;
-    }
-    Ok(Some(RunRecord { owner: Some(lease.owner.clone()), lease_until: Some(until), ..before }))
+    Ok(Some(before.held_by(claimed)))
 }
 
 /// Extends the lease its owner holds on a running run, refused with

@@ -31,6 +31,20 @@ impl RunRecord {
         }
     }
 
+    /// The lease `lease` holds the run with once it claims it at `now`: its
+    /// own, renewed when its owner held the run already (never shortened); or
+    /// none when the run is not running or someone else holds a live lease
+    /// on it (see [`RunRecord::is_claimable_by`]).
+    pub fn claimed_by(&self, lease: &Lease, now: Millis) -> Option<Lease> {
+        self.is_claimable_by(&lease.owner, now)
+            .then(|| Lease { owner: lease.owner.clone(), until: self.renewed_until(lease) })
+    }
+
+    /// The run held by `lease`.
+    pub fn held_by(self, lease: Lease) -> RunRecord {
+        RunRecord { owner: Some(lease.owner), lease_until: Some(lease.until), ..self }
+    }
+
     /// The expiry `lease` renews the run's lease to, or
     /// [`StoreError::Conflict`] when the run is not running or its lease is not
     /// held by `lease.owner` (the owner lost it).
