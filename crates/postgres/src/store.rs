@@ -9,8 +9,8 @@ use deadpool_postgres::{ClientWrapper, Manager, ManagerConfig, Object, Pool, Rec
 use futures_util::stream::BoxStream;
 use roomkit_graph::{EngineState, Graph};
 use roomkit_graph_store::{
-    Lease, Millis, NewRun, RunFilter, RunRecord, StepCommit, Store, StoreError, StoredGraph, TokenRecord,
-    TranscriptEvent, now_millis,
+    FilterValue, Lease, Millis, NewRun, RunFilter, RunRecord, StepCommit, Store, StoreError, StoredGraph,
+    TokenRecord, TranscriptEvent, now_millis,
 };
 use serde_json::{Map, Value};
 use tokio::sync::{broadcast, mpsc};
@@ -741,27 +741,12 @@ impl PostgresStore {
         let client = self.client().await?;
         let mut conditions: Vec<String> = Vec::new();
         let mut values: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-        let mut condition = |column: &str, op: &str, value: Box<dyn ToSql + Sync + Send>| {
-            values.push(value);
+        for (column, op, value) in filter.conditions() {
+            values.push(match value {
+                FilterValue::Text(text) => Box::new(text),
+                FilterValue::Millis(millis) => Box::new(millis),
+            });
             conditions.push(format!("{column} {op} ${}", values.len()));
-        };
-        if let Some(org) = &filter.org {
-            condition("org", "=", Box::new(org.clone()));
-        }
-        if let Some(graph_id) = &filter.graph_id {
-            condition("graph_id", "=", Box::new(graph_id.clone()));
-        }
-        if let Some(status) = filter.status {
-            condition("status", "=", Box::new(status.as_str()));
-        }
-        if let Some(from) = filter.created_from {
-            condition("created_at", ">=", Box::new(from));
-        }
-        if let Some(until) = filter.created_until {
-            condition("created_at", "<", Box::new(until));
-        }
-        if let Some(due_by) = filter.due_by {
-            condition("wake_at", "<=", Box::new(due_by));
         }
         let mut sql = format!("SELECT {RUN_COLUMNS} FROM roomkit_graph.runs");
         if !conditions.is_empty() {

@@ -4,7 +4,8 @@
 
 use roomkit_graph::{EngineState, Graph};
 use roomkit_graph_store::{
-    Entry, RunFilter, RunRecord, RunStatus, StoreError, StoredGraph, TokenRecord, TranscriptEvent,
+    Entry, FilterValue, RunFilter, RunRecord, RunStatus, StoreError, StoredGraph, TokenRecord,
+    TranscriptEvent,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -173,29 +174,12 @@ pub(crate) fn load_run(conn: &mut Connection, run_id: &str) -> Result<(RunRecord
 pub(crate) fn list_runs(conn: &Connection, filter: &RunFilter) -> Result<Vec<RunRecord>, DbError> {
     let mut conditions = Vec::new();
     let mut values = Vec::new();
-    if let Some(org) = &filter.org {
-        values.push(SqlValue::Text(org.clone()));
-        conditions.push(format!("org = ?{}", values.len()));
-    }
-    if let Some(graph_id) = &filter.graph_id {
-        values.push(SqlValue::Text(graph_id.clone()));
-        conditions.push(format!("graph_id = ?{}", values.len()));
-    }
-    if let Some(status) = filter.status {
-        values.push(SqlValue::Text(status.as_str().to_owned()));
-        conditions.push(format!("status = ?{}", values.len()));
-    }
-    if let Some(from) = filter.created_from {
-        values.push(SqlValue::Integer(from));
-        conditions.push(format!("created_at >= ?{}", values.len()));
-    }
-    if let Some(until) = filter.created_until {
-        values.push(SqlValue::Integer(until));
-        conditions.push(format!("created_at < ?{}", values.len()));
-    }
-    if let Some(due_by) = filter.due_by {
-        values.push(SqlValue::Integer(due_by));
-        conditions.push(format!("wake_at <= ?{}", values.len()));
+    for (column, op, value) in filter.conditions() {
+        values.push(match value {
+            FilterValue::Text(text) => SqlValue::Text(text),
+            FilterValue::Millis(millis) => SqlValue::Integer(millis),
+        });
+        conditions.push(format!("{column} {op} ?{}", values.len()));
     }
     let mut sql = format!("SELECT {RUN_COLUMNS} FROM runs");
     if !conditions.is_empty() {

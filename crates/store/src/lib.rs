@@ -34,7 +34,7 @@ use roomkit_graph::{EngineState, Graph};
 pub use access::{DEFAULT_ORG, TokenRecord};
 pub use error::StoreError;
 pub use lease::Lease;
-pub use run::{NewRun, RunFilter, RunRecord, RunStatus, StepCommit, StoredGraph};
+pub use run::{FilterValue, NewRun, RunFilter, RunRecord, RunStatus, StepCommit, StoredGraph};
 pub use transcript::{Entry, TranscriptEvent, render_text};
 
 /// Milliseconds since the Unix epoch.

@@ -207,3 +207,44 @@ pub struct RunFilter {
     /// At most this many (all when none).
     pub limit: Option<usize>,
 }
+
+/// A value a [`RunFilter`] compares a column with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FilterValue {
+    /// Text: an id or a status.
+    Text(String),
+    /// A time in [`Millis`].
+    Millis(Millis),
+}
+
+impl RunFilter {
+    /// The filter as SQL conditions on the columns of a runs table, all to
+    /// hold: `(column, operator, value)`, for a backend to bind in its own way.
+    ///
+    /// ```
+    /// use roomkit_graph_store::{FilterValue, RunFilter, RunStatus};
+    /// let filter = RunFilter { status: Some(RunStatus::Waiting), due_by: Some(5), ..RunFilter::default() };
+    /// assert_eq!(
+    ///     filter.conditions(),
+    ///     [("status", "=", FilterValue::Text("waiting".into())), ("wake_at", "<=", FilterValue::Millis(5))]
+    /// );
+    /// ```
+    pub fn conditions(&self) -> Vec<(&'static str, &'static str, FilterValue)> {
+        let text = |column, value: &Option<String>| {
+            value.clone().map(|value| (column, "=", FilterValue::Text(value)))
+        };
+        let millis =
+            |column, op, value: Option<Millis>| value.map(|value| (column, op, FilterValue::Millis(value)));
+        [
+            text("org", &self.org),
+            text("graph_id", &self.graph_id),
+            text("status", &self.status.map(|status| status.as_str().to_owned())),
+            millis("created_at", ">=", self.created_from),
+            millis("created_at", "<", self.created_until),
+            millis("wake_at", "<=", self.due_by),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
