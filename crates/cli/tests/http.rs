@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use roomkit_graph_triggers::sign;
 use serde_json::{Value, json};
-use server::{Server, SseReader, client};
+use server::{Server, SseEvent, SseReader, client};
 
 fn review_graph() -> Value {
     json!({"id": "review", "name": "Review", "trigger": {"type": "manual"},
@@ -62,6 +62,18 @@ async fn until_run(server: &Server, token: &str, run_id: &str, done: impl Fn(&Va
     }
 }
 
+/// Checks that `seen` is a whole answered run's stream: from its start to its
+/// end (after which the stream ended), the answer among them, every event
+/// once and in order.
+fn assert_whole_answered_run(seen: &[SseEvent]) {
+    let kinds: Vec<&str> = seen.iter().map(|event| event.event.as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"run_started"));
+    assert_eq!(kinds.last(), Some(&"run_completed"), "the stream ends after the final event: {kinds:?}");
+    assert!(kinds.contains(&"answer_received"));
+    let ids: Vec<u64> = seen.iter().map(|event| event.id.as_deref().unwrap().parse().unwrap()).collect();
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>(), "every event once, in order");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_person_answers_over_http_while_a_client_follows_the_run_live() {
     let server = Server::start(&[]);
@@ -107,12 +119,7 @@ async fn a_person_answers_over_http_while_a_client_follows_the_run_live() {
     while let Some(event) = live.next().await {
         seen.push(event);
     }
-    let kinds: Vec<&str> = seen.iter().map(|event| event.event.as_str()).collect();
-    assert_eq!(kinds.first(), Some(&"run_started"));
-    assert_eq!(kinds.last(), Some(&"run_completed"), "the stream ends after the final event: {kinds:?}");
-    assert!(kinds.contains(&"answer_received"));
-    let ids: Vec<u64> = seen.iter().map(|event| event.id.as_deref().unwrap().parse().unwrap()).collect();
-    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>(), "every event once, in order");
+    assert_whole_answered_run(&seen);
 
     // Resuming from Last-Event-ID gives exactly the events after it.
     let resumed =
@@ -167,12 +174,7 @@ async fn two_servers_sharing_a_postgres_database_follow_and_answer_each_others_r
     while let Some(event) = tokio::time::timeout_at(deadline.into(), live.next()).await.unwrap() {
         seen.push(event);
     }
-    let kinds: Vec<&str> = seen.iter().map(|event| event.event.as_str()).collect();
-    assert_eq!(kinds.first(), Some(&"run_started"));
-    assert_eq!(kinds.last(), Some(&"run_completed"), "{kinds:?}");
-    assert!(kinds.contains(&"answer_received"));
-    let ids: Vec<u64> = seen.iter().map(|event| event.id.as_deref().unwrap().parse().unwrap()).collect();
-    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>(), "every event once, in order");
+    assert_whole_answered_run(&seen);
     let done = until_run(&one, &token, &run_id, |run| run["status"] == "completed").await;
     assert_eq!(done["current_node_id"], Value::Null);
 }
