@@ -151,6 +151,16 @@ fn cli(db: &Path, files: &(PathBuf, PathBuf), args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
+/// The transcript `cli` prints for `args`, which must succeed; shown on
+/// stderr, for the reader of the test's output.
+fn transcript_of(db: &Path, files: &(PathBuf, PathBuf), args: &[&str]) -> String {
+    let output = cli(db, files, args);
+    let transcript = text(&output.stdout);
+    eprintln!("{transcript}");
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    transcript
+}
+
 /// The run id in the hint a parked run prints on stderr.
 fn waiting_run(output: &Output) -> String {
     let stderr = text(&output.stderr);
@@ -196,10 +206,7 @@ fn bug_triage_escalates_a_critical_bug_on_slack_and_labels_the_rest() {
     let graph = graph.to_str().unwrap();
 
     let input = r#"{"title": "Login is down", "body": "Every sign-in answers 500."}"#;
-    let output = cli(&db, &files, &["run", graph, "--input", input]);
-    let transcript = text(&output.stdout);
-    eprintln!("{transcript}");
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let transcript = transcript_of(&db, &files, &["run", graph, "--input", input]);
     assert_in_order(
         &transcript,
         &[
@@ -216,10 +223,7 @@ fn bug_triage_escalates_a_critical_bug_on_slack_and_labels_the_rest() {
     assert_eq!(server.slack_posts(), [json!({"text": "Critical bug: Login is down (Nobody can sign in.)"})]);
 
     let input = r#"{"title": "Typo on the pricing page"}"#;
-    let output = cli(&db, &files, &["run", graph, "--input", input]);
-    let transcript = text(&output.stdout);
-    eprintln!("{transcript}");
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let transcript = transcript_of(&db, &files, &["run", graph, "--input", input]);
     assert_in_order(
         &transcript,
         &[
@@ -269,10 +273,7 @@ fn content_review_parks_for_a_person_and_goes_round_the_revision_loop() {
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     assert_eq!(server.slack_posts(), [json!({"text": "Published: Durable workflows in Rust"})]);
 
-    let output = cli(&db, &files, &["show", &run]);
-    let transcript = text(&output.stdout);
-    eprintln!("{transcript}");
-    assert_eq!(output.status.code(), Some(0));
+    let transcript = transcript_of(&db, &files, &["show", &run]);
     assert_in_order(
         &transcript,
         &[
@@ -299,10 +300,7 @@ fn parallel_checks_run_their_agents_and_notification_side_by_side() {
     let graph = example("parallel-checks.json");
     let change = r#"{"change": "Rate-limit POST /login"}"#;
 
-    let output = cli(&db, &files, &["run", graph.to_str().unwrap(), "--input", change]);
-    let transcript = text(&output.stdout);
-    eprintln!("{transcript}");
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let transcript = transcript_of(&db, &files, &["run", graph.to_str().unwrap(), "--input", change]);
     for line in [
         "analyzer: It limits login attempts to five a minute per address.",
         "security-agent: No security issues: the limit only slows repeated attempts.",

@@ -22,13 +22,20 @@ fn claimable_ids(runs: &[roomkit_graph_store::RunRecord]) -> Vec<&str> {
     runs.iter().map(|run| run.run_id.as_str()).collect()
 }
 
+/// Two stores on one new file, as two processes (a and b), with graph `g`
+/// saved and run `r1` started, unclaimed.
+async fn two_stores_with_a_run() -> (tempfile::TempDir, SqliteStore, SqliteStore) {
+    let (dir, path) = db_path();
+    let a = SqliteStore::open(&path).expect("a opens the file");
+    let b = SqliteStore::open(&path).expect("b opens the file");
+    a.save_graph(DEFAULT_ORG, &graph("g")).await.expect("the graph is saved");
+    start_run(&a, "g", "r1").await;
+    (dir, a, b)
+}
+
 #[tokio::test]
 async fn a_claimed_run_is_only_claimable_again_by_its_owner_until_its_lease_expires() {
-    let (_dir, path) = db_path();
-    let a = SqliteStore::open(&path).unwrap();
-    let b = SqliteStore::open(&path).unwrap();
-    a.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
-    start_run(&a, "g", "r1").await;
+    let (_dir, a, b) = two_stores_with_a_run().await;
     assert_eq!(claimable_ids(&b.claimable_runs(now_millis(), 10).await.unwrap()), ["r1"]);
 
     let held = a.claim_run("r1", &lease("a", 300)).await.unwrap().expect("an unowned run is claimed");
@@ -50,11 +57,7 @@ async fn a_claimed_run_is_only_claimable_again_by_its_owner_until_its_lease_expi
 
 #[tokio::test]
 async fn a_commit_is_refused_while_another_owner_holds_a_live_lease_and_parking_releases() {
-    let (_dir, path) = db_path();
-    let a = SqliteStore::open(&path).unwrap();
-    let b = SqliteStore::open(&path).unwrap();
-    a.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
-    start_run(&a, "g", "r1").await;
+    let (_dir, a, b) = two_stores_with_a_run().await;
     let la = lease("a", 60_000);
     a.claim_run("r1", &la).await.unwrap().expect("claimed");
 
@@ -90,11 +93,7 @@ async fn a_commit_is_refused_while_another_owner_holds_a_live_lease_and_parking_
 
 #[tokio::test]
 async fn a_cancel_without_a_lease_wins_and_releases() {
-    let (_dir, path) = db_path();
-    let a = SqliteStore::open(&path).unwrap();
-    let b = SqliteStore::open(&path).unwrap();
-    a.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
-    start_run(&a, "g", "r1").await;
+    let (_dir, a, b) = two_stores_with_a_run().await;
     let la = lease("a", 60_000);
     a.claim_run("r1", &la).await.unwrap().expect("claimed");
 
@@ -118,11 +117,7 @@ async fn a_cancel_without_a_lease_wins_and_releases() {
 
 #[tokio::test]
 async fn a_release_lets_another_owner_take_the_run_at_once() {
-    let (_dir, path) = db_path();
-    let a = SqliteStore::open(&path).unwrap();
-    let b = SqliteStore::open(&path).unwrap();
-    a.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
-    start_run(&a, "g", "r1").await;
+    let (_dir, a, b) = two_stores_with_a_run().await;
     start_run(&a, "g", "r2").await;
     a.claim_run("r1", &lease("a", 60_000)).await.unwrap().expect("claimed");
     assert_eq!(claimable_ids(&b.claimable_runs(now_millis(), 10).await.unwrap()), ["r2"]);
