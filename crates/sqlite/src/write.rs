@@ -157,20 +157,24 @@ pub(crate) fn commit_step(
     append(conn, &events, writes)?;
 
     let last_seq = events.last().map_or(before.last_seq, |event| event.seq);
-    let after = commit.applied_to(before.clone(), last_seq, now);
+    let (status_before, wake_before) = (before.status, before.wake_at);
+    let lease_before = (before.owner.clone(), before.lease_until);
+    let after = commit.applied_to(before, last_seq, now);
+    let status_changed = after.status != status_before;
+    let wake_changed = after.wake_at != wake_before;
+    let lease_changed = (&after.owner, after.lease_until) != (&lease_before.0, lease_before.1);
     // Columns with an index (status, wake_at, lease_until) are set only when
     // they change, so a step does not rewrite their index pages.
     let mut sql = String::from(
         "UPDATE runs SET current_node_id = ?2, previous_node_id = ?3, error = ?4, version = ?5, \
          last_seq = ?6, updated_at = ?7",
     );
-    if after.status != before.status {
+    if status_changed {
         sql.push_str(", status = ?8");
     }
-    if after.wake_at != before.wake_at {
+    if wake_changed {
         sql.push_str(", wake_at = ?9");
     }
-    let lease_changed = (&after.owner, after.lease_until) != (&before.owner, before.lease_until);
     if lease_changed {
         sql.push_str(", owner = ?10, lease_until = ?11");
     }
@@ -185,10 +189,10 @@ pub(crate) fn commit_step(
         (6, SqlValue::Integer(sql_int(after.last_seq))),
         (7, SqlValue::Integer(now)),
     ];
-    if after.status != before.status {
+    if status_changed {
         bind.push((8, SqlValue::Text(after.status.as_str().to_owned())));
     }
-    if after.wake_at != before.wake_at {
+    if wake_changed {
         bind.push((9, after.wake_at.map_or(SqlValue::Null, SqlValue::Integer)));
     }
     if lease_changed {
