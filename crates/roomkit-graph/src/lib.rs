@@ -55,6 +55,7 @@ mod context;
 mod duration;
 mod engine;
 mod handler;
+pub mod limits;
 mod model;
 mod policy;
 mod template;
@@ -72,6 +73,7 @@ pub use handler::{
     HumanHandler, LogHandler, NodeHandler, NodeResult, NodeStatus, ParallelHandler, Scope, StartHandler,
     SwitchHandler,
 };
+pub use limits::{LimitError, Limits, Measure, measure};
 pub use model::{Edge, Graph, GraphError, Node, NodeType, Trigger};
 pub use policy::{NodePolicy, PolicyError};
 pub use template::{Template, TemplateError, ValueTemplate};

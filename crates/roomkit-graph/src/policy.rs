@@ -61,11 +61,24 @@ fn invalid(field: &str, message: String) -> PolicyError {
     PolicyError { field: field.to_owned(), message }
 }
 
+/// The most attempts a node may make.
+pub(crate) const MAX_ATTEMPTS: u32 = 100;
+
+/// The largest factor a growing backoff may have.
+pub(crate) const MAX_FACTOR: f64 = 100.0;
+
+/// The longest a timeout or a backoff wait may be: 30 days.
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(30 * 24 * 3600);
+
 fn duration(value: &Value, field: &str) -> Result<Duration, PolicyError> {
-    match value {
-        Value::String(text) => parse_duration(text).map_err(|e| invalid(field, e.to_string())),
-        other => Err(invalid(field, format!("a duration such as \"30s\" is needed, not {other}"))),
+    let duration = match value {
+        Value::String(text) => parse_duration(text).map_err(|e| invalid(field, e.to_string()))?,
+        other => return Err(invalid(field, format!("a duration such as \"30s\" is needed, not {other}"))),
+    };
+    if duration > MAX_WAIT {
+        return Err(invalid(field, format!("{value} is longer than the limit of 30 days")));
     }
+    Ok(duration)
 }
 
 impl NodePolicy {
@@ -80,11 +93,14 @@ impl NodePolicy {
         let retry =
             retry.as_object().ok_or_else(|| invalid("retry", format!("an object is needed, not {retry}")))?;
         if let Some(max) = retry.get("max_attempts") {
-            policy.max_attempts =
-                max.as_u64().and_then(|n| u32::try_from(n).ok()).filter(|&n| n >= 1).ok_or_else(|| {
+            policy.max_attempts = max
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|n| (1..=MAX_ATTEMPTS).contains(n))
+                .ok_or_else(|| {
                     invalid(
                         "retry.max_attempts",
-                        format!("a whole number of at least 1 is needed, not {max}"),
+                        format!("a whole number from 1 to {MAX_ATTEMPTS} is needed, not {max}"),
                     )
                 })?;
         }
@@ -96,10 +112,10 @@ impl NodePolicy {
                 }
                 if let Some(factor) = backoff.get("factor") {
                     policy.factor =
-                        factor.as_f64().filter(|f| f.is_finite() && *f >= 1.0).ok_or_else(|| {
+                        factor.as_f64().filter(|f| (1.0..=MAX_FACTOR).contains(f)).ok_or_else(|| {
                             invalid(
                                 "retry.backoff.factor",
-                                format!("a number of at least 1 is needed, not {factor}"),
+                                format!("a number from 1 to {MAX_FACTOR} is needed, not {factor}"),
                             )
                         })?;
                 }
@@ -116,10 +132,27 @@ impl NodePolicy {
         Ok(policy)
     }
 
-    /// How long to wait before attempt `next` (2, 3...).
+    /// How long to wait before attempt `next` (2, 3...): `initial`, growing
+    /// by `factor` at each attempt, never more than `max`, whatever the attempt.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use roomkit_graph::NodePolicy;
+    /// use serde_json::json;
+    ///
+    /// let config = json!({"retry": {"max_attempts": 100, "backoff": {"initial": "1s", "factor": 100, "max": "1h"}}});
+    /// let policy = NodePolicy::read(config.as_object().unwrap())?;
+    /// assert_eq!(policy.backoff(u32::MAX), Duration::from_secs(3600));
+    /// # Ok::<(), roomkit_graph::PolicyError>(())
+    /// ```
     pub fn backoff(&self, next: u32) -> Duration {
+        if self.initial.is_zero() {
+            return Duration::ZERO;
+        }
         let exponent = i32::try_from(next.saturating_sub(2)).unwrap_or(i32::MAX);
-        self.initial.mul_f64(self.factor.powi(exponent)).min(self.max)
+        let seconds = self.initial.as_secs_f64() * self.factor.powi(exponent);
+        // Past what a duration holds (or not a number at all): the longest wait.
+        Duration::try_from_secs_f64(seconds).unwrap_or(self.max).min(self.max)
     }
 }
 
@@ -147,6 +180,27 @@ mod tests {
         assert_eq!(read(json!({})).unwrap(), NodePolicy::default());
     }
 
+    /// Found by fuzzing: backoff panicked converting an overflowing float to a duration.
+    #[test]
+    fn backoff_never_overflows() {
+        let policies = [
+            NodePolicy::default(),
+            read(json!({"retry": {"max_attempts": 100, "backoff": {"initial": "0s"}}})).unwrap(),
+            read(json!({"retry": {"backoff": {"initial": "30d", "factor": 100, "max": "30d"}}})).unwrap(),
+            // Settings no graph may hold, made in code: still no panic.
+            NodePolicy { factor: 1e300, ..NodePolicy::default() },
+            NodePolicy { factor: f64::INFINITY, initial: Duration::ZERO, ..NodePolicy::default() },
+            NodePolicy { factor: f64::NAN, ..NodePolicy::default() },
+            NodePolicy { initial: Duration::MAX, max: Duration::MAX, ..NodePolicy::default() },
+        ];
+        for policy in policies {
+            for attempt in [0, 1, 2, 3, 66, 1100, u32::MAX] {
+                assert!(policy.backoff(attempt) <= policy.max, "{policy:?} at {attempt}");
+            }
+        }
+        assert_eq!(NodePolicy::default().backoff(66), Duration::from_secs(300));
+    }
+
     #[test]
     fn malformed_policies_name_their_field() {
         for (config, field) in [
@@ -155,6 +209,10 @@ mod tests {
             (json!({"retry": {"backoff": "soon"}}), "retry.backoff"),
             (json!({"retry": {"backoff": {"factor": 0.5}}}), "retry.backoff.factor"),
             (json!({"retry": true}), "retry"),
+            (json!({"retry": {"max_attempts": 101}}), "retry.max_attempts"),
+            (json!({"retry": {"backoff": {"factor": 1e300}}}), "retry.backoff.factor"),
+            (json!({"retry": {"backoff": {"initial": "1000000000s"}}}), "retry.backoff.initial"),
+            (json!({"timeout": "400d"}), "timeout"),
         ] {
             assert_eq!(read(config).unwrap_err().field, field);
         }

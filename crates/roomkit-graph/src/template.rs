@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 
 use crate::context::{Context, Layout, Path};
+use crate::limits::MAX_READ_DEPTH;
 
 /// Why a template could not be resolved.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -303,20 +304,46 @@ impl ValueTemplate {
 }
 
 impl Compiled {
+    /// Compiles `value`, copying each literal part once. Values nested deeper
+    /// than JSON text may be (possible only in code) are kept as literals.
     fn compile(value: &Value) -> Self {
-        let compiled = match value {
-            Value::String(text) if text.contains("{{") => match Template::parse(text) {
-                Ok(template) if template.is_literal() => return Compiled::Literal(value.clone()),
-                Ok(template) => Compiled::Text(template),
-                Err(error) => Compiled::Invalid(Box::new(error)),
-            },
-            Value::Array(items) => Compiled::Array(items.iter().map(Self::compile).collect()),
-            Value::Object(map) => {
-                Compiled::Object(map.iter().map(|(k, v)| (k.as_str().into(), Self::compile(v))).collect())
-            }
-            _ => return Compiled::Literal(value.clone()),
+        Self::placeholders(value, 0).unwrap_or_else(|| Compiled::Literal(value.clone()))
+    }
+
+    /// The compiled value, or `None` when it holds no placeholder (so the
+    /// caller keeps it as a literal, copied once at the top of the literal part).
+    fn placeholders(value: &Value, level: usize) -> Option<Self> {
+        if level > MAX_READ_DEPTH {
+            return None;
+        }
+        let literal = |value: &Value, compiled: Option<Self>| {
+            compiled.unwrap_or_else(|| Compiled::Literal(value.clone()))
         };
-        if compiled.is_literal() { Compiled::Literal(value.clone()) } else { compiled }
+        match value {
+            Value::String(text) if text.contains("{{") => match Template::parse(text) {
+                Ok(template) if template.is_literal() => None,
+                Ok(template) => Some(Compiled::Text(template)),
+                Err(error) => Some(Compiled::Invalid(Box::new(error))),
+            },
+            Value::Array(items) => {
+                let compiled: Vec<_> = items.iter().map(|item| Self::placeholders(item, level + 1)).collect();
+                compiled.iter().any(Option::is_some).then(|| {
+                    Compiled::Array(items.iter().zip(compiled).map(|(item, c)| literal(item, c)).collect())
+                })
+            }
+            Value::Object(map) => {
+                let compiled: Vec<_> = map.values().map(|item| Self::placeholders(item, level + 1)).collect();
+                compiled.iter().any(Option::is_some).then(|| {
+                    Compiled::Object(
+                        map.iter()
+                            .zip(compiled)
+                            .map(|((key, item), c)| (key.as_str().into(), literal(item, c)))
+                            .collect(),
+                    )
+                })
+            }
+            _ => None,
+        }
     }
 
     fn bind(&mut self, layout: &Arc<Layout>) {
@@ -325,15 +352,6 @@ impl Compiled {
             Compiled::Text(template) => template.bind(layout),
             Compiled::Array(items) => items.iter_mut().for_each(|item| item.bind(layout)),
             Compiled::Object(entries) => entries.iter_mut().for_each(|(_, item)| item.bind(layout)),
-        }
-    }
-
-    fn is_literal(&self) -> bool {
-        match self {
-            Compiled::Literal(_) => true,
-            Compiled::Text(_) | Compiled::Invalid(_) => false,
-            Compiled::Array(items) => items.iter().all(Self::is_literal),
-            Compiled::Object(entries) => entries.iter().all(|(_, v)| v.is_literal()),
         }
     }
 

@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::condition::Condition;
 use crate::duration::parse_duration;
 use crate::handler::{FUNCTION_ACTIONS, PARALLEL_JOINS};
+use crate::limits::{self, Limits, PARALLEL_NESTING, id_problem};
 use crate::model::{Graph, Node, NodeType};
 use crate::policy::NodePolicy;
 use crate::template::ValueTemplate;
@@ -54,6 +55,15 @@ pub enum ValidationCode {
     InvalidJoin,
     /// A malformed `retry` or `timeout` setting.
     InvalidPolicy,
+    /// A graph or node id that is empty, too long, or holds characters an id may not.
+    InvalidId,
+    /// A graph past one of its [`Limits`]: too many nodes or edges, a
+    /// configuration too deep or a string too long, parallel nodes nested too deep.
+    LimitExceeded,
+    /// A human node whose `actions` is not a list of distinct, non-empty strings.
+    InvalidActions,
+    /// A human node whose `prompt` is not a string.
+    InvalidPrompt,
 }
 
 impl ValidationCode {
@@ -78,6 +88,10 @@ impl ValidationCode {
             ValidationCode::InvalidParent => "invalid_parent",
             ValidationCode::InvalidJoin => "invalid_join",
             ValidationCode::InvalidPolicy => "invalid_policy",
+            ValidationCode::InvalidId => "invalid_id",
+            ValidationCode::LimitExceeded => "limit_exceeded",
+            ValidationCode::InvalidActions => "invalid_actions",
+            ValidationCode::InvalidPrompt => "invalid_prompt",
         }
     }
 }
@@ -155,14 +169,127 @@ impl Report {
     }
 }
 
-pub(crate) fn validate(graph: &Graph) -> Vec<ValidationError> {
+pub(crate) fn validate(graph: &Graph, limits: &Limits) -> Vec<ValidationError> {
     let mut report = Report { errors: Vec::new() };
+    if !size(graph, limits, &mut report) {
+        // Too large to look into: that is the one mistake reported.
+        return report.errors;
+    }
     structure(graph, &mut report);
     if report.errors.is_empty() {
         reachability(graph, &mut report);
     }
     configuration(graph, &mut report);
+    bounds(graph, limits, &mut report);
     report.errors
+}
+
+/// Whether the graph's node and edge counts are within the limits (reported when not).
+fn size(graph: &Graph, limits: &Limits, report: &mut Report) -> bool {
+    let mut within = true;
+    for (what, count, limit) in
+        [("nodes", graph.nodes().len(), limits.nodes), ("edges", graph.edges.len(), limits.edges)]
+    {
+        if count > limit {
+            within = false;
+            report.graph(
+                ValidationCode::LimitExceeded,
+                format!("the graph has {count} {what}, more than the limit of {limit}"),
+            );
+        }
+    }
+    within
+}
+
+/// Ids, and how deep and how long what the graph holds is.
+fn bounds(graph: &Graph, limits: &Limits, report: &mut Report) {
+    use ValidationCode::*;
+    if let Some(problem) = id_problem(&graph.id, limits.id_chars) {
+        report.graph(InvalidId, format!("graph id {}: {problem}", shown(&graph.id)));
+    }
+    if let Some(problem) = value_problem(&Value::Object(graph.metadata.clone()), limits) {
+        report.graph(LimitExceeded, format!("the graph's metadata {problem}"));
+    }
+    for node in graph.nodes() {
+        let id = node.id.as_str();
+        if let Some(problem) = id_problem(id, limits.id_chars) {
+            report.node(InvalidId, id, format!("node id {}: {problem}", shown(id)));
+        }
+        for (key, value) in node.config.iter().chain(&node.metadata) {
+            if let Some(problem) = value_problem(value, limits) {
+                report.field(LimitExceeded, id, key, format!("node {}: {key} {problem}", shown(id)));
+            }
+        }
+    }
+    for (i, edge) in graph.edges.iter().enumerate() {
+        let condition = edge.condition.as_ref().map(Condition::to_value).unwrap_or(Value::Null);
+        let metadata = Value::Object(edge.metadata.clone());
+        for (what, value) in [("condition", condition), ("metadata", metadata)] {
+            if let Some(problem) = value_problem(&value, limits) {
+                let field = format!("edges[{i}].{what}");
+                report.field(LimitExceeded, &edge.source, &field, format!("edge {i}: {what} {problem}"));
+            }
+        }
+    }
+}
+
+/// What makes a value of the graph too deep or hold a string too long, if anything.
+fn value_problem(value: &Value, limits: &Limits) -> Option<String> {
+    let depth = limits::depth(value);
+    if depth > limits.json_depth {
+        return Some(format!("nests {depth} levels deep, more than the limit of {}", limits.json_depth));
+    }
+    let mut stack = vec![value];
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::String(text) if text.len() > limits.config_string_bytes => {
+                return Some(format!(
+                    "holds a string of {} bytes, more than the limit of {}",
+                    text.len(),
+                    limits.config_string_bytes
+                ));
+            }
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) => stack.extend(map.values()),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// An id as shown in a message: quoted, and cut short when long.
+fn shown(id: &str) -> String {
+    match id.char_indices().nth(40) {
+        Some((end, _)) => format!("{:?}...", &id[..end]),
+        None => format!("{id:?}"),
+    }
+}
+
+/// What is wrong with a node's `parent` chain beyond its direct parent: the
+/// node is its own ancestor, or parallel nodes nest deeper than [`PARALLEL_NESTING`].
+fn ancestry_problem(graph: &Graph, node: &Node) -> Option<(ValidationCode, String)> {
+    let mut seen = HashSet::from([node.id.as_str()]);
+    let mut depth = 0;
+    let mut at = node;
+    while let Some(parent) = at.parent.as_deref().and_then(|p| graph.node(p)) {
+        if !seen.insert(parent.id.as_str()) {
+            let message = if parent.id == node.id {
+                format!("node {:?} is its own ancestor: a parallel node cannot run itself", node.id)
+            } else {
+                format!("node {:?}: its parents form a cycle through {:?}", node.id, parent.id)
+            };
+            return Some((ValidationCode::InvalidParent, message));
+        }
+        depth += 1;
+        if depth > PARALLEL_NESTING {
+            return Some((
+                ValidationCode::LimitExceeded,
+                format!("node {:?}: parallel nodes nest more than {PARALLEL_NESTING} levels deep", node.id),
+            ));
+        }
+        at = parent;
+    }
+    None
 }
 
 fn structure(graph: &Graph, report: &mut Report) {
@@ -286,7 +413,11 @@ fn configuration(graph: &Graph, report: &mut Report) {
                     "parent",
                     format!("node {id:?}: parent {parent:?} is a {} node, not a parallel node", p.node_type),
                 ),
-                Some(_) => {}
+                Some(_) => {
+                    if let Some((code, message)) = ancestry_problem(graph, node) {
+                        report.field(code, id, "parent", message);
+                    }
+                }
             }
         }
         match node.node_type {
@@ -309,6 +440,7 @@ fn configuration(graph: &Graph, report: &mut Report) {
                     }
                 }
             },
+            NodeType::Human => human_config(node, report),
             NodeType::Parallel => {
                 if let Some(join) =
                     node.config.get("join").filter(|j| !PARALLEL_JOINS.contains(&j.as_str().unwrap_or("")))
@@ -346,6 +478,55 @@ fn configuration(graph: &Graph, report: &mut Report) {
                 format!("edge {:?} -> {:?}: condition: {problem}", edge.source, edge.target),
             );
         }
+    }
+}
+
+/// A human node's `prompt` (a template string) and `actions` (the answers it takes).
+fn human_config(node: &Node, report: &mut Report) {
+    let id = node.id.as_str();
+    if let Some(prompt) = node.config.get("prompt").filter(|p| !p.is_string()) {
+        report.field(
+            ValidationCode::InvalidPrompt,
+            id,
+            "prompt",
+            format!("node {id:?}: \"prompt\" must be a string (a template), not {}", kind(prompt)),
+        );
+    }
+    let Some(actions) = node.config.get("actions") else { return };
+    let problem = match actions.as_array() {
+        None => Some(format!(
+            "must be a list of strings such as [\"approve\", \"reject\"], not {}",
+            kind(actions)
+        )),
+        Some(items) => {
+            let mut seen = HashSet::new();
+            items.iter().find_map(|item| match item.as_str() {
+                None => Some(format!("must hold only strings, not {}", kind(item))),
+                Some("") => Some("holds an empty action".to_owned()),
+                Some(action) if !seen.insert(action) => Some(format!("holds {action:?} twice")),
+                Some(_) => None,
+            })
+        }
+    };
+    if let Some(problem) = problem {
+        report.field(
+            ValidationCode::InvalidActions,
+            id,
+            "actions",
+            format!("node {id:?}: \"actions\" {problem}"),
+        );
+    }
+}
+
+/// A JSON value's kind, for messages: `a number`, `an object`...
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
     }
 }
 

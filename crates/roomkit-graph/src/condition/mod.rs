@@ -6,6 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value, json};
 
 use crate::context::Path;
+use crate::limits::{self, CONDITION_NESTING, MAX_READ_DEPTH};
 
 pub use eval::ConditionError;
 
@@ -208,14 +209,37 @@ impl Condition {
     }
 
     /// Reads a condition from JSON. Never fails: unknown types and malformed
-    /// conditions are kept as they are (see [`Condition`]).
+    /// conditions are kept as they are (see [`Condition`]). Conditions nested
+    /// more than [`CONDITION_NESTING`] levels are malformed (kept without their
+    /// JSON when it is deeper than JSON text may be).
+    ///
+    /// ```
+    /// use roomkit_graph::Condition;
+    /// use serde_json::json;
+    ///
+    /// let mut value = json!({"type": "otherwise"});
+    /// for _ in 0..100 {
+    ///     value = json!({"type": "not", "conditions": [value]});
+    /// }
+    /// let condition = Condition::from_value(&value);
+    /// assert!(condition.problem().unwrap().contains("nested more than"));
+    /// ```
     pub fn from_value(value: &Value) -> Condition {
-        let malformed = |reason: &str| Condition::Malformed { raw: value.clone(), reason: reason.to_owned() };
+        Condition::read(value, 1)
+    }
+
+    fn read(value: &Value, level: usize) -> Condition {
+        let malformed = |reason: &str| Condition::Malformed { raw: kept(value), reason: reason.to_owned() };
         let Some(object) = value.as_object() else {
             return malformed("a condition must be a JSON object");
         };
+        if level > CONDITION_NESTING {
+            return malformed(&format!("conditions are nested more than {CONDITION_NESTING} levels deep"));
+        }
         let list = |conditions: fn(Vec<Condition>) -> Condition| match object.get("conditions") {
-            Some(Value::Array(items)) => conditions(items.iter().map(Condition::from_value).collect()),
+            Some(Value::Array(items)) => {
+                conditions(items.iter().map(|item| Condition::read(item, level + 1)).collect())
+            }
             _ => malformed("\"conditions\" must be an array of conditions"),
         };
         match object.get("type").and_then(Value::as_str) {
@@ -229,7 +253,7 @@ impl Condition {
                 Condition::Field(FieldCondition {
                     path: Path::parse(path),
                     op: Op::parse(op),
-                    value: object.get("value").cloned().unwrap_or(Value::Null),
+                    value: object.get("value").map_or(Value::Null, kept),
                 })
             }
             Some("all") => list(Condition::All),
@@ -241,29 +265,68 @@ impl Condition {
                 other => other,
             },
             Some("otherwise") => Condition::Otherwise,
-            Some(_) => Condition::Unknown(value.clone()),
+            Some(_) => Condition::Unknown(kept(value)),
             None => malformed("a condition needs a \"type\" string"),
         }
     }
 
-    /// Writes the condition as JSON.
+    /// Writes the condition as JSON (each part copied once, without
+    /// recursion, however deep a condition built in code is).
     pub fn to_value(&self) -> Value {
-        let list = |kind: &str, items: &[Condition]| json!({"type": kind, "conditions": items.iter().map(Condition::to_value).collect::<Vec<_>>()});
-        match self {
-            Condition::Field(field) => {
-                let mut map = Map::with_capacity(4);
-                map.insert("type".into(), "field".into());
-                map.insert("path".into(), field.path.as_str().into());
-                map.insert("op".into(), field.op.as_str().into());
-                map.insert("value".into(), field.value.clone());
-                Value::Object(map)
-            }
-            Condition::All(items) => list("all", items),
-            Condition::Any(items) => list("any", items),
-            Condition::Not(items) => list("not", items),
-            Condition::Otherwise => json!({"type": "otherwise"}),
-            Condition::Unknown(raw) | Condition::Malformed { raw, .. } => raw.clone(),
+        /// Work left: a condition to write, or a list to close over its last `n` written parts.
+        enum Work<'a> {
+            Write(&'a Condition),
+            Close(&'static str, usize),
         }
+        let mut work = vec![Work::Write(self)];
+        let mut written: Vec<Value> = Vec::new();
+        while let Some(next) = work.pop() {
+            match next {
+                Work::Write(condition) => match condition {
+                    Condition::All(items) | Condition::Any(items) | Condition::Not(items) => {
+                        let kind = match condition {
+                            Condition::All(_) => "all",
+                            Condition::Any(_) => "any",
+                            _ => "not",
+                        };
+                        work.push(Work::Close(kind, items.len()));
+                        work.extend(items.iter().rev().map(Work::Write));
+                    }
+                    Condition::Field(field) => {
+                        let mut map = Map::with_capacity(4);
+                        map.insert("type".into(), "field".into());
+                        map.insert("path".into(), field.path.as_str().into());
+                        map.insert("op".into(), field.op.as_str().into());
+                        map.insert("value".into(), field.value.clone());
+                        written.push(Value::Object(map));
+                    }
+                    Condition::Otherwise => written.push(json!({"type": "otherwise"})),
+                    Condition::Unknown(raw) | Condition::Malformed { raw, .. } => written.push(raw.clone()),
+                },
+                Work::Close(kind, n) => {
+                    let items = written.split_off(written.len().saturating_sub(n));
+                    let mut map = Map::with_capacity(2);
+                    map.insert("type".into(), kind.into());
+                    map.insert("conditions".into(), Value::Array(items));
+                    written.push(Value::Object(map));
+                }
+            }
+        }
+        written.pop().unwrap_or(Value::Null)
+    }
+
+    /// How deep `all`, `any` and `not` nest in this condition (1 for a field
+    /// condition), counted without recursion.
+    pub fn nesting(&self) -> usize {
+        let mut deepest = 0;
+        let mut stack = vec![(self, 1)];
+        while let Some((condition, level)) = stack.pop() {
+            deepest = deepest.max(level);
+            if let Condition::All(items) | Condition::Any(items) | Condition::Not(items) = condition {
+                stack.extend(items.iter().map(|item| (item, level + 1)));
+            }
+        }
+        deepest
     }
 
     /// The first problem that makes this condition unusable, if any: malformed
@@ -286,9 +349,31 @@ impl Condition {
     }
 }
 
+/// A part of a condition's JSON kept as it was read, unless it nests deeper
+/// than JSON text may (possible only for values built in code): then null.
+fn kept(value: &Value) -> Value {
+    if limits::depth(value) > MAX_READ_DEPTH { Value::Null } else { value.clone() }
+}
+
 impl Serialize for Condition {
+    /// Refused for a condition (built in code) whose JSON would nest deeper
+    /// than JSON text may: it could not be read back.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.to_value().serialize(serializer)
+        // Each level of nesting is two levels of JSON (an object, its list).
+        let nesting = self.nesting();
+        if nesting.saturating_mul(2) > MAX_READ_DEPTH {
+            return Err(serde::ser::Error::custom(format!(
+                "the condition is nested {nesting} levels deep, more than JSON text may hold"
+            )));
+        }
+        let value = self.to_value();
+        let depth = limits::depth(&value);
+        if depth > MAX_READ_DEPTH {
+            return Err(serde::ser::Error::custom(format!(
+                "the condition nests {depth} levels deep as JSON, more than the {MAX_READ_DEPTH} JSON text may"
+            )));
+        }
+        value.serialize(serializer)
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
 
+use crate::limits::measure;
 pub use path::Path;
 use path::Scope;
 
@@ -63,6 +64,8 @@ pub struct Context {
     extra: Map<String, Value>,
     /// The slot of the node whose output the `input` scope reads.
     input: Option<usize>,
+    /// The sum of the outputs' sizes as JSON (of whole entries outside the layout).
+    bytes: usize,
 }
 
 const OUTPUT: &str = "output";
@@ -79,20 +82,28 @@ fn wrap(output: Value) -> Value {
 struct Slot {
     output: Value,
     entry: OnceLock<Box<Value>>,
+    /// The output's size as JSON (the entry's, for an entry saved in another shape).
+    bytes: usize,
 }
 
 impl Slot {
-    fn new(output: Value) -> Self {
-        Slot { output, entry: OnceLock::new() }
+    fn new(output: Value, bytes: usize) -> Self {
+        Slot { output, entry: OnceLock::new(), bytes }
     }
 
     /// A saved entry: `{"output": value}` (anything else is kept as it is).
     fn from_entry(entry: Value) -> Self {
         match entry {
             Value::Object(mut map) if map.len() == 1 && map.contains_key(OUTPUT) => {
-                Slot::new(map.remove(OUTPUT).unwrap_or(Value::Null))
+                let output = map.remove(OUTPUT).unwrap_or(Value::Null);
+                let bytes = measure(&output).bytes;
+                Slot::new(output, bytes)
             }
-            other => Slot { output: Value::Null, entry: OnceLock::from(Box::new(other)) },
+            other => Slot {
+                output: Value::Null,
+                bytes: measure(&other).bytes,
+                entry: OnceLock::from(Box::new(other)),
+            },
         }
     }
 
@@ -118,7 +129,7 @@ impl Context {
     /// An empty context laid out for a graph.
     pub(crate) fn with_layout(layout: Arc<Layout>) -> Self {
         let slots = vec![None; layout.ids.len()];
-        Context { layout, slots, extra: Map::new(), input: None }
+        Context { layout, slots, extra: Map::new(), input: None, bytes: 0 }
     }
 
     /// A context laid out for a graph, holding saved entries.
@@ -126,8 +137,13 @@ impl Context {
         let mut context = Context::with_layout(layout);
         for (id, entry) in entries {
             match context.layout.slot(&id) {
-                Some(slot) => context.slots[slot] = Some(Slot::from_entry(entry)),
+                Some(slot) => {
+                    let slot_entry = Slot::from_entry(entry);
+                    context.bytes += slot_entry.bytes;
+                    context.slots[slot] = Some(slot_entry);
+                }
                 None => {
+                    context.bytes += measure(&entry).bytes;
                     context.extra.insert(id, entry);
                 }
             }
@@ -137,10 +153,14 @@ impl Context {
 
     /// The entries, as saved: `{node_id: {"output": value}}`, in graph order.
     pub fn to_entries(&self) -> Map<String, Value> {
-        let mut entries = Map::with_capacity(self.extra.len() + self.slots.len());
+        let filled = self.slots.iter().filter(|slot| slot.is_some()).count();
+        let mut entries = Map::with_capacity(self.extra.len() + filled);
         for (id, slot) in self.layout.ids.iter().zip(&self.slots) {
             if let Some(slot) = slot {
-                entries.insert(id.clone(), slot.entry().clone());
+                // One copy of the output, without keeping a wrapped one.
+                let entry =
+                    slot.entry.get().map_or_else(|| wrap(slot.output.clone()), |entry| (**entry).clone());
+                entries.insert(id.clone(), entry);
             }
         }
         entries.extend(self.extra.iter().map(|(id, entry)| (id.clone(), entry.clone())));
@@ -157,12 +177,39 @@ impl Context {
 
     /// Stores `output` as node `node_id`'s output, replacing an earlier one.
     pub fn set_output(&mut self, node_id: &str, output: Value) {
+        let bytes = measure(&output).bytes;
         match self.layout.slot(node_id) {
-            Some(slot) => self.slots[slot] = Some(Slot::new(output)),
+            Some(slot) => self.set_output_at(slot, output, bytes),
             None => {
-                self.extra.insert(node_id.to_owned(), wrap(output));
+                let entry = wrap(output);
+                self.bytes += measure(&entry).bytes;
+                if let Some(old) = self.extra.insert(node_id.to_owned(), entry) {
+                    self.bytes -= measure(&old).bytes;
+                }
             }
         }
+    }
+
+    /// The sum of the sizes of the outputs stored, as compact JSON (what
+    /// [`Limits::context_bytes`](crate::Limits::context_bytes) bounds).
+    ///
+    /// ```
+    /// use roomkit_graph::Context;
+    /// use serde_json::json;
+    ///
+    /// let mut context = Context::new("start");
+    /// context.set_output("start", json!({"input": {"n": 1}}));
+    /// assert_eq!(context.size(), r#"{"input":{"n":1}}"#.len());
+    /// context.set_output("start", json!({"input": null}));
+    /// assert_eq!(context.size(), r#"{"input":null}"#.len());
+    /// ```
+    pub fn size(&self) -> usize {
+        self.bytes
+    }
+
+    /// The size of the output in a slot (0 when it has none).
+    pub(crate) fn size_at(&self, slot: usize) -> usize {
+        self.slots[slot].as_ref().map_or(0, |slot| slot.bytes)
     }
 
     /// Forgets every output, keeping the layout.
@@ -170,11 +217,13 @@ impl Context {
         self.slots.iter_mut().for_each(|slot| *slot = None);
         self.extra.clear();
         self.input = None;
+        self.bytes = 0;
     }
 
-    /// Stores `output` in the node's slot of this context's layout.
-    pub(crate) fn set_output_at(&mut self, slot: usize, output: Value) {
-        self.slots[slot] = Some(Slot::new(output));
+    /// Stores `output`, of `bytes` bytes as JSON, in the node's slot of this context's layout.
+    pub(crate) fn set_output_at(&mut self, slot: usize, output: Value, bytes: usize) {
+        self.bytes = self.bytes - self.size_at(slot) + bytes;
+        self.slots[slot] = Some(Slot::new(output, bytes));
     }
 
     /// Node `node_id`'s output, if it has one.

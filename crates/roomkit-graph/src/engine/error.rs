@@ -1,5 +1,6 @@
 use crate::condition::ConditionError;
 use crate::handler::HandlerError;
+use crate::limits::LimitError;
 use crate::template::TemplateError;
 
 /// Why a run could not go on. The run stays where it was (see each variant), so
@@ -43,6 +44,18 @@ pub enum EngineError {
     /// start node, a state that does not fit the graph...). Nothing changed.
     #[error("{0}")]
     InvalidArgument(String),
+    /// What a step (or the trigger data, or an answer) would store goes past
+    /// the run's [`Limits`](crate::Limits): nothing was stored and the run
+    /// stays on the node. Never routed by error edges.
+    #[error("node {node:?}: {what} {source}")]
+    Limit {
+        /// The node whose step (or answer) it is.
+        node: String,
+        /// What is too large: `its output`, `the answer`, `the trigger data`...
+        what: String,
+        /// Which limit, and by how much.
+        source: LimitError,
+    },
     /// The run executed as many steps as its limit allows; it stays on the node
     /// it would have run next.
     #[error("step limit of {limit} reached before node {node:?}")]
@@ -69,10 +82,13 @@ pub enum ErrorKind {
     InvalidArgument,
     /// [`EngineError::StepLimit`]
     StepLimit,
+    /// [`EngineError::Limit`]
+    Limit,
 }
 
 impl ErrorKind {
-    /// `template`, `condition`, `execution`, `no_transition`, `invalid_argument` or `step_limit`.
+    /// `template`, `condition`, `execution`, `no_transition`, `invalid_argument`,
+    /// `step_limit` or `limit`.
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Template => "template",
@@ -81,6 +97,7 @@ impl ErrorKind {
             ErrorKind::NoTransition => "no_transition",
             ErrorKind::InvalidArgument => "invalid_argument",
             ErrorKind::StepLimit => "step_limit",
+            ErrorKind::Limit => "limit",
         }
     }
 }
@@ -95,6 +112,7 @@ impl EngineError {
             EngineError::NoTransition { .. } => ErrorKind::NoTransition,
             EngineError::InvalidArgument(_) => ErrorKind::InvalidArgument,
             EngineError::StepLimit { .. } => ErrorKind::StepLimit,
+            EngineError::Limit { .. } => ErrorKind::Limit,
         }
     }
 
@@ -105,7 +123,8 @@ impl EngineError {
             | EngineError::Condition { node, .. }
             | EngineError::Execution { node, .. }
             | EngineError::NoTransition { node }
-            | EngineError::StepLimit { node, .. } => Some(node),
+            | EngineError::StepLimit { node, .. }
+            | EngineError::Limit { node, .. } => Some(node),
             EngineError::InvalidArgument(_) => None,
         }
     }
@@ -119,6 +138,7 @@ impl EngineError {
                 EngineError::Execution { node, message: error.to_string() }
             }
             HandlerError::Execution(message) => EngineError::Execution { node, message },
+            HandlerError::Limit(source) => EngineError::Limit { node, what: "its output".to_owned(), source },
         }
     }
 }

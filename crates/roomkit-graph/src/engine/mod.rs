@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use crate::clock::{Clock, SystemClock};
 use crate::context::Context;
 use crate::handler::{HandlerError, Handlers, NodeHandler, NodeResult, NodeStatus, Scope};
+use crate::limits::{LimitError, Limits};
 use crate::model::{Graph, NodeType};
 
 pub use error::{EngineError, ErrorKind};
@@ -57,6 +58,7 @@ pub struct Workflow {
     handlers: Arc<[Option<Arc<dyn NodeHandler>>]>,
     clock: Arc<dyn Clock>,
     max_steps: Option<u64>,
+    limits: Arc<Limits>,
 }
 
 impl Workflow {
@@ -64,7 +66,51 @@ impl Workflow {
     pub fn new(graph: Graph, handlers: Handlers) -> Self {
         let plan = Plan::new(graph);
         let handlers = plan.graph().nodes().iter().map(|node| handlers.for_node(node).cloned()).collect();
-        Workflow { plan: Arc::new(plan), handlers, clock: Arc::new(SystemClock), max_steps: None }
+        Workflow {
+            plan: Arc::new(plan),
+            handlers,
+            clock: Arc::new(SystemClock),
+            max_steps: None,
+            limits: Arc::new(Limits::default()),
+        }
+    }
+
+    /// Bounds what runs may store: trigger data, answers and each step's
+    /// outputs past `limits` fail with [`EngineError::Limit`], storing nothing
+    /// ([`Limits::default`] unless set).
+    ///
+    /// ```
+    /// use roomkit_graph::{Edge, EngineError, Graph, Handlers, Limits, Node, Trigger, Workflow};
+    /// use serde_json::json;
+    ///
+    /// let mut graph = Graph::new("g", "G", Trigger::manual());
+    /// graph.add_nodes([
+    ///     Node::new("start", "start"),
+    ///     Node::new("big", "function")
+    ///         .with_config(json!({"action": "json_transform", "template": {"twice": "{{trigger.text}}{{trigger.text}}"}})),
+    ///     Node::new("end", "end"),
+    /// ])?;
+    /// graph.add_edges([Edge::new("start", "big"), Edge::new("big", "end")]);
+    /// let workflow = Workflow::new(graph, Handlers::builtin())
+    ///     .with_limits(Limits { output_bytes: 1000, ..Limits::default() });
+    /// let mut engine = workflow.engine();
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
+    /// let error = engine.run(json!({"text": "x".repeat(500)})).await.unwrap_err();
+    /// assert!(matches!(error, EngineError::Limit { ref node, .. } if node == "big"));
+    /// assert_eq!(error.to_string(), "node \"big\": its output is 1012 bytes as JSON, more than the limit of 1000");
+    /// assert_eq!(engine.context().get("big"), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = Arc::new(limits);
+        self
+    }
+
+    /// The limits runs of this workflow keep to.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// Uses `clock` for delays.
@@ -263,8 +309,19 @@ impl WorkflowEngine {
     pub fn start(&mut self, trigger: Value) -> Result<(), EngineError> {
         let plan = Arc::clone(&self.workflow.plan);
         let start = plan.start()?;
+        let limit = |source| EngineError::Limit {
+            node: plan.id(start).to_owned(),
+            what: "the trigger data".to_owned(),
+            source,
+        };
+        let bytes = self.workflow.limits.check_value(&trigger).map_err(limit)?;
+        if bytes > self.workflow.limits.context_bytes {
+            return Err(limit(LimitError::Context { bytes, limit: self.workflow.limits.context_bytes }));
+        }
         self.context.clear();
-        self.context.set_output_at(start, start_output(trigger));
+        let output = start_output(trigger);
+        let bytes = crate::limits::measure(&output).bytes;
+        self.context.set_output_at(start, output, bytes);
         self.current = Some(start);
         self.previous = None;
         self.waiting = false;
@@ -306,23 +363,30 @@ impl WorkflowEngine {
             }
         };
 
-        // Check every child id before storing anything, so a bad result stores nothing.
-        if let Some((child, _)) = child_outputs.iter().find(|(child, _)| plan.index(child).is_none()) {
-            let message =
-                format!("its handler wrote an output for {child:?}, which is not a node of the graph");
-            self.send_lifecycle_complete(node, NodeStatus::Failed);
-            return Err(EngineError::Execution { node: plan.id(node).to_owned(), message });
-        }
-        self.written.clear();
+        // Check every write before storing anything, so a bad result stores nothing.
+        let mut writes = Vec::with_capacity(child_outputs.len() + 1);
         for (child, output) in child_outputs {
-            if let (Some(index), false) = (plan.index(&child), output.is_null()) {
-                self.context.set_output_at(index, output);
-                self.written.push(index);
-            }
+            let Some(index) = plan.index(&child) else {
+                let message =
+                    format!("its handler wrote an output for {child:?}, which is not a node of the graph");
+                self.send_lifecycle_complete(node, NodeStatus::Failed);
+                return Err(EngineError::Execution { node: plan.id(node).to_owned(), message });
+            };
+            writes.push((index, output));
         }
-        if !output.is_null() {
-            self.context.set_output_at(node, output);
-            self.written.push(node);
+        writes.push((node, output));
+        writes.retain(|(_, output)| !output.is_null());
+        let sizes = match self.check_writes(node, &writes) {
+            Ok(sizes) => sizes,
+            Err(error) => {
+                self.send_lifecycle_complete(node, NodeStatus::Failed);
+                return Err(error);
+            }
+        };
+        self.written.clear();
+        for ((index, output), bytes) in writes.into_iter().zip(sizes) {
+            self.context.set_output_at(index, output, bytes);
+            self.written.push(index);
         }
 
         match status {
@@ -361,6 +425,44 @@ impl WorkflowEngine {
         Ok(next.is_some())
     }
 
+    /// Checks what a step of `node` would store against the limits: each
+    /// output's depth and size, and the context's size after them (a step that
+    /// shrinks an oversized context, restored from an older state, may go on).
+    /// Returns each output's size.
+    fn check_writes(&self, node: usize, writes: &[(usize, Value)]) -> Result<Vec<usize>, EngineError> {
+        let plan = &self.workflow.plan;
+        let limits = &*self.workflow.limits;
+        let mut sizes = Vec::with_capacity(writes.len());
+        let (before, mut after) = (self.context.size(), self.context.size());
+        for (index, output) in writes {
+            let what = if *index == node {
+                "its output".to_owned()
+            } else {
+                format!("the output it wrote for {:?}", plan.id(*index))
+            };
+            let bytes = if plan.node(*index).node_type == NodeType::Start {
+                // The trigger data under `input`: checked when the run started.
+                crate::limits::measure(output).bytes
+            } else {
+                limits.check_value(output).map_err(|source| EngineError::Limit {
+                    node: plan.id(node).to_owned(),
+                    what,
+                    source,
+                })?
+            };
+            after = after - self.context.size_at(*index).min(after) + bytes;
+            sizes.push(bytes);
+        }
+        if after > limits.context_bytes && after > before {
+            return Err(EngineError::Limit {
+                node: plan.id(node).to_owned(),
+                what: "its output".to_owned(),
+                source: LimitError::Context { bytes: after, limit: limits.context_bytes },
+            });
+        }
+        Ok(sizes)
+    }
+
     async fn execute(&self, node: usize) -> Result<NodeResult, HandlerError> {
         let workflow = &self.workflow;
         let plan = &*workflow.plan;
@@ -376,6 +478,7 @@ impl WorkflowEngine {
             run_id: &self.run_id,
             attempt: self.attempt,
             node,
+            limits: &workflow.limits,
         };
         handler.execute(plan.node(node), &scope).await
     }
@@ -417,10 +520,17 @@ impl WorkflowEngine {
                 self.run_id
             )));
         };
+        let writes = if data.is_null() { Vec::new() } else { vec![(node, data)] };
+        let sizes = self.check_writes(node, &writes).map_err(|error| match error {
+            EngineError::Limit { node, source, .. } => {
+                EngineError::Limit { node, what: "the answer".to_owned(), source }
+            }
+            other => other,
+        })?;
         self.written.clear();
-        if !data.is_null() {
-            self.context.set_output_at(node, data);
-            self.written.push(node);
+        for ((index, output), bytes) in writes.into_iter().zip(sizes) {
+            self.context.set_output_at(index, output, bytes);
+            self.written.push(index);
         }
         self.waiting = false;
         if current == node {

@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::EngineError;
 use crate::condition::Condition;
 use crate::context::{Context, Layout};
+use crate::limits::PARALLEL_NESTING;
 use crate::model::{Graph, Node, NodeType};
 use crate::template::ValueTemplate;
 
@@ -66,9 +67,16 @@ impl Plan {
                 }
             }
         }
+        let parent_of: Vec<Option<usize>> =
+            nodes.iter().map(|node| node.parent.as_deref().and_then(|p| layout.slot(p))).collect();
         let mut children = vec![Vec::new(); nodes.len()];
-        for (i, node) in nodes.iter().enumerate() {
-            if let Some(parent) = node.parent.as_deref().and_then(|p| layout.slot(p)) {
+        for (i, parent) in parent_of.iter().enumerate() {
+            // A node among its own ancestors would run itself forever: such
+            // links are left out (validation reports them), as are links
+            // nested past the limit.
+            if let Some(parent) = *parent
+                && sound_ancestry(&parent_of, i)
+            {
                 children[parent].push(i);
             }
         }
@@ -161,6 +169,20 @@ impl Plan {
             }),
         }
     }
+}
+
+/// Whether walking up from `node` through `parent_of` ends within
+/// [`PARALLEL_NESTING`] levels without meeting `node` again.
+fn sound_ancestry(parent_of: &[Option<usize>], node: usize) -> bool {
+    let mut at = node;
+    for _ in 0..=PARALLEL_NESTING {
+        match parent_of[at] {
+            None => return true,
+            Some(parent) if parent == node => return false,
+            Some(parent) => at = parent,
+        }
+    }
+    false
 }
 
 fn start_index(graph: &Graph) -> Result<usize, String> {

@@ -24,6 +24,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::condition::ConditionError;
+use crate::limits::LimitError;
 use crate::model::Node;
 use crate::template::TemplateError;
 
@@ -142,6 +143,11 @@ pub enum HandlerError {
     /// Anything else that made the node fail.
     #[error("{0}")]
     Execution(String),
+    /// What the node would output goes past the run's
+    /// [`Limits`](crate::Limits): the step fails with
+    /// [`EngineError::Limit`](crate::EngineError::Limit), never routed.
+    #[error("its output {0}")]
+    Limit(#[from] LimitError),
 }
 
 /// What a node type does.

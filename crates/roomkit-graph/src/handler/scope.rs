@@ -7,6 +7,7 @@ use super::{HandlerError, NodeHandler, NodeResult};
 use crate::clock::Clock;
 use crate::context::Context;
 use crate::engine::{EventSink, Plan, Prepared, StreamMode};
+use crate::limits::Limits;
 use crate::model::Node;
 use crate::template::{TemplateError, ValueTemplate};
 
@@ -22,6 +23,7 @@ pub struct Scope<'a> {
     pub(crate) run_id: &'a str,
     pub(crate) attempt: u32,
     pub(crate) node: usize,
+    pub(crate) limits: &'a Limits,
 }
 
 impl<'a> Scope<'a> {
@@ -77,6 +79,12 @@ impl<'a> Scope<'a> {
     /// ```
     pub fn idempotency_key(&self) -> String {
         format!("{}/{}/{}", self.run_id, self.plan.id(self.node), self.attempt)
+    }
+
+    /// The limits the run keeps to: a handler that builds large outputs can
+    /// stop early with [`HandlerError::Limit`] instead of building them.
+    pub fn limits(&self) -> &'a Limits {
+        self.limits
     }
 
     /// The clock delays wait on.

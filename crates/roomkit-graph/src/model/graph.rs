@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
+use crate::limits::{self, Limits, MAX_READ_DEPTH};
 use crate::model::{Edge, Node, NodeType, Trigger};
 use crate::validate::{self, ValidationError};
 
@@ -82,6 +83,15 @@ pub enum GraphError {
     /// The JSON is not a graph.
     #[error("invalid graph JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// A JSON value given to [`Graph::from_value`] nests deeper than any
+    /// graph read from JSON text can.
+    #[error("the graph nests {depth} levels deep, more than the {limit} levels JSON text may")]
+    TooDeep {
+        /// How deep it nests.
+        depth: usize,
+        /// The deepest a graph may nest.
+        limit: usize,
+    },
     /// `validate_or_raise` found mistakes.
     #[error("the graph is invalid:\n{}", .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<ValidationError>),
@@ -150,10 +160,31 @@ impl Graph {
     }
 
     /// Every mistake in the graph, in one pass: structure first, then reachability
-    /// (only when the structure is sound), then node configuration. Empty when the
-    /// graph is valid.
+    /// (only when the structure is sound), then node configuration, then what
+    /// goes past the default [`Limits`]. Empty when the graph is valid.
     pub fn validate(&self) -> Vec<ValidationError> {
-        validate::validate(self)
+        validate::validate(self, &Limits::default())
+    }
+
+    /// [`Graph::validate`] against `limits`: node and edge counts, ids
+    /// (1 to `id_chars` ASCII letters, digits, `_` and `-`), how deep
+    /// configurations nest and how long their strings are. A graph with too
+    /// many nodes or edges gets that one mistake.
+    ///
+    /// ```
+    /// use roomkit_graph::{Edge, Graph, Limits, Node, Trigger, ValidationCode};
+    ///
+    /// let mut graph = Graph::new("g", "G", Trigger::manual());
+    /// graph.add_nodes([Node::new("start", "start"), Node::new("end", "end")])?;
+    /// graph.add_edge(Edge::new("start", "end"));
+    /// assert!(graph.validate_with(&Limits::default()).is_empty());
+    /// let errors = graph.validate_with(&Limits { nodes: 1, ..Limits::default() });
+    /// assert_eq!(errors[0].code, ValidationCode::LimitExceeded);
+    /// assert_eq!(errors[0].message, "the graph has 2 nodes, more than the limit of 1");
+    /// # Ok::<(), roomkit_graph::GraphError>(())
+    /// ```
+    pub fn validate_with(&self, limits: &Limits) -> Vec<ValidationError> {
+        validate::validate(self, limits)
     }
 
     /// [`Graph::validate`], as an error when anything is wrong.
@@ -167,8 +198,14 @@ impl Graph {
         Ok(serde_json::from_str(text)?)
     }
 
-    /// Reads a graph from a JSON value.
+    /// Reads a graph from a JSON value (one nested deeper than JSON text may
+    /// be, [`MAX_READ_DEPTH`](crate::limits::MAX_READ_DEPTH) levels, is refused).
     pub fn from_value(value: Value) -> Result<Self, GraphError> {
+        let depth = limits::depth(&value);
+        if depth > MAX_READ_DEPTH {
+            limits::dispose(value);
+            return Err(GraphError::TooDeep { depth, limit: MAX_READ_DEPTH });
+        }
         Ok(serde_json::from_value(value)?)
     }
 
@@ -192,7 +229,7 @@ impl From<&Graph> for Value {
 
 /// The JSON shape of a graph, checked for duplicate node ids after reading.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a graph: a JSON object with id, name, trigger, nodes and edges")]
 struct GraphJson {
     id: String,
     name: String,
