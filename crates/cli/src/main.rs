@@ -1,6 +1,7 @@
 //! `roomkit-graph`: the command line. Data goes to stdout, everything else to
 //! stderr; `--json` gives output for scripts.
 
+mod limits;
 mod nodes;
 mod runs;
 mod serve;
@@ -54,6 +55,8 @@ struct Options {
     #[arg(long, global = true, env = "ROOMKIT_GRAPH_CONNECTIONS", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..))]
     connections: u16,
+    #[command(flatten)]
+    limits: limits::LimitOptions,
 }
 
 #[derive(Subcommand)]
@@ -204,19 +207,24 @@ impl RunCommand {
 
 /// Runs a command on the database and gives its exit status.
 async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<ExitCode> {
-    let Options { database, org, json, agents, channels, lease, connections } = options;
+    let Options { database, org, json, agents, channels, lease, connections, limits } = options;
+    let limits = limits.limits();
     let setup = if command.runs_nodes() {
         nodes::NodeSetup::load(agents.as_deref(), channels.as_deref())?
     } else {
         nodes::NodeSetup::default()
     };
-    let runner = runs::open(&database, usize::from(connections), setup.handlers()).await?.with_lease(lease);
+    let runner = runs::open(&database, usize::from(connections), setup.handlers())
+        .await?
+        .with_lease(lease)
+        .with_limits(limits.clone());
     let outcome = match command {
         RunCommand::Run { file, input } => {
-            runs::run(&runner, &org, &file, runs::input(input.as_deref())?, json).await.map(exit_status)
+            let input = limits::input(input.as_deref(), &limits)?;
+            runs::run(&runner, &org, &file, input, json).await.map(exit_status)
         }
         RunCommand::Answer { run, node, data } => {
-            let data = serde_json::from_str(&data).context("--data is not JSON")?;
+            let data = limits::json_option(&data, "--data", &limits)?;
             runs::answer(&runner, &run, &node, data, json).await.map(exit_status)
         }
         RunCommand::Show { run } => runs::show(&runner, &run, json).await.map(|()| ExitCode::SUCCESS),
@@ -268,8 +276,15 @@ fn main() -> ExitCode {
     let Cli { options, command } = Cli::parse();
     let outcome = match command {
         Command::Validate { files } => {
-            validate::run(&files, options.agents.as_deref(), options.channels.as_deref(), options.json)
-                .map(|valid| if valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            let limits = options.limits.limits();
+            validate::run(
+                &files,
+                options.agents.as_deref(),
+                options.channels.as_deref(),
+                &limits,
+                options.json,
+            )
+            .map(|valid| if valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Runs(command) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()

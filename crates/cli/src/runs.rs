@@ -45,18 +45,6 @@ fn open_sqlite(path: &Path, handlers: Handlers) -> anyhow::Result<Runner> {
     Ok(Runner::new(store, handlers))
 }
 
-/// Reads `--input`: JSON text, or `@FILE` for a file holding it.
-pub(crate) fn input(text: Option<&str>) -> anyhow::Result<Value> {
-    let Some(text) = text else { return Ok(json!({})) };
-    let (source, json) = match text.strip_prefix('@') {
-        Some(file) => {
-            (file.to_owned(), std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))?)
-        }
-        None => ("--input".to_owned(), text.to_owned()),
-    };
-    serde_json::from_str(&json).with_context(|| format!("{source} is not JSON"))
-}
-
 /// How a followed run stopped, as the command's exit status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Stopped {

@@ -3,7 +3,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use roomkit_graph::{Graph, ValidationError};
+use roomkit_graph::{Graph, Limits, ValidationError};
 use serde_json::{Value, json};
 
 use crate::nodes::{NodeProblem, NodeSetup};
@@ -61,14 +61,15 @@ impl Report {
     }
 }
 
-fn check(path: &Path, setup: &NodeSetup) -> Report {
+fn check(path: &Path, setup: &NodeSetup, limits: &Limits) -> Report {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) => return Report::Unreadable(format!("cannot read the file: {error}")),
     };
     match Graph::from_json(&text) {
         Ok(graph) => {
-            let mut findings: Vec<Finding> = graph.validate().into_iter().map(Finding::from).collect();
+            let mut findings: Vec<Finding> =
+                graph.validate_with(limits).into_iter().map(Finding::from).collect();
             findings.extend(setup.check(&graph).into_iter().map(Finding::from));
             Report::Checked(findings)
         }
@@ -88,6 +89,7 @@ pub(crate) fn run(
     files: &[PathBuf],
     agents: Option<&Path>,
     channels: Option<&Path>,
+    limits: &Limits,
     json: bool,
 ) -> anyhow::Result<bool> {
     let setup = NodeSetup::load(agents, channels)?;
@@ -99,7 +101,7 @@ pub(crate) fn run(
             } else if same_file(file, channels) {
                 Report::Config("channels")
             } else {
-                check(file, &setup)
+                check(file, &setup, limits)
             };
             (file, report)
         })

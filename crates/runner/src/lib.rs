@@ -63,7 +63,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use roomkit_graph::{Context, Graph, Handlers, NoWaitClock, RunStatus as EngineStatus, Template, Workflow};
+use roomkit_graph::{
+    Context, Graph, Handlers, Limits, NoWaitClock, RunStatus as EngineStatus, Template, Workflow,
+};
 use roomkit_graph_store::{
     DEFAULT_ORG, Entry, Lease, Millis, NewRun, RunFilter, RunRecord, RunStatus, StepCommit, Store,
     StoreError, StoredGraph, now_millis,
@@ -131,6 +133,8 @@ struct Inner {
     owner: String,
     /// How long a lease lasts, in milliseconds.
     lease_ms: AtomicU64,
+    /// What runs may store, and what graphs may be.
+    limits: Mutex<Arc<Limits>>,
 }
 
 /// How long a lease lasts unless [`Runner::with_lease`] says otherwise.
@@ -166,6 +170,7 @@ impl Runner {
                 settled: broadcast::channel(LIVE_CAPACITY).0,
                 owner: new_owner_id(),
                 lease_ms: AtomicU64::new(millis(DEFAULT_LEASE)),
+                limits: Mutex::new(Arc::new(Limits::default())),
             }),
         }
     }
@@ -191,6 +196,35 @@ impl Runner {
     pub fn with_lease(self, lease: Duration) -> Self {
         self.inner.lease_ms.store(millis(lease.max(MIN_LEASE)), Ordering::SeqCst);
         self
+    }
+
+    /// Sets the limits of the runs this runner drives and the graphs it saves
+    /// ([`Limits::default`] unless set): a step past them fails its run with
+    /// the error kind `limit`, storing nothing of it; a graph past them is
+    /// refused. Applies to the steps driven from now on.
+    ///
+    /// ```
+    /// use roomkit_graph::{Handlers, Limits};
+    /// use roomkit_graph_runner::Runner;
+    /// use roomkit_graph_sqlite::SqliteStore;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let store = SqliteStore::open(dir.path().join("runs.db"))?;
+    /// let limits = Limits { output_bytes: 64 << 10, ..Limits::default() };
+    /// let runner = Runner::new(store, Handlers::builtin()).with_limits(limits.clone());
+    /// assert_eq!(*runner.limits(), limits);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_limits(self, limits: Limits) -> Self {
+        *lock(&self.inner.limits) = Arc::new(limits);
+        // Graphs compiled before keep the limits they were compiled with.
+        lock(&self.inner.workflows).clear();
+        self
+    }
+
+    /// The limits of the runs this runner drives.
+    pub fn limits(&self) -> Arc<Limits> {
+        Arc::clone(&lock(&self.inner.limits))
     }
 
     /// How long the leases this runner takes last.
@@ -287,7 +321,10 @@ impl Runner {
 
     /// Validates `graph` and stores it as the next version of its id in `org`.
     pub async fn save_graph_in(&self, org: &str, graph: &Graph) -> Result<StoredGraph, RunnerError> {
-        graph.validate_or_raise()?;
+        let errors = graph.validate_with(&self.limits());
+        if !errors.is_empty() {
+            return Err(roomkit_graph::GraphError::Invalid(errors).into());
+        }
         Ok(self.inner.store.save_graph(org, graph).await?)
     }
 
@@ -667,7 +704,9 @@ impl Inner {
     fn compile(&self, stored: StoredGraph) -> Workflow {
         let key = (stored.org, stored.graph.id.clone(), stored.version);
         // Delays wait on durable timers (see `drive`), never in a task.
-        let workflow = Workflow::new(stored.graph, self.handlers.clone()).with_clock(NoWaitClock);
+        let limits = Limits::clone(&lock(&self.limits));
+        let workflow =
+            Workflow::new(stored.graph, self.handlers.clone()).with_clock(NoWaitClock).with_limits(limits);
         lock(&self.workflows).insert(key, workflow.clone());
         workflow
     }

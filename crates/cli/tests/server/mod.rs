@@ -66,6 +66,11 @@ impl Server {
         String::from_utf8(output.stdout).expect("the token is text").trim().to_owned()
     }
 
+    /// The server process's id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server runs").id()
+    }
+
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

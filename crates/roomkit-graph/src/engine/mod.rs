@@ -339,6 +339,8 @@ impl WorkflowEngine {
         if self.waiting {
             return Ok(false);
         }
+        // A step that fails stores nothing: no write of an earlier step may pass for its own.
+        self.written.clear();
         let plan = Arc::clone(&self.workflow.plan);
         if let Some(limit) = self.workflow.max_steps
             && self.steps_taken >= limit
@@ -383,7 +385,6 @@ impl WorkflowEngine {
                 return Err(error);
             }
         };
-        self.written.clear();
         for ((index, output), bytes) in writes.into_iter().zip(sizes) {
             self.context.set_output_at(index, output, bytes);
             self.written.push(index);

@@ -1,0 +1,95 @@
+//! The limits every command keeps to (`--max-json-depth`, `--max-output-bytes`,
+//! `--max-context-bytes`, `--max-graph-nodes`), and JSON read from the command
+//! line within them.
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use roomkit_graph::Limits;
+use roomkit_graph::limits::MAX_JSON_DEPTH;
+use serde_json::Value;
+
+/// The limits' options, with the core's defaults.
+#[derive(Args, Clone, Debug)]
+pub(crate) struct LimitOptions {
+    /// How deep JSON may nest (trigger data, answers, node outputs, graphs).
+    #[arg(long, global = true, env = "ROOMKIT_GRAPH_MAX_JSON_DEPTH", default_value_t = Limits::default().json_depth,
+          value_parser = parse_depth)]
+    max_json_depth: usize,
+    /// How large one node's output may be, in bytes of JSON: a step past it fails the run.
+    #[arg(long, global = true, env = "ROOMKIT_GRAPH_MAX_OUTPUT_BYTES", default_value_t = Limits::default().output_bytes)]
+    max_output_bytes: usize,
+    /// How large a run's context (all its outputs) may be, in bytes of JSON.
+    #[arg(long, global = true, env = "ROOMKIT_GRAPH_MAX_CONTEXT_BYTES", default_value_t = Limits::default().context_bytes)]
+    max_context_bytes: usize,
+    /// How many nodes a graph may have.
+    #[arg(long, global = true, env = "ROOMKIT_GRAPH_MAX_GRAPH_NODES", default_value_t = Limits::default().nodes)]
+    max_graph_nodes: usize,
+}
+
+/// A JSON depth limit: 2 to [`MAX_JSON_DEPTH`], so what stores wrap around a
+/// value can always be read back.
+fn parse_depth(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(depth) if (2..=MAX_JSON_DEPTH).contains(&depth) => Ok(depth),
+        _ => Err(format!("a whole number from 2 to {MAX_JSON_DEPTH} is needed")),
+    }
+}
+
+impl LimitOptions {
+    /// The core's limits with these options.
+    pub(crate) fn limits(&self) -> Limits {
+        Limits {
+            json_depth: self.max_json_depth,
+            output_bytes: self.max_output_bytes,
+            context_bytes: self.max_context_bytes.max(self.max_output_bytes),
+            nodes: self.max_graph_nodes,
+            ..Limits::default()
+        }
+    }
+}
+
+/// Reads the JSON of an option (`what`, such as `--data`) within the depth limit.
+pub(crate) fn json_option(text: &str, what: &str, limits: &Limits) -> anyhow::Result<Value> {
+    let value: Value = serde_json::from_str(text).map_err(|error| {
+        if error.to_string().starts_with("recursion limit exceeded") {
+            anyhow::anyhow!("{what} nests deeper than the limit of {} levels", limits.json_depth)
+        } else {
+            anyhow::anyhow!("{what} is not JSON: {error}")
+        }
+    })?;
+    if let Err(error) = limits.check_depth(&value) {
+        bail!("{what} {error}");
+    }
+    Ok(value)
+}
+
+/// Reads trigger data given as JSON or as `@FILE`.
+pub(crate) fn input(input: Option<&str>, limits: &Limits) -> anyhow::Result<Value> {
+    match input {
+        None => Ok(Value::Object(serde_json::Map::new())),
+        Some(text) => match text.strip_prefix('@') {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?;
+                json_option(&text, &format!("--input file {path}"), limits)
+            }
+            None => json_option(text, "--input", limits),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deep_json_is_refused_in_plain_words() {
+        let limits = Limits::default();
+        let deep = format!("{}1{}", "[".repeat(70), "]".repeat(70));
+        let error = json_option(&deep, "--data", &limits).unwrap_err().to_string();
+        assert_eq!(error, "--data nests 70 levels deep, more than the limit of 64");
+        let deeper = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        let error = json_option(&deeper, "--data", &limits).unwrap_err().to_string();
+        assert_eq!(error, "--data nests deeper than the limit of 64 levels");
+        assert_eq!(input(Some("{\"a\": 1}"), &limits).unwrap()["a"], 1);
+    }
+}
