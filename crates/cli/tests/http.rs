@@ -414,11 +414,20 @@ async fn bad_requests_get_precise_4xx_and_the_server_stays_up() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_openapi_document_lists_every_route() {
+async fn the_openapi_document_is_valid_and_lists_every_route() {
     let server = Server::start(&[]);
-    let document: Value =
-        client().get(server.url("/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let text = client().get(server.url("/v1/openapi.json")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(server::openapi::problems(&text), Vec::<String>::new(), "the document is valid");
+    let document: Value = serde_json::from_str(&text).unwrap();
     assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let ids: Vec<&str> = ["get", "put", "post", "delete"]
+        .iter()
+        .flat_map(|method| document["paths"].as_object().unwrap().values().map(|item| &item[*method]))
+        .filter_map(|operation| operation["operationId"].as_str())
+        .collect();
+    for id in ["listRuns", "getRun", "listGraphs", "getGraph", "startRun", "answerRun", "followRunEvents"] {
+        assert!(ids.contains(&id), "{id} in {ids:?}");
+    }
     let paths = document["paths"].as_object().unwrap();
     for path in [
         "/v1/graphs",
@@ -455,6 +464,35 @@ async fn the_openapi_document_lists_every_route() {
         schemas["Condition"]["properties"]["conditions"]["items"],
         json!({"$ref": "#/components/schemas/Condition"})
     );
+}
+
+#[test]
+fn the_openapi_checks_find_each_broken_rule() {
+    let broken = json!({
+        "openapi": "3.1.0",
+        "info": {"title": "t", "version": "1"},
+        "paths": {
+            "/v1/runs": {"get": {"operationId": "list",
+                "parameters": [{"name": "limit", "in": "path", "required": true, "schema": {"type": "integer"}}],
+                "responses": {"200": {"content": {}}}}},
+            "/v1/graphs": {"get": {"operationId": "list",
+                "responses": {"200": {"description": "ok",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Nowhere"}}}}}}},
+            "/v1/runs/{run_id}": {"get": {"operationId": "get", "responses": {"200": {"description": "ok"}}}}
+        }
+    });
+    let problems = server::openapi::problems(&broken.to_string());
+    let expected = [
+        "GET /v1/runs: path parameter \"limit\" is not in the path",
+        "GET /v1/runs: response 200 has no description",
+        "GET /v1/runs/{run_id}: {run_id} is not declared as a path parameter",
+        "operationId \"list\" is used by GET /v1/runs, GET /v1/graphs",
+        "$ref \"#/components/schemas/Nowhere\" points at nothing",
+    ];
+    for problem in expected {
+        assert!(problems.iter().any(|found| found == problem), "{problem} not in {problems:#?}");
+    }
+    assert_eq!(problems.len(), expected.len(), "{problems:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -29,6 +29,7 @@ use crate::runs::owned_run;
 /// Where to start when there is no `Last-Event-ID` header.
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct EventsQuery {
     /// Events after this sequence number (0: the whole transcript).
     pub(crate) after: Option<u64>,
@@ -36,11 +37,11 @@ pub(crate) struct EventsQuery {
 
 /// Follows a run: its transcript from `Last-Event-ID` (or `after`), then every
 /// event as it is committed, until the run is over.
-#[utoipa::path(get, path = "/v1/runs/{run_id}/events", tag = "runs",
+#[utoipa::path(get, path = "/v1/runs/{run_id}/events", tag = "runs", operation_id = "followRunEvents",
     params(("run_id" = String, Path, description = "The run"), EventsQuery,
         ("Last-Event-ID" = Option<u64>, Header, description = "The last sequence number seen")),
     responses((status = 200, description = "A stream of Server-Sent Events", content_type = "text/event-stream"),
-        (status = 404, body = ErrorBody)),
+        (status = 404, description = "No such run", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn events(
     State(app): State<App>,
