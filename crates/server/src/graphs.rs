@@ -1,7 +1,7 @@
 //! Graphs: create, new version, list, get, validate, and the webhook secret.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use roomkit_graph::{Graph, ValidationError};
@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::App;
 use crate::auth::Org;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{JsonBody, QueryParams};
+use crate::extract::{JsonBody, PathParams, QueryParams};
 use crate::graph_schema::GraphSchema;
 
 /// The name under which a graph's webhook secret is stored
@@ -94,10 +94,23 @@ pub(crate) struct SecretBody {
     pub(crate) secret: String,
 }
 
+/// Reads a graph from a request body: one that is not a JSON object at all
+/// is a 422 saying so.
+fn graph_from(value: Value) -> Result<Graph, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_graph",
+            "a graph is a JSON object",
+        ));
+    }
+    Ok(Graph::from_value(value)?)
+}
+
 /// Reads a graph from a request body and checks it: every mistake, and a
 /// trigger that cannot work, is a 422.
 fn checked_graph(value: Value) -> Result<Graph, ApiError> {
-    let graph = Graph::from_value(value)?;
+    let graph = graph_from(value)?;
     graph.validate_or_raise()?;
     roomkit_graph_triggers::check(&graph.trigger).map_err(|error| {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_trigger", error.to_string())
@@ -142,7 +155,7 @@ pub(crate) async fn create(
 pub(crate) async fn put_version(
     State(app): State<App>,
     Org(org): Org,
-    Path(graph_id): Path<String>,
+    PathParams(graph_id): PathParams<String>,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<GraphVersion>, ApiError> {
     let graph = checked_graph(body)?;
@@ -186,7 +199,7 @@ pub(crate) async fn list(State(app): State<App>, Org(org): Org) -> Result<Json<G
 pub(crate) async fn get(
     State(app): State<App>,
     Org(org): Org,
-    Path(graph_id): Path<String>,
+    PathParams(graph_id): PathParams<String>,
     QueryParams(query): QueryParams<VersionQuery>,
 ) -> Result<Json<GraphVersion>, ApiError> {
     Ok(Json(app.runner.store().graph(&org, &graph_id, query.version).await?.into()))
@@ -200,7 +213,7 @@ pub(crate) async fn validate(
     Org(_org): Org,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<ValidationReport>, ApiError> {
-    let graph = Graph::from_value(body)?;
+    let graph = graph_from(body)?;
     let errors = graph.validate();
     Ok(Json(ValidationReport { valid: errors.is_empty(), errors }))
 }
@@ -214,7 +227,7 @@ pub(crate) async fn validate(
 pub(crate) async fn set_secret(
     State(app): State<App>,
     Org(org): Org,
-    Path(graph_id): Path<String>,
+    PathParams(graph_id): PathParams<String>,
     JsonBody(body): JsonBody<SecretBody>,
 ) -> Result<StatusCode, ApiError> {
     if body.secret.is_empty() {
@@ -233,7 +246,7 @@ pub(crate) async fn set_secret(
 pub(crate) async fn delete_secret(
     State(app): State<App>,
     Org(org): Org,
-    Path(graph_id): Path<String>,
+    PathParams(graph_id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     app.runner.store().graph(&org, &graph_id, None).await?;
     app.runner.store().set_secret(&org, &graph_id, WEBHOOK_SECRET, None).await?;

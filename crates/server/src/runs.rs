@@ -1,7 +1,7 @@
 //! Runs: start, get, list, transcript pages, cancel, answer.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use roomkit_graph_runner::RunnerError;
@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::App;
 use crate::auth::Org;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{JsonBody, OptionalJsonBody, QueryParams};
+use crate::extract::{JsonBody, OptionalJsonBody, PathParams, QueryParams};
 
 /// The most runs or events one page holds.
 const MAX_PAGE: usize = 1000;
@@ -156,7 +156,7 @@ fn page_size(limit: Option<usize>) -> Result<usize, ApiError> {
 pub(crate) async fn start(
     State(app): State<App>,
     Org(org): Org,
-    Path(graph_id): Path<String>,
+    PathParams(graph_id): PathParams<String>,
     headers: HeaderMap,
     OptionalJsonBody(trigger): OptionalJsonBody<Value>,
 ) -> Result<Response, ApiError> {
@@ -221,7 +221,7 @@ pub(crate) async fn list(
 pub(crate) async fn get(
     State(app): State<App>,
     Org(org): Org,
-    Path(run_id): Path<String>,
+    PathParams(run_id): PathParams<String>,
 ) -> Result<Json<RunView>, ApiError> {
     Ok(Json(owned_run(&app, &org, &run_id).await?.into()))
 }
@@ -234,7 +234,7 @@ pub(crate) async fn get(
 pub(crate) async fn transcript(
     State(app): State<App>,
     Org(org): Org,
-    Path(run_id): Path<String>,
+    PathParams(run_id): PathParams<String>,
     QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Json<TranscriptPage>, ApiError> {
     owned_run(&app, &org, &run_id).await?;
@@ -252,7 +252,7 @@ pub(crate) async fn transcript(
 pub(crate) async fn cancel(
     State(app): State<App>,
     Org(org): Org,
-    Path(run_id): Path<String>,
+    PathParams(run_id): PathParams<String>,
     OptionalJsonBody(body): OptionalJsonBody<CancelBody>,
 ) -> Result<Json<RunView>, ApiError> {
     owned_run(&app, &org, &run_id).await?;
@@ -270,7 +270,7 @@ pub(crate) async fn cancel(
 pub(crate) async fn answer(
     State(app): State<App>,
     Org(org): Org,
-    Path(run_id): Path<String>,
+    PathParams(run_id): PathParams<String>,
     JsonBody(body): JsonBody<AnswerBody>,
 ) -> Result<Json<RunView>, ApiError> {
     owned_run(&app, &org, &run_id).await?;
