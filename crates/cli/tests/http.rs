@@ -2,7 +2,9 @@
 //! human-in-the-loop run followed live over Server-Sent Events, webhooks with
 //! good and bad signatures, a cron trigger firing, event triggers, tenant
 //! isolation on every route, bad requests answered 4xx with the server up,
-//! a graceful stop, and two servers sharing a PostgreSQL database.
+//! every refusal in JSON (a server fault with a fixed message and its request
+//! id), a valid OpenAPI document, a graceful stop, and
+//! two servers sharing a PostgreSQL database.
 
 #![allow(clippy::unwrap_used, reason = "test helpers: a failed request fails the test")]
 
@@ -339,10 +341,11 @@ async fn another_organizations_graphs_and_runs_answer_404_on_every_route() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_requests_get_precise_4xx_and_the_server_stays_up() {
-    let server = Server::start(&["--max-body-bytes", "4096"]);
+    let server = Server::start(&[]);
     let token = server.token("acme");
     create_graph(&server, &token, &review_graph()).await;
     let post = |path: &str| client().post(server.url(path)).bearer_auth(&token);
+    let json_post = |path: &str| post(path).header("Content-Type", "application/json");
 
     let cases: Vec<(reqwest::RequestBuilder, StatusCode, &str)> = vec![
         (client().get(server.url("/v1/graphs")), StatusCode::UNAUTHORIZED, "unauthorized"),
@@ -356,14 +359,8 @@ async fn bad_requests_get_precise_4xx_and_the_server_stays_up() {
             StatusCode::UNAUTHORIZED,
             "unauthorized",
         ),
-        (post("/v1/graphs").body("{\"id\": "), StatusCode::BAD_REQUEST, "malformed_json"),
-        (post("/v1/graphs").body("[1, 2]"), StatusCode::UNPROCESSABLE_ENTITY, "invalid_graph"),
+        (json_post("/v1/graphs").body("{\"id\": "), StatusCode::BAD_REQUEST, "malformed_json"),
         (post("/v1/graphs").json(&review_graph()), StatusCode::CONFLICT, "graph_exists"),
-        (
-            post("/v1/graphs").body(format!("{{\"pad\": \"{}\"}}", "x".repeat(8192))),
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-        ),
         (post("/v1/graphs/nope/runs"), StatusCode::NOT_FOUND, "not_found"),
         (
             post("/v1/runs/0000/answer").json(&json!({"node_id": "x", "data": {}})),
@@ -379,17 +376,6 @@ async fn bad_requests_get_precise_4xx_and_the_server_stays_up() {
             client().get(server.url("/v1/runs?status=sleeping")).bearer_auth(&token),
             StatusCode::BAD_REQUEST,
             "bad_query",
-        ),
-        (
-            client().get(server.url("/v1/runs?limit=many")).bearer_auth(&token),
-            StatusCode::BAD_REQUEST,
-            "bad_query",
-        ),
-        (client().get(server.url("/v1/nowhere")).bearer_auth(&token), StatusCode::NOT_FOUND, "no_route"),
-        (
-            client().delete(server.url("/v1/runs")).bearer_auth(&token),
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
         ),
     ];
     for (request, status, code) in cases {
@@ -414,11 +400,20 @@ async fn bad_requests_get_precise_4xx_and_the_server_stays_up() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_openapi_document_lists_every_route() {
+async fn the_openapi_document_is_valid_and_lists_every_route() {
     let server = Server::start(&[]);
-    let document: Value =
-        client().get(server.url("/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let text = client().get(server.url("/v1/openapi.json")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(server::openapi::problems(&text), Vec::<String>::new(), "the document is valid");
+    let document: Value = serde_json::from_str(&text).unwrap();
     assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let ids: Vec<&str> = ["get", "put", "post", "delete"]
+        .iter()
+        .flat_map(|method| document["paths"].as_object().unwrap().values().map(|item| &item[*method]))
+        .filter_map(|operation| operation["operationId"].as_str())
+        .collect();
+    for id in ["listRuns", "getRun", "listGraphs", "getGraph", "startRun", "answerRun", "followRunEvents"] {
+        assert!(ids.contains(&id), "{id} in {ids:?}");
+    }
     let paths = document["paths"].as_object().unwrap();
     for path in [
         "/v1/graphs",
@@ -455,6 +450,202 @@ async fn the_openapi_document_lists_every_route() {
         schemas["Condition"]["properties"]["conditions"]["items"],
         json!({"$ref": "#/components/schemas/Condition"})
     );
+}
+
+#[test]
+fn the_openapi_checks_find_each_broken_rule() {
+    let broken = json!({
+        "openapi": "3.1.0",
+        "info": {"title": "t", "version": "1"},
+        "paths": {
+            "/v1/runs": {"get": {"operationId": "list",
+                "parameters": [{"name": "limit", "in": "path", "required": true, "schema": {"type": "integer"}}],
+                "responses": {"200": {"content": {}}}}},
+            "/v1/graphs": {"get": {"operationId": "list",
+                "responses": {"200": {"description": "ok",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Nowhere"}}}}}}},
+            "/v1/runs/{run_id}": {"get": {"operationId": "get", "responses": {"200": {"description": "ok"}}}}
+        }
+    });
+    let problems = server::openapi::problems(&broken.to_string());
+    let expected = [
+        "GET /v1/runs: path parameter \"limit\" is not in the path",
+        "GET /v1/runs: response 200 has no description",
+        "GET /v1/runs/{run_id}: {run_id} is not declared as a path parameter",
+        "operationId \"list\" is used by GET /v1/runs, GET /v1/graphs",
+        "$ref \"#/components/schemas/Nowhere\" points at nothing",
+    ];
+    for problem in expected {
+        assert!(problems.iter().any(|found| found == problem), "{problem} not in {problems:#?}");
+    }
+    assert_eq!(problems.len(), expected.len(), "{problems:#?}");
+}
+
+/// The JSON error of a response, with its status and the headers every
+/// answer carries.
+async fn json_refusal(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    assert_eq!(headers["content-type"], "application/json", "{status}: {text}");
+    assert_eq!(headers["x-content-type-options"], "nosniff", "{status}");
+    assert_eq!(headers["cache-control"], "no-store", "{status}");
+    assert!(!headers["x-request-id"].is_empty(), "{status}");
+    let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: not JSON: {text}"));
+    let message = body["error"]["message"].as_str().unwrap_or_else(|| panic!("no message: {body}"));
+    for internal in ["Some(", "None", "struct ", "Json", "::"] {
+        assert!(!message.contains(internal), "{status}: {message:?} shows {internal:?}");
+    }
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_refusal_is_json_in_plain_words_with_its_status() {
+    let server = Server::start(&["--max-body-bytes", "4096"]);
+    let token = server.token("acme");
+    create_graph(&server, &token, &review_graph()).await;
+    let run: Value = server.post(&token, "/v1/graphs/review/runs", &json!({"topic": "rust"})).await;
+    let run_id = run["run_id"].as_str().unwrap().to_owned();
+    until_run(&server, &token, &run_id, |run| run["status"] == "waiting").await;
+    let get = |path: &str| client().get(server.url(path)).bearer_auth(&token);
+    let post = |path: &str| client().post(server.url(path)).bearer_auth(&token);
+    let answer = format!("/v1/runs/{run_id}/answer");
+    let long_uri = format!("/v1/runs?graph_id={}", "x".repeat(9000));
+
+    let cases: Vec<(reqwest::RequestBuilder, StatusCode, &str)> = vec![
+        (get("/v1/runs/%FF%FE"), StatusCode::BAD_REQUEST, "bad_path"),
+        (post("/v1/graphs/%C3%28/runs").json(&json!({})), StatusCode::BAD_REQUEST, "bad_path"),
+        (get(&long_uri), StatusCode::URI_TOO_LONG, "uri_too_long"),
+        (get("/v1/nowhere"), StatusCode::NOT_FOUND, "no_route"),
+        (
+            client().delete(server.url("/v1/runs")).bearer_auth(&token),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            post("/v1/graphs").header("Content-Type", "text/plain").body(review_graph().to_string()),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            post("/v1/graphs").body(review_graph().to_string()),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            post(&answer).header("Content-Type", "application/json").body("{\"node_id\": "),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        (
+            post(&answer).header("Content-Type", "application/json").body("[1, 2]"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (post("/v1/graphs").json(&json!([1, 2])), StatusCode::UNPROCESSABLE_ENTITY, "invalid_graph"),
+        (post(&answer).json(&json!({"node_id": "draft", "data": {}})), StatusCode::CONFLICT, "not_waiting"),
+        (
+            post("/v1/graphs").json(&json!({"pad": "x".repeat(8192)})),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+        ),
+        (
+            client().post(server.url("/v1/hooks/acme/review")).body("x".repeat(8192)),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+        ),
+        (get("/v1/runs?limit=many"), StatusCode::BAD_REQUEST, "bad_query"),
+    ];
+    for (request, status, code) in cases {
+        let (got, body) = json_refusal(request.send().await.unwrap()).await;
+        assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)), "{body}");
+    }
+
+    // The answer that was refused names where the run waits, in words.
+    let refused = post(&answer).json(&json!({"node_id": "draft", "data": {}})).send().await.unwrap();
+    let (_, body) = json_refusal(refused).await;
+    assert_eq!(
+        body["error"]["message"],
+        format!("run {run_id} is not waiting on \"draft\": it is waiting on \"review\"")
+    );
+
+    // JSON with a charset, a body-less cancel without Content-Type, the
+    // scheme in any case: all taken.
+    let started = post("/v1/graphs/review/runs")
+        .header("Content-Type", "application/json; charset=utf-8")
+        .body(r#"{"topic": "go"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), StatusCode::CREATED);
+    let other = started.json::<Value>().await.unwrap()["run_id"].as_str().unwrap().to_owned();
+    let cancelled = post(&format!("/v1/runs/{other}/cancel")).send().await.unwrap();
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    for scheme in ["bearer", "BEARER"] {
+        let listed = client()
+            .get(server.url("/v1/graphs"))
+            .header("Authorization", format!("{scheme} {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(listed.status(), StatusCode::OK, "{scheme}");
+        assert_eq!(listed.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(listed.headers()["cache-control"], "no-store");
+    }
+
+    // A client's sane request id comes back; another is replaced.
+    let tagged = get("/v1/graphs").header("X-Request-Id", "trace-7f3a").send().await.unwrap();
+    assert_eq!(tagged.headers()["x-request-id"], "trace-7f3a");
+    let tagged = get("/v1/graphs").header("X-Request-Id", "a b<c>").send().await.unwrap();
+    assert_ne!(tagged.headers()["x-request-id"], "a b<c>");
+    let health = client().get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK, "the server is still up");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_fault_answers_a_fixed_message_and_logs_the_detail_under_its_request_id() {
+    let server = Server::start_logging(&["--log-json"], "error");
+    let token = server.token("acme");
+    let runs = client().get(server.url("/v1/runs")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(runs.status(), StatusCode::OK, "the token is known (and kept) before the database breaks");
+
+    // Every page of the database but the first overwritten under the server
+    // (after a checkpoint, so that they are all in the file), and a commit from
+    // elsewhere so that its connections read them again.
+    let other = rusqlite::Connection::open(&server.db).unwrap();
+    other.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+    let mut file = std::fs::read(&server.db).unwrap();
+    let page = match u16::from_be_bytes([file[16], file[17]]) {
+        1 => 65536,
+        size => usize::from(size),
+    };
+    file[page..].fill(0xA5);
+    std::fs::write(&server.db, &file).unwrap();
+    other.pragma_update(None, "user_version", 7).unwrap();
+    drop(other);
+    let failed = client().get(server.url("/v1/graphs")).bearer_auth(&token).send().await.unwrap();
+    let header = failed.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let (status, body) = json_refusal(failed).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        body,
+        json!({"error": {"code": "storage_error", "message": "internal error", "request_id": header.as_str()}})
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let logged = server.logs.lock().unwrap().iter().any(|line| {
+            serde_json::from_str::<Value>(line).is_ok_and(|line| {
+                line["fields"]["request_id"] == header.as_str()
+                    && line["fields"]["detail"].as_str().is_some_and(|detail| detail.contains("malformed"))
+            })
+        });
+        if logged {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the detail is logged with the request id");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -14,7 +14,7 @@ pub enum RunnerError {
     #[error(transparent)]
     Engine(#[from] EngineError),
     /// The run is not waiting on that node.
-    #[error("run {run_id} is not waiting on {node_id:?}: it is {status} on {current:?}", status = status.as_str())]
+    #[error("run {run_id} is not waiting on {node_id:?}: it is {}", standing(*status, current.as_deref()))]
     NotWaiting {
         /// The run.
         run_id: String,
@@ -43,4 +43,12 @@ pub enum RunnerError {
         /// How it ended.
         status: RunStatus,
     },
+}
+
+/// Where a run stands, in words: `waiting on "review"`, `completed`.
+fn standing(status: RunStatus, current: Option<&str>) -> String {
+    match current {
+        Some(node) => format!("{} on {node:?}", status.as_str()),
+        None => status.as_str().to_owned(),
+    }
 }

@@ -75,9 +75,7 @@ impl FromRequestParts<App> for Org {
         let token = header
             .to_str()
             .ok()
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|token| !token.is_empty())
+            .and_then(bearer_token)
             .ok_or_else(|| unauthorized("the Authorization header is not \"Bearer <token>\""))?;
         let hash = hash_token(token);
         if let Some(org) = app.tokens.get(&hash) {
@@ -91,6 +89,14 @@ impl FromRequestParts<App> for Org {
             None => Err(unauthorized("the token is not valid")),
         }
     }
+}
+
+/// The token of an `Authorization` header's value: the scheme `Bearer` in
+/// any case, then the token.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// The tokens seen lately, by hash, with their organization: a request with
@@ -128,6 +134,16 @@ impl TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_read_in_any_case() {
+        for value in ["Bearer rkg_1", "bearer rkg_1", "BEARER  rkg_1 ", "bEaReR rkg_1"] {
+            assert_eq!(bearer_token(value), Some("rkg_1"), "{value}");
+        }
+        for value in ["Basic eDp5", "Bearer", "Bearer ", "Bearerrkg_1", "rkg_1"] {
+            assert_eq!(bearer_token(value), None, "{value}");
+        }
+    }
 
     #[test]
     fn the_cache_keeps_tokens_for_their_time_and_within_its_size() {

@@ -9,7 +9,7 @@
 
 use std::convert::Infallible;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, BoxStream, Stream, StreamExt};
@@ -23,11 +23,13 @@ use utoipa::IntoParams;
 use crate::App;
 use crate::auth::Org;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::QueryParams;
+use crate::extract::{PathParams, QueryParams};
+use crate::hygiene::REQUEST_ID;
 use crate::runs::owned_run;
 
 /// Where to start when there is no `Last-Event-ID` header.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EventsQuery {
     /// Events after this sequence number (0: the whole transcript).
@@ -36,16 +38,16 @@ pub(crate) struct EventsQuery {
 
 /// Follows a run: its transcript from `Last-Event-ID` (or `after`), then every
 /// event as it is committed, until the run is over.
-#[utoipa::path(get, path = "/v1/runs/{run_id}/events", tag = "runs",
+#[utoipa::path(get, path = "/v1/runs/{run_id}/events", tag = "runs", operation_id = "followRunEvents",
     params(("run_id" = String, Path, description = "The run"), EventsQuery,
         ("Last-Event-ID" = Option<u64>, Header, description = "The last sequence number seen")),
     responses((status = 200, description = "A stream of Server-Sent Events", content_type = "text/event-stream"),
-        (status = 404, body = ErrorBody)),
+        (status = 404, description = "No such run", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn events(
     State(app): State<App>,
     Org(org): Org,
-    Path(run_id): Path<String>,
+    PathParams(run_id): PathParams<String>,
     headers: HeaderMap,
     QueryParams(query): QueryParams<EventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
@@ -61,11 +63,13 @@ pub(crate) async fn events(
         }
         None => query.after.unwrap_or(0),
     };
+    let request_id = headers.get(REQUEST_ID).and_then(|id| id.to_str().ok()).unwrap_or_default().to_owned();
     let follow = Follow {
         committed: app.runner.store().follow(&run_id, after),
         live: Some(BroadcastStream::new(app.runner.live())),
         stopping: app.stopping(),
         run_id,
+        request_id,
         over: false,
     };
     Ok(Sse::new(stream::unfold(follow, Follow::next)).keep_alive(KeepAlive::default()))
@@ -78,6 +82,8 @@ struct Follow {
     live: Option<BroadcastStream<LiveEvent>>,
     stopping: watch::Receiver<bool>,
     run_id: String,
+    /// The request's id, told with a failure (whose detail is only logged).
+    request_id: String,
     over: bool,
 }
 
@@ -102,7 +108,11 @@ impl Follow {
                 }
                 Next::Committed(Err(error)) => {
                     self.over = true;
-                    Event::default().event("error").data(error.to_string())
+                    tracing::error!(request_id = %self.request_id, run_id = %self.run_id, %error,
+                        "the event stream failed");
+                    Event::default()
+                        .event("error")
+                        .data(format!("internal error (request {})", self.request_id))
                 }
                 Next::Live(Some(live)) if live.run_id == self.run_id => {
                     let data = serde_json::json!({"node_id": live.node_id, "payload": live.payload});

@@ -2,22 +2,30 @@
 //! where axum's own would answer in plain text.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
-use axum::http::StatusCode;
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, plain_words};
 
-/// A JSON body: malformed JSON is a 400 naming the line and column, JSON of
-/// the wrong shape a 422 naming the field, a body over the limit a 413.
+/// A JSON body sent as `Content-Type: application/json` (else 415):
+/// malformed JSON is a 400 naming the line and column, JSON of the wrong
+/// shape a 422 naming the field, a body over the limit a 413.
 pub(crate) struct JsonBody<T>(pub(crate) T);
 
-/// A JSON body that may be empty (then `None`).
+/// A JSON body that may be empty (then `None`, whatever the Content-Type).
 pub(crate) struct OptionalJsonBody<T>(pub(crate) Option<T>);
 
 /// The query string, read into `T`; a bad one is a 400.
 pub(crate) struct QueryParams<T>(pub(crate) T);
+
+/// The path's parameters, read into `T`; one that is not UTF-8 text once
+/// percent-decoded is a 400.
+pub(crate) struct PathParams<T>(pub(crate) T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
@@ -36,12 +44,26 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T>
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = is_json(request.headers());
         let bytes = read_body(request, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJsonBody(None));
         }
+        if !is_json {
+            return Err(ApiError::for_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        }
         parse(&bytes).map(|value| OptionalJsonBody(Some(value)))
     }
+}
+
+/// Whether the request says its body is JSON: `application/json`, in any
+/// case, with or without parameters (`; charset=utf-8`).
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(CONTENT_TYPE).and_then(|value| value.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
 }
 
 /// Reads JSON text into `T`: a syntax error is a 400, a shape error a 422.
@@ -50,7 +72,7 @@ pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         serde_json::error::Category::Data => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_body",
-            format!("the body does not fit: {error}"),
+            format!("the body does not fit: {}", plain_words(&error.to_string())),
         ),
         _ => ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {error}")),
     })
@@ -63,9 +85,31 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
         Query::<T>::try_from_uri(&parts.uri).map(|Query(value)| QueryParams(value)).map_err(|rejection| {
             ApiError::bad_request(
                 "bad_query",
-                format!("the query string is not valid: {}", rejection.body_text()),
+                format!("the query string is not valid: {}", plain_words(&rejection.body_text())),
             )
         })
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(PathParams(value)),
+            Err(PathRejection::FailedToDeserializePathParams(error)) => Err(match error.kind() {
+                ErrorKind::InvalidUtf8InPathParam { key } => ApiError::bad_request(
+                    "bad_path",
+                    format!("the path's {key} is not UTF-8 text once percent-decoded"),
+                ),
+                _ => ApiError::bad_request("bad_path", "the path's parameters are not valid"),
+            }),
+            Err(rejection) => Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                format!("path parameters missing: {}", rejection.body_text()),
+            )),
+        }
     }
 }
 
@@ -74,9 +118,32 @@ pub(crate) async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Re
     Bytes::from_request(request, state).await.map_err(|rejection| {
         let status = rejection.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(status, "body_too_large", "the body is larger than this server accepts")
+            ApiError::for_status(status)
         } else {
-            ApiError::new(status, "unreadable_body", rejection.body_text())
+            ApiError::new(status, "unreadable_body", "the body could not be read to its end")
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn json_is_application_json_with_any_parameters_in_any_case() {
+        let with = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(value));
+            is_json(&headers)
+        };
+        assert!(with("application/json"));
+        assert!(with("application/json; charset=utf-8"));
+        assert!(with("Application/JSON"));
+        assert!(!with("text/plain"));
+        assert!(!with("application/x-www-form-urlencoded"));
+        assert!(!with("application/jsonp"));
+        assert!(!is_json(&HeaderMap::new()));
+    }
 }

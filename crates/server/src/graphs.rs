@@ -1,7 +1,7 @@
 //! Graphs: create, new version, list, get, validate, and the webhook secret.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use roomkit_graph::{Graph, ValidationError};
@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::App;
 use crate::auth::Org;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{JsonBody, QueryParams};
+use crate::extract::{JsonBody, PathParams, QueryParams};
 use crate::graph_schema::GraphSchema;
 
 /// The name under which a graph's webhook secret is stored
@@ -80,6 +80,7 @@ pub(crate) struct ValidationReport {
 
 /// Which version to read.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct VersionQuery {
     /// A version; the latest when absent.
     pub(crate) version: Option<u64>,
@@ -93,10 +94,23 @@ pub(crate) struct SecretBody {
     pub(crate) secret: String,
 }
 
+/// Reads a graph from a request body: one that is not a JSON object at all
+/// is a 422 saying so.
+fn graph_from(value: Value) -> Result<Graph, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_graph",
+            "a graph is a JSON object",
+        ));
+    }
+    Ok(Graph::from_value(value)?)
+}
+
 /// Reads a graph from a request body and checks it: every mistake, and a
 /// trigger that cannot work, is a 422.
 fn checked_graph(value: Value) -> Result<Graph, ApiError> {
-    let graph = Graph::from_value(value)?;
+    let graph = graph_from(value)?;
     graph.validate_or_raise()?;
     roomkit_graph_triggers::check(&graph.trigger).map_err(|error| {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_trigger", error.to_string())
@@ -105,8 +119,8 @@ fn checked_graph(value: Value) -> Result<Graph, ApiError> {
 }
 
 /// Creates a graph (version 1).
-#[utoipa::path(post, path = "/v1/graphs", tag = "graphs", request_body(content = GraphSchema, description = "The graph"),
-    responses((status = 201, body = GraphVersion), (status = 409, description = "The id is taken", body = ErrorBody),
+#[utoipa::path(post, path = "/v1/graphs", tag = "graphs", operation_id = "createGraph", request_body(content = GraphSchema, description = "The graph"),
+    responses((status = 201, description = "Stored as version 1", body = GraphVersion), (status = 409, description = "The id is taken", body = ErrorBody),
         (status = 422, description = "The graph has mistakes", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn create(
@@ -134,14 +148,14 @@ pub(crate) async fn create(
 }
 
 /// Stores a new version of a graph (or its first).
-#[utoipa::path(put, path = "/v1/graphs/{graph_id}", tag = "graphs", request_body(content = GraphSchema, description = "The graph"),
+#[utoipa::path(put, path = "/v1/graphs/{graph_id}", tag = "graphs", operation_id = "putGraphVersion", request_body(content = GraphSchema, description = "The graph"),
     params(("graph_id" = String, Path, description = "The graph's id, as in the body")),
-    responses((status = 200, body = GraphVersion), (status = 422, description = "The graph has mistakes", body = ErrorBody)),
+    responses((status = 200, description = "Stored as a new version", body = GraphVersion), (status = 422, description = "The graph has mistakes", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn put_version(
     State(app): State<App>,
     Org(org): Org,
-    Path(graph_id): Path<String>,
+    PathParams(graph_id): PathParams<String>,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<GraphVersion>, ApiError> {
     let graph = checked_graph(body)?;
@@ -156,7 +170,8 @@ pub(crate) async fn put_version(
 }
 
 /// The organization's graphs, latest versions.
-#[utoipa::path(get, path = "/v1/graphs", tag = "graphs", responses((status = 200, body = GraphList)),
+#[utoipa::path(get, path = "/v1/graphs", tag = "graphs", operation_id = "listGraphs",
+    responses((status = 200, description = "The graphs", body = GraphList)),
     security(("bearer" = [])))]
 pub(crate) async fn list(State(app): State<App>, Org(org): Org) -> Result<Json<GraphList>, ApiError> {
     let graphs = app
@@ -177,42 +192,42 @@ pub(crate) async fn list(State(app): State<App>, Org(org): Org) -> Result<Json<G
 }
 
 /// One version of a graph (the latest by default).
-#[utoipa::path(get, path = "/v1/graphs/{graph_id}", tag = "graphs",
+#[utoipa::path(get, path = "/v1/graphs/{graph_id}", tag = "graphs", operation_id = "getGraph",
     params(("graph_id" = String, Path, description = "The graph's id"), VersionQuery),
-    responses((status = 200, body = GraphVersion), (status = 404, body = ErrorBody)),
+    responses((status = 200, description = "The version", body = GraphVersion), (status = 404, description = "No such graph or version", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn get(
     State(app): State<App>,
     Org(org): Org,
-    Path(graph_id): Path<String>,
+    PathParams(graph_id): PathParams<String>,
     QueryParams(query): QueryParams<VersionQuery>,
 ) -> Result<Json<GraphVersion>, ApiError> {
     Ok(Json(app.runner.store().graph(&org, &graph_id, query.version).await?.into()))
 }
 
 /// Checks a graph without storing it: every mistake with its node and field.
-#[utoipa::path(post, path = "/v1/graphs/validate", tag = "graphs", request_body(content = GraphSchema, description = "The graph"),
-    responses((status = 200, body = ValidationReport), (status = 422, description = "Not a graph at all", body = ErrorBody)),
+#[utoipa::path(post, path = "/v1/graphs/validate", tag = "graphs", operation_id = "validateGraph", request_body(content = GraphSchema, description = "The graph"),
+    responses((status = 200, description = "Every mistake, none when valid", body = ValidationReport), (status = 422, description = "Not a graph at all", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn validate(
     Org(_org): Org,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<ValidationReport>, ApiError> {
-    let graph = Graph::from_value(body)?;
+    let graph = graph_from(body)?;
     let errors = graph.validate();
     Ok(Json(ValidationReport { valid: errors.is_empty(), errors }))
 }
 
 /// Sets the secret that signs the graph's webhook requests. It is stored
 /// apart from the graph and never returned.
-#[utoipa::path(put, path = "/v1/graphs/{graph_id}/webhook-secret", tag = "graphs", request_body = SecretBody,
+#[utoipa::path(put, path = "/v1/graphs/{graph_id}/webhook-secret", tag = "graphs", operation_id = "setWebhookSecret", request_body = SecretBody,
     params(("graph_id" = String, Path, description = "The graph's id")),
-    responses((status = 204, description = "Set"), (status = 404, body = ErrorBody)),
+    responses((status = 204, description = "Set"), (status = 404, description = "No such graph", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn set_secret(
     State(app): State<App>,
     Org(org): Org,
-    Path(graph_id): Path<String>,
+    PathParams(graph_id): PathParams<String>,
     JsonBody(body): JsonBody<SecretBody>,
 ) -> Result<StatusCode, ApiError> {
     if body.secret.is_empty() {
@@ -224,14 +239,14 @@ pub(crate) async fn set_secret(
 }
 
 /// Removes the graph's webhook secret: its webhook takes unsigned requests again.
-#[utoipa::path(delete, path = "/v1/graphs/{graph_id}/webhook-secret", tag = "graphs",
+#[utoipa::path(delete, path = "/v1/graphs/{graph_id}/webhook-secret", tag = "graphs", operation_id = "deleteWebhookSecret",
     params(("graph_id" = String, Path, description = "The graph's id")),
-    responses((status = 204, description = "Removed"), (status = 404, body = ErrorBody)),
+    responses((status = 204, description = "Removed"), (status = 404, description = "No such graph", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn delete_secret(
     State(app): State<App>,
     Org(org): Org,
-    Path(graph_id): Path<String>,
+    PathParams(graph_id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     app.runner.store().graph(&org, &graph_id, None).await?;
     app.runner.store().set_secret(&org, &graph_id, WEBHOOK_SECRET, None).await?;

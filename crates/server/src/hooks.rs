@@ -32,11 +32,11 @@ pub(crate) struct StartedRuns {
 /// request must be signed with it (`X-Hub-Signature-256`, as GitHub signs).
 /// A repeated delivery (same `X-GitHub-Delivery`) gives the run the first
 /// one started.
-#[utoipa::path(post, path = "/v1/hooks/{org}/{graph_id}", tag = "triggers",
+#[utoipa::path(post, path = "/v1/hooks/{org}/{graph_id}", tag = "triggers", operation_id = "deliverWebhook",
     request_body(content = Object, description = "The trigger data"),
     params(("org" = String, Path, description = "The graph's organization"), ("graph_id" = String, Path, description = "The graph"),
         ("X-Hub-Signature-256" = Option<String>, Header, description = "sha256=<HMAC of the body with the graph's secret>")),
-    responses((status = 202, body = RunView), (status = 200, description = "A repeated delivery", body = RunView),
+    responses((status = 202, description = "Started", body = RunView), (status = 200, description = "A repeated delivery", body = RunView),
         (status = 401, description = "Missing or wrong signature", body = ErrorBody),
         (status = 404, description = "No such graph, or it is not started by webhooks", body = ErrorBody)))]
 pub(crate) async fn webhook(
@@ -76,10 +76,10 @@ pub(crate) async fn webhook(
 
 /// Fires an event: starts every graph of the organization whose trigger is
 /// this event, with the body as trigger data.
-#[utoipa::path(post, path = "/v1/events/{name}", tag = "triggers",
+#[utoipa::path(post, path = "/v1/events/{name}", tag = "triggers", operation_id = "fireEvent",
     request_body(content = Object, description = "The trigger data"),
     params(("name" = String, Path, description = "The event")),
-    responses((status = 202, body = StartedRuns)),
+    responses((status = 202, description = "The runs it started", body = StartedRuns)),
     security(("bearer" = [])))]
 pub(crate) async fn event(
     State(app): State<App>,

@@ -10,7 +10,9 @@
 //! Bearer <token>`; a token acts for one organization ([`new_token`]) and sees
 //! only its graphs and runs: another organization's answer 404, exactly like
 //! ids that do not exist. Every refusal is a 4xx with a JSON body naming what
-//! is wrong ([`ApiError`]).
+//! is wrong ([`ApiError`]); a server fault (5xx) answers its code and a fixed
+//! message with the request's id (`X-Request-Id`, on every answer), its
+//! detail logged under that id.
 //!
 //! ```no_run
 //! use roomkit_graph::Handlers;
@@ -36,20 +38,21 @@ mod extract;
 mod graph_schema;
 mod graphs;
 mod hooks;
+mod hygiene;
 mod openapi;
 mod runs;
 mod web;
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
+use axum::{Router, middleware};
 use roomkit_graph_runner::Runner;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 pub use auth::{NewToken, hash_token, new_token};
@@ -116,7 +119,8 @@ impl std::fmt::Debug for App {
     }
 }
 
-/// The API's routes, with body limits and request tracing.
+/// The API's routes, with body limits, request ids and tracing (see
+/// `hygiene`).
 pub fn router(app: App) -> Router {
     let api = Router::new()
         .route("/v1/graphs", post(graphs::create).get(graphs::list))
@@ -135,19 +139,21 @@ pub fn router(app: App) -> Router {
         .route("/v1/openapi.json", get(openapi::document))
         .route("/healthz", get(|| async { "ok" }))
         .route("/", get(web::page))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such route") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "this route does not take this method",
-            )
-        });
-    // Each request in a span, and a line when it is answered (status, latency).
+        .fallback(|| async { ApiError::for_status(StatusCode::NOT_FOUND) })
+        .method_not_allowed_fallback(|| async { ApiError::for_status(StatusCode::METHOD_NOT_ALLOWED) });
+    // Each request in a span with its id, and a line when it is answered
+    // (status, latency).
     let trace = TraceLayer::new_for_http()
-        .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+        .make_span_with(|request: &axum::extract::Request| {
+            let id = request.headers().get(hygiene::REQUEST_ID).and_then(|id| id.to_str().ok());
+            tracing::info_span!("request", method = %request.method(), uri = %request.uri(),
+                request_id = id.unwrap_or_default())
+        })
         .on_response(DefaultOnResponse::new().level(Level::INFO));
-    api.layer(DefaultBodyLimit::max(app.limits.max_body_bytes)).layer(trace).with_state(app)
+    api.layer(DefaultBodyLimit::max(app.limits.max_body_bytes))
+        .layer(trace)
+        .layer(middleware::from_fn(hygiene::answer))
+        .with_state(app)
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then shuts down

@@ -37,25 +37,33 @@ impl Modify for BearerAuth {
 }
 
 /// Documents the refusals every operation may answer: a malformed request
-/// (400), a missing or wrong token (401), a body over the limit (413), a body
-/// or graph that does not fit (422) and a database that is busy, out of reach
-/// or full (503, 507).
+/// (400), a missing or wrong token (401), a body over the limit (413), a body that is not JSON (415), a body
+/// or graph that does not fit (422), a server fault (500) and a database that
+/// is busy, out of reach or full (503, 507).
 struct CommonErrors;
 
 impl Modify for CommonErrors {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let common = [
-            ("400", "A malformed request: JSON, query or header"),
+            ("400", "A malformed request: JSON, query, path or header"),
             ("401", "No token, or a token that is not valid"),
             ("413", "The body is larger than the server accepts"),
+            ("415", "The body is not sent as Content-Type: application/json"),
             ("422", "The body does not fit what the operation takes"),
+            ("500", "A server fault: a fixed message and the request's id, whose log tells more"),
             ("503", "The database is locked by another process, or out of reach"),
             ("507", "The database cannot grow"),
         ];
         for item in openapi.paths.paths.values_mut() {
             let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete];
             for operation in operations.into_iter().flatten() {
+                let takes_body = operation.request_body.is_some();
+                // A webhook's sender chooses its Content-Type: the body is read as JSON whatever it says.
+                let typed_body = takes_body && operation.operation_id.as_deref() != Some("deliverWebhook");
                 for (status, description) in common {
+                    if (status == "413" && !takes_body) || (status == "415" && !typed_body) {
+                        continue;
+                    }
                     operation.responses.responses.entry(status.to_owned()).or_insert_with(|| {
                         ResponseBuilder::new()
                             .description(description)

@@ -1,7 +1,7 @@
 //! Runs: start, get, list, transcript pages, cancel, answer.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use roomkit_graph_runner::RunnerError;
@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::App;
 use crate::auth::Org;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{JsonBody, OptionalJsonBody, QueryParams};
+use crate::extract::{JsonBody, OptionalJsonBody, PathParams, QueryParams};
 
 /// The most runs or events one page holds.
 const MAX_PAGE: usize = 1000;
@@ -69,6 +69,7 @@ pub(crate) struct RunList {
 
 /// Which runs to list.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RunQuery {
     /// Only runs of this graph.
@@ -85,6 +86,7 @@ pub(crate) struct RunQuery {
 
 /// Which part of a transcript to read.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PageQuery {
     /// Events after this sequence number (0: from the start).
@@ -144,17 +146,17 @@ fn page_size(limit: Option<usize>) -> Result<usize, ApiError> {
 /// Starts a run of the latest version of a graph; the body is the trigger
 /// data (`{}` when empty). With an `Idempotency-Key` header, repeating the
 /// request gives the run the first one started (200 instead of 201).
-#[utoipa::path(post, path = "/v1/graphs/{graph_id}/runs", tag = "runs",
+#[utoipa::path(post, path = "/v1/graphs/{graph_id}/runs", tag = "runs", operation_id = "startRun",
     request_body(content = Object, description = "The trigger data"),
     params(("graph_id" = String, Path, description = "The graph"),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes repeating the request safe")),
-    responses((status = 201, body = RunView), (status = 200, description = "Started before with this key", body = RunView),
-        (status = 404, body = ErrorBody)),
+    responses((status = 201, description = "Started", body = RunView), (status = 200, description = "Started before with this key", body = RunView),
+        (status = 404, description = "No such graph", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn start(
     State(app): State<App>,
     Org(org): Org,
-    Path(graph_id): Path<String>,
+    PathParams(graph_id): PathParams<String>,
     headers: HeaderMap,
     OptionalJsonBody(trigger): OptionalJsonBody<Value>,
 ) -> Result<Response, ApiError> {
@@ -181,8 +183,8 @@ pub(crate) async fn start(
 }
 
 /// The organization's runs, newest first.
-#[utoipa::path(get, path = "/v1/runs", tag = "runs", params(RunQuery),
-    responses((status = 200, body = RunList), (status = 400, body = ErrorBody)),
+#[utoipa::path(get, path = "/v1/runs", tag = "runs", operation_id = "listRuns", params(RunQuery),
+    responses((status = 200, description = "A page of runs", body = RunList), (status = 400, description = "A bad filter", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn list(
     State(app): State<App>,
@@ -212,27 +214,27 @@ pub(crate) async fn list(
 }
 
 /// A run.
-#[utoipa::path(get, path = "/v1/runs/{run_id}", tag = "runs",
+#[utoipa::path(get, path = "/v1/runs/{run_id}", tag = "runs", operation_id = "getRun",
     params(("run_id" = String, Path, description = "The run")),
-    responses((status = 200, body = RunView), (status = 404, body = ErrorBody)),
+    responses((status = 200, description = "The run", body = RunView), (status = 404, description = "No such run", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn get(
     State(app): State<App>,
     Org(org): Org,
-    Path(run_id): Path<String>,
+    PathParams(run_id): PathParams<String>,
 ) -> Result<Json<RunView>, ApiError> {
     Ok(Json(owned_run(&app, &org, &run_id).await?.into()))
 }
 
 /// A page of a run's transcript.
-#[utoipa::path(get, path = "/v1/runs/{run_id}/transcript", tag = "runs",
+#[utoipa::path(get, path = "/v1/runs/{run_id}/transcript", tag = "runs", operation_id = "getTranscript",
     params(("run_id" = String, Path, description = "The run"), PageQuery),
-    responses((status = 200, body = TranscriptPage), (status = 404, body = ErrorBody)),
+    responses((status = 200, description = "A page of events", body = TranscriptPage), (status = 404, description = "No such run", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn transcript(
     State(app): State<App>,
     Org(org): Org,
-    Path(run_id): Path<String>,
+    PathParams(run_id): PathParams<String>,
     QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Json<TranscriptPage>, ApiError> {
     owned_run(&app, &org, &run_id).await?;
@@ -243,14 +245,14 @@ pub(crate) async fn transcript(
 }
 
 /// Cancels a run that is not over.
-#[utoipa::path(post, path = "/v1/runs/{run_id}/cancel", tag = "runs", request_body(content = Option<CancelBody>),
+#[utoipa::path(post, path = "/v1/runs/{run_id}/cancel", tag = "runs", operation_id = "cancelRun", request_body(content = Option<CancelBody>),
     params(("run_id" = String, Path, description = "The run")),
-    responses((status = 200, body = RunView), (status = 404, body = ErrorBody), (status = 409, description = "Over already", body = ErrorBody)),
+    responses((status = 200, description = "Cancelled", body = RunView), (status = 404, description = "No such run", body = ErrorBody), (status = 409, description = "Over already", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn cancel(
     State(app): State<App>,
     Org(org): Org,
-    Path(run_id): Path<String>,
+    PathParams(run_id): PathParams<String>,
     OptionalJsonBody(body): OptionalJsonBody<CancelBody>,
 ) -> Result<Json<RunView>, ApiError> {
     owned_run(&app, &org, &run_id).await?;
@@ -259,16 +261,16 @@ pub(crate) async fn cancel(
 }
 
 /// Answers the node a run waits on, and the run goes on.
-#[utoipa::path(post, path = "/v1/runs/{run_id}/answer", tag = "runs", request_body = AnswerBody,
+#[utoipa::path(post, path = "/v1/runs/{run_id}/answer", tag = "runs", operation_id = "answerRun", request_body = AnswerBody,
     params(("run_id" = String, Path, description = "The run")),
-    responses((status = 200, body = RunView), (status = 404, body = ErrorBody),
+    responses((status = 200, description = "Answered: the run goes on", body = RunView), (status = 404, description = "No such run", body = ErrorBody),
         (status = 409, description = "Not waiting there", body = ErrorBody),
         (status = 422, description = "The answer does not fit the node", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn answer(
     State(app): State<App>,
     Org(org): Org,
-    Path(run_id): Path<String>,
+    PathParams(run_id): PathParams<String>,
     JsonBody(body): JsonBody<AnswerBody>,
 ) -> Result<Json<RunView>, ApiError> {
     owned_run(&app, &org, &run_id).await?;

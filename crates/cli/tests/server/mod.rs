@@ -2,6 +2,8 @@
 //! `token create`, and a small Server-Sent Events reader.
 #![allow(dead_code, reason = "each test file uses only some helpers")]
 
+pub(crate) mod openapi;
+
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
