@@ -60,7 +60,8 @@ async fn a_chain_of_log_nodes_fails_on_the_size_limit_and_the_server_stays_small
     // 60 log nodes: each dump holds all the others, so they double (once 6.2 GB and counting).
     let graph = log_chain("dumps", 60);
     assert!(graph.to_string().len() < 4096, "a small graph");
-    let created = client().post(server.url("/v1/graphs")).bearer_auth(&token).json(&graph).send().await.unwrap();
+    let created =
+        client().post(server.url("/v1/graphs")).bearer_auth(&token).json(&graph).send().await.unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
     let started = server.post(&token, "/v1/graphs/dumps/runs", &json!({"topic": "x"})).await;
     let run_id = started["run_id"].as_str().unwrap().to_owned();
@@ -70,8 +71,10 @@ async fn a_chain_of_log_nodes_fails_on_the_size_limit_and_the_server_stays_small
     assert!(error.contains("more than the limit of"), "{error}");
 
     // Its transcript reads back, and holds nothing past the limit.
-    let response =
-        client().get(server.url(&format!("/v1/runs/{run_id}/transcript?limit=1000"))).bearer_auth(&token).send();
+    let response = client()
+        .get(server.url(&format!("/v1/runs/{run_id}/transcript?limit=1000")))
+        .bearer_auth(&token)
+        .send();
     let response = response.await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let transcript = response.text().await.unwrap();
@@ -91,7 +94,8 @@ async fn json_nested_too_deep_is_refused_at_every_door() {
                   {"id": "review", "type": "human", "config": {"actions": ["approve"]}},
                   {"id": "end", "type": "end"}],
         "edges": [{"source": "start", "target": "review"}, {"source": "review", "target": "end"}]});
-    let created = client().post(server.url("/v1/graphs")).bearer_auth(&token).json(&review).send().await.unwrap();
+    let created =
+        client().post(server.url("/v1/graphs")).bearer_auth(&token).json(&review).send().await.unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
     let run = server.post(&token, "/v1/graphs/review/runs", &json!({})).await;
     let run_id = run["run_id"].as_str().unwrap().to_owned();
@@ -107,10 +111,8 @@ async fn json_nested_too_deep_is_refused_at_every_door() {
             (format!("/v1/runs/{run_id}/answer"), answer, true),
             ("/v1/graphs".to_owned(), format!(r#"{{"id": "deep", "metadata": {body}}}"#), true),
         ] {
-            let mut request = client()
-                .post(server.url(&path))
-                .header("content-type", "application/json")
-                .body(body);
+            let mut request =
+                client().post(server.url(&path)).header("content-type", "application/json").body(body);
             if with_token {
                 request = request.bearer_auth(&token);
             }

@@ -132,6 +132,23 @@ impl Limits {
         Ok(bytes)
     }
 
+    /// Checks how deep JSON text nests before it is read (see [`text_depth`]).
+    ///
+    /// ```
+    /// use roomkit_graph::Limits;
+    ///
+    /// let limits = Limits::default();
+    /// let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    /// let error = limits.check_text(deep.as_bytes()).unwrap_err();
+    /// assert_eq!(error.to_string(), "nests 200 levels deep, more than the limit of 64");
+    /// ```
+    pub fn check_text(&self, text: &[u8]) -> Result<(), LimitError> {
+        match text_depth(text) {
+            depth if depth > self.json_depth => Err(LimitError::Depth { depth, limit: self.json_depth }),
+            _ => Ok(()),
+        }
+    }
+
     /// Checks a value's depth only (a request body, whose size is bounded elsewhere).
     ///
     /// ```
@@ -210,6 +227,42 @@ pub fn depth(value: &Value) -> usize {
                 deepest = deepest.max(level + 1);
                 stack.extend(map.values().map(|item| (item, level + 1)));
             }
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// How deep arrays and objects nest in JSON text, read in one pass without
+/// parsing it (brackets inside strings do not count); for text that is not
+/// JSON, a number that reading it will refuse anyway.
+///
+/// ```
+/// use roomkit_graph::limits::text_depth;
+///
+/// assert_eq!(text_depth(br#"{"a": [1, "]]]", {"b": []}]}"#), 3);
+/// assert_eq!(text_depth(b"42"), 0);
+/// ```
+pub fn text_depth(text: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &byte in text {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
     }

@@ -8,7 +8,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use roomkit_graph::GraphError;
+use roomkit_graph::{EngineError, GraphError};
 use roomkit_graph_runner::RunnerError;
 use roomkit_graph_store::StoreError;
 use serde::Serialize;
@@ -204,6 +204,9 @@ impl From<RunnerError> for ApiError {
         match error {
             RunnerError::Store(error) => error.into(),
             RunnerError::Graph(error) => error.into(),
+            RunnerError::Engine(EngineError::Limit { .. }) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded", message)
+            }
             RunnerError::Engine(_) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "engine_refused", message)
             }

@@ -10,6 +10,9 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
+use roomkit_graph::Limits;
+
+use crate::App;
 use crate::error::{ApiError, plain_words};
 
 /// A JSON body sent as `Content-Type: application/json` (else 415):
@@ -27,10 +30,10 @@ pub(crate) struct QueryParams<T>(pub(crate) T);
 /// percent-decoded is a 400.
 pub(crate) struct PathParams<T>(pub(crate) T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+impl<T: DeserializeOwned> FromRequest<App> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(request: Request, state: &App) -> Result<Self, ApiError> {
         match OptionalJsonBody::<T>::from_request(request, state).await? {
             OptionalJsonBody(Some(value)) => Ok(JsonBody(value)),
             OptionalJsonBody(None) => {
@@ -40,10 +43,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T> {
+impl<T: DeserializeOwned> FromRequest<App> for OptionalJsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(request: Request, state: &App) -> Result<Self, ApiError> {
         let is_json = is_json(request.headers());
         let bytes = read_body(request, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -52,7 +55,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T>
         if !is_json {
             return Err(ApiError::for_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
         }
-        parse(&bytes).map(|value| OptionalJsonBody(Some(value)))
+        parse(&bytes, &state.runner.limits()).map(|value| OptionalJsonBody(Some(value)))
     }
 }
 
@@ -66,8 +69,12 @@ fn is_json(headers: &HeaderMap) -> bool {
     essence.eq_ignore_ascii_case("application/json")
 }
 
-/// Reads JSON text into `T`: a syntax error is a 400, a shape error a 422.
-pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+/// Reads JSON text into `T`: JSON nested deeper than `limits` allow is a 400
+/// (`too_deep`), a syntax error a 400, a shape error a 422.
+pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8], limits: &Limits) -> Result<T, ApiError> {
+    limits
+        .check_text(bytes)
+        .map_err(|error| ApiError::bad_request("too_deep", format!("the body {error}")))?;
     serde_json::from_slice(bytes).map_err(|error| match error.classify() {
         serde_json::error::Category::Data => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

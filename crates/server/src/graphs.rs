@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use roomkit_graph::{Graph, ValidationError};
+use roomkit_graph::{Graph, GraphError, Limits, ValidationError};
 use roomkit_graph_store::{StoreError, StoredGraph};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -109,9 +109,12 @@ fn graph_from(value: Value) -> Result<Graph, ApiError> {
 
 /// Reads a graph from a request body and checks it: every mistake, and a
 /// trigger that cannot work, is a 422.
-fn checked_graph(value: Value) -> Result<Graph, ApiError> {
+fn checked_graph(value: Value, limits: &Limits) -> Result<Graph, ApiError> {
     let graph = graph_from(value)?;
-    graph.validate_or_raise()?;
+    let errors = graph.validate_with(limits);
+    if !errors.is_empty() {
+        return Err(GraphError::Invalid(errors).into());
+    }
     roomkit_graph_triggers::check(&graph.trigger).map_err(|error| {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_trigger", error.to_string())
     })?;
@@ -128,7 +131,7 @@ pub(crate) async fn create(
     Org(org): Org,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
-    let graph = checked_graph(body)?;
+    let graph = checked_graph(body, &app.runner.limits())?;
     match app.runner.store().graph(&org, &graph.id, None).await {
         Ok(_) => {
             return Err(ApiError::new(
@@ -158,7 +161,7 @@ pub(crate) async fn put_version(
     PathParams(graph_id): PathParams<String>,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<GraphVersion>, ApiError> {
-    let graph = checked_graph(body)?;
+    let graph = checked_graph(body, &app.runner.limits())?;
     if graph.id != graph_id {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -210,11 +213,12 @@ pub(crate) async fn get(
     responses((status = 200, description = "Every mistake, none when valid", body = ValidationReport), (status = 422, description = "Not a graph at all", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn validate(
+    State(app): State<App>,
     Org(_org): Org,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<ValidationReport>, ApiError> {
     let graph = graph_from(body)?;
-    let errors = graph.validate();
+    let errors = graph.validate_with(&app.runner.limits());
     Ok(Json(ValidationReport { valid: errors.is_empty(), errors }))
 }
 

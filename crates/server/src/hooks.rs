@@ -59,7 +59,11 @@ pub(crate) async fn webhook(
         verify_signature(secret.as_bytes(), &body, signature)
             .map_err(|error| ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", error.to_string()))?;
     }
-    let data: Value = if body.iter().all(u8::is_ascii_whitespace) { json!({}) } else { parse(&body)? };
+    let data: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        parse(&body, &app.runner.limits())?
+    };
     let key = headers
         .get("x-github-delivery")
         .and_then(|value| value.to_str().ok())
