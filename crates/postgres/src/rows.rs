@@ -1,7 +1,9 @@
 //! Records read out of rows, checked on the way.
 
 use roomkit_graph::Graph;
-use roomkit_graph_store::{Entry, RunRecord, RunStatus, StoreError, StoredGraph, TranscriptEvent};
+use roomkit_graph_store::{
+    Entry, RunRecord, RunStatus, StoreError, StoredGraph, TranscriptEvent, read_stored,
+};
 use tokio_postgres::Row;
 
 use crate::error::stored_count;
@@ -60,7 +62,7 @@ pub(crate) fn event(run_id: &str, row: &Row) -> Result<TranscriptEvent, StoreErr
         run_id: run_id.to_owned(),
         seq,
         at: row.try_get(1).map_err(column)?,
-        entry: serde_json::from_str::<Entry>(&entry).map_err(|err| {
+        entry: read_stored::<Entry>(&entry).map_err(|err| {
             StoreError::Backend(format!("event {seq} of run {run_id} does not read back: {err}"))
         })?,
     })

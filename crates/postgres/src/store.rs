@@ -10,7 +10,7 @@ use futures_util::stream::BoxStream;
 use roomkit_graph::{EngineState, Graph};
 use roomkit_graph_store::{
     FilterValue, Lease, Millis, NewRun, RunFilter, RunRecord, StepCommit, Store, StoreError, StoredGraph,
-    TokenRecord, TranscriptEvent, now_millis,
+    TokenRecord, TranscriptEvent, now_millis, read_stored,
 };
 use serde_json::{Map, Value};
 use tokio::sync::{broadcast, mpsc};
@@ -728,7 +728,7 @@ impl PostgresStore {
         let writes: Vec<String> = row.try_get(15).map_err(pg)?;
         let mut context = Map::new();
         for written in writes {
-            let written: Map<String, Value> = serde_json::from_str(&written).map_err(|err| {
+            let written: Map<String, Value> = read_stored(&written).map_err(|err| {
                 StoreError::Backend(format!("the context of run {run_id} does not read back: {err}"))
             })?;
             context.extend(written);

@@ -5,7 +5,7 @@
 use roomkit_graph::{EngineState, Graph};
 use roomkit_graph_store::{
     Entry, FilterValue, RunFilter, RunRecord, RunStatus, StoreError, StoredGraph, TokenRecord,
-    TranscriptEvent,
+    TranscriptEvent, read_stored,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -162,7 +162,7 @@ pub(crate) fn load_run(conn: &mut Connection, run_id: &str) -> Result<(RunRecord
         let mut rows = statement.query(params![run_id])?;
         while let Some(row) = rows.next()? {
             let writes: String = row.get(0)?;
-            context.extend(serde_json::from_str::<Map<String, Value>>(&writes)?);
+            context.extend(read_stored::<Map<String, Value>>(&writes)?);
         }
     }
     tx.commit()?;
@@ -245,7 +245,7 @@ fn events_after(
             run_id: run_id.to_owned(),
             seq: stored_count(row.get(0)?, "sequence number")?,
             at: row.get(1)?,
-            entry: serde_json::from_str::<Entry>(&entry)?,
+            entry: read_stored::<Entry>(&entry)?,
         });
     }
     Ok(events)

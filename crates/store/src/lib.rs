@@ -22,6 +22,7 @@
 
 mod access;
 mod error;
+mod json;
 mod lease;
 mod run;
 mod step;
@@ -33,6 +34,7 @@ use roomkit_graph::{EngineState, Graph};
 
 pub use access::{DEFAULT_ORG, TokenRecord};
 pub use error::StoreError;
+pub use json::{STORED_DEPTH, read_stored};
 pub use lease::Lease;
 pub use run::{FilterValue, NewRun, RunFilter, RunRecord, RunStatus, StepCommit, StoredGraph};
 pub use transcript::{Entry, TranscriptEvent, render_text};
