@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use roomkit_graph::Trigger;
 use roomkit_graph_runner::RunnerError;
-use roomkit_graph_store::StoreError;
+use roomkit_graph_store::{RunKey, StoreError};
 use roomkit_graph_triggers::{SIGNATURE_HEADER, fire_event, verify_signature};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -64,7 +64,7 @@ pub(crate) async fn webhook(
         .get("x-github-delivery")
         .and_then(|value| value.to_str().ok())
         .filter(|value| !value.is_empty() && value.len() <= 255)
-        .map(|delivery| format!("webhook:{org}:{graph_id}:{delivery}"));
+        .map(|delivery| RunKey::new(format!("webhook:{org}:{graph_id}:{delivery}")));
     match app.runner.start_in(&org, &graph_id, data, key).await {
         Ok(run) => Ok((StatusCode::ACCEPTED, Json(RunView::from(run))).into_response()),
         Err(RunnerError::Store(StoreError::Duplicate { run_id, .. })) => {
