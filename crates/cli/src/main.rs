@@ -164,17 +164,22 @@ enum RunCommand {
         /// Logs as JSON lines instead of text.
         #[arg(long)]
         log_json: bool,
+        /// Lets the webhooks of graphs without a webhook secret take unsigned
+        /// deliveries (without it they are refused with 401).
+        #[arg(long)]
+        allow_unsigned_webhooks: bool,
     },
     /// Access tokens for the HTTP API.
     #[command(subcommand)]
     Token(TokenCommand),
     /// Sets the secret a graph's webhook requests must be signed with
-    /// (X-Hub-Signature-256), read from stdin; it is stored apart from the
-    /// graph and never shown again.
+    /// (X-Roomkit-Signature or X-Hub-Signature-256), read from stdin; it is
+    /// stored apart from the graph and never shown again.
     WebhookSecret {
         /// The graph.
         graph: String,
-        /// Removes the secret instead: the webhook takes unsigned requests.
+        /// Removes the secret instead: the webhook takes no delivery (unless
+        /// `serve` runs with --allow-unsigned-webhooks).
         #[arg(long)]
         remove: bool,
     },
@@ -250,10 +255,19 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
         RunCommand::Cancel { run, reason } => {
             runs::cancel(&runner, &run, reason.as_deref(), json).await.map(|()| ExitCode::SUCCESS)
         }
-        RunCommand::Serve { listen, max_body_bytes, schedule_tick, poll, log_json } => {
+        RunCommand::Serve {
+            listen,
+            max_body_bytes,
+            schedule_tick,
+            poll,
+            log_json,
+            allow_unsigned_webhooks,
+        } => {
             init_logs(log_json);
             let limits = roomkit_graph_server::Limits { max_body_bytes };
-            serve::serve(&runner, listen, limits, schedule_tick, poll).await.map(|()| ExitCode::SUCCESS)
+            let app = roomkit_graph_server::App::new(runner.clone(), limits)
+                .allow_unsigned_webhooks(allow_unsigned_webhooks);
+            serve::serve(&runner, app, listen, schedule_tick, poll).await.map(|()| ExitCode::SUCCESS)
         }
         RunCommand::Token(TokenCommand::Create { label }) => {
             serve::create_token(&runner, &org, label.as_deref(), json).await.map(|()| ExitCode::SUCCESS)

@@ -241,7 +241,8 @@ pub(crate) async fn set_secret(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Removes the graph's webhook secret: its webhook takes unsigned requests again.
+/// Removes the graph's webhook secret: its webhook takes no delivery again
+/// (unless the server takes unsigned ones).
 #[utoipa::path(delete, path = "/v1/graphs/{graph_id}/webhook-secret", tag = "graphs",
     params(("graph_id" = String, Path, description = "The graph's id")),
     responses((status = 204, description = "Removed"), (status = 404, body = ErrorBody)),
