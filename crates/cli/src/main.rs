@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use roomkit_graph_store::{DEFAULT_ORG, RunFilter, RunStatus};
+use roomkit_graph_store::{DEFAULT_ORG, RunCursor, RunFilter, RunStatus};
 
 /// Workflow graphs from the terminal.
 #[derive(Parser)]
@@ -104,7 +104,8 @@ enum RunCommand {
         /// The run.
         run: String,
     },
-    /// Lists runs, newest first.
+    /// Lists runs, newest first, a page at a time (--all: every page). When
+    /// more runs follow the page, stderr says the --cursor of the next one.
     Runs {
         /// Only runs of this graph.
         #[arg(long)]
@@ -112,9 +113,21 @@ enum RunCommand {
         /// Only runs in this status: running, waiting, completed, failed or cancelled.
         #[arg(long, value_parser = parse_status)]
         status: Option<RunStatus>,
-        /// At most this many.
+        /// How many runs a page holds (100 by default; 1000 with --all).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        limit: Option<u16>,
+        /// Starts after this cursor: the next page of a previous listing.
+        #[arg(long, value_parser = parse_cursor)]
+        cursor: Option<RunCursor>,
+        /// Follows the pages to the end: every run (that exists when the
+        /// listing starts) once.
+        #[arg(long, conflicts_with = "show_cursor")]
+        all: bool,
+        /// For scripts: prints the next page's cursor as the last line of
+        /// stdout (an empty line on the last page; with --json,
+        /// {"next_cursor": ...}).
         #[arg(long)]
-        limit: Option<usize>,
+        show_cursor: bool,
     },
     /// Drives runs until stopped (Ctrl-C or SIGTERM): picks up the runs
     /// nobody drives (left running by a process that died, once its lease
@@ -154,17 +167,22 @@ enum RunCommand {
         /// Logs as JSON lines instead of text.
         #[arg(long)]
         log_json: bool,
+        /// Lets the webhooks of graphs without a webhook secret take unsigned
+        /// deliveries (without it they are refused with 401).
+        #[arg(long)]
+        allow_unsigned_webhooks: bool,
     },
     /// Access tokens for the HTTP API.
     #[command(subcommand)]
     Token(TokenCommand),
     /// Sets the secret a graph's webhook requests must be signed with
-    /// (X-Hub-Signature-256), read from stdin; it is stored apart from the
-    /// graph and never shown again.
+    /// (X-Roomkit-Signature or X-Hub-Signature-256), read from stdin; it is
+    /// stored apart from the graph and never shown again.
     WebhookSecret {
         /// The graph.
         graph: String,
-        /// Removes the secret instead: the webhook takes unsigned requests.
+        /// Removes the secret instead: the webhook takes no delivery (unless
+        /// `serve` runs with --allow-unsigned-webhooks).
         #[arg(long)]
         remove: bool,
     },
@@ -184,6 +202,10 @@ enum TokenCommand {
 
 fn parse_poll(text: &str) -> Result<std::time::Duration, String> {
     roomkit_graph::parse_duration(text).map_err(|e| e.to_string())
+}
+
+fn parse_cursor(text: &str) -> Result<RunCursor, String> {
+    RunCursor::decode(text).map_err(|e| e.to_string())
 }
 
 fn parse_status(text: &str) -> Result<RunStatus, String> {
@@ -228,18 +250,32 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
             runs::answer(&runner, &run, &node, data, json).await.map(exit_status)
         }
         RunCommand::Show { run } => runs::show(&runner, &run, json).await.map(|()| ExitCode::SUCCESS),
-        RunCommand::Runs { graph, status, limit } => {
-            let filter = RunFilter { org: Some(org), graph_id: graph, status, limit, ..Default::default() };
-            runs::list(&runner, &filter, json).await.map(|()| ExitCode::SUCCESS)
+        RunCommand::Runs { graph, status, limit, cursor, all, show_cursor } => {
+            let filter =
+                RunFilter { org: Some(org), graph_id: graph, status, after: cursor, ..Default::default() };
+            let pages = match (all, limit) {
+                (true, limit) => runs::Pages::All { size: limit.map_or(1000, usize::from) },
+                (false, limit) => runs::Pages::One { size: limit.map_or(100, usize::from), show_cursor },
+            };
+            runs::list(&runner, filter, pages, json).await.map(|()| ExitCode::SUCCESS)
         }
         RunCommand::Worker { poll } => runs::worker(&runner, poll).await.map(|()| ExitCode::SUCCESS),
         RunCommand::Cancel { run, reason } => {
             runs::cancel(&runner, &run, reason.as_deref(), json).await.map(|()| ExitCode::SUCCESS)
         }
-        RunCommand::Serve { listen, max_body_bytes, schedule_tick, poll, log_json } => {
+        RunCommand::Serve {
+            listen,
+            max_body_bytes,
+            schedule_tick,
+            poll,
+            log_json,
+            allow_unsigned_webhooks,
+        } => {
             init_logs(log_json);
             let limits = roomkit_graph_server::Limits { max_body_bytes };
-            serve::serve(&runner, listen, limits, schedule_tick, poll).await.map(|()| ExitCode::SUCCESS)
+            let app = roomkit_graph_server::App::new(runner.clone(), limits)
+                .allow_unsigned_webhooks(allow_unsigned_webhooks);
+            serve::serve(&runner, app, listen, schedule_tick, poll).await.map(|()| ExitCode::SUCCESS)
         }
         RunCommand::Token(TokenCommand::Create { label }) => {
             serve::create_token(&runner, &org, label.as_deref(), json).await.map(|()| ExitCode::SUCCESS)

@@ -12,7 +12,9 @@ use roomkit_graph::{Graph, Handlers};
 use roomkit_graph_postgres::PostgresStore;
 use roomkit_graph_runner::{LiveEvent, Runner, RunnerError};
 use roomkit_graph_sqlite::SqliteStore;
-use roomkit_graph_store::{Entry, RunFilter, RunRecord, RunStatus, StoreError, TranscriptEvent, render_text};
+use roomkit_graph_store::{
+    Entry, RunCursor, RunFilter, RunRecord, RunStatus, StoreError, TranscriptEvent, render_text,
+};
 use roomkit_graph_triggers::Scheduler;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
@@ -269,18 +271,55 @@ pub(crate) async fn show(runner: &Runner, run_id: &str, json: bool) -> anyhow::R
     print_events(&events, json)
 }
 
-/// `runs`: runs matching the filters, newest first.
-pub(crate) async fn list(runner: &Runner, filter: &RunFilter, json: bool) -> anyhow::Result<()> {
-    let runs = runner.store().list_runs(filter).await?;
-    let mut out = std::io::stdout().lock();
-    for run in runs {
-        if json {
-            writeln!(out, "{}", serde_json::to_string(&run)?)?;
-        } else {
-            writeln!(out, "{}", run_line(&run))?;
+/// Which pages `runs` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pages {
+    /// One page of `size` runs; with `show_cursor`, the next page's cursor
+    /// after them.
+    One { size: usize, show_cursor: bool },
+    /// Every page, of `size` runs each, to the end.
+    All { size: usize },
+}
+
+/// `runs`: runs matching `filter`, newest first, page by page as `pages` says.
+pub(crate) async fn list(
+    runner: &Runner,
+    mut filter: RunFilter,
+    pages: Pages,
+    json: bool,
+) -> anyhow::Result<()> {
+    let size = match pages {
+        Pages::One { size, .. } | Pages::All { size } => size,
+    };
+    loop {
+        let page = runner.store().run_page(&filter, size).await?;
+        let mut out = std::io::stdout().lock();
+        for run in &page.items {
+            if json {
+                writeln!(out, "{}", serde_json::to_string(run)?)?;
+            } else {
+                writeln!(out, "{}", run_line(run))?;
+            }
+        }
+        match (pages, page.next_cursor) {
+            (Pages::All { .. }, Some(_)) => filter.after = page.items.last().map(RunCursor::after),
+            (Pages::One { show_cursor: true, .. }, next) if json => {
+                writeln!(out, "{}", json!({ "next_cursor": next }))?;
+                return Ok(());
+            }
+            (Pages::One { show_cursor: true, .. }, next) => {
+                writeln!(out, "{}", next.unwrap_or_default())?;
+                return Ok(());
+            }
+            (Pages::One { show_cursor: false, .. }, Some(next)) => {
+                eprintln!(
+                    "more runs follow: add --cursor {next} for the next page (or --all for every page)"
+                );
+                return Ok(());
+            }
+            (_, None) => return Ok(()),
         }
     }
-    Ok(())
 }
 
 fn run_line(run: &RunRecord) -> String {

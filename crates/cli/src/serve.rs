@@ -7,18 +7,18 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use roomkit_graph_runner::Runner;
-use roomkit_graph_server::{App, Limits, new_token};
+use roomkit_graph_server::{App, new_token};
 use roomkit_graph_triggers::Scheduler;
 
 use crate::runs::stop_signal;
 
 /// `serve`: picks up the runs nobody drives (at start, then every `poll`),
-/// fires scheduled graphs, and serves the HTTP API until Ctrl-C or SIGTERM,
-/// then stops gracefully.
+/// fires scheduled graphs, and serves `app` (the HTTP API on `runner`) until
+/// Ctrl-C or SIGTERM, then stops gracefully.
 pub(crate) async fn serve(
     runner: &Runner,
+    app: App,
     listen: SocketAddr,
-    limits: Limits,
     tick: Duration,
     poll: Duration,
 ) -> anyhow::Result<()> {
@@ -38,9 +38,7 @@ pub(crate) async fn serve(
         }
         stop.send_replace(true);
     };
-    roomkit_graph_server::serve(listener, App::new(runner.clone(), limits), signal)
-        .await
-        .context("serving failed")?;
+    roomkit_graph_server::serve(listener, app, signal).await.context("serving failed")?;
     scheduler.await.context("the scheduler stopped abnormally")?;
     recovery.await.context("the recovery loop stopped abnormally")?;
     eprintln!("serve: stopped");

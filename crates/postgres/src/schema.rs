@@ -11,12 +11,13 @@ use crate::error::store_error;
 pub const SCHEMA: &str = "roomkit_graph";
 
 /// The version of the tables this build reads and writes (in
-/// `roomkit_graph.meta`); a database of a newer version is refused.
+/// `roomkit_graph.meta`); a database of an older version is migrated, one of a
+/// newer version is refused.
 ///
 /// ```
-/// assert_eq!(roomkit_graph_postgres::SCHEMA_VERSION, 1);
+/// assert_eq!(roomkit_graph_postgres::SCHEMA_VERSION, 2);
 /// ```
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// The key of the advisory lock held while the tables are created: "RKGR".
 const CREATION_LOCK: i64 = 0x524B_4752;
@@ -24,7 +25,9 @@ const CREATION_LOCK: i64 = 0x524B_4752;
 /// The tables. JSON is stored as TEXT (kept byte for byte, key order
 /// included); times are milliseconds since the Unix epoch. A run's context is
 /// kept with its transcript, as in the SQLite store: the last event a commit
-/// appends holds the context entries the commit wrote in `writes_json`.
+/// appends holds the context entries the commit wrote in `writes_json`. A
+/// run's key (`run_key`) comes with the hash of the request it was asked with
+/// (`key_hash`) and when the run lets it go (`key_expires_at`).
 const TABLES: &str = "
 CREATE SCHEMA roomkit_graph;
 
@@ -60,6 +63,8 @@ CREATE TABLE roomkit_graph.runs (
     run_key          TEXT,
     owner            TEXT,
     lease_until      BIGINT,
+    key_hash         TEXT,
+    key_expires_at   BIGINT,
     FOREIGN KEY (org, graph_id, graph_version) REFERENCES roomkit_graph.graphs (org, graph_id, version)
 );
 CREATE INDEX runs_by_graph ON roomkit_graph.runs (org, graph_id, created_at);
@@ -96,17 +101,28 @@ CREATE TABLE roomkit_graph.secrets (
 );
 ";
 
+/// The migrations, by the version they start from: a database is migrated
+/// one version at a time up to [`SCHEMA_VERSION`].
+const MIGRATIONS: [(i32, &str); 1] = [(
+    // Version 2: a run's key gets a request hash and an expiry, none for the
+    // keys already held (held for good, as before).
+    1,
+    "ALTER TABLE roomkit_graph.runs ADD COLUMN key_hash TEXT, ADD COLUMN key_expires_at BIGINT;",
+)];
+
 /// What a database holds of ours.
 #[derive(Debug, PartialEq, Eq)]
 enum Found {
     /// No schema `roomkit_graph`: the tables must be made.
     Nothing,
+    /// Ours, of an older version: it is migrated.
+    Older(i32),
     /// Ours, of this version.
     Ours,
 }
 
 /// Makes sure the database holds the tables of this version: creates them
-/// when there are none; refuses a schema `roomkit_graph` that is not ours or
+/// when there are none, migrates those of an older version; refuses a schema `roomkit_graph` that is not ours or
 /// is of another version ([`StoreError::Foreign`], naming `target`), leaving
 /// it untouched.
 pub(crate) async fn prepare(client: &mut Client, target: &str) -> Result<(), StoreError> {
@@ -117,12 +133,23 @@ pub(crate) async fn prepare(client: &mut Client, target: &str) -> Result<(), Sto
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CREATION_LOCK])
         .await
         .map_err(|err| store_error(&err))?;
-    // Another process may have made them while we waited for the lock.
-    if inspect(&tx, target).await? == Found::Nothing {
-        tx.batch_execute(TABLES).await.map_err(|err| store_error(&err))?;
-        tx.execute("INSERT INTO roomkit_graph.meta (schema_version) VALUES ($1)", &[&SCHEMA_VERSION])
-            .await
-            .map_err(|err| store_error(&err))?;
+    // Another process may have made or migrated them while we waited for the lock.
+    match inspect(&tx, target).await? {
+        Found::Nothing => {
+            tx.batch_execute(TABLES).await.map_err(|err| store_error(&err))?;
+            tx.execute("INSERT INTO roomkit_graph.meta (schema_version) VALUES ($1)", &[&SCHEMA_VERSION])
+                .await
+                .map_err(|err| store_error(&err))?;
+        }
+        Found::Older(from) => {
+            for (_, step) in MIGRATIONS.iter().filter(|(start, _)| *start >= from) {
+                tx.batch_execute(step).await.map_err(|err| store_error(&err))?;
+            }
+            tx.execute("UPDATE roomkit_graph.meta SET schema_version = $1", &[&SCHEMA_VERSION])
+                .await
+                .map_err(|err| store_error(&err))?;
+        }
+        Found::Ours => {}
     }
     tx.commit().await.map_err(|err| store_error(&err))
 }
@@ -149,6 +176,7 @@ async fn inspect(client: &impl tokio_postgres::GenericClient, target: &str) -> R
                 .map_err(|err| store_error(&err))?;
             match versions.first().map(|row| row.get::<_, i32>(0)) {
                 Some(SCHEMA_VERSION) => Ok(Found::Ours),
+                Some(older) if (1..SCHEMA_VERSION).contains(&older) => Ok(Found::Older(older)),
                 Some(newer) if newer > SCHEMA_VERSION => Err(foreign(format!(
                     "its schema version {newer} is newer than this build's {SCHEMA_VERSION}"
                 ))),

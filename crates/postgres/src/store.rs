@@ -9,8 +9,8 @@ use deadpool_postgres::{ClientWrapper, Manager, ManagerConfig, Object, Pool, Rec
 use futures_util::stream::BoxStream;
 use roomkit_graph::{EngineState, Graph};
 use roomkit_graph_store::{
-    FilterValue, Lease, Millis, NewRun, RunFilter, RunRecord, StepCommit, Store, StoreError, StoredGraph,
-    TokenRecord, TranscriptEvent, now_millis, read_stored,
+    FilterValue, HeldKey, Lease, Millis, NewRun, RunFilter, RunKey, RunRecord, StepCommit, Store, StoreError,
+    StoredGraph, TokenRecord, TranscriptEvent, now_millis, read_stored,
 };
 use serde_json::{Map, Value};
 use tokio::sync::{broadcast, mpsc};
@@ -337,6 +337,15 @@ impl Store for PostgresStore {
         self.retrying(|| self.list_graphs_once(org)).await
     }
 
+    async fn list_graphs_after(
+        &self,
+        org: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredGraph>, StoreError> {
+        self.retrying(|| self.list_graphs_after_once(org, after, limit)).await
+    }
+
     async fn create_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
         self.retrying(|| self.create_token_once(token)).await
     }
@@ -501,6 +510,22 @@ impl PostgresStore {
         found.iter().map(rows::graph).collect()
     }
 
+    async fn list_graphs_after_once(
+        &self,
+        org: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredGraph>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT DISTINCT ON (graph_id) {GRAPH_COLUMNS} FROM roomkit_graph.graphs \
+             WHERE org = $1 AND ($2::text IS NULL OR graph_id > $2) ORDER BY graph_id, version DESC LIMIT $3"
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let found = client.query(&sql, &[&org, &after, &limit]).await.map_err(pg)?;
+        found.iter().map(rows::graph).collect()
+    }
+
     async fn create_token_once(&self, token: &TokenRecord) -> Result<(), StoreError> {
         let client = self.client().await?;
         let inserted = client
@@ -600,12 +625,17 @@ impl PostgresStore {
             )));
         }
         let now = now_millis();
+        if let Some(key) = &run.key {
+            take_key(&tx, key, now).await?;
+        }
         let record = run.opening_record(now);
+        let key = run.key.as_ref();
         let inserted = tx
             .execute(
                 "INSERT INTO roomkit_graph.runs (run_id, org, graph_id, graph_version, status, current_node_id, \
-                 previous_node_id, error, version, last_seq, created_at, updated_at, run_key, owner, lease_until) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, 1, 1, $8, $8, $9, $10, $11)",
+                 previous_node_id, error, version, last_seq, created_at, updated_at, run_key, owner, lease_until, \
+                 key_hash, key_expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, 1, 1, $8, $8, $9, $10, $11, $12, $13)",
                 &[
                     &record.run_id,
                     &record.org,
@@ -615,9 +645,11 @@ impl PostgresStore {
                     &record.current_node_id,
                     &record.previous_node_id,
                     &now,
-                    &run.key,
+                    &key.map(|key| &key.key),
                     &record.owner,
                     &record.lease_until,
+                    &key.and_then(|key| key.request_hash.as_ref()),
+                    &key.and_then(|key| key.expires_at),
                 ],
             )
             .await;
@@ -626,7 +658,7 @@ impl PostgresStore {
                 return Err(pg(err));
             }
             drop(tx);
-            return Err(self.why_not_unique(run_id, run.key.as_deref()).await);
+            return Err(self.why_not_unique(run_id, key).await);
         }
         let started = run.started_event(now);
         // The context the run starts with is kept on its first event.
@@ -739,23 +771,23 @@ impl PostgresStore {
 
     async fn list_runs_once(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
         let client = self.client().await?;
-        let mut conditions: Vec<String> = Vec::new();
-        let mut values: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-        for (column, op, value) in filter.conditions() {
-            values.push(match value {
-                FilterValue::Text(text) => Box::new(text),
-                FilterValue::Millis(millis) => Box::new(millis),
-            });
-            conditions.push(format!("{column} {op} ${}", values.len()));
-        }
-        let mut sql = format!("SELECT {RUN_COLUMNS} FROM roomkit_graph.runs");
-        if !conditions.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&conditions.join(" AND "));
-        }
+        let (clause, values) = filter.where_clause(|n| format!("${n}"));
+        let mut values: Vec<Box<dyn ToSql + Sync + Send>> = values
+            .into_iter()
+            .map(|value| -> Box<dyn ToSql + Sync + Send> {
+                match value {
+                    FilterValue::Text(text) => Box::new(text),
+                    FilterValue::Millis(millis) => Box::new(millis),
+                }
+            })
+            .collect();
         // LIMIT NULL is no limit.
         values.push(Box::new(filter.limit.map(|limit| i64::try_from(limit).unwrap_or(i64::MAX))));
-        sql.push_str(&format!(" ORDER BY created_at DESC, run_id LIMIT ${}", values.len()));
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM roomkit_graph.runs{clause} ORDER BY {} LIMIT ${}",
+            RunFilter::ORDER_BY,
+            values.len()
+        );
         let params: Vec<&(dyn ToSql + Sync)> =
             values.iter().map(|value| value.as_ref() as &(dyn ToSql + Sync)).collect();
         let found = client.query(&sql, &params).await.map_err(pg)?;
@@ -773,23 +805,55 @@ impl PostgresStore {
 }
 
 impl PostgresStore {
-    /// Why a new run broke a unique index: its key is taken
-    /// ([`StoreError::Duplicate`]) or its id is.
-    async fn why_not_unique(&self, run_id: &str, key: Option<&str>) -> StoreError {
+    /// Why a new run broke a unique index: its key is held by a run that
+    /// took it meanwhile ([`StoreError::Duplicate`]) or its id is taken.
+    async fn why_not_unique(&self, run_id: &str, key: Option<&RunKey>) -> StoreError {
         if let Some(key) = key {
             let holder = match self.client().await {
-                Ok(client) => client
-                    .query_opt("SELECT run_id FROM roomkit_graph.runs WHERE run_key = $1", &[&key])
-                    .await
-                    .map(|row| row.map(|row| row.get::<_, String>(0))),
+                Ok(client) => find_key_holder(&client, &key.key, false).await,
                 Err(err) => return err,
             };
             match holder {
-                Ok(Some(holder)) => return StoreError::Duplicate { key: key.to_owned(), run_id: holder },
+                Ok(Some(holder)) => return key.taken_by(holder),
                 Ok(None) => {}
-                Err(err) => return pg(err),
+                Err(err) => return err,
             }
         }
         StoreError::Invalid(format!("run {run_id} already exists"))
+    }
+}
+
+/// The run holding `key`, if any (its row locked with `lock`).
+async fn find_key_holder(
+    client: &impl deadpool_postgres::GenericClient,
+    key: &str,
+    lock: bool,
+) -> Result<Option<HeldKey>, StoreError> {
+    let sql = format!(
+        "SELECT run_id, key_hash, key_expires_at FROM roomkit_graph.runs WHERE run_key = $1{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    let row = client.query_opt(&sql, &[&key]).await.map_err(pg)?;
+    Ok(row.map(|row| HeldKey { run_id: row.get(0), request_hash: row.get(1), expires_at: row.get(2) }))
+}
+
+/// Makes `key` free for a new run at `now`, in `tx`: refused with
+/// [`StoreError::Duplicate`] while another run holds it, taken from a run
+/// that let it go. (A run taking it meanwhile breaks the unique index at
+/// the insert: see [`PostgresStore::why_not_unique`].)
+async fn take_key(tx: &Transaction<'_>, key: &RunKey, now: Millis) -> Result<(), StoreError> {
+    match find_key_holder(tx, &key.key, true).await? {
+        None => Ok(()),
+        Some(holder) if holder.is_free_at(now) => {
+            tx.execute(
+                "UPDATE roomkit_graph.runs SET run_key = NULL, key_hash = NULL, key_expires_at = NULL \
+                 WHERE run_id = $1",
+                &[&holder.run_id],
+            )
+            .await
+            .map_err(pg)?;
+            Ok(())
+        }
+        Some(holder) => Err(key.taken_by(holder)),
     }
 }

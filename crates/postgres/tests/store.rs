@@ -9,8 +9,8 @@ use futures_util::StreamExt;
 use roomkit_graph::{EngineState, Graph, Trigger};
 use roomkit_graph_postgres::{Options, PostgresStore};
 use roomkit_graph_store::{
-    DEFAULT_ORG, Entry, Lease, NewRun, RunFilter, RunStatus, StepCommit, Store, StoreError, TokenRecord,
-    now_millis,
+    DEFAULT_ORG, Entry, Lease, NewRun, RunFilter, RunKey, RunStatus, StepCommit, Store, StoreError,
+    TokenRecord, now_millis,
 };
 use serde_json::{Map, Value, json};
 
@@ -33,7 +33,7 @@ fn new_run(graph_id: &str, run_id: &str, key: Option<&str>) -> NewRun {
             waiting: false,
             run_id: run_id.into(),
         },
-        key: key.map(str::to_owned),
+        key: key.map(RunKey::from),
         first_step: None,
         lease: None,
     }
@@ -190,7 +190,7 @@ async fn a_run_key_starts_one_run_even_when_two_processes_use_it_at_once() {
     );
     let (won, lost) = if first.is_ok() { (first, second) } else { (second, first) };
     let holder = won.unwrap().run_id;
-    assert!(matches!(lost, Err(StoreError::Duplicate { key, run_id }) if key == "k" && run_id == holder));
+    assert!(matches!(lost, Err(StoreError::Duplicate { key, run_id, .. }) if key == "k" && run_id == holder));
     assert!(matches!(a.create_run(new_run("g", &holder, None)).await, Err(StoreError::Invalid(_))));
     assert!(matches!(
         a.create_run(NewRun { graph_version: 9, ..new_run("g", "r3", None) }).await,

@@ -67,7 +67,7 @@ use roomkit_graph::{
     Context, Graph, Handlers, Limits, NoWaitClock, RunStatus as EngineStatus, Template, Workflow,
 };
 use roomkit_graph_store::{
-    DEFAULT_ORG, Entry, Lease, Millis, NewRun, RunFilter, RunRecord, RunStatus, StepCommit, Store,
+    DEFAULT_ORG, Entry, Lease, Millis, NewRun, RunFilter, RunKey, RunRecord, RunStatus, StepCommit, Store,
     StoreError, StoredGraph, now_millis,
 };
 use serde_json::Value;
@@ -337,15 +337,16 @@ impl Runner {
 
     /// Starts a run of the latest version of `graph_id` of `org`, as
     /// [`Runner::start`]. With a `key`, a second start with the same key is
-    /// refused with [`StoreError::Duplicate`], naming the run that has it:
-    /// schedules use it to fire once per due time whichever process sees it
-    /// first, and the HTTP API for idempotent requests.
+    /// refused with [`StoreError::Duplicate`], naming the run that has it
+    /// (while it holds it: see [`RunKey`]): schedules use it to fire once per
+    /// due time whichever process sees it first, the HTTP API for idempotent
+    /// requests and webhooks against replays.
     pub async fn start_in(
         &self,
         org: &str,
         graph_id: &str,
         trigger: Value,
-        key: Option<String>,
+        key: Option<RunKey>,
     ) -> Result<RunRecord, RunnerError> {
         self.ensure_timers();
         // The latest version, compiled once.

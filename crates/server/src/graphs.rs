@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use roomkit_graph::{Graph, GraphError, Limits, ValidationError};
-use roomkit_graph_store::{StoreError, StoredGraph};
+use roomkit_graph_store::{GraphCursor, StoreError, StoredGraph};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -15,6 +15,7 @@ use crate::auth::Org;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, PathParams, QueryParams};
 use crate::graph_schema::GraphSchema;
+use crate::runs::{cursor, page_size};
 
 /// The name under which a graph's webhook secret is stored
 /// ([`Store::secret`](roomkit_graph_store::Store::secret)).
@@ -61,11 +62,23 @@ pub(crate) struct GraphSummary {
     pub(crate) trigger: Value,
 }
 
-/// The graphs of the organization.
+/// A page of the graphs of the organization.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct GraphList {
     /// Their latest versions, by id.
     pub(crate) graphs: Vec<GraphSummary>,
+    /// The `cursor` of the next page; null on the last page.
+    pub(crate) next_cursor: Option<String>,
+}
+
+/// Which page of graphs to list.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GraphQuery {
+    /// The next page: the `next_cursor` of the previous one.
+    pub(crate) cursor: Option<String>,
+    /// At most this many (100 by default, 1000 at most).
+    pub(crate) limit: Option<usize>,
 }
 
 /// What `validate` found.
@@ -172,16 +185,20 @@ pub(crate) async fn put_version(
     Ok(Json(app.runner.save_graph_in(&org, &graph).await?.into()))
 }
 
-/// The organization's graphs, latest versions.
-#[utoipa::path(get, path = "/v1/graphs", tag = "graphs", operation_id = "listGraphs",
-    responses((status = 200, description = "The graphs", body = GraphList)),
+/// The organization's graphs, latest versions, by id, a page at a time: the
+/// answer's `next_cursor`, passed as `cursor`, gives the next page.
+#[utoipa::path(get, path = "/v1/graphs", tag = "graphs", operation_id = "listGraphs", params(GraphQuery),
+    responses((status = 200, description = "A page of graphs", body = GraphList), (status = 400, description = "A bad cursor", body = ErrorBody)),
     security(("bearer" = [])))]
-pub(crate) async fn list(State(app): State<App>, Org(org): Org) -> Result<Json<GraphList>, ApiError> {
-    let graphs = app
-        .runner
-        .store()
-        .list_graphs(Some(&org))
-        .await?
+pub(crate) async fn list(
+    State(app): State<App>,
+    Org(org): Org,
+    QueryParams(query): QueryParams<GraphQuery>,
+) -> Result<Json<GraphList>, ApiError> {
+    let after = cursor(query.cursor.as_deref(), GraphCursor::decode)?;
+    let page = app.runner.store().graph_page(&org, after.as_ref(), page_size(query.limit)?).await?;
+    let graphs = page
+        .items
         .into_iter()
         .map(|stored| GraphSummary {
             trigger: serde_json::to_value(&stored.graph.trigger).unwrap_or(Value::Null),
@@ -191,7 +208,7 @@ pub(crate) async fn list(State(app): State<App>, Org(org): Org) -> Result<Json<G
             created_at: stored.created_at,
         })
         .collect();
-    Ok(Json(GraphList { graphs }))
+    Ok(Json(GraphList { graphs, next_cursor: page.next_cursor }))
 }
 
 /// One version of a graph (the latest by default).
@@ -242,7 +259,8 @@ pub(crate) async fn set_secret(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Removes the graph's webhook secret: its webhook takes unsigned requests again.
+/// Removes the graph's webhook secret: its webhook takes no delivery again
+/// (unless the server takes unsigned ones).
 #[utoipa::path(delete, path = "/v1/graphs/{graph_id}/webhook-secret", tag = "graphs", operation_id = "deleteWebhookSecret",
     params(("graph_id" = String, Path, description = "The graph's id")),
     responses((status = 204, description = "Removed"), (status = 404, description = "No such graph", body = ErrorBody)),

@@ -7,8 +7,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use roomkit_graph::Trigger;
 use roomkit_graph_runner::RunnerError;
-use roomkit_graph_store::StoreError;
-use roomkit_graph_triggers::{SIGNATURE_HEADER, fire_event, verify_signature};
+use roomkit_graph_store::{RunKey, StoreError, now_millis};
+use roomkit_graph_triggers::{
+    Delivery, ROOMKIT_SIGNATURE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, fire_event, verify_delivery,
+};
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -27,17 +29,28 @@ pub(crate) struct StartedRuns {
     pub(crate) runs: Vec<RunView>,
 }
 
+/// How long a webhook delivery is remembered: a replay of it within this
+/// time starts no second run.
+const REPLAY_WINDOW_MILLIS: i64 = 24 * 60 * 60 * 1000;
+
 /// A webhook delivery: starts a run of the graph with the request body as
-/// trigger data. No bearer token: when the graph has a webhook secret, the
-/// request must be signed with it (`X-Hub-Signature-256`, as GitHub signs).
-/// A repeated delivery (same `X-GitHub-Delivery`) gives the run the first
-/// one started.
+/// trigger data. No bearer token: the request must be signed with the graph's
+/// webhook secret, with our scheme (`X-Roomkit-Timestamp` and
+/// `X-Roomkit-Signature: sha256=<HMAC of "{timestamp}.{body}">`, within 5
+/// minutes of the server's clock) or GitHub's (`X-Hub-Signature-256:
+/// sha256=<HMAC of the body>`). A delivery whose signed content was seen in
+/// the last 24 hours starts no second run: it answers the first one (200). A
+/// graph without a secret takes no delivery (401) unless the server runs
+/// with `--allow-unsigned-webhooks`; unsigned deliveries are never taken for
+/// one another.
 #[utoipa::path(post, path = "/v1/hooks/{org}/{graph_id}", tag = "triggers", operation_id = "deliverWebhook",
     request_body(content = Object, description = "The trigger data"),
     params(("org" = String, Path, description = "The graph's organization"), ("graph_id" = String, Path, description = "The graph"),
-        ("X-Hub-Signature-256" = Option<String>, Header, description = "sha256=<HMAC of the body with the graph's secret>")),
-    responses((status = 202, description = "Started", body = RunView), (status = 200, description = "A repeated delivery", body = RunView),
-        (status = 401, description = "Missing or wrong signature", body = ErrorBody),
+        ("X-Roomkit-Timestamp" = Option<String>, Header, description = "When the delivery was signed, in Unix seconds"),
+        ("X-Roomkit-Signature" = Option<String>, Header, description = "sha256=<hex HMAC-SHA256 of \"{timestamp}.{body}\" with the graph's secret>"),
+        ("X-Hub-Signature-256" = Option<String>, Header, description = "sha256=<hex HMAC-SHA256 of the body with the graph's secret>")),
+    responses((status = 202, description = "Started", body = RunView), (status = 200, description = "A replayed delivery: the run it started", body = RunView),
+        (status = 401, description = "Missing, wrong or stale signature, or a graph without a webhook secret", body = ErrorBody),
         (status = 404, description = "No such graph, or it is not started by webhooks", body = ErrorBody)))]
 pub(crate) async fn webhook(
     State(app): State<App>,
@@ -54,21 +67,40 @@ pub(crate) async fn webhook(
     if !matches!(stored.graph.trigger, Trigger::Webhook { .. }) {
         return Err(no_webhook());
     }
-    if let Some(secret) = app.runner.store().secret(&org, &graph_id, WEBHOOK_SECRET).await? {
-        let signature = headers.get(SIGNATURE_HEADER).map(|value| value.to_str().unwrap_or_default());
-        verify_signature(secret.as_bytes(), &body, signature)
-            .map_err(|error| ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", error.to_string()))?;
-    }
+    let key = match app.runner.store().secret(&org, &graph_id, WEBHOOK_SECRET).await? {
+        Some(secret) => {
+            let header = |name| headers.get(name).map(|value| value.to_str().unwrap_or_default());
+            let delivery = Delivery {
+                timestamp: header(TIMESTAMP_HEADER),
+                roomkit_signature: header(ROOMKIT_SIGNATURE_HEADER),
+                hub_signature: header(SIGNATURE_HEADER),
+            };
+            let now = now_millis();
+            let verified = verify_delivery(secret.as_bytes(), &body, delivery, now.div_euclid(1000))
+                .map_err(|error| {
+                    ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", error.to_string())
+                })?;
+            let key = format!("webhook:{org}:{graph_id}:{}", verified.replay_key);
+            Some(RunKey::new(key).until(now.saturating_add(REPLAY_WINDOW_MILLIS)))
+        }
+        None if app.unsigned_webhooks => None,
+        None => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "no_webhook_secret",
+                format!(
+                    "graph {graph_id} has no webhook secret, so its webhook takes no delivery: set one with \
+                     PUT /v1/graphs/{graph_id}/webhook-secret (or `roomkit-graph webhook-secret {graph_id}`) \
+                     and sign deliveries with it"
+                ),
+            ));
+        }
+    };
     let data: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
         parse(&body, &app.runner.limits())?
     };
-    let key = headers
-        .get("x-github-delivery")
-        .and_then(|value| value.to_str().ok())
-        .filter(|value| !value.is_empty() && value.len() <= 255)
-        .map(|delivery| format!("webhook:{org}:{graph_id}:{delivery}"));
     match app.runner.start_in(&org, &graph_id, data, key).await {
         Ok(run) => Ok((StatusCode::ACCEPTED, Json(RunView::from(run))).into_response()),
         Err(RunnerError::Store(StoreError::Duplicate { run_id, .. })) => {

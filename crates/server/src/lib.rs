@@ -80,6 +80,8 @@ impl Default for Limits {
 pub struct App {
     runner: Runner,
     limits: Limits,
+    /// Whether graphs without a webhook secret take unsigned deliveries.
+    unsigned_webhooks: bool,
     stopping: Arc<watch::Sender<bool>>,
     tokens: Arc<auth::TokenCache>,
 }
@@ -97,9 +99,17 @@ impl App {
         App {
             runner,
             limits,
+            unsigned_webhooks: false,
             stopping: Arc::new(watch::channel(false).0),
             tokens: Arc::new(auth::TokenCache::new(TOKEN_TTL, TOKEN_CACHE_SIZE)),
         }
+    }
+
+    /// Lets the webhooks of graphs without a webhook secret take unsigned
+    /// deliveries (refused with 401 otherwise). Graphs with a secret still
+    /// need a signature.
+    pub fn allow_unsigned_webhooks(self, allow: bool) -> Self {
+        App { unsigned_webhooks: allow, ..self }
     }
 
     /// Ends every live event stream (their clients can resume with
@@ -115,7 +125,10 @@ impl App {
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App").field("limits", &self.limits).finish_non_exhaustive()
+        f.debug_struct("App")
+            .field("limits", &self.limits)
+            .field("unsigned_webhooks", &self.unsigned_webhooks)
+            .finish_non_exhaustive()
     }
 }
 

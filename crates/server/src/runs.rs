@@ -5,9 +5,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use roomkit_graph_runner::RunnerError;
-use roomkit_graph_store::{RunFilter, RunRecord, RunStatus, StoreError, TranscriptEvent};
+use roomkit_graph_store::{
+    CursorError, RunCursor, RunFilter, RunKey, RunRecord, RunStatus, StoreError, TranscriptEvent,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::App;
@@ -60,11 +63,13 @@ impl From<RunRecord> for RunView {
     }
 }
 
-/// A list of runs.
+/// A page of runs.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct RunList {
-    /// Newest first.
+    /// Newest first (runs started in the same millisecond by id).
     pub(crate) runs: Vec<RunView>,
+    /// The `cursor` of the next page; null on the last page.
+    pub(crate) next_cursor: Option<String>,
 }
 
 /// Which runs to list.
@@ -80,6 +85,8 @@ pub(crate) struct RunQuery {
     pub(crate) created_from: Option<i64>,
     /// Only runs started before this time.
     pub(crate) created_until: Option<i64>,
+    /// The next page: the `next_cursor` of the previous one (with the same filters).
+    pub(crate) cursor: Option<String>,
     /// At most this many (100 by default, 1000 at most).
     pub(crate) limit: Option<usize>,
 }
@@ -136,7 +143,18 @@ pub(crate) async fn owned_run(app: &App, org: &str, run_id: &str) -> Result<RunR
     }
 }
 
-fn page_size(limit: Option<usize>) -> Result<usize, ApiError> {
+/// Reads a `cursor` query parameter with `decode`: 400 when it is not one a
+/// list gave.
+pub(crate) fn cursor<T>(
+    text: Option<&str>,
+    decode: impl Fn(&str) -> Result<T, CursorError>,
+) -> Result<Option<T>, ApiError> {
+    text.map(|text| decode(text).map_err(|error| ApiError::bad_request("bad_cursor", error.to_string())))
+        .transpose()
+}
+
+/// The size of a page: `limit`, 100 by default, at most [`MAX_PAGE`]; 0 is refused.
+pub(crate) fn page_size(limit: Option<usize>) -> Result<usize, ApiError> {
     match limit.unwrap_or(100) {
         0 => Err(ApiError::bad_request("bad_query", "limit must be at least 1")),
         limit => Ok(limit.min(MAX_PAGE)),
@@ -145,13 +163,15 @@ fn page_size(limit: Option<usize>) -> Result<usize, ApiError> {
 
 /// Starts a run of the latest version of a graph; the body is the trigger
 /// data (`{}` when empty). With an `Idempotency-Key` header, repeating the
-/// request gives the run the first one started (200 instead of 201).
+/// request gives the run the first one started (200 instead of 201); the
+/// same key with another body (as JSON) is refused with 422.
 #[utoipa::path(post, path = "/v1/graphs/{graph_id}/runs", tag = "runs", operation_id = "startRun",
     request_body(content = Object, description = "The trigger data"),
     params(("graph_id" = String, Path, description = "The graph"),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes repeating the request safe")),
     responses((status = 201, description = "Started", body = RunView), (status = 200, description = "Started before with this key", body = RunView),
-        (status = 404, description = "No such graph", body = ErrorBody)),
+        (status = 404, description = "No such graph", body = ErrorBody),
+        (status = 422, description = "The Idempotency-Key was used with another body (`idempotency_key_reused`)", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn start(
     State(app): State<App>,
@@ -160,6 +180,7 @@ pub(crate) async fn start(
     headers: HeaderMap,
     OptionalJsonBody(trigger): OptionalJsonBody<Value>,
 ) -> Result<Response, ApiError> {
+    let trigger = trigger.unwrap_or_else(|| json!({}));
     let key = match headers.get("idempotency-key") {
         Some(value) => {
             let value = value.to_str().ok().filter(|v| !v.is_empty() && v.len() <= 255).ok_or_else(|| {
@@ -168,23 +189,45 @@ pub(crate) async fn start(
                     "Idempotency-Key must be 1 to 255 visible ASCII characters",
                 )
             })?;
-            Some(format!("request:{org}:{graph_id}:{value}"))
+            let key = RunKey::new(format!("request:{org}:{graph_id}:{value}"));
+            Some(key.with_request_hash(request_hash(&graph_id, &trigger)))
         }
         None => None,
     };
-    let trigger = trigger.unwrap_or_else(|| json!({}));
     match app.runner.start_in(&org, &graph_id, trigger, key).await {
         Ok(run) => Ok((StatusCode::CREATED, Json(RunView::from(run))).into_response()),
-        Err(RunnerError::Store(StoreError::Duplicate { run_id, .. })) => {
+        Err(RunnerError::Store(StoreError::Duplicate { run_id, same_request: true, .. })) => {
             Ok((StatusCode::OK, Json(RunView::from(owned_run(&app, &org, &run_id).await?))).into_response())
+        }
+        Err(RunnerError::Store(StoreError::Duplicate { run_id, same_request: false, .. })) => {
+            Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                format!(
+                    "this Idempotency-Key started run {run_id} with another body: \
+                     a new request needs a new key"
+                ),
+            ))
         }
         Err(error) => Err(error.into()),
     }
 }
 
-/// The organization's runs, newest first.
+/// The hash of a request to start a run: its graph and its trigger data as
+/// JSON (so the same data spelled with other spaces is the same request).
+fn request_hash(graph_id: &str, trigger: &Value) -> String {
+    let mut hash = Sha256::new();
+    hash.update(graph_id.as_bytes());
+    hash.update([0]);
+    hash.update(trigger.to_string().as_bytes());
+    hex::encode(hash.finalize())
+}
+
+/// The organization's runs, newest first, a page at a time: the answer's
+/// `next_cursor`, passed as `cursor`, gives the next page (every run that
+/// existed at the first page once, whatever starts meanwhile).
 #[utoipa::path(get, path = "/v1/runs", tag = "runs", operation_id = "listRuns", params(RunQuery),
-    responses((status = 200, description = "A page of runs", body = RunList), (status = 400, description = "A bad filter", body = ErrorBody)),
+    responses((status = 200, description = "A page of runs", body = RunList), (status = 400, description = "A bad filter or cursor", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn list(
     State(app): State<App>,
@@ -207,10 +250,12 @@ pub(crate) async fn list(
         created_from: query.created_from,
         created_until: query.created_until,
         due_by: None,
-        limit: Some(page_size(query.limit)?),
+        after: cursor(query.cursor.as_deref(), RunCursor::decode)?,
+        limit: None,
     };
-    let runs = app.runner.store().list_runs(&filter).await?.into_iter().map(RunView::from).collect();
-    Ok(Json(RunList { runs }))
+    let page = app.runner.store().run_page(&filter, page_size(query.limit)?).await?;
+    let runs = page.items.into_iter().map(RunView::from).collect();
+    Ok(Json(RunList { runs, next_cursor: page.next_cursor }))
 }
 
 /// A run.

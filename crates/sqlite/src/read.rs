@@ -72,6 +72,24 @@ pub(crate) fn list_graphs(conn: &Connection, org: Option<&str>) -> Result<Vec<St
     rows.map(|row| row.map_err(DbError::from).and_then(GraphRow::into_stored)).collect()
 }
 
+/// Up to `limit` graphs of `org` whose id sorts after `after`, by id: the
+/// latest version of each.
+pub(crate) fn list_graphs_after(
+    conn: &Connection,
+    org: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<StoredGraph>, DbError> {
+    // SQLite returns the other columns of the row holding max(version).
+    let mut statement = conn.prepare_cached(
+        "SELECT org, graph_id, max(version), graph_json, created_at FROM graphs \
+         WHERE org = ?1 AND (?2 IS NULL OR graph_id > ?2) GROUP BY graph_id ORDER BY graph_id LIMIT ?3",
+    )?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = statement.query_map(params![org, after, limit], GraphRow::read)?;
+    rows.map(|row| row.map_err(DbError::from).and_then(GraphRow::into_stored)).collect()
+}
+
 /// A `graphs` row as SQLite gives it.
 struct GraphRow {
     org: String,
@@ -170,26 +188,23 @@ pub(crate) fn load_run(conn: &mut Connection, run_id: &str) -> Result<(RunRecord
     Ok((record, state))
 }
 
-/// Runs matching `filter`, newest first (ties by run id).
+/// Runs matching `filter`, in the order of [`RunFilter::ORDER_BY`].
 pub(crate) fn list_runs(conn: &Connection, filter: &RunFilter) -> Result<Vec<RunRecord>, DbError> {
-    let mut conditions = Vec::new();
-    let mut values = Vec::new();
-    for (column, op, value) in filter.conditions() {
-        values.push(match value {
+    let (clause, values) = filter.where_clause(|n| format!("?{n}"));
+    let mut values: Vec<SqlValue> = values
+        .into_iter()
+        .map(|value| match value {
             FilterValue::Text(text) => SqlValue::Text(text),
             FilterValue::Millis(millis) => SqlValue::Integer(millis),
-        });
-        conditions.push(format!("{column} {op} ?{}", values.len()));
-    }
-    let mut sql = format!("SELECT {RUN_COLUMNS} FROM runs");
-    if !conditions.is_empty() {
-        sql.push_str(" WHERE ");
-        sql.push_str(&conditions.join(" AND "));
-    }
+        })
+        .collect();
     // LIMIT -1 is SQLite for "no limit".
     values.push(SqlValue::Integer(filter.limit.map_or(-1, |limit| i64::try_from(limit).unwrap_or(i64::MAX))));
-    sql.push_str(&format!(" ORDER BY created_at DESC, run_id LIMIT ?{}", values.len()));
-
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM runs{clause} ORDER BY {} LIMIT ?{}",
+        RunFilter::ORDER_BY,
+        values.len()
+    );
     let mut statement = conn.prepare_cached(&sql)?;
     let rows = statement.query_map(rusqlite::params_from_iter(values), RunRow::read)?;
     rows.map(|row| row.map_err(DbError::from).and_then(RunRow::into_record)).collect()

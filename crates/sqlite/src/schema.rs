@@ -21,9 +21,9 @@ pub const APPLICATION_ID: i32 = 0x524B_4752;
 /// version is refused as foreign rather than misread.
 ///
 /// ```
-/// assert_eq!(roomkit_graph_sqlite::SCHEMA_VERSION, 5);
+/// assert_eq!(roomkit_graph_sqlite::SCHEMA_VERSION, 6);
 /// ```
-pub const SCHEMA_VERSION: i32 = 5;
+pub const SCHEMA_VERSION: i32 = 6;
 
 /// The tables of this schema version. JSON is stored as TEXT; times are
 /// milliseconds since the Unix epoch.
@@ -37,6 +37,9 @@ pub const SCHEMA_VERSION: i32 = 5;
 ///
 /// `owner` and `lease_until` hold the lease of the process driving a running
 /// run (both set or both null); `runs_by_lease` finds the runs nobody holds.
+///
+/// `run_key` is the key a run holds (see `RunKey`), `key_hash` the hash of
+/// the request it was asked with and `key_expires_at` when the run lets it go.
 const SCHEMA: &str = "
 CREATE TABLE graphs (
     org        TEXT    NOT NULL,
@@ -65,6 +68,8 @@ CREATE TABLE runs (
     run_key          TEXT,
     owner            TEXT,
     lease_until      INTEGER,
+    key_hash         TEXT,
+    key_expires_at   INTEGER,
     FOREIGN KEY (org, graph_id, graph_version) REFERENCES graphs (org, graph_id, version)
 );
 CREATE INDEX runs_by_graph ON runs (org, graph_id, created_at);
@@ -212,10 +217,18 @@ UPDATE transcript SET writes_json = (
 DROP TABLE outputs;
 ";
 
+/// From schema version 5 to 6: a run's key gets the hash of the request it
+/// was asked with and an expiry, none for the keys already held (held for good,
+/// as before).
+const MIGRATE_5_TO_6: &str = "
+ALTER TABLE runs ADD COLUMN key_hash TEXT;
+ALTER TABLE runs ADD COLUMN key_expires_at INTEGER;
+";
+
 /// The migrations, by the schema version they start from: a file is migrated
 /// one version at a time up to [`SCHEMA_VERSION`].
-const MIGRATIONS: [(i32, &str); 4] =
-    [(1, MIGRATE_1_TO_2), (2, MIGRATE_2_TO_3), (3, MIGRATE_3_TO_4), (4, MIGRATE_4_TO_5)];
+const MIGRATIONS: [(i32, &str); 5] =
+    [(1, MIGRATE_1_TO_2), (2, MIGRATE_2_TO_3), (3, MIGRATE_3_TO_4), (4, MIGRATE_4_TO_5), (5, MIGRATE_5_TO_6)];
 
 /// Opens the connection that writes: checks the file is ours (or empty, and
 /// then creates the schema), switches it to WAL and sets the pragmas.

@@ -219,6 +219,16 @@ impl Store for SqliteStore {
         self.inner.readers.run(move |conn| read::list_graphs(conn, org.as_deref())).await
     }
 
+    async fn list_graphs_after(
+        &self,
+        org: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredGraph>, StoreError> {
+        let (org, after) = (org.to_owned(), after.map(str::to_owned));
+        self.inner.readers.run(move |conn| read::list_graphs_after(conn, &org, after.as_deref(), limit)).await
+    }
+
     async fn create_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
         let token = token.clone();
         let change = Box::new(move |conn: &rusqlite::Connection| write::create_token(conn, &token));

@@ -5,8 +5,8 @@
 
 use roomkit_graph::Graph;
 use roomkit_graph_store::{
-    Lease, Millis, NewRun, RunRecord, StepCommit, StoreError, StoredGraph, TokenRecord, TranscriptEvent,
-    now_millis,
+    HeldKey, Lease, Millis, NewRun, RunKey, RunRecord, StepCommit, StoreError, StoredGraph, TokenRecord,
+    TranscriptEvent, now_millis,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -95,22 +95,17 @@ pub(crate) fn create_run(
     if read::find_run(conn, run_id)?.is_some() {
         return Err(StoreError::Invalid(format!("run {run_id} already exists")).into());
     }
+    let now = now_millis();
     if let Some(key) = &run.key {
-        let holder: Option<String> = conn
-            .prepare_cached("SELECT run_id FROM runs WHERE run_key = ?1")?
-            .query_row(params![key], |row| row.get(0))
-            .optional()?;
-        if let Some(holder) = holder {
-            return Err(StoreError::Duplicate { key: key.clone(), run_id: holder }.into());
-        }
+        take_key(conn, key, now)?;
     }
 
-    let now = now_millis();
     let record = run.opening_record(now);
     conn.prepare_cached(
         "INSERT INTO runs (run_id, org, graph_id, graph_version, status, current_node_id, \
-         previous_node_id, error, version, last_seq, created_at, updated_at, run_key, owner, lease_until) \
-         VALUES (?1, ?9, ?2, ?3, ?4, ?5, ?6, NULL, 1, 1, ?7, ?7, ?8, ?10, ?11)",
+         previous_node_id, error, version, last_seq, created_at, updated_at, run_key, owner, lease_until, \
+         key_hash, key_expires_at) \
+         VALUES (?1, ?9, ?2, ?3, ?4, ?5, ?6, NULL, 1, 1, ?7, ?7, ?8, ?10, ?11, ?12, ?13)",
     )?
     .execute(params![
         record.run_id,
@@ -120,10 +115,12 @@ pub(crate) fn create_run(
         record.current_node_id,
         record.previous_node_id,
         now,
-        run.key,
+        run.key.as_ref().map(|key| &key.key),
         record.org,
         record.owner,
         record.lease_until,
+        run.key.as_ref().and_then(|key| key.request_hash.as_ref()),
+        run.key.as_ref().and_then(|key| key.expires_at),
     ])?;
     let started = run.started_event(now);
     // The context the run starts with is kept on its first event.
@@ -136,6 +133,29 @@ pub(crate) fn create_run(
             events.insert(0, started);
             Ok((record, events))
         }
+    }
+}
+
+/// Makes `key` free for a new run at `now`: refused with
+/// [`StoreError::Duplicate`] while another run holds it, taken from a run
+/// that let it go.
+fn take_key(conn: &Connection, key: &RunKey, now: Millis) -> Result<(), DbError> {
+    let holder = conn
+        .prepare_cached("SELECT run_id, key_hash, key_expires_at FROM runs WHERE run_key = ?1")?
+        .query_row(params![key.key], |row| {
+            Ok(HeldKey { run_id: row.get(0)?, request_hash: row.get(1)?, expires_at: row.get(2)? })
+        })
+        .optional()?;
+    match holder {
+        None => Ok(()),
+        Some(holder) if holder.is_free_at(now) => {
+            conn.prepare_cached(
+                "UPDATE runs SET run_key = NULL, key_hash = NULL, key_expires_at = NULL WHERE run_id = ?1",
+            )?
+            .execute(params![holder.run_id])?;
+            Ok(())
+        }
+        Some(holder) => Err(key.taken_by(holder).into()),
     }
 }
 

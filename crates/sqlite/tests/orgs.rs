@@ -6,8 +6,8 @@ mod common;
 use common::{db_path, graph, started_state};
 use roomkit_graph_sqlite::{SCHEMA_VERSION, SqliteStore};
 use roomkit_graph_store::{
-    DEFAULT_ORG, Entry, Lease, NewRun, RunFilter, RunStatus, Store, StoreError, TokenRecord, now_millis,
-    render_text,
+    DEFAULT_ORG, Entry, Lease, NewRun, RunFilter, RunKey, RunStatus, Store, StoreError, TokenRecord,
+    now_millis, render_text,
 };
 use serde_json::json;
 
@@ -19,7 +19,7 @@ fn new_run(org: &str, graph_id: &str, run_id: &str, key: Option<&str>) -> NewRun
         graph_version: 1,
         trigger: json!({}),
         state: started_state(run_id, &json!({})),
-        key: key.map(str::to_owned),
+        key: key.map(RunKey::from),
         first_step: None,
     }
 }
@@ -80,12 +80,52 @@ async fn a_run_key_is_taken_once() {
     store.save_graph("acme", &graph("g")).await.unwrap();
     store.create_run(new_run("acme", "g", "r1", Some("schedule:g:1000"))).await.unwrap();
     let again = store.create_run(new_run("acme", "g", "r2", Some("schedule:g:1000"))).await;
-    assert_eq!(again, Err(StoreError::Duplicate { key: "schedule:g:1000".into(), run_id: "r1".into() }));
+    assert_eq!(
+        again,
+        Err(StoreError::Duplicate { key: "schedule:g:1000".into(), run_id: "r1".into(), same_request: true })
+    );
     assert!(matches!(store.run("r2").await, Err(StoreError::NotFound(_))), "the refused run is not kept");
     // Other keys and runs without a key are not affected.
     store.create_run(new_run("acme", "g", "r3", Some("schedule:g:2000"))).await.unwrap();
     store.create_run(new_run("acme", "g", "r4", None)).await.unwrap();
     store.create_run(new_run("acme", "g", "r5", None)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_run_key_tells_a_repeated_request_from_another_and_an_expired_key_is_taken_over() {
+    let (_dir, path) = db_path();
+    let store = SqliteStore::open(&path).unwrap();
+    store.save_graph("acme", &graph("g")).await.unwrap();
+    let with = |run_id: &str, key: RunKey| NewRun { key: Some(key), ..new_run("acme", "g", run_id, None) };
+    let asked = RunKey::new("request:k").with_request_hash("body-1");
+    store.create_run(with("r1", asked.clone())).await.unwrap();
+    assert!(matches!(
+        store.create_run(with("r2", asked)).await,
+        Err(StoreError::Duplicate { run_id, same_request: true, .. }) if run_id == "r1"
+    ));
+    let other = RunKey::new("request:k").with_request_hash("body-2");
+    assert!(matches!(
+        store.create_run(with("r2", other)).await,
+        Err(StoreError::Duplicate { run_id, same_request: false, .. }) if run_id == "r1"
+    ));
+
+    // A key held until a time: refused before it, taken over after it.
+    let now = now_millis();
+    store.create_run(with("h1", RunKey::new("webhook:x").until(now + 60_000))).await.unwrap();
+    assert!(matches!(
+        store.create_run(with("h2", RunKey::new("webhook:x").until(now + 60_000))).await,
+        Err(StoreError::Duplicate { run_id, .. }) if run_id == "h1"
+    ));
+    store.create_run(with("e1", RunKey::new("webhook:y").until(now - 1))).await.unwrap();
+    store.create_run(with("e2", RunKey::new("webhook:y").until(now + 60_000))).await.unwrap();
+    assert!(
+        matches!(
+            store.create_run(with("e3", RunKey::new("webhook:y"))).await,
+            Err(StoreError::Duplicate { run_id, .. }) if run_id == "e2"
+        ),
+        "the new run holds the key now"
+    );
+    assert_eq!(store.run("e1").await.unwrap().run_id, "e1", "the run that let the key go is kept");
 }
 
 #[tokio::test]

@@ -36,13 +36,17 @@ pub enum StoreError {
         /// What was expected and what was found.
         detail: String,
     },
-    /// A run with this key exists already (the key of [`NewRun::key`](crate::NewRun::key)).
+    /// A run holds this key already (the key of [`NewRun::key`](crate::NewRun::key)).
     #[error("a run with key {key:?} exists already: {run_id}")]
     Duplicate {
         /// The key.
         key: String,
         /// The run that has it.
         run_id: String,
+        /// Whether that run was asked for with the same request (see
+        /// [`RunKey::request_hash`](crate::RunKey::request_hash)): a repeat,
+        /// rather than another request reusing the key.
+        same_request: bool,
     },
     /// The request itself is wrong (a duplicate run id, an unknown filter value...).
     #[error("invalid request: {0}")]

@@ -19,11 +19,17 @@
 //!   [`Store::renew_lease`] extend it, and parking, ending or
 //!   [`Store::release_run`] let it go. A lease whose owner died expires, and
 //!   [`Store::claimable_runs`] lists the run again.
+//! - A run may hold a [`RunKey`] (an idempotency key, a schedule's due time),
+//!   which no other run gets while it holds it.
+//! - Lists that can grow are read a [`Page`] at a time, from a cursor that
+//!   stays right whatever is inserted meanwhile ([`RunCursor`], [`GraphCursor`]).
 
 mod access;
 mod error;
 mod json;
+mod key;
 mod lease;
+mod page;
 mod run;
 mod step;
 mod transcript;
@@ -35,7 +41,9 @@ use roomkit_graph::{EngineState, Graph};
 pub use access::{DEFAULT_ORG, TokenRecord};
 pub use error::StoreError;
 pub use json::{STORED_DEPTH, read_stored};
+pub use key::{HeldKey, RunKey};
 pub use lease::Lease;
+pub use page::{CursorError, GraphCursor, Page, RunCursor};
 pub use run::{FilterValue, NewRun, RunFilter, RunRecord, RunStatus, StepCommit, StoredGraph};
 pub use transcript::{Entry, TranscriptEvent, render_text};
 
@@ -94,7 +102,9 @@ pub trait Store: Send + Sync {
 
     /// Opens a run's room: its record, its initial state and the `run_started`
     /// entry (sequence number 1). Refused if the run id exists, if its key is
-    /// taken ([`StoreError::Duplicate`]) or if the graph version does not exist.
+    /// held by another run ([`StoreError::Duplicate`], see
+    /// [`RunKey::taken_by`]) or if the graph version does not exist. A key
+    /// whose holder let it go ([`HeldKey::is_free_at`]) is taken from it.
     async fn create_run(&self, run: NewRun) -> Result<RunRecord, StoreError>;
 
     /// Commits one step: its writes, the run's new position and status, and its
@@ -141,6 +151,37 @@ pub trait Store: Send + Sync {
 
     /// Runs matching `filter`, newest first (equal creation times by run id).
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError>;
+
+    /// A page of at most `size` runs matching `filter` (whose `limit` it
+    /// ignores), in the order of [`Store::list_runs`], and the cursor of the
+    /// next page: pass it as `filter.after` ([`RunCursor::decode`]).
+    async fn run_page(&self, filter: &RunFilter, size: usize) -> Result<Page<RunRecord>, StoreError> {
+        let one_more = RunFilter { limit: Some(size.saturating_add(1)), ..filter.clone() };
+        let runs = self.list_runs(&one_more).await?;
+        Ok(Page::cut(runs, size, |last| RunCursor::after(last).encode()))
+    }
+
+    /// Up to `limit` of the graphs of `org` whose id sorts after `after` (all
+    /// when `None`), by id: the latest version of each.
+    async fn list_graphs_after(
+        &self,
+        org: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredGraph>, StoreError>;
+
+    /// A page of at most `size` graphs of `org` (latest versions, by id),
+    /// starting after `after`, and the cursor of the next page.
+    async fn graph_page(
+        &self,
+        org: &str,
+        after: Option<&GraphCursor>,
+        size: usize,
+    ) -> Result<Page<StoredGraph>, StoreError> {
+        let after = after.map(|cursor| cursor.graph_id.as_str());
+        let graphs = self.list_graphs_after(org, after, size.saturating_add(1)).await?;
+        Ok(Page::cut(graphs, size, |last| GraphCursor::after(last).encode()))
+    }
 
     /// Up to `limit` transcript events of a run with a sequence number above
     /// `after`, in order.

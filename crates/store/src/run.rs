@@ -2,7 +2,7 @@ use roomkit_graph::{EngineState, Graph};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Entry, Lease, Millis};
+use crate::{Entry, Lease, Millis, RunCursor, RunKey};
 
 /// A graph as stored: one version of it.
 #[derive(Clone, Debug, PartialEq)]
@@ -143,10 +143,10 @@ pub struct NewRun {
     pub trigger: Value,
     /// The engine's state after `start` (its run id is the run's id).
     pub state: EngineState,
-    /// A key no other run may have (a schedule's due time, a request's
-    /// idempotency key): a second run with it is refused with
-    /// [`StoreError::Duplicate`](crate::StoreError::Duplicate).
-    pub key: Option<String>,
+    /// A key no other run may have while it holds it (a schedule's due time,
+    /// a request's idempotency key, a webhook delivery): a second run with it
+    /// is refused with [`StoreError::Duplicate`](crate::StoreError::Duplicate).
+    pub key: Option<RunKey>,
     /// The lease its creator takes on it, if it starts running: no other
     /// process picks it up while its creator drives it.
     pub lease: Option<Lease>,
@@ -204,6 +204,8 @@ pub struct RunFilter {
     pub created_until: Option<Millis>,
     /// Only runs parked on a timer due at or before this time.
     pub due_by: Option<Millis>,
+    /// Only runs listed after this cursor (the next page of a list).
+    pub after: Option<RunCursor>,
     /// At most this many (all when none).
     pub limit: Option<usize>,
 }

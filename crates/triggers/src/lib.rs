@@ -5,8 +5,8 @@
 //!   {"cron": "0 9 * * 1", "timezone": "Europe/Paris"}}` are started at each due
 //!   time by the [`Scheduler`], once per due time even when several processes
 //!   share the database.
-//! - [`webhook`]: the signature check of webhook requests (GitHub's
-//!   `X-Hub-Signature-256`).
+//! - [`webhook`]: the signature check of webhook requests (ours, which
+//!   covers a timestamp, and GitHub's `X-Hub-Signature-256`).
 //! - [`event`]: graphs whose trigger is `{"type": "event", "event": NAME}` are
 //!   started when that event is fired.
 //!
@@ -21,7 +21,10 @@ use roomkit_graph::Trigger;
 
 pub use event::fire_event;
 pub use schedule::{Schedule, ScheduleError, Scheduler};
-pub use webhook::{SIGNATURE_HEADER, SignatureError, sign, verify_signature};
+pub use webhook::{
+    Delivery, MAX_SKEW_SECS, ROOMKIT_SIGNATURE_HEADER, SIGNATURE_HEADER, SignatureError, TIMESTAMP_HEADER,
+    Verified, sign, sign_timestamped, verify_delivery, verify_signature,
+};
 
 /// Checks that `trigger` can work: a scheduled trigger needs a schedule
 /// that parses. Other triggers always can.

@@ -15,7 +15,7 @@ use chrono_tz::Tz;
 use croner::Cron;
 use roomkit_graph::Trigger;
 use roomkit_graph_runner::{Runner, RunnerError};
-use roomkit_graph_store::{Millis, RunRecord, StoreError, now_millis};
+use roomkit_graph_store::{Millis, RunKey, RunRecord, StoreError, now_millis};
 use serde_json::{Value, json};
 
 /// At most this many due times of one graph are fired per look (a process
@@ -155,7 +155,7 @@ impl Scheduler {
                 }
             };
             for at in schedule.due_between(after, now, MAX_CATCH_UP) {
-                let key = format!("schedule:{}:{}:{at}", stored.org, stored.graph.id);
+                let key = RunKey::new(format!("schedule:{}:{}:{at}", stored.org, stored.graph.id));
                 let data = schedule.trigger_data(at);
                 match self.runner.start_in(&stored.org, &stored.graph.id, data, Some(key)).await {
                     Ok(run) => {

@@ -1,0 +1,197 @@
+//! Lists that can grow, read a page at a time: the order each is listed in
+//! and the cursor that says where the next page starts, the same for every
+//! backend.
+//!
+//! A page is read with keyset paging: the next page is what sorts after the
+//! last item of this one, so a list read from start to end gives every item
+//! that existed when the reading began exactly once, whatever is inserted
+//! meanwhile. (Items inserted meanwhile come first, or are found later: a new
+//! run sorts before the first page.)
+//!
+//! - Runs: newest first by creation time, runs created in the same
+//!   millisecond by run id ([`RunCursor`], [`RunFilter::where_clause`]).
+//! - Graphs: by id ([`GraphCursor`]).
+//!
+//! Cursors are opaque strings for clients (URL-safe base64); a string that is
+//! not one is refused with a [`CursorError`].
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::{FilterValue, Millis, RunFilter, RunRecord, StoredGraph};
+
+/// The longest cursor read, in characters: a longer string is not one.
+const MAX_CURSOR: usize = 2048;
+
+/// A page of a list: its items, in the list's order, and the cursor of the
+/// next page when there is more after them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Where the next page starts ([`RunCursor::encode`],
+    /// [`GraphCursor::encode`]); none on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// The page of at most `size` items out of `items`, which holds up to one
+    /// more (read to know whether there is more), the next page starting after
+    /// the last item kept (`cursor` gives its cursor).
+    ///
+    /// ```
+    /// use roomkit_graph_store::Page;
+    /// let page = Page::cut(vec![1, 2, 3], 2, |last| last.to_string());
+    /// assert_eq!((page.items, page.next_cursor), (vec![1, 2], Some("2".to_owned())));
+    /// let last = Page::cut(vec![1, 2], 2, |last| last.to_string());
+    /// assert_eq!((last.items, last.next_cursor), (vec![1, 2], None));
+    /// ```
+    pub fn cut(mut items: Vec<T>, size: usize, cursor: impl Fn(&T) -> String) -> Page<T> {
+        let more = items.len() > size;
+        items.truncate(size);
+        let next_cursor = if more { items.last().map(cursor) } else { None };
+        Page { items, next_cursor }
+    }
+}
+
+/// A cursor that is not one this store gave.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the cursor is not one a list gave ({reason}): pass the next_cursor of the previous page as it is")]
+pub struct CursorError {
+    reason: &'static str,
+}
+
+/// Where the next page of runs starts: after the run created at
+/// `created_at` with id `run_id`, in the order runs are listed in (newest
+/// first, runs of the same millisecond by run id).
+///
+/// ```
+/// use roomkit_graph_store::RunCursor;
+/// let cursor = RunCursor { created_at: 1_700_000_000_000, run_id: "0193-a".into() };
+/// let text = cursor.encode();
+/// assert!(text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+/// assert_eq!(RunCursor::decode(&text), Ok(cursor));
+/// assert!(RunCursor::decode("not a cursor").is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunCursor {
+    /// The creation time of the last run of the page.
+    pub created_at: Millis,
+    /// Its id.
+    pub run_id: String,
+}
+
+impl RunCursor {
+    /// The cursor of the page that ends with `run`.
+    pub fn after(run: &RunRecord) -> RunCursor {
+        RunCursor { created_at: run.created_at, run_id: run.run_id.clone() }
+    }
+
+    /// The cursor as an opaque, URL-safe string.
+    pub fn encode(&self) -> String {
+        encode(RUNS, &format!("{}:{}", self.created_at, self.run_id))
+    }
+
+    /// Reads a string [`RunCursor::encode`] wrote.
+    pub fn decode(text: &str) -> Result<RunCursor, CursorError> {
+        let fields = decode(RUNS, text)?;
+        let (created_at, run_id) = fields.split_once(':').ok_or(CursorError { reason: "no run id" })?;
+        let created_at = created_at.parse().map_err(|_| CursorError { reason: "no creation time" })?;
+        Ok(RunCursor { created_at, run_id: run_id.to_owned() })
+    }
+}
+
+/// Where the next page of graphs starts: after the graph with this id.
+///
+/// ```
+/// use roomkit_graph_store::{GraphCursor, RunCursor};
+/// let cursor = GraphCursor { graph_id: "review".into() };
+/// assert_eq!(GraphCursor::decode(&cursor.encode()), Ok(cursor.clone()));
+/// assert!(RunCursor::decode(&cursor.encode()).is_err(), "a graph cursor is no run cursor");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GraphCursor {
+    /// The id of the last graph of the page.
+    pub graph_id: String,
+}
+
+impl GraphCursor {
+    /// The cursor of the page that ends with `graph`.
+    pub fn after(graph: &StoredGraph) -> GraphCursor {
+        GraphCursor { graph_id: graph.graph.id.clone() }
+    }
+
+    /// The cursor as an opaque, URL-safe string.
+    pub fn encode(&self) -> String {
+        encode(GRAPHS, &self.graph_id)
+    }
+
+    /// Reads a string [`GraphCursor::encode`] wrote.
+    pub fn decode(text: &str) -> Result<GraphCursor, CursorError> {
+        Ok(GraphCursor { graph_id: decode(GRAPHS, text)? })
+    }
+}
+
+/// The mark of a run cursor's text, before its fields.
+const RUNS: &str = "runs/1:";
+
+/// The mark of a graph cursor's text.
+const GRAPHS: &str = "graphs/1:";
+
+fn encode(mark: &str, fields: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{mark}{fields}"))
+}
+
+fn decode(mark: &str, text: &str) -> Result<String, CursorError> {
+    if text.len() > MAX_CURSOR {
+        return Err(CursorError { reason: "too long" });
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| CursorError { reason: "not base64" })?;
+    let text = String::from_utf8(bytes).map_err(|_| CursorError { reason: "not text" })?;
+    let fields = text.strip_prefix(mark).ok_or(CursorError { reason: "not of this list" })?;
+    Ok(fields.to_owned())
+}
+
+impl RunFilter {
+    /// The order runs are listed in, as SQL: newest first, runs created in
+    /// the same millisecond by run id.
+    pub const ORDER_BY: &'static str = "created_at DESC, run_id";
+
+    /// The filter as an SQL `WHERE` clause on the columns of a runs table
+    /// (empty when it keeps every run), with the values its parameters stand
+    /// for, in order: the conditions of [`RunFilter::conditions`], and with a
+    /// cursor, only the runs listed after it in [`RunFilter::ORDER_BY`].
+    /// `parameter(n)` spells the n-th parameter (from 1) as the backend does.
+    ///
+    /// ```
+    /// use roomkit_graph_store::{FilterValue, RunCursor, RunFilter};
+    /// let filter = RunFilter {
+    ///     graph_id: Some("g".into()),
+    ///     after: Some(RunCursor { created_at: 5, run_id: "r".into() }),
+    ///     ..RunFilter::default()
+    /// };
+    /// let (clause, values) = filter.where_clause(|n| format!("${n}"));
+    /// assert_eq!(clause, " WHERE graph_id = $1 AND (created_at < $2 OR (created_at = $2 AND run_id > $3))");
+    /// assert_eq!(values, [FilterValue::Text("g".into()), FilterValue::Millis(5), FilterValue::Text("r".into())]);
+    /// assert_eq!(RunFilter::default().where_clause(|n| format!("?{n}")), (String::new(), vec![]));
+    /// ```
+    pub fn where_clause(&self, parameter: impl Fn(usize) -> String) -> (String, Vec<FilterValue>) {
+        let mut conditions = Vec::new();
+        let mut values = Vec::new();
+        for (column, op, value) in self.conditions() {
+            values.push(value);
+            conditions.push(format!("{column} {op} {}", parameter(values.len())));
+        }
+        if let Some(cursor) = &self.after {
+            values.push(FilterValue::Millis(cursor.created_at));
+            let at = parameter(values.len());
+            values.push(FilterValue::Text(cursor.run_id.clone()));
+            let id = parameter(values.len());
+            conditions.push(format!("(created_at < {at} OR (created_at = {at} AND run_id > {id}))"));
+        }
+        if conditions.is_empty() {
+            return (String::new(), values);
+        }
+        (format!(" WHERE {}", conditions.join(" AND ")), values)
+    }
+}
