@@ -20,7 +20,7 @@ use crate::auth::Org;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{OptionalJsonBody, parse};
 use crate::graphs::WEBHOOK_SECRET;
-use crate::runs::RunView;
+use crate::runs::{RunView, owned_run};
 
 /// The runs an event started.
 #[derive(Serialize, ToSchema)]
@@ -104,7 +104,7 @@ pub(crate) async fn webhook(
     match app.runner.start_in(&org, &graph_id, data, key).await {
         Ok(run) => Ok((StatusCode::ACCEPTED, Json(RunView::from(run))).into_response()),
         Err(RunnerError::Store(StoreError::Duplicate { run_id, .. })) => {
-            Ok((StatusCode::OK, Json(RunView::from(app.runner.store().run(&run_id).await?))).into_response())
+            Ok((StatusCode::OK, Json(RunView::from(owned_run(&app, &org, &run_id).await?))).into_response())
         }
         Err(error) => Err(error.into()),
     }
