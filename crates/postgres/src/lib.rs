@@ -18,6 +18,7 @@
 //! - `store`: [`PostgresStore`] and the [`Store`](roomkit_graph_store::Store)
 //!   operations.
 //! - `rows`: reading records out of rows.
+//! - `workers`: worker registrations, in a table of their own.
 //! - `listen`: notifying commits, the `LISTEN` connection, and following a
 //!   transcript.
 //! - `tls`: encrypting connections as `sslmode` asks.
@@ -30,6 +31,7 @@ mod rows;
 mod schema;
 mod store;
 mod tls;
+mod workers;
 
 pub use options::Options;
 pub use schema::{SCHEMA, SCHEMA_VERSION};

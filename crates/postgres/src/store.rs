@@ -10,7 +10,7 @@ use futures_util::stream::BoxStream;
 use roomkit_graph::{EngineState, Graph};
 use roomkit_graph_store::{
     FilterValue, HeldKey, Lease, Millis, NewRun, RunFilter, RunKey, RunRecord, StepCommit, Store, StoreError,
-    StoredGraph, TokenRecord, TranscriptEvent, now_millis, read_stored,
+    StoredGraph, TokenRecord, TranscriptEvent, WorkerRegistration, now_millis, read_stored,
 };
 use serde_json::{Map, Value};
 use tokio::sync::{broadcast, mpsc};
@@ -20,7 +20,7 @@ use tokio_postgres::types::ToSql;
 use crate::error::{is_unique_violation, pool_error, sql_int, store_error, stored_count};
 use crate::listen;
 use crate::rows::{self, GRAPH_COLUMNS, RUN_COLUMNS};
-use crate::{Options, schema, tls};
+use crate::{Options, schema, tls, workers};
 
 /// How many times an operation is tried while the database is unavailable
 /// (about 10 s in all with the pauses below).
@@ -132,6 +132,7 @@ impl PostgresStore {
             other => other,
         })?;
         schema::prepare(&mut client, &target).await?;
+        workers::create_table(&mut client).await?;
         drop(client);
 
         let (notified, _) = broadcast::channel(BROADCAST_CAPACITY);
@@ -416,6 +417,24 @@ impl Store for PostgresStore {
     fn follow(&self, run_id: &str, after: u64) -> BoxStream<'static, Result<TranscriptEvent, StoreError>> {
         let notified = self.inner.notified.subscribe();
         listen::follow(self.inner.pool.clone(), notified, run_id.to_owned(), after)
+    }
+
+    async fn register_worker(
+        &self,
+        registration: &WorkerRegistration,
+    ) -> Result<WorkerRegistration, StoreError> {
+        self.retrying(|| async {
+            workers::register(&mut self.client().await?, registration, now_millis()).await
+        })
+        .await
+    }
+
+    async fn release_worker(&self, worker_id: &str, instance: &str) -> Result<(), StoreError> {
+        self.retrying(|| async { workers::release(&*self.client().await?, worker_id, instance).await }).await
+    }
+
+    async fn runs_held_by(&self, owner: &str) -> Result<Vec<RunRecord>, StoreError> {
+        self.retrying(|| async { workers::runs_held_by(&*self.client().await?, owner).await }).await
     }
 }
 

@@ -16,7 +16,7 @@ use roomkit_graph_store::{
 };
 use serde_json::Value;
 
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
 use tracing::Instrument as _;
 
 use crate::emitted::{self, LiveEvent};
@@ -68,8 +68,15 @@ impl Held {
 /// parks, ends, or the runner stops. Each step is committed before the next
 /// begins. A commit or renewal refused as a conflict means another writer
 /// moved the run (it was cancelled, say) or took it: the task lets go, dropping
-/// the step in progress.
-pub(crate) async fn drive(inner: &Inner, run_id: &str, until: Millis, start: Option<Started>) -> Ended {
+/// the step in progress. So does a cancel through this runner (`cancelled`
+/// notified), without waiting for a renewal.
+pub(crate) async fn drive(
+    inner: &Inner,
+    run_id: &str,
+    until: Millis,
+    start: Option<Started>,
+    cancelled: &Notify,
+) -> Ended {
     let held =
         Held { owner: inner.owner.clone(), until: AtomicI64::new(until), duration: inner.lease_millis() };
     let driving = async {
@@ -85,6 +92,10 @@ pub(crate) async fn drive(inner: &Inner, run_id: &str, until: Millis, start: Opt
             () = keep_lease(inner, run_id, &held) => {
                 tracing::info!("the run's lease was lost: letting go");
                 Ended::LetGo
+            }
+            () = cancelled.notified() => {
+                tracing::info!("the run was cancelled: the step in progress is dropped");
+                Ended::Over
             }
         }
     };

@@ -52,12 +52,30 @@
 //! the stalled step's commit is then refused. Handlers with outside side
 //! effects should make them idempotent, keyed on the run id and node id
 //! ([`roomkit_graph::Scope::run_id`], [`roomkit_graph::Scope::node`]).
+//!
+//! # Worker ids: restarts that take back their runs at once
+//!
+//! A runner made with [`Runner::new`] has an owner id of its own, new in every
+//! process: after a crash its runs wait for their leases to expire. One made
+//! with [`Runner::register`] is worker `ID`: it takes its leases as `ID`, so
+//! the next process started as `ID` takes those runs back at once
+//! ([`Runner::recover`]). The id is registered in the store and renewed every
+//! heartbeat, so two live processes are never the same worker: the second is
+//! refused with [`RegisterError::Taken`].
+//!
+//! # Memory
+//!
+//! A runner keeps nothing of a run once its task ends: a finished task is
+//! freed at once, and the compiled graphs it keeps are bounded
+//! ([`Runner::with_graph_cache`]).
 
+mod cache;
 mod drive;
 mod emitted;
 mod error;
+mod worker;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -71,11 +89,13 @@ use roomkit_graph_store::{
     StoreError, StoredGraph, now_millis,
 };
 use serde_json::Value;
-use tokio::sync::{broadcast, watch};
-use tokio::task::JoinSet;
+use tokio::sync::{Notify, broadcast, watch};
+use tokio_util::task::TaskTracker;
 
+pub use cache::DEFAULT_GRAPH_CACHE;
 pub use emitted::LiveEvent;
 pub use error::RunnerError;
+pub use worker::{DEFAULT_HEARTBEAT, RegisterError};
 
 /// Runs stored graphs durably. Cheap to clone; clones share their tasks.
 ///
@@ -111,12 +131,15 @@ pub struct Runner {
 struct Inner {
     store: Arc<dyn Store>,
     handlers: Handlers,
-    /// Compiled graphs by (organization, graph id, version): versions never
-    /// change once stored.
-    workflows: Mutex<HashMap<(String, String, u64), Workflow>>,
-    /// Runs a task of this runner is driving, so none is driven twice.
-    active: Mutex<HashSet<String>>,
-    tasks: Mutex<JoinSet<()>>,
+    /// Compiled graphs by (organization, graph id, version), the most
+    /// recently used ones.
+    workflows: Mutex<cache::GraphCache>,
+    /// Runs a task of this runner is driving, so none is driven twice, each
+    /// with what tells its task the run was cancelled here.
+    active: Mutex<HashMap<String, Arc<Notify>>>,
+    /// The runner's tasks while they run (a finished one is not kept), for
+    /// [`Runner::shutdown`] to wait for.
+    tasks: TaskTracker,
     stopping: AtomicBool,
     /// Set with `stopping`, for the waits a stop cuts short.
     stop: watch::Sender<bool>,
@@ -129,8 +152,11 @@ struct Inner {
     /// The id of each run a task of this runner stopped driving (it parked,
     /// ended or was let go), for [`Runner::wait`].
     settled: broadcast::Sender<Arc<str>>,
-    /// Who this runner is in the leases it takes.
+    /// Who this runner is in the leases it takes: its worker id, or an id
+    /// of its own.
     owner: String,
+    /// The worker id it registered, if it was made with [`Runner::register`].
+    worker: Option<worker::Worker>,
     /// How long a lease lasts, in milliseconds.
     lease_ms: AtomicU64,
     /// What runs may store, and what graphs may be.
@@ -153,22 +179,29 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Runner {
-    /// A runner on `store`, executing nodes with `handlers`.
+    /// A runner on `store`, executing nodes with `handlers`, with an owner id
+    /// of its own (see [`Runner::register`] for a worker id).
     pub fn new(store: impl Store + 'static, handlers: Handlers) -> Self {
+        Runner::build(Arc::new(store), handlers, None)
+    }
+
+    /// A runner whose leases are taken as `worker`'s id, or as a new owner id.
+    fn build(store: Arc<dyn Store>, handlers: Handlers, worker: Option<worker::Worker>) -> Self {
         Runner {
             inner: Arc::new(Inner {
-                store: Arc::new(store),
+                store,
                 handlers,
-                workflows: Mutex::new(HashMap::new()),
-                active: Mutex::new(HashSet::new()),
-                tasks: Mutex::new(JoinSet::new()),
+                workflows: Mutex::new(cache::GraphCache::new(DEFAULT_GRAPH_CACHE)),
+                active: Mutex::new(HashMap::new()),
+                tasks: TaskTracker::new(),
                 stopping: AtomicBool::new(false),
                 stop: watch::Sender::new(false),
                 timers: AtomicBool::new(false),
                 tick: Duration::from_millis(100),
                 live: broadcast::channel(LIVE_CAPACITY).0,
                 settled: broadcast::channel(LIVE_CAPACITY).0,
-                owner: new_owner_id(),
+                owner: worker.as_ref().map_or_else(new_owner_id, |worker| worker.id.clone()),
+                worker,
                 lease_ms: AtomicU64::new(millis(DEFAULT_LEASE)),
                 limits: Mutex::new(Arc::new(Limits::default())),
             }),
@@ -227,14 +260,32 @@ impl Runner {
         Arc::clone(&lock(&self.inner.limits))
     }
 
+    /// Sets how many compiled graphs (graph versions) this runner keeps
+    /// ([`DEFAULT_GRAPH_CACHE`] unless set): the least recently used one goes
+    /// when another comes in, and is read and compiled again when a run needs
+    /// it. 0 keeps none.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = roomkit_graph_sqlite::SqliteStore::open(dir.path().join("runs.db"))?;
+    /// let runner = roomkit_graph_runner::Runner::new(store, roomkit_graph::Handlers::builtin())
+    ///     .with_graph_cache(32);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_graph_cache(self, graphs: usize) -> Self {
+        lock(&self.inner.workflows).set_capacity(graphs);
+        self
+    }
+
     /// How long the leases this runner takes last.
     pub fn lease(&self) -> Duration {
         Duration::from_millis(self.inner.lease_ms.load(Ordering::SeqCst))
     }
 
     /// This runner's id in the leases it takes (the [`RunRecord::owner`] of
-    /// the runs it drives): the host name, the process id and a UUIDv7, as
-    /// `host/pid/uuid`, unique to this runner.
+    /// the runs it drives): its worker id ([`Runner::register`]), or else the
+    /// host name, the process id and a UUIDv7, as `host/pid/uuid`, unique to
+    /// this runner.
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
@@ -262,7 +313,7 @@ impl Runner {
         // A weak handle: the loop must not keep a dropped runner (and its store) alive.
         let weak = Arc::downgrade(&self.inner);
         let tick = self.inner.tick;
-        lock(&self.inner.tasks).spawn(async move {
+        self.inner.tasks.spawn(async move {
             while let Some(inner) = weak.upgrade() {
                 if inner.stopping.load(Ordering::SeqCst) {
                     break;
@@ -448,8 +499,10 @@ impl Runner {
     }
 
     /// Cancels a run that is not over yet, whoever drives it, and releases its
-    /// lease. A step in progress may finish (or is dropped once its runner sees
-    /// its lease is gone), but its commit is refused: the cancellation wins.
+    /// lease. A step this runner is driving is dropped at once (at its next
+    /// await point); one another process drives is dropped once that process
+    /// sees the run is no longer running (at its next commit or lease renewal),
+    /// and its commit is refused: the cancellation wins.
     pub async fn cancel(&self, run_id: &str, reason: Option<&str>) -> Result<RunRecord, RunnerError> {
         loop {
             let record = self.inner.store.run(run_id).await?;
@@ -459,7 +512,12 @@ impl Runner {
             let entries = vec![Entry::RunCancelled { reason: reason.map(str::to_owned) }];
             let commit = status_change(&record, RunStatus::Cancelled, entries);
             match self.inner.store.commit_step(commit).await {
-                Ok((record, _)) => return Ok(record),
+                Ok((record, _)) => {
+                    if let Some(cancelled) = lock(&self.inner.active).get(run_id) {
+                        cancelled.notify_one();
+                    }
+                    return Ok(record);
+                }
                 // A step committed in between: look again.
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(error) => return Err(error.into()),
@@ -475,7 +533,7 @@ impl Runner {
             // Subscribed before looking, so that a task settling the run after
             // the look is heard.
             let mut settled = self.inner.settled.subscribe();
-            if lock(&self.inner.active).contains(run_id) {
+            if lock(&self.inner.active).contains_key(run_id) {
                 // A task of this runner drives it: wait for the task to settle it.
                 loop {
                     match settled.recv().await {
@@ -490,7 +548,7 @@ impl Runner {
             if asks_a_person || record.status.is_final() {
                 return Ok(record);
             }
-            if lock(&self.inner.active).contains(run_id) {
+            if lock(&self.inner.active).contains_key(run_id) {
                 // Set going again here meanwhile (answered, or its timer fired).
                 continue;
             }
@@ -506,12 +564,18 @@ impl Runner {
     }
 
     /// Claims and drives every run nobody drives: running, with no live lease
-    /// (after a restart, say, once the leases of the stopped process expired).
-    /// Runs another runner drives are left to it, so every worker sharing a
-    /// store may call this as often as it likes. Returns how many were picked up.
+    /// (after a restart, say, once the leases of the stopped process expired),
+    /// and, for a worker ([`Runner::register`]), the runs its id holds that no
+    /// task of it drives (a previous process of the id died holding them):
+    /// those at once, live lease or not. Runs another runner drives are left
+    /// to it, so every worker sharing a store may call this as often as it
+    /// likes. Returns how many were picked up.
     pub async fn recover(&self) -> Result<usize, RunnerError> {
         self.ensure_timers();
-        let claimable = self.inner.store.claimable_runs(now_millis(), usize::MAX).await?;
+        let mut claimable = self.inner.store.claimable_runs(now_millis(), usize::MAX).await?;
+        if self.inner.worker.is_some() {
+            claimable.extend(self.inner.store.runs_held_by(&self.inner.owner).await?);
+        }
         let mut picked_up = 0;
         for run in claimable {
             if self.inner.stopping.load(Ordering::SeqCst) {
@@ -531,7 +595,7 @@ impl Runner {
     pub async fn resume(&self, run_id: &str) -> Result<bool, RunnerError> {
         self.ensure_timers();
         // A run this runner drives already (whose lease lapsed in between) keeps its task.
-        if self.inner.stopping.load(Ordering::SeqCst) || lock(&self.inner.active).contains(run_id) {
+        if self.inner.stopping.load(Ordering::SeqCst) || lock(&self.inner.active).contains_key(run_id) {
             return Ok(false);
         }
         // Another process may claim it first: then it is theirs.
@@ -544,12 +608,13 @@ impl Runner {
     /// Stops driving runs: each task finishes and commits the step it is on,
     /// then stops and releases the run's lease. Runs stay running in the
     /// store, for another process's (or a later) [`Runner::recover`] to take
-    /// at once.
+    /// at once. Last, a worker's id is freed ([`Runner::register`]).
     pub async fn shutdown(&self) {
-        self.inner.stopping.store(true, Ordering::SeqCst);
-        self.inner.stop.send_replace(true);
-        let mut tasks = std::mem::take(&mut *lock(&self.inner.tasks));
-        while tasks.join_next().await.is_some() {}
+        self.inner.stop_driving();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+        // Last, once its runs are let go: the next process of the id may start.
+        self.inner.release_worker().await;
     }
 
     /// Drives `run` on a task of its own, if it is running with a lease this
@@ -570,20 +635,20 @@ impl Runner {
         };
         if self.inner.stopping.load(Ordering::SeqCst) {
             let (inner, run_id) = (Arc::clone(&self.inner), run.run_id.clone());
-            lock(&self.inner.tasks).spawn(async move { inner.release(&run_id).await });
+            self.inner.tasks.spawn(async move { inner.release(&run_id).await });
             return false;
         }
-        if !lock(&self.inner.active).insert(run.run_id.clone()) {
+        let Some(mut cancelled) = self.inner.enter(&run.run_id) else {
             return false;
-        }
+        };
         let inner = Arc::clone(&self.inner);
         let run_id = run.run_id.clone();
-        lock(&self.inner.tasks).spawn(async move {
+        self.inner.tasks.spawn(async move {
             let mut until = until;
             let mut start = start;
             let mut failures = 0;
             loop {
-                let mut ended = drive::drive(&inner, &run_id, until, start.take()).await;
+                let mut ended = drive::drive(&inner, &run_id, until, start.take(), &cancelled).await;
                 if ended == drive::Ended::Failed {
                     // Driven again after a pause, while the store may come back;
                     // the step in progress runs again (at least once).
@@ -614,11 +679,13 @@ impl Runner {
                 }
                 // An answer may have set the run going again while this task was
                 // finishing (and so did not start another): look once more.
-                match inner.store.claim_run(&run_id, &inner.new_lease()).await {
-                    Ok(Some(run)) if lock(&inner.active).insert(run_id.clone()) => {
+                let claimed = inner.store.claim_run(&run_id, &inner.new_lease()).await.ok().flatten();
+                match claimed.and_then(|run| Some((run, inner.enter(&run_id)?))) {
+                    Some((run, entered)) => {
                         until = run.lease_until.unwrap_or(until);
+                        cancelled = entered;
                     }
-                    _ => break,
+                    None => break,
                 }
             }
         });
@@ -656,6 +723,13 @@ fn millis(duration: Duration) -> u64 {
 }
 
 impl Inner {
+    /// Drives no more runs: the tasks stop at their next step, and the waits
+    /// a stop cuts short end.
+    fn stop_driving(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.stop.send_replace(true);
+    }
+
     /// Waits for `wait` to finish, unless the runner is stopped first.
     /// Whether it finished (false: the runner stops).
     async fn unless_stopped(&self, wait: impl Future<Output = ()>) -> bool {
@@ -664,6 +738,18 @@ impl Inner {
             () = wait => true,
             _ = stop.wait_for(|stopped| *stopped) => false,
         }
+    }
+
+    /// Marks `run_id` as driven by a task of this runner: what tells that task
+    /// the run was cancelled, or `None` when a task drives it already.
+    fn enter(&self, run_id: &str) -> Option<Arc<Notify>> {
+        let mut active = lock(&self.active);
+        if active.contains_key(run_id) {
+            return None;
+        }
+        let cancelled = Arc::new(Notify::new());
+        active.insert(run_id.to_owned(), Arc::clone(&cancelled));
+        Some(cancelled)
     }
 
     /// Tells [`Runner::wait`] that a task stopped driving `run_id`.
@@ -698,7 +784,7 @@ impl Inner {
     }
 
     fn cached(&self, org: &str, graph_id: &str, version: u64) -> Option<Workflow> {
-        lock(&self.workflows).get(&(org.to_owned(), graph_id.to_owned(), version)).cloned()
+        lock(&self.workflows).get(&(org.to_owned(), graph_id.to_owned(), version))
     }
 
     /// Compiles a stored graph version and keeps it for later runs.

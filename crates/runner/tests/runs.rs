@@ -4,6 +4,7 @@
 //! pinned by runs in flight, and cancellation.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 
 use async_trait::async_trait;
@@ -250,6 +251,66 @@ async fn cancelled_runs_take_no_answer_and_listing_filters_them() {
         .await
         .unwrap();
     assert_eq!(waiting.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(), [b.run_id.as_str()]);
+}
+
+/// Sets a flag when dropped: the handler future holding it was dropped.
+struct DropGuard(Arc<AtomicBool>);
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A step that never ends: it says it began, then waits forever.
+struct Forever {
+    began: mpsc::Sender<()>,
+    dropped: Arc<AtomicBool>,
+}
+
+#[async_trait]
+impl NodeHandler for Forever {
+    async fn execute(&self, _node: &Node, _scope: &Scope<'_>) -> Result<NodeResult, HandlerError> {
+        let _guard = DropGuard(Arc::clone(&self.dropped));
+        let _ = self.began.send(());
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_run_drops_its_step_in_progress_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (began, step_began) = mpsc::channel();
+    let dropped = Arc::new(AtomicBool::new(false));
+    let handlers = Handlers::builtin().with("forever", Forever { began, dropped: Arc::clone(&dropped) });
+    // A lease far longer than the test: only the cancel can end the step.
+    let runner = Runner::new(open(&dir), handlers).with_lease(std::time::Duration::from_secs(600));
+    let mut graph = Graph::new("stuck", "Stuck", Trigger::manual());
+    graph
+        .add_nodes([Node::new("start", "start"), Node::new("spin", "forever"), Node::new("end", "end")])
+        .unwrap();
+    graph.add_edges([Edge::new("start", "spin"), Edge::new("spin", "end")]);
+    runner.save_graph(&graph).await.unwrap();
+    let run = runner.start("stuck", json!({})).await.unwrap();
+    tokio::task::spawn_blocking(move || step_began.recv_timeout(std::time::Duration::from_secs(10)))
+        .await
+        .unwrap()
+        .expect("the step began");
+    assert_eq!(runner.active_runs(), 1);
+    assert!(!dropped.load(Ordering::SeqCst));
+
+    runner.cancel(&run.run_id, Some("runaway")).await.unwrap();
+    // `wait` returns once the run's task has let go of it: at once, not
+    // after the step (which never ends) or a lease renewal (minutes away).
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(10), runner.wait(&run.run_id));
+    assert_eq!(waited.await.expect("the task let go").unwrap().status, RunStatus::Cancelled);
+    assert_eq!(runner.active_runs(), 0, "the task is gone");
+    assert!(dropped.load(Ordering::SeqCst), "the step in progress was dropped");
+    let events = runner.store().transcript(&run.run_id, 0, 100).await.unwrap();
+    let entries: Vec<Entry> = events.into_iter().map(|event| event.entry).collect();
+    // The start node's step, then the cancel: nothing of the dropped step.
+    assert_eq!(kinds(&entries), ["run_started", "node_started", "node_completed", "run_cancelled"]);
+    runner.shutdown().await;
 }
 
 /// Emits what agents and notifications emit: tokens, a finished reply, a

@@ -12,6 +12,7 @@
 //! - `write` and `read`: the SQL of each operation.
 //! - `pool`: read connections, used on tokio's blocking threads.
 //! - `follow`: a run's transcript as a stream, live.
+//! - `workers`: worker registrations, in a table of their own.
 //! - `error`: SQLite's errors as [`StoreError`](roomkit_graph_store::StoreError)s.
 //!
 //! # Quick start
@@ -40,6 +41,7 @@ mod pool;
 mod read;
 mod schema;
 mod store;
+mod workers;
 mod write;
 mod writer;
 

@@ -226,6 +226,14 @@ pub(crate) fn claimable_runs(conn: &Connection, now: i64, limit: usize) -> Resul
     rows.map(|row| row.map_err(DbError::from).and_then(RunRow::into_record)).collect()
 }
 
+/// The running runs whose lease `owner` holds, live or expired.
+pub(crate) fn runs_held_by(conn: &Connection, owner: &str) -> Result<Vec<RunRecord>, DbError> {
+    let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE status = 'running' AND owner = ?1");
+    let mut statement = conn.prepare_cached(&sql)?;
+    let rows = statement.query_map(params![owner], RunRow::read)?;
+    rows.map(|row| row.map_err(DbError::from).and_then(RunRow::into_record)).collect()
+}
+
 /// Up to `limit` events of a run after sequence number `after`, with the run's
 /// record, from one snapshot.
 pub(crate) fn transcript_page(

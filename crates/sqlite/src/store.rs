@@ -10,13 +10,13 @@ use futures_util::stream::BoxStream;
 use roomkit_graph::{EngineState, Graph};
 use roomkit_graph_store::{
     Lease, Millis, NewRun, RunFilter, RunRecord, StepCommit, Store, StoreError, StoredGraph, TokenRecord,
-    TranscriptEvent,
+    TranscriptEvent, WorkerRegistration,
 };
 use tokio::sync::{broadcast, oneshot};
 
 use crate::pool::Readers;
 use crate::writer::{self, Reply, Request};
-use crate::{Options, follow, read, schema, write};
+use crate::{Options, follow, read, schema, workers, write};
 
 /// How many committed events the in-process broadcast holds for followers
 /// that fall behind; beyond that they catch up from the database.
@@ -147,6 +147,7 @@ impl SqliteStore {
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref().to_path_buf();
         let conn = schema::open_writer(&path, &options)?;
+        workers::create_table(&conn).map_err(|err| err.into_store(&path))?;
         let (committed, _) = broadcast::channel(BROADCAST_CAPACITY);
         let (requests, writer) = writer::spawn(conn, path.clone(), committed.clone())?;
         let readers = Arc::new(Readers::new(path.clone(), options));
@@ -317,5 +318,25 @@ impl Store for SqliteStore {
         // Subscribed now, before the follower's first database read: see `follow`.
         let committed = self.inner.committed.subscribe();
         follow::follow(Arc::clone(&self.inner.readers), committed, run_id.to_owned(), after)
+    }
+
+    async fn register_worker(
+        &self,
+        registration: &WorkerRegistration,
+    ) -> Result<WorkerRegistration, StoreError> {
+        let registration = registration.clone();
+        self.write(|reply| Request::Register { registration, reply }).await
+    }
+
+    async fn release_worker(&self, worker_id: &str, instance: &str) -> Result<(), StoreError> {
+        let (worker_id, instance) = (worker_id.to_owned(), instance.to_owned());
+        let change =
+            Box::new(move |conn: &rusqlite::Connection| workers::release(conn, &worker_id, &instance));
+        self.write(|reply| Request::Change { change, reply }).await
+    }
+
+    async fn runs_held_by(&self, owner: &str) -> Result<Vec<RunRecord>, StoreError> {
+        let owner = owner.to_owned();
+        self.inner.readers.run(move |conn| read::runs_held_by(conn, &owner)).await
     }
 }

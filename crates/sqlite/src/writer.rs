@@ -16,12 +16,15 @@ use std::sync::mpsc;
 use std::thread;
 
 use roomkit_graph::Graph;
-use roomkit_graph_store::{Lease, NewRun, RunRecord, StepCommit, StoreError, StoredGraph, TranscriptEvent};
+use roomkit_graph_store::{
+    Lease, NewRun, RunRecord, StepCommit, StoreError, StoredGraph, TranscriptEvent, WorkerRegistration,
+    now_millis,
+};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::{broadcast, oneshot};
 
 use crate::error::DbError;
-use crate::write;
+use crate::{workers, write};
 
 /// At most this many requests share a transaction, so a flood of writes still
 /// gets answered in bounded batches.
@@ -50,6 +53,8 @@ pub(crate) enum Request {
     Renew { run_id: String, lease: Lease, reply: Reply<RunRecord> },
     /// [`write::release_run`].
     Release { run_id: String, owner: String, reply: Reply<bool> },
+    /// [`workers::register`].
+    Register { registration: WorkerRegistration, reply: Reply<WorkerRegistration> },
 }
 
 impl Request {
@@ -76,6 +81,9 @@ impl Request {
                 let _ = reply.send(Err(err.clone()));
             }
             Request::Release { reply, .. } => {
+                let _ = reply.send(Err(err.clone()));
+            }
+            Request::Register { reply, .. } => {
                 let _ = reply.send(Err(err.clone()));
             }
         }
@@ -121,6 +129,11 @@ impl Request {
             ),
             Request::Release { run_id, owner, reply } => Applied::new(
                 in_savepoint(tx, path, alone, |conn| write::release_run(conn, &run_id, &owner)),
+                Vec::new(),
+                reply,
+            ),
+            Request::Register { registration, reply } => Applied::new(
+                in_savepoint(tx, path, alone, |conn| workers::register(conn, &registration, now_millis())),
                 Vec::new(),
                 reply,
             ),

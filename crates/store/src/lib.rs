@@ -23,6 +23,10 @@
 //!   which no other run gets while it holds it.
 //! - Lists that can grow are read a [`Page`] at a time, from a cursor that
 //!   stays right whatever is inserted meanwhile ([`RunCursor`], [`GraphCursor`]).
+//! - A process with an explicit worker id registers it
+//!   ([`WorkerRegistration`], [`Store::register_worker`]) so that no two live
+//!   processes are the same worker; a restarted one takes back the runs its
+//!   id holds ([`Store::runs_held_by`]) without waiting for their leases.
 
 mod access;
 mod error;
@@ -33,6 +37,7 @@ mod page;
 mod run;
 mod step;
 mod transcript;
+mod worker;
 
 use async_trait::async_trait;
 use futures_core::stream::BoxStream;
@@ -46,6 +51,7 @@ pub use lease::Lease;
 pub use page::{CursorError, GraphCursor, Page, RunCursor};
 pub use run::{FilterValue, NewRun, RunFilter, RunRecord, RunStatus, StepCommit, StoredGraph};
 pub use transcript::{Entry, TranscriptEvent, render_text};
+pub use worker::WorkerRegistration;
 
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
@@ -197,4 +203,25 @@ pub trait Store: Send + Sync {
     /// duplicate at the seam. Ends after a final event (run completed, failed or
     /// cancelled), and after yielding an error (an unknown run, say).
     fn follow(&self, run_id: &str, after: u64) -> BoxStream<'static, Result<TranscriptEvent, StoreError>>;
+
+    /// Registers `registration.instance` as worker `registration.worker_id`
+    /// until `registration.until`, or renews its registration, unless another
+    /// process holds a live registration of that id (the rule of
+    /// [`WorkerRegistration::taken_over`]). Returns the registration of the id
+    /// after the call: `registration` when it was taken, or the other
+    /// process's, changing nothing.
+    async fn register_worker(
+        &self,
+        registration: &WorkerRegistration,
+    ) -> Result<WorkerRegistration, StoreError>;
+
+    /// Ends `instance`'s registration as `worker_id`, so that another process
+    /// may take the id at once; a registration of another instance is left as
+    /// it is.
+    async fn release_worker(&self, worker_id: &str, instance: &str) -> Result<(), StoreError>;
+
+    /// The running runs whose lease `owner` holds, live or expired: those a
+    /// process that registered a worker id (the owner of its leases) takes
+    /// back at once, held by a process of that id that died.
+    async fn runs_held_by(&self, owner: &str) -> Result<Vec<RunRecord>, StoreError>;
 }

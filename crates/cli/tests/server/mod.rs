@@ -68,11 +68,6 @@ impl Server {
         String::from_utf8(output.stdout).expect("the token is text").trim().to_owned()
     }
 
-    /// The server process's id.
-    pub(crate) fn pid(&self) -> u32 {
-        self.child.as_ref().expect("the server runs").id()
-    }
-
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -88,6 +83,11 @@ impl Server {
     pub(crate) async fn post(&self, token: &str, path: &str, body: &Value) -> Value {
         let request = client().post(self.url(path)).bearer_auth(token).json(body);
         request.send().await.expect("the server answers").json().await.expect("a JSON answer")
+    }
+
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server runs").id()
     }
 
     /// Sends SIGTERM and waits for the process to exit.
