@@ -49,6 +49,10 @@ struct Options {
     /// the latest.
     #[arg(long, global = true, env = "ROOMKIT_GRAPH_LEASE", default_value = "30s", value_parser = parse_poll)]
     lease: std::time::Duration,
+    /// How many compiled graphs (graph versions) this process keeps for the
+    /// runs it drives; others are read again when needed.
+    #[arg(long, global = true, env = "ROOMKIT_GRAPH_GRAPH_CACHE", default_value_t = roomkit_graph_runner::DEFAULT_GRAPH_CACHE)]
+    graph_cache: usize,
     /// With a PostgreSQL database: how many connections this process opens
     /// at most (keep the sum over all processes under the server's limit).
     #[arg(long, global = true, env = "ROOMKIT_GRAPH_CONNECTIONS", default_value_t = 16,
@@ -123,6 +127,8 @@ enum RunCommand {
         /// How often to look for runs to pick up, e.g. 1s or 500ms.
         #[arg(long, default_value = "1s", value_parser = parse_poll)]
         poll: std::time::Duration,
+        #[command(flatten)]
+        worker: WorkerId,
     },
     /// Cancels a run.
     Cancel {
@@ -151,6 +157,12 @@ enum RunCommand {
         /// Logs as JSON lines instead of text.
         #[arg(long)]
         log_json: bool,
+        /// How many live event streams (GET /v1/runs/{id}/events) may be open
+        /// at once; beyond that a new one is refused with 503.
+        #[arg(long, default_value_t = roomkit_graph_server::DEFAULT_MAX_EVENT_STREAMS)]
+        max_event_streams: usize,
+        #[command(flatten)]
+        worker: WorkerId,
     },
     /// Access tokens for the HTTP API.
     #[command(subcommand)]
@@ -165,6 +177,17 @@ enum RunCommand {
         #[arg(long)]
         remove: bool,
     },
+}
+
+/// Who a process that drives runs is.
+#[derive(Args)]
+struct WorkerId {
+    /// Drive runs as this worker: restarted with the same id, the process
+    /// takes back at once the runs it held (instead of after their lease). A
+    /// second live process with the id is refused. Without it, each process
+    /// is a new worker.
+    #[arg(long, env = "ROOMKIT_GRAPH_WORKER_ID", value_name = "ID")]
+    worker_id: Option<String>,
 }
 
 /// `token` commands.
@@ -204,13 +227,20 @@ impl RunCommand {
 
 /// Runs a command on the database and gives its exit status.
 async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<ExitCode> {
-    let Options { database, org, json, agents, channels, lease, connections } = options;
+    let Options { database, org, json, agents, channels, lease, graph_cache, connections } = options;
     let setup = if command.runs_nodes() {
         nodes::NodeSetup::load(agents.as_deref(), channels.as_deref())?
     } else {
         nodes::NodeSetup::default()
     };
-    let runner = runs::open(&database, usize::from(connections), setup.handlers()).await?.with_lease(lease);
+    let worker_id = match &command {
+        RunCommand::Worker { worker, .. } | RunCommand::Serve { worker, .. } => worker.worker_id.as_deref(),
+        _ => None,
+    };
+    let runner = runs::open(&database, usize::from(connections), setup.handlers(), worker_id)
+        .await?
+        .with_lease(lease)
+        .with_graph_cache(graph_cache);
     let outcome = match command {
         RunCommand::Run { file, input } => {
             runs::run(&runner, &org, &file, runs::input(input.as_deref())?, json).await.map(exit_status)
@@ -224,13 +254,21 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
             let filter = RunFilter { org: Some(org), graph_id: graph, status, limit, ..Default::default() };
             runs::list(&runner, &filter, json).await.map(|()| ExitCode::SUCCESS)
         }
-        RunCommand::Worker { poll } => runs::worker(&runner, poll).await.map(|()| ExitCode::SUCCESS),
+        RunCommand::Worker { poll, .. } => runs::worker(&runner, poll).await.map(|()| ExitCode::SUCCESS),
         RunCommand::Cancel { run, reason } => {
             runs::cancel(&runner, &run, reason.as_deref(), json).await.map(|()| ExitCode::SUCCESS)
         }
-        RunCommand::Serve { listen, max_body_bytes, schedule_tick, poll, log_json } => {
+        RunCommand::Serve {
+            listen,
+            max_body_bytes,
+            schedule_tick,
+            poll,
+            log_json,
+            max_event_streams,
+            ..
+        } => {
             init_logs(log_json);
-            let limits = roomkit_graph_server::Limits { max_body_bytes };
+            let limits = roomkit_graph_server::Limits { max_body_bytes, max_event_streams };
             serve::serve(&runner, listen, limits, schedule_tick, poll).await.map(|()| ExitCode::SUCCESS)
         }
         RunCommand::Token(TokenCommand::Create { label }) => {

@@ -10,17 +10,25 @@ use futures_util::stream::BoxStream;
 use indicatif::{ProgressBar, ProgressStyle};
 use roomkit_graph::{Graph, Handlers};
 use roomkit_graph_postgres::PostgresStore;
-use roomkit_graph_runner::{LiveEvent, Runner, RunnerError};
+use roomkit_graph_runner::{DEFAULT_HEARTBEAT, LiveEvent, Runner, RunnerError};
 use roomkit_graph_sqlite::SqliteStore;
-use roomkit_graph_store::{Entry, RunFilter, RunRecord, RunStatus, StoreError, TranscriptEvent, render_text};
+use roomkit_graph_store::{
+    Entry, RunFilter, RunRecord, RunStatus, Store, StoreError, TranscriptEvent, render_text,
+};
 use roomkit_graph_triggers::Scheduler;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 /// A runner on the database `database` (a SQLite file path or
 /// `sqlite://PATH`, or a `postgres://` URL, with at most `connections`
-/// connections), executing nodes with `handlers`.
-pub(crate) async fn open(database: &Path, connections: usize, handlers: Handlers) -> anyhow::Result<Runner> {
+/// connections), executing nodes with `handlers`; registered as worker
+/// `worker_id` when one is given.
+pub(crate) async fn open(
+    database: &Path,
+    connections: usize,
+    handlers: Handlers,
+    worker_id: Option<&str>,
+) -> anyhow::Result<Runner> {
     let text = database.to_string_lossy();
     match text.split_once("://") {
         Some(("postgres" | "postgresql", _)) => {
@@ -28,10 +36,10 @@ pub(crate) async fn open(database: &Path, connections: usize, handlers: Handlers
             let options = roomkit_graph_postgres::Options { max_connections: connections };
             let store =
                 PostgresStore::connect_with(&text, options).await.context("cannot open the database")?;
-            Ok(Runner::new(store, handlers))
+            runner(store, handlers, worker_id).await
         }
-        Some(("sqlite", path)) => open_sqlite(Path::new(path), handlers),
-        None => open_sqlite(database, handlers),
+        Some(("sqlite", path)) => runner(open_sqlite(Path::new(path))?, handlers, worker_id).await,
+        None => runner(open_sqlite(database)?, handlers, worker_id).await,
         Some((scheme, _)) => bail!(
             "cannot open the database: {scheme}:// is not a kind this build knows \
              (a SQLite file path, sqlite://PATH or postgres://...)"
@@ -39,10 +47,20 @@ pub(crate) async fn open(database: &Path, connections: usize, handlers: Handlers
     }
 }
 
-fn open_sqlite(path: &Path, handlers: Handlers) -> anyhow::Result<Runner> {
-    let store =
-        SqliteStore::open(path).with_context(|| format!("cannot open the database {}", path.display()))?;
-    Ok(Runner::new(store, handlers))
+fn open_sqlite(path: &Path) -> anyhow::Result<SqliteStore> {
+    SqliteStore::open(path).with_context(|| format!("cannot open the database {}", path.display()))
+}
+
+/// A runner on `store`: worker `worker_id`, or a new worker.
+async fn runner(
+    store: impl Store + 'static,
+    handlers: Handlers,
+    worker_id: Option<&str>,
+) -> anyhow::Result<Runner> {
+    match worker_id {
+        Some(worker_id) => Ok(Runner::register(store, handlers, worker_id, DEFAULT_HEARTBEAT).await?),
+        None => Ok(Runner::new(store, handlers)),
+    }
 }
 
 /// Reads `--input`: JSON text, or `@FILE` for a file holding it.
@@ -325,6 +343,11 @@ pub(crate) async fn worker(runner: &Runner, poll: std::time::Duration) -> anyhow
                 scheduler.await.context("the scheduler stopped abnormally")?;
                 eprintln!("worker: stopping once the steps in progress are committed");
                 return Ok(());
+            }
+            () = runner.stopped() => {
+                stopping.send_replace(true);
+                scheduler.await.context("the scheduler stopped abnormally")?;
+                bail!("worker id {} was taken by another process: stopping", runner.owner());
             }
             _ = ticks.tick() => {
                 let picked_up = runner.recover().await?;

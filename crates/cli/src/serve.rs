@@ -3,6 +3,8 @@
 
 use std::io::Read as _;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -32,9 +34,19 @@ pub(crate) async fn serve(
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let scheduler = tokio::spawn(Scheduler::new(runner.clone(), tick).run(wait_for(stopped.clone())));
     let recovery = tokio::spawn(recover_every(runner.clone(), poll, wait_for(stopped.clone())));
+    let (driving, lost) = (runner.clone(), Arc::new(AtomicBool::new(false)));
+    let lost_id = Arc::clone(&lost);
     let signal = async move {
-        if let Err(error) = stop_signal().await {
-            tracing::error!(%error, "cannot listen for signals; stopping");
+        tokio::select! {
+            signal = stop_signal() => if let Err(error) = signal {
+                tracing::error!(%error, "cannot listen for signals; stopping");
+            },
+            // Only a lost worker id stops the runner before the server does
+            // (see `Runner::register`).
+            () = driving.stopped() => {
+                tracing::error!("another process took this worker id; stopping");
+                lost_id.store(true, Ordering::SeqCst);
+            }
         }
         stop.send_replace(true);
     };
@@ -43,6 +55,9 @@ pub(crate) async fn serve(
         .context("serving failed")?;
     scheduler.await.context("the scheduler stopped abnormally")?;
     recovery.await.context("the recovery loop stopped abnormally")?;
+    if lost.load(Ordering::SeqCst) {
+        anyhow::bail!("worker id {} was taken by another process: stopped", runner.owner());
+    }
     eprintln!("serve: stopped");
     Ok(())
 }

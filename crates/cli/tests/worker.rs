@@ -194,3 +194,120 @@ fn finish_the_runs_of_killed_processes(dir: &Path, db: &Path) {
         assert_eq!(ends, 1, "run {run_id}");
     }
 }
+
+/// start → a 2 s timer → s1..s`steps` → end: the nodes of the chain after the timer.
+fn timer_then_chain(steps: usize) -> (String, Vec<String>) {
+    let work: Vec<String> = (1..=steps).map(|i| format!("s{i}")).collect();
+    let nodes: Vec<Value> = [
+        serde_json::json!({"id": "start", "type": "start"}),
+        serde_json::json!({"id": "pause", "type": "function", "config": {"action": "delay", "duration": "2s"}}),
+    ]
+    .into_iter()
+    .chain(work.iter().map(|id| {
+        serde_json::json!({"id": id, "type": "function", "config": {"action": "set_context", "values": {"step": id}}})
+    }))
+    .chain([serde_json::json!({"id": "end", "type": "end"})])
+    .collect();
+    let order: Vec<&str> =
+        ["start", "pause"].into_iter().chain(work.iter().map(String::as_str)).chain(["end"]).collect();
+    let edges: Vec<Value> =
+        order.windows(2).map(|pair| serde_json::json!({"source": pair[0], "target": pair[1]})).collect();
+    let graph = serde_json::json!({"id": "chain", "name": "Chain", "trigger": {"type": "manual"},
+        "nodes": nodes, "edges": edges});
+    (graph.to_string(), order.iter().map(|id| (*id).to_owned()).collect())
+}
+
+fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970");
+    i64::try_from(since.as_millis()).expect("a time in range")
+}
+
+/// Polls the runs of `db` until `done` holds for them, for up to `within`.
+fn until_runs(db: &Path, within: Duration, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let runs = listed(db);
+        if done(&runs) {
+            return runs;
+        }
+        assert!(Instant::now() < deadline, "{what}: {runs:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_worker_restarted_with_its_id_takes_back_its_runs_at_once_and_a_second_live_one_is_refused() {
+    const RUNS: usize = 4;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("runs.db");
+    let graph = dir.path().join("chain.json");
+    let (text, nodes) = timer_then_chain(600);
+    std::fs::write(&graph, text).expect("the graph is written");
+
+    // The processes that start the runs die while the runs wait on their timers.
+    let starters: Vec<Child> = (0..RUNS)
+        .map(|_| {
+            command(&db, &["run", graph.to_str().expect("UTF-8 path")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("run starts")
+        })
+        .collect();
+    until_runs(&db, Duration::from_secs(20), "the runs did not park", |runs| {
+        runs.len() == RUNS && runs.iter().all(|run| run["status"] == "waiting")
+    });
+    for mut starter in starters {
+        starter.kill().expect("SIGKILL the starter");
+        starter.wait().expect("the starter is gone");
+    }
+
+    // Worker w1 wakes them and drives them, holding each for a minute; it is
+    // killed while it does.
+    let args = ["--lease", "60s", "worker", "--worker-id", "w1", "--poll", "100ms"];
+    let spawn_worker = || {
+        command(&db, &args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("the worker starts")
+    };
+    let mut worker = spawn_worker();
+    until_runs(&db, Duration::from_secs(20), "w1 did not take the runs", |runs| {
+        runs.iter().all(|run| run["status"] == "running" && run["owner"] == "w1")
+    });
+    worker.kill().expect("SIGKILL the worker");
+    worker.wait().expect("the worker is gone");
+    let held = listed(&db);
+    assert!(held.iter().all(|run| run["status"] == "running" && run["owner"] == "w1"), "{held:?}");
+    let leases_end = held.iter().filter_map(|run| run["lease_until"].as_i64()).min().expect("leases");
+    assert!(leases_end > now_ms() + 30_000, "the dead worker's leases hold for most of a minute: {held:?}");
+
+    // Restarted as w1, it takes them back and finishes them while those
+    // leases still hold: nobody else could have.
+    let restarted = spawn_worker();
+    until_runs(&db, Duration::from_secs(30), "the restarted w1 did not finish the runs", |runs| {
+        runs.iter().all(|run| run["status"] == "completed")
+    });
+    assert!(now_ms() < leases_end, "finished before the dead worker's leases ended");
+
+    // A second live w1 is refused, naming the id.
+    let second = output(&db, &args);
+    assert!(!second.status.success(), "a second w1 ran");
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(said.contains("worker id \"w1\" is in use by another live process"), "{said}");
+
+    let status = stop(restarted);
+    assert!(status.success(), "the restarted worker did not stop cleanly: {status}");
+    for run in listed(&db) {
+        let run_id = run["run_id"].as_str().expect("a run id");
+        let shown = output(&db, &["--json", "show", run_id]);
+        let events: Vec<Value> = String::from_utf8_lossy(&shown.stdout)
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("an event as JSON"))
+            .collect();
+        let completed: Vec<&str> = events
+            .iter()
+            .filter(|e| e["type"] == "node_completed")
+            .filter_map(|e| e["node_id"].as_str())
+            .collect();
+        assert_eq!(completed, nodes, "every step of run {run_id} once");
+        assert_eq!(events.iter().filter(|e| e["type"] == "run_completed").count(), 1, "run {run_id}");
+    }
+}

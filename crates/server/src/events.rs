@@ -6,17 +6,22 @@
 //! no duplicate. Tokens of agents' replies, which are not kept, are sent as
 //! `token` events without an id as they are written. The stream ends after the
 //! run's final event.
+//!
+//! Each open stream follows the store and the runner's live events, so a
+//! server keeps at most [`Limits::max_event_streams`](crate::Limits) open at
+//! once: beyond that a new one is refused with 503 until another ends.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, BoxStream, Stream, StreamExt};
 use roomkit_graph_runner::LiveEvent;
 use roomkit_graph_store::{StoreError, TranscriptEvent};
 use serde::Deserialize;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio_stream::wrappers::BroadcastStream;
 use utoipa::IntoParams;
 
@@ -25,6 +30,10 @@ use crate::auth::Org;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::QueryParams;
 use crate::runs::owned_run;
+
+/// How many live event streams a server keeps open at once unless
+/// [`Limits::max_event_streams`](crate::Limits) says otherwise.
+pub const DEFAULT_MAX_EVENT_STREAMS: usize = 1024;
 
 /// Where to start when there is no `Last-Event-ID` header.
 #[derive(Deserialize, IntoParams)]
@@ -40,7 +49,8 @@ pub(crate) struct EventsQuery {
     params(("run_id" = String, Path, description = "The run"), EventsQuery,
         ("Last-Event-ID" = Option<u64>, Header, description = "The last sequence number seen")),
     responses((status = 200, description = "A stream of Server-Sent Events", content_type = "text/event-stream"),
-        (status = 404, body = ErrorBody)),
+        (status = 404, body = ErrorBody),
+        (status = 503, description = "Too many event streams are open", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn events(
     State(app): State<App>,
@@ -61,7 +71,18 @@ pub(crate) async fn events(
         }
         None => query.after.unwrap_or(0),
     };
+    let slot = Arc::clone(&app.streams).try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_streams",
+            format!(
+                "this server has {} event streams open, its most: try again when one has ended",
+                app.limits.max_event_streams
+            ),
+        )
+    })?;
     let follow = Follow {
+        _slot: slot,
         committed: app.runner.store().follow(&run_id, after),
         live: Some(BroadcastStream::new(app.runner.live())),
         stopping: app.stopping(),
@@ -73,6 +94,8 @@ pub(crate) async fn events(
 
 /// The state of one client's stream.
 struct Follow {
+    /// Its place among the streams open, given back when it ends.
+    _slot: OwnedSemaphorePermit,
     committed: BoxStream<'static, Result<TranscriptEvent, StoreError>>,
     /// `None` once the runner's live channel is closed.
     live: Option<BroadcastStream<LiveEvent>>,

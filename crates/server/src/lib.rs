@@ -54,6 +54,7 @@ use tracing::Level;
 
 pub use auth::{NewToken, hash_token, new_token};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use events::DEFAULT_MAX_EVENT_STREAMS;
 pub use graphs::WEBHOOK_SECRET;
 pub use openapi::ApiDoc;
 
@@ -62,12 +63,14 @@ pub use openapi::ApiDoc;
 pub struct Limits {
     /// The largest request body, in bytes (larger ones get 413).
     pub max_body_bytes: usize,
+    /// How many live event streams may be open at once (more get 503).
+    pub max_event_streams: usize,
 }
 
 impl Default for Limits {
-    /// 1 MiB bodies.
+    /// 1 MiB bodies, [`DEFAULT_MAX_EVENT_STREAMS`] event streams.
     fn default() -> Self {
-        Limits { max_body_bytes: 1 << 20 }
+        Limits { max_body_bytes: 1 << 20, max_event_streams: DEFAULT_MAX_EVENT_STREAMS }
     }
 }
 
@@ -79,6 +82,8 @@ pub struct App {
     limits: Limits,
     stopping: Arc<watch::Sender<bool>>,
     tokens: Arc<auth::TokenCache>,
+    /// A permit for each live event stream open.
+    streams: Arc<tokio::sync::Semaphore>,
 }
 
 /// How long a token, once read from the database, is taken without reading
@@ -96,6 +101,9 @@ impl App {
             limits,
             stopping: Arc::new(watch::channel(false).0),
             tokens: Arc::new(auth::TokenCache::new(TOKEN_TTL, TOKEN_CACHE_SIZE)),
+            streams: Arc::new(tokio::sync::Semaphore::new(
+                limits.max_event_streams.min(tokio::sync::Semaphore::MAX_PERMITS),
+            )),
         }
     }
 

@@ -83,6 +83,11 @@ impl Server {
         request.send().await.expect("the server answers").json().await.expect("a JSON answer")
     }
 
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server runs").id()
+    }
+
     /// Sends SIGTERM and waits for the process to exit.
     pub(crate) fn stop(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("the server runs");
