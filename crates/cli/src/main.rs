@@ -142,6 +142,14 @@ enum RunCommand {
         /// The largest request body, in bytes.
         #[arg(long, default_value_t = 1 << 20)]
         max_body_bytes: usize,
+        /// How long a client has to send a request's headers (and a
+        /// connection may stay idle between requests) before it is closed.
+        #[arg(long, default_value = "10s", value_parser = parse_timeout)]
+        header_timeout: std::time::Duration,
+        /// How long a request may take, its body included, before it gets 408
+        /// (live event streams are not bound by it).
+        #[arg(long, default_value = "30s", value_parser = parse_timeout)]
+        request_timeout: std::time::Duration,
         /// How often to look for scheduled graphs that are due.
         #[arg(long, default_value = "1s", value_parser = parse_poll)]
         schedule_tick: std::time::Duration,
@@ -181,6 +189,14 @@ enum TokenCommand {
 
 fn parse_poll(text: &str) -> Result<std::time::Duration, String> {
     roomkit_graph::parse_duration(text).map_err(|e| e.to_string())
+}
+
+/// A timeout: a duration longer than zero.
+fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    match parse_poll(text)? {
+        timeout if timeout.is_zero() => Err("a timeout must be longer than 0s".to_owned()),
+        timeout => Ok(timeout),
+    }
 }
 
 fn parse_status(text: &str) -> Result<RunStatus, String> {
@@ -228,9 +244,17 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
         RunCommand::Cancel { run, reason } => {
             runs::cancel(&runner, &run, reason.as_deref(), json).await.map(|()| ExitCode::SUCCESS)
         }
-        RunCommand::Serve { listen, max_body_bytes, schedule_tick, poll, log_json } => {
+        RunCommand::Serve {
+            listen,
+            max_body_bytes,
+            header_timeout,
+            request_timeout,
+            schedule_tick,
+            poll,
+            log_json,
+        } => {
             init_logs(log_json);
-            let limits = roomkit_graph_server::Limits { max_body_bytes };
+            let limits = roomkit_graph_server::Limits { max_body_bytes, header_timeout, request_timeout };
             serve::serve(&runner, listen, limits, schedule_tick, poll).await.map(|()| ExitCode::SUCCESS)
         }
         RunCommand::Token(TokenCommand::Create { label }) => {

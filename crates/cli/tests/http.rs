@@ -3,7 +3,7 @@
 //! good and bad signatures, a cron trigger firing, event triggers, tenant
 //! isolation on every route, bad requests answered 4xx with the server up,
 //! every refusal in JSON (a server fault with a fixed message and its request
-//! id), a valid OpenAPI document, a graceful stop, and
+//! id), slow clients cut off, a valid OpenAPI document, a graceful stop, and
 //! two servers sharing a PostgreSQL database.
 
 #![allow(clippy::unwrap_used, reason = "test helpers: a failed request fails the test")]
@@ -646,6 +646,68 @@ async fn a_server_fault_answers_a_fixed_message_and_logs_the_detail_under_its_re
         assert!(Instant::now() < deadline, "the detail is logged with the request id");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_clients_are_cut_off_but_live_streams_are_not() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let server = Server::start(&["--header-timeout", "1s", "--request-timeout", "1s"]);
+    let token = server.token("acme");
+    let address = server.base.strip_prefix("http://").unwrap().to_owned();
+
+    // Half a request's headers, then nothing: the server closes the connection.
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    slow.write_all(b"GET /v1/graphs HTTP/1.1\r\nHost: localhost\r\nAuthor").await.unwrap();
+    let mut answer = Vec::new();
+    // Closed: the read ends (at the end of the stream, or reset), nothing sent.
+    let _end_or_reset = tokio::time::timeout(Duration::from_secs(30), slow.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection");
+    assert_eq!(String::from_utf8_lossy(&answer), "", "no answer to half a request");
+
+    // Headers in time, half the body, then nothing: 408, in JSON.
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /v1/graphs HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"id\": "
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), slow.read_to_end(&mut answer))
+        .await
+        .expect("the server answers and closes")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(answer.contains(r#"{"error":{"code":"timeout","#), "{answer}");
+
+    // A live stream outlasts the request timeout.
+    create_graph(&server, &token, &review_graph()).await;
+    let run: Value = server.post(&token, "/v1/graphs/review/runs", &json!({})).await;
+    let run_id = run["run_id"].as_str().unwrap().to_owned();
+    let events = client().get(server.url(&format!("/v1/runs/{run_id}/events"))).bearer_auth(&token);
+    let mut live = SseReader::new(events.send().await.unwrap());
+    let mut seen = Vec::new();
+    while let Some(event) = live.next().await {
+        seen.push(event.clone());
+        if event.event == "node_waiting" {
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let answered: Value = server
+        .post(
+            &token,
+            &format!("/v1/runs/{run_id}/answer"),
+            &json!({"node_id": "review", "data": {"action": "approve"}}),
+        )
+        .await;
+    assert_eq!(answered["run_id"], run_id.as_str());
+    while let Some(event) = tokio::time::timeout(Duration::from_secs(20), live.next()).await.unwrap() {
+        seen.push(event);
+    }
+    assert_whole_answered_run(&seen);
 }
 
 #[tokio::test(flavor = "multi_thread")]
