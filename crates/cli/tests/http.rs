@@ -499,6 +499,21 @@ async fn json_refusal(response: reqwest::Response) -> (StatusCode, Value) {
     (status, body)
 }
 
+/// Sends `request` as it is on a new connection to `address`: the whole
+/// answer, up to the connection's end (bounded in time).
+async fn raw_exchange(address: &str, request: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    // The server may answer and close before reading the whole request.
+    let _sent_or_cut = stream.write_all(request.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _end_or_reset = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server answers and closes");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_refusal_is_json_in_plain_words_with_its_status() {
     let server = Server::start(&["--max-body-bytes", "4096"]);
@@ -559,6 +574,21 @@ async fn every_refusal_is_json_in_plain_words_with_its_status() {
     for (request, status, code) in cases {
         let (got, body) = json_refusal(request.send().await.unwrap()).await;
         assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)), "{body}");
+    }
+
+    // Requests the HTTP parser cannot take at all (no HTTP client sends them).
+    let address = server.base.strip_prefix("http://").unwrap();
+    let unreadable = [
+        (format!("GET /v1/runs?pad={} HTTP/1.1", "x".repeat(70_000)), "414 URI Too Long", "uri_too_long"),
+        ("GET /v1/ru\u{7f}ns HTTP/1.1".to_owned(), "400 Bad Request", "bad_request"),
+    ];
+    for (line, status, code) in unreadable {
+        let answer = raw_exchange(address, &format!("{line}\r\nHost: localhost\r\n\r\n")).await;
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no head: {answer:.200}"));
+        assert!(head.starts_with(&format!("HTTP/1.1 {status}")), "{head}");
+        assert!(head.contains("content-type: application/json") && head.contains("x-request-id: "), "{head}");
+        let body: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {body}"));
+        assert_eq!(body["error"]["code"], code, "{body}");
     }
 
     // The answer that was refused names where the run waits, in words.
@@ -650,35 +680,24 @@ async fn a_server_fault_answers_a_fixed_message_and_logs_the_detail_under_its_re
 
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_clients_are_cut_off_but_live_streams_are_not() {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
     let server = Server::start(&["--header-timeout", "1s", "--request-timeout", "1s"]);
     let token = server.token("acme");
-    let address = server.base.strip_prefix("http://").unwrap().to_owned();
+    let address = server.base.strip_prefix("http://").unwrap();
 
-    // Half a request's headers, then nothing: the server closes the connection.
-    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
-    slow.write_all(b"GET /v1/graphs HTTP/1.1\r\nHost: localhost\r\nAuthor").await.unwrap();
-    let mut answer = Vec::new();
-    // Closed: the read ends (at the end of the stream, or reset), nothing sent.
-    let _end_or_reset = tokio::time::timeout(Duration::from_secs(30), slow.read_to_end(&mut answer))
-        .await
-        .expect("the server closes the connection");
-    assert_eq!(String::from_utf8_lossy(&answer), "", "no answer to half a request");
+    // Half a request's headers, then nothing: the server closes the connection
+    // without a word.
+    let answer = raw_exchange(address, "GET /v1/graphs HTTP/1.1\r\nHost: localhost\r\nAuthor").await;
+    assert_eq!(answer, "", "no answer to half a request");
 
     // Headers in time, half the body, then nothing: 408, in JSON.
-    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
-    let head = format!(
-        "POST /v1/graphs HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"id\": "
-    );
-    slow.write_all(head.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), slow.read_to_end(&mut answer))
-        .await
-        .expect("the server answers and closes")
-        .unwrap();
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = raw_exchange(
+        address,
+        &format!(
+            "POST /v1/graphs HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"id\": "
+        ),
+    )
+    .await;
     assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
     assert!(answer.contains(r#"{"error":{"code":"timeout","#), "{answer}");
 

@@ -42,6 +42,7 @@ mod hygiene;
 mod openapi;
 mod runs;
 mod web;
+mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -181,7 +182,9 @@ pub fn router(app: App) -> Router {
 /// another process ([`Runner::recover`]).
 ///
 /// A connection that takes longer than [`Limits::header_timeout`] to send a
-/// request's headers (or stays idle that long between requests) is closed.
+/// request's headers (or stays idle that long between requests) is closed. A
+/// request too malformed or too large to be read at all (a URI over 64 KiB)
+/// is refused in JSON too.
 pub async fn serve(
     listener: TcpListener,
     app: App,
@@ -207,7 +210,8 @@ pub async fn serve(
                 }
             },
         };
-        let connection = connections.watch(http.serve_connection(TokioIo::new(stream), service.clone()));
+        let stream = wire::JsonRefusals::new(TokioIo::new(stream));
+        let connection = connections.watch(http.serve_connection(stream, service.clone()));
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection closed");
