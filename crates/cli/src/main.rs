@@ -164,6 +164,14 @@ enum RunCommand {
         /// The largest request body, in bytes.
         #[arg(long, default_value_t = 1 << 20)]
         max_body_bytes: usize,
+        /// How long a client has to send a request's headers (and a
+        /// connection may stay idle between requests) before it is closed.
+        #[arg(long, default_value = "10s", value_parser = parse_timeout)]
+        header_timeout: std::time::Duration,
+        /// How long a request may take, its body included, before it gets 408
+        /// (live event streams are not bound by it).
+        #[arg(long, default_value = "30s", value_parser = parse_timeout)]
+        request_timeout: std::time::Duration,
         /// How often to look for scheduled graphs that are due.
         #[arg(long, default_value = "1s", value_parser = parse_poll)]
         schedule_tick: std::time::Duration,
@@ -231,6 +239,14 @@ fn parse_cursor(text: &str) -> Result<RunCursor, String> {
     RunCursor::decode(text).map_err(|e| e.to_string())
 }
 
+/// A timeout: a duration longer than zero.
+fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    match parse_poll(text)? {
+        timeout if timeout.is_zero() => Err("a timeout must be longer than 0s".to_owned()),
+        timeout => Ok(timeout),
+    }
+}
+
 fn parse_status(text: &str) -> Result<RunStatus, String> {
     RunStatus::parse(text)
         .ok_or_else(|| format!("{text:?} is not one of running, waiting, completed, failed, cancelled"))
@@ -294,6 +310,8 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
         RunCommand::Serve {
             listen,
             max_body_bytes,
+            header_timeout,
+            request_timeout,
             schedule_tick,
             poll,
             log_json,
@@ -302,7 +320,12 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
             ..
         } => {
             init_logs(log_json);
-            let limits = roomkit_graph_server::Limits { max_body_bytes, max_event_streams };
+            let limits = roomkit_graph_server::Limits {
+                max_body_bytes,
+                max_event_streams,
+                header_timeout,
+                request_timeout,
+            };
             let app = roomkit_graph_server::App::new(runner.clone(), limits)
                 .allow_unsigned_webhooks(allow_unsigned_webhooks);
             serve::serve(&runner, app, listen, schedule_tick, poll).await.map(|()| ExitCode::SUCCESS)

@@ -3,7 +3,7 @@
 //! good and bad signatures, a cron trigger firing, event triggers, tenant
 //! isolation on every route, bad requests answered 4xx with the server up,
 //! every refusal in JSON (a server fault with a fixed message and its request
-//! id), a valid OpenAPI document, a graceful stop, and
+//! id), slow clients cut off, a valid OpenAPI document, a graceful stop, and
 //! two servers sharing a PostgreSQL database.
 
 #![allow(clippy::unwrap_used, reason = "test helpers: a failed request fails the test")]
@@ -499,6 +499,21 @@ async fn json_refusal(response: reqwest::Response) -> (StatusCode, Value) {
     (status, body)
 }
 
+/// Sends `request` as it is on a new connection to `address`: the whole
+/// answer, up to the connection's end (bounded in time).
+async fn raw_exchange(address: &str, request: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    // The server may answer and close before reading the whole request.
+    let _sent_or_cut = stream.write_all(request.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _end_or_reset = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server answers and closes");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_refusal_is_json_in_plain_words_with_its_status() {
     let server = Server::start(&["--max-body-bytes", "4096"]);
@@ -559,6 +574,21 @@ async fn every_refusal_is_json_in_plain_words_with_its_status() {
     for (request, status, code) in cases {
         let (got, body) = json_refusal(request.send().await.unwrap()).await;
         assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)), "{body}");
+    }
+
+    // Requests the HTTP parser cannot take at all (no HTTP client sends them).
+    let address = server.base.strip_prefix("http://").unwrap();
+    let unreadable = [
+        (format!("GET /v1/runs?pad={} HTTP/1.1", "x".repeat(70_000)), "414 URI Too Long", "uri_too_long"),
+        ("GET /v1/ru\u{7f}ns HTTP/1.1".to_owned(), "400 Bad Request", "bad_request"),
+    ];
+    for (line, status, code) in unreadable {
+        let answer = raw_exchange(address, &format!("{line}\r\nHost: localhost\r\n\r\n")).await;
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no head: {answer:.200}"));
+        assert!(head.starts_with(&format!("HTTP/1.1 {status}")), "{head}");
+        assert!(head.contains("content-type: application/json") && head.contains("x-request-id: "), "{head}");
+        let body: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {body}"));
+        assert_eq!(body["error"]["code"], code, "{body}");
     }
 
     // The answer that was refused names where the run waits, in words.
@@ -646,6 +676,57 @@ async fn a_server_fault_answers_a_fixed_message_and_logs_the_detail_under_its_re
         assert!(Instant::now() < deadline, "the detail is logged with the request id");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_clients_are_cut_off_but_live_streams_are_not() {
+    let server = Server::start(&["--header-timeout", "1s", "--request-timeout", "1s"]);
+    let token = server.token("acme");
+    let address = server.base.strip_prefix("http://").unwrap();
+
+    // Half a request's headers, then nothing: the server closes the connection
+    // without a word.
+    let answer = raw_exchange(address, "GET /v1/graphs HTTP/1.1\r\nHost: localhost\r\nAuthor").await;
+    assert_eq!(answer, "", "no answer to half a request");
+
+    // Headers in time, half the body, then nothing: 408, in JSON.
+    let answer = raw_exchange(
+        address,
+        &format!(
+            "POST /v1/graphs HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"id\": "
+        ),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(answer.contains(r#"{"error":{"code":"timeout","#), "{answer}");
+
+    // A live stream outlasts the request timeout.
+    create_graph(&server, &token, &review_graph()).await;
+    let run: Value = server.post(&token, "/v1/graphs/review/runs", &json!({})).await;
+    let run_id = run["run_id"].as_str().unwrap().to_owned();
+    let events = client().get(server.url(&format!("/v1/runs/{run_id}/events"))).bearer_auth(&token);
+    let mut live = SseReader::new(events.send().await.unwrap());
+    let mut seen = Vec::new();
+    while let Some(event) = live.next().await {
+        seen.push(event.clone());
+        if event.event == "node_waiting" {
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let answered: Value = server
+        .post(
+            &token,
+            &format!("/v1/runs/{run_id}/answer"),
+            &json!({"node_id": "review", "data": {"action": "approve"}}),
+        )
+        .await;
+    assert_eq!(answered["run_id"], run_id.as_str());
+    while let Some(event) = tokio::time::timeout(Duration::from_secs(20), live.next()).await.unwrap() {
+        seen.push(event);
+    }
+    assert_whole_answered_run(&seen);
 }
 
 #[tokio::test(flavor = "multi_thread")]

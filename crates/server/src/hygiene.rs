@@ -8,10 +8,13 @@
 //! - every server fault answered with its code, a fixed message and the
 //!   request id, its detail logged under that id;
 //! - `X-Content-Type-Options: nosniff` and `Cache-Control: no-store` on
-//!   every answer that does not say otherwise (the web page does).
+//!   every answer that does not say otherwise (the web page does);
+//! - a time limit for each request but the live event streams ([`time_limit`]).
+
+use std::time::Duration;
 
 use axum::Json;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -98,6 +101,20 @@ fn rebody(response: Response, error: &ApiError, request_id: Option<String>) -> R
     Response::from_parts(parts, body)
 }
 
+/// Cuts a request short after `limit` (its body read included) with 408.
+/// Not for the live event streams, which last as long as their runs.
+pub(crate) async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            format!("the request took longer than {}", humantime::format_duration(limit)),
+        )
+        .into_response(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use axum::Router;
@@ -109,8 +126,12 @@ mod tests {
     use super::*;
 
     /// A router behind the answer layer: `/fault` fails with a detail,
-    /// `/bare` refuses with a bare status, `/ok` answers.
+    /// `/bare` refuses with a bare status, `/slow` takes a minute (within a
+    /// 10 ms time limit), `/ok` answers.
     fn app() -> Router {
+        let slow = Router::new()
+            .route("/slow", get(|| tokio::time::sleep(Duration::from_secs(60))))
+            .route_layer(axum::middleware::from_fn_with_state(Duration::from_millis(10), time_limit));
         Router::new()
             .route("/ok", get(|| async { "ok" }))
             .route(
@@ -127,6 +148,7 @@ mod tests {
                 "/bare",
                 get(|| async { (StatusCode::PAYLOAD_TOO_LARGE, "Failed to buffer the request body") }),
             )
+            .merge(slow)
             .layer(axum::middleware::from_fn(answer))
     }
 
@@ -188,5 +210,13 @@ mod tests {
         assert_eq!(body["error"]["code"], "uri_too_long");
         let (response, _) = call(&format!("/ok?pad={}", "x".repeat(MAX_URI_BYTES - 8)), None).await;
         assert_eq!(response.status(), StatusCode::OK, "up to the limit is fine");
+    }
+
+    #[tokio::test]
+    async fn a_request_over_its_time_limit_gets_408() {
+        let (response, body) = call("/slow", None).await;
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(body["error"]["code"], "timeout");
+        assert_eq!(body["error"]["message"], "the request took longer than 10ms");
     }
 }

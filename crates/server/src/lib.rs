@@ -12,7 +12,7 @@
 //! ids that do not exist. Every refusal is a 4xx with a JSON body naming what
 //! is wrong ([`ApiError`]); a server fault (5xx) answers its code and a fixed
 //! message with the request's id (`X-Request-Id`, on every answer), its
-//! detail logged under that id.
+//! detail logged under that id. Slow clients are cut off ([`Limits`]).
 //!
 //! ```no_run
 //! use roomkit_graph::Handlers;
@@ -42,13 +42,19 @@ mod hygiene;
 mod openapi;
 mod runs;
 mod web;
+mod wire;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Router, middleware};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use roomkit_graph_runner::Runner;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -68,12 +74,24 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// How many live event streams may be open at once (more get 503).
     pub max_event_streams: usize,
+    /// How long a client has to send a request's headers, and how long a
+    /// connection may stay idle between requests: then it is closed.
+    pub header_timeout: Duration,
+    /// How long a request may take, its body included, before it gets 408.
+    /// Live event streams are not bound by it.
+    pub request_timeout: Duration,
 }
 
 impl Default for Limits {
-    /// 1 MiB bodies, [`DEFAULT_MAX_EVENT_STREAMS`] event streams.
+    /// 1 MiB bodies, [`DEFAULT_MAX_EVENT_STREAMS`] event streams, 10 s to
+    /// send the headers, 30 s for a request.
     fn default() -> Self {
-        Limits { max_body_bytes: 1 << 20, max_event_streams: DEFAULT_MAX_EVENT_STREAMS }
+        Limits {
+            max_body_bytes: 1 << 20,
+            max_event_streams: DEFAULT_MAX_EVENT_STREAMS,
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -93,7 +111,7 @@ pub struct App {
 
 /// How long a token, once read from the database, is taken without reading
 /// it again.
-const TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+const TOKEN_TTL: Duration = Duration::from_secs(60);
 
 /// How many tokens are kept so at most.
 const TOKEN_CACHE_SIZE: usize = 10_000;
@@ -140,10 +158,11 @@ impl std::fmt::Debug for App {
     }
 }
 
-/// The API's routes, with body limits, request ids and tracing (see
-/// `hygiene`).
+/// The API's routes, with body limits, time limits, request ids and tracing
+/// (see `hygiene`).
 pub fn router(app: App) -> Router {
-    let api = Router::new()
+    // Every route but the live event streams answers within the request timeout.
+    let timed = Router::new()
         .route("/v1/graphs", post(graphs::create).get(graphs::list))
         .route("/v1/graphs/validate", post(graphs::validate))
         .route("/v1/graphs/{graph_id}", put(graphs::put_version).get(graphs::get))
@@ -154,12 +173,14 @@ pub fn router(app: App) -> Router {
         .route("/v1/runs/{run_id}/transcript", get(runs::transcript))
         .route("/v1/runs/{run_id}/cancel", post(runs::cancel))
         .route("/v1/runs/{run_id}/answer", post(runs::answer))
-        .route("/v1/runs/{run_id}/events", get(events::events))
         .route("/v1/hooks/{org}/{graph_id}", post(hooks::webhook))
         .route("/v1/events/{name}", post(hooks::event))
         .route("/v1/openapi.json", get(openapi::document))
         .route("/healthz", get(|| async { "ok" }))
         .route("/", get(web::page))
+        .route_layer(middleware::from_fn_with_state(app.limits.request_timeout, hygiene::time_limit));
+    let api = timed
+        .route("/v1/runs/{run_id}/events", get(events::events))
         .fallback(|| async { ApiError::for_status(StatusCode::NOT_FOUND) })
         .method_not_allowed_fallback(|| async { ApiError::for_status(StatusCode::METHOD_NOT_ALLOWED) });
     // Each request in a span with its id, and a line when it is answered
@@ -182,6 +203,11 @@ pub fn router(app: App) -> Router {
 /// progress finish, and the runner commits the steps in progress and stops.
 /// Their leases are released, so runs left running are picked up at once by
 /// another process ([`Runner::recover`]).
+///
+/// A connection that takes longer than [`Limits::header_timeout`] to send a
+/// request's headers (or stays idle that long between requests) is closed. A
+/// request too malformed or too large to be read at all (a URI over 64 KiB)
+/// is refused in JSON too.
 pub async fn serve(
     listener: TcpListener,
     app: App,
@@ -189,13 +215,36 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let runner = app.runner.clone();
     let streams = app.clone();
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: finishing requests in progress");
-            streams.close_streams();
-        })
-        .await?;
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(app.limits.header_timeout);
+    let service = TowerToHyperService::new(router(app));
+    let connections = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors, say: wait instead of spinning.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let stream = wire::JsonRefusals::new(TokioIo::new(stream));
+        let connection = connections.watch(http.serve_connection(stream, service.clone()));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection closed");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: finishing requests in progress");
+    streams.close_streams();
+    connections.shutdown().await;
     runner.shutdown().await;
     Ok(())
 }

@@ -37,7 +37,8 @@ impl Modify for BearerAuth {
 }
 
 /// Documents the refusals every operation may answer: a malformed request
-/// (400), a missing or wrong token (401), a body over the limit (413), a body that is not JSON (415), a body
+/// (400), a missing or wrong token (401), a request over the time limit
+/// (408), a body over the limit (413), a body that is not JSON (415), a body
 /// or graph that does not fit (422), a server fault (500) and a database that
 /// is busy, out of reach or full (503, 507).
 struct CommonErrors;
@@ -47,6 +48,7 @@ impl Modify for CommonErrors {
         let common = [
             ("400", "A malformed request: JSON, query, path or header"),
             ("401", "No token, or a token that is not valid"),
+            ("408", "The request took longer than the server's request timeout"),
             ("413", "The body is larger than the server accepts"),
             ("415", "The body is not sent as Content-Type: application/json"),
             ("422", "The body does not fit what the operation takes"),
