@@ -73,6 +73,7 @@ pub(crate) struct GraphList {
 
 /// Which page of graphs to list.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct GraphQuery {
     /// The next page: the `next_cursor` of the previous one.
