@@ -108,6 +108,13 @@ pub enum LimitError {
         /// The limit.
         limit: usize,
     },
+    /// A node's templates would resolve to more than [`Limits::output_bytes`]
+    /// (found while resolving, before the output is built whole).
+    #[error("resolve to more than the limit of {limit} bytes")]
+    Resolved {
+        /// The limit.
+        limit: usize,
+    },
     /// Would make the run's context larger than [`Limits::context_bytes`].
     #[error("would make the run's context {bytes} bytes, more than the limit of {limit}")]
     Context {
