@@ -108,10 +108,11 @@ pub enum LimitError {
         /// The limit.
         limit: usize,
     },
-    /// A node's templates would resolve to more than [`Limits::output_bytes`]
-    /// (found while resolving, before the output is built whole).
-    #[error("resolve to more than the limit of {limit} bytes")]
-    Resolved {
+    /// Would be larger than [`Limits::output_bytes`], found while it is built
+    /// (from the parts done so far: a template's copies, a parallel node's
+    /// children), before the whole is.
+    #[error("would be more than the limit of {limit} bytes")]
+    Exceeds {
         /// The limit.
         limit: usize,
     },

@@ -34,7 +34,7 @@ pub enum TemplateError {
     /// What the template resolves to goes past a limit (see
     /// [`Limits::output_bytes`](crate::Limits::output_bytes)); resolving
     /// stopped there.
-    #[error("templates {0}")]
+    #[error("the resolved template {0}")]
     Limit(LimitError),
     /// The placeholder is not `{{ path }}` or `{{ path | default(JSON) }}`.
     #[error("malformed placeholder {placeholder:?}: {reason}")]
@@ -145,7 +145,7 @@ impl Template {
                 Segment::Placeholder(p) => write_value(&mut out, p.resolve(context)?),
             }
             if out.len() > max_bytes {
-                return Err(TemplateError::Limit(LimitError::Resolved { limit: max_bytes }));
+                return Err(TemplateError::Limit(LimitError::Exceeds { limit: max_bytes }));
             }
         }
         Ok(out)
@@ -196,7 +196,7 @@ impl Budget {
         self.left = self
             .left
             .checked_sub(bytes)
-            .ok_or(TemplateError::Limit(LimitError::Resolved { limit: self.limit }))?;
+            .ok_or(TemplateError::Limit(LimitError::Exceeds { limit: self.limit }))?;
         Ok(())
     }
 }

@@ -93,7 +93,7 @@ fn a_transform_doubling_its_own_output_fails_on_the_size_limit_and_stores_nothin
     let mut engine = workflow.engine();
     let (error, bytes) = allocated_by(|| block_on(engine.run(json!({}))).expect_err("the run fails"));
     // Refused while resolving, as soon as the copies add up to more than the limit.
-    let EngineError::Limit { node, source: LimitError::Resolved { limit }, .. } = &error else {
+    let EngineError::Limit { node, source: LimitError::Exceeds { limit }, .. } = &error else {
         panic!("expected a size limit, got {error}");
     };
     assert_eq!((node.as_str(), *limit), ("grow", 64 << 10));
@@ -327,10 +327,7 @@ fn a_template_repeating_a_large_value_is_refused_before_it_is_built() {
         Node::new("copy", "function").with_config(json!({"action": "json_transform", "template": text}));
     let (error, bytes) = amplifying_step_allocation(copy);
     assert_eq!(error.kind(), ErrorKind::Limit, "{error}");
-    assert_eq!(
-        error.to_string(),
-        "node \"copy\": its templates resolve to more than the limit of 65536 bytes"
-    );
+    assert_eq!(error.to_string(), "node \"copy\": its output would be more than the limit of 65536 bytes");
     assert!(bytes < 1 << 20, "{bytes} bytes allocated");
 
     // The same, as 1,000 keys each holding the value.
@@ -359,4 +356,25 @@ fn a_log_node_reading_a_large_value_under_many_paths_is_refused_before_it_copies
         "{error}"
     );
     assert!(bytes < 1 << 20, "{bytes} bytes allocated");
+}
+
+#[test]
+fn a_parallel_node_whose_children_add_up_past_the_limit_stops_running_them() {
+    let _guard = measuring();
+    // 200 children each copying the trigger's 60 KB text: 12 MB for an output limit of 64 KiB.
+    let mut nodes = vec![Node::new("copy", "parallel")];
+    nodes.extend((0..200).map(|i| {
+        Node::new(format!("c{i}"), "function")
+            .with_config(json!({"action": "json_transform", "template": {"t": "{{trigger.text}}"}}))
+            .with_parent("copy")
+    }));
+    let g = graph(nodes, &[("start", "copy")]);
+    let limits = Limits { output_bytes: 64 << 10, ..Limits::default() };
+    let mut engine = Workflow::new(g, Handlers::builtin()).with_limits(limits).engine();
+    engine.start(json!({"text": "x".repeat(60_000)})).expect("the trigger fits");
+    block_on(engine.step()).expect("the start node runs");
+    let (error, bytes) = allocated_by(|| block_on(engine.step()).expect_err("the output does not fit"));
+    assert_eq!(error.to_string(), "node \"copy\": its output would be more than the limit of 65536 bytes");
+    assert_eq!(engine.context().output("c0"), None);
+    assert!(bytes < 2 << 20, "{bytes} bytes allocated");
 }

@@ -133,7 +133,7 @@ impl EngineError {
         let node = node.to_owned();
         match error {
             HandlerError::Template(TemplateError::Limit(source)) => {
-                EngineError::Limit { node, what: "its templates".to_owned(), source }
+                EngineError::Limit { node, what: "its output".to_owned(), source }
             }
             HandlerError::Template(source) => EngineError::Template { node, source },
             HandlerError::Condition(source) => EngineError::Condition { node, source },
