@@ -1,10 +1,10 @@
-//! Saved states: any text is read as a state or refused; a state read is
-//! restored into a graph with every built-in node type or refused; a state
-//! restored runs on (and answers) within its limits.
+//! Saved states (after a first line holding the answer to give): any text is
+//! read as a state or refused; a state read is restored into a graph with
+//! every built-in node type or refused; a state restored runs on (and answers
+//! the nodes it waits on) within its limits.
 
 #![no_main]
 
-use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use roomkit_graph::{EngineState, Graph};
 use roomkit_graph_fuzz::{block_on, drive, workflow};
@@ -41,19 +41,14 @@ const GRAPH: &str = r#"{
   ]
 }"#;
 
-#[derive(Arbitrary, Debug)]
-struct Input {
-    /// The saved state, as JSON text.
-    state: String,
-    /// The answer given to each node the run waits on, as JSON text.
-    answer: String,
-}
-
-fuzz_target!(|input: Input| {
-    let Ok(state) = serde_json::from_str::<EngineState>(&input.state) else { return };
+fuzz_target!(|data: &[u8]| {
+    // The answer given to each node the run waits on, on the first line; the saved state after it.
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let (answer, state) = text.split_once('\n').unwrap_or(("null", text));
+    let Ok(state) = serde_json::from_str::<EngineState>(state) else { return };
     let graph = Graph::from_json(GRAPH).expect("the fuzz graph reads");
     let workflow = workflow(graph);
     let Ok(mut engine) = workflow.restore(state) else { return };
-    let answer = serde_json::from_str(&input.answer).unwrap_or(Value::Null);
+    let answer = serde_json::from_str(answer).unwrap_or(Value::Null);
     block_on(drive(&workflow, &mut engine, &answer));
 });
