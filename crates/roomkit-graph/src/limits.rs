@@ -108,6 +108,14 @@ pub enum LimitError {
         /// The limit.
         limit: usize,
     },
+    /// Would be larger than [`Limits::output_bytes`], found while it is built
+    /// (from the parts done so far: a template's copies, a parallel node's
+    /// children), before the whole is.
+    #[error("would be more than the limit of {limit} bytes")]
+    Exceeds {
+        /// The limit.
+        limit: usize,
+    },
     /// Would make the run's context larger than [`Limits::context_bytes`].
     #[error("would make the run's context {bytes} bytes, more than the limit of {limit}")]
     Context {

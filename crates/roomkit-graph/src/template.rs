@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 
 use crate::context::{Context, Layout, Path};
-use crate::limits::MAX_READ_DEPTH;
+use crate::limits::{LimitError, MAX_READ_DEPTH, measure};
 
 /// Why a template could not be resolved.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -31,6 +31,11 @@ pub enum TemplateError {
         /// The whole placeholder.
         placeholder: String,
     },
+    /// What the template resolves to goes past a limit (see
+    /// [`Limits::output_bytes`](crate::Limits::output_bytes)); resolving
+    /// stopped there.
+    #[error("the resolved template {0}")]
+    Limit(LimitError),
     /// The placeholder is not `{{ path }}` or `{{ path | default(JSON) }}`.
     #[error("malformed placeholder {placeholder:?}: {reason}")]
     Malformed {
@@ -126,11 +131,21 @@ impl Template {
 
     /// Resolves to text: strings go in as they are, other values as JSON.
     pub fn render(&self, context: &Context) -> Result<String, TemplateError> {
-        let mut out = String::with_capacity(self.text_len + 16);
+        self.render_within(context, usize::MAX)
+    }
+
+    /// [`render`](Self::render), stopped with [`TemplateError::Limit`] as soon
+    /// as the text goes past `max_bytes`: a template repeating a large value
+    /// never builds more than the limit and one value.
+    pub(crate) fn render_within(&self, context: &Context, max_bytes: usize) -> Result<String, TemplateError> {
+        let mut out = String::with_capacity(self.text_len.min(max_bytes) + 16);
         for segment in &self.segments {
             match segment {
                 Segment::Text(text) => out.push_str(text),
                 Segment::Placeholder(p) => write_value(&mut out, p.resolve(context)?),
+            }
+            if out.len() > max_bytes {
+                return Err(TemplateError::Limit(LimitError::Exceeds { limit: max_bytes }));
             }
         }
         Ok(out)
@@ -139,10 +154,50 @@ impl Template {
     /// Resolves to a value: a template that is one placeholder and nothing else
     /// gives the raw value; any other template gives text.
     pub fn resolve(&self, context: &Context) -> Result<Value, TemplateError> {
+        let mut budget = Budget::unlimited();
+        self.resolve_within(context, &mut budget)
+    }
+
+    /// [`resolve`](Self::resolve), taking what it produces from `budget`.
+    fn resolve_within(&self, context: &Context, budget: &mut Budget) -> Result<Value, TemplateError> {
         match &*self.segments {
-            [Segment::Placeholder(p)] => Ok(p.resolve(context)?.clone()),
-            _ => self.render(context).map(Value::String),
+            [Segment::Placeholder(p)] => {
+                let value = p.resolve(context)?;
+                budget.take(measure(value).bytes)?;
+                Ok(value.clone())
+            }
+            _ => {
+                let text = self.render_within(context, budget.left)?;
+                budget.take(text.len())?;
+                Ok(Value::String(text))
+            }
         }
+    }
+}
+
+/// How many bytes (of compact JSON, roughly: text counts its length) resolving
+/// may still produce before it goes past the limit it started with.
+struct Budget {
+    left: usize,
+    limit: usize,
+}
+
+impl Budget {
+    fn unlimited() -> Self {
+        Budget { left: usize::MAX, limit: usize::MAX }
+    }
+
+    fn new(limit: usize) -> Self {
+        Budget { left: limit, limit }
+    }
+
+    /// Takes `bytes`, or fails when fewer are left.
+    fn take(&mut self, bytes: usize) -> Result<(), TemplateError> {
+        self.left = self
+            .left
+            .checked_sub(bytes)
+            .ok_or(TemplateError::Limit(LimitError::Exceeds { limit: self.limit }))?;
+        Ok(())
     }
 }
 
@@ -286,7 +341,23 @@ impl ValueTemplate {
 
     /// Resolves every placeholder against `context`.
     pub fn resolve(&self, context: &Context) -> Result<Value, TemplateError> {
-        self.0.resolve(context)
+        self.0.resolve(context, &mut Budget::unlimited())
+    }
+
+    /// [`resolve`](Self::resolve), stopped with [`TemplateError::Limit`] as
+    /// soon as what it produces goes past `max_bytes`: a template reading a
+    /// large value many times never copies it past the limit.
+    pub(crate) fn resolve_within(&self, context: &Context, max_bytes: usize) -> Result<Value, TemplateError> {
+        self.0.resolve(context, &mut Budget::new(max_bytes))
+    }
+
+    /// The text template, rendered within `max_bytes` (see [`Template::render_within`]).
+    pub(crate) fn render_within(
+        &self,
+        context: &Context,
+        max_bytes: usize,
+    ) -> Option<Result<String, TemplateError>> {
+        self.as_text().map(|template| template.render_within(context, max_bytes))
     }
 
     /// The text template, when the compiled value is a string with placeholders.
@@ -369,18 +440,21 @@ impl Compiled {
         }
     }
 
-    fn resolve(&self, context: &Context) -> Result<Value, TemplateError> {
+    fn resolve(&self, context: &Context, budget: &mut Budget) -> Result<Value, TemplateError> {
         Ok(match self {
-            Compiled::Literal(value) => value.clone(),
-            Compiled::Text(template) => template.resolve(context)?,
-            Compiled::Invalid(error) => return Err((**error).clone()),
-            Compiled::Array(items) => {
-                Value::Array(items.iter().map(|item| item.resolve(context)).collect::<Result<_, _>>()?)
+            Compiled::Literal(value) => {
+                budget.take(measure(value).bytes)?;
+                value.clone()
             }
+            Compiled::Text(template) => template.resolve_within(context, budget)?,
+            Compiled::Invalid(error) => return Err((**error).clone()),
+            Compiled::Array(items) => Value::Array(
+                items.iter().map(|item| item.resolve(context, budget)).collect::<Result<_, _>>()?,
+            ),
             Compiled::Object(entries) => {
                 let mut map = Map::with_capacity(entries.len());
                 for (key, item) in entries.iter() {
-                    map.insert(key.to_string(), item.resolve(context)?);
+                    map.insert(key.to_string(), item.resolve(context, budget)?);
                 }
                 Value::Object(map)
             }

@@ -92,11 +92,11 @@ fn a_transform_doubling_its_own_output_fails_on_the_size_limit_and_stores_nothin
     let workflow = Workflow::new(looping, Handlers::builtin()).with_max_steps(1_000).with_limits(limits);
     let mut engine = workflow.engine();
     let (error, bytes) = allocated_by(|| block_on(engine.run(json!({}))).expect_err("the run fails"));
-    let EngineError::Limit { node, source: LimitError::Size { bytes: size, limit }, .. } = &error else {
+    // Refused while resolving, as soon as the copies add up to more than the limit.
+    let EngineError::Limit { node, source: LimitError::Exceeds { limit }, .. } = &error else {
         panic!("expected a size limit, got {error}");
     };
     assert_eq!((node.as_str(), *limit), ("grow", 64 << 10));
-    assert!(*size > *limit && *size < 2 * *limit + 64, "{error}");
     let stored =
         roomkit_graph::measure(engine.context().output("grow").expect("the last output that fit")).bytes;
     assert!(stored <= 64 << 10, "{stored} bytes stored");
@@ -303,4 +303,78 @@ fn graph_limits_and_human_nodes_are_validated() {
         &long.validate_with(&Limits::default()).into_iter().find(|e| e.code == ValidationCode::InvalidId);
     let message = &message.as_ref().expect("the id is refused").message;
     assert!(message.len() < 200 && message.contains("500000 characters"), "{message}");
+}
+
+/// A step whose templates or log paths read one large value many times: the
+/// output would be many times the limit, and is refused before it is built.
+fn amplifying_step_allocation(node: Node) -> (EngineError, usize) {
+    let g = graph(vec![node, Node::new("end", "end")], &[("start", "copy"), ("copy", "end")]);
+    let limits = Limits { output_bytes: 64 << 10, ..Limits::default() };
+    let mut engine = Workflow::new(g, Handlers::builtin()).with_limits(limits).engine();
+    engine.start(json!({"text": "x".repeat(60_000)})).expect("the trigger fits");
+    block_on(engine.step()).expect("the start node runs");
+    let (error, bytes) = allocated_by(|| block_on(engine.step()).expect_err("the output does not fit"));
+    assert_eq!(engine.context().output("copy"), None);
+    (error, bytes)
+}
+
+#[test]
+fn a_template_repeating_a_large_value_is_refused_before_it_is_built() {
+    let _guard = measuring();
+    // 1,000 copies of a 60 KB string: 60 MB, from a valid 16 KB template.
+    let text = "{{trigger.text}}".repeat(1_000);
+    let copy =
+        Node::new("copy", "function").with_config(json!({"action": "json_transform", "template": text}));
+    let (error, bytes) = amplifying_step_allocation(copy);
+    assert_eq!(error.kind(), ErrorKind::Limit, "{error}");
+    assert_eq!(error.to_string(), "node \"copy\": its output would be more than the limit of 65536 bytes");
+    assert!(bytes < 1 << 20, "{bytes} bytes allocated");
+
+    // The same, as 1,000 keys each holding the value.
+    let keys: serde_json::Map<String, Value> =
+        (0..1_000).map(|i| (format!("k{i}"), json!("{{trigger.text}}"))).collect();
+    let copy =
+        Node::new("copy", "function").with_config(json!({"action": "json_transform", "template": keys}));
+    let (error, bytes) = amplifying_step_allocation(copy);
+    assert_eq!(error.kind(), ErrorKind::Limit, "{error}");
+    assert!(bytes < 1 << 20, "{bytes} bytes allocated");
+}
+
+#[test]
+fn a_log_node_reading_a_large_value_under_many_paths_is_refused_before_it_copies_them() {
+    let _guard = measuring();
+    // Three ways to the trigger's 60 KB text, each many times: copied once per path, 60 MB.
+    let paths: Vec<&str> = ["trigger.text", "steps.start.output.input.text", "start.output.input.text"]
+        .into_iter()
+        .cycle()
+        .take(1_000)
+        .collect();
+    let copy = Node::new("copy", "log").with_config(json!({"paths": paths}));
+    let (error, bytes) = amplifying_step_allocation(copy);
+    assert!(
+        matches!(&error, EngineError::Limit { source: LimitError::Size { limit: 65_536, .. }, .. }),
+        "{error}"
+    );
+    assert!(bytes < 1 << 20, "{bytes} bytes allocated");
+}
+
+#[test]
+fn a_parallel_node_whose_children_add_up_past_the_limit_stops_running_them() {
+    let _guard = measuring();
+    // 200 children each copying the trigger's 60 KB text: 12 MB for an output limit of 64 KiB.
+    let mut nodes = vec![Node::new("copy", "parallel")];
+    nodes.extend((0..200).map(|i| {
+        Node::new(format!("c{i}"), "function")
+            .with_config(json!({"action": "json_transform", "template": {"t": "{{trigger.text}}"}}))
+            .with_parent("copy")
+    }));
+    let g = graph(nodes, &[("start", "copy")]);
+    let limits = Limits { output_bytes: 64 << 10, ..Limits::default() };
+    let mut engine = Workflow::new(g, Handlers::builtin()).with_limits(limits).engine();
+    engine.start(json!({"text": "x".repeat(60_000)})).expect("the trigger fits");
+    block_on(engine.step()).expect("the start node runs");
+    let (error, bytes) = allocated_by(|| block_on(engine.step()).expect_err("the output does not fit"));
+    assert_eq!(error.to_string(), "node \"copy\": its output would be more than the limit of 65536 bytes");
+    assert_eq!(engine.context().output("c0"), None);
+    assert!(bytes < 2 << 20, "{bytes} bytes allocated");
 }

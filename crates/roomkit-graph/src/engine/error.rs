@@ -132,6 +132,9 @@ impl EngineError {
     pub(crate) fn from_handler(node: &str, error: HandlerError) -> Self {
         let node = node.to_owned();
         match error {
+            HandlerError::Template(TemplateError::Limit(source)) => {
+                EngineError::Limit { node, what: "its output".to_owned(), source }
+            }
             HandlerError::Template(source) => EngineError::Template { node, source },
             HandlerError::Condition(source) => EngineError::Condition { node, source },
             error @ HandlerError::NoHandler { .. } => {

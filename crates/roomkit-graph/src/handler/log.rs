@@ -2,13 +2,14 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use super::{HandlerError, NodeHandler, NodeResult, Scope};
-use crate::limits::LimitError;
+use crate::limits::{LimitError, measure};
 use crate::model::Node;
 
 /// The log node: outputs `{"message": config.message, "values": {path: value}}`
 /// for each of `config.paths` (null where missing); with no paths, the values
 /// are the whole context (a context larger than the run's output limit fails
-/// the node with a limit error, without copying it).
+/// the node with a limit error, without copying it; so do paths whose values
+/// add up to more than the limit).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LogHandler;
 
@@ -29,10 +30,22 @@ impl NodeHandler for LogHandler {
             }
             context.to_entries()
         } else {
-            paths
-                .into_iter()
-                .map(|path| (path.to_owned(), context.get(path).cloned().unwrap_or(Value::Null)))
-                .collect::<Map<_, _>>()
+            // Each path once, and no copy past the output limit (many paths may read one large value).
+            let limit = scope.limits().output_bytes;
+            let mut bytes = 0usize;
+            let mut values = Map::with_capacity(paths.len());
+            for path in paths {
+                if values.contains_key(path) {
+                    continue;
+                }
+                let value = context.get(path).unwrap_or(&Value::Null);
+                bytes = bytes.saturating_add(measure(value).bytes);
+                if bytes > limit {
+                    return Err(LimitError::Size { bytes, limit }.into());
+                }
+                values.insert(path.to_owned(), value.clone());
+            }
+            values
         };
         let message = node.config.get("message").cloned().unwrap_or_else(|| Value::from(""));
         let mut output = Map::with_capacity(2);

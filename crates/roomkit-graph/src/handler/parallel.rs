@@ -1,10 +1,10 @@
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use futures_util::future::join_all;
 use futures_util::stream::FuturesUnordered;
 use serde_json::{Map, Value};
 
 use super::{HandlerError, NodeHandler, NodeResult, NodeStatus, Scope};
+use crate::limits::{LimitError, measure};
 use crate::model::Node;
 
 /// The parallel node: runs its children (the nodes whose `parent` it is)
@@ -14,7 +14,8 @@ use crate::model::Node;
 /// - `join: "all"` (the default) waits for every child. A child that fails,
 ///   waits or has no handler fails the parallel node; the aggregate is still
 ///   stored (a failed child's entry is its output or null, a child without
-///   handler is left out).
+///   handler is left out). Children whose outputs add up to more than the
+///   run's output limit fail the node with a limit error, the rest cancelled.
 /// - `join: "any"`: the first child to complete wins, the others are cancelled
 ///   and store nothing; the output is `{winner_id: output}`. The node fails only
 ///   when no child completes.
@@ -29,7 +30,7 @@ impl NodeHandler for ParallelHandler {
     async fn execute(&self, node: &Node, scope: &Scope<'_>) -> Result<NodeResult, HandlerError> {
         let children: Vec<&Node> = scope.children().collect();
         match node.config.get("join").map(|join| join.as_str()) {
-            None | Some(Some("all")) => Ok(join_all_children(scope, &children).await),
+            None | Some(Some("all")) => join_all_children(scope, &children).await,
             Some(Some("any")) => Ok(join_any_child(scope, &children).await),
             Some(_) => Ok(NodeResult::failed(format!(
                 "node {:?}: unknown join {} (expected \"all\" or \"any\")",
@@ -39,8 +40,8 @@ impl NodeHandler for ParallelHandler {
     }
 }
 
-async fn join_all_children(scope: &Scope<'_>, children: &[&Node]) -> NodeResult {
-    let results = join_all(children.iter().map(|child| scope.execute_child(child))).await;
+async fn join_all_children(scope: &Scope<'_>, children: &[&Node]) -> Result<NodeResult, HandlerError> {
+    let results = run_within_limit(scope, children).await?;
     let mut aggregate = Map::with_capacity(children.len());
     let mut writes = Vec::new();
     let mut failures = Vec::new();
@@ -73,7 +74,38 @@ async fn join_all_children(scope: &Scope<'_>, children: &[&Node]) -> NodeResult 
             .with_output(Value::Object(aggregate))
     };
     result.child_outputs = writes;
-    result
+    Ok(result)
+}
+
+/// Runs every child at once and returns their results in the children's
+/// order. As soon as the outputs of those done add up to more than the run's
+/// output limit (the aggregate is the parallel node's output), the others are
+/// cancelled and the node fails with a limit error: many children copying a
+/// large value never build more than the limit and one output.
+async fn run_within_limit(
+    scope: &Scope<'_>,
+    children: &[&Node],
+) -> Result<Vec<Result<NodeResult, HandlerError>>, HandlerError> {
+    let limit = scope.limits().output_bytes;
+    let mut running: FuturesUnordered<_> = children
+        .iter()
+        .enumerate()
+        .map(|(at, child)| async move { (at, scope.execute_child(child).await) })
+        .collect();
+    let mut results: Vec<Option<Result<NodeResult, HandlerError>>> = children.iter().map(|_| None).collect();
+    let mut bytes = 0usize;
+    while let Some((at, result)) = running.next().await {
+        if let Ok(result) = &result {
+            let outputs = std::iter::once(&result.output).chain(result.child_outputs.iter().map(|(_, o)| o));
+            bytes = outputs.fold(bytes, |sum, output| sum.saturating_add(measure(output).bytes));
+            if bytes > limit {
+                return Err(LimitError::Exceeds { limit }.into());
+            }
+        }
+        results[at] = Some(result);
+    }
+    // Every child ran to its end, so each has its result.
+    Ok(results.into_iter().flatten().collect())
 }
 
 async fn join_any_child(scope: &Scope<'_>, children: &[&Node]) -> NodeResult {

@@ -102,17 +102,21 @@ impl<'a> Scope<'a> {
 
     /// The configuration field `key` with its placeholders resolved (a string
     /// that is one placeholder gives the raw value); `None` when absent.
+    /// Resolving stops with [`TemplateError::Limit`] once it has produced more
+    /// than the run's [`Limits::output_bytes`].
     pub fn resolve(&self, key: &str) -> Result<Option<Value>, TemplateError> {
-        self.config_template(key).map(|t| t.resolve(self.context)).transpose()
+        let limit = self.limits.output_bytes;
+        self.config_template(key).map(|t| t.resolve_within(self.context, limit)).transpose()
     }
 
     /// The configuration field `key` resolved as text: strings as they are,
-    /// other values as JSON; `None` when absent.
+    /// other values as JSON; `None` when absent. Bounded as [`resolve`](Self::resolve).
     pub fn render(&self, key: &str) -> Result<Option<String>, TemplateError> {
         let Some(compiled) = self.config_template(key) else { return Ok(None) };
-        Ok(Some(match compiled.as_text() {
-            Some(template) => template.render(self.context)?,
-            None => match compiled.resolve(self.context)? {
+        let limit = self.limits.output_bytes;
+        Ok(Some(match compiled.render_within(self.context, limit) {
+            Some(text) => text?,
+            None => match compiled.resolve_within(self.context, limit)? {
                 Value::String(text) => text,
                 value => value.to_string(),
             },
