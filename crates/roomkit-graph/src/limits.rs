@@ -248,7 +248,7 @@ pub fn depth(value: &Value) -> usize {
 /// ```
 /// use roomkit_graph::limits::text_depth;
 ///
-/// assert_eq!(text_depth(br#"{"a": [1, "]]]", {"b": []}]}"#), 3);
+/// assert_eq!(text_depth(br#"{"a": [1, "]]]", {"b": []}]}"#), 4);
 /// assert_eq!(text_depth(b"42"), 0);
 /// ```
 pub fn text_depth(text: &[u8]) -> usize {
