@@ -41,7 +41,7 @@ impl LimitOptions {
         Limits {
             json_depth: self.max_json_depth,
             output_bytes: self.max_output_bytes,
-            context_bytes: self.max_context_bytes.max(self.max_output_bytes),
+            context_bytes: self.max_context_bytes,
             nodes: self.max_graph_nodes,
             ..Limits::default()
         }

@@ -127,6 +127,20 @@ pub enum LimitError {
 }
 
 impl Limits {
+    /// These limits with `json_depth` no deeper than [`MAX_JSON_DEPTH`], so that
+    /// whatever they let in can be stored and read back.
+    ///
+    /// ```
+    /// use roomkit_graph::Limits;
+    ///
+    /// let limits = Limits { json_depth: 10_000, ..Limits::default() }.clamped();
+    /// assert_eq!(limits.json_depth, roomkit_graph::limits::MAX_JSON_DEPTH);
+    /// ```
+    pub fn clamped(mut self) -> Limits {
+        self.json_depth = self.json_depth.min(MAX_JSON_DEPTH);
+        self
+    }
+
     /// Checks one value (an output, trigger data, an answer) against the depth
     /// and output size limits; returns its size in bytes.
     pub fn check_value(&self, value: &Value) -> Result<usize, LimitError> {
@@ -335,9 +349,13 @@ pub fn id_problem(id: &str, max_chars: usize) -> Option<String> {
     if chars > max_chars {
         return Some(format!("it is {chars} characters long, more than the limit of {max_chars}"));
     }
-    id.chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
-        .map(|c| format!("it holds {c:?}: an id is made of ASCII letters, digits, \"_\" and \"-\""))
+    id.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-')).map(|c| {
+        let shown = if c.is_control() || c.is_whitespace() { String::new() } else { format!("\"{c}\" ") };
+        format!(
+            "it holds {shown}(U+{:04X}): an id is made of ASCII letters, digits, \"_\" and \"-\"",
+            u32::from(c)
+        )
+    })
 }
 
 #[cfg(test)]

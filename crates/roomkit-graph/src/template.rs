@@ -137,7 +137,18 @@ impl Template {
     /// [`render`](Self::render), stopped with [`TemplateError::Limit`] as soon
     /// as the text goes past `max_bytes`: a template repeating a large value
     /// never builds more than the limit and one value.
-    pub(crate) fn render_within(&self, context: &Context, max_bytes: usize) -> Result<String, TemplateError> {
+    ///
+    /// ```
+    /// use roomkit_graph::{Context, Template};
+    /// use serde_json::json;
+    ///
+    /// let mut context = Context::new("start");
+    /// context.set_output("start", json!({"input": {"text": "x".repeat(100)}}));
+    /// let template = Template::parse(&"{{trigger.text}}".repeat(1000))?;
+    /// assert!(template.render_within(&context, 1000).is_err());
+    /// # Ok::<(), roomkit_graph::TemplateError>(())
+    /// ```
+    pub fn render_within(&self, context: &Context, max_bytes: usize) -> Result<String, TemplateError> {
         let mut out = String::with_capacity(self.text_len.min(max_bytes) + 16);
         for segment in &self.segments {
             match segment {

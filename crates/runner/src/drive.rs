@@ -364,7 +364,9 @@ async fn step(
         }
         (None, EngineStatus::Waiting) => {
             let no_config = serde_json::Map::new();
-            entries.push(waiting_entry(&node_id, node.map_or(&no_config, |n| &n.config), engine.context()));
+            let config = node.map_or(&no_config, |n| &n.config);
+            let max_bytes = engine.limits().output_bytes;
+            entries.push(waiting_entry(&node_id, config, engine.context(), max_bytes));
             RunStatus::Waiting
         }
         (None, EngineStatus::Completed) => {

@@ -249,7 +249,7 @@ impl Runner {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn with_limits(self, limits: Limits) -> Self {
-        *lock(&self.inner.limits) = Arc::new(limits);
+        *lock(&self.inner.limits) = Arc::new(limits.clamped());
         // Graphs compiled before keep the limits they were compiled with.
         lock(&self.inner.workflows).clear();
         self
@@ -839,11 +839,18 @@ fn status_change(run: &RunRecord, status: RunStatus, entries: Vec<Entry>) -> Ste
 }
 
 /// The transcript entry of a node that waits: what it asks (its `prompt`
-/// rendered from the run's context; as written if it does not render) and
-/// which actions it offers.
-fn waiting_entry(node_id: &str, config: &serde_json::Map<String, Value>, context: &Context) -> Entry {
+/// rendered from the run's context, within `max_bytes`; as written if it does
+/// not render or would be longer) and which actions it offers.
+fn waiting_entry(
+    node_id: &str,
+    config: &serde_json::Map<String, Value>,
+    context: &Context,
+    max_bytes: usize,
+) -> Entry {
     let prompt = config.get("prompt").and_then(Value::as_str).map(|prompt| {
-        Template::parse(prompt).and_then(|t| t.render(context)).unwrap_or_else(|_| prompt.to_owned())
+        Template::parse(prompt)
+            .and_then(|t| t.render_within(context, max_bytes))
+            .unwrap_or_else(|_| prompt.to_owned())
     });
     Entry::NodeWaiting {
         node_id: node_id.to_owned(),

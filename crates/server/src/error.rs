@@ -249,6 +249,17 @@ pub(crate) fn plain_words(message: &str) -> String {
         }
     }
     plain.push_str(rest);
+    // Rust's number types, as serde names them.
+    for (rust, words) in [
+        ("expected u64", "expected a whole number of 0 or more"),
+        ("expected u32", "expected a whole number of 0 or more"),
+        ("expected u16", "expected a whole number of 0 or more"),
+        ("expected usize", "expected a whole number of 0 or more"),
+        ("expected i64", "expected a whole number"),
+        ("expected f64", "expected a number"),
+    ] {
+        plain = plain.replace(rust, words);
+    }
     plain
 }
 

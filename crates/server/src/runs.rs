@@ -214,13 +214,46 @@ pub(crate) async fn start(
 }
 
 /// The hash of a request to start a run: its graph and its trigger data as
-/// JSON (so the same data spelled with other spaces is the same request).
+/// JSON with sorted keys (so the same data spelled with other spaces, or its
+/// keys in another order, is the same request).
 fn request_hash(graph_id: &str, trigger: &Value) -> String {
     let mut hash = Sha256::new();
     hash.update(graph_id.as_bytes());
     hash.update([0]);
-    hash.update(trigger.to_string().as_bytes());
+    hash_canonical(&mut hash, trigger);
     hex::encode(hash.finalize())
+}
+
+/// Feeds `value` to `hash` as compact JSON with every object's keys sorted.
+/// (The body passed the depth limit, so the recursion is bounded.)
+fn hash_canonical(hash: &mut Sha256, value: &Value) {
+    match value {
+        Value::Array(items) => {
+            hash.update(b"[");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    hash.update(b",");
+                }
+                hash_canonical(hash, item);
+            }
+            hash.update(b"]");
+        }
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            hash.update(b"{");
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    hash.update(b",");
+                }
+                hash.update(Value::from(key.as_str()).to_string().as_bytes());
+                hash.update(b":");
+                hash_canonical(hash, item);
+            }
+            hash.update(b"}");
+        }
+        scalar => hash.update(scalar.to_string().as_bytes()),
+    }
 }
 
 /// The organization's runs, newest first, a page at a time: the answer's
@@ -321,4 +354,19 @@ pub(crate) async fn answer(
     owned_run(&app, &org, &run_id).await?;
     let run = app.runner.answer(&run_id, &body.node_id, body.data, body.by.as_deref()).await?;
     Ok(Json(run.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_trigger_with_its_keys_in_another_order_is_the_same_request() {
+        let a: Value = serde_json::from_str(r#"{"b": [1, {"y": 2, "x": 1}], "a": "z"}"#).unwrap_or_default();
+        let b: Value = serde_json::from_str(r#"{"a": "z", "b": [1, {"x": 1, "y": 2}]}"#).unwrap_or_default();
+        let c: Value = serde_json::from_str(r#"{"a": "z", "b": [{"x": 1, "y": 2}, 1]}"#).unwrap_or_default();
+        assert_eq!(request_hash("g", &a), request_hash("g", &b));
+        assert_ne!(request_hash("g", &a), request_hash("g", &c));
+        assert_ne!(request_hash("g", &a), request_hash("h", &a));
+    }
 }

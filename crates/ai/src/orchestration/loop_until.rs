@@ -43,7 +43,8 @@ pub(super) async fn run(
             break;
         }
         if round < max_rounds {
-            conversation.push(Message::User(loop_prompt.render(&context)?));
+            let prompt = loop_prompt.render_within(&context, scope.limits().output_bytes)?;
+            conversation.push(Message::User(prompt));
         }
     }
     Ok(last)

@@ -104,7 +104,7 @@ impl Workflow {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn with_limits(mut self, limits: Limits) -> Self {
-        self.limits = Arc::new(limits);
+        self.limits = Arc::new(limits.clamped());
         self
     }
 
@@ -247,6 +247,11 @@ impl WorkflowEngine {
     /// The run's context.
     pub fn context(&self) -> &Context {
         &self.context
+    }
+
+    /// The limits the run keeps to.
+    pub fn limits(&self) -> &Limits {
+        self.workflow.limits()
     }
 
     /// The node the run is on; `None` once it is complete.

@@ -61,6 +61,8 @@ async fn join_all_children(scope: &Scope<'_>, children: &[&Node]) -> Result<Node
             Err(HandlerError::NoHandler { node_type }) => {
                 failures.push(format!("{:?} has no handler for type {node_type:?}", child.id));
             }
+            // A child past a limit puts its parallel node past it: never routed nor retried.
+            Err(limit @ HandlerError::Limit(_)) => return Err(limit),
             Err(error) => {
                 failures.push(format!("{:?} failed: {error}", child.id));
                 aggregate.insert(child.id.clone(), Value::Null);

@@ -17,7 +17,12 @@ use serde_json::{Map, Value};
 /// assert_eq!(json, serde_json::json!({"type": "webhook", "source_type": "github"}));
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    tag = "type",
+    rename_all = "snake_case",
+    deny_unknown_fields,
+    expecting = "a trigger: an object whose \"type\" is manual, webhook, scheduled or event"
+)]
 pub enum Trigger {
     /// Started by hand (an API call, the command line).
     Manual {
