@@ -39,7 +39,32 @@ fn until_listed(db: &Path, status: &str) -> String {
     }
 }
 
-fn stop(mut child: Child) -> std::process::ExitStatus {
+/// A process the test started: killed and reaped when dropped, so that none
+/// outlives a test that fails before stopping it.
+struct Process(Child);
+
+impl std::ops::Deref for Process {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Process {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // A process stopped already only has its status read again.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn stop(mut child: Process) -> std::process::ExitStatus {
     let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
     assert!(killed.success());
     child.wait().expect("the worker exits")
@@ -59,6 +84,7 @@ fn a_worker_finishes_a_run_whose_process_died_and_stops_on_sigterm() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Process)
         .expect("run starts");
     let waiting = until_listed(&db, "waiting");
     starter.kill().expect("SIGKILL the starter");
@@ -68,6 +94,7 @@ fn a_worker_finishes_a_run_whose_process_died_and_stops_on_sigterm() {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
+        .map(Process)
         .expect("the worker starts");
     let completed = until_listed(&db, "completed");
     assert_eq!(completed.split_whitespace().next(), waiting.split_whitespace().next());
@@ -138,6 +165,7 @@ fn finish_the_runs_of_killed_processes(dir: &Path, db: &Path) {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
+            .map(Process)
             .expect("run starts");
         let stdout = starter.stdout.take().expect("the run's stdout");
         let lines = BufReader::new(stdout).lines().take(4 + n).count();
@@ -157,12 +185,13 @@ fn finish_the_runs_of_killed_processes(dir: &Path, db: &Path) {
     );
     assert!(runs.iter().all(|run| run["status"] == "running" || run["status"] == "waiting"), "{runs:?}");
 
-    let workers: Vec<Child> = (0..2)
+    let workers: Vec<Process> = (0..2)
         .map(|_| {
             command(db, &["--lease", "1s", "worker", "--poll", "100ms"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
+                .map(Process)
                 .expect("a worker starts")
         })
         .collect();
@@ -245,12 +274,13 @@ fn a_worker_restarted_with_its_id_takes_back_its_runs_at_once_and_a_second_live_
     std::fs::write(&graph, text).expect("the graph is written");
 
     // The processes that start the runs die while the runs wait on their timers.
-    let starters: Vec<Child> = (0..RUNS)
+    let starters: Vec<Process> = (0..RUNS)
         .map(|_| {
             command(&db, &["run", graph.to_str().expect("UTF-8 path")])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
+                .map(Process)
                 .expect("run starts")
         })
         .collect();
@@ -266,7 +296,12 @@ fn a_worker_restarted_with_its_id_takes_back_its_runs_at_once_and_a_second_live_
     // killed while it does.
     let args = ["--lease", "60s", "worker", "--worker-id", "w1", "--poll", "100ms"];
     let spawn_worker = || {
-        command(&db, &args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("the worker starts")
+        command(&db, &args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map(Process)
+            .expect("the worker starts")
     };
     let mut worker = spawn_worker();
     until_runs(&db, Duration::from_secs(20), "w1 did not take the runs", |runs| {
