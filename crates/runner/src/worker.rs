@@ -183,8 +183,11 @@ async fn take(store: &dyn Store, worker: &Worker) -> Result<(), RegisterError> {
 /// Renews the runner's registration every `heartbeat` until it stops (or is
 /// dropped: the loop holds it only while renewing). A renewal that finds
 /// another process holding the id stops the runner; one the store fails is
-/// tried again at the next heartbeat.
+/// tried again at the next heartbeat, unless the registration may have lapsed
+/// since the last renewal that went through: then another process may have
+/// the id, and the runner stops driving runs too.
 async fn keep_registration(weak: Weak<Inner>, heartbeat: Duration, mut stop: watch::Receiver<bool>) {
+    let mut renewed = now_millis();
     loop {
         tokio::select! {
             () = tokio::time::sleep(heartbeat) => {}
@@ -193,10 +196,20 @@ async fn keep_registration(weak: Weak<Inner>, heartbeat: Duration, mut stop: wat
         let Some(inner) = weak.upgrade() else { return };
         let Some(worker) = &inner.worker else { return };
         match inner.store.register_worker(&worker.registration()).await {
-            Ok(held) if held.instance == worker.instance => {}
+            Ok(held) if held.instance == worker.instance => renewed = now_millis(),
             Ok(held) => {
                 tracing::error!(worker_id = %worker.id, holder = %held.instance,
                     "another process took this worker id: driving no more runs");
+                inner.stop_driving();
+                return;
+            }
+            // Less than a heartbeat before it lapses: another process may take it at the next one.
+            Err(error)
+                if now_millis().saturating_sub(renewed)
+                    >= worker.ttl().saturating_sub(millis_i64(heartbeat)) =>
+            {
+                tracing::error!(worker_id = %worker.id, %error,
+                    "cannot renew the worker id before it lapses: driving no more runs");
                 inner.stop_driving();
                 return;
             }
