@@ -210,6 +210,49 @@ pub struct Measure {
 /// # Ok::<(), serde_json::Error>(())
 /// ```
 pub fn measure(value: &Value) -> Measure {
+    measure_at(value, 0)
+}
+
+/// How deep [`measure`] recurses; deeper parts are measured with a stack of
+/// their own ([`measure_deep`]), so no value can overflow the call stack.
+const RECURSION: usize = 64;
+
+/// [`measure`] of a part `level` levels down: recursive (no allocation) for
+/// the values runs hold, iterative below [`RECURSION`] levels.
+fn measure_at(value: &Value, level: usize) -> Measure {
+    let scalar = |bytes| Measure { bytes, depth: 0 };
+    match value {
+        Value::Null | Value::Bool(true) => scalar(4),
+        Value::Bool(false) => scalar(5),
+        Value::Number(number) => scalar(number_len(number)),
+        Value::String(text) => scalar(string_len(text)),
+        _ if level >= RECURSION => measure_deep(value),
+        Value::Array(items) => {
+            let mut total = Measure { bytes: 2 + items.len().saturating_sub(1), depth: 0 };
+            for item in items {
+                let part = measure_at(item, level + 1);
+                total.bytes += part.bytes;
+                total.depth = total.depth.max(part.depth);
+            }
+            total.depth += 1;
+            total
+        }
+        Value::Object(map) => {
+            // Braces, a colon per entry, commas between entries, and the keys.
+            let mut total = Measure { bytes: 2 + map.len() + map.len().saturating_sub(1), depth: 0 };
+            for (key, item) in map {
+                let part = measure_at(item, level + 1);
+                total.bytes += string_len(key) + part.bytes;
+                total.depth = total.depth.max(part.depth);
+            }
+            total.depth += 1;
+            total
+        }
+    }
+}
+
+/// [`measure`] without recursion, for parts nested deeper than [`RECURSION`].
+fn measure_deep(value: &Value) -> Measure {
     let mut total = Measure::default();
     let mut stack = vec![(value, 0usize)];
     while let Some((value, level)) = stack.pop() {
@@ -217,7 +260,7 @@ pub fn measure(value: &Value) -> Measure {
             Value::Null => 4,
             Value::Bool(true) => 4,
             Value::Bool(false) => 5,
-            Value::Number(number) => display_len(number),
+            Value::Number(number) => number_len(number),
             Value::String(text) => string_len(text),
             Value::Array(items) => {
                 total.depth = total.depth.max(level + 1);
@@ -315,6 +358,17 @@ fn string_len(text: &str) -> usize {
         .sum::<usize>()
 }
 
+/// A number's length as JSON: counted for integers, written out (to a
+/// counter) for floats.
+fn number_len(number: &serde_json::Number) -> usize {
+    let digits = |n: u64| n.checked_ilog10().map_or(1, |d| d as usize + 1);
+    match (number.as_u64(), number.as_i64()) {
+        (Some(n), _) => digits(n),
+        (None, Some(n)) => 1 + digits(n.unsigned_abs()),
+        _ => display_len(number),
+    }
+}
+
 /// The length of a value's `Display` text, without writing it anywhere.
 fn display_len(value: &impl fmt::Display) -> usize {
     struct Count(usize);
@@ -389,6 +443,13 @@ mod tests {
             prop_assert_eq!(measure(&value).bytes, text.len());
             prop_assert_eq!(measure(&value).depth, depth(&value));
         }
+    }
+
+    #[test]
+    fn recursive_and_deep_measures_agree() {
+        let value = json!({"a": [1, -20, 3.5, u64::MAX, i64::MIN, "x\ny", {"b": null, "c": [true, false]}]});
+        assert_eq!(measure(&value), measure_deep(&value));
+        assert_eq!(measure(&value).bytes, serde_json::to_string(&value).unwrap().len());
     }
 
     #[test]
