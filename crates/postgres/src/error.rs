@@ -3,6 +3,11 @@
 use roomkit_graph_store::StoreError;
 use tokio_postgres::error::SqlState;
 
+/// [`store_error`], taking the error by value, for `map_err`.
+pub(crate) fn pg(err: tokio_postgres::Error) -> StoreError {
+    store_error(&err)
+}
+
 /// A PostgreSQL error as a [`StoreError`]: a lost or refused connection, a
 /// server shutting down or a transaction the server gave up on (serialization
 /// failure, deadlock) is [`StoreError::Unavailable`], worth trying again.

@@ -17,7 +17,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
 
-use crate::error::{is_unique_violation, pool_error, sql_int, store_error, stored_count};
+use crate::error::{is_unique_violation, pg, pool_error, sql_int, stored_count};
 use crate::listen;
 use crate::rows::{self, GRAPH_COLUMNS, RUN_COLUMNS};
 use crate::{Options, schema, tls, workers};
@@ -66,11 +66,6 @@ impl Drop for Inner {
     fn drop(&mut self) {
         self.listener.abort();
     }
-}
-
-/// A PostgreSQL error as a [`StoreError`], for `map_err`.
-fn pg(err: tokio_postgres::Error) -> StoreError {
-    store_error(&err)
 }
 
 impl PostgresStore {

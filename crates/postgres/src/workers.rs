@@ -9,16 +9,11 @@
 use deadpool_postgres::{ClientWrapper, Object};
 use roomkit_graph_store::{Millis, RunRecord, StoreError, WorkerRegistration};
 
-use crate::error::store_error;
+use crate::error::pg;
 use crate::rows::{self, RUN_COLUMNS};
 
 /// The key of the advisory lock held while the table is made: "RKGW".
 const CREATION_LOCK: i64 = 0x524B_4757;
-
-/// A PostgreSQL error as a [`StoreError`], for `map_err`.
-fn pg(err: tokio_postgres::Error) -> StoreError {
-    store_error(&err)
-}
 
 /// Makes the table when the database has none.
 pub(crate) async fn create_table(client: &mut Object) -> Result<(), StoreError> {
