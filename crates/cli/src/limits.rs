@@ -48,19 +48,13 @@ impl LimitOptions {
     }
 }
 
-/// Reads the JSON of an option (`what`, such as `--data`) within the depth limit.
+/// Reads the JSON of an option (`what`, such as `--data`) within the depth
+/// limit, checked on the text before it is read (as the HTTP API does).
 pub(crate) fn json_option(text: &str, what: &str, limits: &Limits) -> anyhow::Result<Value> {
-    let value: Value = serde_json::from_str(text).map_err(|error| {
-        if error.to_string().starts_with("recursion limit exceeded") {
-            anyhow::anyhow!("{what} nests deeper than the limit of {} levels", limits.json_depth)
-        } else {
-            anyhow::anyhow!("{what} is not JSON: {error}")
-        }
-    })?;
-    if let Err(error) = limits.check_depth(&value) {
+    if let Err(error) = limits.check_text(text.as_bytes()) {
         bail!("{what} {error}");
     }
-    Ok(value)
+    serde_json::from_str(text).map_err(|error| anyhow::anyhow!("{what} is not JSON: {error}"))
 }
 
 /// Reads trigger data given as JSON or as `@FILE`.
@@ -89,7 +83,7 @@ mod tests {
         assert_eq!(error, "--data nests 70 levels deep, more than the limit of 64");
         let deeper = format!("{}1{}", "[".repeat(200), "]".repeat(200));
         let error = json_option(&deeper, "--data", &limits).unwrap_err().to_string();
-        assert_eq!(error, "--data nests deeper than the limit of 64 levels");
+        assert_eq!(error, "--data nests 200 levels deep, more than the limit of 64");
         assert_eq!(input(Some("{\"a\": 1}"), &limits).unwrap()["a"], 1);
     }
 }
