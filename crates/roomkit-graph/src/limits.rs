@@ -170,23 +170,6 @@ impl Limits {
             _ => Ok(()),
         }
     }
-
-    /// Checks a value's depth only (a request body, whose size is bounded elsewhere).
-    ///
-    /// ```
-    /// use roomkit_graph::Limits;
-    /// use serde_json::json;
-    ///
-    /// let limits = Limits { json_depth: 2, ..Limits::default() };
-    /// assert!(limits.check_depth(&json!({"a": [1]})).is_ok());
-    /// assert!(limits.check_depth(&json!({"a": [[1]]})).is_err());
-    /// ```
-    pub fn check_depth(&self, value: &Value) -> Result<(), LimitError> {
-        match depth(value) {
-            depth if depth > self.json_depth => Err(LimitError::Depth { depth, limit: self.json_depth }),
-            _ => Ok(()),
-        }
-    }
 }
 
 /// A JSON value's size and depth.
