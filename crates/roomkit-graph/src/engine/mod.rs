@@ -441,18 +441,17 @@ impl WorkflowEngine {
         let mut sizes = Vec::with_capacity(writes.len());
         let (before, mut after) = (self.context.size(), self.context.size());
         for (index, output) in writes {
-            let what = if *index == node {
-                "its output".to_owned()
-            } else {
-                format!("the output it wrote for {:?}", plan.id(*index))
-            };
             let bytes = if plan.node(*index).node_type == NodeType::Start {
                 // The trigger data under `input`: checked when the run started.
                 crate::limits::measure(output).bytes
             } else {
                 limits.check_value(output).map_err(|source| EngineError::Limit {
                     node: plan.id(node).to_owned(),
-                    what,
+                    what: if *index == node {
+                        "its output".to_owned()
+                    } else {
+                        format!("the output it wrote for {:?}", plan.id(*index))
+                    },
                     source,
                 })?
             };
