@@ -73,7 +73,7 @@ impl Condition {
                     reason: "a not condition holds exactly one condition".to_owned(),
                 }),
             },
-            Condition::Otherwise | Condition::Unknown(_) => Ok(false),
+            Condition::Otherwise | Condition::Error | Condition::Unknown(_) => Ok(false),
             Condition::Malformed { raw, reason } => {
                 Err(ConditionError::Malformed { raw: raw.clone(), reason: reason.clone() })
             }
@@ -89,7 +89,8 @@ impl Condition {
             Condition::All(items) | Condition::Any(items) | Condition::Not(items) => {
                 items.iter_mut().for_each(|item| item.bind(layout))
             }
-            Condition::Otherwise | Condition::Unknown(_) | Condition::Malformed { .. } => {}
+            Condition::Otherwise | Condition::Error | Condition::Unknown(_) | Condition::Malformed { .. } => {
+            }
         }
     }
 }

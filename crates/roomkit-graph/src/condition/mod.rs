@@ -47,6 +47,10 @@ pub enum Condition {
     Not(Vec<Condition>),
     /// The catch-all edge, taken when nothing else matched.
     Otherwise,
+    /// An error route: the edge is taken only when its source node fails
+    /// (after its retries), never after it completes. Written `{"type": "error"}`;
+    /// only at the top of an edge's condition (nested, it is false).
+    Error,
     /// A condition of a type this engine does not know; evaluates false.
     Unknown(Value),
     /// A condition that cannot be evaluated, with why.
@@ -203,6 +207,25 @@ impl Condition {
         Condition::Otherwise
     }
 
+    /// The error route: an edge taken only when its source node fails.
+    ///
+    /// ```
+    /// use roomkit_graph::{Condition, Edge};
+    /// use serde_json::json;
+    ///
+    /// let edge = Edge::new("triage", "apologise").when(Condition::error());
+    /// assert_eq!(serde_json::to_value(&edge)?["condition"], json!({"type": "error"}));
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn error() -> Condition {
+        Condition::Error
+    }
+
+    /// Whether this is an error route ([`Condition::error`]).
+    pub fn is_error(&self) -> bool {
+        matches!(self, Condition::Error)
+    }
+
     /// Whether this is the `otherwise` catch-all.
     pub fn is_otherwise(&self) -> bool {
         matches!(self, Condition::Otherwise)
@@ -265,6 +288,7 @@ impl Condition {
                 other => other,
             },
             Some("otherwise") => Condition::Otherwise,
+            Some("error") => Condition::Error,
             Some(_) => Condition::Unknown(kept(value)),
             None => malformed("a condition needs a \"type\" string"),
         }
@@ -301,6 +325,7 @@ impl Condition {
                         written.push(Value::Object(map));
                     }
                     Condition::Otherwise => written.push(json!({"type": "otherwise"})),
+                    Condition::Error => written.push(json!({"type": "error"})),
                     Condition::Unknown(raw) | Condition::Malformed { raw, .. } => written.push(raw.clone()),
                 },
                 Work::Close(kind, n) => {
@@ -336,7 +361,7 @@ impl Condition {
             Condition::Field(FieldCondition { op: Op::Unknown(op), .. }) => {
                 Some(format!("unknown op {op:?} (expected eq, neq, in, not_in, contains, gt, lt or exists)"))
             }
-            Condition::Field(_) | Condition::Otherwise => None,
+            Condition::Field(_) | Condition::Otherwise | Condition::Error => None,
             Condition::All(items) | Condition::Any(items) | Condition::Not(items) => {
                 items.iter().find_map(Condition::problem)
             }

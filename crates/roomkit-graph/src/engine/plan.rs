@@ -31,6 +31,8 @@ struct Routes {
     default: Option<Target>,
     /// The last `otherwise` edge.
     otherwise: Option<Target>,
+    /// The first error edge: taken when the node fails.
+    error: Option<Target>,
 }
 
 /// A graph ready to run.
@@ -60,6 +62,11 @@ impl Plan {
             match &edge.condition {
                 None => routes.default = Some(target(&edge.target)),
                 Some(Condition::Otherwise) => routes.otherwise = Some(target(&edge.target)),
+                Some(Condition::Error) => {
+                    if routes.error.is_none() {
+                        routes.error = Some(target(&edge.target));
+                    }
+                }
                 Some(condition) => {
                     let mut condition = condition.clone();
                     condition.bind(&layout);

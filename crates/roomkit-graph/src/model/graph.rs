@@ -46,6 +46,10 @@ pub struct Graph {
     /// Free-form data kept with the graph.
     #[serde(skip_serializing_if = "Map::is_empty")]
     pub metadata: Map<String, Value>,
+    /// How many steps a run of this graph may execute before it stops with a
+    /// step-limit error; `None`: the engine's or runner's own limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_steps: Option<u64>,
     nodes: Vec<Node>,
     /// The transitions, in the order they were added (routing order).
     pub edges: Vec<Edge>,
@@ -107,6 +111,7 @@ impl Graph {
             description: None,
             version: 1,
             metadata: Map::new(),
+            max_steps: None,
             nodes: Vec::new(),
             edges: Vec::new(),
             index: NodeIndex::default(),
@@ -241,6 +246,8 @@ struct GraphJson {
     #[serde(default)]
     metadata: Map<String, Value>,
     #[serde(default)]
+    max_steps: Option<u64>,
+    #[serde(default)]
     nodes: Vec<Node>,
     #[serde(default)]
     edges: Vec<Edge>,
@@ -260,6 +267,7 @@ impl<'de> Deserialize<'de> for Graph {
             description: json.description,
             version: json.version,
             metadata: json.metadata,
+            max_steps: json.max_steps,
             nodes: Vec::with_capacity(json.nodes.len()),
             edges: json.edges,
             index: NodeIndex::default(),
