@@ -64,13 +64,14 @@ pub struct Workflow {
 impl Workflow {
     /// Compiles `graph` (templates and conditions are parsed here, once).
     pub fn new(graph: Graph, handlers: Handlers) -> Self {
+        let max_steps = graph.max_steps;
         let plan = Plan::new(graph);
         let handlers = plan.graph().nodes().iter().map(|node| handlers.for_node(node).cloned()).collect();
         Workflow {
             plan: Arc::new(plan),
             handlers,
             clock: Arc::new(SystemClock),
-            max_steps: None,
+            max_steps,
             limits: Arc::new(Limits::default()),
         }
     }
@@ -119,11 +120,37 @@ impl Workflow {
         self
     }
 
-    /// Stops a run with [`EngineError::StepLimit`] once an engine has executed
-    /// `max_steps` steps, so a runaway loop cannot run forever.
+    /// Stops a run with [`EngineError::StepLimit`] once it has executed
+    /// `max_steps` steps, so a runaway loop cannot run forever. A graph's own
+    /// [`Graph::max_steps`] takes precedence.
     pub fn with_max_steps(mut self, max_steps: u64) -> Self {
-        self.max_steps = Some(max_steps);
+        self.max_steps = Some(self.graph().max_steps.unwrap_or(max_steps));
         self
+    }
+
+    /// Caps the step limit at `ceiling`, whatever the graph or
+    /// [`with_max_steps`](Self::with_max_steps) say; a run without a limit gets
+    /// this one.
+    ///
+    /// ```
+    /// use roomkit_graph::{Graph, Handlers, Trigger, Workflow};
+    ///
+    /// let mut graph = Graph::new("g", "G", Trigger::manual());
+    /// graph.max_steps = Some(50);
+    /// let workflow = Workflow::new(graph.clone(), Handlers::builtin()).with_max_steps(10);
+    /// assert_eq!(workflow.max_steps(), Some(50));
+    /// assert_eq!(workflow.with_step_ceiling(20).max_steps(), Some(20));
+    /// graph.max_steps = None;
+    /// assert_eq!(Workflow::new(graph, Handlers::builtin()).with_max_steps(10).max_steps(), Some(10));
+    /// ```
+    pub fn with_step_ceiling(mut self, ceiling: u64) -> Self {
+        self.max_steps = Some(self.max_steps.map_or(ceiling, |limit| limit.min(ceiling)));
+        self
+    }
+
+    /// How many steps a run may execute, if limited.
+    pub fn max_steps(&self) -> Option<u64> {
+        self.max_steps
     }
 
     /// The graph.
@@ -272,6 +299,18 @@ impl WorkflowEngine {
     /// The run's id: fresh and random for each run started.
     pub fn run_id(&self) -> &str {
         &self.run_id
+    }
+
+    /// How many steps the run has executed since it started (or since the
+    /// engine was restored, unless set with [`set_steps_taken`](Self::set_steps_taken)).
+    pub fn steps_taken(&self) -> u64 {
+        self.steps_taken
+    }
+
+    /// Sets how many steps the run has executed: a durable runner that
+    /// counts every step of a run restores its count with the run.
+    pub fn set_steps_taken(&mut self, steps: u64) {
+        self.steps_taken = steps;
     }
 
     /// Sets which attempt at the current node the next step is (1 for the
