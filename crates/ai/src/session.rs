@@ -2,7 +2,7 @@
 //! as `token` events and ends with an `agent_message` event; an agent's own
 //! function tools are run between calls.
 
-use roomkit_graph::Scope;
+use roomkit_graph::{Scope, Signal};
 use serde_json::{Value, json};
 
 use crate::agents::{AgentConfig, Agents};
@@ -101,7 +101,8 @@ impl<'s> Session<'s> {
         };
         let scope = self.scope;
         let id = agent.id.as_str();
-        let mut on_text = |delta: &str| scope.emit(json!({"type": "token", "agent": id, "text": delta}));
+        let mut on_text =
+            |delta: &str| scope.signal(Signal::Token { agent: id.to_owned(), text: delta.to_owned() });
         let reply = provider::chat(self.agents, &agent.provider, &request, &mut on_text)
             .await
             .map_err(|source| AiError::Provider { agent: agent.id.clone(), source })?;
@@ -111,8 +112,8 @@ impl<'s> Session<'s> {
             );
         }
         if !reply.text.is_empty() || reply.tool_calls.is_empty() {
-            let usage = reply.usage.map_or(Value::Null, |usage| usage.to_json());
-            scope.emit(json!({"type": "agent_message", "agent": id, "text": reply.text, "usage": usage}));
+            let usage = reply.usage.map(|usage| usage.to_json());
+            scope.signal(Signal::AgentMessage { agent: id.to_owned(), text: reply.text.clone(), usage });
             self.messages.push(json!({"agent": id, "text": reply.text}));
         }
         Ok(reply)

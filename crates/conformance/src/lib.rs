@@ -156,13 +156,13 @@ fn stream_modes(value: &Value) -> Result<Vec<StreamMode>, String> {
     serde_json::from_value(value.clone()).map_err(|e| format!("bad stream modes {value}: {e}"))
 }
 
+/// The saved state as a record holds it: without its run id.
 fn state_json(state: &EngineState) -> Value {
-    json!({
-        "context": state.context,
-        "current_node_id": state.current_node_id,
-        "previous_node_id": state.previous_node_id,
-        "waiting": state.waiting,
-    })
+    let mut json = serde_json::to_value(state).unwrap_or(Value::Null);
+    if let Some(state) = json.as_object_mut() {
+        state.remove("run_id");
+    }
+    json
 }
 
 fn outcome_record(engine: &WorkflowEngine, state: Value, events: Option<Vec<Value>>) -> Value {

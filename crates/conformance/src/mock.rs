@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use roomkit_graph::{HandlerError, Node, NodeHandler, NodeResult, NodeStatus, Scope};
+use roomkit_graph::{HandlerError, Node, NodeHandler, NodeResult, Scope};
 use serde_json::Value;
 
 /// Answers its n-th call (from 0) with `results[min(n, len - 1)]`: a result is
@@ -29,17 +29,16 @@ impl NodeHandler for MockHandler {
         for payload in result.get("emit").and_then(Value::as_array).into_iter().flatten() {
             scope.emit(payload.clone());
         }
-        let status = match result.get("status").and_then(Value::as_str).unwrap_or("completed") {
-            "completed" => NodeStatus::Completed,
-            "waiting" => NodeStatus::Waiting,
-            "failed" => NodeStatus::Failed,
+        let error = result.get("error").and_then(Value::as_str).unwrap_or_default();
+        let answer = match result.get("status").and_then(Value::as_str).unwrap_or("completed") {
+            "completed" => NodeResult::completed(Value::Null),
+            "waiting" => NodeResult::waiting(),
+            "failed" => NodeResult {
+                error: result.get("error").map(|_| error.to_owned()),
+                ..NodeResult::failed(error)
+            },
             other => return Err(HandlerError::Execution(format!("mock status {other:?} is not a status"))),
         };
-        Ok(NodeResult {
-            output: result.get("output").cloned().unwrap_or(Value::Null),
-            status,
-            error: result.get("error").and_then(Value::as_str).map(str::to_owned),
-            child_outputs: Vec::new(),
-        })
+        Ok(answer.with_output(result.get("output").cloned().unwrap_or(Value::Null)))
     }
 }

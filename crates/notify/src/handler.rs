@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use roomkit_graph::{Graph, HandlerError, Node, NodeHandler, NodeResult, Scope};
+use roomkit_graph::{Graph, HandlerError, Node, NodeHandler, NodeResult, Scope, Signal};
 use serde_json::{Map, Value, json};
 
 use crate::channel::{Channel, Notification};
@@ -158,7 +158,10 @@ async fn deliver(
             .unwrap_or(Err(DeliveryError::Timeout(policy.timeout)));
         let error = match outcome {
             Ok(()) => {
-                scope.emit(json!({"type": "notification_sent", "channel": name, "text": notification.text}));
+                scope.signal(Signal::NotificationSent {
+                    channel: name.to_owned(),
+                    text: notification.text.clone(),
+                });
                 return Ok(attempt);
             }
             Err(error) => error.masked(&secrets),

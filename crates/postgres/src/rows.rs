@@ -2,7 +2,7 @@
 
 use roomkit_graph::Graph;
 use roomkit_graph_store::{
-    Entry, RunRecord, RunStatus, StoreError, StoredGraph, TranscriptEvent, read_stored,
+    Entry, RunRecord, RunStatus, StoreError, StoredGraph, TranscriptEvent, read_pending, read_stored,
 };
 use tokio_postgres::Row;
 
@@ -10,7 +10,8 @@ use crate::error::stored_count;
 
 /// The columns [`run`] reads, in its order.
 pub(crate) const RUN_COLUMNS: &str = "run_id, graph_id, graph_version, status, current_node_id, \
-     previous_node_id, error, version, last_seq, created_at, updated_at, wake_at, org, owner, lease_until";
+     previous_node_id, error, version, last_seq, created_at, updated_at, wake_at, org, owner, lease_until, \
+     steps, pending";
 
 /// The columns [`graph`] reads, in its order.
 pub(crate) const GRAPH_COLUMNS: &str = "org, graph_id, version, graph_json, created_at";
@@ -36,6 +37,8 @@ pub(crate) fn run(row: &Row) -> Result<RunRecord, StoreError> {
         org: row.try_get(12).map_err(column)?,
         owner: row.try_get(13).map_err(column)?,
         lease_until: row.try_get(14).map_err(column)?,
+        steps: stored_count(row.try_get(15).map_err(column)?, "step count")?,
+        pending: read_pending(&run_id, row.try_get::<_, Option<&str>>(16).map_err(column)?)?,
         run_id,
     })
 }

@@ -15,9 +15,9 @@ pub const SCHEMA: &str = "roomkit_graph";
 /// newer version is refused.
 ///
 /// ```
-/// assert_eq!(roomkit_graph_postgres::SCHEMA_VERSION, 2);
+/// assert_eq!(roomkit_graph_postgres::SCHEMA_VERSION, 3);
 /// ```
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// The key of the advisory lock held while the tables are created: "RKGR".
 const CREATION_LOCK: i64 = 0x524B_4752;
@@ -27,7 +27,10 @@ const CREATION_LOCK: i64 = 0x524B_4752;
 /// kept with its transcript, as in the SQLite store: the last event a commit
 /// appends holds the context entries the commit wrote in `writes_json`. A
 /// run's key (`run_key`) comes with the hash of the request it was asked with
-/// (`key_hash`) and when the run lets it go (`key_expires_at`).
+/// (`key_hash`) and when the run lets it go (`key_expires_at`). `steps` counts
+/// the steps a run has executed; `pending` holds the children of the parallel
+/// node a waiting run waits on that still wait, as a JSON array of node ids in
+/// node order (null when there are none).
 const TABLES: &str = "
 CREATE SCHEMA roomkit_graph;
 
@@ -65,6 +68,8 @@ CREATE TABLE roomkit_graph.runs (
     lease_until      BIGINT,
     key_hash         TEXT,
     key_expires_at   BIGINT,
+    steps            BIGINT NOT NULL DEFAULT 0,
+    pending          TEXT,
     FOREIGN KEY (org, graph_id, graph_version) REFERENCES roomkit_graph.graphs (org, graph_id, version)
 );
 CREATE INDEX runs_by_graph ON roomkit_graph.runs (org, graph_id, created_at);
@@ -103,12 +108,22 @@ CREATE TABLE roomkit_graph.secrets (
 
 /// The migrations, by the version they start from: a database is migrated
 /// one version at a time up to [`SCHEMA_VERSION`].
-const MIGRATIONS: [(i32, &str); 1] = [(
-    // Version 2: a run's key gets a request hash and an expiry, none for the
-    // keys already held (held for good, as before).
-    1,
-    "ALTER TABLE roomkit_graph.runs ADD COLUMN key_hash TEXT, ADD COLUMN key_expires_at BIGINT;",
-)];
+const MIGRATIONS: [(i32, &str); 2] = [
+    (
+        // Version 2: a run's key gets a request hash and an expiry, none for
+        // the keys already held (held for good, as before).
+        1,
+        "ALTER TABLE roomkit_graph.runs ADD COLUMN key_hash TEXT, ADD COLUMN key_expires_at BIGINT;",
+    ),
+    (
+        // Version 3: runs get their step count and the children of a parallel
+        // node they wait on; the runs already stored count no steps and wait
+        // on no children.
+        2,
+        "ALTER TABLE roomkit_graph.runs ADD COLUMN IF NOT EXISTS steps BIGINT NOT NULL DEFAULT 0, \
+         ADD COLUMN IF NOT EXISTS pending TEXT;",
+    ),
+];
 
 /// What a database holds of ours.
 #[derive(Debug, PartialEq, Eq)]

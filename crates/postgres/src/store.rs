@@ -10,7 +10,7 @@ use futures_util::stream::BoxStream;
 use roomkit_graph::{EngineState, Graph};
 use roomkit_graph_store::{
     FilterValue, HeldKey, Lease, Millis, NewRun, RunFilter, RunKey, RunRecord, StepCommit, Store, StoreError,
-    StoredGraph, TokenRecord, TranscriptEvent, WorkerRegistration, now_millis, read_stored,
+    StoredGraph, TokenRecord, TranscriptEvent, WorkerRegistration, now_millis, pending_text, read_stored,
 };
 use serde_json::{Map, Value};
 use tokio::sync::{broadcast, mpsc};
@@ -219,13 +219,14 @@ async fn apply_step(
         .prepare_cached(
             "UPDATE roomkit_graph.runs SET status = $2, current_node_id = $3, previous_node_id = $4, \
              error = $5, version = $6, last_seq = $7, updated_at = $8, wake_at = $9, owner = $10, \
-             lease_until = $11 WHERE run_id = $1",
+             lease_until = $11, steps = $12, pending = $13 WHERE run_id = $1",
         )
         .await
         .map_err(pg)?;
-    let (version, last_seq) = (sql_int(after.version), sql_int(after.last_seq));
+    let (version, last_seq, steps) = (sql_int(after.version), sql_int(after.last_seq), sql_int(after.steps));
     let status = after.status.as_str();
-    let params: [&(dyn ToSql + Sync); 11] = [
+    let pending = pending_text(&after.pending);
+    let params: [&(dyn ToSql + Sync); 13] = [
         run_id,
         &status,
         &after.current_node_id,
@@ -237,6 +238,8 @@ async fn apply_step(
         &after.wake_at,
         &after.owner,
         &after.lease_until,
+        &steps,
+        &pending,
     ];
     let updated = tx.execute(&update, &params);
     let appended = append(tx, &events, written);
@@ -648,8 +651,8 @@ impl PostgresStore {
             .execute(
                 "INSERT INTO roomkit_graph.runs (run_id, org, graph_id, graph_version, status, current_node_id, \
                  previous_node_id, error, version, last_seq, created_at, updated_at, run_key, owner, lease_until, \
-                 key_hash, key_expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, 1, 1, $8, $8, $9, $10, $11, $12, $13)",
+                 key_hash, key_expires_at, steps, pending) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, 1, 1, $8, $8, $9, $10, $11, $12, $13, $14, $15)",
                 &[
                     &record.run_id,
                     &record.org,
@@ -664,6 +667,8 @@ impl PostgresStore {
                     &record.lease_until,
                     &key.and_then(|key| key.request_hash.as_ref()),
                     &key.and_then(|key| key.expires_at),
+                    &sql_int(record.steps),
+                    &pending_text(&record.pending),
                 ],
             )
             .await;
@@ -764,14 +769,14 @@ impl PostgresStore {
         let sql = format!(
             "SELECT {RUN_COLUMNS}, (SELECT coalesce(array_agg(t.writes_json ORDER BY t.seq), '{{}}') \
              FROM roomkit_graph.transcript t WHERE t.run_id = r.run_id AND t.writes_json IS NOT NULL \
-             AND t.seq <= r.last_seq) FROM roomkit_graph.runs r WHERE r.run_id = $1"
+             AND t.seq <= r.last_seq) AS context_writes FROM roomkit_graph.runs r WHERE r.run_id = $1"
         );
         let statement = client.prepare_cached(&sql).await.map_err(pg)?;
         let Some(row) = client.query_opt(&statement, &[&run_id]).await.map_err(pg)? else {
             return Err(not_found_run(run_id));
         };
         let record = rows::run(&row)?;
-        let writes: Vec<String> = row.try_get(15).map_err(pg)?;
+        let writes: Vec<String> = row.try_get("context_writes").map_err(pg)?;
         let mut context = Map::new();
         for written in writes {
             let written: Map<String, Value> = read_stored(&written).map_err(|err| {

@@ -1,8 +1,8 @@
 //! Lists and run keys on a real PostgreSQL server of the test's own: every
 //! run listed once through the cursor, even thousands created in the same
 //! millisecond, while another process starts runs; graphs by id; keys that
-//! tell a repeated request from another and expire; a database of the first
-//! schema version migrated.
+//! tell a repeated request from another and expire; databases of older
+//! schema versions migrated.
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use roomkit_graph::{EngineState, Graph, Trigger};
@@ -28,6 +28,7 @@ fn new_run(run_id: &str, key: Option<RunKey>) -> NewRun {
             previous_node_id: Some("start".into()),
             waiting: false,
             run_id: run_id.into(),
+            pending: Vec::new(),
         },
         key,
         first_step: None,
@@ -154,4 +155,41 @@ async fn a_database_of_the_first_schema_version_is_migrated_and_keeps_its_keys()
         "a key held before the migration is held for good"
     );
     store.create_run(new_run("r3", Some(RunKey::new("k").until(now_millis() + 1_000)))).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_of_schema_version_2_gains_step_counts_and_pending_children() {
+    let url = roomkit_graph_pgtest::database();
+    let store = PostgresStore::connect(&url).await.unwrap();
+    store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
+    store.create_run(new_run("r1", None)).await.unwrap();
+    drop(store);
+    // Back to version 2: the runs table without the step count and pending
+    // children.
+    client(&url)
+        .await
+        .batch_execute(
+            "ALTER TABLE roomkit_graph.runs DROP COLUMN steps, DROP COLUMN pending; \
+             UPDATE roomkit_graph.meta SET schema_version = 2",
+        )
+        .await
+        .unwrap();
+
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let version: i32 = client(&url)
+        .await
+        .query_one("SELECT schema_version FROM roomkit_graph.meta", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, roomkit_graph_postgres::SCHEMA_VERSION);
+    let (record, state) = store.load_run("r1").await.unwrap();
+    assert_eq!((record.version, record.steps, record.pending.len()), (1, 0, 0));
+    assert_eq!(state.pending.len(), 0);
+
+    let mut parked = new_run("r2", None);
+    parked.state.waiting = true;
+    parked.state.pending = vec!["legal".into()];
+    store.create_run(parked).await.unwrap();
+    assert_eq!(store.load_run("r2").await.unwrap().1.pending, ["legal"]);
 }

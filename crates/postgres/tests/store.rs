@@ -32,6 +32,7 @@ fn new_run(graph_id: &str, run_id: &str, key: Option<&str>) -> NewRun {
             previous_node_id: Some("start".into()),
             waiting: false,
             run_id: run_id.into(),
+            pending: Vec::new(),
         },
         key: key.map(RunKey::from),
         first_step: None,
@@ -44,17 +45,19 @@ fn step(run_id: &str, expected_version: u64, node: &str, output: Value) -> StepC
     StepCommit {
         run_id: run_id.into(),
         expected_version,
-        writes: vec![(node.into(), output.clone())],
+        writes: vec![(node.into(), json!({ "output": output }))],
         current_node_id: Some(node.into()),
         previous_node_id: Some("start".into()),
         status: RunStatus::Running,
         error: None,
         entries: vec![
             Entry::NodeStarted { node_id: node.into(), node_type: "function".into(), attempt: 1 },
-            Entry::NodeCompleted { node_id: node.into(), output },
+            Entry::NodeCompleted { node_id: node.into(), output: output.clone() },
         ],
         wake_at: None,
         lease: None,
+        steps: 0,
+        pending: Vec::new(),
     }
 }
 
@@ -114,6 +117,68 @@ async fn graphs_are_versioned_and_a_run_keeps_its_context_in_order() {
     let transcript = store.transcript("r1", 2, 3).await.unwrap();
     assert_eq!(transcript.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4, 5]);
     assert!(matches!(store.transcript("nope", 0, 10).await, Err(StoreError::NotFound(_))));
+}
+
+/// A run waiting on two children of a parallel node: its step count and the
+/// children that still wait are on its record and in the state `load_run`
+/// gives the engine, for another process too; a commit with no child left
+/// clears them. An entry with an error beside its output reads back whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_runs_step_count_pending_children_and_failed_entries_are_kept() {
+    let (store, other) = two_stores().await;
+    store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
+    store.create_run(new_run("g", "r1", None)).await.unwrap();
+    let fan_out = StepCommit {
+        status: RunStatus::Waiting,
+        current_node_id: Some("reviews".into()),
+        steps: 7,
+        pending: vec!["legal".into(), "security".into()],
+        ..step("r1", 1, "draft", json!("v1"))
+    };
+    let (committed, _) = store.commit_step(fan_out).await.unwrap();
+    assert_eq!(committed.steps, 7);
+    assert_eq!(committed.pending, ["legal", "security"]);
+    let (record, state) = other.load_run("r1").await.unwrap();
+    assert_eq!(record, committed);
+    assert!(state.waiting);
+    assert_eq!(state.pending, ["legal", "security"]);
+    assert_eq!(other.list_runs(&RunFilter::default()).await.unwrap(), [committed]);
+
+    let mut joined = StepCommit {
+        current_node_id: Some("publish".into()),
+        steps: 8,
+        pending: Vec::new(),
+        ..step("r1", 2, "security", json!(null))
+    };
+    joined.writes = vec![("security".into(), json!({"output": null, "error": "scan timed out"}))];
+    let (committed, _) = other.commit_step(joined).await.unwrap();
+    assert_eq!((committed.steps, committed.pending.len()), (8, 0));
+    let (record, state) = store.load_run("r1").await.unwrap();
+    assert_eq!(record, committed);
+    assert_eq!((state.waiting, state.pending.len()), (false, 0));
+    assert_eq!(
+        serde_json::to_string(&state.context["security"]).unwrap(),
+        r#"{"output":null,"error":"scan timed out"}"#
+    );
+
+    // A run opened waiting on children keeps them, with its first step too.
+    let mut parked = new_run("g", "r2", None);
+    parked.state.waiting = true;
+    parked.state.pending = vec!["legal".into(), "security".into()];
+    let opened = store.create_run(parked).await.unwrap();
+    assert_eq!((opened.status, opened.steps), (RunStatus::Waiting, 0));
+    assert_eq!(other.load_run("r2").await.unwrap().1.pending, ["legal", "security"]);
+    let mut stepped = new_run("g", "r3", None);
+    stepped.first_step = Some(StepCommit {
+        status: RunStatus::Waiting,
+        steps: 1,
+        pending: vec!["security".into()],
+        ..step("r3", 1, "legal", json!(1))
+    });
+    let opened = store.create_run(stepped).await.unwrap();
+    assert_eq!((opened.version, opened.steps), (2, 1));
+    assert_eq!(other.run("r3").await.unwrap(), opened);
+    assert_eq!(opened.pending, ["security"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

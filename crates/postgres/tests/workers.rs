@@ -56,6 +56,7 @@ async fn the_running_runs_an_owner_holds_are_listed_live_lease_or_not() {
             previous_node_id: None,
             waiting: false,
             run_id: run_id.into(),
+            pending: Vec::new(),
         };
         let run = NewRun {
             org: DEFAULT_ORG.into(),

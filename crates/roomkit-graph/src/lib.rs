@@ -66,12 +66,13 @@ pub use condition::{Condition, ConditionError, FieldBuilder, FieldCondition, Op}
 pub use context::{Context, Path};
 pub use duration::{DurationError, parse_duration};
 pub use engine::{
-    EngineError, EngineState, ErrorKind, Event, EventStream, RunStatus, StreamMode, Workflow, WorkflowEngine,
+    EngineError, EngineState, ErrorKind, Event, EventStream, NodeFailure, RunStatus, StepOutcome, StepStatus,
+    StreamMode, WaitingPoint, Workflow, WorkflowEngine,
 };
 pub use handler::{
-    ConditionHandler, EndHandler, FunctionError, FunctionHandler, FunctionRegistry, HandlerError, Handlers,
-    HumanHandler, LogHandler, NodeHandler, NodeResult, NodeStatus, ParallelHandler, Scope, StartHandler,
-    SwitchHandler,
+    Ask, ConditionHandler, Emitted, EndHandler, FunctionError, FunctionHandler, FunctionRegistry,
+    HandlerError, Handlers, HumanHandler, LiveHook, LogHandler, NodeHandler, NodeResult, NodeStatus,
+    ParallelHandler, Scope, Sent, Signal, StartHandler, SwitchHandler,
 };
 pub use limits::{LimitError, Limits, Measure, measure};
 pub use model::{Edge, Graph, GraphError, Node, NodeType, Trigger};

@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use roomkit_graph::{
     Condition, Edge, EngineError, EngineState, ErrorKind, Event, FunctionRegistry, Graph, HandlerError,
-    Handlers, Node, NodeHandler, NodeResult, RunStatus, Scope, StreamMode, Trigger, Workflow, WorkflowEngine,
+    Handlers, Node, NodeHandler, NodeResult, RunStatus, Scope, StepStatus, StreamMode, Trigger, Workflow,
+    WorkflowEngine,
 };
 use serde_json::{Value, json};
 
@@ -335,6 +336,7 @@ async fn graphs_without_a_proper_start_are_refused_at_start_and_restore() {
         previous_node_id: None,
         waiting: false,
         run_id: "r1".into(),
+        pending: Vec::new(),
     };
     assert_eq!(workflow.restore(state).err().map(|e| e.kind()), Some(ErrorKind::InvalidArgument));
 }
@@ -386,20 +388,24 @@ impl NodeHandler for Writer {
 }
 
 #[tokio::test]
-async fn last_writes_name_what_a_step_stored_whatever_its_outcome() {
+async fn a_step_outcome_names_what_it_stored_whatever_its_status() {
     let mut graph = chain(vec![Node::new("w", "writer").with_config(json!({"writes": ["x"]}))]);
     graph.add_node(Node::new("x", "function").with_parent("w")).expect("unique");
     let workflow = Workflow::new(graph, Handlers::builtin().with("writer", Writer));
     let mut engine = workflow.engine();
     engine.start(json!({"k": 1})).unwrap();
-    assert!(engine.step().await.unwrap());
-    let writes: Vec<_> = engine.last_writes().map(|(id, v)| (id.to_owned(), v.clone())).collect();
-    assert_eq!(writes, [("start".to_owned(), json!({"input": {"k": 1}}))]);
+    let outcome = engine.step_outcome().await.unwrap();
+    assert_eq!(outcome.writes, [("start".to_owned(), json!({"output": {"input": {"k": 1}}}))]);
 
     // The step fails, yet it stored the child's output and its own: both are named.
-    assert_eq!(engine.step().await.unwrap_err().kind(), ErrorKind::Execution);
-    let writes: Vec<_> = engine.last_writes().map(|(id, v)| (id.to_owned(), v.clone())).collect();
-    assert_eq!(writes, [("x".to_owned(), json!({"by": "w"})), ("w".to_owned(), json!({"own": 1}))]);
+    let outcome = engine.step_outcome().await.unwrap();
+    assert!(
+        matches!(outcome.status, StepStatus::Failed { ref error, retry_in: None } if error.kind() == ErrorKind::Execution)
+    );
+    assert_eq!(
+        outcome.writes,
+        [("x".to_owned(), json!({"output": {"by": "w"}})), ("w".to_owned(), json!({"output": {"own": 1}}))]
+    );
 
     // A result naming a node the graph does not have stores nothing at all.
     let graph = chain(vec![Node::new("w", "writer").with_config(json!({"writes": ["ghost"]}))]);

@@ -6,21 +6,14 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use roomkit_graph::{
-    ErrorKind, Node, NodePolicy, NodeType, RunStatus as EngineStatus, StreamMode, Workflow, WorkflowEngine,
-    parse_duration,
-};
-use roomkit_graph_store::{
-    Entry, Lease, Millis, RunRecord, RunStatus, StepCommit, StoreError, TranscriptEvent, now_millis,
-};
-use serde_json::Value;
+use roomkit_graph::{StepStatus, Workflow, WorkflowEngine};
+use roomkit_graph_store::{Lease, Millis, RunRecord, RunStatus, StoreError, TranscriptEvent, now_millis};
 
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::Notify;
 use tracing::Instrument as _;
 
-use crate::emitted::{self, LiveEvent};
-use crate::{Inner, RunnerError, waiting_entry};
+use crate::commit::{self, Cause};
+use crate::{Inner, RunnerError};
 
 /// How driving a run ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -128,15 +121,14 @@ async fn keep_lease(inner: &Inner, run_id: &str, held: &Held) {
     }
 }
 
-/// A run just created by this runner: its record and its engine, so that
-/// driving it need not read them back.
+/// A run just set going by this runner (created, answered or woken): its
+/// record and its engine, so that driving it need not read them back.
 pub(crate) struct Started {
     pub(crate) record: RunRecord,
     pub(crate) engine: WorkflowEngine,
-    pub(crate) workflow: Workflow,
-    /// The attempt its current node runs at next, and when (a retry scheduled
-    /// by its first step).
-    pub(crate) pending: (u32, Option<Millis>),
+    /// When its current node's next attempt is due (a retry scheduled by the
+    /// step that started it).
+    pub(crate) retry_at: Option<Millis>,
 }
 
 async fn drive_steps(
@@ -145,42 +137,50 @@ async fn drive_steps(
     held: &Held,
     start: Option<Started>,
 ) -> Result<Ended, RunnerError> {
-    if let Some(Started { record, engine, workflow, pending }) = start {
-        return drive_from(inner, run_id, held, &record, engine, &workflow, pending).await;
+    if let Some(Started { record, engine, retry_at }) = start {
+        return drive_from(inner, run_id, held, &record, engine, retry_at).await;
     }
     let (record, state) = inner.store.load_run(run_id).await?;
     if record.status != RunStatus::Running {
         return Ok(Ended::Parked);
     }
     let workflow = inner.workflow(&record.org, &record.graph_id, record.graph_version).await?;
-    let engine = workflow.restore(state)?;
+    let mut engine = restored(&workflow, &record, state)?;
     // A run picked up after a restart may be between two attempts of a node.
-    let pending = match engine.current_node_id() {
+    let mut retry_at = None;
+    if let Some(node) = engine.current_node_id() {
         // Only the last event can be a pending retry.
-        Some(node) => {
-            pending_retry(&inner.store.transcript(run_id, record.last_seq.saturating_sub(1), 1).await?, node)
+        let last = inner.store.transcript(run_id, record.last_seq.saturating_sub(1), 1).await?;
+        if let Some((attempt, at)) = pending_retry(&last, node) {
+            engine.set_attempt(attempt);
+            retry_at = Some(at);
         }
-        None => (1, None),
-    };
-    drive_from(inner, run_id, held, &record, engine, &workflow, pending).await
+    }
+    drive_from(inner, run_id, held, &record, engine, retry_at).await
 }
 
-/// Drives the run from `record` and `engine`: the attempt of its current node
-/// to run (and when, for a retry scheduled before a restart) is `pending`.
+/// The engine of a stored run, its steps counted from where the run stands.
+pub(crate) fn restored(
+    workflow: &Workflow,
+    record: &RunRecord,
+    state: roomkit_graph::EngineState,
+) -> Result<WorkflowEngine, RunnerError> {
+    let mut engine = workflow.restore(state)?;
+    engine.set_steps_taken(record.steps);
+    Ok(engine)
+}
+
+/// Drives the run from `record` and `engine`, its next attempt due at
+/// `retry_at` (a retry scheduled before a restart), if set.
 async fn drive_from(
     inner: &Inner,
     run_id: &str,
     held: &Held,
     record: &RunRecord,
     mut engine: WorkflowEngine,
-    workflow: &Workflow,
-    pending: (u32, Option<Millis>),
+    retry_at: Option<Millis>,
 ) -> Result<Ended, RunnerError> {
-    let graph = workflow.graph();
     let mut version = record.version;
-    // Set when a timer woke the run: its delay node now runs instead of parking.
-    let mut timer_fired = record.wake_at.is_some();
-    let (mut attempt, retry_at) = pending;
     // A stop cuts the wait for a retry short: the run is let go, its retry
     // still scheduled, for whoever drives it next.
     if let Some(at) = retry_at
@@ -189,47 +189,33 @@ async fn drive_from(
         return Ok(Ended::LetGo);
     }
     while !inner.stopping.load(std::sync::atomic::Ordering::SeqCst) {
-        let node_id = engine.current_node_id().unwrap_or_default().to_owned();
-        let node = graph.node(&node_id);
-        let delay = node.and_then(delay_of);
-        if let (Some(delay), false) = (delay, std::mem::take(&mut timer_fired)) {
-            // Park on a durable timer: no task waits, the runner's timer loop wakes the run.
-            let wake_at = now_millis().saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
-            let mut park = commit(&engine, run_id, version, Vec::new(), RunStatus::Waiting, None, Vec::new());
-            park.entries.push(Entry::NodeWaiting {
-                node_id: node_id.clone(),
-                prompt: Some(format!("timer: waits {delay:?}")),
-                actions: Vec::new(),
-            });
-            park.wake_at = Some(wake_at);
-            park.lease = Some(held.for_commit());
-            return match inner.store.commit_step(park).await {
-                Ok(_) | Err(StoreError::Conflict { .. }) => Ok(Ended::LetGo),
-                Err(error) => Err(error.into()),
-            };
-        }
-        let (Attempted { commit, wait, .. }, next) =
-            attempt_node(&mut engine, node, run_id, version, attempt, &inner.live).await;
-        attempt = next;
+        let Some(outcome) = engine.step_outcome().await else {
+            return Ok(Ended::Parked);
+        };
+        let commit = commit::of_outcome(&outcome, &engine, Cause::Step, run_id, version, now_millis());
         let status = commit.status;
-        let failure = commit.error.clone();
-        let commit = StepCommit { lease: Some(held.for_commit()), ..commit };
+        let commit = roomkit_graph_store::StepCommit { lease: Some(held.for_commit()), ..commit };
         match inner.store.commit_step(commit).await {
             Ok((record, _)) => version = record.version,
             Err(StoreError::Conflict { detail, .. }) => {
-                tracing::debug!(node = %node_id, %detail, "another writer moved the run; letting go");
+                tracing::debug!(node = %outcome.node_id, %detail, "another writer moved the run; letting go");
                 return Ok(Ended::LetGo);
             }
             Err(error) => return Err(error.into()),
         }
-        match (status, failure) {
-            (RunStatus::Failed, Some(error)) => tracing::info!(node = %node_id, %error, "run failed"),
-            (RunStatus::Completed, _) => tracing::info!(node = %node_id, "run completed"),
-            (RunStatus::Waiting, _) => tracing::debug!(node = %node_id, "run waits for an answer"),
-            (_, _) if wait.is_some() => {
-                tracing::info!(node = %node_id, attempt, "node failed; retry scheduled")
+        let node = &outcome.node_id;
+        match &outcome.status {
+            StepStatus::Failed { error, retry_in: None } => tracing::info!(%node, %error, "run failed"),
+            StepStatus::Failed { error, retry_in: Some(_) } => {
+                tracing::info!(%node, %error, attempt = outcome.attempt, "node failed; retry scheduled")
             }
-            _ => tracing::debug!(node = %node_id, "step committed"),
+            StepStatus::Routed(failure) => {
+                tracing::info!(%node, error = %failure.message, "node failed; error route taken")
+            }
+            StepStatus::Waiting(_) => tracing::debug!(%node, "run waits for an answer"),
+            StepStatus::Sleeping(rest) => tracing::debug!(%node, ?rest, "run rests on a timer"),
+            StepStatus::Completed if status == RunStatus::Completed => tracing::info!(%node, "run completed"),
+            StepStatus::Completed => tracing::debug!(%node, "step committed"),
         }
         if status.is_final() {
             return Ok(Ended::Over);
@@ -237,7 +223,7 @@ async fn drive_from(
         if status != RunStatus::Running {
             return Ok(Ended::Parked);
         }
-        if let Some(wait) = wait
+        if let StepStatus::Failed { retry_in: Some(wait), .. } = outcome.status
             && !inner.unless_stopped(tokio::time::sleep(wait)).await
         {
             return Ok(Ended::LetGo);
@@ -246,203 +232,16 @@ async fn drive_from(
     Ok(Ended::LetGo)
 }
 
-/// Runs attempt `attempt` of the engine's current node as the node's policy
-/// says (its timeout; a failure the policy retries becomes a scheduled retry)
-/// and describes what to commit. Also gives the attempt the node runs at
-/// next: the following one after a scheduled retry, else 1.
-pub(crate) async fn attempt_node(
-    engine: &mut WorkflowEngine,
-    node: Option<&Node>,
-    run_id: &str,
-    version: u64,
-    attempt: u32,
-    live: &broadcast::Sender<LiveEvent>,
-) -> (Attempted, u32) {
-    let node_id = engine.current_node_id().unwrap_or_default().to_owned();
-    let no_config = serde_json::Map::new();
-    let config = node.map_or(&no_config, |n| &n.config);
-    let policy = match NodePolicy::read(config) {
-        Ok(policy) => policy,
-        Err(problem) => return (failed(engine, run_id, version, format!("node {node_id:?}: {problem}")), 1),
-    };
-    engine.set_attempt(attempt);
-    let mut attempted = step(engine, node, run_id, version, attempt, policy.timeout, live).await;
-    let commit = &mut attempted.commit;
-    if commit.status != RunStatus::Failed || !attempted.retryable || attempt >= policy.max_attempts {
-        return (attempted, 1);
-    }
-    // Not the end: schedule the next attempt instead.
-    let wait = policy.backoff(attempt + 1);
-    let retry_at = now_millis().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
-    commit.entries.pop();
-    commit.entries.push(Entry::RetryScheduled { node_id, attempt: attempt + 1, retry_at });
-    commit.status = RunStatus::Running;
-    commit.error = None;
-    attempted.wait = Some(wait);
-    (attempted, attempt + 1)
-}
-
-/// A step's commit, with whether its failure may be retried and how long to
-/// wait before the next attempt.
-pub(crate) struct Attempted {
-    pub(crate) commit: StepCommit,
-    retryable: bool,
-    pub(crate) wait: Option<Duration>,
-}
-
-/// Runs the engine's current node (attempt `attempt`, within `timeout`) and
-/// describes what to commit.
-async fn step(
-    engine: &mut WorkflowEngine,
-    node: Option<&Node>,
-    run_id: &str,
-    expected_version: u64,
-    attempt: u32,
-    timeout: Option<Duration>,
-    live: &broadcast::Sender<LiveEvent>,
-) -> Attempted {
-    let node_id = engine.current_node_id().unwrap_or_default().to_owned();
-    let node_type = node.map(|n| n.node_type.to_string()).unwrap_or_default();
-    let mut entries = vec![Entry::NodeStarted { node_id: node_id.clone(), node_type, attempt }];
-
-    let run = async {
-        let mut custom = Vec::new();
-        let mut failure = None;
-        let mut events = engine.stream_step(&[StreamMode::Custom]);
-        while let Some(event) = events.next().await {
-            match event {
-                Ok(event) => {
-                    let emitter = event.node_id.unwrap_or_else(|| node_id.clone());
-                    match emitted::entry(emitter.clone(), event.payload.clone()) {
-                        Some(entry) => custom.push(entry),
-                        // Nobody listening is fine: live events are not kept.
-                        None => drop(live.send(LiveEvent {
-                            run_id: run_id.to_owned(),
-                            node_id: emitter,
-                            payload: event.payload,
-                        })),
-                    }
-                }
-                Err(error) => failure = Some(error),
-            }
-        }
-        (custom, failure)
-    };
-    let outcome = match timeout {
-        Some(limit) => tokio::time::timeout(limit, run).await.map_err(|_| limit),
-        None => Ok(run.await),
-    };
-    let (failure, retryable, writes) = match outcome {
-        Ok((custom, failure)) => {
-            entries.extend(custom);
-            let retryable = failure.as_ref().is_some_and(|e| e.kind() == ErrorKind::Execution);
-            let writes = engine.last_writes().map(|(id, output)| (id.to_owned(), output.clone())).collect();
-            (failure.map(|e| e.to_string()), retryable, writes)
-        }
-        // Cut off mid-step: nothing of the attempt was stored.
-        Err(limit) => (Some(format!("node {node_id:?} timed out after {limit:?}")), true, Vec::new()),
-    };
-
-    let output = engine.context().output(&node_id).cloned().unwrap_or(Value::Null);
-    let status = match (failure, engine.status()) {
-        (Some(message), _) => {
-            entries.push(Entry::NodeFailed { node_id: node_id.clone(), attempt, error: message.clone() });
-            entries.push(Entry::RunFailed { error: message.clone() });
-            return Attempted {
-                commit: commit(
-                    engine,
-                    run_id,
-                    expected_version,
-                    writes,
-                    RunStatus::Failed,
-                    Some(message),
-                    entries,
-                ),
-                retryable,
-                wait: None,
-            };
-        }
-        (None, EngineStatus::Waiting) => {
-            let no_config = serde_json::Map::new();
-            let config = node.map_or(&no_config, |n| &n.config);
-            let max_bytes = engine.limits().output_bytes;
-            entries.push(waiting_entry(&node_id, config, engine.context(), max_bytes));
-            RunStatus::Waiting
-        }
-        (None, EngineStatus::Completed) => {
-            entries.push(Entry::NodeCompleted { node_id: node_id.clone(), output });
-            entries.push(Entry::RunCompleted);
-            RunStatus::Completed
-        }
-        (None, EngineStatus::Running) => {
-            entries.push(Entry::NodeCompleted { node_id: node_id.clone(), output });
-            RunStatus::Running
-        }
-    };
-    Attempted {
-        commit: commit(engine, run_id, expected_version, writes, status, None, entries),
-        retryable: false,
-        wait: None,
-    }
-}
-
-fn commit(
-    engine: &WorkflowEngine,
-    run_id: &str,
-    expected_version: u64,
-    writes: Vec<(String, Value)>,
-    status: RunStatus,
-    error: Option<String>,
-    entries: Vec<Entry>,
-) -> StepCommit {
-    StepCommit {
-        wake_at: None,
-        run_id: run_id.to_owned(),
-        expected_version,
-        writes,
-        current_node_id: engine.current_node_id().map(str::to_owned),
-        previous_node_id: engine.previous_node_id().map(str::to_owned),
-        status,
-        error,
-        entries,
-        lease: None,
-    }
-}
-
-/// A commit that fails the run without running its node (a malformed policy).
-fn failed(engine: &WorkflowEngine, run_id: &str, version: u64, message: String) -> Attempted {
-    let node_id = engine.current_node_id().unwrap_or_default().to_owned();
-    let entries = vec![
-        Entry::NodeFailed { node_id, attempt: 1, error: message.clone() },
-        Entry::RunFailed { error: message.clone() },
-    ];
-    Attempted {
-        commit: commit(engine, run_id, version, Vec::new(), RunStatus::Failed, Some(message), entries),
-        retryable: false,
-        wait: None,
-    }
-}
-
-/// How long a delay function node waits, if `node` is one with a readable,
-/// non-zero duration (an unreadable one runs, and fails with a clear error).
-fn delay_of(node: &Node) -> Option<Duration> {
-    if node.node_type != NodeType::Function
-        || node.config.get("action").and_then(Value::as_str) != Some("delay")
-    {
-        return None;
-    }
-    let duration = parse_duration(node.config.get("duration")?.as_str()?).ok()?;
-    (!duration.is_zero()).then_some(duration)
-}
-
 /// The attempt a run resumes `node` at, and when, from the end of its
 /// transcript: after a `retry_scheduled` for the node, that attempt at that time.
-fn pending_retry(events: &[TranscriptEvent], node: &str) -> (u32, Option<i64>) {
+fn pending_retry(events: &[TranscriptEvent], node: &str) -> Option<(u32, Millis)> {
     match events.last().map(|e| &e.entry) {
-        Some(Entry::RetryScheduled { node_id, attempt, retry_at }) if node_id == node => {
-            (*attempt, Some(*retry_at))
+        Some(roomkit_graph_store::Entry::RetryScheduled { node_id, attempt, retry_at })
+            if node_id == node =>
+        {
+            Some((*attempt, *retry_at))
         }
-        _ => (1, None),
+        _ => None,
     }
 }
 

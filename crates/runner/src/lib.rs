@@ -70,9 +70,10 @@
 //! ([`Runner::with_graph_cache`]).
 
 mod cache;
+mod commit;
 mod drive;
-mod emitted;
 mod error;
+mod live;
 mod worker;
 
 use std::collections::HashMap;
@@ -81,9 +82,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use roomkit_graph::{
-    Context, Graph, Handlers, Limits, NoWaitClock, RunStatus as EngineStatus, Template, Workflow,
-};
+use roomkit_graph::{EngineError, Graph, Handlers, Limits, Signal, StepStatus, Workflow};
 use roomkit_graph_store::{
     DEFAULT_ORG, Entry, Lease, Millis, NewRun, RunFilter, RunKey, RunRecord, RunStatus, StepCommit, Store,
     StoreError, StoredGraph, now_millis,
@@ -93,8 +92,9 @@ use tokio::sync::{Notify, broadcast, watch};
 use tokio_util::task::TaskTracker;
 
 pub use cache::DEFAULT_GRAPH_CACHE;
-pub use emitted::LiveEvent;
+use commit::Cause;
 pub use error::RunnerError;
+pub use live::LiveEvent;
 pub use worker::{DEFAULT_HEARTBEAT, RegisterError};
 
 /// Runs stored graphs durably. Cheap to clone; clones share their tasks.
@@ -161,7 +161,19 @@ struct Inner {
     lease_ms: AtomicU64,
     /// What runs may store, and what graphs may be.
     limits: Mutex<Arc<Limits>>,
+    /// The step limit of runs whose graph sets none.
+    max_steps: AtomicU64,
+    /// The most steps any run may take, whatever its graph says.
+    step_ceiling: AtomicU64,
 }
+
+/// The step limit of a run whose graph sets none, unless
+/// [`Runner::with_max_steps`] says otherwise.
+pub const DEFAULT_MAX_STEPS: u64 = 10_000;
+
+/// The most steps any run may take, unless [`Runner::with_step_ceiling`]
+/// says otherwise.
+pub const DEFAULT_STEP_CEILING: u64 = 1_000_000;
 
 /// How long a lease lasts unless [`Runner::with_lease`] says otherwise.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
@@ -204,6 +216,8 @@ impl Runner {
                 worker,
                 lease_ms: AtomicU64::new(millis(DEFAULT_LEASE)),
                 limits: Mutex::new(Arc::new(Limits::default())),
+                max_steps: AtomicU64::new(DEFAULT_MAX_STEPS),
+                step_ceiling: AtomicU64::new(DEFAULT_STEP_CEILING),
             }),
         }
     }
@@ -253,6 +267,44 @@ impl Runner {
         // Graphs compiled before keep the limits they were compiled with.
         lock(&self.inner.workflows).clear();
         self
+    }
+
+    /// Sets the step limit of runs whose graph sets no `max_steps`
+    /// ([`DEFAULT_MAX_STEPS`] unless set; at least 1): a run that has executed
+    /// that many steps fails with the error kind `step_limit` before its next
+    /// one. Every step of a run counts, across answers, timers and restarts.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = roomkit_graph_sqlite::SqliteStore::open(dir.path().join("runs.db"))?;
+    /// let runner = roomkit_graph_runner::Runner::new(store, roomkit_graph::Handlers::builtin())
+    ///     .with_max_steps(500)
+    ///     .with_step_ceiling(2_000);
+    /// assert_eq!((runner.max_steps(), runner.step_ceiling()), (500, 2_000));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_max_steps(self, max_steps: u64) -> Self {
+        self.inner.max_steps.store(max_steps.max(1), Ordering::SeqCst);
+        lock(&self.inner.workflows).clear();
+        self
+    }
+
+    /// Caps the step limit of every run, a graph's own `max_steps` included
+    /// ([`DEFAULT_STEP_CEILING`] unless set; at least 1).
+    pub fn with_step_ceiling(self, ceiling: u64) -> Self {
+        self.inner.step_ceiling.store(ceiling.max(1), Ordering::SeqCst);
+        lock(&self.inner.workflows).clear();
+        self
+    }
+
+    /// The step limit of runs whose graph sets none.
+    pub fn max_steps(&self) -> u64 {
+        self.inner.max_steps.load(Ordering::SeqCst)
+    }
+
+    /// The most steps any run may take.
+    pub fn step_ceiling(&self) -> u64 {
+        self.inner.step_ceiling.load(Ordering::SeqCst)
     }
 
     /// The limits of the runs this runner drives.
@@ -326,28 +378,43 @@ impl Runner {
         });
     }
 
-    /// Wakes every run whose timer is due: it goes back to running and is driven on.
+    /// Wakes every run whose timer is due: the node it rested on completes,
+    /// the run follows its edges and is driven on.
     async fn fire_due_timers(&self) -> Result<(), RunnerError> {
         let due =
             RunFilter { status: Some(RunStatus::Waiting), due_by: Some(now_millis()), ..Default::default() };
         for run in self.inner.store.list_runs(&due).await? {
-            // wake_at is kept, so the driver knows the timer fired; the lease is
-            // taken in the same commit.
-            let wake = StepCommit {
-                wake_at: run.wake_at,
-                lease: Some(self.inner.new_lease()),
-                ..status_change(&run, RunStatus::Running, Vec::new())
-            };
-            match self.inner.store.commit_step(wake).await {
-                Ok((woken, _)) => {
-                    self.spawn(&woken);
-                }
-                // Another process woke it first.
-                Err(StoreError::Conflict { .. }) => {}
-                Err(error) => return Err(error.into()),
+            if let Err(error) = self.wake(&run.run_id).await {
+                tracing::warn!(run_id = %run.run_id, %error, "waking the run on its timer failed");
             }
         }
         Ok(())
+    }
+
+    /// Wakes `run_id`, due on its timer, in one commit that takes its lease,
+    /// and drives it on. Another process waking it first is fine.
+    async fn wake(&self, run_id: &str) -> Result<(), RunnerError> {
+        let (record, state) = self.inner.store.load_run(run_id).await?;
+        if record.status != RunStatus::Waiting || record.wake_at.is_none() {
+            return Ok(());
+        }
+        let workflow = self.inner.workflow(&record.org, &record.graph_id, record.graph_version).await?;
+        let mut engine = drive::restored(&workflow, &record, state)?;
+        let outcome = engine.wake()?;
+        let commit = commit::of_outcome(&outcome, &engine, Cause::Wake, run_id, record.version, now_millis());
+        let wake = StepCommit { lease: Some(self.inner.new_lease()), ..commit };
+        match self.inner.store.commit_step(wake).await {
+            Ok((woken, _)) => {
+                self.spawn_from(
+                    &woken,
+                    Some(drive::Started { record: woken.clone(), engine, retry_at: None }),
+                );
+                Ok(())
+            }
+            // Another process woke it first.
+            Err(StoreError::Conflict { .. }) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// The events of this runner's runs that are sent live and never kept:
@@ -407,11 +474,21 @@ impl Runner {
         engine.start(trigger.clone())?;
         let state = engine.to_state();
         // The start node runs now; its step is committed with the run's creation.
-        let node = engine.current_node_id().and_then(|id| workflow.graph().node(id));
-        let (attempted, next) =
-            drive::attempt_node(&mut engine, node, &state.run_id, 1, 1, &self.inner.live).await;
+        let now = now_millis();
+        let first = match engine.step_outcome().await {
+            Some(outcome) => {
+                let retry_at = match outcome.status {
+                    StepStatus::Failed { retry_in: Some(wait), .. } => {
+                        Some(now.saturating_add(millis_i64(wait)))
+                    }
+                    _ => None,
+                };
+                Some((commit::of_outcome(&outcome, &engine, Cause::Step, &state.run_id, 1, now), retry_at))
+            }
+            None => None,
+        };
+        let retry_at = first.as_ref().and_then(|(_, at)| *at);
         let lease = self.inner.new_lease();
-        let retry_at = attempted.wait.map(|wait| now_millis().saturating_add(millis_i64(wait)));
         let record = self
             .inner
             .store
@@ -423,10 +500,10 @@ impl Runner {
                 state,
                 key,
                 lease: Some(lease.clone()),
-                first_step: Some(StepCommit { lease: Some(lease), ..attempted.commit }),
+                first_step: first.map(|(commit, _)| StepCommit { lease: Some(lease), ..commit }),
             })
             .await?;
-        let start = drive::Started { record: record.clone(), engine, workflow, pending: (next, retry_at) };
+        let start = drive::Started { record: record.clone(), engine, retry_at };
         self.spawn_from(&record, Some(start));
         Ok(record)
     }
@@ -444,7 +521,8 @@ impl Runner {
     ) -> Result<RunRecord, RunnerError> {
         self.ensure_timers();
         let (record, state) = self.inner.store.load_run(run_id).await?;
-        if record.status != RunStatus::Waiting || record.current_node_id.as_deref() != Some(node_id) {
+        let waits_on_it = record.current_node_id.as_deref() == Some(node_id) || !record.pending.is_empty();
+        if record.status != RunStatus::Waiting || !waits_on_it {
             return Err(RunnerError::NotWaiting {
                 run_id: run_id.to_owned(),
                 node_id: node_id.to_owned(),
@@ -452,7 +530,6 @@ impl Runner {
                 current: record.current_node_id,
             });
         }
-        let workflow = self.inner.workflow(&record.org, &record.graph_id, record.graph_version).await?;
         let refuse = |reason: String| RunnerError::InvalidAnswer {
             run_id: run_id.to_owned(),
             node_id: node_id.to_owned(),
@@ -461,39 +538,24 @@ impl Runner {
         if record.wake_at.is_some() {
             return Err(refuse("the node waits on a timer, not for an answer".to_owned()));
         }
-        if let Some(node) = workflow.graph().node(node_id) {
-            check_answer(&node.config, &data).map_err(refuse)?;
-        }
-        let mut engine = workflow.restore(state)?;
-        engine.resume(node_id, data.clone()).map_err(|error| refuse(error.to_string()))?;
-        let mut entries =
-            vec![Entry::AnswerReceived { node_id: node_id.to_owned(), by: by.map(str::to_owned), data }];
-        let status = match engine.status() {
-            EngineStatus::Completed => {
-                entries.push(Entry::RunCompleted);
-                RunStatus::Completed
+        let workflow = self.inner.workflow(&record.org, &record.graph_id, record.graph_version).await?;
+        let mut engine = drive::restored(&workflow, &record, state)?;
+        let outcome = engine.answer(node_id, data.clone()).map_err(|error| match error {
+            EngineError::AnswerRefused { reason, .. } | EngineError::InvalidArgument(reason) => {
+                refuse(reason)
             }
-            EngineStatus::Waiting => RunStatus::Waiting,
-            EngineStatus::Running => RunStatus::Running,
-        };
-        let (record, _) = self
-            .inner
-            .store
-            .commit_step(StepCommit {
-                wake_at: None,
-                run_id: run_id.to_owned(),
-                expected_version: record.version,
-                writes: engine.last_writes().map(|(id, output)| (id.to_owned(), output.clone())).collect(),
-                current_node_id: engine.current_node_id().map(str::to_owned),
-                previous_node_id: engine.previous_node_id().map(str::to_owned),
-                status,
-                error: None,
-                entries,
-                // Set going again, the run is this runner's to drive.
-                lease: Some(self.inner.new_lease()),
-            })
-            .await?;
-        let start = drive::Started { record: record.clone(), engine, workflow, pending: (1, None) };
+            other => RunnerError::Engine(other),
+        })?;
+        if let StepStatus::Failed { error, .. } = outcome.status {
+            // No edge takes the answer: nothing is kept.
+            return Err(refuse(error.to_string()));
+        }
+        let cause = Cause::Answer { by, data: &data };
+        let commit = commit::of_outcome(&outcome, &engine, cause, run_id, record.version, now_millis());
+        // Set going again, the run is this runner's to drive.
+        let commit = StepCommit { lease: Some(self.inner.new_lease()), ..commit };
+        let (record, _) = self.inner.store.commit_step(commit).await?;
+        let start = drive::Started { record: record.clone(), engine, retry_at: None };
         self.spawn_from(&record, Some(start));
         Ok(record)
     }
@@ -510,7 +572,7 @@ impl Runner {
                 return Err(RunnerError::Finished { run_id: run_id.to_owned(), status: record.status });
             }
             let entries = vec![Entry::RunCancelled { reason: reason.map(str::to_owned) }];
-            let commit = status_change(&record, RunStatus::Cancelled, entries);
+            let commit = commit::status_change(&record, RunStatus::Cancelled, entries);
             match self.inner.store.commit_step(commit).await {
                 Ok((record, _)) => {
                     if let Some(cancelled) = lock(&self.inner.active).get(run_id) {
@@ -790,78 +852,26 @@ impl Inner {
     /// Compiles a stored graph version and keeps it for later runs.
     fn compile(&self, stored: StoredGraph) -> Workflow {
         let key = (stored.org, stored.graph.id.clone(), stored.version);
-        // Delays wait on durable timers (see `drive`), never in a task.
         let limits = Limits::clone(&lock(&self.limits));
-        let workflow =
-            Workflow::new(stored.graph, self.handlers.clone()).with_clock(NoWaitClock).with_limits(limits);
+        let live = self.live.clone();
+        // Sleeps and retry waits are kept durably (see `drive`), never waited in a task.
+        let workflow = Workflow::new(stored.graph, self.handlers.clone())
+            .parking()
+            .with_limits(limits)
+            .with_max_steps(self.max_steps.load(Ordering::SeqCst))
+            .with_step_ceiling(self.step_ceiling.load(Ordering::SeqCst))
+            .with_live(move |run_id, node_id, signal| {
+                if let Signal::Token { .. } = signal {
+                    // Nobody listening is fine: live events are not kept.
+                    let payload = signal.to_value();
+                    let _ = live.send(LiveEvent {
+                        run_id: run_id.to_owned(),
+                        node_id: node_id.to_owned(),
+                        payload,
+                    });
+                }
+            });
         lock(&self.workflows).insert(key, workflow.clone());
         workflow
-    }
-}
-
-/// Checks an answer against what a waiting node declares: an object, whose
-/// `action` is one of the node's `actions` when it declares some.
-fn check_answer(config: &serde_json::Map<String, Value>, data: &Value) -> Result<(), String> {
-    let Some(answer) = data.as_object() else {
-        return Err(format!("an answer is a JSON object, not {data}"));
-    };
-    let actions: Vec<&str> = config
-        .get("actions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    if actions.is_empty() {
-        return Ok(());
-    }
-    match answer.get("action").and_then(Value::as_str) {
-        Some(action) if actions.contains(&action) => Ok(()),
-        Some(action) => Err(format!("action {action:?} is not one of {}", actions.join(", "))),
-        None => Err(format!("the answer needs an \"action\": one of {}", actions.join(", "))),
-    }
-}
-
-/// A commit that moves `run` to `status` where it stands, running no node.
-fn status_change(run: &RunRecord, status: RunStatus, entries: Vec<Entry>) -> StepCommit {
-    StepCommit {
-        run_id: run.run_id.clone(),
-        expected_version: run.version,
-        writes: Vec::new(),
-        current_node_id: run.current_node_id.clone(),
-        previous_node_id: run.previous_node_id.clone(),
-        status,
-        error: None,
-        entries,
-        wake_at: None,
-        lease: None,
-    }
-}
-
-/// The transcript entry of a node that waits: what it asks (its `prompt`
-/// rendered from the run's context, within `max_bytes`; as written if it does
-/// not render or would be longer) and which actions it offers.
-fn waiting_entry(
-    node_id: &str,
-    config: &serde_json::Map<String, Value>,
-    context: &Context,
-    max_bytes: usize,
-) -> Entry {
-    let prompt = config.get("prompt").and_then(Value::as_str).map(|prompt| {
-        Template::parse(prompt)
-            .and_then(|t| t.render_within(context, max_bytes))
-            .unwrap_or_else(|_| prompt.to_owned())
-    });
-    Entry::NodeWaiting {
-        node_id: node_id.to_owned(),
-        prompt,
-        actions: config
-            .get("actions")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
     }
 }

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 
 use async_trait::async_trait;
 use roomkit_graph::{
-    Condition, Edge, Graph, HandlerError, Handlers, Node, NodeHandler, NodeResult, Scope, Trigger,
+    Condition, Edge, Graph, HandlerError, Handlers, Node, NodeHandler, NodeResult, Scope, Signal, Trigger,
 };
 use roomkit_graph_runner::{Runner, RunnerError};
 use roomkit_graph_sqlite::SqliteStore;
@@ -313,7 +313,7 @@ async fn a_cancelled_run_drops_its_step_in_progress_at_once() {
     runner.shutdown().await;
 }
 
-/// Emits what agents and notifications emit: tokens, a finished reply, a
+/// Sends what agents and notifications send: tokens, a finished reply, a
 /// notification sent, and a payload of its own.
 struct Talker;
 
@@ -321,10 +321,11 @@ struct Talker;
 impl NodeHandler for Talker {
     async fn execute(&self, _node: &Node, scope: &Scope<'_>) -> Result<NodeResult, HandlerError> {
         for token in ["Hel", "lo"] {
-            scope.emit(json!({"type": "token", "agent": "writer", "text": token}));
+            scope.signal(Signal::Token { agent: "writer".into(), text: token.into() });
         }
-        scope.emit(json!({"type": "agent_message", "agent": "writer", "text": "Hello", "usage": {"output_tokens": 2}}));
-        scope.emit(json!({"type": "notification_sent", "channel": "slack", "text": "Hello sent"}));
+        let usage = Some(json!({"output_tokens": 2}));
+        scope.signal(Signal::AgentMessage { agent: "writer".into(), text: "Hello".into(), usage });
+        scope.signal(Signal::NotificationSent { channel: "slack".into(), text: "Hello sent".into() });
         scope.emit(json!({"kind": "progress", "done": 1}));
         Ok(NodeResult::completed(json!({"text": "Hello"})))
     }

@@ -38,6 +38,7 @@ async fn a_run_holding_data_deeper_than_the_limits_reads_back_and_completes() {
         previous_node_id: Some("start".to_owned()),
         waiting: true,
         run_id: "0193deep-0000-7000-8000-000000000001".to_owned(),
+        pending: Vec::new(),
     };
     // Stored as the store's own API takes it, as an earlier version did.
     let created = runner
@@ -53,7 +54,7 @@ async fn a_run_holding_data_deeper_than_the_limits_reads_back_and_completes() {
             first_step: Some(StepCommit {
                 run_id: state.run_id.clone(),
                 expected_version: 1,
-                writes: vec![("start".to_owned(), json!({"input": trigger}))],
+                writes: vec![("start".to_owned(), json!({"output": {"input": trigger}}))],
                 current_node_id: Some("review".to_owned()),
                 previous_node_id: Some("start".to_owned()),
                 status: RunStatus::Waiting,
@@ -68,6 +69,8 @@ async fn a_run_holding_data_deeper_than_the_limits_reads_back_and_completes() {
                 ],
                 wake_at: None,
                 lease: None,
+                steps: 0,
+                pending: Vec::new(),
             }),
         })
         .await

@@ -72,6 +72,7 @@ async fn held_run(store: &dyn Store, run_id: &str, owner: &str) {
         previous_node_id: Some("start".into()),
         waiting: false,
         run_id: run_id.into(),
+        pending: Vec::new(),
     };
     let lease = Lease::new(owner, now_millis(), 60_000);
     let run = NewRun {

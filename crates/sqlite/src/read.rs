@@ -5,7 +5,7 @@
 use roomkit_graph::{EngineState, Graph};
 use roomkit_graph_store::{
     Entry, FilterValue, RunFilter, RunRecord, RunStatus, StoreError, StoredGraph, TokenRecord,
-    TranscriptEvent, read_stored,
+    TranscriptEvent, read_pending, read_stored,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -15,7 +15,8 @@ use crate::error::{DbError, sql_int, stored_count};
 
 /// The columns [`run_from_row`] reads, in its order.
 pub(crate) const RUN_COLUMNS: &str = "run_id, graph_id, graph_version, status, current_node_id, \
-     previous_node_id, error, version, last_seq, created_at, updated_at, wake_at, org, owner, lease_until";
+     previous_node_id, error, version, last_seq, created_at, updated_at, wake_at, org, owner, lease_until, \
+     steps, pending";
 
 /// A stored graph of `org`: the given version, or the latest.
 pub(crate) fn graph(
@@ -296,6 +297,8 @@ struct RunRow {
     org: String,
     owner: Option<String>,
     lease_until: Option<i64>,
+    steps: i64,
+    pending: Option<String>,
 }
 
 impl RunRow {
@@ -317,6 +320,8 @@ impl RunRow {
             org: row.get(12)?,
             owner: row.get(13)?,
             lease_until: row.get(14)?,
+            steps: row.get(15)?,
+            pending: row.get(16)?,
         })
     }
 
@@ -328,6 +333,8 @@ impl RunRow {
             graph_version: stored_count(self.graph_version, "graph version")?,
             version: stored_count(self.version, "run version")?,
             last_seq: stored_count(self.last_seq, "sequence number")?,
+            steps: stored_count(self.steps, "step count")?,
+            pending: read_pending(&self.run_id, self.pending.as_deref())?,
             run_id: self.run_id,
             org: self.org,
             graph_id: self.graph_id,

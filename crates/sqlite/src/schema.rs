@@ -21,9 +21,9 @@ pub const APPLICATION_ID: i32 = 0x524B_4752;
 /// version is refused as foreign rather than misread.
 ///
 /// ```
-/// assert_eq!(roomkit_graph_sqlite::SCHEMA_VERSION, 6);
+/// assert_eq!(roomkit_graph_sqlite::SCHEMA_VERSION, 7);
 /// ```
-pub const SCHEMA_VERSION: i32 = 6;
+pub const SCHEMA_VERSION: i32 = 7;
 
 /// The tables of this schema version. JSON is stored as TEXT; times are
 /// milliseconds since the Unix epoch.
@@ -40,6 +40,10 @@ pub const SCHEMA_VERSION: i32 = 6;
 ///
 /// `run_key` is the key a run holds (see `RunKey`), `key_hash` the hash of
 /// the request it was asked with and `key_expires_at` when the run lets it go.
+///
+/// `steps` counts the steps a run has executed; `pending` holds the children
+/// of the parallel node a waiting run waits on that still wait, as a JSON
+/// array of node ids in node order (null when there are none).
 const SCHEMA: &str = "
 CREATE TABLE graphs (
     org        TEXT    NOT NULL,
@@ -70,6 +74,8 @@ CREATE TABLE runs (
     lease_until      INTEGER,
     key_hash         TEXT,
     key_expires_at   INTEGER,
+    steps            INTEGER NOT NULL DEFAULT 0,
+    pending          TEXT,
     FOREIGN KEY (org, graph_id, graph_version) REFERENCES graphs (org, graph_id, version)
 );
 CREATE INDEX runs_by_graph ON runs (org, graph_id, created_at);
@@ -225,10 +231,24 @@ ALTER TABLE runs ADD COLUMN key_hash TEXT;
 ALTER TABLE runs ADD COLUMN key_expires_at INTEGER;
 ";
 
+/// From schema version 6 to 7: runs get their step count (`steps`) and the
+/// children of a parallel node they wait on (`pending`). The runs already
+/// stored count no steps and wait on no children.
+const MIGRATE_6_TO_7: &str = "
+ALTER TABLE runs ADD COLUMN steps INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN pending TEXT;
+";
+
 /// The migrations, by the schema version they start from: a file is migrated
 /// one version at a time up to [`SCHEMA_VERSION`].
-const MIGRATIONS: [(i32, &str); 5] =
-    [(1, MIGRATE_1_TO_2), (2, MIGRATE_2_TO_3), (3, MIGRATE_3_TO_4), (4, MIGRATE_4_TO_5), (5, MIGRATE_5_TO_6)];
+const MIGRATIONS: [(i32, &str); 6] = [
+    (1, MIGRATE_1_TO_2),
+    (2, MIGRATE_2_TO_3),
+    (3, MIGRATE_3_TO_4),
+    (4, MIGRATE_4_TO_5),
+    (5, MIGRATE_5_TO_6),
+    (6, MIGRATE_6_TO_7),
+];
 
 /// Opens the connection that writes: checks the file is ours (or empty, and
 /// then creates the schema), switches it to WAL and sets the pragmas.

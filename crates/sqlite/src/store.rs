@@ -92,6 +92,7 @@ impl SqliteStore {
     ///     previous_node_id: None,
     ///     waiting: false,
     ///     run_id: "run-1".into(),
+    ///     pending: vec![],
     /// };
     /// let run = store
     ///     .create_run(NewRun {
@@ -110,13 +111,14 @@ impl SqliteStore {
     ///         wake_at: None,
     ///         run_id: run.run_id,
     ///         expected_version: run.version,
-    ///         writes: vec![("start".into(), json!({"ok": true}))],
+    ///         writes: vec![("start".into(), json!({"output": {"ok": true}}))],
     ///         current_node_id: None,
     ///         previous_node_id: Some("start".into()),
     ///         status: RunStatus::Completed,
     ///         error: None,
     ///         entries: vec![Entry::RunCompleted],
     ///         lease: None,
+    ///         steps: 0, pending: Vec::new(),
     ///     })
     ///     .await?;
     /// assert_eq!((run.version, run.last_seq), (2, 2));
@@ -262,7 +264,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_run(&self, run: NewRun) -> Result<RunRecord, StoreError> {
-        self.write(|reply| Request::CreateRun { run, reply }).await
+        self.write(|reply| Request::CreateRun { run: Box::new(run), reply }).await
     }
 
     async fn commit_step(&self, commit: StepCommit) -> Result<(RunRecord, Vec<TranscriptEvent>), StoreError> {

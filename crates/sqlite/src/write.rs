@@ -6,7 +6,7 @@
 use roomkit_graph::Graph;
 use roomkit_graph_store::{
     HeldKey, Lease, Millis, NewRun, RunKey, RunRecord, StepCommit, StoreError, StoredGraph, TokenRecord,
-    TranscriptEvent, now_millis,
+    TranscriptEvent, now_millis, pending_text,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -104,8 +104,8 @@ pub(crate) fn create_run(
     conn.prepare_cached(
         "INSERT INTO runs (run_id, org, graph_id, graph_version, status, current_node_id, \
          previous_node_id, error, version, last_seq, created_at, updated_at, run_key, owner, lease_until, \
-         key_hash, key_expires_at) \
-         VALUES (?1, ?9, ?2, ?3, ?4, ?5, ?6, NULL, 1, 1, ?7, ?7, ?8, ?10, ?11, ?12, ?13)",
+         key_hash, key_expires_at, steps, pending) \
+         VALUES (?1, ?9, ?2, ?3, ?4, ?5, ?6, NULL, 1, 1, ?7, ?7, ?8, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?
     .execute(params![
         record.run_id,
@@ -121,6 +121,8 @@ pub(crate) fn create_run(
         record.lease_until,
         run.key.as_ref().and_then(|key| key.request_hash.as_ref()),
         run.key.as_ref().and_then(|key| key.expires_at),
+        sql_int(record.steps),
+        pending_text(&record.pending),
     ])?;
     let started = run.started_event(now);
     // The context the run starts with is kept on its first event.
@@ -179,15 +181,17 @@ pub(crate) fn commit_step(
     let last_seq = events.last().map_or(before.last_seq, |event| event.seq);
     let (status_before, wake_before) = (before.status, before.wake_at);
     let lease_before = (before.owner.clone(), before.lease_until);
+    let pending_changed = commit.pending != before.pending;
     let after = commit.applied_to(before, last_seq, now);
     let status_changed = after.status != status_before;
     let wake_changed = after.wake_at != wake_before;
     let lease_changed = (&after.owner, after.lease_until) != (&lease_before.0, lease_before.1);
     // Columns with an index (status, wake_at, lease_until) are set only when
-    // they change, so a step does not rewrite their index pages.
+    // they change, so a step does not rewrite their index pages; `pending`
+    // too, which most steps leave as it was (empty), so no JSON is written.
     let mut sql = String::from(
         "UPDATE runs SET current_node_id = ?2, previous_node_id = ?3, error = ?4, version = ?5, \
-         last_seq = ?6, updated_at = ?7",
+         last_seq = ?6, updated_at = ?7, steps = ?12",
     );
     if status_changed {
         sql.push_str(", status = ?8");
@@ -197,6 +201,9 @@ pub(crate) fn commit_step(
     }
     if lease_changed {
         sql.push_str(", owner = ?10, lease_until = ?11");
+    }
+    if pending_changed {
+        sql.push_str(", pending = ?13");
     }
     sql.push_str(" WHERE run_id = ?1");
     let mut update = conn.prepare_cached(&sql)?;
@@ -208,6 +215,7 @@ pub(crate) fn commit_step(
         (5, SqlValue::Integer(sql_int(after.version))),
         (6, SqlValue::Integer(sql_int(after.last_seq))),
         (7, SqlValue::Integer(now)),
+        (12, SqlValue::Integer(sql_int(after.steps))),
     ];
     if status_changed {
         bind.push((8, SqlValue::Text(after.status.as_str().to_owned())));
@@ -218,6 +226,9 @@ pub(crate) fn commit_step(
     if lease_changed {
         bind.push((10, after.owner.clone().map_or(SqlValue::Null, SqlValue::Text)));
         bind.push((11, after.lease_until.map_or(SqlValue::Null, SqlValue::Integer)));
+    }
+    if pending_changed {
+        bind.push((13, pending_text(&after.pending).map_or(SqlValue::Null, SqlValue::Text)));
     }
     for (index, value) in bind {
         update.raw_bind_parameter(index, value)?;

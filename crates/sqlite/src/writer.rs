@@ -43,8 +43,9 @@ pub(crate) enum Request {
     /// A write that appends no transcript event and answers nothing but its
     /// success (a token, a secret).
     Change { change: Change, reply: Reply<()> },
-    /// [`write::create_run`].
-    CreateRun { run: NewRun, reply: Reply<RunRecord> },
+    /// [`write::create_run`] (boxed: a run with its first step is by far
+    /// the largest request).
+    CreateRun { run: Box<NewRun>, reply: Reply<RunRecord> },
     /// [`write::commit_step`].
     CommitStep { commit: StepCommit, reply: Reply<(RunRecord, Vec<TranscriptEvent>)> },
     /// [`write::claim_run`].
@@ -306,13 +307,15 @@ mod tests {
             wake_at: None,
             run_id: run_id.into(),
             expected_version,
-            writes: vec![(node.into(), json!(node))],
+            writes: vec![(node.into(), json!({ "output": node }))],
             current_node_id: Some(node.into()),
             previous_node_id: None,
             status: RunStatus::Running,
             error: None,
             entries: vec![Entry::NodeCompleted { node_id: node.into(), output: json!(node) }],
             lease: None,
+            steps: 0,
+            pending: Vec::new(),
         }
     }
 
@@ -336,6 +339,7 @@ mod tests {
             previous_node_id: None,
             waiting: false,
             run_id: "r".into(),
+            pending: Vec::new(),
         };
         let group = vec![
             Request::SaveGraph {
@@ -344,7 +348,7 @@ mod tests {
                 reply: graph_reply,
             },
             Request::CreateRun {
-                run: NewRun {
+                run: Box::new(NewRun {
                     org: "default".into(),
                     graph_id: "g".into(),
                     graph_version: 1,
@@ -353,7 +357,7 @@ mod tests {
                     key: None,
                     first_step: None,
                     lease: None,
-                },
+                }),
                 reply: run_reply,
             },
             Request::CommitStep { commit: step("r", 1, "a"), reply: first_reply },

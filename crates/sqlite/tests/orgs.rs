@@ -323,7 +323,7 @@ async fn a_file_of_schema_version_2_is_migrated_with_everything_in_it() {
     let keys = |state: &roomkit_graph::EngineState| state.context.keys().cloned().collect::<Vec<_>>();
     assert_eq!(keys(&state), ["start", "zeta", "alpha"]);
     let mut next = common::step("r1", 3, "beta", json!(3), vec![common::completed("beta", json!(3))]);
-    next.writes.push(("zeta".into(), json!(4)));
+    next.writes.push(("zeta".into(), json!({"output": 4})));
     store.commit_step(next).await.unwrap();
     let (_, state) = store.load_run("r1").await.unwrap();
     assert_eq!(keys(&state), ["start", "zeta", "alpha", "beta"]);
@@ -410,7 +410,7 @@ async fn a_file_of_schema_version_4_keeps_each_runs_context_in_order_in_its_tran
     // Later commits write after the migrated context: new entries go last,
     // an overwritten one keeps its place.
     let mut next = common::step("r1", 4, "beta", json!(3), vec![common::completed("beta", json!(3))]);
-    next.writes.push(("zeta".into(), json!(4)));
+    next.writes.push(("zeta".into(), json!({"output": 4})));
     store.commit_step(next).await.unwrap();
     let (_, state) = store.load_run("r1").await.unwrap();
     assert_eq!(keys(&state), ["start", "zeta", "alpha", "beta"]);
@@ -442,4 +442,81 @@ async fn a_file_of_schema_version_4_with_outputs_of_a_run_without_transcript_is_
     assert_eq!((version, outputs), (4, 3), "nothing migrated, nothing lost");
     drop(conn);
     assert_eq!(std::fs::read(&path).unwrap().len(), before.len());
+}
+
+/// The tables of schema version 6, as that version created them.
+const SCHEMA_6: &str = "
+CREATE TABLE graphs (org TEXT NOT NULL, graph_id TEXT NOT NULL, version INTEGER NOT NULL,
+    graph_json TEXT NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (org, graph_id, version)) WITHOUT ROWID;
+CREATE TABLE runs (run_id TEXT NOT NULL PRIMARY KEY, org TEXT NOT NULL, graph_id TEXT NOT NULL,
+    graph_version INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'waiting', 'completed', 'failed', 'cancelled')),
+    current_node_id TEXT, previous_node_id TEXT, error TEXT, version INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL, wake_at INTEGER, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+    run_key TEXT, owner TEXT, lease_until INTEGER, key_hash TEXT, key_expires_at INTEGER,
+    FOREIGN KEY (org, graph_id, graph_version) REFERENCES graphs (org, graph_id, version));
+CREATE INDEX runs_by_graph ON runs (org, graph_id, created_at);
+CREATE INDEX runs_by_org ON runs (org, created_at);
+CREATE INDEX runs_by_status ON runs (status, created_at);
+CREATE INDEX runs_by_wake ON runs (wake_at) WHERE wake_at IS NOT NULL;
+CREATE INDEX runs_by_created ON runs (created_at);
+CREATE UNIQUE INDEX runs_by_key ON runs (run_key) WHERE run_key IS NOT NULL;
+CREATE INDEX runs_by_lease ON runs (status, lease_until);
+CREATE TABLE transcript (run_id TEXT NOT NULL REFERENCES runs (run_id), seq INTEGER NOT NULL,
+    at INTEGER NOT NULL, entry_json TEXT NOT NULL, writes_json TEXT, PRIMARY KEY (run_id, seq)) WITHOUT ROWID;
+CREATE TABLE tokens (token_hash TEXT NOT NULL PRIMARY KEY, org TEXT NOT NULL, label TEXT,
+    created_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE secrets (org TEXT NOT NULL, graph_id TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+    updated_at INTEGER NOT NULL, PRIMARY KEY (org, graph_id, name)) WITHOUT ROWID;
+PRAGMA application_id = 1380665170;
+PRAGMA user_version = 6;
+";
+
+/// A file of schema version 6 gains each run's step count (none counted yet)
+/// and pending children (none), keeping everything else; its runs then count
+/// steps and wait on children as new ones do.
+#[tokio::test]
+async fn a_file_of_schema_version_6_gains_step_counts_and_pending_children() {
+    let (_dir, path) = db_path();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA_6).unwrap();
+        let graph_json = graph("review").to_json();
+        conn.execute("INSERT INTO graphs VALUES ('acme', 'review', 1, ?1, 5)", [&graph_json]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO runs VALUES ('r1', 'acme', 'review', 1, 'waiting', 'approve', 'draft', NULL, 3, 2, NULL,
+                 10, 20, 'key-1', NULL, NULL, 'hash-1', NULL);
+             INSERT INTO transcript VALUES ('r1', 1, 10,
+                 '{\"type\":\"run_started\",\"graph_id\":\"review\",\"graph_version\":1,\"trigger\":{}}',
+                 '{\"start\":{\"output\":{\"topic\":\"x\"}}}');
+             INSERT INTO transcript VALUES ('r1', 2, 12,
+                 '{\"type\":\"node_completed\",\"node_id\":\"draft\",\"output\":\"v1\"}',
+                 '{\"draft\":{\"output\":\"v1\"}}');",
+        )
+        .unwrap();
+    }
+
+    let store = SqliteStore::open(&path).unwrap();
+    let (record, state) = store.load_run("r1").await.unwrap();
+    assert_eq!(
+        (record.status, record.version, record.last_seq, record.steps, record.pending.len()),
+        (RunStatus::Waiting, 3, 2, 0, 0)
+    );
+    assert_eq!((state.waiting, state.pending.len()), (true, 0));
+    assert_eq!(state.context.keys().collect::<Vec<_>>(), ["start", "draft"]);
+    assert!(matches!(
+        store.create_run(new_run("acme", "review", "r2", Some("key-1"))).await,
+        Err(StoreError::Duplicate { run_id, .. }) if run_id == "r1"
+    ));
+
+    let mut next = common::step("r1", 3, "legal", json!(1), vec![common::completed("legal", json!(1))]);
+    next.status = RunStatus::Waiting;
+    next.steps = 4;
+    next.pending = vec!["security".into()];
+    store.commit_step(next).await.unwrap();
+    let (record, state) = store.load_run("r1").await.unwrap();
+    assert_eq!(record.steps, 4);
+    assert_eq!(state.pending, ["security"]);
+    drop(store);
+    assert_is_current(&path);
 }

@@ -67,7 +67,7 @@ async fn load_run_reproduces_the_engine_state_after_every_step() {
             lease: None,
             run_id: "r1".into(),
             expected_version: 1,
-            writes: vec![("draft".into(), json!("v1"))],
+            writes: vec![("draft".into(), json!({"output": "v1"}))],
             current_node_id: Some("review".into()),
             previous_node_id: Some("draft".into()),
             status: RunStatus::Waiting,
@@ -77,6 +77,8 @@ async fn load_run_reproduces_the_engine_state_after_every_step() {
                 completed("draft", json!("v1")),
                 Entry::NodeWaiting { node_id: "review".into(), prompt: Some("OK?".into()), actions: vec![] },
             ],
+            steps: 0,
+            pending: Vec::new(),
         })
         .await
         .unwrap();
@@ -88,6 +90,7 @@ async fn load_run_reproduces_the_engine_state_after_every_step() {
         previous_node_id: Some("draft".into()),
         waiting: true,
         run_id: "r1".into(),
+        pending: Vec::new(),
     };
     expected.context.insert("start".into(), json!({"output": {"topic": "rust"}}));
     expected.context.insert("draft".into(), json!({"output": "v1"}));
@@ -102,7 +105,10 @@ async fn load_run_reproduces_the_engine_state_after_every_step() {
             lease: None,
             run_id: "r1".into(),
             expected_version: 2,
-            writes: vec![("review".into(), json!({"action": "approve"})), ("draft".into(), json!("v2"))],
+            writes: vec![
+                ("review".into(), json!({"output": {"action": "approve"}})),
+                ("draft".into(), json!({"output": "v2"})),
+            ],
             current_node_id: Some("publish".into()),
             previous_node_id: Some("review".into()),
             status: RunStatus::Running,
@@ -112,6 +118,8 @@ async fn load_run_reproduces_the_engine_state_after_every_step() {
                 by: Some("ada".into()),
                 data: json!({"action": "approve"}),
             }],
+            steps: 0,
+            pending: Vec::new(),
         })
         .await
         .unwrap();
@@ -121,7 +129,7 @@ async fn load_run_reproduces_the_engine_state_after_every_step() {
             lease: None,
             run_id: "r1".into(),
             expected_version: 3,
-            writes: vec![("publish".into(), json!({"url": "https://example.test/1"}))],
+            writes: vec![("publish".into(), json!({"output": {"url": "https://example.test/1"}}))],
             current_node_id: None,
             previous_node_id: Some("publish".into()),
             status: RunStatus::Completed,
@@ -130,6 +138,8 @@ async fn load_run_reproduces_the_engine_state_after_every_step() {
                 completed("publish", json!({"url": "https://example.test/1"})),
                 Entry::RunCompleted,
             ],
+            steps: 0,
+            pending: Vec::new(),
         })
         .await
         .unwrap();
@@ -141,6 +151,7 @@ async fn load_run_reproduces_the_engine_state_after_every_step() {
         previous_node_id: Some("publish".into()),
         waiting: false,
         run_id: "r1".into(),
+        pending: Vec::new(),
     };
     expected.context.insert("start".into(), json!({"output": {"topic": "rust"}}));
     expected.context.insert("draft".into(), json!({"output": "v2"}));
@@ -396,4 +407,126 @@ async fn a_commit_that_writes_outputs_without_an_entry_is_refused_and_changes_no
     let (record, state) = store.load_run("r").await.unwrap();
     assert_eq!((record.version, record.last_seq), (1, 1));
     assert!(!state.context.contains_key("draft"));
+}
+
+/// A run waiting on two children of a parallel node: its step count and the
+/// children that still wait are on its record (kept in the file, read back
+/// after reopening it) and in the state `load_run` gives the engine; a later
+/// commit with no child left clears them.
+#[tokio::test]
+async fn a_runs_step_count_and_pending_children_are_kept_and_cleared() {
+    let (_dir, path) = db_path();
+    let store = SqliteStore::open(&path).unwrap();
+    store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
+    start_run(&store, "g", "r").await;
+    let fan_out = StepCommit {
+        status: RunStatus::Waiting,
+        current_node_id: Some("reviews".into()),
+        steps: 7,
+        pending: vec!["legal".into(), "security".into()],
+        ..simple_step("r", 1, "draft")
+    };
+    let (committed, _) = store.commit_step(fan_out).await.unwrap();
+    assert_eq!(committed.steps, 7);
+    assert_eq!(committed.pending, ["legal", "security"]);
+    drop(store);
+
+    let store = SqliteStore::open(&path).unwrap();
+    let (record, state) = store.load_run("r").await.unwrap();
+    assert_eq!(record, committed);
+    assert!(state.waiting);
+    assert_eq!(state.pending, ["legal", "security"]);
+    assert_eq!(store.list_runs(&RunFilter::default()).await.unwrap(), [committed]);
+    assert_eq!(pending_column(&path, "r").as_deref(), Some(r#"["legal","security"]"#));
+
+    let joined = StepCommit {
+        current_node_id: Some("publish".into()),
+        steps: 8,
+        pending: Vec::new(),
+        ..simple_step("r", 2, "security")
+    };
+    let (committed, _) = store.commit_step(joined).await.unwrap();
+    assert_eq!((committed.steps, committed.pending.len()), (8, 0));
+    let (record, state) = store.load_run("r").await.unwrap();
+    assert_eq!(record, committed);
+    assert_eq!((record.steps, state.waiting, state.pending.len()), (8, false, 0));
+    assert_eq!(pending_column(&path, "r"), None, "no child left is stored as null");
+
+    // A commit that leaves the children as they are keeps them.
+    store
+        .commit_step(StepCommit { steps: 9, pending: vec!["legal".into()], ..simple_step("r", 3, "a") })
+        .await
+        .unwrap();
+    let (record, _) = store
+        .commit_step(StepCommit { steps: 10, pending: vec!["legal".into()], ..simple_step("r", 4, "b") })
+        .await
+        .unwrap();
+    assert_eq!(store.run("r").await.unwrap(), record);
+    assert_eq!(record.steps, 10);
+    assert_eq!(record.pending, ["legal"]);
+}
+
+/// A run opened waiting on a parallel node's children, with its first step or
+/// without, keeps them and its step count from the start.
+#[tokio::test]
+async fn a_run_opened_on_pending_children_keeps_them() {
+    let (_dir, path) = db_path();
+    let store = SqliteStore::open(&path).unwrap();
+    store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
+    let mut state = started_state("parked", &json!({}));
+    state.waiting = true;
+    state.pending = vec!["legal".into(), "security".into()];
+    let parked = NewRun {
+        org: DEFAULT_ORG.into(),
+        lease: None,
+        key: None,
+        first_step: None,
+        graph_id: "g".into(),
+        graph_version: 1,
+        trigger: json!({}),
+        state,
+    };
+    let opened = store.create_run(parked.clone()).await.unwrap();
+    assert_eq!((opened.status, opened.steps, opened.pending.len()), (RunStatus::Waiting, 0, 2));
+    let (record, state) = store.load_run("parked").await.unwrap();
+    assert_eq!(record, opened);
+    assert_eq!(state.pending, ["legal", "security"]);
+
+    let first_step = StepCommit {
+        status: RunStatus::Waiting,
+        steps: 1,
+        pending: vec!["security".into()],
+        ..simple_step("stepped", 1, "legal")
+    };
+    let stepped =
+        NewRun { state: started_state("stepped", &json!({})), first_step: Some(first_step), ..parked };
+    let opened = store.create_run(stepped).await.unwrap();
+    assert_eq!((opened.version, opened.steps), (2, 1));
+    assert_eq!(opened.pending, ["security"]);
+    assert_eq!(store.run("stepped").await.unwrap(), opened);
+}
+
+/// A step that failed and took its error edge writes its entry with `error`
+/// beside `output`: the context gives both back, as written.
+#[tokio::test]
+async fn an_entry_with_an_error_beside_its_output_reads_back_whole() {
+    let (_dir, path) = db_path();
+    let store = SqliteStore::open(&path).unwrap();
+    store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
+    start_run(&store, "g", "r").await;
+    let mut failed = simple_step("r", 1, "charge");
+    failed.writes = vec![("charge".into(), json!({"output": null, "error": "card declined"}))];
+    store.commit_step(failed).await.unwrap();
+    let (_, state) = store.load_run("r").await.unwrap();
+    assert_eq!(
+        serde_json::to_string(&state.context["charge"]).unwrap(),
+        r#"{"output":null,"error":"card declined"}"#
+    );
+}
+
+/// The `pending` column of run `run_id` as the file holds it.
+fn pending_column(path: &std::path::Path, run_id: &str) -> Option<String> {
+    let conn = rusqlite::Connection::open(path).expect("the file opens");
+    conn.query_row("SELECT pending FROM runs WHERE run_id = ?1", [run_id], |row| row.get(0))
+        .expect("the run's row")
 }

@@ -1,7 +1,11 @@
-//! Reading back JSON a store wrote.
+//! Reading back JSON a store wrote, and the JSON text a run's pending
+//! children are kept as.
 
 use roomkit_graph::limits::{MAX_READ_DEPTH, text_depth};
 use serde::de::{DeserializeOwned, Error as _};
+use serde_json::Value;
+
+use crate::StoreError;
 
 /// How deep stored JSON may nest to be read back: a value accepted before
 /// limits existed (up to the 127 levels JSON text may hold), wrapped in the
@@ -33,4 +37,41 @@ pub fn read_stored<T: DeserializeOwned>(text: &str) -> serde_json::Result<T> {
     let value = T::deserialize(&mut reader)?;
     reader.end()?;
     Ok(value)
+}
+
+/// A run's pending children ([`RunRecord::pending`](crate::RunRecord::pending))
+/// as a store keeps them in a column: a JSON array of node ids, none when
+/// there are none. [`read_pending`] reads it back.
+///
+/// ```
+/// use roomkit_graph_store::{pending_text, read_pending};
+///
+/// let pending = vec!["legal".to_owned(), "security".to_owned()];
+/// let text = pending_text(&pending);
+/// assert_eq!(text.as_deref(), Some(r#"["legal","security"]"#));
+/// assert_eq!(read_pending("r", text.as_deref())?, pending);
+/// assert_eq!(pending_text(&[]), None);
+/// assert_eq!(read_pending("r", None)?, Vec::<String>::new());
+/// # Ok::<(), roomkit_graph_store::StoreError>(())
+/// ```
+pub fn pending_text(pending: &[String]) -> Option<String> {
+    (!pending.is_empty())
+        .then(|| Value::Array(pending.iter().cloned().map(Value::String).collect()).to_string())
+}
+
+/// A run's pending children from the column [`pending_text`] wrote (none when
+/// it is null); [`StoreError::Backend`] when it is not a JSON array of node
+/// ids.
+///
+/// ```
+/// use roomkit_graph_store::{StoreError, read_pending};
+///
+/// let err = read_pending("r", Some("[1]")).unwrap_err();
+/// assert!(matches!(err, StoreError::Backend(detail) if detail.starts_with("the pending children of run r")));
+/// ```
+pub fn read_pending(run_id: &str, stored: Option<&str>) -> Result<Vec<String>, StoreError> {
+    let Some(text) = stored else { return Ok(Vec::new()) };
+    read_stored(text).map_err(|err| {
+        StoreError::Backend(format!("the pending children of run {run_id} do not read back: {err}"))
+    })
 }

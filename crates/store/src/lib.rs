@@ -45,7 +45,7 @@ use roomkit_graph::{EngineState, Graph};
 
 pub use access::{DEFAULT_ORG, TokenRecord};
 pub use error::StoreError;
-pub use json::{STORED_DEPTH, read_stored};
+pub use json::{STORED_DEPTH, pending_text, read_pending, read_stored};
 pub use key::{HeldKey, RunKey};
 pub use lease::Lease;
 pub use page::{CursorError, GraphCursor, Page, RunCursor};

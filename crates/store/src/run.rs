@@ -99,6 +99,13 @@ pub struct RunRecord {
     /// When the lease of [`RunRecord::owner`] expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_until: Option<Millis>,
+    /// How many steps the run has executed (its step limit counts these).
+    #[serde(default)]
+    pub steps: u64,
+    /// The children of the parallel node it waits on that still wait for an
+    /// answer, in node order (none when it waits on a single node).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<String>,
 }
 
 impl RunRecord {
@@ -117,6 +124,7 @@ impl RunRecord {
     ///     status: RunStatus::Running, current_node_id: Some("a".into()), previous_node_id: None,
     ///     error: None, version: 3, last_seq: 4, wake_at: None, created_at: 0, updated_at: 0,
     ///     owner: Some("b".into()), lease_until: Some(100),
+    ///     steps: 0, pending: vec![],
     /// };
     /// assert!(!run.is_claimable_by("a", 99));
     /// assert!(run.is_claimable_by("b", 99));
@@ -162,10 +170,12 @@ pub struct StepCommit {
     pub run_id: String,
     /// The run version this step was computed from.
     pub expected_version: u64,
-    /// The outputs the step wrote, `(node_id, output)`: only these are stored,
-    /// never the whole context again. A step that writes appends at least one
-    /// entry (the outputs are kept with its last one); otherwise the commit is
-    /// refused as [`StoreError::Invalid`](crate::StoreError::Invalid).
+    /// The context entries the step wrote, `(node_id, entry)` with each entry
+    /// `{"output": ...}` (and `"error"` for a failure taken along an error
+    /// edge): only these are stored, never the whole context again. A step
+    /// that writes appends at least one transcript entry (the writes are kept
+    /// with its last one); otherwise the commit is refused as
+    /// [`StoreError::Invalid`](crate::StoreError::Invalid).
     pub writes: Vec<(String, Value)>,
     /// The node the run is on after the step.
     pub current_node_id: Option<String>,
@@ -187,6 +197,11 @@ pub struct StepCommit {
     /// (a cancel, say), nobody's lease is checked or taken. Either way a commit
     /// that leaves the run not running releases its lease.
     pub lease: Option<Lease>,
+    /// How many steps the run has executed in all, after this commit.
+    pub steps: u64,
+    /// The children of the parallel node the run waits on that still wait,
+    /// after this commit (none otherwise).
+    pub pending: Vec<String>,
 }
 
 /// Which runs to list.

@@ -4,7 +4,7 @@
 //! transcript.
 
 use roomkit_graph::EngineState;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::{Entry, Lease, Millis, NewRun, RunRecord, RunStatus, StepCommit, StoreError, TranscriptEvent};
 
@@ -20,6 +20,7 @@ impl RunRecord {
     ///     status: RunStatus::Running, current_node_id: Some("a".into()), previous_node_id: None,
     ///     error: None, version: 3, last_seq: 4, wake_at: None, created_at: 0, updated_at: 0,
     ///     owner: Some("b".into()), lease_until: Some(100),
+    ///     steps: 0, pending: vec![],
     /// };
     /// assert_eq!(run.renewed_until(&Lease { owner: "b".into(), until: 50 }), 100);
     /// assert_eq!(run.renewed_until(&Lease { owner: "c".into(), until: 50 }), 50);
@@ -122,12 +123,14 @@ impl StepCommit {
             last_seq,
             updated_at: now,
             wake_at: self.wake_at,
+            steps: self.steps,
+            pending: self.pending.clone(),
             ..before
         }
     }
 
     /// The context entries the step wrote (`{node_id: {"output": ...}}`, in
-    /// the order written), as a store keeps them with the step's last
+    /// the order written: [`StepCommit::writes`]), as a store keeps them with the step's last
     /// transcript event; none when it wrote nothing. A run's context is these
     /// objects merged in transcript order: an entry keeps the place it was
     /// first written at and the value it was last written with.
@@ -137,21 +140,17 @@ impl StepCommit {
     /// # use serde_json::json;
     /// let commit = StepCommit {
     ///     run_id: "r".into(), expected_version: 1,
-    ///     writes: vec![("draft".into(), json!("v1")), ("log".into(), json!(2))],
+    ///     writes: vec![("draft".into(), json!({"output": "v1"})), ("log".into(), json!({"output": 2}))],
     ///     current_node_id: None, previous_node_id: None, status: RunStatus::Running,
     ///     error: None, entries: vec![], wake_at: None, lease: None,
+    ///     steps: 0, pending: Vec::new(),
     /// };
     /// let written = commit.written_context().unwrap();
     /// assert_eq!(serde_json::to_string(&written)?, r#"{"draft":{"output":"v1"},"log":{"output":2}}"#);
     /// # Ok::<(), serde_json::Error>(())
     /// ```
     pub fn written_context(&self) -> Option<Map<String, Value>> {
-        (!self.writes.is_empty()).then(|| {
-            self.writes
-                .iter()
-                .map(|(node_id, output)| (node_id.clone(), json!({ "output": output })))
-                .collect()
-        })
+        (!self.writes.is_empty()).then(|| self.writes.iter().cloned().collect())
     }
 }
 
@@ -184,6 +183,8 @@ impl NewRun {
             updated_at: now,
             owner: lease.map(|lease| lease.owner.clone()),
             lease_until: lease.map(|lease| lease.until),
+            steps: 0,
+            pending: self.state.pending.clone(),
         }
     }
 
@@ -218,6 +219,7 @@ impl RunRecord {
             previous_node_id: self.previous_node_id.clone(),
             waiting: self.status == RunStatus::Waiting,
             run_id: self.run_id.clone(),
+            pending: self.pending.clone(),
         }
     }
 }

@@ -107,6 +107,20 @@ pub enum Entry {
         /// Why.
         error: String,
     },
+    /// A failed node's error edge took the run on: the failure is kept under
+    /// the node's `error`.
+    ErrorRouted {
+        /// The node that failed.
+        node_id: String,
+        /// Where the run went.
+        target: String,
+    },
+    /// A waiting point closed without an answer: another child of the same
+    /// parallel node (`join: "any"`) was answered first.
+    WaitingClosed {
+        /// The node that no longer waits.
+        node_id: String,
+    },
     /// A failed node will be tried again at `at`.
     RetryScheduled {
         /// The node.
@@ -204,6 +218,8 @@ fn line(entry: &Entry) -> String {
         Entry::AgentMessage { agent, text, .. } => format!("{agent}: {text}"),
         Entry::Custom { node_id, payload } => format!("{node_id} · {}", short(payload)),
         Entry::NodeFailed { node_id, attempt, error } => format!("{node_id} ✗ attempt {attempt}: {error}"),
+        Entry::ErrorRouted { node_id, target } => format!("{node_id} ↪ error route to {target}"),
+        Entry::WaitingClosed { node_id } => format!("{node_id} ⏹ no longer waits: another answer came first"),
         Entry::RetryScheduled { node_id, attempt, retry_at } => {
             format!("{node_id} ↻ attempt {attempt} at {}", clock_time(*retry_at))
         }

@@ -69,6 +69,7 @@ pub struct Context {
 }
 
 const OUTPUT: &str = "output";
+const ERROR: &str = "error";
 
 fn wrap(output: Value) -> Value {
     let mut entry = Map::with_capacity(1);
@@ -81,6 +82,8 @@ fn wrap(output: Value) -> Value {
 #[derive(Clone, Debug)]
 struct Slot {
     output: Value,
+    /// The node's failure, for a node that failed along an error edge.
+    error: Option<Box<Value>>,
     entry: OnceLock<Box<Value>>,
     /// The output's size as JSON (the entry's, for an entry saved in another shape).
     bytes: usize,
@@ -88,19 +91,25 @@ struct Slot {
 
 impl Slot {
     fn new(output: Value, bytes: usize) -> Self {
-        Slot { output, entry: OnceLock::new(), bytes }
+        Slot { output, error: None, entry: OnceLock::new(), bytes }
     }
 
-    /// A saved entry: `{"output": value}` (anything else is kept as it is).
+    /// A saved entry: `{"output": value}` or `{"output": value, "error":
+    /// failure}` (anything else is kept as it is).
     fn from_entry(entry: Value) -> Self {
+        let shaped = |map: &Map<String, Value>| {
+            map.contains_key(OUTPUT) && (map.len() == 1 || (map.len() == 2 && map.contains_key(ERROR)))
+        };
         match entry {
-            Value::Object(mut map) if map.len() == 1 && map.contains_key(OUTPUT) => {
+            Value::Object(mut map) if shaped(&map) => {
                 let output = map.remove(OUTPUT).unwrap_or(Value::Null);
-                let bytes = measure(&output).bytes;
-                Slot::new(output, bytes)
+                let error = map.remove(ERROR).map(Box::new);
+                let bytes = measure(&output).bytes + error.as_ref().map_or(0, |e| measure(e).bytes);
+                Slot { error, ..Slot::new(output, bytes) }
             }
             other => Slot {
                 output: Value::Null,
+                error: None,
                 bytes: measure(&other).bytes,
                 entry: OnceLock::from(Box::new(other)),
             },
@@ -108,7 +117,15 @@ impl Slot {
     }
 
     fn entry(&self) -> &Value {
-        self.entry.get_or_init(|| Box::new(wrap(self.output.clone())))
+        self.entry.get_or_init(|| Box::new(self.build_entry()))
+    }
+
+    fn build_entry(&self) -> Value {
+        let mut entry = wrap(self.output.clone());
+        if let (Some(error), Value::Object(map)) = (&self.error, &mut entry) {
+            map.insert(ERROR.to_owned(), (**error).clone());
+        }
+        entry
     }
 
     /// The output, unless the entry was saved in another shape.
@@ -158,8 +175,7 @@ impl Context {
         for (id, slot) in self.layout.ids.iter().zip(&self.slots) {
             if let Some(slot) = slot {
                 // One copy of the output, without keeping a wrapped one.
-                let entry =
-                    slot.entry.get().map_or_else(|| wrap(slot.output.clone()), |entry| (**entry).clone());
+                let entry = slot.entry.get().map_or_else(|| slot.build_entry(), |entry| (**entry).clone());
                 entries.insert(id.clone(), entry);
             }
         }
@@ -173,6 +189,12 @@ impl Context {
             Some(slot) => self.slots[slot].as_ref().map(Slot::entry),
             None => self.extra.get(node_id),
         }
+    }
+
+    /// A copy of the entry in a slot, made without keeping a wrapped copy.
+    pub(crate) fn entry_at(&self, slot: usize) -> Option<Value> {
+        let slot = self.slots.get(slot)?.as_ref()?;
+        Some(slot.entry.get().map_or_else(|| slot.build_entry(), |entry| (**entry).clone()))
     }
 
     /// Stores `output` as node `node_id`'s output, replacing an earlier one.
@@ -190,7 +212,8 @@ impl Context {
         }
     }
 
-    /// The sum of the sizes of the outputs stored, as compact JSON (what
+    /// The sum of the sizes of the outputs stored (and of the failures kept
+    /// beside them for error routes), as compact JSON (what
     /// [`Limits::context_bytes`](crate::Limits::context_bytes) bounds).
     ///
     /// ```
@@ -224,6 +247,13 @@ impl Context {
     pub(crate) fn set_output_at(&mut self, slot: usize, output: Value, bytes: usize) {
         self.bytes = self.bytes - self.size_at(slot) + bytes;
         self.slots[slot] = Some(Slot::new(output, bytes));
+    }
+
+    /// Stores a failed node's entry in its slot: `output` and, under
+    /// `error`, its failure (`bytes`: both sizes).
+    pub(crate) fn set_failure_at(&mut self, slot: usize, output: Value, error: Value, bytes: usize) {
+        self.bytes = self.bytes - self.size_at(slot) + bytes;
+        self.slots[slot] = Some(Slot { error: Some(Box::new(error)), ..Slot::new(output, bytes) });
     }
 
     /// Node `node_id`'s output, if it has one.

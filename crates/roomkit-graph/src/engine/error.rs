@@ -44,6 +44,16 @@ pub enum EngineError {
     /// start node, a state that does not fit the graph...). Nothing changed.
     #[error("{0}")]
     InvalidArgument(String),
+    /// An answer the node does not take (an action it does not offer), or a
+    /// node the run does not wait on. Nothing changed. Its kind is
+    /// [`ErrorKind::InvalidArgument`].
+    #[error("cannot resume {node:?}: {reason}")]
+    AnswerRefused {
+        /// The node answered.
+        node: String,
+        /// Why the answer was refused.
+        reason: String,
+    },
     /// What a step (or the trigger data, or an answer) would store goes past
     /// the run's [`Limits`](crate::Limits): nothing was stored and the run
     /// stays on the node. Never routed by error edges.
@@ -110,7 +120,7 @@ impl EngineError {
             EngineError::Condition { .. } => ErrorKind::Condition,
             EngineError::Execution { .. } => ErrorKind::Execution,
             EngineError::NoTransition { .. } => ErrorKind::NoTransition,
-            EngineError::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            EngineError::InvalidArgument(_) | EngineError::AnswerRefused { .. } => ErrorKind::InvalidArgument,
             EngineError::StepLimit { .. } => ErrorKind::StepLimit,
             EngineError::Limit { .. } => ErrorKind::Limit,
         }
@@ -124,6 +134,7 @@ impl EngineError {
             | EngineError::Execution { node, .. }
             | EngineError::NoTransition { node }
             | EngineError::StepLimit { node, .. }
+            | EngineError::AnswerRefused { node, .. }
             | EngineError::Limit { node, .. } => Some(node),
             EngineError::InvalidArgument(_) => None,
         }

@@ -1,23 +1,27 @@
 //! Running a graph: step by step, to completion, paused and resumed, streamed.
 
+mod answer;
 mod error;
+mod outcome;
 mod plan;
 mod state;
+mod step;
 mod stream;
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::clock::{Clock, SystemClock};
 use crate::context::Context;
-use crate::handler::{HandlerError, Handlers, NodeHandler, NodeResult, NodeStatus, Scope};
+use crate::handler::{Handlers, LiveHook, NodeHandler, NodeStatus, Signal};
 use crate::limits::{LimitError, Limits};
-use crate::model::{Graph, NodeType};
+use crate::model::Graph;
 
 pub use error::{EngineError, ErrorKind};
+pub use outcome::{NodeFailure, StepOutcome, StepStatus, WaitingPoint};
 use plan::start_output;
 pub(crate) use plan::{Plan, Prepared};
 pub use state::EngineState;
@@ -59,6 +63,10 @@ pub struct Workflow {
     clock: Arc<dyn Clock>,
     max_steps: Option<u64>,
     limits: Arc<Limits>,
+    live: Option<Arc<LiveHook>>,
+    /// Whether sleeps and retry waits are handed to the caller instead of
+    /// waited on the clock.
+    parks: bool,
 }
 
 impl Workflow {
@@ -73,6 +81,8 @@ impl Workflow {
             clock: Arc::new(SystemClock),
             max_steps,
             limits: Arc::new(Limits::default()),
+            live: None,
+            parks: false,
         }
     }
 
@@ -112,6 +122,48 @@ impl Workflow {
     /// The limits runs of this workflow keep to.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Calls `hook` with each [`Signal`] a node sends, as it sends it (the
+    /// tokens of an agent's reply, say), with the run's id and the node's.
+    pub fn with_live(mut self, hook: impl Fn(&str, &str, &Signal) + Send + Sync + 'static) -> Self {
+        self.live = Some(Arc::new(hook));
+        self
+    }
+
+    /// Hands waits to the caller instead of waiting on the clock, for a
+    /// runner that keeps them durably: a node that sleeps ends its step with
+    /// [`StepStatus::Sleeping`] (the run resting on it until
+    /// [`WorkflowEngine::wake`]), and a failure its policy retries ends it
+    /// with [`StepStatus::Failed`] and the wait before the next attempt. Without
+    /// it, the engine sleeps and waits out retries itself.
+    ///
+    /// ```
+    /// use roomkit_graph::{Edge, Graph, Handlers, Node, RunStatus, StepStatus, Trigger, Workflow};
+    /// use serde_json::json;
+    ///
+    /// let mut graph = Graph::new("g", "G", Trigger::manual());
+    /// graph.add_nodes([
+    ///     Node::new("start", "start"),
+    ///     Node::new("pause", "function").with_config(json!({"action": "delay", "duration": "1h"})),
+    ///     Node::new("end", "end"),
+    /// ])?;
+    /// graph.add_edges([Edge::new("start", "pause"), Edge::new("pause", "end")]);
+    /// let mut engine = Workflow::new(graph, Handlers::builtin()).parking().engine();
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// engine.start(json!({}))?;
+    /// engine.step().await?;
+    /// let outcome = engine.step_outcome().await.expect("pause runs");
+    /// assert!(matches!(outcome.status, StepStatus::Sleeping(d) if d.as_secs() == 3600));
+    /// assert_eq!(engine.status(), RunStatus::Waiting);
+    /// assert_eq!(engine.wake()?.next.as_deref(), Some("end"));
+    /// # Ok::<(), roomkit_graph::EngineError>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn parking(mut self) -> Self {
+        self.parks = true;
+        self
     }
 
     /// Uses `clock` for delays.
@@ -171,6 +223,7 @@ impl Workflow {
             steps_taken: 0,
             attempt: 1,
             written: Vec::new(),
+            pending: Vec::new(),
             sink: None,
         }
     }
@@ -192,6 +245,20 @@ impl Workflow {
         };
         let current = index(state.current_node_id, "current_node_id")?;
         let previous = index(state.previous_node_id, "previous_node_id")?;
+        let pending = state
+            .pending
+            .iter()
+            .map(|child| {
+                let index = plan.index(child).filter(|&i| {
+                    state.waiting && current.is_some_and(|parent| plan.children(parent).contains(&i))
+                });
+                index.ok_or_else(|| {
+                    EngineError::InvalidArgument(format!(
+                        "the saved state's pending {child:?} is not a child of the parallel node the run waits on"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let run_id = if state.run_id.is_empty() { new_run_id() } else { state.run_id };
         let mut context = plan.restore_context(state.context);
         context.set_input(previous);
@@ -205,6 +272,7 @@ impl Workflow {
             steps_taken: 0,
             attempt: 1,
             written: Vec::new(),
+            pending,
             sink: None,
         })
     }
@@ -245,6 +313,8 @@ pub struct WorkflowEngine {
     attempt: u32,
     /// The nodes whose outputs the last step (or resume) stored, in order.
     written: Vec<usize>,
+    /// The children of the parallel node the run waits on that still wait, in node order.
+    pending: Vec<usize>,
     sink: Option<Arc<EventSink>>,
 }
 
@@ -329,14 +399,6 @@ impl WorkflowEngine {
         }
     }
 
-    /// The outputs the last step (or [`resume`](Self::resume)) stored, in the
-    /// order it stored them, whatever the step's outcome: what a durable store
-    /// must write, instead of the whole context.
-    pub fn last_writes(&self) -> impl Iterator<Item = (&str, &Value)> {
-        let plan = &self.workflow.plan;
-        self.written.iter().filter_map(|&node| Some((plan.id(node), self.context.output(plan.id(node))?)))
-    }
-
     /// The run's saved state.
     pub fn to_state(&self) -> EngineState {
         EngineState {
@@ -345,6 +407,7 @@ impl WorkflowEngine {
             previous_node_id: self.previous_node_id().map(str::to_owned),
             waiting: self.waiting,
             run_id: self.run_id.clone(),
+            pending: self.pending.iter().map(|&child| self.workflow.plan.id(child).to_owned()).collect(),
         }
     }
 
@@ -364,167 +427,21 @@ impl WorkflowEngine {
         }
         self.context.clear();
         let output = start_output(trigger);
+        if plan.id(start) != "start" {
+            // `{{start.output.input}}` is the trigger data whatever the start node is called.
+            self.context.set_output("start", output.clone());
+        }
         let bytes = crate::limits::measure(&output).bytes;
         self.context.set_output_at(start, output, bytes);
         self.current = Some(start);
         self.previous = None;
         self.waiting = false;
+        self.pending.clear();
         self.run_id = new_run_id();
         self.steps_taken = 0;
         self.attempt = 1;
         self.send_values();
         Ok(())
-    }
-
-    /// Runs the current node and moves on. Returns whether the run moved to a
-    /// next node (false once it completes or waits, or when there is nothing to run).
-    pub async fn step(&mut self) -> Result<bool, EngineError> {
-        let Some(node) = self.current else { return Ok(false) };
-        if self.waiting {
-            return Ok(false);
-        }
-        // A step that fails stores nothing: no write of an earlier step may pass for its own.
-        self.written.clear();
-        let plan = Arc::clone(&self.workflow.plan);
-        if let Some(limit) = self.workflow.max_steps
-            && self.steps_taken >= limit
-        {
-            return Err(EngineError::StepLimit { node: plan.id(node).to_owned(), limit });
-        }
-        self.steps_taken += 1;
-        if self.sink.is_some() {
-            self.send_lifecycle_start(node);
-            // Let the stream deliver what happened so far before the handler runs,
-            // even when no handler ever waits on I/O.
-            tokio::task::yield_now().await;
-        }
-        self.context.set_input(self.previous);
-
-        let result = self.execute(node).await;
-        let NodeResult { output, status, error, child_outputs } = match result {
-            Ok(result) => result,
-            Err(error) => {
-                self.send_lifecycle_complete(node, NodeStatus::Failed);
-                return Err(EngineError::from_handler(plan.id(node), error));
-            }
-        };
-
-        // Check every write before storing anything, so a bad result stores nothing.
-        let mut writes = Vec::with_capacity(child_outputs.len() + 1);
-        for (child, output) in child_outputs {
-            let Some(index) = plan.index(&child) else {
-                let message =
-                    format!("its handler wrote an output for {child:?}, which is not a node of the graph");
-                self.send_lifecycle_complete(node, NodeStatus::Failed);
-                return Err(EngineError::Execution { node: plan.id(node).to_owned(), message });
-            };
-            writes.push((index, output));
-        }
-        writes.push((node, output));
-        writes.retain(|(_, output)| !output.is_null());
-        let sizes = match self.check_writes(node, &writes) {
-            Ok(sizes) => sizes,
-            Err(error) => {
-                self.send_lifecycle_complete(node, NodeStatus::Failed);
-                return Err(error);
-            }
-        };
-        for ((index, output), bytes) in writes.into_iter().zip(sizes) {
-            self.context.set_output_at(index, output, bytes);
-            self.written.push(index);
-        }
-
-        match status {
-            NodeStatus::Failed => {
-                self.send_lifecycle_complete(node, NodeStatus::Failed);
-                let message = error.unwrap_or_else(|| "the handler reported a failure".to_owned());
-                return Err(EngineError::Execution { node: plan.id(node).to_owned(), message });
-            }
-            NodeStatus::Waiting => {
-                self.waiting = true;
-                self.finish_step(node, NodeStatus::Waiting);
-                return Ok(false);
-            }
-            NodeStatus::Completed => {}
-        }
-
-        let next = if plan.node(node).node_type == NodeType::End {
-            None
-        } else {
-            self.context.set_input(Some(node));
-            match plan.route(node, &self.context) {
-                Ok(next) => next,
-                Err(error) => {
-                    self.context.set_input(self.previous);
-                    self.send_lifecycle_complete(node, NodeStatus::Failed);
-                    return Err(error);
-                }
-            }
-        };
-        self.current = next;
-        if next.is_some() {
-            self.previous = Some(node);
-        }
-        self.attempt = 1;
-        self.finish_step(node, NodeStatus::Completed);
-        Ok(next.is_some())
-    }
-
-    /// Checks what a step of `node` would store against the limits: each
-    /// output's depth and size, and the context's size after them (a step that
-    /// shrinks an oversized context, restored from an older state, may go on).
-    /// Returns each output's size.
-    fn check_writes(&self, node: usize, writes: &[(usize, Value)]) -> Result<Vec<usize>, EngineError> {
-        let plan = &self.workflow.plan;
-        let limits = &*self.workflow.limits;
-        let mut sizes = Vec::with_capacity(writes.len());
-        let (before, mut after) = (self.context.size(), self.context.size());
-        for (index, output) in writes {
-            let bytes = if plan.node(*index).node_type == NodeType::Start {
-                // The trigger data under `input`: checked when the run started.
-                crate::limits::measure(output).bytes
-            } else {
-                limits.check_value(output).map_err(|source| EngineError::Limit {
-                    node: plan.id(node).to_owned(),
-                    what: if *index == node {
-                        "its output".to_owned()
-                    } else {
-                        format!("the output it wrote for {:?}", plan.id(*index))
-                    },
-                    source,
-                })?
-            };
-            after = after - self.context.size_at(*index).min(after) + bytes;
-            sizes.push(bytes);
-        }
-        if after > limits.context_bytes && after > before {
-            return Err(EngineError::Limit {
-                node: plan.id(node).to_owned(),
-                what: "its output".to_owned(),
-                source: LimitError::Context { bytes: after, limit: limits.context_bytes },
-            });
-        }
-        Ok(sizes)
-    }
-
-    async fn execute(&self, node: usize) -> Result<NodeResult, HandlerError> {
-        let workflow = &self.workflow;
-        let plan = &*workflow.plan;
-        let handler = workflow.handlers[node]
-            .as_ref()
-            .ok_or_else(|| HandlerError::NoHandler { node_type: plan.node(node).node_type.to_string() })?;
-        let scope = Scope {
-            plan,
-            handlers: &workflow.handlers,
-            clock: &*workflow.clock,
-            sink: self.sink.as_deref(),
-            context: &self.context,
-            run_id: &self.run_id,
-            attempt: self.attempt,
-            node,
-            limits: &workflow.limits,
-        };
-        handler.execute(plan.node(node), &scope).await
     }
 
     /// Steps until the run completes, waits or fails.
@@ -537,66 +454,6 @@ impl WorkflowEngine {
     pub async fn run(&mut self, trigger: Value) -> Result<RunStatus, EngineError> {
         self.start(trigger)?;
         self.advance().await
-    }
-
-    /// Stores `data` as node `node_id`'s output and clears waiting; when the run
-    /// is on that node, follows its edges (a node without edges completes the
-    /// run). Call [`advance`](Self::advance) or [`step`](Self::step) to go on.
-    ///
-    /// Refused, changing nothing: the start node, a node not in the graph, a
-    /// completed run.
-    pub fn resume(&mut self, node_id: &str, data: Value) -> Result<(), EngineError> {
-        let plan = Arc::clone(&self.workflow.plan);
-        let node = plan.index(node_id).ok_or_else(|| {
-            EngineError::InvalidArgument(format!(
-                "cannot resume {node_id:?}: no such node in graph {:?}",
-                plan.graph().id
-            ))
-        })?;
-        if plan.node(node).node_type == NodeType::Start {
-            return Err(EngineError::InvalidArgument(format!(
-                "cannot resume {node_id:?}: it is the start node; start a new run instead"
-            )));
-        }
-        let Some(current) = self.current else {
-            return Err(EngineError::InvalidArgument(format!(
-                "cannot resume {node_id:?}: run {} has completed",
-                self.run_id
-            )));
-        };
-        let writes = if data.is_null() { Vec::new() } else { vec![(node, data)] };
-        let sizes = self.check_writes(node, &writes).map_err(|error| match error {
-            EngineError::Limit { node, source, .. } => {
-                EngineError::Limit { node, what: "the answer".to_owned(), source }
-            }
-            other => other,
-        })?;
-        self.written.clear();
-        for ((index, output), bytes) in writes.into_iter().zip(sizes) {
-            self.context.set_output_at(index, output, bytes);
-            self.written.push(index);
-        }
-        self.waiting = false;
-        if current == node {
-            self.context.set_input(Some(node));
-            match plan.route(node, &self.context) {
-                Ok(next) => {
-                    self.current = next;
-                    if next.is_some() {
-                        self.previous = Some(node);
-                    }
-                    self.attempt = 1;
-                }
-                Err(error) => {
-                    self.context.set_input(self.previous);
-                    return Err(error);
-                }
-            }
-        }
-        self.context.set_input(self.previous);
-        self.send_updates(node);
-        self.send_values();
-        Ok(())
     }
 
     /// Starts a run and streams its events in `modes` until it completes, waits
@@ -706,17 +563,18 @@ impl WorkflowEngine {
     fn send_updates(&self, node: usize) {
         if let (Some(sink), false) = (&self.sink, self.written.is_empty()) {
             sink.send(StreamMode::Updates, Some(self.workflow.plan.id(node)), || {
-                let delta: Map<String, Value> = self
-                    .last_writes()
-                    .map(|(id, output)| {
-                        let mut entry = Map::with_capacity(1);
-                        entry.insert("output".to_owned(), output.clone());
-                        (id.to_owned(), Value::Object(entry))
-                    })
-                    .collect();
-                Value::Object(delta)
+                Value::Object(self.written_entries().into_iter().collect())
             });
         }
+    }
+
+    /// The context entries the last step (or answer) stored, in order.
+    fn written_entries(&self) -> Vec<(String, Value)> {
+        let plan = &self.workflow.plan;
+        self.written
+            .iter()
+            .filter_map(|&node| Some((plan.id(node).to_owned(), self.context.entry_at(node)?)))
+            .collect()
     }
 
     fn send_values(&self) {

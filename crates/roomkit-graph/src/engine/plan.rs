@@ -11,6 +11,7 @@ use crate::condition::Condition;
 use crate::context::{Context, Layout};
 use crate::limits::PARALLEL_NESTING;
 use crate::model::{Graph, Node, NodeType};
+use crate::policy::NodePolicy;
 use crate::template::ValueTemplate;
 
 /// What a handler derived from a node's configuration, kept for every run.
@@ -46,6 +47,8 @@ pub(crate) struct Plan {
     templates: Vec<Vec<(String, ValueTemplate)>>,
     prepared: Vec<OnceLock<Prepared>>,
     children: Vec<Vec<usize>>,
+    /// Each node's retry and timeout policy, or why it cannot be read.
+    policies: Vec<Result<NodePolicy, String>>,
 }
 
 impl Plan {
@@ -99,7 +102,11 @@ impl Plan {
             })
             .collect();
         let prepared = nodes.iter().map(|_| OnceLock::new()).collect();
-        Plan { graph, layout, start, routes, templates, prepared, children }
+        let policies = nodes
+            .iter()
+            .map(|node| NodePolicy::read(&node.config).map_err(|problem| problem.to_string()))
+            .collect();
+        Plan { graph, layout, start, routes, templates, prepared, children, policies }
     }
 
     /// A new, empty context laid out for this graph.
@@ -165,6 +172,16 @@ impl Plan {
             None if routes.conditional.is_empty() => Ok(None),
             None => Err(EngineError::NoTransition { node: node_id() }),
         }
+    }
+
+    /// Where the run goes after `node` failed: its first error edge, if any.
+    pub(crate) fn error_route(&self, node: usize) -> Option<Result<usize, EngineError>> {
+        self.routes[node].error.as_ref().map(|target| self.resolve(node, target))
+    }
+
+    /// The node's retry and timeout policy, or why its configuration holds none.
+    pub(crate) fn policy(&self, node: usize) -> Result<&NodePolicy, &str> {
+        self.policies[node].as_ref().map_err(String::as_str)
     }
 
     fn resolve(&self, node: usize, target: &Target) -> Result<usize, EngineError> {

@@ -31,4 +31,8 @@ pub struct EngineState {
     /// The run's id (a fresh one is made when absent).
     #[serde(default)]
     pub run_id: String,
+    /// The children of the parallel node the run waits on that still wait
+    /// for an answer, in node order; written only while some do.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<String>,
 }

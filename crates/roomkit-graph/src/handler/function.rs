@@ -10,7 +10,9 @@ use crate::model::Node;
 
 /// The function node, by `config.action`:
 /// - `set_context`: outputs `config.values` as given;
-/// - `delay`: waits `config.duration` on the engine's clock, outputs `{"delayed": duration}`;
+/// - `delay`: outputs `{"delayed": duration}` and has the run rest `config.duration`
+///   (a text such as `"30s"`, or a number of seconds; none: no rest) before it
+///   follows the node's edges ([`NodeResult::sleep`]);
 /// - `json_transform`: outputs `config.template` with every placeholder resolved (`{}` without one);
 /// - `custom`: calls the registered function `config.function` with (context, config).
 ///
@@ -53,13 +55,23 @@ impl Action {
             }
             Some("json_transform") => Action::JsonTransform,
             Some("delay") => match config.get("duration") {
+                // No duration: no wait.
+                None => Action::Delay { written: Value::String("0s".to_owned()), duration: Duration::ZERO },
                 Some(Value::String(text)) => match parse_duration(text) {
                     Ok(duration) => Action::Delay { written: Value::String(text.clone()), duration },
                     Err(error) => Action::Invalid(format!("node {id:?}: {error}")),
                 },
-                other => Action::Invalid(format!(
-                    "node {id:?}: delay needs a \"duration\" string such as \"30s\", got {}",
-                    other.unwrap_or(&Value::Null)
+                // A number is seconds.
+                Some(Value::Number(seconds)) => {
+                    match seconds.as_f64().and_then(|s| Duration::try_from_secs_f64(s).ok()) {
+                        Some(duration) => Action::Delay { written: Value::Number(seconds.clone()), duration },
+                        None => Action::Invalid(format!(
+                            "node {id:?}: delay \"duration\" {seconds} is not a number of seconds a run can wait"
+                        )),
+                    }
+                }
+                Some(other) => Action::Invalid(format!(
+                    "node {id:?}: delay needs a \"duration\" such as \"30s\" or a number of seconds, got {other}"
                 )),
             },
             Some("custom") => match config.get("function").and_then(Value::as_str) {
@@ -86,8 +98,7 @@ impl NodeHandler for FunctionHandler {
                 NodeResult::completed(scope.resolve("template")?.unwrap_or_else(|| Value::Object(Map::new())))
             }
             Action::Delay { written, duration } => {
-                scope.clock().sleep(*duration).await;
-                NodeResult::completed(json!({ "delayed": written }))
+                NodeResult::sleep(*duration).with_output(json!({ "delayed": written }))
             }
             Action::Custom(name) => match self.registry.call(name, scope.context(), &node.config).await {
                 Some(Ok(output)) => NodeResult::completed(output),

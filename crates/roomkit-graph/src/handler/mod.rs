@@ -14,11 +14,13 @@ mod human;
 mod log;
 mod parallel;
 mod scope;
+mod signal;
 mod start;
 mod switch;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -35,9 +37,10 @@ pub use function::FunctionHandler;
 pub use functions::{FunctionError, FunctionRegistry};
 pub use human::HumanHandler;
 pub use log::LogHandler;
-pub(crate) use parallel::PARALLEL_JOINS;
 pub use parallel::ParallelHandler;
-pub use scope::Scope;
+pub(crate) use parallel::{PARALLEL_JOINS, joins_any};
+pub use scope::{LiveHook, Scope};
+pub use signal::{Emitted, Sent, Signal};
 pub use start::StartHandler;
 pub use switch::SwitchHandler;
 
@@ -69,15 +72,19 @@ impl NodeStatus {
 /// stores nothing).
 ///
 /// ```
-/// use roomkit_graph::{NodeResult, NodeStatus};
+/// use std::time::Duration;
+/// use roomkit_graph::{Ask, NodeResult, NodeStatus};
 /// use serde_json::json;
 ///
 /// let done = NodeResult::completed(json!({"severity": "high"}));
 /// assert_eq!(done.status, NodeStatus::Completed);
-/// let paused = NodeResult::waiting();
+/// let paused = NodeResult::waiting_for(Ask::new("Approve?").with_actions(["approve", "reject"]));
 /// assert!(paused.output.is_null());
+/// assert_eq!(paused.ask.actions, ["approve", "reject"]);
 /// let failed = NodeResult::failed("rate limited").with_output(json!({"partial": 1}));
 /// assert_eq!(failed.error.as_deref(), Some("rate limited"));
+/// let resting = NodeResult::sleep(Duration::from_secs(30)).with_output(json!({"delayed": "30s"}));
+/// assert_eq!(resting.sleep, Some(Duration::from_secs(30)));
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeResult {
@@ -90,38 +97,118 @@ pub struct NodeResult {
     /// Outputs of other nodes written by this step, such as a parallel node's
     /// children: `(node_id, output)`, stored before the node's own output.
     pub child_outputs: Vec<(String, Value)>,
+    /// What a waiting node asks for.
+    pub ask: Ask,
+    /// Other nodes that wait (a parallel node's children), each with what it
+    /// asks, in node order: the run waits until each is answered.
+    pub pending: Vec<(String, Ask)>,
+    /// How long the run rests on a completed node before it follows the
+    /// node's edges: the engine waits on its clock, a durable runner parks the
+    /// run on a timer.
+    pub sleep: Option<Duration>,
 }
 
 impl NodeResult {
-    /// A completed execution with `output`.
-    pub fn completed(output: Value) -> Self {
-        NodeResult { output, status: NodeStatus::Completed, error: None, child_outputs: Vec::new() }
+    fn new(output: Value, status: NodeStatus, error: Option<String>) -> Self {
+        NodeResult {
+            output,
+            status,
+            error,
+            child_outputs: Vec::new(),
+            ask: Ask::default(),
+            pending: Vec::new(),
+            sleep: None,
+        }
     }
 
-    /// An execution that waits for outside input.
+    /// A completed execution with `output`.
+    pub fn completed(output: Value) -> Self {
+        NodeResult::new(output, NodeStatus::Completed, None)
+    }
+
+    /// An execution that waits for outside input, asking nothing in particular.
     pub fn waiting() -> Self {
-        NodeResult {
-            output: Value::Null,
-            status: NodeStatus::Waiting,
-            error: None,
-            child_outputs: Vec::new(),
-        }
+        NodeResult::new(Value::Null, NodeStatus::Waiting, None)
+    }
+
+    /// An execution that waits for an answer to `ask`.
+    pub fn waiting_for(ask: Ask) -> Self {
+        NodeResult { ask, ..NodeResult::waiting() }
+    }
+
+    /// A completed execution after which the run rests `duration` before it
+    /// follows the node's edges.
+    pub fn sleep(duration: Duration) -> Self {
+        NodeResult { sleep: Some(duration), ..NodeResult::completed(Value::Null) }
     }
 
     /// A failed execution.
     pub fn failed(error: impl Into<String>) -> Self {
-        NodeResult {
-            output: Value::Null,
-            status: NodeStatus::Failed,
-            error: Some(error.into()),
-            child_outputs: Vec::new(),
-        }
+        NodeResult::new(Value::Null, NodeStatus::Failed, Some(error.into()))
     }
 
     /// Sets the output.
     pub fn with_output(mut self, output: Value) -> Self {
         self.output = output;
         self
+    }
+}
+
+/// What a waiting node asks a person: a prompt and the actions an answer may
+/// take (any answer when there are none).
+///
+/// ```
+/// use roomkit_graph::Ask;
+/// use serde_json::json;
+///
+/// let ask = Ask::new("Ship it?").with_actions(["approve", "reject"]);
+/// assert!(ask.check(&json!({"action": "approve"})).is_ok());
+/// assert_eq!(
+///     ask.check(&json!({"action": "maybe"})).unwrap_err(),
+///     "action \"maybe\" is not one of approve, reject"
+/// );
+/// assert!(Ask::default().check(&json!({"note": "anything"})).is_ok());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Ask {
+    /// What the person is asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// The actions an answer may take.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<String>,
+}
+
+impl Ask {
+    /// Asks `prompt`, offering no particular actions.
+    pub fn new(prompt: impl Into<String>) -> Self {
+        Ask { prompt: Some(prompt.into()), actions: Vec::new() }
+    }
+
+    /// Offers `actions`: an answer's `action` must be one of them.
+    pub fn with_actions<S: Into<String>>(mut self, actions: impl IntoIterator<Item = S>) -> Self {
+        self.actions = actions.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Checks an answer against the actions offered: with actions, it must be
+    /// a JSON object whose `action` is one of them.
+    pub fn check(&self, answer: &Value) -> Result<(), String> {
+        if self.actions.is_empty() {
+            return Ok(());
+        }
+        let offered = || self.actions.join(", ");
+        match answer.get("action").and_then(Value::as_str) {
+            Some(action) if self.actions.iter().any(|a| a == action) => Ok(()),
+            Some(action) => Err(format!("action {action:?} is not one of {}", offered())),
+            None if answer.is_object() => {
+                Err(format!("the answer needs an \"action\": one of {}", offered()))
+            }
+            None => Err(format!(
+                "an answer is a JSON object with an \"action\" (one of {}), not {answer}",
+                offered()
+            )),
+        }
     }
 }
 
@@ -171,6 +258,15 @@ pub enum HandlerError {
 pub trait NodeHandler: Send + Sync {
     /// Runs `node`. Return a failed [`NodeResult`] (or an error) to fail it.
     async fn execute(&self, node: &Node, scope: &Scope<'_>) -> Result<NodeResult, HandlerError>;
+
+    /// Checks an answer to `node`, waiting, before
+    /// [`resume`](crate::WorkflowEngine::resume) stores it: an error refuses
+    /// it with why, changing nothing. Any answer is taken unless a handler
+    /// says otherwise.
+    fn check_answer(&self, node: &Node, answer: &Value) -> Result<(), String> {
+        let _ = (node, answer);
+        Ok(())
+    }
 }
 
 /// The handlers an engine dispatches to: one per node type, and optionally one

@@ -11,19 +11,29 @@ use crate::model::Node;
 /// concurrently, stores each child's output under the child's id and outputs
 /// `{child_id: output}`.
 ///
-/// - `join: "all"` (the default) waits for every child. A child that fails,
-///   waits or has no handler fails the parallel node; the aggregate is still
-///   stored (a failed child's entry is its output or null, a child without
-///   handler is left out). Children whose outputs add up to more than the
-///   run's output limit fail the node with a limit error, the rest cancelled.
+/// - `join: "all"` (the default) waits for every child. A child that fails or
+///   has no handler fails the parallel node; the aggregate is still stored (a
+///   failed child's entry is its output or null, a child without handler or
+///   whose handler raised an error is left out). Otherwise, children that wait
+///   make the node wait on each of them (see
+///   [`WorkflowEngine::answer`](crate::WorkflowEngine::answer)), those that
+///   completed keeping their outputs. Children whose outputs add up to more
+///   than the run's output limit fail the node with a limit error, the rest
+///   cancelled.
 /// - `join: "any"`: the first child to complete wins, the others are cancelled
-///   and store nothing; the output is `{winner_id: output}`. The node fails only
-///   when no child completes.
+///   and store nothing; the output is `{winner_id: output}`. With none
+///   completed, children that wait make the node wait (the first answered
+///   wins); else the node fails.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ParallelHandler;
 
 /// The join modes a parallel node knows.
 pub(crate) const PARALLEL_JOINS: [&str; 2] = ["all", "any"];
+
+/// Whether a parallel node completes with its first child (`join: "any"`).
+pub(crate) fn joins_any(node: &Node) -> bool {
+    node.config.get("join").and_then(Value::as_str) == Some("any")
+}
 
 #[async_trait]
 impl NodeHandler for ParallelHandler {
@@ -45,14 +55,17 @@ async fn join_all_children(scope: &Scope<'_>, children: &[&Node]) -> Result<Node
     let mut aggregate = Map::with_capacity(children.len());
     let mut writes = Vec::new();
     let mut failures = Vec::new();
+    let mut waiting = Vec::new();
     for (child, result) in children.iter().zip(results) {
         match result {
             Ok(result) => {
-                if result.status != NodeStatus::Completed {
-                    failures.push(match &result.error {
+                match result.status {
+                    NodeStatus::Completed => {}
+                    NodeStatus::Waiting => waiting.push((child.id.clone(), result.ask)),
+                    NodeStatus::Failed => failures.push(match &result.error {
                         Some(error) => format!("{:?} failed: {error}", child.id),
-                        None => format!("{:?} {}", child.id, result.status.as_str()),
-                    });
+                        None => format!("{:?} failed", child.id),
+                    }),
                 }
                 aggregate.insert(child.id.clone(), result.output.clone());
                 writes.extend(result.child_outputs);
@@ -63,17 +76,17 @@ async fn join_all_children(scope: &Scope<'_>, children: &[&Node]) -> Result<Node
             }
             // A child past a limit puts its parallel node past it: never routed nor retried.
             Err(limit @ HandlerError::Limit(_)) => return Err(limit),
-            Err(error) => {
-                failures.push(format!("{:?} failed: {error}", child.id));
-                aggregate.insert(child.id.clone(), Value::Null);
-            }
+            Err(error) => failures.push(format!("{:?} failed: {error}", child.id)),
         }
     }
-    let mut result = if failures.is_empty() {
-        NodeResult::completed(Value::Object(aggregate))
-    } else {
+    let mut result = if !failures.is_empty() {
         NodeResult::failed(format!("parallel children failed: {}", failures.join("; ")))
             .with_output(Value::Object(aggregate))
+    } else if !waiting.is_empty() {
+        // The aggregate is stored once the last waiting child is answered.
+        NodeResult { pending: waiting, ..NodeResult::waiting() }
+    } else {
+        NodeResult::completed(Value::Object(aggregate))
     };
     result.child_outputs = writes;
     Ok(result)
@@ -114,6 +127,8 @@ async fn join_any_child(scope: &Scope<'_>, children: &[&Node]) -> NodeResult {
     let mut running: FuturesUnordered<_> =
         children.iter().map(|child| async move { (*child, scope.execute_child(child).await) }).collect();
     let mut failures = Vec::new();
+    let mut waiting = Vec::new();
+    let mut writes = Vec::new();
     while let Some((child, result)) = running.next().await {
         match result {
             Ok(result) if result.status == NodeStatus::Completed => {
@@ -126,14 +141,28 @@ async fn join_any_child(scope: &Scope<'_>, children: &[&Node]) -> NodeResult {
                 winner.child_outputs.push((child.id.clone(), result.output));
                 return winner;
             }
-            Ok(result) => failures.push(format!(
-                "{:?} {}{}",
-                child.id,
-                result.status.as_str(),
-                result.error.map(|e| format!(": {e}")).unwrap_or_default()
-            )),
+            Ok(result) => {
+                if result.status == NodeStatus::Waiting {
+                    waiting.push((child.id.clone(), result.ask));
+                } else {
+                    failures.push(format!(
+                        "{:?} failed{}",
+                        child.id,
+                        result.error.map(|e| format!(": {e}")).unwrap_or_default()
+                    ));
+                }
+                writes.extend(result.child_outputs);
+                writes.push((child.id.clone(), result.output));
+            }
             Err(error) => failures.push(format!("{:?} failed: {error}", child.id)),
         }
+    }
+    if !waiting.is_empty() {
+        // In node order, as the run waits on them.
+        waiting.sort_by_key(|(id, _)| children.iter().position(|child| child.id == *id));
+        let mut result = NodeResult { pending: waiting, ..NodeResult::waiting() };
+        result.child_outputs = writes;
+        return result;
     }
     NodeResult::failed(if failures.is_empty() {
         "a parallel node with join \"any\" needs at least one child".to_owned()

@@ -1,9 +1,9 @@
 use std::any::Any;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::Value;
 
-use super::{HandlerError, NodeHandler, NodeResult};
+use super::{Emitted, HandlerError, NodeHandler, NodeResult, Sent, Signal};
 use crate::clock::Clock;
 use crate::context::Context;
 use crate::engine::{EventSink, Plan, Prepared, StreamMode};
@@ -24,7 +24,16 @@ pub struct Scope<'a> {
     pub(crate) attempt: u32,
     pub(crate) node: usize,
     pub(crate) limits: &'a Limits,
+    /// What the step's nodes sent, in order.
+    pub(crate) sent: &'a Mutex<Vec<Emitted>>,
+    /// Who hears signals as they are sent.
+    pub(crate) live: Option<&'a LiveHook>,
 }
+
+/// Hears each [`Signal`] as a node sends it, with the run's id and the
+/// node's: a durable runner sends tokens out live this way
+/// ([`Workflow::with_live`](crate::Workflow::with_live)).
+pub type LiveHook = dyn Fn(&str, &str, &Signal) + Send + Sync;
 
 impl<'a> Scope<'a> {
     /// The node being executed.
@@ -92,12 +101,66 @@ impl<'a> Scope<'a> {
         self.clock
     }
 
-    /// Sends a custom event, attributed to this node, to the run's stream.
-    /// Outside a stream it does nothing, so handlers need not care how they run.
+    /// Sends a custom event, attributed to this node, to the run's stream
+    /// (outside a stream nobody sees it), and keeps it with the step's
+    /// outcome ([`StepOutcome::emitted`](crate::StepOutcome::emitted)), so
+    /// handlers need not care how they run.
     pub fn emit(&self, payload: Value) {
         if let Some(sink) = self.sink {
-            sink.send(StreamMode::Custom, Some(self.plan.id(self.node)), || payload);
+            sink.send(StreamMode::Custom, Some(self.plan.id(self.node)), || payload.clone());
         }
+        self.keep(Sent::Custom(payload));
+    }
+
+    /// Tells whoever runs the graph what the node is doing ([`Signal`]): the
+    /// live hook hears it at once, a stream's custom mode shows it as JSON,
+    /// and the step's outcome keeps it unless it is a token.
+    ///
+    /// ```
+    /// use roomkit_graph::{Edge, Graph, HandlerError, Handlers, Node, NodeHandler, NodeResult, Scope, Sent, Signal, Trigger, WorkflowEngine};
+    /// use serde_json::json;
+    ///
+    /// struct Agent;
+    ///
+    /// #[async_trait::async_trait]
+    /// impl NodeHandler for Agent {
+    ///     async fn execute(&self, _node: &Node, scope: &Scope<'_>) -> Result<NodeResult, HandlerError> {
+    ///         scope.signal(Signal::Token { agent: "writer".into(), text: "Hi".into() });
+    ///         scope.signal(Signal::AgentMessage { agent: "writer".into(), text: "Hi".into(), usage: None });
+    ///         Ok(NodeResult::completed(json!({"text": "Hi"})))
+    ///     }
+    /// }
+    ///
+    /// let mut graph = Graph::new("g", "G", Trigger::manual());
+    /// graph.add_nodes([Node::new("start", "start"), Node::new("draft", "agent")])?;
+    /// graph.add_edge(Edge::new("start", "draft"));
+    /// let mut engine = WorkflowEngine::new(graph, Handlers::builtin().with("agent", Agent));
+    /// engine.start(json!({}))?;
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// engine.step().await?;
+    /// let outcome = engine.step_outcome().await.expect("draft runs");
+    /// assert_eq!(outcome.emitted.len(), 1, "the token is not kept");
+    /// assert!(matches!(&outcome.emitted[0].sent, Sent::Signal(Signal::AgentMessage { text, .. }) if text == "Hi"));
+    /// # Ok::<(), roomkit_graph::EngineError>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn signal(&self, signal: Signal) {
+        let id = self.plan.id(self.node);
+        if let Some(sink) = self.sink {
+            sink.send(StreamMode::Custom, Some(id), || signal.to_value());
+        }
+        if let Some(live) = self.live {
+            live(self.run_id, id, &signal);
+        }
+        if signal.is_kept() {
+            self.keep(Sent::Signal(signal));
+        }
+    }
+
+    fn keep(&self, sent: Sent) {
+        let node_id = self.plan.id(self.node).to_owned();
+        self.sent.lock().unwrap_or_else(PoisonError::into_inner).push(Emitted { node_id, sent });
     }
 
     /// The configuration field `key` with its placeholders resolved (a string

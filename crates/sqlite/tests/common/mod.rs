@@ -34,6 +34,7 @@ pub(crate) fn started_state(run_id: &str, trigger: &Value) -> EngineState {
         previous_node_id: Some("start".into()),
         waiting: false,
         run_id: run_id.into(),
+        pending: Vec::new(),
     }
 }
 
@@ -56,7 +57,8 @@ pub(crate) async fn start_run(store: &SqliteStore, graph_id: &str, run_id: &str)
         .expect("the run is created")
 }
 
-/// A running step on `node` that writes `output` and appends `entries`.
+/// A running step on `node` that writes `output` (as its entry
+/// `{"output": output}`) and appends `entries`.
 pub(crate) fn step(
     run_id: &str,
     expected_version: u64,
@@ -69,12 +71,14 @@ pub(crate) fn step(
         lease: None,
         run_id: run_id.into(),
         expected_version,
-        writes: vec![(node.into(), output)],
+        writes: vec![(node.into(), json!({ "output": output }))],
         current_node_id: Some(node.into()),
         previous_node_id: Some("start".into()),
         status: RunStatus::Running,
         error: None,
         entries,
+        steps: 0,
+        pending: Vec::new(),
     }
 }
 
@@ -97,6 +101,8 @@ pub(crate) fn final_step(run_id: &str, expected_version: u64) -> StepCommit {
         status: RunStatus::Completed,
         error: None,
         entries: vec![Entry::RunCompleted],
+        steps: 0,
+        pending: Vec::new(),
     }
 }
 

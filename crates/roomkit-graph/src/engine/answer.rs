@@ -1,0 +1,196 @@
+//! Setting a waiting run going again: an answer to a node (or to one of the
+//! children a parallel node waits on), or the end of a rest on a timer.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Map, Value};
+
+use super::{EngineError, StepOutcome, StepStatus, WorkflowEngine};
+use crate::handler::{NodeStatus, joins_any};
+use crate::model::NodeType;
+
+impl WorkflowEngine {
+    /// Stores `data` as node `node_id`'s output (null included) and clears
+    /// waiting; when the run is on that node, follows its edges (a node without
+    /// edges completes the run). Call [`advance`](Self::advance) or
+    /// [`step`](Self::step) to go on. See [`answer`](Self::answer) for what it did.
+    ///
+    /// Refused, changing nothing: the start node, a node not in the graph, a
+    /// completed run, an answer the node's handler does not take, and, while a
+    /// parallel node's children wait, any node but one of them.
+    pub fn resume(&mut self, node_id: &str, data: Value) -> Result<(), EngineError> {
+        match self.answer(node_id, data)?.status {
+            StepStatus::Failed { error, .. } => Err(error),
+            _ => Ok(()),
+        }
+    }
+
+    /// Answers `node_id` with `data`, as [`resume`](Self::resume), and says
+    /// what happened. While a parallel node waits on children, the answer
+    /// goes to one of them: the run keeps waiting until the last is answered
+    /// (the first, for `join: "any"`), then the parallel node completes with
+    /// `{child_id: output}` and the run follows its edges.
+    ///
+    /// ```
+    /// use roomkit_graph::{Edge, Graph, Handlers, HumanHandler, Node, RunStatus, StepStatus, Trigger, Workflow};
+    /// use serde_json::json;
+    ///
+    /// let mut graph = Graph::new("release", "Release", Trigger::manual());
+    /// graph.add_nodes([
+    ///     Node::new("start", "start"),
+    ///     Node::new("approvals", "parallel"),
+    ///     Node::new("legal", "human").with_parent("approvals").with_config(json!({"actions": ["approve", "reject"]})),
+    ///     Node::new("security", "human").with_parent("approvals"),
+    ///     Node::new("end", "end"),
+    /// ])?;
+    /// graph.add_edges([Edge::new("start", "approvals"), Edge::new("approvals", "end")]);
+    /// let mut engine = Workflow::new(graph, Handlers::builtin().with("human", HumanHandler)).engine();
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// engine.run(json!({})).await?;
+    /// assert_eq!(engine.pending(), ["legal", "security"]);
+    /// assert!(engine.answer("approvals", json!({})).is_err(), "its children are answered, not it");
+    /// assert!(engine.answer("legal", json!({"action": "maybe"})).is_err());
+    /// let outcome = engine.answer("legal", json!({"action": "approve"}))?;
+    /// assert!(matches!(outcome.status, StepStatus::Waiting(_)));
+    /// assert_eq!(engine.pending(), ["security"]);
+    /// engine.answer("security", json!({"ok": true}))?;
+    /// assert_eq!(engine.status(), RunStatus::Running);
+    /// assert_eq!(
+    ///     engine.context().get("approvals.output"),
+    ///     Some(&json!({"legal": {"action": "approve"}, "security": {"ok": true}}))
+    /// );
+    /// # Ok::<(), roomkit_graph::EngineError>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn answer(&mut self, node_id: &str, data: Value) -> Result<StepOutcome, EngineError> {
+        let plan = Arc::clone(&self.workflow.plan);
+        let refuse = |why: String| EngineError::InvalidArgument(format!("cannot resume {node_id:?}: {why}"));
+        let node = plan
+            .index(node_id)
+            .ok_or_else(|| refuse(format!("no such node in graph {:?}", plan.graph().id)))?;
+        if plan.node(node).node_type == NodeType::Start {
+            return Err(refuse("it is the start node; start a new run instead".to_owned()));
+        }
+        let Some(current) = self.current else {
+            return Err(refuse(format!("run {} has completed", self.run_id)));
+        };
+        let refused = |reason: String| EngineError::AnswerRefused { node: node_id.to_owned(), reason };
+        if !self.pending.is_empty() && !self.pending.contains(&node) {
+            let waiting: Vec<_> = self.pending.iter().map(|&child| format!("{:?}", plan.id(child))).collect();
+            return Err(refused(format!(
+                "the run waits on the children of parallel node {:?}: answer {}",
+                plan.id(current),
+                waiting.join(" or ")
+            )));
+        }
+        if let Some(handler) = &self.workflow.handlers[node] {
+            handler.check_answer(plan.node(node), &data).map_err(refused)?;
+        }
+        let sizes = self.check_writes(node, std::slice::from_ref(&(node, data.clone()))).map_err(
+            |error| match error {
+                EngineError::Limit { node, source, .. } => {
+                    EngineError::Limit { node, what: "the answer".to_owned(), source }
+                }
+                other => other,
+            },
+        )?;
+        self.written.clear();
+        self.context.set_output_at(node, data, sizes[0]);
+        self.written.push(node);
+        let no_events = Mutex::new(Vec::new());
+        if !self.pending.is_empty() {
+            return Ok(self.answer_child(current, node, no_events));
+        }
+        self.waiting = false;
+        let status = if current == node {
+            match self.follow_edges(node) {
+                Ok(()) => StepStatus::Completed,
+                Err(error) => StepStatus::Failed { error, retry_in: None },
+            }
+        } else {
+            StepStatus::Completed
+        };
+        self.send_updates(node);
+        self.send_values();
+        Ok(self.outcome(node, 1, status, no_events))
+    }
+
+    /// The answer to `child`, one of the children parallel node `parallel`
+    /// waits on, is stored: the run keeps waiting on the others, or the
+    /// parallel node completes and the run moves on.
+    fn answer_child(
+        &mut self,
+        parallel: usize,
+        child: usize,
+        no_events: Mutex<Vec<crate::handler::Emitted>>,
+    ) -> StepOutcome {
+        let plan = Arc::clone(&self.workflow.plan);
+        self.pending.retain(|&waiting| waiting != child);
+        let any = joins_any(plan.node(parallel));
+        if !self.pending.is_empty() && !any {
+            self.send_updates(child);
+            self.send_values();
+            return self.outcome(child, 1, StepStatus::Waiting(Vec::new()), no_events);
+        }
+        let closed: Vec<String> =
+            std::mem::take(&mut self.pending).iter().map(|&i| plan.id(i).to_owned()).collect();
+        let members: Vec<usize> = if any { vec![child] } else { plan.children(parallel).to_vec() };
+        let aggregate: Map<String, Value> = members
+            .iter()
+            .map(|&member| {
+                (
+                    plan.id(member).to_owned(),
+                    self.context.output(plan.id(member)).cloned().unwrap_or(Value::Null),
+                )
+            })
+            .collect();
+        let aggregate = Value::Object(aggregate);
+        let status = match self.check_writes(parallel, std::slice::from_ref(&(parallel, aggregate.clone()))) {
+            Ok(sizes) => {
+                self.context.set_output_at(parallel, aggregate, sizes[0]);
+                self.written.push(parallel);
+                self.waiting = false;
+                match self.follow_edges(parallel) {
+                    Ok(()) => StepStatus::Completed,
+                    Err(error) => StepStatus::Failed { error, retry_in: None },
+                }
+            }
+            Err(error) => StepStatus::Failed { error, retry_in: None },
+        };
+        self.send_updates(child);
+        self.send_values();
+        let mut outcome = self.outcome(child, 1, status, no_events);
+        outcome.closed = closed;
+        outcome
+    }
+
+    /// Ends the rest of a run on a node that slept ([`StepStatus::Sleeping`]):
+    /// the run follows the node's edges without running it again.
+    pub fn wake(&mut self) -> Result<StepOutcome, EngineError> {
+        let Some(node) = self.current.filter(|_| self.waiting && self.pending.is_empty()) else {
+            return Err(EngineError::InvalidArgument(format!(
+                "run {} rests on no node: there is nothing to wake",
+                self.run_id
+            )));
+        };
+        self.written.clear();
+        self.waiting = false;
+        let status = match self.follow_edges(node) {
+            Ok(()) => StepStatus::Completed,
+            Err(error) => {
+                self.waiting = true;
+                StepStatus::Failed { error, retry_in: None }
+            }
+        };
+        self.send_lifecycle_complete(node, NodeStatus::Completed);
+        self.send_values();
+        Ok(self.outcome(node, 1, status, Mutex::new(Vec::new())))
+    }
+
+    /// The children of the parallel node the run waits on that still wait for
+    /// an answer, in node order (none when the run waits on a single node).
+    pub fn pending(&self) -> Vec<&str> {
+        self.pending.iter().map(|&child| self.workflow.plan.id(child)).collect()
+    }
+}

@@ -1,0 +1,188 @@
+//! The one place where what happened to a run becomes a commit: an engine's
+//! [`StepOutcome`] (a step, an answer, a timer that fired) or a cancel turns
+//! into a [`StepCommit`]: the outputs it stored, where the run stands, and
+//! the transcript entries a person reads.
+
+use roomkit_graph::{ErrorKind, Sent, Signal, StepOutcome, StepStatus, WorkflowEngine};
+use roomkit_graph_store::{Entry, Millis, RunRecord, RunStatus, StepCommit};
+use serde_json::Value;
+
+/// What moved the run.
+pub(crate) enum Cause<'a> {
+    /// Its current node ran.
+    Step,
+    /// A person answered (`by`, if known) with `data`.
+    Answer {
+        /// Who answered.
+        by: Option<&'a str>,
+        /// The answer.
+        data: &'a Value,
+    },
+    /// The timer it rested on fired.
+    Wake,
+}
+
+/// The commit that records `outcome` on the run `run_id` at
+/// `expected_version`, `engine` standing where the outcome left it, at `now`.
+/// No lease: the caller adds its own.
+pub(crate) fn of_outcome(
+    outcome: &StepOutcome,
+    engine: &WorkflowEngine,
+    cause: Cause<'_>,
+    run_id: &str,
+    expected_version: u64,
+    now: Millis,
+) -> StepCommit {
+    let node_id = outcome.node_id.clone();
+    let mut entries = Vec::with_capacity(outcome.emitted.len() + 3);
+    let step_limit =
+        matches!(&outcome.status, StepStatus::Failed { error, .. } if error.kind() == ErrorKind::StepLimit);
+    match cause {
+        // A step the limit stopped never ran its node.
+        Cause::Step if step_limit => {}
+        Cause::Step => entries.push(Entry::NodeStarted {
+            node_id: node_id.clone(),
+            node_type: engine.graph().node(&node_id).map(|n| n.node_type.to_string()).unwrap_or_default(),
+            attempt: outcome.attempt,
+        }),
+        Cause::Answer { by, data } => entries.push(Entry::AnswerReceived {
+            node_id: node_id.clone(),
+            by: by.map(str::to_owned),
+            data: data.clone(),
+        }),
+        Cause::Wake => {}
+    }
+    entries.extend(outcome.emitted.iter().map(|emitted| kept(emitted.node_id.clone(), &emitted.sent)));
+    entries.extend(outcome.closed.iter().map(|closed| Entry::WaitingClosed { node_id: closed.clone() }));
+    let output_of = |id: &str| engine.context().output(id).cloned().unwrap_or(Value::Null);
+    let mut wake_at = None;
+    let mut error = None;
+    let status = match &outcome.status {
+        StepStatus::Completed => {
+            match cause {
+                Cause::Step | Cause::Wake => entries
+                    .push(Entry::NodeCompleted { node_id: node_id.clone(), output: output_of(&node_id) }),
+                // The answer is the node's output; a parallel node it completed says so.
+                Cause::Answer { .. } => entries.extend(
+                    outcome.writes.iter().filter(|(written, _)| *written != node_id).map(|(written, _)| {
+                        Entry::NodeCompleted { node_id: written.clone(), output: output_of(written) }
+                    }),
+                ),
+            }
+            finished_or_running(&outcome.next, &mut entries)
+        }
+        StepStatus::Waiting(points) => {
+            entries.extend(points.iter().map(|point| Entry::NodeWaiting {
+                node_id: point.node_id.clone(),
+                prompt: point.ask.prompt.clone(),
+                actions: point.ask.actions.clone(),
+            }));
+            RunStatus::Waiting
+        }
+        StepStatus::Sleeping(rest) => {
+            entries.push(Entry::NodeWaiting {
+                node_id: node_id.clone(),
+                prompt: Some(format!("timer: waits {rest:?}")),
+                actions: Vec::new(),
+            });
+            wake_at = Some(now.saturating_add(millis(*rest)));
+            RunStatus::Waiting
+        }
+        StepStatus::Failed { error: failure, retry_in: Some(wait) } => {
+            let attempt = outcome.attempt;
+            entries.push(Entry::NodeFailed { node_id: node_id.clone(), attempt, error: failure.to_string() });
+            entries.push(Entry::RetryScheduled {
+                node_id: node_id.clone(),
+                attempt: attempt + 1,
+                retry_at: now.saturating_add(millis(*wait)),
+            });
+            RunStatus::Running
+        }
+        StepStatus::Failed { error: failure, retry_in: None } => {
+            let message = failure.to_string();
+            if !step_limit {
+                entries.push(Entry::NodeFailed {
+                    node_id: node_id.clone(),
+                    attempt: outcome.attempt,
+                    error: message.clone(),
+                });
+            }
+            entries.push(Entry::RunFailed { error: message.clone() });
+            error = Some(message);
+            RunStatus::Failed
+        }
+        StepStatus::Routed(failure) => {
+            entries.push(Entry::NodeFailed {
+                node_id: node_id.clone(),
+                attempt: outcome.attempt,
+                error: failure.message.clone(),
+            });
+            let target = outcome.next.clone().unwrap_or_default();
+            entries.push(Entry::ErrorRouted { node_id: node_id.clone(), target });
+            RunStatus::Running
+        }
+    };
+    StepCommit {
+        run_id: run_id.to_owned(),
+        expected_version,
+        writes: outcome.writes.clone(),
+        current_node_id: engine.current_node_id().map(str::to_owned),
+        previous_node_id: engine.previous_node_id().map(str::to_owned),
+        status,
+        error,
+        entries,
+        wake_at,
+        lease: None,
+        steps: engine.steps_taken(),
+        pending: engine.pending().into_iter().map(str::to_owned).collect(),
+    }
+}
+
+/// A commit that moves `run` to `status` where it stands, running no node
+/// (a cancel), with `entries`.
+pub(crate) fn status_change(run: &RunRecord, status: RunStatus, entries: Vec<Entry>) -> StepCommit {
+    StepCommit {
+        run_id: run.run_id.clone(),
+        expected_version: run.version,
+        writes: Vec::new(),
+        current_node_id: run.current_node_id.clone(),
+        previous_node_id: run.previous_node_id.clone(),
+        status,
+        error: None,
+        entries,
+        wake_at: None,
+        lease: None,
+        steps: run.steps,
+        pending: run.pending.clone(),
+    }
+}
+
+/// Completed when the run has no node left (closing the transcript), else running.
+fn finished_or_running(next: &Option<String>, entries: &mut Vec<Entry>) -> RunStatus {
+    if next.is_some() {
+        RunStatus::Running
+    } else {
+        entries.push(Entry::RunCompleted);
+        RunStatus::Completed
+    }
+}
+
+/// The transcript entry of something a node sent.
+fn kept(node_id: String, sent: &Sent) -> Entry {
+    match sent {
+        Sent::Signal(Signal::AgentMessage { agent, text, usage }) => {
+            Entry::AgentMessage { node_id, agent: agent.clone(), text: text.clone(), usage: usage.clone() }
+        }
+        Sent::Signal(Signal::NotificationSent { channel, text }) => {
+            Entry::NotificationSent { node_id, channel: channel.clone(), text: text.clone() }
+        }
+        // Tokens are never kept (the engine leaves them out); should one come, keep it as sent.
+        Sent::Signal(signal @ Signal::Token { .. }) => Entry::Custom { node_id, payload: signal.to_value() },
+        Sent::Custom(payload) => Entry::Custom { node_id, payload: payload.clone() },
+    }
+}
+
+/// A duration in whole milliseconds, as a time offset, saturating.
+fn millis(duration: std::time::Duration) -> Millis {
+    Millis::try_from(duration.as_millis()).unwrap_or(Millis::MAX)
+}
