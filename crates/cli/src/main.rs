@@ -65,11 +65,12 @@ struct Options {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Checks graph files and reports every mistake with its node and field;
-    /// with --agents and --channels, also the agent, orchestration and
+    /// Checks graph files and reports every mistake with its node and field,
+    /// and apart from them warnings (such as nodes a run cannot leave); with
+    /// --agents and --channels, also the agent, orchestration and
     /// notification nodes against those files (which may be among the files:
-    /// they are reported as such). Exits 0 when every file is valid, 1
-    /// otherwise, 2 when --agents or --channels cannot be loaded.
+    /// they are reported as such). Exits 0 when every file is valid (warnings
+    /// or not), 1 otherwise, 2 when --agents or --channels cannot be loaded.
     Validate {
         /// Graph JSON files.
         #[arg(required = true)]

@@ -3,13 +3,13 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use roomkit_graph::{Graph, Limits, ValidationError};
+use roomkit_graph::{Graph, Limits, ValidationError, ValidationWarning};
 use serde_json::{Value, json};
 
 use crate::nodes::{NodeProblem, NodeSetup};
 
 /// One mistake in a graph, from its validation or from checking its nodes
-/// against the agents and channels files.
+/// against the agents and channels files, or one warning from its validation.
 struct Finding {
     code: &'static str,
     node: Option<String>,
@@ -20,6 +20,17 @@ struct Finding {
 impl From<ValidationError> for Finding {
     fn from(error: ValidationError) -> Self {
         Finding { code: error.code.as_str(), node: error.node, field: error.field, message: error.message }
+    }
+}
+
+impl From<ValidationWarning> for Finding {
+    fn from(warning: ValidationWarning) -> Self {
+        Finding {
+            code: warning.code.as_str(),
+            node: warning.node,
+            field: warning.field,
+            message: warning.message,
+        }
     }
 }
 
@@ -38,6 +49,13 @@ impl Finding {
     fn to_json(&self) -> Value {
         json!({"code": self.code, "node": self.node, "field": self.field, "message": self.message})
     }
+
+    /// The finding on one line: `CODE node=N field=F: MESSAGE`.
+    fn line(&self) -> String {
+        let node = self.node.as_deref().map(|n| format!(" node={n}")).unwrap_or_default();
+        let field = self.field.as_deref().map(|f| format!(" field={f}")).unwrap_or_default();
+        format!("{}{node}{field}: {}", self.code, self.message)
+    }
 }
 
 /// What checking one file found.
@@ -47,8 +65,13 @@ enum Report {
     Config(&'static str),
     /// The file could not be read or is not a graph.
     Unreadable(String),
-    /// The graph's mistakes (none: valid).
-    Checked(Vec<Finding>),
+    /// The graph's mistakes (none: valid) and, apart, its warnings.
+    Checked {
+        /// What makes it invalid.
+        errors: Vec<Finding>,
+        /// What is allowed but likely wrong.
+        warnings: Vec<Finding>,
+    },
 }
 
 impl Report {
@@ -56,7 +79,7 @@ impl Report {
         match self {
             Report::Config(_) => true,
             Report::Unreadable(_) => false,
-            Report::Checked(findings) => findings.is_empty(),
+            Report::Checked { errors, .. } => errors.is_empty(),
         }
     }
 }
@@ -68,10 +91,10 @@ fn check(path: &Path, setup: &NodeSetup, limits: &Limits) -> Report {
     };
     match Graph::from_json(&text) {
         Ok(graph) => {
-            let mut findings: Vec<Finding> =
-                graph.validate_with(limits).into_iter().map(Finding::from).collect();
-            findings.extend(setup.check(&graph).into_iter().map(Finding::from));
-            Report::Checked(findings)
+            let found = graph.check_with(limits);
+            let mut errors: Vec<Finding> = found.errors.into_iter().map(Finding::from).collect();
+            errors.extend(setup.check(&graph).into_iter().map(Finding::from));
+            Report::Checked { errors, warnings: found.warnings.into_iter().map(Finding::from).collect() }
         }
         Err(error) => Report::Unreadable(error.to_string()),
     }
@@ -118,18 +141,24 @@ pub(crate) fn run(
         match report {
             Report::Config(kind) => writeln!(out, "{file}: ok ({kind} file)")?,
             Report::Unreadable(why) => writeln!(out, "{file}: not a graph: {why}")?,
-            Report::Checked(findings) if findings.is_empty() => writeln!(out, "{file}: ok")?,
-            Report::Checked(findings) => {
-                writeln!(
-                    out,
-                    "{file}: {} mistake{}",
-                    findings.len(),
-                    if findings.len() == 1 { "" } else { "s" }
-                )?;
-                for finding in findings {
-                    let node = finding.node.as_deref().map(|n| format!(" node={n}")).unwrap_or_default();
-                    let field = finding.field.as_deref().map(|f| format!(" field={f}")).unwrap_or_default();
-                    writeln!(out, "  {}{node}{field}: {}", finding.code, finding.message)?;
+            Report::Checked { errors, warnings } => {
+                let mut counts = Vec::new();
+                if !errors.is_empty() {
+                    counts.push(plural(errors.len(), "mistake"));
+                }
+                if !warnings.is_empty() {
+                    counts.push(plural(warnings.len(), "warning"));
+                }
+                match (errors.is_empty(), counts.is_empty()) {
+                    (true, true) => writeln!(out, "{file}: ok")?,
+                    (true, false) => writeln!(out, "{file}: ok, {}", counts.join(", "))?,
+                    (false, _) => writeln!(out, "{file}: {}", counts.join(", "))?,
+                }
+                for error in errors {
+                    writeln!(out, "  {}", error.line())?;
+                }
+                for warning in warnings {
+                    writeln!(out, "  warning: {}", warning.line())?;
                 }
             }
         }
@@ -137,14 +166,24 @@ pub(crate) fn run(
     Ok(valid)
 }
 
+/// `count` and `what`, plural when not 1: `1 mistake`, `2 warnings`.
+fn plural(count: usize, what: &str) -> String {
+    format!("{count} {what}{}", if count == 1 { "" } else { "s" })
+}
+
 fn report_json(file: &Path, report: &Report) -> Value {
     match report {
-        Report::Config(kind) => json!({"file": file, "valid": true, "config": kind, "errors": []}),
-        Report::Unreadable(why) => json!({"file": file, "valid": false, "error": why, "errors": []}),
-        Report::Checked(findings) => json!({
+        Report::Config(kind) => {
+            json!({"file": file, "valid": true, "config": kind, "errors": [], "warnings": []})
+        }
+        Report::Unreadable(why) => {
+            json!({"file": file, "valid": false, "error": why, "errors": [], "warnings": []})
+        }
+        Report::Checked { errors, warnings } => json!({
             "file": file,
-            "valid": findings.is_empty(),
-            "errors": findings.iter().map(Finding::to_json).collect::<Vec<_>>(),
+            "valid": errors.is_empty(),
+            "errors": errors.iter().map(Finding::to_json).collect::<Vec<_>>(),
+            "warnings": warnings.iter().map(Finding::to_json).collect::<Vec<_>>(),
         }),
     }
 }

@@ -400,6 +400,82 @@ async fn bad_requests_get_precise_4xx_and_the_server_stays_up() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn warnings_come_apart_from_errors_and_a_graph_with_warnings_only_is_stored() {
+    let server = Server::start(&[]);
+    let token = server.token("acme");
+    // review and draft lead only to each other once the way out to publish is gone.
+    let mut looping = review_graph();
+    looping["edges"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|edge| edge["target"] != "publish" && edge["source"] != "publish");
+    looping["edges"].as_array_mut().unwrap().push(json!(
+        {"source": "start", "target": "end", "condition": {"type": "field", "path": "trigger.skip", "op": "exists", "value": null}}
+    ));
+    looping["nodes"].as_array_mut().unwrap().retain(|node| node["id"] != "publish");
+    let warning = json!({"code": "cycle_without_exit", "node": "draft", "field": null,
+        "message": "nodes \"draft\", \"review\" lead only to each other: a run that gets there ends only at \
+                    its step limit; give one of them an edge out"});
+
+    let report: Value = server.post(&token, "/v1/graphs/validate", &looping).await;
+    assert_eq!(report, json!({"valid": true, "errors": [], "warnings": [warning]}));
+
+    let created =
+        client().post(server.url("/v1/graphs")).bearer_auth(&token).json(&looping).send().await.unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!((&created["graph_id"], &created["version"]), (&json!("review"), &json!(1)));
+    assert_eq!(created["warnings"], json!([warning]));
+    assert_eq!(created["graph"], looping);
+
+    // A new version without the loop: stored, with no warning.
+    let fixed = client()
+        .put(server.url("/v1/graphs/review"))
+        .bearer_auth(&token)
+        .json(&review_graph())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fixed.status(), StatusCode::OK);
+    let fixed: Value = fixed.json().await.unwrap();
+    assert_eq!((&fixed["version"], &fixed["warnings"]), (&json!(2), &json!([])));
+
+    // A mistake and a warning: validate lists both, storing is refused naming the mistake.
+    looping["max_steps"] = json!(0);
+    let report: Value = server.post(&token, "/v1/graphs/validate", &looping).await;
+    assert_eq!(report["valid"], false);
+    assert_eq!(report["errors"][0]["code"], "invalid_max_steps");
+    assert_eq!(report["errors"][0]["field"], "max_steps");
+    assert_eq!(report["warnings"], json!([warning]));
+    let refused = client()
+        .put(server.url("/v1/graphs/review"))
+        .bearer_auth(&token)
+        .json(&looping)
+        .send()
+        .await
+        .unwrap();
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["details"]["errors"][0]["code"], "invalid_max_steps", "{body}");
+
+    // A max_steps that is not a whole number is not a graph.
+    looping["max_steps"] = json!(-1);
+    let refused = client()
+        .post(server.url("/v1/graphs/validate"))
+        .bearer_auth(&token)
+        .json(&looping)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_refusal(refused).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["code"], "invalid_graph");
+    assert_eq!(
+        body["error"]["message"],
+        "invalid graph JSON: max_steps must be a whole number of steps such as 1000, not -1"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_openapi_document_is_valid_and_lists_every_route() {
     let server = Server::start(&[]);
     let text = client().get(server.url("/v1/openapi.json")).send().await.unwrap().text().await.unwrap();

@@ -177,3 +177,66 @@ fn an_agents_or_channels_file_that_cannot_be_loaded_is_named_with_the_place_of_i
         "{stderr}"
     );
 }
+
+/// A graph whose `draft` and `review` nodes lead only to each other (the end
+/// is reached from `check`), with `extra` merged into its top level.
+fn looping_graph(extra: &str) -> String {
+    format!(
+        r#"{{"id": "g", "name": "G", "trigger": {{"type": "manual"}}{extra},
+ "nodes": [{{"id": "start", "type": "start"}}, {{"id": "check", "type": "log"}},
+           {{"id": "draft", "type": "log"}}, {{"id": "review", "type": "log"}}, {{"id": "end", "type": "end"}}],
+ "edges": [{{"source": "start", "target": "check"}},
+           {{"source": "check", "target": "end", "condition": {{"type": "field", "path": "trigger.skip", "op": "exists"}}}},
+           {{"source": "check", "target": "draft"}},
+           {{"source": "draft", "target": "review"}}, {{"source": "review", "target": "draft"}}]}}"#
+    )
+}
+
+#[test]
+fn warnings_are_printed_as_such_and_alone_they_exit_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let looping = dir.path().join("looping.json");
+    std::fs::write(&looping, looping_graph("")).unwrap();
+    let output = validate(&[looping.as_os_str()]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    let warning = "  warning: cycle_without_exit node=draft: nodes \"draft\", \"review\" lead only to each \
+                   other: a run that gets there ends only at its step limit; give one of them an edge out\n";
+    assert_eq!(stdout(&output), format!("{}: ok, 1 warning\n{warning}", looping.display()));
+
+    let output = validate(&["--json".as_ref(), looping.as_os_str()]);
+    assert_eq!(output.status.code(), Some(0));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("stdout is JSON");
+    assert_eq!(report["valid"], true);
+    assert_eq!(report["files"][0]["errors"], serde_json::json!([]));
+    let warnings = &report["files"][0]["warnings"];
+    assert_eq!(warnings.as_array().map(Vec::len), Some(1), "{report}");
+    assert_eq!(warnings[0]["code"], "cycle_without_exit");
+    assert_eq!(warnings[0]["node"], "draft");
+    assert_eq!(warnings[0]["field"], Value::Null);
+
+    // With a mistake too (a max_steps of 0): exit 1, the mistake first, then the warning.
+    let zero = dir.path().join("zero.json");
+    std::fs::write(&zero, looping_graph(r#", "max_steps": 0"#)).unwrap();
+    let output = validate(&[zero.as_os_str()]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], format!("{}: 1 mistake, 1 warning", zero.display()));
+    assert!(lines[1].starts_with("  invalid_max_steps field=max_steps: max_steps is 0"), "{text}");
+    assert_eq!(format!("{}\n", lines[2]), warning);
+    assert_eq!(lines.len(), 3, "{text}");
+
+    // A max_steps that is not a whole number is no graph at all.
+    let negative = dir.path().join("negative.json");
+    std::fs::write(&negative, looping_graph(r#", "max_steps": -5"#)).unwrap();
+    let output = validate(&[negative.as_os_str()]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(
+        text.contains(
+            "negative.json: not a graph: invalid graph JSON: max_steps must be a whole number \
+             of steps such as 1000, not -5 at line 1"
+        ),
+        "{text}"
+    );
+}

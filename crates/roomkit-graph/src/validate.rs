@@ -1,4 +1,7 @@
-//! Graph validation: structure, reachability and node configuration, in one pass.
+//! Graph validation: structure, reachability and node configuration, in one
+//! pass, and warnings about graphs that are valid but likely wrong.
+
+mod cycles;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -64,6 +67,8 @@ pub enum ValidationCode {
     InvalidActions,
     /// A human node whose `prompt` is not a string.
     InvalidPrompt,
+    /// A graph whose `max_steps` is 0: no run of it could take a step.
+    InvalidMaxSteps,
 }
 
 impl ValidationCode {
@@ -92,6 +97,7 @@ impl ValidationCode {
             ValidationCode::LimitExceeded => "limit_exceeded",
             ValidationCode::InvalidActions => "invalid_actions",
             ValidationCode::InvalidPrompt => "invalid_prompt",
+            ValidationCode::InvalidMaxSteps => "invalid_max_steps",
         }
     }
 }
@@ -146,6 +152,85 @@ impl fmt::Display for ValidationError {
 
 impl std::error::Error for ValidationError {}
 
+/// What kind of likely mistake a [`ValidationWarning`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarningCode {
+    /// Nodes that reach each other (a node with an edge to itself included)
+    /// with no edge of any kind leaving them and no end node among them: a
+    /// run that enters them ends only at its step limit.
+    CycleWithoutExit,
+}
+
+impl WarningCode {
+    /// The code as written in reports: `cycle_without_exit`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WarningCode::CycleWithoutExit => "cycle_without_exit",
+        }
+    }
+}
+
+impl fmt::Display for WarningCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Something in a graph that is allowed but likely a mistake: the graph runs,
+/// perhaps not as meant. Shaped like a [`ValidationError`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ValidationWarning {
+    /// What kind of likely mistake.
+    pub code: WarningCode,
+    /// The node it is about (for a set of nodes, the first in graph order).
+    pub node: Option<String>,
+    /// The configuration field it is about, if one.
+    pub field: Option<String>,
+    /// What looks wrong, for a person.
+    pub message: String,
+}
+
+impl fmt::Display for ValidationWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}] {}", self.code, self.message)
+    }
+}
+
+/// Everything [`Graph::check`] found: the mistakes, which make the graph
+/// invalid, and the warnings, which do not.
+///
+/// ```
+/// use roomkit_graph::{Condition, Edge, Graph, Node, Trigger, WarningCode};
+///
+/// let mut graph = Graph::new("g", "G", Trigger::manual());
+/// graph.add_nodes([Node::new("start", "start"), Node::new("poll", "log"), Node::new("end", "end")])?;
+/// graph.add_edges([
+///     Edge::new("start", "end").when(Condition::field("trigger.skip").equals(true)),
+///     Edge::new("start", "poll"),
+///     Edge::new("poll", "poll"),
+/// ]);
+/// let found = graph.check();
+/// assert!(found.is_valid());
+/// assert_eq!(found.warnings[0].code, WarningCode::CycleWithoutExit);
+/// assert_eq!(found.warnings[0].node.as_deref(), Some("poll"));
+/// # Ok::<(), roomkit_graph::GraphError>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Validation {
+    /// Every mistake, as [`Graph::validate`] gives them.
+    pub errors: Vec<ValidationError>,
+    /// Every warning, in graph order.
+    pub warnings: Vec<ValidationWarning>,
+}
+
+impl Validation {
+    /// Whether the graph has no mistake (warnings or not).
+    pub fn is_valid(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
 struct Report {
     errors: Vec<ValidationError>,
 }
@@ -171,17 +256,73 @@ impl Report {
 
 pub(crate) fn validate(graph: &Graph, limits: &Limits) -> Vec<ValidationError> {
     let mut report = Report { errors: Vec::new() };
-    if !size(graph, limits, &mut report) {
-        // Too large to look into: that is the one mistake reported.
-        return report.errors;
-    }
-    structure(graph, &mut report);
-    if report.errors.is_empty() {
-        reachability(graph, &mut report);
-    }
-    configuration(graph, &mut report);
-    bounds(graph, limits, &mut report);
+    mistakes(graph, limits, &mut report);
     report.errors
+}
+
+pub(crate) fn check(graph: &Graph, limits: &Limits) -> Validation {
+    let mut report = Report { errors: Vec::new() };
+    let looked_into = mistakes(graph, limits, &mut report);
+    let warnings = if looked_into { warnings(graph) } else { Vec::new() };
+    Validation { errors: report.errors, warnings }
+}
+
+/// Every mistake of the graph, into `report`; false when the graph is too
+/// large to look into (that is then the one mistake reported).
+fn mistakes(graph: &Graph, limits: &Limits, report: &mut Report) -> bool {
+    if !size(graph, limits, report) {
+        return false;
+    }
+    structure(graph, report);
+    if report.errors.is_empty() {
+        reachability(graph, report);
+    }
+    step_limit(graph, report);
+    configuration(graph, report);
+    bounds(graph, limits, report);
+    true
+}
+
+/// The likely mistakes of a graph small enough to look into.
+fn warnings(graph: &Graph) -> Vec<ValidationWarning> {
+    cycles::traps(graph)
+        .into_iter()
+        .map(|set| {
+            let ids: Vec<&str> = set.iter().map(|&i| graph.nodes()[i].id.as_str()).collect();
+            let message = match ids.as_slice() {
+                [one] => format!(
+                    "node {} leads only back to itself: a run that gets there ends only at \
+                     its step limit; give it an edge to another node",
+                    shown(one)
+                ),
+                _ => format!(
+                    "nodes {} lead only to each other: a run that gets there ends only at \
+                     its step limit; give one of them an edge out",
+                    ids.iter().map(|id| shown(id)).collect::<Vec<_>>().join(", ")
+                ),
+            };
+            ValidationWarning {
+                code: WarningCode::CycleWithoutExit,
+                node: Some(ids[0].to_owned()),
+                field: None,
+                message,
+            }
+        })
+        .collect()
+}
+
+/// The graph's `max_steps`, when it has one: at least 1.
+fn step_limit(graph: &Graph, report: &mut Report) {
+    if graph.max_steps == Some(0) {
+        report.errors.push(ValidationError {
+            code: ValidationCode::InvalidMaxSteps,
+            node: None,
+            field: Some("max_steps".to_owned()),
+            message: "max_steps is 0: a run of the graph could not take a single step; \
+                give 1 or more, or leave it out for the runner's limit"
+                .to_owned(),
+        });
+    }
 }
 
 /// Whether the graph's node and edge counts are within the limits (reported when not).

@@ -247,15 +247,17 @@ fn edge_parts() -> impl Strategy<Value = EdgeParts> {
     (end(), end(), prop::option::of(edge_condition()), json_map())
 }
 
-/// The graph's own fields: id, name, trigger, description, version, metadata.
+/// The graph's own fields: id, name, trigger, description, version, metadata, max_steps.
 fn header() -> impl Strategy<Value = Graph> {
     let version = prop_oneof![Just(1u64), any::<u64>()];
-    (text(), text(), trigger(), prop::option::of(text()), version, json_map()).prop_map(
-        |(id, name, trigger, description, version, metadata)| {
+    let max_steps = prop::option::of(prop_oneof![Just(0u64), any::<u64>()]);
+    (text(), text(), trigger(), prop::option::of(text()), version, json_map(), max_steps).prop_map(
+        |(id, name, trigger, description, version, metadata, max_steps)| {
             let mut graph = Graph::new(id, name, trigger);
             graph.description = description;
             graph.version = version;
             graph.metadata = metadata;
+            graph.max_steps = max_steps;
             graph
         },
     )
@@ -313,6 +315,7 @@ fn check_written_keys(graph: &Graph, json: &Value) -> Result<(), TestCaseError> 
             ("description", graph.description.is_some()),
             ("version", graph.version != 1),
             ("metadata", !graph.metadata.is_empty()),
+            ("max_steps", graph.max_steps.is_some()),
             ("nodes", true),
             ("edges", true),
         ],
@@ -442,6 +445,8 @@ fn canonical_json_is_written_back_unchanged() {
         r#"{"id":"s2","name":"Cron","trigger":{"type":"scheduled","schedule":{},"config":{"jitter":"5m"}},"nodes":[],"edges":[]}"#,
         r#"{"id":"s3","name":"Cron","trigger":{"type":"scheduled"},"description":"","nodes":[],"edges":[]}"#,
         r#"{"id":"e","name":"Event","trigger":{"type":"event","event":"ticket.created","config":{"k":1}},"version":0,"nodes":[],"edges":[]}"#,
+        r#"{"id":"l","name":"Loop","trigger":{"type":"manual"},"version":2,"max_steps":500,"nodes":[],"edges":[]}"#,
+        r#"{"id":"z","name":"Zero","trigger":{"type":"manual"},"max_steps":0,"nodes":[],"edges":[]}"#,
     ];
     for text in texts {
         let graph = Graph::from_json(text).unwrap_or_else(|e| panic!("{text}: {e}"));
@@ -482,11 +487,50 @@ fn defaults_are_filled_in_when_reading() {
     assert_eq!(graph.edges[0].condition, None);
     assert_eq!(graph.description, None);
     assert_eq!(graph.trigger, Trigger::Scheduled { schedule: None, config: Map::new() });
+
+    // No max_steps, or a null one, is none, and stays out when written.
+    for text in [
+        r#"{"id":"g","name":"G","trigger":{"type":"manual"},"nodes":[],"edges":[]}"#,
+        r#"{"id":"g","name":"G","trigger":{"type":"manual"},"max_steps":null,"nodes":[],"edges":[]}"#,
+    ] {
+        let graph = Graph::from_json(text).unwrap();
+        assert_eq!(graph.max_steps, None);
+        assert!(!graph.to_json().contains("max_steps"), "{}", graph.to_json());
+    }
+    let graph =
+        Graph::from_json(r#"{"id":"g","name":"G","trigger":{"type":"manual"},"max_steps":1000}"#).unwrap();
+    assert_eq!(graph.max_steps, Some(1000));
 }
 
 // ---------------------------------------------------------------------------
 // Refused JSON
 // ---------------------------------------------------------------------------
+
+/// A max_steps that is not a whole number of steps is refused when read,
+/// saying what it must be and what it is.
+#[test]
+fn a_max_steps_that_is_not_a_whole_number_is_refused() {
+    for (value, shown) in [
+        ("-1", "-1"),
+        ("2.5", "2.5"),
+        ("1e3", "1000.0"),
+        ("18446744073709551616", "1.8446744073709552e+19"),
+        (r#""1000""#, "a string"),
+        ("true", "a boolean"),
+        ("[10]", "a list"),
+        (r#"{"n": 10}"#, "an object"),
+    ] {
+        let text = format!(r#"{{"id":"g","name":"G","trigger":{{"type":"manual"}},"max_steps":{value}}}"#);
+        let message = Graph::from_json(&text).unwrap_err().to_string();
+        let want = format!(
+            "invalid graph JSON: max_steps must be a whole number of steps such as 1000, not {shown}"
+        );
+        assert!(message.starts_with(&want), "{value}: {message}");
+        let value: Value = serde_json::from_str(&text).unwrap();
+        let message = Graph::from_value(value).unwrap_err().to_string();
+        assert_eq!(message, want, "{text}");
+    }
+}
 
 /// Property 4a: a duplicate node id is refused, naming the id.
 #[test]

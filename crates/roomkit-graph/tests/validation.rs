@@ -2,7 +2,7 @@
 //! structure first, then reachability (only when the structure is sound), then
 //! node configuration, each naming its node and, for configuration, its field.
 
-use roomkit_graph::{Graph, GraphError};
+use roomkit_graph::{Graph, GraphError, Limits, Validation, ValidationCode, WarningCode};
 
 fn load(name: &str) -> Graph {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -93,4 +93,85 @@ fn malformed_retry_and_timeout_settings_are_reported_with_their_field() {
             row("invalid_policy", "post", Some("retry.backoff"))
         ]
     );
+}
+
+/// A graph whose `review` node loops back to `draft` and, with `exit`, on to
+/// the end (which `check` reaches from the start either way).
+fn review_loop(max_steps: Option<u64>, exit: bool) -> Graph {
+    let mut value = serde_json::json!({
+        "id": "g", "name": "G", "trigger": {"type": "manual"},
+        "nodes": [
+            {"id": "start", "type": "start"},
+            {"id": "check", "type": "log"},
+            {"id": "draft", "type": "log"},
+            {"id": "review", "type": "log"},
+            {"id": "end", "type": "end"}
+        ],
+        "edges": [
+            {"source": "start", "target": "check"},
+            {"source": "check", "target": "end", "condition": {"type": "field", "path": "trigger.skip", "op": "exists"}},
+            {"source": "check", "target": "draft"},
+            {"source": "draft", "target": "review"}, {"source": "review", "target": "draft"}
+        ]
+    });
+    if exit {
+        value["edges"].as_array_mut().expect("edges is a list").push(serde_json::json!(
+            {"source": "review", "target": "end", "condition": {"type": "error"}}
+        ));
+    }
+    if let Some(max_steps) = max_steps {
+        value["max_steps"] = max_steps.into();
+    }
+    Graph::from_value(value).expect("the graph reads")
+}
+
+#[test]
+fn a_max_steps_of_0_is_a_mistake_of_the_graph_and_1_or_more_is_not() {
+    let errors = review_loop(Some(0), true).validate();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].code, ValidationCode::InvalidMaxSteps);
+    assert_eq!(errors[0].code.as_str(), "invalid_max_steps");
+    assert_eq!((errors[0].node.as_deref(), errors[0].field.as_deref()), (None, Some("max_steps")));
+    assert!(errors[0].message.starts_with("max_steps is 0"), "{}", errors[0].message);
+    for max_steps in [None, Some(1), Some(u64::MAX)] {
+        assert_eq!(review_loop(max_steps, true).validate(), vec![], "{max_steps:?}");
+    }
+}
+
+#[test]
+fn warnings_are_apart_from_errors_and_do_not_make_a_graph_invalid() {
+    let trapped = review_loop(None, false);
+    // validate() gives errors only: the loop is allowed.
+    assert_eq!(trapped.validate(), vec![]);
+    trapped.validate_or_raise().unwrap();
+    let found = trapped.check();
+    assert!(found.is_valid());
+    assert_eq!(found.errors, vec![]);
+    assert_eq!(found.warnings.len(), 1);
+    let warning = &found.warnings[0];
+    assert_eq!(warning.code, WarningCode::CycleWithoutExit);
+    assert_eq!((warning.node.as_deref(), warning.field.as_deref()), (Some("draft"), None));
+    assert_eq!(
+        warning.to_string(),
+        "[cycle_without_exit] nodes \"draft\", \"review\" lead only to each other: a run that gets \
+         there ends only at its step limit; give one of them an edge out"
+    );
+    assert_eq!(
+        serde_json::to_value(warning).unwrap(),
+        serde_json::json!({"code": "cycle_without_exit", "node": "draft", "field": null, "message": warning.message})
+    );
+
+    // An error edge out is a way out.
+    assert_eq!(review_loop(None, true).check(), Validation::default());
+
+    // Errors and warnings together: each in its list.
+    let found = review_loop(Some(0), false).check();
+    assert_eq!(found.errors.iter().map(|e| e.code.as_str()).collect::<Vec<_>>(), ["invalid_max_steps"]);
+    assert_eq!(found.warnings.iter().map(|w| w.code.as_str()).collect::<Vec<_>>(), ["cycle_without_exit"]);
+    assert!(!found.is_valid());
+
+    // A graph too large to look into gets that one mistake and no warning.
+    let found = trapped.check_with(&Limits { nodes: 3, ..Limits::default() });
+    assert_eq!(found.errors.iter().map(|e| e.code.as_str()).collect::<Vec<_>>(), ["limit_exceeded"]);
+    assert_eq!(found.warnings, vec![]);
 }

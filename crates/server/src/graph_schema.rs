@@ -30,7 +30,9 @@ impl PartialSchema for GraphSchema {
                 "nodes": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}},
                 "edges": {"type": "array", "items": {"$ref": "#/components/schemas/Edge"},
                           "description": "In routing order: the first whose condition holds is taken."},
-                "metadata": {"type": "object"}
+                "metadata": {"type": "object"},
+                "max_steps": {"type": "integer", "minimum": 1,
+                              "description": "How many steps a run may execute; the runner's default when absent, never above its ceiling."}
             }
         }))
     }

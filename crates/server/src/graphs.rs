@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use roomkit_graph::{Graph, GraphError, Limits, ValidationError};
+use roomkit_graph::{Graph, GraphError, Limits, ValidationError, ValidationWarning};
 use roomkit_graph_store::{GraphCursor, StoreError, StoredGraph};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -46,6 +46,19 @@ impl From<StoredGraph> for GraphVersion {
     }
 }
 
+/// A version just stored, and what validating it warned about.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SavedGraph {
+    /// The version stored, its fields at the top level of the answer.
+    #[serde(flatten)]
+    pub(crate) stored: GraphVersion,
+    /// What is allowed but likely wrong in the graph (such as
+    /// `cycle_without_exit`), each with its code, node, field and message as
+    /// in `errors` of `validate`; empty when nothing.
+    #[schema(value_type = Vec<Object>)]
+    pub(crate) warnings: Vec<ValidationWarning>,
+}
+
 /// A graph in a list: its latest version.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct GraphSummary {
@@ -85,11 +98,15 @@ pub(crate) struct GraphQuery {
 /// What `validate` found.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct ValidationReport {
-    /// Whether the graph has no mistake.
+    /// Whether the graph has no mistake (warnings or not).
     pub(crate) valid: bool,
     /// Every mistake, with its code, node and field.
     #[schema(value_type = Vec<Object>)]
     pub(crate) errors: Vec<ValidationError>,
+    /// Every warning: what is allowed but likely wrong (such as
+    /// `cycle_without_exit`), shaped like the errors.
+    #[schema(value_type = Vec<Object>)]
+    pub(crate) warnings: Vec<ValidationWarning>,
 }
 
 /// Which version to read.
@@ -122,22 +139,23 @@ fn graph_from(value: Value) -> Result<Graph, ApiError> {
 }
 
 /// Reads a graph from a request body and checks it: every mistake, and a
-/// trigger that cannot work, is a 422.
-fn checked_graph(value: Value, limits: &Limits) -> Result<Graph, ApiError> {
+/// trigger that cannot work, is a 422. Gives the graph and its warnings.
+fn checked_graph(value: Value, limits: &Limits) -> Result<(Graph, Vec<ValidationWarning>), ApiError> {
     let graph = graph_from(value)?;
-    let errors = graph.validate_with(limits);
-    if !errors.is_empty() {
-        return Err(GraphError::Invalid(errors).into());
+    let found = graph.check_with(limits);
+    if !found.is_valid() {
+        return Err(GraphError::Invalid(found.errors).into());
     }
     roomkit_graph_triggers::check(&graph.trigger).map_err(|error| {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_trigger", error.to_string())
     })?;
-    Ok(graph)
+    Ok((graph, found.warnings))
 }
 
-/// Creates a graph (version 1).
+/// Creates a graph (version 1); a graph with warnings only is stored, and
+/// the answer lists them.
 #[utoipa::path(post, path = "/v1/graphs", tag = "graphs", operation_id = "createGraph", request_body(content = GraphSchema, description = "The graph"),
-    responses((status = 201, description = "Stored as version 1", body = GraphVersion), (status = 409, description = "The id is taken", body = ErrorBody),
+    responses((status = 201, description = "Stored as version 1, with the graph's warnings", body = SavedGraph), (status = 409, description = "The id is taken", body = ErrorBody),
         (status = 422, description = "The graph has mistakes", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn create(
@@ -145,7 +163,7 @@ pub(crate) async fn create(
     Org(org): Org,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
-    let graph = checked_graph(body, &app.runner.limits())?;
+    let (graph, warnings) = checked_graph(body, &app.runner.limits())?;
     match app.runner.store().graph(&org, &graph.id, None).await {
         Ok(_) => {
             return Err(ApiError::new(
@@ -160,22 +178,22 @@ pub(crate) async fn create(
         Err(StoreError::NotFound(_)) => {}
         Err(error) => return Err(error.into()),
     }
-    let stored = app.runner.save_graph_in(&org, &graph).await?;
-    Ok((StatusCode::CREATED, Json(GraphVersion::from(stored))).into_response())
+    let stored = app.runner.save_graph_in(&org, &graph).await?.into();
+    Ok((StatusCode::CREATED, Json(SavedGraph { stored, warnings })).into_response())
 }
 
-/// Stores a new version of a graph (or its first).
+/// Stores a new version of a graph (or its first), as `createGraph` does.
 #[utoipa::path(put, path = "/v1/graphs/{graph_id}", tag = "graphs", operation_id = "putGraphVersion", request_body(content = GraphSchema, description = "The graph"),
     params(("graph_id" = String, Path, description = "The graph's id, as in the body")),
-    responses((status = 200, description = "Stored as a new version", body = GraphVersion), (status = 422, description = "The graph has mistakes", body = ErrorBody)),
+    responses((status = 200, description = "Stored as a new version, with the graph's warnings", body = SavedGraph), (status = 422, description = "The graph has mistakes", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn put_version(
     State(app): State<App>,
     Org(org): Org,
     PathParams(graph_id): PathParams<String>,
     JsonBody(body): JsonBody<Value>,
-) -> Result<Json<GraphVersion>, ApiError> {
-    let graph = checked_graph(body, &app.runner.limits())?;
+) -> Result<Json<SavedGraph>, ApiError> {
+    let (graph, warnings) = checked_graph(body, &app.runner.limits())?;
     if graph.id != graph_id {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -183,7 +201,8 @@ pub(crate) async fn put_version(
             format!("the body is graph {:?}, the path names {graph_id:?}", graph.id),
         ));
     }
-    Ok(Json(app.runner.save_graph_in(&org, &graph).await?.into()))
+    let stored = app.runner.save_graph_in(&org, &graph).await?.into();
+    Ok(Json(SavedGraph { stored, warnings }))
 }
 
 /// The organization's graphs, latest versions, by id, a page at a time: the
@@ -226,9 +245,10 @@ pub(crate) async fn get(
     Ok(Json(app.runner.store().graph(&org, &graph_id, query.version).await?.into()))
 }
 
-/// Checks a graph without storing it: every mistake with its node and field.
+/// Checks a graph without storing it: every mistake with its node and
+/// field, and apart from them every warning.
 #[utoipa::path(post, path = "/v1/graphs/validate", tag = "graphs", operation_id = "validateGraph", request_body(content = GraphSchema, description = "The graph"),
-    responses((status = 200, description = "Every mistake, none when valid", body = ValidationReport), (status = 422, description = "Not a graph at all", body = ErrorBody)),
+    responses((status = 200, description = "Every mistake, none when valid, and every warning", body = ValidationReport), (status = 422, description = "Not a graph at all", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn validate(
     State(app): State<App>,
@@ -236,8 +256,8 @@ pub(crate) async fn validate(
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<ValidationReport>, ApiError> {
     let graph = graph_from(body)?;
-    let errors = graph.validate_with(&app.runner.limits());
-    Ok(Json(ValidationReport { valid: errors.is_empty(), errors }))
+    let found = graph.check_with(&app.runner.limits());
+    Ok(Json(ValidationReport { valid: found.is_valid(), errors: found.errors, warnings: found.warnings }))
 }
 
 /// Sets the secret that signs the graph's webhook requests. It is stored

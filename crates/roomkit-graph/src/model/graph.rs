@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::limits::{self, Limits, MAX_READ_DEPTH};
 use crate::model::{Edge, Node, NodeType, Trigger};
-use crate::validate::{self, ValidationError};
+use crate::validate::{self, Validation, ValidationError};
 
 /// A workflow as data: its nodes, the edges between them and its trigger.
 ///
@@ -192,6 +192,42 @@ impl Graph {
         validate::validate(self, limits)
     }
 
+    /// Every mistake, as [`Graph::validate`] gives them, and apart from them
+    /// every warning: what is allowed but likely wrong, such as nodes a run
+    /// cannot leave (`cycle_without_exit`). A graph with warnings only is valid.
+    ///
+    /// ```
+    /// use roomkit_graph::{Condition, Edge, Graph, Node, Trigger};
+    ///
+    /// let mut graph = Graph::new("g", "G", Trigger::manual());
+    /// graph.add_nodes([Node::new("start", "start"), Node::new("a", "log"), Node::new("b", "log")])?;
+    /// graph.add_node(Node::new("end", "end"))?;
+    /// graph.add_edges([
+    ///     Edge::new("start", "end").when(Condition::field("trigger.skip").equals(true)),
+    ///     Edge::new("start", "a"),
+    ///     Edge::new("a", "b"),
+    ///     Edge::new("b", "a"),
+    /// ]);
+    /// let found = graph.check();
+    /// assert!(found.errors.is_empty());
+    /// assert_eq!(found.warnings.len(), 1);
+    /// assert_eq!(found.warnings[0].code.as_str(), "cycle_without_exit");
+    /// assert!(found.warnings[0].message.starts_with(r#"nodes "a", "b" lead only to each other"#));
+    ///
+    /// graph.add_edge(Edge::new("b", "end").when(Condition::otherwise()));
+    /// assert!(graph.check().warnings.is_empty());
+    /// # Ok::<(), roomkit_graph::GraphError>(())
+    /// ```
+    pub fn check(&self) -> Validation {
+        validate::check(self, &Limits::default())
+    }
+
+    /// [`Graph::check`] against `limits`, as [`Graph::validate_with`]: a graph
+    /// with too many nodes or edges gets that one mistake and no warning.
+    pub fn check_with(&self, limits: &Limits) -> Validation {
+        validate::check(self, limits)
+    }
+
     /// [`Graph::validate`], as an error when anything is wrong.
     pub fn validate_or_raise(&self) -> Result<(), GraphError> {
         let errors = self.validate();
@@ -245,7 +281,7 @@ struct GraphJson {
     version: u64,
     #[serde(default)]
     metadata: Map<String, Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "step_count")]
     max_steps: Option<u64>,
     #[serde(default)]
     nodes: Vec<Node>,
@@ -255,6 +291,29 @@ struct GraphJson {
 
 fn one() -> u64 {
     1
+}
+
+/// A graph's `max_steps`: a whole number of steps, 0 or more (0 is read, and
+/// reported by [`Graph::validate`]); null is none.
+fn step_count<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    let value = Option::<Value>::deserialize(deserializer)?;
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(number)) if number.as_u64().is_some() => Ok(number.as_u64()),
+        Some(other) => {
+            let shown = match &other {
+                Value::Number(number) => number.to_string(),
+                Value::String(_) => "a string".to_owned(),
+                Value::Bool(_) => "a boolean".to_owned(),
+                Value::Array(_) => "a list".to_owned(),
+                _ => "an object".to_owned(),
+            };
+            limits::dispose(other);
+            Err(serde::de::Error::custom(format!(
+                "max_steps must be a whole number of steps such as 1000, not {shown}"
+            )))
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for Graph {
