@@ -62,8 +62,8 @@ pub struct Context {
     slots: Vec<Option<Slot>>,
     /// Entries of ids outside the layout (kept from a saved state, say).
     extra: Map<String, Value>,
-    /// The slot of the node whose output the `input` scope reads.
-    input: Option<usize>,
+    /// What the `input` scope reads.
+    input: Input,
     /// The sum of the outputs' sizes as JSON (of whole entries outside the layout).
     bytes: usize,
 }
@@ -75,6 +75,22 @@ fn wrap(output: Value) -> Value {
     entry.insert(OUTPUT.to_owned(), output);
     Value::Object(entry)
 }
+
+/// What the `input` scope reads: `steps.ID` of the node the run came from,
+/// or, for a run restored without that node, what its incoming edges bring.
+#[derive(Clone, Debug, Default)]
+enum Input {
+    /// `input` names nothing.
+    #[default]
+    Missing,
+    /// `steps.ID` of the node in this slot; null (and present) when it stored nothing.
+    Node(usize),
+    /// `{source_id: steps.SOURCE}` over several incoming edges' sources.
+    Merged(Value),
+}
+
+/// What `input` alone reads after a node that stored nothing.
+static NULL: Value = Value::Null;
 
 /// A node's output, and its `{"output": value}` entry built only if a path
 /// names the bare node id.
@@ -129,7 +145,7 @@ impl Context {
     /// An empty context laid out for a graph.
     pub(crate) fn with_layout(layout: Arc<Layout>) -> Self {
         let slots = vec![None; layout.ids.len()];
-        Context { layout, slots, extra: Map::new(), input: None, bytes: 0 }
+        Context { layout, slots, extra: Map::new(), input: Input::Missing, bytes: 0 }
     }
 
     /// A context laid out for a graph, holding saved entries.
@@ -216,7 +232,7 @@ impl Context {
     pub(crate) fn clear(&mut self) {
         self.slots.iter_mut().for_each(|slot| *slot = None);
         self.extra.clear();
-        self.input = None;
+        self.input = Input::Missing;
         self.bytes = 0;
     }
 
@@ -243,9 +259,35 @@ impl Context {
         self.output_at(self.layout.start?)?.get("input")
     }
 
-    /// Sets the node (by slot) whose output the `input` scope reads.
+    /// Sets the node (by slot) the `input` scope reads as `steps.ID`: the
+    /// trigger data for the start node; null, and present, when the node
+    /// stored nothing. `None`: `input` names nothing.
     pub(crate) fn set_input(&mut self, slot: Option<usize>) {
-        self.input = slot;
+        self.input = slot.map_or(Input::Missing, Input::Node);
+    }
+
+    /// Sets the `input` scope from the sources of a node's incoming edges, for
+    /// a run restored without the node it came from: no source, `input` names
+    /// nothing; one, as [`set_input`](Self::set_input); several (one per edge),
+    /// the object `{source_id: steps.SOURCE}`, null for a source without output.
+    pub(crate) fn set_input_from(&mut self, sources: &[usize]) {
+        self.input = match sources {
+            [] => Input::Missing,
+            [source] => Input::Node(*source),
+            sources => {
+                let mut merged = Map::with_capacity(sources.len());
+                for &source in sources {
+                    let value = self.steps_at(source).cloned().unwrap_or(Value::Null);
+                    merged.insert(self.layout.ids[source].clone(), value);
+                }
+                Input::Merged(Value::Object(merged))
+            }
+        };
+    }
+
+    /// `steps.ID` of the node in `slot`: its output, the trigger data for the start node.
+    fn steps_at(&self, slot: usize) -> Option<&Value> {
+        if Some(slot) == self.layout.start { self.trigger() } else { self.output_at(slot) }
     }
 
     /// The value at a dot-separated path, or `None` when the path leads nowhere.
@@ -258,11 +300,19 @@ impl Context {
         let mut rest = path.rest();
         let base = match path.scope {
             Scope::Trigger => self.trigger()?,
-            Scope::Input => self.output_at(self.input?)?,
+            Scope::Input => match &self.input {
+                Input::Missing => return None,
+                Input::Node(slot) => match self.steps_at(*slot) {
+                    Some(value) => value,
+                    // A node that stored nothing: `input` is null, `input.x` missing.
+                    None if path.rest().next().is_none() => return Some(&NULL),
+                    None => return None,
+                },
+                Input::Merged(value) => value,
+            },
             Scope::StepsBare => return None,
             Scope::Steps => match self.slot_of(path) {
-                Some(slot) if Some(slot) == self.layout.start => self.trigger()?,
-                Some(slot) => self.output_at(slot)?,
+                Some(slot) => self.steps_at(slot)?,
                 None => self.extra.get(path.id())?.get(OUTPUT)?,
             },
             Scope::Entry => match self.slot_of(path) {
@@ -289,5 +339,57 @@ impl Context {
 impl PartialEq for Context {
     fn eq(&self, other: &Self) -> bool {
         self.to_entries() == other.to_entries()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A context laid out for `start` (the start node, id `begin`), `a` and `b`.
+    fn context() -> Context {
+        let layout = Layout::new(vec!["begin".into(), "a".into(), "b".into()], Some(0));
+        let mut context = Context::with_layout(Arc::new(layout));
+        context.set_output("begin", json!({"input": {"title": "DB down"}}));
+        context.set_output("a", json!({"n": 1}));
+        context
+    }
+
+    #[test]
+    fn input_reads_like_steps_of_the_node_the_run_came_from() {
+        let mut context = context();
+        assert_eq!(context.get("input"), None);
+        // Coming from the start node: the trigger data, not {"input": ...}.
+        context.set_input(Some(0));
+        assert_eq!(context.get("input"), Some(&json!({"title": "DB down"})));
+        assert_eq!(context.get("input.title"), Some(&json!("DB down")));
+        context.set_input(Some(1));
+        assert_eq!(context.get("input.n"), Some(&json!(1)));
+        // A node that stored nothing: `input` is null and exists, `input.x` is missing.
+        context.set_input(Some(2));
+        assert_eq!(context.get("input"), Some(&Value::Null));
+        assert_eq!(context.get("input.x"), None);
+        context.set_input(None);
+        assert_eq!(context.get("input"), None);
+    }
+
+    #[test]
+    fn input_from_incoming_edges_for_a_run_restored_without_its_previous_node() {
+        let mut context = context();
+        context.set_input_from(&[]);
+        assert_eq!(context.get("input"), None);
+        context.set_input_from(&[0]);
+        assert_eq!(context.get("input.title"), Some(&json!("DB down")));
+        context.set_input_from(&[2]);
+        assert_eq!(context.get("input"), Some(&Value::Null));
+        context.set_input_from(&[0, 1, 2]);
+        assert_eq!(
+            context.get("input"),
+            Some(&json!({"begin": {"title": "DB down"}, "a": {"n": 1}, "b": null}))
+        );
+        assert_eq!(context.get("input.a.n"), Some(&json!(1)));
+        context.clear();
+        assert_eq!(context.get("input"), None);
     }
 }

@@ -46,6 +46,8 @@ pub(crate) struct Plan {
     templates: Vec<Vec<(String, ValueTemplate)>>,
     prepared: Vec<OnceLock<Prepared>>,
     children: Vec<Vec<usize>>,
+    /// Each node's incoming edges' sources, one per edge, in the order added.
+    sources: Vec<Vec<usize>>,
 }
 
 impl Plan {
@@ -56,8 +58,12 @@ impl Plan {
         let target = |id: &str| layout.slot(id).map_or_else(|| Target::Missing(id.to_owned()), Target::Node);
 
         let mut routes: Vec<Routes> = nodes.iter().map(|_| Routes::default()).collect();
+        let mut sources = vec![Vec::new(); nodes.len()];
         for edge in &graph.edges {
             let Some(source) = layout.slot(&edge.source) else { continue };
+            if let Some(target) = layout.slot(&edge.target) {
+                sources[target].push(source);
+            }
             let routes = &mut routes[source];
             match &edge.condition {
                 None => routes.default = Some(target(&edge.target)),
@@ -99,7 +105,7 @@ impl Plan {
             })
             .collect();
         let prepared = nodes.iter().map(|_| OnceLock::new()).collect();
-        Plan { graph, layout, start, routes, templates, prepared, children }
+        Plan { graph, layout, start, routes, templates, prepared, children, sources }
     }
 
     /// A new, empty context laid out for this graph.
@@ -135,6 +141,11 @@ impl Plan {
 
     pub(crate) fn children(&self, index: usize) -> &[usize] {
         &self.children[index]
+    }
+
+    /// The sources of the node's incoming edges, one per edge, in the order added.
+    pub(crate) fn sources(&self, index: usize) -> &[usize] {
+        &self.sources[index]
     }
 
     pub(crate) fn config_template(&self, index: usize, key: &str) -> Option<&ValueTemplate> {
