@@ -1,7 +1,7 @@
 //! Details pinned by the reference implementation, outside the step loop: the
 //! `input` scope, templates, lenient conditions and the built-in handlers.
 
-use roomkit_graph::{EngineState, Graph, Handlers, RunStatus, Workflow, WorkflowEngine};
+use roomkit_graph::{EngineState, ErrorKind, Graph, Handlers, RunStatus, Workflow, WorkflowEngine};
 use serde_json::{Value, json};
 
 fn graph(nodes: Value, edges: Value) -> Graph {
@@ -95,4 +95,131 @@ async fn a_state_restored_without_its_previous_node_reads_input_from_the_incomin
     saved.previous_node_id = Some("a".into());
     let engine = workflow.restore(saved).expect("restored");
     assert_eq!(engine.context().get("input"), Some(&json!({"n": 1})));
+}
+
+/// A condition node `check` reading `condition`, between start and end.
+fn condition_node(condition: Value) -> Graph {
+    graph(
+        json!([
+            {"id": "start", "type": "start"},
+            {"id": "check", "type": "condition", "config": {"condition": condition}},
+            {"id": "end", "type": "end"}
+        ]),
+        json!([{"source": "start", "target": "check"}, {"source": "check", "target": "end"}]),
+    )
+}
+
+/// What the condition node `check` gives for `condition` on trigger `{"n": 1}`.
+async fn check(condition: Value) -> bool {
+    let engine = run(condition_node(condition.clone()), json!({"n": 1})).await;
+    match engine.context().get("check.output.result") {
+        Some(Value::Bool(result)) => *result,
+        other => panic!("{condition}: result {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn conditions_are_read_leniently_and_validate_still_reports_them() {
+    let n_is_1 = json!({"type": "field", "path": "trigger.n", "op": "eq", "value": 1});
+    let cases = [
+        (json!({"path": "trigger.n", "op": "eq", "value": 1}), true),
+        (json!({"path": "trigger.n", "op": "eq", "value": 2}), false),
+        (json!({"type": "all"}), true),
+        (json!({"type": "any"}), false),
+        (json!({"type": "not", "conditions": [n_is_1, {"type": "otherwise"}]}), false),
+        (json!({"type": "not", "conditions": [{"type": "any", "conditions": []}, n_is_1]}), true),
+        (json!({"type": "all", "conditions": [n_is_1, {"type": "otherwise"}]}), true),
+        (json!({"type": "otherwise"}), true),
+        (json!({"type": "field", "path": null, "op": "exists"}), false),
+        (json!({"type": "not", "conditions": [{"type": "field", "path": null, "op": "exists"}]}), true),
+    ];
+    for (condition, expected) in cases {
+        assert_eq!(check(condition.clone()).await, expected, "{condition}");
+        let errors = condition_node(condition.clone()).validate();
+        let codes: Vec<_> = errors.iter().map(|e| (e.code.as_str(), e.field.as_deref())).collect();
+        assert_eq!(codes, [("malformed_condition", Some("condition"))], "{condition}");
+    }
+    // Written back as read.
+    for condition in [json!({"path": "a", "op": "eq", "value": 1}), json!({"type": "all"})] {
+        let graph = condition_node(json!(null));
+        let mut value = serde_json::to_value(&graph).expect("written");
+        value["edges"][1]["condition"] = condition.clone();
+        let graph = Graph::from_value(value.clone()).expect("read");
+        assert_eq!(serde_json::to_value(&graph).expect("written"), value);
+    }
+}
+
+#[tokio::test]
+async fn an_empty_edge_condition_is_unconditional() {
+    // The empty condition is tried after the conditional edge, as an unconditional edge is.
+    let graph = |n: i64| {
+        let graph = graph(
+            json!([
+                {"id": "start", "type": "start"},
+                transform("plain", json!({"took": "plain"})),
+                transform("matched", json!({"took": "matched"})),
+                {"id": "end", "type": "end"}
+            ]),
+            json!([
+                {"source": "start", "target": "plain", "condition": {}},
+                {"source": "start", "target": "matched",
+                 "condition": {"type": "field", "path": "input.n", "op": "eq", "value": 1}},
+                {"source": "plain", "target": "end"},
+                {"source": "matched", "target": "end"}
+            ]),
+        );
+        (graph, json!({"n": n}))
+    };
+    let (g, trigger) = graph(1);
+    let errors = g.validate();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        (errors[0].code.as_str(), errors[0].field.as_deref()),
+        ("malformed_condition", Some("edges[0].condition"))
+    );
+    assert_eq!(run(g, trigger).await.context().get("matched.output.took"), Some(&json!("matched")));
+    let (g, trigger) = graph(2);
+    assert_eq!(run(g, trigger).await.context().get("plain.output.took"), Some(&json!("plain")));
+}
+
+#[tokio::test]
+async fn an_unknown_op_in_a_condition_node_is_a_condition_error() {
+    let graph = condition_node(json!({"type": "field", "path": "trigger.n", "op": "like", "value": 1}));
+    let mut engine = WorkflowEngine::new(graph, Handlers::builtin());
+    let error = engine.run(json!({"n": 1})).await.expect_err("the condition node fails");
+    assert_eq!(error.kind(), ErrorKind::Condition);
+    assert!(error.to_string().contains("like"), "{error}");
+    // A malformed condition still gives false.
+    assert!(!check(json!({"type": "field", "path": "trigger.n"})).await);
+}
+
+#[test]
+fn error_conditions_out_of_place_are_configuration_errors() {
+    let graph = graph(
+        json!([
+            {"id": "start", "type": "start"},
+            {"id": "fan", "type": "parallel"},
+            {"id": "child", "type": "log", "parent": "fan"},
+            {"id": "check", "type": "condition", "config": {"condition": {"type": "error"}}},
+            {"id": "end", "type": "end"}
+        ]),
+        json!([
+            {"source": "start", "target": "fan"},
+            {"source": "fan", "target": "check"},
+            {"source": "fan", "target": "end", "condition": {"type": "error"}},
+            {"source": "check", "target": "end",
+             "condition": {"type": "any", "conditions": [{"type": "not", "conditions": [{"type": "error"}]}]}},
+            {"source": "child", "target": "end", "condition": {"type": "error"}}
+        ]),
+    );
+    let report: Vec<_> = graph.validate().into_iter().map(|e| (e.code.as_str(), e.node, e.field)).collect();
+    let row = |code, node: &str, field: &str| (code, Some(node.to_owned()), Some(field.to_owned()));
+    assert_eq!(
+        report,
+        [
+            row("nested_error_condition", "check", "condition"),
+            row("nested_error_condition", "check", "edges[3].condition"),
+            row("error_route_from_child", "child", "edges[4].condition"),
+        ]
+    );
 }

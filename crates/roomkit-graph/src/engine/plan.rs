@@ -65,7 +65,7 @@ impl Plan {
                 sources[target].push(source);
             }
             let routes = &mut routes[source];
-            match &edge.condition {
+            match edge.route_condition() {
                 None => routes.default = Some(target(&edge.target)),
                 Some(Condition::Otherwise) => routes.otherwise = Some(target(&edge.target)),
                 Some(Condition::Error) => {
