@@ -1,7 +1,9 @@
 //! Details pinned by the reference implementation, outside the step loop: the
 //! `input` scope, templates, lenient conditions and the built-in handlers.
 
-use roomkit_graph::{EngineState, ErrorKind, Graph, Handlers, RunStatus, Workflow, WorkflowEngine};
+use roomkit_graph::{
+    EngineState, ErrorKind, Graph, Handlers, HumanHandler, RunStatus, Workflow, WorkflowEngine,
+};
 use serde_json::{Value, json};
 
 fn graph(nodes: Value, edges: Value) -> Graph {
@@ -222,4 +224,57 @@ fn error_conditions_out_of_place_are_configuration_errors() {
             row("error_route_from_child", "child", "edges[4].condition"),
         ]
     );
+}
+
+#[tokio::test]
+async fn the_built_in_set_is_the_reference_s_seven_handlers() {
+    let handlers = Handlers::builtin();
+    for node_type in ["start", "end", "function", "condition", "switch", "log", "parallel"] {
+        assert!(handlers.has_type(node_type), "{node_type}");
+    }
+    for node_type in ["human", "agent", "notification", "orchestration"] {
+        assert!(!handlers.has_type(node_type), "{node_type}");
+    }
+    let graph = graph(
+        json!([
+            {"id": "start", "type": "start"},
+            {"id": "review", "type": "human", "config": {"prompt": "Ok?"}},
+            {"id": "end", "type": "end"}
+        ]),
+        json!([{"source": "start", "target": "review"}, {"source": "review", "target": "end"}]),
+    );
+    let mut engine = WorkflowEngine::new(graph.clone(), Handlers::builtin());
+    let error = engine.run(json!({})).await.expect_err("no handler for human");
+    assert_eq!(error.kind(), ErrorKind::Execution);
+    assert!(error.to_string().contains("\"human\""), "{error}");
+    let mut engine = WorkflowEngine::new(graph, Handlers::builtin().with("human", HumanHandler));
+    assert_eq!(engine.run(json!({})).await.expect("waits"), RunStatus::Waiting);
+}
+
+#[tokio::test]
+async fn the_log_dump_leaves_out_ids_that_begin_with_an_underscore() {
+    let graph = graph(
+        json!([
+            {"id": "start", "type": "start"},
+            transform("_internal", json!({"secret": 1})),
+            transform("visible", json!({"n": 2})),
+            {"id": "dump", "type": "log", "config": {"message": "all", "paths": [""]}},
+            {"id": "end", "type": "end"}
+        ]),
+        json!([
+            {"source": "start", "target": "_internal"},
+            {"source": "_internal", "target": "visible"},
+            {"source": "visible", "target": "dump"},
+            {"source": "dump", "target": "end"}
+        ]),
+    );
+    let engine = run(graph, json!({"k": "v"})).await;
+    assert_eq!(
+        engine.context().get("dump.output"),
+        Some(&json!({"message": "all", "values": {
+            "start": {"output": {"input": {"k": "v"}}},
+            "visible": {"output": {"n": 2}}
+        }}))
+    );
+    assert_eq!(engine.context().get("_internal.output.secret"), Some(&json!(1)));
 }

@@ -9,7 +9,7 @@ use crate::model::Node;
 /// whose `action` is not one of them. The answer becomes the node's output.
 ///
 /// ```
-/// use roomkit_graph::{Edge, Graph, Handlers, Node, RunStatus, Trigger, Workflow};
+/// use roomkit_graph::{Edge, Graph, Handlers, HumanHandler, Node, RunStatus, Trigger, Workflow};
 /// use serde_json::json;
 ///
 /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
@@ -20,7 +20,7 @@ use crate::model::Node;
 ///     Node::new("end", "end"),
 /// ])?;
 /// graph.add_edges([Edge::new("start", "review"), Edge::new("review", "end")]);
-/// let mut engine = Workflow::new(graph, Handlers::builtin()).engine();
+/// let mut engine = Workflow::new(graph, Handlers::builtin().with("human", HumanHandler)).engine();
 /// engine.run(json!({})).await?;
 /// assert_eq!(engine.status(), RunStatus::Waiting);
 /// engine.resume("review", json!({"action": "approve"}))?;
