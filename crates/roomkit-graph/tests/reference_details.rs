@@ -27,7 +27,7 @@ async fn run(graph: Graph, trigger: Value) -> WorkflowEngine {
 async fn input_is_the_trigger_data_after_start_and_null_after_a_node_that_stored_nothing() {
     let graph = graph(
         json!([
-            {"id": "begin", "type": "start"},
+            {"id": "start", "type": "start"},
             transform("first", json!({"whole": "{{input}}", "title": "{{input.title}}"})),
             {"id": "quiet", "type": "function", "config": {"action": "set_context", "values": null}},
             transform("after", json!({
@@ -37,7 +37,7 @@ async fn input_is_the_trigger_data_after_start_and_null_after_a_node_that_stored
             {"id": "end", "type": "end"}
         ]),
         json!([
-            {"source": "begin", "target": "first",
+            {"source": "start", "target": "first",
              "condition": {"type": "field", "path": "input.title", "op": "eq", "value": "DB down"}},
             {"source": "first", "target": "quiet"},
             {"source": "quiet", "target": "after",

@@ -18,13 +18,17 @@ pub(crate) struct Layout {
     ids: Vec<String>,
     index: HashMap<String, usize>,
     start: Option<usize>,
+    /// The slot of the node named `start`, whose `steps.start` is the trigger data.
+    named_start: Option<usize>,
 }
 
 impl Layout {
     /// A layout for these node ids, `start` being the start node's slot.
     pub(crate) fn new(ids: Vec<String>, start: Option<usize>) -> Self {
-        let index = ids.iter().enumerate().map(|(slot, id)| (id.clone(), slot)).collect();
-        Layout { ids, index, start }
+        let index: HashMap<String, usize> =
+            ids.iter().enumerate().map(|(slot, id)| (id.clone(), slot)).collect();
+        let named_start = index.get(START).copied();
+        Layout { ids, index, start, named_start }
     }
 
     pub(crate) fn slot(&self, id: &str) -> Option<usize> {
@@ -69,6 +73,10 @@ pub struct Context {
 }
 
 const OUTPUT: &str = "output";
+
+/// The id whose `steps.start` reads the trigger data (the engine stores the
+/// trigger under it whatever the start node is called).
+const START: &str = "start";
 
 fn wrap(output: Value) -> Value {
     let mut entry = Map::with_capacity(1);
@@ -260,8 +268,8 @@ impl Context {
     }
 
     /// Sets the node (by slot) the `input` scope reads as `steps.ID`: the
-    /// trigger data for the start node; null, and present, when the node
-    /// stored nothing. `None`: `input` names nothing.
+    /// trigger data for the node named `start`; null, and present, when the
+    /// node stored nothing. `None`: `input` names nothing.
     pub(crate) fn set_input(&mut self, slot: Option<usize>) {
         self.input = slot.map_or(Input::Missing, Input::Node);
     }
@@ -285,9 +293,10 @@ impl Context {
         };
     }
 
-    /// `steps.ID` of the node in `slot`: its output, the trigger data for the start node.
+    /// `steps.ID` of the node in `slot`: its output; for the node named
+    /// `start`, the trigger data.
     fn steps_at(&self, slot: usize) -> Option<&Value> {
-        if Some(slot) == self.layout.start { self.trigger() } else { self.output_at(slot) }
+        if Some(slot) == self.layout.named_start { self.trigger() } else { self.output_at(slot) }
     }
 
     /// The value at a dot-separated path, or `None` when the path leads nowhere.
@@ -313,6 +322,7 @@ impl Context {
             Scope::StepsBare => return None,
             Scope::Steps => match self.slot_of(path) {
                 Some(slot) => self.steps_at(slot)?,
+                None if path.id() == START => self.trigger()?,
                 None => self.extra.get(path.id())?.get(OUTPUT)?,
             },
             Scope::Entry => match self.slot_of(path) {
@@ -347,20 +357,21 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// A context laid out for `start` (the start node, id `begin`), `a` and `b`.
-    fn context() -> Context {
-        let layout = Layout::new(vec!["begin".into(), "a".into(), "b".into()], Some(0));
+    /// A context laid out for `ids`, the first being the start node, with its
+    /// trigger `{"title": "DB down"}` and `a`'s output `{"n": 1}`.
+    fn context(ids: [&str; 3]) -> Context {
+        let layout = Layout::new(ids.iter().map(|id| id.to_string()).collect(), Some(0));
         let mut context = Context::with_layout(Arc::new(layout));
-        context.set_output("begin", json!({"input": {"title": "DB down"}}));
+        context.set_output(ids[0], json!({"input": {"title": "DB down"}}));
         context.set_output("a", json!({"n": 1}));
         context
     }
 
     #[test]
     fn input_reads_like_steps_of_the_node_the_run_came_from() {
-        let mut context = context();
+        let mut context = context(["start", "a", "b"]);
         assert_eq!(context.get("input"), None);
-        // Coming from the start node: the trigger data, not {"input": ...}.
+        // Coming from start: the trigger data, not {"input": ...}.
         context.set_input(Some(0));
         assert_eq!(context.get("input"), Some(&json!({"title": "DB down"})));
         assert_eq!(context.get("input.title"), Some(&json!("DB down")));
@@ -375,8 +386,19 @@ mod tests {
     }
 
     #[test]
+    fn steps_start_is_the_trigger_and_a_start_node_named_otherwise_its_output() {
+        let mut context = context(["begin", "a", "b"]);
+        context.set_output("start", json!({"input": {"title": "DB down"}}));
+        assert_eq!(context.get("steps.start"), Some(&json!({"title": "DB down"})));
+        assert_eq!(context.get("steps.begin"), Some(&json!({"input": {"title": "DB down"}})));
+        assert_eq!(context.get("trigger.title"), Some(&json!("DB down")));
+        context.set_input(Some(0));
+        assert_eq!(context.get("input.input.title"), Some(&json!("DB down")));
+    }
+
+    #[test]
     fn input_from_incoming_edges_for_a_run_restored_without_its_previous_node() {
-        let mut context = context();
+        let mut context = context(["start", "a", "b"]);
         context.set_input_from(&[]);
         assert_eq!(context.get("input"), None);
         context.set_input_from(&[0]);
@@ -386,7 +408,7 @@ mod tests {
         context.set_input_from(&[0, 1, 2]);
         assert_eq!(
             context.get("input"),
-            Some(&json!({"begin": {"title": "DB down"}, "a": {"n": 1}, "b": null}))
+            Some(&json!({"start": {"title": "DB down"}, "a": {"n": 1}, "b": null}))
         );
         assert_eq!(context.get("input.a.n"), Some(&json!(1)));
         context.clear();
