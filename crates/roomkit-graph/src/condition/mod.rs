@@ -333,11 +333,10 @@ impl Condition {
             Some("all") => list(Condition::All),
             Some("any") => list(Condition::Any),
             Some("not") => match list(Condition::Not) {
-                Condition::Not(items) if items.is_empty() => {
-                    malformed("a not condition needs a condition in \"conditions\"")
-                }
-                Condition::Lenient { .. } => malformed("a not condition needs a condition in \"conditions\""),
-                other => other,
+                Condition::Not(items) if !items.is_empty() => Condition::Not(items),
+                bad @ Condition::Malformed { .. } => bad,
+                // No conditions at all: nothing to negate.
+                _ => malformed("a not condition needs a condition in \"conditions\""),
             },
             Some("otherwise") => Condition::Otherwise,
             Some("error") => Condition::Error,
@@ -436,15 +435,13 @@ impl Condition {
             }
             Condition::Lenient { reason, .. } => Some(reason.clone()),
             Condition::Unknown(raw) => Some(format!(
-                "unknown condition type {} (expected field, all, any, not or otherwise)",
+                "unknown condition type {} (expected field, all, any, not, otherwise or error)",
                 raw.get("type").unwrap_or(&Value::Null)
             )),
             Condition::Malformed { reason, .. } => Some(reason.clone()),
         }
     }
-}
 
-impl Condition {
     /// Whether an `error` condition stands inside all, any or not, where it is
     /// always false (an error route is a whole edge condition).
     ///
