@@ -2,7 +2,7 @@
 //! delays that do not wait), keep to their limits, and save states that read
 //! back as they were written.
 
-use roomkit_graph::{EngineState, Graph, Handlers, Limits, NoWaitClock, Workflow, WorkflowEngine};
+use roomkit_graph::{EngineState, Graph, Handlers, HumanHandler, Limits, NoWaitClock, Workflow, WorkflowEngine};
 use serde_json::Value;
 
 /// The most steps a fuzzed run may take.
@@ -15,7 +15,7 @@ pub fn limits() -> Limits {
 
 /// `graph` with the built-in handlers, the step limit, [`limits`] and a clock that does not wait.
 pub fn workflow(graph: Graph) -> Workflow {
-    Workflow::new(graph, Handlers::builtin())
+    Workflow::new(graph, Handlers::builtin().with("human", HumanHandler))
         .with_max_steps(MAX_STEPS)
         .with_clock(NoWaitClock)
         .with_limits(limits())

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::anyhow;
 use async_trait::async_trait;
-use roomkit_graph::{Graph, HandlerError, Handlers, Node, NodeHandler, NodeResult, Scope};
+use roomkit_graph::{Graph, HandlerError, Handlers, HumanHandler, Node, NodeHandler, NodeResult, Scope};
 use roomkit_graph_ai::{Agents, AgentsError};
 use roomkit_graph_notify::{Channels, NotificationHandler};
 
@@ -51,7 +51,7 @@ impl NodeSetup {
     /// allow, and in place of each missing one a handler that fails naming
     /// the option to pass.
     pub(crate) fn handlers(&self) -> Handlers {
-        let builtin = Handlers::builtin();
+        let builtin = Handlers::builtin().with("human", HumanHandler);
         let handlers = match &self.agents {
             Some(agents) => roomkit_graph_ai::register(builtin, Arc::clone(agents)),
             None => {

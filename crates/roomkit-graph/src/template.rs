@@ -1,9 +1,12 @@
 //! Templates: `{{path}}` placeholders resolved from a run's context.
 //!
-//! A placeholder is `{{ path }}` or `{{ path | default(JSON) }}`. In text, string
-//! values go in as they are and every other value as JSON. A string that is one
-//! placeholder and nothing else resolves to the raw value (objects, numbers and
-//! booleans keep their type). Templates are parsed once, when a graph is loaded.
+//! A placeholder is `{{ path }}` or `{{ path | default(JSON) }}`; a path's
+//! segments may hold inner spaces (`{{ steps.form.first name }}`), and `{{}}`,
+//! with nothing inside, is plain text. In text, string values go in as they
+//! are and every other value as JSON. A string that is one placeholder, with
+//! nothing but whitespace around it, resolves to the raw value (objects,
+//! numbers and booleans keep their type). Templates are parsed once, when a
+//! graph is loaded.
 
 use std::fmt::Write as _;
 
@@ -98,18 +101,26 @@ impl Template {
     /// Parses a template.
     pub fn parse(text: &str) -> Result<Self, TemplateError> {
         let mut segments = Vec::new();
-        let mut rest = text;
-        while let Some(open) = rest.find("{{") {
-            let after = &rest[open + 2..];
+        // Where the literal text not yet pushed starts, and where to look for `{{`.
+        let mut text_start = 0;
+        let mut from = 0;
+        while let Some(open) = text[from..].find("{{").map(|i| from + i) {
+            let after = &text[open + 2..];
+            if after.starts_with("}}") {
+                // `{{}}` names nothing: it stays text.
+                from = open + 4;
+                continue;
+            }
             let Some((placeholder, used)) = parse_placeholder(after)? else { break };
-            if open > 0 {
-                segments.push(Segment::Text(rest[..open].into()));
+            if open > text_start {
+                segments.push(Segment::Text(text[text_start..open].into()));
             }
             segments.push(Segment::Placeholder(placeholder));
-            rest = &after[used..];
+            text_start = open + 2 + used;
+            from = text_start;
         }
-        if !rest.is_empty() {
-            segments.push(Segment::Text(rest.into()));
+        if text_start < text.len() {
+            segments.push(Segment::Text(text[text_start..].into()));
         }
         let text_len = segments.iter().map(|s| if let Segment::Text(t) = s { t.len() } else { 0 }).sum();
         Ok(Template { segments: segments.into_boxed_slice(), text_len })
@@ -127,6 +138,21 @@ impl Template {
     /// Whether the template has no placeholder.
     pub fn is_literal(&self) -> bool {
         !self.segments.iter().any(|s| matches!(s, Segment::Placeholder(_)))
+    }
+
+    /// The placeholder, when the template is one placeholder with nothing but
+    /// whitespace around it.
+    fn lone(&self) -> Option<&Placeholder> {
+        let blank = |segment: &Segment| matches!(segment, Segment::Text(text) if text.trim().is_empty());
+        let inner = match &*self.segments {
+            [first, rest @ ..] if blank(first) => rest,
+            all => all,
+        };
+        match inner {
+            [Segment::Placeholder(p)] => Some(p),
+            [Segment::Placeholder(p), last] if blank(last) => Some(p),
+            _ => None,
+        }
     }
 
     /// Resolves to text: strings go in as they are, other values as JSON.
@@ -162,8 +188,20 @@ impl Template {
         Ok(out)
     }
 
-    /// Resolves to a value: a template that is one placeholder and nothing else
-    /// gives the raw value; any other template gives text.
+    /// Resolves to a value: a template that is one placeholder, with nothing but
+    /// whitespace around it, gives the raw value; any other template gives text.
+    ///
+    /// ```
+    /// use roomkit_graph::{Context, Template};
+    /// use serde_json::json;
+    ///
+    /// let mut context = Context::new("start");
+    /// context.set_output("form", json!({"first name": "Ada", "age": 36}));
+    /// assert_eq!(Template::parse("  {{form.output.age}}\n")?.resolve(&context)?, json!(36));
+    /// assert_eq!(Template::parse("{{ steps.form.first name }}")?.resolve(&context)?, json!("Ada"));
+    /// assert_eq!(Template::parse("{{}} {{form.output.age}}")?.resolve(&context)?, json!("{{}} 36"));
+    /// # Ok::<(), roomkit_graph::TemplateError>(())
+    /// ```
     pub fn resolve(&self, context: &Context) -> Result<Value, TemplateError> {
         let mut budget = Budget::unlimited();
         self.resolve_within(context, &mut budget)
@@ -171,13 +209,13 @@ impl Template {
 
     /// [`resolve`](Self::resolve), taking what it produces from `budget`.
     fn resolve_within(&self, context: &Context, budget: &mut Budget) -> Result<Value, TemplateError> {
-        match &*self.segments {
-            [Segment::Placeholder(p)] => {
+        match self.lone() {
+            Some(p) => {
                 let value = p.resolve(context)?;
                 budget.take(measure(value).bytes)?;
                 Ok(value.clone())
             }
-            _ => {
+            None => {
                 let text = self.render_within(context, budget.left)?;
                 budget.take(text.len())?;
                 Ok(Value::String(text))
@@ -231,8 +269,9 @@ fn parse_placeholder(text: &str) -> Result<Option<(Placeholder, usize)>, Templat
         reason: reason.to_owned(),
     };
     let path_end = text.find(['|', '}']).unwrap_or(text.len());
+    // Whitespace around the path is not part of it; inside, it is.
     let path = text[..path_end].trim();
-    if path.is_empty() || path.contains(char::is_whitespace) {
+    if path.is_empty() {
         return Err(malformed(&text[..close], "expected a path such as step.output.field"));
     }
     let path = Path::parse(path);
@@ -495,6 +534,43 @@ mod tests {
         assert_eq!(t.resolve(&context()).unwrap(), json!({"a": ["}}", ")"]}));
         let t = Template::parse("n={{ a.output.nope | default(-1) }}.").unwrap();
         assert_eq!(t.render(&context()).unwrap(), "n=-1.");
+    }
+
+    #[test]
+    fn a_lone_placeholder_with_whitespace_around_gives_the_raw_value() {
+        for text in ["{{a.output.n}}", "  {{a.output.n}}  ", "\n\t{{ a.output.n }}", "{{a.output.n}} "] {
+            assert_eq!(Template::parse(text).unwrap().resolve(&context()).unwrap(), json!(3), "{text:?}");
+        }
+        let t = Template::parse(r#" {{a.output.nope | default({"k": [1]})}} "#).unwrap();
+        assert_eq!(t.resolve(&context()).unwrap(), json!({"k": [1]}));
+        // Other text around it, or two placeholders, give text.
+        assert_eq!(Template::parse("n {{a.output.n}}").unwrap().resolve(&context()).unwrap(), json!("n 3"));
+        assert_eq!(
+            Template::parse("{{a.output.n}}{{a.output.n}}").unwrap().resolve(&context()).unwrap(),
+            json!("33")
+        );
+    }
+
+    #[test]
+    fn path_segments_may_hold_inner_spaces() {
+        let mut context = context();
+        context.set_output("form", json!({"first name": "Ada", "a b": {"c  d": 1}}));
+        let t = Template::parse("{{ steps.form.first name }}").unwrap();
+        assert_eq!(t.resolve(&context).unwrap(), json!("Ada"));
+        let t = Template::parse("x={{form.output.a b.c  d | default(0)}}").unwrap();
+        assert_eq!(t.render(&context).unwrap(), "x=1");
+        let t = Template::parse("{{ steps.form.last name }}").unwrap();
+        assert_eq!(t.render(&context), Err(TemplateError::Missing { path: "steps.form.last name".into() }));
+    }
+
+    #[test]
+    fn empty_braces_are_text() {
+        let t = Template::parse("{{}}").unwrap();
+        assert!(t.is_literal());
+        assert_eq!(t.resolve(&context()).unwrap(), json!("{{}}"));
+        let t = Template::parse("a{{}}b {{a.output.s}} {{}}").unwrap();
+        assert_eq!(t.render(&context()).unwrap(), "a{{}}b x {{}}");
+        assert_eq!(ValueTemplate::compile(&json!(["{{}}"])).resolve(&context()).unwrap(), json!(["{{}}"]));
     }
 
     #[test]

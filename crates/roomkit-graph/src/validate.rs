@@ -48,8 +48,17 @@ pub enum ValidationCode {
     /// A `delay` function node whose `duration` cannot be read.
     InvalidDuration,
     /// A condition (on an edge or a condition node) that is missing, malformed,
-    /// of an unknown type or with an unknown op.
+    /// of an unknown type or with an unknown op, or that only a lenient reading
+    /// makes sense of (no `type` or `conditions`, a null `path`, `not` with
+    /// several conditions, `otherwise` nested or in a condition node, an
+    /// edge's empty `{}`).
     MalformedCondition,
+    /// An `error` condition inside all, any or not (or in a condition node),
+    /// where it is always false: an error route is a whole edge condition.
+    NestedErrorCondition,
+    /// An error edge out of a parallel node's child: a child's failure is
+    /// its parallel node's, so the edge is never taken.
+    ErrorRouteFromChild,
     /// A configuration string whose `{{...}}` placeholder does not parse.
     MalformedTemplate,
     /// A `parent` that is not a parallel node of the graph.
@@ -89,6 +98,8 @@ impl ValidationCode {
             ValidationCode::MissingFunction => "missing_function",
             ValidationCode::InvalidDuration => "invalid_duration",
             ValidationCode::MalformedCondition => "malformed_condition",
+            ValidationCode::NestedErrorCondition => "nested_error_condition",
+            ValidationCode::ErrorRouteFromChild => "error_route_from_child",
             ValidationCode::MalformedTemplate => "malformed_template",
             ValidationCode::InvalidParent => "invalid_parent",
             ValidationCode::InvalidJoin => "invalid_join",
@@ -570,16 +581,7 @@ fn configuration(graph: &Graph, report: &mut Report) {
                     "condition",
                     format!("condition node {id:?} has no \"condition\": it would always give false"),
                 ),
-                Some(raw) => {
-                    if let Some(problem) = Condition::from_value(raw).problem() {
-                        report.field(
-                            MalformedCondition,
-                            id,
-                            "condition",
-                            format!("node {id:?}: condition: {problem}"),
-                        );
-                    }
-                }
+                Some(raw) => condition_node(id, &Condition::from_value(raw), report),
             },
             NodeType::Human => human_config(node, report),
             NodeType::Parallel => {
@@ -611,14 +613,56 @@ fn configuration(graph: &Graph, report: &mut Report) {
         }
     }
     for (i, edge) in graph.edges.iter().enumerate() {
-        if let Some(problem) = edge.condition.as_ref().and_then(Condition::problem) {
+        let Some(condition) = &edge.condition else { continue };
+        let field = format!("edges[{i}].condition");
+        let at = format!("edge {:?} -> {:?}", edge.source, edge.target);
+        if let Some(problem) = condition.problem() {
+            report.field(MalformedCondition, &edge.source, &field, format!("{at}: condition: {problem}"));
+        }
+        if condition.nests_error() {
             report.field(
-                MalformedCondition,
+                NestedErrorCondition,
                 &edge.source,
-                &format!("edges[{i}].condition"),
-                format!("edge {:?} -> {:?}: condition: {problem}", edge.source, edge.target),
+                &field,
+                format!("{at}: an error condition inside all, any or not is always false: make it the whole condition"),
             );
         }
+        let parent = graph.node(&edge.source).and_then(|source| source.parent.as_deref());
+        if let (true, Some(parent)) = (condition.is_error(), parent) {
+            report.field(
+                ErrorRouteFromChild,
+                &edge.source,
+                &field,
+                format!(
+                    "{at}: {:?} is a child of parallel node {parent:?}, whose failure is the parallel node's: \
+                     put the error edge on {parent:?}",
+                    edge.source
+                ),
+            );
+        }
+    }
+}
+
+/// A condition node's `condition`: what [`Condition::problem`] finds, and the
+/// conditions that mean something only on an edge.
+fn condition_node(id: &str, condition: &Condition, report: &mut Report) {
+    use ValidationCode::*;
+    let problem = match condition {
+        Condition::Otherwise => {
+            Some("\"otherwise\" is for edges: in a condition node it is always true".to_owned())
+        }
+        condition => condition.problem(),
+    };
+    if let Some(problem) = problem {
+        report.field(MalformedCondition, id, "condition", format!("node {id:?}: condition: {problem}"));
+    }
+    if condition.is_error() || condition.nests_error() {
+        report.field(
+            NestedErrorCondition,
+            id,
+            "condition",
+            format!("node {id:?}: an error condition is for edges: in a condition node it is always false"),
+        );
     }
 }
 

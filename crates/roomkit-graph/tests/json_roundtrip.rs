@@ -67,7 +67,7 @@ fn json_map() -> impl Strategy<Value = Map<String, Value>> {
 // ---------------------------------------------------------------------------
 
 const KNOWN_OPS: [&str; 8] = ["eq", "neq", "in", "not_in", "contains", "gt", "lt", "exists"];
-const KNOWN_TYPES: [&str; 5] = ["field", "all", "any", "not", "otherwise"];
+const KNOWN_TYPES: [&str; 6] = ["field", "all", "any", "not", "otherwise", "error"];
 
 /// One path segment: identifier-like, or any text without a dot.
 fn segment() -> impl Strategy<Value = String> {
@@ -126,26 +126,45 @@ fn unknown_condition() -> impl Strategy<Value = Condition> {
 }
 
 /// JSON that is not a usable condition, read as [`Condition::Malformed`]: not an
-/// object, no type, a field without path or op, a list that is not an array, a
-/// `not` without exactly one condition.
+/// object, no type nor path, a field without path or op, a list that is not an
+/// array, a `not` without a condition.
 fn malformed_condition() -> impl Strategy<Value = Condition> {
     let raw = prop_oneof![
         json_value().prop_filter("not an object", |value| !value.is_object()),
-        json_map().prop_map(|mut map| {
+        // Not empty: an edge reads `{}` as no condition.
+        json_map().prop_filter_map("an empty object", |mut map| {
             map.remove("type");
-            Value::Object(map)
+            map.remove("path");
+            (!map.is_empty()).then_some(Value::Object(map))
         }),
         path().prop_map(|path| serde_json::json!({"type": "field", "path": path})),
         op().prop_map(|op| serde_json::json!({"type": "field", "op": op.as_str(), "value": 1})),
         (prop::sample::select(&["all", "any", "not"][..]), text())
             .prop_map(|(kind, junk)| serde_json::json!({"type": kind, "conditions": junk})),
-        prop::collection::vec(Just(serde_json::json!({"type": "otherwise"})), 2..4)
-            .prop_map(|items| serde_json::json!({"type": "not", "conditions": items})),
         Just(serde_json::json!({"type": "not", "conditions": []})),
+        Just(serde_json::json!({"type": "not"})),
     ];
     raw.prop_map(|raw| {
         let condition = Condition::from_value(&raw);
         assert!(matches!(condition, Condition::Malformed { .. }), "{raw} should be malformed");
+        condition
+    })
+}
+
+/// JSON the reference reads leniently, read as [`Condition::Lenient`]: a field
+/// condition without `type`, all / any without `conditions`, a null `path`.
+fn lenient_condition() -> impl Strategy<Value = Condition> {
+    let raw = prop_oneof![
+        (path(), prop::sample::select(&KNOWN_OPS[..]), json_value())
+            .prop_map(|(path, op, value)| serde_json::json!({"path": path, "op": op, "value": value})),
+        prop::sample::select(&["all", "any"][..]).prop_map(|kind| serde_json::json!({"type": kind})),
+        (op(), json_value()).prop_map(|(op, value)| {
+            serde_json::json!({"type": "field", "path": null, "op": op.as_str(), "value": value})
+        }),
+    ];
+    raw.prop_map(|raw| {
+        let condition = Condition::from_value(&raw);
+        assert!(matches!(condition, Condition::Lenient { .. }), "{raw} should be read leniently");
         condition
     })
 }
@@ -157,12 +176,15 @@ fn condition() -> impl Strategy<Value = Condition> {
         1 => Just(Condition::Otherwise),
         1 => unknown_condition(),
         1 => malformed_condition(),
+        1 => lenient_condition(),
+        1 => Just(Condition::Error),
     ];
     leaf.prop_recursive(3, 16, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Condition::All),
             prop::collection::vec(inner.clone(), 0..4).prop_map(Condition::Any),
-            inner.prop_map(Condition::not),
+            inner.clone().prop_map(Condition::not),
+            prop::collection::vec(inner, 2..4).prop_map(Condition::Not),
         ]
     })
 }
@@ -430,7 +452,8 @@ const FULL_GRAPH: &str = concat!(
     r#"{"source":"triage","target":"end","condition":{"type":"xor","conditions":[],"note":"kept as read"}},"#,
     r#"{"source":"triage","target":"end","condition":{"type":"not","conditions":[{"type":"otherwise"},{"type":"otherwise"}]}},"#,
     r#"{"source":"triage","target":"ghost","condition":{"path":"no type"}},"#,
-    r#"{"source":"fan","target":"end","condition":{"type":"otherwise"}}"#,
+    r#"{"source":"fan","target":"end","condition":{"type":"otherwise"}},"#,
+    r#"{"source":"fan","target":"end","condition":{}}"#,
     r#"]}"#,
 );
 
@@ -459,9 +482,11 @@ fn canonical_json_is_written_back_unchanged() {
     assert_eq!(full.nodes().len(), 6);
     assert_eq!(full.node("a").unwrap().node_type, NodeType::Custom("webscrape".into()));
     assert!(matches!(full.edges[6].condition, Some(Condition::Unknown(_))));
-    assert!(matches!(full.edges[7].condition, Some(Condition::Malformed { .. })));
+    assert!(matches!(&full.edges[7].condition, Some(Condition::Not(items)) if items.len() == 2));
     assert!(matches!(full.edges[8].condition, Some(Condition::Malformed { .. })));
     assert!(full.edges[9].condition.as_ref().unwrap().is_otherwise());
+    assert!(matches!(full.edges[10].condition, Some(Condition::Lenient { .. })));
+    assert_eq!(full.edges[10].route_condition(), None);
 }
 
 /// Defaults: a graph without `version`, `description`, `nodes` or `edges`, and a

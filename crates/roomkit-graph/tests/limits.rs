@@ -7,8 +7,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use futures_util::StreamExt;
 use roomkit_graph::{
-    Condition, Edge, EngineError, EngineState, ErrorKind, Graph, Handlers, LimitError, Limits, Node,
-    StreamMode, Trigger, ValidationCode, Workflow,
+    Condition, Edge, EngineError, EngineState, ErrorKind, Graph, Handlers, HumanHandler, LimitError, Limits,
+    Node, StreamMode, Trigger, ValidationCode, Workflow,
 };
 use serde_json::{Value, json};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
@@ -135,7 +135,7 @@ fn trigger_data_and_answers_past_the_limits_are_refused_whole() {
     }
     let review = Node::new("review", "human").with_config(json!({"actions": ["approve"]}));
     let g = graph(vec![review, Node::new("end", "end")], &[("start", "review"), ("review", "end")]);
-    let workflow = Workflow::new(g, Handlers::builtin());
+    let workflow = Workflow::new(g, Handlers::builtin().with("human", HumanHandler));
     let mut engine = workflow.engine();
     let error = block_on(engine.run(deep.clone())).expect_err("too deep");
     assert_eq!(

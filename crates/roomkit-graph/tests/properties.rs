@@ -16,8 +16,8 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::TestCaseError;
 use roomkit_graph::{
-    Condition, Context, EngineState, ErrorKind, Graph, Handlers, Limits, NoWaitClock, NodePolicy, StreamMode,
-    Template, ValueTemplate, Workflow, WorkflowEngine, measure,
+    Condition, Context, EngineState, ErrorKind, Graph, Handlers, HumanHandler, Limits, NoWaitClock,
+    NodePolicy, StreamMode, Template, ValueTemplate, Workflow, WorkflowEngine, measure,
 };
 use serde_json::{Map, Value, json};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
@@ -581,7 +581,7 @@ async fn drive(
 }
 
 fn workflow(graph: Graph, limits: &Limits) -> Workflow {
-    Workflow::new(graph, Handlers::builtin())
+    Workflow::new(graph, Handlers::builtin().with("human", HumanHandler))
         .with_max_steps(MAX_STEPS)
         .with_clock(NoWaitClock)
         .with_limits(limits.clone())

@@ -161,7 +161,7 @@ fn fallback(triage_config: Value) -> Graph {
             })),
             Node::new("end", "end"),
         ])
-        .unwrap();
+        .expect("unique ids");
     graph.add_edges([
         Edge::new("start", "triage"),
         Edge::new("triage", "apology").when(Condition::error()),

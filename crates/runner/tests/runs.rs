@@ -9,7 +9,8 @@ use std::sync::mpsc;
 
 use async_trait::async_trait;
 use roomkit_graph::{
-    Condition, Edge, Graph, HandlerError, Handlers, Node, NodeHandler, NodeResult, Scope, Signal, Trigger,
+    Condition, Edge, Graph, HandlerError, Handlers, HumanHandler, Node, NodeHandler, NodeResult, Scope,
+    Signal, Trigger,
 };
 use roomkit_graph_runner::{Runner, RunnerError};
 use roomkit_graph_sqlite::SqliteStore;
@@ -56,7 +57,7 @@ fn kinds(entries: &[Entry]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_parks_on_a_person_and_an_answer_finishes_it() {
     let dir = tempfile::tempdir().unwrap();
-    let runner = Runner::new(open(&dir), Handlers::builtin());
+    let runner = Runner::new(open(&dir), Handlers::builtin().with("human", HumanHandler));
     runner.save_graph(&review_graph("live")).await.unwrap();
 
     let run = runner.start("review", json!({"topic": "rust"})).await.unwrap();
@@ -202,7 +203,7 @@ fn a_run_cut_off_mid_step_is_finished_by_the_next_process_with_every_step_once()
 #[tokio::test(flavor = "multi_thread")]
 async fn runs_keep_the_graph_version_they_started_with() {
     let dir = tempfile::tempdir().unwrap();
-    let runner = Runner::new(open(&dir), Handlers::builtin());
+    let runner = Runner::new(open(&dir), Handlers::builtin().with("human", HumanHandler));
     assert_eq!(runner.save_graph(&review_graph("from v1")).await.unwrap().version, 1);
     let run = runner.start("review", json!({})).await.unwrap();
     assert_eq!(runner.wait(&run.run_id).await.unwrap().status, RunStatus::Waiting);
@@ -221,7 +222,7 @@ async fn runs_keep_the_graph_version_they_started_with() {
 #[tokio::test(flavor = "multi_thread")]
 async fn cancelled_runs_take_no_answer_and_listing_filters_them() {
     let dir = tempfile::tempdir().unwrap();
-    let runner = Runner::new(open(&dir), Handlers::builtin());
+    let runner = Runner::new(open(&dir), Handlers::builtin().with("human", HumanHandler));
     runner.save_graph(&review_graph("x")).await.unwrap();
     let a = runner.start("review", json!({"n": 1})).await.unwrap();
     let b = runner.start("review", json!({"n": 2})).await.unwrap();

@@ -2,7 +2,7 @@
 //! run whose trigger data nests as deep as JSON text may (the server once took
 //! it) is read back, answered and completed on a real SQLite file.
 
-use roomkit_graph::{Edge, EngineState, Graph, Handlers, Node, Trigger};
+use roomkit_graph::{Edge, EngineState, Graph, Handlers, HumanHandler, Node, Trigger};
 use roomkit_graph_runner::Runner;
 use roomkit_graph_sqlite::SqliteStore;
 use roomkit_graph_store::{DEFAULT_ORG, Entry, NewRun, RunStatus, StepCommit};
@@ -12,7 +12,7 @@ use serde_json::{Map, json};
 async fn a_run_holding_data_deeper_than_the_limits_reads_back_and_completes() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let store = SqliteStore::open(dir.path().join("runs.db")).expect("the database opens");
-    let runner = Runner::new(store, Handlers::builtin());
+    let runner = Runner::new(store, Handlers::builtin().with("human", HumanHandler));
     let mut graph = Graph::new("review", "Review", Trigger::manual());
     graph
         .add_nodes([

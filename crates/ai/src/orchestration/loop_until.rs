@@ -75,6 +75,11 @@ fn redirect_condition(condition: &Condition) -> Condition {
         Condition::All(items) => Condition::All(items.iter().map(redirect_condition).collect()),
         Condition::Any(items) => Condition::Any(items.iter().map(redirect_condition).collect()),
         Condition::Not(items) => Condition::Not(items.iter().map(redirect_condition).collect()),
+        Condition::Lenient { raw, reading, reason } => Condition::Lenient {
+            raw: raw.clone(),
+            reading: reading.as_deref().map(|reading| Box::new(redirect_condition(reading))),
+            reason: reason.clone(),
+        },
         other => other.clone(),
     }
 }
@@ -114,6 +119,11 @@ mod tests {
         ]));
         assert!(until.evaluate(&with_last_reply(&run, r#"{"score": 5}"#)).unwrap());
         assert!(!until.evaluate(&with_last_reply(&run, r#"{"score": 1}"#)).unwrap());
+        // Read leniently (no "type"), it is redirected all the same.
+        let lenient = redirect_condition(&Condition::from_value(
+            &json!({"path": "input.score", "op": "gt", "value": 2}),
+        ));
+        assert!(lenient.evaluate(&with_last_reply(&run, r#"{"score": 5}"#)).unwrap());
         let done = redirect_condition(&Condition::field("input").contains("DONE"));
         assert!(done.evaluate(&with_last_reply(&run, "All DONE.")).unwrap());
         assert!(

@@ -33,8 +33,9 @@ pub enum ConditionError {
 impl Condition {
     /// Evaluates the condition against `context`.
     ///
-    /// A missing path makes every field condition false; `otherwise` and unknown
-    /// condition types are false here (routing takes `otherwise` edges last).
+    /// A missing path makes every field condition false; `otherwise` is true
+    /// (routing takes `otherwise` edges last, without evaluating them); `error`
+    /// and unknown condition types are false; `not` negates its first condition.
     ///
     /// ```
     /// use roomkit_graph::{Condition, Context};
@@ -66,14 +67,16 @@ impl Condition {
                 }
                 Ok(false)
             }
-            Condition::Not(items) => match items.as_slice() {
-                [item] => Ok(!item.evaluate(context)?),
-                _ => Err(ConditionError::Malformed {
+            Condition::Not(items) => match items.first() {
+                Some(item) => Ok(!item.evaluate(context)?),
+                None => Err(ConditionError::Malformed {
                     raw: self.to_value(),
-                    reason: "a not condition holds exactly one condition".to_owned(),
+                    reason: "a not condition needs a condition".to_owned(),
                 }),
             },
-            Condition::Otherwise | Condition::Error | Condition::Unknown(_) => Ok(false),
+            Condition::Otherwise => Ok(true),
+            Condition::Error | Condition::Unknown(_) => Ok(false),
+            Condition::Lenient { reading, .. } => reading.as_ref().map_or(Ok(true), |c| c.evaluate(context)),
             Condition::Malformed { raw, reason } => {
                 Err(ConditionError::Malformed { raw: raw.clone(), reason: reason.clone() })
             }
@@ -89,8 +92,12 @@ impl Condition {
             Condition::All(items) | Condition::Any(items) | Condition::Not(items) => {
                 items.iter_mut().for_each(|item| item.bind(layout))
             }
-            Condition::Otherwise | Condition::Error | Condition::Unknown(_) | Condition::Malformed { .. } => {
-            }
+            Condition::Lenient { reading: Some(reading), .. } => reading.bind(layout),
+            Condition::Otherwise
+            | Condition::Error
+            | Condition::Unknown(_)
+            | Condition::Lenient { reading: None, .. }
+            | Condition::Malformed { .. } => {}
         }
     }
 }

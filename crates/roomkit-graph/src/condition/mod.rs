@@ -33,8 +33,25 @@ pub use eval::ConditionError;
 ///
 /// A JSON condition of an unknown `type` is kept as [`Condition::Unknown`] and
 /// evaluates false; one that is malformed (a field condition without a path, say)
-/// is kept as [`Condition::Malformed`] and fails when evaluated. Both are written
-/// back exactly as read, and [`crate::Graph::validate`] reports them.
+/// is kept as [`Condition::Malformed`] and fails when evaluated. Reading is
+/// lenient where the reference's is: a missing `type` means `field`, missing
+/// `conditions` mean none, a null `path` is false (each kept as
+/// [`Condition::Lenient`]); `not` uses its first condition. All of these are
+/// written back exactly as read, and [`crate::Graph::validate`] reports them.
+///
+/// ```
+/// use roomkit_graph::{Condition, Context};
+/// use serde_json::json;
+///
+/// let mut context = Context::new("start");
+/// context.set_output("x", json!({"n": 1}));
+/// let raw = json!({"path": "x.output.n", "op": "eq", "value": 1});
+/// let condition = Condition::from_value(&raw);
+/// assert!(condition.evaluate(&context)?);
+/// assert!(condition.problem().unwrap().contains("without \"type\""));
+/// assert_eq!(condition.to_value(), raw);
+/// # Ok::<(), roomkit_graph::ConditionError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub enum Condition {
     /// Compares the value at a path.
@@ -43,9 +60,11 @@ pub enum Condition {
     All(Vec<Condition>),
     /// Holds when any condition holds (false for none).
     Any(Vec<Condition>),
-    /// Holds when its condition does not. Written `{"type": "not", "conditions": [c]}`.
+    /// Holds when its condition does not. Written `{"type": "not", "conditions": [c]}`;
+    /// with more conditions, the first one is used.
     Not(Vec<Condition>),
-    /// The catch-all edge, taken when nothing else matched.
+    /// The catch-all edge, taken when nothing else matched; anywhere else
+    /// (nested, or in a condition node) it is true.
     Otherwise,
     /// An error route: the edge is taken only when its source node fails
     /// (after its retries), never after it completes. Written `{"type": "error"}`;
@@ -53,6 +72,18 @@ pub enum Condition {
     Error,
     /// A condition of a type this engine does not know; evaluates false.
     Unknown(Value),
+    /// A condition read leniently, as the reference reads it: written back as
+    /// read (`raw`), evaluated as `reading`, and reported by validation with `reason`.
+    /// `reading` is none only for an edge's condition written `{}`: the edge
+    /// is unconditional (and the condition true).
+    Lenient {
+        /// The JSON as read.
+        raw: Value,
+        /// How it is read.
+        reading: Option<Box<Condition>>,
+        /// What is wrong with it as written.
+        reason: String,
+    },
     /// A condition that cannot be evaluated, with why.
     Malformed {
         /// The JSON as read.
@@ -259,38 +290,57 @@ impl Condition {
         if level > CONDITION_NESTING {
             return malformed(&format!("conditions are nested more than {CONDITION_NESTING} levels deep"));
         }
+        let lenient = |reading: Condition, reason: &str| Condition::Lenient {
+            raw: kept(value),
+            reading: Some(Box::new(reading)),
+            reason: reason.to_owned(),
+        };
         let list = |conditions: fn(Vec<Condition>) -> Condition| match object.get("conditions") {
             Some(Value::Array(items)) => {
                 conditions(items.iter().map(|item| Condition::read(item, level + 1)).collect())
             }
-            _ => malformed("\"conditions\" must be an array of conditions"),
+            None => lenient(conditions(Vec::new()), "it has no \"conditions\": it is read as none"),
+            Some(_) => malformed("\"conditions\" must be an array of conditions"),
         };
-        match object.get("type").and_then(Value::as_str) {
-            Some("field") => {
-                let Some(path) = object.get("path").and_then(Value::as_str) else {
-                    return malformed("a field condition needs a \"path\" string");
+        let kind = match object.get("type") {
+            None => None,
+            Some(Value::String(kind)) => Some(kind.as_str()),
+            Some(_) => return Condition::Unknown(kept(value)),
+        };
+        match kind {
+            Some("field") | None => {
+                let path = match object.get("path") {
+                    Some(Value::String(path)) => path,
+                    Some(Value::Null) => {
+                        // Never true: `any` of nothing.
+                        return lenient(Condition::Any(Vec::new()), "its \"path\" is null: it is never true");
+                    }
+                    _ => return malformed("a field condition needs a \"path\" string"),
                 };
                 let Some(op) = object.get("op").and_then(Value::as_str) else {
                     return malformed("a field condition needs an \"op\" string");
                 };
-                Condition::Field(FieldCondition {
+                let field = Condition::Field(FieldCondition {
                     path: Path::parse(path),
                     op: Op::parse(op),
                     value: object.get("value").map_or(Value::Null, kept),
-                })
+                });
+                match kind {
+                    None => lenient(field, "a condition without \"type\" is read as a field condition"),
+                    Some(_) => field,
+                }
             }
             Some("all") => list(Condition::All),
             Some("any") => list(Condition::Any),
             Some("not") => match list(Condition::Not) {
-                Condition::Not(items) if items.len() != 1 => {
-                    malformed("a not condition holds exactly one condition in \"conditions\"")
-                }
-                other => other,
+                Condition::Not(items) if !items.is_empty() => Condition::Not(items),
+                bad @ Condition::Malformed { .. } => bad,
+                // No conditions at all: nothing to negate.
+                _ => malformed("a not condition needs a condition in \"conditions\""),
             },
             Some("otherwise") => Condition::Otherwise,
             Some("error") => Condition::Error,
             Some(_) => Condition::Unknown(kept(value)),
-            None => malformed("a condition needs a \"type\" string"),
         }
     }
 
@@ -326,7 +376,9 @@ impl Condition {
                     }
                     Condition::Otherwise => written.push(json!({"type": "otherwise"})),
                     Condition::Error => written.push(json!({"type": "error"})),
-                    Condition::Unknown(raw) | Condition::Malformed { raw, .. } => written.push(raw.clone()),
+                    Condition::Unknown(raw)
+                    | Condition::Malformed { raw, .. }
+                    | Condition::Lenient { raw, .. } => written.push(raw.clone()),
                 },
                 Work::Close(kind, n) => {
                     let items = written.split_off(written.len().saturating_sub(n));
@@ -347,30 +399,71 @@ impl Condition {
         let mut stack = vec![(self, 1)];
         while let Some((condition, level)) = stack.pop() {
             deepest = deepest.max(level);
-            if let Condition::All(items) | Condition::Any(items) | Condition::Not(items) = condition {
-                stack.extend(items.iter().map(|item| (item, level + 1)));
+            match condition {
+                Condition::All(items) | Condition::Any(items) | Condition::Not(items) => {
+                    stack.extend(items.iter().map(|item| (item, level + 1)));
+                }
+                Condition::Lenient { reading: Some(reading), .. } => stack.push((reading, level)),
+                _ => {}
             }
         }
         deepest
     }
 
-    /// The first problem that makes this condition unusable, if any: malformed
-    /// parts, unknown types and unknown ops.
+    /// The first mistake in this condition, if any: malformed parts, unknown
+    /// types and ops, and what is only read leniently (a missing `type` or
+    /// `conditions`, a null `path`, `not` with several conditions, `otherwise`
+    /// nested inside all / any / not). An `error` condition nested there is
+    /// reported apart (see [`Condition::nests_error`]).
     pub fn problem(&self) -> Option<String> {
         match self {
             Condition::Field(FieldCondition { op: Op::Unknown(op), .. }) => {
                 Some(format!("unknown op {op:?} (expected eq, neq, in, not_in, contains, gt, lt or exists)"))
             }
             Condition::Field(_) | Condition::Otherwise | Condition::Error => None,
-            Condition::All(items) | Condition::Any(items) | Condition::Not(items) => {
-                items.iter().find_map(Condition::problem)
+            Condition::Not(items) if items.len() > 1 => {
+                Some(format!("a not condition holds {} conditions: only the first is used", items.len()))
             }
+            Condition::All(items) | Condition::Any(items) | Condition::Not(items) => {
+                items.iter().find_map(|item| match item {
+                    Condition::Otherwise => {
+                        Some("\"otherwise\" inside all, any or not is always true".to_owned())
+                    }
+                    Condition::Error => None,
+                    item => item.problem(),
+                })
+            }
+            Condition::Lenient { reason, .. } => Some(reason.clone()),
             Condition::Unknown(raw) => Some(format!(
-                "unknown condition type {} (expected field, all, any, not or otherwise)",
+                "unknown condition type {} (expected field, all, any, not, otherwise or error)",
                 raw.get("type").unwrap_or(&Value::Null)
             )),
             Condition::Malformed { reason, .. } => Some(reason.clone()),
         }
+    }
+
+    /// Whether an `error` condition stands inside all, any or not, where it is
+    /// always false (an error route is a whole edge condition).
+    ///
+    /// ```
+    /// use roomkit_graph::Condition;
+    ///
+    /// assert!(!Condition::error().nests_error());
+    /// assert!(Condition::not(Condition::error()).nests_error());
+    /// ```
+    pub fn nests_error(&self) -> bool {
+        let mut stack = vec![(self, false)];
+        while let Some((condition, nested)) = stack.pop() {
+            match condition {
+                Condition::Error if nested => return true,
+                Condition::All(items) | Condition::Any(items) | Condition::Not(items) => {
+                    stack.extend(items.iter().map(|item| (item, true)));
+                }
+                Condition::Lenient { reading: Some(reading), .. } => stack.push((reading, nested)),
+                _ => {}
+            }
+        }
+        false
     }
 }
 

@@ -18,13 +18,17 @@ pub(crate) struct Layout {
     ids: Vec<String>,
     index: HashMap<String, usize>,
     start: Option<usize>,
+    /// The slot of the node named `start`, whose `steps.start` is the trigger data.
+    named_start: Option<usize>,
 }
 
 impl Layout {
     /// A layout for these node ids, `start` being the start node's slot.
     pub(crate) fn new(ids: Vec<String>, start: Option<usize>) -> Self {
-        let index = ids.iter().enumerate().map(|(slot, id)| (id.clone(), slot)).collect();
-        Layout { ids, index, start }
+        let index: HashMap<String, usize> =
+            ids.iter().enumerate().map(|(slot, id)| (id.clone(), slot)).collect();
+        let named_start = index.get(START).copied();
+        Layout { ids, index, start, named_start }
     }
 
     pub(crate) fn slot(&self, id: &str) -> Option<usize> {
@@ -62,8 +66,8 @@ pub struct Context {
     slots: Vec<Option<Slot>>,
     /// Entries of ids outside the layout (kept from a saved state, say).
     extra: Map<String, Value>,
-    /// The slot of the node whose output the `input` scope reads.
-    input: Option<usize>,
+    /// What the `input` scope reads.
+    input: Input,
     /// The sum of the outputs' sizes as JSON (of whole entries outside the layout).
     bytes: usize,
 }
@@ -71,11 +75,31 @@ pub struct Context {
 const OUTPUT: &str = "output";
 const ERROR: &str = "error";
 
+/// The id whose `steps.start` reads the trigger data (the engine stores the
+/// trigger under it whatever the start node is called).
+const START: &str = "start";
+
 fn wrap(output: Value) -> Value {
     let mut entry = Map::with_capacity(1);
     entry.insert(OUTPUT.to_owned(), output);
     Value::Object(entry)
 }
+
+/// What the `input` scope reads: `steps.ID` of the node the run came from,
+/// or, for a run restored without that node, what its incoming edges bring.
+#[derive(Clone, Debug, Default)]
+enum Input {
+    /// `input` names nothing.
+    #[default]
+    Missing,
+    /// `steps.ID` of the node in this slot; null (and present) when it stored nothing.
+    Node(usize),
+    /// `{source_id: steps.SOURCE}` over several incoming edges' sources.
+    Merged(Value),
+}
+
+/// What `input` alone reads after a node that stored nothing.
+static NULL: Value = Value::Null;
 
 /// A node's output, and its `{"output": value}` entry built only if a path
 /// names the bare node id.
@@ -146,7 +170,7 @@ impl Context {
     /// An empty context laid out for a graph.
     pub(crate) fn with_layout(layout: Arc<Layout>) -> Self {
         let slots = vec![None; layout.ids.len()];
-        Context { layout, slots, extra: Map::new(), input: None, bytes: 0 }
+        Context { layout, slots, extra: Map::new(), input: Input::Missing, bytes: 0 }
     }
 
     /// A context laid out for a graph, holding saved entries.
@@ -239,7 +263,7 @@ impl Context {
     pub(crate) fn clear(&mut self) {
         self.slots.iter_mut().for_each(|slot| *slot = None);
         self.extra.clear();
-        self.input = None;
+        self.input = Input::Missing;
         self.bytes = 0;
     }
 
@@ -273,9 +297,36 @@ impl Context {
         self.output_at(self.layout.start?)?.get("input")
     }
 
-    /// Sets the node (by slot) whose output the `input` scope reads.
+    /// Sets the node (by slot) the `input` scope reads as `steps.ID`: the
+    /// trigger data for the node named `start`; null, and present, when the
+    /// node stored nothing. `None`: `input` names nothing.
     pub(crate) fn set_input(&mut self, slot: Option<usize>) {
-        self.input = slot;
+        self.input = slot.map_or(Input::Missing, Input::Node);
+    }
+
+    /// Sets the `input` scope from the sources of a node's incoming edges, for
+    /// a run restored without the node it came from: no source, `input` names
+    /// nothing; one, as [`set_input`](Self::set_input); several (one per edge),
+    /// the object `{source_id: steps.SOURCE}`, null for a source without output.
+    pub(crate) fn set_input_from(&mut self, sources: &[usize]) {
+        self.input = match sources {
+            [] => Input::Missing,
+            [source] => Input::Node(*source),
+            sources => {
+                let mut merged = Map::with_capacity(sources.len());
+                for &source in sources {
+                    let value = self.steps_at(source).cloned().unwrap_or(Value::Null);
+                    merged.insert(self.layout.ids[source].clone(), value);
+                }
+                Input::Merged(Value::Object(merged))
+            }
+        };
+    }
+
+    /// `steps.ID` of the node in `slot`: its output; for the node named
+    /// `start`, the trigger data.
+    fn steps_at(&self, slot: usize) -> Option<&Value> {
+        if Some(slot) == self.layout.named_start { self.trigger() } else { self.output_at(slot) }
     }
 
     /// The value at a dot-separated path, or `None` when the path leads nowhere.
@@ -288,11 +339,20 @@ impl Context {
         let mut rest = path.rest();
         let base = match path.scope {
             Scope::Trigger => self.trigger()?,
-            Scope::Input => self.output_at(self.input?)?,
+            Scope::Input => match &self.input {
+                Input::Missing => return None,
+                Input::Node(slot) => match self.steps_at(*slot) {
+                    Some(value) => value,
+                    // A node that stored nothing: `input` is null, `input.x` missing.
+                    None if path.rest().next().is_none() => return Some(&NULL),
+                    None => return None,
+                },
+                Input::Merged(value) => value,
+            },
             Scope::StepsBare => return None,
             Scope::Steps => match self.slot_of(path) {
-                Some(slot) if Some(slot) == self.layout.start => self.trigger()?,
-                Some(slot) => self.output_at(slot)?,
+                Some(slot) => self.steps_at(slot)?,
+                None if path.id() == START => self.trigger()?,
                 None => self.extra.get(path.id())?.get(OUTPUT)?,
             },
             Scope::Entry => match self.slot_of(path) {
@@ -319,5 +379,69 @@ impl Context {
 impl PartialEq for Context {
     fn eq(&self, other: &Self) -> bool {
         self.to_entries() == other.to_entries()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A context laid out for `ids`, the first being the start node, with its
+    /// trigger `{"title": "DB down"}` and `a`'s output `{"n": 1}`.
+    fn context(ids: [&str; 3]) -> Context {
+        let layout = Layout::new(ids.iter().map(|id| id.to_string()).collect(), Some(0));
+        let mut context = Context::with_layout(Arc::new(layout));
+        context.set_output(ids[0], json!({"input": {"title": "DB down"}}));
+        context.set_output("a", json!({"n": 1}));
+        context
+    }
+
+    #[test]
+    fn input_reads_like_steps_of_the_node_the_run_came_from() {
+        let mut context = context(["start", "a", "b"]);
+        assert_eq!(context.get("input"), None);
+        // Coming from start: the trigger data, not {"input": ...}.
+        context.set_input(Some(0));
+        assert_eq!(context.get("input"), Some(&json!({"title": "DB down"})));
+        assert_eq!(context.get("input.title"), Some(&json!("DB down")));
+        context.set_input(Some(1));
+        assert_eq!(context.get("input.n"), Some(&json!(1)));
+        // A node that stored nothing: `input` is null and exists, `input.x` is missing.
+        context.set_input(Some(2));
+        assert_eq!(context.get("input"), Some(&Value::Null));
+        assert_eq!(context.get("input.x"), None);
+        context.set_input(None);
+        assert_eq!(context.get("input"), None);
+    }
+
+    #[test]
+    fn steps_start_is_the_trigger_and_a_start_node_named_otherwise_its_output() {
+        let mut context = context(["begin", "a", "b"]);
+        context.set_output("start", json!({"input": {"title": "DB down"}}));
+        assert_eq!(context.get("steps.start"), Some(&json!({"title": "DB down"})));
+        assert_eq!(context.get("steps.begin"), Some(&json!({"input": {"title": "DB down"}})));
+        assert_eq!(context.get("trigger.title"), Some(&json!("DB down")));
+        context.set_input(Some(0));
+        assert_eq!(context.get("input.input.title"), Some(&json!("DB down")));
+    }
+
+    #[test]
+    fn input_from_incoming_edges_for_a_run_restored_without_its_previous_node() {
+        let mut context = context(["start", "a", "b"]);
+        context.set_input_from(&[]);
+        assert_eq!(context.get("input"), None);
+        context.set_input_from(&[0]);
+        assert_eq!(context.get("input.title"), Some(&json!("DB down")));
+        context.set_input_from(&[2]);
+        assert_eq!(context.get("input"), Some(&Value::Null));
+        context.set_input_from(&[0, 1, 2]);
+        assert_eq!(
+            context.get("input"),
+            Some(&json!({"start": {"title": "DB down"}, "a": {"n": 1}, "b": null}))
+        );
+        assert_eq!(context.get("input.a.n"), Some(&json!(1)));
+        context.clear();
+        assert_eq!(context.get("input"), None);
     }
 }

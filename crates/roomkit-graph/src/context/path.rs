@@ -11,8 +11,10 @@ use super::Layout;
 /// - `trigger.x`: the trigger data;
 /// - `steps.ID.x`: node `ID`'s output, without the `output` hop (`steps.start`
 ///   is the trigger data);
-/// - `input.x`: the output of the node the run came from (while a node's edges
-///   are evaluated: that node's own output);
+/// - `input.x`: `steps.P.x`, P being the node the run came from (so coming
+///   from the start node, the trigger data; while a node's edges are evaluated,
+///   that node's own output); after a node that stored nothing, `input` alone
+///   is null and `input.x` missing;
 /// - anything else: a node id, as in `triage.output.severity`.
 ///
 /// ```

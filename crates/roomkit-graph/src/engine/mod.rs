@@ -261,7 +261,10 @@ impl Workflow {
             .collect::<Result<Vec<_>, _>>()?;
         let run_id = if state.run_id.is_empty() { new_run_id() } else { state.run_id };
         let mut context = plan.restore_context(state.context);
-        context.set_input(previous);
+        match (previous, current) {
+            (None, Some(node)) => context.set_input_from(plan.sources(node)),
+            _ => context.set_input(previous),
+        }
         Ok(WorkflowEngine {
             workflow: self.clone(),
             context,

@@ -49,6 +49,8 @@ pub(crate) struct Plan {
     children: Vec<Vec<usize>>,
     /// Each node's retry and timeout policy, or why it cannot be read.
     policies: Vec<Result<NodePolicy, String>>,
+    /// Each node's incoming edges' sources, one per edge, in the order added.
+    sources: Vec<Vec<usize>>,
 }
 
 impl Plan {
@@ -59,10 +61,14 @@ impl Plan {
         let target = |id: &str| layout.slot(id).map_or_else(|| Target::Missing(id.to_owned()), Target::Node);
 
         let mut routes: Vec<Routes> = nodes.iter().map(|_| Routes::default()).collect();
+        let mut sources = vec![Vec::new(); nodes.len()];
         for edge in &graph.edges {
             let Some(source) = layout.slot(&edge.source) else { continue };
+            if let Some(target) = layout.slot(&edge.target) {
+                sources[target].push(source);
+            }
             let routes = &mut routes[source];
-            match &edge.condition {
+            match edge.route_condition() {
                 None => routes.default = Some(target(&edge.target)),
                 Some(Condition::Otherwise) => routes.otherwise = Some(target(&edge.target)),
                 Some(Condition::Error) => {
@@ -106,7 +112,7 @@ impl Plan {
             .iter()
             .map(|node| NodePolicy::read(&node.config).map_err(|problem| problem.to_string()))
             .collect();
-        Plan { graph, layout, start, routes, templates, prepared, children, policies }
+        Plan { graph, layout, start, routes, templates, prepared, children, policies, sources }
     }
 
     /// A new, empty context laid out for this graph.
@@ -142,6 +148,11 @@ impl Plan {
 
     pub(crate) fn children(&self, index: usize) -> &[usize] {
         &self.children[index]
+    }
+
+    /// The sources of the node's incoming edges, one per edge, in the order added.
+    pub(crate) fn sources(&self, index: usize) -> &[usize] {
+        &self.sources[index]
     }
 
     pub(crate) fn config_template(&self, index: usize, key: &str) -> Option<&ValueTemplate> {

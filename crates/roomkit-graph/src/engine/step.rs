@@ -90,7 +90,10 @@ impl WorkflowEngine {
             // even when no handler ever waits on I/O.
             tokio::task::yield_now().await;
         }
-        self.context.set_input(self.previous);
+        if self.previous.is_some() {
+            // Else `input` stays as restored (inferred from the incoming edges).
+            self.context.set_input(self.previous);
+        }
         let policy = match plan.policy(node) {
             Ok(policy) => policy.clone(),
             Err(problem) => {

@@ -7,7 +7,7 @@ use crate::model::Node;
 
 /// The log node: outputs `{"message": config.message, "values": {path: value}}`
 /// for each of `config.paths` (null where missing); with no paths, the values
-/// are the whole context (a context larger than the run's output limit fails
+/// are the whole context but for the ids that begin with `_` (a context larger than the run's output limit fails
 /// the node with a limit error, without copying it; so do paths whose values
 /// add up to more than the limit).
 #[derive(Clone, Copy, Debug, Default)]
@@ -28,7 +28,9 @@ impl NodeHandler for LogHandler {
             if context.size() > limit {
                 return Err(LimitError::Dump { bytes: context.size(), limit }.into());
             }
-            context.to_entries()
+            let mut entries = context.to_entries();
+            entries.retain(|id, _| !id.starts_with('_'));
+            entries
         } else {
             // Each path once, and no copy past the output limit (many paths may read one large value).
             let limit = scope.limits().output_bytes;

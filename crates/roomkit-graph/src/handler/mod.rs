@@ -297,8 +297,17 @@ impl Handlers {
         Handlers { by_type: HashMap::new(), by_node: HashMap::new() }
     }
 
-    /// The built-in handlers: start, end, function (with no registered
-    /// functions), condition, switch, log, parallel and human.
+    /// The built-in handlers, exactly those of the reference: start, end,
+    /// function (with no registered functions), condition, switch, log and
+    /// parallel. Agent, human, notification and orchestration nodes need
+    /// handlers of the application's (a human node: add [`HumanHandler`]).
+    ///
+    /// ```
+    /// use roomkit_graph::{Handlers, HumanHandler};
+    ///
+    /// assert!(!Handlers::builtin().has_type("human"));
+    /// assert!(Handlers::builtin().with("human", HumanHandler).has_type("human"));
+    /// ```
     pub fn builtin() -> Self {
         Handlers::empty()
             .with("start", StartHandler)
@@ -308,7 +317,6 @@ impl Handlers {
             .with("switch", SwitchHandler)
             .with("log", LogHandler)
             .with("parallel", ParallelHandler)
-            .with("human", HumanHandler)
     }
 
     /// Registers `handler` for nodes of type `node_type`, replacing any other.
