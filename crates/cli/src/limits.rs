@@ -1,11 +1,12 @@
 //! The limits every command keeps to (`--max-json-depth`, `--max-output-bytes`,
-//! `--max-context-bytes`, `--max-graph-nodes`), and JSON read from the command
-//! line within them.
+//! `--max-context-bytes`, `--max-graph-nodes`, `--max-steps`, `--step-ceiling`),
+//! and JSON read from the command line within them.
 
 use anyhow::{Context as _, bail};
 use clap::Args;
 use roomkit_graph::Limits;
 use roomkit_graph::limits::MAX_JSON_DEPTH;
+use roomkit_graph_runner::{DEFAULT_MAX_STEPS, DEFAULT_STEP_CEILING, Runner};
 use serde_json::Value;
 
 /// The limits' options, with the core's defaults.
@@ -24,6 +25,15 @@ pub(crate) struct LimitOptions {
     /// How many nodes a graph may have.
     #[arg(long, global = true, env = "ROOMKIT_GRAPH_MAX_GRAPH_NODES", default_value_t = Limits::default().nodes)]
     max_graph_nodes: usize,
+    /// How many steps a run may execute when its graph sets no `max_steps`: it
+    /// fails with a step_limit error before the next one.
+    #[arg(long, global = true, env = "ROOMKIT_GRAPH_MAX_STEPS", default_value_t = DEFAULT_MAX_STEPS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_steps: u64,
+    /// The most steps any run may execute, whatever its graph's `max_steps` says.
+    #[arg(long, global = true, env = "ROOMKIT_GRAPH_STEP_CEILING", default_value_t = DEFAULT_STEP_CEILING,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    step_ceiling: u64,
 }
 
 /// A JSON depth limit: 2 to [`MAX_JSON_DEPTH`], so what stores wrap around a
@@ -45,6 +55,11 @@ impl LimitOptions {
             nodes: self.max_graph_nodes,
             ..Limits::default()
         }
+    }
+
+    /// `runner` with these options' step limits.
+    pub(crate) fn limit_steps(&self, runner: Runner) -> Runner {
+        runner.with_max_steps(self.max_steps).with_step_ceiling(self.step_ceiling)
     }
 }
 

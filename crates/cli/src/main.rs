@@ -270,6 +270,7 @@ impl RunCommand {
 /// Runs a command on the database and gives its exit status.
 async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<ExitCode> {
     let Options { database, org, json, agents, channels, lease, graph_cache, connections, limits } = options;
+    let steps = limits.clone();
     let limits = limits.limits();
     let setup = if command.runs_nodes() {
         nodes::NodeSetup::load(agents.as_deref(), channels.as_deref())?
@@ -285,6 +286,7 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
         .with_lease(lease)
         .with_graph_cache(graph_cache)
         .with_limits(limits.clone());
+    let runner = steps.limit_steps(runner);
     let outcome = match command {
         RunCommand::Run { file, input } => {
             let input = limits::input(input.as_deref(), &limits)?;

@@ -1,5 +1,6 @@
 //! The run commands on the embedded store: `run`, `answer`, `show`, `runs`, `cancel`.
 
+use std::collections::HashMap;
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -108,20 +109,25 @@ pub(crate) async fn answer(
 /// to give it.
 async fn follow(runner: &Runner, run_id: &str, after: u64, json: bool) -> anyhow::Result<Stopped> {
     let mut last = after;
-    let mut asked = None;
+    // What each waiting node asks (its prompt and actions), as the transcript says.
+    let mut asked: HashMap<String, (Option<String>, Vec<String>)> = HashMap::new();
     loop {
+        // A run that waits already (answered, its other children still waiting)
+        // has nothing to follow: what it committed is printed below.
+        let settled = runner.store().run(run_id).await?;
+        let follows = settled.status == RunStatus::Running || settled.wake_at.is_some();
         // Print each event as it is committed, up to the run's next wait or its end.
         let mut events = runner.store().follow(run_id, last);
         let mut progress = Progress::new(runner, run_id, json);
-        while let Some(event) = progress.next(&mut events).await {
+        while follows && let Some(event) = progress.next(&mut events).await {
             let event = event?;
             last = event.seq;
             print_events(std::slice::from_ref(&event), json)?;
             if let Entry::NodeStarted { node_id, .. } = &event.entry {
                 progress.started(node_id);
             }
-            if let Entry::NodeWaiting { prompt, actions, .. } = &event.entry {
-                asked = Some((prompt.clone(), actions.clone()));
+            if let Entry::NodeWaiting { node_id, prompt, actions } = &event.entry {
+                asked.insert(node_id.clone(), (prompt.clone(), actions.clone()));
                 break;
             }
             if event.entry.is_final() {
@@ -129,6 +135,14 @@ async fn follow(runner: &Runner, run_id: &str, after: u64, json: bool) -> anyhow
             }
         }
         drop(events);
+        // The rest of what is committed already: the other waits of a parallel node.
+        for event in runner.store().transcript(run_id, last, 1000).await? {
+            last = event.seq;
+            print_events(std::slice::from_ref(&event), json)?;
+            if let Entry::NodeWaiting { node_id, prompt, actions } = &event.entry {
+                asked.insert(node_id.clone(), (prompt.clone(), actions.clone()));
+            }
+        }
         let record = runner.store().run(run_id).await?;
         match record.status {
             // Still under way, or parked on a timer: keep following.
@@ -142,15 +156,39 @@ async fn follow(runner: &Runner, run_id: &str, after: u64, json: bool) -> anyhow
                 return Ok(if status == RunStatus::Completed { Stopped::Completed } else { Stopped::Ended });
             }
         }
-        let node = record.current_node_id.clone().unwrap_or_default();
-        let (prompt, actions) = asked.take().unwrap_or_default();
+        // A parallel node's children wait each on their own; any other node alone.
+        let waiting = if record.pending.is_empty() {
+            record.current_node_id.iter().cloned().collect()
+        } else {
+            record.pending.clone()
+        };
+        // What a node asks, if it asked before this follow began.
+        let unasked: Vec<String> =
+            waiting.iter().filter(|node| !asked.contains_key(*node)).cloned().collect();
+        for node in &unasked {
+            let earlier = runner.store().transcript(run_id, 0, usize::MAX).await?;
+            if let Some(Entry::NodeWaiting { prompt, actions, .. }) = earlier
+                .into_iter()
+                .map(|event| event.entry)
+                .filter(|entry| matches!(entry, Entry::NodeWaiting { node_id, .. } if node_id == node))
+                .last()
+            {
+                asked.insert(node.clone(), (prompt, actions));
+            }
+        }
         if json || !std::io::stdin().is_terminal() {
-            eprintln!("run {run_id} waits on {node:?}; answer with:");
-            let example =
-                actions.first().map_or_else(|| "{}".to_owned(), |a| json!({"action": a}).to_string());
-            eprintln!("  roomkit-graph answer {run_id} {node} --data '{example}'");
+            for node in &waiting {
+                let actions = asked.get(node).map(|(_, actions)| actions.as_slice()).unwrap_or_default();
+                eprintln!("run {run_id} waits on {node:?}; answer with:");
+                let example =
+                    actions.first().map_or_else(|| "{}".to_owned(), |a| json!({"action": a}).to_string());
+                eprintln!("  roomkit-graph answer {run_id} {node} --data '{example}'");
+            }
             return Ok(Stopped::Waiting);
         }
+        // One node at a time: the run says what still waits once it is answered.
+        let node = waiting.first().cloned().unwrap_or_default();
+        let (prompt, actions) = asked.remove(&node).unwrap_or_default();
         // Ask until the runner takes the answer: it refuses one that does not fit the node.
         loop {
             let data = ask(prompt.as_deref(), &actions)?;
