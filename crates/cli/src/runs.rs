@@ -170,8 +170,7 @@ async fn follow(runner: &Runner, run_id: &str, after: u64, json: bool) -> anyhow
             if let Some(Entry::NodeWaiting { prompt, actions, .. }) = earlier
                 .into_iter()
                 .map(|event| event.entry)
-                .filter(|entry| matches!(entry, Entry::NodeWaiting { node_id, .. } if node_id == node))
-                .last()
+                .rfind(|entry| matches!(entry, Entry::NodeWaiting { node_id, .. } if node_id == node))
             {
                 asked.insert(node.clone(), (prompt, actions));
             }

@@ -266,12 +266,13 @@ fn run_loop(dir: &Path, db: &str, graph_steps: Option<u64>, args: &[&str]) -> (u
     }
     let path = graph_file(dir, &graph);
     let mut all: Vec<&str> = args.to_vec();
-    all.extend(["run", path.to_str().unwrap()]);
+    all.extend(["run", path.to_str().expect("a UTF-8 path")]);
     let ran = cli(db, &all);
     assert_eq!(ran.status.code(), Some(1), "{}\n{}", text(&ran.stdout), text(&ran.stderr));
     let listed = text(&cli(db, &["--json", "runs", "--status", "failed", "--limit", "1"]).stdout);
-    let run: Value = serde_json::from_str(listed.lines().next().expect("a failed run")).unwrap();
-    let entries = entries(db, run["run_id"].as_str().unwrap());
+    let run: Value =
+        serde_json::from_str(listed.lines().next().expect("a failed run")).expect("a run as JSON");
+    let entries = entries(db, run["run_id"].as_str().expect("a run id"));
     let steps = kinds(&entries).iter().filter(|k| *k == "node_started").count();
     (steps, entries.last().cloned().unwrap_or_default())
 }

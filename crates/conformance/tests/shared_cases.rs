@@ -13,8 +13,9 @@ fn conformance_dir() -> PathBuf {
 /// Runs the cases of `set` (under the suite's folder) and compares their records.
 async fn check(set: &std::path::Path) {
     assert!(set.join("cases").is_dir(), "no conformance cases at {}", set.display());
-    let out = tempfile::tempdir().unwrap();
-    let names = roomkit_graph_conformance::run_dir(&set.join("cases"), out.path()).await.unwrap();
+    let out = tempfile::tempdir().expect("a temporary folder");
+    let names =
+        roomkit_graph_conformance::run_dir(&set.join("cases"), out.path()).await.expect("the cases run");
     assert!(!names.is_empty());
 
     let compare = Command::new("python3")
