@@ -337,3 +337,39 @@ async fn the_reference_details_of_start_end_and_resume() {
     assert_eq!(engine.run(json!({})).await.unwrap(), RunStatus::Completed);
     assert!(engine.context().get("end").is_none());
 }
+
+/// Fails on its first run, completes with nothing on the next.
+struct FailsOnce(std::sync::atomic::AtomicBool);
+
+#[async_trait]
+impl NodeHandler for FailsOnce {
+    async fn execute(&self, _node: &Node, _scope: &Scope<'_>) -> Result<NodeResult, HandlerError> {
+        if self.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            Ok(NodeResult::completed(Value::Null))
+        } else {
+            Ok(NodeResult::failed("first time"))
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_node_that_completes_after_failing_along_its_error_route_keeps_no_error() {
+    // triage fails, its error route leads back to it; the second time it completes.
+    let mut graph = Graph::new("again", "Again", Trigger::manual());
+    graph
+        .add_nodes([Node::new("start", "start"), Node::new("triage", "once"), Node::new("end", "end")])
+        .expect("unique ids");
+    graph.add_edges([
+        Edge::new("start", "triage"),
+        Edge::new("triage", "triage").when(Condition::error()),
+        Edge::new("triage", "end"),
+    ]);
+    let handler = FailsOnce(std::sync::atomic::AtomicBool::new(false));
+    let mut engine = WorkflowEngine::new(graph, Handlers::builtin().with("once", handler));
+    engine.start(json!({})).unwrap();
+    engine.step().await.unwrap();
+    assert!(matches!(engine.step_outcome().await.unwrap().status, StepStatus::Routed(_)));
+    assert_eq!(engine.context().get("triage.error.message"), Some(&json!("first time")));
+    assert_eq!(engine.advance().await.unwrap(), RunStatus::Completed);
+    assert_eq!(engine.context().entry("triage"), Some(&json!({"output": null})));
+}

@@ -34,6 +34,11 @@ pub(crate) struct RunView {
     pub(crate) status: String,
     /// The node it is on.
     pub(crate) current_node_id: Option<String>,
+    /// The children of the parallel node it waits on that still wait for an
+    /// answer, each answered by its own node id (empty otherwise).
+    pub(crate) pending: Vec<String>,
+    /// How many steps it has executed (its step limit counts these).
+    pub(crate) steps: u64,
     /// Why it failed.
     pub(crate) error: Option<String>,
     /// When the timer it is parked on is due (a delay node).
@@ -54,6 +59,8 @@ impl From<RunRecord> for RunView {
             graph_version: run.graph_version,
             status: run.status.as_str().to_owned(),
             current_node_id: run.current_node_id,
+            pending: run.pending,
+            steps: run.steps,
             error: run.error,
             wake_at: run.wake_at,
             last_seq: run.last_seq,

@@ -280,6 +280,17 @@ impl Context {
         self.slots[slot] = Some(Slot { error: Some(Box::new(error)), ..Slot::new(output, bytes) });
     }
 
+    /// Forgets the failure kept in a slot (its node completed since), keeping its output.
+    pub(crate) fn clear_failure_at(&mut self, slot: usize) {
+        if let Some(Some(kept)) = self.slots.get_mut(slot)
+            && let Some(error) = kept.error.take()
+        {
+            self.bytes -= measure(&error).bytes.min(kept.bytes);
+            kept.bytes -= measure(&error).bytes.min(kept.bytes);
+            kept.entry = OnceLock::new();
+        }
+    }
+
     /// Node `node_id`'s output, if it has one.
     pub fn output(&self, node_id: &str) -> Option<&Value> {
         match self.layout.slot(node_id) {

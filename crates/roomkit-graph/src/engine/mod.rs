@@ -166,7 +166,7 @@ impl Workflow {
         self
     }
 
-    /// Uses `clock` for delays.
+    /// Uses `clock` for delays and the waits between retries.
     pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Arc::new(clock);
         self

@@ -218,6 +218,8 @@ impl WorkflowEngine {
             self.context.set_output_at(index, output, bytes);
             self.written.push(index);
         }
+        // A node that failed along an error edge before and ran again keeps no old failure.
+        self.context.clear_failure_at(node);
         match status {
             NodeStatus::Completed => Stored::Completed(sleep),
             NodeStatus::Failed => {
