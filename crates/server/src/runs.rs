@@ -34,6 +34,11 @@ pub(crate) struct RunView {
     pub(crate) status: String,
     /// The node it is on.
     pub(crate) current_node_id: Option<String>,
+    /// The children of the parallel node it is on that still wait for an
+    /// answer, each answered by its own node id, in node order; left out when
+    /// none wait.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) pending: Vec<String>,
     /// Why it failed.
     pub(crate) error: Option<String>,
     /// When the timer it is parked on is due (a delay node).
@@ -54,6 +59,7 @@ impl From<RunRecord> for RunView {
             graph_version: run.graph_version,
             status: run.status.as_str().to_owned(),
             current_node_id: run.current_node_id,
+            pending: run.pending,
             error: run.error,
             wake_at: run.wake_at,
             last_seq: run.last_seq,
@@ -116,7 +122,8 @@ pub(crate) struct TranscriptPage {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AnswerBody {
-    /// The node the run waits on.
+    /// The node the run waits on; while children of a parallel node wait
+    /// (the run's `pending`), one of those children.
     pub(crate) node_id: String,
     /// The answer: an object, with an `action` among the node's actions when it declares some.
     #[schema(value_type = Object)]
