@@ -1,5 +1,6 @@
 //! The HTTP API of a real `roomkit-graph serve` process over loopback: a
-//! human-in-the-loop run followed live over Server-Sent Events, webhooks with
+//! human-in-the-loop run followed live over Server-Sent Events, parallel
+//! approvals answered child by child across a server crash, webhooks with
 //! good and bad signatures, a cron trigger firing, event triggers, tenant
 //! isolation on every route, bad requests answered 4xx with the server up,
 //! every refusal in JSON (a server fault with a fixed message and its request
@@ -140,6 +141,128 @@ async fn a_person_answers_over_http_while_a_client_follows_the_run_live() {
     assert_eq!(page["next_after"], 4);
     let done: Value = server.get(&token, &format!("/v1/runs/{run_id}")).await;
     assert_eq!(done["status"], "completed");
+}
+
+/// Legal and security approve a release in parallel while a lint check
+/// completes beside them.
+fn approvals_graph() -> Value {
+    json!({"id": "release", "name": "Release", "trigger": {"type": "manual"},
+        "nodes": [{"id": "start", "type": "start"},
+                  {"id": "approvals", "type": "parallel", "config": {"join": "all"}},
+                  {"id": "legal", "type": "human", "parent": "approvals",
+                   "config": {"prompt": "Legal: ship {{trigger.release}}?", "actions": ["approve", "reject"]}},
+                  {"id": "security", "type": "human", "parent": "approvals",
+                   "config": {"prompt": "Security: ship {{trigger.release}}?", "actions": ["approve", "reject"]}},
+                  {"id": "lint", "type": "function", "parent": "approvals",
+                   "config": {"action": "set_context", "values": {"clean": true}}},
+                  {"id": "end", "type": "end"}],
+        "edges": [{"source": "start", "target": "approvals"}, {"source": "approvals", "target": "end"}]})
+}
+
+/// POSTs an answer to `run_id`: the status and the JSON answer.
+async fn post_answer(server: &Server, token: &str, run_id: &str, answer: &Value) -> (StatusCode, Value) {
+    let url = server.url(&format!("/v1/runs/{run_id}/answer"));
+    let response = client().post(url).bearer_auth(token).json(answer).send().await.unwrap();
+    (response.status(), response.json().await.expect("answers are JSON"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn parallel_approvals_are_answered_child_by_child_across_a_server_crash() {
+    let mut server = Server::start(&[]);
+    let token = server.token("acme");
+    create_graph(&server, &token, &approvals_graph()).await;
+    let run: Value = server.post(&token, "/v1/graphs/release/runs", &json!({"release": "v2"})).await;
+    let run_id = run["run_id"].as_str().unwrap().to_owned();
+
+    // The stream shows each child's question, up to where the run waits.
+    let events_url = server.url(&format!("/v1/runs/{run_id}/events"));
+    let response = client().get(&events_url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut live = SseReader::new(response);
+    let mut asked = Vec::new();
+    while asked.len() < 2 {
+        let event = live.next().await.expect("the stream goes on while the run waits");
+        if event.event == "node_waiting" {
+            asked.push((
+                event.data["node_id"].clone(),
+                event.data["prompt"].clone(),
+                event.data["actions"].clone(),
+            ));
+        }
+    }
+    let actions = json!(["approve", "reject"]);
+    assert_eq!(
+        asked,
+        [
+            (json!("legal"), json!("Legal: ship v2?"), actions.clone()),
+            (json!("security"), json!("Security: ship v2?"), actions.clone())
+        ]
+    );
+    drop(live);
+    let waiting = until_run(&server, &token, &run_id, |run| run["status"] == "waiting").await;
+    assert_eq!(waiting["current_node_id"], "approvals");
+    assert_eq!(waiting["pending"], json!(["legal", "security"]));
+
+    // The parallel node itself is not answered, nor with an action its child does not offer.
+    let (status, refused) = post_answer(
+        &server,
+        &token,
+        &run_id,
+        &json!({"node_id": "approvals", "data": {"action": "approve"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("\"legal\"") && message.contains("\"security\""), "{message}");
+    let (status, refused) =
+        post_answer(&server, &token, &run_id, &json!({"node_id": "legal", "data": {"action": "ship"}})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["error"]["code"], "invalid_answer");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("action \"ship\" is not one of approve, reject"), "{message}");
+
+    // Legal approves: the run still waits, on security alone.
+    let legal = json!({"node_id": "legal", "data": {"action": "approve"}, "by": "ada"});
+    let (status, run) = post_answer(&server, &token, &run_id, &legal).await;
+    assert_eq!(status, StatusCode::OK, "{run}");
+    assert_eq!(run["status"], "waiting");
+    assert_eq!(run["current_node_id"], "approvals");
+    assert_eq!(run["pending"], json!(["security"]));
+
+    // The server crashes and comes back on the same database; security approves there.
+    server.crash_and_restart();
+    let run: Value = server.get(&token, &format!("/v1/runs/{run_id}")).await;
+    assert_eq!(run["pending"], json!(["security"]), "{run}");
+    let security = json!({"node_id": "security", "data": {"action": "approve"}, "by": "grace"});
+    let (status, run) = post_answer(&server, &token, &run_id, &security).await;
+    assert_eq!(status, StatusCode::OK, "{run}");
+    let done = until_run(&server, &token, &run_id, |run| run["status"] == "completed").await;
+    assert!(done.get("pending").is_none(), "no child waits any more: {done}");
+
+    // The whole run, as the stream replays it: both answers, then the parallel node with all three outputs.
+    let replay = client().get(&events_url).bearer_auth(&token).send().await.unwrap();
+    let mut replay = SseReader::new(replay);
+    let mut seen = Vec::new();
+    while let Some(event) = replay.next().await {
+        seen.push(event);
+    }
+    let answers: Vec<(&Value, &Value)> = seen
+        .iter()
+        .filter(|event| event.event == "answer_received")
+        .map(|event| (&event.data["node_id"], &event.data["by"]))
+        .collect();
+    assert_eq!(answers, [(&json!("legal"), &json!("ada")), (&json!("security"), &json!("grace"))]);
+    let completed = seen
+        .iter()
+        .find(|event| event.event == "node_completed" && event.data["node_id"] == "approvals")
+        .expect("the parallel node completed");
+    assert_eq!(
+        completed.data["output"],
+        json!({"legal": {"action": "approve"}, "security": {"action": "approve"}, "lint": {"clean": true}})
+    );
+    assert_eq!(seen.last().map(|event| event.event.as_str()), Some("run_completed"));
+    let ids: Vec<u64> = seen.iter().map(|event| event.id.as_deref().unwrap().parse().unwrap()).collect();
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>(), "every event once, in order");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -3,8 +3,10 @@
 //! started from the page and followed live, its person's step answered with a
 //! click (a refused answer showing the server's reason), a run cancelled, the
 //! list filtered, an agent's reply growing as it streams, and the page
-//! resuming its live stream after the server restarts. What the page did is
-//! checked over the API too.
+//! resuming its live stream after the server restarts; a parallel node's
+//! waiting children answered form by form (`join: "all"` and `"any"`) and an
+//! error route read in the thread. What the page did is checked over the API
+//! too.
 //!
 //! Needs `/usr/bin/chromedriver` (or `CHROMEDRIVER`) and Chromium
 //! (`/usr/bin/chromium`, or `CHROMIUM`): Debian's `chromium-driver` and
@@ -165,6 +167,15 @@ impl Browser {
         self.until("the runs", "return !document.getElementById('app').hidden").await;
     }
 
+    /// The nodes of the answer forms, in order, once the page shows `count` of them.
+    async fn answer_forms(&self, count: usize) -> Value {
+        let script = format!(
+            "const nodes = [...document.querySelectorAll('#answers:not([hidden]) form')] \
+             .map(f => f.dataset.node); return nodes.length === {count} && nodes"
+        );
+        self.until(&format!("{count} answer form(s)"), &script).await
+    }
+
     /// The sequence numbers of the entries in the thread, in order.
     async fn thread_seqs(&self) -> Vec<u64> {
         let seqs = self
@@ -238,28 +249,31 @@ async fn a_person_follows_answers_and_cancels_runs_in_the_browser() {
     let actions = browser
         .until(
             "the answer buttons",
-            "const form = document.getElementById('answer'); return !form.hidden && \
-             [...form.querySelectorAll('#answer-actions button')].map(b => b.dataset.action)",
+            "const form = document.querySelector('#answers:not([hidden]) form[data-node=review]'); \
+             return form && [...form.querySelectorAll('.answer-actions button')].map(b => b.dataset.action)",
         )
         .await;
     assert_eq!(actions, json!(["approve", "reject", "later"]));
-    assert_eq!(browser.text("the prompt", "#answer-prompt").await, "Approve the post on <b>rust</b>?");
+    assert_eq!(
+        browser.text("the prompt", "#answers .answer-prompt").await,
+        "Approve the post on <b>rust</b>?"
+    );
     let markup = browser.run("return document.querySelectorAll('#run b, #runs b').length").await;
     assert_eq!(markup, 0, "text from runs is never read as HTML");
     let waiting = browser.text("the question in the thread", "#thread [data-type=node_waiting] p").await;
     assert_eq!(waiting, "Approve the post on <b>rust</b>?");
 
     // An answer the run refuses shows the server's reason and changes nothing.
-    browser.click("#answer-actions button[data-action=later]").await;
-    let reason = browser.text("the refusal of the answer", "#answer-error").await;
+    browser.click("#answers button[data-action=later]").await;
+    let reason = browser.text("the refusal of the answer", "#answers .answer-error").await;
     assert!(reason.starts_with("The answer was refused: answer refused for \"review\""), "{reason}");
     let run: Value = server.get(&token, &format!("/v1/runs/{run_id}")).await;
     assert_eq!(run["status"], "waiting");
 
     // The person answers with a click, their name and extra data.
-    browser.fill("#answer-by", "ada").await;
-    browser.fill("#answer-extra", r#"{"note": "ship it"}"#).await;
-    browser.click("#answer-actions button[data-action=approve]").await;
+    browser.fill("#answers .answer-by", "ada").await;
+    browser.fill("#answers .answer-extra", r#"{"note": "ship it"}"#).await;
+    browser.click("#answers button[data-action=approve]").await;
     browser.text("the end of the run in the thread", "#thread [data-type=run_completed]").await;
     browser
         .until(
@@ -269,7 +283,7 @@ async fn a_person_follows_answers_and_cancels_runs_in_the_browser() {
         .await;
     let row = format!("#runs tr[data-run-id='{run_id}'][data-status=completed]");
     browser.until("the run completed in the list", &format!("return document.querySelector({row:?})")).await;
-    assert_eq!(browser.run("return document.getElementById('answer').hidden").await, true);
+    assert_eq!(browser.run("return document.querySelectorAll('#answers form').length").await, 0);
     let answer = browser.text("the answer in the thread", "#thread [data-type=answer_received]").await;
     assert!(answer.starts_with("ada → review"), "{answer}");
 
@@ -290,7 +304,7 @@ async fn a_person_follows_answers_and_cancels_runs_in_the_browser() {
     let button = format!("#runs tr[data-run-id='{other_id}'] button");
     browser.until("the second run in the list", &format!("return document.querySelector({button:?})")).await;
     browser.click(&button).await;
-    browser.until("its question", "return !document.getElementById('answer').hidden").await;
+    browser.until("its question", "return document.querySelector('#answers form')").await;
     browser.click("#cancel").await;
     browser.click("#cancel-yes").await;
     let cancelled = browser.text("the cancellation in the thread", "#thread [data-type=run_cancelled]").await;
@@ -413,15 +427,139 @@ async fn the_page_shows_an_agent_typing_and_resumes_after_the_server_restarts() 
     let message = browser.text("the agent's message", "#thread [data-type=agent_message] p").await;
     assert_eq!(message, "Durable runs survive restarts.");
     assert_eq!(browser.run("return document.querySelectorAll('#thread .typing').length").await, 0);
-    browser.until("the question", "return !document.getElementById('answer').hidden").await;
+    browser.until("the question", "return document.querySelector('#answers form')").await;
 
     // The server restarts: the page reconnects, resuming after the last entry it has.
     server.restart();
-    browser.click("#answer-actions button[data-action=publish]").await;
+    browser.click("#answers button[data-action=publish]").await;
     browser.text("the end of the run", "#thread [data-type=run_completed]").await;
     let run: Value = server.get(&token, &format!("/v1/runs/{run_id}")).await;
     assert_eq!(run["status"], "completed");
     let last = run["last_seq"].as_u64().unwrap();
     assert_eq!(browser.thread_seqs().await, (1..=last).collect::<Vec<_>>(), "no entry twice, none missed");
+    browser.close().await;
+}
+
+/// Legal and security approve a release in parallel (`join`: "all" or
+/// "any"); with "all", a lint check completes beside them (with "any" it
+/// would win at once).
+fn approvals_graph(id: &str, join: &str) -> Value {
+    let mut nodes = vec![
+        json!({"id": "start", "type": "start"}),
+        json!({"id": "approvals", "type": "parallel", "config": {"join": join}}),
+        json!({"id": "legal", "type": "human", "parent": "approvals",
+               "config": {"prompt": "Legal: ship {{trigger.release}}?", "actions": ["approve", "reject"]}}),
+        json!({"id": "security", "type": "human", "parent": "approvals",
+               "config": {"prompt": "Security: ship {{trigger.release}}?",
+                          "actions": ["approve", "reject"]}}),
+    ];
+    if join == "all" {
+        nodes.push(json!({"id": "lint", "type": "function", "parent": "approvals",
+                          "config": {"action": "set_context", "values": {"clean": true}}}));
+    }
+    nodes.push(json!({"id": "end", "type": "end"}));
+    json!({"id": id, "name": "Release", "trigger": {"type": "manual"}, "nodes": nodes,
+           "edges": [{"source": "start", "target": "approvals"}, {"source": "approvals", "target": "end"}]})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_waiting_child_of_a_parallel_node_has_its_own_answer_form() {
+    let server = Server::start(&[]);
+    let token = server.token("acme");
+    create_graph(&server, &token, &approvals_graph("release", "all")).await;
+    create_graph(&server, &token, &approvals_graph("release-any", "any")).await;
+    // A node type no handler serves fails, and its error route takes the run on.
+    let routed = json!({"id": "routed", "name": "Routed", "trigger": {"type": "manual"},
+        "nodes": [{"id": "start", "type": "start"}, {"id": "shout", "type": "megaphone"},
+                  {"id": "fallback", "type": "function",
+                   "config": {"action": "set_context", "values": {"ok": true}}},
+                  {"id": "end", "type": "end"}],
+        "edges": [{"source": "start", "target": "shout"}, {"source": "shout", "target": "end"},
+                  {"source": "shout", "target": "fallback", "condition": {"type": "error"}},
+                  {"source": "fallback", "target": "end"}]});
+    create_graph(&server, &token, &routed).await;
+    let run: Value = server.post(&token, "/v1/graphs/release/runs", &json!({"release": "v2"})).await;
+    let run_id = run["run_id"].as_str().unwrap().to_owned();
+
+    // One form per waiting child, each with its own question and actions.
+    let browser = Browser::start().await;
+    browser.goto(&server.url(&format!("/#run={run_id}"))).await;
+    browser.sign_in(&token).await;
+    let forms = browser.answer_forms(2).await;
+    assert_eq!(forms, json!(["legal", "security"]));
+    let prompts = browser
+        .run("return [...document.querySelectorAll('#answers .answer-prompt')].map(p => p.textContent)")
+        .await;
+    assert_eq!(prompts, json!(["Legal: ship v2?", "Security: ship v2?"]));
+    let actions = browser
+        .run(
+            "return [...document.querySelectorAll('#answers form')] \
+             .map(f => [...f.querySelectorAll('button')].map(b => b.dataset.action))",
+        )
+        .await;
+    assert_eq!(actions, json!([["approve", "reject"], ["approve", "reject"]]));
+    assert_eq!(browser.text("the node", "#run-node").await, "approvals (waiting on legal, security)");
+
+    // Security's reviewer starts typing; legal approves: legal's form goes, security's stays as typed.
+    browser.fill("#answers form[data-node=security] .answer-extra", "after the pen test").await;
+    browser.fill("#answers form[data-node=legal] .answer-by", "ada").await;
+    browser.click("#answers form[data-node=legal] button[data-action=approve]").await;
+    let forms = browser.answer_forms(1).await;
+    assert_eq!(forms, json!(["security"]));
+    let kept = browser
+        .run("return document.querySelector('#answers form[data-node=security] .answer-extra').value")
+        .await;
+    assert_eq!(kept, "after the pen test", "what was typed in the other form is kept");
+    browser
+        .until(
+            "the focus on security's form",
+            "const form = document.activeElement.closest('form'); \
+             return form && form.dataset.node === 'security'",
+        )
+        .await;
+    let answered = browser.text("legal's answer in the thread", "#thread [data-type=answer_received]").await;
+    assert!(answered.starts_with("ada → legal"), "{answered}");
+    let run: Value = server.get(&token, &format!("/v1/runs/{run_id}")).await;
+    assert_eq!((&run["status"], &run["pending"]), (&json!("waiting"), &json!(["security"])));
+
+    // Security approves: the parallel node completes with every child's output and the run ends.
+    browser.click("#answers form[data-node=security] button[data-action=approve]").await;
+    browser.text("the end of the run", "#thread [data-type=run_completed]").await;
+    assert_eq!(browser.answer_forms(0).await, json!([]));
+    let run: Value = server.get(&token, &format!("/v1/runs/{run_id}")).await;
+    assert_eq!(run["status"], "completed");
+    let page: Value = server.get(&token, &format!("/v1/runs/{run_id}/transcript")).await;
+    let completed = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "node_completed" && e["node_id"] == "approvals")
+        .expect("the parallel node completed");
+    assert_eq!(
+        completed["output"],
+        json!({"legal": {"action": "approve"}, "lint": {"clean": true},
+               "security": {"action": "approve", "feedback": "after the pen test"}})
+    );
+
+    // With join "any" the first answer wins and the other child's waiting point closes in the thread.
+    let any: Value = server.post(&token, "/v1/graphs/release-any/runs", &json!({"release": "v3"})).await;
+    let any_id = any["run_id"].as_str().unwrap().to_owned();
+    browser.goto(&server.url(&format!("/#run={any_id}"))).await;
+    browser.answer_forms(2).await;
+    browser.click("#answers form[data-node=security] button[data-action=reject]").await;
+    let closed = browser.text("the closed waiting point", "#thread [data-type=waiting_closed]").await;
+    assert!(closed.starts_with("⏹ legal no longer waits: another answer came first"), "{closed}");
+    browser.text("the end of the run", "#thread [data-type=run_completed]").await;
+    assert_eq!(browser.answer_forms(0).await, json!([]));
+
+    // A failure that takes an error route reads as such.
+    let run: Value = server.post(&token, "/v1/graphs/routed/runs", &json!({})).await;
+    let routed_id = run["run_id"].as_str().unwrap().to_owned();
+    browser.goto(&server.url(&format!("/#run={routed_id}"))).await;
+    let failed = browser.text("the failure", "#thread [data-type=node_failed]").await;
+    assert!(failed.starts_with("✗ shout failed"), "{failed}");
+    let route = browser.text("the error route", "#thread [data-type=error_routed]").await;
+    assert!(route.starts_with("↪ shout failed; its error route goes on to fallback"), "{route}");
+    browser.text("the end of the run", "#thread [data-type=run_completed]").await;
     browser.close().await;
 }

@@ -34,8 +34,10 @@ pub(crate) struct RunView {
     pub(crate) status: String,
     /// The node it is on.
     pub(crate) current_node_id: Option<String>,
-    /// The children of the parallel node it waits on that still wait for an
-    /// answer, each answered by its own node id (empty otherwise).
+    /// The children of the parallel node it is on that still wait for an
+    /// answer, each answered by its own node id, in node order; left out when
+    /// none wait.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) pending: Vec<String>,
     /// How many steps it has executed (its step limit counts these).
     pub(crate) steps: u64,
@@ -123,7 +125,8 @@ pub(crate) struct TranscriptPage {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AnswerBody {
-    /// The node the run waits on.
+    /// The node the run waits on; while children of a parallel node wait
+    /// (the run's `pending`), one of those children.
     pub(crate) node_id: String,
     /// The answer: an object, with an `action` among the node's actions when it declares some.
     #[schema(value_type = Object)]

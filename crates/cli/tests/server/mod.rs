@@ -53,6 +53,22 @@ impl Server {
     /// connections drop.
     pub(crate) fn restart(&mut self) {
         assert!(self.stop().success(), "serve exits 0 on SIGTERM");
+        self.start_again();
+    }
+
+    /// Kills the server with SIGKILL (a crash: it cleans nothing up) and
+    /// starts it again on the same database, address and arguments.
+    pub(crate) fn crash_and_restart(&mut self) {
+        let mut child = self.child.take().expect("the server runs");
+        let killed =
+            Command::new("kill").args(["-KILL", &child.id().to_string()]).status().expect("kill runs");
+        assert!(killed.success());
+        let _ = child.wait();
+        self.start_again();
+    }
+
+    /// Starts the stopped server again on its database, address and arguments.
+    fn start_again(&mut self) {
         let address = self.base.strip_prefix("http://").expect("the address is http").to_owned();
         let (child, base) = spawn(&self.db, &address, &self.args, &self.level, &self.logs);
         assert_eq!(base, self.base, "the server is back on its address");
