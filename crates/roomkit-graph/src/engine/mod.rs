@@ -387,7 +387,7 @@ impl WorkflowEngine {
     }
 
     /// Sets which attempt at the current node the next step is (1 for the
-    /// first), as handlers see it in [`Scope::attempt`]. A runner that retries
+    /// first), as handlers see it in [`Scope::attempt`](crate::Scope::attempt). A runner that retries
     /// failed nodes sets it; it goes back to 1 once the run moves on.
     pub fn set_attempt(&mut self, attempt: u32) {
         self.attempt = attempt.max(1);
