@@ -370,6 +370,27 @@ async fn a_node_that_completes_after_failing_along_its_error_route_keeps_no_erro
     engine.step().await.unwrap();
     assert!(matches!(engine.step_outcome().await.unwrap().status, StepStatus::Routed(_)));
     assert_eq!(engine.context().get("triage.error.message"), Some(&json!("first time")));
+    let outcome = engine.step_outcome().await.unwrap();
+    // What a store must write: the entry without its old failure.
+    assert_eq!(outcome.writes, [("triage".to_owned(), json!({"output": null}))]);
     assert_eq!(engine.advance().await.unwrap(), RunStatus::Completed);
     assert_eq!(engine.context().entry("triage"), Some(&json!({"output": null})));
+}
+
+#[tokio::test]
+async fn a_last_answer_whose_aggregate_passes_the_limit_is_refused_changing_nothing() {
+    let limits = roomkit_graph::Limits { output_bytes: 100, ..roomkit_graph::Limits::default() };
+    let workflow = workflow(approvals("all")).with_limits(limits);
+    let mut engine = workflow.engine();
+    assert_eq!(engine.run(json!({"title": "v4"})).await.unwrap(), RunStatus::Waiting);
+    let note = "x".repeat(40);
+    engine.answer("legal", json!({"action": "approve", "note": note})).unwrap();
+    let error = engine.answer("security", json!({"action": "approve", "note": note})).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Limit, "{error}");
+    assert_eq!(engine.pending(), ["security"]);
+    assert_eq!(engine.status(), RunStatus::Waiting);
+    assert!(engine.context().get("security").is_none());
+    assert!(engine.context().get("approvals").is_none());
+    // The parallel node is still not the one to answer.
+    assert!(engine.answer("approvals", json!({})).is_err());
 }

@@ -520,6 +520,28 @@ impl Runner {
         by: Option<&str>,
     ) -> Result<RunRecord, RunnerError> {
         self.ensure_timers();
+        // Another answer (to another child of a parallel node, say) may commit
+        // first: then this one is worked out again from where the run stands.
+        for _ in 0..ANSWER_TRIES {
+            match self.try_answer(run_id, node_id, &data, by).await? {
+                Some(record) => return Ok(record),
+                None => continue,
+            }
+        }
+        Err(RunnerError::Store(StoreError::Conflict {
+            run_id: run_id.to_owned(),
+            detail: format!("the run kept moving while the answer to {node_id:?} was committed"),
+        }))
+    }
+
+    /// One try at [`Runner::answer`]: `None` when another commit came first.
+    async fn try_answer(
+        &self,
+        run_id: &str,
+        node_id: &str,
+        data: &Value,
+        by: Option<&str>,
+    ) -> Result<Option<RunRecord>, RunnerError> {
         let (record, state) = self.inner.store.load_run(run_id).await?;
         let waits_on_it = record.current_node_id.as_deref() == Some(node_id) || !record.pending.is_empty();
         if record.status != RunStatus::Waiting || !waits_on_it {
@@ -550,14 +572,18 @@ impl Runner {
             // No edge takes the answer: nothing is kept.
             return Err(refuse(error.to_string()));
         }
-        let cause = Cause::Answer { by, data: &data };
+        let cause = Cause::Answer { by, data };
         let commit = commit::of_outcome(&outcome, &engine, cause, run_id, record.version, now_millis());
         // Set going again, the run is this runner's to drive.
         let commit = StepCommit { lease: Some(self.inner.new_lease()), ..commit };
-        let (record, _) = self.inner.store.commit_step(commit).await?;
+        let record = match self.inner.store.commit_step(commit).await {
+            Ok((record, _)) => record,
+            Err(StoreError::Conflict { .. }) => return Ok(None),
+            Err(error) => return Err(error.into()),
+        };
         let start = drive::Started { record: record.clone(), engine, retry_at: None };
         self.spawn_from(&record, Some(start));
-        Ok(record)
+        Ok(Some(record))
     }
 
     /// Cancels a run that is not over yet, whoever drives it, and releases its
@@ -754,6 +780,10 @@ impl Runner {
         true
     }
 }
+
+/// How many times an answer is worked out again when other commits to its
+/// run come first.
+const ANSWER_TRIES: usize = 5;
 
 /// How many times in a row a task drives a run whose store failed before it
 /// lets the run go (for [`Runner::recover`] to pick up later).

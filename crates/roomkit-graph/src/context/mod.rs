@@ -280,15 +280,16 @@ impl Context {
         self.slots[slot] = Some(Slot { error: Some(Box::new(error)), ..Slot::new(output, bytes) });
     }
 
-    /// Forgets the failure kept in a slot (its node completed since), keeping its output.
-    pub(crate) fn clear_failure_at(&mut self, slot: usize) {
-        if let Some(Some(kept)) = self.slots.get_mut(slot)
-            && let Some(error) = kept.error.take()
-        {
-            self.bytes -= measure(&error).bytes.min(kept.bytes);
-            kept.bytes -= measure(&error).bytes.min(kept.bytes);
-            kept.entry = OnceLock::new();
-        }
+    /// Forgets the failure kept in a slot (its node completed since), keeping
+    /// its output. Whether there was one.
+    pub(crate) fn clear_failure_at(&mut self, slot: usize) -> bool {
+        let Some(Some(kept)) = self.slots.get_mut(slot) else { return false };
+        let Some(error) = kept.error.take() else { return false };
+        let bytes = measure(&error).bytes.min(kept.bytes);
+        self.bytes -= bytes;
+        kept.bytes -= bytes;
+        kept.entry = OnceLock::new();
+        true
     }
 
     /// Node `node_id`'s output, if it has one.

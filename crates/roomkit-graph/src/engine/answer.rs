@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::{EngineError, StepOutcome, StepStatus, WorkflowEngine};
 use crate::handler::{NodeStatus, joins_any};
@@ -87,20 +87,31 @@ impl WorkflowEngine {
         if let Some(handler) = &self.workflow.handlers[node] {
             handler.check_answer(plan.node(node), &data).map_err(refused)?;
         }
-        let sizes = self.check_writes(node, std::slice::from_ref(&(node, data.clone()))).map_err(
-            |error| match error {
-                EngineError::Limit { node, source, .. } => {
-                    EngineError::Limit { node, what: "the answer".to_owned(), source }
-                }
-                other => other,
-            },
-        )?;
+        let as_answer = |error| match error {
+            EngineError::Limit { node, source, .. } => {
+                EngineError::Limit { node, what: "the answer".to_owned(), source }
+            }
+            other => other,
+        };
+        let sizes =
+            self.check_writes(node, std::slice::from_ref(&(node, data.clone()))).map_err(as_answer)?;
+        // The last answer a parallel node waits for (the first, for join "any")
+        // completes it: its aggregate is checked before anything is stored.
+        let completes = !self.pending.is_empty()
+            && (joins_any(plan.node(current)) || self.pending.iter().all(|&child| child == node));
+        let aggregate = if completes {
+            let aggregate = self.aggregate(current, node, &data);
+            let size = self.check_writes(current, std::slice::from_ref(&(current, aggregate.clone())))?;
+            Some((aggregate, size[0]))
+        } else {
+            None
+        };
         self.written.clear();
         self.context.set_output_at(node, data, sizes[0]);
         self.written.push(node);
         let no_events = Mutex::new(Vec::new());
         if !self.pending.is_empty() {
-            return Ok(self.answer_child(current, node, no_events));
+            return Ok(self.answer_child(current, node, aggregate, no_events));
         }
         self.waiting = false;
         let status = if current == node {
@@ -116,46 +127,45 @@ impl WorkflowEngine {
         Ok(self.outcome(node, 1, status, no_events))
     }
 
+    /// The aggregate parallel node `parallel` completes with once `child` is
+    /// answered with `data`: `{child_id: output}` over its children (the
+    /// answered child alone for join "any").
+    fn aggregate(&self, parallel: usize, child: usize, data: &Value) -> Value {
+        let plan = &self.workflow.plan;
+        let members: Vec<usize> =
+            if joins_any(plan.node(parallel)) { vec![child] } else { plan.children(parallel).to_vec() };
+        let entry = |member: usize| match member == child {
+            true => data.clone(),
+            false => self.context.output(plan.id(member)).cloned().unwrap_or(Value::Null),
+        };
+        Value::Object(members.iter().map(|&member| (plan.id(member).to_owned(), entry(member))).collect())
+    }
+
     /// The answer to `child`, one of the children parallel node `parallel`
-    /// waits on, is stored: the run keeps waiting on the others, or the
-    /// parallel node completes and the run moves on.
+    /// waits on, is stored: the run keeps waiting on the others, or, given the
+    /// node's checked `aggregate` and its size, the parallel node completes and
+    /// the run moves on.
     fn answer_child(
         &mut self,
         parallel: usize,
         child: usize,
+        aggregate: Option<(Value, usize)>,
         no_events: Mutex<Vec<crate::handler::Emitted>>,
     ) -> StepOutcome {
         let plan = Arc::clone(&self.workflow.plan);
         self.pending.retain(|&waiting| waiting != child);
-        let any = joins_any(plan.node(parallel));
-        if !self.pending.is_empty() && !any {
+        let Some((aggregate, bytes)) = aggregate else {
             self.send_updates(child);
             self.send_values();
             return self.outcome(child, 1, StepStatus::Waiting(Vec::new()), no_events);
-        }
+        };
         let closed: Vec<String> =
             std::mem::take(&mut self.pending).iter().map(|&i| plan.id(i).to_owned()).collect();
-        let members: Vec<usize> = if any { vec![child] } else { plan.children(parallel).to_vec() };
-        let aggregate: Map<String, Value> = members
-            .iter()
-            .map(|&member| {
-                (
-                    plan.id(member).to_owned(),
-                    self.context.output(plan.id(member)).cloned().unwrap_or(Value::Null),
-                )
-            })
-            .collect();
-        let aggregate = Value::Object(aggregate);
-        let status = match self.check_writes(parallel, std::slice::from_ref(&(parallel, aggregate.clone()))) {
-            Ok(sizes) => {
-                self.context.set_output_at(parallel, aggregate, sizes[0]);
-                self.written.push(parallel);
-                self.waiting = false;
-                match self.follow_edges(parallel) {
-                    Ok(()) => StepStatus::Completed,
-                    Err(error) => StepStatus::Failed { error, retry_in: None },
-                }
-            }
+        self.context.set_output_at(parallel, aggregate, bytes);
+        self.written.push(parallel);
+        self.waiting = false;
+        let status = match self.follow_edges(parallel) {
+            Ok(()) => StepStatus::Completed,
             Err(error) => StepStatus::Failed { error, retry_in: None },
         };
         self.send_updates(child);
@@ -177,13 +187,16 @@ impl WorkflowEngine {
         self.written.clear();
         self.waiting = false;
         let status = match self.follow_edges(node) {
-            Ok(()) => StepStatus::Completed,
+            Ok(()) => {
+                self.send_lifecycle_complete(node, NodeStatus::Completed);
+                StepStatus::Completed
+            }
             Err(error) => {
                 self.waiting = true;
+                self.send_lifecycle_complete(node, NodeStatus::Failed);
                 StepStatus::Failed { error, retry_in: None }
             }
         };
-        self.send_lifecycle_complete(node, NodeStatus::Completed);
         self.send_values();
         Ok(self.outcome(node, 1, status, Mutex::new(Vec::new())))
     }

@@ -198,6 +198,26 @@ impl WorkflowEngine {
         }
         let NodeResult { output, status, error, child_outputs, ask, pending, sleep } = result;
         let failed_output = (status == NodeStatus::Failed).then(|| output.clone());
+        // Which children wait, checked before anything is stored.
+        let mut waiting = Vec::with_capacity(pending.len());
+        let mut points = Vec::with_capacity(pending.len());
+        if status == NodeStatus::Waiting {
+            let children = plan.children(node);
+            for (child, ask) in pending {
+                let Some(index) = plan.index(&child).filter(|index| children.contains(index)) else {
+                    let message =
+                        format!("its handler says {child:?} waits, which is not one of its children");
+                    return Stored::Fatal(EngineError::Execution { node: id.to_owned(), message });
+                };
+                waiting.push(index);
+                points.push(WaitingPoint { node_id: child, ask });
+            }
+            // In node order, as saved.
+            waiting.sort_unstable();
+            waiting.dedup();
+            points.sort_by_key(|point| plan.index(&point.node_id));
+            points.dedup_by(|a, b| a.node_id == b.node_id);
+        }
         // Check every write before storing anything, so a bad result stores nothing.
         let mut writes = Vec::with_capacity(child_outputs.len() + 1);
         for (child, output) in child_outputs {
@@ -219,7 +239,9 @@ impl WorkflowEngine {
             self.written.push(index);
         }
         // A node that failed along an error edge before and ran again keeps no old failure.
-        self.context.clear_failure_at(node);
+        if self.context.clear_failure_at(node) && !self.written.contains(&node) {
+            self.written.push(node);
+        }
         match status {
             NodeStatus::Completed => Stored::Completed(sleep),
             NodeStatus::Failed => {
@@ -232,28 +254,10 @@ impl WorkflowEngine {
                     retryable: true,
                 })
             }
-            NodeStatus::Waiting if pending.is_empty() => {
+            NodeStatus::Waiting if waiting.is_empty() => {
                 Stored::Waiting(vec![WaitingPoint { node_id: id.to_owned(), ask }])
             }
             NodeStatus::Waiting => {
-                let children = plan.children(node);
-                let mut points = Vec::with_capacity(pending.len());
-                let mut waiting = Vec::with_capacity(pending.len());
-                for (child, ask) in pending {
-                    match plan.index(&child).filter(|index| children.contains(index)) {
-                        Some(index) => waiting.push(index),
-                        None => {
-                            let message =
-                                format!("its handler says {child:?} waits, which is not one of its children");
-                            return Stored::Fatal(EngineError::Execution { node: id.to_owned(), message });
-                        }
-                    }
-                    points.push(WaitingPoint { node_id: child, ask });
-                }
-                // In node order, as saved.
-                waiting.sort_unstable();
-                waiting.dedup();
-                points.sort_by_key(|point| plan.index(&point.node_id));
                 self.pending = waiting;
                 Stored::Waiting(points)
             }

@@ -41,7 +41,7 @@ impl NodeHandler for ParallelHandler {
         let children: Vec<&Node> = scope.children().collect();
         match node.config.get("join").map(|join| join.as_str()) {
             None | Some(Some("all")) => join_all_children(scope, &children).await,
-            Some(Some("any")) => Ok(join_any_child(scope, &children).await),
+            Some(Some("any")) => join_any_child(scope, &children).await,
             Some(_) => Ok(NodeResult::failed(format!(
                 "node {:?}: unknown join {} (expected \"all\" or \"any\")",
                 node.id, node.config["join"]
@@ -123,7 +123,7 @@ async fn run_within_limit(
     Ok(results.into_iter().flatten().collect())
 }
 
-async fn join_any_child(scope: &Scope<'_>, children: &[&Node]) -> NodeResult {
+async fn join_any_child(scope: &Scope<'_>, children: &[&Node]) -> Result<NodeResult, HandlerError> {
     let mut running: FuturesUnordered<_> =
         children.iter().map(|child| async move { (*child, scope.execute_child(child).await) }).collect();
     let mut failures = Vec::new();
@@ -139,7 +139,7 @@ async fn join_any_child(scope: &Scope<'_>, children: &[&Node]) -> NodeResult {
                 let mut winner = NodeResult::completed(Value::Object(aggregate));
                 winner.child_outputs = result.child_outputs;
                 winner.child_outputs.push((child.id.clone(), result.output));
-                return winner;
+                return Ok(winner);
             }
             Ok(result) => {
                 if result.status == NodeStatus::Waiting {
@@ -154,6 +154,8 @@ async fn join_any_child(scope: &Scope<'_>, children: &[&Node]) -> NodeResult {
                 writes.extend(result.child_outputs);
                 writes.push((child.id.clone(), result.output));
             }
+            // A child past a limit puts its parallel node past it: never routed nor retried.
+            Err(limit @ HandlerError::Limit(_)) => return Err(limit),
             Err(error) => failures.push(format!("{:?} failed: {error}", child.id)),
         }
     }
@@ -162,12 +164,12 @@ async fn join_any_child(scope: &Scope<'_>, children: &[&Node]) -> NodeResult {
         waiting.sort_by_key(|(id, _)| children.iter().position(|child| child.id == *id));
         let mut result = NodeResult { pending: waiting, ..NodeResult::waiting() };
         result.child_outputs = writes;
-        return result;
+        return Ok(result);
     }
-    NodeResult::failed(if failures.is_empty() {
+    Ok(NodeResult::failed(if failures.is_empty() {
         "a parallel node with join \"any\" needs at least one child".to_owned()
     } else {
         format!("no parallel child completed: {}", failures.join("; "))
     })
-    .with_output(Value::Object(Map::new()))
+    .with_output(Value::Object(Map::new())))
 }
