@@ -7,6 +7,8 @@ use roomkit_graph::{ErrorKind, Sent, Signal, StepOutcome, StepStatus, WorkflowEn
 use roomkit_graph_store::{Entry, Millis, RunRecord, RunStatus, StepCommit};
 use serde_json::Value;
 
+use crate::millis_i64;
+
 /// What moved the run.
 pub(crate) enum Cause<'a> {
     /// Its current node ran.
@@ -85,7 +87,7 @@ pub(crate) fn of_outcome(
                 prompt: Some(format!("timer: waits {rest:?}")),
                 actions: Vec::new(),
             });
-            wake_at = Some(now.saturating_add(millis(*rest)));
+            wake_at = Some(now.saturating_add(millis_i64(*rest)));
             RunStatus::Waiting
         }
         StepStatus::Failed { error: failure, retry_in: Some(wait) } => {
@@ -94,7 +96,7 @@ pub(crate) fn of_outcome(
             entries.push(Entry::RetryScheduled {
                 node_id: node_id.clone(),
                 attempt: attempt + 1,
-                retry_at: now.saturating_add(millis(*wait)),
+                retry_at: now.saturating_add(millis_i64(*wait)),
             });
             RunStatus::Running
         }
@@ -180,9 +182,4 @@ fn kept(node_id: String, sent: &Sent) -> Entry {
         Sent::Signal(signal @ Signal::Token { .. }) => Entry::Custom { node_id, payload: signal.to_value() },
         Sent::Custom(payload) => Entry::Custom { node_id, payload: payload.clone() },
     }
-}
-
-/// A duration in whole milliseconds, as a time offset, saturating.
-fn millis(duration: std::time::Duration) -> Millis {
-    Millis::try_from(duration.as_millis()).unwrap_or(Millis::MAX)
 }

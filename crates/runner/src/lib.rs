@@ -476,18 +476,14 @@ impl Runner {
         // The start node runs now; its step is committed with the run's creation.
         let now = now_millis();
         let first = match engine.step_outcome().await {
-            Some(outcome) => {
-                let retry_at = match outcome.status {
-                    StepStatus::Failed { retry_in: Some(wait), .. } => {
-                        Some(now.saturating_add(millis_i64(wait)))
-                    }
-                    _ => None,
-                };
-                Some((commit::of_outcome(&outcome, &engine, Cause::Step, &state.run_id, 1, now), retry_at))
-            }
+            Some(outcome) => Some(commit::of_outcome(&outcome, &engine, Cause::Step, &state.run_id, 1, now)),
             None => None,
         };
-        let retry_at = first.as_ref().and_then(|(_, at)| *at);
+        // A retry its first step scheduled.
+        let retry_at = first.iter().flat_map(|commit| &commit.entries).find_map(|entry| match entry {
+            Entry::RetryScheduled { retry_at, .. } => Some(*retry_at),
+            _ => None,
+        });
         let lease = self.inner.new_lease();
         let record = self
             .inner
@@ -500,7 +496,7 @@ impl Runner {
                 state,
                 key,
                 lease: Some(lease.clone()),
-                first_step: first.map(|(commit, _)| StepCommit { lease: Some(lease), ..commit }),
+                first_step: first.map(|commit| StepCommit { lease: Some(lease), ..commit }),
             })
             .await?;
         let start = drive::Started { record: record.clone(), engine, retry_at };

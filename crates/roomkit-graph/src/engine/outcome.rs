@@ -49,13 +49,6 @@ pub struct StepOutcome {
     pub closed: Vec<String>,
 }
 
-impl StepOutcome {
-    /// Whether the run is over and complete.
-    pub fn run_completed(&self) -> bool {
-        self.next.is_none() && matches!(self.status, StepStatus::Completed | StepStatus::Routed(_))
-    }
-}
-
 /// How a step ended.
 #[derive(Debug)]
 pub enum StepStatus {

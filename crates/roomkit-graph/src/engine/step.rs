@@ -179,10 +179,11 @@ impl WorkflowEngine {
             Ok(result) => result,
             Err(error) => {
                 let (kind, retryable) = match &error {
-                    HandlerError::Template(TemplateError::Limit(_)) | HandlerError::Limit(_) => {
+                    HandlerError::Template(TemplateError::Limit(_))
+                    | HandlerError::Limit(_)
+                    | HandlerError::Condition(_) => {
                         return Stored::Fatal(EngineError::from_handler(id, error));
                     }
-                    HandlerError::Condition(_) => return Stored::Fatal(EngineError::from_handler(id, error)),
                     HandlerError::Template(_) => (ErrorKind::Template, false),
                     HandlerError::NoHandler { .. } => (ErrorKind::Execution, false),
                     HandlerError::Execution(_) => (ErrorKind::Execution, true),
