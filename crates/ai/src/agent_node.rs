@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use roomkit_graph::{HandlerError, Node, NodeHandler, NodeResult, Scope};
 use serde_json::{Map, Value, json};
 
-use crate::agents::Agents;
+use crate::config::Agents;
 use crate::error::AiError;
 use crate::message::Message;
 use crate::schema::OutputSchema;

@@ -5,7 +5,7 @@ use std::fmt;
 use roomkit_graph::{Graph, NodeType};
 
 use crate::agent_node::AgentNodeConfig;
-use crate::agents::Agents;
+use crate::config::Agents;
 use crate::error::AiError;
 use crate::orchestration::OrchestrationConfig;
 

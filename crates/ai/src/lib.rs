@@ -57,8 +57,8 @@
 //! ```
 
 mod agent_node;
-mod agents;
 mod check;
+mod config;
 mod error;
 mod message;
 mod orchestration;
@@ -73,8 +73,8 @@ use std::sync::Arc;
 use roomkit_graph::Handlers;
 
 pub use agent_node::AgentHandler;
-pub use agents::{AgentConfig, Agents, AgentsConfig, ProviderConfig, ProviderKind};
 pub use check::{ConfigProblem, check_graph};
+pub use config::{AgentConfig, Agents, AgentsConfig, ProviderConfig, ProviderKind};
 pub use error::{AgentsError, AiError, ProviderError};
 pub use message::ToolSpec;
 pub use orchestration::OrchestrationHandler;

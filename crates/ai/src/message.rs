@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::agents::no_parameters;
+use crate::config::no_parameters;
 
 /// A function tool an agent may call: its name, what it does and a JSON
 /// Schema of its arguments.

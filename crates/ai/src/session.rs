@@ -5,7 +5,7 @@
 use roomkit_graph::{Scope, Signal};
 use serde_json::{Value, json};
 
-use crate::agents::{AgentConfig, Agents};
+use crate::config::{AgentConfig, Agents};
 use crate::error::AiError;
 use crate::message::{ChatRequest, Message, Reply, ToolCall, ToolResult, ToolSpec};
 use crate::provider;

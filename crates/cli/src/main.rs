@@ -48,7 +48,7 @@ struct Options {
     /// How long this process holds a run it drives without renewing it, e.g.
     /// 30s: if the process dies, another picks the run up this long after at
     /// the latest.
-    #[arg(long, global = true, env = "ROOMKIT_GRAPH_LEASE", default_value = "30s", value_parser = parse_poll)]
+    #[arg(long, global = true, env = "ROOMKIT_GRAPH_LEASE", default_value = "30s", value_parser = parse_duration_option)]
     lease: std::time::Duration,
     /// How many compiled graphs (graph versions) this process keeps for the
     /// runs it drives; others are read again when needed.
@@ -142,7 +142,7 @@ enum RunCommand {
     /// back at once.
     Worker {
         /// How often to look for runs to pick up, e.g. 1s or 500ms.
-        #[arg(long, default_value = "1s", value_parser = parse_poll)]
+        #[arg(long, default_value = "1s", value_parser = parse_duration_option)]
         poll: std::time::Duration,
         #[command(flatten)]
         worker: WorkerId,
@@ -174,10 +174,10 @@ enum RunCommand {
         #[arg(long, default_value = "30s", value_parser = parse_timeout)]
         request_timeout: std::time::Duration,
         /// How often to look for scheduled graphs that are due.
-        #[arg(long, default_value = "1s", value_parser = parse_poll)]
+        #[arg(long, default_value = "1s", value_parser = parse_duration_option)]
         schedule_tick: std::time::Duration,
         /// How often to look for runs nobody drives, as `worker` does.
-        #[arg(long, default_value = "1s", value_parser = parse_poll)]
+        #[arg(long, default_value = "1s", value_parser = parse_duration_option)]
         poll: std::time::Duration,
         /// Logs as JSON lines instead of text.
         #[arg(long)]
@@ -232,7 +232,7 @@ enum TokenCommand {
     },
 }
 
-fn parse_poll(text: &str) -> Result<std::time::Duration, String> {
+fn parse_duration_option(text: &str) -> Result<std::time::Duration, String> {
     roomkit_graph::parse_duration(text).map_err(|e| e.to_string())
 }
 
@@ -242,7 +242,7 @@ fn parse_cursor(text: &str) -> Result<RunCursor, String> {
 
 /// A timeout: a duration longer than zero.
 fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
-    match parse_poll(text)? {
+    match parse_duration_option(text)? {
         timeout if timeout.is_zero() => Err("a timeout must be longer than 0s".to_owned()),
         timeout => Ok(timeout),
     }

@@ -5,7 +5,7 @@ use std::fmt;
 
 use roomkit_graph::Graph;
 
-use crate::channels::Channels;
+use crate::config::Channels;
 use crate::error::ConfigError;
 use crate::handler::NodeSettings;
 

@@ -7,8 +7,8 @@ use roomkit_graph::{Graph, HandlerError, Node, NodeHandler, NodeResult, Scope, S
 use serde_json::{Map, Value, json};
 
 use crate::channel::{Channel, Notification};
-use crate::channels::Channels;
 use crate::check::{NotificationIssue, check_graph};
+use crate::config::Channels;
 use crate::delivery::DeliveryPolicy;
 use crate::error::{ConfigError, DeliveryError, NotificationError};
 

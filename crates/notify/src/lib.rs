@@ -59,8 +59,8 @@
 //! ```
 
 mod channel;
-mod channels;
 mod check;
+mod config;
 mod delivery;
 mod email;
 mod error;
@@ -70,8 +70,8 @@ mod slack;
 mod webhook;
 
 pub use channel::{Channel, Notification, Secret};
-pub use channels::Channels;
 pub use check::{NotificationIssue, check_graph};
+pub use config::Channels;
 pub use delivery::DeliveryPolicy;
 pub use email::{EmailChannel, SmtpTls, message_id};
 pub use error::{ChannelsError, ConfigError, DeliveryError, NotificationError};

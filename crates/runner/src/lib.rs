@@ -665,18 +665,18 @@ impl Runner {
             if self.inner.stopping.load(Ordering::SeqCst) {
                 break;
             }
-            if self.resume(&run.run_id).await? {
+            if self.adopt(&run.run_id).await? {
                 picked_up += 1;
             }
         }
         Ok(picked_up)
     }
 
-    /// Drives `run_id` if nobody does: it is running, no task of this runner
+    /// Adopts `run_id` (drives it) if nobody does: it is running, no task of this runner
     /// drives it, and no other process holds a live lease on it (a process
     /// that gave up on it after its store failed, say). Returns whether this
     /// runner took it.
-    pub async fn resume(&self, run_id: &str) -> Result<bool, RunnerError> {
+    pub async fn adopt(&self, run_id: &str) -> Result<bool, RunnerError> {
         self.ensure_timers();
         // A run this runner drives already (whose lease lapsed in between) keeps its task.
         if self.inner.stopping.load(Ordering::SeqCst) || lock(&self.inner.active).contains_key(run_id) {

@@ -191,18 +191,18 @@ async fn a_run_nobody_drives_is_resumed_at_once_and_a_held_one_is_left_alone() {
 
     // Driven by the first runner: the second leaves it alone.
     let second = runner(&db, &ran, Duration::from_millis(1));
-    assert!(!second.resume(&run.run_id).await.unwrap(), "held by the first runner");
+    assert!(!second.adopt(&run.run_id).await.unwrap(), "held by the first runner");
 
     // The first stops after its step and lets the run go: the second takes it
     // at once, with no lease to wait out.
     first.shutdown().await;
     let left = second.store().run(&run.run_id).await.unwrap();
     assert_eq!((left.status, left.owner.as_deref()), (RunStatus::Running, None));
-    assert!(second.resume(&run.run_id).await.unwrap());
-    assert!(!second.resume(&run.run_id).await.unwrap(), "driven already");
+    assert!(second.adopt(&run.run_id).await.unwrap());
+    assert!(!second.adopt(&run.run_id).await.unwrap(), "driven already");
     let done = second.wait(&run.run_id).await.unwrap();
     assert_eq!(done.status, RunStatus::Completed);
-    assert!(!second.resume(&run.run_id).await.unwrap(), "over");
+    assert!(!second.adopt(&run.run_id).await.unwrap(), "over");
 
     let events = second.store().transcript(&run.run_id, 0, 100).await.unwrap();
     let completed: Vec<&str> = events

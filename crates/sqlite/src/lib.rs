@@ -43,7 +43,7 @@ mod schema;
 mod store;
 mod workers;
 mod write;
-mod writer;
+mod write_thread;
 
 pub use options::Options;
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};

@@ -15,7 +15,7 @@ use roomkit_graph_store::{
 use tokio::sync::{broadcast, oneshot};
 
 use crate::pool::Readers;
-use crate::writer::{self, Reply, Request};
+use crate::write_thread::{self, Reply, Request};
 use crate::{Options, follow, read, schema, workers, write};
 
 /// How many committed events the in-process broadcast holds for followers
@@ -151,7 +151,7 @@ impl SqliteStore {
         let conn = schema::open_writer(&path, &options)?;
         workers::create_table(&conn).map_err(|err| err.into_store(&path))?;
         let (committed, _) = broadcast::channel(BROADCAST_CAPACITY);
-        let (requests, writer) = writer::spawn(conn, path.clone(), committed.clone())?;
+        let (requests, writer) = write_thread::spawn(conn, path.clone(), committed.clone())?;
         let readers = Arc::new(Readers::new(path.clone(), options));
         Ok(SqliteStore {
             inner: Arc::new(Inner {

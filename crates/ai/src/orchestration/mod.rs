@@ -13,7 +13,7 @@ use roomkit_graph::{Condition, HandlerError, Node, NodeHandler, NodeResult, Scop
 use serde_json::{Map, Value, json};
 
 use crate::agent_node::read_count;
-use crate::agents::Agents;
+use crate::config::Agents;
 use crate::error::AiError;
 use crate::session::{DEFAULT_MAX_TOOL_ROUNDS, Session};
 

@@ -14,7 +14,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 use tokio::time::{Instant, timeout_at};
 
-use crate::agents::{Agents, ProviderConfig, ProviderKind};
+use crate::config::{Agents, ProviderConfig, ProviderKind};
 use crate::error::ProviderError;
 use crate::message::{ChatRequest, Reply, ToolCall, Usage};
 use crate::retry::{retry_after, retryable_status};
