@@ -394,3 +394,34 @@ async fn a_last_answer_whose_aggregate_passes_the_limit_is_refused_changing_noth
     // The parallel node is still not the one to answer.
     assert!(engine.answer("approvals", json!({})).is_err());
 }
+
+#[tokio::test]
+async fn input_inferred_on_restore_outlives_a_routing_error() {
+    let mut graph = Graph::new("infer", "Infer", Trigger::manual());
+    graph
+        .add_nodes([
+            Node::new("start", "start"),
+            Node::new("a", "function")
+                .with_config(json!({"action": "json_transform", "template": {"x": "{{input.foo}}"}})),
+            Node::new("end", "end"),
+        ])
+        .expect("unique ids");
+    graph.add_edges([
+        Edge::new("start", "a"),
+        Edge::new("a", "end").when(Condition::field("steps.a.x").equals("go")),
+    ]);
+    let workflow = Workflow::new(graph, Handlers::builtin());
+    // Saved without the node the run came from: `input` comes from a's one incoming edge.
+    let state: EngineState = serde_json::from_value(json!({
+        "context": {"start": {"output": {"input": {"foo": "stay"}}}},
+        "current_node_id": "a", "previous_node_id": null, "waiting": false
+    }))
+    .unwrap();
+    let mut engine = workflow.restore(state).unwrap();
+    for _ in 0..2 {
+        // No edge takes "stay": the run stays on `a`, and `a` still reads the trigger.
+        let error = engine.step().await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::NoTransition, "{error}");
+        assert_eq!(engine.context().get("a.output.x"), Some(&json!("stay")));
+    }
+}

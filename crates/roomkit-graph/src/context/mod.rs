@@ -88,7 +88,7 @@ fn wrap(output: Value) -> Value {
 /// What the `input` scope reads: `steps.ID` of the node the run came from,
 /// or, for a run restored without that node, what its incoming edges bring.
 #[derive(Clone, Debug, Default)]
-enum Input {
+pub(crate) enum Input {
     /// `input` names nothing.
     #[default]
     Missing,
@@ -314,6 +314,17 @@ impl Context {
     /// node stored nothing. `None`: `input` names nothing.
     pub(crate) fn set_input(&mut self, slot: Option<usize>) {
         self.input = slot.map_or(Input::Missing, Input::Node);
+    }
+
+    /// Reads `input` as `steps` of `slot` (while a node's edges are tried),
+    /// returning what it read before, for [`restore_input`](Self::restore_input).
+    pub(crate) fn replace_input(&mut self, slot: usize) -> Input {
+        std::mem::replace(&mut self.input, Input::Node(slot))
+    }
+
+    /// Puts back what `input` read before [`replace_input`](Self::replace_input).
+    pub(crate) fn restore_input(&mut self, input: Input) {
+        self.input = input;
     }
 
     /// Sets the `input` scope from the sources of a node's incoming edges, for

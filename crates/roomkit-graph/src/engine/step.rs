@@ -288,9 +288,11 @@ impl WorkflowEngine {
         let next = if plan.node(node).node_type == NodeType::End {
             None
         } else {
-            self.context.set_input(Some(node));
+            // The run stays where it was on a routing error, `input` as it was
+            // (inferred from the incoming edges for a restored run).
+            let before = self.context.replace_input(node);
             let routed = plan.route(node, &self.context);
-            self.context.set_input(self.previous);
+            self.context.restore_input(before);
             routed?
         };
         self.current = next;
