@@ -122,6 +122,21 @@ async fn a_run_key_tells_a_repeated_request_from_another_and_an_expired_key_is_t
     assert_eq!(store.run("e1").await.unwrap().run_id, "e1", "the run that let the key go is kept");
 }
 
+/// The store of `url` connected again after `downgrade` (SQL that takes the
+/// database back to an older schema) ran: its schema is the current one.
+async fn reopened_after(url: &str, downgrade: &str) -> PostgresStore {
+    client(url).await.batch_execute(downgrade).await.expect("the database is taken back");
+    let store = PostgresStore::connect(url).await.expect("the store connects and migrates");
+    let version: i32 = client(url)
+        .await
+        .query_one("SELECT schema_version FROM roomkit_graph.meta", &[])
+        .await
+        .expect("the schema version reads")
+        .get(0);
+    assert_eq!(version, roomkit_graph_postgres::SCHEMA_VERSION);
+    store
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_database_of_the_first_schema_version_is_migrated_and_keeps_its_keys() {
     let url = roomkit_graph_pgtest::database();
@@ -130,23 +145,12 @@ async fn a_database_of_the_first_schema_version_is_migrated_and_keeps_its_keys()
     store.create_run(new_run("r1", Some(RunKey::new("schedule:g:1")))).await.unwrap();
     drop(store);
     // Back to version 1: the runs table without the key's hash and expiry.
-    client(&url)
-        .await
-        .batch_execute(
-            "ALTER TABLE roomkit_graph.runs DROP COLUMN key_hash, DROP COLUMN key_expires_at; \
-             UPDATE roomkit_graph.meta SET schema_version = 1",
-        )
-        .await
-        .unwrap();
-
-    let store = PostgresStore::connect(&url).await.unwrap();
-    let version: i32 = client(&url)
-        .await
-        .query_one("SELECT schema_version FROM roomkit_graph.meta", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(version, roomkit_graph_postgres::SCHEMA_VERSION);
+    let store = reopened_after(
+        &url,
+        "ALTER TABLE roomkit_graph.runs DROP COLUMN key_hash, DROP COLUMN key_expires_at; \
+         UPDATE roomkit_graph.meta SET schema_version = 1",
+    )
+    .await;
     assert!(
         matches!(
             store.create_run(new_run("r2", Some(RunKey::new("schedule:g:1")))).await,
@@ -166,23 +170,12 @@ async fn a_database_of_schema_version_2_gains_step_counts_and_pending_children()
     drop(store);
     // Back to version 2: the runs table without the step count and pending
     // children.
-    client(&url)
-        .await
-        .batch_execute(
-            "ALTER TABLE roomkit_graph.runs DROP COLUMN steps, DROP COLUMN pending; \
-             UPDATE roomkit_graph.meta SET schema_version = 2",
-        )
-        .await
-        .unwrap();
-
-    let store = PostgresStore::connect(&url).await.unwrap();
-    let version: i32 = client(&url)
-        .await
-        .query_one("SELECT schema_version FROM roomkit_graph.meta", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(version, roomkit_graph_postgres::SCHEMA_VERSION);
+    let store = reopened_after(
+        &url,
+        "ALTER TABLE roomkit_graph.runs DROP COLUMN steps, DROP COLUMN pending; \
+         UPDATE roomkit_graph.meta SET schema_version = 2",
+    )
+    .await;
     let (record, state) = store.load_run("r1").await.unwrap();
     assert_eq!((record.version, record.steps, record.pending.len()), (1, 0, 0));
     assert_eq!(state.pending.len(), 0);
