@@ -411,7 +411,10 @@ impl Fields<'_> {
             None => Ok(None),
             Some(Value::String(text)) if !text.is_empty() => Ok(Some(text)),
             Some(Value::String(_)) => Err(self.invalid(field, "must not be empty")),
-            Some(other) => Err(self.invalid(field, format!("must be a string, not {}", type_name(&other)))),
+            Some(other) => {
+                Err(self
+                    .invalid(field, format!("must be a string, not {}", roomkit_graph::json_kind(&other))))
+            }
         }
     }
 
@@ -470,16 +473,5 @@ impl Fields<'_> {
 
     fn invalid(&self, field: &str, problem: impl Into<String>) -> ChannelsError {
         ChannelsError::invalid(self.channel, field, problem)
-    }
-}
-
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
     }
 }

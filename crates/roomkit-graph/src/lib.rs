@@ -78,7 +78,7 @@ pub use limits::{LimitError, Limits, Measure, measure};
 pub use model::{Edge, Graph, GraphError, Node, NodeType, Trigger};
 pub use policy::{NodePolicy, PolicyError};
 pub use template::{Template, TemplateError, ValueTemplate};
-pub use validate::{Validation, ValidationCode, ValidationError, ValidationWarning, WarningCode};
+pub use validate::{Validation, ValidationCode, ValidationError, ValidationWarning, WarningCode, json_kind};
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -674,19 +674,19 @@ fn human_config(node: &Node, report: &mut Report) {
             ValidationCode::InvalidPrompt,
             id,
             "prompt",
-            format!("node {id:?}: \"prompt\" must be a string (a template), not {}", kind(prompt)),
+            format!("node {id:?}: \"prompt\" must be a string (a template), not {}", json_kind(prompt)),
         );
     }
     let Some(actions) = node.config.get("actions") else { return };
     let problem = match actions.as_array() {
         None => Some(format!(
             "must be a list of strings such as [\"approve\", \"reject\"], not {}",
-            kind(actions)
+            json_kind(actions)
         )),
         Some(items) => {
             let mut seen = HashSet::new();
             items.iter().find_map(|item| match item.as_str() {
-                None => Some(format!("must hold only strings, not {}", kind(item))),
+                None => Some(format!("must hold only strings, not {}", json_kind(item))),
                 Some("") => Some("holds an empty action".to_owned()),
                 Some(action) if !seen.insert(action) => Some(format!("holds {action:?} twice")),
                 Some(_) => None,
@@ -704,7 +704,11 @@ fn human_config(node: &Node, report: &mut Report) {
 }
 
 /// A JSON value's kind, for messages: `a number`, `an object`...
-fn kind(value: &Value) -> &'static str {
+///
+/// ```
+/// assert_eq!(roomkit_graph::json_kind(&serde_json::json!([1])), "a list");
+/// ```
+pub fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
