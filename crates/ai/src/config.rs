@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::{Value, json};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 
+use crate::duration_text;
 use crate::error::AgentsError;
 use crate::message::ToolSpec;
 use crate::retry::RetryPolicy;
@@ -444,25 +445,6 @@ impl Agents {
     }
 }
 
-/// Durations written as text: `"120s"`, `"500ms"`, `"2m"`.
-pub(crate) mod duration_text {
-    use super::*;
-
-    pub(crate) fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&format!("{}ms", duration.as_millis()))
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        roomkit_graph::parse_duration(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-/// The default parameters of a tool that declares none: an object with no properties.
-pub(crate) fn no_parameters() -> Value {
-    json!({"type": "object", "properties": {}})
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -534,7 +516,7 @@ mod tests {
         assert_eq!(provider.timeout, Duration::from_secs(30));
         assert_eq!(provider.retry, RetryPolicy::default());
         assert_eq!(provider.base_url(), "https://api.anthropic.com");
-        assert_eq!(agents.agent("a").unwrap().tools[0].parameters, no_parameters());
+        assert_eq!(agents.agent("a").unwrap().tools[0].parameters, crate::message::no_parameters());
         let path = std::env::temp_dir().join(format!("roomkit-agents-{}.json", std::process::id()));
         std::fs::write(&path, serde_json::to_string_pretty(agents.config()).unwrap()).unwrap();
         let loaded = Agents::load(&path);

@@ -59,6 +59,7 @@
 mod agent_node;
 mod check;
 mod config;
+mod duration_text;
 mod error;
 mod message;
 mod orchestration;

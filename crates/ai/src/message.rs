@@ -4,8 +4,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::config::no_parameters;
-
 /// A function tool an agent may call: its name, what it does and a JSON
 /// Schema of its arguments.
 ///
@@ -119,4 +117,9 @@ pub(crate) struct ChatRequest<'a> {
     pub(crate) tools: &'a [ToolSpec],
     pub(crate) temperature: Option<f64>,
     pub(crate) max_tokens: Option<u32>,
+}
+
+/// The default parameters of a tool that declares none: an object with no properties.
+pub(crate) fn no_parameters() -> Value {
+    json!({"type": "object", "properties": {}})
 }

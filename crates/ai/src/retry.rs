@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::duration_text;
+use crate::duration_text;
 
 /// How a provider's 429 and 5xx answers (and failed connections) are retried:
 /// at most `max_attempts` requests in all, waiting `initial_backoff`, then

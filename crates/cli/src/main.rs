@@ -1,10 +1,12 @@
 //! `roomkit-graph`: the command line. Data goes to stdout, everything else to
 //! stderr; `--json` gives output for scripts.
 
+mod database;
 mod limits;
 mod nodes;
 mod runs;
 mod serve;
+mod shutdown;
 mod validate;
 
 use std::path::PathBuf;
@@ -12,6 +14,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use database::Database;
 use roomkit_graph_store::{DEFAULT_ORG, RunCursor, RunFilter, RunStatus};
 
 /// Workflow graphs from the terminal.
@@ -31,7 +34,7 @@ struct Options {
     /// or a PostgreSQL database (postgres://USER:PASSWORD@HOST:PORT/NAME) that
     /// many workers on many machines may share.
     #[arg(long, global = true, env = "ROOMKIT_GRAPH_DATABASE", default_value = "roomkit-graph.db")]
-    database: PathBuf,
+    database: String,
     /// The organization graphs and runs belong to.
     #[arg(long, global = true, env = "ROOMKIT_GRAPH_ORG", default_value = DEFAULT_ORG)]
     org: String,
@@ -281,7 +284,10 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
         RunCommand::Worker { worker, .. } | RunCommand::Serve { worker, .. } => worker.worker_id.as_deref(),
         _ => None,
     };
-    let runner = runs::open(&database, usize::from(connections), setup.handlers(), worker_id)
+    let database: Database =
+        database.parse().map_err(|refused: String| anyhow::anyhow!("cannot open the database: {refused}"))?;
+    let runner = database
+        .open(usize::from(connections), setup.handlers(), worker_id)
         .await?
         .with_lease(lease)
         .with_graph_cache(graph_cache)

@@ -9,60 +9,16 @@ use anyhow::{Context as _, bail};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use indicatif::{ProgressBar, ProgressStyle};
-use roomkit_graph::{Graph, Handlers};
-use roomkit_graph_postgres::PostgresStore;
-use roomkit_graph_runner::{DEFAULT_HEARTBEAT, LiveEvent, Runner, RunnerError};
-use roomkit_graph_sqlite::SqliteStore;
+use roomkit_graph::Graph;
+use roomkit_graph_runner::{LiveEvent, Runner, RunnerError};
 use roomkit_graph_store::{
-    Entry, RunCursor, RunFilter, RunRecord, RunStatus, Store, StoreError, TranscriptEvent, render_text,
+    Entry, RunCursor, RunFilter, RunRecord, RunStatus, StoreError, TranscriptEvent, render_text,
 };
 use roomkit_graph_triggers::Scheduler;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
-/// A runner on the database `database` (a SQLite file path or
-/// `sqlite://PATH`, or a `postgres://` URL, with at most `connections`
-/// connections), executing nodes with `handlers`; registered as worker
-/// `worker_id` when one is given.
-pub(crate) async fn open(
-    database: &Path,
-    connections: usize,
-    handlers: Handlers,
-    worker_id: Option<&str>,
-) -> anyhow::Result<Runner> {
-    let text = database.to_string_lossy();
-    match text.split_once("://") {
-        Some(("postgres" | "postgresql", _)) => {
-            // The URL may hold a password: the error names the server, not the URL.
-            let options = roomkit_graph_postgres::Options { max_connections: connections };
-            let store =
-                PostgresStore::connect_with(&text, options).await.context("cannot open the database")?;
-            runner(store, handlers, worker_id).await
-        }
-        Some(("sqlite", path)) => runner(open_sqlite(Path::new(path))?, handlers, worker_id).await,
-        None => runner(open_sqlite(database)?, handlers, worker_id).await,
-        Some((scheme, _)) => bail!(
-            "cannot open the database: {scheme}:// is not a kind this build knows \
-             (a SQLite file path, sqlite://PATH or postgres://...)"
-        ),
-    }
-}
-
-fn open_sqlite(path: &Path) -> anyhow::Result<SqliteStore> {
-    SqliteStore::open(path).with_context(|| format!("cannot open the database {}", path.display()))
-}
-
-/// A runner on `store`: worker `worker_id`, or a new worker.
-async fn runner(
-    store: impl Store + 'static,
-    handlers: Handlers,
-    worker_id: Option<&str>,
-) -> anyhow::Result<Runner> {
-    match worker_id {
-        Some(worker_id) => Ok(Runner::register(store, handlers, worker_id, DEFAULT_HEARTBEAT).await?),
-        None => Ok(Runner::new(store, handlers)),
-    }
-}
+use crate::shutdown::{stop_signal, wait_for};
 
 /// How a followed run stopped, as the command's exit status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -393,8 +349,7 @@ pub(crate) async fn worker(runner: &Runner, poll: std::time::Duration) -> anyhow
     let stop = stop_signal();
     tokio::pin!(stop);
     let (stopping, stopped) = tokio::sync::watch::channel(false);
-    let scheduler =
-        tokio::spawn(Scheduler::new(runner.clone(), poll).run(crate::serve::wait_for(stopped.clone())));
+    let scheduler = tokio::spawn(Scheduler::new(runner.clone(), poll).run(wait_for(stopped.clone())));
     let mut ticks = tokio::time::interval(poll);
     eprintln!("worker: driving runs, looking for more every {poll:?}");
     loop {
@@ -418,16 +373,6 @@ pub(crate) async fn worker(runner: &Runner, poll: std::time::Duration) -> anyhow
                 }
             }
         }
-    }
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-pub(crate) async fn stop_signal() -> anyhow::Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot listen for SIGTERM")?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result.context("cannot listen for Ctrl-C"),
-        _ = terminate.recv() => Ok(()),
     }
 }
 

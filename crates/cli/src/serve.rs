@@ -12,7 +12,7 @@ use roomkit_graph_runner::Runner;
 use roomkit_graph_server::{App, new_token};
 use roomkit_graph_triggers::Scheduler;
 
-use crate::runs::stop_signal;
+use crate::shutdown::{stop_signal, wait_for};
 
 /// `serve`: picks up the runs nobody drives (at start, then every `poll`),
 /// fires scheduled graphs, and serves `app` (the HTTP API on `runner`) until
@@ -75,11 +75,6 @@ async fn recover_every(runner: Runner, poll: Duration, stop: impl Future<Output 
             },
         }
     }
-}
-
-/// Completes once `stopped` turns true (or its sender is gone).
-pub(crate) async fn wait_for(mut stopped: tokio::sync::watch::Receiver<bool>) {
-    let _ = stopped.wait_for(|stop| *stop).await;
 }
 
 /// `token create --org ORG`: makes a token, stores its hash, prints it once.

@@ -10,9 +10,10 @@ use reqwest::Url;
 use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
-use crate::channel::{Channel, Secret};
+use crate::channel::Channel;
 use crate::email::EmailChannel;
 use crate::error::{ChannelsError, ConfigError};
+use crate::secret::Secret;
 use crate::slack::SlackChannel;
 use crate::webhook::WebhookChannel;
 

@@ -11,8 +11,9 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use crate::channel::{Channel, Notification, Secret};
+use crate::channel::{Channel, Notification};
 use crate::error::DeliveryError;
+use crate::secret::Secret;
 
 /// The longest subject taken from a notification's first line when the node
 /// gives none.

@@ -243,7 +243,7 @@ impl DeliveryError {
 
     /// The same error with every one of `secrets` in its text replaced by `***`.
     pub(crate) fn masked(self, secrets: &[&str]) -> Self {
-        let mask = |text: String| crate::channel::mask(&text, secrets);
+        let mask = |text: String| crate::secret::mask(&text, secrets);
         match self {
             DeliveryError::Timeout(limit) => DeliveryError::Timeout(limit),
             DeliveryError::Connect(text) => DeliveryError::Connect(mask(text)),

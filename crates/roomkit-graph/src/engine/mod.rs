@@ -4,6 +4,7 @@ mod answer;
 mod error;
 mod outcome;
 mod plan;
+mod scope;
 mod state;
 mod step;
 mod stream;
@@ -16,14 +17,15 @@ use tokio::sync::mpsc;
 
 use crate::clock::{Clock, SystemClock};
 use crate::context::Context;
-use crate::handler::{Handlers, LiveHook, NodeHandler, NodeStatus, Signal};
+use crate::handler::{Handlers, NodeHandler, NodeStatus, Signal};
 use crate::limits::{LimitError, Limits};
 use crate::model::Graph;
 
 pub use error::{EngineError, ErrorKind};
 pub use outcome::{NodeFailure, StepOutcome, StepStatus, WaitingPoint};
 use plan::start_output;
-pub(crate) use plan::{Plan, Prepared};
+use plan::{Plan, Prepared};
+pub use scope::{LiveHook, Scope};
 pub use state::EngineState;
 pub(crate) use stream::EventSink;
 pub use stream::{Event, EventStream, StreamMode};

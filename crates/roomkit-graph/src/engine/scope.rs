@@ -3,10 +3,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::Value;
 
-use super::{Emitted, HandlerError, NodeHandler, NodeResult, Sent, Signal};
+use super::stream::EventSink;
+use super::{Plan, Prepared, StreamMode};
 use crate::clock::Clock;
 use crate::context::Context;
-use crate::engine::{EventSink, Plan, Prepared, StreamMode};
+use crate::handler::{Emitted, HandlerError, NodeHandler, NodeResult, Sent, Signal};
 use crate::limits::Limits;
 use crate::model::Node;
 use crate::template::{TemplateError, ValueTemplate};
