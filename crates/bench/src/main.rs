@@ -26,7 +26,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
-use roomkit_graph::{Edge, Graph, Handlers, Node, RunStatus, Trigger, Workflow};
+use roomkit_graph::{Edge, EngineStatus, Graph, Handlers, Node, Trigger, Workflow};
 use serde_json::{Map, Value, json};
 
 const USAGE: &str = "usage: roomkit-graph-bench chain N [REPEAT]
@@ -172,7 +172,7 @@ async fn run_chain(workflow: &Workflow, n: usize) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let status = engine.run(trigger()).await?;
     let elapsed = started.elapsed();
-    ensure!(status == RunStatus::Completed, "the run ended {status:?}, not Completed");
+    ensure!(status == EngineStatus::Completed, "the run ended {status:?}, not Completed");
     let path = format!("n{}.output.prev", n - 1);
     let prev = engine.context().get(&path);
     let expected = n as u64 - 2;

@@ -13,7 +13,8 @@ use std::path::Path;
 use anyhow::{Context as _, bail};
 use futures_util::StreamExt;
 use roomkit_graph::{
-    EngineError, EngineState, Graph, Handlers, NoWaitClock, RunStatus, StreamMode, Workflow, WorkflowEngine,
+    EngineError, EngineState, EngineStatus, Graph, Handlers, NoWaitClock, StreamMode, Workflow,
+    WorkflowEngine,
 };
 use serde_json::{Map, Value, json};
 
@@ -167,9 +168,9 @@ fn state_json(state: &EngineState) -> Value {
 
 fn outcome_record(engine: &WorkflowEngine, state: Value, events: Option<Vec<Value>>) -> Value {
     let outcome = match engine.status() {
-        RunStatus::Completed => "completed",
-        RunStatus::Waiting => "waiting",
-        RunStatus::Running => "stopped",
+        EngineStatus::Completed => "completed",
+        EngineStatus::Waiting => "waiting",
+        EngineStatus::Running => "stopped",
     };
     with_events(json!({"outcome": outcome, "error_kind": null, "state": state}), events)
 }

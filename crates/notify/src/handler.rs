@@ -42,7 +42,7 @@ use crate::error::{ConfigError, DeliveryError, NotificationError};
 /// error. Secrets the channel holds are masked in every error and event.
 ///
 /// ```
-/// use roomkit_graph::{Edge, Graph, Handlers, Node, RunStatus, Trigger, WorkflowEngine};
+/// use roomkit_graph::{Edge, Graph, Handlers, Node, EngineStatus, Trigger, WorkflowEngine};
 /// use roomkit_graph_notify::{Channel, Channels, DeliveryError, Notification, NotificationHandler};
 /// use serde_json::json;
 ///
@@ -74,7 +74,7 @@ use crate::error::{ConfigError, DeliveryError, NotificationError};
 /// assert!(handler.check(&graph).is_empty());
 /// let mut engine = WorkflowEngine::new(graph, Handlers::builtin().with("notification", handler));
 /// # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
-/// assert_eq!(engine.run(json!({"title": "Q3 report"})).await?, RunStatus::Completed);
+/// assert_eq!(engine.run(json!({"title": "Q3 report"})).await?, EngineStatus::Completed);
 /// assert_eq!(
 ///     engine.context().get("notify.output"),
 ///     Some(&json!({"sent": true, "channel": "team", "text": "Published: Q3 report", "attempts": 1}))

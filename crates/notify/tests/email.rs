@@ -4,7 +4,7 @@
 mod common;
 
 use common::{SmtpServer, engine, notify_graph, run_custom};
-use roomkit_graph::RunStatus;
+use roomkit_graph::EngineStatus;
 use roomkit_graph_notify::{Channels, NotificationHandler};
 use serde_json::json;
 
@@ -36,7 +36,7 @@ async fn an_email_arrives_with_its_subject_body_and_message_id() {
 
     let (events, ended) = run_custom(&mut engine, json!({"title": "Q3 report"})).await;
     ended.expect("the run completes");
-    assert_eq!(engine.status(), RunStatus::Completed);
+    assert_eq!(engine.status(), EngineStatus::Completed);
 
     let mails = server.mails();
     assert_eq!(mails.len(), 1);

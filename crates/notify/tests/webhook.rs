@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Answers, HttpServer, engine, notify_graph, run_custom};
-use roomkit_graph::{ErrorKind, RunStatus};
+use roomkit_graph::{EngineStatus, ErrorKind};
 use roomkit_graph_notify::{Channels, NotificationHandler, SlackChannel, WebhookChannel};
 use serde_json::json;
 
@@ -39,7 +39,7 @@ async fn a_webhook_receives_the_rendered_text_with_the_idempotency_key() {
     let (events, ended) =
         run_custom(&mut engine, json!({"title": "Q3 report", "editor": "ed@example.com"})).await;
     ended.expect("the run completes");
-    assert_eq!(engine.status(), RunStatus::Completed);
+    assert_eq!(engine.status(), EngineStatus::Completed);
 
     let key = format!("{}/notify/1", engine.run_id());
     let received = server.received();

@@ -19,7 +19,7 @@
 //! # Quick start
 //!
 //! ```
-//! use roomkit_graph::{Condition, Edge, Graph, Handlers, Node, RunStatus, Trigger, WorkflowEngine};
+//! use roomkit_graph::{Condition, Edge, Graph, Handlers, Node, EngineStatus, Trigger, WorkflowEngine};
 //! use serde_json::json;
 //!
 //! let mut graph = Graph::new("triage", "Triage", Trigger::manual());
@@ -42,7 +42,7 @@
 //! let mut engine = WorkflowEngine::new(graph, Handlers::builtin());
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
 //! let status = engine.run(json!({"severity": "critical"})).await?;
-//! assert_eq!(status, RunStatus::Completed);
+//! assert_eq!(status, EngineStatus::Completed);
 //! assert_eq!(engine.context().get("urgent.output.queue"), Some(&json!("on-call")));
 //! # Ok::<(), roomkit_graph::EngineError>(())
 //! # })?;
@@ -66,8 +66,8 @@ pub use condition::{Condition, ConditionError, FieldBuilder, FieldCondition, Op}
 pub use context::{Context, Path};
 pub use duration::{DurationError, parse_duration};
 pub use engine::{
-    EngineError, EngineState, ErrorKind, Event, EventStream, NodeFailure, RunStatus, StepOutcome, StepStatus,
-    StreamMode, WaitingPoint, Workflow, WorkflowEngine,
+    EngineError, EngineState, EngineStatus, ErrorKind, Event, EventStream, NodeFailure, StepOutcome,
+    StepStatus, StreamMode, WaitingPoint, Workflow, WorkflowEngine,
 };
 pub use handler::{
     Ask, ConditionHandler, Emitted, EndHandler, FunctionError, FunctionHandler, FunctionRegistry,

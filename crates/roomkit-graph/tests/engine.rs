@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use roomkit_graph::{
-    Condition, Edge, EngineError, EngineState, ErrorKind, Event, FunctionRegistry, Graph, HandlerError,
-    Handlers, Node, NodeHandler, NodeResult, RunStatus, Scope, StepStatus, StreamMode, Trigger, Workflow,
+    Condition, Edge, EngineError, EngineState, EngineStatus, ErrorKind, Event, FunctionRegistry, Graph,
+    HandlerError, Handlers, Node, NodeHandler, NodeResult, Scope, StepStatus, StreamMode, Trigger, Workflow,
     WorkflowEngine,
 };
 use serde_json::{Value, json};
@@ -85,7 +85,7 @@ async fn delay_waits_on_the_clock() {
     let graph = chain(vec![function("wait", json!({"action": "delay", "duration": "30m"}))]);
     let mut engine = WorkflowEngine::new(graph, Handlers::builtin());
     let before = tokio::time::Instant::now();
-    assert_eq!(engine.run(Value::Null).await.unwrap(), RunStatus::Completed);
+    assert_eq!(engine.run(Value::Null).await.unwrap(), EngineStatus::Completed);
     assert!(before.elapsed() >= Duration::from_secs(30 * 60));
     assert_eq!(engine.context().get("wait.output"), Some(&json!({"delayed": "30m"})));
 }
@@ -103,7 +103,7 @@ async fn join_any_keeps_the_first_child_and_cancels_the_others() {
     let handlers = Handlers::builtin().with("sleeper", Sleeper { cancelled: Arc::clone(&cancelled) });
     let mut engine = WorkflowEngine::new(graph, handlers);
     let before = tokio::time::Instant::now();
-    assert_eq!(engine.run(json!({})).await.unwrap(), RunStatus::Completed);
+    assert_eq!(engine.run(json!({})).await.unwrap(), EngineStatus::Completed);
     assert!(before.elapsed() < Duration::from_secs(60), "the slow child was awaited");
     assert!(cancelled.load(Ordering::SeqCst), "the slow child was not cancelled");
     assert_eq!(engine.context().get("race.output"), Some(&json!({"fast": {"slept": 10}})));
@@ -183,7 +183,7 @@ async fn a_resumed_run_streams_its_continuation_in_another_process() {
     let mut first = workflow.engine();
     let (events, error) = collect(first.stream(json!({"topic": "rust"}), &StreamMode::ALL)).await;
     assert!(error.is_none());
-    assert_eq!(first.status(), RunStatus::Waiting);
+    assert_eq!(first.status(), EngineStatus::Waiting);
     let custom: Vec<_> = events.iter().filter(|e| e.mode == StreamMode::Custom).collect();
     assert_eq!(custom.len(), 1);
     assert_eq!(custom[0].node_id.as_deref(), Some("draft"));
@@ -198,7 +198,7 @@ async fn a_resumed_run_streams_its_continuation_in_another_process() {
     let (events, error) =
         collect(second.stream_resume("review", json!({"action": "approve", "note": "ok"}), &modes)).await;
     assert!(error.is_none());
-    assert_eq!(second.status(), RunStatus::Completed);
+    assert_eq!(second.status(), EngineStatus::Completed);
     let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, (0..events.len() as u64).collect::<Vec<_>>());
     assert_eq!(events[0].mode, StreamMode::Updates);
@@ -229,7 +229,7 @@ async fn resume_refuses_what_it_cannot_do_and_changes_nothing() {
     assert_eq!(engine.current_node_id(), Some("review"));
 
     engine.resume("review", json!({"action": "approve", "note": "fine"})).unwrap();
-    assert_eq!(engine.advance().await.unwrap(), RunStatus::Completed);
+    assert_eq!(engine.advance().await.unwrap(), EngineStatus::Completed);
     let error = engine.resume("review", json!({})).unwrap_err();
     assert_eq!(error.kind(), ErrorKind::InvalidArgument);
     assert!(error.to_string().contains("has completed"), "{error}");
@@ -245,7 +245,7 @@ async fn emit_outside_a_stream_does_nothing_and_parallel_children_emit_as_themse
         ])
         .unwrap();
     let workflow = Workflow::new(graph, Handlers::builtin().with("chatty", Chatty));
-    assert_eq!(workflow.engine().run(json!({})).await.unwrap(), RunStatus::Completed);
+    assert_eq!(workflow.engine().run(json!({})).await.unwrap(), EngineStatus::Completed);
 
     let mut engine = workflow.engine();
     let (events, error) = collect(engine.stream(json!({}), &[StreamMode::Custom])).await;
@@ -369,7 +369,7 @@ async fn streamed_events_arrive_while_the_node_is_still_running() {
     gate.notify_one();
     let rest: Vec<_> = stream.map(|e| e.unwrap().node_id.unwrap()).collect().await;
     assert_eq!(rest, ["slow", "end", "end"]);
-    assert_eq!(engine.status(), RunStatus::Completed);
+    assert_eq!(engine.status(), EngineStatus::Completed);
 }
 
 /// Completes with the outputs of nodes it names in `config.writes`, as a

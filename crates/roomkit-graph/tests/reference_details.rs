@@ -2,7 +2,7 @@
 //! `input` scope, templates, lenient conditions and the built-in handlers.
 
 use roomkit_graph::{
-    EngineState, ErrorKind, Graph, Handlers, HumanHandler, RunStatus, Workflow, WorkflowEngine,
+    EngineState, EngineStatus, ErrorKind, Graph, Handlers, HumanHandler, Workflow, WorkflowEngine,
 };
 use serde_json::{Value, json};
 
@@ -19,7 +19,7 @@ fn transform(id: &str, template: Value) -> Value {
 
 async fn run(graph: Graph, trigger: Value) -> WorkflowEngine {
     let mut engine = WorkflowEngine::new(graph, Handlers::builtin());
-    assert_eq!(engine.run(trigger).await.expect("the run completes"), RunStatus::Completed);
+    assert_eq!(engine.run(trigger).await.expect("the run completes"), EngineStatus::Completed);
     engine
 }
 
@@ -248,7 +248,7 @@ async fn the_built_in_set_is_the_reference_s_seven_handlers() {
     assert_eq!(error.kind(), ErrorKind::Execution);
     assert!(error.to_string().contains("\"human\""), "{error}");
     let mut engine = WorkflowEngine::new(graph, Handlers::builtin().with("human", HumanHandler));
-    assert_eq!(engine.run(json!({})).await.expect("waits"), RunStatus::Waiting);
+    assert_eq!(engine.run(json!({})).await.expect("waits"), EngineStatus::Waiting);
 }
 
 #[tokio::test]

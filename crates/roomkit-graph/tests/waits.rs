@@ -4,8 +4,8 @@
 
 use async_trait::async_trait;
 use roomkit_graph::{
-    Condition, Edge, EngineError, EngineState, ErrorKind, Graph, HandlerError, Handlers, HumanHandler,
-    NoWaitClock, Node, NodeHandler, NodeResult, RunStatus, Scope, StepStatus, Trigger, Workflow,
+    Condition, Edge, EngineError, EngineState, EngineStatus, ErrorKind, Graph, HandlerError, Handlers,
+    HumanHandler, NoWaitClock, Node, NodeHandler, NodeResult, Scope, StepStatus, Trigger, Workflow,
     WorkflowEngine,
 };
 use serde_json::{Value, json};
@@ -67,7 +67,7 @@ async fn parallel_children_that_wait_are_answered_one_by_one_across_processes() 
     assert_eq!(points[0].ask.actions, ["approve", "reject"]);
     // The child that completed keeps its output; the aggregate waits.
     assert_eq!(outcome.writes, [("lint".to_owned(), json!({"output": {"clean": true}}))]);
-    assert_eq!(engine.status(), RunStatus::Waiting);
+    assert_eq!(engine.status(), EngineStatus::Waiting);
     let state = serde_json::to_value(engine.to_state()).unwrap();
     assert_eq!(state["pending"], json!(["legal", "security"]));
     assert_eq!(state["current_node_id"], "approvals");
@@ -83,7 +83,7 @@ async fn parallel_children_that_wait_are_answered_one_by_one_across_processes() 
 
     let outcome = engine.answer("legal", json!({"action": "approve"})).unwrap();
     assert!(matches!(&outcome.status, StepStatus::Waiting(opened) if opened.is_empty()));
-    assert_eq!(engine.status(), RunStatus::Waiting);
+    assert_eq!(engine.status(), EngineStatus::Waiting);
 
     let mut engine = carried(&workflow, &engine);
     assert_eq!(engine.pending(), ["security"]);
@@ -91,7 +91,7 @@ async fn parallel_children_that_wait_are_answered_one_by_one_across_processes() 
     assert!(matches!(outcome.status, StepStatus::Completed));
     assert_eq!(outcome.next.as_deref(), Some("ship"));
     assert!(serde_json::to_value(engine.to_state()).unwrap().get("pending").is_none());
-    assert_eq!(engine.advance().await.unwrap(), RunStatus::Completed);
+    assert_eq!(engine.advance().await.unwrap(), EngineStatus::Completed);
     assert_eq!(
         engine.context().get("approvals.output"),
         Some(
@@ -113,7 +113,7 @@ async fn with_join_any_the_first_answer_wins_and_closes_the_other_waits() {
     graph.add_edges(edges);
     let workflow = workflow(graph);
     let mut engine = workflow.engine();
-    assert_eq!(engine.run(json!({"title": "v3"})).await.unwrap(), RunStatus::Waiting);
+    assert_eq!(engine.run(json!({"title": "v3"})).await.unwrap(), EngineStatus::Waiting);
     assert_eq!(engine.pending(), ["legal", "security"]);
 
     let mut engine = carried(&workflow, &engine);
@@ -121,7 +121,7 @@ async fn with_join_any_the_first_answer_wins_and_closes_the_other_waits() {
     assert_eq!(outcome.closed, ["legal"]);
     assert_eq!(engine.context().get("approvals.output"), Some(&json!({"security": {"action": "approve"}})));
     assert!(engine.pending().is_empty());
-    assert_eq!(engine.advance().await.unwrap(), RunStatus::Completed);
+    assert_eq!(engine.advance().await.unwrap(), EngineStatus::Completed);
     // The closed wait can no longer be answered.
     assert!(engine.answer("legal", json!({"action": "approve"})).is_err());
 }
@@ -178,7 +178,7 @@ async fn a_failure_after_its_retries_takes_the_error_route() {
     let handlers = Handlers::builtin().with("flaky", Flaky);
     let workflow = Workflow::new(fallback(config.clone()), handlers.clone()).with_clock(NoWaitClock);
     let mut engine = workflow.engine();
-    assert_eq!(engine.run(json!({})).await.unwrap(), RunStatus::Completed);
+    assert_eq!(engine.run(json!({})).await.unwrap(), EngineStatus::Completed);
     assert_eq!(
         engine.context().entry("triage"),
         Some(
@@ -217,7 +217,7 @@ async fn a_failure_after_its_retries_takes_the_error_route() {
 async fn error_edges_are_never_taken_on_success_and_a_failure_without_one_fails_the_run() {
     // On success the error edge is not an edge: the run goes on to `use`.
     let mut engine = WorkflowEngine::new(fallback(json!({})), Handlers::builtin().with("flaky", EchoOk));
-    assert_eq!(engine.run(json!({})).await.unwrap(), RunStatus::Completed);
+    assert_eq!(engine.run(json!({})).await.unwrap(), EngineStatus::Completed);
     assert!(engine.context().get("use.output").is_some());
     assert!(engine.context().get("apology").is_none());
     assert!(engine.context().get("triage.error").is_none());
@@ -269,7 +269,7 @@ async fn a_template_error_is_routed_with_its_kind_and_a_step_limit_never_is() {
     graph.add_nodes(nodes).unwrap();
     graph.add_edges(edges);
     let mut engine = WorkflowEngine::new(graph.clone(), Handlers::builtin());
-    assert_eq!(engine.run(json!({})).await.unwrap(), RunStatus::Completed);
+    assert_eq!(engine.run(json!({})).await.unwrap(), EngineStatus::Completed);
     assert_eq!(engine.context().get("triage.error.kind"), Some(&json!("template")));
     assert_eq!(engine.context().get("triage.output"), Some(&Value::Null));
 
@@ -294,23 +294,23 @@ async fn a_parking_engine_hands_a_delay_over_and_wakes_past_it() {
     graph.add_edges([Edge::new("start", "pause"), Edge::new("pause", "end")]);
     let workflow = Workflow::new(graph.clone(), Handlers::builtin()).parking();
     let mut engine = workflow.engine();
-    assert_eq!(engine.run(json!({})).await.unwrap(), RunStatus::Waiting);
+    assert_eq!(engine.run(json!({})).await.unwrap(), EngineStatus::Waiting);
     // The output is stored when the run parks.
     assert_eq!(engine.context().get("pause.output"), Some(&json!({"delayed": 90})));
     // Carried to another process, it still rests there.
     let engine = carried(&workflow, &engine);
-    assert_eq!((engine.status(), engine.current_node_id()), (RunStatus::Waiting, Some("pause")));
+    assert_eq!((engine.status(), engine.current_node_id()), (EngineStatus::Waiting, Some("pause")));
 
     let mut engine = workflow.engine();
     engine.run(json!({})).await.unwrap();
     let outcome = engine.wake().unwrap();
     assert_eq!(outcome.next.as_deref(), Some("end"));
-    assert_eq!(engine.advance().await.unwrap(), RunStatus::Completed);
+    assert_eq!(engine.advance().await.unwrap(), EngineStatus::Completed);
     assert!(engine.wake().is_err(), "nothing rests any more");
 
     // In memory the engine rests on its clock and goes on.
     let mut engine = Workflow::new(graph, Handlers::builtin()).with_clock(NoWaitClock).engine();
-    assert_eq!(engine.run(json!({})).await.unwrap(), RunStatus::Completed);
+    assert_eq!(engine.run(json!({})).await.unwrap(), EngineStatus::Completed);
 }
 
 #[tokio::test]
@@ -322,7 +322,7 @@ async fn the_reference_details_of_start_end_and_resume() {
         .unwrap();
     graph.add_edges([Edge::new("begin", "ask"), Edge::new("ask", "end")]);
     let mut engine = WorkflowEngine::new(graph, Handlers::builtin().with("pause", Pause));
-    assert_eq!(engine.run(json!({"n": 1})).await.unwrap(), RunStatus::Waiting);
+    assert_eq!(engine.run(json!({"n": 1})).await.unwrap(), EngineStatus::Waiting);
     assert_eq!(engine.context().get("start.output.input.n"), Some(&json!(1)));
     assert_eq!(engine.context().get("begin.output.input.n"), Some(&json!(1)));
     // resume(node, null) stores null.
@@ -334,7 +334,7 @@ async fn the_reference_details_of_start_end_and_resume() {
     graph.add_nodes([Node::new("start", "start"), Node::new("end", "end")]).unwrap();
     graph.add_edge(Edge::new("start", "end"));
     let mut engine = WorkflowEngine::new(graph, Handlers::builtin().with("end", Flaky));
-    assert_eq!(engine.run(json!({})).await.unwrap(), RunStatus::Completed);
+    assert_eq!(engine.run(json!({})).await.unwrap(), EngineStatus::Completed);
     assert!(engine.context().get("end").is_none());
 }
 
@@ -373,7 +373,7 @@ async fn a_node_that_completes_after_failing_along_its_error_route_keeps_no_erro
     let outcome = engine.step_outcome().await.unwrap();
     // What a store must write: the entry without its old failure.
     assert_eq!(outcome.writes, [("triage".to_owned(), json!({"output": null}))]);
-    assert_eq!(engine.advance().await.unwrap(), RunStatus::Completed);
+    assert_eq!(engine.advance().await.unwrap(), EngineStatus::Completed);
     assert_eq!(engine.context().entry("triage"), Some(&json!({"output": null})));
 }
 
@@ -382,13 +382,13 @@ async fn a_last_answer_whose_aggregate_passes_the_limit_is_refused_changing_noth
     let limits = roomkit_graph::Limits { output_bytes: 100, ..roomkit_graph::Limits::default() };
     let workflow = workflow(approvals("all")).with_limits(limits);
     let mut engine = workflow.engine();
-    assert_eq!(engine.run(json!({"title": "v4"})).await.unwrap(), RunStatus::Waiting);
+    assert_eq!(engine.run(json!({"title": "v4"})).await.unwrap(), EngineStatus::Waiting);
     let note = "x".repeat(40);
     engine.answer("legal", json!({"action": "approve", "note": note})).unwrap();
     let error = engine.answer("security", json!({"action": "approve", "note": note})).unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Limit, "{error}");
     assert_eq!(engine.pending(), ["security"]);
-    assert_eq!(engine.status(), RunStatus::Waiting);
+    assert_eq!(engine.status(), EngineStatus::Waiting);
     assert!(engine.context().get("security").is_none());
     assert!(engine.context().get("approvals").is_none());
     // The parallel node is still not the one to answer.

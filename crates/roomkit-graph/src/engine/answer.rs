@@ -32,7 +32,7 @@ impl WorkflowEngine {
     /// `{child_id: output}` and the run follows its edges.
     ///
     /// ```
-    /// use roomkit_graph::{Edge, Graph, Handlers, HumanHandler, Node, RunStatus, StepStatus, Trigger, Workflow};
+    /// use roomkit_graph::{Edge, Graph, Handlers, HumanHandler, Node, EngineStatus, StepStatus, Trigger, Workflow};
     /// use serde_json::json;
     ///
     /// let mut graph = Graph::new("release", "Release", Trigger::manual());
@@ -54,7 +54,7 @@ impl WorkflowEngine {
     /// assert!(matches!(outcome.status, StepStatus::Waiting(_)));
     /// assert_eq!(engine.pending(), ["security"]);
     /// engine.answer("security", json!({"ok": true}))?;
-    /// assert_eq!(engine.status(), RunStatus::Running);
+    /// assert_eq!(engine.status(), EngineStatus::Running);
     /// assert_eq!(
     ///     engine.context().get("approvals.output"),
     ///     Some(&json!({"legal": {"action": "approve"}, "security": {"ok": true}}))

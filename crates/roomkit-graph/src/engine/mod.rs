@@ -34,7 +34,7 @@ pub use stream::{Event, EventStream, StreamMode};
 /// or restore as many runs as needed. Cloning it is cheap.
 ///
 /// ```
-/// use roomkit_graph::{Edge, Graph, Handlers, Node, RunStatus, Trigger, Workflow};
+/// use roomkit_graph::{Edge, Graph, Handlers, Node, EngineStatus, Trigger, Workflow};
 /// use serde_json::json;
 ///
 /// let mut graph = Graph::new("hello", "Hello", Trigger::manual());
@@ -51,7 +51,7 @@ pub use stream::{Event, EventStream, StreamMode};
 /// let workflow = Workflow::new(graph, Handlers::builtin());
 /// let mut engine = workflow.engine();
 /// # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
-/// assert_eq!(engine.run(json!({"name": "Ada"})).await?, RunStatus::Completed);
+/// assert_eq!(engine.run(json!({"name": "Ada"})).await?, EngineStatus::Completed);
 /// assert_eq!(engine.context().get("greet.output.greeting"), Some(&json!("Hello, Ada!")));
 /// # Ok::<(), roomkit_graph::EngineError>(())
 /// # })?;
@@ -141,7 +141,7 @@ impl Workflow {
     /// it, the engine sleeps and waits out retries itself.
     ///
     /// ```
-    /// use roomkit_graph::{Edge, Graph, Handlers, Node, RunStatus, StepStatus, Trigger, Workflow};
+    /// use roomkit_graph::{Edge, Graph, Handlers, Node, EngineStatus, StepStatus, Trigger, Workflow};
     /// use serde_json::json;
     ///
     /// let mut graph = Graph::new("g", "G", Trigger::manual());
@@ -157,7 +157,7 @@ impl Workflow {
     /// engine.step().await?;
     /// let outcome = engine.step_outcome().await.expect("pause runs");
     /// assert!(matches!(outcome.status, StepStatus::Sleeping(d) if d.as_secs() == 3600));
-    /// assert_eq!(engine.status(), RunStatus::Waiting);
+    /// assert_eq!(engine.status(), EngineStatus::Waiting);
     /// assert_eq!(engine.wake()?.next.as_deref(), Some("end"));
     /// # Ok::<(), roomkit_graph::EngineError>(())
     /// # })?;
@@ -283,9 +283,11 @@ impl Workflow {
     }
 }
 
-/// Where a run stands.
+/// Where the engine's run stands: running, waiting or completed. (A failed
+/// run is an [`EngineError`]; a durable run's status, with failed and
+/// cancelled, is kept by the store.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RunStatus {
+pub enum EngineStatus {
     /// Not started, or on a node that has yet to run.
     Running,
     /// Paused on a node until [`WorkflowEngine::resume`].
@@ -396,11 +398,11 @@ impl WorkflowEngine {
     }
 
     /// Where the run stands.
-    pub fn status(&self) -> RunStatus {
+    pub fn status(&self) -> EngineStatus {
         match (self.current, self.waiting) {
-            (None, _) => RunStatus::Completed,
-            (Some(_), true) => RunStatus::Waiting,
-            (Some(_), false) => RunStatus::Running,
+            (None, _) => EngineStatus::Completed,
+            (Some(_), true) => EngineStatus::Waiting,
+            (Some(_), false) => EngineStatus::Running,
         }
     }
 
@@ -450,13 +452,13 @@ impl WorkflowEngine {
     }
 
     /// Steps until the run completes, waits or fails.
-    pub async fn advance(&mut self) -> Result<RunStatus, EngineError> {
+    pub async fn advance(&mut self) -> Result<EngineStatus, EngineError> {
         while self.step().await? {}
         Ok(self.status())
     }
 
     /// Starts a run with `trigger` and steps until it completes, waits or fails.
-    pub async fn run(&mut self, trigger: Value) -> Result<RunStatus, EngineError> {
+    pub async fn run(&mut self, trigger: Value) -> Result<EngineStatus, EngineError> {
         self.start(trigger)?;
         self.advance().await
     }

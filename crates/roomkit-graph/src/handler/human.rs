@@ -10,7 +10,7 @@ use crate::model::Node;
 /// is refused. The answer becomes the node's output.
 ///
 /// ```
-/// use roomkit_graph::{Edge, Graph, Handlers, HumanHandler, Node, RunStatus, Trigger, Workflow};
+/// use roomkit_graph::{Edge, Graph, Handlers, HumanHandler, Node, EngineStatus, Trigger, Workflow};
 /// use serde_json::json;
 ///
 /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
@@ -23,7 +23,7 @@ use crate::model::Node;
 /// graph.add_edges([Edge::new("start", "review"), Edge::new("review", "end")]);
 /// let mut engine = Workflow::new(graph, Handlers::builtin().with("human", HumanHandler)).engine();
 /// engine.run(json!({})).await?;
-/// assert_eq!(engine.status(), RunStatus::Waiting);
+/// assert_eq!(engine.status(), EngineStatus::Waiting);
 /// assert!(engine.resume("review", json!({"action": "ship"})).is_err());
 /// engine.resume("review", json!({"action": "approve"}))?;
 /// assert_eq!(engine.context().get("review.output.action"), Some(&json!("approve")));
