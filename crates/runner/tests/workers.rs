@@ -99,7 +99,7 @@ async fn a_worker_that_takes_over_a_dead_ones_id_takes_back_its_runs_at_once() {
     }
     held_run(&store, "other", "w2").await;
     let dead = WorkerRegistration::new("w1", "host/1/dead", now_millis(), 300);
-    assert_eq!(store.register_worker(&dead).await.unwrap(), dead);
+    assert_eq!(store.register_worker(&dead, now_millis()).await.unwrap(), dead);
 
     // Anyone else leaves them alone until their leases expire, a minute from now.
     let bystander = Runner::new(open(&dir), Handlers::builtin());
