@@ -15,6 +15,11 @@ pub trait Clock: Send + Sync {
 
     /// The wall-clock time now.
     fn now(&self) -> SystemTime;
+
+    /// Waits until the clock reads `deadline` (at once when it has passed).
+    fn sleep_until(&self, deadline: SystemTime) -> BoxFuture<'static, ()> {
+        self.sleep(deadline.duration_since(self.now()).unwrap_or_default())
+    }
 }
 
 impl<C: Clock + ?Sized> Clock for Arc<C> {
@@ -24,6 +29,10 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
 
     fn now(&self) -> SystemTime {
         (**self).now()
+    }
+
+    fn sleep_until(&self, deadline: SystemTime) -> BoxFuture<'static, ()> {
+        (**self).sleep_until(deadline)
     }
 }
 
@@ -96,18 +105,23 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
-        let mut now = self.now.subscribe();
-        let end = *now.borrow() + duration;
-        Box::pin(async move {
-            // The sender lives as long as any clone of the clock; with none
-            // left, nothing can move it and the wait never ends.
-            if now.wait_for(|now| *now >= end).await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        })
+        self.sleep_until(self.now() + duration)
     }
 
     fn now(&self) -> SystemTime {
         *self.now.borrow()
+    }
+
+    /// Ends once the clock has been moved to `deadline`, however far it is
+    /// moved meanwhile.
+    fn sleep_until(&self, deadline: SystemTime) -> BoxFuture<'static, ()> {
+        let mut now = self.now.subscribe();
+        Box::pin(async move {
+            // The sender lives as long as any clone of the clock; with none
+            // left, nothing can move it and the wait never ends.
+            if now.wait_for(|now| *now >= deadline).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
     }
 }

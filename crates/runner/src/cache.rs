@@ -11,8 +11,9 @@ use roomkit_graph::{Clock, Handlers, Limits, Signal, Workflow};
 use roomkit_graph_store::{Store, StoredGraph};
 use tokio::sync::broadcast;
 
+use crate::error::RunnerError;
+use crate::live::LiveEvent;
 use crate::tasks::lock;
-use crate::{LiveEvent, RunnerError};
 
 /// The step limit of a run whose graph sets none, unless
 /// [`Runner::with_max_steps`](crate::Runner::with_max_steps) says otherwise.

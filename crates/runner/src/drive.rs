@@ -12,8 +12,8 @@ use roomkit_graph_store::{Lease, Millis, RunRecord, RunStatus, StoreError, Trans
 use tokio::sync::Notify;
 use tracing::Instrument as _;
 
-use crate::RunnerError;
 use crate::commit::{self, Cause};
+use crate::error::RunnerError;
 use crate::shared::Shared;
 use crate::time::sleep_until;
 

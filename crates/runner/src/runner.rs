@@ -18,12 +18,14 @@ use tokio::sync::broadcast;
 use crate::cache::Graphs;
 use crate::commit::{self, Cause};
 use crate::drive::{self, Started};
+use crate::error::RunnerError;
 use crate::lease::{Leases, Worker};
+use crate::live::LiveEvent;
 use crate::shared::Shared;
 use crate::tasks::RunTasks;
 use crate::time::Tick;
 use crate::worker::{self, RegisterError};
-use crate::{LiveEvent, RunnerError, supervisor, timers};
+use crate::{supervisor, timers};
 
 /// How many times an answer is worked out again when other commits to its
 /// run come first.

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use roomkit_graph::{Clock, Workflow};
 use roomkit_graph_store::{Millis, RunRecord, Store, StoreError};
 
-use crate::RunnerError;
 use crate::cache::Graphs;
+use crate::error::RunnerError;
 use crate::lease::Leases;
 use crate::tasks::RunTasks;
 use crate::time::{self, Tick};

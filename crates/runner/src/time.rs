@@ -16,8 +16,8 @@ pub(crate) fn now(clock: &dyn Clock) -> Millis {
 
 /// Waits on `clock` until `at` (at once when it has passed).
 pub(crate) fn sleep_until(clock: &dyn Clock, at: Millis) -> BoxFuture<'static, ()> {
-    let wait = u64::try_from(at.saturating_sub(now(clock))).unwrap_or(0);
-    clock.sleep(Duration::from_millis(wait))
+    let since_epoch = Duration::from_millis(u64::try_from(at).unwrap_or(0));
+    clock.sleep_until(SystemTime::UNIX_EPOCH + since_epoch)
 }
 
 /// A duration in whole milliseconds, as a time offset, saturating.

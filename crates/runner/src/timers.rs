@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use roomkit_graph_store::{RunFilter, RunStatus, StepCommit, StoreError};
 
-use crate::RunnerError;
 use crate::commit::{self, Cause};
 use crate::drive::{self, Started};
+use crate::error::RunnerError;
 use crate::shared::Shared;
 use crate::supervisor;
 
