@@ -97,7 +97,7 @@ impl Runner {
     /// A runner on `store` that is worker `worker_id`: its leases are taken as
     /// `worker_id` (its [`Runner::owner`]), and [`Runner::recover`] also takes
     /// back at once the runs a previous process of that id held. The id is
-    /// registered in the store and renewed every `heartbeat` ([`DEFAULT_HEARTBEAT`]
+    /// registered in the store and renewed every `heartbeat` ([`DEFAULT_HEARTBEAT`](crate::DEFAULT_HEARTBEAT)
     /// is a good one); [`Runner::shutdown`] frees it.
     ///
     /// When another process holds the id, this waits (at most three
@@ -142,7 +142,7 @@ impl Runner {
         self.shared.tasks.stop().wait().await;
     }
 
-    /// Sets how long the leases this runner takes last ([`DEFAULT_LEASE`]
+    /// Sets how long the leases this runner takes last ([`DEFAULT_LEASE`](crate::DEFAULT_LEASE)
     /// unless set; at least 50 ms). A run whose runner died is picked up by
     /// another this long after its last renewal at the latest; a runner renews
     /// its leases each time a third of one has passed. Applies to the leases
@@ -188,7 +188,7 @@ impl Runner {
     }
 
     /// Sets the step limit of runs whose graph sets no `max_steps`
-    /// ([`DEFAULT_MAX_STEPS`] unless set; at least 1): a run that has executed
+    /// ([`DEFAULT_MAX_STEPS`](crate::DEFAULT_MAX_STEPS) unless set; at least 1): a run that has executed
     /// that many steps fails with the error kind `step_limit` before its next
     /// one. Every step of a run counts, across answers, timers and restarts.
     ///
@@ -207,7 +207,7 @@ impl Runner {
     }
 
     /// Caps the step limit of every run, a graph's own `max_steps` included
-    /// ([`DEFAULT_STEP_CEILING`] unless set; at least 1).
+    /// ([`DEFAULT_STEP_CEILING`](crate::DEFAULT_STEP_CEILING) unless set; at least 1).
     pub fn with_step_ceiling(self, ceiling: u64) -> Self {
         self.shared.graphs.set_step_ceiling(ceiling);
         self
@@ -229,7 +229,7 @@ impl Runner {
     }
 
     /// Sets how many compiled graphs (graph versions) this runner keeps
-    /// ([`DEFAULT_GRAPH_CACHE`] unless set): the least recently used one goes
+    /// ([`DEFAULT_GRAPH_CACHE`](crate::DEFAULT_GRAPH_CACHE) unless set): the least recently used one goes
     /// when another comes in, and is read and compiled again when a run needs
     /// it. 0 keeps none.
     ///

@@ -13,6 +13,7 @@ use crate::lease::Leases;
 use crate::tasks::RunTasks;
 use crate::time::{self, Tick};
 
+/// A runner's parts, shared by its handles and its tasks.
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn Store>,
     /// Where every "now" and every wait of the runner comes from.
