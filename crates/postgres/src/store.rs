@@ -375,8 +375,13 @@ impl Store for PostgresStore {
         self.retrying(|| self.commit_step_once(&commit)).await
     }
 
-    async fn claim_run(&self, run_id: &str, lease: &Lease) -> Result<Option<RunRecord>, StoreError> {
-        self.retrying(|| self.claim_run_once(run_id, lease)).await
+    async fn claim_run(
+        &self,
+        run_id: &str,
+        lease: &Lease,
+        now: Millis,
+    ) -> Result<Option<RunRecord>, StoreError> {
+        self.retrying(|| self.claim_run_once(run_id, lease, now)).await
     }
 
     async fn renew_lease(&self, run_id: &str, lease: &Lease) -> Result<RunRecord, StoreError> {
@@ -420,11 +425,10 @@ impl Store for PostgresStore {
     async fn register_worker(
         &self,
         registration: &WorkerRegistration,
+        now: Millis,
     ) -> Result<WorkerRegistration, StoreError> {
-        self.retrying(|| async {
-            workers::register(&mut self.client().await?, registration, now_millis()).await
-        })
-        .await
+        self.retrying(|| async { workers::register(&mut self.client().await?, registration, now).await })
+            .await
     }
 
     async fn release_worker(&self, worker_id: &str, instance: &str) -> Result<(), StoreError> {
@@ -685,7 +689,7 @@ impl PostgresStore {
         append(&tx, std::slice::from_ref(&started), context).await?;
         let record = match &run.first_step {
             None => record,
-            Some(step) => apply_step(&tx, step, record, now_millis()).await?.0,
+            Some(step) => apply_step(&tx, step, record, step.at).await?.0,
         };
         tx.commit().await.map_err(pg)?;
         self.announce(run_id);
@@ -699,7 +703,7 @@ impl PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         let before = lock_run(&tx, &commit.run_id).await?;
-        let applied = apply_step(&tx, commit, before, now_millis()).await?;
+        let applied = apply_step(&tx, commit, before, commit.at).await?;
         tx.commit().await.map_err(pg)?;
         if !applied.1.is_empty() {
             self.announce(&commit.run_id);
@@ -707,11 +711,16 @@ impl PostgresStore {
         Ok(applied)
     }
 
-    async fn claim_run_once(&self, run_id: &str, lease: &Lease) -> Result<Option<RunRecord>, StoreError> {
+    async fn claim_run_once(
+        &self,
+        run_id: &str,
+        lease: &Lease,
+        now: Millis,
+    ) -> Result<Option<RunRecord>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         let before = lock_run(&tx, run_id).await?;
-        let Some(claimed) = before.claimed_by(lease, now_millis()) else { return Ok(None) };
+        let Some(claimed) = before.claimed_by(lease, now) else { return Ok(None) };
         if before.lease().as_ref() != Some(&claimed) {
             tx.execute(SET_LEASE, &[&run_id, &claimed.owner, &claimed.until]).await.map_err(pg)?;
             tx.commit().await.map_err(pg)?;

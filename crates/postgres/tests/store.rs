@@ -45,6 +45,7 @@ fn step(run_id: &str, expected_version: u64, node: &str, output: Value) -> StepC
     StepCommit {
         run_id: run_id.into(),
         expected_version,
+        at: now_millis(),
         writes: vec![(node.into(), json!({ "output": output }))],
         current_node_id: Some(node.into()),
         previous_node_id: Some("start".into()),
@@ -211,9 +212,13 @@ async fn a_lease_lets_one_process_drive_a_run_until_it_expires() {
     a.create_run(new_run("g", "r", None)).await.unwrap();
     a.create_run(new_run("g", "idle", None)).await.unwrap();
     let now = now_millis();
-    let claimed = a.claim_run("r", &Lease::new("a", now, 500)).await.unwrap().unwrap();
+    let claimed = a.claim_run("r", &Lease::new("a", now, 500), now_millis()).await.unwrap().unwrap();
     assert_eq!(claimed.owner.as_deref(), Some("a"));
-    assert_eq!(b.claim_run("r", &Lease::new("b", now, 60_000)).await.unwrap(), None, "held by a");
+    assert_eq!(
+        b.claim_run("r", &Lease::new("b", now, 60_000), now_millis()).await.unwrap(),
+        None,
+        "held by a"
+    );
     let taken = b
         .commit_step(StepCommit { lease: Some(Lease::new("b", now, 60_000)), ..step("r", 1, "x", json!(1)) });
     assert!(matches!(taken.await, Err(StoreError::Conflict { .. })));
@@ -225,7 +230,7 @@ async fn a_lease_lets_one_process_drive_a_run_until_it_expires() {
     let later = now_millis();
     let claimable = b.claimable_runs(later, 10).await.unwrap();
     assert_eq!(claimable.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(), ["idle", "r"]);
-    assert!(b.claim_run("r", &Lease::new("b", later, 60_000)).await.unwrap().is_some());
+    assert!(b.claim_run("r", &Lease::new("b", later, 60_000), now_millis()).await.unwrap().is_some());
     assert!(matches!(
         a.renew_lease("r", &Lease::new("a", later, 60_000)).await,
         Err(StoreError::Conflict { .. })
@@ -241,8 +246,15 @@ async fn a_lease_lets_one_process_drive_a_run_until_it_expires() {
     };
     let (parked, _) = b.commit_step(park).await.unwrap();
     assert_eq!((parked.owner, parked.lease_until), (None, None));
-    assert_eq!(a.claim_run("r", &Lease::new("a", later, 60_000)).await.unwrap(), None, "waiting");
-    assert!(matches!(a.claim_run("nope", &Lease::new("a", now, 1)).await, Err(StoreError::NotFound(_))));
+    assert_eq!(
+        a.claim_run("r", &Lease::new("a", later, 60_000), now_millis()).await.unwrap(),
+        None,
+        "waiting"
+    );
+    assert!(matches!(
+        a.claim_run("nope", &Lease::new("a", now, 1), now_millis()).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread")]

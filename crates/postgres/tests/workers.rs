@@ -23,7 +23,8 @@ async fn a_worker_id_is_held_by_one_live_process_until_released_or_expired() {
 
     // Two processes asking for a new id at once: one gets it.
     let (first, second) = (registration("a", 60_000), registration("b", 60_000));
-    let (to_a, to_b) = tokio::join!(a.register_worker(&first), b.register_worker(&second));
+    let (to_a, to_b) =
+        tokio::join!(a.register_worker(&first, now_millis()), b.register_worker(&second, now_millis()));
     let (to_a, to_b) = (to_a.unwrap(), to_b.unwrap());
     assert_eq!(to_a, to_b, "both are told the same holder");
     assert!(to_a == first || to_a == second);
@@ -31,18 +32,31 @@ async fn a_worker_id_is_held_by_one_live_process_until_released_or_expired() {
     let (holder_name, other_name) = if to_a == first { ("a", "b") } else { ("b", "a") };
 
     let renewed = registration(holder_name, 120_000);
-    assert_eq!(holder.register_worker(&renewed).await.unwrap(), renewed, "its own process renews it");
-    assert_eq!(other.register_worker(&registration(other_name, 60_000)).await.unwrap(), renewed);
+    assert_eq!(
+        holder.register_worker(&renewed, now_millis()).await.unwrap(),
+        renewed,
+        "its own process renews it"
+    );
+    assert_eq!(
+        other.register_worker(&registration(other_name, 60_000), now_millis()).await.unwrap(),
+        renewed
+    );
     other.release_worker("w1", other_name).await.unwrap();
-    assert_eq!(other.register_worker(&registration(other_name, 60_000)).await.unwrap(), renewed);
+    assert_eq!(
+        other.register_worker(&registration(other_name, 60_000), now_millis()).await.unwrap(),
+        renewed
+    );
 
     holder.release_worker("w1", holder_name).await.unwrap();
     let short = registration(other_name, 100);
-    assert_eq!(other.register_worker(&short).await.unwrap(), short, "released: free at once");
-    assert_eq!(holder.register_worker(&registration(holder_name, 60_000)).await.unwrap(), short);
+    assert_eq!(other.register_worker(&short, now_millis()).await.unwrap(), short, "released: free at once");
+    assert_eq!(
+        holder.register_worker(&registration(holder_name, 60_000), now_millis()).await.unwrap(),
+        short
+    );
     tokio::time::sleep(Duration::from_millis(150)).await;
     let taken = registration(holder_name, 60_000);
-    assert_eq!(holder.register_worker(&taken).await.unwrap(), taken, "expired: taken");
+    assert_eq!(holder.register_worker(&taken, now_millis()).await.unwrap(), taken, "expired: taken");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -71,9 +85,9 @@ async fn the_running_runs_an_owner_holds_are_listed_live_lease_or_not() {
         store.create_run(run).await.unwrap();
     }
     let now = now_millis();
-    store.claim_run("r1", &Lease::new("w1", now, 60_000)).await.unwrap().expect("claimed");
-    store.claim_run("r2", &Lease::new("w1", now, 1)).await.unwrap().expect("claimed");
-    store.claim_run("r3", &Lease::new("w2", now, 60_000)).await.unwrap().expect("claimed");
+    store.claim_run("r1", &Lease::new("w1", now, 60_000), now_millis()).await.unwrap().expect("claimed");
+    store.claim_run("r2", &Lease::new("w1", now, 1), now_millis()).await.unwrap().expect("claimed");
+    store.claim_run("r3", &Lease::new("w2", now, 60_000), now_millis()).await.unwrap().expect("claimed");
     tokio::time::sleep(Duration::from_millis(5)).await;
 
     let mut held: Vec<String> =

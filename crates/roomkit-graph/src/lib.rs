@@ -61,7 +61,7 @@ mod policy;
 mod template;
 mod validate;
 
-pub use clock::{Clock, NoWaitClock, SystemClock};
+pub use clock::{Clock, ManualClock, NoWaitClock, SystemClock};
 pub use condition::{Condition, ConditionError, FieldBuilder, FieldCondition, Op};
 pub use context::{Context, Path};
 pub use duration::{DurationError, parse_duration};

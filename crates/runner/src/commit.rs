@@ -7,7 +7,7 @@ use roomkit_graph::{ErrorKind, Sent, Signal, StepOutcome, StepStatus, WorkflowEn
 use roomkit_graph_store::{Entry, Millis, RunRecord, RunStatus, StepCommit};
 use serde_json::Value;
 
-use crate::millis_i64;
+use crate::time::millis_i64;
 
 /// What moved the run.
 pub(crate) enum Cause<'a> {
@@ -25,8 +25,9 @@ pub(crate) enum Cause<'a> {
 }
 
 /// The commit that records `outcome` on the run `run_id` at
-/// `expected_version`, `engine` standing where the outcome left it, at `now`.
-/// No lease: the caller adds its own.
+/// `expected_version`, `engine` standing where the outcome left it, at `now`
+/// (the commit's time, and where its timers and retries count from). No
+/// lease: the caller adds its own.
 pub(crate) fn of_outcome(
     outcome: &StepOutcome,
     engine: &WorkflowEngine,
@@ -127,6 +128,7 @@ pub(crate) fn of_outcome(
     StepCommit {
         run_id: run_id.to_owned(),
         expected_version,
+        at: now,
         writes: outcome.writes.clone(),
         current_node_id: engine.current_node_id().map(str::to_owned),
         previous_node_id: engine.previous_node_id().map(str::to_owned),
@@ -141,11 +143,17 @@ pub(crate) fn of_outcome(
 }
 
 /// A commit that moves `run` to `status` where it stands, running no node
-/// (a cancel), with `entries`.
-pub(crate) fn status_change(run: &RunRecord, status: RunStatus, entries: Vec<Entry>) -> StepCommit {
+/// (a cancel), with `entries`, at `now`.
+pub(crate) fn status_change(
+    run: &RunRecord,
+    status: RunStatus,
+    entries: Vec<Entry>,
+    now: Millis,
+) -> StepCommit {
     StepCommit {
         run_id: run.run_id.clone(),
         expected_version: run.version,
+        at: now,
         writes: Vec::new(),
         current_node_id: run.current_node_id.clone(),
         previous_node_id: run.previous_node_id.clone(),

@@ -7,13 +7,15 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use roomkit_graph::{StepStatus, Workflow, WorkflowEngine};
-use roomkit_graph_store::{Lease, Millis, RunRecord, RunStatus, StoreError, TranscriptEvent, now_millis};
+use roomkit_graph_store::{Lease, Millis, RunRecord, RunStatus, StoreError, TranscriptEvent};
 
 use tokio::sync::Notify;
 use tracing::Instrument as _;
 
 use crate::commit::{self, Cause};
-use crate::{Inner, RunnerError};
+use crate::error::RunnerError;
+use crate::shared::Shared;
+use crate::time::sleep_until;
 
 /// How driving a run ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -41,10 +43,9 @@ pub(crate) struct Held {
 }
 
 impl Held {
-    /// The lease to commit a step with: renewed from now when a third of it
-    /// has passed, else as stored (so the commit does not rewrite it).
-    fn for_commit(&self) -> Lease {
-        let now = now_millis();
+    /// The lease to commit a step with at `now`: renewed from then when a
+    /// third of it has passed, else as stored (so the commit does not rewrite it).
+    fn for_commit(&self, now: Millis) -> Lease {
         let until = self.until.load(Ordering::SeqCst);
         let until = if until.saturating_sub(now) < self.duration / 3 * 2 {
             let renewed = now.saturating_add(self.duration);
@@ -64,17 +65,20 @@ impl Held {
 /// the step in progress. So does a cancel through this runner (`cancelled`
 /// notified), without waiting for a renewal.
 pub(crate) async fn drive(
-    inner: &Inner,
+    shared: &Shared,
     run_id: &str,
     until: Millis,
     start: Option<Started>,
     cancelled: &Notify,
 ) -> Ended {
-    let held =
-        Held { owner: inner.owner.clone(), until: AtomicI64::new(until), duration: inner.lease_millis() };
+    let held = Held {
+        owner: shared.leases.owner().to_owned(),
+        until: AtomicI64::new(until),
+        duration: shared.leases.duration_millis(),
+    };
     let driving = async {
         tokio::select! {
-            ended = drive_steps(inner, run_id, &held, start) => match ended {
+            ended = drive_steps(shared, run_id, &held, start) => match ended {
                 Ok(ended) => ended,
                 Err(error) => {
                     // The run stays as last committed, to be driven again.
@@ -82,7 +86,7 @@ pub(crate) async fn drive(
                     Ended::Failed
                 }
             },
-            () = keep_lease(inner, run_id, &held) => {
+            () = keep_lease(shared, run_id, &held) => {
                 tracing::info!("the run's lease was lost: letting go");
                 Ended::LetGo
             }
@@ -98,23 +102,25 @@ pub(crate) async fn drive(
 /// Renews the lease each time a third of it has passed without a commit doing
 /// it. Returns once the lease is lost: the run is not running any more, or
 /// another owner took it.
-async fn keep_lease(inner: &Inner, run_id: &str, held: &Held) {
+async fn keep_lease(shared: &Shared, run_id: &str, held: &Held) {
     loop {
         let until = held.until.load(Ordering::SeqCst);
-        sleep_until(until.saturating_sub(held.duration / 3 * 2)).await;
+        sleep_until(&*shared.clock, until.saturating_sub(held.duration / 3 * 2)).await;
         if held.until.load(Ordering::SeqCst) != until {
             // A commit renewed it meanwhile.
             continue;
         }
-        let lease = Lease::new(held.owner.clone(), now_millis(), held.duration);
-        match inner.store.renew_lease(run_id, &lease).await {
+        let lease = Lease::new(held.owner.clone(), shared.now(), held.duration);
+        match shared.store.renew_lease(run_id, &lease).await {
             Ok(run) => {
                 held.until.fetch_max(run.lease_until.unwrap_or(lease.until), Ordering::SeqCst);
             }
             Err(StoreError::Conflict { .. }) => return,
             // The store failed (locked, say): try again shortly, before the lease runs out.
             Err(_) => {
-                tokio::time::sleep(Duration::from_millis(u64::try_from(held.duration / 10).unwrap_or(5)))
+                shared
+                    .clock
+                    .sleep(Duration::from_millis(u64::try_from(held.duration / 10).unwrap_or(5)))
                     .await
             }
         }
@@ -132,31 +138,31 @@ pub(crate) struct Started {
 }
 
 async fn drive_steps(
-    inner: &Inner,
+    shared: &Shared,
     run_id: &str,
     held: &Held,
     start: Option<Started>,
 ) -> Result<Ended, RunnerError> {
     if let Some(Started { record, engine, retry_at }) = start {
-        return drive_from(inner, run_id, held, &record, engine, retry_at).await;
+        return drive_from(shared, run_id, held, &record, engine, retry_at).await;
     }
-    let (record, state) = inner.store.load_run(run_id).await?;
+    let (record, state) = shared.store.load_run(run_id).await?;
     if record.status != RunStatus::Running {
         return Ok(Ended::Parked);
     }
-    let workflow = inner.workflow(&record.org, &record.graph_id, record.graph_version).await?;
+    let workflow = shared.workflow(&record.org, &record.graph_id, record.graph_version).await?;
     let mut engine = restored(&workflow, &record, state)?;
     // A run picked up after a restart may be between two attempts of a node.
     let mut retry_at = None;
     if let Some(node) = engine.current_node_id() {
         // Only the last event can be a pending retry.
-        let last = inner.store.transcript(run_id, record.last_seq.saturating_sub(1), 1).await?;
+        let last = shared.store.transcript(run_id, record.last_seq.saturating_sub(1), 1).await?;
         if let Some((attempt, at)) = pending_retry(&last, node) {
             engine.set_attempt(attempt);
             retry_at = Some(at);
         }
     }
-    drive_from(inner, run_id, held, &record, engine, retry_at).await
+    drive_from(shared, run_id, held, &record, engine, retry_at).await
 }
 
 /// The engine of a stored run, its steps counted from where the run stands.
@@ -173,7 +179,7 @@ pub(crate) fn restored(
 /// Drives the run from `record` and `engine`, its next attempt due at
 /// `retry_at` (a retry scheduled before a restart), if set.
 async fn drive_from(
-    inner: &Inner,
+    shared: &Shared,
     run_id: &str,
     held: &Held,
     record: &RunRecord,
@@ -183,19 +189,21 @@ async fn drive_from(
     let mut version = record.version;
     // A stop cuts the wait for a retry short: the run is let go, its retry
     // still scheduled, for whoever drives it next.
+    let stop = shared.tasks.stop();
     if let Some(at) = retry_at
-        && !inner.unless_stopped(sleep_until(at)).await
+        && !stop.unless_stopped(sleep_until(&*shared.clock, at)).await
     {
         return Ok(Ended::LetGo);
     }
-    while !inner.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+    while !stop.is_set() {
         let Some(outcome) = engine.step_outcome().await else {
             return Ok(Ended::Parked);
         };
-        let commit = commit::of_outcome(&outcome, &engine, Cause::Step, run_id, version, now_millis());
+        let now = shared.now();
+        let commit = commit::of_outcome(&outcome, &engine, Cause::Step, run_id, version, now);
         let status = commit.status;
-        let commit = roomkit_graph_store::StepCommit { lease: Some(held.for_commit()), ..commit };
-        match inner.store.commit_step(commit).await {
+        let commit = roomkit_graph_store::StepCommit { lease: Some(held.for_commit(now)), ..commit };
+        match shared.store.commit_step(commit).await {
             Ok((record, _)) => version = record.version,
             Err(StoreError::Conflict { detail, .. }) => {
                 tracing::debug!(node = %outcome.node_id, %detail, "another writer moved the run; letting go");
@@ -224,7 +232,7 @@ async fn drive_from(
             return Ok(Ended::Parked);
         }
         if let StepStatus::Failed { retry_in: Some(wait), .. } = outcome.status
-            && !inner.unless_stopped(tokio::time::sleep(wait)).await
+            && !stop.unless_stopped(shared.clock.sleep(wait)).await
         {
             return Ok(Ended::LetGo);
         }
@@ -243,9 +251,4 @@ fn pending_retry(events: &[TranscriptEvent], node: &str) -> Option<(u32, Millis)
         }
         _ => None,
     }
-}
-
-async fn sleep_until(at: i64) {
-    let wait = u64::try_from(at.saturating_sub(now_millis())).unwrap_or(0);
-    tokio::time::sleep(Duration::from_millis(wait)).await;
 }

@@ -1,4 +1,4 @@
-//! Worker ids: a runner started as worker `ID` ([`Runner::register`]) takes
+//! Worker ids: a runner started as worker `ID` ([`Runner::register`](crate::Runner::register)) takes
 //! its run leases as `ID`, so that the next process started as `ID` (after a
 //! crash or a restart) takes back at once the runs this one held, instead of
 //! waiting for their leases to expire.
@@ -11,17 +11,19 @@
 //! ([`RegisterError::Taken`]); if it expires, the holder is dead and the new
 //! process takes the id.
 
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
 use std::time::Duration;
 
-use roomkit_graph::Handlers;
-use roomkit_graph_store::{Millis, Store, StoreError, WorkerRegistration, now_millis};
-use tokio::sync::watch;
+use roomkit_graph::Clock;
+use roomkit_graph_store::{Store, StoreError, WorkerRegistration};
 
-use crate::{Inner, Runner, millis_i64, new_owner_id};
+use crate::lease::{Worker, new_owner_id};
+use crate::shared::Shared;
+use crate::tasks::Stop;
+use crate::time::{self, millis_i64};
 
 /// How often a registered runner renews its worker id unless
-/// [`Runner::register`] is given another heartbeat. Its registration lasts
+/// [`Runner::register`](crate::Runner::register) is given another heartbeat. Its registration lasts
 /// three heartbeats.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(2);
 
@@ -53,88 +55,11 @@ pub enum RegisterError {
     Store(#[from] StoreError),
 }
 
-/// The worker id a runner was registered as, and how it keeps it.
-pub(crate) struct Worker {
-    /// The id, which is also the owner of the runner's leases.
-    pub(crate) id: String,
-    /// This process, as the holder of the registration.
-    pub(crate) instance: String,
-    pub(crate) heartbeat: Duration,
-}
-
-impl Worker {
-    /// The registration to ask for now.
-    fn registration(&self) -> WorkerRegistration {
-        WorkerRegistration::new(&self.id, &self.instance, now_millis(), self.ttl())
-    }
-
-    /// How long a registration lasts: three heartbeats.
-    fn ttl(&self) -> Millis {
-        millis_i64(self.heartbeat).saturating_mul(3)
-    }
-}
-
-impl Runner {
-    /// A runner on `store` that is worker `worker_id`: its leases are taken as
-    /// `worker_id` (its [`Runner::owner`]), and [`Runner::recover`] also takes
-    /// back at once the runs a previous process of that id held. The id is
-    /// registered in the store and renewed every `heartbeat` ([`DEFAULT_HEARTBEAT`]
-    /// is a good one); [`Runner::shutdown`] frees it.
-    ///
-    /// When another process holds the id, this waits (at most three
-    /// heartbeats) to see whether that process is alive: it takes the id once
-    /// the registration expires, or is refused with [`RegisterError::Taken`]
-    /// as soon as the registration is renewed.
-    ///
-    /// Should the runner lose its id anyway (its process stalled for three
-    /// heartbeats and another took the id), it stops driving runs:
-    /// [`Runner::stopped`] completes.
-    ///
-    /// ```
-    /// use roomkit_graph::Handlers;
-    /// use roomkit_graph_runner::{DEFAULT_HEARTBEAT, RegisterError, Runner};
-    /// use roomkit_graph_sqlite::SqliteStore;
-    ///
-    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async {
-    /// let dir = tempfile::tempdir()?;
-    /// let store = SqliteStore::open(dir.path().join("runs.db"))?;
-    /// let first = Runner::register(store.clone(), Handlers::builtin(), "w1", DEFAULT_HEARTBEAT).await?;
-    /// assert_eq!(first.owner(), "w1");
-    /// // While the first is alive, nobody else is w1.
-    /// let second = Runner::register(store, Handlers::builtin(), "w1", DEFAULT_HEARTBEAT).await;
-    /// assert!(matches!(second, Err(RegisterError::Taken { .. })));
-    /// first.shutdown().await;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// # })?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub async fn register(
-        store: impl Store + 'static,
-        handlers: Handlers,
-        worker_id: &str,
-        heartbeat: Duration,
-    ) -> Result<Runner, RegisterError> {
-        check_id(worker_id)?;
-        let worker = Worker {
-            id: worker_id.to_owned(),
-            instance: new_owner_id(),
-            heartbeat: heartbeat.max(MIN_HEARTBEAT),
-        };
-        take(&store, &worker).await?;
-        let heartbeat = worker.heartbeat;
-        let runner = Runner::build(Arc::new(store), handlers, Some(worker));
-        let (weak, stop) = (Arc::downgrade(&runner.inner), runner.inner.stop.subscribe());
-        runner.inner.tasks.spawn(keep_registration(weak, heartbeat, stop));
-        Ok(runner)
-    }
-
-    /// Completes once this runner stops driving runs: [`Runner::shutdown`]
-    /// was called, or it lost its worker id ([`Runner::register`]).
-    pub async fn stopped(&self) {
-        let mut stop = self.inner.stop.subscribe();
-        // The sender lives as long as the runner.
-        let _ = stop.wait_for(|stopped| *stopped).await;
-    }
+/// The worker `worker_id` of this process, renewing its registration every
+/// `heartbeat` (at least 50 ms), or why it cannot be one.
+pub(crate) fn worker(worker_id: &str, heartbeat: Duration) -> Result<Worker, RegisterError> {
+    check_id(worker_id)?;
+    Ok(Worker { id: worker_id.to_owned(), instance: new_owner_id(), heartbeat: heartbeat.max(MIN_HEARTBEAT) })
 }
 
 /// Refuses what cannot be a worker id.
@@ -154,10 +79,11 @@ fn check_id(worker_id: &str) -> Result<(), RegisterError> {
 /// Takes `worker`'s id: at once when free, else once its holder's
 /// registration expires; refused when the holder renews it (it is alive) or
 /// another process takes it meanwhile.
-async fn take(store: &dyn Store, worker: &Worker) -> Result<(), RegisterError> {
+pub(crate) async fn take(store: &dyn Store, clock: &dyn Clock, worker: &Worker) -> Result<(), RegisterError> {
     let mut seen: Option<WorkerRegistration> = None;
     loop {
-        let held = store.register_worker(&worker.registration()).await?;
+        let now = time::now(clock);
+        let held = store.register_worker(&worker.registration(now), now).await?;
         if held.instance == worker.instance {
             return Ok(());
         }
@@ -173,10 +99,10 @@ async fn take(store: &dyn Store, worker: &Worker) -> Result<(), RegisterError> {
         }
         // Look again when it expires, or half a heartbeat from now (a live
         // holder renews it within a heartbeat).
-        let expires_in = u64::try_from(held.until.saturating_sub(now_millis())).unwrap_or(0);
+        let expires_in = u64::try_from(held.until.saturating_sub(time::now(clock))).unwrap_or(0);
         let wait = Duration::from_millis(expires_in).min(worker.heartbeat / 2);
         seen = Some(held);
-        tokio::time::sleep(wait).await;
+        clock.sleep(wait).await;
     }
 }
 
@@ -186,31 +112,32 @@ async fn take(store: &dyn Store, worker: &Worker) -> Result<(), RegisterError> {
 /// tried again at the next heartbeat, unless the registration may have lapsed
 /// since the last renewal that went through: then another process may have
 /// the id, and the runner stops driving runs too.
-async fn keep_registration(weak: Weak<Inner>, heartbeat: Duration, mut stop: watch::Receiver<bool>) {
-    let mut renewed = now_millis();
+pub(crate) async fn keep_registration(weak: Weak<Shared>, heartbeat: Duration, stop: Stop) {
+    let Some(mut renewed) = weak.upgrade().map(|shared| shared.now()) else { return };
     loop {
-        tokio::select! {
-            () = tokio::time::sleep(heartbeat) => {}
-            _ = stop.wait_for(|stopped| *stopped) => return,
+        let Some(next) = weak.upgrade().map(|shared| shared.clock.sleep(heartbeat)) else { return };
+        if !stop.unless_stopped(next).await {
+            return;
         }
-        let Some(inner) = weak.upgrade() else { return };
-        let Some(worker) = &inner.worker else { return };
-        match inner.store.register_worker(&worker.registration()).await {
-            Ok(held) if held.instance == worker.instance => renewed = now_millis(),
+        let Some(shared) = weak.upgrade() else { return };
+        let Some(worker) = shared.leases.worker() else { return };
+        let now = shared.now();
+        match shared.store.register_worker(&worker.registration(now), now).await {
+            Ok(held) if held.instance == worker.instance => renewed = now,
             Ok(held) => {
                 tracing::error!(worker_id = %worker.id, holder = %held.instance,
                     "another process took this worker id: driving no more runs");
-                inner.stop_driving();
+                stop.set();
                 return;
             }
             // Less than a heartbeat before it lapses: another process may take it at the next one.
             Err(error)
-                if now_millis().saturating_sub(renewed)
+                if shared.now().saturating_sub(renewed)
                     >= worker.ttl().saturating_sub(millis_i64(heartbeat)) =>
             {
                 tracing::error!(worker_id = %worker.id, %error,
                     "cannot renew the worker id before it lapses: driving no more runs");
-                inner.stop_driving();
+                stop.set();
                 return;
             }
             Err(error) => {
@@ -220,12 +147,10 @@ async fn keep_registration(weak: Weak<Inner>, heartbeat: Duration, mut stop: wat
     }
 }
 
-impl Inner {
-    /// Frees this runner's worker id, if it has one. A release that fails
-    /// is left to expire.
-    pub(crate) async fn release_worker(&self) {
-        if let Some(worker) = &self.worker {
-            let _ = self.store.release_worker(&worker.id, &worker.instance).await;
-        }
+/// Frees the runner's worker id, if it has one. A release that fails is
+/// left to expire.
+pub(crate) async fn release(shared: &Shared) {
+    if let Some(worker) = shared.leases.worker() {
+        let _ = shared.store.release_worker(&worker.id, &worker.instance).await;
     }
 }

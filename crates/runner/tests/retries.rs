@@ -7,7 +7,9 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use roomkit_graph::{Edge, Graph, HandlerError, Handlers, Node, NodeHandler, NodeResult, Scope, Trigger};
+use roomkit_graph::{
+    Edge, Graph, HandlerError, Handlers, ManualClock, Node, NodeHandler, NodeResult, Scope, Trigger,
+};
 use roomkit_graph_runner::Runner;
 use roomkit_graph_sqlite::SqliteStore;
 use roomkit_graph_store::{DEFAULT_ORG, Entry, RunRecord, RunStatus, Store};
@@ -160,36 +162,32 @@ async fn a_malformed_policy_fails_the_run_naming_the_field() {
 async fn a_scheduled_retry_survives_a_restart_with_its_attempt_number() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("r.db");
+    // The retry is due when the test moves the clock, never by waiting.
+    let clock = ManualClock::new(std::time::SystemTime::now());
     let graph = one_node("flaky", json!({"retry": {"max_attempts": 3, "backoff": "300ms"}}));
     let first_keys = Arc::new(Mutex::new(Vec::new()));
-    let first = Runner::new(
+    let first = Runner::builder(
         SqliteStore::open(&db).unwrap(),
         Handlers::builtin().with("flaky", Flaky { failures: 1, keys: Arc::clone(&first_keys) }),
-    );
+    )
+    .clock(clock.clone())
+    .build();
     first.save_graph(&graph).await.unwrap();
     let run = first.start("g", json!({})).await.unwrap();
     // Wait for the first attempt's failure and the retry it schedules, then stop.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !first
-        .store()
-        .transcript(&run.run_id, 0, 100)
-        .await
-        .unwrap()
-        .iter()
-        .any(|e| matches!(e.entry, Entry::RetryScheduled { attempt: 2, .. }))
-    {
-        assert!(std::time::Instant::now() < deadline, "no retry was scheduled");
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    scheduled(first.store(), &run.run_id).await;
     first.shutdown().await;
     drop(first);
 
     let second_keys = Arc::new(Mutex::new(Vec::new()));
-    let second = Runner::new(
+    let second = Runner::builder(
         SqliteStore::open(&db).unwrap(),
         Handlers::builtin().with("flaky", Flaky { failures: 1, keys: Arc::clone(&second_keys) }),
-    );
+    )
+    .clock(clock.clone())
+    .build();
     second.recover().await.unwrap();
+    clock.advance(std::time::Duration::from_millis(300));
     let done = second.wait(&run.run_id).await.unwrap();
     assert_eq!(done.status, RunStatus::Completed);
     assert_eq!(first_keys.lock().unwrap().clone(), [format!("{}/call/1", run.run_id)]);
@@ -206,19 +204,24 @@ async fn a_stop_cuts_a_retry_wait_short_and_leaves_the_retry_scheduled() {
     let runner = Runner::new(SqliteStore::open(&db).unwrap(), flaky());
     runner.save_graph(&graph).await.unwrap();
     let run = runner.start("g", json!({})).await.unwrap();
-    let scheduled = || async {
-        let events = runner.store().transcript(&run.run_id, 0, 100).await.unwrap();
-        events.iter().any(|event| matches!(event.entry, Entry::RetryScheduled { .. }))
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !scheduled().await {
-        assert!(std::time::Instant::now() < deadline, "no retry was scheduled");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    scheduled(runner.store(), &run.run_id).await;
 
     // The stop does not wait out the 60 s before the retry.
     tokio::time::timeout(std::time::Duration::from_secs(5), runner.shutdown()).await.unwrap();
     let left = runner.store().run(&run.run_id).await.unwrap();
     assert_eq!((left.status, left.owner), (RunStatus::Running, None), "let go, still to run");
     assert_eq!(keys.lock().unwrap().len(), 1, "attempt 2 did not run");
+}
+
+/// Looks every millisecond, a thousand times at most, until the run's first
+/// failure has scheduled its retry: the commit that does comes at once.
+async fn scheduled(store: &dyn Store, run_id: &str) {
+    for _ in 0..1_000 {
+        let events = store.transcript(run_id, 0, 100).await.unwrap();
+        if events.iter().any(|event| matches!(event.entry, Entry::RetryScheduled { attempt: 2, .. })) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    panic!("no retry was scheduled");
 }

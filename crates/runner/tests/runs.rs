@@ -9,8 +9,8 @@ use std::sync::mpsc;
 
 use async_trait::async_trait;
 use roomkit_graph::{
-    Condition, Edge, Graph, HandlerError, Handlers, HumanHandler, Node, NodeHandler, NodeResult, Scope,
-    Signal, Trigger,
+    Clock, Condition, Edge, Graph, HandlerError, Handlers, HumanHandler, ManualClock, Node, NodeHandler,
+    NodeResult, Scope, Signal, Trigger,
 };
 use roomkit_graph_runner::{Runner, RunnerError};
 use roomkit_graph_sqlite::SqliteStore;
@@ -159,29 +159,37 @@ fn a_run_cut_off_mid_step_is_finished_by_the_next_process_with_every_step_once()
         Edge::new("two", "end"),
     ]);
 
-    // The first process reaches the slow node, then dies.
+    // Both processes read the time from one clock, which moves only when told.
+    let clock = ManualClock::new(std::time::SystemTime::now());
+    let lease = std::time::Duration::from_millis(500);
+
+    // The first process reaches the slow node, then dies: its tasks are
+    // dropped, its lease is never released.
     let (entered, entered_rx) = mpsc::channel();
     let first = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let run_id = first.block_on(async {
-        let runner = Runner::new(open(&dir), Handlers::builtin().with("work", Stuck(entered)))
-            .with_lease(std::time::Duration::from_millis(500));
+        let handlers = Handlers::builtin().with("work", Stuck(entered));
+        let runner = Runner::builder(open(&dir), handlers).clock(clock.clone()).build().with_lease(lease);
         runner.save_graph(&graph).await.unwrap();
         runner.start("long", json!({})).await.unwrap().run_id
     });
     entered_rx.recv().unwrap();
-    first.shutdown_background();
+    first.shutdown_timeout(std::time::Duration::from_secs(5));
 
     // The next process picks the run up where its last commit left it, once
-    // the lease of the dead one has expired.
+    // the lease of the dead one has expired: not a millisecond before.
     let second = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     second.block_on(async {
-        let runner = Runner::new(open(&dir), Handlers::builtin().with("work", Quick));
+        let handlers = Handlers::builtin().with("work", Quick);
+        let runner = Runner::builder(open(&dir), handlers).clock(clock.clone()).build();
         let expires = runner.store().run(&run_id).await.unwrap().lease_until.expect("a lease");
         assert_eq!(runner.recover().await.unwrap(), 0, "the dead process's lease still holds");
-        while runner.recover().await.unwrap() == 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        assert!(roomkit_graph_store::now_millis() >= expires, "picked up before the lease expired");
+        clock.advance(lease - std::time::Duration::from_millis(1));
+        assert_eq!(runner.recover().await.unwrap(), 0, "the lease holds to its last millisecond");
+        clock.advance(std::time::Duration::from_millis(1));
+        assert_eq!(runner.recover().await.unwrap(), 1, "the expired lease is taken");
+        let now = clock.now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+        assert_eq!(now, u128::try_from(expires).unwrap(), "picked up as the lease expired");
         let done = runner.wait(&run_id).await.unwrap();
         assert_eq!(done.status, RunStatus::Completed);
         let events = runner.store().transcript(&run_id, 0, 100).await.unwrap();

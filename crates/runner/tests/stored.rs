@@ -5,7 +5,7 @@
 use roomkit_graph::{Edge, EngineState, Graph, Handlers, HumanHandler, Node, Trigger};
 use roomkit_graph_runner::Runner;
 use roomkit_graph_sqlite::SqliteStore;
-use roomkit_graph_store::{DEFAULT_ORG, Entry, NewRun, RunStatus, StepCommit};
+use roomkit_graph_store::{DEFAULT_ORG, Entry, NewRun, RunStatus, StepCommit, now_millis};
 use serde_json::{Map, json};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -54,6 +54,7 @@ async fn a_run_holding_data_deeper_than_the_limits_reads_back_and_completes() {
             first_step: Some(StepCommit {
                 run_id: state.run_id.clone(),
                 expected_version: 1,
+                at: now_millis(),
                 writes: vec![("start".to_owned(), json!({"output": {"input": trigger}}))],
                 current_node_id: Some("review".to_owned()),
                 previous_node_id: Some("start".to_owned()),

@@ -111,6 +111,7 @@ impl SqliteStore {
     ///         wake_at: None,
     ///         run_id: run.run_id,
     ///         expected_version: run.version,
+    ///         at: roomkit_graph_store::now_millis(),
     ///         writes: vec![("start".into(), json!({"output": {"ok": true}}))],
     ///         current_node_id: None,
     ///         previous_node_id: Some("start".into()),
@@ -271,9 +272,14 @@ impl Store for SqliteStore {
         self.write(|reply| Request::CommitStep { commit, reply }).await
     }
 
-    async fn claim_run(&self, run_id: &str, lease: &Lease) -> Result<Option<RunRecord>, StoreError> {
+    async fn claim_run(
+        &self,
+        run_id: &str,
+        lease: &Lease,
+        now: Millis,
+    ) -> Result<Option<RunRecord>, StoreError> {
         let (run_id, lease) = (run_id.to_owned(), lease.clone());
-        self.write(|reply| Request::Claim { run_id, lease, reply }).await
+        self.write(|reply| Request::Claim { run_id, lease, now, reply }).await
     }
 
     async fn renew_lease(&self, run_id: &str, lease: &Lease) -> Result<RunRecord, StoreError> {
@@ -325,9 +331,10 @@ impl Store for SqliteStore {
     async fn register_worker(
         &self,
         registration: &WorkerRegistration,
+        now: Millis,
     ) -> Result<WorkerRegistration, StoreError> {
         let registration = registration.clone();
-        self.write(|reply| Request::Register { registration, reply }).await
+        self.write(|reply| Request::Register { registration, now, reply }).await
     }
 
     async fn release_worker(&self, worker_id: &str, instance: &str) -> Result<(), StoreError> {

@@ -169,7 +169,7 @@ pub(crate) fn commit_step(
 ) -> Result<(RunRecord, Vec<TranscriptEvent>), DbError> {
     let run_id = &commit.run_id;
     let before = read::find_run(conn, run_id)?.ok_or_else(|| read::not_found_run(run_id))?;
-    let now = now_millis();
+    let now = commit.at;
     commit.check(&before, now)?;
     let writes = commit.written_context().map(|written| Value::Object(written).to_string());
     let events: Vec<TranscriptEvent> = (before.last_seq + 1..)
@@ -255,9 +255,10 @@ pub(crate) fn claim_run(
     conn: &Connection,
     run_id: &str,
     lease: &Lease,
+    now: Millis,
 ) -> Result<Option<RunRecord>, DbError> {
     let before = read::run(conn, run_id)?;
-    let Some(claimed) = before.claimed_by(lease, now_millis()) else { return Ok(None) };
+    let Some(claimed) = before.claimed_by(lease, now) else { return Ok(None) };
     if before.lease().as_ref() != Some(&claimed) {
         set_lease(conn, run_id, Some(&claimed.owner), Some(claimed.until))?;
     }

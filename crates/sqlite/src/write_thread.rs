@@ -17,8 +17,8 @@ use std::thread;
 
 use roomkit_graph::Graph;
 use roomkit_graph_store::{
-    Lease, NewRun, RunRecord, StepCommit, StoreError, StoredGraph, TranscriptEvent, WorkerRegistration,
-    now_millis,
+    Lease, Millis, NewRun, RunRecord, StepCommit, StoreError, StoredGraph, TranscriptEvent,
+    WorkerRegistration,
 };
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::{broadcast, oneshot};
@@ -49,13 +49,13 @@ pub(crate) enum Request {
     /// [`write::commit_step`].
     CommitStep { commit: StepCommit, reply: Reply<(RunRecord, Vec<TranscriptEvent>)> },
     /// [`write::claim_run`].
-    Claim { run_id: String, lease: Lease, reply: Reply<Option<RunRecord>> },
+    Claim { run_id: String, lease: Lease, now: Millis, reply: Reply<Option<RunRecord>> },
     /// [`write::renew_lease`].
     Renew { run_id: String, lease: Lease, reply: Reply<RunRecord> },
     /// [`write::release_run`].
     Release { run_id: String, owner: String, reply: Reply<bool> },
     /// [`workers::register`].
-    Register { registration: WorkerRegistration, reply: Reply<WorkerRegistration> },
+    Register { registration: WorkerRegistration, now: Millis, reply: Reply<WorkerRegistration> },
 }
 
 impl Request {
@@ -118,8 +118,8 @@ impl Request {
                 };
                 Applied::new(result, events, reply)
             }
-            Request::Claim { run_id, lease, reply } => Applied::new(
-                in_savepoint(tx, path, alone, |conn| write::claim_run(conn, &run_id, &lease)),
+            Request::Claim { run_id, lease, now, reply } => Applied::new(
+                in_savepoint(tx, path, alone, |conn| write::claim_run(conn, &run_id, &lease, now)),
                 Vec::new(),
                 reply,
             ),
@@ -133,8 +133,8 @@ impl Request {
                 Vec::new(),
                 reply,
             ),
-            Request::Register { registration, reply } => Applied::new(
-                in_savepoint(tx, path, alone, |conn| workers::register(conn, &registration, now_millis())),
+            Request::Register { registration, now, reply } => Applied::new(
+                in_savepoint(tx, path, alone, |conn| workers::register(conn, &registration, now)),
                 Vec::new(),
                 reply,
             ),
@@ -307,6 +307,7 @@ mod tests {
             wake_at: None,
             run_id: run_id.into(),
             expected_version,
+            at: roomkit_graph_store::now_millis(),
             writes: vec![(node.into(), json!({ "output": node }))],
             current_node_id: Some(node.into()),
             previous_node_id: None,

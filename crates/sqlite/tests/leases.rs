@@ -38,28 +38,30 @@ async fn a_claimed_run_is_only_claimable_again_by_its_owner_until_its_lease_expi
     let (_dir, a, b) = two_stores_with_a_run().await;
     assert_eq!(claimable_ids(&b.claimable_runs(now_millis(), 10).await.unwrap()), ["r1"]);
 
-    let held = a.claim_run("r1", &lease("a", 300)).await.unwrap().expect("an unowned run is claimed");
+    let held =
+        a.claim_run("r1", &lease("a", 300), now_millis()).await.unwrap().expect("an unowned run is claimed");
     assert_eq!((held.owner.as_deref(), held.version), (Some("a"), 1), "a claim leaves the version");
-    assert_eq!(b.claim_run("r1", &lease("b", 300)).await.unwrap(), None);
+    assert_eq!(b.claim_run("r1", &lease("b", 300), now_millis()).await.unwrap(), None);
     assert!(b.claimable_runs(now_millis(), 10).await.unwrap().is_empty());
     assert_eq!(b.run("r1").await.unwrap().owner.as_deref(), Some("a"), "a refused claim changes nothing");
     // Its owner claims it again: a renewal, never shorter.
-    let again = a.claim_run("r1", &lease("a", 10)).await.unwrap().expect("its own run");
+    let again = a.claim_run("r1", &lease("a", 10), now_millis()).await.unwrap().expect("its own run");
     assert_eq!(again.lease_until, held.lease_until);
 
     tokio::time::sleep(std::time::Duration::from_millis(350)).await;
     assert_eq!(claimable_ids(&b.claimable_runs(now_millis(), 10).await.unwrap()), ["r1"]);
-    let taken = b.claim_run("r1", &lease("b", 60_000)).await.unwrap().expect("an expired lease");
+    let taken =
+        b.claim_run("r1", &lease("b", 60_000), now_millis()).await.unwrap().expect("an expired lease");
     assert_eq!(taken.owner.as_deref(), Some("b"));
     assert!(matches!(a.renew_lease("r1", &lease("a", 60_000)).await, Err(StoreError::Conflict { .. })));
-    assert!(matches!(b.claim_run("nope", &lease("b", 1)).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(b.claim_run("nope", &lease("b", 1), now_millis()).await, Err(StoreError::NotFound(_))));
 }
 
 #[tokio::test]
 async fn a_commit_is_refused_while_another_owner_holds_a_live_lease_and_parking_releases() {
     let (_dir, a, b) = two_stores_with_a_run().await;
     let la = lease("a", 60_000);
-    a.claim_run("r1", &la).await.unwrap().expect("claimed");
+    a.claim_run("r1", &la, now_millis()).await.unwrap().expect("claimed");
 
     let refused = b.commit_step(with_lease(simple_step("r1", 1, "x"), &lease("b", 60_000))).await;
     assert!(
@@ -81,7 +83,7 @@ async fn a_commit_is_refused_while_another_owner_holds_a_live_lease_and_parking_
     let (run, _) = a.commit_step(with_lease(park, &la)).await.unwrap();
     assert_eq!((run.owner, run.lease_until), (None, None));
     assert!(a.claimable_runs(now_millis(), 10).await.unwrap().is_empty());
-    assert_eq!(b.claim_run("r1", &lease("b", 60_000)).await.unwrap(), None);
+    assert_eq!(b.claim_run("r1", &lease("b", 60_000), now_millis()).await.unwrap(), None);
     assert!(matches!(a.renew_lease("r1", &la).await, Err(StoreError::Conflict { .. })));
 
     // A commit with a lease that sets the run going takes it (an answer, a timer).
@@ -95,7 +97,7 @@ async fn a_commit_is_refused_while_another_owner_holds_a_live_lease_and_parking_
 async fn a_cancel_without_a_lease_wins_and_releases() {
     let (_dir, a, b) = two_stores_with_a_run().await;
     let la = lease("a", 60_000);
-    a.claim_run("r1", &la).await.unwrap().expect("claimed");
+    a.claim_run("r1", &la, now_millis()).await.unwrap().expect("claimed");
 
     // A commit without a lease that keeps the run going leaves the lease as it is.
     let (run, _) = b.commit_step(simple_step("r1", 1, "x")).await.unwrap();
@@ -119,7 +121,7 @@ async fn a_cancel_without_a_lease_wins_and_releases() {
 async fn a_release_lets_another_owner_take_the_run_at_once() {
     let (_dir, a, b) = two_stores_with_a_run().await;
     start_run(&a, "g", "r2").await;
-    a.claim_run("r1", &lease("a", 60_000)).await.unwrap().expect("claimed");
+    a.claim_run("r1", &lease("a", 60_000), now_millis()).await.unwrap().expect("claimed");
     assert_eq!(claimable_ids(&b.claimable_runs(now_millis(), 10).await.unwrap()), ["r2"]);
 
     assert!(!b.release_run("r1", "b").await.unwrap(), "b holds nothing");
@@ -130,7 +132,7 @@ async fn a_release_lets_another_owner_take_the_run_at_once() {
     ids.sort_unstable();
     assert_eq!(ids, ["r1", "r2"]);
     assert_eq!(b.claimable_runs(now_millis(), 1).await.unwrap().len(), 1);
-    assert!(b.claim_run("r1", &lease("b", 60_000)).await.unwrap().is_some());
+    assert!(b.claim_run("r1", &lease("b", 60_000), now_millis()).await.unwrap().is_some());
 }
 
 #[tokio::test]

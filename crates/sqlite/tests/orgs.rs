@@ -215,7 +215,7 @@ async fn a_file_of_schema_version_1_is_migrated_with_everything_in_it() {
     // The migrated file works as a new one: new versions, runs, keys, leases.
     assert_eq!(store.save_graph(DEFAULT_ORG, &graph("review")).await.unwrap().version, 2);
     store.create_run(new_run(DEFAULT_ORG, "review", "r2", Some("k"))).await.unwrap();
-    let claimed = store.claim_run("r2", &Lease::new("me", now_millis(), 60_000)).await.unwrap();
+    let claimed = store.claim_run("r2", &Lease::new("me", now_millis(), 60_000), now_millis()).await.unwrap();
     assert_eq!(claimed.and_then(|run| run.owner).as_deref(), Some("me"));
     drop(store);
     assert_is_current(&path);
@@ -315,7 +315,7 @@ async fn a_file_of_schema_version_2_is_migrated_with_everything_in_it() {
     // The running run is nobody's: it can be claimed.
     let claimable = store.claimable_runs(now_millis(), 10).await.unwrap();
     assert_eq!(claimable.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(), ["r1"]);
-    let claimed = store.claim_run("r1", &Lease::new("me", now_millis(), 60_000)).await.unwrap();
+    let claimed = store.claim_run("r1", &Lease::new("me", now_millis(), 60_000), now_millis()).await.unwrap();
     assert_eq!(claimed.map(|run| run.version), Some(3));
 
     // The context keeps the order its entries were first written in, across

@@ -9,7 +9,7 @@ use common::{completed, db_path, final_step, graph, seqs, simple_step, start_run
 use roomkit_graph::EngineState;
 use roomkit_graph_sqlite::SqliteStore;
 use roomkit_graph_store::{
-    DEFAULT_ORG, Entry, NewRun, RunFilter, RunStatus, StepCommit, Store, StoreError, render_text,
+    DEFAULT_ORG, Entry, NewRun, RunFilter, RunStatus, StepCommit, Store, StoreError, now_millis, render_text,
 };
 use serde_json::{Map, json};
 
@@ -67,6 +67,7 @@ async fn load_run_reproduces_the_engine_state_after_every_step() {
             lease: None,
             run_id: "r1".into(),
             expected_version: 1,
+            at: now_millis(),
             writes: vec![("draft".into(), json!({"output": "v1"}))],
             current_node_id: Some("review".into()),
             previous_node_id: Some("draft".into()),
@@ -105,6 +106,7 @@ async fn load_run_reproduces_the_engine_state_after_every_step() {
             lease: None,
             run_id: "r1".into(),
             expected_version: 2,
+            at: now_millis(),
             writes: vec![
                 ("review".into(), json!({"output": {"action": "approve"}})),
                 ("draft".into(), json!({"output": "v2"})),
@@ -129,6 +131,7 @@ async fn load_run_reproduces_the_engine_state_after_every_step() {
             lease: None,
             run_id: "r1".into(),
             expected_version: 3,
+            at: now_millis(),
             writes: vec![("publish".into(), json!({"output": {"url": "https://example.test/1"}}))],
             current_node_id: None,
             previous_node_id: Some("publish".into()),

@@ -21,30 +21,42 @@ async fn a_worker_id_is_held_by_one_live_process_until_released_or_expired() {
     let b = SqliteStore::open(&path).expect("b opens the file");
 
     let first = registration("a", 60_000);
-    assert_eq!(a.register_worker(&first).await.unwrap(), first, "a free id is taken");
-    let refused = b.register_worker(&registration("b", 60_000)).await.unwrap();
+    assert_eq!(a.register_worker(&first, now_millis()).await.unwrap(), first, "a free id is taken");
+    let refused = b.register_worker(&registration("b", 60_000), now_millis()).await.unwrap();
     assert_eq!(refused, first, "b is told who holds it, and nothing changes");
     let renewed = registration("a", 120_000);
-    assert_eq!(a.register_worker(&renewed).await.unwrap(), renewed, "its own process renews it");
+    assert_eq!(
+        a.register_worker(&renewed, now_millis()).await.unwrap(),
+        renewed,
+        "its own process renews it"
+    );
     let other_id = WorkerRegistration::new("w2", "b", now_millis(), 60_000);
-    assert_eq!(b.register_worker(&other_id).await.unwrap(), other_id, "another id is another worker");
+    assert_eq!(
+        b.register_worker(&other_id, now_millis()).await.unwrap(),
+        other_id,
+        "another id is another worker"
+    );
 
     b.release_worker("w1", "b").await.unwrap();
-    assert_eq!(b.register_worker(&registration("b", 60_000)).await.unwrap(), renewed, "not b's to release");
+    assert_eq!(
+        b.register_worker(&registration("b", 60_000), now_millis()).await.unwrap(),
+        renewed,
+        "not b's to release"
+    );
     a.release_worker("w1", "a").await.unwrap();
     let short = registration("b", 100);
-    assert_eq!(b.register_worker(&short).await.unwrap(), short, "released: free at once");
+    assert_eq!(b.register_worker(&short, now_millis()).await.unwrap(), short, "released: free at once");
 
     // b dies: its registration expires, and a may take the id.
-    assert_eq!(a.register_worker(&registration("a", 60_000)).await.unwrap(), short);
+    assert_eq!(a.register_worker(&registration("a", 60_000), now_millis()).await.unwrap(), short);
     tokio::time::sleep(Duration::from_millis(150)).await;
     let taken = registration("a", 60_000);
-    assert_eq!(a.register_worker(&taken).await.unwrap(), taken, "expired: taken");
+    assert_eq!(a.register_worker(&taken, now_millis()).await.unwrap(), taken, "expired: taken");
 
     // The registrations outlive the stores, in the file.
     drop((a, b));
     let reopened = SqliteStore::open(&path).unwrap();
-    assert_eq!(reopened.register_worker(&registration("c", 60_000)).await.unwrap(), taken);
+    assert_eq!(reopened.register_worker(&registration("c", 60_000), now_millis()).await.unwrap(), taken);
 }
 
 #[tokio::test]
@@ -56,9 +68,9 @@ async fn the_running_runs_an_owner_holds_are_listed_live_lease_or_not() {
         start_run(&store, "g", run).await;
     }
     let now = now_millis();
-    store.claim_run("r1", &Lease::new("w1", now, 60_000)).await.unwrap().expect("claimed");
-    store.claim_run("r2", &Lease::new("w1", now, 1)).await.unwrap().expect("claimed");
-    store.claim_run("r3", &Lease::new("w2", now, 60_000)).await.unwrap().expect("claimed");
+    store.claim_run("r1", &Lease::new("w1", now, 60_000), now_millis()).await.unwrap().expect("claimed");
+    store.claim_run("r2", &Lease::new("w1", now, 1), now_millis()).await.unwrap().expect("claimed");
+    store.claim_run("r3", &Lease::new("w2", now, 60_000), now_millis()).await.unwrap().expect("claimed");
     tokio::time::sleep(Duration::from_millis(5)).await;
 
     let mut held: Vec<String> =

@@ -117,20 +117,25 @@ pub trait Store: Send + Sync {
     /// transcript entries, atomically. Refused with [`StoreError::Conflict`],
     /// changing nothing, when the run's version is not `commit.expected_version`
     /// (another process moved it), or when the commit carries a lease and
-    /// another owner holds a live one on the run. A commit that leaves the run
+    /// another owner holds one on the run that is live at `commit.at`. A commit that leaves the run
     /// running with a lease takes or renews it; one that leaves it not running
     /// releases its lease (see [`StepCommit::lease`]). Returns the new record
     /// and the appended events.
     async fn commit_step(&self, commit: StepCommit) -> Result<(RunRecord, Vec<TranscriptEvent>), StoreError>;
 
     /// Takes the lease on a run for `lease.owner` until `lease.until`, if the
-    /// run is running and nobody else holds a live lease on it (it has no
-    /// owner, its owner's lease expired, or the owner is `lease.owner`, whose
-    /// lease is then renewed). Returns the claimed record, or `None` (changing
+    /// run is running and nobody else holds a live lease on it at `now` (it
+    /// has no owner, its owner's lease expired, or the owner is `lease.owner`,
+    /// whose lease is then renewed). Returns the claimed record, or `None` (changing
     /// nothing) when the run is not running or someone else holds it.
     /// [`StoreError::NotFound`] for an unknown run. Does not change the run's
     /// version: a commit prepared by the owner before a renewal still applies.
-    async fn claim_run(&self, run_id: &str, lease: &Lease) -> Result<Option<RunRecord>, StoreError>;
+    async fn claim_run(
+        &self,
+        run_id: &str,
+        lease: &Lease,
+        now: Millis,
+    ) -> Result<Option<RunRecord>, StoreError>;
 
     /// Extends the lease `lease.owner` holds on a running run to `lease.until`
     /// (never shortening it). Refused with [`StoreError::Conflict`], changing
@@ -206,13 +211,14 @@ pub trait Store: Send + Sync {
 
     /// Registers `registration.instance` as worker `registration.worker_id`
     /// until `registration.until`, or renews its registration, unless another
-    /// process holds a live registration of that id (the rule of
+    /// process holds a registration of that id live at `now` (the rule of
     /// [`WorkerRegistration::taken_over`]). Returns the registration of the id
     /// after the call: `registration` when it was taken, or the other
     /// process's, changing nothing.
     async fn register_worker(
         &self,
         registration: &WorkerRegistration,
+        now: Millis,
     ) -> Result<WorkerRegistration, StoreError>;
 
     /// Ends `instance`'s registration as `worker_id`, so that another process

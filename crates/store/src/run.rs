@@ -170,6 +170,10 @@ pub struct StepCommit {
     pub run_id: String,
     /// The run version this step was computed from.
     pub expected_version: u64,
+    /// When the step is committed, on the committer's clock: the time of its
+    /// transcript events and of the run's update, and the time a lease on the
+    /// run is judged at.
+    pub at: Millis,
     /// The context entries the step wrote, `(node_id, entry)` with each entry
     /// `{"output": ...}` (and `"error"` for a failure taken along an error
     /// edge): only these are stored, never the whole context again. A step

@@ -139,7 +139,7 @@ impl StepCommit {
     /// # use roomkit_graph_store::{RunStatus, StepCommit};
     /// # use serde_json::json;
     /// let commit = StepCommit {
-    ///     run_id: "r".into(), expected_version: 1,
+    ///     run_id: "r".into(), expected_version: 1, at: 0,
     ///     writes: vec![("draft".into(), json!({"output": "v1"})), ("log".into(), json!({"output": 2}))],
     ///     current_node_id: None, previous_node_id: None, status: RunStatus::Running,
     ///     error: None, entries: vec![], wake_at: None, lease: None,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use roomkit_graph::{EngineState, Graph, Trigger};
 use roomkit_graph_sqlite::SqliteStore;
 use roomkit_graph_store::{
-    DEFAULT_ORG, Entry, NewRun, RunRecord, RunStatus, StepCommit, Store, TranscriptEvent,
+    DEFAULT_ORG, Entry, NewRun, RunRecord, RunStatus, StepCommit, Store, TranscriptEvent, now_millis,
 };
 use serde_json::{Map, Value, json};
 use tempfile::TempDir;
@@ -71,6 +71,7 @@ pub(crate) fn step(
         lease: None,
         run_id: run_id.into(),
         expected_version,
+        at: now_millis(),
         writes: vec![(node.into(), json!({ "output": output }))],
         current_node_id: Some(node.into()),
         previous_node_id: Some("start".into()),
@@ -95,6 +96,7 @@ pub(crate) fn final_step(run_id: &str, expected_version: u64) -> StepCommit {
         lease: None,
         run_id: run_id.into(),
         expected_version,
+        at: now_millis(),
         writes: Vec::new(),
         current_node_id: None,
         previous_node_id: Some("end".into()),

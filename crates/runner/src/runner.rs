@@ -1,0 +1,604 @@
+//! The public face of a runner: [`Runner`], made with [`Runner::new`],
+//! [`Runner::register`] or [`Runner::builder`], and what it is asked to do
+//! (save graphs, start, answer, cancel, wait for and recover runs). The work
+//! is done by its parts: the supervisor (run tasks), the timer loop, the
+//! graph cache and the commit builders.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use roomkit_graph::{Clock, EngineError, Graph, Handlers, Limits, StepStatus, SystemClock};
+use roomkit_graph_store::{
+    DEFAULT_ORG, Entry, NewRun, RunKey, RunRecord, RunStatus, StepCommit, Store, StoreError, StoredGraph,
+};
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use crate::cache::Graphs;
+use crate::commit::{self, Cause};
+use crate::drive::{self, Started};
+use crate::error::RunnerError;
+use crate::lease::{Leases, Worker};
+use crate::live::LiveEvent;
+use crate::shared::Shared;
+use crate::tasks::RunTasks;
+use crate::time::Tick;
+use crate::worker::{self, RegisterError};
+use crate::{supervisor, timers};
+
+/// How many times an answer is worked out again when other commits to its
+/// run come first.
+const ANSWER_TRIES: usize = 5;
+
+/// How often the timer loop looks for due timers.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Runs stored graphs durably. Cheap to clone; clones share their tasks.
+///
+/// ```
+/// use roomkit_graph::{Edge, Graph, Handlers, Node, Trigger};
+/// use roomkit_graph_runner::Runner;
+/// use roomkit_graph_sqlite::SqliteStore;
+/// use roomkit_graph_store::RunStatus;
+/// use serde_json::json;
+///
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async {
+/// let dir = tempfile::tempdir()?;
+/// let store = SqliteStore::open(dir.path().join("runs.db"))?;
+/// let runner = Runner::new(store, Handlers::builtin());
+///
+/// let mut graph = Graph::new("hello", "Hello", Trigger::manual());
+/// graph.add_nodes([Node::new("start", "start"), Node::new("end", "end")])?;
+/// graph.add_edge(Edge::new("start", "end"));
+/// runner.save_graph(&graph).await?;
+///
+/// let run = runner.start("hello", json!({"name": "Ada"})).await?;
+/// let done = runner.wait(&run.run_id).await?;
+/// assert_eq!(done.status, RunStatus::Completed);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Runner {
+    shared: Arc<Shared>,
+}
+
+impl Runner {
+    /// A runner on `store`, executing nodes with `handlers`, with an owner id
+    /// of its own (see [`Runner::register`] for a worker id).
+    pub fn new(store: impl Store + 'static, handlers: Handlers) -> Self {
+        Runner::builder(store, handlers).build()
+    }
+
+    /// A runner on `store`, executing nodes with `handlers`, to set up before
+    /// it is made: its clock ([`SystemClock`] unless set), then
+    /// [`RunnerBuilder::build`] or [`RunnerBuilder::register`].
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use roomkit_graph::{Handlers, ManualClock};
+    /// use roomkit_graph_runner::Runner;
+    /// use roomkit_graph_sqlite::SqliteStore;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let store = SqliteStore::open(dir.path().join("runs.db"))?;
+    /// // Leases, timers and retries follow this clock, which moves only when told.
+    /// let clock = ManualClock::new(SystemTime::now());
+    /// let runner = Runner::builder(store, Handlers::builtin()).clock(clock.clone()).build();
+    /// clock.advance(Duration::from_secs(60));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn builder(store: impl Store + 'static, handlers: Handlers) -> RunnerBuilder {
+        RunnerBuilder { store: Arc::new(store), handlers, clock: Arc::new(SystemClock) }
+    }
+
+    /// A runner on `store` that is worker `worker_id`: its leases are taken as
+    /// `worker_id` (its [`Runner::owner`]), and [`Runner::recover`] also takes
+    /// back at once the runs a previous process of that id held. The id is
+    /// registered in the store and renewed every `heartbeat` ([`DEFAULT_HEARTBEAT`](crate::DEFAULT_HEARTBEAT)
+    /// is a good one); [`Runner::shutdown`] frees it.
+    ///
+    /// When another process holds the id, this waits (at most three
+    /// heartbeats) to see whether that process is alive: it takes the id once
+    /// the registration expires, or is refused with [`RegisterError::Taken`]
+    /// as soon as the registration is renewed.
+    ///
+    /// Should the runner lose its id anyway (its process stalled for three
+    /// heartbeats and another took the id), it stops driving runs:
+    /// [`Runner::stopped`] completes.
+    ///
+    /// ```
+    /// use roomkit_graph::Handlers;
+    /// use roomkit_graph_runner::{DEFAULT_HEARTBEAT, RegisterError, Runner};
+    /// use roomkit_graph_sqlite::SqliteStore;
+    ///
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async {
+    /// let dir = tempfile::tempdir()?;
+    /// let store = SqliteStore::open(dir.path().join("runs.db"))?;
+    /// let first = Runner::register(store.clone(), Handlers::builtin(), "w1", DEFAULT_HEARTBEAT).await?;
+    /// assert_eq!(first.owner(), "w1");
+    /// // While the first is alive, nobody else is w1.
+    /// let second = Runner::register(store, Handlers::builtin(), "w1", DEFAULT_HEARTBEAT).await;
+    /// assert!(matches!(second, Err(RegisterError::Taken { .. })));
+    /// first.shutdown().await;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn register(
+        store: impl Store + 'static,
+        handlers: Handlers,
+        worker_id: &str,
+        heartbeat: Duration,
+    ) -> Result<Runner, RegisterError> {
+        Runner::builder(store, handlers).register(worker_id, heartbeat).await
+    }
+
+    /// Completes once this runner stops driving runs: [`Runner::shutdown`]
+    /// was called, or it lost its worker id ([`Runner::register`]).
+    pub async fn stopped(&self) {
+        self.shared.tasks.stop().wait().await;
+    }
+
+    /// Sets how long the leases this runner takes last ([`DEFAULT_LEASE`](crate::DEFAULT_LEASE)
+    /// unless set; at least 50 ms). A run whose runner died is picked up by
+    /// another this long after its last renewal at the latest; a runner renews
+    /// its leases each time a third of one has passed. Applies to the leases
+    /// taken from now on.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use roomkit_graph::Handlers;
+    /// use roomkit_graph_runner::Runner;
+    /// use roomkit_graph_sqlite::SqliteStore;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let store = SqliteStore::open(dir.path().join("runs.db"))?;
+    /// let runner = Runner::new(store, Handlers::builtin()).with_lease(Duration::from_secs(5));
+    /// assert_eq!(runner.lease(), Duration::from_secs(5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_lease(self, lease: Duration) -> Self {
+        self.shared.leases.set_duration(lease);
+        self
+    }
+
+    /// Sets the limits of the runs this runner drives and the graphs it saves
+    /// ([`Limits::default`] unless set): a step past them fails its run with
+    /// the error kind `limit`, storing nothing of it; a graph past them is
+    /// refused. Applies to the steps driven from now on.
+    ///
+    /// ```
+    /// use roomkit_graph::{Handlers, Limits};
+    /// use roomkit_graph_runner::Runner;
+    /// use roomkit_graph_sqlite::SqliteStore;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let store = SqliteStore::open(dir.path().join("runs.db"))?;
+    /// let limits = Limits { output_bytes: 64 << 10, ..Limits::default() };
+    /// let runner = Runner::new(store, Handlers::builtin()).with_limits(limits.clone());
+    /// assert_eq!(*runner.limits(), limits);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_limits(self, limits: Limits) -> Self {
+        self.shared.graphs.set_limits(limits);
+        self
+    }
+
+    /// Sets the step limit of runs whose graph sets no `max_steps`
+    /// ([`DEFAULT_MAX_STEPS`](crate::DEFAULT_MAX_STEPS) unless set; at least 1): a run that has executed
+    /// that many steps fails with the error kind `step_limit` before its next
+    /// one. Every step of a run counts, across answers, timers and restarts.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = roomkit_graph_sqlite::SqliteStore::open(dir.path().join("runs.db"))?;
+    /// let runner = roomkit_graph_runner::Runner::new(store, roomkit_graph::Handlers::builtin())
+    ///     .with_max_steps(500)
+    ///     .with_step_ceiling(2_000);
+    /// assert_eq!((runner.max_steps(), runner.step_ceiling()), (500, 2_000));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_max_steps(self, max_steps: u64) -> Self {
+        self.shared.graphs.set_max_steps(max_steps);
+        self
+    }
+
+    /// Caps the step limit of every run, a graph's own `max_steps` included
+    /// ([`DEFAULT_STEP_CEILING`](crate::DEFAULT_STEP_CEILING) unless set; at least 1).
+    pub fn with_step_ceiling(self, ceiling: u64) -> Self {
+        self.shared.graphs.set_step_ceiling(ceiling);
+        self
+    }
+
+    /// The step limit of runs whose graph sets none.
+    pub fn max_steps(&self) -> u64 {
+        self.shared.graphs.max_steps()
+    }
+
+    /// The most steps any run may take.
+    pub fn step_ceiling(&self) -> u64 {
+        self.shared.graphs.step_ceiling()
+    }
+
+    /// The limits of the runs this runner drives.
+    pub fn limits(&self) -> Arc<Limits> {
+        self.shared.graphs.limits()
+    }
+
+    /// Sets how many compiled graphs (graph versions) this runner keeps
+    /// ([`DEFAULT_GRAPH_CACHE`](crate::DEFAULT_GRAPH_CACHE) unless set): the least recently used one goes
+    /// when another comes in, and is read and compiled again when a run needs
+    /// it. 0 keeps none.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = roomkit_graph_sqlite::SqliteStore::open(dir.path().join("runs.db"))?;
+    /// let runner = roomkit_graph_runner::Runner::new(store, roomkit_graph::Handlers::builtin())
+    ///     .with_graph_cache(32);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_graph_cache(self, graphs: usize) -> Self {
+        self.shared.graphs.set_capacity(graphs);
+        self
+    }
+
+    /// How long the leases this runner takes last.
+    pub fn lease(&self) -> Duration {
+        self.shared.leases.duration()
+    }
+
+    /// This runner's id in the leases it takes (the [`RunRecord::owner`] of
+    /// the runs it drives): its worker id ([`Runner::register`]), or else the
+    /// host name, the process id and a UUIDv7, as `host/pid/uuid`, unique to
+    /// this runner.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = roomkit_graph_sqlite::SqliteStore::open(dir.path().join("runs.db"))?;
+    /// let runner = roomkit_graph_runner::Runner::new(store, roomkit_graph::Handlers::builtin());
+    /// let pid = std::process::id().to_string();
+    /// assert_eq!(runner.owner().split('/').nth(1), Some(pid.as_str()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn owner(&self) -> &str {
+        self.shared.leases.owner()
+    }
+
+    /// How many runs this runner's tasks are driving right now (runs parked on
+    /// a person or a timer hold no task).
+    pub fn active_runs(&self) -> usize {
+        self.shared.tasks.driving()
+    }
+
+    /// The events of this runner's runs that are sent live and never kept:
+    /// the tokens of agents' replies as they are written (see [`LiveEvent`]).
+    /// The transcript ([`Store::follow`]) has everything that is kept.
+    /// A listener that falls far behind misses events
+    /// ([`broadcast::error::RecvError::Lagged`]).
+    pub fn live(&self) -> broadcast::Receiver<LiveEvent> {
+        self.shared.graphs.live()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &dyn Store {
+        &*self.shared.store
+    }
+
+    /// Validates `graph` and stores it as the next version of its id in the
+    /// [`DEFAULT_ORG`]. Runs in flight keep the version they started with.
+    pub async fn save_graph(&self, graph: &Graph) -> Result<StoredGraph, RunnerError> {
+        self.save_graph_in(DEFAULT_ORG, graph).await
+    }
+
+    /// Validates `graph` and stores it as the next version of its id in `org`.
+    pub async fn save_graph_in(&self, org: &str, graph: &Graph) -> Result<StoredGraph, RunnerError> {
+        let errors = graph.validate_with(&self.limits());
+        if !errors.is_empty() {
+            return Err(roomkit_graph::GraphError::Invalid(errors).into());
+        }
+        Ok(self.shared.store.save_graph(org, graph).await?)
+    }
+
+    /// Starts a run of the latest version of `graph_id` (of the
+    /// [`DEFAULT_ORG`]) with `trigger` as its trigger data, and drives it in
+    /// the background. Returns its record as first committed.
+    pub async fn start(&self, graph_id: &str, trigger: Value) -> Result<RunRecord, RunnerError> {
+        self.start_in(DEFAULT_ORG, graph_id, trigger, None).await
+    }
+
+    /// Starts a run of the latest version of `graph_id` of `org`, as
+    /// [`Runner::start`]. With a `key`, a second start with the same key is
+    /// refused with [`StoreError::Duplicate`], naming the run that has it
+    /// (while it holds it: see [`RunKey`]): schedules use it to fire once per
+    /// due time whichever process sees it first, the HTTP API for idempotent
+    /// requests and webhooks against replays.
+    pub async fn start_in(
+        &self,
+        org: &str,
+        graph_id: &str,
+        trigger: Value,
+        key: Option<RunKey>,
+    ) -> Result<RunRecord, RunnerError> {
+        timers::start(&self.shared);
+        // The latest version, compiled once.
+        let graph_version = self.shared.store.latest_graph_version(org, graph_id).await?;
+        let workflow = self.shared.workflow(org, graph_id, graph_version).await?;
+        let mut engine = workflow.engine();
+        engine.start(trigger.clone())?;
+        let state = engine.to_state();
+        // The start node runs now; its step is committed with the run's creation.
+        let now = self.shared.now();
+        let first = match engine.step_outcome().await {
+            Some(outcome) => Some(commit::of_outcome(&outcome, &engine, Cause::Step, &state.run_id, 1, now)),
+            None => None,
+        };
+        // A retry its first step scheduled.
+        let retry_at = first.iter().flat_map(|commit| &commit.entries).find_map(|entry| match entry {
+            Entry::RetryScheduled { retry_at, .. } => Some(*retry_at),
+            _ => None,
+        });
+        let lease = self.shared.leases.taken_at(now);
+        let record = self
+            .shared
+            .store
+            .create_run(NewRun {
+                org: org.to_owned(),
+                graph_id: graph_id.to_owned(),
+                graph_version,
+                trigger,
+                state,
+                key,
+                lease: Some(lease.clone()),
+                first_step: first.map(|commit| StepCommit { lease: Some(lease), ..commit }),
+            })
+            .await?;
+        let start = Started { record: record.clone(), engine, retry_at };
+        supervisor::spawn(&self.shared, &record, Some(start));
+        Ok(record)
+    }
+
+    /// Answers the node `node_id` a run waits on with `data` (`by`: who
+    /// answered), and drives the run on. Refused, changing nothing, when the run
+    /// is not waiting on that node, when the node declares `actions` and
+    /// `data.action` is not one of them, or when no edge of the node accepts the answer.
+    pub async fn answer(
+        &self,
+        run_id: &str,
+        node_id: &str,
+        data: Value,
+        by: Option<&str>,
+    ) -> Result<RunRecord, RunnerError> {
+        timers::start(&self.shared);
+        // Another answer (to another child of a parallel node, say) may commit
+        // first: then this one is worked out again from where the run stands.
+        for _ in 0..ANSWER_TRIES {
+            match self.try_answer(run_id, node_id, &data, by).await? {
+                Some(record) => return Ok(record),
+                None => continue,
+            }
+        }
+        Err(RunnerError::Store(StoreError::Conflict {
+            run_id: run_id.to_owned(),
+            detail: format!("the run kept moving while the answer to {node_id:?} was committed"),
+        }))
+    }
+
+    /// One try at [`Runner::answer`]: `None` when another commit came first.
+    async fn try_answer(
+        &self,
+        run_id: &str,
+        node_id: &str,
+        data: &Value,
+        by: Option<&str>,
+    ) -> Result<Option<RunRecord>, RunnerError> {
+        let (record, state) = self.shared.store.load_run(run_id).await?;
+        let waits_on_it = record.current_node_id.as_deref() == Some(node_id) || !record.pending.is_empty();
+        if record.status != RunStatus::Waiting || !waits_on_it {
+            return Err(RunnerError::NotWaiting {
+                run_id: run_id.to_owned(),
+                node_id: node_id.to_owned(),
+                status: record.status,
+                current: record.current_node_id,
+            });
+        }
+        let refuse = |reason: String| RunnerError::InvalidAnswer {
+            run_id: run_id.to_owned(),
+            node_id: node_id.to_owned(),
+            reason,
+        };
+        if record.wake_at.is_some() {
+            return Err(refuse("the node waits on a timer, not for an answer".to_owned()));
+        }
+        let workflow = self.shared.workflow(&record.org, &record.graph_id, record.graph_version).await?;
+        let mut engine = drive::restored(&workflow, &record, state)?;
+        let outcome = engine.answer(node_id, data.clone()).map_err(|error| match error {
+            EngineError::AnswerRefused { reason, .. } | EngineError::InvalidArgument(reason) => {
+                refuse(reason)
+            }
+            other => RunnerError::Engine(other),
+        })?;
+        if let StepStatus::Failed { error, .. } = outcome.status {
+            // No edge takes the answer: nothing is kept.
+            return Err(refuse(error.to_string()));
+        }
+        let cause = Cause::Answer { by, data };
+        let now = self.shared.now();
+        let commit = commit::of_outcome(&outcome, &engine, cause, run_id, record.version, now);
+        // Set going again, the run is this runner's to drive.
+        let commit = StepCommit { lease: Some(self.shared.leases.taken_at(now)), ..commit };
+        let record = match self.shared.store.commit_step(commit).await {
+            Ok((record, _)) => record,
+            Err(StoreError::Conflict { .. }) => return Ok(None),
+            Err(error) => return Err(error.into()),
+        };
+        let start = Started { record: record.clone(), engine, retry_at: None };
+        supervisor::spawn(&self.shared, &record, Some(start));
+        Ok(Some(record))
+    }
+
+    /// Cancels a run that is not over yet, whoever drives it, and releases its
+    /// lease. A step this runner is driving is dropped at once (at its next
+    /// await point); one another process drives is dropped once that process
+    /// sees the run is no longer running (at its next commit or lease renewal),
+    /// and its commit is refused: the cancellation wins.
+    pub async fn cancel(&self, run_id: &str, reason: Option<&str>) -> Result<RunRecord, RunnerError> {
+        loop {
+            let record = self.shared.store.run(run_id).await?;
+            if record.status.is_final() {
+                return Err(RunnerError::Finished { run_id: run_id.to_owned(), status: record.status });
+            }
+            let entries = vec![Entry::RunCancelled { reason: reason.map(str::to_owned) }];
+            let commit = commit::status_change(&record, RunStatus::Cancelled, entries, self.shared.now());
+            match self.shared.store.commit_step(commit).await {
+                Ok((record, _)) => {
+                    self.shared.tasks.cancelled(run_id);
+                    return Ok(record);
+                }
+                // A step committed in between: look again.
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// Waits until the run waits for a person or is over, and returns its
+    /// record. A run parked on a timer is still under way. (A run nobody drives
+    /// stays running: see [`Runner::recover`].)
+    pub async fn wait(&self, run_id: &str) -> Result<RunRecord, RunnerError> {
+        loop {
+            // Subscribed before looking, so that a task settling the run after
+            // the look is heard.
+            let mut settled = self.shared.tasks.settled();
+            if self.shared.tasks.drives(run_id) {
+                // A task of this runner drives it: wait for the task to settle it.
+                loop {
+                    match settled.recv().await {
+                        Ok(settled) if &*settled == run_id => break,
+                        Ok(_) => continue,
+                        Err(_) => break,
+                    }
+                }
+            }
+            let record = self.shared.store.run(run_id).await?;
+            let asks_a_person = record.status == RunStatus::Waiting && record.wake_at.is_none();
+            if asks_a_person || record.status.is_final() {
+                return Ok(record);
+            }
+            if self.shared.tasks.drives(run_id) {
+                // Set going again here meanwhile (answered, or its timer fired).
+                continue;
+            }
+            // Follow the run to its next wait or its end, then look again.
+            let mut events = self.shared.store.follow(run_id, record.last_seq);
+            while let Some(event) = events.next().await {
+                let entry = event?.entry;
+                if entry.is_final() || matches!(entry, Entry::NodeWaiting { .. }) {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Claims and drives every run nobody drives: running, with no live lease
+    /// (after a restart, say, once the leases of the stopped process expired),
+    /// and, for a worker ([`Runner::register`]), the runs its id holds that no
+    /// task of it drives (a previous process of the id died holding them):
+    /// those at once, live lease or not. Runs another runner drives are left
+    /// to it, so every worker sharing a store may call this as often as it
+    /// likes. Returns how many were picked up.
+    pub async fn recover(&self) -> Result<usize, RunnerError> {
+        timers::start(&self.shared);
+        let mut claimable = self.shared.store.claimable_runs(self.shared.now(), usize::MAX).await?;
+        if self.shared.leases.worker().is_some() {
+            claimable.extend(self.shared.store.runs_held_by(self.shared.leases.owner()).await?);
+        }
+        let mut picked_up = 0;
+        for run in claimable {
+            if self.shared.tasks.stop().is_set() {
+                break;
+            }
+            if self.adopt(&run.run_id).await? {
+                picked_up += 1;
+            }
+        }
+        Ok(picked_up)
+    }
+
+    /// Adopts `run_id` (drives it) if nobody does: it is running, no task of this runner
+    /// drives it, and no other process holds a live lease on it (a process
+    /// that gave up on it after its store failed, say). Returns whether this
+    /// runner took it.
+    pub async fn adopt(&self, run_id: &str) -> Result<bool, RunnerError> {
+        timers::start(&self.shared);
+        // A run this runner drives already (whose lease lapsed in between) keeps its task.
+        if self.shared.tasks.stop().is_set() || self.shared.tasks.drives(run_id) {
+            return Ok(false);
+        }
+        // Another process may claim it first: then it is theirs.
+        Ok(match self.shared.claim(run_id).await? {
+            Some(claimed) => supervisor::spawn(&self.shared, &claimed, None),
+            None => false,
+        })
+    }
+
+    /// Stops driving runs: each task finishes and commits the step it is on,
+    /// then stops and releases the run's lease. Runs stay running in the
+    /// store, for another process's (or a later) [`Runner::recover`] to take
+    /// at once. Last, a worker's id is freed ([`Runner::register`]).
+    pub async fn shutdown(&self) {
+        self.shared.tasks.stop_and_wait().await;
+        // Last, once its runs are let go: the next process of the id may start.
+        worker::release(&self.shared).await;
+    }
+}
+
+/// What a [`Runner`] is made of, set before it is made ([`Runner::builder`]).
+pub struct RunnerBuilder {
+    store: Arc<dyn Store>,
+    handlers: Handlers,
+    clock: Arc<dyn Clock>,
+}
+
+impl RunnerBuilder {
+    /// Takes every "now" (leases, timers, due times, commits, worker
+    /// registrations) and every wait from `clock` ([`SystemClock`] unless
+    /// set); nodes' handlers get it too ([`roomkit_graph::Scope::clock`]).
+    /// Tests use a [`roomkit_graph::ManualClock`] to expire leases and fire
+    /// timers without waiting for them.
+    pub fn clock(self, clock: impl Clock + 'static) -> Self {
+        RunnerBuilder { clock: Arc::new(clock), ..self }
+    }
+
+    /// The runner, with an owner id of its own.
+    pub fn build(self) -> Runner {
+        self.made(None)
+    }
+
+    /// The runner as worker `worker_id`: see [`Runner::register`].
+    pub async fn register(self, worker_id: &str, heartbeat: Duration) -> Result<Runner, RegisterError> {
+        let worker = worker::worker(worker_id, heartbeat)?;
+        worker::take(&*self.store, &*self.clock, &worker).await?;
+        let heartbeat = worker.heartbeat;
+        let runner = self.made(Some(worker));
+        let (weak, stop) = (Arc::downgrade(&runner.shared), runner.shared.tasks.stop().clone());
+        runner.shared.tasks.spawn(worker::keep_registration(weak, heartbeat, stop));
+        Ok(runner)
+    }
+
+    /// The runner, taking its leases as `worker`'s id or as a new owner id.
+    fn made(self, worker: Option<Worker>) -> Runner {
+        Runner {
+            shared: Arc::new(Shared {
+                store: self.store,
+                graphs: Graphs::new(self.handlers, Arc::clone(&self.clock)),
+                clock: self.clock,
+                leases: Leases::new(worker),
+                tasks: RunTasks::new(),
+                tick: Tick::new(TICK),
+            }),
+        }
+    }
+}

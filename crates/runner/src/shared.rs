@@ -1,0 +1,56 @@
+//! What the parts of a runner share: the store, the clock, the compiled
+//! graphs, its leases, its tasks and its timer loop's tick. Each part keeps
+//! its own state behind its own methods; this only holds them together.
+
+use std::sync::Arc;
+
+use roomkit_graph::{Clock, Workflow};
+use roomkit_graph_store::{Millis, RunRecord, Store, StoreError};
+
+use crate::cache::Graphs;
+use crate::error::RunnerError;
+use crate::lease::Leases;
+use crate::tasks::RunTasks;
+use crate::time::{self, Tick};
+
+/// A runner's parts, shared by its handles and its tasks.
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn Store>,
+    /// Where every "now" and every wait of the runner comes from.
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) graphs: Graphs,
+    pub(crate) leases: Leases,
+    pub(crate) tasks: RunTasks,
+    /// The timer loop's.
+    pub(crate) tick: Tick,
+}
+
+impl Shared {
+    /// The time now, on the runner's clock.
+    pub(crate) fn now(&self) -> Millis {
+        time::now(&*self.clock)
+    }
+
+    /// Claims `run_id` with a new lease, now: the claimed record, or `None`
+    /// when it is not running or someone else holds it.
+    pub(crate) async fn claim(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        let now = self.now();
+        self.store.claim_run(run_id, &self.leases.taken_at(now), now).await
+    }
+
+    /// Releases this runner's lease on a run, if it holds one. A release that
+    /// fails is left to expire.
+    pub(crate) async fn release(&self, run_id: &str) {
+        let _ = self.store.release_run(run_id, self.leases.owner()).await;
+    }
+
+    /// The compiled graph of `graph_id` at `version`.
+    pub(crate) async fn workflow(
+        &self,
+        org: &str,
+        graph_id: &str,
+        version: u64,
+    ) -> Result<Workflow, RunnerError> {
+        self.graphs.workflow(&*self.store, org, graph_id, version).await
+    }
+}

@@ -1,0 +1,89 @@
+//! The tasks that drive runs: one per run this runner holds, started from a
+//! claim, a start, an answer or a timer; driven again after a pause that
+//! doubles each time when the store fails, and let go after a few failures
+//! in a row; looking once more for an answer that came while it finished.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use roomkit_graph_store::{RunRecord, RunStatus};
+
+use crate::drive::{self, Ended, Started};
+use crate::shared::Shared;
+
+/// How many times in a row a task drives a run whose store failed before it
+/// lets the run go (for [`Runner::recover`](crate::Runner::recover) to pick up later).
+const DRIVE_ATTEMPTS: u32 = 6;
+
+/// The pause before driving a run again after its store failed, doubled for
+/// each failure in a row (1 s, 2 s, 4 s... with [`DRIVE_ATTEMPTS`]).
+const FAILED_PAUSE: Duration = Duration::from_millis(500);
+
+/// Drives `run` on a task of its own, if it is running with a lease this
+/// runner holds and no task of this runner drives it yet; from `start` when
+/// it was just set going here (created, answered or woken). Returns whether
+/// a task was started. A run claimed but not driven (the runner is stopping)
+/// is released.
+pub(crate) fn spawn(shared: &Arc<Shared>, run: &RunRecord, start: Option<Started>) -> bool {
+    let Some(until) = run
+        .lease_until
+        .filter(|_| run.status == RunStatus::Running && run.owner.as_deref() == Some(shared.leases.owner()))
+    else {
+        return false;
+    };
+    if shared.tasks.stop().is_set() {
+        let (task_shared, run_id) = (Arc::clone(shared), run.run_id.clone());
+        shared.tasks.spawn(async move { task_shared.release(&run_id).await });
+        return false;
+    }
+    let Some(mut cancelled) = shared.tasks.enter(&run.run_id) else {
+        return false;
+    };
+    let (task_shared, run_id) = (Arc::clone(shared), run.run_id.clone());
+    shared.tasks.spawn(async move {
+        let shared = task_shared;
+        let mut until = until;
+        let mut start = start;
+        let mut failures = 0;
+        loop {
+            let mut ended = drive::drive(&shared, &run_id, until, start.take(), &cancelled).await;
+            if ended == Ended::Failed {
+                // Driven again after a pause, while the store may come back;
+                // the step in progress runs again (at least once).
+                failures += 1;
+                let pause = shared.clock.sleep(FAILED_PAUSE * (1 << failures.min(5)));
+                if failures < DRIVE_ATTEMPTS
+                    && shared.tasks.stop().unless_stopped(pause).await
+                    && let Ok(Some(run)) = shared.claim(&run_id).await
+                {
+                    until = run.lease_until.unwrap_or(until);
+                    continue;
+                }
+                ended = Ended::LetGo;
+            }
+            failures = 0;
+            if ended == Ended::LetGo {
+                // Released before the run leaves the driven ones, so that it
+                // never releases a lease a new task of this runner has taken.
+                shared.release(&run_id).await;
+                shared.tasks.leave(&run_id);
+                break;
+            }
+            shared.tasks.leave(&run_id);
+            if ended == Ended::Over || shared.tasks.stop().is_set() {
+                break;
+            }
+            // An answer may have set the run going again while this task was
+            // finishing (and so did not start another): look once more.
+            let claimed = shared.claim(&run_id).await.ok().flatten();
+            match claimed.and_then(|run| Some((run, shared.tasks.enter(&run_id)?))) {
+                Some((run, entered)) => {
+                    until = run.lease_until.unwrap_or(until);
+                    cancelled = entered;
+                }
+                None => break,
+            }
+        }
+    });
+    true
+}
