@@ -38,17 +38,17 @@ pub async fn a_claimed_run_is_only_claimable_again_by_its_owner_until_its_lease_
     let (a, b) = two_stores_with_a_run(database).await;
     assert_eq!(run_ids(&b.claimable_runs(now_millis(), 10).await.unwrap()), ["r1"]);
 
-    let held = a.claim_run("r1", &lease("a", 500)).await.unwrap().expect("an unowned run is claimed");
+    let held = a.claim_run("r1", &lease("a", 1_000)).await.unwrap().expect("an unowned run is claimed");
     assert_eq!((held.owner.as_deref(), held.version), (Some("a"), 1), "a claim leaves the version");
     start_run(&*a, "g", "idle").await;
-    assert_eq!(b.claim_run("r1", &lease("b", 500)).await.unwrap(), None);
+    assert_eq!(b.claim_run("r1", &lease("b", 1_000)).await.unwrap(), None);
     assert_eq!(run_ids(&b.claimable_runs(now_millis(), 10).await.unwrap()), ["idle"]);
     assert_eq!(b.run("r1").await.unwrap().owner.as_deref(), Some("a"), "a refused claim changes nothing");
     // Its owner claims it again: a renewal, never shorter.
     let again = a.claim_run("r1", &lease("a", 10)).await.unwrap().expect("its own run");
     assert_eq!(again.lease_until, held.lease_until);
 
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
     let later = now_millis();
     assert_eq!(
         run_ids(&b.claimable_runs(later, 10).await.unwrap()),

@@ -42,12 +42,12 @@ pub async fn a_worker_id_is_held_by_one_live_process_until_released_or_expired(d
         "not the other's to release"
     );
     holder.release_worker("w1", holder_name).await.unwrap();
-    let short = registration(other_name, 100);
+    let short = registration(other_name, 500);
     assert_eq!(other.register_worker(&short).await.unwrap(), short, "released: free at once");
 
     // The other process dies: its registration expires, and the first may take the id.
     assert_eq!(holder.register_worker(&registration(holder_name, 60_000)).await.unwrap(), short);
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
     let taken = registration(holder_name, 60_000);
     assert_eq!(holder.register_worker(&taken).await.unwrap(), taken, "expired: taken");
 
