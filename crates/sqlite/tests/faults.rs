@@ -6,8 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{completed, db_path, graph, seqs, simple_step, start_run, step};
+use common::db_path;
 use roomkit_graph_sqlite::{APPLICATION_ID, Options, SCHEMA_VERSION, SqliteStore};
+use roomkit_graph_store::contract::fixtures::{completed, graph, seqs, simple_step, start_run, step};
 use roomkit_graph_store::{DEFAULT_ORG, Store, StoreError};
 use rusqlite::Connection;
 use serde_json::json;

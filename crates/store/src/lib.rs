@@ -27,6 +27,10 @@
 //!   ([`WorkerRegistration`], [`Store::register_worker`]) so that no two live
 //!   processes are the same worker; a restarted one takes back the runs its
 //!   id holds ([`Store::runs_held_by`]) without waiting for their leases.
+//!
+//! What every backend must do is written once as tests, in the module
+//! `contract` (feature `contract`), that each backend runs against a real
+//! database of its own.
 
 mod access;
 mod error;
@@ -38,6 +42,9 @@ mod run;
 mod step;
 mod transcript;
 mod worker;
+
+#[cfg(feature = "contract")]
+pub mod contract;
 
 use async_trait::async_trait;
 use futures_core::stream::BoxStream;

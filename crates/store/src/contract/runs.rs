@@ -1,61 +1,28 @@
-//! The store's semantics on a real SQLite file: graph versions, runs and their
-//! steps, conflicts, transcripts, listing, durability and concurrent commits.
+//! Runs and their steps: a step committed whole, guarded by the run's version,
+//! read back as the engine state it leaves, by every process and after the
+//! store is opened again.
 
-mod common;
-
-use std::time::Duration;
-
-use common::{completed, db_path, final_step, graph, seqs, simple_step, start_run, started_state, step};
 use roomkit_graph::EngineState;
-use roomkit_graph_sqlite::SqliteStore;
-use roomkit_graph_store::{
-    DEFAULT_ORG, Entry, NewRun, RunFilter, RunStatus, StepCommit, Store, StoreError, now_millis, render_text,
-};
 use serde_json::{Map, json};
 
-#[tokio::test]
-async fn graph_versions_count_up_per_id_and_the_latest_is_the_default() {
-    let (_dir, path) = db_path();
-    let store = SqliteStore::open(&path).unwrap();
-    let first = graph("review");
-    let mut second = graph("review");
-    second.name = "Review, second draft".into();
-
-    assert_eq!(store.save_graph(DEFAULT_ORG, &first).await.unwrap().version, 1);
-    assert_eq!(store.save_graph(DEFAULT_ORG, &graph("other")).await.unwrap().version, 1);
-    assert_eq!(store.save_graph(DEFAULT_ORG, &second).await.unwrap().version, 2);
-
-    let latest = store.graph(DEFAULT_ORG, "review", None).await.unwrap();
-    assert_eq!((latest.version, latest.graph), (2, second));
-    assert_eq!(store.graph(DEFAULT_ORG, "review", Some(1)).await.unwrap().graph, first);
-    assert_eq!(store.graph(DEFAULT_ORG, "other", None).await.unwrap().version, 1);
-    assert!(
-        matches!(store.graph(DEFAULT_ORG, "review", Some(3)).await, Err(StoreError::NotFound(what)) if what == "graph review version 3")
-    );
-    assert!(
-        matches!(store.graph(DEFAULT_ORG, "nope", None).await, Err(StoreError::NotFound(what)) if what == "graph nope")
-    );
-}
+use super::Database;
+use super::fixtures::{
+    completed, graph, new_run, seqs, simple_step, start_run, started_state, step, two_entry_step,
+};
+use crate::{DEFAULT_ORG, Entry, NewRun, RunFilter, RunStatus, StepCommit, StoreError};
 
 /// Commits a run through a wait and to its end, and checks after each step
 /// that `load_run` gives back exactly the state the engine would hold (key
 /// order included: the context is compared as JSON text).
-#[tokio::test]
-async fn load_run_reproduces_the_engine_state_after_every_step() {
-    let (_dir, path) = db_path();
-    let store = SqliteStore::open(&path).unwrap();
+pub async fn load_run_reproduces_the_engine_state_after_every_step(database: &dyn Database) {
+    let store = database.open().await;
     store.save_graph(DEFAULT_ORG, &graph("review")).await.unwrap();
     let trigger = json!({"topic": "rust"});
     let record = store
         .create_run(NewRun {
-            org: DEFAULT_ORG.into(),
-            lease: None,
-            key: None,
-            first_step: None,
-            graph_id: "review".into(),
-            graph_version: 1,
             trigger: trigger.clone(),
             state: started_state("r1", &trigger),
+            ..new_run(DEFAULT_ORG, "review", "r1")
         })
         .await
         .unwrap();
@@ -63,23 +30,16 @@ async fn load_run_reproduces_the_engine_state_after_every_step() {
 
     let (record, events) = store
         .commit_step(StepCommit {
-            wake_at: None,
-            lease: None,
-            run_id: "r1".into(),
-            expected_version: 1,
-            at: now_millis(),
             writes: vec![("draft".into(), json!({"output": "v1"}))],
             current_node_id: Some("review".into()),
             previous_node_id: Some("draft".into()),
             status: RunStatus::Waiting,
-            error: None,
             entries: vec![
                 Entry::NodeStarted { node_id: "draft".into(), node_type: "agent".into(), attempt: 1 },
                 completed("draft", json!("v1")),
                 Entry::NodeWaiting { node_id: "review".into(), prompt: Some("OK?".into()), actions: vec![] },
             ],
-            steps: 0,
-            pending: Vec::new(),
+            ..step("r1", 1, "draft", json!("v1"), Vec::new())
         })
         .await
         .unwrap();
@@ -102,47 +62,32 @@ async fn load_run_reproduces_the_engine_state_after_every_step() {
     // The answer, and a rewrite of an earlier output: it keeps its place.
     store
         .commit_step(StepCommit {
-            wake_at: None,
-            lease: None,
-            run_id: "r1".into(),
-            expected_version: 2,
-            at: now_millis(),
             writes: vec![
                 ("review".into(), json!({"output": {"action": "approve"}})),
                 ("draft".into(), json!({"output": "v2"})),
             ],
             current_node_id: Some("publish".into()),
             previous_node_id: Some("review".into()),
-            status: RunStatus::Running,
-            error: None,
             entries: vec![Entry::AnswerReceived {
                 node_id: "review".into(),
                 by: Some("ada".into()),
                 data: json!({"action": "approve"}),
             }],
-            steps: 0,
-            pending: Vec::new(),
+            ..step("r1", 2, "review", json!(null), Vec::new())
         })
         .await
         .unwrap();
     let (record, _) = store
         .commit_step(StepCommit {
-            wake_at: None,
-            lease: None,
-            run_id: "r1".into(),
-            expected_version: 3,
-            at: now_millis(),
             writes: vec![("publish".into(), json!({"output": {"url": "https://example.test/1"}}))],
             current_node_id: None,
             previous_node_id: Some("publish".into()),
             status: RunStatus::Completed,
-            error: None,
             entries: vec![
                 completed("publish", json!({"url": "https://example.test/1"})),
                 Entry::RunCompleted,
             ],
-            steps: 0,
-            pending: Vec::new(),
+            ..step("r1", 3, "publish", json!(null), Vec::new())
         })
         .await
         .unwrap();
@@ -166,12 +111,39 @@ async fn load_run_reproduces_the_engine_state_after_every_step() {
     assert_eq!(serde_json::to_string(&state).unwrap(), serde_json::to_string(&expected).unwrap());
 }
 
-#[tokio::test]
-async fn a_stale_commit_conflicts_and_changes_nothing() {
-    let (_dir, path) = db_path();
-    let store = SqliteStore::open(&path).unwrap();
+/// Steps committed by two processes: the context keeps each entry where it
+/// was first written (an overwritten one keeps its place) and its JSON as
+/// written, key order included.
+pub async fn a_runs_context_keeps_the_order_its_entries_were_first_written_in(database: &dyn Database) {
+    let (store, other) = (database.open().await, database.open().await);
+    store.save_graph(DEFAULT_ORG, &graph("review")).await.unwrap();
+    let run = store.create_run(new_run(DEFAULT_ORG, "review", "r1")).await.unwrap();
+    assert_eq!((run.status, run.version, run.last_seq, run.graph_version), (RunStatus::Running, 1, 1, 1));
+    store.commit_step(two_entry_step("r1", 1, "zeta", json!(1))).await.unwrap();
+    store.commit_step(two_entry_step("r1", 2, "alpha", json!({"b": 2, "a": 1}))).await.unwrap();
+    let (record, events) = other.commit_step(two_entry_step("r1", 3, "zeta", json!(3))).await.unwrap();
+    assert_eq!((record.version, record.last_seq), (4, 7));
+    assert_eq!(seqs(&events), [6, 7]);
+
+    let (record, state) = other.load_run("r1").await.unwrap();
+    assert_eq!(record.current_node_id.as_deref(), Some("zeta"));
+    assert_eq!(state.context.keys().collect::<Vec<_>>(), ["start", "zeta", "alpha"]);
+    assert_eq!(state.context["zeta"], json!({"output": 3}), "the last value, at the first place");
+    assert_eq!(
+        serde_json::to_string(&state.context["alpha"]).unwrap(),
+        r#"{"output":{"b":2,"a":1}}"#,
+        "JSON kept as written"
+    );
+    assert_eq!(seqs(&store.transcript("r1", 2, 3).await.unwrap()), [3, 4, 5]);
+}
+
+/// A commit from a version the run has left is refused and changes nothing;
+/// so are a commit to an unknown run, a run id that exists and a graph
+/// version that does not.
+pub async fn a_stale_commit_conflicts_and_changes_nothing(database: &dyn Database) {
+    let store = database.open().await;
     store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
-    start_run(&store, "g", "r1").await;
+    start_run(&*store, "g", "r1").await;
     store.commit_step(simple_step("r1", 1, "a")).await.unwrap();
     let before = store.load_run("r1").await.unwrap();
     let transcript_before = store.transcript("r1", 0, 100).await.unwrap();
@@ -186,14 +158,9 @@ async fn a_stale_commit_conflicts_and_changes_nothing() {
 
     assert!(matches!(store.commit_step(simple_step("nope", 1, "a")).await, Err(StoreError::NotFound(_))));
     let duplicate = NewRun {
-        org: DEFAULT_ORG.into(),
-        lease: None,
-        key: None,
-        first_step: None,
-        graph_id: "g".into(),
-        graph_version: 1,
         trigger: json!({}),
         state: started_state("r1", &json!({})),
+        ..new_run(DEFAULT_ORG, "g", "r1")
     };
     assert!(matches!(store.create_run(duplicate.clone()).await, Err(StoreError::Invalid(_))));
     assert_eq!(store.load_run("r1").await.unwrap(), before, "a refused duplicate changes nothing");
@@ -204,116 +171,38 @@ async fn a_stale_commit_conflicts_and_changes_nothing() {
     assert!(matches!(store.run("r2").await, Err(StoreError::NotFound(_))));
 }
 
-#[tokio::test]
-async fn transcripts_page_by_sequence_number_and_render_as_a_thread() {
-    let (_dir, path) = db_path();
-    let store = SqliteStore::open(&path).unwrap();
+/// A step that writes outputs must append a transcript entry to keep them on:
+/// without one it is refused, and nothing of it is kept.
+pub async fn a_commit_that_writes_outputs_without_an_entry_is_refused_and_changes_nothing(
+    database: &dyn Database,
+) {
+    let store = database.open().await;
     store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
-    start_run(&store, "g", "r").await;
-    store
-        .commit_step(step(
-            "r",
-            1,
-            "review",
-            json!(null),
-            vec![
-                Entry::NodeWaiting {
-                    node_id: "review".into(),
-                    prompt: Some("Approve?".into()),
-                    actions: vec!["approve".into(), "reject".into()],
-                },
-                Entry::AnswerReceived {
-                    node_id: "review".into(),
-                    by: Some("ada".into()),
-                    data: json!("approve"),
-                },
-                completed("review", json!(null)),
-                Entry::NotificationSent {
-                    node_id: "tell".into(),
-                    channel: "slack".into(),
-                    text: "done".into(),
-                },
-            ],
-        ))
-        .await
-        .unwrap();
-    store.commit_step(final_step("r", 2)).await.unwrap();
-
-    assert_eq!(seqs(&store.transcript("r", 0, 2).await.unwrap()), [1, 2]);
-    assert_eq!(seqs(&store.transcript("r", 2, 2).await.unwrap()), [3, 4]);
-    assert_eq!(seqs(&store.transcript("r", 4, 100).await.unwrap()), [5, 6]);
-    assert!(store.transcript("r", 6, 100).await.unwrap().is_empty());
-    assert!(store.transcript("r", 0, 0).await.unwrap().is_empty());
+    start_run(&*store, "g", "r").await;
+    let silent = step("r", 1, "draft", json!("v1"), Vec::new());
+    let err = store.commit_step(silent).await.unwrap_err();
     assert!(
-        matches!(store.transcript("nope", 0, 10).await, Err(StoreError::NotFound(what)) if what == "run nope")
+        matches!(&err, StoreError::Invalid(detail) if detail.contains("appends no transcript entry")),
+        "{err:?}"
     );
+    let (record, state) = store.load_run("r").await.unwrap();
+    assert_eq!((record.version, record.last_seq), (1, 1));
+    assert!(!state.context.contains_key("draft"));
 
-    let all = store.transcript("r", 0, 100).await.unwrap();
-    // Each line starts with the commit's HH:MM:SS and a space: compare the rest.
-    let text = render_text(&all);
-    let lines: Vec<&str> = text.lines().map(|line| &line[9..]).collect();
-    assert_eq!(
-        lines,
-        [
-            "#1 ▶ run started: g v1 {\"topic\":\"r\"}",
-            "#2 review ⏸ Approve? [approve / reject]",
-            "#3 ada → review: \"approve\"",
-            "#4 review ✓",
-            "#5 tell 📣 [slack] done",
-            "#6 ■ run completed",
-        ]
-    );
+    // The same after a step went through.
+    store.commit_step(two_entry_step("r", 1, "a", json!(1))).await.unwrap();
+    let refused =
+        store.commit_step(StepCommit { entries: Vec::new(), ..two_entry_step("r", 2, "c", json!(1)) }).await;
+    assert!(matches!(refused, Err(StoreError::Invalid(_))), "{refused:?}");
+    assert_eq!(store.run("r").await.unwrap().version, 2, "a refused commit changes nothing");
 }
 
-#[tokio::test]
-async fn list_runs_filters_by_graph_status_and_time_newest_first() {
-    let (_dir, path) = db_path();
-    let store = SqliteStore::open(&path).unwrap();
-    store.save_graph(DEFAULT_ORG, &graph("a")).await.unwrap();
-    store.save_graph(DEFAULT_ORG, &graph("b")).await.unwrap();
-    let mut created = Vec::new();
-    for (graph_id, run_id) in [("a", "a1"), ("a", "a2"), ("a", "a3"), ("b", "b1")] {
-        // Distinct creation times, so the order and the windows are exact.
-        tokio::time::sleep(Duration::from_millis(3)).await;
-        created.push(start_run(&store, graph_id, run_id).await.created_at);
-    }
-    store.commit_step(final_step("a2", 1)).await.unwrap();
-
-    let ids =
-        |runs: Vec<roomkit_graph_store::RunRecord>| runs.into_iter().map(|r| r.run_id).collect::<Vec<_>>();
-    let list = |filter: RunFilter| {
-        let store = store.clone();
-        async move { ids(store.list_runs(&filter).await.unwrap()) }
-    };
-    assert_eq!(list(RunFilter::default()).await, ["b1", "a3", "a2", "a1"]);
-    assert_eq!(
-        list(RunFilter { graph_id: Some("a".into()), ..RunFilter::default() }).await,
-        ["a3", "a2", "a1"]
-    );
-    assert_eq!(list(RunFilter { status: Some(RunStatus::Completed), ..RunFilter::default() }).await, ["a2"]);
-    assert_eq!(
-        list(RunFilter {
-            graph_id: Some("a".into()),
-            status: Some(RunStatus::Running),
-            ..RunFilter::default()
-        })
-        .await,
-        ["a3", "a1"]
-    );
-    // From is inclusive, until exclusive.
-    let window =
-        RunFilter { created_from: Some(created[1]), created_until: Some(created[3]), ..RunFilter::default() };
-    assert_eq!(list(window).await, ["a3", "a2"]);
-    assert_eq!(list(RunFilter { limit: Some(2), ..RunFilter::default() }).await, ["b1", "a3"]);
-    assert!(list(RunFilter { graph_id: Some("c".into()), ..RunFilter::default() }).await.is_empty());
-}
-
-#[tokio::test]
-async fn committed_steps_survive_closing_and_reopening_the_file() {
-    let (_dir, path) = db_path();
-    let store = SqliteStore::open(&path).unwrap();
+/// Graphs, runs, steps and transcripts are all there once the store is
+/// closed and opened again, and the run goes on where it was.
+pub async fn committed_steps_survive_closing_and_reopening_the_store(database: &dyn Database) {
+    let store = database.open().await;
     store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
-    start_run(&store, "g", "r").await;
+    start_run(&*store, "g", "r").await;
     store.commit_step(simple_step("r", 1, "a")).await.unwrap();
     store.commit_step(simple_step("r", 2, "b")).await.unwrap();
     let loaded = store.load_run("r").await.unwrap();
@@ -321,24 +210,22 @@ async fn committed_steps_survive_closing_and_reopening_the_file() {
     let stored_graph = store.graph(DEFAULT_ORG, "g", None).await.unwrap();
     drop(store);
 
-    let store = SqliteStore::open(&path).unwrap();
+    let store = database.open().await;
     assert_eq!(store.load_run("r").await.unwrap(), loaded);
     assert_eq!(store.transcript("r", 0, 100).await.unwrap(), transcript);
     assert_eq!(store.graph(DEFAULT_ORG, "g", None).await.unwrap(), stored_graph);
-    // And the run goes on where it was.
     let (record, events) = store.commit_step(simple_step("r", 3, "c")).await.unwrap();
     assert_eq!((record.version, seqs(&events)), (4, vec![4]));
     assert_eq!(store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap().version, 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sixty_four_concurrent_commits_on_sixty_four_runs_all_land() {
-    let (_dir, path) = db_path();
-    let store = SqliteStore::open(&path).unwrap();
+/// Commits on many runs at once all land, each whole.
+pub async fn sixty_four_concurrent_commits_on_sixty_four_runs_all_land(database: &dyn Database) {
+    let store = database.open().await;
     store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
     let run_ids: Vec<String> = (0..64).map(|i| format!("run-{i:02}")).collect();
     for run_id in &run_ids {
-        start_run(&store, "g", run_id).await;
+        start_run(&*store, "g", run_id).await;
     }
 
     let tasks: Vec<_> = run_ids
@@ -368,17 +255,17 @@ async fn sixty_four_concurrent_commits_on_sixty_four_runs_all_land() {
 }
 
 /// Many processes' worth of racing commits on one run: the version guard lets
-/// exactly one through, whichever groups they land in.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn racing_commits_on_one_run_let_exactly_one_through() {
-    let (_dir, path) = db_path();
-    let store = SqliteStore::open(&path).unwrap();
-    store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
-    start_run(&store, "g", "r").await;
+/// exactly one through, whichever handle or group they land in; two processes
+/// racing for the same step of a run, twenty times: one commit each time, the
+/// other a conflict, the transcript with no gap and nothing twice.
+pub async fn racing_commits_on_one_run_let_exactly_one_through(database: &dyn Database) {
+    let (first, second) = (database.open().await, database.open().await);
+    first.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
+    start_run(&*first, "g", "r").await;
 
     let tasks: Vec<_> = (0..16)
         .map(|i| {
-            let store = store.clone();
+            let store = if i % 2 == 0 { first.clone() } else { second.clone() };
             tokio::spawn(async move { store.commit_step(simple_step("r", 1, &format!("n{i}"))).await })
         })
         .collect();
@@ -391,37 +278,33 @@ async fn racing_commits_on_one_run_let_exactly_one_through() {
         }
     }
     assert_eq!(won, 1);
-    let (record, state) = store.load_run("r").await.unwrap();
+    let (record, state) = first.load_run("r").await.unwrap();
     assert_eq!((record.version, record.last_seq, state.context.len()), (2, 2, 2));
-}
 
-#[tokio::test]
-async fn a_commit_that_writes_outputs_without_an_entry_is_refused_and_changes_nothing() {
-    let (_dir, path) = db_path();
-    let store = SqliteStore::open(&path).unwrap();
-    store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
-    start_run(&store, "g", "r").await;
-    let silent = step("r", 1, "draft", json!("v1"), Vec::new());
-    let err = store.commit_step(silent).await.unwrap_err();
-    assert!(
-        matches!(&err, StoreError::Invalid(detail) if detail.contains("appends no transcript entry")),
-        "{err:?}"
-    );
-    let (record, state) = store.load_run("r").await.unwrap();
-    assert_eq!((record.version, record.last_seq), (1, 1));
-    assert!(!state.context.contains_key("draft"));
+    for n in 0..20 {
+        let run_id = format!("r{n}");
+        start_run(&*first, "g", &run_id).await;
+        let (a, b) = tokio::join!(
+            first.commit_step(two_entry_step(&run_id, 1, "a", json!("first"))),
+            second.commit_step(two_entry_step(&run_id, 1, "b", json!("second")))
+        );
+        let won = [&a, &b].iter().filter(|outcome| outcome.is_ok()).count();
+        assert_eq!(won, 1, "exactly one commit of version 1: {a:?} {b:?}");
+        let lost = if a.is_ok() { b } else { a };
+        assert!(matches!(lost, Err(StoreError::Conflict { .. })), "{lost:?}");
+        let events = second.transcript(&run_id, 0, 100).await.unwrap();
+        assert_eq!(seqs(&events), [1, 2, 3], "no gap, nothing twice");
+    }
 }
 
 /// A run waiting on two children of a parallel node: its step count and the
-/// children that still wait are on its record (kept in the file, read back
-/// after reopening it) and in the state `load_run` gives the engine; a later
-/// commit with no child left clears them.
-#[tokio::test]
-async fn a_runs_step_count_and_pending_children_are_kept_and_cleared() {
-    let (_dir, path) = db_path();
-    let store = SqliteStore::open(&path).unwrap();
+/// children that still wait are on its record (for another process too, and
+/// after the store is opened again) and in the state `load_run` gives the
+/// engine; a later commit with no child left clears them.
+pub async fn a_runs_step_count_and_pending_children_are_kept_and_cleared(database: &dyn Database) {
+    let store = database.open().await;
     store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
-    start_run(&store, "g", "r").await;
+    start_run(&*store, "g", "r").await;
     let fan_out = StepCommit {
         status: RunStatus::Waiting,
         current_node_id: Some("reviews".into()),
@@ -432,15 +315,19 @@ async fn a_runs_step_count_and_pending_children_are_kept_and_cleared() {
     let (committed, _) = store.commit_step(fan_out).await.unwrap();
     assert_eq!(committed.steps, 7);
     assert_eq!(committed.pending, ["legal", "security"]);
-    drop(store);
+    let other = database.open().await;
+    let (record, state) = other.load_run("r").await.unwrap();
+    assert_eq!(record, committed);
+    assert!(state.waiting);
+    assert_eq!(state.pending, ["legal", "security"]);
+    drop((store, other));
 
-    let store = SqliteStore::open(&path).unwrap();
+    let store = database.open().await;
     let (record, state) = store.load_run("r").await.unwrap();
     assert_eq!(record, committed);
     assert!(state.waiting);
     assert_eq!(state.pending, ["legal", "security"]);
     assert_eq!(store.list_runs(&RunFilter::default()).await.unwrap(), [committed]);
-    assert_eq!(pending_column(&path, "r").as_deref(), Some(r#"["legal","security"]"#));
 
     let joined = StepCommit {
         current_node_id: Some("publish".into()),
@@ -453,7 +340,6 @@ async fn a_runs_step_count_and_pending_children_are_kept_and_cleared() {
     let (record, state) = store.load_run("r").await.unwrap();
     assert_eq!(record, committed);
     assert_eq!((record.steps, state.waiting, state.pending.len()), (8, false, 0));
-    assert_eq!(pending_column(&path, "r"), None, "no child left is stored as null");
 
     // A commit that leaves the children as they are keeps them.
     store
@@ -471,27 +357,16 @@ async fn a_runs_step_count_and_pending_children_are_kept_and_cleared() {
 
 /// A run opened waiting on a parallel node's children, with its first step or
 /// without, keeps them and its step count from the start.
-#[tokio::test]
-async fn a_run_opened_on_pending_children_keeps_them() {
-    let (_dir, path) = db_path();
-    let store = SqliteStore::open(&path).unwrap();
+pub async fn a_run_opened_on_pending_children_keeps_them(database: &dyn Database) {
+    let (store, other) = (database.open().await, database.open().await);
     store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
     let mut state = started_state("parked", &json!({}));
     state.waiting = true;
     state.pending = vec!["legal".into(), "security".into()];
-    let parked = NewRun {
-        org: DEFAULT_ORG.into(),
-        lease: None,
-        key: None,
-        first_step: None,
-        graph_id: "g".into(),
-        graph_version: 1,
-        trigger: json!({}),
-        state,
-    };
+    let parked = NewRun { trigger: json!({}), state, ..new_run(DEFAULT_ORG, "g", "parked") };
     let opened = store.create_run(parked.clone()).await.unwrap();
     assert_eq!((opened.status, opened.steps, opened.pending.len()), (RunStatus::Waiting, 0, 2));
-    let (record, state) = store.load_run("parked").await.unwrap();
+    let (record, state) = other.load_run("parked").await.unwrap();
     assert_eq!(record, opened);
     assert_eq!(state.pending, ["legal", "security"]);
 
@@ -506,30 +381,21 @@ async fn a_run_opened_on_pending_children_keeps_them() {
     let opened = store.create_run(stepped).await.unwrap();
     assert_eq!((opened.version, opened.steps), (2, 1));
     assert_eq!(opened.pending, ["security"]);
-    assert_eq!(store.run("stepped").await.unwrap(), opened);
+    assert_eq!(other.run("stepped").await.unwrap(), opened);
 }
 
 /// A step that failed and took its error edge writes its entry with `error`
 /// beside `output`: the context gives both back, as written.
-#[tokio::test]
-async fn an_entry_with_an_error_beside_its_output_reads_back_whole() {
-    let (_dir, path) = db_path();
-    let store = SqliteStore::open(&path).unwrap();
+pub async fn an_entry_with_an_error_beside_its_output_reads_back_whole(database: &dyn Database) {
+    let store = database.open().await;
     store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
-    start_run(&store, "g", "r").await;
+    start_run(&*store, "g", "r").await;
     let mut failed = simple_step("r", 1, "charge");
     failed.writes = vec![("charge".into(), json!({"output": null, "error": "card declined"}))];
     store.commit_step(failed).await.unwrap();
-    let (_, state) = store.load_run("r").await.unwrap();
+    let (_, state) = database.open().await.load_run("r").await.unwrap();
     assert_eq!(
         serde_json::to_string(&state.context["charge"]).unwrap(),
         r#"{"output":null,"error":"card declined"}"#
     );
-}
-
-/// The `pending` column of run `run_id` as the file holds it.
-fn pending_column(path: &std::path::Path, run_id: &str) -> Option<String> {
-    let conn = rusqlite::Connection::open(path).expect("the file opens");
-    conn.query_row("SELECT pending FROM runs WHERE run_id = ?1", [run_id], |row| row.get(0))
-        .expect("the run's row")
 }

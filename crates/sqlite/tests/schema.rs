@@ -1,163 +1,55 @@
-//! Organizations: graphs, runs, tokens and secrets kept apart per
-//! organization, run keys, and files of older schema versions migrated.
+//! The file's schema: how a run is kept in it, and files of older schema
+//! versions migrated with everything in them (what every store does is in
+//! `contract.rs`).
 
 mod common;
 
-use common::{db_path, graph, started_state};
+use common::db_path;
 use roomkit_graph_sqlite::{SCHEMA_VERSION, SqliteStore};
+use roomkit_graph_store::contract::fixtures::{self, completed, graph, simple_step, start_run, step};
 use roomkit_graph_store::{
-    DEFAULT_ORG, Entry, Lease, NewRun, RunFilter, RunKey, RunStatus, Store, StoreError, TokenRecord,
-    now_millis, render_text,
+    DEFAULT_ORG, Entry, Lease, NewRun, RunKey, RunStatus, StepCommit, Store, StoreError, now_millis,
+    render_text,
 };
 use serde_json::json;
 
 fn new_run(org: &str, graph_id: &str, run_id: &str, key: Option<&str>) -> NewRun {
-    NewRun {
-        org: org.into(),
-        lease: None,
-        graph_id: graph_id.into(),
-        graph_version: 1,
-        trigger: json!({}),
-        state: started_state(run_id, &json!({})),
-        key: key.map(RunKey::from),
-        first_step: None,
-    }
+    NewRun { key: key.map(RunKey::from), ..fixtures::new_run(org, graph_id, run_id) }
 }
 
+/// A run's children that still wait are kept as a JSON list, and as null
+/// when none is left.
 #[tokio::test]
-async fn the_same_graph_id_in_two_organizations_is_two_graphs() {
+async fn pending_children_are_kept_as_a_json_list_or_null() {
     let (_dir, path) = db_path();
     let store = SqliteStore::open(&path).unwrap();
-    let acme = graph("triage");
-    let mut globex = graph("triage");
-    globex.name = "Globex triage".into();
-    assert_eq!(store.save_graph("acme", &acme).await.unwrap().version, 1);
-    assert_eq!(store.save_graph("acme", &acme).await.unwrap().version, 2);
-    assert_eq!(store.save_graph("globex", &globex).await.unwrap().version, 1);
-
-    assert_eq!(store.graph("globex", "triage", None).await.unwrap().graph.name, "Globex triage");
-    assert_eq!(store.graph("acme", "triage", None).await.unwrap().version, 2);
-    assert!(matches!(store.graph("initech", "triage", None).await, Err(StoreError::NotFound(_))));
-
-    store.save_graph("acme", &graph("billing")).await.unwrap();
-    let listed: Vec<(String, String, u64)> = store
-        .list_graphs(Some("acme"))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|stored| (stored.org, stored.graph.id, stored.version))
-        .collect();
-    assert_eq!(listed, [("acme".into(), "billing".into(), 1), ("acme".into(), "triage".into(), 2)]);
-    assert_eq!(store.list_graphs(None).await.unwrap().len(), 3);
-    assert!(store.list_graphs(Some("initech")).await.unwrap().is_empty());
-}
-
-#[tokio::test]
-async fn runs_belong_to_their_graphs_organization() {
-    let (_dir, path) = db_path();
-    let store = SqliteStore::open(&path).unwrap();
-    store.save_graph("acme", &graph("g")).await.unwrap();
-    store.save_graph("globex", &graph("g")).await.unwrap();
-    let run = store.create_run(new_run("acme", "g", "r1", None)).await.unwrap();
-    assert_eq!(run.org, "acme");
-    store.create_run(new_run("globex", "g", "r2", None)).await.unwrap();
-    // A run of a graph its organization does not have is refused.
-    assert!(matches!(
-        store.create_run(new_run("initech", "g", "r3", None)).await,
-        Err(StoreError::NotFound(what)) if what == "graph g version 1"
-    ));
-
-    let acme = RunFilter { org: Some("acme".into()), ..Default::default() };
-    let ids: Vec<String> = store.list_runs(&acme).await.unwrap().into_iter().map(|r| r.run_id).collect();
-    assert_eq!(ids, ["r1"]);
-    assert_eq!(store.run("r2").await.unwrap().org, "globex");
-}
-
-#[tokio::test]
-async fn a_run_key_is_taken_once() {
-    let (_dir, path) = db_path();
-    let store = SqliteStore::open(&path).unwrap();
-    store.save_graph("acme", &graph("g")).await.unwrap();
-    store.create_run(new_run("acme", "g", "r1", Some("schedule:g:1000"))).await.unwrap();
-    let again = store.create_run(new_run("acme", "g", "r2", Some("schedule:g:1000"))).await;
-    assert_eq!(
-        again,
-        Err(StoreError::Duplicate { key: "schedule:g:1000".into(), run_id: "r1".into(), same_request: true })
-    );
-    assert!(matches!(store.run("r2").await, Err(StoreError::NotFound(_))), "the refused run is not kept");
-    // Other keys and runs without a key are not affected.
-    store.create_run(new_run("acme", "g", "r3", Some("schedule:g:2000"))).await.unwrap();
-    store.create_run(new_run("acme", "g", "r4", None)).await.unwrap();
-    store.create_run(new_run("acme", "g", "r5", None)).await.unwrap();
-}
-
-#[tokio::test]
-async fn a_run_key_tells_a_repeated_request_from_another_and_an_expired_key_is_taken_over() {
-    let (_dir, path) = db_path();
-    let store = SqliteStore::open(&path).unwrap();
-    store.save_graph("acme", &graph("g")).await.unwrap();
-    let with = |run_id: &str, key: RunKey| NewRun { key: Some(key), ..new_run("acme", "g", run_id, None) };
-    let asked = RunKey::new("request:k").with_request_hash("body-1");
-    store.create_run(with("r1", asked.clone())).await.unwrap();
-    assert!(matches!(
-        store.create_run(with("r2", asked)).await,
-        Err(StoreError::Duplicate { run_id, same_request: true, .. }) if run_id == "r1"
-    ));
-    let other = RunKey::new("request:k").with_request_hash("body-2");
-    assert!(matches!(
-        store.create_run(with("r2", other)).await,
-        Err(StoreError::Duplicate { run_id, same_request: false, .. }) if run_id == "r1"
-    ));
-
-    // A key held until a time: refused before it, taken over after it.
-    let now = now_millis();
-    store.create_run(with("h1", RunKey::new("webhook:x").until(now + 60_000))).await.unwrap();
-    assert!(matches!(
-        store.create_run(with("h2", RunKey::new("webhook:x").until(now + 60_000))).await,
-        Err(StoreError::Duplicate { run_id, .. }) if run_id == "h1"
-    ));
-    store.create_run(with("e1", RunKey::new("webhook:y").until(now - 1))).await.unwrap();
-    store.create_run(with("e2", RunKey::new("webhook:y").until(now + 60_000))).await.unwrap();
-    assert!(
-        matches!(
-            store.create_run(with("e3", RunKey::new("webhook:y"))).await,
-            Err(StoreError::Duplicate { run_id, .. }) if run_id == "e2"
-        ),
-        "the new run holds the key now"
-    );
-    assert_eq!(store.run("e1").await.unwrap().run_id, "e1", "the run that let the key go is kept");
-}
-
-#[tokio::test]
-async fn tokens_are_found_by_hash_only_and_never_replaced() {
-    let (_dir, path) = db_path();
-    let store = SqliteStore::open(&path).unwrap();
-    let token = TokenRecord {
-        token_hash: "ab12".into(),
-        org: "acme".into(),
-        label: Some("ci".into()),
-        created_at: 1,
+    store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
+    start_run(&store, "g", "r").await;
+    let fan_out = StepCommit {
+        status: RunStatus::Waiting,
+        current_node_id: Some("reviews".into()),
+        steps: 7,
+        pending: vec!["legal".into(), "security".into()],
+        ..simple_step("r", 1, "draft")
     };
-    store.create_token(&token).await.unwrap();
-    assert_eq!(store.token("ab12").await.unwrap(), Some(token.clone()));
-    assert_eq!(store.token("ab13").await.unwrap(), None);
-    let stolen = TokenRecord { org: "globex".into(), ..token.clone() };
-    assert!(matches!(store.create_token(&stolen).await, Err(StoreError::Invalid(_))));
-    assert_eq!(store.token("ab12").await.unwrap(), Some(token), "the first token is unchanged");
+    store.commit_step(fan_out).await.unwrap();
+    assert_eq!(pending_column(&path, "r").as_deref(), Some(r#"["legal","security"]"#));
+
+    let joined = StepCommit {
+        current_node_id: Some("publish".into()),
+        steps: 8,
+        pending: Vec::new(),
+        ..simple_step("r", 2, "security")
+    };
+    store.commit_step(joined).await.unwrap();
+    assert_eq!(pending_column(&path, "r"), None, "no child left is stored as null");
 }
 
-#[tokio::test]
-async fn secrets_are_kept_per_organization_and_graph() {
-    let (_dir, path) = db_path();
-    let store = SqliteStore::open(&path).unwrap();
-    store.set_secret("acme", "g", "webhook", Some("s1")).await.unwrap();
-    assert_eq!(store.secret("acme", "g", "webhook").await.unwrap().as_deref(), Some("s1"));
-    assert_eq!(store.secret("globex", "g", "webhook").await.unwrap(), None);
-    assert_eq!(store.secret("acme", "h", "webhook").await.unwrap(), None);
-    store.set_secret("acme", "g", "webhook", Some("s2")).await.unwrap();
-    assert_eq!(store.secret("acme", "g", "webhook").await.unwrap().as_deref(), Some("s2"));
-    store.set_secret("acme", "g", "webhook", None).await.unwrap();
-    assert_eq!(store.secret("acme", "g", "webhook").await.unwrap(), None);
+/// The `pending` column of run `run_id` as the file holds it.
+fn pending_column(path: &std::path::Path, run_id: &str) -> Option<String> {
+    let conn = rusqlite::Connection::open(path).expect("the file opens");
+    conn.query_row("SELECT pending FROM runs WHERE run_id = ?1", [run_id], |row| row.get(0))
+        .expect("the run's row")
 }
 
 /// The tables of schema version 1, as that version created them.
@@ -322,7 +214,7 @@ async fn a_file_of_schema_version_2_is_migrated_with_everything_in_it() {
     // the migration and after it.
     let keys = |state: &roomkit_graph::EngineState| state.context.keys().cloned().collect::<Vec<_>>();
     assert_eq!(keys(&state), ["start", "zeta", "alpha"]);
-    let mut next = common::step("r1", 3, "beta", json!(3), vec![common::completed("beta", json!(3))]);
+    let mut next = step("r1", 3, "beta", json!(3), vec![completed("beta", json!(3))]);
     next.writes.push(("zeta".into(), json!({"output": 4})));
     store.commit_step(next).await.unwrap();
     let (_, state) = store.load_run("r1").await.unwrap();
@@ -409,7 +301,7 @@ async fn a_file_of_schema_version_4_keeps_each_runs_context_in_order_in_its_tran
 
     // Later commits write after the migrated context: new entries go last,
     // an overwritten one keeps its place.
-    let mut next = common::step("r1", 4, "beta", json!(3), vec![common::completed("beta", json!(3))]);
+    let mut next = step("r1", 4, "beta", json!(3), vec![completed("beta", json!(3))]);
     next.writes.push(("zeta".into(), json!({"output": 4})));
     store.commit_step(next).await.unwrap();
     let (_, state) = store.load_run("r1").await.unwrap();
@@ -509,7 +401,7 @@ async fn a_file_of_schema_version_6_gains_step_counts_and_pending_children() {
         Err(StoreError::Duplicate { run_id, .. }) if run_id == "r1"
     ));
 
-    let mut next = common::step("r1", 3, "legal", json!(1), vec![common::completed("legal", json!(1))]);
+    let mut next = step("r1", 3, "legal", json!(1), vec![completed("legal", json!(1))]);
     next.status = RunStatus::Waiting;
     next.steps = 4;
     next.pending = vec!["security".into()];

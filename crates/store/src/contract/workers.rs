@@ -1,27 +1,24 @@
-//! Worker registrations against a real PostgreSQL server of the test's own,
-//! two stores on one database standing for two processes: a live registration
-//! keeps its id from others, its own process renews it, and it is free again
-//! once released or expired.
-#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+//! Worker registrations: a worker id is held by one live process at a time,
+//! renewed by it, free again once released or expired; and the runs a
+//! worker's leases hold, for its next process to take back.
 
 use std::time::Duration;
 
-use roomkit_graph::{EngineState, Graph, Trigger};
-use roomkit_graph_postgres::PostgresStore;
-use roomkit_graph_store::{DEFAULT_ORG, Lease, NewRun, Store, WorkerRegistration, now_millis};
-use serde_json::{Map, json};
+use super::Database;
+use super::fixtures::{graph, run_ids, start_run};
+use crate::{DEFAULT_ORG, Lease, WorkerRegistration, now_millis};
 
 fn registration(instance: &str, ms: i64) -> WorkerRegistration {
     WorkerRegistration::new("w1", instance, now_millis(), ms)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_worker_id_is_held_by_one_live_process_until_released_or_expired() {
-    let url = roomkit_graph_pgtest::database();
-    let (a, b) = tokio::join!(PostgresStore::connect(&url), PostgresStore::connect(&url));
-    let (a, b) = (a.unwrap(), b.unwrap());
+/// Two processes asking for a new worker id at once: one gets it, both are
+/// told which. The holder renews it; the other may not take or release it,
+/// but has another id; once released it is free at once, and once expired
+/// another process takes it. Registrations outlive the stores.
+pub async fn a_worker_id_is_held_by_one_live_process_until_released_or_expired(database: &dyn Database) {
+    let (a, b) = (database.open().await, database.open().await);
 
-    // Two processes asking for a new id at once: one gets it.
     let (first, second) = (registration("a", 60_000), registration("b", 60_000));
     let (to_a, to_b) =
         tokio::join!(a.register_worker(&first, now_millis()), b.register_worker(&second, now_millis()));
@@ -30,6 +27,8 @@ async fn a_worker_id_is_held_by_one_live_process_until_released_or_expired() {
     assert!(to_a == first || to_a == second);
     let (holder, other) = if to_a == first { (&a, &b) } else { (&b, &a) };
     let (holder_name, other_name) = if to_a == first { ("a", "b") } else { ("b", "a") };
+    let refused = other.register_worker(&registration(other_name, 60_000), now_millis()).await.unwrap();
+    assert_eq!(refused, to_a, "the other is told who holds it, and nothing changes");
 
     let renewed = registration(holder_name, 120_000);
     assert_eq!(
@@ -41,48 +40,44 @@ async fn a_worker_id_is_held_by_one_live_process_until_released_or_expired() {
         other.register_worker(&registration(other_name, 60_000), now_millis()).await.unwrap(),
         renewed
     );
+    let other_id = WorkerRegistration::new("w2", other_name, now_millis(), 60_000);
+    assert_eq!(
+        other.register_worker(&other_id, now_millis()).await.unwrap(),
+        other_id,
+        "another id is another worker"
+    );
+
     other.release_worker("w1", other_name).await.unwrap();
     assert_eq!(
         other.register_worker(&registration(other_name, 60_000), now_millis()).await.unwrap(),
-        renewed
+        renewed,
+        "not the other's to release"
     );
-
     holder.release_worker("w1", holder_name).await.unwrap();
-    let short = registration(other_name, 100);
+    let short = registration(other_name, 500);
     assert_eq!(other.register_worker(&short, now_millis()).await.unwrap(), short, "released: free at once");
+
+    // The other process dies: its registration expires, and the first may take the id.
     assert_eq!(
         holder.register_worker(&registration(holder_name, 60_000), now_millis()).await.unwrap(),
         short
     );
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
     let taken = registration(holder_name, 60_000);
     assert_eq!(holder.register_worker(&taken, now_millis()).await.unwrap(), taken, "expired: taken");
+
+    drop((a, b));
+    let reopened = database.open().await;
+    assert_eq!(reopened.register_worker(&registration("c", 60_000), now_millis()).await.unwrap(), taken);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_running_runs_an_owner_holds_are_listed_live_lease_or_not() {
-    let store = PostgresStore::connect(&roomkit_graph_pgtest::database()).await.unwrap();
-    store.save_graph(DEFAULT_ORG, &Graph::new("g", "G", Trigger::manual())).await.unwrap();
-    for run_id in ["r1", "r2", "r3"] {
-        let state = EngineState {
-            context: Map::new(),
-            current_node_id: Some("draft".into()),
-            previous_node_id: None,
-            waiting: false,
-            run_id: run_id.into(),
-            pending: Vec::new(),
-        };
-        let run = NewRun {
-            org: DEFAULT_ORG.into(),
-            graph_id: "g".into(),
-            graph_version: 1,
-            trigger: json!({}),
-            state,
-            key: None,
-            first_step: None,
-            lease: None,
-        };
-        store.create_run(run).await.unwrap();
+/// The running runs whose lease an owner holds are listed whether the lease
+/// lives or expired, until released.
+pub async fn the_running_runs_an_owner_holds_are_listed_live_lease_or_not(database: &dyn Database) {
+    let store = database.open().await;
+    store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
+    for run in ["r1", "r2", "r3"] {
+        start_run(&*store, "g", run).await;
     }
     let now = now_millis();
     store.claim_run("r1", &Lease::new("w1", now, 60_000), now_millis()).await.unwrap().expect("claimed");
@@ -90,12 +85,11 @@ async fn the_running_runs_an_owner_holds_are_listed_live_lease_or_not() {
     store.claim_run("r3", &Lease::new("w2", now, 60_000), now_millis()).await.unwrap().expect("claimed");
     tokio::time::sleep(Duration::from_millis(5)).await;
 
-    let mut held: Vec<String> =
-        store.runs_held_by("w1").await.unwrap().into_iter().map(|run| run.run_id).collect();
-    held.sort();
+    let held = store.runs_held_by("w1").await.unwrap();
+    let mut held = run_ids(&held);
+    held.sort_unstable();
     assert_eq!(held, ["r1", "r2"], "r2's lease expired, but w1 still holds it");
     assert!(store.release_run("r1", "w1").await.unwrap());
-    let held = store.runs_held_by("w1").await.unwrap();
-    assert_eq!(held.iter().map(|run| run.run_id.as_str()).collect::<Vec<_>>(), ["r2"]);
+    assert_eq!(run_ids(&store.runs_held_by("w1").await.unwrap()), ["r2"]);
     assert!(store.runs_held_by("nobody").await.unwrap().is_empty());
 }

@@ -1,14 +1,15 @@
-//! Leases on runs: who may drive a running run, on a real SQLite file, with two
-//! stores on the file as two processes would have.
+//! Leases: a running run is driven by one process at a time, the holder of
+//! its lease, until it parks, ends, lets it go or its lease expires. Two
+//! stores on one database stand for two processes.
 
-mod common;
+use std::sync::Arc;
+use std::time::Duration;
 
-use common::{db_path, final_step, graph, simple_step, start_run, started_state};
-use roomkit_graph_sqlite::SqliteStore;
-use roomkit_graph_store::{
-    DEFAULT_ORG, Entry, Lease, NewRun, RunStatus, StepCommit, Store, StoreError, now_millis,
-};
 use serde_json::json;
+
+use super::Database;
+use super::fixtures::{final_step, graph, new_run, run_ids, simple_step, start_run, started_state};
+use crate::{DEFAULT_ORG, Entry, Lease, NewRun, RunStatus, StepCommit, Store, StoreError, now_millis};
 
 fn lease(owner: &str, ms: i64) -> Lease {
     Lease::new(owner, now_millis(), ms)
@@ -18,48 +19,66 @@ fn with_lease(commit: StepCommit, lease: &Lease) -> StepCommit {
     StepCommit { lease: Some(lease.clone()), ..commit }
 }
 
-fn claimable_ids(runs: &[roomkit_graph_store::RunRecord]) -> Vec<&str> {
-    runs.iter().map(|run| run.run_id.as_str()).collect()
-}
-
-/// Two stores on one new file, as two processes (a and b), with graph `g`
+/// Two stores on the database, as two processes (a and b), with graph `g`
 /// saved and run `r1` started, unclaimed.
-async fn two_stores_with_a_run() -> (tempfile::TempDir, SqliteStore, SqliteStore) {
-    let (dir, path) = db_path();
-    let a = SqliteStore::open(&path).expect("a opens the file");
-    let b = SqliteStore::open(&path).expect("b opens the file");
-    a.save_graph(DEFAULT_ORG, &graph("g")).await.expect("the graph is saved");
-    start_run(&a, "g", "r1").await;
-    (dir, a, b)
+async fn two_stores_with_a_run(database: &dyn Database) -> (Arc<dyn Store>, Arc<dyn Store>) {
+    let (a, b) = (database.open().await, database.open().await);
+    a.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
+    start_run(&*a, "g", "r1").await;
+    (a, b)
 }
 
-#[tokio::test]
-async fn a_claimed_run_is_only_claimable_again_by_its_owner_until_its_lease_expires() {
-    let (_dir, a, b) = two_stores_with_a_run().await;
-    assert_eq!(claimable_ids(&b.claimable_runs(now_millis(), 10).await.unwrap()), ["r1"]);
+/// A claimed run is refused to others (and not listed as claimable) while
+/// its lease lives; its owner's claim renews it, never shorter. Once the lease
+/// expires, the run is listed after the runs nobody holds, another process
+/// takes it, and the first has lost it.
+pub async fn a_claimed_run_is_only_claimable_again_by_its_owner_until_its_lease_expires(
+    database: &dyn Database,
+) {
+    let (a, b) = two_stores_with_a_run(database).await;
+    assert_eq!(run_ids(&b.claimable_runs(now_millis(), 10).await.unwrap()), ["r1"]);
 
-    let held =
-        a.claim_run("r1", &lease("a", 300), now_millis()).await.unwrap().expect("an unowned run is claimed");
+    let held = a
+        .claim_run("r1", &lease("a", 1_000), now_millis())
+        .await
+        .unwrap()
+        .expect("an unowned run is claimed");
     assert_eq!((held.owner.as_deref(), held.version), (Some("a"), 1), "a claim leaves the version");
-    assert_eq!(b.claim_run("r1", &lease("b", 300), now_millis()).await.unwrap(), None);
-    assert!(b.claimable_runs(now_millis(), 10).await.unwrap().is_empty());
+    start_run(&*a, "g", "idle").await;
+    assert_eq!(b.claim_run("r1", &lease("b", 1_000), now_millis()).await.unwrap(), None);
+    assert_eq!(run_ids(&b.claimable_runs(now_millis(), 10).await.unwrap()), ["idle"]);
     assert_eq!(b.run("r1").await.unwrap().owner.as_deref(), Some("a"), "a refused claim changes nothing");
     // Its owner claims it again: a renewal, never shorter.
     let again = a.claim_run("r1", &lease("a", 10), now_millis()).await.unwrap().expect("its own run");
     assert_eq!(again.lease_until, held.lease_until);
 
-    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
-    assert_eq!(claimable_ids(&b.claimable_runs(now_millis(), 10).await.unwrap()), ["r1"]);
-    let taken =
-        b.claim_run("r1", &lease("b", 60_000), now_millis()).await.unwrap().expect("an expired lease");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let later = now_millis();
+    assert_eq!(
+        run_ids(&b.claimable_runs(later, 10).await.unwrap()),
+        ["idle", "r1"],
+        "runs nobody holds first, then expired leases"
+    );
+    let taken = b
+        .claim_run("r1", &Lease::new("b", later, 60_000), now_millis())
+        .await
+        .unwrap()
+        .expect("an expired lease");
     assert_eq!(taken.owner.as_deref(), Some("b"));
     assert!(matches!(a.renew_lease("r1", &lease("a", 60_000)).await, Err(StoreError::Conflict { .. })));
+    assert!(!a.release_run("r1", "a").await.unwrap(), "not a's any more");
+    let renewed = b.renew_lease("r1", &Lease::new("b", later + 10, 60_000)).await.unwrap();
+    assert_eq!(renewed.lease_until, Some(later + 60_010));
     assert!(matches!(b.claim_run("nope", &lease("b", 1), now_millis()).await, Err(StoreError::NotFound(_))));
 }
 
-#[tokio::test]
-async fn a_commit_is_refused_while_another_owner_holds_a_live_lease_and_parking_releases() {
-    let (_dir, a, b) = two_stores_with_a_run().await;
+/// A commit with a lease is refused while another owner holds a live one;
+/// the owner's commits keep and renew its lease; parking releases it, and a
+/// commit with a lease that sets the run going again takes it.
+pub async fn a_commit_is_refused_while_another_owner_holds_a_live_lease_and_parking_releases(
+    database: &dyn Database,
+) {
+    let (a, b) = two_stores_with_a_run(database).await;
     let la = lease("a", 60_000);
     a.claim_run("r1", &la, now_millis()).await.unwrap().expect("claimed");
 
@@ -93,13 +112,14 @@ async fn a_commit_is_refused_while_another_owner_holds_a_live_lease_and_parking_
     assert_eq!(run.owner.as_deref(), Some("b"));
 }
 
-#[tokio::test]
-async fn a_cancel_without_a_lease_wins_and_releases() {
-    let (_dir, a, b) = two_stores_with_a_run().await;
+/// A commit without a lease (a cancel) checks nobody's: one that keeps the
+/// run going leaves the lease as it is, one that ends it releases it, and
+/// the driver has lost the run.
+pub async fn a_cancel_without_a_lease_wins_and_releases(database: &dyn Database) {
+    let (a, b) = two_stores_with_a_run(database).await;
     let la = lease("a", 60_000);
     a.claim_run("r1", &la, now_millis()).await.unwrap().expect("claimed");
 
-    // A commit without a lease that keeps the run going leaves the lease as it is.
     let (run, _) = b.commit_step(simple_step("r1", 1, "x")).await.unwrap();
     assert_eq!(run.lease(), Some(la.clone()));
     let cancel = StepCommit {
@@ -117,43 +137,40 @@ async fn a_cancel_without_a_lease_wins_and_releases() {
     assert!(matches!(a.renew_lease("r1", &la).await, Err(StoreError::Conflict { .. })));
 }
 
-#[tokio::test]
-async fn a_release_lets_another_owner_take_the_run_at_once() {
-    let (_dir, a, b) = two_stores_with_a_run().await;
-    start_run(&a, "g", "r2").await;
+/// Releasing a lease lets another process take the run at once; only its
+/// owner releases it.
+pub async fn a_release_lets_another_owner_take_the_run_at_once(database: &dyn Database) {
+    let (a, b) = two_stores_with_a_run(database).await;
+    start_run(&*a, "g", "r2").await;
     a.claim_run("r1", &lease("a", 60_000), now_millis()).await.unwrap().expect("claimed");
-    assert_eq!(claimable_ids(&b.claimable_runs(now_millis(), 10).await.unwrap()), ["r2"]);
+    assert_eq!(run_ids(&b.claimable_runs(now_millis(), 10).await.unwrap()), ["r2"]);
 
     assert!(!b.release_run("r1", "b").await.unwrap(), "b holds nothing");
     assert!(a.release_run("r1", "a").await.unwrap());
     assert!(!a.release_run("r1", "a").await.unwrap(), "released already");
     let claimable = b.claimable_runs(now_millis(), 10).await.unwrap();
-    let mut ids = claimable_ids(&claimable);
+    let mut ids = run_ids(&claimable);
     ids.sort_unstable();
     assert_eq!(ids, ["r1", "r2"]);
     assert_eq!(b.claimable_runs(now_millis(), 1).await.unwrap().len(), 1);
     assert!(b.claim_run("r1", &lease("b", 60_000), now_millis()).await.unwrap().is_some());
 }
 
-#[tokio::test]
-async fn a_run_created_with_a_lease_is_held_by_its_creator_while_it_runs() {
-    let (_dir, path) = db_path();
-    let store = SqliteStore::open(&path).unwrap();
+/// A run created running with a lease is its creator's from the start; one
+/// created waiting holds none.
+pub async fn a_run_created_with_a_lease_is_held_by_its_creator_while_it_runs(database: &dyn Database) {
+    let store = database.open().await;
     store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
-    let new_run = |run_id: &str, waiting: bool| NewRun {
-        org: DEFAULT_ORG.into(),
+    let created = |run_id: &str, waiting: bool| NewRun {
         lease: Some(lease("a", 60_000)),
-        key: None,
-        first_step: None,
-        graph_id: "g".into(),
-        graph_version: 1,
         trigger: json!({}),
         state: roomkit_graph::EngineState { waiting, ..started_state(run_id, &json!({})) },
+        ..new_run(DEFAULT_ORG, "g", run_id)
     };
-    let running = store.create_run(new_run("r1", false)).await.unwrap();
+    let running = store.create_run(created("r1", false)).await.unwrap();
     assert_eq!(running.owner.as_deref(), Some("a"));
     assert_eq!(store.run("r1").await.unwrap(), running);
     assert!(store.claimable_runs(now_millis(), 10).await.unwrap().is_empty());
-    let waiting = store.create_run(new_run("r2", true)).await.unwrap();
+    let waiting = store.create_run(created("r2", true)).await.unwrap();
     assert_eq!((waiting.status, waiting.owner), (RunStatus::Waiting, None));
 }

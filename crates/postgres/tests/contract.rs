@@ -1,0 +1,42 @@
+//! The store contract (`roomkit_graph_store::contract`) against a real
+//! PostgreSQL server of this test's own, started once for the whole file:
+//! each test on a new database, a store connected to it once per process the
+//! test stands for.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use roomkit_graph_postgres::PostgresStore;
+use roomkit_graph_store::contract::Database;
+use roomkit_graph_store::{Millis, Store};
+
+/// A database of a test's own on the test server.
+struct Fresh {
+    url: String,
+}
+
+#[async_trait]
+impl Database for Fresh {
+    async fn open(&self) -> Arc<dyn Store> {
+        Arc::new(PostgresStore::connect(&self.url).await.expect("the store connects"))
+    }
+
+    async fn set_every_run_created_at(&self, at: Millis) -> u64 {
+        let (client, connection) =
+            tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await.expect("a plain client connects");
+        tokio::spawn(connection);
+        client
+            .execute("UPDATE roomkit_graph.runs SET created_at = $1", &[&at])
+            .await
+            .expect("the runs are updated")
+    }
+}
+
+/// A new database, reached without TLS: the contract is the same either way
+/// (`store.rs` tests TLS), and plain connections on loopback keep the many
+/// connections of the suite cheap.
+async fn database() -> Fresh {
+    Fresh { url: format!("{}?sslmode=disable", roomkit_graph_pgtest::database()) }
+}
+
+roomkit_graph_store::contract_tests!(database);

@@ -1,0 +1,112 @@
+//! Runs listed by filter, newest first, and a page at a time through a cursor
+//! that stays right whatever is inserted meanwhile.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::Database;
+use super::fixtures::{final_step, graph, new_run, run_ids, start_run, started_state};
+use crate::{DEFAULT_ORG, NewRun, RunCursor, RunFilter, RunStatus};
+
+/// Runs are listed newest first, filtered by organization, graph, status and
+/// creation time (from inclusive, until exclusive), up to a limit.
+pub async fn list_runs_filters_by_organization_graph_status_and_time_newest_first(database: &dyn Database) {
+    let store = database.open().await;
+    store.save_graph(DEFAULT_ORG, &graph("a")).await.unwrap();
+    store.save_graph(DEFAULT_ORG, &graph("b")).await.unwrap();
+    let mut created = Vec::new();
+    for (graph_id, run_id) in [("a", "a1"), ("a", "a2"), ("a", "a3"), ("b", "b1")] {
+        // Distinct creation times, so the order and the windows are exact.
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        created.push(start_run(&*store, graph_id, run_id).await.created_at);
+    }
+    store.commit_step(final_step("a2", 1)).await.unwrap();
+
+    let list = |filter: RunFilter| {
+        let store = store.clone();
+        async move {
+            let runs = store.list_runs(&filter).await.unwrap();
+            run_ids(&runs).into_iter().map(str::to_owned).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(list(RunFilter::default()).await, ["b1", "a3", "a2", "a1"]);
+    assert_eq!(list(RunFilter { org: Some(DEFAULT_ORG.into()), ..RunFilter::default() }).await.len(), 4);
+    assert!(list(RunFilter { org: Some("acme".into()), ..RunFilter::default() }).await.is_empty());
+    assert_eq!(
+        list(RunFilter { graph_id: Some("a".into()), ..RunFilter::default() }).await,
+        ["a3", "a2", "a1"]
+    );
+    assert_eq!(list(RunFilter { status: Some(RunStatus::Completed), ..RunFilter::default() }).await, ["a2"]);
+    assert_eq!(
+        list(RunFilter {
+            graph_id: Some("a".into()),
+            status: Some(RunStatus::Running),
+            ..RunFilter::default()
+        })
+        .await,
+        ["a3", "a1"]
+    );
+    // From is inclusive, until exclusive.
+    let window =
+        RunFilter { created_from: Some(created[1]), created_until: Some(created[3]), ..RunFilter::default() };
+    assert_eq!(list(window).await, ["a3", "a2"]);
+    assert_eq!(list(RunFilter { limit: Some(2), ..RunFilter::default() }).await, ["b1", "a3"]);
+    let since = RunFilter { created_from: Some(created[1]), limit: Some(1), ..RunFilter::default() };
+    assert_eq!(list(since).await, ["b1"]);
+    assert!(list(RunFilter { graph_id: Some("c".into()), ..RunFilter::default() }).await.is_empty());
+}
+
+/// Thousands of runs created in one millisecond are each listed once through
+/// the cursor, by id, while another process starts runs; those come first in
+/// a new listing.
+pub async fn runs_of_the_same_millisecond_are_each_listed_once_through_the_cursor(database: &dyn Database) {
+    const RUNS: usize = 2_500;
+    const PAGE: usize = 100;
+    const TIE: i64 = 1_700_000_000_000;
+    let (store, other) = (database.open().await, database.open().await);
+    store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
+    let create = |run_id: &str| NewRun {
+        trigger: json!({}),
+        state: started_state(run_id, &json!({})),
+        ..new_run(DEFAULT_ORG, "g", run_id)
+    };
+    // Ids in no particular order, created at once.
+    let ids: Vec<String> = (0..RUNS).map(|i| format!("run-{:05}", (i * 7_919) % 100_003)).collect();
+    let mut creating = tokio::task::JoinSet::new();
+    for id in ids.clone() {
+        let (store, run) = (store.clone(), create(&id));
+        creating.spawn(async move { store.create_run(run).await.unwrap() });
+    }
+    creating.join_all().await;
+    // All of them in one millisecond, where `created_until` paging lost runs.
+    assert_eq!(database.set_every_run_created_at(TIE).await, RUNS as u64);
+
+    let mut filter = RunFilter { org: Some(DEFAULT_ORG.into()), ..RunFilter::default() };
+    let mut listed = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = store.run_page(&filter, PAGE).await.unwrap();
+        pages += 1;
+        listed.extend(page.items.iter().map(|run| run.run_id.clone()));
+        // Another process starts a run while the list is read: it comes
+        // before the first page.
+        other.create_run(create(&format!("new-{pages}"))).await.unwrap();
+        let Some(next) = page.next_cursor else { break };
+        filter.after = Some(RunCursor::decode(&next).unwrap());
+    }
+    assert_eq!(pages, RUNS / PAGE, "the last full page says there is no more");
+    assert_eq!(listed.len(), RUNS, "no run twice");
+    let mut expected = ids;
+    expected.sort();
+    assert_eq!(listed, expected, "runs of one millisecond by id, each once");
+
+    // A new listing shows the runs started meanwhile first.
+    let first = store.run_page(&RunFilter::default(), 3).await.unwrap();
+    assert!(first.items.iter().all(|run| run.run_id.starts_with("new-")), "{:?}", first.items);
+    assert_eq!(
+        store.list_runs(&RunFilter::default()).await.unwrap().len(),
+        RUNS + pages,
+        "nothing else was stored"
+    );
+}
