@@ -280,6 +280,14 @@ fn body_suffix(body: &str) -> String {
 ///     error.to_string(),
 ///     "notification channel \"ops-slack\" failed after 3 attempts: the server answered 500"
 /// );
+/// assert!(roomkit_graph::HandlerError::from(error).is_retryable());
+///
+/// let refused = NotificationError::Failed {
+///     channel: "mail".into(),
+///     attempts: 1,
+///     last: DeliveryError::Invalid("no recipient".into()),
+/// };
+/// assert!(!roomkit_graph::HandlerError::from(refused).is_retryable(), "no attempt would do better");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
