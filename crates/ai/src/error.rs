@@ -4,7 +4,8 @@
 //! [`HandlerError`](roomkit_graph::HandlerError)).
 //!
 //! No error ever holds an API key: provider messages are scrubbed of the key
-//! before they are kept.
+//! before they are kept, and the HTTP client's errors, kept as sources, hold
+//! no URL and no header (where keys travel).
 
 use std::path::PathBuf;
 use std::time::Duration;
