@@ -127,7 +127,7 @@ impl NodeHandler for AgentHandler {
         let config = scope.prepared(|node| AgentNodeConfig::read(&node.config).map_err(|e| e.to_string()));
         let config = match config.as_ref() {
             Ok(config) => config,
-            Err(message) => return Err(HandlerError::Execution(message.clone())),
+            Err(message) => return Err(HandlerError::execution(message.clone()).permanent()),
         };
         Ok(run(&self.agents, config, scope).await?)
     }

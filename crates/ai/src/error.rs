@@ -4,7 +4,8 @@
 //! [`HandlerError`](roomkit_graph::HandlerError)).
 //!
 //! No error ever holds an API key: provider messages are scrubbed of the key
-//! before they are kept.
+//! before they are kept, and the HTTP client's errors, kept as sources, hold
+//! no URL and no header (where keys travel).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -89,15 +90,25 @@ pub enum ProviderError {
         /// The timeout.
         timeout: Duration,
     },
+    /// The provider cannot be called as configured: it is not declared, or
+    /// its API key holds characters an HTTP header cannot carry.
+    #[error("provider {provider:?} cannot be called: {message}")]
+    Unusable {
+        /// The provider.
+        provider: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The request could not be sent or the answer could not be read.
-    #[error("provider {provider:?} could not be reached after {attempts} attempt(s): {message}")]
+    #[error("provider {provider:?} could not be reached after {attempts} attempt(s)")]
     Transport {
         /// The provider.
         provider: String,
-        /// What went wrong.
-        message: String,
         /// How many requests were sent.
         attempts: u32,
+        /// The HTTP client's error, without the URL (an API key never
+        /// travels in it: keys go in headers).
+        source: reqwest::Error,
     },
     /// The streamed answer broke the provider's wire format, or carried an
     /// error event.
@@ -171,11 +182,53 @@ pub enum AiError {
     Condition(#[from] roomkit_graph::ConditionError),
 }
 
+impl ProviderError {
+    /// Whether calling again later may succeed: after a status the
+    /// provider's own retries take (429 and 5xx), a timeout, a failed
+    /// connection or a broken stream; not without the API key, nor for a
+    /// provider that cannot be called, nor after another refusal (the request
+    /// itself is wrong).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ProviderError::MissingKey { .. } | ProviderError::Unusable { .. } => false,
+            ProviderError::Status { status, .. } => crate::retry::retryable_status(*status),
+            ProviderError::Timeout { .. }
+            | ProviderError::Transport { .. }
+            | ProviderError::Stream { .. } => true,
+        }
+    }
+}
+
+impl AiError {
+    /// Whether running the node again may succeed: a provider's failure
+    /// that [may pass](ProviderError::is_retryable), a reply that did not fit
+    /// its schema, an orchestration out of rounds or tools; not a wrong
+    /// configuration or a tool without a function.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            AiError::Provider { source, .. } => source.is_retryable(),
+            AiError::Config { .. }
+            | AiError::NoToolFunction { .. }
+            | AiError::Template(_)
+            | AiError::Condition(_) => false,
+            AiError::ToolRounds { .. } | AiError::Schema { .. } | AiError::Rounds { .. } => true,
+        }
+    }
+}
+
+/// A template error stays one (the engine tells it apart); anything else is
+/// an execution error caused by this one, retried by the node's `retry`
+/// policy only when [it may pass](AiError::is_retryable).
 impl From<AiError> for roomkit_graph::HandlerError {
     fn from(error: AiError) -> Self {
+        use roomkit_graph::HandlerError;
         match error {
-            AiError::Template(error) => roomkit_graph::HandlerError::Template(error),
-            other => roomkit_graph::HandlerError::Execution(other.to_string()),
+            AiError::Template(error) => HandlerError::Template(error),
+            other => {
+                let failed = HandlerError::execution(other.to_string());
+                let failed = if other.is_retryable() { failed } else { failed.permanent() };
+                failed.with_source(other)
+            }
         }
     }
 }

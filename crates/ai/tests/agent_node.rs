@@ -242,6 +242,35 @@ async fn server_errors_are_retried_with_growing_waits_then_reported() {
 }
 
 #[tokio::test]
+async fn the_node_tries_again_after_a_failure_that_may_pass_but_not_after_a_refused_request() {
+    let retry = json!({"retry": {"max_attempts": 2, "backoff": {"initial": "10ms"}}});
+    let single = json!({"retry": {"max_attempts": 1}});
+    // The provider gives up at once; the node's policy tries again.
+    let script = vec![Answer::status(529, None, "Overloaded"), Answer::text("fine")];
+    let provider = FakeProvider::start(Wire::OpenAi, Some(OPENAI_KEY), script).await;
+    let agents = agents_on(&provider, single.clone(), triage_agent());
+    let ran = run_node(agents, triage_node(retry.clone()), json!({"title": "x"})).await;
+    assert_eq!(ran.output, Ok(json!({"text": "fine"})));
+
+    // The request itself is wrong: sending it again would not help.
+    let script = vec![Answer::status(400, None, "no model"), Answer::text("no")];
+    let provider = FakeProvider::start(Wire::OpenAi, Some(OPENAI_KEY), script).await;
+    let agents = agents_on(&provider, single, triage_agent());
+    let ran = run_node(agents, triage_node(retry.clone()), json!({"title": "x"})).await;
+    assert!(ran.output.unwrap_err().ends_with("answered 400 after 1 attempt(s): no model"));
+    assert_eq!(provider.unanswered(), 1);
+
+    // Nothing listens: the failure says why, from the HTTP client's causes.
+    let closed =
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");
+    let unreachable = json!({"base_url": format!("http://{closed}"), "retry": {"max_attempts": 1}});
+    let agents = agents_on(&provider, unreachable, triage_agent());
+    let error = run_node(agents, triage_node(json!({})), json!({"title": "x"})).await.output.unwrap_err();
+    assert!(error.starts_with("node \"triage\" failed: agent \"triage\": provider \"p\" could not be reached after 1 attempt(s): error sending request"), "{error}");
+    assert!(error.contains("onnection refused") && !error.contains(OPENAI_KEY), "{error}");
+}
+
+#[tokio::test]
 async fn a_call_that_gets_no_answer_times_out() {
     let provider =
         FakeProvider::start(Wire::OpenAi, Some(OPENAI_KEY), vec![Answer::Hang, Answer::text("late")]).await;

@@ -109,9 +109,10 @@ struct Unconfigured {
 #[async_trait]
 impl NodeHandler for Unconfigured {
     async fn execute(&self, node: &Node, _scope: &Scope<'_>) -> Result<NodeResult, HandlerError> {
-        Err(HandlerError::Execution(format!(
+        Err(HandlerError::execution(format!(
             "{} nodes need {}: pass {} FILE (or set {})",
             node.node_type, self.file, self.option, self.env
-        )))
+        ))
+        .permanent())
     }
 }

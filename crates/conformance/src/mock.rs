@@ -24,7 +24,7 @@ impl NodeHandler for MockHandler {
     async fn execute(&self, node: &Node, scope: &Scope<'_>) -> Result<NodeResult, HandlerError> {
         let call = self.calls.fetch_add(1, Ordering::SeqCst);
         let Some(result) = self.results.get(call.min(self.results.len().saturating_sub(1))) else {
-            return Err(HandlerError::Execution(format!("node {:?} has an empty mock list", node.id)));
+            return Err(HandlerError::execution(format!("node {:?} has an empty mock list", node.id)));
         };
         for payload in result.get("emit").and_then(Value::as_array).into_iter().flatten() {
             scope.emit(payload.clone());
@@ -37,7 +37,7 @@ impl NodeHandler for MockHandler {
                 error: result.get("error").map(|_| error.to_owned()),
                 ..NodeResult::failed(error)
             },
-            other => return Err(HandlerError::Execution(format!("mock status {other:?} is not a status"))),
+            other => return Err(HandlerError::execution(format!("mock status {other:?} is not a status"))),
         };
         Ok(answer.with_output(result.get("output").cloned().unwrap_or(Value::Null)))
     }

@@ -10,6 +10,7 @@ use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use roomkit_graph::ErrorChain;
 
 use crate::channel::{Channel, Notification};
 use crate::error::DeliveryError;
@@ -285,7 +286,7 @@ impl Channel for EmailChannel {
                 Err(DeliveryError::Smtp(error.to_string()))
             }
             Err(error) => {
-                Err(DeliveryError::Connect(format!("{}:{}: {}", self.host, self.port(), describe(&error))))
+                Err(DeliveryError::Connect(format!("{}:{}: {}", self.host, self.port(), ErrorChain(&error))))
             }
         }
     }
@@ -293,21 +294,6 @@ impl Channel for EmailChannel {
     fn secrets(&self) -> Vec<&str> {
         self.credentials.iter().map(|(_, password)| password.expose()).collect()
     }
-}
-
-/// The error and its causes, `a: b: c`.
-fn describe(error: &lettre::transport::smtp::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 impl fmt::Debug for EmailChannel {

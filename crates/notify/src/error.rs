@@ -205,7 +205,9 @@ pub enum DeliveryError {
     /// The channel did not answer in time.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
-    /// The server could not be reached or the connection broke.
+    /// The server could not be reached or the connection broke: the
+    /// client's error with its causes, as text so that the channel's secrets
+    /// can be masked in it.
     #[error("cannot reach the server: {0}")]
     Connect(String),
     /// An HTTP server answered with a status other than success.
@@ -262,8 +264,9 @@ fn body_suffix(body: &str) -> String {
 
 /// Why a notification node failed.
 ///
-/// It becomes the node's [`HandlerError::Execution`](roomkit_graph::HandlerError),
-/// which a durable runner may retry per the node's `retry` policy.
+/// It becomes the node's [`HandlerError::Execution`](roomkit_graph::HandlerError)
+/// (its source), which the engine retries per the node's `retry` policy when
+/// [it may pass](NotificationError::is_retryable).
 ///
 /// ```
 /// use roomkit_graph_notify::{DeliveryError, NotificationError};
@@ -277,6 +280,14 @@ fn body_suffix(body: &str) -> String {
 ///     error.to_string(),
 ///     "notification channel \"ops-slack\" failed after 3 attempts: the server answered 500"
 /// );
+/// assert!(roomkit_graph::HandlerError::from(error).is_retryable());
+///
+/// let refused = NotificationError::Failed {
+///     channel: "mail".into(),
+///     attempts: 1,
+///     last: DeliveryError::Invalid("no recipient".into()),
+/// };
+/// assert!(!roomkit_graph::HandlerError::from(refused).is_retryable(), "no attempt would do better");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -301,12 +312,27 @@ pub enum NotificationError {
         /// How many attempts were made.
         attempts: u32,
         /// The last attempt's error.
+        #[source]
         last: DeliveryError,
     },
 }
 
+impl NotificationError {
+    /// Whether running the node again may succeed: not with a wrong
+    /// configuration, nor after a delivery [that cannot
+    /// succeed](DeliveryError::is_retryable).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            NotificationError::Config { .. } => false,
+            NotificationError::Failed { last, .. } => last.is_retryable(),
+        }
+    }
+}
+
 impl From<NotificationError> for roomkit_graph::HandlerError {
     fn from(error: NotificationError) -> Self {
-        roomkit_graph::HandlerError::Execution(error.to_string())
+        let failed = roomkit_graph::HandlerError::execution(error.to_string());
+        let failed = if error.is_retryable() { failed } else { failed.permanent() };
+        failed.with_source(error)
     }
 }

@@ -1,10 +1,10 @@
 //! The HTTP client webhooks and Slack share, and how its failures read.
 
-use std::error::Error as _;
 use std::sync::OnceLock;
 
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use reqwest::{Client, Url};
+use roomkit_graph::ErrorChain;
 
 use crate::error::DeliveryError;
 
@@ -22,7 +22,7 @@ pub(crate) fn client() -> Result<&'static Client, DeliveryError> {
                 .redirect(reqwest::redirect::Policy::none())
                 .user_agent(concat!("roomkit-graph-notify/", env!("CARGO_PKG_VERSION")))
                 .build()
-                .map_err(|error| describe(error.without_url()))
+                .map_err(describe)
         })
         .as_ref()
         .map_err(|error| DeliveryError::Other(format!("the HTTP client cannot start: {error}")))
@@ -47,27 +47,16 @@ pub(crate) async fn post_json(
         .body(body)
         .send()
         .await
-        .map_err(|error| DeliveryError::Connect(describe(error.without_url())))?;
+        .map_err(|error| DeliveryError::Connect(describe(error)))?;
     let status = response.status().as_u16();
-    let body =
-        response.text().await.map_err(|error| DeliveryError::Connect(describe(error.without_url())))?;
+    let body = response.text().await.map_err(|error| DeliveryError::Connect(describe(error)))?;
     Ok(Answer { status, body: excerpt(&body) })
 }
 
 /// The error and its causes, `a: b: c` (reqwest's own message alone says
-/// little: "error sending request").
+/// little: "error sending request"), without the URL, which may hold a token.
 fn describe(error: reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
+    ErrorChain(&error.without_url()).to_string()
 }
 
 /// The start of `body`, trimmed, on one line.

@@ -73,7 +73,7 @@ impl NodeHandler for RuleBasedAgent {
                     if prompt.contains("page") || prompt.contains("button") { "frontend" } else { "backend" };
                 json!({"labels": ["bug", team], "team": team})
             }
-            other => return Err(HandlerError::Execution(format!("no rules for agent {other:?}"))),
+            other => return Err(HandlerError::execution(format!("no rules for agent {other:?}"))),
         };
         scope.emit(json!({"agent": node.config.get("agent_id"), "reply": output}));
         Ok(NodeResult::completed(output))

@@ -54,6 +54,7 @@ mod condition;
 mod context;
 mod duration;
 mod engine;
+mod error_chain;
 mod handler;
 pub mod limits;
 mod model;
@@ -69,6 +70,7 @@ pub use engine::{
     EngineError, EngineState, EngineStatus, ErrorKind, Event, EventStream, NodeFailure, StepOutcome,
     StepStatus, StreamMode, WaitingPoint, Workflow, WorkflowEngine,
 };
+pub use error_chain::ErrorChain;
 pub use handler::{
     Ask, ConditionHandler, Emitted, EndHandler, FunctionError, FunctionHandler, FunctionRegistry,
     HandlerError, Handlers, HumanHandler, LiveHook, LogHandler, NodeHandler, NodeResult, NodeStatus,

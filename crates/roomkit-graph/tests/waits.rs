@@ -213,6 +213,37 @@ async fn a_failure_after_its_retries_takes_the_error_route() {
     assert_eq!(routed.2.as_deref(), Some("apology"));
 }
 
+/// Fails reading a file that is not there: retryable or not, as told.
+struct Unreadable {
+    permanent: bool,
+}
+
+#[async_trait]
+impl NodeHandler for Unreadable {
+    async fn execute(&self, _node: &Node, _scope: &Scope<'_>) -> Result<NodeResult, HandlerError> {
+        let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let error = HandlerError::execution("cannot read prompts.txt").with_source(missing);
+        Err(if self.permanent { error.permanent() } else { error })
+    }
+}
+
+#[tokio::test]
+async fn a_failure_keeps_its_cause_in_its_message_and_a_permanent_one_is_not_retried() {
+    let config = json!({"retry": {"max_attempts": 3, "backoff": {"initial": "1s"}}});
+    for (permanent, attempts) in [(false, 3), (true, 1)] {
+        let handlers = Handlers::builtin().with("flaky", Unreadable { permanent });
+        let mut engine = Workflow::new(fallback(config.clone()), handlers).with_clock(NoWaitClock).engine();
+        assert_eq!(engine.run(json!({})).await.unwrap(), RunStatus::Completed);
+        assert_eq!(
+            engine.context().get("triage.error"),
+            Some(
+                &json!({"kind": "execution", "message": "cannot read prompts.txt: no such file", "attempts": attempts})
+            ),
+            "permanent: {permanent}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn error_edges_are_never_taken_on_success_and_a_failure_without_one_fails_the_run() {
     // On success the error edge is not an edge: the run goes on to `use`.

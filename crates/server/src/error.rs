@@ -1,14 +1,24 @@
-//! Every refusal as a status code and a precise JSON body:
-//! `{"error": {"code": "not_found", "message": "run 0193... not found"}}`.
+//! Every error a route can answer with, mapped to its status and JSON body
+//! here and nowhere else: `{"error": {"code": "not_found", "message": "run
+//! 0193... not found"}}`.
 //!
-//! A server fault (5xx) tells the client only its code and a fixed message,
-//! with the request's id; what went wrong is logged under that id
-//! ([`Fault`], written out by the answer layer in `hygiene`).
+//! - A refusal (4xx) tells what is wrong precisely: its message, and details
+//!   where there are more (a graph's mistakes).
+//! - A server fault (5xx) tells its client only its code and the fixed
+//!   message of its [`Fault`], with the request's id; what went wrong (which
+//!   may name files, servers or queries) is logged under that id by the
+//!   answer layer (`hygiene`), with its causes.
+//!
+//! The store's, the engine's and the runner's errors become an [`ApiError`]
+//! through the `From` conversions below; the routes' own refusals are made
+//! with [`ApiError::new`] and the helpers beside it.
+
+use std::fmt::Display;
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use roomkit_graph::{EngineError, GraphError};
+use roomkit_graph::{EngineError, ErrorChain, GraphError};
 use roomkit_graph_runner::RunnerError;
 use roomkit_graph_store::StoreError;
 use serde::Serialize;
@@ -16,18 +26,92 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 /// A refused or failed request.
-#[derive(Debug, thiserror::Error)]
+///
+/// ```
+/// use axum::http::StatusCode;
+/// use roomkit_graph_server::{ApiError, Fault};
+///
+/// let refused = ApiError::new(StatusCode::CONFLICT, "not_waiting", "run r1 is completed");
+/// assert_eq!(refused.message(), "run r1 is completed");
+///
+/// // A server fault never carries its detail in its message.
+/// let fault = ApiError::fault(Fault::Storage, "disk I/O error on /srv/runs.db");
+/// assert_eq!((fault.status(), fault.code(), fault.message()), (StatusCode::INTERNAL_SERVER_ERROR, "storage_error", "internal error"));
+/// assert_eq!(fault.detail(), Some("disk I/O error on /srv/runs.db"));
+/// ```
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("{status} {code}: {message}")]
 pub struct ApiError {
-    /// The HTTP status.
-    pub status: StatusCode,
-    /// A stable, machine-readable code (`not_found`, `malformed_json`...).
-    pub code: &'static str,
-    /// What is wrong, for a person. For a server fault (5xx) it is logged,
-    /// and the client gets a fixed message instead.
-    pub message: String,
-    /// More about it (the list of a graph's mistakes, say).
-    pub details: Option<Value>,
+    status: StatusCode,
+    code: &'static str,
+    /// What the client is told: for a fault, its fixed message.
+    message: String,
+    /// More about a refusal (the list of a graph's mistakes, say), boxed to
+    /// keep the error small.
+    details: Option<Box<Value>>,
+    /// What went wrong behind a fault, for the log only.
+    detail: Option<String>,
+}
+
+/// The kinds of server fault, each with its status, its code and the fixed
+/// message its client is told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// 500 `internal_error`: a fault of the server itself.
+    Internal,
+    /// 500 `storage_error`: the database failed (a corrupt file, a query it
+    /// refused, a file of another application).
+    Storage,
+    /// 503 `database_locked`: another process held the database too long.
+    DatabaseLocked,
+    /// 503 `database_unavailable`: the database cannot be reached for now.
+    DatabaseUnavailable,
+    /// 507 `database_full`: the disk or the file-size limit is full.
+    DatabaseFull,
+    /// 503 `too_many_streams`: every live event stream the server allows is
+    /// open.
+    TooManyStreams,
+    /// 503 `unavailable`: a layer below the routes answered 503.
+    Unavailable,
+}
+
+impl Fault {
+    /// The status it is answered with.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Fault::Internal | Fault::Storage => StatusCode::INTERNAL_SERVER_ERROR,
+            Fault::DatabaseLocked
+            | Fault::DatabaseUnavailable
+            | Fault::TooManyStreams
+            | Fault::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Fault::DatabaseFull => StatusCode::INSUFFICIENT_STORAGE,
+        }
+    }
+
+    /// Its stable, machine-readable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Fault::Internal => "internal_error",
+            Fault::Storage => "storage_error",
+            Fault::DatabaseLocked => "database_locked",
+            Fault::DatabaseUnavailable => "database_unavailable",
+            Fault::DatabaseFull => "database_full",
+            Fault::TooManyStreams => "too_many_streams",
+            Fault::Unavailable => "unavailable",
+        }
+    }
+
+    /// What the client is told, whatever happened.
+    pub fn message(self) -> &'static str {
+        match self {
+            Fault::Internal | Fault::Storage => "internal error",
+            Fault::DatabaseLocked | Fault::DatabaseUnavailable | Fault::Unavailable => {
+                "the service is unavailable for a moment: try again"
+            }
+            Fault::DatabaseFull => "the server is out of storage",
+            Fault::TooManyStreams => "too many event streams are open: try again when one has ended",
+        }
+    }
 }
 
 /// The body of every error response.
@@ -54,25 +138,41 @@ pub struct ErrorDetail {
     pub request_id: Option<String>,
 }
 
-/// What a server fault keeps from its client, attached to the response for
-/// the answer layer to log with the request's id.
-#[derive(Clone, Debug)]
-pub(crate) struct Fault {
-    /// The error's code, kept in the answer.
-    pub(crate) code: &'static str,
-    /// What went wrong, for the log only.
-    pub(crate) detail: String,
-}
-
 impl ApiError {
-    /// An error with this status, code and message.
+    /// A refusal with this status (4xx), code and message. Given a 5xx
+    /// status it makes a fault instead: the message is kept for the log
+    /// and the client is told the fixed message of its status.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), details: None }
+        let message = message.into();
+        if status.is_server_error() {
+            let fault =
+                if status == StatusCode::SERVICE_UNAVAILABLE { Fault::Unavailable } else { Fault::Internal };
+            return ApiError {
+                status,
+                code,
+                message: fault.message().to_owned(),
+                details: None,
+                detail: Some(message),
+            };
+        }
+        ApiError { status, code, message, details: None, detail: None }
+    }
+
+    /// A server fault of kind `fault`; `detail` (what went wrong) is only
+    /// logged.
+    pub fn fault(fault: Fault, detail: impl Display) -> Self {
+        ApiError {
+            status: fault.status(),
+            code: fault.code(),
+            message: fault.message().to_owned(),
+            details: None,
+            detail: Some(detail.to_string()),
+        }
     }
 
     /// 404: what was asked for does not exist, or belongs to another
     /// organization (which is not told apart).
-    pub fn not_found(what: impl std::fmt::Display) -> Self {
+    pub fn not_found(what: impl Display) -> Self {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
     }
 
@@ -81,10 +181,33 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }
 
-    /// With details.
+    /// With details (a refusal's only: a fault tells nothing more).
     pub fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
+        if !self.status.is_server_error() {
+            self.details = Some(Box::new(details));
+        }
         self
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// A stable, machine-readable code (`not_found`, `malformed_json`...).
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// What the client is told: what is wrong for a refusal, the fixed
+    /// message of a fault.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// What went wrong behind a fault, for the log; none for a refusal.
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
     }
 
     /// The error for a refusal that came with nothing but its status (from
@@ -95,7 +218,7 @@ impl ApiError {
     /// use roomkit_graph_server::ApiError;
     ///
     /// let error = ApiError::for_status(StatusCode::URI_TOO_LONG);
-    /// assert_eq!((error.code, error.message.as_str()), ("uri_too_long", "the URI is longer than this server accepts"));
+    /// assert_eq!((error.code(), error.message()), ("uri_too_long", "the URI is longer than this server accepts"));
     /// ```
     pub fn for_status(status: StatusCode) -> Self {
         let (code, message) = match status {
@@ -117,64 +240,62 @@ impl ApiError {
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
                 ("headers_too_large", "the request's headers are larger than this server accepts")
             }
-            StatusCode::SERVICE_UNAVAILABLE => ("unavailable", fault_message(status)),
-            status if status.is_server_error() => ("internal_error", fault_message(status)),
+            status if status.is_server_error() => {
+                let fault = if status == StatusCode::SERVICE_UNAVAILABLE {
+                    Fault::Unavailable
+                } else {
+                    Fault::Internal
+                };
+                let detail = format!("answered {status} below the routes");
+                return ApiError { status, ..ApiError::fault(fault, detail) };
+            }
             _ => ("refused", "the request was refused"),
         };
         ApiError::new(status, code, message)
     }
 
-    /// The JSON body of this error, with `request_id` when given. A server
-    /// fault's body has its fixed message, never its detail.
+    /// The JSON body of this error, with `request_id` when given.
     pub(crate) fn body(&self, request_id: Option<String>) -> ErrorBody {
-        let (message, details) = if self.status.is_server_error() {
-            (fault_message(self.status).to_owned(), None)
-        } else {
-            (self.message.clone(), self.details.clone())
-        };
-        ErrorBody { error: ErrorDetail { code: self.code.to_owned(), message, details, request_id } }
-    }
-}
-
-/// What the client of a server fault is told, by status: never the detail,
-/// which may name files, servers or queries.
-pub(crate) fn fault_message(status: StatusCode) -> &'static str {
-    match status {
-        StatusCode::SERVICE_UNAVAILABLE => "the service is unavailable for a moment: try again",
-        StatusCode::INSUFFICIENT_STORAGE => "the server is out of storage",
-        _ => "internal error",
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message.clone(),
+                details: self.details.as_deref().cloned(),
+                request_id,
+            },
+        }
     }
 }
 
 impl IntoResponse for ApiError {
+    /// The status and body; a fault also carries itself in the response's
+    /// extensions, for the answer layer to log its detail with the request's
+    /// id and to add that id to the body.
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.body(None))).into_response();
         if self.status.is_server_error() {
-            response.extensions_mut().insert(Fault { code: self.code, detail: self.message });
+            response.extensions_mut().insert(self);
         }
         response
     }
 }
 
 impl From<StoreError> for ApiError {
+    /// Each variant matched here and only here: a refusal keeps the store's
+    /// message, a fault logs the error with its causes.
     fn from(error: StoreError) -> Self {
-        let message = error.to_string();
-        match error {
-            StoreError::NotFound(what) => ApiError::not_found(what),
-            StoreError::Conflict { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", message),
-            StoreError::Duplicate { .. } => ApiError::new(StatusCode::CONFLICT, "duplicate", message),
-            StoreError::Invalid(_) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
-            }
-            StoreError::Locked(_) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_locked", message)
-            }
-            StoreError::Unavailable(_) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", message)
-            }
-            StoreError::Full(_) => ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "database_full", message),
-            StoreError::NotADatabase { .. } | StoreError::Foreign { .. } | StoreError::Backend(_) => {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", message)
+        let refused = |status, code| ApiError::new(status, code, error.to_string());
+        let fault = |fault| ApiError::fault(fault, ErrorChain(&error));
+        match &error {
+            StoreError::NotFound { .. } => refused(StatusCode::NOT_FOUND, "not_found"),
+            StoreError::Conflict { .. } => refused(StatusCode::CONFLICT, "conflict"),
+            StoreError::Duplicate { .. } => refused(StatusCode::CONFLICT, "duplicate"),
+            StoreError::Invalid { .. } => refused(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+            StoreError::Locked { .. } => fault(Fault::DatabaseLocked),
+            StoreError::Unavailable { .. } => fault(Fault::DatabaseUnavailable),
+            StoreError::Full { .. } => fault(Fault::DatabaseFull),
+            StoreError::NotADatabase { .. } | StoreError::Foreign { .. } | StoreError::Backend { .. } => {
+                fault(Fault::Storage)
             }
         }
     }
@@ -198,18 +319,26 @@ impl From<GraphError> for ApiError {
     }
 }
 
+impl From<EngineError> for ApiError {
+    /// What the engine refuses reaches a route only for a request it cannot
+    /// take (trigger data or an answer past a limit, a state that does not
+    /// fit its graph): 422, with the engine's message.
+    fn from(error: EngineError) -> Self {
+        let code = match &error {
+            EngineError::Limit { .. } => "limit_exceeded",
+            _ => "engine_refused",
+        };
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, error.to_string())
+    }
+}
+
 impl From<RunnerError> for ApiError {
     fn from(error: RunnerError) -> Self {
         let message = error.to_string();
         match error {
             RunnerError::Store(error) => error.into(),
             RunnerError::Graph(error) => error.into(),
-            RunnerError::Engine(EngineError::Limit { .. }) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded", message)
-            }
-            RunnerError::Engine(_) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "engine_refused", message)
-            }
+            RunnerError::Engine(error) => error.into(),
             RunnerError::NotWaiting { .. } => ApiError::new(StatusCode::CONFLICT, "not_waiting", message),
             RunnerError::InvalidAnswer { .. } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_answer", message)
@@ -270,95 +399,148 @@ mod tests {
 
     use super::*;
 
-    /// The status, body and fault of a response.
-    async fn answer(error: impl Into<ApiError>) -> (StatusCode, Value, Option<Fault>) {
+    /// The status, body and logged detail of a response.
+    async fn answer(error: impl Into<ApiError>) -> (StatusCode, Value, Option<String>) {
         let response = error.into().into_response();
-        let fault = response.extensions().get::<Fault>().cloned();
+        let detail = response.extensions().get::<ApiError>().and_then(|e| e.detail().map(str::to_owned));
         let status = response.status();
         let bytes = to_bytes(response.into_body(), usize::MAX).await.expect("a body");
-        (status, serde_json::from_slice(&bytes).expect("a JSON body"), fault)
+        (status, serde_json::from_slice(&bytes).expect("a JSON body"), detail)
     }
 
+    /// Every store error a real store cannot be made to return on demand:
+    /// each fault's status, code and fixed message, its detail kept for the
+    /// log only.
     #[tokio::test]
-    async fn store_errors_map_to_their_status_and_code() {
+    async fn store_faults_answer_a_fixed_message_and_keep_the_detail_for_the_log() {
+        let path = || "/var/lib/secret/runs.db".to_owned();
         let cases = [
-            (StoreError::NotFound("run 7".into()), StatusCode::NOT_FOUND, "not_found"),
-            (StoreError::Invalid("no".into()), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
-            (StoreError::Locked("busy".into()), StatusCode::SERVICE_UNAVAILABLE, "database_locked"),
-            (StoreError::Unavailable("gone".into()), StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
-            (StoreError::Full("disk".into()), StatusCode::INSUFFICIENT_STORAGE, "database_full"),
             (
-                StoreError::Backend("disk I/O error".into()),
-                StatusCode::INTERNAL_SERVER_ERROR,
+                StoreError::Locked("database is locked".into()),
+                503,
+                "database_locked",
+                "the service is unavailable for a moment: try again",
+            ),
+            (
+                StoreError::Unavailable("connection reset".into()),
+                503,
+                "database_unavailable",
+                "the service is unavailable for a moment: try again",
+            ),
+            (StoreError::Full("disk full".into()), 507, "database_full", "the server is out of storage"),
+            (StoreError::Backend("disk I/O error".into()), 500, "storage_error", "internal error"),
+            (
+                StoreError::NotADatabase { path: path(), detail: "file is not a database".into() },
+                500,
                 "storage_error",
+                "internal error",
+            ),
+            (
+                StoreError::Foreign { path: path(), detail: "user_version 9".into() },
+                500,
+                "storage_error",
+                "internal error",
             ),
         ];
-        for (error, status, code) in cases {
-            let (got, body, _) = answer(error).await;
-            assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)));
+        for (error, status, code, message) in cases {
+            let said = error.to_string();
+            let (got, body, detail) = answer(error).await;
+            assert_eq!(got.as_u16(), status, "{said}");
+            assert_eq!(body, json!({"error": {"code": code, "message": message}}), "{said}");
+            assert_eq!(detail.as_deref(), Some(said.as_str()), "the log has it all");
         }
-        let (_, body, _) = answer(StoreError::NotFound("run 7".into())).await;
-        assert_eq!(body["error"]["message"], "run 7 not found");
     }
 
+    /// Store refusals no route can be made to meet on a real store: a run
+    /// moved by another process, a key taken, a request the store refuses.
     #[tokio::test]
-    async fn a_server_fault_keeps_its_code_and_hides_its_detail_for_the_log() {
-        let (status, body, fault) =
-            answer(StoreError::Backend("cannot open /var/lib/secret/runs.db: disk I/O error".into())).await;
-        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(body, json!({"error": {"code": "storage_error", "message": "internal error"}}));
-        let fault = fault.expect("the detail is kept for the log");
-        assert_eq!(fault.code, "storage_error");
-        assert!(fault.detail.contains("/var/lib/secret/runs.db"), "{}", fault.detail);
-
-        let (status, body, fault) = answer(StoreError::Locked("database is locked".into())).await;
-        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(body["error"]["message"], "the service is unavailable for a moment: try again");
-        assert!(fault.is_some());
+    async fn store_refusals_keep_the_store_message() {
+        let cases = [
+            (
+                StoreError::Conflict { run_id: "r1".into(), detail: "it is at version 4, not 3".into() },
+                StatusCode::CONFLICT,
+                "conflict",
+                "conflict on run r1: it is at version 4, not 3",
+            ),
+            (
+                StoreError::Duplicate { key: "k".into(), run_id: "r1".into(), same_request: true },
+                StatusCode::CONFLICT,
+                "duplicate",
+                "a run with key \"k\" exists already: r1",
+            ),
+            (
+                StoreError::Invalid("unknown status \"odd\"".into()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                "invalid request: unknown status \"odd\"",
+            ),
+            (StoreError::NotFound("run r1".into()), StatusCode::NOT_FOUND, "not_found", "run r1 not found"),
+        ];
+        for (error, status, code, message) in cases {
+            let (got, body, detail) = answer(error).await;
+            assert_eq!((got, body), (status, json!({"error": {"code": code, "message": message}})));
+            assert!(detail.is_none(), "a refusal is no fault");
+        }
     }
 
     #[tokio::test]
     async fn a_refusal_tells_its_message_and_details_and_is_not_logged_as_a_fault() {
         let error = ApiError::bad_request("bad_query", "limit must be at least 1")
             .with_details(json!({"field": "limit"}));
-        let (status, body, fault) = answer(error).await;
+        let (status, body, detail) = answer(error).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(
             body,
             json!({"error": {"code": "bad_query", "message": "limit must be at least 1",
                              "details": {"field": "limit"}}})
         );
-        assert!(fault.is_none());
+        assert!(detail.is_none());
     }
 
     #[tokio::test]
-    async fn runner_refusals_are_conflicts_or_unfit_answers_in_plain_words() {
-        let not_waiting = RunnerError::NotWaiting {
-            run_id: "r1".into(),
-            node_id: "review".into(),
-            status: RunStatus::Waiting,
-            current: Some("approve".into()),
-        };
-        let (status, body, _) = answer(not_waiting).await;
-        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("not_waiting")));
-        let message = body["error"]["message"].as_str().unwrap_or_default();
-        assert_eq!(message, "run r1 is not waiting on \"review\": it is waiting on \"approve\"");
+    async fn a_fault_made_as_a_refusal_still_hides_its_text() {
+        let error =
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "panicked at src/x.rs:4")
+                .with_details(json!({"query": "SELECT secret"}));
+        let (status, body, detail) = answer(error).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body, json!({"error": {"code": "internal_error", "message": "internal error"}}));
+        assert_eq!(detail.as_deref(), Some("panicked at src/x.rs:4"));
+    }
 
+    /// Runner refusals the HTTP tests cannot reach: a run finished between
+    /// the check and the answer, and the engine's refusals.
+    #[tokio::test]
+    async fn runner_and_engine_refusals_keep_their_precise_messages() {
         let over = RunnerError::NotWaiting {
             run_id: "r1".into(),
             node_id: "review".into(),
             status: RunStatus::Completed,
             current: None,
         };
-        let (_, body, _) = answer(over).await;
-        assert_eq!(body["error"]["message"], "run r1 is not waiting on \"review\": it is completed");
+        let (status, body, _) = answer(over).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(
+            body,
+            json!({"error": {"code": "not_waiting", "message": "run r1 is not waiting on \"review\": it is completed"}})
+        );
 
         let finished = RunnerError::Finished { run_id: "r1".into(), status: RunStatus::Cancelled };
         let (status, body, _) = answer(finished).await;
-        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("run_finished")));
-        let unfit =
-            RunnerError::InvalidAnswer { run_id: "r1".into(), node_id: "review".into(), reason: "no".into() };
-        assert_eq!(answer(unfit).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(
+            body,
+            json!({"error": {"code": "run_finished", "message": "run r1 is already cancelled"}})
+        );
+
+        let refused =
+            RunnerError::Engine(EngineError::InvalidArgument("the state does not fit its graph".into()));
+        let (status, body, _) = answer(refused).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            body,
+            json!({"error": {"code": "engine_refused", "message": "the state does not fit its graph"}})
+        );
     }
 
     #[tokio::test]
@@ -400,10 +582,14 @@ mod tests {
             StatusCode::GATEWAY_TIMEOUT,
         ] {
             let error = ApiError::for_status(status);
-            assert_eq!(error.status, status);
-            assert!(!error.code.is_empty() && !error.message.is_empty());
+            assert_eq!(error.status(), status);
+            assert!(!error.code().is_empty() && !error.message().is_empty());
         }
-        assert_eq!(ApiError::for_status(StatusCode::BAD_GATEWAY).code, "internal_error");
-        assert_eq!(ApiError::for_status(StatusCode::IM_A_TEAPOT).code, "refused");
+        let gateway = ApiError::for_status(StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            (gateway.status(), gateway.code(), gateway.message()),
+            (StatusCode::BAD_GATEWAY, "internal_error", "internal error")
+        );
+        assert_eq!(ApiError::for_status(StatusCode::IM_A_TEAPOT).code(), "refused");
     }
 }

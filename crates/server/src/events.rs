@@ -15,7 +15,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, BoxStream, Stream, StreamExt};
 use roomkit_graph_runner::LiveEvent;
@@ -27,7 +27,7 @@ use utoipa::IntoParams;
 
 use crate::App;
 use crate::auth::Org;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, Fault};
 use crate::extract::{PathParams, QueryParams};
 use crate::hygiene::REQUEST_ID;
 use crate::runs::owned_run;
@@ -75,13 +75,9 @@ pub(crate) async fn events(
     };
     let request_id = headers.get(REQUEST_ID).and_then(|id| id.to_str().ok()).unwrap_or_default().to_owned();
     let slot = Arc::clone(&app.streams).try_acquire_owned().map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_streams",
-            format!(
-                "this server has {} event streams open, its most: try again when one has ended",
-                app.limits.max_event_streams
-            ),
+        ApiError::fault(
+            Fault::TooManyStreams,
+            format!("{} event streams are open, the most this server allows", app.limits.max_event_streams),
         )
     })?;
     let follow = Follow {

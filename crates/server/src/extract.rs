@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use roomkit_graph::Limits;
 
 use crate::App;
-use crate::error::{ApiError, plain_words};
+use crate::error::{ApiError, Fault, plain_words};
 
 /// A JSON body sent as `Content-Type: application/json` (else 415):
 /// malformed JSON is a 400 naming the line and column, JSON of the wrong
@@ -111,9 +111,8 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathPar
                 ),
                 _ => ApiError::bad_request("bad_path", "the path's parameters are not valid"),
             }),
-            Err(rejection) => Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
+            Err(rejection) => Err(ApiError::fault(
+                Fault::Internal,
                 format!("path parameters missing: {}", rejection.body_text()),
             )),
         }

@@ -20,7 +20,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::error::{ApiError, Fault};
+use crate::error::ApiError;
 
 /// The header that carries a request's id both ways.
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -47,13 +47,10 @@ pub(crate) async fn answer(mut request: Request, next: Next) -> Response {
 
     let status = response.status();
     if status.is_server_error() {
-        let fault = response.extensions_mut().remove::<Fault>();
-        let error = match &fault {
-            Some(fault) => ApiError::new(status, fault.code, fault.detail.clone()),
-            None => ApiError::for_status(status),
-        };
-        tracing::error!(request_id = %id, status = status.as_u16(), code = error.code,
-            detail = %error.message, "request failed");
+        let error =
+            response.extensions_mut().remove::<ApiError>().unwrap_or_else(|| ApiError::for_status(status));
+        tracing::error!(request_id = %id, status = status.as_u16(), code = error.code(),
+            detail = error.detail().unwrap_or_default(), "request failed");
         response = rebody(response, &error, Some(id.clone()));
     } else if status.is_client_error() && !is_json(&response) {
         response = rebody(response, &ApiError::for_status(status), None);
@@ -194,7 +191,7 @@ mod tests {
             json!({"error": {"code": "storage_error", "message": "internal error", "request_id": "abc-1"}})
         );
         assert_eq!(header(&response, REQUEST_ID), "abc-1");
-        assert!(response.extensions().get::<Fault>().is_none(), "the detail stays in the log");
+        assert!(response.extensions().get::<ApiError>().is_none(), "the detail stays in the log");
     }
 
     #[tokio::test]

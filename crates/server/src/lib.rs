@@ -62,7 +62,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 pub use auth::{NewToken, hash_token, new_token};
-pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use error::{ApiError, ErrorBody, ErrorDetail, Fault};
 pub use events::DEFAULT_MAX_EVENT_STREAMS;
 pub use graphs::WEBHOOK_SECRET;
 pub use openapi::ApiDoc;

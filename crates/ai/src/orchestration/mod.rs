@@ -214,7 +214,7 @@ impl NodeHandler for OrchestrationHandler {
             scope.prepared(|node| OrchestrationConfig::read(&node.config).map_err(|e| e.to_string()));
         let config = match config.as_ref() {
             Ok(config) => config,
-            Err(message) => return Err(HandlerError::Execution(message.clone())),
+            Err(message) => return Err(HandlerError::execution(message.clone()).permanent()),
         };
         let mut session = Session::new(&self.agents, scope, config.max_tool_rounds);
         // Every named agent must exist before any is called.

@@ -11,6 +11,7 @@ use std::fmt;
 
 use futures_util::StreamExt;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use roomkit_graph::ErrorChain;
 use serde_json::Value;
 use tokio::time::{Instant, timeout_at};
 
@@ -131,10 +132,9 @@ pub(crate) async fn chat(
     on_text: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Reply, ProviderError> {
     let name = provider_name.to_owned();
-    let provider = agents.provider(provider_name).ok_or_else(|| ProviderError::Transport {
+    let provider = agents.provider(provider_name).ok_or_else(|| ProviderError::Unusable {
         provider: name.clone(),
         message: "no such provider".into(),
-        attempts: 0,
     })?;
     let key = match &provider.api_key_env {
         Some(env) => Some(Secret(
@@ -144,11 +144,8 @@ pub(crate) async fn chat(
         )),
         None => None,
     };
-    let headers = headers(provider, key.as_ref()).map_err(|message| ProviderError::Transport {
-        provider: name.clone(),
-        message,
-        attempts: 0,
-    })?;
+    let headers = headers(provider, key.as_ref())
+        .map_err(|message| ProviderError::Unusable { provider: name.clone(), message })?;
     let (url, body) = match provider.kind {
         ProviderKind::OpenAi => {
             (format!("{}/chat/completions", provider.base_url()), openai::encode(request))
@@ -176,8 +173,8 @@ pub(crate) async fn chat(
             Ok(Err(error)) => {
                 return Err(ProviderError::Transport {
                     provider: name.clone(),
-                    message: scrub(&error_chain(&error)),
                     attempts: attempt,
+                    source: error.without_url(),
                 });
             }
             Ok(Ok(response)) => response,
@@ -216,7 +213,7 @@ pub(crate) async fn chat(
                 return Err(ProviderError::Timeout { provider: name.clone(), timeout: provider.timeout });
             }
             Ok(Some(Ok(chunk))) => chunk,
-            Ok(Some(Err(error))) => return Err(stream_error(error_chain(&error))),
+            Ok(Some(Err(error))) => return Err(stream_error(ErrorChain(&error).to_string())),
             Ok(None) => {
                 // A last event without its blank line, then nothing.
                 if let Some(event) = parser.finish()
@@ -312,18 +309,6 @@ fn error_message(body: &str) -> String {
         None if body.trim().is_empty() => "(empty body)".to_owned(),
         None => body.chars().take(500).collect(),
     }
-}
-
-/// An error with its causes: reqwest's own text names only the URL.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Reads `value` as a JSON object of an event's data.

@@ -1,4 +1,5 @@
 use crate::condition::ConditionError;
+use crate::error_chain::ErrorChain;
 use crate::handler::HandlerError;
 use crate::limits::LimitError;
 use crate::template::TemplateError;
@@ -30,7 +31,8 @@ pub enum EngineError {
     Execution {
         /// The failed node.
         node: String,
-        /// Why.
+        /// Why, with the handler error's causes
+        /// ([`ErrorChain`](crate::ErrorChain)).
         message: String,
     },
     /// The node has outgoing edges but none matched; its output is stored and
@@ -148,10 +150,9 @@ impl EngineError {
             }
             HandlerError::Template(source) => EngineError::Template { node, source },
             HandlerError::Condition(source) => EngineError::Condition { node, source },
-            error @ HandlerError::NoHandler { .. } => {
-                EngineError::Execution { node, message: error.to_string() }
+            error @ (HandlerError::NoHandler { .. } | HandlerError::Execution { .. }) => {
+                EngineError::Execution { node, message: ErrorChain(&error).to_string() }
             }
-            HandlerError::Execution(message) => EngineError::Execution { node, message },
             HandlerError::Limit(source) => EngineError::Limit { node, what: "its output".to_owned(), source },
         }
     }

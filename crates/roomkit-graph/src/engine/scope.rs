@@ -234,7 +234,7 @@ impl<'a> Scope<'a> {
         let index = self
             .plan
             .index(&child.id)
-            .ok_or_else(|| HandlerError::Execution(format!("no node {:?} in the graph", child.id)))?;
+            .ok_or_else(|| HandlerError::execution(format!("no node {:?} in the graph", child.id)))?;
         let handler = self.handlers[index]
             .as_ref()
             .ok_or_else(|| HandlerError::NoHandler { node_type: child.node_type.to_string() })?;

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde_json::Value;
 
 use super::{EngineError, ErrorKind, NodeFailure, StepOutcome, StepStatus, WaitingPoint, WorkflowEngine};
+use crate::error_chain::ErrorChain;
 use crate::handler::{Emitted, HandlerError, NodeResult, NodeStatus, Scope};
 use crate::limits::{LimitError, measure};
 use crate::model::NodeType;
@@ -110,7 +111,7 @@ impl WorkflowEngine {
             let result = match policy.timeout {
                 Some(limit) => tokio::time::timeout(limit, run)
                     .await
-                    .unwrap_or_else(|_| Err(HandlerError::Execution(format!("timed out after {limit:?}")))),
+                    .unwrap_or_else(|_| Err(HandlerError::execution(format!("timed out after {limit:?}")))),
                 None => run.await,
             };
             let failed = match self.store(node, result) {
@@ -178,17 +179,17 @@ impl WorkflowEngine {
         let result = match result {
             Ok(result) => result,
             Err(error) => {
-                let (kind, retryable) = match &error {
+                let kind = match &error {
                     HandlerError::Template(TemplateError::Limit(_))
                     | HandlerError::Limit(_)
                     | HandlerError::Condition(_) => {
                         return Stored::Fatal(EngineError::from_handler(id, error));
                     }
-                    HandlerError::Template(_) => (ErrorKind::Template, false),
-                    HandlerError::NoHandler { .. } => (ErrorKind::Execution, false),
-                    HandlerError::Execution(_) => (ErrorKind::Execution, true),
+                    HandlerError::Template(_) => ErrorKind::Template,
+                    HandlerError::NoHandler { .. } | HandlerError::Execution { .. } => ErrorKind::Execution,
                 };
-                let message = error.to_string();
+                let retryable = error.is_retryable();
+                let message = ErrorChain(&error).to_string();
                 let error = EngineError::from_handler(id, error);
                 return Stored::Failed(Failed { output: Value::Null, kind, message, retryable, error });
             }

@@ -226,14 +226,76 @@ pub enum HandlerError {
         /// The type without a handler.
         node_type: String,
     },
-    /// Anything else that made the node fail.
-    #[error("{0}")]
-    Execution(String),
+    /// Anything else that made the node fail: what went wrong in the
+    /// handler's words, the error that caused it when there is one, and
+    /// whether another attempt may succeed. Made with
+    /// [`execution`](HandlerError::execution).
+    ///
+    /// Its text is the message alone; the engine writes the failure with its
+    /// causes ([`ErrorChain`](crate::ErrorChain)).
+    #[error("{message}")]
+    Execution {
+        /// What went wrong.
+        message: String,
+        /// The error that caused it (an I/O, HTTP client or JSON error...).
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+        /// Whether the node's `retry` policy may try again: false when
+        /// another attempt would fail the same way (a wrong configuration, a
+        /// request the other side refuses as it stands).
+        retryable: bool,
+    },
     /// What the node would output goes past the run's
     /// [`Limits`](crate::Limits): the step fails with
     /// [`EngineError::Limit`](crate::EngineError::Limit), never routed.
     #[error("its output {0}")]
     Limit(#[from] LimitError),
+}
+
+impl HandlerError {
+    /// The node failed for `message`; another attempt may succeed (see
+    /// [`permanent`](HandlerError::permanent)).
+    ///
+    /// ```
+    /// use roomkit_graph::HandlerError;
+    ///
+    /// let error = HandlerError::execution("the queue is full");
+    /// assert_eq!(error.to_string(), "the queue is full");
+    /// assert!(error.is_retryable());
+    /// assert!(!HandlerError::execution("no such queue").permanent().is_retryable());
+    /// ```
+    pub fn execution(message: impl Into<String>) -> Self {
+        HandlerError::Execution { message: message.into(), source: None, retryable: true }
+    }
+
+    /// The same error with `source` as its cause. Only an execution error
+    /// takes one: the others have theirs already.
+    pub fn with_source(self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        match self {
+            HandlerError::Execution { message, retryable, .. } => {
+                HandlerError::Execution { message, source: Some(Box::new(source)), retryable }
+            }
+            other => other,
+        }
+    }
+
+    /// The same error, marked as one another attempt cannot help: the
+    /// node's `retry` policy does not try again.
+    pub fn permanent(self) -> Self {
+        match self {
+            HandlerError::Execution { message, source, .. } => {
+                HandlerError::Execution { message, source, retryable: false }
+            }
+            other => other,
+        }
+    }
+
+    /// Whether the node's `retry` policy may try again: only an execution
+    /// error not marked [`permanent`](HandlerError::permanent). A template,
+    /// a missing handler, a condition or a limit fails the same way each time.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, HandlerError::Execution { retryable: true, .. })
+    }
 }
 
 /// What a node type does.
