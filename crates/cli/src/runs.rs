@@ -9,7 +9,7 @@ use anyhow::{Context as _, bail};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use indicatif::{ProgressBar, ProgressStyle};
-use roomkit_graph::{Graph, Handlers};
+use roomkit_graph::{Graph, GraphError, Handlers};
 use roomkit_graph_postgres::PostgresStore;
 use roomkit_graph_runner::{DEFAULT_HEARTBEAT, LiveEvent, Runner, RunnerError};
 use roomkit_graph_sqlite::SqliteStore;
@@ -19,6 +19,8 @@ use roomkit_graph_store::{
 use roomkit_graph_triggers::Scheduler;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
+
+use crate::validate;
 
 /// A runner on the database `database` (a SQLite file path or
 /// `sqlite://PATH`, or a `postgres://` URL, with at most `connections`
@@ -76,7 +78,8 @@ pub(crate) enum Stopped {
 }
 
 /// `run FILE`: stores the graph as a new version, starts it and prints its
-/// transcript as it happens.
+/// transcript as it happens. A graph the runner's checks refuse is neither
+/// stored nor run: the error names its mistakes as `validate` prints them.
 pub(crate) async fn run(
     runner: &Runner,
     org: &str,
@@ -86,7 +89,19 @@ pub(crate) async fn run(
 ) -> anyhow::Result<Stopped> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let graph = Graph::from_json(&text).with_context(|| format!("{} is not a graph", file.display()))?;
-    let stored = runner.save_graph_in(org, &graph).await?;
+    let stored = match runner.save_graph_in(org, &graph).await {
+        Err(RunnerError::Graph(GraphError::Invalid(errors))) => {
+            let lines: Vec<String> =
+                errors.iter().map(|error| format!("\n  {}", validate::line(error))).collect();
+            bail!(
+                "{}: {}, so it was neither stored nor run:{}",
+                file.display(),
+                validate::plural(errors.len(), "mistake"),
+                lines.concat()
+            );
+        }
+        saved => saved?,
+    };
     let run = runner.start_in(org, &stored.graph.id, trigger, None).await?;
     follow(runner, &run.run_id, 0, json).await
 }
