@@ -10,8 +10,9 @@
 //!   JSON Schema and asked again when it does not fit.
 //! - [`OrchestrationHandler`]: the `orchestration` node: `pipeline`, `loop`,
 //!   `supervisor` and `swarm` strategies.
-//! - [`register`] puts both on a [`Handlers`]; [`check_graph`] finds mistakes
-//!   in the nodes' configuration before anything runs.
+//! - [`register`] puts both on a [`Handlers`]; [`AgentCheck`], registered in
+//!   the [`Checks`](roomkit_graph::Checks) beside them, finds mistakes in the
+//!   nodes' configuration before anything runs.
 //!
 //! Every call streams, retries 429 and 5xx answers with exponential backoff
 //! (honouring `Retry-After`), and has a timeout ([`ProviderConfig`],
@@ -21,8 +22,8 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use roomkit_graph::{Edge, Graph, Handlers, Node, Trigger, Workflow};
-//! use roomkit_graph_ai::{Agents, check_graph, register};
+//! use roomkit_graph::{Checks, Edge, Graph, Handlers, Limits, Node, Trigger, Workflow};
+//! use roomkit_graph_ai::{AgentCheck, Agents, register};
 //! use serde_json::json;
 //!
 //! let agents = Arc::new(Agents::from_json(r#"{
@@ -48,7 +49,8 @@
 //!     Node::new("end", "end"),
 //! ])?;
 //! graph.add_edges([Edge::new("start", "triage"), Edge::new("triage", "end")]);
-//! assert!(check_graph(&graph, &agents).is_empty());
+//! let checks = Checks::new().with(AgentCheck::new(Arc::clone(&agents)));
+//! assert!(checks.check(&graph, &Limits::default()).is_valid());
 //!
 //! let workflow = Workflow::new(graph, register(Handlers::builtin(), agents));
 //! // workflow.engine().run(json!({"title": "Login fails"})).await?;
@@ -74,7 +76,7 @@ use std::sync::Arc;
 use roomkit_graph::Handlers;
 
 pub use agent_node::AgentHandler;
-pub use check::{ConfigProblem, check_graph};
+pub use check::AgentCheck;
 pub use config::{AgentConfig, Agents, AgentsConfig, ProviderConfig, ProviderKind};
 pub use error::{AgentsError, AiError, ProviderError};
 pub use message::ToolSpec;
@@ -82,7 +84,8 @@ pub use orchestration::OrchestrationHandler;
 pub use retry::RetryPolicy;
 
 /// Registers [`AgentHandler`] for `agent` nodes and [`OrchestrationHandler`]
-/// for `orchestration` nodes, both calling `agents`.
+/// for `orchestration` nodes, both calling `agents`; [`AgentCheck`] checks
+/// their nodes against the same `agents` before a graph is accepted.
 ///
 /// ```
 /// use std::sync::Arc;

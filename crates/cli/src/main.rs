@@ -68,11 +68,12 @@ struct Options {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Checks graph files and reports every mistake with its node and field,
-    /// and apart from them warnings (such as nodes a run cannot leave); with
-    /// --agents and --channels, also the agent, orchestration and
-    /// notification nodes against those files (which may be among the files:
-    /// they are reported as such). Exits 0 when every file is valid (warnings
+    /// Checks graph files and reports every mistake with its node and field
+    /// (a trigger that cannot work included), and apart from them warnings
+    /// (such as nodes a run cannot leave); with --agents and --channels, also
+    /// the agent, orchestration and notification nodes against those files
+    /// (which may be among the files: they are reported as such). `run` and
+    /// `serve` check graphs the same way. Exits 0 when every file is valid (warnings
     /// or not), 1 otherwise, 2 when --agents or --channels cannot be loaded.
     Validate {
         /// Graph JSON files.
@@ -89,7 +90,8 @@ enum RunCommand {
     /// Stores a graph file as a new version, runs it and prints its transcript
     /// as it happens. At a person's step it asks on the terminal, or (not on a
     /// terminal) exits saying how to answer. Exit status: 0 completed, 1 failed
-    /// or cancelled, 3 waiting for an answer.
+    /// or cancelled, 3 waiting for an answer; a graph with mistakes (as
+    /// `validate` finds them) is neither stored nor run, exit 2.
     Run {
         /// The graph JSON file.
         file: PathBuf,
@@ -291,7 +293,8 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
         .await?
         .with_lease(lease)
         .with_graph_cache(graph_cache)
-        .with_limits(limits.clone());
+        .with_limits(limits.clone())
+        .with_checks(setup.checks());
     let runner = steps.limit_steps(runner);
     let outcome = match command {
         RunCommand::Run { file, input } => {

@@ -1,31 +1,25 @@
 //! The handlers runs use: the built-in nodes, the AI nodes when `--agents`
 //! names an agents file, and the notification node when `--channels` names a
 //! channels file. Without them, those node types fail saying which option
-//! they need.
+//! they need. Beside them, the checks every graph passes before it is
+//! accepted: the trigger's, and those of the AI and notification nodes
+//! against the same files.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::anyhow;
 use async_trait::async_trait;
-use roomkit_graph::{Graph, HandlerError, Handlers, HumanHandler, Node, NodeHandler, NodeResult, Scope};
-use roomkit_graph_ai::{Agents, AgentsError};
+use roomkit_graph::{Checks, HandlerError, Handlers, HumanHandler, Node, NodeHandler, NodeResult, Scope};
+use roomkit_graph_ai::{AgentCheck, Agents, AgentsError};
 use roomkit_graph_notify::{Channels, NotificationHandler};
+use roomkit_graph_triggers::TriggerCheck;
 
 /// The agents and channels files, loaded.
 #[derive(Default)]
 pub(crate) struct NodeSetup {
     agents: Option<Arc<Agents>>,
     notifications: Option<NotificationHandler>,
-}
-
-/// One mistake in a node's configuration against the loaded files.
-pub(crate) struct NodeProblem {
-    /// `agent_config` or `notification_config`.
-    pub(crate) code: &'static str,
-    pub(crate) node: String,
-    pub(crate) field: String,
-    pub(crate) message: String,
 }
 
 impl NodeSetup {
@@ -68,29 +62,18 @@ impl NodeSetup {
         }
     }
 
-    /// Every mistake of `graph`'s agent, orchestration and notification nodes
-    /// against the loaded files (none for a file not given).
-    pub(crate) fn check(&self, graph: &Graph) -> Vec<NodeProblem> {
-        let mut problems = Vec::new();
+    /// The checks of every place that accepts a graph (`validate`, `run`,
+    /// the server's graph routes): the trigger's, and for each file given,
+    /// those of the nodes its handlers serve.
+    pub(crate) fn checks(&self) -> Checks {
+        let mut checks = Checks::new().with(TriggerCheck);
         if let Some(agents) = &self.agents {
-            problems.extend(roomkit_graph_ai::check_graph(graph, agents).into_iter().map(|problem| {
-                NodeProblem {
-                    code: "agent_config",
-                    node: problem.node_id,
-                    field: problem.field,
-                    message: problem.message,
-                }
-            }));
+            checks = checks.with(AgentCheck::new(Arc::clone(agents)));
         }
         if let Some(notifications) = &self.notifications {
-            problems.extend(notifications.check(graph).into_iter().map(|issue| NodeProblem {
-                code: "notification_config",
-                field: issue.field().to_owned(),
-                message: issue.error.to_string(),
-                node: issue.node,
-            }));
+            checks = checks.with(notifications.graph_check());
         }
-        problems
+        checks
     }
 }
 

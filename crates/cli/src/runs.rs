@@ -9,7 +9,7 @@ use anyhow::{Context as _, bail};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use indicatif::{ProgressBar, ProgressStyle};
-use roomkit_graph::Graph;
+use roomkit_graph::{Graph, GraphError};
 use roomkit_graph_runner::{LiveEvent, Runner, RunnerError};
 use roomkit_graph_store::{
     Entry, RunCursor, RunFilter, RunRecord, RunStatus, StoreError, TranscriptEvent, render_text,
@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::shutdown::{stop_signal, wait_for};
+use crate::validate;
 
 /// How a followed run stopped, as the command's exit status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,7 +33,8 @@ pub(crate) enum Stopped {
 }
 
 /// `run FILE`: stores the graph as a new version, starts it and prints its
-/// transcript as it happens.
+/// transcript as it happens. A graph the runner's checks refuse is neither
+/// stored nor run: the error names its mistakes as `validate` prints them.
 pub(crate) async fn run(
     runner: &Runner,
     org: &str,
@@ -42,7 +44,19 @@ pub(crate) async fn run(
 ) -> anyhow::Result<Stopped> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let graph = Graph::from_json(&text).with_context(|| format!("{} is not a graph", file.display()))?;
-    let stored = runner.save_graph_in(org, &graph).await?;
+    let stored = match runner.save_graph_in(org, &graph).await {
+        Err(RunnerError::Graph(GraphError::Invalid(errors))) => {
+            let lines: Vec<String> =
+                errors.iter().map(|error| format!("\n  {}", validate::line(error))).collect();
+            bail!(
+                "{}: {}, so it was neither stored nor run:{}",
+                file.display(),
+                validate::plural(errors.len(), "mistake"),
+                lines.concat()
+            );
+        }
+        saved => saved?,
+    };
     let run = runner.start_in(org, &stored.graph.id, trigger, None).await?;
     follow(runner, &run.run_id, 0, json).await
 }

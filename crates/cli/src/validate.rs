@@ -3,59 +3,26 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use roomkit_graph::{Graph, Limits, ValidationError, ValidationWarning};
+use roomkit_graph::{Checks, Graph, Limits, Validation, ValidationError, ValidationWarning};
 use serde_json::{Value, json};
 
-use crate::nodes::{NodeProblem, NodeSetup};
+use crate::nodes::NodeSetup;
 
-/// One mistake in a graph, from its validation or from checking its nodes
-/// against the agents and channels files, or one warning from its validation.
-struct Finding {
-    code: &'static str,
-    node: Option<String>,
-    field: Option<String>,
-    message: String,
+/// A mistake on one line: `CODE node=N field=F: MESSAGE`, as `validate`
+/// prints it and `run` names the mistakes of a graph it refuses.
+pub(crate) fn line(error: &ValidationError) -> String {
+    finding_line(error.code.as_str(), error.node.as_deref(), error.field.as_deref(), &error.message)
 }
 
-impl From<ValidationError> for Finding {
-    fn from(error: ValidationError) -> Self {
-        Finding { code: error.code.as_str(), node: error.node, field: error.field, message: error.message }
-    }
+/// A warning on one line, shaped like a mistake.
+fn warning_line(warning: &ValidationWarning) -> String {
+    finding_line(warning.code.as_str(), warning.node.as_deref(), warning.field.as_deref(), &warning.message)
 }
 
-impl From<ValidationWarning> for Finding {
-    fn from(warning: ValidationWarning) -> Self {
-        Finding {
-            code: warning.code.as_str(),
-            node: warning.node,
-            field: warning.field,
-            message: warning.message,
-        }
-    }
-}
-
-impl From<NodeProblem> for Finding {
-    fn from(problem: NodeProblem) -> Self {
-        Finding {
-            code: problem.code,
-            node: Some(problem.node),
-            field: Some(problem.field),
-            message: problem.message,
-        }
-    }
-}
-
-impl Finding {
-    fn to_json(&self) -> Value {
-        json!({"code": self.code, "node": self.node, "field": self.field, "message": self.message})
-    }
-
-    /// The finding on one line: `CODE node=N field=F: MESSAGE`.
-    fn line(&self) -> String {
-        let node = self.node.as_deref().map(|n| format!(" node={n}")).unwrap_or_default();
-        let field = self.field.as_deref().map(|f| format!(" field={f}")).unwrap_or_default();
-        format!("{}{node}{field}: {}", self.code, self.message)
-    }
+fn finding_line(code: &str, node: Option<&str>, field: Option<&str>, message: &str) -> String {
+    let node = node.map(|n| format!(" node={n}")).unwrap_or_default();
+    let field = field.map(|f| format!(" field={f}")).unwrap_or_default();
+    format!("{code}{node}{field}: {message}")
 }
 
 /// What checking one file found.
@@ -66,12 +33,7 @@ enum Report {
     /// The file could not be read or is not a graph.
     Unreadable(String),
     /// The graph's mistakes (none: valid) and, apart, its warnings.
-    Checked {
-        /// What makes it invalid.
-        errors: Vec<Finding>,
-        /// What is allowed but likely wrong.
-        warnings: Vec<Finding>,
-    },
+    Checked(Validation),
 }
 
 impl Report {
@@ -79,23 +41,18 @@ impl Report {
         match self {
             Report::Config(_) => true,
             Report::Unreadable(_) => false,
-            Report::Checked { errors, .. } => errors.is_empty(),
+            Report::Checked(found) => found.is_valid(),
         }
     }
 }
 
-fn check(path: &Path, setup: &NodeSetup, limits: &Limits) -> Report {
+fn check(path: &Path, checks: &Checks, limits: &Limits) -> Report {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) => return Report::Unreadable(format!("cannot read the file: {error}")),
     };
     match Graph::from_json(&text) {
-        Ok(graph) => {
-            let found = graph.check_with(limits);
-            let mut errors: Vec<Finding> = found.errors.into_iter().map(Finding::from).collect();
-            errors.extend(setup.check(&graph).into_iter().map(Finding::from));
-            Report::Checked { errors, warnings: found.warnings.into_iter().map(Finding::from).collect() }
-        }
+        Ok(graph) => Report::Checked(checks.check(&graph, limits)),
         Err(error) => Report::Unreadable(error.to_string()),
     }
 }
@@ -115,7 +72,7 @@ pub(crate) fn run(
     limits: &Limits,
     json: bool,
 ) -> anyhow::Result<bool> {
-    let setup = NodeSetup::load(agents, channels)?;
+    let checks = NodeSetup::load(agents, channels)?.checks();
     let reports: Vec<(&PathBuf, Report)> = files
         .iter()
         .map(|file| {
@@ -124,7 +81,7 @@ pub(crate) fn run(
             } else if same_file(file, channels) {
                 Report::Config("channels")
             } else {
-                check(file, &setup, limits)
+                check(file, &checks, limits)
             };
             (file, report)
         })
@@ -141,7 +98,7 @@ pub(crate) fn run(
         match report {
             Report::Config(kind) => writeln!(out, "{file}: ok ({kind} file)")?,
             Report::Unreadable(why) => writeln!(out, "{file}: not a graph: {why}")?,
-            Report::Checked { errors, warnings } => {
+            Report::Checked(Validation { errors, warnings }) => {
                 let mut counts = Vec::new();
                 if !errors.is_empty() {
                     counts.push(plural(errors.len(), "mistake"));
@@ -155,10 +112,10 @@ pub(crate) fn run(
                     (false, _) => writeln!(out, "{file}: {}", counts.join(", "))?,
                 }
                 for error in errors {
-                    writeln!(out, "  {}", error.line())?;
+                    writeln!(out, "  {}", line(error))?;
                 }
                 for warning in warnings {
-                    writeln!(out, "  warning: {}", warning.line())?;
+                    writeln!(out, "  warning: {}", warning_line(warning))?;
                 }
             }
         }
@@ -167,7 +124,7 @@ pub(crate) fn run(
 }
 
 /// `count` and `what`, plural when not 1: `1 mistake`, `2 warnings`.
-fn plural(count: usize, what: &str) -> String {
+pub(crate) fn plural(count: usize, what: &str) -> String {
     format!("{count} {what}{}", if count == 1 { "" } else { "s" })
 }
 
@@ -179,11 +136,11 @@ fn report_json(file: &Path, report: &Report) -> Value {
         Report::Unreadable(why) => {
             json!({"file": file, "valid": false, "error": why, "errors": [], "warnings": []})
         }
-        Report::Checked { errors, warnings } => json!({
+        Report::Checked(found) => json!({
             "file": file,
-            "valid": errors.is_empty(),
-            "errors": errors.iter().map(Finding::to_json).collect::<Vec<_>>(),
-            "warnings": warnings.iter().map(Finding::to_json).collect::<Vec<_>>(),
+            "valid": found.is_valid(),
+            "errors": found.errors,
+            "warnings": found.warnings,
         }),
     }
 }

@@ -391,7 +391,11 @@ async fn a_cron_trigger_fires_and_events_start_their_graphs() {
     let broken = simple_graph("broken", json!({"type": "scheduled", "schedule": {"cron": "every day"}}));
     let refused =
         client().post(server.url("/v1/graphs")).bearer_auth(&token).json(&broken).send().await.unwrap();
-    assert_eq!(error_code(refused).await, (StatusCode::UNPROCESSABLE_ENTITY, "invalid_trigger".into()));
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_graph");
+    assert_eq!(body["error"]["details"]["errors"][0]["code"], "invalid_trigger");
+    assert_eq!(body["error"]["details"]["errors"][0]["field"], "trigger.schedule.cron");
 
     create_graph(&server, &token, &simple_graph("on-deploy", json!({"type": "event", "event": "deployed"})))
         .await;

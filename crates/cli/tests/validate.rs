@@ -1,10 +1,14 @@
 //! `roomkit-graph validate` as people and scripts use it: the real binary on
-//! real files.
+//! real files; and the same checks behind `run` and the server's graph routes.
 
-use std::path::PathBuf;
+mod server;
+
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use serde_json::Value;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use server::{Server, client};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../roomkit-graph/tests/fixtures").join(name)
@@ -239,4 +243,125 @@ fn warnings_are_printed_as_such_and_alone_they_exit_0() {
         ),
         "{text}"
     );
+}
+
+/// A graph scheduled on `cron` whose agent node calls `agent`.
+fn scheduled_agent_graph(cron: &str, agent: &str) -> Value {
+    json!({"id": "nightly", "name": "Nightly",
+        "trigger": {"type": "scheduled", "schedule": {"cron": cron, "timezone": "UTC"}},
+        "nodes": [{"id": "start", "type": "start"},
+                  {"id": "triage", "type": "agent", "config": {"agent_id": agent, "prompt_template": "Go"}},
+                  {"id": "end", "type": "end"}],
+        "edges": [{"source": "start", "target": "triage"}, {"source": "triage", "target": "end"}]})
+}
+
+/// `roomkit-graph --agents AGENTS validate --json FILE`: the exit status and the file's report.
+fn validate_json(agents: &Path, file: &Path) -> (Option<i32>, Value) {
+    let output = validate(&["--agents".as_ref(), agents.as_os_str(), "--json".as_ref(), file.as_os_str()]);
+    let report: Value = serde_json::from_slice(&output.stdout).expect("stdout is JSON");
+    (output.status.code(), report["files"][0].clone())
+}
+
+/// A mistake as `validate` prints it, from its JSON.
+fn printed(error: &Value) -> String {
+    let node = error["node"].as_str().map(|n| format!(" node={n}")).unwrap_or_default();
+    let field = error["field"].as_str().map(|f| format!(" field={f}")).unwrap_or_default();
+    format!(
+        "  {}{node}{field}: {}",
+        error["code"].as_str().unwrap_or_default(),
+        error["message"].as_str().unwrap_or_default()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_cron_is_refused_alike_by_validate_run_and_every_graph_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let agents = dir.path().join("agents.json");
+    std::fs::write(
+        &agents,
+        r#"{"providers": {"local": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}},
+            "agents": [{"id": "triage", "provider": "local", "model": "m"}]}"#,
+    )
+    .unwrap();
+    let file = dir.path().join("nightly.json");
+    let graph = scheduled_agent_graph("every day", "triag");
+    std::fs::write(&file, graph.to_string()).unwrap();
+
+    // validate: the trigger's mistake, then the agent node's against the agents file.
+    let (status, report) = validate_json(&agents, &file);
+    assert_eq!(status, Some(1));
+    let errors = report["errors"].clone();
+    let found: Vec<(&str, Option<&str>, Option<&str>)> = errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["code"].as_str().unwrap(), e["node"].as_str(), e["field"].as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("invalid_trigger", None, Some("trigger.schedule.cron")),
+            ("agent_config", Some("triage"), Some("agent_id"))
+        ]
+    );
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("trigger.schedule.cron \"every day\" is not a cron expression")
+    );
+    let text = stdout(&validate(&["--agents".as_ref(), agents.as_os_str(), file.as_os_str()]));
+    let lines: Vec<String> = errors.as_array().unwrap().iter().map(printed).collect();
+    assert_eq!(text, format!("{}: 2 mistakes\n{}\n", file.display(), lines.join("\n")));
+
+    // run, on the database a server with the same agents file serves:
+    // refused with the same mistakes, nothing stored.
+    let server = Server::start(&["--agents", agents.to_str().unwrap()]);
+    let token = server.token("default");
+    let run =
+        server::command(&server.db, &["--agents", agents.to_str().unwrap(), "run", file.to_str().unwrap()])
+            .output()
+            .expect("run runs");
+    assert_eq!(run.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(
+        stderr,
+        format!(
+            "roomkit-graph: {}: 2 mistakes, so it was neither stored nor run:\n{}\n",
+            file.display(),
+            lines.join("\n")
+        )
+    );
+
+    // The HTTP routes: the same findings, field for field.
+    let send = |method: reqwest::Method, path: &str| {
+        client().request(method, server.url(path)).bearer_auth(&token).json(&graph).send()
+    };
+    for (method, path) in
+        [(reqwest::Method::POST, "/v1/graphs"), (reqwest::Method::PUT, "/v1/graphs/nightly")]
+    {
+        let refused = send(method, path).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_graph", "{path}");
+        assert_eq!(body["error"]["details"]["errors"], errors, "{path}");
+    }
+    let checked: Value =
+        send(reqwest::Method::POST, "/v1/graphs/validate").await.unwrap().json().await.unwrap();
+    assert_eq!(checked, json!({"valid": false, "errors": errors, "warnings": []}));
+    let listed: Value = server.get(&token, "/v1/graphs").await;
+    assert_eq!(listed["graphs"], json!([]), "neither run nor the routes stored it");
+
+    // Mended, the graph is accepted by all of them alike.
+    let mended = scheduled_agent_graph("0 3 * * *", "triage");
+    std::fs::write(&file, mended.to_string()).unwrap();
+    assert_eq!(
+        validate_json(&agents, &file),
+        (Some(0), json!({"file": file, "valid": true, "errors": [], "warnings": []}))
+    );
+    let checked: Value = server.post(&token, "/v1/graphs/validate", &mended).await;
+    assert_eq!(checked, json!({"valid": true, "errors": [], "warnings": []}));
+    let created =
+        client().post(server.url("/v1/graphs")).bearer_auth(&token).json(&mended).send().await.unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
 }

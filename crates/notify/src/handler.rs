@@ -3,14 +3,15 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use roomkit_graph::{Graph, HandlerError, Node, NodeHandler, NodeResult, Scope, Signal};
-use serde_json::{Map, Value, json};
+use roomkit_graph::{HandlerError, Node, NodeHandler, NodeResult, Scope, Signal};
+use serde_json::{Value, json};
 
 use crate::channel::{Channel, Notification};
-use crate::check::{NotificationIssue, check_graph};
+use crate::check::NotificationCheck;
 use crate::config::Channels;
 use crate::delivery::DeliveryPolicy;
 use crate::error::{ConfigError, DeliveryError, NotificationError};
+use crate::settings::{NodeSettings, recipients};
 
 /// Serves `notification` nodes:
 ///
@@ -42,7 +43,7 @@ use crate::error::{ConfigError, DeliveryError, NotificationError};
 /// error. Secrets the channel holds are masked in every error and event.
 ///
 /// ```
-/// use roomkit_graph::{Edge, Graph, Handlers, Node, EngineStatus, Trigger, WorkflowEngine};
+/// use roomkit_graph::{Edge, EngineStatus, Graph, GraphCheck, Handlers, Node, Trigger, WorkflowEngine};
 /// use roomkit_graph_notify::{Channel, Channels, DeliveryError, Notification, NotificationHandler};
 /// use serde_json::json;
 ///
@@ -71,7 +72,7 @@ use crate::error::{ConfigError, DeliveryError, NotificationError};
 /// graph.add_edges([Edge::new("start", "notify"), Edge::new("notify", "end")]);
 ///
 /// let handler = NotificationHandler::new(Channels::new().with("team", Inbox::default()));
-/// assert!(handler.check(&graph).is_empty());
+/// assert!(handler.graph_check().check(&graph).is_empty());
 /// let mut engine = WorkflowEngine::new(graph, Handlers::builtin().with("notification", handler));
 /// # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
 /// assert_eq!(engine.run(json!({"title": "Q3 report"})).await?, EngineStatus::Completed);
@@ -99,10 +100,11 @@ impl NotificationHandler {
         &self.channels
     }
 
-    /// Every mistake of `graph`'s notification nodes against these channels
-    /// (see [`check_graph`]).
-    pub fn check(&self, graph: &Graph) -> Vec<NotificationIssue> {
-        check_graph(graph, &self.channels)
+    /// The check of a graph's notification nodes against these channels,
+    /// for the [`Checks`](roomkit_graph::Checks) registered beside this
+    /// handler (see [`NotificationCheck`]).
+    pub fn graph_check(&self) -> NotificationCheck {
+        NotificationCheck::new(Arc::clone(&self.channels))
     }
 }
 
@@ -180,104 +182,5 @@ async fn deliver(
             });
         }
         scope.clock().sleep(policy.wait_after(attempt)).await;
-    }
-}
-
-/// What a node's configuration fixes before any run: which channel, how hard
-/// to try.
-#[derive(Debug)]
-pub(crate) struct NodeSettings {
-    pub(crate) channel: String,
-    pub(crate) policy: DeliveryPolicy,
-}
-
-impl NodeSettings {
-    /// Reads a notification node's configuration; every mistake, in field order.
-    pub(crate) fn parse(config: &Map<String, Value>) -> Result<NodeSettings, Vec<ConfigError>> {
-        let mut errors = Vec::new();
-        let channel = match config.get("channel") {
-            Some(Value::String(channel)) if !channel.is_empty() => Some(channel.clone()),
-            _ => {
-                errors.push(ConfigError::MissingChannel);
-                None
-            }
-        };
-        match config.get("template") {
-            Some(Value::String(_)) => {}
-            None | Some(Value::Null) => errors.push(ConfigError::MissingTemplate),
-            Some(_) => errors.push(ConfigError::invalid("template", "must be a string")),
-        }
-        if let Some(subject) = config.get("subject").filter(|subject| !subject.is_string()) {
-            errors.push(ConfigError::invalid("subject", format!("must be a string, not {subject}")));
-        }
-        if let Some(to) = config.get("to")
-            && let Err(error) = recipients(to.clone())
-        {
-            errors.push(error);
-        }
-        let policy = match config.get("delivery").map(DeliveryPolicy::from_config).transpose() {
-            Ok(policy) => policy.unwrap_or_default(),
-            Err(error) => {
-                errors.push(error);
-                DeliveryPolicy::default()
-            }
-        };
-        match channel {
-            Some(channel) if errors.is_empty() => Ok(NodeSettings { channel, policy }),
-            _ => Err(errors),
-        }
-    }
-}
-
-/// A node's `to`: an address, a comma-separated list, or a list; nothing
-/// (null) is the channel's own recipients.
-fn recipients(to: Value) -> Result<Vec<String>, ConfigError> {
-    let split = |text: &str| -> Vec<String> {
-        text.split(',').map(str::trim).filter(|address| !address.is_empty()).map(str::to_owned).collect()
-    };
-    match to {
-        Value::Null => Ok(Vec::new()),
-        Value::String(text) => Ok(split(&text)),
-        Value::Array(items) => items.into_iter().try_fold(Vec::new(), |mut all, item| match item {
-            Value::String(text) => {
-                all.extend(split(&text));
-                Ok(all)
-            }
-            other => Err(ConfigError::invalid("to", format!("{other} is not an address"))),
-        }),
-        other => {
-            Err(ConfigError::invalid("to", format!("must be an address or a list of them, not {other}")))
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(value: Value) -> Map<String, Value> {
-        match value {
-            Value::Object(map) => map,
-            _ => Map::new(),
-        }
-    }
-
-    #[test]
-    fn settings_report_every_mistake() {
-        let errors = NodeSettings::parse(&config(json!({"to": 5, "delivery": {"attempts": 0}}))).err();
-        let fields: Vec<String> =
-            errors.unwrap_or_default().iter().map(|error| error.field().to_owned()).collect();
-        assert_eq!(fields, ["channel", "template", "to", "delivery.attempts"]);
-    }
-
-    #[test]
-    fn recipients_accept_strings_lists_and_nothing() {
-        assert_eq!(
-            recipients(json!("a@x.org, b@x.org")).ok(),
-            Some(vec!["a@x.org".into(), "b@x.org".into()])
-        );
-        assert_eq!(recipients(json!(["a@x.org"])).ok(), Some(vec!["a@x.org".into()]));
-        assert_eq!(recipients(Value::Null).ok(), Some(vec![]));
-        assert!(recipients(json!([1])).is_err());
     }
 }

@@ -15,8 +15,9 @@
 //!   kinds; [`Channel`] for others.
 //! - [`NotificationHandler`]: the node handler; [`DeliveryPolicy`]: attempts,
 //!   backoff and time limit.
-//! - [`check_graph`]: a graph's notification nodes checked against the
-//!   channels before any run.
+//! - [`NotificationCheck`] ([`NotificationHandler::graph_check`]): a graph's
+//!   notification nodes checked against the channels before any run, in the
+//!   [`Checks`](roomkit_graph::Checks) registered beside the handler.
 //! - Errors: [`ChannelsError`] (loading), [`ConfigError`] (a node's
 //!   configuration), [`DeliveryError`] (one attempt), [`NotificationError`]
 //!   (the node).
@@ -28,7 +29,7 @@
 //! # Quick start
 //!
 //! ```
-//! use roomkit_graph::{Graph, Handlers, Workflow};
+//! use roomkit_graph::{Checks, Graph, Handlers, Limits, Workflow};
 //! use roomkit_graph_notify::{Channels, NotificationHandler};
 //!
 //! let channels = Channels::from_json_with_env(
@@ -52,7 +53,8 @@
 //!     ],
 //!     "edges": [{"source": "start", "target": "announce"}, {"source": "announce", "target": "end"}]
 //! }"#)?;
-//! assert!(handler.check(&graph).is_empty());
+//! let checks = Checks::new().with(handler.graph_check());
+//! assert!(checks.check(&graph, &Limits::default()).is_valid());
 //! let workflow = Workflow::new(graph, Handlers::builtin().with("notification", handler));
 //! # drop(workflow);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -67,11 +69,12 @@ mod error;
 mod handler;
 mod http;
 mod secret;
+mod settings;
 mod slack;
 mod webhook;
 
 pub use channel::{Channel, Notification};
-pub use check::{NotificationIssue, check_graph};
+pub use check::NotificationCheck;
 pub use config::Channels;
 pub use delivery::DeliveryPolicy;
 pub use email::{EmailChannel, SmtpTls, message_id};

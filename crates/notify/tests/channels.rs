@@ -1,7 +1,7 @@
 //! Loading channels files: what loads, and how each mistake is reported.
 
-use roomkit_graph::{Edge, Graph, Node, Trigger};
-use roomkit_graph_notify::{Channels, ChannelsError, ConfigError, check_graph};
+use roomkit_graph::{Edge, Graph, GraphCheck, Node, Trigger};
+use roomkit_graph_notify::{Channels, ChannelsError, ConfigError, NotificationHandler};
 use serde_json::{Value, json};
 
 fn env(var: &str) -> Option<String> {
@@ -185,8 +185,11 @@ fn a_graph_check_lists_every_notification_mistake() -> Result<(), Box<dyn std::e
     ])?;
     graph.add_edge(Edge::new("start", "end"));
 
-    let issues = check_graph(&graph, &channels);
-    let found: Vec<(&str, &str)> = issues.iter().map(|issue| (issue.node.as_str(), issue.field())).collect();
+    let issues = NotificationHandler::new(channels).graph_check().check(&graph);
+    let found: Vec<(&str, &str)> = issues
+        .iter()
+        .map(|issue| (issue.node.as_deref().unwrap_or_default(), issue.field.as_deref().unwrap_or_default()))
+        .collect();
     assert_eq!(
         found,
         [
@@ -197,16 +200,15 @@ fn a_graph_check_lists_every_notification_mistake() -> Result<(), Box<dyn std::e
             ("slow", "delivery.backoff"),
         ]
     );
+    let unknown = ConfigError::UnknownChannel {
+        channel: "pager".into(),
+        known: vec!["mail".into(), "ops-slack".into(), "team-slack".into()],
+    };
+    assert_eq!(issues[0].message, unknown.to_string());
+    assert!(issues.iter().all(|issue| issue.code.as_str() == "notification_config"));
     assert_eq!(
-        issues[0].error,
-        ConfigError::UnknownChannel {
-            channel: "pager".into(),
-            known: vec!["mail".into(), "ops-slack".into(), "team-slack".into()],
-        }
-    );
-    assert_eq!(
-        issues[1].to_string(),
-        "node \"ambiguous\": channel \"slack\" is ambiguous: it is the kind of ops-slack, team-slack; name one of them"
+        issues[1].message,
+        "channel \"slack\" is ambiguous: it is the kind of ops-slack, team-slack; name one of them"
     );
     Ok(())
 }

@@ -12,7 +12,8 @@
 //! - [`Condition`]: the edge condition language.
 //! - [`Context`], [`Path`], [`Template`]: what a run has produced and how
 //!   `{{path}}` placeholders read it.
-//! - [`Graph::validate`]: every mistake of a graph in one pass.
+//! - [`Graph::validate`]: every mistake of a graph in one pass; [`Checks`]:
+//!   the checks other crates add for their nodes and triggers ([`GraphCheck`]).
 //! - [`Workflow`], [`WorkflowEngine`]: running, pausing, resuming, streaming.
 //! - [`NodeHandler`], [`Handlers`], [`FunctionRegistry`]: what each node type does.
 //!
@@ -80,7 +81,10 @@ pub use limits::{LimitError, Limits, Measure, measure};
 pub use model::{Edge, Graph, GraphError, Node, NodeType, Trigger};
 pub use policy::{NodePolicy, PolicyError};
 pub use template::{Template, TemplateError, ValueTemplate};
-pub use validate::{Validation, ValidationCode, ValidationError, ValidationWarning, WarningCode, json_kind};
+pub use validate::{
+    Checks, GraphCheck, Validation, ValidationCode, ValidationError, ValidationWarning, WarningCode,
+    json_kind,
+};
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -1,10 +1,13 @@
 //! Graph validation: structure, reachability and node configuration, in one
-//! pass, and warnings about graphs that are valid but likely wrong.
+//! pass, and warnings about graphs that are valid but likely wrong; then the
+//! [`Checks`] other crates register for their nodes and triggers.
 
+mod checks;
 mod cycles;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -17,9 +20,11 @@ use crate::model::{Graph, Node, NodeType};
 use crate::policy::NodePolicy;
 use crate::template::ValueTemplate;
 
-/// What kind of mistake a [`ValidationError`] reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+pub use checks::{Checks, GraphCheck};
+
+/// What kind of mistake a [`ValidationError`] reports, written in reports
+/// (and JSON) as [`ValidationCode::as_str`] gives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ValidationCode {
     /// No node of type start.
     NoStart,
@@ -78,6 +83,19 @@ pub enum ValidationCode {
     InvalidPrompt,
     /// A graph whose `max_steps` is 0: no run of it could take a step.
     InvalidMaxSteps,
+    /// A trigger that cannot work, such as a schedule whose cron expression
+    /// or time zone does not parse (the check of `roomkit-graph-triggers`).
+    InvalidTrigger,
+    /// An agent or orchestration node whose settings do not parse, or that
+    /// names an agent the agents file does not declare (the check of
+    /// `roomkit-graph-ai`).
+    AgentConfig,
+    /// A notification node whose settings do not parse, or whose channel is
+    /// not configured (the check of `roomkit-graph-notify`).
+    NotificationConfig,
+    /// A mistake found by an application's own [`GraphCheck`], under a code
+    /// of its choosing (`snake_case`, like the others: `missing_owner`).
+    Custom(&'static str),
 }
 
 impl ValidationCode {
@@ -109,7 +127,17 @@ impl ValidationCode {
             ValidationCode::InvalidActions => "invalid_actions",
             ValidationCode::InvalidPrompt => "invalid_prompt",
             ValidationCode::InvalidMaxSteps => "invalid_max_steps",
+            ValidationCode::InvalidTrigger => "invalid_trigger",
+            ValidationCode::AgentConfig => "agent_config",
+            ValidationCode::NotificationConfig => "notification_config",
+            ValidationCode::Custom(code) => code,
         }
+    }
+}
+
+impl Serialize for ValidationCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -208,8 +236,8 @@ impl fmt::Display for ValidationWarning {
     }
 }
 
-/// Everything [`Graph::check`] found: the mistakes, which make the graph
-/// invalid, and the warnings, which do not.
+/// Everything [`Graph::check`] (or [`Checks::check`]) found: the mistakes,
+/// which make the graph invalid, and the warnings, which do not.
 ///
 /// ```
 /// use roomkit_graph::{Condition, Edge, Graph, Node, Trigger, WarningCode};
@@ -229,7 +257,8 @@ impl fmt::Display for ValidationWarning {
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Validation {
-    /// Every mistake, as [`Graph::validate`] gives them.
+    /// Every mistake, as [`Graph::validate`] gives them, then those of the
+    /// registered [`Checks`].
     pub errors: Vec<ValidationError>,
     /// Every warning, in graph order.
     pub warnings: Vec<ValidationWarning>,
@@ -271,11 +300,17 @@ pub(crate) fn validate(graph: &Graph, limits: &Limits) -> Vec<ValidationError> {
     report.errors
 }
 
-pub(crate) fn check(graph: &Graph, limits: &Limits) -> Validation {
+/// The core's mistakes and warnings, then the mistakes of each of `checks`;
+/// only the core's one mistake for a graph too large to look into.
+pub(crate) fn check(graph: &Graph, limits: &Limits, checks: &[Arc<dyn GraphCheck>]) -> Validation {
     let mut report = Report { errors: Vec::new() };
-    let looked_into = mistakes(graph, limits, &mut report);
-    let warnings = if looked_into { warnings(graph) } else { Vec::new() };
-    Validation { errors: report.errors, warnings }
+    if !mistakes(graph, limits, &mut report) {
+        return Validation { errors: report.errors, warnings: Vec::new() };
+    }
+    for check in checks {
+        report.errors.extend(check.check(graph));
+    }
+    Validation { errors: report.errors, warnings: warnings(graph) }
 }
 
 /// Every mistake of the graph, into `report`; false when the graph is too

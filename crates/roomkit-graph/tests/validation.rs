@@ -2,7 +2,9 @@
 //! structure first, then reachability (only when the structure is sound), then
 //! node configuration, each naming its node and, for configuration, its field.
 
-use roomkit_graph::{Graph, GraphError, Limits, Validation, ValidationCode, WarningCode};
+use roomkit_graph::{
+    Checks, Graph, GraphCheck, GraphError, Limits, Validation, ValidationCode, ValidationError, WarningCode,
+};
 
 fn load(name: &str) -> Graph {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -172,6 +174,48 @@ fn warnings_are_apart_from_errors_and_do_not_make_a_graph_invalid() {
 
     // A graph too large to look into gets that one mistake and no warning.
     let found = trapped.check_with(&Limits { nodes: 3, ..Limits::default() });
+    assert_eq!(found.errors.iter().map(|e| e.code.as_str()).collect::<Vec<_>>(), ["limit_exceeded"]);
+    assert_eq!(found.warnings, vec![]);
+}
+
+/// A check of an application's: every log node is a mistake, named with its node.
+struct NoLogs(&'static str);
+
+impl GraphCheck for NoLogs {
+    fn check(&self, graph: &Graph) -> Vec<ValidationError> {
+        let logs = graph.nodes().iter().filter(|node| node.node_type.as_str() == "log");
+        logs.map(|node| ValidationError {
+            code: ValidationCode::Custom("no_logs"),
+            node: Some(node.id.clone()),
+            field: None,
+            message: format!("{}: {}", self.0, node.id),
+        })
+        .collect()
+    }
+}
+
+#[test]
+fn registered_checks_follow_the_core_mistakes_in_order_and_keep_its_warnings() {
+    let graph = review_loop(Some(0), false);
+    assert_eq!(Checks::new().check(&graph, &Limits::default()), graph.check());
+
+    let checks = Checks::new().with(NoLogs("first")).with(NoLogs("second"));
+    let found = checks.check(&graph, &Limits::default());
+    let messages: Vec<&str> = found.errors.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(
+        messages[1..],
+        ["first: check", "first: draft", "first: review", "second: check", "second: draft", "second: review"]
+    );
+    assert_eq!(found.errors[0].code, ValidationCode::InvalidMaxSteps);
+    assert_eq!(
+        serde_json::to_value(&found.errors[1]).unwrap(),
+        serde_json::json!({"code": "no_logs", "node": "check", "field": null, "message": "first: check"})
+    );
+    assert_eq!(found.warnings, graph.check().warnings);
+    assert_eq!(found.warnings.len(), 1);
+
+    // A graph too large to look into gets the core's one mistake: no check runs.
+    let found = checks.check(&graph, &Limits { nodes: 3, ..Limits::default() });
     assert_eq!(found.errors.iter().map(|e| e.code.as_str()).collect::<Vec<_>>(), ["limit_exceeded"]);
     assert_eq!(found.warnings, vec![]);
 }

@@ -233,7 +233,7 @@ async fn a_failure_keeps_its_cause_in_its_message_and_a_permanent_one_is_not_ret
     for (permanent, attempts) in [(false, 3), (true, 1)] {
         let handlers = Handlers::builtin().with("flaky", Unreadable { permanent });
         let mut engine = Workflow::new(fallback(config.clone()), handlers).with_clock(NoWaitClock).engine();
-        assert_eq!(engine.run(json!({})).await.unwrap(), RunStatus::Completed);
+        assert_eq!(engine.run(json!({})).await.unwrap(), EngineStatus::Completed);
         assert_eq!(
             engine.context().get("triage.error"),
             Some(

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use roomkit_graph::{Clock, Handlers, Limits, Signal, Workflow};
+use roomkit_graph::{Checks, Clock, Graph, Handlers, Limits, Signal, Validation, Workflow};
 use roomkit_graph_store::{Store, StoredGraph};
 use tokio::sync::broadcast;
 
@@ -35,6 +35,8 @@ pub(crate) struct Graphs {
     cache: Mutex<GraphCache>,
     /// What runs may store, and what graphs may be.
     limits: Mutex<Arc<Limits>>,
+    /// What a graph must pass, beyond the core's validation, to be saved.
+    checks: Mutex<Checks>,
     /// The step limit of runs whose graph sets none.
     max_steps: AtomicU64,
     /// The most steps any run may take, whatever its graph says.
@@ -51,6 +53,7 @@ impl Graphs {
             clock,
             cache: Mutex::new(GraphCache::new(DEFAULT_GRAPH_CACHE)),
             limits: Mutex::new(Arc::new(Limits::default())),
+            checks: Mutex::new(Checks::new()),
             max_steps: AtomicU64::new(DEFAULT_MAX_STEPS),
             step_ceiling: AtomicU64::new(DEFAULT_STEP_CEILING),
             live: broadcast::channel(LIVE_CAPACITY).0,
@@ -110,6 +113,18 @@ impl Graphs {
         *lock(&self.limits) = Arc::new(limits.clamped());
         // Graphs compiled before keep the limits they were compiled with.
         lock(&self.cache).clear();
+    }
+
+    /// Sets the checks graphs must pass to be saved.
+    pub(crate) fn set_checks(&self, checks: Checks) {
+        *lock(&self.checks) = checks;
+    }
+
+    /// Everything wrong with `graph`: the core's validation against the
+    /// limits, then the checks.
+    pub(crate) fn check(&self, graph: &Graph) -> Validation {
+        let checks = lock(&self.checks).clone();
+        checks.check(graph, &self.limits())
     }
 
     /// The step limit of runs whose graph sets none.

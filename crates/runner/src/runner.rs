@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use roomkit_graph::{Clock, EngineError, Graph, Handlers, Limits, StepStatus, SystemClock};
+use roomkit_graph::{
+    Checks, Clock, EngineError, Graph, GraphError, Handlers, Limits, StepStatus, SystemClock, Validation,
+};
 use roomkit_graph_store::{
     DEFAULT_ORG, Entry, NewRun, RunKey, RunRecord, RunStatus, StepCommit, Store, StoreError, StoredGraph,
 };
@@ -287,17 +289,77 @@ impl Runner {
         &*self.shared.store
     }
 
-    /// Validates `graph` and stores it as the next version of its id in the
-    /// [`DEFAULT_ORG`]. Runs in flight keep the version they started with.
+    /// Sets the checks a graph must pass, beyond the core's validation, to
+    /// be saved ([`Checks::new`], none, unless set): those of the node
+    /// types and triggers the application runs, registered beside their
+    /// handlers. [`Runner::check`] and [`Runner::save_graph`] run them.
+    ///
+    /// ```
+    /// use roomkit_graph::{Checks, Graph, GraphCheck, Handlers, ValidationCode, ValidationError};
+    /// use roomkit_graph_runner::Runner;
+    /// use roomkit_graph_sqlite::SqliteStore;
+    /// use serde_json::json;
+    ///
+    /// /// This application runs no agent nodes.
+    /// struct NoAgents;
+    ///
+    /// impl GraphCheck for NoAgents {
+    ///     fn check(&self, graph: &Graph) -> Vec<ValidationError> {
+    ///         let agents = graph.nodes().iter().filter(|node| node.node_type.as_str() == "agent");
+    ///         agents
+    ///             .map(|node| ValidationError {
+    ///                 code: ValidationCode::Custom("agents_not_served"),
+    ///                 node: Some(node.id.clone()),
+    ///                 field: None,
+    ///                 message: format!("node {:?}: this application runs no agents", node.id),
+    ///             })
+    ///             .collect()
+    ///     }
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async {
+    /// let dir = tempfile::tempdir()?;
+    /// let runner = Runner::new(SqliteStore::open(dir.path().join("runs.db"))?, Handlers::builtin())
+    ///     .with_checks(Checks::new().with(NoAgents));
+    /// let graph = Graph::from_value(json!({
+    ///     "id": "g", "name": "G", "trigger": {"type": "manual"},
+    ///     "nodes": [{"id": "start", "type": "start"}, {"id": "ask", "type": "agent"}, {"id": "end", "type": "end"}],
+    ///     "edges": [{"source": "start", "target": "ask"}, {"source": "ask", "target": "end"}]
+    /// }))?;
+    /// assert!(graph.validate().is_empty());
+    /// assert_eq!(runner.check(&graph).errors[0].node.as_deref(), Some("ask"));
+    /// assert!(runner.save_graph(&graph).await.is_err());
+    /// assert!(runner.store().graph("default", "g", None).await.is_err(), "nothing is stored");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_checks(self, checks: Checks) -> Self {
+        self.shared.graphs.set_checks(checks);
+        self
+    }
+
+    /// Everything wrong with `graph` for this runner: the core's validation
+    /// against [`Runner::limits`], then its [checks](Runner::with_checks). A
+    /// graph with mistakes is one [`Runner::save_graph`] refuses.
+    pub fn check(&self, graph: &Graph) -> Validation {
+        self.shared.graphs.check(graph)
+    }
+
+    /// Checks `graph` ([`Runner::check`]) and stores it as the next version
+    /// of its id in the [`DEFAULT_ORG`]. Runs in flight keep the version they
+    /// started with.
     pub async fn save_graph(&self, graph: &Graph) -> Result<StoredGraph, RunnerError> {
         self.save_graph_in(DEFAULT_ORG, graph).await
     }
 
-    /// Validates `graph` and stores it as the next version of its id in `org`.
+    /// Checks `graph` ([`Runner::check`]) and stores it as the next version
+    /// of its id in `org`; a graph with mistakes is refused with
+    /// [`GraphError::Invalid`], naming them all, and nothing is stored.
     pub async fn save_graph_in(&self, org: &str, graph: &Graph) -> Result<StoredGraph, RunnerError> {
-        let errors = graph.validate_with(&self.limits());
-        if !errors.is_empty() {
-            return Err(roomkit_graph::GraphError::Invalid(errors).into());
+        let found = self.check(graph);
+        if !found.is_valid() {
+            return Err(GraphError::Invalid(found.errors).into());
         }
         Ok(self.shared.store.save_graph(org, graph).await?)
     }

@@ -4,7 +4,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use roomkit_graph::{Graph, GraphError, Limits, ValidationError, ValidationWarning};
+use roomkit_graph::{Graph, GraphError, ValidationError, ValidationWarning};
+use roomkit_graph_runner::Runner;
 use roomkit_graph_store::{GraphCursor, StoreError, StoredGraph};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -138,17 +139,15 @@ fn graph_from(value: Value) -> Result<Graph, ApiError> {
     Ok(Graph::from_value(value)?)
 }
 
-/// Reads a graph from a request body and checks it: every mistake, and a
-/// trigger that cannot work, is a 422. Gives the graph and its warnings.
-fn checked_graph(value: Value, limits: &Limits) -> Result<(Graph, Vec<ValidationWarning>), ApiError> {
+/// Reads a graph from a request body and checks it with the runner's checks
+/// ([`Runner::check`]): a graph with mistakes is a 422 listing them. Gives
+/// the graph and its warnings.
+fn checked_graph(value: Value, runner: &Runner) -> Result<(Graph, Vec<ValidationWarning>), ApiError> {
     let graph = graph_from(value)?;
-    let found = graph.check_with(limits);
+    let found = runner.check(&graph);
     if !found.is_valid() {
         return Err(GraphError::Invalid(found.errors).into());
     }
-    roomkit_graph_triggers::check(&graph.trigger).map_err(|error| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_trigger", error.to_string())
-    })?;
     Ok((graph, found.warnings))
 }
 
@@ -163,7 +162,7 @@ pub(crate) async fn create(
     Org(org): Org,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
-    let (graph, warnings) = checked_graph(body, &app.runner.limits())?;
+    let (graph, warnings) = checked_graph(body, &app.runner)?;
     match app.runner.store().graph(&org, &graph.id, None).await {
         Ok(_) => {
             return Err(ApiError::new(
@@ -193,7 +192,7 @@ pub(crate) async fn put_version(
     PathParams(graph_id): PathParams<String>,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<SavedGraph>, ApiError> {
-    let (graph, warnings) = checked_graph(body, &app.runner.limits())?;
+    let (graph, warnings) = checked_graph(body, &app.runner)?;
     if graph.id != graph_id {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -245,8 +244,8 @@ pub(crate) async fn get(
     Ok(Json(app.runner.store().graph(&org, &graph_id, query.version).await?.into()))
 }
 
-/// Checks a graph without storing it: every mistake with its node and
-/// field, and apart from them every warning.
+/// Checks a graph without storing it, as creating it would: every mistake
+/// with its node and field, and apart from them every warning.
 #[utoipa::path(post, path = "/v1/graphs/validate", tag = "graphs", operation_id = "validateGraph", request_body(content = GraphSchema, description = "The graph"),
     responses((status = 200, description = "Every mistake, none when valid, and every warning", body = ValidationReport), (status = 422, description = "Not a graph at all", body = ErrorBody)),
     security(("bearer" = [])))]
@@ -255,8 +254,7 @@ pub(crate) async fn validate(
     Org(_org): Org,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<ValidationReport>, ApiError> {
-    let graph = graph_from(body)?;
-    let found = graph.check_with(&app.runner.limits());
+    let found = app.runner.check(&graph_from(body)?);
     Ok(Json(ValidationReport { valid: found.is_valid(), errors: found.errors, warnings: found.warnings }))
 }
 

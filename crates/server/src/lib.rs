@@ -117,7 +117,8 @@ const TOKEN_TTL: Duration = Duration::from_secs(60);
 const TOKEN_CACHE_SIZE: usize = 10_000;
 
 impl App {
-    /// The API over `runner`.
+    /// The API over `runner`: its graph routes check graphs with the
+    /// runner's checks ([`Runner::check`]), as its `save_graph` does.
     pub fn new(runner: Runner, limits: Limits) -> Self {
         App {
             runner,

@@ -10,36 +10,20 @@
 //! - [`event`]: graphs whose trigger is `{"type": "event", "event": NAME}` are
 //!   started when that event is fired.
 //!
-//! [`check`] tells whether a graph's trigger can work at all (a cron
-//! expression that parses, a known time zone) before the graph is stored.
+//! [`TriggerCheck`] tells whether a graph's trigger can work at all (a cron
+//! expression that parses, a known time zone) before the graph is stored:
+//! register it in the [`Checks`](roomkit_graph::Checks) of every place that
+//! accepts graphs.
 
+mod check;
 pub mod event;
 pub mod schedule;
 pub mod webhook;
 
-use roomkit_graph::Trigger;
-
+pub use check::TriggerCheck;
 pub use event::fire_event;
 pub use schedule::{Schedule, ScheduleError, Scheduler};
 pub use webhook::{
     Delivery, MAX_SKEW_SECS, ROOMKIT_SIGNATURE_HEADER, SIGNATURE_HEADER, SignatureError, TIMESTAMP_HEADER,
     Verified, sign, sign_timestamped, verify_delivery, verify_signature,
 };
-
-/// Checks that `trigger` can work: a scheduled trigger needs a schedule
-/// that parses. Other triggers always can.
-///
-/// ```
-/// use roomkit_graph::Trigger;
-/// use serde_json::json;
-///
-/// let trigger: Trigger = serde_json::from_value(json!({"type": "scheduled",
-///     "schedule": {"cron": "0 9 * * 1", "timezone": "Mars/Olympus"}}))?;
-/// let error = roomkit_graph_triggers::check(&trigger).unwrap_err();
-/// assert_eq!(error.to_string(), "unknown time zone \"Mars/Olympus\" in trigger.schedule.timezone");
-/// assert!(roomkit_graph_triggers::check(&Trigger::manual()).is_ok());
-/// # Ok::<(), serde_json::Error>(())
-/// ```
-pub fn check(trigger: &Trigger) -> Result<(), ScheduleError> {
-    Schedule::of(trigger).map(drop)
-}

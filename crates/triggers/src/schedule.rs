@@ -41,6 +41,17 @@ pub enum ScheduleError {
     UnknownTimeZone(String),
 }
 
+impl ScheduleError {
+    /// The field of the graph at fault: `trigger.schedule.cron` or
+    /// `trigger.schedule.timezone`.
+    pub fn field(&self) -> &'static str {
+        match self {
+            ScheduleError::MissingCron | ScheduleError::BadCron { .. } => "trigger.schedule.cron",
+            ScheduleError::UnknownTimeZone(_) => "trigger.schedule.timezone",
+        }
+    }
+}
+
 /// A parsed schedule: when a scheduled graph is due.
 ///
 /// ```

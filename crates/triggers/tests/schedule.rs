@@ -4,11 +4,11 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use roomkit_graph::{Edge, Graph, Handlers, Node, Trigger};
+use roomkit_graph::{Checks, Edge, Graph, Handlers, Limits, Node, Trigger};
 use roomkit_graph_runner::Runner;
 use roomkit_graph_sqlite::SqliteStore;
 use roomkit_graph_store::{RunFilter, now_millis};
-use roomkit_graph_triggers::{Schedule, ScheduleError, Scheduler, check};
+use roomkit_graph_triggers::{Schedule, ScheduleError, Scheduler, TriggerCheck};
 use serde_json::json;
 
 fn scheduled(id: &str, cron: &str) -> Graph {
@@ -98,6 +98,7 @@ fn broken_schedules_are_named_precisely() {
     let trigger = |schedule| {
         serde_json::from_value::<Trigger>(json!({"type": "scheduled", "schedule": schedule})).unwrap()
     };
+    let check = |trigger: &Trigger| Schedule::of(trigger).map(drop);
     assert_eq!(check(&trigger(json!({"timezone": "UTC"}))), Err(ScheduleError::MissingCron));
     assert!(matches!(
         check(&trigger(json!({"cron": "61 * * * *"}))),
@@ -112,4 +113,25 @@ fn broken_schedules_are_named_precisely() {
     assert_eq!(utc.due_between(0, 86_400_000, 5), [43_200_000]);
     // A long gap fires only the latest due times.
     assert_eq!(utc.due_between(0, 30 * 86_400_000, 2).len(), 2);
+}
+
+#[test]
+fn the_trigger_check_reports_a_broken_schedule_after_the_graphs_own_mistakes() {
+    let mut graph = scheduled("broken", "61 * * * *");
+    graph.add_node(Node::new("island", "log")).unwrap();
+    let found = Checks::new().with(TriggerCheck).check(&graph, &Limits::default());
+    let rows: Vec<(&str, Option<&str>, Option<&str>)> =
+        found.errors.iter().map(|e| (e.code.as_str(), e.node.as_deref(), e.field.as_deref())).collect();
+    assert_eq!(
+        rows,
+        [("unreachable", Some("island"), None), ("invalid_trigger", None, Some("trigger.schedule.cron"))]
+    );
+    let reason = Schedule::of(&graph.trigger).err().map(|error| error.to_string());
+    assert_eq!(Some(&found.errors[1].message), reason.as_ref());
+
+    // A schedule that parses, or a trigger that is not scheduled, passes.
+    let checks = Checks::new().with(TriggerCheck);
+    assert!(checks.check(&scheduled("daily", "0 12 * * *"), &Limits::default()).is_valid());
+    graph.trigger = Trigger::manual();
+    assert_eq!(checks.check(&graph, &Limits::default()).errors.len(), 1);
 }

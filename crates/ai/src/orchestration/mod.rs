@@ -47,8 +47,8 @@ use crate::session::{DEFAULT_MAX_TOOL_ROUNDS, Session};
 ///
 /// ```
 /// use std::sync::Arc;
-/// use roomkit_graph::{Graph, Node, Trigger};
-/// use roomkit_graph_ai::{Agents, OrchestrationHandler, check_graph};
+/// use roomkit_graph::{Graph, GraphCheck, Node, Trigger};
+/// use roomkit_graph_ai::{AgentCheck, Agents, OrchestrationHandler};
 /// use serde_json::json;
 ///
 /// let agents = Arc::new(Agents::from_json(r#"{
@@ -66,7 +66,7 @@ use crate::session::{DEFAULT_MAX_TOOL_ROUNDS, Session};
 /// }));
 /// let mut graph = Graph::new("g", "G", Trigger::manual());
 /// graph.add_nodes([node])?;
-/// assert!(check_graph(&graph, &agents).is_empty());
+/// assert!(AgentCheck::new(Arc::clone(&agents)).check(&graph).is_empty());
 /// let _handler = OrchestrationHandler::new(agents);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

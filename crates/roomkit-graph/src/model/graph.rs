@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::limits::{self, Limits, MAX_READ_DEPTH};
 use crate::model::{Edge, Node, NodeType, Trigger};
-use crate::validate::{self, Validation, ValidationError};
+use crate::validate::{self, Checks, Validation, ValidationError};
 
 /// A workflow as data: its nodes, the edges between them and its trigger.
 ///
@@ -219,13 +219,14 @@ impl Graph {
     /// # Ok::<(), roomkit_graph::GraphError>(())
     /// ```
     pub fn check(&self) -> Validation {
-        validate::check(self, &Limits::default())
+        self.check_with(&Limits::default())
     }
 
     /// [`Graph::check`] against `limits`, as [`Graph::validate_with`]: a graph
     /// with too many nodes or edges gets that one mistake and no warning.
+    /// Checks registered by other crates come on top with [`Checks::check`].
     pub fn check_with(&self, limits: &Limits) -> Validation {
-        validate::check(self, limits)
+        Checks::new().check(self, limits)
     }
 
     /// [`Graph::validate`], as an error when anything is wrong.
