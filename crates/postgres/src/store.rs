@@ -8,8 +8,9 @@ use async_trait::async_trait;
 use deadpool_postgres::{ClientWrapper, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Transaction};
 use futures_util::stream::BoxStream;
 use roomkit_graph::{EngineState, Graph};
+use roomkit_graph_store::prelude::*;
 use roomkit_graph_store::{
-    FilterValue, HeldKey, Lease, Millis, NewRun, RunFilter, RunKey, RunRecord, StepCommit, Store, StoreError,
+    FilterValue, HeldKey, Lease, Millis, NewRun, RunFilter, RunKey, RunRecord, StepCommit, StoreError,
     StoredGraph, TokenRecord, TranscriptEvent, WorkerRegistration, now_millis, pending_text, read_stored,
 };
 use serde_json::{Map, Value};
@@ -85,7 +86,8 @@ impl PostgresStore {
     /// ```no_run
     /// use roomkit_graph::{Graph, Trigger};
     /// use roomkit_graph_postgres::PostgresStore;
-    /// use roomkit_graph_store::{DEFAULT_ORG, Store};
+    /// use roomkit_graph_store::prelude::*;
+    /// use roomkit_graph_store::DEFAULT_ORG;
     ///
     /// # async fn example() -> Result<(), roomkit_graph_store::StoreError> {
     /// let store = PostgresStore::connect("postgres://app@db.internal/runs").await?;
@@ -314,7 +316,7 @@ async fn find_run(client: &ClientWrapper, run_id: &str) -> Result<RunRecord, Sto
 const SET_LEASE: &str = "UPDATE roomkit_graph.runs SET owner = $2, lease_until = $3 WHERE run_id = $1";
 
 #[async_trait]
-impl Store for PostgresStore {
+impl GraphStore for PostgresStore {
     async fn save_graph(&self, org: &str, graph: &Graph) -> Result<StoredGraph, StoreError> {
         self.retrying(|| self.save_graph_once(org, graph)).await
     }
@@ -344,7 +346,10 @@ impl Store for PostgresStore {
     ) -> Result<Vec<StoredGraph>, StoreError> {
         self.retrying(|| self.list_graphs_after_once(org, after, limit)).await
     }
+}
 
+#[async_trait]
+impl AccessStore for PostgresStore {
     async fn create_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
         self.retrying(|| self.create_token_once(token)).await
     }
@@ -366,7 +371,10 @@ impl Store for PostgresStore {
     async fn secret(&self, org: &str, graph_id: &str, name: &str) -> Result<Option<String>, StoreError> {
         self.retrying(|| self.secret_once(org, graph_id, name)).await
     }
+}
 
+#[async_trait]
+impl RunStore for PostgresStore {
     async fn create_run(&self, run: NewRun) -> Result<RunRecord, StoreError> {
         self.retrying(|| self.create_run_once(&run)).await
     }
@@ -402,7 +410,10 @@ impl Store for PostgresStore {
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
         self.retrying(|| self.list_runs_once(filter)).await
     }
+}
 
+#[async_trait]
+impl TranscriptStore for PostgresStore {
     async fn transcript(
         &self,
         run_id: &str,
@@ -416,7 +427,10 @@ impl Store for PostgresStore {
         let notified = self.inner.notified.subscribe();
         listen::follow(self.inner.pool.clone(), notified, run_id.to_owned(), after)
     }
+}
 
+#[async_trait]
+impl WorkerStore for PostgresStore {
     async fn register_worker(
         &self,
         registration: &WorkerRegistration,

@@ -7,8 +7,9 @@
 
 use roomkit_graph::{EngineState, Graph, Trigger};
 use roomkit_graph_postgres::PostgresStore;
+use roomkit_graph_store::prelude::*;
 use roomkit_graph_store::{
-    DEFAULT_ORG, GraphCursor, NewRun, RunCursor, RunFilter, RunKey, Store, StoreError, now_millis,
+    DEFAULT_ORG, GraphCursor, NewRun, RunCursor, RunFilter, RunKey, StoreError, now_millis,
 };
 use serde_json::{Map, json};
 

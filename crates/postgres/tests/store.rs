@@ -8,9 +8,10 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use roomkit_graph::{EngineState, Graph, Trigger};
 use roomkit_graph_postgres::{Options, PostgresStore};
+use roomkit_graph_store::prelude::*;
 use roomkit_graph_store::{
-    DEFAULT_ORG, Entry, Lease, NewRun, RunFilter, RunKey, RunStatus, StepCommit, Store, StoreError,
-    TokenRecord, now_millis,
+    DEFAULT_ORG, Entry, Lease, NewRun, RunFilter, RunKey, RunStatus, StepCommit, StoreError, TokenRecord,
+    now_millis,
 };
 use serde_json::{Map, Value, json};
 

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use roomkit_graph::{EngineState, Graph, Trigger};
 use roomkit_graph_postgres::PostgresStore;
-use roomkit_graph_store::{DEFAULT_ORG, Lease, NewRun, Store, WorkerRegistration, now_millis};
+use roomkit_graph_store::prelude::*;
+use roomkit_graph_store::{DEFAULT_ORG, Lease, NewRun, WorkerRegistration, now_millis};
 use serde_json::{Map, json};
 
 fn registration(instance: &str, ms: i64) -> WorkerRegistration {

@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use roomkit_graph::{Edge, Graph, HandlerError, Handlers, Node, NodeHandler, NodeResult, Scope, Trigger};
 use roomkit_graph_runner::Runner;
 use roomkit_graph_sqlite::SqliteStore;
-use roomkit_graph_store::{DEFAULT_ORG, Entry, RunRecord, RunStatus, Store};
+use roomkit_graph_store::prelude::*;
+use roomkit_graph_store::{DEFAULT_ORG, Entry, RunRecord, RunStatus};
 use serde_json::{Value, json};
 
 /// Fails its first `failures` attempts, records every idempotency key it sees.

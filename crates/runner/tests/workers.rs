@@ -11,9 +11,8 @@ use std::time::Duration;
 use roomkit_graph::{EngineState, Graph, Handlers, Node, Trigger};
 use roomkit_graph_runner::{RegisterError, Runner};
 use roomkit_graph_sqlite::SqliteStore;
-use roomkit_graph_store::{
-    DEFAULT_ORG, Lease, NewRun, RunFilter, RunStatus, Store, WorkerRegistration, now_millis,
-};
+use roomkit_graph_store::prelude::*;
+use roomkit_graph_store::{DEFAULT_ORG, Lease, NewRun, RunFilter, RunStatus, WorkerRegistration, now_millis};
 use serde_json::{Map, json};
 
 const HEARTBEAT: Duration = Duration::from_millis(100);

@@ -20,7 +20,8 @@
 //! ```
 //! use roomkit_graph::{Graph, Trigger};
 //! use roomkit_graph_sqlite::SqliteStore;
-//! use roomkit_graph_store::{DEFAULT_ORG, Store};
+//! use roomkit_graph_store::prelude::*;
+//! use roomkit_graph_store::DEFAULT_ORG;
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
 //! let dir = tempfile::tempdir()?;

@@ -8,8 +8,9 @@ use std::thread;
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
 use roomkit_graph::{EngineState, Graph};
+use roomkit_graph_store::prelude::*;
 use roomkit_graph_store::{
-    Lease, Millis, NewRun, RunFilter, RunRecord, StepCommit, Store, StoreError, StoredGraph, TokenRecord,
+    Lease, Millis, NewRun, RunFilter, RunRecord, StepCommit, StoreError, StoredGraph, TokenRecord,
     TranscriptEvent, WorkerRegistration,
 };
 use tokio::sync::{broadcast, oneshot};
@@ -78,7 +79,8 @@ impl SqliteStore {
     /// ```
     /// use roomkit_graph::{EngineState, Graph, Trigger};
     /// use roomkit_graph_sqlite::SqliteStore;
-    /// use roomkit_graph_store::{DEFAULT_ORG, Entry, NewRun, RunStatus, StepCommit, Store};
+    /// use roomkit_graph_store::prelude::*;
+    /// use roomkit_graph_store::{DEFAULT_ORG, Entry, NewRun, RunStatus, StepCommit};
     /// use serde_json::{Map, json};
     ///
     /// # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
@@ -196,7 +198,7 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl GraphStore for SqliteStore {
     async fn save_graph(&self, org: &str, graph: &Graph) -> Result<StoredGraph, StoreError> {
         let (org, graph) = (org.to_owned(), graph.clone());
         self.write(|reply| Request::SaveGraph { org, graph, reply }).await
@@ -231,7 +233,10 @@ impl Store for SqliteStore {
         let (org, after) = (org.to_owned(), after.map(str::to_owned));
         self.inner.readers.run(move |conn| read::list_graphs_after(conn, &org, after.as_deref(), limit)).await
     }
+}
 
+#[async_trait]
+impl AccessStore for SqliteStore {
     async fn create_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
         let token = token.clone();
         let change = Box::new(move |conn: &rusqlite::Connection| write::create_token(conn, &token));
@@ -262,7 +267,10 @@ impl Store for SqliteStore {
         let (org, graph_id, name) = (org.to_owned(), graph_id.to_owned(), name.to_owned());
         self.inner.readers.run(move |conn| read::secret(conn, &org, &graph_id, &name)).await
     }
+}
 
+#[async_trait]
+impl RunStore for SqliteStore {
     async fn create_run(&self, run: NewRun) -> Result<RunRecord, StoreError> {
         self.write(|reply| Request::CreateRun { run: Box::new(run), reply }).await
     }
@@ -304,7 +312,10 @@ impl Store for SqliteStore {
         let filter = filter.clone();
         self.inner.readers.run(move |conn| read::list_runs(conn, &filter)).await
     }
+}
 
+#[async_trait]
+impl TranscriptStore for SqliteStore {
     async fn transcript(
         &self,
         run_id: &str,
@@ -321,7 +332,10 @@ impl Store for SqliteStore {
         let committed = self.inner.committed.subscribe();
         follow::follow(Arc::clone(&self.inner.readers), committed, run_id.to_owned(), after)
     }
+}
 
+#[async_trait]
+impl WorkerStore for SqliteStore {
     async fn register_worker(
         &self,
         registration: &WorkerRegistration,

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use common::{completed, db_path, graph, seqs, simple_step, start_run, step};
 use roomkit_graph_sqlite::{APPLICATION_ID, Options, SCHEMA_VERSION, SqliteStore};
-use roomkit_graph_store::{DEFAULT_ORG, Store, StoreError};
+use roomkit_graph_store::prelude::*;
+use roomkit_graph_store::{DEFAULT_ORG, StoreError};
 use rusqlite::Connection;
 use serde_json::json;
 

@@ -8,7 +8,8 @@ use std::time::Duration;
 use common::{completed, db_path, final_step, graph, seqs, simple_step, start_run, step};
 use futures_util::{Stream, StreamExt};
 use roomkit_graph_sqlite::SqliteStore;
-use roomkit_graph_store::{DEFAULT_ORG, Entry, Store, StoreError, TranscriptEvent};
+use roomkit_graph_store::prelude::*;
+use roomkit_graph_store::{DEFAULT_ORG, Entry, StoreError, TranscriptEvent};
 use serde_json::json;
 
 /// Every item of a follow stream, which must end (after its final entry) in time.

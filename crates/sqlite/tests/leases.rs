@@ -5,9 +5,8 @@ mod common;
 
 use common::{db_path, final_step, graph, simple_step, start_run, started_state};
 use roomkit_graph_sqlite::SqliteStore;
-use roomkit_graph_store::{
-    DEFAULT_ORG, Entry, Lease, NewRun, RunStatus, StepCommit, Store, StoreError, now_millis,
-};
+use roomkit_graph_store::prelude::*;
+use roomkit_graph_store::{DEFAULT_ORG, Entry, Lease, NewRun, RunStatus, StepCommit, StoreError, now_millis};
 use serde_json::json;
 
 fn lease(owner: &str, ms: i64) -> Lease {

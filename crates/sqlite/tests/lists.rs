@@ -9,7 +9,8 @@ use std::collections::HashSet;
 
 use common::{db_path, graph, started_state};
 use roomkit_graph_sqlite::SqliteStore;
-use roomkit_graph_store::{DEFAULT_ORG, GraphCursor, NewRun, RunCursor, RunFilter, Store};
+use roomkit_graph_store::prelude::*;
+use roomkit_graph_store::{DEFAULT_ORG, GraphCursor, NewRun, RunCursor, RunFilter};
 use serde_json::json;
 
 /// Opens run `run_id` of graph `g` through the store's API.

@@ -5,9 +5,10 @@ mod common;
 
 use common::{db_path, graph, started_state};
 use roomkit_graph_sqlite::{SCHEMA_VERSION, SqliteStore};
+use roomkit_graph_store::prelude::*;
 use roomkit_graph_store::{
-    DEFAULT_ORG, Entry, Lease, NewRun, RunFilter, RunKey, RunStatus, Store, StoreError, TokenRecord,
-    now_millis, render_text,
+    DEFAULT_ORG, Entry, Lease, NewRun, RunFilter, RunKey, RunStatus, StoreError, TokenRecord, now_millis,
+    render_text,
 };
 use serde_json::json;
 

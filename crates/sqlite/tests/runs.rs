@@ -8,8 +8,9 @@ use std::time::Duration;
 use common::{completed, db_path, final_step, graph, seqs, simple_step, start_run, started_state, step};
 use roomkit_graph::EngineState;
 use roomkit_graph_sqlite::SqliteStore;
+use roomkit_graph_store::prelude::*;
 use roomkit_graph_store::{
-    DEFAULT_ORG, Entry, NewRun, RunFilter, RunStatus, StepCommit, Store, StoreError, render_text,
+    DEFAULT_ORG, Entry, NewRun, RunFilter, RunStatus, StepCommit, StoreError, render_text,
 };
 use serde_json::{Map, json};
 

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use common::{db_path, graph, start_run};
 use roomkit_graph_sqlite::SqliteStore;
-use roomkit_graph_store::{DEFAULT_ORG, Lease, Store, WorkerRegistration, now_millis};
+use roomkit_graph_store::prelude::*;
+use roomkit_graph_store::{DEFAULT_ORG, Lease, WorkerRegistration, now_millis};
 
 fn registration(instance: &str, ms: i64) -> WorkerRegistration {
     WorkerRegistration::new("w1", instance, now_millis(), ms)

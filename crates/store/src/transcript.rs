@@ -1,9 +1,14 @@
+//! A run's transcript: what happened in it, in order, as entries that read
+//! like a chat thread, and [`TranscriptStore`], where it is read and followed.
+
 use std::fmt::Write as _;
 
+use async_trait::async_trait;
+use futures_core::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::Millis;
+use crate::{Millis, StoreError};
 
 /// What happened in a run: one entry of its transcript.
 ///
@@ -163,6 +168,26 @@ pub struct TranscriptEvent {
     /// What happened.
     #[serde(flatten)]
     pub entry: Entry,
+}
+
+/// Where transcripts are read, a page at a time or live. A run's transcript
+/// is appended by the commits of [`RunStore`](crate::RunStore).
+#[async_trait]
+pub trait TranscriptStore: Send + Sync {
+    /// Up to `limit` transcript events of a run with a sequence number above
+    /// `after`, in order.
+    async fn transcript(
+        &self,
+        run_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<TranscriptEvent>, StoreError>;
+
+    /// The run's transcript from sequence number `after` (exclusive), then every
+    /// new event as it is committed, by this process or another: no gap and no
+    /// duplicate at the seam. Ends after a final event (run completed, failed or
+    /// cancelled), and after yielding an error (an unknown run, say).
+    fn follow(&self, run_id: &str, after: u64) -> BoxStream<'static, Result<TranscriptEvent, StoreError>>;
 }
 
 /// Renders a transcript as plain text, one line per event, like a chat thread.

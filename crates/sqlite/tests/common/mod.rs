@@ -6,9 +6,8 @@ use std::path::PathBuf;
 
 use roomkit_graph::{EngineState, Graph, Trigger};
 use roomkit_graph_sqlite::SqliteStore;
-use roomkit_graph_store::{
-    DEFAULT_ORG, Entry, NewRun, RunRecord, RunStatus, StepCommit, Store, TranscriptEvent,
-};
+use roomkit_graph_store::prelude::*;
+use roomkit_graph_store::{DEFAULT_ORG, Entry, NewRun, RunRecord, RunStatus, StepCommit, TranscriptEvent};
 use serde_json::{Map, Value, json};
 use tempfile::TempDir;
 
