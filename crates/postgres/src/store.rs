@@ -11,10 +11,11 @@ use roomkit_graph::{EngineState, Graph};
 use roomkit_graph_store::prelude::*;
 use roomkit_graph_store::{
     FilterValue, HeldKey, Lease, Millis, NewRun, RunFilter, RunKey, RunRecord, StepCommit, StoreError,
-    StoredGraph, TokenRecord, TranscriptEvent, WorkerRegistration, now_millis, pending_text, read_stored,
+    StoredGraph, TokenRecord, TranscriptEvent, TranscriptPages, Wakes, WorkerRegistration, now_millis,
+    pending_text, read_stored,
 };
 use serde_json::{Map, Value};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
 
@@ -33,9 +34,8 @@ const FIRST_PAUSE: Duration = Duration::from_millis(50);
 /// The longest pause between two tries.
 const LONGEST_PAUSE: Duration = Duration::from_secs(2);
 
-/// How many notified run ids the broadcast holds for followers that fall
-/// behind; beyond that they read the database.
-const BROADCAST_CAPACITY: usize = 1024;
+/// How often a follower reads the database without a notification.
+const POLL: Duration = Duration::from_millis(500);
 
 /// A [`Store`] in a PostgreSQL database, which any number of processes, on
 /// any number of machines, may share.
@@ -56,8 +56,8 @@ pub struct PostgresStore {
 
 struct Inner {
     pool: Pool,
-    /// Run ids notified by commits, from the listening connection.
-    notified: broadcast::Sender<Arc<str>>,
+    /// Wakes this store's followers when their run is notified.
+    wakes: Wakes,
     listener: JoinHandle<()>,
     /// Run ids this store committed to, for [`listen::notify`] to announce.
     committed: mpsc::UnboundedSender<String>,
@@ -132,11 +132,11 @@ impl PostgresStore {
         workers::create_table(&mut client).await?;
         drop(client);
 
-        let (notified, _) = broadcast::channel(BROADCAST_CAPACITY);
-        let listener = tokio::spawn(listen::listen(config, tls, notified.clone()));
+        let wakes = Wakes::default();
+        let listener = tokio::spawn(listen::listen(config, tls, wakes.clone()));
         let (committed, to_notify) = mpsc::unbounded_channel();
         tokio::spawn(listen::notify(pool.clone(), to_notify));
-        Ok(PostgresStore { inner: Arc::new(Inner { pool, notified, listener, committed }) })
+        Ok(PostgresStore { inner: Arc::new(Inner { pool, wakes, listener, committed }) })
     }
 
     async fn client(&self) -> Result<Object, StoreError> {
@@ -280,10 +280,28 @@ async fn append(
     Ok(())
 }
 
+/// The pages a follower reads: from the pool.
+struct Pages(Pool);
+
+#[async_trait]
+impl TranscriptPages for Pages {
+    async fn page(
+        &self,
+        run_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<(RunRecord, Vec<TranscriptEvent>), StoreError> {
+        match self.0.get().await {
+            Ok(client) => transcript_page(&client, run_id, after, limit).await,
+            Err(err) => Err(pool_error(err)),
+        }
+    }
+}
+
 /// Up to `limit` events of a run after `after`, with the run's record read
 /// after them. (A run whose record says it is over gets no more events, so a
 /// follower may stop when that record has nothing after what it read.)
-pub(crate) async fn transcript_page(
+async fn transcript_page(
     client: &ClientWrapper,
     run_id: &str,
     after: u64,
@@ -424,8 +442,7 @@ impl TranscriptStore for PostgresStore {
     }
 
     fn follow(&self, run_id: &str, after: u64) -> BoxStream<'static, Result<TranscriptEvent, StoreError>> {
-        let notified = self.inner.notified.subscribe();
-        listen::follow(self.inner.pool.clone(), notified, run_id.to_owned(), after)
+        self.inner.wakes.follow(Pages(self.inner.pool.clone()), POLL, run_id, after)
     }
 }
 

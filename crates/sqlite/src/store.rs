@@ -11,22 +11,18 @@ use roomkit_graph::{EngineState, Graph};
 use roomkit_graph_store::prelude::*;
 use roomkit_graph_store::{
     Lease, Millis, NewRun, RunFilter, RunRecord, StepCommit, StoreError, StoredGraph, TokenRecord,
-    TranscriptEvent, WorkerRegistration,
+    TranscriptEvent, Wakes, WorkerRegistration,
 };
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::oneshot;
 
 use crate::pool::Readers;
 use crate::write_thread::{self, Reply, Request};
 use crate::{Options, follow, read, schema, workers, write};
 
-/// How many committed events the in-process broadcast holds for followers
-/// that fall behind; beyond that they catch up from the database.
-const BROADCAST_CAPACITY: usize = 1024;
-
 /// A [`Store`] in one SQLite file.
 ///
 /// Cheap to clone: clones share the writer thread, the read connections and
-/// the broadcast of committed events. The writer thread ends when the last
+/// the wakes of their followers. The writer thread ends when the last
 /// clone is dropped (dropping it waits for the writer's current group to
 /// finish, a few milliseconds at most).
 ///
@@ -48,7 +44,8 @@ struct Inner {
     requests: Option<mpsc::Sender<Request>>,
     writer: Option<thread::JoinHandle<()>>,
     readers: Arc<Readers>,
-    committed: broadcast::Sender<Arc<TranscriptEvent>>,
+    /// Wakes this store's followers after each commit.
+    wakes: Wakes,
 }
 
 impl Drop for Inner {
@@ -152,17 +149,11 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let conn = schema::open_writer(&path, &options)?;
         workers::create_table(&conn).map_err(|err| err.into_store(&path))?;
-        let (committed, _) = broadcast::channel(BROADCAST_CAPACITY);
-        let (requests, writer) = write_thread::spawn(conn, path.clone(), committed.clone())?;
+        let wakes = Wakes::default();
+        let (requests, writer) = write_thread::spawn(conn, path.clone(), wakes.clone())?;
         let readers = Arc::new(Readers::new(path.clone(), options));
         Ok(SqliteStore {
-            inner: Arc::new(Inner {
-                path,
-                requests: Some(requests),
-                writer: Some(writer),
-                readers,
-                committed,
-            }),
+            inner: Arc::new(Inner { path, requests: Some(requests), writer: Some(writer), readers, wakes }),
         })
     }
 
@@ -328,9 +319,8 @@ impl TranscriptStore for SqliteStore {
     }
 
     fn follow(&self, run_id: &str, after: u64) -> BoxStream<'static, Result<TranscriptEvent, StoreError>> {
-        // Subscribed now, before the follower's first database read: see `follow`.
-        let committed = self.inner.committed.subscribe();
-        follow::follow(Arc::clone(&self.inner.readers), committed, run_id.to_owned(), after)
+        let pages = follow::Pages(Arc::clone(&self.inner.readers));
+        self.inner.wakes.follow(pages, follow::POLL, run_id, after)
     }
 }
 

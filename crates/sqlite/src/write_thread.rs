@@ -7,8 +7,8 @@
 //! unknown run) is rolled back alone and answered with its own error while the
 //! others commit. If the transaction cannot start or commit (locked, disk
 //! full), every request of the group gets that error and nothing of the group
-//! is kept. After a successful commit the new transcript events go out on the
-//! broadcast for followers, then the replies.
+//! is kept. After a successful commit the replies go out, then the new
+//! transcript events wake the followers.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,11 +17,11 @@ use std::thread;
 
 use roomkit_graph::Graph;
 use roomkit_graph_store::{
-    Lease, NewRun, RunRecord, StepCommit, StoreError, StoredGraph, TranscriptEvent, WorkerRegistration,
-    now_millis,
+    Lease, NewRun, RunRecord, StepCommit, StoreError, StoredGraph, TranscriptEvent, Wake, Wakes,
+    WorkerRegistration, now_millis,
 };
 use rusqlite::{Connection, Transaction, TransactionBehavior};
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::oneshot;
 
 use crate::error::DbError;
 use crate::{workers, write};
@@ -201,22 +201,17 @@ fn in_savepoint<T>(
 pub(crate) fn spawn(
     conn: Connection,
     path: PathBuf,
-    events: broadcast::Sender<Arc<TranscriptEvent>>,
+    wakes: Wakes,
 ) -> Result<(mpsc::Sender<Request>, thread::JoinHandle<()>), StoreError> {
     let (requests, inbox) = mpsc::channel();
     let handle = thread::Builder::new()
         .name("roomkit-sqlite-writer".into())
-        .spawn(move || run(conn, &path, &inbox, &events))
+        .spawn(move || run(conn, &path, &inbox, &wakes))
         .map_err(|err| StoreError::Backend(format!("cannot start the writer thread: {err}")))?;
     Ok((requests, handle))
 }
 
-fn run(
-    mut conn: Connection,
-    path: &Path,
-    inbox: &mpsc::Receiver<Request>,
-    events: &broadcast::Sender<Arc<TranscriptEvent>>,
-) {
+fn run(mut conn: Connection, path: &Path, inbox: &mpsc::Receiver<Request>, wakes: &Wakes) {
     while let Ok(first) = inbox.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -225,17 +220,12 @@ fn run(
                 Err(_) => break,
             }
         }
-        commit_group(&mut conn, path, group, events);
+        commit_group(&mut conn, path, group, wakes);
     }
 }
 
 /// Applies `group` in one transaction and answers every request.
-pub(crate) fn commit_group(
-    conn: &mut Connection,
-    path: &Path,
-    group: Vec<Request>,
-    events: &broadcast::Sender<Arc<TranscriptEvent>>,
-) {
+pub(crate) fn commit_group(conn: &mut Connection, path: &Path, group: Vec<Request>, wakes: &Wakes) {
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(err) => {
@@ -246,7 +236,7 @@ pub(crate) fn commit_group(
     };
 
     let alone = group.len() == 1;
-    let followed = events.receiver_count() > 0;
+    let followed = wakes.is_followed();
     let mut applied = Vec::with_capacity(group.len());
     let mut lost = None;
     let mut requests = group.into_iter();
@@ -287,10 +277,9 @@ pub(crate) fn commit_group(
         (done.answer)(committed.as_ref().map(|_| ()));
         appended.extend(done.events);
     }
-    if committed.is_ok() && events.receiver_count() > 0 {
+    if committed.is_ok() && wakes.is_followed() {
         for event in appended {
-            // A follower that went away meanwhile is fine.
-            let _ = events.send(Arc::new(event));
+            wakes.wake(Wake::Committed(Arc::new(event)));
         }
     }
 }
@@ -326,7 +315,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("group.db");
         let mut conn = crate::schema::open_writer(&path, &crate::Options::default()).unwrap();
-        let (events, mut followed) = broadcast::channel(64);
+        let wakes = Wakes::default();
+        let mut followed = wakes.subscribe();
 
         let (graph_reply, graph_answer) = oneshot::channel();
         let (run_reply, run_answer) = oneshot::channel();
@@ -364,7 +354,7 @@ mod tests {
             Request::CommitStep { commit: step("r", 1, "stale"), reply: stale_reply },
             Request::CommitStep { commit: step("r", 2, "b"), reply: second_reply },
         ];
-        commit_group(&mut conn, &path, group, &events);
+        commit_group(&mut conn, &path, group, &wakes);
 
         assert_eq!(graph_answer.blocking_recv().unwrap().unwrap().version, 1);
         assert_eq!(run_answer.blocking_recv().unwrap().unwrap().version, 1);
@@ -373,7 +363,11 @@ mod tests {
         let (record, appended) = second_answer.try_recv().unwrap().unwrap();
         assert_eq!((record.version, record.last_seq, appended[0].seq), (3, 3, 3));
 
-        let seqs: Vec<u64> = std::iter::from_fn(|| followed.try_recv().ok()).map(|event| event.seq).collect();
+        let seqs: Vec<u64> = std::iter::from_fn(|| match followed.try_recv().ok()? {
+            Wake::Committed(event) => Some(event.seq),
+            Wake::Appended(_) => None,
+        })
+        .collect();
         assert_eq!(seqs, [1, 2, 3], "only committed events are broadcast, in order");
         let stale_rows: i64 = conn
             .query_row("SELECT count(*) FROM transcript WHERE writes_json LIKE '%stale%'", [], |row| {

@@ -12,7 +12,9 @@
 //! - `run`: [`RunRecord`], [`NewRun`], [`StepCommit`], [`RunFilter`] and
 //!   [`RunStore`] (runs, steps and leases); `lease`, `key` and `step` hold
 //!   the rules of leases, run keys and commits that every backend applies.
-//! - `transcript`: [`Entry`], [`TranscriptEvent`] and [`TranscriptStore`].
+//! - `transcript`: [`Entry`], [`TranscriptEvent`] and [`TranscriptStore`];
+//!   `follow`: following a transcript live, written once for every backend
+//!   ([`Wakes::follow`]).
 //! - `worker`: [`WorkerRegistration`] and [`WorkerStore`].
 //! - `page`: lists read a [`Page`] at a time; `json`: stored JSON read back;
 //!   `error`: [`StoreError`].
@@ -48,6 +50,7 @@
 
 mod access;
 mod error;
+mod follow;
 mod graph;
 mod json;
 mod key;
@@ -60,6 +63,7 @@ mod worker;
 
 pub use access::{AccessStore, DEFAULT_ORG, TokenRecord};
 pub use error::StoreError;
+pub use follow::{TranscriptPages, Wake, Wakes};
 pub use graph::{GraphStore, StoredGraph};
 pub use json::{STORED_DEPTH, pending_text, read_pending, read_stored};
 pub use key::{HeldKey, RunKey};
