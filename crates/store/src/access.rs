@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::{Millis, StoreError};
+use crate::{Millis, Result};
 
 /// The organization of everything created without naming one (the command
 /// line on a local database, say).
@@ -30,21 +30,15 @@ pub struct TokenRecord {
 #[async_trait]
 pub trait AccessStore: Send + Sync {
     /// Stores an access token (by its hash). Refused if the hash exists.
-    async fn create_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
+    async fn create_token(&self, token: &TokenRecord) -> Result<()>;
 
     /// The token with this hash, if any.
-    async fn token(&self, token_hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+    async fn token(&self, token_hash: &str) -> Result<Option<TokenRecord>>;
 
     /// Sets (or with `None` removes) the secret `name` of a graph of `org`,
     /// kept apart from the graph and its versions.
-    async fn set_secret(
-        &self,
-        org: &str,
-        graph_id: &str,
-        name: &str,
-        value: Option<&str>,
-    ) -> Result<(), StoreError>;
+    async fn set_secret(&self, org: &str, graph_id: &str, name: &str, value: Option<&str>) -> Result<()>;
 
     /// The secret `name` of a graph of `org`, if set.
-    async fn secret(&self, org: &str, graph_id: &str, name: &str) -> Result<Option<String>, StoreError>;
+    async fn secret(&self, org: &str, graph_id: &str, name: &str) -> Result<Option<String>>;
 }

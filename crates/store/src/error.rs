@@ -61,3 +61,6 @@ pub enum StoreError {
     #[error("storage error: {0}")]
     Backend(String),
 }
+
+/// The result of a store operation: [`StoreError`] unless said otherwise.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

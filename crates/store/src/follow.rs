@@ -28,7 +28,7 @@ use futures_util::{StreamExt, stream};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use crate::{RunRecord, StoreError, TranscriptEvent};
+use crate::{Result, RunRecord, StoreError, TranscriptEvent};
 
 /// How many events one read fetches at most.
 const PAGE: usize = 256;
@@ -40,17 +40,13 @@ const CAPACITY: usize = 1024;
 /// How a backend reads a run's transcript for its followers.
 #[async_trait]
 pub trait TranscriptPages: Send + Sync + 'static {
-    /// Up to `limit` events of run `run_id` with a sequence number above
+    /// Up to `limit` events of run `run` with a sequence number above
     /// `after`, in order, and the run's record, read no earlier than the
     /// events: a record that says the run is over, with nothing after them,
     /// means nothing more will come. [`StoreError::NotFound`] for an unknown
     /// run.
-    async fn page(
-        &self,
-        run_id: &str,
-        after: u64,
-        limit: usize,
-    ) -> Result<(RunRecord, Vec<TranscriptEvent>), StoreError>;
+    async fn page(&self, run_id: &str, after: u64, limit: usize)
+    -> Result<(RunRecord, Vec<TranscriptEvent>)>;
 }
 
 /// What wakes the followers of a run.
@@ -114,7 +110,7 @@ impl Wakes {
         poll: Duration,
         run_id: &str,
         after: u64,
-    ) -> BoxStream<'static, Result<TranscriptEvent, StoreError>> {
+    ) -> BoxStream<'static, Result<TranscriptEvent>> {
         let follower = Follower {
             pages,
             wakes: Some(self.subscribe()),
@@ -155,7 +151,7 @@ struct Follower<P> {
 }
 
 impl<P: TranscriptPages> Follower<P> {
-    async fn next(&mut self) -> Option<Result<TranscriptEvent, StoreError>> {
+    async fn next(&mut self) -> Option<Result<TranscriptEvent>> {
         while !self.done {
             if let Some(event) = self.ready.pop_front() {
                 if event.seq <= self.last {

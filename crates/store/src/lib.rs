@@ -62,7 +62,7 @@ mod transcript;
 mod worker;
 
 pub use access::{AccessStore, DEFAULT_ORG, TokenRecord};
-pub use error::StoreError;
+pub use error::{Result, StoreError};
 pub use follow::{TranscriptPages, Wake, Wakes};
 pub use graph::{GraphStore, StoredGraph};
 pub use json::{STORED_DEPTH, pending_text, read_pending, read_stored};

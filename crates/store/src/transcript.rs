@@ -8,7 +8,7 @@ use futures_core::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Millis, StoreError};
+use crate::{Millis, Result};
 
 /// What happened in a run: one entry of its transcript.
 ///
@@ -176,18 +176,13 @@ pub struct TranscriptEvent {
 pub trait TranscriptStore: Send + Sync {
     /// Up to `limit` transcript events of a run with a sequence number above
     /// `after`, in order.
-    async fn transcript(
-        &self,
-        run_id: &str,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<TranscriptEvent>, StoreError>;
+    async fn transcript(&self, run_id: &str, after: u64, limit: usize) -> Result<Vec<TranscriptEvent>>;
 
     /// The run's transcript from sequence number `after` (exclusive), then every
     /// new event as it is committed, by this process or another: no gap and no
     /// duplicate at the seam. Ends after a final event (run completed, failed or
     /// cancelled), and after yielding an error (an unknown run, say).
-    fn follow(&self, run_id: &str, after: u64) -> BoxStream<'static, Result<TranscriptEvent, StoreError>>;
+    fn follow(&self, run_id: &str, after: u64) -> BoxStream<'static, Result<TranscriptEvent>>;
 }
 
 /// Renders a transcript as plain text, one line per event, like a chat thread.

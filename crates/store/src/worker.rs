@@ -10,7 +10,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::{Millis, RunRecord, StoreError};
+use crate::{Millis, Result, RunRecord};
 
 /// A process's hold on a worker id: `instance` (one process, unique) is
 /// worker `worker_id` until `until`, unless it renews its registration first.
@@ -83,18 +83,15 @@ pub trait WorkerStore: Send + Sync {
     /// [`WorkerRegistration::taken_over`]). Returns the registration of the id
     /// after the call: `registration` when it was taken, or the other
     /// process's, changing nothing.
-    async fn register_worker(
-        &self,
-        registration: &WorkerRegistration,
-    ) -> Result<WorkerRegistration, StoreError>;
+    async fn register_worker(&self, registration: &WorkerRegistration) -> Result<WorkerRegistration>;
 
     /// Ends `instance`'s registration as `worker_id`, so that another process
     /// may take the id at once; a registration of another instance is left as
     /// it is.
-    async fn release_worker(&self, worker_id: &str, instance: &str) -> Result<(), StoreError>;
+    async fn release_worker(&self, worker_id: &str, instance: &str) -> Result<()>;
 
     /// The running runs whose lease `owner` holds, live or expired: those a
     /// process that registered a worker id (the owner of its leases) takes
     /// back at once, held by a process of that id that died.
-    async fn runs_held_by(&self, owner: &str) -> Result<Vec<RunRecord>, StoreError>;
+    async fn runs_held_by(&self, owner: &str) -> Result<Vec<RunRecord>>;
 }
