@@ -5,6 +5,7 @@ mod limits;
 mod nodes;
 mod runs;
 mod serve;
+mod transcript;
 mod validate;
 
 use std::path::PathBuf;

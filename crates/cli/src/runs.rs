@@ -14,11 +14,13 @@ use roomkit_graph_postgres::PostgresStore;
 use roomkit_graph_runner::{DEFAULT_HEARTBEAT, LiveEvent, Runner, RunnerError};
 use roomkit_graph_sqlite::SqliteStore;
 use roomkit_graph_store::{
-    Entry, RunCursor, RunFilter, RunRecord, RunStatus, Store, StoreError, TranscriptEvent, render_text,
+    Entry, RunCursor, RunFilter, RunRecord, RunStatus, Store, StoreError, TranscriptEvent,
 };
 use roomkit_graph_triggers::Scheduler;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
+
+use crate::transcript::render_text;
 
 /// A runner on the database `database` (a SQLite file path or
 /// `sqlite://PATH`, or a `postgres://` URL, with at most `connections`

@@ -9,9 +9,7 @@ use common::{completed, db_path, final_step, graph, seqs, simple_step, start_run
 use roomkit_graph::EngineState;
 use roomkit_graph_sqlite::SqliteStore;
 use roomkit_graph_store::prelude::*;
-use roomkit_graph_store::{
-    DEFAULT_ORG, Entry, NewRun, RunFilter, RunStatus, StepCommit, StoreError, render_text,
-};
+use roomkit_graph_store::{DEFAULT_ORG, Entry, NewRun, RunFilter, RunStatus, StepCommit, StoreError};
 use serde_json::{Map, json};
 
 #[tokio::test]
@@ -203,7 +201,7 @@ async fn a_stale_commit_conflicts_and_changes_nothing() {
 }
 
 #[tokio::test]
-async fn transcripts_page_by_sequence_number_and_render_as_a_thread() {
+async fn transcripts_page_by_sequence_number_and_read_back_in_order() {
     let (_dir, path) = db_path();
     let store = SqliteStore::open(&path).unwrap();
     store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
@@ -247,18 +245,24 @@ async fn transcripts_page_by_sequence_number_and_render_as_a_thread() {
     );
 
     let all = store.transcript("r", 0, 100).await.unwrap();
-    // Each line starts with the commit's HH:MM:SS and a space: compare the rest.
-    let text = render_text(&all);
-    let lines: Vec<&str> = text.lines().map(|line| &line[9..]).collect();
+    let entries: Vec<Entry> = all.into_iter().map(|event| event.entry).collect();
     assert_eq!(
-        lines,
+        entries,
         [
-            "#1 ▶ run started: g v1 {\"topic\":\"r\"}",
-            "#2 review ⏸ Approve? [approve / reject]",
-            "#3 ada → review: \"approve\"",
-            "#4 review ✓",
-            "#5 tell 📣 [slack] done",
-            "#6 ■ run completed",
+            Entry::RunStarted { graph_id: "g".into(), graph_version: 1, trigger: json!({"topic": "r"}) },
+            Entry::NodeWaiting {
+                node_id: "review".into(),
+                prompt: Some("Approve?".into()),
+                actions: vec!["approve".into(), "reject".into()],
+            },
+            Entry::AnswerReceived {
+                node_id: "review".into(),
+                by: Some("ada".into()),
+                data: json!("approve")
+            },
+            completed("review", json!(null)),
+            Entry::NotificationSent { node_id: "tell".into(), channel: "slack".into(), text: "done".into() },
+            Entry::RunCompleted,
         ]
     );
 }

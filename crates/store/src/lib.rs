@@ -70,7 +70,7 @@ pub use key::{HeldKey, RunKey};
 pub use lease::Lease;
 pub use page::{CursorError, GraphCursor, Page, RunCursor};
 pub use run::{FilterValue, NewRun, RunFilter, RunRecord, RunStatus, RunStore, StepCommit};
-pub use transcript::{Entry, TranscriptEvent, TranscriptStore, render_text};
+pub use transcript::{Entry, TranscriptEvent, TranscriptStore};
 pub use worker::{WorkerRegistration, WorkerStore};
 
 /// Milliseconds since the Unix epoch.
