@@ -140,7 +140,7 @@ impl PostgresStore {
         let mut pause = FIRST_PAUSE;
         for _ in 1..ATTEMPTS {
             match operation().await {
-                Err(StoreError::Unavailable(_)) => {
+                Err(err) if err.is_retryable() => {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(LONGEST_PAUSE);
                 }

@@ -28,7 +28,7 @@ use futures_util::{StreamExt, stream};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use crate::{Result, RunRecord, StoreError, TranscriptEvent};
+use crate::{Result, RunRecord, TranscriptEvent};
 
 /// How many events one read fetches at most.
 const PAGE: usize = 256;
@@ -43,7 +43,7 @@ pub trait TranscriptPages: Send + Sync + 'static {
     /// Up to `limit` events of run `run` with a sequence number above
     /// `after`, in order, and the run's record, read no earlier than the
     /// events: a record that says the run is over, with nothing after them,
-    /// means nothing more will come. [`StoreError::NotFound`] for an unknown
+    /// means nothing more will come. [`StoreError::NotFound`](crate::StoreError::NotFound) for an unknown
     /// run.
     async fn page(&self, run_id: &str, after: u64, limit: usize)
     -> Result<(RunRecord, Vec<TranscriptEvent>)>;
@@ -175,7 +175,7 @@ impl<P: TranscriptPages> Follower<P> {
                     self.ready.extend(events);
                 }
                 // The database is out of reach for now: read again at the next wake.
-                Err(StoreError::Unavailable(_)) => self.wait().await,
+                Err(err) if err.is_retryable() => self.wait().await,
                 Err(err) => {
                     self.done = true;
                     return Some(Err(err));
