@@ -10,7 +10,8 @@ use roomkit_graph::{Handlers, Node};
 use roomkit_graph_ai::register;
 use roomkit_graph_runner::Runner;
 use roomkit_graph_sqlite::SqliteStore;
-use roomkit_graph_store::{Entry, RunStatus, Store as _};
+use roomkit_graph_store::prelude::*;
+use roomkit_graph_store::{Entry, RunStatus};
 use serde_json::json;
 use support::{Answer, FakeProvider, OPENAI_KEY, Wire, agents_on, one_node_graph};
 

@@ -7,6 +7,7 @@ mod nodes;
 mod runs;
 mod serve;
 mod shutdown;
+mod transcript;
 mod validate;
 
 use std::path::PathBuf;

@@ -11,14 +11,13 @@ use futures_util::stream::BoxStream;
 use indicatif::{ProgressBar, ProgressStyle};
 use roomkit_graph::{Graph, GraphError};
 use roomkit_graph_runner::{LiveEvent, Runner, RunnerError};
-use roomkit_graph_store::{
-    Entry, RunCursor, RunFilter, RunRecord, RunStatus, StoreError, TranscriptEvent, render_text,
-};
+use roomkit_graph_store::{Entry, RunCursor, RunFilter, RunRecord, RunStatus, StoreError, TranscriptEvent};
 use roomkit_graph_triggers::Scheduler;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::shutdown::{stop_signal, wait_for};
+use crate::transcript::render_text;
 use crate::validate;
 
 /// How a followed run stopped, as the command's exit status.

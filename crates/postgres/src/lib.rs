@@ -13,24 +13,41 @@
 //! refused as [`StoreError::Foreign`](roomkit_graph_store::StoreError::Foreign),
 //! untouched.
 //!
+//! # Layout
+//!
+//! One file per concern, laid out as the SQLite store's, each with its SQL
+//! and the store trait of its concern:
+//!
+//! - `graphs`: [`GraphStore`](roomkit_graph_store::GraphStore).
+//! - `access`: [`AccessStore`](roomkit_graph_store::AccessStore) (tokens, secrets).
+//! - `runs`: [`RunStore`](roomkit_graph_store::RunStore) (runs, steps, leases).
+//! - `transcript`: [`TranscriptStore`](roomkit_graph_store::TranscriptStore)
+//!   (reading, and following with the store crate's follower).
+//! - `workers`: [`WorkerStore`](roomkit_graph_store::WorkerStore).
+//!
+//! And the rest:
+//!
+//! - `store`: [`PostgresStore`], the handle: connecting, and trying an
+//!   operation again while the database is unavailable.
 //! - `schema`: the tables, and creating them once (under an advisory lock).
+//! - `rows`: records read out of rows.
 //! - `options`: [`Options`], such as how many connections a store opens.
-//! - `store`: [`PostgresStore`] and the [`Store`](roomkit_graph_store::Store)
-//!   operations.
-//! - `rows`: reading records out of rows.
-//! - `workers`: worker registrations, in a table of their own.
-//! - `listen`: notifying commits, the `LISTEN` connection, and following a
-//!   transcript.
-//! - `tls`: encrypting connections as `sslmode` asks.
 //! - `error`: PostgreSQL errors as [`StoreError`](roomkit_graph_store::StoreError)s.
+//! - `listen`: notifying commits, and the `LISTEN` connection that wakes
+//!   followers.
+//! - `tls`: encrypting connections as `sslmode` asks.
 
+mod access;
 mod error;
+mod graphs;
 mod listen;
 mod options;
 mod rows;
+mod runs;
 mod schema;
 mod store;
 mod tls;
+mod transcript;
 mod workers;
 
 pub use options::Options;

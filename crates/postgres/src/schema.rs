@@ -5,7 +5,7 @@
 use roomkit_graph_store::StoreError;
 use tokio_postgres::Client;
 
-use crate::error::store_error;
+use crate::error::{pg, store_error};
 
 /// The PostgreSQL schema (namespace) holding every table of the store.
 pub const SCHEMA: &str = "roomkit_graph";
@@ -167,6 +167,37 @@ pub(crate) async fn prepare(client: &mut Client, target: &str) -> Result<(), Sto
         Found::Ours => {}
     }
     tx.commit().await.map_err(|err| store_error(&err))
+}
+
+/// The key of the advisory lock held while the workers table is made: "RKGW".
+const WORKERS_CREATION_LOCK: i64 = 0x524B_4757;
+
+/// Makes the workers table when the database has none. It is kept apart
+/// from the versioned tables: it is made when missing each time a store
+/// connects (under an advisory lock, as two processes may connect at once),
+/// so it needs no migration, and a build that does not know it leaves it
+/// alone.
+pub(crate) async fn create_workers_table(client: &mut Client) -> Result<(), StoreError> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('roomkit_graph.workers') IS NOT NULL", &[])
+        .await
+        .map_err(pg)?
+        .get(0);
+    if exists {
+        return Ok(());
+    }
+    let tx = client.transaction().await.map_err(pg)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WORKERS_CREATION_LOCK]).await.map_err(pg)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS roomkit_graph.workers (
+            worker_id  TEXT   NOT NULL PRIMARY KEY,
+            instance   TEXT   NOT NULL,
+            held_until BIGINT NOT NULL
+        )",
+    )
+    .await
+    .map_err(pg)?;
+    tx.commit().await.map_err(pg)
 }
 
 /// Looks at what the database holds under the schema `roomkit_graph`.

@@ -1,51 +1,41 @@
-//! Worker registrations ([`WorkerRegistration`]): their table, and taking,
-//! renewing and ending one.
-//!
-//! The table is kept apart from the versioned tables (see `schema`): it is
-//! made when missing each time a store connects (under an advisory lock, as
-//! two processes may connect at once), so it needs no migration, and a build
-//! that does not know it leaves it alone.
+//! Worker registrations ([`WorkerRegistration`]): taking, renewing and
+//! ending one, and the runs a worker id holds; [`WorkerStore`] for
+//! [`PostgresStore`]. (Their table is made in `schema`.)
 
+use async_trait::async_trait;
 use deadpool_postgres::{ClientWrapper, Object};
-use roomkit_graph_store::{Millis, RunRecord, StoreError, WorkerRegistration};
+use roomkit_graph_store::{Millis, Result, RunRecord, WorkerRegistration, WorkerStore};
 
+use crate::PostgresStore;
 use crate::error::pg;
 use crate::rows::{self, RUN_COLUMNS};
 
-/// The key of the advisory lock held while the table is made: "RKGW".
-const CREATION_LOCK: i64 = 0x524B_4757;
-
-/// Makes the table when the database has none.
-pub(crate) async fn create_table(client: &mut Object) -> Result<(), StoreError> {
-    let exists: bool = client
-        .query_one("SELECT to_regclass('roomkit_graph.workers') IS NOT NULL", &[])
-        .await
-        .map_err(pg)?
-        .get(0);
-    if exists {
-        return Ok(());
+#[async_trait]
+impl WorkerStore for PostgresStore {
+    async fn register_worker(
+        &self,
+        registration: &WorkerRegistration,
+        now: Millis,
+    ) -> Result<WorkerRegistration> {
+        self.retrying(|| async { register(&mut self.client().await?, registration, now).await }).await
     }
-    let tx = client.transaction().await.map_err(pg)?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CREATION_LOCK]).await.map_err(pg)?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS roomkit_graph.workers (
-            worker_id  TEXT   NOT NULL PRIMARY KEY,
-            instance   TEXT   NOT NULL,
-            held_until BIGINT NOT NULL
-        )",
-    )
-    .await
-    .map_err(pg)?;
-    tx.commit().await.map_err(pg)
+
+    async fn release_worker(&self, worker_id: &str, instance: &str) -> Result<()> {
+        self.retrying(|| async { release(&*self.client().await?, worker_id, instance).await }).await
+    }
+
+    async fn runs_held_by(&self, owner: &str) -> Result<Vec<RunRecord>> {
+        self.retrying(|| async { runs_held_by(&*self.client().await?, owner).await }).await
+    }
 }
 
 /// Takes or renews `registration` unless another process holds a live one of
 /// its id (at `now`); returns the registration of the id after it.
-pub(crate) async fn register(
+async fn register(
     client: &mut Object,
     registration: &WorkerRegistration,
     now: Millis,
-) -> Result<WorkerRegistration, StoreError> {
+) -> Result<WorkerRegistration> {
     let WorkerRegistration { worker_id, instance, until } = registration;
     let tx = client.transaction().await.map_err(pg)?;
     // A new id is taken by whoever inserts it first.
@@ -83,11 +73,7 @@ pub(crate) async fn register(
 }
 
 /// Ends `instance`'s registration as `worker_id`, if it holds it.
-pub(crate) async fn release(
-    client: &ClientWrapper,
-    worker_id: &str,
-    instance: &str,
-) -> Result<(), StoreError> {
+async fn release(client: &ClientWrapper, worker_id: &str, instance: &str) -> Result<()> {
     client
         .execute(
             "DELETE FROM roomkit_graph.workers WHERE worker_id = $1 AND instance = $2",
@@ -99,7 +85,7 @@ pub(crate) async fn release(
 }
 
 /// The running runs whose lease `owner` holds, live or expired.
-pub(crate) async fn runs_held_by(client: &ClientWrapper, owner: &str) -> Result<Vec<RunRecord>, StoreError> {
+async fn runs_held_by(client: &ClientWrapper, owner: &str) -> Result<Vec<RunRecord>> {
     let sql = format!("SELECT {RUN_COLUMNS} FROM roomkit_graph.runs WHERE status = 'running' AND owner = $1");
     let found = client.query(&sql, &[&owner]).await.map_err(pg)?;
     found.iter().map(rows::run).collect()

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use roomkit_graph_postgres::{Options, PostgresStore};
 use roomkit_graph_store::contract::fixtures::{graph, two_entry_step};
-use roomkit_graph_store::{DEFAULT_ORG, Entry, NewRun, RunFilter, RunKey, Store, StoreError, now_millis};
+use roomkit_graph_store::prelude::*;
+use roomkit_graph_store::{DEFAULT_ORG, Entry, NewRun, RunFilter, RunKey, StoreError, now_millis};
 use serde_json::json;
 
 /// Run `run_id` of graph `g` (saved already), asking for `key`.

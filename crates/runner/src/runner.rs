@@ -277,7 +277,9 @@ impl Runner {
 
     /// The events of this runner's runs that are sent live and never kept:
     /// the tokens of agents' replies as they are written (see [`LiveEvent`]).
-    /// The transcript ([`Store::follow`]) has everything that is kept.
+    /// The transcript
+    /// ([`TranscriptStore::follow`](roomkit_graph_store::TranscriptStore::follow))
+    /// has everything that is kept.
     /// A listener that falls far behind misses events
     /// ([`broadcast::error::RecvError::Lagged`]).
     pub fn live(&self) -> broadcast::Receiver<LiveEvent> {

@@ -12,7 +12,8 @@ use roomkit_graph::{
 };
 use roomkit_graph_runner::Runner;
 use roomkit_graph_sqlite::SqliteStore;
-use roomkit_graph_store::{DEFAULT_ORG, Entry, RunRecord, RunStatus, Store};
+use roomkit_graph_store::prelude::*;
+use roomkit_graph_store::{DEFAULT_ORG, Entry, RunRecord, RunStatus};
 use serde_json::{Value, json};
 
 /// Fails its first `failures` attempts, records every idempotency key it sees.

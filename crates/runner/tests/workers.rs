@@ -14,9 +14,8 @@ use std::time::{Duration, SystemTime};
 use roomkit_graph::{Clock, EngineState, Graph, Handlers, ManualClock, Node, Trigger};
 use roomkit_graph_runner::{RegisterError, Runner};
 use roomkit_graph_sqlite::SqliteStore;
-use roomkit_graph_store::{
-    DEFAULT_ORG, Lease, Millis, NewRun, RunFilter, RunStatus, Store, WorkerRegistration,
-};
+use roomkit_graph_store::prelude::*;
+use roomkit_graph_store::{DEFAULT_ORG, Lease, Millis, NewRun, RunFilter, RunStatus, WorkerRegistration};
 use serde_json::{Map, json};
 
 /// A registration lasts three heartbeats.

@@ -19,7 +19,7 @@ use crate::graph_schema::GraphSchema;
 use crate::runs::{cursor, page_size};
 
 /// The name under which a graph's webhook secret is stored
-/// ([`Store::secret`](roomkit_graph_store::Store::secret)).
+/// ([`AccessStore::secret`](roomkit_graph_store::AccessStore::secret)).
 pub const WEBHOOK_SECRET: &str = "webhook";
 
 /// One stored version of a graph.

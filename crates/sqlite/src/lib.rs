@@ -3,24 +3,36 @@
 //!
 //! # Layout
 //!
+//! One file per concern, laid out as the PostgreSQL store's, each with its
+//! SQL and the store trait of its concern:
+//!
+//! - `graphs`: [`GraphStore`](roomkit_graph_store::GraphStore).
+//! - `access`: [`AccessStore`](roomkit_graph_store::AccessStore) (tokens, secrets).
+//! - `runs`: [`RunStore`](roomkit_graph_store::RunStore) (runs, steps, leases).
+//! - `transcript`: [`TranscriptStore`](roomkit_graph_store::TranscriptStore)
+//!   (reading, and following with the store crate's follower).
+//! - `workers`: [`WorkerStore`](roomkit_graph_store::WorkerStore).
+//!
+//! And the rest:
+//!
 //! - `store`: [`SqliteStore`], the cheap-to-clone handle.
 //! - `schema`: opening a file: pragmas (WAL, `synchronous=FULL`, foreign keys),
 //!   the marker ([`APPLICATION_ID`], [`SCHEMA_VERSION`]) and the tables.
-//! - `writer`: the one thread that writes, with group commit: every request
-//!   queued meanwhile goes into one transaction (one fsync), each in its own
-//!   savepoint.
-//! - `write` and `read`: the SQL of each operation.
-//! - `pool`: read connections, used on tokio's blocking threads.
-//! - `follow`: a run's transcript as a stream, live.
-//! - `workers`: worker registrations, in a table of their own.
+//! - `rows`: records read out of rows.
+//! - `options`: [`Options`], such as the busy timeout.
 //! - `error`: SQLite's errors as [`StoreError`](roomkit_graph_store::StoreError)s.
+//! - `write_thread`: the one thread that writes, with group commit: every
+//!   request queued meanwhile goes into one transaction (one fsync), each in
+//!   its own savepoint.
+//! - `pool`: read connections, used on tokio's blocking threads.
 //!
 //! # Quick start
 //!
 //! ```
 //! use roomkit_graph::{Graph, Trigger};
 //! use roomkit_graph_sqlite::SqliteStore;
-//! use roomkit_graph_store::{DEFAULT_ORG, Store};
+//! use roomkit_graph_store::prelude::*;
+//! use roomkit_graph_store::DEFAULT_ORG;
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
 //! let dir = tempfile::tempdir()?;
@@ -34,15 +46,17 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod access;
 mod error;
-mod follow;
+mod graphs;
 mod options;
 mod pool;
-mod read;
+mod rows;
+mod runs;
 mod schema;
 mod store;
+mod transcript;
 mod workers;
-mod write;
 mod write_thread;
 
 pub use options::Options;

@@ -250,6 +250,24 @@ const MIGRATIONS: [(i32, &str); 6] = [
     (6, MIGRATE_6_TO_7),
 ];
 
+/// The workers table: one row per worker id, held by one process until
+/// `held_until`. It is kept apart from the versioned schema: it is made when
+/// missing each time a file is opened, so it needs no migration, and a build
+/// that does not know it leaves it alone.
+const WORKERS_TABLE: &str = "
+CREATE TABLE IF NOT EXISTS workers (
+    worker_id  TEXT    NOT NULL PRIMARY KEY,
+    instance   TEXT    NOT NULL,
+    held_until INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+/// Makes the workers table when the file has none.
+pub(crate) fn create_workers_table(conn: &Connection) -> Result<(), DbError> {
+    conn.execute_batch(WORKERS_TABLE)?;
+    Ok(())
+}
+
 /// Opens the connection that writes: checks the file is ours (or empty, and
 /// then creates the schema), switches it to WAL and sets the pragmas.
 ///

@@ -1,36 +1,31 @@
-//! [`SqliteStore`]: the handle, and the [`Store`] operations routed to the
-//! writer thread or the read pool.
+//! [`SqliteStore`]: the handle, opening a file, and routing each operation
+//! to the writer thread or the read pool (the operations themselves are in
+//! the file of their concern).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 use std::thread;
 
-use async_trait::async_trait;
-use futures_util::stream::BoxStream;
-use roomkit_graph::{EngineState, Graph};
-use roomkit_graph_store::{
-    Lease, Millis, NewRun, RunFilter, RunRecord, StepCommit, Store, StoreError, StoredGraph, TokenRecord,
-    TranscriptEvent, WorkerRegistration,
-};
-use tokio::sync::{broadcast, oneshot};
+use roomkit_graph_store::{RunRecord, StoreError, TranscriptEvent, Wakes};
+use rusqlite::Connection;
+use tokio::sync::oneshot;
 
+use crate::error::DbError;
 use crate::pool::Readers;
 use crate::write_thread::{self, Reply, Request};
-use crate::{Options, follow, read, schema, workers, write};
+use crate::{Options, schema};
 
-/// How many committed events the in-process broadcast holds for followers
-/// that fall behind; beyond that they catch up from the database.
-const BROADCAST_CAPACITY: usize = 1024;
-
-/// A [`Store`] in one SQLite file.
+/// A [`Store`](roomkit_graph_store::Store) in one SQLite file.
 ///
 /// Cheap to clone: clones share the writer thread, the read connections and
-/// the broadcast of committed events. The writer thread ends when the last
+/// the wakes of their followers. The writer thread ends when the last
 /// clone is dropped (dropping it waits for the writer's current group to
 /// finish, a few milliseconds at most).
 ///
 /// Several stores, in this process or others, may open the same file: SQLite
-/// locks it for each transaction, and [`Store::follow`] sees their commits too.
+/// locks it for each transaction, and
+/// [`TranscriptStore::follow`](roomkit_graph_store::TranscriptStore::follow)
+/// sees their commits too.
 ///
 /// Writes are queued to the writer thread; a write whose caller stops waiting
 /// (its future dropped) may still be applied. Reload the run to know: the run
@@ -47,7 +42,8 @@ struct Inner {
     requests: Option<mpsc::Sender<Request>>,
     writer: Option<thread::JoinHandle<()>>,
     readers: Arc<Readers>,
-    committed: broadcast::Sender<Arc<TranscriptEvent>>,
+    /// Wakes this store's followers after each commit.
+    wakes: Wakes,
 }
 
 impl Drop for Inner {
@@ -78,7 +74,8 @@ impl SqliteStore {
     /// ```
     /// use roomkit_graph::{EngineState, Graph, Trigger};
     /// use roomkit_graph_sqlite::SqliteStore;
-    /// use roomkit_graph_store::{DEFAULT_ORG, Entry, NewRun, RunStatus, StepCommit, Store};
+    /// use roomkit_graph_store::prelude::*;
+    /// use roomkit_graph_store::{DEFAULT_ORG, Entry, NewRun, RunStatus, StepCommit};
     /// use serde_json::{Map, json};
     ///
     /// # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
@@ -150,18 +147,12 @@ impl SqliteStore {
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref().to_path_buf();
         let conn = schema::open_writer(&path, &options)?;
-        workers::create_table(&conn).map_err(|err| err.into_store(&path))?;
-        let (committed, _) = broadcast::channel(BROADCAST_CAPACITY);
-        let (requests, writer) = write_thread::spawn(conn, path.clone(), committed.clone())?;
+        schema::create_workers_table(&conn).map_err(|err| err.into_store(&path))?;
+        let wakes = Wakes::default();
+        let (requests, writer) = write_thread::spawn(conn, path.clone(), wakes.clone())?;
         let readers = Arc::new(Readers::new(path.clone(), options));
         Ok(SqliteStore {
-            inner: Arc::new(Inner {
-                path,
-                requests: Some(requests),
-                writer: Some(writer),
-                readers,
-                committed,
-            }),
+            inner: Arc::new(Inner { path, requests: Some(requests), writer: Some(writer), readers, wakes }),
         })
     }
 
@@ -177,8 +168,49 @@ impl SqliteStore {
         &self.inner.path
     }
 
-    /// Sends a write to the writer thread and waits for its answer.
-    async fn write<T>(&self, request: impl FnOnce(Reply<T>) -> Request) -> Result<T, StoreError> {
+    /// Applies `write` on the writer thread (in the transaction of its group)
+    /// and waits for its answer.
+    pub(crate) async fn write<T, W>(&self, write: W) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        W: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+    {
+        self.send(|reply| Request::new(write, reply)).await
+    }
+
+    /// [`SqliteStore::write`] for a write that appends transcript events:
+    /// once committed, they wake the followers.
+    pub(crate) async fn write_appending<W>(
+        &self,
+        write: W,
+    ) -> Result<(RunRecord, Vec<TranscriptEvent>), StoreError>
+    where
+        W: FnOnce(&Connection) -> Result<(RunRecord, Vec<TranscriptEvent>), DbError> + Send + 'static,
+    {
+        self.send(|reply| Request::appending(write, reply)).await
+    }
+
+    /// Runs `query` on a read connection, on a blocking thread.
+    pub(crate) async fn read<T, Q>(&self, query: Q) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        Q: FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
+    {
+        self.inner.readers.run(query).await
+    }
+
+    /// The read connections, for followers.
+    pub(crate) fn readers(&self) -> Arc<Readers> {
+        Arc::clone(&self.inner.readers)
+    }
+
+    /// The wakes of this store's followers.
+    pub(crate) fn wakes(&self) -> &Wakes {
+        &self.inner.wakes
+    }
+
+    /// Sends a request to the writer thread and waits for its answer.
+    async fn send<T>(&self, request: impl FnOnce(Reply<T>) -> Request) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
         let requests = self.inner.requests.as_ref().ok_or_else(writer_gone)?;
         requests.send(request(reply)).map_err(|_| writer_gone())?;
@@ -193,159 +225,5 @@ fn writer_gone() -> StoreError {
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore").field("path", &self.inner.path).finish_non_exhaustive()
-    }
-}
-
-#[async_trait]
-impl Store for SqliteStore {
-    async fn save_graph(&self, org: &str, graph: &Graph) -> Result<StoredGraph, StoreError> {
-        let (org, graph) = (org.to_owned(), graph.clone());
-        self.write(|reply| Request::SaveGraph { org, graph, reply }).await
-    }
-
-    async fn graph(
-        &self,
-        org: &str,
-        graph_id: &str,
-        version: Option<u64>,
-    ) -> Result<StoredGraph, StoreError> {
-        let (org, graph_id) = (org.to_owned(), graph_id.to_owned());
-        self.inner.readers.run(move |conn| read::graph(conn, &org, &graph_id, version)).await
-    }
-
-    async fn latest_graph_version(&self, org: &str, graph_id: &str) -> Result<u64, StoreError> {
-        let (org, graph_id) = (org.to_owned(), graph_id.to_owned());
-        self.inner.readers.run(move |conn| read::latest_graph_version(conn, &org, &graph_id)).await
-    }
-
-    async fn list_graphs(&self, org: Option<&str>) -> Result<Vec<StoredGraph>, StoreError> {
-        let org = org.map(str::to_owned);
-        self.inner.readers.run(move |conn| read::list_graphs(conn, org.as_deref())).await
-    }
-
-    async fn list_graphs_after(
-        &self,
-        org: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<StoredGraph>, StoreError> {
-        let (org, after) = (org.to_owned(), after.map(str::to_owned));
-        self.inner.readers.run(move |conn| read::list_graphs_after(conn, &org, after.as_deref(), limit)).await
-    }
-
-    async fn create_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
-        let token = token.clone();
-        let change = Box::new(move |conn: &rusqlite::Connection| write::create_token(conn, &token));
-        self.write(|reply| Request::Change { change, reply }).await
-    }
-
-    async fn token(&self, token_hash: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let token_hash = token_hash.to_owned();
-        self.inner.readers.run(move |conn| read::token(conn, &token_hash)).await
-    }
-
-    async fn set_secret(
-        &self,
-        org: &str,
-        graph_id: &str,
-        name: &str,
-        value: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let (org, graph_id, name) = (org.to_owned(), graph_id.to_owned(), name.to_owned());
-        let value = value.map(str::to_owned);
-        let change = Box::new(move |conn: &rusqlite::Connection| {
-            write::set_secret(conn, &org, &graph_id, &name, value.as_deref())
-        });
-        self.write(|reply| Request::Change { change, reply }).await
-    }
-
-    async fn secret(&self, org: &str, graph_id: &str, name: &str) -> Result<Option<String>, StoreError> {
-        let (org, graph_id, name) = (org.to_owned(), graph_id.to_owned(), name.to_owned());
-        self.inner.readers.run(move |conn| read::secret(conn, &org, &graph_id, &name)).await
-    }
-
-    async fn create_run(&self, run: NewRun) -> Result<RunRecord, StoreError> {
-        self.write(|reply| Request::CreateRun { run: Box::new(run), reply }).await
-    }
-
-    async fn commit_step(&self, commit: StepCommit) -> Result<(RunRecord, Vec<TranscriptEvent>), StoreError> {
-        self.write(|reply| Request::CommitStep { commit, reply }).await
-    }
-
-    async fn claim_run(
-        &self,
-        run_id: &str,
-        lease: &Lease,
-        now: Millis,
-    ) -> Result<Option<RunRecord>, StoreError> {
-        let (run_id, lease) = (run_id.to_owned(), lease.clone());
-        self.write(|reply| Request::Claim { run_id, lease, now, reply }).await
-    }
-
-    async fn renew_lease(&self, run_id: &str, lease: &Lease) -> Result<RunRecord, StoreError> {
-        let (run_id, lease) = (run_id.to_owned(), lease.clone());
-        self.write(|reply| Request::Renew { run_id, lease, reply }).await
-    }
-
-    async fn release_run(&self, run_id: &str, owner: &str) -> Result<bool, StoreError> {
-        let (run_id, owner) = (run_id.to_owned(), owner.to_owned());
-        self.write(|reply| Request::Release { run_id, owner, reply }).await
-    }
-
-    async fn claimable_runs(&self, now: Millis, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
-        self.inner.readers.run(move |conn| read::claimable_runs(conn, now, limit)).await
-    }
-
-    async fn run(&self, run_id: &str) -> Result<RunRecord, StoreError> {
-        let run_id = run_id.to_owned();
-        self.inner.readers.run(move |conn| read::run(conn, &run_id)).await
-    }
-
-    async fn load_run(&self, run_id: &str) -> Result<(RunRecord, EngineState), StoreError> {
-        let run_id = run_id.to_owned();
-        self.inner.readers.run(move |conn| read::load_run(conn, &run_id)).await
-    }
-
-    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
-        let filter = filter.clone();
-        self.inner.readers.run(move |conn| read::list_runs(conn, &filter)).await
-    }
-
-    async fn transcript(
-        &self,
-        run_id: &str,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<TranscriptEvent>, StoreError> {
-        let run_id = run_id.to_owned();
-        let page = self.inner.readers.run(move |conn| read::transcript_page(conn, &run_id, after, limit));
-        Ok(page.await?.1)
-    }
-
-    fn follow(&self, run_id: &str, after: u64) -> BoxStream<'static, Result<TranscriptEvent, StoreError>> {
-        // Subscribed now, before the follower's first database read: see `follow`.
-        let committed = self.inner.committed.subscribe();
-        follow::follow(Arc::clone(&self.inner.readers), committed, run_id.to_owned(), after)
-    }
-
-    async fn register_worker(
-        &self,
-        registration: &WorkerRegistration,
-        now: Millis,
-    ) -> Result<WorkerRegistration, StoreError> {
-        let registration = registration.clone();
-        self.write(|reply| Request::Register { registration, now, reply }).await
-    }
-
-    async fn release_worker(&self, worker_id: &str, instance: &str) -> Result<(), StoreError> {
-        let (worker_id, instance) = (worker_id.to_owned(), instance.to_owned());
-        let change =
-            Box::new(move |conn: &rusqlite::Connection| workers::release(conn, &worker_id, &instance));
-        self.write(|reply| Request::Change { change, reply }).await
-    }
-
-    async fn runs_held_by(&self, owner: &str) -> Result<Vec<RunRecord>, StoreError> {
-        let owner = owner.to_owned();
-        self.inner.readers.run(move |conn| read::runs_held_by(conn, &owner)).await
     }
 }

@@ -1,33 +1,40 @@
-//! Worker registrations ([`WorkerRegistration`]): their table, and taking,
-//! renewing and ending one.
-//!
-//! The table is kept apart from the versioned schema (see `schema`): it is
-//! made when missing each time a file is opened, so it needs no migration,
-//! and a build that does not know it leaves it alone.
+//! Worker registrations ([`WorkerRegistration`]): taking, renewing and
+//! ending one, and the runs a worker id holds; [`WorkerStore`] for
+//! [`SqliteStore`]. (Their table is made in `schema`.)
 
-use roomkit_graph_store::WorkerRegistration;
+use async_trait::async_trait;
+use roomkit_graph_store::{Millis, Result, RunRecord, WorkerRegistration, WorkerStore};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::SqliteStore;
 use crate::error::DbError;
+use crate::rows::{RUN_COLUMNS, RunRow};
 
-/// The table: one row per worker id, held by one process until `held_until`.
-const TABLE: &str = "
-CREATE TABLE IF NOT EXISTS workers (
-    worker_id  TEXT    NOT NULL PRIMARY KEY,
-    instance   TEXT    NOT NULL,
-    held_until INTEGER NOT NULL
-) WITHOUT ROWID;
-";
+#[async_trait]
+impl WorkerStore for SqliteStore {
+    async fn register_worker(
+        &self,
+        registration: &WorkerRegistration,
+        now: Millis,
+    ) -> Result<WorkerRegistration> {
+        let registration = registration.clone();
+        self.write(move |conn| register(conn, &registration, now)).await
+    }
 
-/// Makes the table when the file has none.
-pub(crate) fn create_table(conn: &Connection) -> Result<(), DbError> {
-    conn.execute_batch(TABLE)?;
-    Ok(())
+    async fn release_worker(&self, worker_id: &str, instance: &str) -> Result<()> {
+        let (worker_id, instance) = (worker_id.to_owned(), instance.to_owned());
+        self.write(move |conn| release(conn, &worker_id, &instance)).await
+    }
+
+    async fn runs_held_by(&self, owner: &str) -> Result<Vec<RunRecord>> {
+        let owner = owner.to_owned();
+        self.read(move |conn| runs_held_by(conn, &owner)).await
+    }
 }
 
 /// Takes or renews `registration` unless another process holds a live one of
 /// its id (at `now`); returns the registration of the id after it.
-pub(crate) fn register(
+fn register(
     conn: &Connection,
     registration: &WorkerRegistration,
     now: i64,
@@ -54,8 +61,16 @@ pub(crate) fn register(
 }
 
 /// Ends `instance`'s registration as `worker_id`, if it holds it.
-pub(crate) fn release(conn: &Connection, worker_id: &str, instance: &str) -> Result<(), DbError> {
+fn release(conn: &Connection, worker_id: &str, instance: &str) -> Result<(), DbError> {
     conn.prepare_cached("DELETE FROM workers WHERE worker_id = ?1 AND instance = ?2")?
         .execute(params![worker_id, instance])?;
     Ok(())
+}
+
+/// The running runs whose lease `owner` holds, live or expired.
+fn runs_held_by(conn: &Connection, owner: &str) -> Result<Vec<RunRecord>, DbError> {
+    let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE status = 'running' AND owner = ?1");
+    let mut statement = conn.prepare_cached(&sql)?;
+    let rows = statement.query_map(params![owner], RunRow::read)?;
+    rows.map(|row| row.map_err(DbError::from).and_then(RunRow::into_record)).collect()
 }

@@ -1,5 +1,6 @@
 //! The writer thread: the one owner of the write connection, applying writes
-//! with group commit.
+//! with group commit. It knows nothing of what a write changes: each request
+//! carries its SQL (from the file of its concern) as a closure.
 //!
 //! Requests arrive on a channel. The thread takes one, then every other one
 //! already queued, and applies them all in ONE transaction (one fsync for many
@@ -7,24 +8,19 @@
 //! unknown run) is rolled back alone and answered with its own error while the
 //! others commit. If the transaction cannot start or commit (locked, disk
 //! full), every request of the group gets that error and nothing of the group
-//! is kept. After a successful commit the new transcript events go out on the
-//! broadcast for followers, then the replies.
+//! is kept. After a successful commit the replies go out, then the new
+//! transcript events wake the followers.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread;
 
-use roomkit_graph::Graph;
-use roomkit_graph_store::{
-    Lease, Millis, NewRun, RunRecord, StepCommit, StoreError, StoredGraph, TranscriptEvent,
-    WorkerRegistration,
-};
+use roomkit_graph_store::{RunRecord, StoreError, TranscriptEvent, Wake, Wakes};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::oneshot;
 
 use crate::error::DbError;
-use crate::{workers, write};
 
 /// At most this many requests share a transaction, so a flood of writes still
 /// gets answered in bounded batches.
@@ -33,112 +29,76 @@ const MAX_GROUP: usize = 512;
 /// Where the answer to a request goes.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
-/// A write of [`Request::Change`].
-pub(crate) type Change = Box<dyn FnOnce(&Connection) -> Result<(), DbError> + Send>;
-
-/// One write for the writer thread, with where to send its outcome.
-pub(crate) enum Request {
-    /// [`write::save_graph`].
-    SaveGraph { org: String, graph: Graph, reply: Reply<StoredGraph> },
-    /// A write that appends no transcript event and answers nothing but its
-    /// success (a token, a secret).
-    Change { change: Change, reply: Reply<()> },
-    /// [`write::create_run`] (boxed: a run with its first step is by far
-    /// the largest request).
-    CreateRun { run: Box<NewRun>, reply: Reply<RunRecord> },
-    /// [`write::commit_step`].
-    CommitStep { commit: StepCommit, reply: Reply<(RunRecord, Vec<TranscriptEvent>)> },
-    /// [`write::claim_run`].
-    Claim { run_id: String, lease: Lease, now: Millis, reply: Reply<Option<RunRecord>> },
-    /// [`write::renew_lease`].
-    Renew { run_id: String, lease: Lease, reply: Reply<RunRecord> },
-    /// [`write::release_run`].
-    Release { run_id: String, owner: String, reply: Reply<bool> },
-    /// [`workers::register`].
-    Register { registration: WorkerRegistration, now: Millis, reply: Reply<WorkerRegistration> },
-}
+/// One write for the writer thread: what it changes (the SQL of its concern,
+/// run on the writer's transaction), and where its outcome goes.
+pub(crate) struct Request(Box<dyn Job>);
 
 impl Request {
-    /// Answers without applying: the group could not be applied.
-    fn fail(self, err: &StoreError) {
-        // A caller that went away no longer wants the answer.
-        match self {
-            Request::SaveGraph { reply, .. } => {
-                let _ = reply.send(Err(err.clone()));
-            }
-            Request::Change { reply, .. } => {
-                let _ = reply.send(Err(err.clone()));
-            }
-            Request::CreateRun { reply, .. } => {
-                let _ = reply.send(Err(err.clone()));
-            }
-            Request::CommitStep { reply, .. } => {
-                let _ = reply.send(Err(err.clone()));
-            }
-            Request::Claim { reply, .. } => {
-                let _ = reply.send(Err(err.clone()));
-            }
-            Request::Renew { reply, .. } => {
-                let _ = reply.send(Err(err.clone()));
-            }
-            Request::Release { reply, .. } => {
-                let _ = reply.send(Err(err.clone()));
-            }
-            Request::Register { reply, .. } => {
-                let _ = reply.send(Err(err.clone()));
-            }
-        }
+    /// A write that appends no transcript event, answering what it returns.
+    pub(crate) fn new<T, W>(write: W, reply: Reply<T>) -> Self
+    where
+        T: Send + 'static,
+        W: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+    {
+        Request(Box::new(Write { write, appended: appends_nothing, reply }))
     }
 
+    /// A write that appends transcript events, answering the run's record
+    /// and them: once committed, they wake the followers.
+    pub(crate) fn appending<W>(write: W, reply: Reply<(RunRecord, Vec<TranscriptEvent>)>) -> Self
+    where
+        W: FnOnce(&Connection) -> Result<(RunRecord, Vec<TranscriptEvent>), DbError> + Send + 'static,
+    {
+        Request(Box::new(Write { write, appended: appended_events, reply }))
+    }
+}
+
+fn appends_nothing<T>(_: &T) -> &[TranscriptEvent] {
+    &[]
+}
+
+fn appended_events((_, events): &(RunRecord, Vec<TranscriptEvent>)) -> &[TranscriptEvent] {
+    events
+}
+
+/// A request, whatever it answers.
+trait Job: Send {
     /// Applies the request in its own savepoint of `tx`, or straight in `tx`
     /// when it is `alone` in its group (then a refused request rolls back the
-    /// whole transaction). The events it appends are kept for the broadcast
+    /// whole transaction). The events it appends are kept for the followers
     /// only when someone `followed` it.
-    fn apply(self, tx: &mut Transaction<'_>, path: &Path, alone: bool, followed: bool) -> Applied {
-        match self {
-            Request::SaveGraph { org, graph, reply } => Applied::new(
-                in_savepoint(tx, path, alone, |conn| write::save_graph(conn, &org, &graph)),
-                Vec::new(),
-                reply,
-            ),
-            Request::Change { change, reply } => {
-                Applied::new(in_savepoint(tx, path, alone, change), Vec::new(), reply)
-            }
-            Request::CreateRun { run, reply } => {
-                match in_savepoint(tx, path, alone, |conn| write::create_run(conn, &run)) {
-                    Ok((record, events)) => Applied::new(Ok(record), events, reply),
-                    Err(err) => Applied::new(Err(err), Vec::new(), reply),
-                }
-            }
-            Request::CommitStep { commit, reply } => {
-                let result = in_savepoint(tx, path, alone, |conn| write::commit_step(conn, &commit));
-                let events = match &result {
-                    Ok((_, events)) if followed => events.clone(),
-                    _ => Vec::new(),
-                };
-                Applied::new(result, events, reply)
-            }
-            Request::Claim { run_id, lease, now, reply } => Applied::new(
-                in_savepoint(tx, path, alone, |conn| write::claim_run(conn, &run_id, &lease, now)),
-                Vec::new(),
-                reply,
-            ),
-            Request::Renew { run_id, lease, reply } => Applied::new(
-                in_savepoint(tx, path, alone, |conn| write::renew_lease(conn, &run_id, &lease)),
-                Vec::new(),
-                reply,
-            ),
-            Request::Release { run_id, owner, reply } => Applied::new(
-                in_savepoint(tx, path, alone, |conn| write::release_run(conn, &run_id, &owner)),
-                Vec::new(),
-                reply,
-            ),
-            Request::Register { registration, now, reply } => Applied::new(
-                in_savepoint(tx, path, alone, |conn| workers::register(conn, &registration, now)),
-                Vec::new(),
-                reply,
-            ),
-        }
+    fn apply(self: Box<Self>, tx: &mut Transaction<'_>, path: &Path, alone: bool, followed: bool) -> Applied;
+
+    /// Answers without applying: the group could not be applied.
+    fn fail(self: Box<Self>, err: &StoreError);
+}
+
+/// A write answering `T`.
+struct Write<T, W> {
+    write: W,
+    /// The transcript events in its answer.
+    appended: fn(&T) -> &[TranscriptEvent],
+    reply: Reply<T>,
+}
+
+impl<T, W> Job for Write<T, W>
+where
+    T: Send + 'static,
+    W: FnOnce(&Connection) -> Result<T, DbError> + Send,
+{
+    fn apply(self: Box<Self>, tx: &mut Transaction<'_>, path: &Path, alone: bool, followed: bool) -> Applied {
+        let Write { write, appended, reply } = *self;
+        let result = in_savepoint(tx, path, alone, write);
+        let events = match &result {
+            Ok(answer) if followed => appended(answer).to_vec(),
+            _ => Vec::new(),
+        };
+        Applied::new(result, events, reply)
+    }
+
+    fn fail(self: Box<Self>, err: &StoreError) {
+        // A caller that went away no longer wants the answer.
+        let _ = self.reply.send(Err(err.clone()));
     }
 }
 
@@ -201,22 +161,17 @@ fn in_savepoint<T>(
 pub(crate) fn spawn(
     conn: Connection,
     path: PathBuf,
-    events: broadcast::Sender<Arc<TranscriptEvent>>,
+    wakes: Wakes,
 ) -> Result<(mpsc::Sender<Request>, thread::JoinHandle<()>), StoreError> {
     let (requests, inbox) = mpsc::channel();
     let handle = thread::Builder::new()
         .name("roomkit-sqlite-writer".into())
-        .spawn(move || run(conn, &path, &inbox, &events))
+        .spawn(move || run(conn, &path, &inbox, &wakes))
         .map_err(|err| StoreError::Backend(format!("cannot start the writer thread: {err}")))?;
     Ok((requests, handle))
 }
 
-fn run(
-    mut conn: Connection,
-    path: &Path,
-    inbox: &mpsc::Receiver<Request>,
-    events: &broadcast::Sender<Arc<TranscriptEvent>>,
-) {
+fn run(mut conn: Connection, path: &Path, inbox: &mpsc::Receiver<Request>, wakes: &Wakes) {
     while let Ok(first) = inbox.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -225,33 +180,28 @@ fn run(
                 Err(_) => break,
             }
         }
-        commit_group(&mut conn, path, group, events);
+        commit_group(&mut conn, path, group, wakes);
     }
 }
 
 /// Applies `group` in one transaction and answers every request.
-pub(crate) fn commit_group(
-    conn: &mut Connection,
-    path: &Path,
-    group: Vec<Request>,
-    events: &broadcast::Sender<Arc<TranscriptEvent>>,
-) {
+pub(crate) fn commit_group(conn: &mut Connection, path: &Path, group: Vec<Request>, wakes: &Wakes) {
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(err) => {
             let err = DbError::from(err).into_store(path);
-            group.into_iter().for_each(|request| request.fail(&err));
+            group.into_iter().for_each(|request| request.0.fail(&err));
             return;
         }
     };
 
     let alone = group.len() == 1;
-    let followed = events.receiver_count() > 0;
+    let followed = wakes.is_followed();
     let mut applied = Vec::with_capacity(group.len());
     let mut lost = None;
     let mut requests = group.into_iter();
     for request in requests.by_ref() {
-        let done = request.apply(&mut tx, path, alone, followed);
+        let done = request.0.apply(&mut tx, path, alone, followed);
         // Some errors (SQLITE_FULL, IOERR...) may make SQLite roll back the whole
         // transaction, not just the statement: then nothing of the group is kept.
         let tx_gone = tx.is_autocommit();
@@ -278,7 +228,7 @@ pub(crate) fn commit_group(
         None => tx.commit().map_err(|err| DbError::from(err).into_store(path)),
     };
     if let Err(err) = &committed {
-        requests.for_each(|request| request.fail(err));
+        requests.for_each(|request| request.0.fail(err));
     }
     // The callers first: they wait on this commit to go on. Followers next,
     // only when some listen.
@@ -287,10 +237,9 @@ pub(crate) fn commit_group(
         (done.answer)(committed.as_ref().map(|_| ()));
         appended.extend(done.events);
     }
-    if committed.is_ok() && events.receiver_count() > 0 {
+    if committed.is_ok() && wakes.is_followed() {
         for event in appended {
-            // A follower that went away meanwhile is fine.
-            let _ = events.send(Arc::new(event));
+            wakes.wake(Wake::Committed(Arc::new(event)));
         }
     }
 }
@@ -298,8 +247,9 @@ pub(crate) fn commit_group(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use roomkit_graph::{EngineState, Trigger};
-    use roomkit_graph_store::{Entry, RunStatus};
+    use crate::{graphs, runs};
+    use roomkit_graph::{EngineState, Graph, Trigger};
+    use roomkit_graph_store::{Entry, NewRun, RunStatus, StepCommit};
     use serde_json::{Map, json};
 
     fn step(run_id: &str, expected_version: u64, node: &str) -> StepCommit {
@@ -327,7 +277,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("group.db");
         let mut conn = crate::schema::open_writer(&path, &crate::Options::default()).unwrap();
-        let (events, mut followed) = broadcast::channel(64);
+        let wakes = Wakes::default();
+        let mut followed = wakes.subscribe();
 
         let (graph_reply, graph_answer) = oneshot::channel();
         let (run_reply, run_answer) = oneshot::channel();
@@ -342,39 +293,39 @@ mod tests {
             run_id: "r".into(),
             pending: Vec::new(),
         };
+        let run = NewRun {
+            org: "default".into(),
+            graph_id: "g".into(),
+            graph_version: 1,
+            trigger: json!({}),
+            state,
+            key: None,
+            first_step: None,
+            lease: None,
+        };
+        let graph = Graph::new("g", "G", Trigger::manual());
+        let commit = |step: StepCommit| move |conn: &Connection| runs::commit_step(conn, &step);
         let group = vec![
-            Request::SaveGraph {
-                org: "default".into(),
-                graph: Graph::new("g", "G", Trigger::manual()),
-                reply: graph_reply,
-            },
-            Request::CreateRun {
-                run: Box::new(NewRun {
-                    org: "default".into(),
-                    graph_id: "g".into(),
-                    graph_version: 1,
-                    trigger: json!({}),
-                    state,
-                    key: None,
-                    first_step: None,
-                    lease: None,
-                }),
-                reply: run_reply,
-            },
-            Request::CommitStep { commit: step("r", 1, "a"), reply: first_reply },
-            Request::CommitStep { commit: step("r", 1, "stale"), reply: stale_reply },
-            Request::CommitStep { commit: step("r", 2, "b"), reply: second_reply },
+            Request::new(move |conn| graphs::save_graph(conn, "default", &graph), graph_reply),
+            Request::appending(move |conn| runs::create_run(conn, &run), run_reply),
+            Request::appending(commit(step("r", 1, "a")), first_reply),
+            Request::appending(commit(step("r", 1, "stale")), stale_reply),
+            Request::appending(commit(step("r", 2, "b")), second_reply),
         ];
-        commit_group(&mut conn, &path, group, &events);
+        commit_group(&mut conn, &path, group, &wakes);
 
         assert_eq!(graph_answer.blocking_recv().unwrap().unwrap().version, 1);
-        assert_eq!(run_answer.blocking_recv().unwrap().unwrap().version, 1);
+        assert_eq!(run_answer.blocking_recv().unwrap().unwrap().0.version, 1);
         assert_eq!(first_answer.try_recv().unwrap().unwrap().0.version, 2);
         assert!(matches!(stale_answer.try_recv().unwrap(), Err(StoreError::Conflict { .. })));
         let (record, appended) = second_answer.try_recv().unwrap().unwrap();
         assert_eq!((record.version, record.last_seq, appended[0].seq), (3, 3, 3));
 
-        let seqs: Vec<u64> = std::iter::from_fn(|| followed.try_recv().ok()).map(|event| event.seq).collect();
+        let seqs: Vec<u64> = std::iter::from_fn(|| match followed.try_recv().ok()? {
+            Wake::Committed(event) => Some(event.seq),
+            Wake::Appended(_) => None,
+        })
+        .collect();
         assert_eq!(seqs, [1, 2, 3], "only committed events are broadcast, in order");
         let stale_rows: i64 = conn
             .query_row("SELECT count(*) FROM transcript WHERE writes_json LIKE '%stale%'", [], |row| {

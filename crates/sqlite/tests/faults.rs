@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use common::db_path;
 use roomkit_graph_sqlite::{APPLICATION_ID, Options, SCHEMA_VERSION, SqliteStore};
 use roomkit_graph_store::contract::fixtures::{completed, graph, seqs, simple_step, start_run, step};
-use roomkit_graph_store::{DEFAULT_ORG, Store, StoreError};
+use roomkit_graph_store::prelude::*;
+use roomkit_graph_store::{DEFAULT_ORG, StoreError};
 use rusqlite::Connection;
 use serde_json::json;
 

@@ -61,3 +61,23 @@ pub enum StoreError {
     #[error("storage error: {0}")]
     Backend(String),
 }
+
+impl StoreError {
+    /// Whether trying the same operation again later may succeed as it is:
+    /// the database was out of reach ([`StoreError::Unavailable`]). A
+    /// [`StoreError::Locked`] already waited its busy timeout, and every other
+    /// error says what must change first.
+    ///
+    /// ```
+    /// use roomkit_graph_store::StoreError;
+    ///
+    /// assert!(StoreError::Unavailable("connection refused".into()).is_retryable());
+    /// assert!(!StoreError::NotFound("run r1".into()).is_retryable());
+    /// ```
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// The result of a store operation: [`StoreError`] unless said otherwise.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

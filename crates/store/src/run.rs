@@ -1,21 +1,13 @@
-use roomkit_graph::{EngineState, Graph};
+//! Runs: their records, what opening one and committing a step of it need,
+//! which runs to list, and [`RunStore`], where runs are opened, moved and
+//! leased.
+
+use async_trait::async_trait;
+use roomkit_graph::EngineState;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Entry, Lease, Millis, RunCursor, RunKey};
-
-/// A graph as stored: one version of it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StoredGraph {
-    /// The organization that owns it.
-    pub org: String,
-    /// The graph.
-    pub graph: Graph,
-    /// The store's version number for this graph id: 1, 2, 3...
-    pub version: u64,
-    /// When this version was saved.
-    pub created_at: Millis,
-}
+use crate::{Entry, Lease, Millis, Page, Result, RunCursor, RunKey, TranscriptEvent};
 
 /// Where a durable run stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -267,5 +259,75 @@ impl RunFilter {
         .into_iter()
         .flatten()
         .collect()
+    }
+}
+
+/// Where runs are kept: opened, moved a step at a time, leased to the process
+/// driving them, read and listed. Every method is one transaction.
+///
+/// A write whose future is dropped before it answers may or may not have been
+/// applied; the run version in [`StepCommit`] makes retrying it safe.
+#[async_trait]
+pub trait RunStore: Send + Sync {
+    /// Opens a run's room: its record, its initial state and the `run_started`
+    /// entry (sequence number 1). Refused if the run id exists, if its key is
+    /// held by another run ([`StoreError::Duplicate`](crate::StoreError::Duplicate), see
+    /// [`RunKey::taken_by`]) or if the graph version does not exist. A key
+    /// whose holder let it go ([`HeldKey::is_free_at`](crate::HeldKey::is_free_at))
+    /// is taken from it.
+    async fn create_run(&self, run: NewRun) -> Result<RunRecord>;
+
+    /// Commits one step: its writes, the run's new position and status, and its
+    /// transcript entries, atomically. Refused with [`StoreError::Conflict`](crate::StoreError::Conflict),
+    /// changing nothing, when the run's version is not `commit.expected_version`
+    /// (another process moved it), or when the commit carries a lease and
+    /// another owner holds one on the run that is live at `commit.at`. A
+    /// commit that leaves the run running with a lease takes or renews it; one that leaves it not running
+    /// releases its lease (see [`StepCommit::lease`]). Returns the new record
+    /// and the appended events.
+    async fn commit_step(&self, commit: StepCommit) -> Result<(RunRecord, Vec<TranscriptEvent>)>;
+
+    /// Takes the lease on a run for `lease.owner` until `lease.until`, if the
+    /// run is running and nobody else holds a live lease on it at `now` (it
+    /// has no owner, its owner's lease expired, or the owner is `lease.owner`,
+    /// whose lease is then renewed). Returns the claimed record, or `None` (changing
+    /// nothing) when the run is not running or someone else holds it.
+    /// [`StoreError::NotFound`](crate::StoreError::NotFound) for an unknown run. Does not change the run's
+    /// version: a commit prepared by the owner before a renewal still applies.
+    async fn claim_run(&self, run_id: &str, lease: &Lease, now: Millis) -> Result<Option<RunRecord>>;
+
+    /// Extends the lease `lease.owner` holds on a running run to `lease.until`
+    /// (never shortening it). Refused with [`StoreError::Conflict`](crate::StoreError::Conflict), changing
+    /// nothing, when the run is not running or its lease is not held by
+    /// `lease.owner` (another process took it after it expired, or it was
+    /// released): the owner has lost the run and must stop driving it.
+    async fn renew_lease(&self, run_id: &str, lease: &Lease) -> Result<RunRecord>;
+
+    /// Releases the lease `owner` holds on a run, so that another process can
+    /// take it at once. Returns whether `owner` held it; a lease held by
+    /// someone else, or none, is left as it is.
+    async fn release_run(&self, run_id: &str, owner: &str) -> Result<bool>;
+
+    /// Up to `limit` running runs that nobody holds a live lease on at `now`:
+    /// those without an owner first, then those whose lease expired, oldest
+    /// lease first. What a process may [`RunStore::claim_run`] to pick up.
+    async fn claimable_runs(&self, now: Millis, limit: usize) -> Result<Vec<RunRecord>>;
+
+    /// A run's record.
+    async fn run(&self, run_id: &str) -> Result<RunRecord>;
+
+    /// A run's record and the engine state to continue it from.
+    async fn load_run(&self, run_id: &str) -> Result<(RunRecord, EngineState)>;
+
+    /// Runs matching `filter`, newest first (equal creation times by run id).
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>>;
+
+    /// A page of at most `size` runs matching `filter` (whose `limit` it
+    /// ignores), in the order of [`RunStore::list_runs`], and the cursor of the
+    /// next page: pass it as `filter.after` ([`RunCursor::decode`]).
+    async fn run_page(&self, filter: &RunFilter, size: usize) -> Result<Page<RunRecord>> {
+        let one_more = RunFilter { limit: Some(size.saturating_add(1)), ..filter.clone() };
+        let runs = self.list_runs(&one_more).await?;
+        Ok(Page::cut(runs, size, |last| RunCursor::after(last).encode()))
     }
 }

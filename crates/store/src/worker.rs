@@ -5,11 +5,12 @@
 //! once the runs it held. Two live processes must never be the same worker,
 //! so the id is registered in the store: the process holding it renews its
 //! registration while it lives, and a registration whose process died
-//! expires, freeing the id.
+//! expires, freeing the id. [`WorkerStore`] keeps them.
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::Millis;
+use crate::{Millis, Result, RunRecord};
 
 /// A process's hold on a worker id: `instance` (one process, unique) is
 /// worker `worker_id` until `until`, unless it renews its registration first.
@@ -70,4 +71,31 @@ impl WorkerRegistration {
             _ => self.clone(),
         }
     }
+}
+
+/// Where worker registrations are kept, and the runs a worker id holds.
+/// Every method is one transaction.
+#[async_trait]
+pub trait WorkerStore: Send + Sync {
+    /// Registers `registration.instance` as worker `registration.worker_id`
+    /// until `registration.until`, or renews its registration, unless another
+    /// process holds a registration of that id live at `now` (the rule of
+    /// [`WorkerRegistration::taken_over`]). Returns the registration of the id
+    /// after the call: `registration` when it was taken, or the other
+    /// process's, changing nothing.
+    async fn register_worker(
+        &self,
+        registration: &WorkerRegistration,
+        now: Millis,
+    ) -> Result<WorkerRegistration>;
+
+    /// Ends `instance`'s registration as `worker_id`, so that another process
+    /// may take the id at once; a registration of another instance is left as
+    /// it is.
+    async fn release_worker(&self, worker_id: &str, instance: &str) -> Result<()>;
+
+    /// The running runs whose lease `owner` holds, live or expired: those a
+    /// process that registered a worker id (the owner of its leases) takes
+    /// back at once, held by a process of that id that died.
+    async fn runs_held_by(&self, owner: &str) -> Result<Vec<RunRecord>>;
 }

@@ -1,74 +1,64 @@
-//! The writes: saving a graph, opening a run, committing a step, taking and
-//! letting go of a run's lease. Each runs
-//! inside the writer's transaction (in its own savepoint) and only checks and
-//! changes rows; committing is the writer's job.
+//! Runs: opening one, committing its steps, its lease, reading and listing
+//! runs; their SQL and [`RunStore`] for [`SqliteStore`].
 
-use roomkit_graph::Graph;
+use async_trait::async_trait;
+use roomkit_graph::EngineState;
 use roomkit_graph_store::{
-    HeldKey, Lease, Millis, NewRun, RunKey, RunRecord, StepCommit, StoreError, StoredGraph, TokenRecord,
-    TranscriptEvent, now_millis, pending_text,
+    FilterValue, HeldKey, Lease, Millis, NewRun, Result, RunFilter, RunKey, RunRecord, RunStore, StepCommit,
+    StoreError, TranscriptEvent, now_millis, pending_text, read_stored,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use crate::error::{DbError, sql_int, stored_count};
-use crate::read;
+use crate::SqliteStore;
+use crate::error::{DbError, sql_int};
+use crate::rows::{RUN_COLUMNS, RunRow};
 
-/// Stores `graph` as the next version of its id in `org`.
-pub(crate) fn save_graph(conn: &Connection, org: &str, graph: &Graph) -> Result<StoredGraph, DbError> {
-    let latest: i64 = conn
-        .prepare_cached("SELECT coalesce(max(version), 0) FROM graphs WHERE org = ?1 AND graph_id = ?2")?
-        .query_row(params![org, graph.id], |row| row.get(0))?;
-    let version = latest + 1;
-    let created_at = now_millis();
-    conn.prepare_cached(
-        "INSERT INTO graphs (org, graph_id, version, graph_json, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![org, graph.id, version, graph.to_json(), created_at])?;
-    Ok(StoredGraph {
-        org: org.to_owned(),
-        graph: graph.clone(),
-        version: stored_count(version, "graph version")?,
-        created_at,
-    })
-}
-
-/// Stores an access token, refused if its hash exists.
-pub(crate) fn create_token(conn: &Connection, token: &TokenRecord) -> Result<(), DbError> {
-    let inserted = conn
-        .prepare_cached(
-            "INSERT INTO tokens (token_hash, org, label, created_at) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (token_hash) DO NOTHING",
-        )?
-        .execute(params![token.token_hash, token.org, token.label, token.created_at])?;
-    if inserted == 0 {
-        return Err(StoreError::Invalid("a token with this hash exists already".into()).into());
+#[async_trait]
+impl RunStore for SqliteStore {
+    async fn create_run(&self, run: NewRun) -> Result<RunRecord> {
+        let (record, _) = self.write_appending(move |conn| create_run(conn, &run)).await?;
+        Ok(record)
     }
-    Ok(())
-}
 
-/// Sets or removes a graph's secret.
-pub(crate) fn set_secret(
-    conn: &Connection,
-    org: &str,
-    graph_id: &str,
-    name: &str,
-    value: Option<&str>,
-) -> Result<(), DbError> {
-    match value {
-        Some(value) => conn
-            .prepare_cached(
-                "INSERT INTO secrets (org, graph_id, name, value, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
-                 ON CONFLICT (org, graph_id, name) DO UPDATE SET value = excluded.value, \
-                 updated_at = excluded.updated_at",
-            )?
-            .execute(params![org, graph_id, name, value, now_millis()])?,
-        None => conn
-            .prepare_cached("DELETE FROM secrets WHERE org = ?1 AND graph_id = ?2 AND name = ?3")?
-            .execute(params![org, graph_id, name])?,
-    };
-    Ok(())
+    async fn commit_step(&self, commit: StepCommit) -> Result<(RunRecord, Vec<TranscriptEvent>)> {
+        self.write_appending(move |conn| commit_step(conn, &commit)).await
+    }
+
+    async fn claim_run(&self, run_id: &str, lease: &Lease, now: Millis) -> Result<Option<RunRecord>> {
+        let (run_id, lease) = (run_id.to_owned(), lease.clone());
+        self.write(move |conn| claim_run(conn, &run_id, &lease, now)).await
+    }
+
+    async fn renew_lease(&self, run_id: &str, lease: &Lease) -> Result<RunRecord> {
+        let (run_id, lease) = (run_id.to_owned(), lease.clone());
+        self.write(move |conn| renew_lease(conn, &run_id, &lease)).await
+    }
+
+    async fn release_run(&self, run_id: &str, owner: &str) -> Result<bool> {
+        let (run_id, owner) = (run_id.to_owned(), owner.to_owned());
+        self.write(move |conn| release_run(conn, &run_id, &owner)).await
+    }
+
+    async fn claimable_runs(&self, now: Millis, limit: usize) -> Result<Vec<RunRecord>> {
+        self.read(move |conn| claimable_runs(conn, now, limit)).await
+    }
+
+    async fn run(&self, run_id: &str) -> Result<RunRecord> {
+        let run_id = run_id.to_owned();
+        self.read(move |conn| run(conn, &run_id)).await
+    }
+
+    async fn load_run(&self, run_id: &str) -> Result<(RunRecord, EngineState)> {
+        let run_id = run_id.to_owned();
+        self.read(move |conn| load_run(conn, &run_id)).await
+    }
+
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>> {
+        let filter = filter.clone();
+        self.read(move |conn| list_runs(conn, &filter)).await
+    }
 }
 
 /// Opens a run: its row, its initial outputs and its `run_started` entry,
@@ -92,7 +82,7 @@ pub(crate) fn create_run(
             StoreError::NotFound(format!("graph {} version {}", run.graph_id, run.graph_version)).into()
         );
     }
-    if read::find_run(conn, run_id)?.is_some() {
+    if find_run(conn, run_id)?.is_some() {
         return Err(StoreError::Invalid(format!("run {run_id} already exists")).into());
     }
     let now = now_millis();
@@ -168,7 +158,7 @@ pub(crate) fn commit_step(
     commit: &StepCommit,
 ) -> Result<(RunRecord, Vec<TranscriptEvent>), DbError> {
     let run_id = &commit.run_id;
-    let before = read::find_run(conn, run_id)?.ok_or_else(|| read::not_found_run(run_id))?;
+    let before = find_run(conn, run_id)?.ok_or_else(|| not_found_run(run_id))?;
     let now = commit.at;
     commit.check(&before, now)?;
     let writes = commit.written_context().map(|written| Value::Object(written).to_string());
@@ -257,7 +247,7 @@ pub(crate) fn claim_run(
     lease: &Lease,
     now: Millis,
 ) -> Result<Option<RunRecord>, DbError> {
-    let before = read::run(conn, run_id)?;
+    let before = run(conn, run_id)?;
     let Some(claimed) = before.claimed_by(lease, now) else { return Ok(None) };
     if before.lease().as_ref() != Some(&claimed) {
         set_lease(conn, run_id, Some(&claimed.owner), Some(claimed.until))?;
@@ -268,7 +258,7 @@ pub(crate) fn claim_run(
 /// Extends the lease its owner holds on a running run, refused with
 /// [`StoreError::Conflict`] when the run is not running or not held by it.
 pub(crate) fn renew_lease(conn: &Connection, run_id: &str, lease: &Lease) -> Result<RunRecord, DbError> {
-    let before = read::run(conn, run_id)?;
+    let before = run(conn, run_id)?;
     let until = before.renewal(lease)?;
     if before.lease_until != Some(until) {
         set_lease(conn, run_id, Some(&lease.owner), Some(until))?;
@@ -302,4 +292,81 @@ fn append(conn: &Connection, events: &[TranscriptEvent], writes: Option<String>)
         ])?;
     }
     Ok(())
+}
+
+/// A run's record, if it exists.
+pub(crate) fn find_run(conn: &Connection, run_id: &str) -> Result<Option<RunRecord>, DbError> {
+    let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?1");
+    let row = conn.prepare_cached(&sql)?.query_row(params![run_id], RunRow::read).optional()?;
+    row.map(RunRow::into_record).transpose()
+}
+
+/// A run's record, or [`StoreError::NotFound`].
+pub(crate) fn run(conn: &Connection, run_id: &str) -> Result<RunRecord, DbError> {
+    find_run(conn, run_id)?.ok_or_else(|| not_found_run(run_id))
+}
+
+/// A run's record and the engine state to continue it from, from one snapshot.
+pub(crate) fn load_run(conn: &mut Connection, run_id: &str) -> Result<(RunRecord, EngineState), DbError> {
+    let tx = conn.transaction()?;
+    let record = run(&tx, run_id)?;
+    // The context entries each commit wrote, merged in order: an entry keeps
+    // its first place and its last value.
+    let mut context = Map::new();
+    {
+        let mut statement = tx.prepare_cached(
+            "SELECT writes_json FROM transcript WHERE run_id = ?1 AND writes_json IS NOT NULL ORDER BY seq",
+        )?;
+        let mut rows = statement.query(params![run_id])?;
+        while let Some(row) = rows.next()? {
+            let writes: String = row.get(0)?;
+            context.extend(read_stored::<Map<String, Value>>(&writes)?);
+        }
+    }
+    tx.commit()?;
+    let state = record.engine_state(context);
+    Ok((record, state))
+}
+
+/// Runs matching `filter`, in the order of [`RunFilter::ORDER_BY`].
+pub(crate) fn list_runs(conn: &Connection, filter: &RunFilter) -> Result<Vec<RunRecord>, DbError> {
+    let (clause, values) = filter.where_clause(|n| format!("?{n}"));
+    let mut values: Vec<SqlValue> = values
+        .into_iter()
+        .map(|value| match value {
+            FilterValue::Text(text) => SqlValue::Text(text),
+            FilterValue::Millis(millis) => SqlValue::Integer(millis),
+        })
+        .collect();
+    // LIMIT -1 is SQLite for "no limit".
+    values.push(SqlValue::Integer(filter.limit.map_or(-1, |limit| i64::try_from(limit).unwrap_or(i64::MAX))));
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM runs{clause} ORDER BY {} LIMIT ?{}",
+        RunFilter::ORDER_BY,
+        values.len()
+    );
+    let mut statement = conn.prepare_cached(&sql)?;
+    let rows = statement.query_map(rusqlite::params_from_iter(values), RunRow::read)?;
+    rows.map(|row| row.map_err(DbError::from).and_then(RunRow::into_record)).collect()
+}
+
+/// Up to `limit` running runs nobody holds a live lease on at `now`: those
+/// without a lease, then those whose lease expired (by expiry). Each half is
+/// one range of `runs_by_lease`.
+pub(crate) fn claimable_runs(conn: &Connection, now: i64, limit: usize) -> Result<Vec<RunRecord>, DbError> {
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM runs WHERE status = 'running' AND lease_until IS NULL \
+         UNION ALL \
+         SELECT {RUN_COLUMNS} FROM runs WHERE status = 'running' AND lease_until <= ?1 \
+         LIMIT ?2"
+    );
+    let mut statement = conn.prepare_cached(&sql)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = statement.query_map(params![now, limit], RunRow::read)?;
+    rows.map(|row| row.map_err(DbError::from).and_then(RunRow::into_record)).collect()
+}
+
+/// [`StoreError::NotFound`] for a run.
+pub(crate) fn not_found_run(run_id: &str) -> DbError {
+    StoreError::NotFound(format!("run {run_id}")).into()
 }

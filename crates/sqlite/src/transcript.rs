@@ -1,0 +1,89 @@
+//! A run's transcript, read a page at a time or followed live:
+//! [`TranscriptStore`] for [`SqliteStore`].
+//!
+//! Followers are the store crate's ([`Wakes::follow`]): they read pages from
+//! the read pool, and are woken by the writer thread after each COMMIT (low
+//! latency for steps committed here) and by a poll every [`POLL`] (for
+//! commits made by other processes on the same file).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::stream::BoxStream;
+use roomkit_graph_store::{
+    Entry, Result, RunRecord, TranscriptEvent, TranscriptPages, TranscriptStore, read_stored,
+};
+use rusqlite::{Connection, params};
+
+use crate::SqliteStore;
+use crate::error::{DbError, sql_int, stored_count};
+use crate::pool::Readers;
+use crate::runs;
+
+/// How often a follower looks at the database for commits made elsewhere.
+const POLL: Duration = Duration::from_millis(200);
+
+#[async_trait]
+impl TranscriptStore for SqliteStore {
+    async fn transcript(&self, run_id: &str, after: u64, limit: usize) -> Result<Vec<TranscriptEvent>> {
+        let run_id = run_id.to_owned();
+        let page = self.read(move |conn| transcript_page(conn, &run_id, after, limit));
+        Ok(page.await?.1)
+    }
+
+    fn follow(&self, run_id: &str, after: u64) -> BoxStream<'static, Result<TranscriptEvent>> {
+        self.wakes().follow(Pages(self.readers()), POLL, run_id, after)
+    }
+}
+
+/// The pages a follower reads: from the read pool.
+struct Pages(Arc<Readers>);
+
+#[async_trait]
+impl TranscriptPages for Pages {
+    async fn page(&self, run: &str, after: u64, limit: usize) -> Result<(RunRecord, Vec<TranscriptEvent>)> {
+        let run = run.to_owned();
+        self.0.run(move |conn| transcript_page(conn, &run, after, limit)).await
+    }
+}
+
+/// Up to `limit` events of a run after sequence number `after`, with the run's
+/// record, from one snapshot.
+pub(crate) fn transcript_page(
+    conn: &mut Connection,
+    run_id: &str,
+    after: u64,
+    limit: usize,
+) -> Result<(RunRecord, Vec<TranscriptEvent>), DbError> {
+    let tx = conn.transaction()?;
+    let record = runs::run(&tx, run_id)?;
+    let events = events_after(&tx, run_id, after, limit)?;
+    tx.commit()?;
+    Ok((record, events))
+}
+
+/// Up to `limit` events of a run after sequence number `after`, in order.
+fn events_after(
+    conn: &Connection,
+    run_id: &str,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<TranscriptEvent>, DbError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT seq, at, entry_json FROM transcript WHERE run_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    )?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut rows = statement.query(params![run_id, sql_int(after), limit])?;
+    let mut events = Vec::new();
+    while let Some(row) = rows.next()? {
+        let entry: String = row.get(2)?;
+        events.push(TranscriptEvent {
+            run_id: run_id.to_owned(),
+            seq: stored_count(row.get(0)?, "sequence number")?,
+            at: row.get(1)?,
+            entry: read_stored::<Entry>(&entry)?,
+        });
+    }
+    Ok(events)
+}
