@@ -1,31 +1,39 @@
 //! PostgreSQL errors as [`StoreError`]s, each saying what went wrong.
 
-use roomkit_graph_store::StoreError;
+use roomkit_graph::ErrorChain;
+use roomkit_graph_store::{Cause, StoreError};
 use tokio_postgres::error::SqlState;
 
-/// [`store_error`], taking the error by value, for `map_err`.
+/// A PostgreSQL error as a [`StoreError`], the driver's error kept as its
+/// source: a lost or refused connection, a server shutting down or a
+/// transaction the server gave up on (serialization failure, deadlock) is
+/// [`StoreError::Unavailable`], worth trying again.
 pub(crate) fn pg(err: tokio_postgres::Error) -> StoreError {
-    store_error(&err)
+    pg_with(err, None)
 }
 
-/// A PostgreSQL error as a [`StoreError`]: a lost or refused connection, a
-/// server shutting down or a transaction the server gave up on (serialization
-/// failure, deadlock) is [`StoreError::Unavailable`], worth trying again.
-pub(crate) fn store_error(err: &tokio_postgres::Error) -> StoreError {
-    if is_transient(err) {
-        return StoreError::Unavailable(describe(err));
-    }
-    match err.code() {
-        Some(code) if *code == SqlState::DISK_FULL || *code == SqlState::PROGRAM_LIMIT_EXCEEDED => {
-            StoreError::Full(describe(err))
+/// [`pg`], the message led by `context` when given.
+fn pg_with(err: tokio_postgres::Error, context: Option<&str>) -> StoreError {
+    let message = match context {
+        Some(context) => format!("{context}: {}", describe(&err)),
+        None => describe(&err),
+    };
+    let kind: fn(Cause) -> StoreError = if is_transient(&err) {
+        StoreError::Unavailable
+    } else {
+        match err.code() {
+            Some(code) if *code == SqlState::DISK_FULL || *code == SqlState::PROGRAM_LIMIT_EXCEEDED => {
+                StoreError::Full
+            }
+            Some(code) if *code == SqlState::LOCK_NOT_AVAILABLE => StoreError::Locked,
+            _ => StoreError::Backend,
         }
-        Some(code) if *code == SqlState::LOCK_NOT_AVAILABLE => StoreError::Locked(describe(err)),
-        _ => StoreError::Backend(describe(err)),
-    }
+    };
+    kind(Cause::new(message).with_source(err))
 }
 
-/// What PostgreSQL said: its code and message for a server error, the cause
-/// for a connection error.
+/// What PostgreSQL said: its code, message and detail for a server error;
+/// for a connection error, the error and its causes.
 pub(crate) fn describe(err: &tokio_postgres::Error) -> String {
     if let Some(db) = err.as_db_error() {
         let mut text = format!("PostgreSQL {}: {}", db.code().code(), db.message());
@@ -34,10 +42,7 @@ pub(crate) fn describe(err: &tokio_postgres::Error) -> String {
         }
         return text;
     }
-    match std::error::Error::source(err) {
-        Some(source) => format!("{err}: {source}"),
-        None => err.to_string(),
-    }
+    ErrorChain(err).to_string()
 }
 
 /// Whether trying again may succeed: the connection is gone (closed, or an
@@ -83,22 +88,18 @@ pub(crate) fn is_unique_violation(err: &tokio_postgres::Error) -> bool {
 /// again may help).
 pub(crate) fn pool_error(err: deadpool_postgres::PoolError) -> StoreError {
     match err {
-        deadpool_postgres::PoolError::Backend(err) => match store_error(&err) {
-            StoreError::Unavailable(detail) => {
-                StoreError::Unavailable(format!("cannot connect to PostgreSQL: {detail}"))
-            }
-            _ => StoreError::Backend(format!("cannot connect to PostgreSQL: {}", describe(&err))),
-        },
+        deadpool_postgres::PoolError::Backend(err) => pg_with(err, Some("cannot connect to PostgreSQL")),
         deadpool_postgres::PoolError::Timeout(_) => {
             StoreError::Unavailable("no PostgreSQL connection became free in time".into())
         }
-        other => StoreError::Backend(format!("cannot get a PostgreSQL connection: {other}")),
+        other => StoreError::Backend(format!("cannot get a PostgreSQL connection: {other}").into()),
     }
 }
 
 /// A count stored as BIGINT, as the unsigned number it is.
 pub(crate) fn stored_count(value: i64, what: &str) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| StoreError::Backend(format!("a stored {what} is negative: {value}")))
+    u64::try_from(value)
+        .map_err(|_| StoreError::Backend(format!("a stored {what} is negative: {value}").into()))
 }
 
 /// A count as BIGINT.

@@ -2,7 +2,7 @@
 
 use roomkit_graph::Graph;
 use roomkit_graph_store::{
-    Entry, RunRecord, RunStatus, StoreError, StoredGraph, TranscriptEvent, read_pending, read_stored,
+    Cause, Entry, RunRecord, RunStatus, StoreError, StoredGraph, TranscriptEvent, read_pending, read_stored,
 };
 use tokio_postgres::Row;
 
@@ -20,8 +20,9 @@ pub(crate) const GRAPH_COLUMNS: &str = "org, graph_id, version, graph_json, crea
 pub(crate) fn run(row: &Row) -> Result<RunRecord, StoreError> {
     let run_id: String = row.try_get(0).map_err(column)?;
     let status: String = row.try_get(3).map_err(column)?;
-    let status = RunStatus::parse(&status)
-        .ok_or_else(|| StoreError::Backend(format!("run {run_id} has an unknown status {status:?}")))?;
+    let status = RunStatus::parse(&status).ok_or_else(|| {
+        StoreError::Backend(format!("run {run_id} has an unknown status {status:?}").into())
+    })?;
     Ok(RunRecord {
         graph_id: row.try_get(1).map_err(column)?,
         graph_version: stored_count(row.try_get(2).map_err(column)?, "graph version")?,
@@ -47,8 +48,11 @@ pub(crate) fn run(row: &Row) -> Result<RunRecord, StoreError> {
 pub(crate) fn graph(row: &Row) -> Result<StoredGraph, StoreError> {
     let graph_id: String = row.try_get(1).map_err(column)?;
     let json: String = row.try_get(3).map_err(column)?;
-    let graph = Graph::from_json(&json)
-        .map_err(|err| StoreError::Backend(format!("stored graph {graph_id} does not read back: {err}")))?;
+    let graph = Graph::from_json(&json).map_err(|err| {
+        StoreError::Backend(
+            Cause::new(format!("stored graph {graph_id} does not read back: {err}")).with_source(err),
+        )
+    })?;
     Ok(StoredGraph {
         org: row.try_get(0).map_err(column)?,
         graph,
@@ -66,12 +70,14 @@ pub(crate) fn event(run_id: &str, row: &Row) -> Result<TranscriptEvent, StoreErr
         seq,
         at: row.try_get(1).map_err(column)?,
         entry: read_stored::<Entry>(&entry).map_err(|err| {
-            StoreError::Backend(format!("event {seq} of run {run_id} does not read back: {err}"))
+            StoreError::Backend(
+                Cause::new(format!("event {seq} of run {run_id} does not read back: {err}")).with_source(err),
+            )
         })?,
     })
 }
 
 /// A column that is not of the type the store wrote.
 fn column(err: tokio_postgres::Error) -> StoreError {
-    StoreError::Backend(format!("a stored column does not read back: {err}"))
+    StoreError::Backend(Cause::new(format!("a stored column does not read back: {err}")).with_source(err))
 }

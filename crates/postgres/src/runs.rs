@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use deadpool_postgres::{ClientWrapper, Transaction};
 use roomkit_graph::EngineState;
 use roomkit_graph_store::{
-    FilterValue, HeldKey, Lease, Millis, NewRun, Result, RunFilter, RunKey, RunRecord, RunStore, StepCommit,
-    StoreError, TranscriptEvent, now_millis, pending_text, read_stored,
+    Cause, FilterValue, HeldKey, Lease, Millis, NewRun, Result, RunFilter, RunKey, RunRecord, RunStore,
+    StepCommit, StoreError, TranscriptEvent, now_millis, pending_text, read_stored,
 };
 use serde_json::{Map, Value};
 use tokio_postgres::types::ToSql;
@@ -214,7 +214,10 @@ impl PostgresStore {
         let mut context = Map::new();
         for written in writes {
             let written: Map<String, Value> = read_stored(&written).map_err(|err| {
-                StoreError::Backend(format!("the context of run {run_id} does not read back: {err}"))
+                StoreError::Backend(
+                    Cause::new(format!("the context of run {run_id} does not read back: {err}"))
+                        .with_source(err),
+                )
             })?;
             context.extend(written);
         }

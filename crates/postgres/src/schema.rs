@@ -5,7 +5,7 @@
 use roomkit_graph_store::StoreError;
 use tokio_postgres::Client;
 
-use crate::error::{pg, store_error};
+use crate::error::pg;
 
 /// The PostgreSQL schema (namespace) holding every table of the store.
 pub const SCHEMA: &str = "roomkit_graph";
@@ -144,29 +144,27 @@ pub(crate) async fn prepare(client: &mut Client, target: &str) -> Result<(), Sto
     if inspect(client, target).await? == Found::Ours {
         return Ok(());
     }
-    let tx = client.transaction().await.map_err(|err| store_error(&err))?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CREATION_LOCK])
-        .await
-        .map_err(|err| store_error(&err))?;
+    let tx = client.transaction().await.map_err(pg)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CREATION_LOCK]).await.map_err(pg)?;
     // Another process may have made or migrated them while we waited for the lock.
     match inspect(&tx, target).await? {
         Found::Nothing => {
-            tx.batch_execute(TABLES).await.map_err(|err| store_error(&err))?;
+            tx.batch_execute(TABLES).await.map_err(pg)?;
             tx.execute("INSERT INTO roomkit_graph.meta (schema_version) VALUES ($1)", &[&SCHEMA_VERSION])
                 .await
-                .map_err(|err| store_error(&err))?;
+                .map_err(pg)?;
         }
         Found::Older(from) => {
             for (_, step) in MIGRATIONS.iter().filter(|(start, _)| *start >= from) {
-                tx.batch_execute(step).await.map_err(|err| store_error(&err))?;
+                tx.batch_execute(step).await.map_err(pg)?;
             }
             tx.execute("UPDATE roomkit_graph.meta SET schema_version = $1", &[&SCHEMA_VERSION])
                 .await
-                .map_err(|err| store_error(&err))?;
+                .map_err(pg)?;
         }
         Found::Ours => {}
     }
-    tx.commit().await.map_err(|err| store_error(&err))
+    tx.commit().await.map_err(pg)
 }
 
 /// The key of the advisory lock held while the workers table is made: "RKGW".
@@ -209,17 +207,15 @@ async fn inspect(client: &impl tokio_postgres::GenericClient, target: &str) -> R
             &[&SCHEMA],
         )
         .await
-        .map_err(|err| store_error(&err))?;
+        .map_err(pg)?;
     let (schema, meta): (bool, bool) = (row.get(0), row.get(1));
     let foreign = |detail: String| StoreError::Foreign { path: target.to_owned(), detail };
     match (schema, meta) {
         (false, _) => Ok(Found::Nothing),
         (true, false) => Err(foreign(format!("its schema {SCHEMA} exists but is not a roomkit-graph store"))),
         (true, true) => {
-            let versions = client
-                .query("SELECT schema_version FROM roomkit_graph.meta", &[])
-                .await
-                .map_err(|err| store_error(&err))?;
+            let versions =
+                client.query("SELECT schema_version FROM roomkit_graph.meta", &[]).await.map_err(pg)?;
             match versions.first().map(|row| row.get::<_, i32>(0)) {
                 Some(SCHEMA_VERSION) => Ok(Found::Ours),
                 Some(older) if (1..SCHEMA_VERSION).contains(&older) => Ok(Found::Older(older)),

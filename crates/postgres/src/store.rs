@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
-use roomkit_graph_store::{StoreError, Wakes};
+use roomkit_graph_store::{Cause, StoreError, Wakes};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -105,13 +105,14 @@ impl PostgresStore {
             tls.clone(),
             ManagerConfig { recycling_method: RecyclingMethod::Fast },
         );
-        let pool = Pool::builder(manager)
-            .max_size(options.max_connections)
-            .build()
-            .map_err(|err| StoreError::Backend(format!("cannot make a pool for {target}: {err}")))?;
+        let pool = Pool::builder(manager).max_size(options.max_connections).build().map_err(|err| {
+            StoreError::Backend(
+                Cause::new(format!("cannot make a pool for {target}: {err}")).with_source(err),
+            )
+        })?;
         let mut client = pool.get().await.map_err(|err| match pool_error(err) {
-            StoreError::Backend(detail) => StoreError::Backend(format!("{target}: {detail}")),
-            StoreError::Unavailable(detail) => StoreError::Unavailable(format!("{target}: {detail}")),
+            StoreError::Backend(cause) => StoreError::Backend(cause.context(&target)),
+            StoreError::Unavailable(cause) => StoreError::Unavailable(cause.context(&target)),
             other => other,
         })?;
         schema::prepare(&mut client, &target).await?;

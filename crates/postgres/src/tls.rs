@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use roomkit_graph_store::StoreError;
+use roomkit_graph_store::{Cause, StoreError};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -18,7 +18,7 @@ pub(crate) fn connector() -> Result<MakeRustlsConnect, StoreError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
-        .map_err(|err| StoreError::Backend(format!("cannot set TLS up: {err}")))?
+        .map_err(|err| StoreError::Backend(Cause::new(format!("cannot set TLS up: {err}")).with_source(err)))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
         .with_no_client_auth();

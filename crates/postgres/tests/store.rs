@@ -71,9 +71,12 @@ async fn a_wrong_url_or_an_unknown_database_is_a_clear_error() {
     assert!(text.contains("no_such_database") && text.contains("3D000"), "{text}");
     let nobody = PostgresStore::connect("postgres://app@127.0.0.1:1/runs").await.map(drop).unwrap_err();
     assert!(
-        matches!(&nobody, StoreError::Unavailable(detail) if detail.contains("runs on 127.0.0.1:1 as app")),
+        matches!(&nobody, StoreError::Unavailable(detail) if detail.message().contains("runs on 127.0.0.1:1 as app")),
         "{nobody:?}"
     );
+    // The driver's error lies under the store's, for logs that show causes.
+    let driver = std::error::Error::source(&nobody).and_then(std::error::Error::source);
+    assert!(driver.is_some_and(|cause| cause.is::<tokio_postgres::Error>()), "{nobody:?}");
 }
 
 /// How many connections to the database of `url` are encrypted and how many

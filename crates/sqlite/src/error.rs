@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use roomkit_graph_store::StoreError;
+use roomkit_graph_store::{Cause, StoreError};
 use rusqlite::ErrorCode;
 
 /// An error inside the SQLite layer, before it is named for the store.
@@ -31,17 +31,23 @@ impl DbError {
     pub(crate) fn into_store(self, path: &Path) -> StoreError {
         match self {
             DbError::Store(err) => err,
-            DbError::Json(err) => StoreError::Backend(format!("stored JSON is not valid: {err}")),
-            DbError::Sqlite(err) => match err.sqlite_error_code() {
-                Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-                    StoreError::Locked(err.to_string())
+            DbError::Json(err) => {
+                StoreError::Backend(Cause::new(format!("stored JSON is not valid: {err}")).with_source(err))
+            }
+            DbError::Sqlite(err) => {
+                let cause = Cause::new(err.to_string());
+                match err.sqlite_error_code() {
+                    Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                        StoreError::Locked(cause.with_source(err))
+                    }
+                    Some(ErrorCode::DiskFull) => StoreError::Full(cause.with_source(err)),
+                    Some(ErrorCode::NotADatabase) => StoreError::NotADatabase {
+                        path: path.display().to_string(),
+                        detail: cause.with_source(err),
+                    },
+                    _ => StoreError::Backend(cause.with_source(err)),
                 }
-                Some(ErrorCode::DiskFull) => StoreError::Full(err.to_string()),
-                Some(ErrorCode::NotADatabase) => {
-                    StoreError::NotADatabase { path: path.display().to_string(), detail: err.to_string() }
-                }
-                _ => StoreError::Backend(err.to_string()),
-            },
+            }
         }
     }
 }
@@ -55,7 +61,7 @@ pub(crate) fn sql_int(n: u64) -> i64 {
 /// A stored count or version back as a `u64`; a negative one means the file
 /// was edited by hand.
 pub(crate) fn stored_count(n: i64, what: &str) -> Result<u64, DbError> {
-    u64::try_from(n).map_err(|_| StoreError::Backend(format!("stored {what} is negative: {n}")).into())
+    u64::try_from(n).map_err(|_| StoreError::Backend(format!("stored {what} is negative: {n}").into()).into())
 }
 
 #[cfg(test)]
@@ -77,5 +83,13 @@ mod tests {
             StoreError::NotADatabase { path, .. } if path == "/tmp/x.db"
         ));
         assert!(matches!(sqlite_error(rusqlite::ffi::SQLITE_IOERR).into_store(path), StoreError::Backend(_)));
+    }
+
+    #[test]
+    fn the_sqlite_error_lies_under_the_store_error() {
+        let locked = sqlite_error(rusqlite::ffi::SQLITE_BUSY).into_store(Path::new("/tmp/x.db"));
+        let driver = std::error::Error::source(&locked).and_then(std::error::Error::source);
+        assert!(driver.is_some_and(|cause| cause.is::<rusqlite::Error>()), "{locked:?}");
+        assert_eq!(roomkit_graph::ErrorChain(&locked).to_string(), locked.to_string(), "said once");
     }
 }

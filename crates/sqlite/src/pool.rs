@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use roomkit_graph_store::StoreError;
+use roomkit_graph_store::{Cause, StoreError};
 use rusqlite::Connection;
 
 use crate::Options;
@@ -37,9 +37,9 @@ impl Readers {
         F: FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
     {
         let readers = Arc::clone(self);
-        tokio::task::spawn_blocking(move || readers.run_blocking(query))
-            .await
-            .map_err(|err| StoreError::Backend(format!("a read task failed: {err}")))?
+        tokio::task::spawn_blocking(move || readers.run_blocking(query)).await.map_err(|err| {
+            StoreError::Backend(Cause::new(format!("a read task failed: {err}")).with_source(err))
+        })?
     }
 
     fn run_blocking<T>(

@@ -1,7 +1,7 @@
 //! Records read out of rows, checked on the way.
 
 use roomkit_graph::Graph;
-use roomkit_graph_store::{RunRecord, RunStatus, StoreError, StoredGraph, read_pending};
+use roomkit_graph_store::{Cause, RunRecord, RunStatus, StoreError, StoredGraph, read_pending};
 use rusqlite::Row;
 
 use crate::error::{DbError, stored_count};
@@ -58,7 +58,7 @@ impl RunRow {
 
     pub(crate) fn into_record(self) -> Result<RunRecord, DbError> {
         let status = RunStatus::parse(&self.status).ok_or_else(|| {
-            StoreError::Backend(format!("run {} has an unknown status {:?}", self.run_id, self.status))
+            StoreError::Backend(format!("run {} has an unknown status {:?}", self.run_id, self.status).into())
         })?;
         Ok(RunRecord {
             graph_version: stored_count(self.graph_version, "graph version")?,
@@ -104,10 +104,13 @@ impl GraphRow {
 
     pub(crate) fn into_stored(self) -> Result<StoredGraph, DbError> {
         let graph = Graph::from_json(&self.json).map_err(|err| {
-            StoreError::Backend(format!(
-                "stored graph {} version {} is not valid: {err}",
-                self.graph_id, self.version
-            ))
+            StoreError::Backend(
+                Cause::new(format!(
+                    "stored graph {} version {} is not valid: {err}",
+                    self.graph_id, self.version
+                ))
+                .with_source(err),
+            )
         })?;
         Ok(StoredGraph {
             org: self.org,

@@ -286,10 +286,9 @@ fn open_writer_inner(path: &Path, options: &Options) -> Result<Connection, DbErr
 
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Backend(format!(
-            "cannot switch {} to WAL (journal mode {mode})",
-            path.display()
-        ))
+        return Err(StoreError::Backend(
+            format!("cannot switch {} to WAL (journal mode {mode})", path.display()).into(),
+        )
         .into());
     }
     // FULL: a commit is on disk (WAL fsynced) before it is acknowledged.
@@ -377,27 +376,28 @@ fn create_schema(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
 /// commit.
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
     conn.pragma_update(None, "foreign_keys", "OFF")?;
-    let migrated = (|| -> Result<(), DbError> {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let Found::Older(from) = inspect(&tx, path)? else {
-            return Ok(());
-        };
-        for (_, step) in MIGRATIONS.iter().filter(|(start, _)| *start >= from) {
-            tx.execute_batch(step)?;
-        }
-        let broken: i64 =
-            tx.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |row| row.get(0))?;
-        if broken > 0 {
-            return Err(StoreError::Backend(format!(
+    let migrated =
+        (|| -> Result<(), DbError> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let Found::Older(from) = inspect(&tx, path)? else {
+                return Ok(());
+            };
+            for (_, step) in MIGRATIONS.iter().filter(|(start, _)| *start >= from) {
+                tx.execute_batch(step)?;
+            }
+            let broken: i64 =
+                tx.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |row| row.get(0))?;
+            if broken > 0 {
+                return Err(StoreError::Backend(format!(
                 "migrating {} to schema version {SCHEMA_VERSION}: {broken} rows lost their references",
                 path.display()
-            ))
+            ).into())
             .into());
-        }
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        tx.commit()?;
-        Ok(())
-    })();
+            }
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            tx.commit()?;
+            Ok(())
+        })();
     conn.pragma_update(None, "foreign_keys", "ON")?;
     migrated
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread;
 
-use roomkit_graph_store::{RunRecord, StoreError, TranscriptEvent, Wake, Wakes};
+use roomkit_graph_store::{Cause, RunRecord, StoreError, TranscriptEvent, Wake, Wakes};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
@@ -167,7 +167,9 @@ pub(crate) fn spawn(
     let handle = thread::Builder::new()
         .name("roomkit-sqlite-writer".into())
         .spawn(move || run(conn, &path, &inbox, &wakes))
-        .map_err(|err| StoreError::Backend(format!("cannot start the writer thread: {err}")))?;
+        .map_err(|err| {
+            StoreError::Backend(Cause::new(format!("cannot start the writer thread: {err}")).with_source(err))
+        })?;
     Ok((requests, handle))
 }
 

@@ -5,7 +5,7 @@ use roomkit_graph::limits::{MAX_READ_DEPTH, text_depth};
 use serde::de::{DeserializeOwned, Error as _};
 use serde_json::Value;
 
-use crate::StoreError;
+use crate::{Cause, StoreError};
 
 /// How deep stored JSON may nest to be read back: a value accepted before
 /// limits existed (up to the 127 levels JSON text may hold), wrapped in the
@@ -67,11 +67,14 @@ pub fn pending_text(pending: &[String]) -> Option<String> {
 /// use roomkit_graph_store::{StoreError, read_pending};
 ///
 /// let err = read_pending("r", Some("[1]")).unwrap_err();
-/// assert!(matches!(err, StoreError::Backend(detail) if detail.starts_with("the pending children of run r")));
+/// assert!(matches!(err, StoreError::Backend(detail) if detail.message().starts_with("the pending children of run r")));
 /// ```
 pub fn read_pending(run_id: &str, stored: Option<&str>) -> Result<Vec<String>, StoreError> {
     let Some(text) = stored else { return Ok(Vec::new()) };
     read_stored(text).map_err(|err| {
-        StoreError::Backend(format!("the pending children of run {run_id} do not read back: {err}"))
+        StoreError::Backend(
+            Cause::new(format!("the pending children of run {run_id} do not read back: {err}"))
+                .with_source(err),
+        )
     })
 }

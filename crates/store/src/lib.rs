@@ -69,7 +69,7 @@ mod worker;
 pub mod contract;
 
 pub use access::{AccessStore, DEFAULT_ORG, TokenRecord};
-pub use error::{Result, StoreError};
+pub use error::{Cause, Result, StoreError};
 pub use follow::{TranscriptPages, Wake, Wakes};
 pub use graph::{GraphStore, StoredGraph};
 pub use json::{STORED_DEPTH, pending_text, read_pending, read_stored};
