@@ -115,6 +115,11 @@ impl Graphs {
         lock(&self.cache).clear();
     }
 
+    /// The checks graphs must pass to be saved.
+    pub(crate) fn checks(&self) -> Checks {
+        lock(&self.checks).clone()
+    }
+
     /// Sets the checks graphs must pass to be saved.
     pub(crate) fn set_checks(&self, checks: Checks) {
         *lock(&self.checks) = checks;

@@ -341,6 +341,12 @@ impl Runner {
         self
     }
 
+    /// The checks a graph must pass, beyond the core's validation, to be
+    /// saved ([`Runner::with_checks`]).
+    pub fn checks(&self) -> Checks {
+        self.shared.graphs.checks()
+    }
+
     /// Everything wrong with `graph` for this runner: the core's validation
     /// against [`Runner::limits`], then its [checks](Runner::with_checks). A
     /// graph with mistakes is one [`Runner::save_graph`] refuses.

@@ -56,6 +56,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use roomkit_graph_runner::Runner;
+use roomkit_graph_triggers::TriggerCheck;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -118,8 +119,13 @@ const TOKEN_CACHE_SIZE: usize = 10_000;
 
 impl App {
     /// The API over `runner`: its graph routes check graphs with the
-    /// runner's checks ([`Runner::check`]), as its `save_graph` does.
+    /// runner's checks ([`Runner::check`]), as its `save_graph` does. The API
+    /// fires graphs' triggers, so the runner's checks gain the trigger check
+    /// ([`TriggerCheck`]) if they lack it: a graph whose schedule cannot fire
+    /// is refused, never stored.
     pub fn new(runner: Runner, limits: Limits) -> Self {
+        let checks = runner.checks().with(TriggerCheck);
+        let runner = runner.with_checks(checks);
         App {
             runner,
             limits,

@@ -232,6 +232,21 @@ async fn bad_requests_are_refused_with_their_precise_message() {
     assert_eq!((status, &body["error"]["code"]), (StatusCode::UNPROCESSABLE_ENTITY, &json!("invalid_graph")));
     assert!(body["error"]["details"]["errors"].as_array().is_some_and(|errors| !errors.is_empty()), "{body}");
 
+    // A schedule that cannot fire, though the runner was built without
+    // checks: the API fires triggers, so it checks them.
+    let mut nightly = approval_graph();
+    nightly["id"] = json!("nightly");
+    nightly["trigger"] = json!({"type": "scheduled", "schedule": {"cron": "not a cron", "timezone": "UTC"}});
+    let (status, body) = api.post("/v1/graphs", nightly.clone()).await;
+    assert_eq!((status, &body["error"]["code"]), (StatusCode::UNPROCESSABLE_ENTITY, &json!("invalid_graph")));
+    let found = &body["error"]["details"]["errors"];
+    assert_eq!(
+        (&found[0]["code"], &found[0]["field"]),
+        (&json!("invalid_trigger"), &json!("trigger.schedule.cron"))
+    );
+    assert_eq!(api.post("/v1/graphs/validate", nightly).await.1["errors"], *found, "validate finds the same");
+    assert_eq!(api.runner.checks().len(), 1, "the trigger check, once");
+
     // A graph that exists already.
     assert_eq!(api.post("/v1/graphs", approval_graph()).await.0, StatusCode::CREATED);
     assert_eq!(

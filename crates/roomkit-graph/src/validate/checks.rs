@@ -3,6 +3,7 @@
 //! bring those handlers register them in a [`Checks`], and every place that
 //! accepts a graph runs the same set.
 
+use std::any::TypeId;
 use std::fmt;
 use std::sync::Arc;
 
@@ -74,6 +75,8 @@ pub trait GraphCheck: Send + Sync {
 #[derive(Clone, Default)]
 pub struct Checks {
     checks: Vec<Arc<dyn GraphCheck>>,
+    /// The type of each check, to register each kind once.
+    kinds: Vec<TypeId>,
 }
 
 impl Checks {
@@ -83,9 +86,43 @@ impl Checks {
     }
 
     /// Adds `check`, run after those registered before it.
-    pub fn with(mut self, check: impl GraphCheck + 'static) -> Self {
-        self.checks.push(Arc::new(check));
+    ///
+    /// A check of a type registered already takes its place instead, so
+    /// that code which adds a check it needs (a server adding the check of
+    /// the triggers it fires) never makes a graph's findings appear twice.
+    ///
+    /// ```
+    /// use roomkit_graph::{Checks, Graph, GraphCheck, ValidationError};
+    ///
+    /// struct Nothing;
+    /// impl GraphCheck for Nothing {
+    ///     fn check(&self, _graph: &Graph) -> Vec<ValidationError> {
+    ///         Vec::new()
+    ///     }
+    /// }
+    ///
+    /// assert_eq!(Checks::new().with(Nothing).with(Nothing).len(), 1);
+    /// ```
+    pub fn with<C: GraphCheck + 'static>(mut self, check: C) -> Self {
+        let kind = TypeId::of::<C>();
+        match self.kinds.iter().position(|known| *known == kind) {
+            Some(at) => self.checks[at] = Arc::new(check),
+            None => {
+                self.checks.push(Arc::new(check));
+                self.kinds.push(kind);
+            }
+        }
         self
+    }
+
+    /// How many checks are registered.
+    pub fn len(&self) -> usize {
+        self.checks.len()
+    }
+
+    /// Whether no check is registered.
+    pub fn is_empty(&self) -> bool {
+        self.checks.is_empty()
     }
 
     /// Everything wrong with `graph`: the core's mistakes and warnings, as
