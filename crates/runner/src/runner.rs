@@ -412,6 +412,7 @@ impl Runner {
                 org: org.to_owned(),
                 graph_id: graph_id.to_owned(),
                 graph_version,
+                at: now,
                 trigger,
                 state,
                 key,

@@ -110,6 +110,7 @@ async fn held_run(store: &dyn Store, run_id: &str, owner: &str, now: Millis) {
         org: DEFAULT_ORG.into(),
         graph_id: "g".into(),
         graph_version: 1,
+        at: now,
         trigger: json!({}),
         state,
         key: None,

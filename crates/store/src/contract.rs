@@ -96,6 +96,7 @@ macro_rules! contract_tests {
                 a_run_key_is_taken_once,
                 a_run_key_tells_a_repeated_request_from_another_and_an_expired_key_is_taken_over,
                 a_run_key_starts_one_run_even_when_two_processes_use_it_at_once,
+                a_run_opens_at_its_creators_time_and_its_key_is_judged_then,
             }
             lists {
                 list_runs_filters_by_organization_graph_status_and_time_newest_first,
