@@ -114,6 +114,8 @@ macro_rules! contract_tests {
             }
             leases {
                 a_claimed_run_is_only_claimable_again_by_its_owner_until_its_lease_expires,
+                a_claim_is_judged_at_the_callers_time,
+                a_commit_is_judged_at_its_own_time,
                 a_commit_is_refused_while_another_owner_holds_a_live_lease_and_parking_releases,
                 a_cancel_without_a_lease_wins_and_releases,
                 a_release_lets_another_owner_take_the_run_at_once,
@@ -121,6 +123,7 @@ macro_rules! contract_tests {
             }
             workers {
                 a_worker_id_is_held_by_one_live_process_until_released_or_expired,
+                a_worker_registration_is_judged_at_the_callers_time,
                 the_running_runs_an_owner_holds_are_listed_live_lease_or_not,
             }
         );
