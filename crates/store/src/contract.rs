@@ -45,7 +45,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::{Millis, Store};
+use crate::Store;
 
 /// A fresh, empty database of one backend, for one contract test.
 #[async_trait]
@@ -53,11 +53,6 @@ pub trait Database: Send + Sync {
     /// A new store on the database: each call opens another handle with its
     /// own connections, as another process sharing the database would have.
     async fn open(&self) -> Arc<dyn Store>;
-
-    /// Sets the creation time of every run of the database to `at`, and
-    /// returns how many runs it changed: what no store operation does, for
-    /// the tests of runs created in the same millisecond.
-    async fn set_every_run_created_at(&self, at: Millis) -> u64;
 }
 
 /// Makes one `#[tokio::test]` of every contract test, in a module per
