@@ -6,7 +6,7 @@ use deadpool_postgres::{ClientWrapper, Transaction};
 use roomkit_graph::EngineState;
 use roomkit_graph_store::{
     Cause, FilterValue, HeldKey, Lease, Millis, NewRun, Result, RunFilter, RunKey, RunRecord, RunStore,
-    StepCommit, StoreError, TranscriptEvent, now_millis, pending_text, read_stored,
+    StepCommit, StoreError, TranscriptEvent, pending_text, read_stored,
 };
 use serde_json::{Map, Value};
 use tokio_postgres::types::ToSql;
@@ -78,11 +78,11 @@ impl PostgresStore {
                 run.graph_id, run.graph_version
             )));
         }
-        let now = now_millis();
+        let now = run.at;
         if let Some(key) = &run.key {
             take_key(&tx, key, now).await?;
         }
-        let record = run.opening_record(now);
+        let record = run.opening_record();
         let key = run.key.as_ref();
         let inserted = tx
             .execute(
@@ -116,7 +116,7 @@ impl PostgresStore {
             drop(tx);
             return Err(self.why_not_unique(run_id, key).await);
         }
-        let started = run.started_event(now);
+        let started = run.started_event();
         // The context the run starts with is kept on its first event.
         let context = run.starting_context().map(|context| Value::Object(context.clone()).to_string());
         append(&tx, std::slice::from_ref(&started), context).await?;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use roomkit_graph_postgres::PostgresStore;
+use roomkit_graph_store::Store;
 use roomkit_graph_store::contract::Database;
-use roomkit_graph_store::{Millis, Store};
 
 /// A database of a test's own on the test server.
 struct Fresh {
@@ -19,16 +19,6 @@ struct Fresh {
 impl Database for Fresh {
     async fn open(&self) -> Arc<dyn Store> {
         Arc::new(PostgresStore::connect(&self.url).await.expect("the store connects"))
-    }
-
-    async fn set_every_run_created_at(&self, at: Millis) -> u64 {
-        let (client, connection) =
-            tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await.expect("a plain client connects");
-        tokio::spawn(connection);
-        client
-            .execute("UPDATE roomkit_graph.runs SET created_at = $1", &[&at])
-            .await
-            .expect("the runs are updated")
     }
 }
 

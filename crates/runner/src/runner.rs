@@ -12,7 +12,8 @@ use roomkit_graph::{
     Checks, Clock, EngineError, Graph, GraphError, Handlers, Limits, StepStatus, SystemClock, Validation,
 };
 use roomkit_graph_store::{
-    DEFAULT_ORG, Entry, NewRun, RunKey, RunRecord, RunStatus, StepCommit, Store, StoreError, StoredGraph,
+    DEFAULT_ORG, Entry, Millis, NewRun, RunKey, RunRecord, RunStatus, StepCommit, Store, StoreError,
+    StoredGraph,
 };
 use serde_json::Value;
 use tokio::sync::broadcast;
@@ -291,6 +292,33 @@ impl Runner {
         &*self.shared.store
     }
 
+    /// The clock the runner tells the time by and waits on (see
+    /// [`RunnerBuilder::clock`]): what else drives runs beside it (a
+    /// scheduler) takes its time from here too.
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.shared.clock
+    }
+
+    /// The time now on the runner's clock, in the store's [`Millis`].
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use roomkit_graph::{Handlers, ManualClock};
+    /// use roomkit_graph_runner::Runner;
+    /// use roomkit_graph_sqlite::SqliteStore;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000));
+    /// let store = SqliteStore::open(dir.path().join("runs.db"))?;
+    /// let runner = Runner::builder(store, Handlers::builtin()).clock(clock.clone()).build();
+    /// clock.advance(Duration::from_millis(250));
+    /// assert_eq!(runner.now(), 1_000_250);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn now(&self) -> Millis {
+        self.shared.now()
+    }
+
     /// Sets the checks a graph must pass, beyond the core's validation, to
     /// be saved ([`Checks::new`], none, unless set): those of the node
     /// types and triggers the application runs, registered beside their
@@ -418,6 +446,7 @@ impl Runner {
                 org: org.to_owned(),
                 graph_id: graph_id.to_owned(),
                 graph_version,
+                at: now,
                 trigger,
                 state,
                 key,

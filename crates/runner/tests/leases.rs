@@ -90,16 +90,17 @@ fn millis(clock: &ManualClock) -> i64 {
 /// A guard against a hang only: a test that passes takes a fraction of it.
 const HANG: Duration = Duration::from_secs(30);
 
-/// Looks whether `until` holds every millisecond, a thousand times at most:
-/// for what another task does at once (a commit), not for time to pass.
+/// Looks whether `until` holds every millisecond, for [`HANG`] at most: for
+/// what another task does at once (a commit), not for time to pass.
 async fn eventually(what: &str, mut until: impl AsyncFnMut() -> bool) {
-    for _ in 0..1_000 {
-        if until().await {
-            return;
+    let looking = async {
+        while !until().await {
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    if tokio::time::timeout(HANG, looking).await.is_err() {
+        panic!("{what}");
     }
-    panic!("{what}");
 }
 
 /// Whether every run of the database is over.

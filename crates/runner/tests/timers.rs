@@ -21,18 +21,23 @@ const DELAY: Duration = Duration::from_millis(300);
 /// How often a runner's timer loop looks for due timers.
 const TICK: Duration = Duration::from_millis(100);
 
+/// A guard against a hang only: a test that passes takes a fraction of it.
+const HANG: Duration = Duration::from_secs(30);
+
 /// Moves the clock a tick at a time, letting the timer loop look each time,
-/// until the run is over (fifty ticks at most), and returns it.
+/// until the run is over ([`HANG`] at most), and returns it.
 async fn over(runner: &Runner, clock: &ManualClock, run_id: &str) -> RunRecord {
-    for _ in 0..50 {
-        clock.advance(TICK);
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        let run = runner.store().run(run_id).await.unwrap();
-        if run.status.is_final() {
-            return run;
+    let ticking = async {
+        loop {
+            clock.advance(TICK);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let run = runner.store().run(run_id).await.unwrap();
+            if run.status.is_final() {
+                return run;
+            }
         }
-    }
-    panic!("the timer never fired");
+    };
+    tokio::time::timeout(HANG, ticking).await.expect("the timer never fired")
 }
 
 fn delayed() -> Graph {
@@ -52,17 +57,19 @@ fn runner(db: &Path, clock: &ManualClock) -> Runner {
     Runner::builder(SqliteStore::open(db).unwrap(), Handlers::builtin()).clock(clock.clone()).build()
 }
 
-/// Looks every millisecond, a thousand times at most, until the run is
-/// parked on its timer: the commit that parks it comes at once.
+/// Looks every millisecond, for [`HANG`] at most, until the run is parked on
+/// its timer: the commit that parks it comes at once.
 async fn parked(runner: &Runner, run_id: &str) -> RunRecord {
-    for _ in 0..1_000 {
-        let run = runner.store().run(run_id).await.unwrap();
-        if run.status == RunStatus::Waiting && run.wake_at.is_some() {
-            return run;
+    let looking = async {
+        loop {
+            let run = runner.store().run(run_id).await.unwrap();
+            if run.status == RunStatus::Waiting && run.wake_at.is_some() {
+                return run;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    panic!("the run never parked");
+    };
+    tokio::time::timeout(HANG, looking).await.expect("the run never parked")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -75,13 +82,13 @@ async fn a_delay_parks_the_run_without_a_task_and_its_timer_wakes_it() {
     let waiting = parked(&runner, &run.run_id).await;
     assert_eq!(waiting.current_node_id.as_deref(), Some("pause"));
     // The task lets the run go just after the commit that parks it.
-    for _ in 0..1_000 {
-        if runner.active_runs() == 0 {
-            break;
+    let let_go = tokio::time::timeout(HANG, async {
+        while runner.active_runs() > 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    assert_eq!(runner.active_runs(), 0, "a task is held while the run waits");
+    })
+    .await;
+    assert!(let_go.is_ok(), "a task is held while the run waits");
     let answer = runner.answer(&run.run_id, "pause", json!({}), None).await;
     assert!(matches!(answer, Err(RunnerError::InvalidAnswer { reason, .. }) if reason.contains("timer")));
 

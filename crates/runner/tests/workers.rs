@@ -33,21 +33,25 @@ fn millis(clock: &ManualClock) -> Millis {
 
 /// Registers worker `id` on `clock`, moving the clock a twentieth of a
 /// heartbeat at a time while the registration waits to see whether the
-/// holder of the id is alive (a live one renews it every heartbeat).
+/// holder of the id is alive (a live one renews it every heartbeat), for 30 s
+/// at most.
 async fn register(dir: &tempfile::TempDir, clock: &ManualClock, id: &str) -> Result<Runner, RegisterError> {
     let builder = Runner::builder(open(dir), Handlers::builtin()).clock(clock.clone());
-    let registering = tokio::spawn({
+    let mut registering = tokio::spawn({
         let id = id.to_owned();
         async move { builder.register(&id, HEARTBEAT).await }
     });
-    for _ in 0..200 {
-        if registering.is_finished() {
-            return registering.await.unwrap();
+    let ticking = async {
+        loop {
+            tokio::select! {
+                registered = &mut registering => return registered.unwrap(),
+                () = tokio::time::sleep(Duration::from_millis(2)) => clock.advance(HEARTBEAT / 20),
+            }
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        clock.advance(HEARTBEAT / 20);
-    }
-    panic!("the registration of {id} neither ended nor was refused");
+    };
+    let hang = Duration::from_secs(30);
+    let registered = tokio::time::timeout(hang, ticking).await;
+    registered.unwrap_or_else(|_| panic!("the registration of {id} neither ended nor was refused"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -110,6 +114,7 @@ async fn held_run(store: &dyn Store, run_id: &str, owner: &str, now: Millis) {
         org: DEFAULT_ORG.into(),
         graph_id: "g".into(),
         graph_version: 1,
+        at: now,
         trigger: json!({}),
         state,
         key: None,

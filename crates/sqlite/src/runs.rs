@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use roomkit_graph::EngineState;
 use roomkit_graph_store::{
     FilterValue, HeldKey, Lease, Millis, NewRun, Result, RunFilter, RunKey, RunRecord, RunStore, StepCommit,
-    StoreError, TranscriptEvent, now_millis, pending_text, read_stored,
+    StoreError, TranscriptEvent, pending_text, read_stored,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -85,12 +85,12 @@ pub(crate) fn create_run(
     if find_run(conn, run_id)?.is_some() {
         return Err(StoreError::Invalid(format!("run {run_id} already exists")).into());
     }
-    let now = now_millis();
+    let now = run.at;
     if let Some(key) = &run.key {
         take_key(conn, key, now)?;
     }
 
-    let record = run.opening_record(now);
+    let record = run.opening_record();
     conn.prepare_cached(
         "INSERT INTO runs (run_id, org, graph_id, graph_version, status, current_node_id, \
          previous_node_id, error, version, last_seq, created_at, updated_at, run_key, owner, lease_until, \
@@ -114,7 +114,7 @@ pub(crate) fn create_run(
         sql_int(record.steps),
         pending_text(&record.pending),
     ])?;
-    let started = run.started_event(now);
+    let started = run.started_event();
     // The context the run starts with is kept on its first event.
     let context = run.starting_context().map(|context| Value::Object(context.clone()).to_string());
     append(conn, std::slice::from_ref(&started), context)?;

@@ -96,6 +96,7 @@ impl SqliteStore {
     ///         org: DEFAULT_ORG.into(),
     ///         graph_id: "review".into(),
     ///         graph_version: stored.version,
+    ///         at: roomkit_graph_store::now_millis(),
     ///         trigger: json!({}),
     ///         state,
     ///         key: None,

@@ -299,6 +299,7 @@ mod tests {
             org: "default".into(),
             graph_id: "g".into(),
             graph_version: 1,
+            at: roomkit_graph_store::now_millis(),
             trigger: json!({}),
             state,
             key: None,

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use roomkit_graph_sqlite::SqliteStore;
+use roomkit_graph_store::Store;
 use roomkit_graph_store::contract::Database;
-use roomkit_graph_store::{Millis, Store};
 use tempfile::TempDir;
 
 /// A database file of a test's own, removed with its directory at the end.
@@ -21,12 +21,6 @@ struct File {
 impl Database for File {
     async fn open(&self) -> Arc<dyn Store> {
         Arc::new(SqliteStore::open(&self.path).expect("the file opens"))
-    }
-
-    async fn set_every_run_created_at(&self, at: Millis) -> u64 {
-        let conn = rusqlite::Connection::open(&self.path).expect("the file opens");
-        let changed = conn.execute("UPDATE runs SET created_at = ?1", [at]).expect("the runs are updated");
-        u64::try_from(changed).expect("a count")
     }
 }
 

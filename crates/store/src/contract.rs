@@ -45,7 +45,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::{Millis, Store};
+use crate::Store;
 
 /// A fresh, empty database of one backend, for one contract test.
 #[async_trait]
@@ -53,11 +53,6 @@ pub trait Database: Send + Sync {
     /// A new store on the database: each call opens another handle with its
     /// own connections, as another process sharing the database would have.
     async fn open(&self) -> Arc<dyn Store>;
-
-    /// Sets the creation time of every run of the database to `at`, and
-    /// returns how many runs it changed: what no store operation does, for
-    /// the tests of runs created in the same millisecond.
-    async fn set_every_run_created_at(&self, at: Millis) -> u64;
 }
 
 /// Makes one `#[tokio::test]` of every contract test, in a module per
@@ -96,6 +91,7 @@ macro_rules! contract_tests {
                 a_run_key_is_taken_once,
                 a_run_key_tells_a_repeated_request_from_another_and_an_expired_key_is_taken_over,
                 a_run_key_starts_one_run_even_when_two_processes_use_it_at_once,
+                a_run_opens_at_its_creators_time_and_its_key_is_judged_then,
             }
             lists {
                 list_runs_filters_by_organization_graph_status_and_time_newest_first,
@@ -113,6 +109,8 @@ macro_rules! contract_tests {
             }
             leases {
                 a_claimed_run_is_only_claimable_again_by_its_owner_until_its_lease_expires,
+                a_claim_is_judged_at_the_callers_time,
+                a_commit_is_judged_at_its_own_time,
                 a_commit_is_refused_while_another_owner_holds_a_live_lease_and_parking_releases,
                 a_cancel_without_a_lease_wins_and_releases,
                 a_release_lets_another_owner_take_the_run_at_once,
@@ -120,6 +118,7 @@ macro_rules! contract_tests {
             }
             workers {
                 a_worker_id_is_held_by_one_live_process_until_released_or_expired,
+                a_worker_registration_is_judged_at_the_callers_time,
                 the_running_runs_an_owner_holds_are_listed_live_lease_or_not,
             }
         );

@@ -139,6 +139,10 @@ pub struct NewRun {
     pub graph_id: String,
     /// The stored graph version it pins.
     pub graph_version: u64,
+    /// When the run starts, on its creator's clock: the run's `created_at`,
+    /// the time of its `run_started` event, and the time its key is judged
+    /// free at.
+    pub at: Millis,
     /// The trigger data (recorded in the `run_started` entry).
     pub trigger: Value,
     /// The engine's state after `start` (its run id is the run's id).

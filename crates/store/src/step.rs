@@ -155,10 +155,10 @@ impl StepCommit {
 }
 
 impl NewRun {
-    /// The run's record as it opens at `now`: version 1, its transcript at
+    /// The run's record as it opens at [`NewRun::at`]: version 1, its transcript at
     /// the `run_started` event; running, waiting or (with no node left)
     /// completed as its state says, held by its lease only while running.
-    pub fn opening_record(&self, now: Millis) -> RunRecord {
+    pub fn opening_record(&self) -> RunRecord {
         let status = if self.state.current_node_id.is_none() {
             RunStatus::Completed
         } else if self.state.waiting {
@@ -179,8 +179,8 @@ impl NewRun {
             version: 1,
             last_seq: 1,
             wake_at: None,
-            created_at: now,
-            updated_at: now,
+            created_at: self.at,
+            updated_at: self.at,
             owner: lease.map(|lease| lease.owner.clone()),
             lease_until: lease.map(|lease| lease.until),
             steps: 0,
@@ -188,13 +188,13 @@ impl NewRun {
         }
     }
 
-    /// The run's first transcript event, at `now`: `run_started` with its
-    /// trigger data.
-    pub fn started_event(&self, now: Millis) -> TranscriptEvent {
+    /// The run's first transcript event, at [`NewRun::at`]: `run_started`
+    /// with its trigger data.
+    pub fn started_event(&self) -> TranscriptEvent {
         TranscriptEvent {
             run_id: self.state.run_id.clone(),
             seq: 1,
-            at: now,
+            at: self.at,
             entry: Entry::RunStarted {
                 graph_id: self.graph_id.clone(),
                 graph_version: self.graph_version,

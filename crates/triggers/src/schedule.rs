@@ -15,7 +15,7 @@ use chrono_tz::Tz;
 use croner::Cron;
 use roomkit_graph::Trigger;
 use roomkit_graph_runner::{Runner, RunnerError};
-use roomkit_graph_store::{Millis, RunKey, RunRecord, StoreError, now_millis};
+use roomkit_graph_store::{Millis, RunKey, RunRecord, StoreError};
 use serde_json::{Value, json};
 
 /// At most this many due times of one graph are fired per look (a process
@@ -116,7 +116,9 @@ impl Schedule {
     }
 }
 
-/// Starts the runs of scheduled graphs when they are due.
+/// Starts the runs of scheduled graphs when they are due, on its runner's
+/// clock: the time due times are judged at and the ticks it waits both come
+/// from [`Runner::clock`].
 pub struct Scheduler {
     runner: Runner,
     tick: Duration,
@@ -127,10 +129,12 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// A scheduler on `runner`'s store that looks for due times every `tick`,
-    /// from now on (due times before it started are not fired).
+    /// A scheduler on `runner`'s store that looks for due times every `tick`
+    /// of the runner's clock, from now on (due times before it started are
+    /// not fired).
     pub fn new(runner: Runner, tick: Duration) -> Self {
-        Scheduler { runner, tick, checked_until: now_millis(), reported: HashSet::new() }
+        let checked_until = runner.now();
+        Scheduler { runner, tick, checked_until, reported: HashSet::new() }
     }
 
     /// Looks for due times every tick until `stop` completes.
@@ -139,9 +143,9 @@ impl Scheduler {
         loop {
             tokio::select! {
                 () = &mut stop => return,
-                () = tokio::time::sleep(self.tick) => {}
+                () = self.runner.clock().sleep(self.tick) => {}
             }
-            if let Err(error) = self.fire_due(now_millis()).await {
+            if let Err(error) = self.fire_due(self.runner.now()).await {
                 tracing::warn!(%error, "looking for scheduled runs failed; trying again at the next tick");
             }
         }

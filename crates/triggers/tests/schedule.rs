@@ -1,10 +1,11 @@
 //! Scheduled runs on a real SQLite file shared by two runners, as two
-//! processes would share it: each due time fires exactly once.
+//! processes would share it: each due time fires exactly once, at the time
+//! of the runners' clock.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use roomkit_graph::{Checks, Edge, Graph, Handlers, Limits, Node, Trigger};
+use roomkit_graph::{Checks, Edge, Graph, Handlers, Limits, ManualClock, Node, Trigger};
 use roomkit_graph_runner::Runner;
 use roomkit_graph_sqlite::SqliteStore;
 use roomkit_graph_store::{RunFilter, now_millis};
@@ -21,38 +22,65 @@ fn scheduled(id: &str, cron: &str) -> Graph {
     graph
 }
 
+/// 2031-01-01T00:00:00Z, in seconds since the Unix epoch.
+const NEW_YEAR: u64 = 1_924_992_000;
+
+/// How long a test waits for what must happen before it fails.
+const HANG: Duration = Duration::from_secs(30);
+
 #[tokio::test(flavor = "multi_thread")]
-async fn two_schedulers_on_one_database_fire_each_due_time_once() {
+async fn two_schedulers_on_one_database_fire_each_due_time_once_on_the_runners_clock() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("runs.db");
-    let first = Runner::new(SqliteStore::open(&path).unwrap(), Handlers::builtin());
-    let second = Runner::new(SqliteStore::open(&path).unwrap(), Handlers::builtin());
-    first.save_graph_in("acme", &scheduled("every-second", "* * * * * *")).await.unwrap();
-    first.save_graph_in("acme", &scheduled("yearly", "0 0 1 1 *")).await.unwrap();
+    // Ninety seconds before the new year, on a clock that moves only when told.
+    let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(NEW_YEAR - 90));
+    let runner = || {
+        Runner::builder(SqliteStore::open(&path).unwrap(), Handlers::builtin()).clock(clock.clone()).build()
+    };
+    let (first, second) = (runner(), runner());
+    // Due at 00:00, 00:01 and 00:02 on new year's day, and at midsummer.
+    first.save_graph_in("acme", &scheduled("new-year", "0-2 0 1 1 *")).await.unwrap();
+    first.save_graph_in("acme", &scheduled("midsummer", "0 0 21 6 *")).await.unwrap();
     let mut manual = scheduled("manual", "* * * * * *");
     manual.trigger = Trigger::manual();
     first.save_graph_in("globex", &manual).await.unwrap();
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut loops = Vec::new();
-    let began = now_millis();
     for runner in [first.clone(), second.clone()] {
         let mut stopped = stopped.clone();
-        let scheduler = Scheduler::new(runner, Duration::from_millis(50));
+        let scheduler = Scheduler::new(runner, Duration::from_secs(30));
         loops.push(tokio::spawn(scheduler.run(async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         })));
     }
-    tokio::time::sleep(Duration::from_millis(3300)).await;
+    let acme = RunFilter { org: Some("acme".into()), ..Default::default() };
+    let ticks = |count: usize| {
+        let clock = clock.clone();
+        async move {
+            for _ in 0..count {
+                clock.advance(Duration::from_secs(30));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    // Tick by tick until the three due times have fired (by 00:02 on the clock).
+    tokio::time::timeout(HANG, async {
+        while first.store().list_runs(&acme).await.unwrap().len() < 3 {
+            ticks(1).await;
+        }
+    })
+    .await
+    .expect("the due times fire as the clock passes them");
+    // Both schedulers look a few times more: nothing fires again.
+    ticks(6).await;
     stop.send(true).unwrap();
     for handle in loops {
         handle.await.unwrap();
     }
-    let ended = now_millis();
 
-    let runs =
-        first.store().list_runs(&RunFilter { org: Some("acme".into()), ..Default::default() }).await.unwrap();
-    assert!(runs.iter().all(|run| run.graph_id == "every-second"), "only the graph due every second ran");
+    let runs = first.store().list_runs(&acme).await.unwrap();
+    assert!(runs.iter().all(|run| run.graph_id == "new-year"), "only the graph due at the new year ran");
     let mut due = BTreeSet::new();
     for run in &runs {
         let events = first.store().transcript(&run.run_id, 0, 1).await.unwrap();
@@ -62,16 +90,14 @@ async fn two_schedulers_on_one_database_fire_each_due_time_once() {
         let at = started["trigger"]["scheduled_at"].as_str().unwrap().to_owned();
         assert!(due.insert(at.clone()), "the due time {at} fired twice");
     }
-    // Whole seconds strictly after the schedulers started, up to when they stopped.
-    let expected = (ended / 1000 - began / 1000) as usize;
-    assert!(
-        (expected.saturating_sub(1)..=expected).contains(&due.len()),
-        "{} due times fired, {expected} seconds passed: {due:?}",
-        due.len()
+    assert_eq!(
+        due.into_iter().collect::<Vec<_>>(),
+        ["2031-01-01T00:00:00+00:00", "2031-01-01T00:01:00+00:00", "2031-01-01T00:02:00+00:00"]
     );
     for run in &runs {
         let done = first.wait(&run.run_id).await.unwrap();
         assert!(done.status.is_final(), "{done:?}");
+        assert!(done.created_at >= 1_000 * i64::try_from(NEW_YEAR).unwrap(), "started on the runner's clock");
     }
 }
 

@@ -29,13 +29,14 @@ pub fn started_state(run_id: &str, trigger: &Value) -> EngineState {
 }
 
 /// Run `run_id` of `org` on version 1 of `graph_id`, with the trigger
-/// `{"topic": run_id}`, no key, no lease and no first step.
+/// `{"topic": run_id}`, started now, with no key, no lease and no first step.
 pub fn new_run(org: &str, graph_id: &str, run_id: &str) -> NewRun {
     let trigger = json!({ "topic": run_id });
     NewRun {
         org: org.into(),
         graph_id: graph_id.into(),
         graph_version: 1,
+        at: now_millis(),
         state: started_state(run_id, &trigger),
         trigger,
         key: None,

@@ -3,7 +3,7 @@
 
 use super::Database;
 use super::fixtures::{graph, new_run};
-use crate::{DEFAULT_ORG, NewRun, RunFilter, RunKey, StoreError, now_millis};
+use crate::{DEFAULT_ORG, Millis, NewRun, RunFilter, RunKey, StoreError, now_millis};
 
 /// Run `run_id` of graph `g` of `acme`, asking for `key`.
 fn with_key(run_id: &str, key: impl Into<RunKey>) -> NewRun {
@@ -81,4 +81,49 @@ pub async fn a_run_key_starts_one_run_even_when_two_processes_use_it_at_once(dat
         Err(StoreError::NotFound(what)) if what == "graph g version 9"
     ));
     assert_eq!(a.list_runs(&RunFilter::default()).await.unwrap().len(), 1, "nothing else was kept");
+}
+
+/// A run opens at its creator's time ([`NewRun::at`]), never at the store's
+/// own clock: its record and its `run_started` event carry that time, and its
+/// key is judged then. A key the wall clock calls expired is refused to a run
+/// opened before it expired; one the wall clock calls live is taken by a run
+/// opened after it expires.
+pub async fn a_run_opens_at_its_creators_time_and_its_key_is_judged_then(database: &dyn Database) {
+    const TEN_MINUTES: Millis = 10 * 60_000;
+    let store = database.open().await;
+    store.save_graph("acme", &graph("g")).await.unwrap();
+    let now = now_millis();
+    let past = now - TEN_MINUTES;
+    let opened = store
+        .create_run(NewRun { at: past, ..with_key("r1", RunKey::new("webhook:x").until(past + 60_000)) })
+        .await
+        .unwrap();
+    assert_eq!((opened.created_at, opened.updated_at), (past, past));
+    assert_eq!(store.run("r1").await.unwrap(), opened);
+    let events = store.transcript("r1", 0, 10).await.unwrap();
+    assert_eq!(events.iter().map(|event| event.at).collect::<Vec<_>>(), [past], "run_started at its time");
+
+    let before_expiry = past + 59_999;
+    assert!(
+        matches!(
+            store.create_run(NewRun { at: before_expiry, ..with_key("r2", "webhook:x") }).await,
+            Err(StoreError::Duplicate { run_id, .. }) if run_id == "r1"
+        ),
+        "held at the time the run opens at, though expired by the wall clock"
+    );
+
+    store
+        .create_run(NewRun { at: now, ..with_key("r3", RunKey::new("webhook:y").until(now + 60_000)) })
+        .await
+        .unwrap();
+    let later = now + TEN_MINUTES;
+    let taken = store.create_run(NewRun { at: later, ..with_key("r4", "webhook:y") }).await.unwrap();
+    assert_eq!(taken.created_at, later);
+    assert!(
+        matches!(
+            store.create_run(NewRun { at: later, ..with_key("r5", "webhook:y") }).await,
+            Err(StoreError::Duplicate { run_id, .. }) if run_id == "r4"
+        ),
+        "r4 holds the key now"
+    );
 }

@@ -3,13 +3,18 @@
 //! stores on one database stand for two processes.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::json;
 
 use super::Database;
 use super::fixtures::{final_step, graph, new_run, run_ids, simple_step, start_run, started_state};
-use crate::{DEFAULT_ORG, Entry, Lease, NewRun, RunStatus, StepCommit, Store, StoreError, now_millis};
+use crate::{
+    DEFAULT_ORG, Entry, Lease, Millis, NewRun, RunStatus, StepCommit, Store, StoreError, now_millis,
+};
+
+/// Ten minutes, in milliseconds: how far from the wall clock the tests of
+/// the caller's time judge claims and commits.
+const TEN_MINUTES: Millis = 10 * 60_000;
 
 fn lease(owner: &str, ms: i64) -> Lease {
     Lease::new(owner, now_millis(), ms)
@@ -36,40 +41,98 @@ pub async fn a_claimed_run_is_only_claimable_again_by_its_owner_until_its_lease_
     database: &dyn Database,
 ) {
     let (a, b) = two_stores_with_a_run(database).await;
-    assert_eq!(run_ids(&b.claimable_runs(now_millis(), 10).await.unwrap()), ["r1"]);
+    let now = now_millis();
+    assert_eq!(run_ids(&b.claimable_runs(now, 10).await.unwrap()), ["r1"]);
 
     let held = a
-        .claim_run("r1", &lease("a", 1_000), now_millis())
+        .claim_run("r1", &Lease::new("a", now, 1_000), now)
         .await
         .unwrap()
         .expect("an unowned run is claimed");
     assert_eq!((held.owner.as_deref(), held.version), (Some("a"), 1), "a claim leaves the version");
     start_run(&*a, "g", "idle").await;
-    assert_eq!(b.claim_run("r1", &lease("b", 1_000), now_millis()).await.unwrap(), None);
-    assert_eq!(run_ids(&b.claimable_runs(now_millis(), 10).await.unwrap()), ["idle"]);
+    assert_eq!(b.claim_run("r1", &Lease::new("b", now, 1_000), now).await.unwrap(), None);
+    assert_eq!(run_ids(&b.claimable_runs(now, 10).await.unwrap()), ["idle"]);
     assert_eq!(b.run("r1").await.unwrap().owner.as_deref(), Some("a"), "a refused claim changes nothing");
     // Its owner claims it again: a renewal, never shorter.
-    let again = a.claim_run("r1", &lease("a", 10), now_millis()).await.unwrap().expect("its own run");
+    let again = a.claim_run("r1", &Lease::new("a", now, 10), now).await.unwrap().expect("its own run");
     assert_eq!(again.lease_until, held.lease_until);
 
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
-    let later = now_millis();
+    // The lease expires at its end.
+    let later = now + 1_000;
     assert_eq!(
         run_ids(&b.claimable_runs(later, 10).await.unwrap()),
         ["idle", "r1"],
         "runs nobody holds first, then expired leases"
     );
-    let taken = b
-        .claim_run("r1", &Lease::new("b", later, 60_000), now_millis())
-        .await
-        .unwrap()
-        .expect("an expired lease");
+    let taken =
+        b.claim_run("r1", &Lease::new("b", later, 60_000), later).await.unwrap().expect("an expired lease");
     assert_eq!(taken.owner.as_deref(), Some("b"));
-    assert!(matches!(a.renew_lease("r1", &lease("a", 60_000)).await, Err(StoreError::Conflict { .. })));
+    assert!(matches!(
+        a.renew_lease("r1", &Lease::new("a", later, 60_000)).await,
+        Err(StoreError::Conflict { .. })
+    ));
     assert!(!a.release_run("r1", "a").await.unwrap(), "not a's any more");
     let renewed = b.renew_lease("r1", &Lease::new("b", later + 10, 60_000)).await.unwrap();
     assert_eq!(renewed.lease_until, Some(later + 60_010));
     assert!(matches!(b.claim_run("nope", &lease("b", 1), now_millis()).await, Err(StoreError::NotFound(_))));
+}
+
+/// A claim is judged at the time its caller passes, never at the store's own
+/// clock: ten minutes on, a lease the wall clock still calls live has
+/// expired and the run is taken; a moment before its expiry it is refused.
+pub async fn a_claim_is_judged_at_the_callers_time(database: &dyn Database) {
+    let (a, b) = two_stores_with_a_run(database).await;
+    let now = now_millis();
+    let held = Lease::new("a", now, 60_000);
+    a.claim_run("r1", &held, now).await.unwrap().expect("claimed");
+
+    let before_expiry = held.until - 1;
+    assert_eq!(
+        b.claim_run("r1", &Lease::new("b", before_expiry, 60_000), before_expiry).await.unwrap(),
+        None
+    );
+    assert!(b.claimable_runs(before_expiry, 10).await.unwrap().is_empty(), "still held then");
+    assert_eq!(b.run("r1").await.unwrap().lease(), Some(held.clone()), "a refused claim changes nothing");
+
+    let later = now + TEN_MINUTES;
+    assert_eq!(run_ids(&b.claimable_runs(later, 10).await.unwrap()), ["r1"], "expired by then");
+    let taken = b
+        .claim_run("r1", &Lease::new("b", later, 60_000), later)
+        .await
+        .unwrap()
+        .expect("expired at the time claimed at, though live by the wall clock");
+    assert_eq!(taken.lease(), Some(Lease::new("b", later, 60_000)));
+    assert_eq!(a.run("r1").await.unwrap(), taken);
+}
+
+/// A commit with a lease is judged at its own time ([`StepCommit::at`]), never
+/// at the store's clock: against another owner's lease, a commit a moment
+/// before the lease expires is refused and one at its expiry is accepted and
+/// takes the run, though the wall clock still calls the lease live.
+pub async fn a_commit_is_judged_at_its_own_time(database: &dyn Database) {
+    let (a, b) = two_stores_with_a_run(database).await;
+    let now = now_millis();
+    let held = Lease::new("a", now, 60_000);
+    a.claim_run("r1", &held, now).await.unwrap().expect("claimed");
+
+    let at = |at: Millis| StepCommit { at, ..simple_step("r1", 1, "x") };
+    let lb = Lease::new("b", held.until, 60_000);
+    let refused = b.commit_step(with_lease(at(held.until - 1), &lb)).await;
+    assert!(
+        matches!(&refused, Err(StoreError::Conflict { detail, .. }) if detail.contains("a holds the run")),
+        "{refused:?}"
+    );
+    assert_eq!(b.run("r1").await.unwrap().version, 1, "a refused commit changes nothing");
+
+    let (run, events) = b.commit_step(with_lease(at(held.until), &lb)).await.unwrap();
+    assert_eq!((run.version, run.owner.as_deref(), run.lease_until), (2, Some("b"), Some(lb.until)));
+    assert_eq!(run.updated_at, held.until, "the run is updated at the commit's time");
+    assert!(events.iter().all(|event| event.at == held.until), "{events:?}");
+    assert!(matches!(
+        a.commit_step(with_lease(StepCommit { at: now + 1, ..simple_step("r1", 2, "y") }, &held)).await,
+        Err(StoreError::Conflict { .. })
+    ));
 }
 
 /// A commit with a lease is refused while another owner holds a live one;

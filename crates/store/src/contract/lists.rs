@@ -1,13 +1,11 @@
 //! Runs listed by filter, newest first, and a page at a time through a cursor
 //! that stays right whatever is inserted meanwhile.
 
-use std::time::Duration;
-
 use serde_json::json;
 
 use super::Database;
-use super::fixtures::{final_step, graph, new_run, run_ids, start_run, started_state};
-use crate::{DEFAULT_ORG, NewRun, RunCursor, RunFilter, RunStatus};
+use super::fixtures::{final_step, graph, new_run, run_ids, started_state};
+use crate::{DEFAULT_ORG, Millis, NewRun, RunCursor, RunFilter, RunStatus, now_millis};
 
 /// Runs are listed newest first, filtered by organization, graph, status and
 /// creation time (from inclusive, until exclusive), up to a limit.
@@ -16,10 +14,11 @@ pub async fn list_runs_filters_by_organization_graph_status_and_time_newest_firs
     store.save_graph(DEFAULT_ORG, &graph("a")).await.unwrap();
     store.save_graph(DEFAULT_ORG, &graph("b")).await.unwrap();
     let mut created = Vec::new();
-    for (graph_id, run_id) in [("a", "a1"), ("a", "a2"), ("a", "a3"), ("b", "b1")] {
-        // Distinct creation times, so the order and the windows are exact.
-        tokio::time::sleep(Duration::from_millis(3)).await;
-        created.push(start_run(&*store, graph_id, run_id).await.created_at);
+    let runs = [("a", "a1"), ("a", "a2"), ("a", "a3"), ("b", "b1")];
+    // Distinct creation times, so the order and the windows are exact.
+    for (at, (graph_id, run_id)) in (now_millis()..).step_by(3).zip(runs) {
+        let run = NewRun { at, ..new_run(DEFAULT_ORG, graph_id, run_id) };
+        created.push(store.create_run(run).await.unwrap().created_at);
     }
     store.commit_step(final_step("a2", 1)).await.unwrap();
 
@@ -66,21 +65,21 @@ pub async fn runs_of_the_same_millisecond_are_each_listed_once_through_the_curso
     const TIE: i64 = 1_700_000_000_000;
     let (store, other) = (database.open().await, database.open().await);
     store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
-    let create = |run_id: &str| NewRun {
+    let create = |run_id: &str, at: Millis| NewRun {
+        at,
         trigger: json!({}),
         state: started_state(run_id, &json!({})),
         ..new_run(DEFAULT_ORG, "g", run_id)
     };
-    // Ids in no particular order, created at once.
+    // Ids in no particular order, all created in one millisecond, where
+    // `created_until` paging lost runs.
     let ids: Vec<String> = (0..RUNS).map(|i| format!("run-{:05}", (i * 7_919) % 100_003)).collect();
     let mut creating = tokio::task::JoinSet::new();
     for id in ids.clone() {
-        let (store, run) = (store.clone(), create(&id));
+        let (store, run) = (store.clone(), create(&id, TIE));
         creating.spawn(async move { store.create_run(run).await.unwrap() });
     }
     creating.join_all().await;
-    // All of them in one millisecond, where `created_until` paging lost runs.
-    assert_eq!(database.set_every_run_created_at(TIE).await, RUNS as u64);
 
     let mut filter = RunFilter { org: Some(DEFAULT_ORG.into()), ..RunFilter::default() };
     let mut listed = Vec::new();
@@ -91,7 +90,7 @@ pub async fn runs_of_the_same_millisecond_are_each_listed_once_through_the_curso
         listed.extend(page.items.iter().map(|run| run.run_id.clone()));
         // Another process starts a run while the list is read: it comes
         // before the first page.
-        other.create_run(create(&format!("new-{pages}"))).await.unwrap();
+        other.create_run(create(&format!("new-{pages}"), now_millis())).await.unwrap();
         let Some(next) = page.next_cursor else { break };
         filter.after = Some(RunCursor::decode(&next).unwrap());
     }
