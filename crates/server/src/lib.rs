@@ -124,8 +124,9 @@ impl App {
     /// ([`TriggerCheck`]) if they lack it: a graph whose schedule cannot fire
     /// is refused, never stored.
     pub fn new(runner: Runner, limits: Limits) -> Self {
-        let checks = runner.checks().with(TriggerCheck);
-        let runner = runner.with_checks(checks);
+        let checks = runner.checks();
+        let runner =
+            if checks.has::<TriggerCheck>() { runner } else { runner.with_checks(checks.with(TriggerCheck)) };
         App {
             runner,
             limits,

@@ -75,7 +75,7 @@ pub trait GraphCheck: Send + Sync {
 #[derive(Clone, Default)]
 pub struct Checks {
     checks: Vec<Arc<dyn GraphCheck>>,
-    /// The type of each check, to register each kind once.
+    /// The type of each check, for [`Checks::has`].
     kinds: Vec<TypeId>,
 }
 
@@ -86,10 +86,15 @@ impl Checks {
     }
 
     /// Adds `check`, run after those registered before it.
-    ///
-    /// A check of a type registered already takes its place instead, so
-    /// that code which adds a check it needs (a server adding the check of
-    /// the triggers it fires) never makes a graph's findings appear twice.
+    pub fn with<C: GraphCheck + 'static>(mut self, check: C) -> Self {
+        self.checks.push(Arc::new(check));
+        self.kinds.push(TypeId::of::<C>());
+        self
+    }
+
+    /// Whether a check of type `C` is registered: for code that needs a check
+    /// (a server needs the check of the triggers it fires) to add it only
+    /// when it is missing, so that no finding is reported twice.
     ///
     /// ```
     /// use roomkit_graph::{Checks, Graph, GraphCheck, ValidationError};
@@ -101,28 +106,12 @@ impl Checks {
     ///     }
     /// }
     ///
-    /// assert_eq!(Checks::new().with(Nothing).with(Nothing).len(), 1);
+    /// let checks = Checks::new().with(Nothing);
+    /// assert!(checks.has::<Nothing>());
+    /// assert!(!Checks::new().has::<Nothing>());
     /// ```
-    pub fn with<C: GraphCheck + 'static>(mut self, check: C) -> Self {
-        let kind = TypeId::of::<C>();
-        match self.kinds.iter().position(|known| *known == kind) {
-            Some(at) => self.checks[at] = Arc::new(check),
-            None => {
-                self.checks.push(Arc::new(check));
-                self.kinds.push(kind);
-            }
-        }
-        self
-    }
-
-    /// How many checks are registered.
-    pub fn len(&self) -> usize {
-        self.checks.len()
-    }
-
-    /// Whether no check is registered.
-    pub fn is_empty(&self) -> bool {
-        self.checks.is_empty()
+    pub fn has<C: GraphCheck + 'static>(&self) -> bool {
+        self.kinds.contains(&TypeId::of::<C>())
     }
 
     /// Everything wrong with `graph`: the core's mistakes and warnings, as
