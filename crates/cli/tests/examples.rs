@@ -11,6 +11,9 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
 use serde_json::{Value, json};
+use server::{serve_on_loopback, text};
+
+mod server;
 
 /// A loopback server for the examples' agents (`POST /v1/chat/completions`)
 /// and Slack channel (`POST /slack`). Replies depend only on the prompt.
@@ -22,20 +25,12 @@ struct Loopback {
 
 impl Loopback {
     fn start() -> Loopback {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("a runtime for the loopback server");
         let slack_posts = Arc::new(Mutex::new(Vec::new()));
         let app = Router::new()
             .route("/v1/chat/completions", post(chat_completions))
             .route("/slack", post(slack))
             .with_state(Arc::clone(&slack_posts));
-        let listener =
-            runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind a loopback port");
-        let base = format!("http://{}", listener.local_addr().expect("the bound address"));
-        runtime.spawn(async move { axum::serve(listener, app).await.expect("the loopback server serves") });
+        let (base, runtime) = serve_on_loopback(app);
         Loopback { base, slack_posts, _runtime: runtime }
     }
 
@@ -130,10 +125,6 @@ async fn slack(
 
 fn example(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(name)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// The binary on `db` with the agents and channels files.

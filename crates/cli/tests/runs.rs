@@ -3,9 +3,11 @@
 //! cancelling runs, and an agent node run without its agents file.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
+use server::{cli, text};
+
+mod server;
 
 const REVIEW: &str = r#"{"id": "review", "name": "Review", "trigger": {"type": "manual"},
  "nodes": [
@@ -19,20 +21,6 @@ const REVIEW: &str = r#"{"id": "review", "name": "Review", "trigger": {"type": "
   {"source": "review", "target": "publish", "condition": {"type": "field", "path": "review.output.action", "op": "eq", "value": "approve"}},
   {"source": "review", "target": "draft", "condition": {"type": "otherwise"}},
   {"source": "publish", "target": "end"}]}"#;
-
-fn cli(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_roomkit-graph"))
-        .arg("--database")
-        .arg(db)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// Starts a review run; it parks on the human step. Returns its id.
 fn start_review(dir: &Path, db: &Path) -> String {

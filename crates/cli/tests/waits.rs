@@ -5,7 +5,7 @@
 //! step limit that stops a loop with no exit.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -13,19 +13,9 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
 use serde_json::{Value, json};
+use server::{approvals_graph, cli, serve_on_loopback, text};
 
-fn cli(db: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_roomkit-graph"))
-        .args(["--database", db])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+mod server;
 
 /// Writes `graph` in `dir` and returns its path.
 fn graph_file(dir: &Path, graph: &Value) -> PathBuf {
@@ -55,30 +45,12 @@ fn kinds(entries: &[Value]) -> Vec<String> {
     entries.iter().map(|entry| entry["type"].as_str().unwrap_or_default().to_owned()).collect()
 }
 
-fn approvals(join: &str, with_lint: bool) -> Value {
-    let mut nodes = vec![
-        json!({"id": "start", "type": "start"}),
-        json!({"id": "approvals", "type": "parallel", "config": {"join": join}}),
-        json!({"id": "legal", "type": "human", "parent": "approvals",
-               "config": {"prompt": "Legal: ship {{trigger.release}}?", "actions": ["approve", "reject"]}}),
-        json!({"id": "security", "type": "human", "parent": "approvals",
-               "config": {"prompt": "Security: ship {{trigger.release}}?", "actions": ["approve", "reject"]}}),
-    ];
-    if with_lint {
-        nodes.push(json!({"id": "lint", "type": "function", "parent": "approvals",
-                          "config": {"action": "set_context", "values": {"clean": true}}}));
-    }
-    nodes.push(json!({"id": "end", "type": "end"}));
-    json!({"id": format!("release-{join}"), "name": "Release", "trigger": {"type": "manual"}, "nodes": nodes,
-           "edges": [{"source": "start", "target": "approvals"}, {"source": "approvals", "target": "end"}]})
-}
-
 #[test]
 fn legal_and_security_approve_child_by_child_from_separate_invocations() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("runs.db");
     let db = db.to_str().unwrap();
-    let graph = graph_file(dir.path(), &approvals("all", true));
+    let graph = graph_file(dir.path(), &approvals_graph("release-all", "all"));
     let graph = graph.to_str().unwrap();
     let valid = cli(db, &["validate", graph]);
     assert_eq!(valid.status.code(), Some(0), "{}{}", text(&valid.stdout), text(&valid.stderr));
@@ -122,7 +94,7 @@ fn with_join_any_the_first_answer_wins_and_the_other_wait_closes() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("runs.db");
     let db = db.to_str().unwrap();
-    let graph = graph_file(dir.path(), &approvals("any", false));
+    let graph = graph_file(dir.path(), &approvals_graph("release-any", "any"));
     let started = cli(db, &["run", graph.to_str().unwrap(), "--input", r#"{"release": "v3"}"#]);
     assert_eq!(started.status.code(), Some(3), "{}", text(&started.stderr));
     let run = run_id(&started);
@@ -164,20 +136,12 @@ async fn slack(State(seen): State<Seen>, axum::Json(post): axum::Json<Value>) ->
 
 impl Loopback {
     fn start() -> Loopback {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("a runtime");
         let seen = Seen { calls: Arc::default(), posts: Arc::default() };
         let app = Router::new()
             .route("/v1/chat/completions", post(failing_completions))
             .route("/slack", post(slack))
             .with_state(seen.clone());
-        let listener =
-            runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("a loopback port");
-        let base = format!("http://{}", listener.local_addr().expect("the bound address"));
-        runtime.spawn(async move { axum::serve(listener, app).await.expect("the loopback server serves") });
+        let (base, runtime) = serve_on_loopback(app);
         Loopback { base, calls: seen.calls, posts: seen.posts, _runtime: runtime }
     }
 }

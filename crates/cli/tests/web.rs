@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
-use server::{Server, client};
+use server::{Server, approvals_graph, client};
 use tokio::sync::mpsc;
 
 /// How long the page may take to show what is waited for, and the longest
@@ -438,28 +438,6 @@ async fn the_page_shows_an_agent_typing_and_resumes_after_the_server_restarts() 
     let last = run["last_seq"].as_u64().unwrap();
     assert_eq!(browser.thread_seqs().await, (1..=last).collect::<Vec<_>>(), "no entry twice, none missed");
     browser.close().await;
-}
-
-/// Legal and security approve a release in parallel (`join`: "all" or
-/// "any"); with "all", a lint check completes beside them (with "any" it
-/// would win at once).
-fn approvals_graph(id: &str, join: &str) -> Value {
-    let mut nodes = vec![
-        json!({"id": "start", "type": "start"}),
-        json!({"id": "approvals", "type": "parallel", "config": {"join": join}}),
-        json!({"id": "legal", "type": "human", "parent": "approvals",
-               "config": {"prompt": "Legal: ship {{trigger.release}}?", "actions": ["approve", "reject"]}}),
-        json!({"id": "security", "type": "human", "parent": "approvals",
-               "config": {"prompt": "Security: ship {{trigger.release}}?",
-                          "actions": ["approve", "reject"]}}),
-    ];
-    if join == "all" {
-        nodes.push(json!({"id": "lint", "type": "function", "parent": "approvals",
-                          "config": {"action": "set_context", "values": {"clean": true}}}));
-    }
-    nodes.push(json!({"id": "end", "type": "end"}));
-    json!({"id": id, "name": "Release", "trigger": {"type": "manual"}, "nodes": nodes,
-           "edges": [{"source": "start", "target": "approvals"}, {"source": "approvals", "target": "end"}]})
 }
 
 #[tokio::test(flavor = "multi_thread")]

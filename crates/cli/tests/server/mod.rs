@@ -1,17 +1,20 @@
 //! A real `roomkit-graph serve` process on loopback, tokens made with the real
-//! `token create`, and a small Server-Sent Events reader.
+//! `token create`, a small Server-Sent Events reader, the binary run once
+//! (`cli`), stand-ins for outside services served on loopback, and graphs
+//! several test files use.
 #![allow(dead_code, reason = "each test file uses only some helpers")]
 
 pub(crate) mod openapi;
 
+use std::ffi::OsStr;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tempfile::TempDir;
 
 /// A `serve` process on its own database, stopped (SIGTERM) when dropped.
@@ -159,10 +162,56 @@ fn spawn(
     (child, base)
 }
 
-pub(crate) fn command(db: &Path, args: &[&str]) -> Command {
+pub(crate) fn command(db: impl AsRef<OsStr>, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_roomkit-graph"));
     command.arg("--database").arg(db).args(args).stdin(Stdio::null());
     command
+}
+
+/// Runs the binary once on the database `db` and waits for it.
+pub(crate) fn cli(db: impl AsRef<OsStr>, args: &[&str]) -> Output {
+    command(db, args).output().expect("the binary runs")
+}
+
+/// A command's output as text.
+pub(crate) fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Serves `app` on a loopback port, on a runtime of its own (kept alive by
+/// the caller): the base URL and the runtime.
+pub(crate) fn serve_on_loopback(app: axum::Router) -> (String, tokio::runtime::Runtime) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime for the loopback server");
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("a loopback port");
+    let base = format!("http://{}", listener.local_addr().expect("the bound address"));
+    runtime.spawn(async move { axum::serve(listener, app).await.expect("the loopback server serves") });
+    (base, runtime)
+}
+
+/// Legal and security approve a release in parallel (`join`: "all" or
+/// "any"); with "all", a lint check completes beside them (with "any" it
+/// would win at once).
+pub(crate) fn approvals_graph(id: &str, join: &str) -> Value {
+    let mut nodes = vec![
+        json!({"id": "start", "type": "start"}),
+        json!({"id": "approvals", "type": "parallel", "config": {"join": join}}),
+        json!({"id": "legal", "type": "human", "parent": "approvals",
+               "config": {"prompt": "Legal: ship {{trigger.release}}?", "actions": ["approve", "reject"]}}),
+        json!({"id": "security", "type": "human", "parent": "approvals",
+               "config": {"prompt": "Security: ship {{trigger.release}}?",
+                          "actions": ["approve", "reject"]}}),
+    ];
+    if join == "all" {
+        nodes.push(json!({"id": "lint", "type": "function", "parent": "approvals",
+                          "config": {"action": "set_context", "values": {"clean": true}}}));
+    }
+    nodes.push(json!({"id": "end", "type": "end"}));
+    json!({"id": id, "name": "Release", "trigger": {"type": "manual"}, "nodes": nodes,
+           "edges": [{"source": "start", "target": "approvals"}, {"source": "approvals", "target": "end"}]})
 }
 
 /// A client with the bearer token.
