@@ -7,11 +7,11 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::future::BoxFuture;
 use roomkit_graph::Clock;
-use roomkit_graph_store::Millis;
+use roomkit_graph_store::{Millis, millis_at};
 
 /// The time on `clock`, in milliseconds since the Unix epoch (0 before it).
 pub(crate) fn now(clock: &dyn Clock) -> Millis {
-    clock.now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, millis_i64)
+    millis_at(clock.now())
 }
 
 /// Waits on `clock` until `at` (at once when it has passed).

@@ -85,8 +85,20 @@ pub type Millis = i64;
 
 /// The current time in [`Millis`].
 pub fn now_millis() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+    millis_at(std::time::SystemTime::now())
+}
+
+/// A point in time in [`Millis`]: 0 before the epoch, saturating far after.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use roomkit_graph_store::millis_at;
+///
+/// assert_eq!(millis_at(SystemTime::UNIX_EPOCH + Duration::from_millis(1_500)), 1_500);
+/// assert_eq!(millis_at(SystemTime::UNIX_EPOCH - Duration::from_secs(1)), 0);
+/// ```
+pub fn millis_at(time: std::time::SystemTime) -> Millis {
+    time.duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
 }
 
