@@ -333,7 +333,7 @@ def test_condition_errors_name_the_problem():
 
 
 def test_evaluate_reads_paths_through_the_context():
-    from roomkit_graph import WorkflowContext  # noqa: PLC0415
+    from roomkit_graph import WorkflowContext
 
     context = WorkflowContext()
     context.set("start", {"input": {"title": "DB down"}})
@@ -383,7 +383,7 @@ def test_deep_nesting_is_refused_not_a_crash():
     with pytest.raises(ValueError, match="deeper"):
         Graph.from_dict({"id": "g", "name": "G", "trigger": {"type": "manual"}, "metadata": deep})
     condition = Condition.otherwise()
-    with pytest.raises(ValueError, match="more than 40 levels"):  # noqa: PT012
+    with pytest.raises(ValueError, match="more than 40 levels"):
         for _ in range(10_000):
             condition = Condition.not_(condition)
     assert condition.to_dict()["type"] == "not"
