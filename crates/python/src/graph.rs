@@ -22,7 +22,8 @@ use crate::trigger::Trigger;
 const CORE_TRIGGERS: [&str; 4] = ["manual", "webhook", "scheduled", "event"];
 
 /// A workflow graph: `Graph(id, name, trigger, description=None, version=1,
-/// nodes={}, edges=[], metadata={})`.
+/// nodes={}, edges=[], metadata={}, max_steps=None)`; `max_steps` (beyond
+/// roomkit-graph) bounds the steps a run of the graph may take.
 #[pyclass(module = "roomkit_graph.graph", subclass)]
 pub(crate) struct Graph {
     #[pyo3(get, set)]
@@ -41,12 +42,17 @@ pub(crate) struct Graph {
     edges: Py<PyAny>,
     #[pyo3(get, set)]
     metadata: Py<PyAny>,
+    #[pyo3(get, set)]
+    max_steps: Py<PyAny>,
 }
 
 #[pymethods]
 impl Graph {
     #[new]
-    #[pyo3(signature = (id, name, trigger, description = None, version = None, nodes = None, edges = None, metadata = None))]
+    #[pyo3(signature = (
+        id, name, trigger, description = None, version = None, nodes = None, edges = None, metadata = None,
+        max_steps = None
+    ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -58,6 +64,7 @@ impl Graph {
         nodes: Option<Bound<'_, PyAny>>,
         edges: Option<Bound<'_, PyAny>>,
         metadata: Option<Bound<'_, PyAny>>,
+        max_steps: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         Ok(Graph {
             id: id.unbind(),
@@ -71,6 +78,7 @@ impl Graph {
             nodes: or_dict(py, nodes),
             edges: edges.map_or_else(|| PyList::empty(py).into_any().unbind(), Bound::unbind),
             metadata: or_dict(py, metadata),
+            max_steps: max_steps.map_or_else(|| py.None(), Bound::unbind),
         })
     }
 
@@ -242,6 +250,7 @@ impl Graph {
         kwargs.set_item("nodes", nodes)?;
         kwargs.set_item("edges", edges)?;
         kwargs.set_item("metadata", to_py(py, &Value::Object(graph.metadata.clone()))?)?;
+        kwargs.set_item("max_steps", graph.max_steps)?;
         cls.call((graph.id.as_str(), graph.name.as_str(), trigger), Some(&kwargs))
     }
 
@@ -259,6 +268,7 @@ impl Graph {
                 ("nodes", this.nodes.bind(py)),
                 ("edges", this.edges.bind(py)),
                 ("metadata", this.metadata.bind(py)),
+                ("max_steps", this.max_steps.bind(py)),
             ],
         )
     }
@@ -367,7 +377,7 @@ impl Graph {
 
     /// The whole graph as the core's, and the trigger's own data when the
     /// core does not know its type (the core then holds a manual trigger).
-    fn to_core<'py>(&self, py: Python<'py>) -> PyResult<(CoreGraph, Option<Bound<'py, PyAny>>)> {
+    pub(crate) fn to_core<'py>(&self, py: Python<'py>) -> PyResult<(CoreGraph, Option<Bound<'py, PyAny>>)> {
         let id = text(self.id.bind(py), "the graph's id")?;
         let name = text(self.name.bind(py), "the graph's name")?;
         let trigger = self.trigger.bind(py).call_method0("to_dict")?;
@@ -395,6 +405,16 @@ impl Graph {
             }
         };
         graph.metadata = object(self.metadata.bind(py), "the graph's metadata")?;
+        let max_steps = self.max_steps.bind(py);
+        if !max_steps.is_none() {
+            let Ok(steps) = max_steps.extract::<u64>() else {
+                return Err(PyTypeError::new_err(format!(
+                    "the graph's max_steps must be a whole number, not {}",
+                    max_steps.repr()?
+                )));
+            };
+            graph.max_steps = Some(steps);
+        }
         for node in self.node_objects(py)? {
             graph.add_node(node.borrow().to_core(py)?).map_err(|e| graph_error(&e))?;
         }

@@ -124,8 +124,10 @@ def test_graph_round_trips_every_node_type_and_condition():
         "description": "every kind",
         "version": 3,
         "metadata": {"owner": "ops"},
+        "max_steps": 50,
     }
     graph = Graph.from_dict(copy.deepcopy(data))
+    assert graph.max_steps == 50
     assert isinstance(graph.trigger, ScheduledTrigger)
     assert graph.to_dict() == data
     assert list(graph.to_dict()) == list(data)
@@ -401,6 +403,9 @@ def test_wrong_types_in_a_graph_name_the_field():
         graph.to_dict()
     graph = Graph("g", "G", ManualTrigger(), version="2")
     with pytest.raises(TypeError, match="version must be an int"):
+        graph.to_dict()
+    graph = Graph("g", "G", ManualTrigger(), max_steps=-3)
+    with pytest.raises(TypeError, match="max_steps must be a whole number, not -3"):
         graph.to_dict()
     graph = Graph("g", "G", ManualTrigger(), edges=["start->end"])
     with pytest.raises(TypeError, match=r"graph.edges\[0\] is not an Edge"):
