@@ -8,8 +8,8 @@ use serde_json::Value;
 use crate::condition::{self, Condition};
 use crate::convert::{to_json, to_py};
 use crate::dataclass;
+use crate::dataclass::{object, or_dict, text};
 use crate::errors::ErrorClass;
-use crate::node::{object, or_dict, text};
 
 /// A connection between two nodes: `Edge(source, target, condition=None, metadata={})`.
 #[pyclass(module = "roomkit_graph.edges.edge", frozen)]

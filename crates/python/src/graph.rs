@@ -13,9 +13,10 @@ use serde_json::Value;
 
 use crate::convert::{to_json, to_py};
 use crate::dataclass;
+use crate::dataclass::{object, or_dict, text};
 use crate::edge::{self, Edge};
 use crate::errors::ErrorClass;
-use crate::node::{self, Node, object, or_dict, text};
+use crate::node::{self, Node};
 use crate::trigger::Trigger;
 
 /// The trigger types the core reads; others are Python subclasses of `Trigger`.

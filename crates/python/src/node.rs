@@ -1,14 +1,13 @@
 //! `Node` and the names behind `NodeType`.
 
-use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyString, PyTuple, PyType};
+use pyo3::types::{PyString, PyTuple, PyType};
 use roomkit_graph::NodeType;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::convert::{to_json, to_py};
-use crate::dataclass;
+use crate::dataclass::{self, object, or_dict, text};
 use crate::errors::ErrorClass;
 
 /// The built-in node types' names, as the core writes them; `NodeType`
@@ -48,11 +47,6 @@ pub(crate) fn coerce_type<'py>(value: &Bound<'py, PyAny>) -> PyResult<Bound<'py,
         return node_type_class(py)?.call1((text,));
     }
     Ok(value.clone())
-}
-
-/// A fresh empty dict when `value` is absent.
-pub(crate) fn or_dict(py: Python<'_>, value: Option<Bound<'_, PyAny>>) -> Py<PyAny> {
-    value.map_or_else(|| PyDict::new(py).into_any().unbind(), Bound::unbind)
 }
 
 /// A step in a workflow graph: `Node(id, type, config={}, metadata={}, parent=None)`.
@@ -182,28 +176,4 @@ pub(crate) fn build<'py>(
         to_py(py, &Value::Object(node.metadata.clone()))?,
         parent,
     ))
-}
-
-/// A string field, or a `TypeError` naming `what`.
-pub(crate) fn text(value: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
-    match value.cast::<PyString>() {
-        Ok(s) => Ok(s.to_str()?.to_owned()),
-        Err(_) => {
-            Err(PyTypeError::new_err(format!("{what} must be a string, not {}", value.get_type().name()?)))
-        }
-    }
-}
-
-/// A dict field as a JSON object (`None` is empty), or a `TypeError` naming `what`.
-pub(crate) fn object(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Map<String, Value>> {
-    if value.is_none() {
-        return Ok(Map::new());
-    }
-    if !value.is_instance_of::<PyDict>() {
-        return Err(PyTypeError::new_err(format!("{what} must be a dict, not {}", value.get_type().name()?)));
-    }
-    match to_json(value)? {
-        Value::Object(map) => Ok(map),
-        _ => Ok(Map::new()),
-    }
 }

@@ -4,7 +4,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
 
 use crate::dataclass;
-use crate::node::or_dict;
+use crate::dataclass::or_dict;
 
 /// What a node handler returns: `NodeResult(output=None, status="completed",
 /// error=None, metadata={})`; `status` is `completed`, `waiting` (the run

@@ -8,7 +8,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString, PyTuple, PyType};
 
 use crate::dataclass;
-use crate::node::or_dict;
+use crate::dataclass::or_dict;
 
 /// The trigger classes by type name.
 fn registry(py: Python<'_>) -> &Bound<'_, PyDict> {
