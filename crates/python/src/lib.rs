@@ -6,12 +6,22 @@
 
 use pyo3::prelude::*;
 
+mod context;
 mod convert;
+mod driver;
+mod engine;
 mod errors;
+mod handlers;
+mod runlog;
 
 /// The native module: every class and function the package re-exports.
 #[pymodule]
 fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    module.add_class::<context::WorkflowContext>()?;
+    module.add_class::<context::TemplateResolver>()?;
+    module.add_class::<engine::WorkflowEngine>()?;
+    module.add_class::<handlers::Builtin>()?;
+    driver::register(module)?;
     Ok(())
 }
