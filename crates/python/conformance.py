@@ -164,11 +164,8 @@ async def run_op(graph: Graph, mocks: dict, op: dict, saved: dict | None) -> tup
         else:
             raise ValueError(f"unknown op {op.get('op')!r}")
         record.update(outcome=outcome(engine), error_kind=None)
-    except Exception as error:  # every failure of a known kind is a record
-        kind = error_kind(error)
-        if kind is None:
-            raise
-        record.update(outcome="error", error_kind=kind, error=f"{type(error).__name__}: {error}")
+    except Exception as error:  # every failure is a record (of no kind when unexpected)
+        record.update(outcome="error", error_kind=error_kind(error), error=f"{type(error).__name__}: {error}")
     if engine is None:
         record["state"] = None
         return record, saved
