@@ -174,6 +174,16 @@ impl Condition {
         self.fields(py)?.hash()
     }
 
+    /// Copies and pickles as the class called with its fields.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyType>, Bound<'py, PyTuple>)> {
+        Ok((slf.get_type(), slf.get().fields(slf.py())?))
+    }
+
+    #[classattr]
+    fn __match_args__() -> (&'static str, &'static str, &'static str, &'static str, &'static str) {
+        ("type", "path", "op", "value", "conditions")
+    }
+
     fn __setattr__(&self, py: Python<'_>, name: &str, _value: Bound<'_, PyAny>) -> PyResult<()> {
         Err(dataclass::frozen_error(py, name))
     }

@@ -287,6 +287,26 @@ impl Graph {
     fn __hash__(py: Python<'_>) -> Py<PyAny> {
         py.None()
     }
+
+    /// Copies and pickles as the class called with its fields.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyType>, Bound<'py, PyTuple>)> {
+        Ok((slf.get_type(), slf.borrow().fields(slf.py())?))
+    }
+
+    #[classattr]
+    fn __match_args__() -> (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+    ) {
+        ("id", "name", "trigger", "description", "version", "nodes", "edges", "metadata", "max_steps")
+    }
 }
 
 impl Graph {

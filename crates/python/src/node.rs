@@ -137,6 +137,16 @@ impl Node {
     fn __hash__(py: Python<'_>) -> Py<PyAny> {
         py.None()
     }
+
+    /// Copies and pickles as the class called with its fields.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyType>, Bound<'py, PyTuple>)> {
+        Ok((slf.get_type(), slf.borrow().fields(slf.py())?))
+    }
+
+    #[classattr]
+    fn __match_args__() -> (&'static str, &'static str, &'static str, &'static str, &'static str) {
+        ("id", "type", "config", "metadata", "parent")
+    }
 }
 
 impl Node {

@@ -1,7 +1,7 @@
 //! `NodeResult` and `StepResult`: what a node handler returns, and one step's account.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyString, PyTuple};
+use pyo3::types::{PyString, PyTuple, PyType};
 
 use crate::dataclass;
 use crate::dataclass::or_dict;
@@ -63,15 +63,29 @@ impl NodeResult {
             return Ok(slf.py().NotImplemented());
         }
         let other = other.cast::<Self>()?;
-        let py = slf.py();
-        let fields = |r: &NodeResult| PyTuple::new(py, [&r.output, &r.status, &r.error, &r.metadata]);
-        dataclass::compare(fields(&slf.borrow())?, fields(&other.borrow())?)
+        dataclass::compare(slf.borrow().fields(slf.py())?, other.borrow().fields(slf.py())?)
     }
 
     /// Mutable, so unhashable, as a dataclass.
     #[classattr]
     fn __hash__(py: Python<'_>) -> Py<PyAny> {
         py.None()
+    }
+
+    /// Copies and pickles as the class called with its fields.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyType>, Bound<'py, PyTuple>)> {
+        Ok((slf.get_type(), slf.borrow().fields(slf.py())?))
+    }
+
+    #[classattr]
+    fn __match_args__() -> (&'static str, &'static str, &'static str, &'static str) {
+        ("output", "status", "error", "metadata")
+    }
+}
+
+impl NodeResult {
+    fn fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, [&self.output, &self.status, &self.error, &self.metadata])
     }
 }
 
@@ -133,15 +147,28 @@ impl StepResult {
             return Ok(slf.py().NotImplemented());
         }
         let other = other.cast::<Self>()?;
-        let py = slf.py();
-        let fields =
-            |r: &StepResult| PyTuple::new(py, [&r.node_id, &r.node_result, &r.next_node_id, &r.advanced]);
-        dataclass::compare(fields(&slf.borrow())?, fields(&other.borrow())?)
+        dataclass::compare(slf.borrow().fields(slf.py())?, other.borrow().fields(slf.py())?)
     }
 
     /// Mutable, so unhashable, as a dataclass.
     #[classattr]
     fn __hash__(py: Python<'_>) -> Py<PyAny> {
         py.None()
+    }
+
+    /// Copies and pickles as the class called with its fields.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyType>, Bound<'py, PyTuple>)> {
+        Ok((slf.get_type(), slf.borrow().fields(slf.py())?))
+    }
+
+    #[classattr]
+    fn __match_args__() -> (&'static str, &'static str, &'static str, &'static str) {
+        ("node_id", "node_result", "next_node_id", "advanced")
+    }
+}
+
+impl StepResult {
+    fn fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, [&self.node_id, &self.node_result, &self.next_node_id, &self.advanced])
     }
 }

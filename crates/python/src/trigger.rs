@@ -188,6 +188,15 @@ impl Trigger {
         Trigger::values(slf)?.hash()
     }
 
+    /// Copies and pickles as the class called with its fields (and, for a
+    /// subclass written in Python, its own attributes).
+    #[allow(clippy::type_complexity)]
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+    ) -> PyResult<(Bound<'py, PyType>, Bound<'py, PyTuple>, Option<Bound<'py, PyAny>>)> {
+        Ok((slf.get_type(), Trigger::values(slf)?, slf.getattr("__dict__").ok()))
+    }
+
     fn __setattr__(&self, py: Python<'_>, name: &str, _value: Bound<'_, PyAny>) -> PyResult<()> {
         Err(dataclass::frozen_error(py, name))
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import pickle
 
 import pytest
 
@@ -197,6 +198,28 @@ def test_equality_hash_and_repr():
     assert repr(Node("n", "log")) == (
         "Node(id='n', type=<NodeType.LOG: 'log'>, config={}, metadata={}, parent=None)"
     )
+
+
+def test_copies_pickles_and_patterns_work_as_with_dataclasses():
+    graph = Graph.from_dict(
+        {
+            "id": "g",
+            "name": "G",
+            "trigger": {"type": "webhook", "source_type": "github"},
+            "nodes": [{"id": "start", "type": "start"}, {"id": "end", "type": "end", "config": {"k": [1]}}],
+            "edges": [{"source": "start", "target": "end", "condition": {"type": "otherwise"}}],
+        }
+    )
+    for copied in [copy.deepcopy(graph), pickle.loads(pickle.dumps(graph))]:
+        assert copied == graph and copied is not graph
+        copied.nodes["end"].config["k"].append(2)
+        assert graph.nodes["end"].config == {"k": [1]}
+    assert copy.copy(graph).nodes is graph.nodes
+    for value in [Condition.field("x").in_([1]), WebhookTrigger(source_type="s"), NodeResult(output={"a": 1})]:
+        assert pickle.loads(pickle.dumps(value)) == value
+    match Edge("a", "b"):
+        case Edge(source, target):
+            assert (source, target) == ("a", "b")
 
 
 def test_positional_fields_in_the_reference_order():
