@@ -38,6 +38,9 @@ pub(crate) struct Shared {
     /// The exception a Python handler raised, with its node: re-raised as it
     /// is when that node's step fails.
     raised: Mutex<Option<(String, PyErr)>>,
+    /// Outputs handlers wrote for ids that are not nodes of the graph,
+    /// stored once their step ends (the core stores only nodes' outputs).
+    loose: Mutex<Vec<(String, Value)>>,
 }
 
 struct State {
@@ -159,11 +162,14 @@ impl Shared {
         }
     }
 
-    /// A handler ended: what was written since the last one ended, for its result.
+    /// A handler ended: what was written since the last one ended for nodes
+    /// of the graph, for its result (other ids are stored after the step).
     pub(crate) fn leave(&self) -> Vec<(String, Value)> {
         let mut state = self.lock();
         let Some(view) = &mut state.view else { return Vec::new() };
-        let writes = view.writes[view.handed..].to_vec();
+        let (writes, loose): (Vec<_>, Vec<_>) =
+            view.writes[view.handed..].iter().cloned().partition(|(id, _)| self.nodes.contains_key(id));
+        self.loose.lock().unwrap_or_else(PoisonError::into_inner).extend(loose);
         view.handed = view.writes.len();
         view.users -= 1;
         if view.users == 0 {
@@ -377,7 +383,11 @@ async fn step(shared: &Shared, core: &mut Core) -> PyResult<bool> {
     }
     shared.raised.lock().unwrap_or_else(PoisonError::into_inner).take();
     let began = Instant::now();
-    let Some(outcome) = core.step_outcome().await else { return Ok(false) };
+    let outcome = core.step_outcome().await;
+    for (id, output) in std::mem::take(&mut *shared.loose.lock().unwrap_or_else(PoisonError::into_inner)) {
+        core.context_mut().set_output(&id, output);
+    }
+    let Some(outcome) = outcome else { return Ok(false) };
     let seconds = began.elapsed().as_secs_f64();
     Python::attach(|py| finish(py, shared, core, outcome.status, &node_id, &node_type, &run_id, seconds))
 }
@@ -534,6 +544,7 @@ impl WorkflowEngine {
                 nodes,
                 this: OnceLock::new(),
                 raised: Mutex::new(None),
+                loose: Mutex::new(Vec::new()),
             }
         });
         let context = match context.filter(|c| !c.is_none()) {
