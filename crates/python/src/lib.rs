@@ -22,6 +22,7 @@ mod node;
 mod registry;
 mod result;
 mod runlog;
+mod stream;
 mod trigger;
 
 /// The native module: every class and function the package re-exports.
@@ -49,6 +50,7 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<context::TemplateResolver>()?;
     module.add_class::<engine::WorkflowEngine>()?;
     module.add_class::<handlers::Builtin>()?;
+    module.add_class::<stream::EventStream>()?;
     driver::register(module)?;
     Ok(())
 }
