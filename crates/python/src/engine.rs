@@ -343,8 +343,13 @@ impl WorkflowEngine {
     }
 }
 
-/// Reads a graph object (one with `to_dict()`) into the core's model.
+/// Reads a graph object (a `Graph`, or any object with `to_dict()`) into
+/// the core's model.
 fn core_graph(graph: &Bound<'_, PyAny>) -> PyResult<Graph> {
+    // A `Graph` lowers itself, also with a trigger of a type the core does not know.
+    if let Ok(graph) = graph.cast::<crate::graph::Graph>() {
+        return Ok(graph.borrow().to_core(graph.py())?.0);
+    }
     let data = to_json(&graph.call_method0("to_dict")?)?;
     Graph::from_value(data).map_err(|e| PyValueError::new_err(format!("the graph cannot be read: {e}")))
 }

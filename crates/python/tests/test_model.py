@@ -467,3 +467,18 @@ def test_graph_registry_entries_can_be_patched(monkeypatch):
     monkeypatch.setitem(graph_registry._functions, "patched", print)
     assert graph_registry.get("patched") is print
     assert isinstance(graph_registry, FunctionRegistry)
+
+
+async def test_a_graph_with_a_trigger_subclass_runs():
+    from roomkit_graph import WorkflowEngine
+
+    class Hourly(Trigger, trigger_type="hourly-test"):
+        pass
+
+    graph = Graph("g", "G", Hourly(type="hourly-test", config={"minute": 5}))
+    graph.add_nodes(Node("start", "start"), Node("end", "end"))
+    graph.add_edge(Edge("start", "end"))
+    engine = WorkflowEngine(graph)
+    await engine.run({"n": 1})
+    assert engine.current_node_id is None
+    assert engine.context.get("trigger.n") == 1
