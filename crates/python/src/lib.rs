@@ -7,11 +7,13 @@
 use pyo3::prelude::*;
 
 mod convert;
+mod durable;
 mod errors;
 
 /// The native module: every class and function the package re-exports.
 #[pymodule]
 fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    durable::register(module)?;
     Ok(())
 }

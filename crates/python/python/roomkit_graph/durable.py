@@ -1,0 +1,92 @@
+"""Durable runs on SQLite or PostgreSQL.
+
+A :class:`Runner` runs stored graphs so that they outlive the process that
+drives them: every step is committed to the database before the next begins,
+a run that waits for a person holds no task and no memory, and a run whose
+process died is taken over by another runner on the same database.
+
+.. code-block:: python
+
+    from roomkit_graph.durable import Runner
+
+    async with Runner.open("runs.db", handlers={"agent": MyAgent()}) as runner:
+        await runner.save_graph(graph)
+        run_id = await runner.start("bug-triage", {"title": "DB down"})
+        run = await runner.wait(run_id)          # waits for a person, or is over
+        if run.status == "waiting":
+            await runner.answer(run_id, {"action": "approve"})
+        async for event in runner.transcript(run_id, follow=True):
+            print(event["seq"], event["type"])
+
+Handlers are the same ``NodeHandler`` objects ``WorkflowEngine`` takes
+(``async def execute(node, context, engine)`` returning a ``NodeResult``, a
+dict output or None); they are awaited on the asyncio loop the runner was
+opened on. A handler gets the node and the run's context as dicts
+(``{"id", "type", "config", ...}`` and ``{node_id: {"output": value}}``) and a
+:class:`Step` as ``engine``: ``run_id``, ``node_id``, ``attempt``,
+``idempotency_key``, ``get(path)`` through the context's scopes
+(``trigger.x``, ``steps.node.x``, ``input.x``), ``resolve(template)`` and
+``emit(payload)``. A step whose process dies before it is committed runs
+again in the process that takes the run over: make outside effects
+idempotent with ``engine.idempotency_key``.
+
+Refusals raise :class:`~roomkit_graph.errors.DurableError` subclasses with
+the reason in plain words; an invalid graph raises
+:class:`~roomkit_graph.errors.GraphValidationError`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+from roomkit_graph._core import Opening, Run, Runner, Step, Transcript
+from roomkit_graph.errors import (
+    AnswerRefusedError,
+    DurableError,
+    NotWaitingError,
+    RunFinishedError,
+    RunNotFoundError,
+    StoreError,
+    WorkerTakenError,
+)
+
+__all__ = [
+    "AnswerRefusedError",
+    "DurableError",
+    "NotWaitingError",
+    "Opening",
+    "Run",
+    "RunFinishedError",
+    "RunNotFoundError",
+    "Runner",
+    "Step",
+    "StoreError",
+    "Transcript",
+    "WorkerTakenError",
+]
+
+
+async def _execute(handler: Any, node: dict, context: dict, step: Step) -> Any:
+    """Executes ``node`` with the application's ``handler`` on the runner's loop."""
+    execute = getattr(handler, "execute", handler)
+    return await _awaited(execute(node, context, step))
+
+
+async def _call_function(functions: Any, name: str, context: dict, config: dict) -> tuple[bool, Any]:
+    """Calls the registered function ``name``: ``(False, None)`` when there is none."""
+    if isinstance(functions, Mapping):
+        function = functions.get(name)
+    else:
+        function = functions.get(name) if functions.has(name) else None
+    if function is None:
+        return False, None
+    return True, await _awaited(function(context, config))
+
+
+async def _awaited(result: Any) -> Any:
+    """What a sync or async callable returned, awaited when it is awaitable."""
+    if inspect.isawaitable(result):
+        return await result
+    return result

@@ -1,0 +1,38 @@
+//! `roomkit_graph.durable`: the durable runner for Python. Runs of stored
+//! graphs are driven on the runner's tokio tasks and every step is committed
+//! to SQLite or PostgreSQL before the next begins, so a run survives its
+//! process and is picked up by another.
+//!
+//! # Layout
+//!
+//! - `runner`: [`Runner`](runner::Runner), the Python class, and `Opening`,
+//!   what `Runner.open` returns (awaitable, or used with `async with`).
+//! - `database`: which database a runner opens, from a path or a URL.
+//! - `handlers`: the application's Python handlers and registered
+//!   functions as the runner's node handlers, awaited on the asyncio loop the
+//!   runner was opened on, and [`Step`](handlers::Step), what a handler is
+//!   given as its `engine`.
+//! - `run`: [`Run`](run::Run), a run's record as Python sees it, and
+//!   transcript events as dicts.
+//! - `transcript`: [`Transcript`](transcript::Transcript), a run's transcript
+//!   as an async iterator.
+//! - `errors`: the runner's and the store's errors as the package's exceptions.
+
+use pyo3::prelude::*;
+
+mod database;
+mod errors;
+mod handlers;
+mod run;
+mod runner;
+mod transcript;
+
+/// Adds the durable runner's classes to the native module.
+pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<runner::Runner>()?;
+    module.add_class::<runner::Opening>()?;
+    module.add_class::<run::Run>()?;
+    module.add_class::<handlers::Step>()?;
+    module.add_class::<transcript::Transcript>()?;
+    Ok(())
+}
