@@ -6,7 +6,10 @@ durable runs on SQLite or PostgreSQL.
 
 from __future__ import annotations
 
-from roomkit_graph._core import __version__
+from roomkit_graph._core import NodeResult, StepResult, __version__
+from roomkit_graph.edges import Condition, Edge
+from roomkit_graph.engine import TemplateResolver, WorkflowContext, WorkflowEngine
+from roomkit_graph.engine.streaming import StreamEvent, StreamMode
 from roomkit_graph.errors import (
     ConditionError,
     ExecutionError,
@@ -15,13 +18,66 @@ from roomkit_graph.errors import (
     NoValidTransitionError,
     TemplateError,
 )
+from roomkit_graph.graph import Graph
+from roomkit_graph.handlers import (
+    ConditionHandler,
+    EndHandler,
+    FunctionHandler,
+    NodeHandler,
+    ParallelHandler,
+    StartHandler,
+    SwitchHandler,
+)
+from roomkit_graph.nodes import Node, NodeType
+from roomkit_graph.registry import FunctionRegistry, graph_registry
+from roomkit_graph.triggers import (
+    EventTrigger,
+    ManualTrigger,
+    ScheduledTrigger,
+    Trigger,
+    WebhookTrigger,
+)
 
 __all__ = [
-    "ConditionError",
-    "ExecutionError",
+    "__version__",
+    # Graph
+    "Graph",
+    # Nodes
+    "Node",
+    "NodeType",
+    # Edges
+    "Edge",
+    "Condition",
+    # Triggers
+    "Trigger",
+    "WebhookTrigger",
+    "ScheduledTrigger",
+    "EventTrigger",
+    "ManualTrigger",
+    # Engine
+    "WorkflowContext",
+    "WorkflowEngine",
+    "TemplateResolver",
+    "StreamMode",
+    "StreamEvent",
+    # Handlers
+    "NodeHandler",
+    "NodeResult",
+    "StepResult",
+    "StartHandler",
+    "EndHandler",
+    "FunctionHandler",
+    "ConditionHandler",
+    "SwitchHandler",
+    "ParallelHandler",
+    # Registry
+    "FunctionRegistry",
+    "graph_registry",
+    # Errors
     "GraphError",
     "GraphValidationError",
-    "NoValidTransitionError",
+    "ConditionError",
     "TemplateError",
-    "__version__",
+    "ExecutionError",
+    "NoValidTransitionError",
 ]
