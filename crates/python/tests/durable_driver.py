@@ -16,7 +16,7 @@ from roomkit_graph.durable import Runner
 
 class Stuck:
     async def execute(self, node, context, engine):
-        print("working", node["id"], flush=True)
+        print("working", node.id, flush=True)
         await asyncio.Event().wait()
 
 

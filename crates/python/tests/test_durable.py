@@ -5,11 +5,11 @@ nodes; parallel waits, error routes and the step limit; refusals."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from typing import Any
 
 import pytest
 
+from roomkit_graph import FunctionRegistry, Node, NodeResult, WorkflowContext
 from roomkit_graph.durable import (
     AnswerRefusedError,
     DurableError,
@@ -208,16 +208,6 @@ async def test_a_closed_runner_refuses_requests(tmp_path):
         assert (await bounded(other.wait(run_id))).status == "waiting"
 
 
-@dataclasses.dataclass
-class Result:
-    """Shaped as roomkit_graph.NodeResult."""
-
-    output: Any = None
-    status: str = "completed"
-    error: str | None = None
-    metadata: dict = dataclasses.field(default_factory=dict)
-
-
 class Draft:
     """A handler of a custom node type: reads the context, emits, resolves templates."""
 
@@ -225,47 +215,36 @@ class Draft:
         self.calls: list[tuple] = []
 
     async def execute(self, node, context, engine):
-        self.calls.append((node["id"], engine.run_id, engine.attempt, asyncio.get_running_loop()))
+        assert isinstance(node, Node) and isinstance(context, WorkflowContext) and engine.context is context
+        self.calls.append((node.id, engine.run_id, engine.attempt, asyncio.get_running_loop()))
         await asyncio.sleep(0)
-        engine.emit({"drafting": engine.get("trigger.topic")})
-        text = engine.resolve(node["config"]["text"])
-        return Result(output={"text": text, "key": engine.idempotency_key, "seen": sorted(context)})
+        engine.emit({"drafting": context.get("trigger.topic")})
+        text = engine.template_resolver.resolve(node.config["text"])
+        return NodeResult(output={"text": text, "key": engine.idempotency_key, "seen": sorted(context.to_dict())})
 
 
 class Approve:
     """Waits for an answer, asking what its metadata says."""
 
     async def execute(self, node, context, engine):
-        return Result(status="waiting", metadata={"prompt": f"Approve {engine.get('steps.draft.text')}?"})
-
-
-class Registry:
-    """Shaped as roomkit_graph.FunctionRegistry."""
-
-    def __init__(self, functions):
-        self._functions = functions
-
-    def has(self, name):
-        return name in self._functions
-
-    def get(self, name):
-        return self._functions[name]
+        return NodeResult(status="waiting", metadata={"prompt": f"Approve {context.get('steps.draft.text')}?"})
 
 
 async def test_python_handlers_and_functions_run_the_nodes_of_their_types(open_runner):
     draft = Draft()
 
-    def count(context, config):
-        return {"words": len(context["draft"]["output"]["text"].split()), "unit": config["unit"]}
+    functions = FunctionRegistry()
 
+    @functions.function("count")
+    def count(context, config):
+        return {"words": len(context.get("draft.output.text").split()), "unit": config["unit"]}
+
+    @functions.function("shout")
     async def shout(context, config):
         await asyncio.sleep(0.01)
-        return {"loud": context["draft"]["output"]["text"].upper()}
+        return {"loud": f"{context.get('input.words')}!"}
 
-    runner = await open_runner(
-        handlers={"draft": draft, "approve": Approve()},
-        functions=Registry({"count": count, "shout": shout}),
-    )
+    runner = await open_runner(handlers={"draft": draft, "approve": Approve()}, functions=functions)
     nodes = [
         {"id": "draft", "type": "draft", "config": {"text": "About {{trigger.topic}} today"}},
         {"id": "count", "type": "function", "config": {"action": "custom", "function": "count", "unit": "w"}},
@@ -282,7 +261,8 @@ async def test_python_handlers_and_functions_run_the_nodes_of_their_types(open_r
     output = run.context["draft"]["output"]
     assert output == {"text": "About rust today", "key": f"{run_id}/draft/1", "seen": ["start"]}
     assert run.context["count"]["output"] == {"words": 3, "unit": "w"}
-    assert run.context["shout"]["output"] == {"loud": "ABOUT RUST TODAY"}
+    # Its input is what the node before it output.
+    assert run.context["shout"]["output"] == {"loud": "3!"}
     # The handler ran once, on this test's loop.
     assert [(node, run, attempt) for node, run, attempt, _ in draft.calls] == [("draft", run_id, 1)]
     assert draft.calls[0][3] is asyncio.get_running_loop()
@@ -330,7 +310,7 @@ async def test_a_failing_handler_fails_its_run_with_its_exception(open_runner):
 async def test_an_error_edge_takes_a_failed_python_node_on(open_runner):
     class Flaky:
         async def execute(self, node, context, engine):
-            return Result(status="failed", error="the API said no", output={"tried": 1})
+            return NodeResult(status="failed", error="the API said no", output={"tried": 1})
 
     runner = await open_runner(handlers={"flaky": Flaky()})
     nodes = [

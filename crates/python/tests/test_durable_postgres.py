@@ -88,7 +88,7 @@ REVIEW = {
 
 class Draft:
     async def execute(self, node, context, engine):
-        return {"text": f"about {engine.get('trigger.topic')}"}
+        return {"text": f"about {context.get('trigger.topic')}"}
 
 
 async def test_a_run_on_postgresql_waits_is_answered_and_completes(postgres_url):

@@ -20,15 +20,16 @@ process died is taken over by another runner on the same database.
 
 Handlers are the same ``NodeHandler`` objects ``WorkflowEngine`` takes
 (``async def execute(node, context, engine)`` returning a ``NodeResult``, a
-dict output or None); they are awaited on the asyncio loop the runner was
-opened on. A handler gets the node and the run's context as dicts
-(``{"id", "type", "config", ...}`` and ``{node_id: {"output": value}}``) and a
-:class:`Step` as ``engine``: ``run_id``, ``node_id``, ``attempt``,
-``idempotency_key``, ``get(path)`` through the context's scopes
-(``trigger.x``, ``steps.node.x``, ``input.x``), ``resolve(template)`` and
-``emit(payload)``. A step whose process dies before it is committed runs
-again in the process that takes the run over: make outside effects
-idempotent with ``engine.idempotency_key``.
+dict output or None), and functions the same ``f(context, config)``, sync or
+async; they are awaited on the asyncio loop the runner was opened on. A
+handler gets a ``Node``, the run's ``WorkflowContext`` as the step began (its
+``input`` scope set) and a :class:`Step` as ``engine``: ``run_id``,
+``node_id``, ``attempt``, ``idempotency_key``, ``context``,
+``template_resolver`` and ``emit(payload)`` (a custom transcript entry). The
+node's output is what the handler returns: writes to the context are not
+kept. A step whose process dies before it is committed runs again in the
+process that takes the run over: make outside effects idempotent with
+``engine.idempotency_key``.
 
 Refusals raise :class:`~roomkit_graph.errors.DurableError` subclasses with
 the reason in plain words; an invalid graph raises
@@ -68,13 +69,13 @@ __all__ = [
 ]
 
 
-async def _execute(handler: Any, node: dict, context: dict, step: Step) -> Any:
+async def _execute(handler: Any, node: Any, context: Any, step: Step) -> Any:
     """Executes ``node`` with the application's ``handler`` on the runner's loop."""
     execute = getattr(handler, "execute", handler)
     return await _awaited(execute(node, context, step))
 
 
-async def _call_function(functions: Any, name: str, context: dict, config: dict) -> tuple[bool, Any]:
+async def _call_function(functions: Any, name: str, context: Any, config: dict) -> tuple[bool, Any]:
     """Calls the registered function ``name``: ``(False, None)`` when there is none."""
     if isinstance(functions, Mapping):
         function = functions.get(name)

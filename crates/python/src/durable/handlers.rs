@@ -23,14 +23,11 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString, PyTuple};
 use pyo3_async_runtimes::TaskLocals;
-use roomkit_graph::{
-    Ask, Context, FunctionHandler, HandlerError, Node, NodeHandler, NodeResult, Scope, ValueTemplate,
-};
+use roomkit_graph::{Ask, Context, FunctionHandler, HandlerError, Node, NodeHandler, NodeResult, Scope};
 use serde_json::Value;
 
 use super::run::repr;
 use crate::convert::{to_json, to_py};
-use crate::errors::ErrorClass;
 
 /// The asyncio loop a runner was opened on, and the context its handlers
 /// run in (the one current when the runner was opened).
@@ -107,12 +104,10 @@ impl PythonHandler {
 impl NodeHandler for PythonHandler {
     async fn execute(&self, node: &Node, scope: &Scope<'_>) -> Result<NodeResult, HandlerError> {
         let (step, call) = Python::attach(|py| -> PyResult<_> {
-            let step = Bound::new(py, Step::of(node, scope))?;
-            let (node_arg, context) = (node_dict(py, node)?, context_dict(py, scope.context())?);
-            let args = PyTuple::new(
-                py,
-                [self.handler.bind(py).clone(), node_arg, context, step.clone().into_any()],
-            )?;
+            let context = context_arg(py, scope.context())?;
+            let step = Bound::new(py, Step::of(node, scope, context.clone().unbind()))?;
+            let handler = self.handler.bind(py).clone();
+            let args = PyTuple::new(py, [handler, node_arg(py, node)?, context, step.clone().into_any()])?;
             Ok((step.unbind(), self.calls.call(py, Helper::Execute, args)?))
         })
         .map_err(failure)?;
@@ -171,7 +166,7 @@ impl NodeHandler for PythonFunctions {
         };
         let call = Python::attach(|py| -> PyResult<_> {
             let config = to_py(py, &Value::Object(node.config.clone()))?;
-            let context = context_dict(py, scope.context())?;
+            let context = context_arg(py, scope.context())?;
             let args = PyTuple::new(
                 py,
                 [self.functions.bind(py).clone(), PyString::new(py, name).into_any(), context, config],
@@ -201,26 +196,26 @@ impl NodeHandler for PythonFunctions {
 }
 
 /// What a handler is given as its `engine`: the step it executes (the run,
-/// the node, the attempt), the run's context read through its scopes
-/// (`get("trigger.title")`), templates resolved against it, and `emit` for
-/// the run's transcript.
+/// the node, the attempt), the run's context and a `TemplateResolver` on it,
+/// and `emit` for the run's transcript.
 #[pyclass(module = "roomkit_graph.durable", frozen)]
 pub(crate) struct Step {
     run_id: String,
     node_id: String,
     attempt: u32,
-    context: Context,
+    /// The `WorkflowContext` the handler is given.
+    context: Py<PyAny>,
     /// What the handler emitted; none once the step is over.
     emitted: Mutex<Option<Vec<Value>>>,
 }
 
 impl Step {
-    fn of(node: &Node, scope: &Scope<'_>) -> Step {
+    fn of(node: &Node, scope: &Scope<'_>, context: Py<PyAny>) -> Step {
         Step {
             run_id: scope.run_id().to_owned(),
             node_id: node.id.clone(),
             attempt: scope.attempt(),
-            context: scope.context().clone(),
+            context,
             emitted: Mutex::new(Some(Vec::new())),
         }
     }
@@ -246,7 +241,7 @@ impl Step {
     }
 
     /// Which attempt at the node this is: 1, then 2, 3... when its retry
-    /// policy tries again, or when another process takes the run over.
+    /// policy tries again.
     #[getter]
     fn attempt(&self) -> u32 {
         self.attempt
@@ -260,36 +255,18 @@ impl Step {
         format!("{}/{}/{}", self.run_id, self.node_id, self.attempt)
     }
 
-    /// What the `input` scope reads: the output of the node the run came from.
+    /// The run's context as the step began (a `WorkflowContext`, the one the
+    /// handler is given). What a handler writes to it is not kept: the
+    /// node's output is what it returns.
     #[getter]
-    fn input<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, self.context.get("input").unwrap_or(&Value::Null))
+    fn context(&self, py: Python<'_>) -> Py<PyAny> {
+        self.context.clone_ref(py)
     }
 
-    /// The value at `path` in the run's context, through its scopes
-    /// (`trigger.title`, `steps.triage.severity`, `triage.output.severity`,
-    /// `input.x`), or `default` when there is none.
-    #[pyo3(signature = (path, default = None))]
-    fn get<'py>(
-        &self,
-        py: Python<'py>,
-        path: &str,
-        default: Option<Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        match self.context.get(path) {
-            Some(value) => to_py(py, value),
-            None => Ok(default.unwrap_or_else(|| py.None().into_bound(py))),
-        }
-    }
-
-    /// `value` with every `{{ path }}` placeholder in it resolved against
-    /// the run's context (a string that is one placeholder gives the value
-    /// itself); raises `TemplateError` for a path that is missing.
-    fn resolve<'py>(&self, py: Python<'py>, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let template = ValueTemplate::compile(&to_json(value)?);
-        let resolved =
-            template.resolve(&self.context).map_err(|error| ErrorClass::Template.err(error.to_string()))?;
-        to_py(py, &resolved)
+    /// A `TemplateResolver` on the run's context.
+    #[getter]
+    fn template_resolver<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Class::TemplateResolver.get(py)?.call1((self.context.bind(py),))
     }
 
     /// Adds `payload` (JSON) to the run's transcript as a custom entry of
@@ -314,15 +291,40 @@ impl Step {
     }
 }
 
-/// The node as a dict: `{"id", "type", "config", ...}`, as graphs write it.
-fn node_dict<'py>(py: Python<'py>, node: &Node) -> PyResult<Bound<'py, PyAny>> {
-    let value = serde_json::to_value(node).map_err(|error| PyRuntimeError::new_err(error.to_string()))?;
-    to_py(py, &value)
+/// The package's classes a handler is given, built through Python as any
+/// caller builds them.
+#[derive(Clone, Copy)]
+enum Class {
+    Node,
+    WorkflowContext,
+    TemplateResolver,
 }
 
-/// The run's context as a dict: `{node_id: {"output": value}}`.
-fn context_dict<'py>(py: Python<'py>, context: &Context) -> PyResult<Bound<'py, PyAny>> {
-    to_py(py, &Value::Object(context.to_entries()))
+impl Class {
+    fn get(self, py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+        static SLOTS: [PyOnceLock<Py<PyAny>>; 3] = [PyOnceLock::new(), PyOnceLock::new(), PyOnceLock::new()];
+        let name = match self {
+            Class::Node => "Node",
+            Class::WorkflowContext => "WorkflowContext",
+            Class::TemplateResolver => "TemplateResolver",
+        };
+        SLOTS[self as usize].import(py, "roomkit_graph", name)
+    }
+}
+
+/// The node as a `Node`.
+fn node_arg<'py>(py: Python<'py>, node: &Node) -> PyResult<Bound<'py, PyAny>> {
+    let value = serde_json::to_value(node).map_err(|error| PyRuntimeError::new_err(error.to_string()))?;
+    Class::Node.get(py)?.call_method1("from_dict", (to_py(py, &value)?,))
+}
+
+/// The run's context as a `WorkflowContext`, its `input` scope the step's.
+fn context_arg<'py>(py: Python<'py>, context: &Context) -> PyResult<Bound<'py, PyAny>> {
+    let entries = to_py(py, &Value::Object(context.to_entries()))?;
+    let workflow_context = Class::WorkflowContext.get(py)?.call_method1("from_dict", (entries,))?;
+    let input = to_py(py, context.get("input").unwrap_or(&Value::Null))?;
+    workflow_context.call_method1("set_current_input", (input,))?;
+    Ok(workflow_context)
 }
 
 /// The node's result from what its handler returned.
