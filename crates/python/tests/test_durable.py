@@ -89,8 +89,12 @@ async def test_a_run_waits_for_an_answer_then_completes(open_runner):
     answered = next(event for event in events if event["type"] == "answer_received")
     assert (answered["by"], answered["data"]) == ("ada", {"action": "approve"})
     assert events[-1]["type"] == "run_completed"
-    # A graph saved again is its next version.
+    # A graph saved again is its next version; an earlier one can still be run.
     assert await runner.save_graph(REVIEW) == 2
+    assert (await runner.run(await runner.start("review", {"title": "v1"}))).graph_version == 2
+    assert (await runner.run(await runner.start("review", {"title": "v1"}, version=1))).graph_version == 1
+    with pytest.raises(RunNotFoundError):
+        await runner.start("review", version=3)
 
 
 async def test_a_transcript_is_followed_live_until_the_run_is_over(open_runner):
@@ -193,6 +197,16 @@ async def test_opening_refuses_what_it_cannot_use(tmp_path):
     not_a_database.write_text("hello, this is not SQLite" * 100)
     with pytest.raises(GraphError, match="is not a roomkit-graph database"):
         await Runner.open(not_a_database)
+
+
+async def test_a_worker_id_is_taken_back_by_the_next_runner_of_it(tmp_path):
+    async with Runner.open(tmp_path / "runs.db", worker="w1") as runner:
+        assert runner.owner == "w1"
+    # Closed, its id is free at once.
+    async with Runner.open(tmp_path / "runs.db", worker="w1") as again:
+        assert again.owner == "w1"
+    with pytest.raises(ValueError, match="worker"):
+        await Runner.open(tmp_path / "runs.db", worker="two words")
 
 
 async def test_a_closed_runner_refuses_requests(tmp_path):
@@ -305,6 +319,28 @@ async def test_a_failing_handler_fails_its_run_with_its_exception(open_runner):
     await runner.save_graph(graph("nobody", nodes, [("start", "f"), ("f", "end")]))
     failed = await bounded(runner.wait(await runner.start("nobody")))
     assert failed.status == "failed" and "nobody" in failed.error
+
+
+async def test_cancelling_a_run_cancels_its_python_step(open_runner):
+    started, stopped = asyncio.Event(), asyncio.Event()
+
+    class Forever:
+        async def execute(self, node, context, engine):
+            started.set()
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                stopped.set()
+                raise
+
+    runner = await open_runner(handlers={"forever": Forever()})
+    await runner.save_graph(graph("stuck", [{"id": "f", "type": "forever"}], [("start", "f"), ("f", "end")]))
+    run_id = await runner.start("stuck")
+    await bounded(started.wait())
+    await runner.cancel(run_id, "too slow")
+    await bounded(stopped.wait())
+    run = await runner.run(run_id)
+    assert (run.status, run.steps) == ("cancelled", 1)
 
 
 async def test_an_error_edge_takes_a_failed_python_node_on(open_runner):

@@ -38,6 +38,7 @@ the reason in plain words; an invalid graph raises
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Mapping
 from typing import Any
@@ -69,14 +70,17 @@ __all__ = [
 ]
 
 
-async def _execute(handler: Any, node: Any, context: Any, step: Step) -> Any:
-    """Executes ``node`` with the application's ``handler`` on the runner's loop."""
+async def _execute(handler: Any, node: Any, context: Any, step: Step, call: Any) -> Any:
+    """Executes ``node`` with the application's ``handler`` on the runner's loop
+    (``call`` cancels it when the run stops waiting for it)."""
+    call.running(asyncio.current_task())
     execute = getattr(handler, "execute", handler)
     return await _awaited(execute(node, context, step))
 
 
-async def _call_function(functions: Any, name: str, context: Any, config: dict) -> tuple[bool, Any]:
+async def _call_function(functions: Any, name: str, context: Any, config: dict, call: Any) -> tuple[bool, Any]:
     """Calls the registered function ``name``: ``(False, None)`` when there is none."""
+    call.running(asyncio.current_task())
     if isinstance(functions, Mapping):
         function = functions.get(name)
     else:

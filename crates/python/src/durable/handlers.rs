@@ -43,24 +43,96 @@ impl Loop {
     }
 
     /// Calls the package's helper `helper` of `roomkit_graph.durable` with
-    /// `args` on the loop; the future completes with what it returns.
-    fn call(
+    /// `args` on the loop; the future completes with what it returns. The
+    /// helper runs as an asyncio task, cancelled if the future is dropped
+    /// before it completes (the run was cancelled, or its lease lost).
+    fn call<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         helper: Helper,
-        args: Bound<'_, PyTuple>,
+        mut args: Vec<Bound<'py, PyAny>>,
     ) -> PyResult<impl Future<Output = PyResult<Py<PyAny>>> + Send + 'static + use<>> {
-        let coroutine = helper.function(py)?.call1(args)?;
-        pyo3_async_runtimes::into_future_with_locals(&self.locals, coroutine)
+        let call = Py::new(py, Call { task: Mutex::new(Task::Scheduled) })?;
+        args.push(call.clone_ref(py).into_bound(py).into_any());
+        let coroutine = helper.function(py)?.call1(PyTuple::new(py, args)?)?;
+        let result = pyo3_async_runtimes::into_future_with_locals(&self.locals, coroutine)?;
+        let abandoned = Abandoned { call, event_loop: self.locals.event_loop(py).unbind(), armed: true };
+        Ok(async move {
+            let mut abandoned = abandoned;
+            let result = result.await;
+            abandoned.armed = false;
+            result
+        })
+    }
+}
+
+/// Where a helper's asyncio task stands, for its cancellation.
+enum Task {
+    /// Not started yet.
+    Scheduled,
+    /// Running, as this task.
+    Running(Py<PyAny>),
+    /// Nobody waits for it any more: cancelled (or to cancel as it starts).
+    Abandoned,
+}
+
+/// A helper's call, which the helper tells its task (`call.running(task)`).
+#[pyclass(module = "roomkit_graph.durable", frozen)]
+pub(crate) struct Call {
+    task: Mutex<Task>,
+}
+
+#[pymethods]
+impl Call {
+    /// The helper runs as `task`: cancelled at once if its caller is gone.
+    fn running(&self, task: &Bound<'_, PyAny>) -> PyResult<()> {
+        let mut state = self.task.lock().unwrap_or_else(PoisonError::into_inner);
+        match *state {
+            Task::Abandoned => {
+                task.call_method0("cancel")?;
+            }
+            _ => *state = Task::Running(task.clone().unbind()),
+        }
+        Ok(())
+    }
+}
+
+/// Cancels a call's task when the future waiting for it is dropped first.
+struct Abandoned {
+    call: Py<Call>,
+    event_loop: Py<PyAny>,
+    armed: bool,
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let state = std::mem::replace(
+            &mut *self.call.get().task.lock().unwrap_or_else(PoisonError::into_inner),
+            Task::Abandoned,
+        );
+        if let Task::Running(task) = state {
+            // From the loop's thread, as asyncio wants; nothing to do once the interpreter is gone.
+            Python::try_attach(|py| {
+                let cancel = task.bind(py).getattr("cancel");
+                let scheduled = cancel.and_then(|cancel| {
+                    self.event_loop.bind(py).call_method1("call_soon_threadsafe", (cancel,))
+                });
+                // A closed loop has stopped the task already.
+                drop(scheduled);
+            });
+        }
     }
 }
 
 /// The helpers of `roomkit_graph.durable` the handlers call on the loop.
 #[derive(Clone, Copy)]
 enum Helper {
-    /// `_execute(handler, node, context, step)`: a handler's result.
+    /// `_execute(handler, node, context, step, call)`: a handler's result.
     Execute,
-    /// `_call_function(functions, name, context, config)`: `(found, output)`.
+    /// `_call_function(functions, name, context, config, call)`: `(found, output)`.
     CallFunction,
 }
 
@@ -107,7 +179,7 @@ impl NodeHandler for PythonHandler {
             let context = context_arg(py, scope.context())?;
             let step = Bound::new(py, Step::of(node, scope, context.clone().unbind()))?;
             let handler = self.handler.bind(py).clone();
-            let args = PyTuple::new(py, [handler, node_arg(py, node)?, context, step.clone().into_any()])?;
+            let args = vec![handler, node_arg(py, node)?, context, step.clone().into_any()];
             Ok((step.unbind(), self.calls.call(py, Helper::Execute, args)?))
         })
         .map_err(failure)?;
@@ -167,10 +239,8 @@ impl NodeHandler for PythonFunctions {
         let call = Python::attach(|py| -> PyResult<_> {
             let config = to_py(py, &Value::Object(node.config.clone()))?;
             let context = context_arg(py, scope.context())?;
-            let args = PyTuple::new(
-                py,
-                [self.functions.bind(py).clone(), PyString::new(py, name).into_any(), context, config],
-            )?;
+            let args =
+                vec![self.functions.bind(py).clone(), PyString::new(py, name).into_any(), context, config];
             self.calls.call(py, Helper::CallFunction, args)
         })
         .map_err(failure)?;

@@ -153,20 +153,26 @@ impl Runner {
         })
     }
 
-    /// Starts a run of the latest version of `graph_id` with `trigger_data`
-    /// (a dict; empty when None), and drives it in the background. Returns
-    /// the run's id once its start is committed.
-    #[pyo3(signature = (graph_id, trigger_data = None))]
+    /// Starts a run of `graph_id` with `trigger_data` (a dict; empty when
+    /// None), and drives it in the background: of its latest version, or of
+    /// `version` when given. Returns the run's id once its start is
+    /// committed.
+    #[pyo3(signature = (graph_id, trigger_data = None, *, version = None))]
     fn start<'py>(
         &self,
         py: Python<'py>,
         graph_id: String,
         trigger_data: Option<&Bound<'py, PyAny>>,
+        version: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let trigger = data_or_empty(trigger_data)?;
         let runner = self.open_runner()?;
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            runner.start(&graph_id, trigger).await.map(|run| run.run_id).map_err(runner_error)
+            let started = match version {
+                Some(version) => runner.start_version(&graph_id, version, trigger).await,
+                None => runner.start(&graph_id, trigger).await,
+            };
+            started.map(|run| run.run_id).map_err(runner_error)
         })
     }
 
