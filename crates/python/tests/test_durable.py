@@ -393,3 +393,19 @@ async def test_the_step_limit_stops_a_run(open_runner):
     run = await bounded(runner.wait(await runner.start("long")))
     assert (run.status, run.steps, run.current_node) == ("failed", 3, "s2")
     assert "3" in run.error and "step" in run.error
+
+
+def test_the_type_stubs_name_what_the_classes_have():
+    import ast
+    from pathlib import Path
+
+    import roomkit_graph.durable as durable
+
+    stub = ast.parse(Path(durable.__file__).with_suffix(".pyi").read_text())
+    classes = [node for node in stub.body if isinstance(node, ast.ClassDef) and hasattr(durable, node.name)]
+    assert {c.name for c in classes} >= {"Runner", "Run", "Step", "Transcript", "Opening", "TranscriptEvent"}
+    for cls in classes:
+        for member in cls.body:
+            if isinstance(member, ast.FunctionDef) and cls.name != "TranscriptEvent":
+                assert hasattr(getattr(durable, cls.name), member.name), f"{cls.name}.{member.name}"
+    assert set(durable.__all__) <= {*dir(durable)}

@@ -41,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 from roomkit_graph._core import Opening, Run, Runner, Step, Transcript
 from roomkit_graph.errors import (
@@ -62,12 +62,30 @@ __all__ = [
     "Run",
     "RunFinishedError",
     "RunNotFoundError",
+    "RunStatus",
     "Runner",
     "Step",
     "StoreError",
     "Transcript",
+    "TranscriptEvent",
     "WorkerTakenError",
 ]
+
+#: Where a run stands (``Run.status``).
+RunStatus = Literal["running", "waiting", "completed", "failed", "cancelled"]
+
+
+class TranscriptEvent(TypedDict, total=False):
+    """One event of a run's transcript, as ``roomkit-graph show --json`` prints
+    it: ``run_id``, ``seq`` (1, 2, 3... with no gap), ``at`` (milliseconds
+    since the epoch) and ``type``, then the fields of that type (``node_id``,
+    ``output``, ``prompt``, ``actions``, ``data``, ``payload``, ``error``...)."""
+
+    run_id: str
+    seq: int
+    at: int
+    type: str
+    node_id: str
 
 
 async def _execute(handler: Any, node: Any, context: Any, step: Step, call: Any) -> Any:

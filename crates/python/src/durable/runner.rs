@@ -90,7 +90,9 @@ impl Runner {
     /// - `connections`: at most this many connections to PostgreSQL.
     ///
     /// Handlers and functions are called on the asyncio loop this is
-    /// called on, which must keep running while the runner is open.
+    /// called on, which must keep running while the runner is open: close
+    /// the runner (or use `async with`) before the loop ends, as a Python
+    /// step whose task the loop cancels fails its node.
     #[classmethod]
     #[pyo3(signature = (
         database, *, handlers = None, functions = None, lease = 30.0, recover_every = Some(5.0),
