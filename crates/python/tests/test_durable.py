@@ -45,7 +45,13 @@ def graph(graph_id: str, nodes: list[dict], edges: list[tuple], **extra: Any) ->
 
 REVIEW = graph(
     "review",
-    [{"id": "review", "type": "human", "config": {"prompt": "Ship {{trigger.title}}?", "actions": ["approve", "reject"]}}],
+    [
+        {
+            "id": "review",
+            "type": "human",
+            "config": {"prompt": "Ship {{trigger.title}}?", "actions": ["approve", "reject"]},
+        }
+    ],
     [("start", "review"), ("review", "end")],
 )
 
@@ -74,7 +80,9 @@ async def test_a_run_waits_for_an_answer_then_completes(open_runner):
     assert isinstance(run, Run)
     assert (run.status, run.waiting_on, run.current_node, run.is_over) == ("waiting", ["review"], "review", False)
     assert run.context["start"] == {"output": {"input": {"title": "v2"}}}
-    assert repr(run) == f"Run(run_id='{run_id}', graph_id='review', graph_version=1, status='waiting', waiting_on=['review'])"
+    assert repr(run) == (
+        f"Run(run_id='{run_id}', graph_id='review', graph_version=1, status='waiting', waiting_on=['review'])"
+    )
 
     await runner.answer(run_id, {"action": "approve"}, by="ada")
     run = await bounded(runner.wait(run_id))
@@ -266,7 +274,8 @@ async def test_python_handlers_and_functions_run_the_nodes_of_their_types(open_r
         {"id": "ok", "type": "approve", "config": {"actions": ["yes", "no"]}},
         {"id": "note", "type": "function", "config": {"action": "set_context", "values": {"done": True}}},
     ]
-    edges = [("start", "draft"), ("draft", "count"), ("count", "shout"), ("shout", "ok"), ("ok", "note"), ("note", "end")]
+    path = ["start", "draft", "count", "shout", "ok", "note", "end"]
+    edges = list(zip(path, path[1:]))
     await runner.save_graph(graph("writing", nodes, edges))
     run_id = await runner.start("writing", {"topic": "rust"})
 
@@ -341,6 +350,25 @@ async def test_cancelling_a_run_cancels_its_python_step(open_runner):
     await bounded(stopped.wait())
     run = await runner.run(run_id)
     assert (run.status, run.steps) == ("cancelled", 1)
+
+
+async def test_a_python_exception_is_retried_as_the_node_says(open_runner):
+    class Shaky:
+        async def execute(self, node, context, engine):
+            if engine.attempt == 1:
+                raise ConnectionError("the service hung up")
+            return {"attempt": engine.attempt}
+
+    runner = await open_runner(handlers={"shaky": Shaky()})
+    nodes = [{"id": "call", "type": "shaky", "config": {"retry": {"max_attempts": 2, "backoff": "10ms"}}}]
+    await runner.save_graph(graph("shaky", nodes, [("start", "call"), ("call", "end")]))
+    run_id = await runner.start("shaky")
+    run = await bounded(runner.wait(run_id))
+    assert run.status == "completed", run
+    assert run.context["call"]["output"] == {"attempt": 2}
+    failed = [event async for event in runner.transcript(run_id) if event["type"] == "node_failed"]
+    error = 'node "call" failed: ConnectionError: the service hung up'
+    assert [(event["attempt"], event["error"]) for event in failed] == [(1, error)]
 
 
 async def test_an_error_edge_takes_a_failed_python_node_on(open_runner):
