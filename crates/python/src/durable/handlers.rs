@@ -5,8 +5,8 @@
 //! is executed on the asyncio loop the runner was opened on: the handler is
 //! called there (through `roomkit_graph.durable._execute`, which awaits what
 //! it returns, so sync and async callables both work) and the run's task
-//! waits for the result. A handler gets the node and the run's context (as
-//! `roomkit_graph.durable` builds them) and a [`Step`] as its `engine`.
+//! waits for the result. A handler gets a `Node`, the run's
+//! `WorkflowContext` and a [`Step`] as its `engine`.
 //!
 //! What a handler returns becomes the node's result: `None` (no output), a
 //! dict (the output), or an object with `output`, `status` (`"completed"`,
@@ -14,138 +14,15 @@
 //! Python exception fails the node with its type and message, as a failed
 //! result does; the node's retry policy and error edges apply.
 
-use std::future::Future;
-use std::sync::{Mutex, PoisonError};
-
 use async_trait::async_trait;
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyString, PyTuple};
-use pyo3_async_runtimes::TaskLocals;
-use roomkit_graph::{Ask, Context, FunctionHandler, HandlerError, Node, NodeHandler, NodeResult, Scope};
+use pyo3::types::{PyDict, PyString};
+use roomkit_graph::{Ask, FunctionHandler, HandlerError, Node, NodeHandler, NodeResult, Scope};
 use serde_json::Value;
 
-use super::run::repr;
+use super::call::{Helper, Loop};
+use super::step::{Step, context_arg, node_arg};
 use crate::convert::{to_json, to_py};
-
-/// The asyncio loop a runner was opened on, and the context its handlers
-/// run in (the one current when the runner was opened).
-#[derive(Clone)]
-pub(crate) struct Loop {
-    locals: TaskLocals,
-}
-
-impl Loop {
-    /// The loop running this call.
-    pub(crate) fn running(py: Python<'_>) -> PyResult<Loop> {
-        Ok(Loop { locals: TaskLocals::with_running_loop(py)?.copy_context(py)? })
-    }
-
-    /// Calls the package's helper `helper` of `roomkit_graph.durable` with
-    /// `args` on the loop; the future completes with what it returns. The
-    /// helper runs as an asyncio task, cancelled if the future is dropped
-    /// before it completes (the run was cancelled, or its lease lost).
-    fn call<'py>(
-        &self,
-        py: Python<'py>,
-        helper: Helper,
-        mut args: Vec<Bound<'py, PyAny>>,
-    ) -> PyResult<impl Future<Output = PyResult<Py<PyAny>>> + Send + 'static + use<>> {
-        let call = Py::new(py, Call { task: Mutex::new(Task::Scheduled) })?;
-        args.push(call.clone_ref(py).into_bound(py).into_any());
-        let coroutine = helper.function(py)?.call1(PyTuple::new(py, args)?)?;
-        let result = pyo3_async_runtimes::into_future_with_locals(&self.locals, coroutine)?;
-        let abandoned = Abandoned { call, event_loop: self.locals.event_loop(py).unbind(), armed: true };
-        Ok(async move {
-            let mut abandoned = abandoned;
-            let result = result.await;
-            abandoned.armed = false;
-            result
-        })
-    }
-}
-
-/// Where a helper's asyncio task stands, for its cancellation.
-enum Task {
-    /// Not started yet.
-    Scheduled,
-    /// Running, as this task.
-    Running(Py<PyAny>),
-    /// Nobody waits for it any more: cancelled (or to cancel as it starts).
-    Abandoned,
-}
-
-/// A helper's call, which the helper tells its task (`call.running(task)`).
-#[pyclass(module = "roomkit_graph.durable", frozen)]
-pub(crate) struct Call {
-    task: Mutex<Task>,
-}
-
-#[pymethods]
-impl Call {
-    /// The helper runs as `task`: cancelled at once if its caller is gone.
-    fn running(&self, task: &Bound<'_, PyAny>) -> PyResult<()> {
-        let mut state = self.task.lock().unwrap_or_else(PoisonError::into_inner);
-        match *state {
-            Task::Abandoned => {
-                task.call_method0("cancel")?;
-            }
-            _ => *state = Task::Running(task.clone().unbind()),
-        }
-        Ok(())
-    }
-}
-
-/// Cancels a call's task when the future waiting for it is dropped first.
-struct Abandoned {
-    call: Py<Call>,
-    event_loop: Py<PyAny>,
-    armed: bool,
-}
-
-impl Drop for Abandoned {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        let state = std::mem::replace(
-            &mut *self.call.get().task.lock().unwrap_or_else(PoisonError::into_inner),
-            Task::Abandoned,
-        );
-        if let Task::Running(task) = state {
-            // From the loop's thread, as asyncio wants; nothing to do once the interpreter is gone.
-            Python::try_attach(|py| {
-                let cancel = task.bind(py).getattr("cancel");
-                let scheduled = cancel.and_then(|cancel| {
-                    self.event_loop.bind(py).call_method1("call_soon_threadsafe", (cancel,))
-                });
-                // A closed loop has stopped the task already.
-                drop(scheduled);
-            });
-        }
-    }
-}
-
-/// The helpers of `roomkit_graph.durable` the handlers call on the loop.
-#[derive(Clone, Copy)]
-enum Helper {
-    /// `_execute(handler, node, context, step, call)`: a handler's result.
-    Execute,
-    /// `_call_function(functions, name, context, config, call)`: `(found, output)`.
-    CallFunction,
-}
-
-impl Helper {
-    fn function(self, py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
-        static EXECUTE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-        static CALL_FUNCTION: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-        match self {
-            Helper::Execute => EXECUTE.import(py, "roomkit_graph.durable", "_execute"),
-            Helper::CallFunction => CALL_FUNCTION.import(py, "roomkit_graph.durable", "_call_function"),
-        }
-    }
-}
 
 /// A Python handler for the nodes of one type.
 pub(crate) struct PythonHandler {
@@ -263,138 +140,6 @@ impl NodeHandler for PythonFunctions {
             Err(error) => Ok(NodeResult::failed(format!("function {name:?} failed: {error}"))),
         }
     }
-}
-
-/// What a handler is given as its `engine`: the step it executes (the run,
-/// the node, the attempt), the run's context and a `TemplateResolver` on it,
-/// and `emit` for the run's transcript.
-#[pyclass(module = "roomkit_graph.durable", frozen)]
-pub(crate) struct Step {
-    run_id: String,
-    node_id: String,
-    attempt: u32,
-    /// The `WorkflowContext` the handler is given.
-    context: Py<PyAny>,
-    /// What the handler emitted; none once the step is over.
-    emitted: Mutex<Option<Vec<Value>>>,
-}
-
-impl Step {
-    fn of(node: &Node, scope: &Scope<'_>, context: Py<PyAny>) -> Step {
-        Step {
-            run_id: scope.run_id().to_owned(),
-            node_id: node.id.clone(),
-            attempt: scope.attempt(),
-            context,
-            emitted: Mutex::new(Some(Vec::new())),
-        }
-    }
-
-    /// Ends the step: what the handler emitted, in order.
-    fn finish(&self) -> Vec<Value> {
-        self.emitted.lock().unwrap_or_else(PoisonError::into_inner).take().unwrap_or_default()
-    }
-}
-
-#[pymethods]
-impl Step {
-    /// The run's id.
-    #[getter]
-    fn run_id(&self) -> &str {
-        &self.run_id
-    }
-
-    /// The node being executed.
-    #[getter]
-    fn node_id(&self) -> &str {
-        &self.node_id
-    }
-
-    /// Which attempt at the node this is: 1, then 2, 3... when its retry
-    /// policy tries again.
-    #[getter]
-    fn attempt(&self) -> u32 {
-        self.attempt
-    }
-
-    /// `run/node/attempt`: a key for the outside effects of this execution
-    /// (an idempotency key), so that a step run again after a crash does not
-    /// repeat them.
-    #[getter]
-    fn idempotency_key(&self) -> String {
-        format!("{}/{}/{}", self.run_id, self.node_id, self.attempt)
-    }
-
-    /// The run's context as the step began (a `WorkflowContext`, the one the
-    /// handler is given). What a handler writes to it is not kept: the
-    /// node's output is what it returns.
-    #[getter]
-    fn context(&self, py: Python<'_>) -> Py<PyAny> {
-        self.context.clone_ref(py)
-    }
-
-    /// A `TemplateResolver` on the run's context.
-    #[getter]
-    fn template_resolver<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        Class::TemplateResolver.get(py)?.call1((self.context.bind(py),))
-    }
-
-    /// Adds `payload` (JSON) to the run's transcript as a custom entry of
-    /// this node, committed with the step.
-    fn emit(&self, payload: &Bound<'_, PyAny>) -> PyResult<()> {
-        let payload = to_json(payload)?;
-        match &mut *self.emitted.lock().unwrap_or_else(PoisonError::into_inner) {
-            Some(emitted) => {
-                emitted.push(payload);
-                Ok(())
-            }
-            None => Err(PyRuntimeError::new_err(format!(
-                "the step of node {:?} is over: emit while its handler executes",
-                self.node_id
-            ))),
-        }
-    }
-
-    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        let (run_id, node_id) = (repr(py, &self.run_id)?, repr(py, &self.node_id)?);
-        Ok(format!("Step(run_id={run_id}, node_id={node_id}, attempt={})", self.attempt))
-    }
-}
-
-/// The package's classes a handler is given, built through Python as any
-/// caller builds them.
-#[derive(Clone, Copy)]
-enum Class {
-    Node,
-    WorkflowContext,
-    TemplateResolver,
-}
-
-impl Class {
-    fn get(self, py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
-        static SLOTS: [PyOnceLock<Py<PyAny>>; 3] = [PyOnceLock::new(), PyOnceLock::new(), PyOnceLock::new()];
-        let name = match self {
-            Class::Node => "Node",
-            Class::WorkflowContext => "WorkflowContext",
-            Class::TemplateResolver => "TemplateResolver",
-        };
-        SLOTS[self as usize].import(py, "roomkit_graph", name)
-    }
-}
-
-/// The node as a `Node`.
-fn node_arg<'py>(py: Python<'py>, node: &Node) -> PyResult<Bound<'py, PyAny>> {
-    let value = serde_json::to_value(node).map_err(|error| PyRuntimeError::new_err(error.to_string()))?;
-    Class::Node.get(py)?.call_method1("from_dict", (to_py(py, &value)?,))
-}
-
-/// The run's context as a `WorkflowContext`, its `input` scope the step's.
-fn context_arg<'py>(py: Python<'py>, context: &Context) -> PyResult<Bound<'py, PyAny>> {
-    let entries = to_py(py, &Value::Object(context.to_entries()))?;
-    let workflow_context = Class::WorkflowContext.get(py)?.call_method1("from_dict", (entries,))?;
-    let input = to_py(py, context.get("input").unwrap_or(&Value::Null))?;
-    workflow_context.call_method1("set_current_input", (input,))?;
-    Ok(workflow_context)
 }
 
 /// The node's result from what its handler returned.

@@ -11,9 +11,10 @@ use roomkit_graph_store::{DEFAULT_ORG, RunFilter, RunRecord, RunStatus};
 use serde_json::{Map, Value};
 use tokio::sync::watch;
 
+use super::call::Loop;
 use super::database::Database;
 use super::errors::{Refusal, runner_error, store_error};
-use super::handlers::{Loop, runner_handlers};
+use super::handlers::runner_handlers;
 use super::run::{Run, repr};
 use super::transcript::Transcript;
 use crate::convert::to_json;
