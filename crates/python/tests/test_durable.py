@@ -238,6 +238,7 @@ class Draft:
 
     async def execute(self, node, context, engine):
         assert isinstance(node, Node) and isinstance(context, WorkflowContext) and engine.context is context
+        assert engine.graph.id == "writing" and engine.graph.get_node(node.id).type == "draft"
         self.calls.append((node.id, engine.run_id, engine.attempt, asyncio.get_running_loop()))
         await asyncio.sleep(0)
         engine.emit({"drafting": context.get("trigger.topic")})

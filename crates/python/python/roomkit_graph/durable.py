@@ -24,7 +24,7 @@ dict output or None), and functions the same ``f(context, config)``, sync or
 async; they are awaited on the asyncio loop the runner was opened on. A
 handler gets a ``Node``, the run's ``WorkflowContext`` as the step began (its
 ``input`` scope set) and a :class:`Step` as ``engine``: ``run_id``,
-``node_id``, ``attempt``, ``idempotency_key``, ``context``,
+``graph``, ``node_id``, ``attempt``, ``idempotency_key``, ``context``,
 ``template_resolver`` and ``emit(payload)`` (a custom transcript entry). The
 node's output is what the handler returns: writes to the context are not
 kept. A step whose process dies before it is committed runs again in the

@@ -7,20 +7,24 @@ use std::sync::{Mutex, PoisonError};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use roomkit_graph::{Context, Node, Scope};
+use roomkit_graph::{Context, Graph, Node, Scope};
 use serde_json::Value;
 
 use super::run::repr;
 use crate::convert::{to_json, to_py};
 
 /// What a handler is given as its `engine`: the step it executes (the run,
-/// the node, the attempt), the run's context and a `TemplateResolver` on it,
-/// and `emit` for the run's transcript.
+/// its graph, the node, the attempt), the run's context and a
+/// `TemplateResolver` on it, and `emit` for the run's transcript: what
+/// handlers written for `WorkflowEngine` read from it.
 #[pyclass(module = "roomkit_graph.durable", frozen)]
 pub(crate) struct Step {
     run_id: String,
     node_id: String,
     attempt: u32,
+    /// The graph the run executes, and its `Graph` once asked for.
+    graph: Graph,
+    graph_object: PyOnceLock<Py<PyAny>>,
     /// The `WorkflowContext` the handler is given.
     context: Py<PyAny>,
     /// What the handler emitted; none once the step is over.
@@ -33,6 +37,8 @@ impl Step {
             run_id: scope.run_id().to_owned(),
             node_id: node.id.clone(),
             attempt: scope.attempt(),
+            graph: scope.graph().clone(),
+            graph_object: PyOnceLock::new(),
             context,
             emitted: Mutex::new(Some(Vec::new())),
         }
@@ -63,6 +69,17 @@ impl Step {
     #[getter]
     fn attempt(&self) -> u32 {
         self.attempt
+    }
+
+    /// The graph the run executes (a `Graph`; the version the run started with).
+    #[getter]
+    fn graph(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let graph = self.graph_object.get_or_try_init(py, || -> PyResult<_> {
+            let value = serde_json::to_value(&self.graph)
+                .map_err(|error| PyRuntimeError::new_err(error.to_string()))?;
+            Ok(Class::Graph.get(py)?.call_method1("from_dict", (to_py(py, &value)?,))?.unbind())
+        })?;
+        Ok(graph.clone_ref(py))
     }
 
     /// `run/node/attempt`: a key for the outside effects of this execution
@@ -113,6 +130,7 @@ impl Step {
 /// caller builds them.
 #[derive(Clone, Copy)]
 enum Class {
+    Graph,
     Node,
     WorkflowContext,
     TemplateResolver,
@@ -120,8 +138,10 @@ enum Class {
 
 impl Class {
     fn get(self, py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
-        static SLOTS: [PyOnceLock<Py<PyAny>>; 3] = [PyOnceLock::new(), PyOnceLock::new(), PyOnceLock::new()];
+        static SLOTS: [PyOnceLock<Py<PyAny>>; 4] =
+            [PyOnceLock::new(), PyOnceLock::new(), PyOnceLock::new(), PyOnceLock::new()];
         let name = match self {
+            Class::Graph => "Graph",
             Class::Node => "Node",
             Class::WorkflowContext => "WorkflowContext",
             Class::TemplateResolver => "TemplateResolver",
