@@ -29,7 +29,10 @@ handler gets a ``Node``, the run's ``WorkflowContext`` as the step began (its
 node's output is what the handler returns: writes to the context are not
 kept. A step whose process dies before it is committed runs again in the
 process that takes the run over: make outside effects idempotent with
-``engine.idempotency_key``.
+``engine.idempotency_key``. RoomKit's handlers (``room_handlers(kit)`` of
+``roomkit_graph.roomkit``) run agent, human and notification nodes of
+durable runs as they are: a human node's question goes to its room and the
+answer comes back through :meth:`Runner.answer`.
 
 Refusals raise :class:`~roomkit_graph.errors.DurableError` subclasses with
 the reason in plain words; an invalid graph raises
