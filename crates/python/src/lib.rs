@@ -11,6 +11,7 @@ mod context;
 mod convert;
 mod dataclass;
 mod driver;
+mod durable;
 mod edge;
 mod engine;
 // The engine raises the classes the model does not.
@@ -52,5 +53,6 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<handlers::Builtin>()?;
     module.add_class::<stream::EventStream>()?;
     driver::register(module)?;
+    durable::register(module)?;
     Ok(())
 }

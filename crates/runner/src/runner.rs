@@ -407,6 +407,42 @@ impl Runner {
         self.start_in(DEFAULT_ORG, graph_id, trigger, None).await
     }
 
+    /// Starts a run of version `version` of `graph_id` (of the
+    /// [`DEFAULT_ORG`]), as [`Runner::start`] does with the latest: to run a
+    /// version a later save replaced. [`StoreError::NotFound`] when the graph
+    /// has no such version.
+    ///
+    /// ```
+    /// use roomkit_graph::{Edge, Graph, Handlers, Node, Trigger};
+    /// use roomkit_graph_runner::Runner;
+    /// use roomkit_graph_sqlite::SqliteStore;
+    /// use serde_json::json;
+    ///
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async {
+    /// let dir = tempfile::tempdir()?;
+    /// let runner = Runner::new(SqliteStore::open(dir.path().join("runs.db"))?, Handlers::builtin());
+    /// let mut graph = Graph::new("hello", "Hello", Trigger::manual());
+    /// graph.add_nodes([Node::new("start", "start"), Node::new("end", "end")])?;
+    /// graph.add_edge(Edge::new("start", "end"));
+    /// runner.save_graph(&graph).await?;
+    /// runner.save_graph(&graph).await?;
+    ///
+    /// let first = runner.start_version("hello", 1, json!({})).await?;
+    /// assert_eq!(first.graph_version, 1);
+    /// assert!(runner.start_version("hello", 3, json!({})).await.is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn start_version(
+        &self,
+        graph_id: &str,
+        version: u64,
+        trigger: Value,
+    ) -> Result<RunRecord, RunnerError> {
+        self.start_graph(DEFAULT_ORG, graph_id, Some(version), trigger, None).await
+    }
+
     /// Starts a run of the latest version of `graph_id` of `org`, as
     /// [`Runner::start`]. With a `key`, a second start with the same key is
     /// refused with [`StoreError::Duplicate`], naming the run that has it
@@ -420,9 +456,24 @@ impl Runner {
         trigger: Value,
         key: Option<RunKey>,
     ) -> Result<RunRecord, RunnerError> {
+        self.start_graph(org, graph_id, None, trigger, key).await
+    }
+
+    /// Starts a run of `version` of `graph_id` of `org` (the latest when none).
+    async fn start_graph(
+        &self,
+        org: &str,
+        graph_id: &str,
+        version: Option<u64>,
+        trigger: Value,
+        key: Option<RunKey>,
+    ) -> Result<RunRecord, RunnerError> {
         timers::start(&self.shared);
-        // The latest version, compiled once.
-        let graph_version = self.shared.store.latest_graph_version(org, graph_id).await?;
+        // Compiled once per version.
+        let graph_version = match version {
+            Some(version) => version,
+            None => self.shared.store.latest_graph_version(org, graph_id).await?,
+        };
         let workflow = self.shared.workflow(org, graph_id, graph_version).await?;
         let mut engine = workflow.engine();
         engine.start(trigger.clone())?;

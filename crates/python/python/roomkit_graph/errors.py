@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 __all__ = [
+    "AnswerRefusedError",
     "ConditionError",
+    "DurableError",
     "ExecutionError",
     "GraphError",
     "GraphValidationError",
     "NoValidTransitionError",
+    "NotWaitingError",
+    "RunFinishedError",
+    "RunNotFoundError",
+    "StoreError",
     "TemplateError",
+    "WorkerTakenError",
 ]
 
 
@@ -34,3 +41,31 @@ class ExecutionError(GraphError):
 
 class NoValidTransitionError(ExecutionError):
     """No edge out of a node matched and the node is not an end."""
+
+
+class DurableError(GraphError):
+    """A durable runner (``roomkit_graph.durable``) refused a request; nothing changed."""
+
+
+class RunNotFoundError(DurableError, LookupError):
+    """No run, graph or graph version has that id in the database."""
+
+
+class NotWaitingError(DurableError):
+    """An answer came for a run that is not waiting on that node."""
+
+
+class AnswerRefusedError(DurableError):
+    """An answer does not fit what the node asks (an action it does not offer, say)."""
+
+
+class RunFinishedError(DurableError):
+    """The run is over (completed, failed or cancelled): nothing more can happen to it."""
+
+
+class WorkerTakenError(DurableError):
+    """Another live process is registered with the same worker id."""
+
+
+class StoreError(DurableError):
+    """The database failed or refused: locked, out of reach, full, or not a runs database."""

@@ -9,7 +9,7 @@ use crate::clock::Clock;
 use crate::context::Context;
 use crate::handler::{Emitted, HandlerError, NodeHandler, NodeResult, Sent, Signal};
 use crate::limits::Limits;
-use crate::model::Node;
+use crate::model::{Graph, Node};
 use crate::template::{TemplateError, ValueTemplate};
 
 /// A handler's view of the run while it executes one node: the context, the
@@ -40,6 +40,11 @@ impl<'a> Scope<'a> {
     /// The node being executed.
     pub fn node(&self) -> &'a Node {
         self.plan.node(self.node)
+    }
+
+    /// The graph the run executes.
+    pub fn graph(&self) -> &'a Graph {
+        self.plan.graph()
     }
 
     /// The run's context, as it was when the step began.
