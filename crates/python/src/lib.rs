@@ -6,12 +6,39 @@
 
 use pyo3::prelude::*;
 
+mod condition;
 mod convert;
+mod dataclass;
+mod edge;
+// The engine raises the classes the model does not.
+#[allow(dead_code)]
 mod errors;
+mod graph;
+mod node;
+mod registry;
+mod result;
+mod trigger;
 
 /// The native module: every class and function the package re-exports.
 #[pymodule]
 fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = module.py();
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    module.add("NODE_TYPES", node::node_type_names())?;
+    module.add_class::<node::Node>()?;
+    module.add_class::<edge::Edge>()?;
+    module.add_class::<condition::Condition>()?;
+    module.add_class::<condition::ConditionBuilder>()?;
+    module.add_class::<trigger::Trigger>()?;
+    module.add_class::<trigger::WebhookTrigger>()?;
+    module.add_class::<trigger::ScheduledTrigger>()?;
+    module.add_class::<trigger::EventTrigger>()?;
+    module.add_class::<trigger::ManualTrigger>()?;
+    trigger::register_builtins(py)?;
+    module.add_class::<graph::Graph>()?;
+    module.add_class::<registry::FunctionRegistry>()?;
+    module.add("graph_registry", Bound::new(py, registry::FunctionRegistry::new(py))?)?;
+    module.add_class::<result::NodeResult>()?;
+    module.add_class::<result::StepResult>()?;
     Ok(())
 }

@@ -6,7 +6,8 @@ durable runs on SQLite or PostgreSQL.
 
 from __future__ import annotations
 
-from roomkit_graph._core import __version__
+from roomkit_graph._core import NodeResult, StepResult, __version__
+from roomkit_graph.edges import Condition, Edge
 from roomkit_graph.errors import (
     ConditionError,
     ExecutionError,
@@ -15,13 +16,44 @@ from roomkit_graph.errors import (
     NoValidTransitionError,
     TemplateError,
 )
+from roomkit_graph.graph import Graph
+from roomkit_graph.nodes import Node, NodeType
+from roomkit_graph.registry import FunctionRegistry, graph_registry
+from roomkit_graph.triggers import (
+    EventTrigger,
+    ManualTrigger,
+    ScheduledTrigger,
+    Trigger,
+    WebhookTrigger,
+)
 
 __all__ = [
-    "ConditionError",
-    "ExecutionError",
+    "__version__",
+    # Graph
+    "Graph",
+    # Nodes
+    "Node",
+    "NodeType",
+    # Edges
+    "Edge",
+    "Condition",
+    # Triggers
+    "Trigger",
+    "WebhookTrigger",
+    "ScheduledTrigger",
+    "EventTrigger",
+    "ManualTrigger",
+    # Handlers
+    "NodeResult",
+    "StepResult",
+    # Registry
+    "FunctionRegistry",
+    "graph_registry",
+    # Errors
     "GraphError",
     "GraphValidationError",
-    "NoValidTransitionError",
+    "ConditionError",
     "TemplateError",
-    "__version__",
+    "ExecutionError",
+    "NoValidTransitionError",
 ]

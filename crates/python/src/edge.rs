@@ -1,0 +1,143 @@
+//! `Edge`: a transition between two nodes.
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyTuple, PyType};
+use serde_json::Value;
+
+use crate::condition::{self, Condition};
+use crate::convert::{to_json, to_py};
+use crate::dataclass;
+use crate::dataclass::{object, or_dict, text};
+use crate::errors::ErrorClass;
+
+/// A connection between two nodes: `Edge(source, target, condition=None, metadata={})`.
+#[pyclass(module = "roomkit_graph.edges.edge", frozen)]
+pub(crate) struct Edge {
+    #[pyo3(get)]
+    source: Py<PyAny>,
+    #[pyo3(get)]
+    target: Py<PyAny>,
+    #[pyo3(get)]
+    condition: Py<PyAny>,
+    #[pyo3(get)]
+    metadata: Py<PyAny>,
+}
+
+#[pymethods]
+impl Edge {
+    #[new]
+    #[pyo3(signature = (source, target, condition = None, metadata = None))]
+    fn new(
+        py: Python<'_>,
+        source: Bound<'_, PyAny>,
+        target: Bound<'_, PyAny>,
+        condition: Option<Bound<'_, PyAny>>,
+        metadata: Option<Bound<'_, PyAny>>,
+    ) -> Self {
+        Edge {
+            source: source.unbind(),
+            target: target.unbind(),
+            condition: condition.map_or_else(|| py.None(), Bound::unbind),
+            metadata: or_dict(py, metadata),
+        }
+    }
+
+    /// The edge as JSON data: `condition` left out when none, `metadata` when empty.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let edge = serde_json::to_value(self.to_core(py)?)
+            .map_err(|e| ErrorClass::Validation.err(format!("invalid edge: {e}")))?;
+        to_py(py, &edge)
+    }
+
+    /// An edge from its JSON data; an empty or null `condition` is none.
+    #[classmethod]
+    fn from_dict<'py>(cls: &Bound<'py, PyType>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let edge: roomkit_graph::Edge = serde_json::from_value(to_json(data)?)
+            .map_err(|e| ErrorClass::Validation.err(format!("invalid edge: {e}")))?;
+        build(cls, &edge)
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let py = slf.py();
+        let this = slf.get();
+        dataclass::repr(
+            slf.as_any(),
+            &[
+                ("source", this.source.bind(py)),
+                ("target", this.target.bind(py)),
+                ("condition", this.condition.bind(py)),
+                ("metadata", this.metadata.bind(py)),
+            ],
+        )
+    }
+
+    fn __eq__(slf: &Bound<'_, Self>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        if !dataclass::same_class(slf.as_any(), other) {
+            return Ok(slf.py().NotImplemented());
+        }
+        let other = other.cast::<Self>()?;
+        dataclass::compare(slf.get().fields(slf.py())?, other.get().fields(slf.py())?)
+    }
+
+    fn __hash__(&self, py: Python<'_>) -> PyResult<isize> {
+        self.fields(py)?.hash()
+    }
+
+    fn __setattr__(&self, py: Python<'_>, name: &str, _value: Bound<'_, PyAny>) -> PyResult<()> {
+        Err(dataclass::frozen_error(py, name))
+    }
+
+    fn __delattr__(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        Err(dataclass::frozen_error(py, name))
+    }
+}
+
+impl Edge {
+    fn fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, [&self.source, &self.target, &self.condition, &self.metadata])
+    }
+
+    /// The edge's source and target.
+    pub(crate) fn ends(&self, py: Python<'_>) -> PyResult<(String, String)> {
+        Ok((text(self.source.bind(py), "an edge's source")?, text(self.target.bind(py), "an edge's target")?))
+    }
+
+    /// The edge as the core's `Edge`.
+    pub(crate) fn to_core(&self, py: Python<'_>) -> PyResult<roomkit_graph::Edge> {
+        let (source, target) = self.ends(py)?;
+        let what = format!("edge '{source}' -> '{target}'");
+        let mut edge = roomkit_graph::Edge::new(source, target);
+        let condition = self.condition.bind(py);
+        if !condition.is_none() {
+            let Ok(condition) = condition.cast::<Condition>() else {
+                return Err(PyTypeError::new_err(format!(
+                    "{what}: its condition must be a Condition, not {}",
+                    condition.get_type().name()?
+                )));
+            };
+            edge.condition = Some(condition.get().to_core(py)?);
+        }
+        edge.metadata = object(self.metadata.bind(py), &format!("{what}: its metadata"))?;
+        Ok(edge)
+    }
+}
+
+/// A new `Edge` (of class `cls`) from the core's.
+pub(crate) fn build<'py>(
+    cls: &Bound<'py, PyType>,
+    edge: &roomkit_graph::Edge,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = cls.py();
+    // `"condition": {}` is no condition, as routing reads it.
+    let condition = match (&edge.condition, edge.route_condition()) {
+        (Some(condition), Some(_)) => condition::build(&py.get_type::<Condition>(), condition)?,
+        _ => py.None().into_bound(py),
+    };
+    cls.call1((
+        edge.source.as_str(),
+        edge.target.as_str(),
+        condition,
+        to_py(py, &Value::Object(edge.metadata.clone()))?,
+    ))
+}
