@@ -7,16 +7,21 @@
 use pyo3::prelude::*;
 
 mod condition;
+mod context;
 mod convert;
 mod dataclass;
+mod driver;
 mod edge;
+mod engine;
 // The engine raises the classes the model does not.
 #[allow(dead_code)]
 mod errors;
 mod graph;
+mod handlers;
 mod node;
 mod registry;
 mod result;
+mod runlog;
 mod trigger;
 
 /// The native module: every class and function the package re-exports.
@@ -40,5 +45,10 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("graph_registry", Bound::new(py, registry::FunctionRegistry::new(py))?)?;
     module.add_class::<result::NodeResult>()?;
     module.add_class::<result::StepResult>()?;
+    module.add_class::<context::WorkflowContext>()?;
+    module.add_class::<context::TemplateResolver>()?;
+    module.add_class::<engine::WorkflowEngine>()?;
+    module.add_class::<handlers::Builtin>()?;
+    driver::register(module)?;
     Ok(())
 }

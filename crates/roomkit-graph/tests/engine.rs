@@ -282,7 +282,8 @@ async fn custom_functions_sync_and_async_and_missing_ones() {
     assert_eq!(engine.context().get("prio.output.priority"), Some(&json!("P1")));
     assert_eq!(engine.context().get("own.output.owner"), Some(&json!("triage")));
 
-    for (name, expected) in [("broken", "the lookup service is down"), ("nope", "no function named \"nope\"")]
+    for (name, expected) in
+        [("broken", "the lookup service is down"), ("nope", "Unknown custom function: 'nope'")]
     {
         let graph = chain(vec![function("f", json!({"action": "custom", "function": name}))]);
         let mut engine = WorkflowEngine::new(graph, Handlers::builtin().with_functions(functions.clone()));

@@ -246,7 +246,7 @@ async fn the_built_in_set_is_the_reference_s_seven_handlers() {
     let mut engine = WorkflowEngine::new(graph.clone(), Handlers::builtin());
     let error = engine.run(json!({})).await.expect_err("no handler for human");
     assert_eq!(error.kind(), ErrorKind::Execution);
-    assert!(error.to_string().contains("\"human\""), "{error}");
+    assert!(error.to_string().contains("No handler registered for node type 'human'"), "{error}");
     let mut engine = WorkflowEngine::new(graph, Handlers::builtin().with("human", HumanHandler));
     assert_eq!(engine.run(json!({})).await.expect("waits"), EngineStatus::Waiting);
 }

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from roomkit_graph._core import NodeResult, StepResult, __version__
 from roomkit_graph.edges import Condition, Edge
+from roomkit_graph.engine import TemplateResolver, WorkflowContext, WorkflowEngine
+from roomkit_graph.engine.streaming import StreamEvent, StreamMode
 from roomkit_graph.errors import (
     ConditionError,
     ExecutionError,
@@ -17,6 +19,15 @@ from roomkit_graph.errors import (
     TemplateError,
 )
 from roomkit_graph.graph import Graph
+from roomkit_graph.handlers import (
+    ConditionHandler,
+    EndHandler,
+    FunctionHandler,
+    NodeHandler,
+    ParallelHandler,
+    StartHandler,
+    SwitchHandler,
+)
 from roomkit_graph.nodes import Node, NodeType
 from roomkit_graph.registry import FunctionRegistry, graph_registry
 from roomkit_graph.triggers import (
@@ -43,9 +54,22 @@ __all__ = [
     "ScheduledTrigger",
     "EventTrigger",
     "ManualTrigger",
+    # Engine
+    "WorkflowContext",
+    "WorkflowEngine",
+    "TemplateResolver",
+    "StreamMode",
+    "StreamEvent",
     # Handlers
+    "NodeHandler",
     "NodeResult",
     "StepResult",
+    "StartHandler",
+    "EndHandler",
+    "FunctionHandler",
+    "ConditionHandler",
+    "SwitchHandler",
+    "ParallelHandler",
     # Registry
     "FunctionRegistry",
     "graph_registry",

@@ -94,8 +94,9 @@ pub(crate) enum Input {
     Missing,
     /// `steps.ID` of the node in this slot; null (and present) when it stored nothing.
     Node(usize),
-    /// `{source_id: steps.SOURCE}` over several incoming edges' sources.
-    Merged(Value),
+    /// A value of its own: `{source_id: steps.SOURCE}` over several incoming
+    /// edges' sources, or one given with [`Context::set_input_value`].
+    Value(Value),
 }
 
 /// What `input` alone reads after a node that stored nothing.
@@ -190,6 +191,23 @@ impl Context {
             }
         }
         context
+    }
+
+    /// A context holding saved entries (`{node_id: {"output": value}}`, as
+    /// [`to_entries`](Self::to_entries) writes them), whose start node is `start`.
+    ///
+    /// ```
+    /// use roomkit_graph::Context;
+    /// use serde_json::json;
+    ///
+    /// let saved = json!({"start": {"output": {"input": {"n": 1}}}, "a": {"output": 2}});
+    /// let context = Context::from_saved("start", saved.as_object().cloned().unwrap_or_default());
+    /// assert_eq!(context.get("trigger.n"), Some(&json!(1)));
+    /// assert_eq!(context.get("steps.a"), Some(&json!(2)));
+    /// assert_eq!(serde_json::Value::Object(context.to_entries()), saved);
+    /// ```
+    pub fn from_saved(start: &str, entries: Map<String, Value>) -> Self {
+        Context::from_entries(Arc::new(Layout::new(vec![start.to_owned()], Some(0))), entries)
     }
 
     /// The entries, as saved: `{node_id: {"output": value}}`, in graph order.
@@ -327,6 +345,24 @@ impl Context {
         self.input = input;
     }
 
+    /// Sets what the `input` scope reads to `value` (`None`: `input` names
+    /// nothing), for a caller that runs nodes itself; the engine sets it
+    /// before each step.
+    ///
+    /// ```
+    /// use roomkit_graph::Context;
+    /// use serde_json::json;
+    ///
+    /// let mut context = Context::new("start");
+    /// context.set_input_value(Some(json!({"topic": "billing"})));
+    /// assert_eq!(context.get("input.topic"), Some(&json!("billing")));
+    /// context.set_input_value(None);
+    /// assert_eq!(context.get("input"), None);
+    /// ```
+    pub fn set_input_value(&mut self, value: Option<Value>) {
+        self.input = value.map_or(Input::Missing, Input::Value);
+    }
+
     /// Sets the `input` scope from the sources of a node's incoming edges, for
     /// a run restored without the node it came from: no source, `input` names
     /// nothing; one, as [`set_input`](Self::set_input); several (one per edge),
@@ -341,7 +377,7 @@ impl Context {
                     let value = self.steps_at(source).cloned().unwrap_or(Value::Null);
                     merged.insert(self.layout.ids[source].clone(), value);
                 }
-                Input::Merged(Value::Object(merged))
+                Input::Value(Value::Object(merged))
             }
         };
     }
@@ -370,7 +406,7 @@ impl Context {
                     None if path.rest().next().is_none() => return Some(&NULL),
                     None => return None,
                 },
-                Input::Merged(value) => value,
+                Input::Value(value) => value,
             },
             Scope::StepsBare => return None,
             Scope::Steps => match self.slot_of(path) {

@@ -107,7 +107,7 @@ impl WorkflowEngine {
             None
         };
         self.written.clear();
-        self.context.set_output_at(node, data, sizes[0]);
+        self.context_mut().set_output_at(node, data, sizes[0]);
         self.written.push(node);
         let no_events = Mutex::new(Vec::new());
         if !self.pending.is_empty() {
@@ -161,7 +161,7 @@ impl WorkflowEngine {
         };
         let closed: Vec<String> =
             std::mem::take(&mut self.pending).iter().map(|&i| plan.id(i).to_owned()).collect();
-        self.context.set_output_at(parallel, aggregate, bytes);
+        self.context_mut().set_output_at(parallel, aggregate, bytes);
         self.written.push(parallel);
         self.waiting = false;
         let status = match self.follow_edges(parallel) {

@@ -217,7 +217,7 @@ impl Workflow {
     pub fn engine(&self) -> WorkflowEngine {
         WorkflowEngine {
             workflow: self.clone(),
-            context: self.plan.new_context(),
+            context: Arc::new(self.plan.new_context()),
             current: None,
             previous: None,
             waiting: false,
@@ -269,7 +269,7 @@ impl Workflow {
         }
         Ok(WorkflowEngine {
             workflow: self.clone(),
-            context,
+            context: Arc::new(context),
             current,
             previous,
             waiting: state.waiting,
@@ -310,7 +310,10 @@ pub enum EngineStatus {
 /// - [`to_state`](Self::to_state) / [`Workflow::restore`] carry a run across processes.
 pub struct WorkflowEngine {
     workflow: Workflow,
-    context: Context,
+    /// Shared with the handlers running a step ([`Scope::shared_context`]);
+    /// written through [`context_mut`](Self::context_mut), which copies it
+    /// only while a handler still holds it.
+    context: Arc<Context>,
     current: Option<usize>,
     previous: Option<usize>,
     waiting: bool,
@@ -351,6 +354,42 @@ impl WorkflowEngine {
     /// The run's context.
     pub fn context(&self) -> &Context {
         &self.context
+    }
+
+    /// The run's context, to change: an output stored this way is read by
+    /// the next steps' templates and conditions, and saved with the run.
+    ///
+    /// ```
+    /// use roomkit_graph::{Condition, Edge, Graph, Handlers, Node, Trigger, WorkflowEngine};
+    /// use serde_json::json;
+    ///
+    /// let mut graph = Graph::new("g", "G", Trigger::manual());
+    /// graph.add_nodes([Node::new("start", "start"), Node::new("check", "log"), Node::new("end", "end")])?;
+    /// graph.add_edge(Edge::new("check", "end").when(Condition::field("check.output.ok").equals(true)));
+    /// let mut engine = WorkflowEngine::new(graph, Handlers::builtin());
+    /// engine.context_mut().set_output("check", json!({"ok": true}));
+    /// assert_eq!(engine.evaluate_edges("check")?.as_deref(), Some("end"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn context_mut(&mut self) -> &mut Context {
+        Arc::make_mut(&mut self.context)
+    }
+
+    /// Where the run would go after `node_id` completed, judged on the
+    /// context as it stands (`input` reading that node's output), without
+    /// moving the run: its conditional edges in order, then its unconditional
+    /// edge, then its `otherwise` edge. `None`: the node has no edges.
+    /// [`EngineError::NoTransition`] when it has edges and none matched;
+    /// [`EngineError::InvalidArgument`] for a node not in the graph.
+    pub fn evaluate_edges(&mut self, node_id: &str) -> Result<Option<String>, EngineError> {
+        let plan = Arc::clone(&self.workflow.plan);
+        let node = plan.index(node_id).ok_or_else(|| {
+            EngineError::InvalidArgument(format!("no node {node_id:?} in graph {:?}", plan.graph().id))
+        })?;
+        let before = self.context_mut().replace_input(node);
+        let routed = plan.route(node, &self.context);
+        self.context_mut().restore_input(before);
+        Ok(routed?.map(|next| plan.id(next).to_owned()))
     }
 
     /// The limits the run keeps to.
@@ -432,14 +471,14 @@ impl WorkflowEngine {
         if bytes > self.workflow.limits.context_bytes {
             return Err(limit(LimitError::Context { bytes, limit: self.workflow.limits.context_bytes }));
         }
-        self.context.clear();
+        self.context_mut().clear();
         let output = start_output(trigger);
         if plan.id(start) != "start" {
             // `{{start.output.input}}` is the trigger data whatever the start node is called.
-            self.context.set_output("start", output.clone());
+            self.context_mut().set_output("start", output.clone());
         }
         let bytes = crate::limits::measure(&output).bytes;
-        self.context.set_output_at(start, output, bytes);
+        self.context_mut().set_output_at(start, output, bytes);
         self.current = Some(start);
         self.previous = None;
         self.waiting = false;

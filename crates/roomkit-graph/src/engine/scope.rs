@@ -20,7 +20,7 @@ pub struct Scope<'a> {
     pub(crate) handlers: &'a [Option<Arc<dyn NodeHandler>>],
     pub(crate) clock: &'a dyn Clock,
     pub(crate) sink: Option<&'a EventSink>,
-    pub(crate) context: &'a Context,
+    pub(crate) context: &'a Arc<Context>,
     pub(crate) run_id: &'a str,
     pub(crate) attempt: u32,
     pub(crate) node: usize,
@@ -45,6 +45,14 @@ impl<'a> Scope<'a> {
     /// The run's context, as it was when the step began.
     pub fn context(&self) -> &'a Context {
         self.context
+    }
+
+    /// The run's context as it was when the step began, shared: for a
+    /// handler that must keep it past a borrow (one that hands it to another
+    /// language's runtime, say). Drop it when the handler returns: while it
+    /// is held, the engine copies the context to store the step's outputs.
+    pub fn shared_context(&self) -> Arc<Context> {
+        Arc::clone(self.context)
     }
 
     /// The run's id.

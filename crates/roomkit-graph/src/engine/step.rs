@@ -93,7 +93,7 @@ impl WorkflowEngine {
         }
         if self.previous.is_some() {
             // Else `input` stays as restored (inferred from the incoming edges).
-            self.context.set_input(self.previous);
+            Arc::make_mut(&mut self.context).set_input(self.previous);
         }
         let policy = match plan.policy(node) {
             Ok(policy) => policy.clone(),
@@ -237,11 +237,11 @@ impl WorkflowEngine {
             Err(error) => return Stored::Fatal(error),
         };
         for ((index, output), bytes) in writes.into_iter().zip(sizes) {
-            self.context.set_output_at(index, output, bytes);
+            self.context_mut().set_output_at(index, output, bytes);
             self.written.push(index);
         }
         // A node that failed along an error edge before and ran again keeps no old failure.
-        if self.context.clear_failure_at(node) && !self.written.contains(&node) {
+        if self.context_mut().clear_failure_at(node) && !self.written.contains(&node) {
             self.written.push(node);
         }
         match status {
@@ -291,15 +291,15 @@ impl WorkflowEngine {
         } else {
             // The run stays where it was on a routing error, `input` as it was
             // (inferred from the incoming edges for a restored run).
-            let before = self.context.replace_input(node);
+            let before = self.context_mut().replace_input(node);
             let routed = plan.route(node, &self.context);
-            self.context.restore_input(before);
+            self.context_mut().restore_input(before);
             routed?
         };
         self.current = next;
         if next.is_some() {
             self.previous = Some(node);
-            self.context.set_input(self.previous);
+            Arc::make_mut(&mut self.context).set_input(self.previous);
         }
         self.attempt = 1;
         Ok(())
@@ -319,12 +319,12 @@ impl WorkflowEngine {
         let failure = NodeFailure { kind: failed.kind, message: failed.message, attempts };
         let error = failure.to_value();
         let bytes = measure(&failed.output).bytes + measure(&error).bytes;
-        self.context.set_failure_at(node, failed.output, error, bytes);
+        self.context_mut().set_failure_at(node, failed.output, error, bytes);
         self.written.retain(|&written| written != node);
         self.written.push(node);
         self.previous = Some(node);
         self.current = Some(target);
-        self.context.set_input(self.previous);
+        Arc::make_mut(&mut self.context).set_input(self.previous);
         self.attempt = 1;
         self.send_updates(node);
         self.send_values();

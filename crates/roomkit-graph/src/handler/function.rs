@@ -80,11 +80,12 @@ impl Action {
                     Action::Invalid(format!("node {id:?}: a custom function node needs a \"function\" name"))
                 }
             },
-            _ => Action::Invalid(format!(
-                "node {id:?}: unknown function action {} (expected one of {})",
-                config.get("action").unwrap_or(&Value::Null),
-                FUNCTION_ACTIONS.join(", ")
-            )),
+            // The reference's wording: the action as written (nothing when absent).
+            _ => Action::Invalid(match config.get("action") {
+                None => "Unknown function action: ".to_owned(),
+                Some(Value::String(action)) => format!("Unknown function action: {action}"),
+                Some(other) => format!("Unknown function action: {other}"),
+            }),
         }
     }
 }
@@ -103,7 +104,7 @@ impl NodeHandler for FunctionHandler {
             Action::Custom(name) => match self.registry.call(name, scope.context(), &node.config).await {
                 Some(Ok(output)) => NodeResult::completed(output),
                 Some(Err(error)) => NodeResult::failed(format!("function {name:?} failed: {error}")),
-                None => NodeResult::failed(format!("no function named {name:?} is registered")),
+                None => NodeResult::failed(format!("Unknown custom function: '{name}'")),
             },
             Action::Invalid(message) => NodeResult::failed(message.clone()),
         })

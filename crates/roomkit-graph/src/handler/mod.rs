@@ -221,7 +221,7 @@ pub enum HandlerError {
     #[error(transparent)]
     Condition(#[from] ConditionError),
     /// No handler is registered for the node's type.
-    #[error("no handler is registered for node type {node_type:?}: register one with Handlers::with")]
+    #[error("No handler registered for node type '{node_type}'")]
     NoHandler {
         /// The type without a handler.
         node_type: String,

@@ -72,7 +72,7 @@ async fn join_all_children(scope: &Scope<'_>, children: &[&Node]) -> Result<Node
                 writes.push((child.id.clone(), result.output));
             }
             Err(HandlerError::NoHandler { node_type }) => {
-                failures.push(format!("{:?} has no handler for type {node_type:?}", child.id));
+                failures.push(format!("No handler registered for child '{}' (type={node_type})", child.id));
             }
             // A child past a limit puts its parallel node past it: never routed nor retried.
             Err(limit @ HandlerError::Limit(_)) => return Err(limit),

@@ -1,0 +1,492 @@
+//! Running the engine's Rust futures on the caller's asyncio loop, on the
+//! loop's own thread.
+//!
+//! An async method of the package (`engine.run()`, say) returns a [`Pending`]:
+//! an awaitable that polls the Rust future each time the awaiting task steps
+//! it. A Python coroutine the future awaits (a handler's `execute`, a
+//! registered function) is driven by [`PyAwait`] in the same poll: one that
+//! completes without suspending costs no task and no thread hop; one that
+//! awaits an asyncio future hands that very future up to the caller's task
+//! (as `await` would), so it keeps the caller's task and context variables,
+//! and cancellation reaches it. What the Rust side waits on by itself (a
+//! parallel child's task, a timer) is a fresh loop future its waker completes.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::ThreadId;
+
+use pyo3::exceptions::{PyRuntimeError, PyStopIteration};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyIterator;
+use pyo3::types::iterator::PySendResult;
+
+/// What the engine's futures produce: a Python value, or the exception to raise.
+pub(crate) type PyFuture = Pin<Box<dyn Future<Output = PyResult<Py<PyAny>>> + Send>>;
+
+/// The background runtime whose timers the engine's futures use (a node's
+/// `timeout` policy): its handle is entered around each poll.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("roomkit-graph-timers")
+            .enable_time()
+            .build()
+            .expect("a runtime with one thread and a timer can be built")
+    })
+}
+
+/// What the task stepping a [`Pending`] passed in, and what a coroutine
+/// driven inside the poll handed out, for the length of one poll.
+struct Frame {
+    inbox: Inbox,
+    yielded: Option<Py<PyAny>>,
+}
+
+/// What the awaiting task passed to a [`Pending`]'s `send` or `throw`.
+enum Inbox {
+    Send(Py<PyAny>),
+    Throw(PyErr),
+    Taken,
+}
+
+thread_local! {
+    /// One frame per [`Pending`] being polled on this thread, innermost last.
+    static FRAMES: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Wakes a [`Pending`]: completes the loop future it handed to its task, if
+/// any (from another thread, through `call_soon_threadsafe`), or notes that
+/// the wake came during the poll.
+struct LoopWaker {
+    woken: AtomicBool,
+    /// The loop and the future the task waits on, when the Rust side waits.
+    target: Mutex<Option<(Py<PyAny>, Py<PyAny>)>>,
+    thread: ThreadId,
+}
+
+impl Wake for LoopWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        let Some((event_loop, future)) = self.target.lock().unwrap_or_else(PoisonError::into_inner).take()
+        else {
+            return;
+        };
+        Python::attach(|py| {
+            let result = if std::thread::current().id() == self.thread {
+                resolve(future.bind(py))
+            } else {
+                wake_function(py).and_then(|wake| {
+                    event_loop.bind(py).call_method1("call_soon_threadsafe", (wake, future)).map(drop)
+                })
+            };
+            if let Err(error) = result {
+                // The loop is closed: nobody waits any more.
+                error.write_unraisable(py, None);
+            }
+        });
+    }
+}
+
+/// Completes `future` unless it is done (cancelled, say).
+fn resolve(future: &Bound<'_, PyAny>) -> PyResult<()> {
+    if !future.call_method0("done")?.is_truthy()? {
+        future.call_method1("set_result", (future.py().None(),))?;
+    }
+    Ok(())
+}
+
+#[pyfunction]
+fn _wake(future: &Bound<'_, PyAny>) -> PyResult<()> {
+    resolve(future)
+}
+
+fn wake_function(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    static WAKE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    WAKE.get_or_try_init(py, || Ok::<_, PyErr>(wrap_pyfunction!(_wake, py)?.into_any().unbind()))
+        .map(|f| f.bind(py).clone())
+}
+
+/// `asyncio.get_running_loop()`.
+pub(crate) fn running_loop(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    static GET: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    GET.import(py, "asyncio", "get_running_loop")?.call0()
+}
+
+/// An awaitable running a Rust future on the loop of the task that awaits
+/// it. It is a coroutine (`__await__`, `send`, `throw`, `close`), so
+/// `asyncio.run`, `create_task` and `await` all take it.
+#[pyclass(module = "roomkit_graph._core", name = "Pending")]
+pub(crate) struct Pending {
+    /// In a mutex only so the class may be shared: the awaiting task alone uses it.
+    future: Mutex<Option<PyFuture>>,
+    waker: Option<(Arc<LoopWaker>, Waker)>,
+    /// Whether the last object handed to the task came from a Python
+    /// coroutine the future drives (so `throw` goes to that coroutine).
+    inline: bool,
+}
+
+impl Pending {
+    pub(crate) fn new(future: PyFuture) -> Self {
+        Pending { future: Mutex::new(Some(future)), waker: None, inline: false }
+    }
+
+    fn drop_future(&mut self) {
+        *self.future.get_mut().unwrap_or_else(PoisonError::into_inner) = None;
+        self.waker = None;
+    }
+
+    /// Polls the future with `inbox` for the coroutine it drives; returns
+    /// what to hand to the task, or raises `StopIteration` with the result.
+    fn step(&mut self, py: Python<'_>, inbox: Inbox) -> PyResult<Py<PyAny>> {
+        let future = self.future.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let Some(future) = future.as_mut() else {
+            return match inbox {
+                Inbox::Throw(error) => Err(error),
+                _ => {
+                    Err(PyRuntimeError::new_err("cannot reuse an awaited engine call: call the method again"))
+                }
+            };
+        };
+        let (state, waker) = match &self.waker {
+            Some((state, waker)) => (Arc::clone(state), waker.clone()),
+            None => {
+                let state = Arc::new(LoopWaker {
+                    woken: AtomicBool::new(false),
+                    target: Mutex::new(None),
+                    thread: std::thread::current().id(),
+                });
+                let waker = Waker::from(Arc::clone(&state));
+                self.waker = Some((Arc::clone(&state), waker.clone()));
+                (state, waker)
+            }
+        };
+        state.woken.store(false, Ordering::Release);
+        *state.target.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        FRAMES.with_borrow_mut(|frames| frames.push(Frame { inbox, yielded: None }));
+        let polled = {
+            let _entered = runtime().enter();
+            future.as_mut().poll(&mut Context::from_waker(&waker))
+        };
+        let frame = FRAMES.with_borrow_mut(|frames| frames.pop());
+        match polled {
+            Poll::Ready(result) => {
+                self.drop_future();
+                let value = result?;
+                Err(PyStopIteration::new_err((value,)))
+            }
+            Poll::Pending => {
+                if let Some(yielded) = frame.and_then(|frame| frame.yielded) {
+                    self.inline = true;
+                    return Ok(yielded);
+                }
+                self.inline = false;
+                if state.woken.load(Ordering::Acquire) {
+                    // Woken while polled: step again at once (a bare `yield`).
+                    return Ok(py.None());
+                }
+                let event_loop = running_loop(py)?;
+                let future = event_loop.call_method0("create_future")?;
+                // As `Future.__await__` marks it: the task then waits for it.
+                future.setattr("_asyncio_future_blocking", true)?;
+                *state.target.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some((event_loop.unbind(), future.clone().unbind()));
+                if state.woken.load(Ordering::Acquire) {
+                    // Woken from another thread before the target was set.
+                    resolve(&future)?;
+                }
+                Ok(future.unbind())
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl Pending {
+    fn __await__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.step(py, Inbox::Send(py.None()))
+    }
+
+    fn send(&mut self, py: Python<'_>, value: Py<PyAny>) -> PyResult<Py<PyAny>> {
+        self.step(py, Inbox::Send(value))
+    }
+
+    #[pyo3(signature = (error, value = None, traceback = None))]
+    fn throw(
+        &mut self,
+        py: Python<'_>,
+        error: Bound<'_, PyAny>,
+        value: Option<Bound<'_, PyAny>>,
+        traceback: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let _ = traceback;
+        let error = match value {
+            Some(value) if !value.is_none() => PyErr::from_value(value),
+            _ if error.is_instance_of::<pyo3::types::PyType>() => PyErr::from_value(error.call0()?),
+            _ => PyErr::from_value(error),
+        };
+        if self.inline && self.future.get_mut().unwrap_or_else(PoisonError::into_inner).is_some() {
+            // The coroutine the future drives decides what the error does.
+            return self.step(py, Inbox::Throw(error));
+        }
+        // The Rust side waits: dropping the future cancels what it runs.
+        self.drop_future();
+        Err(error)
+    }
+
+    fn close(&mut self) {
+        self.drop_future();
+    }
+}
+
+/// Registers [`Pending`] as a `collections.abc.Coroutine`.
+pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = module.py();
+    module.add_class::<Pending>()?;
+    let coroutine = py.import("collections.abc")?.getattr("Coroutine")?;
+    coroutine.call_method1("register", (py.get_type::<Pending>(),))?;
+    Ok(())
+}
+
+/// What a [`PyAwait`] hands out instead of a loop future: a marker it runs
+/// itself (a built-in handler's work, with the step's scope), sending the
+/// result back into the coroutine.
+pub(crate) trait Intercept<'a>: Send {
+    /// The work `yielded` stands for, if it is such a marker.
+    fn intercept(&mut self, py: Python<'_>, yielded: &Bound<'_, PyAny>) -> PyResult<Option<PyFutureRef<'a>>>;
+}
+
+/// A future borrowed from a handler's scope.
+pub(crate) type PyFutureRef<'a> = Pin<Box<dyn Future<Output = PyResult<Py<PyAny>>> + Send + 'a>>;
+
+/// Drives a Python awaitable inside a Rust future, on the thread that polls
+/// it (see the module's documentation).
+pub(crate) struct PyAwait<'a> {
+    iterator: Option<Py<PyIterator>>,
+    started: bool,
+    /// A marker's work in progress, and what it stands for.
+    inner: Option<PyFutureRef<'a>>,
+    /// A value to send at the next poll (an intercepted marker's result).
+    reply: Option<PyResult<Py<PyAny>>>,
+    intercept: Option<Box<dyn Intercept<'a> + 'a>>,
+}
+
+impl<'a> PyAwait<'a> {
+    /// Drives `awaitable` (anything with `__await__`).
+    pub(crate) fn new(awaitable: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let iterator = awaitable.call_method0(pyo3::intern!(awaitable.py(), "__await__"))?;
+        Ok(PyAwait {
+            iterator: Some(iterator.cast_into::<PyIterator>()?.unbind()),
+            started: false,
+            inner: None,
+            reply: None,
+            intercept: None,
+        })
+    }
+
+    /// Runs markers the awaitable yields with `intercept`.
+    pub(crate) fn intercepting(mut self, intercept: impl Intercept<'a> + 'a) -> Self {
+        self.intercept = Some(Box::new(intercept));
+        self
+    }
+}
+
+impl Drop for PyAwait<'_> {
+    fn drop(&mut self) {
+        if let Some(iterator) = self.iterator.take()
+            && self.started
+        {
+            // Abandoned half-way (the run was cancelled): let it clean up.
+            Python::attach(|py| {
+                if let Err(error) = iterator.bind(py).call_method0("close") {
+                    error.write_unraisable(py, None);
+                }
+            });
+        }
+    }
+}
+
+impl Future for PyAwait<'_> {
+    type Output = PyResult<Py<PyAny>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        Python::attach(|py| {
+            loop {
+                if let Some(inner) = this.inner.as_mut() {
+                    match inner.as_mut().poll(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(result) => {
+                            this.inner = None;
+                            this.reply = Some(result);
+                        }
+                    }
+                }
+                let Some(iterator) = this.iterator.as_ref() else {
+                    return Poll::Ready(Err(PyRuntimeError::new_err(
+                        "the awaitable was already driven to its end",
+                    )));
+                };
+                let iterator = iterator.bind(py).clone();
+                let sent = match (this.reply.take(), this.started) {
+                    (Some(Ok(value)), _) => iterator.send(value.bind(py)),
+                    (Some(Err(error)), _) => throw(&iterator, error),
+                    (None, false) => iterator.send(&py.None().into_bound(py)),
+                    (None, true) => match take_inbox() {
+                        Some(Inbox::Send(value)) => iterator.send(value.bind(py)),
+                        Some(Inbox::Throw(error)) => throw(&iterator, error),
+                        // Polled without news from the task: it still waits on what it has.
+                        Some(Inbox::Taken) | None => return Poll::Pending,
+                    },
+                };
+                this.started = true;
+                match sent {
+                    Ok(PySendResult::Return(value)) => {
+                        this.iterator = None;
+                        return Poll::Ready(Ok(value.unbind()));
+                    }
+                    Ok(PySendResult::Next(yielded)) => {
+                        if let Some(intercept) = this.intercept.as_mut() {
+                            match intercept.intercept(py, &yielded) {
+                                Ok(Some(work)) => {
+                                    this.inner = Some(work);
+                                    continue;
+                                }
+                                Ok(None) => {}
+                                Err(error) => {
+                                    this.reply = Some(Err(error));
+                                    continue;
+                                }
+                            }
+                        }
+                        hand_out(yielded.unbind());
+                        return Poll::Pending;
+                    }
+                    Err(error) => {
+                        this.iterator = None;
+                        return Poll::Ready(Err(error));
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Throws `error` into `iterator` (`iterator.throw(error)`), as a send result.
+fn throw<'py>(iterator: &Bound<'py, PyIterator>, error: PyErr) -> PyResult<PySendResult<'py>> {
+    let py = iterator.py();
+    match iterator.call_method1(pyo3::intern!(py, "throw"), (error.into_value(py),)) {
+        Ok(yielded) => Ok(PySendResult::Next(yielded)),
+        Err(error) if error.is_instance_of::<PyStopIteration>(py) => {
+            let value = error.value(py).getattr("value")?;
+            Ok(PySendResult::Return(value))
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Takes what the task passed to the innermost [`Pending`] being polled.
+fn take_inbox() -> Option<Inbox> {
+    FRAMES.with_borrow_mut(|frames| {
+        frames.last_mut().map(|frame| std::mem::replace(&mut frame.inbox, Inbox::Taken))
+    })
+}
+
+/// Hands `yielded` to the task stepping the innermost [`Pending`].
+fn hand_out(yielded: Py<PyAny>) {
+    FRAMES.with_borrow_mut(|frames| {
+        if let Some(frame) = frames.last_mut() {
+            frame.yielded = Some(yielded);
+        }
+    });
+}
+
+/// A Python awaitable run as its own asyncio task (a parallel child's
+/// handler, so children run at once), polled as a Rust future; dropping it
+/// cancels the task.
+pub(crate) struct PyTask {
+    task: Option<Py<PyAny>>,
+    waker: Arc<Mutex<Option<Waker>>>,
+}
+
+#[pyclass(module = "roomkit_graph._core")]
+struct TaskDone {
+    waker: Arc<Mutex<Option<Waker>>>,
+}
+
+#[pymethods]
+impl TaskDone {
+    fn __call__(&self, _task: &Bound<'_, PyAny>) {
+        if let Some(waker) = self.waker.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            waker.wake();
+        }
+    }
+}
+
+impl PyTask {
+    /// Schedules `awaitable` as a task on the running loop.
+    pub(crate) fn spawn(awaitable: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let py = awaitable.py();
+        static ENSURE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        let task = ENSURE.import(py, "asyncio", "ensure_future")?.call1((awaitable,))?;
+        let waker = Arc::new(Mutex::new(None));
+        task.call_method1("add_done_callback", (TaskDone { waker: Arc::clone(&waker) },))?;
+        Ok(PyTask { task: Some(task.unbind()), waker })
+    }
+}
+
+impl Future for PyTask {
+    type Output = PyResult<Py<PyAny>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        Python::attach(|py| {
+            let Some(task) = this.task.as_ref() else {
+                return Poll::Ready(Err(PyRuntimeError::new_err("the task was already awaited")));
+            };
+            let task = task.bind(py);
+            match task.call_method0("done").and_then(|done| done.is_truthy()) {
+                Err(error) => Poll::Ready(Err(error)),
+                Ok(true) => {
+                    let result = task.call_method0("result").map(Bound::unbind);
+                    this.task = None;
+                    Poll::Ready(result)
+                }
+                Ok(false) => {
+                    *this.waker.lock().unwrap_or_else(PoisonError::into_inner) = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+    }
+}
+
+impl Drop for PyTask {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            Python::attach(|py| {
+                if let Err(error) = task.bind(py).call_method0("cancel") {
+                    error.write_unraisable(py, None);
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! The run log: one record per thing a run does, on the `roomkit_graph`
+//! logger, each with a `roomkit_graph` attribute holding the event (`run.start`,
+//! `node.complete`...), the run, the graph, the node and the event's fields
+//! (what `verbose()` prints). Nothing is built unless the logger takes the level.
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple};
+
+/// `logging.INFO`.
+pub(crate) const INFO: i32 = 20;
+/// `logging.WARNING`.
+pub(crate) const WARNING: i32 = 30;
+
+fn logger(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    LOGGER
+        .get_or_try_init(py, || {
+            py.import("logging")?.call_method1("getLogger", ("roomkit_graph",)).map(Bound::unbind)
+        })
+        .map(|logger| logger.bind(py))
+}
+
+/// Whose record it is: the run and its graph.
+pub(crate) struct Run<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) graph: &'a str,
+}
+
+/// One record: its event, level, message (with `%` arguments) and fields.
+pub(crate) struct Record<'a, 'py> {
+    pub(crate) event: &'a str,
+    pub(crate) level: i32,
+    pub(crate) message: &'a str,
+    pub(crate) node: Option<&'a str>,
+    pub(crate) args: Vec<Bound<'py, PyAny>>,
+    pub(crate) fields: Vec<(&'a str, Bound<'py, PyAny>)>,
+}
+
+/// Whether the logger takes records of `level`.
+pub(crate) fn enabled(py: Python<'_>, level: i32) -> bool {
+    logger(py)
+        .and_then(|logger| logger.call_method1(pyo3::intern!(py, "isEnabledFor"), (level,))?.is_truthy())
+        .unwrap_or(false)
+}
+
+/// Logs the record `make` builds, when the logger takes `level`. A logging
+/// failure is reported as unraisable: the run it describes goes on.
+pub(crate) fn log<'a, 'py>(
+    py: Python<'py>,
+    level: i32,
+    run: &Run<'_>,
+    make: impl FnOnce() -> Record<'a, 'py>,
+) {
+    if !enabled(py, level) {
+        return;
+    }
+    if let Err(error) = emit(py, run, make()) {
+        error.write_unraisable(py, None);
+    }
+}
+
+fn emit<'py>(py: Python<'py>, run: &Run<'_>, record: Record<'_, 'py>) -> PyResult<()> {
+    let fields = PyDict::new(py);
+    fields.set_item("event", record.event)?;
+    fields.set_item("run", run.id)?;
+    fields.set_item("graph", run.graph)?;
+    fields.set_item("node", record.node)?;
+    for (key, value) in record.fields {
+        fields.set_item(key, value)?;
+    }
+    let extra = PyDict::new(py);
+    extra.set_item("roomkit_graph", fields)?;
+    let mut args =
+        vec![record.level.into_pyobject(py)?.into_any(), record.message.into_pyobject(py)?.into_any()];
+    args.extend(record.args);
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("extra", extra)?;
+    logger(py)?.call_method("log", PyTuple::new(py, args)?, Some(&kwargs))?;
+    Ok(())
+}
