@@ -451,6 +451,11 @@ impl PyTask {
         task.call_method1("add_done_callback", (TaskDone { waker: Arc::clone(&waker) },))?;
         Ok(PyTask { task: Some(task.unbind()), waker })
     }
+
+    /// The asyncio task.
+    pub(crate) fn task(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.task.as_ref().map(|task| task.clone_ref(py))
+    }
 }
 
 impl Future for PyTask {

@@ -7,11 +7,13 @@
 //! and write through `context` and `engine.context`.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::Instant;
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyFloat, PyString, PyType, PyWeakrefReference};
 use roomkit_graph::{
     Context, EngineError, EngineState, Graph, Handlers, NoWaitClock, NodeType, StepStatus, Workflow,
@@ -25,6 +27,7 @@ use crate::driver::{Pending, PyFuture};
 use crate::errors::ErrorClass;
 use crate::handlers::{HandlerSpec, raised_text};
 use crate::runlog::{self, INFO, Record, Run, WARNING};
+use crate::stream::EventStream;
 
 /// What an engine's Python object, its context view and its handlers share.
 pub(crate) struct Shared {
@@ -38,6 +41,16 @@ pub(crate) struct Shared {
     /// The exception a Python handler raised, with its node: re-raised as it
     /// is when that node's step fails.
     raised: Mutex<Option<(String, PyErr)>>,
+    /// Outputs handlers wrote for ids that are not nodes of the graph,
+    /// stored once their step ends (the core stores only nodes' outputs).
+    loose: Mutex<Vec<(String, Value)>>,
+    /// What handlers passed to `engine.emit`, by node, until their handler
+    /// hands it to the step's stream.
+    emitted: Mutex<Vec<(String, Value)>>,
+    /// Whether a stream of this engine is being read (streams are one at a time).
+    pub(crate) streaming: AtomicBool,
+    /// The tasks running parallel children, by node, so `emit` knows whose it is.
+    children: Mutex<Vec<(Py<PyAny>, String)>>,
 }
 
 struct State {
@@ -159,17 +172,62 @@ impl Shared {
         }
     }
 
-    /// A handler ended: what was written since the last one ended, for its result.
+    /// A handler ended: what was written since the last one ended for nodes
+    /// of the graph, for its result (other ids are stored after the step).
     pub(crate) fn leave(&self) -> Vec<(String, Value)> {
         let mut state = self.lock();
         let Some(view) = &mut state.view else { return Vec::new() };
-        let writes = view.writes[view.handed..].to_vec();
+        let (writes, loose): (Vec<_>, Vec<_>) =
+            view.writes[view.handed..].iter().cloned().partition(|(id, _)| self.nodes.contains_key(id));
+        self.loose.lock().unwrap_or_else(PoisonError::into_inner).extend(loose);
         view.handed = view.writes.len();
         view.users -= 1;
         if view.users == 0 {
             state.view = None;
         }
         writes
+    }
+
+    /// A parallel child's handler runs as `task`.
+    pub(crate) fn child_started(&self, task: Py<PyAny>, node: &str) {
+        self.children.lock().unwrap_or_else(PoisonError::into_inner).push((task, node.to_owned()));
+    }
+
+    pub(crate) fn child_ended(&self, node: &str) {
+        self.children.lock().unwrap_or_else(PoisonError::into_inner).retain(|(_, id)| id != node);
+    }
+
+    /// Keeps `payload`, emitted by the handler running in the current task.
+    fn emit(&self, py: Python<'_>, payload: Value) -> PyResult<()> {
+        let node = {
+            let state = self.lock();
+            if state.view.is_none() {
+                // Outside a handler: nobody streams it.
+                return Ok(());
+            }
+            state.current.clone()
+        };
+        static CURRENT_TASK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        let task = CURRENT_TASK.import(py, "asyncio", "current_task")?.call0()?;
+        let child = self
+            .children
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|(running, _)| running.bind(py).is(&task))
+            .map(|(_, id)| id.clone());
+        if let Some(node) = child.or(node) {
+            self.emitted.lock().unwrap_or_else(PoisonError::into_inner).push((node, payload));
+        }
+        Ok(())
+    }
+
+    /// What the handler of `node` emitted, in order.
+    pub(crate) fn take_emitted(&self, node: &str) -> Vec<Value> {
+        let mut emitted = self.emitted.lock().unwrap_or_else(PoisonError::into_inner);
+        let (mine, others): (Vec<_>, Vec<_>) = emitted.drain(..).partition(|(id, _)| id == node);
+        *emitted = others;
+        mine.into_iter().map(|(_, payload)| payload).collect()
     }
 
     /// Keeps the exception a handler of `node` raised.
@@ -207,13 +265,13 @@ impl Shared {
 }
 
 /// The core engine, lent to a call's future; given back when dropped.
-struct Lease {
+pub(crate) struct Lease {
     shared: Arc<Shared>,
     core: Option<Core>,
 }
 
 impl Lease {
-    fn take(shared: &Arc<Shared>) -> PyResult<Lease> {
+    pub(crate) fn take(shared: &Arc<Shared>) -> PyResult<Lease> {
         let core = shared.lock().core.take().ok_or_else(|| {
             PyRuntimeError::new_err(
                 "the engine is already running: one call (start, step, run, resume, stream) at a time",
@@ -222,7 +280,7 @@ impl Lease {
         Ok(Lease { shared: Arc::clone(shared), core: Some(core) })
     }
 
-    fn core(&mut self) -> &mut Core {
+    pub(crate) fn core(&mut self) -> &mut Core {
         self.core.as_mut().expect("a lease holds the engine until dropped")
     }
 }
@@ -325,7 +383,7 @@ pub(crate) fn engine_error(error: EngineError) -> PyErr {
 }
 
 /// Starts a run on `core`, with the reference's checks and record.
-fn start(py: Python<'_>, shared: &Shared, core: &mut Core, trigger: Value) -> PyResult<()> {
+pub(crate) fn start(py: Python<'_>, shared: &Shared, core: &mut Core, trigger: Value) -> PyResult<()> {
     if !core.graph().nodes().iter().any(|node| node.node_type == NodeType::Start) {
         return Err(PyValueError::new_err("Graph has no start node"));
     }
@@ -352,18 +410,25 @@ fn start(py: Python<'_>, shared: &Shared, core: &mut Core, trigger: Value) -> Py
     Ok(())
 }
 
-/// Runs the current node of `core` and moves on: whether the run moved
-/// (true also on the step whose node waits), as the reference's `step()`.
-async fn step(shared: &Shared, core: &mut Core) -> PyResult<bool> {
-    let Some(node_id) = core.current_node_id().map(str::to_owned) else { return Ok(false) };
+/// The step about to run: its node, the node's type, the run, and when it began.
+pub(crate) struct Begun {
+    node_id: String,
+    node_type: String,
+    run_id: String,
+    began: Instant,
+}
+
+/// Prepares the step of `core`'s current node (none when the run is
+/// complete or waits): logs its start.
+pub(crate) fn begin(shared: &Shared, core: &Core) -> Option<Begun> {
+    let node_id = core.current_node_id()?.to_owned();
     if core.waiting() {
-        return Ok(false);
+        return None;
     }
     let node_type =
         core.graph().node(&node_id).map(|node| node.node_type.as_str().to_owned()).unwrap_or_default();
-    let is_end = node_type == NodeType::End.as_str();
     let run_id = core.run_id().to_owned();
-    if !is_end {
+    if node_type != NodeType::End.as_str() {
         Python::attach(|py| {
             runlog::log(py, INFO, &shared.run(&run_id), || Record {
                 event: "node.start",
@@ -376,113 +441,131 @@ async fn step(shared: &Shared, core: &mut Core) -> PyResult<bool> {
         });
     }
     shared.raised.lock().unwrap_or_else(PoisonError::into_inner).take();
-    let began = Instant::now();
-    let Some(outcome) = core.step_outcome().await else { return Ok(false) };
-    let seconds = began.elapsed().as_secs_f64();
-    Python::attach(|py| finish(py, shared, core, outcome.status, &node_id, &node_type, &run_id, seconds))
+    shared.lock().current = Some(node_id.clone());
+    Some(Begun { node_id, node_type, run_id, began: Instant::now() })
 }
 
-/// The run log and the result of a step that ended with `status`.
-#[allow(clippy::too_many_arguments)]
-fn finish<'py>(
+/// Runs the current node of `core` and moves on: whether the run moved
+/// (true also on the step whose node waits), as the reference's `step()`.
+async fn step(shared: &Shared, core: &mut Core) -> PyResult<bool> {
+    let Some(begun) = begin(shared, core) else { return Ok(false) };
+    let outcome = core.step_outcome().await;
+    let Some(outcome) = outcome else { return Ok(false) };
+    finish(shared, core, outcome.status, &begun)
+}
+
+/// Stores what handlers wrote outside the graph's nodes, logs how the step
+/// ended with `status` and says whether the run moved, or raises its error
+/// (a handler's exception as it was raised).
+pub(crate) fn finish(shared: &Shared, core: &mut Core, status: StepStatus, begun: &Begun) -> PyResult<bool> {
+    for (id, output) in std::mem::take(&mut *shared.loose.lock().unwrap_or_else(PoisonError::into_inner)) {
+        core.context_mut().set_output(&id, output);
+    }
+    let seconds = begun.began.elapsed().as_secs_f64();
+    Python::attach(|py| log_end(py, shared, core, status, begun, seconds))
+}
+
+/// Logs how a step ended; whether the run moved, or the step's error.
+fn log_end<'py>(
     py: Python<'py>,
     shared: &Shared,
     core: &Core,
     status: StepStatus,
-    node_id: &str,
-    node_type: &str,
-    run_id: &str,
+    begun: &Begun,
     seconds: f64,
 ) -> PyResult<bool> {
-    let is_end = node_type == NodeType::End.as_str();
+    let (node_id, node_type, run_id) = (&begun.node_id, &begun.node_type, &begun.run_id);
     {
-        let run = shared.run(run_id);
-        let fields = |more: Vec<(&'static str, Bound<'py, PyAny>)>| {
-            let mut fields = vec![
-                ("type", PyString::new(py, node_type).into_any()),
-                ("seconds", PyFloat::new(py, seconds).into_any()),
-            ];
-            fields.extend(more);
-            fields
-        };
-        let node = PyString::new(py, node_id).into_any();
-        match status {
-            StepStatus::Completed | StepStatus::Routed(_) => {
-                if !is_end {
+        let is_end = node_type == NodeType::End.as_str();
+        {
+            let run = shared.run(run_id);
+            let fields = |more: Vec<(&'static str, Bound<'py, PyAny>)>| {
+                let mut fields = vec![
+                    ("type", PyString::new(py, node_type).into_any()),
+                    ("seconds", PyFloat::new(py, seconds).into_any()),
+                ];
+                fields.extend(more);
+                fields
+            };
+            let node = PyString::new(py, node_id).into_any();
+            match status {
+                StepStatus::Completed | StepStatus::Routed(_) => {
+                    if !is_end {
+                        shared.lock().steps += 1;
+                        runlog::log(py, INFO, &run, || Record {
+                            event: "node.complete",
+                            level: INFO,
+                            message: "Node %s completed in %.1f s",
+                            node: Some(node_id),
+                            args: vec![node.clone(), PyFloat::new(py, seconds).into_any()],
+                            fields: fields(Vec::new()),
+                        });
+                    }
+                    let moved = core.current_node_id().is_some();
+                    if !moved {
+                        let (started, steps) = {
+                            let state = shared.lock();
+                            (state.started, state.steps)
+                        };
+                        runlog::log(py, INFO, &run, || Record {
+                            event: "run.complete",
+                            level: INFO,
+                            message: "Run %s of %s completed",
+                            node: None,
+                            args: vec![
+                                PyString::new(py, run.id).into_any(),
+                                PyString::new(py, run.graph).into_any(),
+                            ],
+                            fields: vec![
+                                (
+                                    "seconds",
+                                    match started {
+                                        Some(at) => PyFloat::new(py, at.elapsed().as_secs_f64()).into_any(),
+                                        None => py.None().into_bound(py),
+                                    },
+                                ),
+                                (
+                                    "steps",
+                                    steps
+                                        .into_pyobject(py)
+                                        .map(|n| n.into_any())
+                                        .unwrap_or_else(|_| py.None().into_bound(py)),
+                                ),
+                            ],
+                        });
+                    }
+                    Ok(moved)
+                }
+                StepStatus::Waiting(_) | StepStatus::Sleeping(_) => {
                     shared.lock().steps += 1;
                     runlog::log(py, INFO, &run, || Record {
-                        event: "node.complete",
+                        event: "node.wait",
                         level: INFO,
-                        message: "Node %s completed in %.1f s",
+                        message: "Node %s waits for an answer",
                         node: Some(node_id),
-                        args: vec![node.clone(), PyFloat::new(py, seconds).into_any()],
+                        args: vec![node.clone()],
                         fields: fields(Vec::new()),
                     });
+                    Ok(true)
                 }
-                let moved = core.current_node_id().is_some();
-                if !moved {
-                    let (started, steps) = {
-                        let state = shared.lock();
-                        (state.started, state.steps)
+                StepStatus::Failed { error, .. } => {
+                    let raised = shared.take_raised(node_id);
+                    let text = match (&raised, &error) {
+                        (Some(raised), _) => raised_text(py, raised),
+                        (None, EngineError::Execution { message, .. }) => message.clone(),
+                        (None, other) => other.to_string(),
                     };
-                    runlog::log(py, INFO, &run, || Record {
-                        event: "run.complete",
-                        level: INFO,
-                        message: "Run %s of %s completed",
-                        node: None,
-                        args: vec![
-                            PyString::new(py, run.id).into_any(),
-                            PyString::new(py, run.graph).into_any(),
-                        ],
-                        fields: vec![
-                            (
-                                "seconds",
-                                match started {
-                                    Some(at) => PyFloat::new(py, at.elapsed().as_secs_f64()).into_any(),
-                                    None => py.None().into_bound(py),
-                                },
-                            ),
-                            (
-                                "steps",
-                                steps
-                                    .into_pyobject(py)
-                                    .map(|n| n.into_any())
-                                    .unwrap_or_else(|_| py.None().into_bound(py)),
-                            ),
-                        ],
+                    let text = PyString::new(py, &text).into_any();
+                    runlog::log(py, WARNING, &run, || Record {
+                        event: "node.fail",
+                        level: WARNING,
+                        message: "Node %s failed: %s",
+                        node: Some(node_id),
+                        args: vec![node.clone(), text.clone()],
+                        fields: fields(vec![("error", text.clone())]),
                     });
+                    Err(raised.unwrap_or_else(|| engine_error(error)))
                 }
-                Ok(moved)
-            }
-            StepStatus::Waiting(_) | StepStatus::Sleeping(_) => {
-                shared.lock().steps += 1;
-                runlog::log(py, INFO, &run, || Record {
-                    event: "node.wait",
-                    level: INFO,
-                    message: "Node %s waits for an answer",
-                    node: Some(node_id),
-                    args: vec![node.clone()],
-                    fields: fields(Vec::new()),
-                });
-                Ok(true)
-            }
-            StepStatus::Failed { error, .. } => {
-                let raised = shared.take_raised(node_id);
-                let text = match (&raised, &error) {
-                    (Some(raised), _) => raised_text(py, raised),
-                    (None, EngineError::Execution { message, .. }) => message.clone(),
-                    (None, other) => other.to_string(),
-                };
-                let text = PyString::new(py, &text).into_any();
-                runlog::log(py, WARNING, &run, || Record {
-                    event: "node.fail",
-                    level: WARNING,
-                    message: "Node %s failed: %s",
-                    node: Some(node_id),
-                    args: vec![node.clone(), text.clone()],
-                    fields: fields(vec![("error", text.clone())]),
-                });
-                Err(raised.unwrap_or_else(|| engine_error(error)))
             }
         }
     }
@@ -534,6 +617,10 @@ impl WorkflowEngine {
                 nodes,
                 this: OnceLock::new(),
                 raised: Mutex::new(None),
+                loose: Mutex::new(Vec::new()),
+                emitted: Mutex::new(Vec::new()),
+                children: Mutex::new(Vec::new()),
+                streaming: AtomicBool::new(false),
             }
         });
         let context = match context.filter(|c| !c.is_none()) {
@@ -675,6 +762,34 @@ impl WorkflowEngine {
             }
             core.evaluate_edges(node_id).map_err(engine_error)
         })?
+    }
+
+    /// Starts a run with `trigger_data` and yields its events, in `modes`
+    /// (`values`, `updates`, `lifecycle`, `custom`), until it completes,
+    /// waits or fails (the error comes after the failing step's events).
+    #[pyo3(signature = (trigger_data = None, *, modes = None))]
+    fn stream(
+        slf: &Bound<'_, Self>,
+        trigger_data: Option<Bound<'_, PyAny>>,
+        modes: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<EventStream> {
+        let trigger = trigger_data.map(|t| to_json(&t)).transpose()?.unwrap_or(Value::Null);
+        let modes = match modes {
+            Some(modes) => crate::stream::modes(&modes)?,
+            None => vec![roomkit_graph::StreamMode::Updates],
+        };
+        let shared = Arc::clone(&slf.get().shared);
+        if shared.this.get().is_none() {
+            let _ = shared.this.set(PyWeakrefReference::new(slf.as_any())?.unbind());
+        }
+        Ok(EventStream::new(shared, slf.clone().into_any().unbind(), trigger, modes))
+    }
+
+    /// Sends `payload` to the stream as a custom event of the node whose
+    /// handler calls it (nothing outside a stream).
+    fn emit(&self, py: Python<'_>, payload: &Bound<'_, PyAny>) -> PyResult<()> {
+        let payload = to_json(payload)?;
+        self.shared.emit(py, payload)
     }
 
     /// The run's state, to continue it later with `from_dict`.

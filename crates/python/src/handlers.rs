@@ -187,7 +187,18 @@ async fn drive<'s, 't: 's>(
 ) -> PyResult<Py<PyAny>> {
     if node.parent.is_some() {
         let task = Python::attach(|py| PyTask::spawn(awaitable.bind(py)))?;
-        task.await
+        let registered = match (shared.upgrade(), Python::attach(|py| task.task(py))) {
+            (Some(shared), Some(handle)) => {
+                shared.child_started(handle, &node.id);
+                Some(shared)
+            }
+            _ => None,
+        };
+        let result = task.await;
+        if let Some(shared) = registered {
+            shared.child_ended(&node.id);
+        }
+        result
     } else {
         let future = Python::attach(|py| PyAwait::new(awaitable.bind(py)))?.intercepting(Builtins {
             node,
@@ -219,6 +230,9 @@ impl NodeHandler for PyHandler {
             Ok(awaitable) => drive(awaitable, node, scope, self.shared.clone()).await,
             Err(error) => Err(error),
         };
+        for payload in shared.take_emitted(&node.id) {
+            scope.emit(payload);
+        }
         let writes = view.leave();
         let result = result.and_then(|result| Python::attach(|py| from_python(result.bind(py))));
         match result {
@@ -288,6 +302,9 @@ impl NodeHandler for Functions {
             Ok(Some((result, false))) => Ok(result),
             Err(error) => Err(error),
         };
+        for payload in shared.take_emitted(&node.id) {
+            scope.emit(payload);
+        }
         let writes = view.leave();
         match result.and_then(|output| Python::attach(|py| to_json(output.bind(py)))) {
             Ok(output) => {

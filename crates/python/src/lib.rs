@@ -19,9 +19,11 @@ mod errors;
 mod graph;
 mod handlers;
 mod node;
+mod progress;
 mod registry;
 mod result;
 mod runlog;
+mod stream;
 mod trigger;
 
 /// The native module: every class and function the package re-exports.
@@ -49,6 +51,9 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<context::TemplateResolver>()?;
     module.add_class::<engine::WorkflowEngine>()?;
     module.add_class::<handlers::Builtin>()?;
+    module.add_class::<stream::EventStream>()?;
+    module.add_function(wrap_pyfunction!(progress::progress_line, module)?)?;
+    module.add_function(wrap_pyfunction!(progress::printable, module)?)?;
     driver::register(module)?;
     Ok(())
 }

@@ -1,0 +1,253 @@
+"""The engine from Python: handlers awaited on the caller's loop and task,
+cancellation, context variables, parallel children as tasks, exceptions
+raised as they are, and the run's context as a live view."""
+
+import asyncio
+import collections.abc
+import contextvars
+import gc
+import warnings
+
+import pytest
+
+from roomkit_graph import (
+    Edge,
+    ExecutionError,
+    FunctionHandler,
+    FunctionRegistry,
+    Graph,
+    ManualTrigger,
+    Node,
+    NodeHandler,
+    NodeResult,
+    WorkflowContext,
+    WorkflowEngine,
+)
+
+
+def chain(*middle: Node) -> Graph:
+    """start -> middle... -> end."""
+    g = Graph(id="g", name="G", trigger=ManualTrigger())
+    g.add_nodes(Node("start", type="start"), *middle, Node("end", type="end"))
+    ids = ["start", *(n.id for n in middle), "end"]
+    g.add_edges(*(Edge(a, b) for a, b in zip(ids, ids[1:])))
+    return g
+
+
+class Sleeper(NodeHandler):
+    """Awaits a real asyncio sleep, then outputs what it read."""
+
+    async def execute(self, node, context, engine):
+        await asyncio.sleep(0.01)
+        await asyncio.sleep(0)
+        return NodeResult(output={"seen": context.get("trigger.n")})
+
+
+async def test_a_handler_awaiting_asyncio_sleep_completes_its_step():
+    engine = WorkflowEngine(chain(Node("nap", type="nap")), handlers={"nap": Sleeper()})
+    ctx = await engine.run({"n": 7})
+    assert ctx.get("nap.output.seen") == 7
+    assert engine.current_node_id is None
+
+
+def test_engine_calls_are_coroutines_asyncio_runs():
+    engine = WorkflowEngine(chain(Node("nap", type="nap")), handlers={"nap": Sleeper()})
+    call = engine.run({"n": 1})
+    assert isinstance(call, collections.abc.Coroutine)
+    ctx = asyncio.run(call)
+    assert ctx.get("steps.nap.seen") == 1
+
+
+class Blocked(NodeHandler):
+    """Waits on an event nobody sets; notes how it ended."""
+
+    def __init__(self):
+        self.started = asyncio.Event()
+        self.ended: list[str] = []
+
+    async def execute(self, node, context, engine):
+        self.started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.ended.append("cancelled")
+            raise
+        finally:
+            self.ended.append("finally")
+        return NodeResult(output={})
+
+
+async def test_cancelling_the_task_awaiting_run_cancels_the_handler_and_frees_the_engine():
+    handler = Blocked()
+    engine = WorkflowEngine(chain(Node("block", type="block")), handlers={"block": handler})
+    task = asyncio.create_task(engine.run())
+    await asyncio.wait_for(handler.started.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert handler.ended == ["cancelled", "finally"]
+    # The engine is back: it stays on the node, and takes another call.
+    assert engine.current_node_id == "block"
+    assert engine.to_dict()["current_node_id"] == "block"
+
+
+current_user = contextvars.ContextVar("current_user", default="nobody")
+
+
+class ContextReader(NodeHandler):
+    """Reads and sets a context variable across awaits, resetting it after."""
+
+    async def execute(self, node, context, engine):
+        before = current_user.get()
+        token = current_user.set("handler")
+        await asyncio.sleep(0)
+        inside = current_user.get()
+        current_user.reset(token)
+        return NodeResult(output={"before": before, "inside": inside})
+
+
+async def test_context_variables_are_the_callers_across_awaits():
+    current_user.set("ada")
+    engine = WorkflowEngine(chain(Node("who", type="who")), handlers={"who": ContextReader()})
+    ctx = await engine.run()
+    assert ctx.get("who.output") == {"before": "ada", "inside": "handler"}
+    assert current_user.get() == "ada"
+
+
+class Rendezvous(NodeHandler):
+    """Each child sets its own event and waits for its sibling's: only
+    children that run at once both finish."""
+
+    def __init__(self):
+        self.events = {"a": asyncio.Event(), "b": asyncio.Event()}
+
+    async def execute(self, node, context, engine):
+        other = "b" if node.id == "a" else "a"
+        self.events[node.id].set()
+        await self.events[other].wait()
+        return NodeResult(output={"met": other})
+
+
+async def test_parallel_children_with_python_handlers_run_at_once():
+    g = Graph(id="par", name="Par", trigger=ManualTrigger())
+    g.add_nodes(
+        Node("start", type="start"),
+        Node("both", type="parallel"),
+        Node("a", type="meet", parent="both"),
+        Node("b", type="meet", parent="both"),
+        Node("end", type="end"),
+    )
+    g.add_edges(Edge("start", "both"), Edge("both", "end"))
+    engine = WorkflowEngine(g, handlers={"meet": Rendezvous()})
+    ctx = await asyncio.wait_for(engine.run(), 10)
+    assert ctx.get("both.output") == {"a": {"met": "b"}, "b": {"met": "a"}}
+
+
+class ProviderDown(Exception):
+    pass
+
+
+async def test_an_exception_from_a_handler_propagates_as_it_is():
+    error = ProviderDown("the provider is down")
+
+    class Raises(NodeHandler):
+        async def execute(self, node, context, engine):
+            await asyncio.sleep(0)
+            raise error
+
+    engine = WorkflowEngine(chain(Node("call", type="call")), handlers={"call": Raises()})
+    with pytest.raises(ProviderDown) as raised:
+        await engine.run()
+    assert raised.value is error
+    assert engine.current_node_id == "call"
+
+
+async def test_an_exception_from_a_registered_function_propagates_as_it_is():
+    registry = FunctionRegistry()
+
+    @registry.function("lookup")
+    async def lookup(context, config):
+        raise KeyError("no such customer")
+
+    node = Node("f", type="function", config={"action": "custom", "function": "lookup"})
+    engine = WorkflowEngine(chain(node), handlers={"function": FunctionHandler(registry)})
+    with pytest.raises(KeyError, match="no such customer"):
+        await engine.run()
+
+
+async def test_abandoned_calls_and_cancelled_handlers_leave_no_unawaited_coroutine():
+    engine = WorkflowEngine(chain(Node("nap", type="nap")), handlers={"nap": Sleeper()})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        engine.run()  # never awaited
+        handler = Blocked()
+        blocked = WorkflowEngine(chain(Node("block", type="block")), handlers={"block": handler})
+        task = asyncio.create_task(blocked.run())
+        await asyncio.wait_for(handler.started.wait(), 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        del task
+        gc.collect()
+    assert [str(w.message) for w in caught] == []
+
+
+class Doubling(FunctionHandler):
+    """A function handler that runs the built-in, then doubles what it output."""
+
+    async def execute(self, node, context, engine):
+        result = await super().execute(node, context, engine)
+        return NodeResult(output={k: v * 2 for k, v in result.output.items()})
+
+
+async def test_a_subclass_of_a_builtin_handler_runs_it_with_super():
+    node = Node("f", type="function", config={"action": "set_context", "values": {"n": 21}})
+    ctx = await WorkflowEngine(chain(node), handlers={"function": Doubling()}).run()
+    assert ctx.get("f.output.n") == 42
+
+
+class Writer(NodeHandler):
+    """Writes a note through the context it is given and reads it back."""
+
+    async def execute(self, node, context, engine):
+        assert context is engine.context
+        context.set("note", {"from": node.id})
+        return NodeResult(output={"read_back": context.get("note.output.from")})
+
+
+async def test_the_context_handlers_get_is_the_engines_live_view():
+    given = WorkflowContext()
+    engine = WorkflowEngine(chain(Node("w", type="w")), handlers={"w": Writer()}, context=given)
+    assert engine.context is given
+    await engine.run({"n": 1})
+    assert given.get("w.output.read_back") == "w"
+    assert given.get("trigger.n") == 1
+    engine.context.set("w", {"replaced": True})
+    assert engine.to_dict()["context"]["w"] == {"output": {"replaced": True}}
+
+
+async def test_one_call_at_a_time_on_an_engine():
+    handler = Blocked()
+    engine = WorkflowEngine(chain(Node("block", type="block")), handlers={"block": handler})
+    task = asyncio.create_task(engine.run())
+    await asyncio.wait_for(handler.started.wait(), 10)
+    with pytest.raises(RuntimeError, match="already running"):
+        await engine.step()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_a_chain_of_python_functions_runs_inline_to_the_end():
+    registry = FunctionRegistry()
+
+    @registry.function("f")
+    async def f(context, config):
+        return {"i": config["i"]}
+
+    nodes = [
+        Node(f"n{i}", type="function", config={"action": "custom", "function": "f", "i": i})
+        for i in range(200)
+    ]
+    ctx = await WorkflowEngine(chain(*nodes), handlers={"function": FunctionHandler(registry)}).run()
+    assert [ctx.get(f"n{i}.output.i") for i in (0, 199)] == [0, 199]
