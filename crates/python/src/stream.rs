@@ -142,7 +142,8 @@ impl EventStream {
                     while let Some(event) = events.next().await {
                         match event {
                             Ok(event) if modes.contains(&event.mode) => {
-                                push(event.mode, event.payload, event.node_id)
+                                push(event.mode, event.payload, event.node_id);
+                                HandOver::default().await;
                             }
                             Ok(_) => {}
                             Err(failed) => error = Some(failed),
@@ -163,6 +164,27 @@ impl EventStream {
             Ok(())
         });
         EventStream { queue, run: Arc::new(Mutex::new(Run::Going(driver))), shared: engine, owns }
+    }
+}
+
+/// Hands the event just queued to the consumer before the run goes on (the
+/// next node's handler runs only when the next event is asked for): pending
+/// once, without a wake, as [`next_event`] takes the queued event on pending
+/// and the next `__anext__` polls the driver again.
+#[derive(Default)]
+struct HandOver {
+    handed: bool,
+}
+
+impl Future for HandOver {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut std::task::Context<'_>) -> Poll<()> {
+        if self.handed {
+            return Poll::Ready(());
+        }
+        self.handed = true;
+        Poll::Pending
     }
 }
 
