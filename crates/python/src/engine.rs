@@ -36,8 +36,8 @@ pub(crate) struct Shared {
     graph_id: String,
     /// The graph's `Node` objects by id, as handlers receive them.
     nodes: HashMap<String, Py<PyAny>>,
-    /// Each node's type, by id.
-    types: HashMap<String, String>,
+    /// Each node's id and type, by id (shared, so a step copies neither).
+    types: HashMap<String, (Arc<str>, Arc<str>)>,
     /// The engine's Python object, for the handlers' `engine` argument.
     this: OnceLock<Py<PyWeakrefReference>>,
     /// The exception a Python handler raised, with its node: re-raised as it
@@ -64,7 +64,7 @@ struct State {
     journal: Vec<String>,
     /// The run's id and the node running, for reads while the core is lent.
     run_id: String,
-    current: Option<String>,
+    current: Option<Arc<str>>,
     /// When the run started and how many nodes it ran, for the run log.
     started: Option<Instant>,
     steps: u64,
@@ -207,7 +207,7 @@ impl Shared {
                 // Outside a handler: nobody streams it.
                 return Ok(());
             }
-            state.current.clone()
+            state.current.as_deref().map(str::to_owned)
         };
         static CURRENT_TASK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
         let task = CURRENT_TASK.import(py, "asyncio", "current_task")?.call0()?;
@@ -292,7 +292,7 @@ impl Drop for Lease {
         if let Some(core) = self.core.take() {
             let mut state = self.shared.lock();
             state.run_id = core.run_id().to_owned();
-            state.current = core.current_node_id().map(str::to_owned);
+            state.current = core.current_node_id().map(Arc::from);
             state.core = Some(core);
         }
     }
@@ -414,9 +414,8 @@ pub(crate) fn start(py: Python<'_>, shared: &Shared, core: &mut Core, trigger: V
 
 /// The step about to run: its node, the node's type, the run, and when it began.
 pub(crate) struct Begun {
-    node_id: String,
-    node_type: String,
-    run_id: String,
+    node_id: Arc<str>,
+    node_type: Arc<str>,
     began: Instant,
     /// Whether the run log takes INFO records (asked once per step).
     logs: bool,
@@ -425,16 +424,14 @@ pub(crate) struct Begun {
 /// Prepares the step of `core`'s current node (none when the run is
 /// complete or waits): logs its start.
 pub(crate) fn begin(shared: &Shared, core: &Core) -> Option<Begun> {
-    let node_id = core.current_node_id()?.to_owned();
+    let (node_id, node_type) = shared.types.get(core.current_node_id()?)?.clone();
     if core.waiting() {
         return None;
     }
-    let node_type = shared.types.get(&node_id).cloned().unwrap_or_default();
-    let run_id = core.run_id().to_owned();
     let logs = Python::attach(|py| runlog::enabled(py, INFO));
-    if logs && node_type != NodeType::End.as_str() {
+    if logs && &*node_type != NodeType::End.as_str() {
         Python::attach(|py| {
-            runlog::log(py, INFO, &shared.run(&run_id), || Record {
+            runlog::log(py, INFO, &shared.run(core.run_id()), || Record {
                 event: "node.start",
                 level: INFO,
                 message: "Node %s (%s) started",
@@ -445,8 +442,8 @@ pub(crate) fn begin(shared: &Shared, core: &Core) -> Option<Begun> {
         });
     }
     shared.raised.lock().unwrap_or_else(PoisonError::into_inner).take();
-    shared.lock().current = Some(node_id.clone());
-    Some(Begun { node_id, node_type, run_id, began: Instant::now(), logs })
+    shared.lock().current = Some(Arc::clone(&node_id));
+    Some(Begun { node_id, node_type, began: Instant::now(), logs })
 }
 
 /// Runs the current node of `core` and moves on: whether the run moved
@@ -481,7 +478,7 @@ fn log_end<'py>(
     begun: &Begun,
     seconds: f64,
 ) -> PyResult<bool> {
-    let (node_id, node_type, run_id) = (&begun.node_id, &begun.node_type, &begun.run_id);
+    let (node_id, node_type, run_id) = (&*begun.node_id, &*begun.node_type, core.run_id());
     {
         let is_end = node_type == NodeType::End.as_str();
         {
@@ -592,8 +589,11 @@ impl WorkflowEngine {
     ) -> PyResult<Self> {
         let model = core_graph(&graph)?;
         let graph_id = model.id.clone();
-        let types =
-            model.nodes().iter().map(|node| (node.id.clone(), node.node_type.as_str().to_owned())).collect();
+        let types = model
+            .nodes()
+            .iter()
+            .map(|node| (node.id.clone(), (Arc::from(node.id.as_str()), Arc::from(node.node_type.as_str()))))
+            .collect();
         let mut nodes = HashMap::new();
         for item in graph.getattr("nodes")?.call_method0("items")?.try_iter()? {
             let (id, node): (String, Py<PyAny>) = item?.extract()?;
@@ -682,7 +682,7 @@ impl WorkflowEngine {
         let state = self.shared.lock();
         match &state.core {
             Some(core) => core.current_node_id().map(str::to_owned),
-            None => state.current.clone(),
+            None => state.current.as_deref().map(str::to_owned),
         }
     }
 
