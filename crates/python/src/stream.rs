@@ -20,7 +20,7 @@ use roomkit_graph::{StepStatus, StreamMode};
 use serde_json::Value;
 
 use crate::convert::to_py;
-use crate::driver::Pending;
+use crate::driver::{Pending, handed_out};
 use crate::engine::{Lease, Shared, begin, finish, start};
 
 /// The driver: the run, queuing events as it goes.
@@ -204,7 +204,10 @@ fn next_event(
                 Poll::Ready(Ok(())) => *run = Run::Ended,
                 Poll::Ready(Err(error)) => *run = Run::Failed(error),
                 Poll::Pending => {
-                    if queue.lock().unwrap_or_else(PoisonError::into_inner).events.is_empty() {
+                    // A handler's coroutine waits on what it handed out: the
+                    // task must get it now; queued events go out next time.
+                    if handed_out() || queue.lock().unwrap_or_else(PoisonError::into_inner).events.is_empty()
+                    {
                         return Poll::Pending;
                     }
                 }
