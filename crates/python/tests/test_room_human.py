@@ -204,6 +204,31 @@ async def test_runs_wait_apart_by_room_and_a_room_without_one_is_not_answered(ki
     assert _texts(sms) == ["alpha?", "beta?"]
 
 
+async def test_a_run_resumed_by_other_means_is_let_go_and_the_next_one_answered(kit, sms):
+    await _room(kit, "desk")
+    g = Graph(id="ask", name="Ask", trigger=ManualTrigger())
+    g.add_nodes(
+        Node("start", type="start"),
+        Node("ask", type="human", config={"text": "Case {{trigger.case}}?"}),
+        Node("end", type="end"),
+    )
+    g.add_edges(Edge("start", "ask"), Edge("ask", "end"))
+    runs = RoomRuns()
+    first = WorkflowEngine(g, handlers=room_handlers(kit))
+    second = WorkflowEngine(g, handlers=room_handlers(kit))
+    await runs.start(first, {"room_id": "desk", "case": "A"})
+    await runs.start(second, {"room_id": "desk", "case": "B"})
+    await first.resume("ask", {"text": "from the web page"})
+    while await first.step():
+        pass
+
+    assert await runs.answer("desk", {"text": "by SMS"}) is True
+
+    assert first.context.get("ask.output.text") == "from the web page"
+    assert (second.current_node_id, second.context.get("ask.output.text")) == (None, "by SMS")
+    assert await runs.answer("desk", {"text": "late"}) is False
+
+
 async def test_a_run_that_asks_again_elsewhere_waits_in_the_new_room(kit, sms):
     await _room(kit, "support")
     await _room(kit, "finance")

@@ -120,22 +120,29 @@ class RoomRuns:
         """Resume, with *data* as its answer, the run that has waited longest
         for an answer in room *room_id*, and run it until it ends or pauses.
 
-        Returns ``False`` when no run waits in that room.
+        Returns ``False`` when no run waits in that room. A run kept here
+        that was resumed by other means meanwhile is let go.
         """
-        queue = self._waiting.get(room_id)
-        if not queue:
+        engine = self._next_waiting(room_id)
+        if engine is None:
             return False
-        engine = queue.popleft()
-        if not queue:
-            del self._waiting[room_id]
-        node_id = engine.current_node_id
-        if node_id is None:  # resumed or restored elsewhere meanwhile: nothing to answer
-            return False
-        await engine.resume(node_id, data)
+        await engine.resume(engine.current_node_id, data)
         while await engine.step():
             pass
         self._keep(engine)
         return True
+
+    def _next_waiting(self, room_id: str) -> WorkflowEngine | None:
+        """Take the run that has waited longest in *room_id* and still waits."""
+        queue = self._waiting.get(room_id)
+        engine = None
+        while queue and engine is None:
+            candidate = queue.popleft()
+            if candidate.waiting:
+                engine = candidate
+        if queue is not None and not queue:
+            del self._waiting[room_id]
+        return engine
 
     def _keep(self, engine: WorkflowEngine) -> None:
         """Keep *engine* under the room it waits in, when it waits."""
