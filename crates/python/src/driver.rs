@@ -410,6 +410,12 @@ fn take_inbox() -> Option<Inbox> {
     })
 }
 
+/// Whether a coroutine driven in the current poll handed something to the
+/// task (which must then get it: the coroutine waits on it).
+pub(crate) fn handed_out() -> bool {
+    FRAMES.with_borrow(|frames| frames.last().is_some_and(|frame| frame.yielded.is_some()))
+}
+
 /// Hands `yielded` to the task stepping the innermost [`Pending`].
 fn hand_out(yielded: Py<PyAny>) {
     FRAMES.with_borrow_mut(|frames| {

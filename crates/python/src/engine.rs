@@ -36,6 +36,8 @@ pub(crate) struct Shared {
     graph_id: String,
     /// The graph's `Node` objects by id, as handlers receive them.
     nodes: HashMap<String, Py<PyAny>>,
+    /// Each node's id and type, by id (shared, so a step copies neither).
+    types: HashMap<String, (Arc<str>, Arc<str>)>,
     /// The engine's Python object, for the handlers' `engine` argument.
     this: OnceLock<Py<PyWeakrefReference>>,
     /// The exception a Python handler raised, with its node: re-raised as it
@@ -62,7 +64,7 @@ struct State {
     journal: Vec<String>,
     /// The run's id and the node running, for reads while the core is lent.
     run_id: String,
-    current: Option<String>,
+    current: Option<Arc<str>>,
     /// When the run started and how many nodes it ran, for the run log.
     started: Option<Instant>,
     steps: u64,
@@ -205,7 +207,7 @@ impl Shared {
                 // Outside a handler: nobody streams it.
                 return Ok(());
             }
-            state.current.clone()
+            state.current.as_deref().map(str::to_owned)
         };
         static CURRENT_TASK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
         let task = CURRENT_TASK.import(py, "asyncio", "current_task")?.call0()?;
@@ -290,7 +292,7 @@ impl Drop for Lease {
         if let Some(core) = self.core.take() {
             let mut state = self.shared.lock();
             state.run_id = core.run_id().to_owned();
-            state.current = core.current_node_id().map(str::to_owned);
+            state.current = core.current_node_id().map(Arc::from);
             state.core = Some(core);
         }
     }
@@ -417,25 +419,24 @@ pub(crate) fn start(py: Python<'_>, shared: &Shared, core: &mut Core, trigger: V
 
 /// The step about to run: its node, the node's type, the run, and when it began.
 pub(crate) struct Begun {
-    node_id: String,
-    node_type: String,
-    run_id: String,
+    node_id: Arc<str>,
+    node_type: Arc<str>,
     began: Instant,
+    /// Whether the run log takes INFO records (asked once per step).
+    logs: bool,
 }
 
 /// Prepares the step of `core`'s current node (none when the run is
 /// complete or waits): logs its start.
 pub(crate) fn begin(shared: &Shared, core: &Core) -> Option<Begun> {
-    let node_id = core.current_node_id()?.to_owned();
+    let (node_id, node_type) = shared.types.get(core.current_node_id()?)?.clone();
     if core.waiting() {
         return None;
     }
-    let node_type =
-        core.graph().node(&node_id).map(|node| node.node_type.as_str().to_owned()).unwrap_or_default();
-    let run_id = core.run_id().to_owned();
-    if node_type != NodeType::End.as_str() {
+    let logs = Python::attach(|py| runlog::enabled(py, INFO));
+    if logs && &*node_type != NodeType::End.as_str() {
         Python::attach(|py| {
-            runlog::log(py, INFO, &shared.run(&run_id), || Record {
+            runlog::log(py, INFO, &shared.run(core.run_id()), || Record {
                 event: "node.start",
                 level: INFO,
                 message: "Node %s (%s) started",
@@ -446,17 +447,20 @@ pub(crate) fn begin(shared: &Shared, core: &Core) -> Option<Begun> {
         });
     }
     shared.raised.lock().unwrap_or_else(PoisonError::into_inner).take();
-    shared.lock().current = Some(node_id.clone());
-    Some(Begun { node_id, node_type, run_id, began: Instant::now() })
+    shared.lock().current = Some(Arc::clone(&node_id));
+    Some(Begun { node_id, node_type, began: Instant::now(), logs })
 }
 
 /// Runs the current node of `core` and moves on: whether the run moved
 /// (true also on the step whose node waits), as the reference's `step()`.
 async fn step(shared: &Shared, core: &mut Core) -> PyResult<bool> {
     let Some(begun) = begin(shared, core) else { return Ok(false) };
-    let outcome = core.step_outcome().await;
-    let Some(outcome) = outcome else { return Ok(false) };
-    finish(shared, core, outcome.status, &begun)
+    let status = match core.step().await {
+        Err(error) => StepStatus::Failed { error, retry_in: None },
+        Ok(_) if core.waiting() => StepStatus::Waiting(Vec::new()),
+        Ok(_) => StepStatus::Completed,
+    };
+    finish(shared, core, status, &begun)
 }
 
 /// Stores what handlers wrote outside the graph's nodes, logs how the step
@@ -479,7 +483,7 @@ fn log_end<'py>(
     begun: &Begun,
     seconds: f64,
 ) -> PyResult<bool> {
-    let (node_id, node_type, run_id) = (&begun.node_id, &begun.node_type, &begun.run_id);
+    let (node_id, node_type, run_id) = (&*begun.node_id, &*begun.node_type, core.run_id());
     {
         let is_end = node_type == NodeType::End.as_str();
         {
@@ -492,17 +496,19 @@ fn log_end<'py>(
                 fields.extend(more);
                 fields
             };
-            let node = PyString::new(py, node_id).into_any();
+            let node = || PyString::new(py, node_id).into_any();
             match status {
                 StepStatus::Completed | StepStatus::Routed(_) => {
                     if !is_end {
                         shared.lock().steps += 1;
+                    }
+                    if !is_end && begun.logs {
                         runlog::log(py, INFO, &run, || Record {
                             event: "node.complete",
                             level: INFO,
                             message: "Node %s completed in %.1f s",
                             node: Some(node_id),
-                            args: vec![node.clone(), PyFloat::new(py, seconds).into_any()],
+                            args: vec![node(), PyFloat::new(py, seconds).into_any()],
                             fields: fields(Vec::new()),
                         });
                     }
@@ -548,7 +554,7 @@ fn log_end<'py>(
                         level: INFO,
                         message: "Node %s waits for an answer",
                         node: Some(node_id),
-                        args: vec![node.clone()],
+                        args: vec![node()],
                         fields: fields(Vec::new()),
                     });
                     Ok(true)
@@ -566,7 +572,7 @@ fn log_end<'py>(
                         level: WARNING,
                         message: "Node %s failed: %s",
                         node: Some(node_id),
-                        args: vec![node.clone(), text.clone()],
+                        args: vec![node(), text.clone()],
                         fields: fields(vec![("error", text.clone())]),
                     });
                     Err(raised.unwrap_or_else(|| engine_error(error)))
@@ -588,6 +594,11 @@ impl WorkflowEngine {
     ) -> PyResult<Self> {
         let model = core_graph(&graph)?;
         let graph_id = model.id.clone();
+        let types = model
+            .nodes()
+            .iter()
+            .map(|node| (node.id.clone(), (Arc::from(node.id.as_str()), Arc::from(node.node_type.as_str()))))
+            .collect();
         let mut nodes = HashMap::new();
         for item in graph.getattr("nodes")?.call_method0("items")?.try_iter()? {
             let (id, node): (String, Py<PyAny>) = item?.extract()?;
@@ -620,6 +631,7 @@ impl WorkflowEngine {
                 workflow,
                 graph_id,
                 nodes,
+                types,
                 this: OnceLock::new(),
                 raised: Mutex::new(None),
                 loose: Mutex::new(Vec::new()),
@@ -675,7 +687,7 @@ impl WorkflowEngine {
         let state = self.shared.lock();
         match &state.core {
             Some(core) => core.current_node_id().map(str::to_owned),
-            None => state.current.clone(),
+            None => state.current.as_deref().map(str::to_owned),
         }
     }
 

@@ -20,6 +20,7 @@ mod errors;
 mod graph;
 mod handlers;
 mod node;
+mod progress;
 mod registry;
 mod result;
 mod runlog;
@@ -52,6 +53,8 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<engine::WorkflowEngine>()?;
     module.add_class::<handlers::Builtin>()?;
     module.add_class::<stream::EventStream>()?;
+    module.add_function(wrap_pyfunction!(progress::progress_line, module)?)?;
+    module.add_function(wrap_pyfunction!(progress::printable, module)?)?;
     driver::register(module)?;
     durable::register(module)?;
     Ok(())

@@ -20,7 +20,7 @@ use roomkit_graph::{StepStatus, StreamMode};
 use serde_json::Value;
 
 use crate::convert::to_py;
-use crate::driver::Pending;
+use crate::driver::{Pending, handed_out};
 use crate::engine::{Lease, Shared, begin, finish, start};
 
 /// The driver: the run, queuing events as it goes.
@@ -142,7 +142,8 @@ impl EventStream {
                     while let Some(event) = events.next().await {
                         match event {
                             Ok(event) if modes.contains(&event.mode) => {
-                                push(event.mode, event.payload, event.node_id)
+                                push(event.mode, event.payload, event.node_id);
+                                HandOver::default().await;
                             }
                             Ok(_) => {}
                             Err(failed) => error = Some(failed),
@@ -166,6 +167,27 @@ impl EventStream {
     }
 }
 
+/// Hands the event just queued to the consumer before the run goes on (the
+/// next node's handler runs only when the next event is asked for): pending
+/// once, without a wake, as [`next_event`] takes the queued event on pending
+/// and the next `__anext__` polls the driver again.
+#[derive(Default)]
+struct HandOver {
+    handed: bool,
+}
+
+impl Future for HandOver {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut std::task::Context<'_>) -> Poll<()> {
+        if self.handed {
+            return Poll::Ready(());
+        }
+        self.handed = true;
+        Poll::Pending
+    }
+}
+
 /// The next queued event, polling the driver until there is one.
 fn next_event(
     queue: &Mutex<Queue>,
@@ -182,7 +204,10 @@ fn next_event(
                 Poll::Ready(Ok(())) => *run = Run::Ended,
                 Poll::Ready(Err(error)) => *run = Run::Failed(error),
                 Poll::Pending => {
-                    if queue.lock().unwrap_or_else(PoisonError::into_inner).events.is_empty() {
+                    // A handler's coroutine waits on what it handed out: the
+                    // task must get it now; queued events go out next time.
+                    if handed_out() || queue.lock().unwrap_or_else(PoisonError::into_inner).events.is_empty()
+                    {
                         return Poll::Pending;
                     }
                 }

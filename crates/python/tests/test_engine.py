@@ -251,3 +251,43 @@ async def test_a_chain_of_python_functions_runs_inline_to_the_end():
     ]
     ctx = await WorkflowEngine(chain(*nodes), handlers={"function": FunctionHandler(registry)}).run()
     assert [ctx.get(f"n{i}.output.i") for i in (0, 199)] == [0, 199]
+
+
+class SleepyEmitter(NodeHandler):
+    """Emits around an asyncio sleep, so the stream waits on the loop mid-step."""
+
+    async def execute(self, node, context, engine):
+        engine.emit({"at": "before"})
+        await asyncio.sleep(0.01)
+        engine.emit({"at": "after"})
+        return NodeResult(output={"done": True})
+
+
+async def test_a_stream_waits_on_the_loop_with_its_handler_and_keeps_the_order():
+    engine = WorkflowEngine(chain(Node("e", type="emit")), handlers={"emit": SleepyEmitter()})
+    events = [e async for e in engine.stream(modes=("lifecycle", "custom", "updates"))]
+    at_e = [(e["mode"], e["payload"].get("phase") or e["payload"].get("at")) for e in events if e["node_id"] == "e"]
+    assert at_e == [
+        ("lifecycle", "start"),
+        ("custom", "before"),
+        ("custom", "after"),
+        ("lifecycle", "complete"),
+        ("updates", None),
+    ]
+    assert [e["seq"] for e in events] == list(range(len(events)))
+
+
+async def test_a_stream_raises_a_handlers_exception_as_it_is_after_the_steps_events():
+    error = ProviderDown("down")
+
+    class Raises(NodeHandler):
+        async def execute(self, node, context, engine):
+            raise error
+
+    engine = WorkflowEngine(chain(Node("call", type="call")), handlers={"call": Raises()})
+    seen = []
+    with pytest.raises(ProviderDown) as raised:
+        async for event in engine.stream(modes=("lifecycle",)):
+            seen.append(event["payload"])
+    assert raised.value is error
+    assert seen[-1] == {"phase": "complete", "node_id": "call", "status": "failed"}

@@ -7,6 +7,7 @@ durable runs on SQLite or PostgreSQL.
 from __future__ import annotations
 
 from roomkit_graph._core import NodeResult, StepResult, __version__
+from roomkit_graph._verbose import verbose
 from roomkit_graph.edges import Condition, Edge
 from roomkit_graph.engine import TemplateResolver, WorkflowContext, WorkflowEngine
 from roomkit_graph.engine.streaming import StreamEvent, StreamMode
@@ -73,6 +74,8 @@ __all__ = [
     # Registry
     "FunctionRegistry",
     "graph_registry",
+    # Progress
+    "verbose",
     # Errors
     "GraphError",
     "GraphValidationError",
