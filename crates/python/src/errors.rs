@@ -11,8 +11,6 @@ use pyo3::types::PyType;
 /// One of the package's exception classes.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum ErrorClass {
-    /// `GraphError`: the base of the others.
-    Graph,
     /// `GraphValidationError`: a graph that is not valid.
     Validation,
     /// `ConditionError`: a condition that cannot be read or evaluated.
@@ -28,7 +26,6 @@ pub(crate) enum ErrorClass {
 impl ErrorClass {
     fn name(self) -> &'static str {
         match self {
-            Self::Graph => "GraphError",
             Self::Validation => "GraphValidationError",
             Self::Condition => "ConditionError",
             Self::Template => "TemplateError",
@@ -38,8 +35,7 @@ impl ErrorClass {
     }
 
     fn slot(self) -> &'static PyOnceLock<Py<PyType>> {
-        static SLOTS: [PyOnceLock<Py<PyType>>; 6] = [
-            PyOnceLock::new(),
+        static SLOTS: [PyOnceLock<Py<PyType>>; 5] = [
             PyOnceLock::new(),
             PyOnceLock::new(),
             PyOnceLock::new(),

@@ -14,8 +14,6 @@ mod driver;
 mod durable;
 mod edge;
 mod engine;
-// The engine raises the classes the model does not.
-#[allow(dead_code)]
 mod errors;
 mod graph;
 mod handlers;
