@@ -5,11 +5,14 @@
 //! an awaitable that polls the Rust future each time the awaiting task steps
 //! it. A Python coroutine the future awaits (a handler's `execute`, a
 //! registered function) is driven by [`PyAwait`] in the same poll: one that
-//! completes without suspending costs no task and no thread hop; one that
-//! awaits an asyncio future hands that very future up to the caller's task
-//! (as `await` would), so it keeps the caller's task and context variables,
-//! and cancellation reaches it. What the Rust side waits on by itself (a
-//! parallel child's task, a timer) is a fresh loop future its waker completes.
+//! completes without suspending costs no task and no thread hop. One that
+//! awaits an asyncio future stays in the caller's task (its context
+//! variables, its cancellation): the task waits on a loop future that the
+//! awaited future's completion, or the Rust side (a node's `timeout`), resolves,
+//! and a cancellation is thrown into the coroutine, the awaited future
+//! cancelled. Any other object it yields (a bare `yield`) goes up to the task
+//! as it is. What the Rust side waits on by itself (a parallel child's task,
+//! a timer) is such a loop future too.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -47,6 +50,9 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 struct Frame {
     inbox: Inbox,
     yielded: Option<Py<PyAny>>,
+    /// Whether a coroutine driven in the poll waits on an asyncio future
+    /// (the task then waits on a loop future its completion resolves).
+    parked: bool,
 }
 
 /// What the awaiting task passed to a [`Pending`]'s `send` or `throw`.
@@ -173,7 +179,7 @@ impl Pending {
         };
         state.woken.store(false, Ordering::Release);
         *state.target.lock().unwrap_or_else(PoisonError::into_inner) = None;
-        FRAMES.with_borrow_mut(|frames| frames.push(Frame { inbox, yielded: None }));
+        FRAMES.with_borrow_mut(|frames| frames.push(Frame { inbox, yielded: None, parked: false }));
         let polled = {
             let _entered = runtime().enter();
             future.as_mut().poll(&mut Context::from_waker(&waker))
@@ -186,11 +192,12 @@ impl Pending {
                 Err(PyStopIteration::new_err((value,)))
             }
             Poll::Pending => {
-                if let Some(yielded) = frame.and_then(|frame| frame.yielded) {
+                let (yielded, parked) = frame.map_or((None, false), |frame| (frame.yielded, frame.parked));
+                if let Some(yielded) = yielded {
                     self.inline = true;
                     return Ok(yielded);
                 }
-                self.inline = false;
+                self.inline = parked;
                 if state.woken.load(Ordering::Acquire) {
                     // Woken while polled: step again at once (a bare `yield`).
                     return Ok(py.None());
@@ -282,6 +289,10 @@ pub(crate) type PyFutureRef<'a> = Pin<Box<dyn Future<Output = PyResult<Py<PyAny>
 pub(crate) struct PyAwait<'a> {
     iterator: Option<Py<PyIterator>>,
     started: bool,
+    /// The asyncio future the coroutine awaits, while it does, and the
+    /// waker its completion wakes (the latest poll's).
+    awaited: Option<Py<PyAny>>,
+    wake: Arc<Mutex<Option<Waker>>>,
     /// A marker's work in progress, and what it stands for.
     inner: Option<PyFutureRef<'a>>,
     /// A value to send at the next poll (an intercepted marker's result).
@@ -296,6 +307,8 @@ impl<'a> PyAwait<'a> {
         Ok(PyAwait {
             iterator: Some(iterator.cast_into::<PyIterator>()?.unbind()),
             started: false,
+            awaited: None,
+            wake: Arc::new(Mutex::new(None)),
             inner: None,
             reply: None,
             intercept: None,
@@ -311,17 +324,30 @@ impl<'a> PyAwait<'a> {
 
 impl Drop for PyAwait<'_> {
     fn drop(&mut self) {
+        let awaited = self.awaited.take();
         if let Some(iterator) = self.iterator.take()
             && self.started
         {
-            // Abandoned half-way (the run was cancelled): let it clean up.
+            // Abandoned half-way (the run was cancelled, or timed out): let it clean up.
             Python::attach(|py| {
-                if let Err(error) = iterator.bind(py).call_method0("close") {
+                let closed = awaited
+                    .map_or(Ok(()), |awaited| awaited.bind(py).call_method0("cancel").map(drop))
+                    .and_then(|()| iterator.bind(py).call_method0("close").map(drop));
+                if let Err(error) = closed {
                     error.write_unraisable(py, None);
                 }
             });
         }
     }
+}
+
+/// Whether `yielded` is an asyncio future the coroutine blocks on.
+fn blocking_future(yielded: &Bound<'_, PyAny>) -> bool {
+    let py = yielded.py();
+    yielded
+        .getattr(pyo3::intern!(py, "_asyncio_future_blocking"))
+        .and_then(|blocking| blocking.is_truthy())
+        .unwrap_or(false)
 }
 
 impl Future for PyAwait<'_> {
@@ -346,6 +372,37 @@ impl Future for PyAwait<'_> {
                     )));
                 };
                 let iterator = iterator.bind(py).clone();
+                if let Some(awaited) = &this.awaited {
+                    // Parked on a future: go on once it is done, or take what the task throws.
+                    let thrown = match take_inbox() {
+                        Some(Inbox::Throw(error)) => Some(error),
+                        _ => None,
+                    };
+                    let awaited = awaited.bind(py).clone();
+                    match thrown {
+                        Some(error) => {
+                            if let Err(cancel) = awaited.call_method0("cancel") {
+                                return Poll::Ready(Err(cancel));
+                            }
+                            this.awaited = None;
+                            this.reply = Some(Err(error));
+                        }
+                        None => match awaited.call_method0("done").and_then(|done| done.is_truthy()) {
+                            Ok(true) => {
+                                // The task's news was taken above: the future's result is read on resuming.
+                                this.awaited = None;
+                                this.reply = Some(Ok(py.None()));
+                            }
+                            Ok(false) => {
+                                *this.wake.lock().unwrap_or_else(PoisonError::into_inner) =
+                                    Some(cx.waker().clone());
+                                park();
+                                return Poll::Pending;
+                            }
+                            Err(error) => return Poll::Ready(Err(error)),
+                        },
+                    }
+                }
                 let sent = match (this.reply.take(), this.started) {
                     (Some(Ok(value)), _) => iterator.send(value.bind(py)),
                     (Some(Err(error)), _) => throw(&iterator, error),
@@ -376,6 +433,24 @@ impl Future for PyAwait<'_> {
                                     continue;
                                 }
                             }
+                        }
+                        if blocking_future(&yielded) {
+                            // As a task does: take the future, wake when it is done.
+                            let parked = yielded
+                                .setattr(pyo3::intern!(py, "_asyncio_future_blocking"), false)
+                                .and_then(|()| {
+                                    *this.wake.lock().unwrap_or_else(PoisonError::into_inner) =
+                                        Some(cx.waker().clone());
+                                    let done = TaskDone { waker: Arc::clone(&this.wake) };
+                                    yielded.call_method1(pyo3::intern!(py, "add_done_callback"), (done,))
+                                });
+                            if let Err(error) = parked {
+                                this.reply = Some(Err(error));
+                                continue;
+                            }
+                            this.awaited = Some(yielded.unbind());
+                            park();
+                            return Poll::Pending;
                         }
                         hand_out(yielded.unbind());
                         return Poll::Pending;
@@ -414,6 +489,15 @@ fn take_inbox() -> Option<Inbox> {
 /// task (which must then get it: the coroutine waits on it).
 pub(crate) fn handed_out() -> bool {
     FRAMES.with_borrow(|frames| frames.last().is_some_and(|frame| frame.yielded.is_some()))
+}
+
+/// Notes that a coroutine driven in the current poll waits on a future.
+fn park() {
+    FRAMES.with_borrow_mut(|frames| {
+        if let Some(frame) = frames.last_mut() {
+            frame.parked = true;
+        }
+    });
 }
 
 /// Hands `yielded` to the task stepping the innermost [`Pending`].

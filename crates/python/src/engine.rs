@@ -442,6 +442,8 @@ pub(crate) fn begin(shared: &Shared, core: &Core) -> Option<Begun> {
         });
     }
     shared.raised.lock().unwrap_or_else(PoisonError::into_inner).take();
+    // What was emitted outside any handler of an earlier step goes nowhere.
+    shared.emitted.lock().unwrap_or_else(PoisonError::into_inner).clear();
     shared.lock().current = Some(Arc::clone(&node_id));
     Some(Begun { node_id, node_type, began: Instant::now(), logs })
 }

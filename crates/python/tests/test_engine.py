@@ -291,3 +291,28 @@ async def test_a_stream_raises_a_handlers_exception_as_it_is_after_the_steps_eve
             seen.append(event["payload"])
     assert raised.value is error
     assert seen[-1] == {"phase": "complete", "node_id": "call", "status": "failed"}
+
+
+class Nested(NodeHandler):
+    """Runs a whole other workflow, one that sleeps on the loop, inside its step."""
+
+    async def execute(self, node, context, engine):
+        inner = WorkflowEngine(chain(Node("nap", type="nap")), handlers={"nap": Sleeper()})
+        ctx = await inner.run({"n": context.get("trigger.n")})
+        return NodeResult(output={"inner": ctx.get("nap.output.seen")})
+
+
+async def test_a_handler_may_await_another_engine_that_waits_on_the_loop():
+    engine = WorkflowEngine(chain(Node("outer", type="outer")), handlers={"outer": Nested()})
+    ctx = await asyncio.wait_for(engine.run({"n": 5}), 10)
+    assert ctx.get("outer.output.inner") == 5
+
+
+async def test_a_nodes_timeout_stops_a_python_handler_that_awaits_too_long():
+    handler = Blocked()
+    node = Node("block", type="block", config={"timeout": "50ms"})
+    engine = WorkflowEngine(chain(node), handlers={"block": handler})
+    with pytest.raises(ExecutionError, match="timed out"):
+        await asyncio.wait_for(engine.run(), 10)
+    assert handler.ended == ["finally"]
+    assert engine.current_node_id == "block"

@@ -504,7 +504,7 @@ impl Compiled {
             Compiled::Object(entries) => {
                 let mut map = Map::with_capacity(entries.len());
                 for (key, item) in entries.iter() {
-                    map.insert(key.to_string(), item.resolve(context, budget)?);
+                    map.insert(String::from(&**key), item.resolve(context, budget)?);
                 }
                 Value::Object(map)
             }

@@ -416,3 +416,53 @@ async fn a_step_outcome_names_what_it_stored_whatever_its_status() {
     assert_eq!(engine.context().output("w"), None);
     assert_eq!(engine.context().get("ghost"), None);
 }
+
+/// Keeps the context it was given as it was when its step began.
+struct Keeper {
+    kept: std::sync::Mutex<Vec<Arc<roomkit_graph::Context>>>,
+}
+
+#[async_trait]
+impl NodeHandler for Keeper {
+    async fn execute(&self, node: &Node, scope: &Scope<'_>) -> Result<NodeResult, HandlerError> {
+        self.kept.lock().expect("not poisoned").push(scope.shared_context());
+        Ok(NodeResult::completed(json!({"kept": node.id})))
+    }
+}
+
+#[tokio::test]
+async fn a_handler_may_keep_the_context_of_its_step_while_the_run_goes_on() {
+    let keeper = Arc::new(Keeper { kept: std::sync::Mutex::new(Vec::new()) });
+    let graph = chain(vec![Node::new("a", "keep"), Node::new("b", "keep")]);
+    let mut engine = WorkflowEngine::new(graph, Handlers::builtin().with_arc("keep", keeper.clone()));
+    engine.run(json!({"n": 1})).await.expect("the run completes");
+    assert_eq!(engine.context().get("b.output.kept"), Some(&json!("b")));
+    let kept = keeper.kept.lock().expect("not poisoned");
+    // Each kept context is the one its step began with: b's has a's output, not its own.
+    assert_eq!(kept[0].get("a"), None);
+    assert_eq!(kept[1].get("a.output.kept"), Some(&json!("a")));
+    assert_eq!(kept[1].get("b"), None);
+    assert_eq!(kept[1].get("input.kept"), Some(&json!("a")));
+}
+
+#[tokio::test]
+async fn evaluate_edges_judges_the_context_as_it_stands_without_moving_the_run() {
+    let mut graph = chain(vec![]);
+    graph.add_nodes([Node::new("check", "log"), Node::new("other", "end")]).expect("unique ids");
+    graph.add_edges([
+        Edge::new("check", "end").when(Condition::field("input.ok").equals(true)),
+        Edge::new("check", "other").when(Condition::field("input.ok").equals(false)),
+    ]);
+    let mut engine = WorkflowEngine::new(graph, Handlers::builtin());
+    engine.start(json!({})).expect("starts");
+    engine.context_mut().set_output("check", json!({"ok": false}));
+    assert_eq!(engine.evaluate_edges("check").expect("routes").as_deref(), Some("other"));
+    engine.context_mut().set_output("check", json!({"ok": "neither"}));
+    let error = engine.evaluate_edges("check").expect_err("no edge matches");
+    assert_eq!(error.kind(), ErrorKind::NoTransition);
+    assert_eq!(engine.evaluate_edges("end").expect("an end node has no edges"), None);
+    assert_eq!(engine.evaluate_edges("ghost").expect_err("not a node").kind(), ErrorKind::InvalidArgument);
+    // The run has not moved, and `input` reads what it read before.
+    assert_eq!(engine.current_node_id(), Some("start"));
+    assert_eq!(engine.context().get("input"), None);
+}
