@@ -146,51 +146,6 @@ impl Condition {
         }
         build(cls, &CoreCondition::from_value(&to_json(data)?))
     }
-
-    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-        let py = slf.py();
-        let this = slf.get();
-        dataclass::repr(
-            slf.as_any(),
-            &[
-                ("type", this.kind.bind(py)),
-                ("path", this.path.bind(py)),
-                ("op", this.op.bind(py)),
-                ("value", this.value.bind(py)),
-                ("conditions", this.conditions.bind(py)),
-            ],
-        )
-    }
-
-    fn __eq__(slf: &Bound<'_, Self>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        if !dataclass::same_class(slf.as_any(), other) {
-            return Ok(slf.py().NotImplemented());
-        }
-        let other = other.cast::<Self>()?;
-        dataclass::compare(slf.get().fields(slf.py())?, other.get().fields(slf.py())?)
-    }
-
-    fn __hash__(&self, py: Python<'_>) -> PyResult<isize> {
-        self.fields(py)?.hash()
-    }
-
-    /// Copies and pickles as the class called with its fields.
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyType>, Bound<'py, PyTuple>)> {
-        Ok((slf.get_type(), slf.get().fields(slf.py())?))
-    }
-
-    #[classattr]
-    fn __match_args__() -> (&'static str, &'static str, &'static str, &'static str, &'static str) {
-        ("type", "path", "op", "value", "conditions")
-    }
-
-    fn __setattr__(&self, py: Python<'_>, name: &str, _value: Bound<'_, PyAny>) -> PyResult<()> {
-        Err(dataclass::frozen_error(py, name))
-    }
-
-    fn __delattr__(&self, py: Python<'_>, name: &str) -> PyResult<()> {
-        Err(dataclass::frozen_error(py, name))
-    }
 }
 
 /// `{"conditions": conditions}`, for the constructors of composite conditions.
@@ -201,10 +156,6 @@ fn kwargs_conditions<'py>(conditions: Bound<'py, PyTuple>) -> PyResult<Bound<'py
 }
 
 impl Condition {
-    fn fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        PyTuple::new(py, [&self.kind, &self.path, &self.op, &self.value, &self.conditions])
-    }
-
     /// The condition as the core reads it.
     pub(crate) fn to_core(&self, py: Python<'_>) -> PyResult<CoreCondition> {
         Ok(CoreCondition::from_value(&self.to_value(py, 1, &|path| Ok(path.to_owned()))?))
@@ -423,3 +374,11 @@ impl ConditionBuilder {
         self.op(py, "exists", None)
     }
 }
+
+dataclass::dataclass_methods!(frozen Condition {
+    kind: "type",
+    path: "path",
+    op: "op",
+    value: "value",
+    conditions: "conditions",
+});

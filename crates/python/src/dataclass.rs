@@ -72,3 +72,96 @@ pub(crate) fn object(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Map<Strin
         _ => Ok(Map::new()),
     }
 }
+
+/// Gives a pyclass whose fields are `Py<PyAny>` the methods a dataclass has
+/// over them, in their declared order and under their Python names:
+/// `__repr__`, `__eq__`, `__reduce__` (copy and pickle), `__match_args__`,
+/// and `__hash__`: `None` for a `mutable` class (unhashable); for a `frozen`
+/// one the hash of its fields, with assignment and deletion refused with
+/// `FrozenInstanceError`. Also a `fields()` tuple for the class's own use.
+macro_rules! dataclass_methods {
+    (mutable $ty:ident { $($field:ident: $name:literal),+ $(,)? }) => {
+        $crate::dataclass::dataclass_methods!(@common $ty borrow { $($field: $name),+ });
+
+        #[::pyo3::pymethods]
+        impl $ty {
+            /// Mutable, so unhashable, as a dataclass.
+            #[classattr]
+            fn __hash__(py: ::pyo3::Python<'_>) -> ::pyo3::Py<::pyo3::PyAny> {
+                py.None()
+            }
+        }
+    };
+    (frozen $ty:ident { $($field:ident: $name:literal),+ $(,)? }) => {
+        $crate::dataclass::dataclass_methods!(@common $ty get { $($field: $name),+ });
+
+        #[::pyo3::pymethods]
+        impl $ty {
+            fn __hash__(&self, py: ::pyo3::Python<'_>) -> ::pyo3::PyResult<isize> {
+                ::pyo3::types::PyAnyMethods::hash(self.fields(py)?.as_any())
+            }
+
+            fn __setattr__(
+                &self,
+                py: ::pyo3::Python<'_>,
+                name: &str,
+                _value: ::pyo3::Bound<'_, ::pyo3::PyAny>,
+            ) -> ::pyo3::PyResult<()> {
+                Err($crate::dataclass::frozen_error(py, name))
+            }
+
+            fn __delattr__(&self, py: ::pyo3::Python<'_>, name: &str) -> ::pyo3::PyResult<()> {
+                Err($crate::dataclass::frozen_error(py, name))
+            }
+        }
+    };
+    (@common $ty:ident $get:ident { $($field:ident: $name:literal),+ }) => {
+        impl $ty {
+            /// The fields, in their declared order.
+            fn fields<'py>(
+                &self,
+                py: ::pyo3::Python<'py>,
+            ) -> ::pyo3::PyResult<::pyo3::Bound<'py, ::pyo3::types::PyTuple>> {
+                ::pyo3::types::PyTuple::new(py, [$(&self.$field),+])
+            }
+        }
+
+        #[::pyo3::pymethods]
+        impl $ty {
+            fn __repr__(slf: &::pyo3::Bound<'_, Self>) -> ::pyo3::PyResult<String> {
+                let py = slf.py();
+                let this = slf.$get();
+                $crate::dataclass::repr(slf.as_any(), &[$(($name, this.$field.bind(py))),+])
+            }
+
+            fn __eq__(
+                slf: &::pyo3::Bound<'_, Self>,
+                other: &::pyo3::Bound<'_, ::pyo3::PyAny>,
+            ) -> ::pyo3::PyResult<::pyo3::Py<::pyo3::PyAny>> {
+                if !$crate::dataclass::same_class(slf.as_any(), other) {
+                    return Ok(slf.py().NotImplemented());
+                }
+                let other = other.cast::<Self>()?;
+                $crate::dataclass::compare(slf.$get().fields(slf.py())?, other.$get().fields(slf.py())?)
+            }
+
+            /// Copies and pickles as the class called with its fields.
+            fn __reduce__<'py>(
+                slf: &::pyo3::Bound<'py, Self>,
+            ) -> ::pyo3::PyResult<(
+                ::pyo3::Bound<'py, ::pyo3::types::PyType>,
+                ::pyo3::Bound<'py, ::pyo3::types::PyTuple>,
+            )> {
+                Ok((slf.get_type(), slf.$get().fields(slf.py())?))
+            }
+
+            #[classattr]
+            fn __match_args__(
+                py: ::pyo3::Python<'_>,
+            ) -> ::pyo3::PyResult<::pyo3::Py<::pyo3::types::PyTuple>> {
+                Ok(::pyo3::types::PyTuple::new(py, [$($name),+])?.unbind())
+            }
+        }
+    };
+}
+pub(crate) use dataclass_methods;

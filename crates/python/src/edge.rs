@@ -2,7 +2,7 @@
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyTuple, PyType};
+use pyo3::types::PyType;
 use serde_json::Value;
 
 use crate::condition::{self, Condition};
@@ -57,57 +57,9 @@ impl Edge {
             .map_err(|e| ErrorClass::Validation.err(format!("invalid edge: {e}")))?;
         build(cls, &edge)
     }
-
-    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-        let py = slf.py();
-        let this = slf.get();
-        dataclass::repr(
-            slf.as_any(),
-            &[
-                ("source", this.source.bind(py)),
-                ("target", this.target.bind(py)),
-                ("condition", this.condition.bind(py)),
-                ("metadata", this.metadata.bind(py)),
-            ],
-        )
-    }
-
-    fn __eq__(slf: &Bound<'_, Self>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        if !dataclass::same_class(slf.as_any(), other) {
-            return Ok(slf.py().NotImplemented());
-        }
-        let other = other.cast::<Self>()?;
-        dataclass::compare(slf.get().fields(slf.py())?, other.get().fields(slf.py())?)
-    }
-
-    fn __hash__(&self, py: Python<'_>) -> PyResult<isize> {
-        self.fields(py)?.hash()
-    }
-
-    /// Copies and pickles as the class called with its fields.
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyType>, Bound<'py, PyTuple>)> {
-        Ok((slf.get_type(), slf.get().fields(slf.py())?))
-    }
-
-    #[classattr]
-    fn __match_args__() -> (&'static str, &'static str, &'static str, &'static str) {
-        ("source", "target", "condition", "metadata")
-    }
-
-    fn __setattr__(&self, py: Python<'_>, name: &str, _value: Bound<'_, PyAny>) -> PyResult<()> {
-        Err(dataclass::frozen_error(py, name))
-    }
-
-    fn __delattr__(&self, py: Python<'_>, name: &str) -> PyResult<()> {
-        Err(dataclass::frozen_error(py, name))
-    }
 }
 
 impl Edge {
-    fn fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        PyTuple::new(py, [&self.source, &self.target, &self.condition, &self.metadata])
-    }
-
     /// The edge's source and target.
     pub(crate) fn ends(&self, py: Python<'_>) -> PyResult<(String, String)> {
         Ok((text(self.source.bind(py), "an edge's source")?, text(self.target.bind(py), "an edge's target")?))
@@ -151,3 +103,10 @@ pub(crate) fn build<'py>(
         to_py(py, &Value::Object(edge.metadata.clone()))?,
     ))
 }
+
+dataclass::dataclass_methods!(frozen Edge {
+    source: "source",
+    target: "target",
+    condition: "condition",
+    metadata: "metadata",
+});

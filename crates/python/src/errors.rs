@@ -35,13 +35,8 @@ impl ErrorClass {
     }
 
     fn slot(self) -> &'static PyOnceLock<Py<PyType>> {
-        static SLOTS: [PyOnceLock<Py<PyType>>; 5] = [
-            PyOnceLock::new(),
-            PyOnceLock::new(),
-            PyOnceLock::new(),
-            PyOnceLock::new(),
-            PyOnceLock::new(),
-        ];
+        static SLOTS: [PyOnceLock<Py<PyType>>; 5] =
+            [PyOnceLock::new(), PyOnceLock::new(), PyOnceLock::new(), PyOnceLock::new(), PyOnceLock::new()];
         &SLOTS[self as usize]
     }
 

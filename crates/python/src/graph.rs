@@ -254,78 +254,9 @@ impl Graph {
         kwargs.set_item("max_steps", graph.max_steps)?;
         cls.call((graph.id.as_str(), graph.name.as_str(), trigger), Some(&kwargs))
     }
-
-    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-        let py = slf.py();
-        let this = slf.borrow();
-        dataclass::repr(
-            slf.as_any(),
-            &[
-                ("id", this.id.bind(py)),
-                ("name", this.name.bind(py)),
-                ("trigger", this.trigger.bind(py)),
-                ("description", this.description.bind(py)),
-                ("version", this.version.bind(py)),
-                ("nodes", this.nodes.bind(py)),
-                ("edges", this.edges.bind(py)),
-                ("metadata", this.metadata.bind(py)),
-                ("max_steps", this.max_steps.bind(py)),
-            ],
-        )
-    }
-
-    fn __eq__(slf: &Bound<'_, Self>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        if !dataclass::same_class(slf.as_any(), other) {
-            return Ok(slf.py().NotImplemented());
-        }
-        let other = other.cast::<Self>()?;
-        dataclass::compare(slf.borrow().fields(slf.py())?, other.borrow().fields(slf.py())?)
-    }
-
-    /// Mutable, so unhashable, as a dataclass.
-    #[classattr]
-    fn __hash__(py: Python<'_>) -> Py<PyAny> {
-        py.None()
-    }
-
-    /// Copies and pickles as the class called with its fields.
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyType>, Bound<'py, PyTuple>)> {
-        Ok((slf.get_type(), slf.borrow().fields(slf.py())?))
-    }
-
-    #[classattr]
-    fn __match_args__() -> (
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
-        &'static str,
-    ) {
-        ("id", "name", "trigger", "description", "version", "nodes", "edges", "metadata", "max_steps")
-    }
 }
 
 impl Graph {
-    fn fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        PyTuple::new(
-            py,
-            [
-                &self.id,
-                &self.name,
-                &self.trigger,
-                &self.description,
-                &self.version,
-                &self.nodes,
-                &self.edges,
-                &self.metadata,
-            ],
-        )
-    }
-
     fn edges_where<'py>(
         &self,
         py: Python<'py>,
@@ -498,3 +429,15 @@ fn reference_messages(graph: &CoreGraph) -> Vec<String> {
     found.sort_by_key(|(rank, at, _)| (*rank, *at));
     found.into_iter().map(|(_, _, message)| message).collect()
 }
+
+dataclass::dataclass_methods!(mutable Graph {
+    id: "id",
+    name: "name",
+    trigger: "trigger",
+    description: "description",
+    version: "version",
+    nodes: "nodes",
+    edges: "edges",
+    metadata: "metadata",
+    max_steps: "max_steps",
+});

@@ -2,7 +2,7 @@
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyString, PyTuple, PyType};
+use pyo3::types::{PyString, PyType};
 use roomkit_graph::NodeType;
 use serde_json::Value;
 
@@ -108,52 +108,9 @@ impl Node {
             .map_err(|e| ErrorClass::Validation.err(format!("invalid node: {e}")))?;
         build(cls, &node)
     }
-
-    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-        let py = slf.py();
-        let this = slf.borrow();
-        dataclass::repr(
-            slf.as_any(),
-            &[
-                ("id", this.id.bind(py)),
-                ("type", this.node_type.bind(py)),
-                ("config", this.config.bind(py)),
-                ("metadata", this.metadata.bind(py)),
-                ("parent", this.parent.bind(py)),
-            ],
-        )
-    }
-
-    fn __eq__(slf: &Bound<'_, Self>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        if !dataclass::same_class(slf.as_any(), other) {
-            return Ok(slf.py().NotImplemented());
-        }
-        let other = other.cast::<Self>()?;
-        dataclass::compare(slf.borrow().fields(slf.py())?, other.borrow().fields(slf.py())?)
-    }
-
-    /// Mutable, so unhashable, as a dataclass.
-    #[classattr]
-    fn __hash__(py: Python<'_>) -> Py<PyAny> {
-        py.None()
-    }
-
-    /// Copies and pickles as the class called with its fields.
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyType>, Bound<'py, PyTuple>)> {
-        Ok((slf.get_type(), slf.borrow().fields(slf.py())?))
-    }
-
-    #[classattr]
-    fn __match_args__() -> (&'static str, &'static str, &'static str, &'static str, &'static str) {
-        ("id", "type", "config", "metadata", "parent")
-    }
 }
 
 impl Node {
-    fn fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        PyTuple::new(py, [&self.id, &self.node_type, &self.config, &self.metadata, &self.parent])
-    }
-
     /// The node as the core's `Node`.
     pub(crate) fn to_core(&self, py: Python<'_>) -> PyResult<roomkit_graph::Node> {
         let id = text(self.id.bind(py), "a node's id")?;
@@ -187,3 +144,11 @@ pub(crate) fn build<'py>(
         parent,
     ))
 }
+
+dataclass::dataclass_methods!(mutable Node {
+    id: "id",
+    node_type: "type",
+    config: "config",
+    metadata: "metadata",
+    parent: "parent",
+});

@@ -1,7 +1,7 @@
 //! `NodeResult` and `StepResult`: what a node handler returns, and one step's account.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyString, PyTuple, PyType};
+use pyo3::types::PyString;
 
 use crate::dataclass;
 use crate::dataclass::or_dict;
@@ -43,50 +43,6 @@ impl NodeResult {
             metadata: or_dict(py, metadata),
         }
     }
-
-    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-        let py = slf.py();
-        let this = slf.borrow();
-        dataclass::repr(
-            slf.as_any(),
-            &[
-                ("output", this.output.bind(py)),
-                ("status", this.status.bind(py)),
-                ("error", this.error.bind(py)),
-                ("metadata", this.metadata.bind(py)),
-            ],
-        )
-    }
-
-    fn __eq__(slf: &Bound<'_, Self>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        if !dataclass::same_class(slf.as_any(), other) {
-            return Ok(slf.py().NotImplemented());
-        }
-        let other = other.cast::<Self>()?;
-        dataclass::compare(slf.borrow().fields(slf.py())?, other.borrow().fields(slf.py())?)
-    }
-
-    /// Mutable, so unhashable, as a dataclass.
-    #[classattr]
-    fn __hash__(py: Python<'_>) -> Py<PyAny> {
-        py.None()
-    }
-
-    /// Copies and pickles as the class called with its fields.
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyType>, Bound<'py, PyTuple>)> {
-        Ok((slf.get_type(), slf.borrow().fields(slf.py())?))
-    }
-
-    #[classattr]
-    fn __match_args__() -> (&'static str, &'static str, &'static str, &'static str) {
-        ("output", "status", "error", "metadata")
-    }
-}
-
-impl NodeResult {
-    fn fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        PyTuple::new(py, [&self.output, &self.status, &self.error, &self.metadata])
-    }
 }
 
 /// One engine step: `StepResult(node_id, node_result, next_node_id=None, advanced=True)`.
@@ -127,48 +83,18 @@ impl StepResult {
             },
         })
     }
-
-    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-        let py = slf.py();
-        let this = slf.borrow();
-        dataclass::repr(
-            slf.as_any(),
-            &[
-                ("node_id", this.node_id.bind(py)),
-                ("node_result", this.node_result.bind(py)),
-                ("next_node_id", this.next_node_id.bind(py)),
-                ("advanced", this.advanced.bind(py)),
-            ],
-        )
-    }
-
-    fn __eq__(slf: &Bound<'_, Self>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        if !dataclass::same_class(slf.as_any(), other) {
-            return Ok(slf.py().NotImplemented());
-        }
-        let other = other.cast::<Self>()?;
-        dataclass::compare(slf.borrow().fields(slf.py())?, other.borrow().fields(slf.py())?)
-    }
-
-    /// Mutable, so unhashable, as a dataclass.
-    #[classattr]
-    fn __hash__(py: Python<'_>) -> Py<PyAny> {
-        py.None()
-    }
-
-    /// Copies and pickles as the class called with its fields.
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyType>, Bound<'py, PyTuple>)> {
-        Ok((slf.get_type(), slf.borrow().fields(slf.py())?))
-    }
-
-    #[classattr]
-    fn __match_args__() -> (&'static str, &'static str, &'static str, &'static str) {
-        ("node_id", "node_result", "next_node_id", "advanced")
-    }
 }
 
-impl StepResult {
-    fn fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        PyTuple::new(py, [&self.node_id, &self.node_result, &self.next_node_id, &self.advanced])
-    }
-}
+dataclass::dataclass_methods!(mutable NodeResult {
+    output: "output",
+    status: "status",
+    error: "error",
+    metadata: "metadata",
+});
+
+dataclass::dataclass_methods!(mutable StepResult {
+    node_id: "node_id",
+    node_result: "node_result",
+    next_node_id: "next_node_id",
+    advanced: "advanced",
+});
