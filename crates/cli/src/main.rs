@@ -1,7 +1,6 @@
 //! `roomkit-graph`: the command line. Data goes to stdout, everything else to
 //! stderr; `--json` gives output for scripts.
 
-mod database;
 mod limits;
 mod nodes;
 mod runs;
@@ -15,7 +14,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use database::Database;
+use roomkit_graph_database::Database;
 use roomkit_graph_store::{DEFAULT_ORG, RunCursor, RunFilter, RunStatus};
 
 /// Workflow graphs from the terminal.
@@ -288,7 +287,7 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
         _ => None,
     };
     let database: Database =
-        database.parse().map_err(|refused: String| anyhow::anyhow!("cannot open the database: {refused}"))?;
+        database.parse().map_err(|refused| anyhow::anyhow!("cannot open the database: {refused}"))?;
     let runner = database
         .open(usize::from(connections), setup.handlers(), worker_id)
         .await?
