@@ -92,8 +92,10 @@ impl Runner {
     ///
     /// Handlers and functions are called on the asyncio loop this is
     /// called on, which must keep running while the runner is open: close
-    /// the runner (or use `async with`) before the loop ends, as a Python
-    /// step whose task the loop cancels fails its node.
+    /// the runner (or use `async with`) before the loop ends. A Python step
+    /// whose task the loop cancels or closes (Ctrl-C, `asyncio.run`
+    /// returning first) is not committed: its run is left to be taken over
+    /// once its lease lapses.
     #[classmethod]
     #[pyo3(signature = (
         database, *, handlers = None, functions = None, lease = 30.0, recover_every = Some(5.0),
