@@ -134,6 +134,25 @@ async def test_a_transcript_is_followed_live_until_the_run_is_over(open_runner):
     assert after == [len(seen) - 1, len(seen)]
 
 
+async def test_closing_a_transcript_ends_the_wait_for_its_next_event(open_runner):
+    runner = await open_runner()
+    await runner.save_graph(REVIEW)
+    run_id = await runner.start("review")
+    await bounded(runner.wait(run_id))
+    transcript = runner.transcript(run_id, follow=True)
+    while (await bounded(transcript.__anext__()))["type"] != "node_waiting":
+        pass
+    # Nothing more comes while the run waits: the next event is awaited.
+    pending = asyncio.ensure_future(transcript.__anext__())
+    await asyncio.sleep(0.05)
+    assert not pending.done()
+    await bounded(transcript.aclose())
+    with pytest.raises(StopAsyncIteration):
+        await bounded(pending)
+    with pytest.raises(StopAsyncIteration):
+        await bounded(transcript.__anext__())
+
+
 async def test_a_runner_let_go_without_close_stops_driving_its_runs(tmp_path):
     gate, later = asyncio.Event(), []
 
