@@ -5,6 +5,7 @@ nodes; parallel waits, error routes and the step limit; refusals."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 import pytest
@@ -131,6 +132,70 @@ async def test_a_transcript_is_followed_live_until_the_run_is_over(open_runner):
     # Followed from a position, it gives what comes after it only.
     after = [event["seq"] async for event in runner.transcript(run_id, follow=True, after=len(seen) - 2)]
     assert after == [len(seen) - 1, len(seen)]
+
+
+async def test_closing_a_transcript_ends_the_wait_for_its_next_event(open_runner):
+    runner = await open_runner()
+    await runner.save_graph(REVIEW)
+    run_id = await runner.start("review")
+    await bounded(runner.wait(run_id))
+    transcript = runner.transcript(run_id, follow=True)
+    while (await bounded(transcript.__anext__()))["type"] != "node_waiting":
+        pass
+    # Nothing more comes while the run waits: the next event is awaited.
+    pending = asyncio.ensure_future(transcript.__anext__())
+    await asyncio.sleep(0.05)
+    assert not pending.done()
+    await bounded(transcript.aclose())
+    with pytest.raises(StopAsyncIteration):
+        await bounded(pending)
+    with pytest.raises(StopAsyncIteration):
+        await bounded(transcript.__anext__())
+
+
+async def test_a_runner_let_go_without_close_stops_driving_its_runs(tmp_path):
+    gate, later = asyncio.Event(), []
+
+    class Gate:
+        async def execute(self, node, context, engine):
+            await gate.wait()
+            return {"by": "first"}
+
+    class Later:
+        def __init__(self, by: str) -> None:
+            self.by = by
+
+        async def execute(self, node, context, engine):
+            later.append(self.by)
+            if self.by == "first":
+                await asyncio.Event().wait()
+            return {"by": self.by}
+
+    chain = graph(
+        "chain",
+        [{"id": "gate", "type": "gate"}, {"id": "later", "type": "later"}],
+        [("start", "gate"), ("gate", "later"), ("later", "end")],
+    )
+    first = await Runner.open(tmp_path / "runs.db", handlers={"gate": Gate(), "later": Later("first")}, recover_every=None)
+    await first.save_graph(chain)
+    run_id = await first.start("chain")
+    del first
+    gc.collect()
+    # Its step in progress ends and is committed; the run is let go then.
+    gate.set()
+    async with Runner.open(
+        tmp_path / "runs.db", handlers={"gate": Gate(), "later": Later("second")}, recover_every=None
+    ) as second:
+
+        async def take_over() -> None:
+            while await second.recover() == 0:
+                await asyncio.sleep(0.02)
+
+        await bounded(take_over())
+        run = await bounded(second.wait(run_id))
+    assert run.status == "completed"
+    assert (run.context["gate"]["output"], run.context["later"]["output"]) == ({"by": "first"}, {"by": "second"})
+    assert later == ["second"]
 
 
 async def test_runs_are_cancelled_and_listed(open_runner):

@@ -53,19 +53,31 @@ def postgres_url() -> Iterator[str]:
     def run(program: str, *args: str) -> None:
         subprocess.run([*as_user, str(bin_dir / program), *args], check=True, capture_output=True, timeout=BOUND)
 
-    run("initdb", "--auth=trust", "--username=postgres", "--no-sync", "--encoding=UTF8", "-D", str(data))
-    options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off"
-    run("pg_ctl", "-D", str(data), "-w", "-t", str(BOUND), "-l", str(home / "log"), "-o", options, "start")
-    pid = int((data / "postmaster.pid").read_text().split()[0])
     try:
+        run("initdb", "--auth=trust", "--username=postgres", "--no-sync", "--encoding=UTF8", "-D", str(data))
+        options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off"
+        run("pg_ctl", "-D", str(data), "-w", "-t", str(BOUND), "-l", str(home / "log"), "-o", options, "start")
         yield f"postgres://postgres@127.0.0.1:{port}/postgres"
     finally:
-        # Immediate shutdown, then wait for the server to be gone.
-        os.kill(pid, signal.SIGQUIT)
-        deadline = time.monotonic() + BOUND
-        while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
-            time.sleep(0.05)
+        stop_server(data)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def stop_server(data: Path) -> None:
+    """Stops the server of `data`, if one started (even when `pg_ctl start`
+    then failed): an immediate shutdown of the pid in its postmaster.pid,
+    then a wait for it to be gone."""
+    try:
+        pid = int((data / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    try:
+        os.kill(pid, signal.SIGQUIT)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + BOUND
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
+        time.sleep(0.05)
 
 
 REVIEW = {

@@ -1,22 +1,29 @@
 """A durable run on SQLite across two processes: started in one, followed
 live and answered from the other, and taken over by the other when the
-process driving it is killed with SIGKILL."""
+process driving it is killed with SIGKILL, or when its loop ends mid-step
+(which commits nothing of the step)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import sqlite3
 import sys
+from contextlib import closing
 from pathlib import Path
+
+import pytest
 
 from roomkit_graph.durable import Runner
 
 #: Every wait of this test is bounded by this many seconds.
 BOUND = 30
 
-#: Leases short enough for a quick takeover.
-LEASE = 0.5
+#: Leases short enough for a quick takeover, long enough for a busy driver
+#: to renew its own (every third of one). Only this process takes runs over,
+#: and only once the driver is killed.
+LEASE = 1.0
 
 DRIVER = Path(__file__).with_name("durable_driver.py")
 
@@ -47,22 +54,31 @@ class Work:
         return {"by": os.getpid(), "attempt": engine.attempt}
 
 
-async def test_a_run_survives_the_sigkill_of_the_process_driving_it(tmp_path):
+@pytest.mark.parametrize("mode", ["hold", "return"])
+async def test_a_run_survives_the_sigkill_of_the_process_driving_it(tmp_path, mode):
+    """``hold``: killed mid-step. ``return``: its loop ended mid-step first
+    (``asyncio.run`` returned without closing the runner), the process alive."""
     database = tmp_path / "runs.db"
-    async with Runner.open(database, handlers={"work": Work()}, lease=LEASE, recover_every=0.1) as runner:
+    async with Runner.open(database, handlers={"work": Work()}, lease=LEASE, recover_every=None) as runner:
         await runner.save_graph(RELEASE)
         driver = await asyncio.create_subprocess_exec(
-            sys.executable, str(DRIVER), str(database), "release", str(LEASE), stdout=asyncio.subprocess.PIPE
+            sys.executable, str(DRIVER), str(database), "release", str(LEASE), mode, stdout=asyncio.subprocess.PIPE
         )
         try:
-            await asyncio.wait_for(takeover(runner, driver), BOUND)
+            await asyncio.wait_for(takeover(runner, driver, database, mode), BOUND)
         finally:
             if driver.returncode is None:
                 os.kill(driver.pid, signal.SIGKILL)
                 await driver.wait()
 
 
-async def takeover(runner: Runner, driver: asyncio.subprocess.Process) -> None:
+def stored(database: Path, run_id: str) -> tuple[str, str, int | None]:
+    """The run's status, owner and lease expiry as the SQLite file holds them."""
+    with closing(sqlite3.connect(database, timeout=BOUND)) as db:
+        return db.execute("SELECT status, owner, lease_until FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+
+
+async def takeover(runner: Runner, driver: asyncio.subprocess.Process, database: Path, mode: str) -> None:
     # The driver starts the run and is stuck in its step "prepare", holding the run.
     said: dict[str, str] = {}
     while set(said) != {"started", "working"}:
@@ -71,6 +87,18 @@ async def takeover(runner: Runner, driver: asyncio.subprocess.Process) -> None:
     run_id = said["started"]
     assert said["working"] == "prepare"
     assert (await runner.run(run_id)).owner.split("/")[1] == str(driver.pid)
+
+    if mode == "return":
+        # The driver's loop cancelled the step's task and closed: that is no
+        # failure of "prepare". Nothing is committed; the run stays the
+        # driver's, its lease renewed while the process lives.
+        assert (await driver.stdout.readline()).decode().split() == ["ended"]
+        status, owner, until = stored(database, run_id)
+        ended_until = until
+        while status == "running" and until == ended_until:
+            await asyncio.sleep(0.02)
+            status, owner, until = stored(database, run_id)
+        assert (status, owner and owner.split("/")[1]) == ("running", str(driver.pid))
 
     # This process follows the run live, from its first event.
     followed: list[dict] = []
@@ -88,7 +116,10 @@ async def takeover(runner: Runner, driver: asyncio.subprocess.Process) -> None:
     os.kill(driver.pid, signal.SIGKILL)
     assert await driver.wait() == -signal.SIGKILL
 
-    # This process takes the run over, runs "prepare" again and parks on "review".
+    # This process takes the run over once the lease has lapsed, runs
+    # "prepare" again and parks on "review".
+    while await runner.recover() == 0:
+        await asyncio.sleep(0.05)
     await waiting.wait()
     run = await runner.wait(run_id)
     assert (run.status, run.waiting_on) == ("waiting", ["review"])

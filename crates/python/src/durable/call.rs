@@ -1,10 +1,18 @@
 //! The asyncio loop a runner was opened on, and calls of the package's
 //! helpers there: each runs as an asyncio task, cancelled when the run's
 //! task stops waiting for it (the run was cancelled, its lease lost).
+//!
+//! A call the loop itself stops (it is closed, or its task is cancelled by
+//! something other than the runner, as `asyncio.run` does to the tasks left
+//! when it returns or on Ctrl-C) never completes: the process is ending, so
+//! its step is not the node's failure and nothing of it is committed. The
+//! run keeps its lease, which lapses with the process, and another runner
+//! takes it over.
 
 use std::future::Future;
 use std::sync::{Mutex, PoisonError};
 
+use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyTuple;
@@ -26,7 +34,9 @@ impl Loop {
     /// Calls the package's helper `helper` of `roomkit_graph.durable` with
     /// `args` on the loop; the future completes with what it returns. The
     /// helper runs as an asyncio task, cancelled if the future is dropped
-    /// before it completes (the run was cancelled, or its lease lost).
+    /// before it completes (the run was cancelled, or its lease lost). When
+    /// the loop stops it instead ([`Loop::stopped`]), the future never
+    /// completes.
     pub(super) fn call<'py>(
         &self,
         py: Python<'py>,
@@ -36,14 +46,40 @@ impl Loop {
         let call = Py::new(py, Call { task: Mutex::new(Task::Scheduled) })?;
         args.push(call.clone_ref(py).into_bound(py).into_any());
         let coroutine = helper.function(py)?.call1(PyTuple::new(py, args)?)?;
-        let result = pyo3_async_runtimes::into_future_with_locals(&self.locals, coroutine)?;
+        let result = match pyo3_async_runtimes::into_future_with_locals(&self.locals, coroutine) {
+            Ok(result) => Some(result),
+            Err(error) if self.stopped(py, &error) => None,
+            Err(error) => return Err(error),
+        };
         let abandoned = Abandoned { call, event_loop: self.locals.event_loop(py).unbind(), armed: true };
+        let calls = self.clone();
         Ok(async move {
             let mut abandoned = abandoned;
+            let Some(result) = result else {
+                return std::future::pending().await;
+            };
             let result = result.await;
             abandoned.armed = false;
-            result
+            match result {
+                // No interpreter to ask: it is shutting down.
+                Err(error) if Python::try_attach(|py| calls.stopped(py, &error)).unwrap_or(true) => {
+                    std::future::pending().await
+                }
+                result => result,
+            }
         })
+    }
+
+    /// Whether `error`, out of a call, is the loop stopping it rather than
+    /// the helper failing: the loop is closed, or the helper's task ended with
+    /// a `BaseException` that is not an `Exception` (the runner cancels a
+    /// task only once nobody waits for it, so a `CancelledError` seen here
+    /// came from the loop's owner; `KeyboardInterrupt` and `SystemExit` end
+    /// the loop too).
+    fn stopped(&self, py: Python<'_>, error: &PyErr) -> bool {
+        let closed = self.locals.event_loop(py).call_method0("is_closed");
+        !error.is_instance_of::<PyException>(py)
+            || closed.and_then(|closed| closed.is_truthy()).unwrap_or(true)
     }
 }
 

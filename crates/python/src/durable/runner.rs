@@ -27,7 +27,8 @@ const MIN_LEASE: Duration = Duration::from_millis(50);
 /// committed before the next begins, so a run outlives the process that
 /// drives it. Open one with `await Runner.open(database, ...)` (or
 /// `async with Runner.open(...) as runner:`), and close it with
-/// `await runner.close()`.
+/// `await runner.close()`; a runner let go without it stops the same way,
+/// in the background.
 ///
 /// Any number of runners, in one process or many, may share a database:
 /// each run is driven by one of them at a time (the holder of its lease),
@@ -92,8 +93,10 @@ impl Runner {
     ///
     /// Handlers and functions are called on the asyncio loop this is
     /// called on, which must keep running while the runner is open: close
-    /// the runner (or use `async with`) before the loop ends, as a Python
-    /// step whose task the loop cancels fails its node.
+    /// the runner (or use `async with`) before the loop ends. A Python step
+    /// whose task the loop cancels or closes (Ctrl-C, `asyncio.run`
+    /// returning first) is not committed: its run is left to be taken over
+    /// once its lease lapses.
     #[classmethod]
     #[pyo3(signature = (
         database, *, handlers = None, functions = None, lease = 30.0, recover_every = Some(5.0),
@@ -344,6 +347,20 @@ impl Runner {
         };
         let state = if self.closed() { ", closed" } else { "" };
         Ok(format!("Runner({database}, owner={}{state})", repr(py, self.runner.owner())?))
+    }
+}
+
+/// A runner let go without `close()` stops as `close()` does (its runs are
+/// let go after their step in progress, its recovery, timers and heartbeat
+/// stop), in the background: dropping it never waits.
+impl Drop for Runner {
+    fn drop(&mut self) {
+        if self.closed.send_replace(true) {
+            // Closed: it is stopping already.
+            return;
+        }
+        let runner = self.runner.clone();
+        pyo3_async_runtimes::tokio::get_runtime().spawn(async move { runner.shutdown().await });
     }
 }
 

@@ -8,7 +8,7 @@ use pyo3::exceptions::PyStopAsyncIteration;
 use pyo3::prelude::*;
 use roomkit_graph_runner::Runner;
 use roomkit_graph_store::{StoreError, TranscriptEvent};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, watch};
 
 use super::errors::store_error;
 use super::run::event_dict;
@@ -26,6 +26,8 @@ type Events = BoxStream<'static, Result<TranscriptEvent, StoreError>>;
 pub(crate) struct Transcript {
     /// None once it has ended (or was closed).
     events: Arc<Mutex<Option<Events>>>,
+    /// True once `aclose()` was called: a `__anext__` waiting ends.
+    closed: watch::Sender<bool>,
 }
 
 impl Transcript {
@@ -37,7 +39,7 @@ impl Transcript {
             true => runner.store().follow(&run_id, after),
             false => committed(runner, run_id, after),
         };
-        Transcript { events: Arc::new(Mutex::new(Some(events))) }
+        Transcript { events: Arc::new(Mutex::new(Some(events))), closed: watch::Sender::new(false) }
     }
 }
 
@@ -78,10 +80,15 @@ impl Transcript {
 
     fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let events = Arc::clone(&self.events);
+        let mut closed = self.closed.subscribe();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             let mut events = events.lock().await;
+            // A transcript closed while this waits for its next event ends.
             let next = match events.as_mut() {
-                Some(stream) => stream.next().await,
+                Some(stream) => tokio::select! {
+                    next = stream.next() => next,
+                    () = async { drop(closed.wait_for(|closed| *closed).await) } => None,
+                },
                 None => None,
             };
             match next {
@@ -99,8 +106,10 @@ impl Transcript {
     }
 
     /// Stops following: the iterator ends (what `async for` does on `break`
-    /// is up to the caller; this frees the follower at once).
+    /// is up to the caller; this frees the follower at once), and so does a
+    /// `__anext__` waiting for the next event.
     fn aclose<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.closed.send_replace(true);
         let events = Arc::clone(&self.events);
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             events.lock().await.take();
