@@ -7,12 +7,13 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use roomkit_graph::Graph;
+use roomkit_graph_database::Database;
 use roomkit_graph_store::{DEFAULT_ORG, RunFilter, RunRecord, RunStatus};
 use serde_json::{Map, Value};
 use tokio::sync::watch;
 
 use super::call::Loop;
-use super::database::Database;
+use super::database::{database_of, open_error};
 use super::errors::{Refusal, runner_error, store_error};
 use super::handlers::runner_handlers;
 use super::run::{Run, repr};
@@ -115,7 +116,7 @@ impl Runner {
         worker: Option<String>,
         connections: usize,
     ) -> PyResult<Opening> {
-        let database = Database::from_py(database)?;
+        let database = database_of(database)?;
         let lease = seconds(lease).filter(|lease| *lease >= MIN_LEASE).ok_or_else(|| {
             PyValueError::new_err(format!(
                 "lease is a number of seconds, at least {}",
@@ -134,7 +135,11 @@ impl Runner {
         let calls = Loop::running(py)?;
         let handlers = runner_handlers(handlers, functions, &calls)?;
         let future = pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let mut runner = database.clone().open(handlers, connections, worker).await?.with_lease(lease);
+            let mut runner = database
+                .open(connections, handlers, worker.as_deref())
+                .await
+                .map_err(open_error)?
+                .with_lease(lease);
             if let Some(max_steps) = max_steps {
                 runner = runner.with_max_steps(max_steps);
             }
