@@ -226,6 +226,17 @@ async def test_the_context_handlers_get_is_the_engines_live_view():
     assert engine.to_dict()["context"]["w"] == {"output": {"replaced": True}}
 
 
+async def test_writes_through_the_context_keep_to_the_runs_limits():
+    engine = WorkflowEngine(chain(Node("w", type="w")), handlers={"w": Writer()})
+    too_large = "x" * (1 << 20)
+    for node_id in ("w", "note"):
+        with pytest.raises(ValueError, match="more than the limit of 1048576"):
+            engine.context.set(node_id, too_large)
+        assert engine.context.get(node_id) is None
+    engine.context.set("w", {"small": True})
+    assert engine.to_dict()["context"]["w"] == {"output": {"small": True}}
+
+
 async def test_one_call_at_a_time_on_an_engine():
     handler = Blocked()
     engine = WorkflowEngine(chain(Node("block", type="block")), handlers={"block": handler})
