@@ -8,10 +8,13 @@
 //! a subclass) yields a [`Builtin`] marker that the driving [`PyHandler`] runs
 //! with the step's scope.
 
+use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::task::{Poll, Waker};
 
 use async_trait::async_trait;
-use pyo3::exceptions::{PyRuntimeError, PyStopIteration, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyException, PyRuntimeError, PyStopIteration, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyDict;
@@ -150,6 +153,29 @@ fn failure(shared: &Shared, node: &str, error: PyErr) -> HandlerError {
     HandlerError::execution(message).permanent()
 }
 
+/// Ends the step for `error` when it is no failure of the node: a
+/// `BaseException` that is not an `Exception` (the task's cancellation,
+/// `KeyboardInterrupt`, `SystemExit`, `GeneratorExit`) is neither routed nor
+/// retried but raised as it is, the run staying on the node; the handler
+/// then never returns. Gives other errors back.
+async fn interrupt(error: PyErr) -> PyErr {
+    if Python::attach(|py| error.is_instance_of::<PyException>(py)) {
+        return error;
+    }
+    match crate::driver::abort(error) {
+        Ok(()) => std::future::pending().await,
+        Err(error) => error,
+    }
+}
+
+/// Waits for good when the engine call is ending with an interruption: no
+/// more Python code runs in it.
+async fn stop_if_interrupted() {
+    if crate::driver::aborting() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Enters the step's context view for a handler, and leaves it when dropped.
 struct ViewGuard<'a> {
     shared: &'a Shared,
@@ -218,6 +244,7 @@ struct PyHandler {
 #[async_trait]
 impl NodeHandler for PyHandler {
     async fn execute(&self, node: &Node, scope: &Scope<'_>) -> Result<NodeResult, HandlerError> {
+        stop_if_interrupted().await;
         let shared = upgrade(&self.shared)?;
         let view = ViewGuard::enter(&shared, scope);
         let called = Python::attach(|py| {
@@ -240,7 +267,7 @@ impl NodeHandler for PyHandler {
                 result.child_outputs.splice(0..0, writes);
                 Ok(result)
             }
-            Err(error) => Err(failure(&shared, &node.id, error)),
+            Err(error) => Err(failure(&shared, &node.id, interrupt(error).await)),
         }
     }
 }
@@ -282,6 +309,7 @@ impl NodeHandler for Functions {
             Some(other) => other.to_string(),
             None => String::new(),
         };
+        stop_if_interrupted().await;
         let shared = upgrade(&self.shared)?;
         let view = ViewGuard::enter(&shared, scope);
         let called = Python::attach(|py| -> PyResult<Option<(Py<PyAny>, bool)>> {
@@ -312,7 +340,7 @@ impl NodeHandler for Functions {
                 result.child_outputs = writes;
                 Ok(result)
             }
-            Err(error) => Err(failure(&shared, &node.id, error)),
+            Err(error) => Err(failure(&shared, &node.id, interrupt(error).await)),
         }
     }
 }
