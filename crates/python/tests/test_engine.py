@@ -175,11 +175,34 @@ async def test_an_exception_from_a_registered_function_propagates_as_it_is():
         await engine.run()
 
 
-async def test_abandoned_calls_and_cancelled_handlers_leave_no_unawaited_coroutine():
-    engine = WorkflowEngine(chain(Node("nap", type="nap")), handlers={"nap": Sleeper()})
+class Counting(NodeHandler):
+    """Counts its calls."""
+
+    def __init__(self):
+        self.calls = 0
+
+    async def execute(self, node, context, engine):
+        self.calls += 1
+        return NodeResult(output={"n": context.get("trigger.n")})
+
+
+async def test_a_call_never_awaited_runs_nothing_and_leaves_the_engine_free():
+    handler = Counting()
+    engine = WorkflowEngine(chain(Node("c", type="count")), handlers={"count": handler})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        engine.run()  # never awaited
+        engine.run({"n": 1})  # never awaited
+        gc.collect()
+    assert [str(w.message) for w in caught] == []
+    assert handler.calls == 0
+    assert engine.current_node_id is None
+    ctx = await asyncio.wait_for(engine.run({"n": 2}), 10)
+    assert (handler.calls, ctx.get("c.output.n")) == (1, 2)
+
+
+async def test_cancelled_handlers_leave_no_unawaited_coroutine():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         handler = Blocked()
         blocked = WorkflowEngine(chain(Node("block", type="block")), handlers={"block": handler})
         task = asyncio.create_task(blocked.run())
