@@ -608,11 +608,13 @@ impl TaskDone {
 }
 
 impl PyTask {
-    /// Schedules `awaitable` as a task on the running loop.
-    pub(crate) fn spawn(awaitable: &Bound<'_, PyAny>) -> PyResult<Self> {
+    /// Schedules `awaitable` as a task on the running loop, in a copy of
+    /// `context` (a `contextvars.Context`).
+    pub(crate) fn spawn_in(awaitable: &Bound<'_, PyAny>, context: &Bound<'_, PyAny>) -> PyResult<Self> {
         let py = awaitable.py();
         static ENSURE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-        let task = ENSURE.import(py, "asyncio", "ensure_future")?.call1((awaitable,))?;
+        let ensure = ENSURE.import(py, "asyncio", "ensure_future")?;
+        let task = context.call_method1(pyo3::intern!(py, "run"), (ensure, awaitable))?;
         let waker = Arc::new(Mutex::new(None));
         task.call_method1("add_done_callback", (TaskDone { waker: Arc::clone(&waker) },))?;
         Ok(PyTask { task: Some(task.unbind()), waker })

@@ -229,6 +229,26 @@ async def test_a_subclass_of_a_builtin_handler_runs_it_with_super():
     assert ctx.get("f.output.n") == 42
 
 
+async def test_a_subclass_of_a_builtin_handler_runs_it_with_super_as_a_parallel_child():
+    g = Graph(id="par", name="Par", trigger=ManualTrigger())
+    g.add_nodes(
+        Node("start", type="start"),
+        Node("both", type="parallel"),
+        Node("a", type="function", parent="both", config={"action": "set_context", "values": {"n": 21}}),
+        Node("b", type="function", parent="both", config={"action": "set_context", "values": {"n": 4}}),
+        Node("end", type="end"),
+    )
+    g.add_edges(Edge("start", "both"), Edge("both", "end"))
+    ctx = await asyncio.wait_for(WorkflowEngine(g, handlers={"function": Doubling()}).run(), 10)
+    assert ctx.get("both.output") == {"a": {"n": 42}, "b": {"n": 8}}
+
+
+async def test_a_builtin_handlers_execute_outside_an_engine_step_says_where_it_runs():
+    node = Node("f", type="function", config={"action": "set_context", "values": {"n": 1}})
+    with pytest.raises(RuntimeError, match="runs the node a WorkflowEngine step executes"):
+        await asyncio.wait_for(FunctionHandler().execute(node, WorkflowContext(), None), 10)
+
+
 class Writer(NodeHandler):
     """Writes a note through the context it is given and reads it back."""
 
