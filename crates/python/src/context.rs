@@ -124,9 +124,11 @@ impl WorkflowContext {
         path: &str,
         default: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let found = self.read(|context| context.get(path).map(|value| to_py(py, value)))?;
+        // Copied under the lock, converted after: a conversion may run Python
+        // (a collection's finalizers) that reads this context.
+        let found = self.read(|context| context.get(path).cloned())?;
         match found {
-            Some(value) => value,
+            Some(value) => to_py(py, &value),
             None => Ok(default.unwrap_or_else(|| py.None().into_bound(py))),
         }
     }
@@ -138,7 +140,8 @@ impl WorkflowContext {
 
     /// Every entry, as a new dict: `{node_id: {"output": value}}`.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.read(|context| to_py(py, &Value::Object(context.to_entries())))?
+        let entries = self.read(|context| context.to_entries())?;
+        to_py(py, &Value::Object(entries))
     }
 
     /// A context holding the entries of `data` (as `to_dict` writes them).

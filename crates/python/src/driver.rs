@@ -53,6 +53,9 @@ struct Frame {
     /// Whether a coroutine driven in the poll waits on an asyncio future
     /// (the task then waits on a loop future its completion resolves).
     parked: bool,
+    /// What ends the call, raised as it is: a handler's exception that is
+    /// no failure of its node (a cancellation, `KeyboardInterrupt`...).
+    abort: Option<PyErr>,
 }
 
 /// What the awaiting task passed to a [`Pending`]'s `send` or `throw`.
@@ -65,6 +68,34 @@ enum Inbox {
 thread_local! {
     /// One frame per [`Pending`] being polled on this thread, innermost last.
     static FRAMES: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The frame of a [`Pending`] being polled: pushed when made, popped when
+/// taken or dropped (also when the poll panics).
+struct FrameGuard {
+    popped: bool,
+}
+
+impl FrameGuard {
+    fn push(inbox: Inbox) -> Self {
+        FRAMES.with_borrow_mut(|frames| {
+            frames.push(Frame { inbox, yielded: None, parked: false, abort: None })
+        });
+        FrameGuard { popped: false }
+    }
+
+    fn pop(mut self) -> Option<Frame> {
+        self.popped = true;
+        FRAMES.with_borrow_mut(|frames| frames.pop())
+    }
+}
+
+impl Drop for FrameGuard {
+    fn drop(&mut self) {
+        if !self.popped {
+            FRAMES.with_borrow_mut(|frames| frames.pop());
+        }
+    }
 }
 
 /// Wakes a [`Pending`]: completes the loop future it handed to its task, if
@@ -88,7 +119,8 @@ impl Wake for LoopWaker {
         else {
             return;
         };
-        Python::attach(|py| {
+        // Nothing to wake once the interpreter is finalizing.
+        Python::try_attach(|py| {
             let result = if std::thread::current().id() == self.thread {
                 resolve(future.bind(py))
             } else {
@@ -179,12 +211,20 @@ impl Pending {
         };
         state.woken.store(false, Ordering::Release);
         *state.target.lock().unwrap_or_else(PoisonError::into_inner) = None;
-        FRAMES.with_borrow_mut(|frames| frames.push(Frame { inbox, yielded: None, parked: false }));
-        let polled = {
+        let (polled, frame) = {
             let _entered = runtime().enter();
-            future.as_mut().poll(&mut Context::from_waker(&waker))
+            let frame = FrameGuard::push(inbox);
+            let polled = future.as_mut().poll(&mut Context::from_waker(&waker));
+            (polled, frame.pop())
         };
-        let frame = FRAMES.with_borrow_mut(|frames| frames.pop());
+        let frame = match frame {
+            Some(Frame { abort: Some(error), .. }) | Some(Frame { inbox: Inbox::Throw(error), .. }) => {
+                // Aborted, or thrown in and taken by nobody: the call ends with it.
+                self.drop_future();
+                return Err(error);
+            }
+            frame => frame,
+        };
         match polled {
             Poll::Ready(result) => {
                 self.drop_future();
@@ -478,6 +518,42 @@ fn throw<'py>(iterator: &Bound<'py, PyIterator>, error: PyErr) -> PyResult<PySen
     }
 }
 
+/// Ends the engine call being polled with `error`, raised as it is once the
+/// poll returns (the call's future is dropped); the caller then waits for
+/// good. Gives `error` back when no call is being polled.
+pub(crate) fn abort(error: PyErr) -> Result<(), PyErr> {
+    FRAMES.with_borrow_mut(|frames| match frames.last_mut() {
+        Some(frame) => {
+            frame.abort.get_or_insert(error);
+            Ok(())
+        }
+        None => Err(error),
+    })
+}
+
+/// Whether the engine call being polled is ending with an [`abort`]: no
+/// more Python code runs in it.
+pub(crate) fn aborting() -> bool {
+    FRAMES.with_borrow(|frames| frames.last().is_some_and(|frame| frame.abort.is_some()))
+}
+
+/// Takes the error the engine call being polled is ending with, for a
+/// caller that ends it itself.
+pub(crate) fn take_abort() -> Option<PyErr> {
+    FRAMES.with_borrow_mut(|frames| frames.last_mut().and_then(|frame| frame.abort.take()))
+}
+
+/// Whether the task threw an error into the call being polled that nothing took yet.
+pub(crate) fn throw_pending() -> bool {
+    FRAMES.with_borrow(|frames| frames.last().is_some_and(|frame| matches!(frame.inbox, Inbox::Throw(_))))
+}
+
+/// Whether an engine call is being polled on this thread (a coroutine
+/// stepped now is driven by it, not by an asyncio task).
+pub(crate) fn polling() -> bool {
+    FRAMES.with_borrow(|frames| !frames.is_empty())
+}
+
 /// Takes what the task passed to the innermost [`Pending`] being polled.
 fn take_inbox() -> Option<Inbox> {
     FRAMES.with_borrow_mut(|frames| {
@@ -532,11 +608,13 @@ impl TaskDone {
 }
 
 impl PyTask {
-    /// Schedules `awaitable` as a task on the running loop.
-    pub(crate) fn spawn(awaitable: &Bound<'_, PyAny>) -> PyResult<Self> {
+    /// Schedules `awaitable` as a task on the running loop, in a copy of
+    /// `context` (a `contextvars.Context`).
+    pub(crate) fn spawn_in(awaitable: &Bound<'_, PyAny>, context: &Bound<'_, PyAny>) -> PyResult<Self> {
         let py = awaitable.py();
         static ENSURE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-        let task = ENSURE.import(py, "asyncio", "ensure_future")?.call1((awaitable,))?;
+        let ensure = ENSURE.import(py, "asyncio", "ensure_future")?;
+        let task = context.call_method1(pyo3::intern!(py, "run"), (ensure, awaitable))?;
         let waker = Arc::new(Mutex::new(None));
         task.call_method1("add_done_callback", (TaskDone { waker: Arc::clone(&waker) },))?;
         Ok(PyTask { task: Some(task.unbind()), waker })

@@ -16,8 +16,8 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyFloat, PyString, PyType, PyWeakrefReference};
 use roomkit_graph::{
-    Context, EngineError, EngineState, Graph, Handlers, NoWaitClock, NodeType, StepStatus, Workflow,
-    WorkflowEngine as Core,
+    Context, EngineError, EngineState, Graph, Handlers, LimitError, NoWaitClock, NodeType, StepStatus,
+    Workflow, WorkflowEngine as Core,
 };
 use serde_json::{Map, Value};
 
@@ -132,7 +132,7 @@ impl Shared {
         let mut state = self.lock();
         let state = &mut *state;
         if let Some(core) = &mut state.core {
-            core.context_mut().set_output(node_id, output);
+            core.set_output(node_id, output).map_err(|error| limit_error(node_id, &error))?;
         } else if let Some(view) = &mut state.view {
             view.writes.push((node_id.to_owned(), output));
             view.merged = None;
@@ -148,7 +148,7 @@ impl Shared {
         let mut state = self.lock();
         let state = &mut *state;
         if let Some(core) = &mut state.core {
-            core.context_mut().set_input_value(Some(value));
+            core.set_input_value(Some(value));
         } else if let Some(view) = &mut state.view {
             view.input = Some(value);
             view.merged = None;
@@ -470,7 +470,7 @@ async fn step(shared: &Shared, core: &mut Core) -> PyResult<bool> {
 /// (a handler's exception as it was raised).
 pub(crate) fn finish(shared: &Shared, core: &mut Core, status: StepStatus, begun: &Begun) -> PyResult<bool> {
     for (id, output) in std::mem::take(&mut *shared.loose.lock().unwrap_or_else(PoisonError::into_inner)) {
-        core.context_mut().set_output(&id, output);
+        core.set_output(&id, output).map_err(|error| limit_error(&id, &error))?;
     }
     let seconds = begun.began.elapsed().as_secs_f64();
     Python::attach(|py| log_end(py, shared, core, status, begun, seconds))
@@ -655,7 +655,7 @@ impl WorkflowEngine {
                 })?;
                 let mut state = shared.lock();
                 if let Some(core) = &mut state.core {
-                    load_entries(core.context_mut(), entries);
+                    load_entries(core, entries)?;
                 }
                 drop(state);
                 given.clone().unbind()
@@ -865,13 +865,20 @@ impl WorkflowEngine {
 }
 
 /// Loads saved entries into the context of a new run.
-fn load_entries(context: &mut Context, entries: Map<String, Value>) {
+fn load_entries(core: &mut Core, entries: Map<String, Value>) -> PyResult<()> {
     for (id, entry) in entries {
         match entry {
             Value::Object(mut entry) if entry.contains_key("output") => {
-                context.set_output(&id, entry.remove("output").unwrap_or(Value::Null));
+                let output = entry.remove("output").unwrap_or(Value::Null);
+                core.set_output(&id, output).map_err(|error| limit_error(&id, &error))?;
             }
             _ => {}
         }
     }
+    Ok(())
+}
+
+/// An output refused by the run's limits, as a `ValueError`.
+fn limit_error(node_id: &str, error: &LimitError) -> PyErr {
+    PyValueError::new_err(format!("the output of {node_id:?} {error}"))
 }

@@ -8,10 +8,13 @@
 //! a subclass) yields a [`Builtin`] marker that the driving [`PyHandler`] runs
 //! with the step's scope.
 
+use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::task::{Poll, Waker};
 
 use async_trait::async_trait;
-use pyo3::exceptions::{PyRuntimeError, PyStopIteration, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyException, PyRuntimeError, PyStopIteration, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyDict;
@@ -150,6 +153,29 @@ fn failure(shared: &Shared, node: &str, error: PyErr) -> HandlerError {
     HandlerError::execution(message).permanent()
 }
 
+/// Ends the step for `error` when it is no failure of the node: a
+/// `BaseException` that is not an `Exception` (the task's cancellation,
+/// `KeyboardInterrupt`, `SystemExit`, `GeneratorExit`) is neither routed nor
+/// retried but raised as it is, the run staying on the node; the handler
+/// then never returns. Gives other errors back.
+async fn interrupt(error: PyErr) -> PyErr {
+    if Python::attach(|py| error.is_instance_of::<PyException>(py)) {
+        return error;
+    }
+    match crate::driver::abort(error) {
+        Ok(()) => std::future::pending().await,
+        Err(error) => error,
+    }
+}
+
+/// Waits for good when the engine call is ending with an interruption: no
+/// more Python code runs in it.
+async fn stop_if_interrupted() {
+    if crate::driver::aborting() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Enters the step's context view for a handler, and leaves it when dropped.
 struct ViewGuard<'a> {
     shared: &'a Shared,
@@ -186,7 +212,11 @@ async fn drive<'s, 't: 's>(
     shared: Weak<Shared>,
 ) -> PyResult<Py<PyAny>> {
     if node.parent.is_some() {
-        let task = Python::attach(|py| PyTask::spawn(awaitable.bind(py)))?;
+        let slot = Python::attach(|py| Py::new(py, BuiltinSlot { state: Mutex::new(SlotState::default()) }))?;
+        let task = Python::attach(|py| {
+            let context = slot_context(py, &slot)?;
+            PyTask::spawn_in(awaitable.bind(py), &context)
+        })?;
         let registered = match (shared.upgrade(), Python::attach(|py| task.task(py))) {
             (Some(shared), Some(handle)) => {
                 shared.child_started(handle, &node.id);
@@ -194,7 +224,7 @@ async fn drive<'s, 't: 's>(
             }
             _ => None,
         };
-        let result = task.await;
+        let result = serve(task, slot, Builtins { node, scope, shared: shared.clone() }).await;
         if let Some(shared) = registered {
             shared.child_ended(&node.id);
         }
@@ -218,6 +248,7 @@ struct PyHandler {
 #[async_trait]
 impl NodeHandler for PyHandler {
     async fn execute(&self, node: &Node, scope: &Scope<'_>) -> Result<NodeResult, HandlerError> {
+        stop_if_interrupted().await;
         let shared = upgrade(&self.shared)?;
         let view = ViewGuard::enter(&shared, scope);
         let called = Python::attach(|py| {
@@ -240,7 +271,7 @@ impl NodeHandler for PyHandler {
                 result.child_outputs.splice(0..0, writes);
                 Ok(result)
             }
-            Err(error) => Err(failure(&shared, &node.id, error)),
+            Err(error) => Err(failure(&shared, &node.id, interrupt(error).await)),
         }
     }
 }
@@ -282,6 +313,7 @@ impl NodeHandler for Functions {
             Some(other) => other.to_string(),
             None => String::new(),
         };
+        stop_if_interrupted().await;
         let shared = upgrade(&self.shared)?;
         let view = ViewGuard::enter(&shared, scope);
         let called = Python::attach(|py| -> PyResult<Option<(Py<PyAny>, bool)>> {
@@ -312,7 +344,7 @@ impl NodeHandler for Functions {
                 result.child_outputs = writes;
                 Ok(result)
             }
-            Err(error) => Err(failure(&shared, &node.id, error)),
+            Err(error) => Err(failure(&shared, &node.id, interrupt(error).await)),
         }
     }
 }
@@ -362,12 +394,25 @@ fn handler_error(error: HandlerError) -> PyErr {
 /// awaitable that hands itself to the [`PyHandler`] driving the calling
 /// coroutine, which runs the built-in with the step's scope and sends its
 /// `NodeResult` back.
+///
+/// Stepped by an asyncio task instead (a parallel child's handler runs as
+/// one), it asks the [`BuiltinSlot`] of that task's context to run the
+/// built-in and hands the task a loop future with the result.
 #[pyclass(module = "roomkit_graph._core", name = "Builtin", frozen)]
 pub(crate) struct Builtin {
     kind: Kind,
     handler: Py<PyAny>,
     node_id: String,
-    handed: Mutex<bool>,
+    stage: Mutex<Stage>,
+}
+
+/// Where a [`Builtin`] awaitable stands.
+enum Stage {
+    Fresh,
+    /// Handed to the driver intercepting it, which sends the result back.
+    Handed,
+    /// Asked of a slot: the loop future its result comes in.
+    Asked(Py<PyAny>),
 }
 
 #[pymethods]
@@ -377,7 +422,7 @@ impl Builtin {
         let kind = Kind::named(kind)
             .ok_or_else(|| PyValueError::new_err(format!("no built-in handler {kind:?}")))?;
         let node_id = node.getattr("id")?.str()?.to_str()?.to_owned();
-        Ok(Builtin { kind, handler, node_id, handed: Mutex::new(false) })
+        Ok(Builtin { kind, handler, node_id, stage: Mutex::new(Stage::Fresh) })
     }
 
     fn __await__(slf: Py<Self>) -> Py<Self> {
@@ -385,12 +430,39 @@ impl Builtin {
     }
 
     fn __next__(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
-        let mut handed = slf.get().handed.lock().unwrap_or_else(PoisonError::into_inner);
-        if *handed {
-            return Err(PyStopIteration::new_err((slf.py().None(),)));
+        let py = slf.py();
+        let this = slf.get();
+        let mut stage = this.stage.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*stage {
+            Stage::Fresh if crate::driver::polling() => {
+                *stage = Stage::Handed;
+                Ok(slf.clone().into_any().unbind())
+            }
+            Stage::Fresh => {
+                let slot = current_slot(py)?.ok_or_else(|| {
+                    PyRuntimeError::new_err(
+                        "a built-in handler's execute runs the node a WorkflowEngine step executes: \
+                         await it from a handler the engine runs",
+                    )
+                })?;
+                let future = crate::driver::running_loop(py)?.call_method0("create_future")?;
+                slot.get().ask(Asked {
+                    kind: this.kind,
+                    handler: this.handler.clone_ref(py),
+                    node_id: this.node_id.clone(),
+                    future: future.clone().unbind(),
+                });
+                // As `Future.__await__` marks it: the task then waits for it.
+                future.setattr("_asyncio_future_blocking", true)?;
+                *stage = Stage::Asked(future.clone().unbind());
+                Ok(future.unbind())
+            }
+            Stage::Handed => Err(PyStopIteration::new_err((py.None(),))),
+            Stage::Asked(future) => {
+                let result = future.bind(py).call_method0("result")?;
+                Err(PyStopIteration::new_err((result.unbind(),)))
+            }
         }
-        *handed = true;
-        Ok(slf.clone().into_any().unbind())
     }
 
     fn send(slf: &Bound<'_, Self>, value: Py<PyAny>) -> PyResult<Py<PyAny>> {
@@ -408,6 +480,10 @@ impl Builtin {
         traceback: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         let _ = traceback;
+        if let Stage::Asked(future) = &*self.stage.lock().unwrap_or_else(PoisonError::into_inner) {
+            // The slot drops the work once its future is cancelled.
+            future.bind(error.py()).call_method0("cancel")?;
+        }
         Err(match value {
             Some(value) if !value.is_none() => PyErr::from_value(value),
             _ => PyErr::from_value(error),
@@ -426,23 +502,157 @@ impl<'s, 't: 's> Intercept<'s> for Builtins<'s, 't> {
     fn intercept(&mut self, py: Python<'_>, yielded: &Bound<'_, PyAny>) -> PyResult<Option<PyFutureRef<'s>>> {
         let Ok(marker) = yielded.cast::<Builtin>() else { return Ok(None) };
         let marker = marker.get();
-        if marker.node_id != self.node.id {
+        self.run(py, marker.kind, &marker.handler, &marker.node_id).map(Some)
+    }
+}
+
+impl<'s, 't: 's> Builtins<'s, 't> {
+    /// The built-in `kind` of `handler` (its Python object) run on the node
+    /// `node_id`, which must be the node being executed.
+    fn run(
+        &mut self,
+        py: Python<'_>,
+        kind: Kind,
+        handler: &Py<PyAny>,
+        node_id: &str,
+    ) -> PyResult<PyFutureRef<'s>> {
+        if node_id != self.node.id {
             return Err(PyRuntimeError::new_err(format!(
                 "a built-in handler called from a handler runs the node being executed ({:?}), not {:?}",
-                self.node.id, marker.node_id
+                self.node.id, node_id
             )));
         }
-        let registry = (marker.kind == Kind::Function)
-            .then(|| marker.handler.bind(py).getattr("_registry").map(Bound::unbind))
+        let registry = (kind == Kind::Function)
+            .then(|| handler.bind(py).getattr("_registry").map(Bound::unbind))
             .transpose()?;
-        let handler = marker.kind.core(registry, self.shared.clone());
+        let handler = kind.core(registry, self.shared.clone());
         let (node, scope) = (self.node, self.scope);
-        Ok(Some(Box::pin(async move {
+        Ok(Box::pin(async move {
             let result = handler.execute(node, scope).await;
             Python::attach(|py| match result {
                 Ok(result) => to_python(py, &result).map(Bound::unbind),
                 Err(error) => Err(handler_error(error)),
             })
-        })))
+        }))
     }
+}
+
+/// A built-in's work a [`Builtin`] asked of a [`BuiltinSlot`], and the loop
+/// future its result goes to.
+struct Asked {
+    kind: Kind,
+    handler: Py<PyAny>,
+    node_id: String,
+    future: Py<PyAny>,
+}
+
+#[derive(Default)]
+struct SlotState {
+    asked: VecDeque<Asked>,
+    /// Wakes the future serving the slot when work is asked.
+    waker: Option<Waker>,
+}
+
+/// Where a handler's coroutine run as an asyncio task of its own (a
+/// parallel child's) asks for built-in work (`await super().execute(...)`):
+/// the slot is in the task's context, and the Rust future waiting for the
+/// task runs the work with the node's scope ([`serve`]).
+#[pyclass(module = "roomkit_graph._core", frozen)]
+pub(crate) struct BuiltinSlot {
+    state: Mutex<SlotState>,
+}
+
+impl BuiltinSlot {
+    fn ask(&self, asked: Asked) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.asked.push_back(asked);
+        if let Some(waker) = state.waker.take() {
+            waker.wake();
+        }
+    }
+
+    /// The next work asked; `waker` is woken when more is.
+    fn next(&self, waker: &Waker) -> Option<Asked> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.waker = Some(waker.clone());
+        state.asked.pop_front()
+    }
+}
+
+/// The context variable holding the [`BuiltinSlot`] of the running task.
+fn slot_variable(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    static VARIABLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    VARIABLE
+        .get_or_try_init(py, || {
+            let kwargs = PyDict::new(py);
+            kwargs.set_item("default", py.None())?;
+            let class = py.import("contextvars")?.getattr("ContextVar")?;
+            Ok::<_, PyErr>(class.call(("roomkit_graph_builtin_slot",), Some(&kwargs))?.unbind())
+        })
+        .map(|variable| variable.bind(py))
+}
+
+/// A copy of the current context with `slot` as the running task's slot.
+fn slot_context<'py>(py: Python<'py>, slot: &Py<BuiltinSlot>) -> PyResult<Bound<'py, PyAny>> {
+    let context = py.import("contextvars")?.call_method0("copy_context")?;
+    let set = slot_variable(py)?.getattr("set")?;
+    context.call_method1("run", (set, slot.clone_ref(py)))?;
+    Ok(context)
+}
+
+/// The slot of the running task's context, if any.
+fn current_slot(py: Python<'_>) -> PyResult<Option<Bound<'_, BuiltinSlot>>> {
+    let slot = slot_variable(py)?.call_method0("get")?;
+    Ok(slot.cast_into::<BuiltinSlot>().ok())
+}
+
+/// Waits for `task`, running the built-in work its coroutine asks of
+/// `slot` with `builtins` meanwhile.
+async fn serve<'s, 't: 's>(
+    mut task: PyTask,
+    slot: Py<BuiltinSlot>,
+    mut builtins: Builtins<'s, 't>,
+) -> PyResult<Py<PyAny>> {
+    let mut work: Option<(PyFutureRef<'s>, Py<PyAny>)> = None;
+    std::future::poll_fn(|cx| {
+        loop {
+            if let Some((running, future)) = work.as_mut() {
+                match running.as_mut().poll(cx) {
+                    Poll::Pending => break,
+                    Poll::Ready(result) => {
+                        settle(future, result);
+                        work = None;
+                    }
+                }
+            }
+            let Some(asked) = slot.get().next(cx.waker()) else { break };
+            let started = Python::attach(|py| builtins.run(py, asked.kind, &asked.handler, &asked.node_id));
+            match started {
+                Ok(running) => work = Some((running, asked.future)),
+                Err(error) => settle(&asked.future, Err(error)),
+            }
+        }
+        Pin::new(&mut task).poll(cx)
+    })
+    .await
+}
+
+/// Completes the loop future a [`Builtin`] waits on with `result`, unless
+/// it was cancelled.
+fn settle(future: &Py<PyAny>, result: PyResult<Py<PyAny>>) {
+    Python::attach(|py| {
+        let future = future.bind(py);
+        let settled = future.call_method0("done").and_then(|done| done.is_truthy()).and_then(|done| {
+            match (done, result) {
+                (true, _) => Ok(()),
+                (false, Ok(value)) => future.call_method1("set_result", (value,)).map(drop),
+                (false, Err(error)) => {
+                    future.call_method1("set_exception", (error.into_value(py),)).map(drop)
+                }
+            }
+        });
+        if let Err(error) = settled {
+            error.write_unraisable(py, None);
+        }
+    });
 }

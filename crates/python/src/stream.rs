@@ -20,7 +20,7 @@ use roomkit_graph::{StepStatus, StreamMode};
 use serde_json::Value;
 
 use crate::convert::to_py;
-use crate::driver::{Pending, handed_out};
+use crate::driver::{Pending, handed_out, take_abort, throw_pending};
 use crate::engine::{Lease, Shared, begin, finish, start};
 
 /// The driver: the run, queuing events as it goes.
@@ -65,6 +65,30 @@ pub(crate) struct EventStream {
     shared: Arc<Shared>,
     /// Whether this stream is the engine's active one, until it ends.
     owns: Arc<AtomicBool>,
+    /// Whether an `__anext__` or `aclose` of this stream is under way.
+    busy: Arc<AtomicBool>,
+}
+
+/// An `__anext__` or `aclose` under way, until it ends or is dropped: a
+/// second one meanwhile (from another task, or from a handler the first one
+/// runs) is refused, as Python's async generators refuse it.
+struct Running(Arc<AtomicBool>);
+
+impl Running {
+    fn enter(busy: &Arc<AtomicBool>, method: &str) -> PyResult<Running> {
+        if busy.swap(true, Ordering::AcqRel) {
+            return Err(PyRuntimeError::new_err(format!(
+                "{method}(): asynchronous generator is already running"
+            )));
+        }
+        Ok(Running(Arc::clone(busy)))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 impl EventStream {
@@ -163,7 +187,13 @@ impl EventStream {
             drop(this);
             Ok(())
         });
-        EventStream { queue, run: Arc::new(Mutex::new(Run::Going(driver))), shared: engine, owns }
+        EventStream {
+            queue,
+            run: Arc::new(Mutex::new(Run::Going(driver))),
+            shared: engine,
+            owns,
+            busy: Arc::new(AtomicBool::new(false)),
+        }
     }
 }
 
@@ -195,7 +225,11 @@ fn next_event(
     cx: &mut std::task::Context<'_>,
 ) -> Poll<PyResult<Option<Queued>>> {
     loop {
-        if let Some(event) = queue.lock().unwrap_or_else(PoisonError::into_inner).events.pop_front() {
+        // A cancellation thrown in goes to the handler's coroutine first, not
+        // past it to a queued event.
+        if !throw_pending()
+            && let Some(event) = queue.lock().unwrap_or_else(PoisonError::into_inner).events.pop_front()
+        {
             return Poll::Ready(Ok(Some(event)));
         }
         let mut run = run.lock().unwrap_or_else(PoisonError::into_inner);
@@ -204,6 +238,15 @@ fn next_event(
                 Poll::Ready(Ok(())) => *run = Run::Ended,
                 Poll::Ready(Err(error)) => *run = Run::Failed(error),
                 Poll::Pending => {
+                    if let Some(error) = take_abort() {
+                        // A handler was interrupted: the run stops on its node.
+                        *run = Run::Ended;
+                        return Poll::Ready(Err(error));
+                    }
+                    if throw_pending() {
+                        // Nothing took it: the call ends with it.
+                        return Poll::Pending;
+                    }
                     // A handler's coroutine waits on what it handed out: the
                     // task must get it now; queued events go out next time.
                     if handed_out() || queue.lock().unwrap_or_else(PoisonError::into_inner).events.is_empty()
@@ -229,8 +272,9 @@ impl EventStream {
 
     fn __anext__(&self) -> Pending {
         let (queue, run) = (Arc::clone(&self.queue), Arc::clone(&self.run));
-        let (shared, owns) = (Arc::clone(&self.shared), Arc::clone(&self.owns));
+        let (shared, owns, busy) = (Arc::clone(&self.shared), Arc::clone(&self.owns), Arc::clone(&self.busy));
         Pending::new(Box::pin(async move {
+            let _running = Running::enter(&busy, "anext")?;
             let event = std::future::poll_fn(|cx| next_event(&queue, &run, cx)).await;
             if !matches!(event, Ok(Some(_))) {
                 EventStream::release(&shared, &owns);
@@ -251,8 +295,9 @@ impl EventStream {
     /// Stops the stream: the run stays where it is.
     fn aclose(&self) -> Pending {
         let run = Arc::clone(&self.run);
-        let (shared, owns) = (Arc::clone(&self.shared), Arc::clone(&self.owns));
+        let (shared, owns, busy) = (Arc::clone(&self.shared), Arc::clone(&self.owns), Arc::clone(&self.busy));
         Pending::new(Box::pin(async move {
+            let _running = Running::enter(&busy, "aclose")?;
             *run.lock().unwrap_or_else(PoisonError::into_inner) = Run::Ended;
             EventStream::release(&shared, &owns);
             Python::attach(|py| Ok(py.None()))

@@ -175,11 +175,34 @@ async def test_an_exception_from_a_registered_function_propagates_as_it_is():
         await engine.run()
 
 
-async def test_abandoned_calls_and_cancelled_handlers_leave_no_unawaited_coroutine():
-    engine = WorkflowEngine(chain(Node("nap", type="nap")), handlers={"nap": Sleeper()})
+class Counting(NodeHandler):
+    """Counts its calls."""
+
+    def __init__(self):
+        self.calls = 0
+
+    async def execute(self, node, context, engine):
+        self.calls += 1
+        return NodeResult(output={"n": context.get("trigger.n")})
+
+
+async def test_a_call_never_awaited_runs_nothing_and_leaves_the_engine_free():
+    handler = Counting()
+    engine = WorkflowEngine(chain(Node("c", type="count")), handlers={"count": handler})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        engine.run()  # never awaited
+        engine.run({"n": 1})  # never awaited
+        gc.collect()
+    assert [str(w.message) for w in caught] == []
+    assert handler.calls == 0
+    assert engine.current_node_id is None
+    ctx = await asyncio.wait_for(engine.run({"n": 2}), 10)
+    assert (handler.calls, ctx.get("c.output.n")) == (1, 2)
+
+
+async def test_cancelled_handlers_leave_no_unawaited_coroutine():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         handler = Blocked()
         blocked = WorkflowEngine(chain(Node("block", type="block")), handlers={"block": handler})
         task = asyncio.create_task(blocked.run())
@@ -206,6 +229,26 @@ async def test_a_subclass_of_a_builtin_handler_runs_it_with_super():
     assert ctx.get("f.output.n") == 42
 
 
+async def test_a_subclass_of_a_builtin_handler_runs_it_with_super_as_a_parallel_child():
+    g = Graph(id="par", name="Par", trigger=ManualTrigger())
+    g.add_nodes(
+        Node("start", type="start"),
+        Node("both", type="parallel"),
+        Node("a", type="function", parent="both", config={"action": "set_context", "values": {"n": 21}}),
+        Node("b", type="function", parent="both", config={"action": "set_context", "values": {"n": 4}}),
+        Node("end", type="end"),
+    )
+    g.add_edges(Edge("start", "both"), Edge("both", "end"))
+    ctx = await asyncio.wait_for(WorkflowEngine(g, handlers={"function": Doubling()}).run(), 10)
+    assert ctx.get("both.output") == {"a": {"n": 42}, "b": {"n": 8}}
+
+
+async def test_a_builtin_handlers_execute_outside_an_engine_step_says_where_it_runs():
+    node = Node("f", type="function", config={"action": "set_context", "values": {"n": 1}})
+    with pytest.raises(RuntimeError, match="runs the node a WorkflowEngine step executes"):
+        await asyncio.wait_for(FunctionHandler().execute(node, WorkflowContext(), None), 10)
+
+
 class Writer(NodeHandler):
     """Writes a note through the context it is given and reads it back."""
 
@@ -224,6 +267,17 @@ async def test_the_context_handlers_get_is_the_engines_live_view():
     assert given.get("trigger.n") == 1
     engine.context.set("w", {"replaced": True})
     assert engine.to_dict()["context"]["w"] == {"output": {"replaced": True}}
+
+
+async def test_writes_through_the_context_keep_to_the_runs_limits():
+    engine = WorkflowEngine(chain(Node("w", type="w")), handlers={"w": Writer()})
+    too_large = "x" * (1 << 20)
+    for node_id in ("w", "note"):
+        with pytest.raises(ValueError, match="more than the limit of 1048576"):
+            engine.context.set(node_id, too_large)
+        assert engine.context.get(node_id) is None
+    engine.context.set("w", {"small": True})
+    assert engine.to_dict()["context"]["w"] == {"output": {"small": True}}
 
 
 async def test_one_call_at_a_time_on_an_engine():

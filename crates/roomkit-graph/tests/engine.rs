@@ -455,9 +455,9 @@ async fn evaluate_edges_judges_the_context_as_it_stands_without_moving_the_run()
     ]);
     let mut engine = WorkflowEngine::new(graph, Handlers::builtin());
     engine.start(json!({})).expect("starts");
-    engine.context_mut().set_output("check", json!({"ok": false}));
+    engine.set_output("check", json!({"ok": false})).expect("within the limits");
     assert_eq!(engine.evaluate_edges("check").expect("routes").as_deref(), Some("other"));
-    engine.context_mut().set_output("check", json!({"ok": "neither"}));
+    engine.set_output("check", json!({"ok": "neither"})).expect("within the limits");
     let error = engine.evaluate_edges("check").expect_err("no edge matches");
     assert_eq!(error.kind(), ErrorKind::NoTransition);
     assert_eq!(engine.evaluate_edges("end").expect("an end node has no edges"), None);

@@ -356,22 +356,65 @@ impl WorkflowEngine {
         &self.context
     }
 
-    /// The run's context, to change: an output stored this way is read by
-    /// the next steps' templates and conditions, and saved with the run.
+    /// Stores `output` as node `node_id`'s output from outside a step (as
+    /// an answer is stored): checked against the run's [`Limits`] as a step's
+    /// output is (nothing is stored past them), noted among the last step's
+    /// writes ([`StepOutcome::writes`]), read by the next steps' templates and
+    /// conditions, and saved with the run. An id that is no node of the graph
+    /// is kept beside the nodes' outputs, saved with them.
     ///
     /// ```
-    /// use roomkit_graph::{Condition, Edge, Graph, Handlers, Node, Trigger, WorkflowEngine};
+    /// use roomkit_graph::{Condition, Edge, Graph, Handlers, Limits, Node, Trigger, Workflow};
     /// use serde_json::json;
     ///
     /// let mut graph = Graph::new("g", "G", Trigger::manual());
     /// graph.add_nodes([Node::new("start", "start"), Node::new("check", "log"), Node::new("end", "end")])?;
     /// graph.add_edge(Edge::new("check", "end").when(Condition::field("check.output.ok").equals(true)));
-    /// let mut engine = WorkflowEngine::new(graph, Handlers::builtin());
-    /// engine.context_mut().set_output("check", json!({"ok": true}));
+    /// let limits = Limits { output_bytes: 32, ..Limits::default() };
+    /// let mut engine = Workflow::new(graph, Handlers::builtin()).with_limits(limits).engine();
+    /// engine.set_output("check", json!({"ok": true}))?;
     /// assert_eq!(engine.evaluate_edges("check")?.as_deref(), Some("end"));
+    /// let error = engine.set_output("check", json!({"text": "more than thirty-two bytes"})).unwrap_err();
+    /// assert_eq!(error.to_string(), "is 37 bytes as JSON, more than the limit of 32");
+    /// assert_eq!(engine.context().get("check.output.ok"), Some(&json!(true)));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn context_mut(&mut self) -> &mut Context {
+    pub fn set_output(&mut self, node_id: &str, output: Value) -> Result<(), LimitError> {
+        let limits = &*self.workflow.limits;
+        let bytes = limits.check_value(&output)?;
+        let index = self.workflow.plan.index(node_id);
+        let (before, replaced, stored) = match index {
+            Some(index) => (self.context.size(), self.context.size_at(index), bytes),
+            None => {
+                // Kept as its entry, `{"output":...}`.
+                let replaced =
+                    self.context.entry(node_id).map_or(0, |entry| crate::limits::measure(entry).bytes);
+                (self.context.size(), replaced, bytes + r#"{"output":}"#.len())
+            }
+        };
+        let after = before - replaced.min(before) + stored;
+        if after > limits.context_bytes && after > before {
+            return Err(LimitError::Context { bytes: after, limit: limits.context_bytes });
+        }
+        match index {
+            Some(index) => {
+                self.context_mut().set_output_at(index, output, bytes);
+                self.written.retain(|&written| written != index);
+                self.written.push(index);
+            }
+            None => self.context_mut().set_output(node_id, output),
+        }
+        Ok(())
+    }
+
+    /// Sets what the `input` scope reads until the next step (which sets it
+    /// to what flows into its node): `None`, nothing.
+    pub fn set_input_value(&mut self, value: Option<Value>) {
+        self.context_mut().set_input_value(value);
+    }
+
+    /// The run's context, to change (a copy, while a handler holds it).
+    pub(crate) fn context_mut(&mut self) -> &mut Context {
         Arc::make_mut(&mut self.context)
     }
 
