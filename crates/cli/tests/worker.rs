@@ -224,12 +224,12 @@ fn finish_the_runs_of_killed_processes(dir: &Path, db: &Path) {
     }
 }
 
-/// start → a 2 s timer → s1..s`steps` → end: the nodes of the chain after the timer.
+/// start → a 6 s timer (long enough for every starter to park its run on a busy machine before its own timer fires) → s1..s`steps` → end: the nodes of the chain after the timer.
 fn timer_then_chain(steps: usize) -> (String, Vec<String>) {
     let work: Vec<String> = (1..=steps).map(|i| format!("s{i}")).collect();
     let nodes: Vec<Value> = [
         serde_json::json!({"id": "start", "type": "start"}),
-        serde_json::json!({"id": "pause", "type": "function", "config": {"action": "delay", "duration": "2s"}}),
+        serde_json::json!({"id": "pause", "type": "function", "config": {"action": "delay", "duration": "6s"}}),
     ]
     .into_iter()
     .chain(work.iter().map(|id| {
