@@ -19,6 +19,7 @@ use roomkit_graph::{
     Context, EngineError, EngineState, Graph, Handlers, LimitError, NoWaitClock, NodeType, StepStatus,
     Workflow, WorkflowEngine as Core,
 };
+use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
 use crate::context::{TemplateResolver, WorkflowContext, template_error};
@@ -36,8 +37,9 @@ pub(crate) struct Shared {
     graph_id: String,
     /// The graph's `Node` objects by id, as handlers receive them.
     nodes: HashMap<String, Py<PyAny>>,
-    /// Each node's id and type, by id (shared, so a step copies neither).
-    types: HashMap<String, (Arc<str>, Arc<str>)>,
+    /// Each node's id and type, by id (shared, so a step copies neither;
+    /// looked up at every step, hence the fast hash).
+    types: FxHashMap<String, (Arc<str>, Arc<str>)>,
     /// The engine's Python object, for the handlers' `engine` argument.
     this: OnceLock<Py<PyWeakrefReference>>,
     /// The exception a Python handler raised, with its node: re-raised as it
