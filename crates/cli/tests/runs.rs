@@ -112,7 +112,7 @@ fn a_database_url_of_an_unknown_kind_is_refused_by_name_and_a_sqlite_url_is_a_fi
     let refused = cli(Path::new("mysql://app@db.internal/runs"), &["runs"]);
     assert_eq!(refused.status.code(), Some(2), "an error, not a refused answer");
     let stderr = text(&refused.stderr);
-    assert!(stderr.contains("mysql:// is not a kind this build knows"), "{stderr}");
+    assert!(stderr.contains("mysql:// is not a database this build opens"), "{stderr}");
     assert!(!Path::new("mysql:").exists(), "no file made of the URL");
 
     let file = dir.path().join("runs.db");

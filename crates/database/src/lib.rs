@@ -93,7 +93,7 @@ impl FromStr for Database {
     /// assert_eq!(url.parse(), Ok(Database::Postgres(url.to_owned())));
     /// assert!(!format!("{:?}", Database::Postgres(url.to_owned())).contains("secret"));
     /// let refused = "mysql://app@h/db".parse::<Database>().unwrap_err().to_string();
-    /// assert!(refused.starts_with("mysql:// is not a kind this build knows"));
+    /// assert!(refused.starts_with("mysql:// is not a database this build opens"));
     /// assert!(!refused.contains("app@"));
     /// assert!("".parse::<Database>().is_err() && "sqlite://".parse::<Database>().is_err());
     /// ```
@@ -103,7 +103,7 @@ impl FromStr for Database {
             Some(("sqlite", "")) => Err(ParseError("sqlite:// needs a file path after it".to_owned())),
             Some(("sqlite", path)) => Ok(Database::Sqlite(PathBuf::from(path))),
             Some((scheme, _)) => Err(ParseError(format!(
-                "{scheme}:// is not a kind this build knows \
+                "{scheme}:// is not a database this build opens \
                  (a SQLite file path, sqlite://PATH or postgres://...)"
             ))),
             None if text.is_empty() => Err(ParseError("the database path is empty".to_owned())),

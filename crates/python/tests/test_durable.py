@@ -258,7 +258,7 @@ async def test_refusals_are_exceptions_that_say_why_and_change_nothing(open_runn
 
 
 async def test_opening_refuses_what_it_cannot_use(tmp_path):
-    with pytest.raises(ValueError, match="mysql:// is not a database this package opens"):
+    with pytest.raises(ValueError, match="mysql:// is not a database this build opens"):
         await Runner.open("mysql://app:secret@host/db")
     with pytest.raises(ValueError, match="lease is a number of seconds, at least 0.05"):
         await Runner.open(tmp_path / "r.db", lease=0)
