@@ -3,7 +3,7 @@ imports: ours (distribution roomkit-graph-rs) or roomkit-graph 0.4.0. Both
 run this same file, on the same interpreter version, in the same
 `scripts/bench python` run, so their figures compare.
 
-Usage: python chain.py chain|chain-py N [REPEAT]
+Usage: python chain.py chain|chain-py N [REPEAT [SECONDS]]
 
 - chain: start -> N function nodes -> end, node i a `json_transform` of the
   shared chain workload (bench/README.md of the shared folder), trigger
@@ -11,8 +11,10 @@ Usage: python chain.py chain|chain-py N [REPEAT]
 - chain-py: the same graph, node i a `custom` action calling one registered
   `async def f(context, config)` that returns {"i": config["i"]}.
 
-Each of the REPEAT runs (default 5) gets a fresh engine on the graph built
-beforehand; prints N + 2 steps (start and end are steps) over the median run:
+The chain runs at least REPEAT times (default 5) and until SECONDS (default
+1) have passed, each run on a fresh engine on the graph built beforehand, so
+a fast engine is timed over as long a span of a busy machine as a slow one;
+prints N + 2 steps (start and end are steps) over the median run:
     engine=NAME workload=W n=N steps_per_s=X
 """
 
@@ -77,24 +79,28 @@ async def run_once(graph, n: int, workload: str) -> float:
 
 
 def main() -> None:
-    usage = "usage: python chain.py chain|chain-py N [REPEAT]"
-    if len(sys.argv) not in (3, 4) or sys.argv[1] not in ("chain", "chain-py"):
+    usage = "usage: python chain.py chain|chain-py N [REPEAT [SECONDS]]"
+    if len(sys.argv) not in (3, 4, 5) or sys.argv[1] not in ("chain", "chain-py"):
         raise SystemExit(usage)
     workload = sys.argv[1]
     try:
         n = int(sys.argv[2])
-        repeat = int(sys.argv[3]) if len(sys.argv) == 4 else 5
+        repeat = int(sys.argv[3]) if len(sys.argv) >= 4 else 5
+        seconds = float(sys.argv[4]) if len(sys.argv) == 5 else 1.0
     except ValueError:
         raise SystemExit(usage) from None
-    if n < 2 or repeat < 1:
-        raise SystemExit("chain.py: N must be 2 or more and REPEAT 1 or more")
+    if n < 2 or repeat < 1 or not seconds >= 0:
+        raise SystemExit("chain.py: N must be 2 or more, REPEAT 1 or more and SECONDS 0 or more")
     try:
         from roomkit_graph import WorkflowEngine, graph_registry  # noqa: F401
     except ImportError as e:
         raise SystemExit(f"chain.py: {engine_name()} cannot run a workflow yet: {e}") from None
     graph_registry.register("f", f)
     graph = chain(workload, n)
-    times = [asyncio.run(run_once(graph, n, workload)) for _ in range(repeat)]
+    times = []
+    began = time.perf_counter()
+    while len(times) < repeat or time.perf_counter() - began < seconds:
+        times.append(asyncio.run(run_once(graph, n, workload)))
     steps_per_s = (n + 2) / statistics.median(times)
     print(f"engine={engine_name()} workload={workload} n={n} steps_per_s={steps_per_s:.0f}")
 

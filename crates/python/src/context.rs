@@ -16,8 +16,8 @@ use roomkit_graph::{Context, Template, ValueTemplate};
 use serde_json::{Map, Value};
 
 use crate::convert::{to_json, to_py};
-use crate::engine::Shared;
 use crate::errors::ErrorClass;
+use crate::shared::Shared;
 
 /// The id under which a run keeps its trigger data.
 const START: &str = "start";
@@ -34,7 +34,7 @@ pub(crate) enum Inner {
 /// read with dot paths (`triage.output.severity`) and the `input.`,
 /// `steps.` and `trigger.` scopes. Values are JSON: what is stored is
 /// converted once, what is read is a fresh copy.
-#[pyclass(module = "roomkit_graph.engine.context", name = "WorkflowContext", frozen)]
+#[pyclass(module = "roomkit_graph.engine.context", name = "WorkflowContext", frozen, weakref)]
 pub(crate) struct WorkflowContext {
     inner: Mutex<Inner>,
 }

@@ -209,6 +209,8 @@ impl Pending {
                 (state, waker)
             }
         };
+        // Python polls: whatever ran before may have changed its logging.
+        crate::runlog::python_may_have_run();
         state.woken.store(false, Ordering::Release);
         *state.target.lock().unwrap_or_else(PoisonError::into_inner) = None;
         let (polled, frame) = {

@@ -26,7 +26,7 @@ use serde_json::Value;
 
 use crate::convert::{to_json, to_py};
 use crate::driver::{Intercept, PyAwait, PyFutureRef, PyTask};
-use crate::engine::Shared;
+use crate::shared::Shared;
 
 /// The built-in handler classes, in `roomkit_graph.handlers`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,6 +122,17 @@ impl HandlerSpec {
             )));
         }
         Ok(HandlerSpec::Python(handler.clone().unbind()))
+    }
+
+    /// Whether running `node` with this handler never calls Python: a
+    /// built-in other than parallel (whose children may be Python's), log
+    /// (whose records go to Python's logging) and a `custom` function.
+    pub(crate) fn runs_no_python(&self, node: &Node) -> bool {
+        match self {
+            HandlerSpec::Builtin(Kind::Start | Kind::End | Kind::Condition | Kind::Switch, _) => true,
+            HandlerSpec::Builtin(Kind::Function, _) => !is_custom(node),
+            HandlerSpec::Builtin(Kind::Log | Kind::Parallel, _) | HandlerSpec::Python(_) => false,
+        }
     }
 
     /// The core handler for an engine whose state is `shared`.
@@ -253,7 +264,7 @@ impl NodeHandler for PyHandler {
         let view = ViewGuard::enter(&shared, scope);
         let called = Python::attach(|py| {
             let engine = shared.engine(py)?;
-            let context = engine.get().context_object().clone_ref(py);
+            let context = shared.context_object(py)?;
             let args = (shared.node(py, &node.id)?, context, engine);
             self.handler.bind(py).call_method1(pyo3::intern!(py, "execute"), args).map(Bound::unbind)
         });
@@ -285,6 +296,11 @@ struct Functions {
     shared: Weak<Shared>,
 }
 
+/// Whether a function node calls a registered Python function.
+fn is_custom(node: &Node) -> bool {
+    node.config.get("action").and_then(Value::as_str) == Some("custom")
+}
+
 fn core_functions() -> &'static FunctionHandler {
     static CORE: std::sync::OnceLock<FunctionHandler> = std::sync::OnceLock::new();
     CORE.get_or_init(FunctionHandler::default)
@@ -305,7 +321,7 @@ impl Functions {
 #[async_trait]
 impl NodeHandler for Functions {
     async fn execute(&self, node: &Node, scope: &Scope<'_>) -> Result<NodeResult, HandlerError> {
-        if node.config.get("action").and_then(Value::as_str) != Some("custom") {
+        if !is_custom(node) {
             return core_functions().execute(node, scope).await;
         }
         let name = match node.config.get("function") {
@@ -318,8 +334,7 @@ impl NodeHandler for Functions {
         let view = ViewGuard::enter(&shared, scope);
         let called = Python::attach(|py| -> PyResult<Option<(Py<PyAny>, bool)>> {
             let Some(function) = self.lookup(py, &name)? else { return Ok(None) };
-            let engine = shared.engine(py)?;
-            let context = engine.get().context_object().clone_ref(py);
+            let context = shared.context_object(py)?;
             let config = shared.node(py, &node.id)?.bind(py).getattr(pyo3::intern!(py, "config"))?;
             let result = function.bind(py).call1((context, config))?;
             let awaitable = result.hasattr(pyo3::intern!(py, "__await__"))?;

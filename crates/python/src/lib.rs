@@ -28,6 +28,8 @@ mod progress;
 mod registry;
 mod result;
 mod runlog;
+mod shared;
+mod steps;
 mod stream;
 mod trigger;
 

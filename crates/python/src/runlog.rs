@@ -2,6 +2,12 @@
 //! logger, each with a `roomkit_graph` attribute holding the event (`run.start`,
 //! `node.complete`...), the run, the graph, the node and the event's fields
 //! (what `verbose()` prints). Nothing is built unless the logger takes the level.
+//!
+//! Whether the logger takes INFO records is asked of Python once and asked
+//! again only after Python code may have run (see [`python_may_have_run`]):
+//! a run of built-in steps asks once, not once per step.
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -37,8 +43,37 @@ pub(crate) struct Record<'a, 'py> {
     pub(crate) fields: Vec<(&'a str, Bound<'py, PyAny>)>,
 }
 
+/// How many times Python code may have run (and so changed the logging
+/// configuration); starts at 1, so a cached answer is never of generation 0.
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+/// The last answer for INFO: its generation times two, plus one if taken.
+static INFO_ANSWER: AtomicU64 = AtomicU64::new(0);
+
+/// Says that Python code may have run since the logger was last asked: the
+/// driver when Python polls an engine call, a step whose handler may call
+/// Python, and a record logged (its handlers are Python). Only a stretch of
+/// Rust run under the GIL, with none of these, reuses an answer: no other
+/// thread runs Python while it holds the GIL.
+pub(crate) fn python_may_have_run() {
+    GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
 /// Whether the logger takes records of `level`.
 pub(crate) fn enabled(py: Python<'_>, level: i32) -> bool {
+    if level != INFO {
+        return ask(py, level);
+    }
+    let generation = GENERATION.load(Ordering::Relaxed);
+    let answer = INFO_ANSWER.load(Ordering::Relaxed);
+    if answer >> 1 == generation {
+        return answer & 1 == 1;
+    }
+    let taken = ask(py, level);
+    INFO_ANSWER.store(generation << 1 | u64::from(taken), Ordering::Relaxed);
+    taken
+}
+
+fn ask(py: Python<'_>, level: i32) -> bool {
     logger(py)
         .and_then(|logger| logger.call_method1(pyo3::intern!(py, "isEnabledFor"), (level,))?.is_truthy())
         .unwrap_or(false)
@@ -55,7 +90,9 @@ pub(crate) fn log<'a, 'py>(
     if !enabled(py, level) {
         return;
     }
-    if let Err(error) = emit(py, run, make()) {
+    let emitted = emit(py, run, make());
+    python_may_have_run();
+    if let Err(error) = emitted {
         error.write_unraisable(py, None);
     }
 }

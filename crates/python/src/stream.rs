@@ -21,7 +21,8 @@ use serde_json::Value;
 
 use crate::convert::to_py;
 use crate::driver::{Pending, handed_out, take_abort, throw_pending};
-use crate::engine::{Lease, Shared, begin, finish, start};
+use crate::shared::{Lease, Shared};
+use crate::steps::{begin, finish, start};
 
 /// The driver: the run, queuing events as it goes.
 type Driver = Pin<Box<dyn Future<Output = PyResult<()>> + Send>>;

@@ -211,128 +211,84 @@ fn base(py: Python<'_>, kind: &str, config: Option<Bound<'_, PyAny>>) -> PyClass
     PyClassInitializer::from(Trigger::with(py, PyString::new(py, kind).into_any(), config))
 }
 
-/// Triggered by an inbound webhook: `WebhookTrigger(source_type="generic")`.
-#[pyclass(module = "roomkit_graph.triggers", extends = Trigger, subclass, frozen)]
-pub(crate) struct WebhookTrigger {
-    #[pyo3(get)]
-    source_type: Py<PyAny>,
+/// A built-in trigger with one field of its own beside `config`: the class
+/// (with its doc), its `type`, the field and the field's default (a function
+/// of the interpreter, so each trigger gets a value of its own).
+macro_rules! one_field_trigger {
+    ($(#[$doc:meta])* $class:ident, $kind:literal, $field:ident, $default:expr) => {
+        $(#[$doc])*
+        #[pyclass(module = "roomkit_graph.triggers", extends = Trigger, subclass, frozen)]
+        pub(crate) struct $class {
+            #[pyo3(get)]
+            $field: Py<PyAny>,
+        }
+
+        impl $class {
+            fn default_value(py: Python<'_>) -> Bound<'_, PyAny> {
+                let default: fn(Python<'_>) -> Bound<'_, PyAny> = $default;
+                default(py)
+            }
+        }
+
+        #[pymethods]
+        impl $class {
+            #[new]
+            #[pyo3(signature = (r#type = None, config = None, $field = None))]
+            fn new(
+                py: Python<'_>,
+                r#type: Option<Bound<'_, PyAny>>,
+                config: Option<Bound<'_, PyAny>>,
+                $field: Option<Bound<'_, PyAny>>,
+            ) -> PyClassInitializer<Self> {
+                let _ = r#type;
+                let $field = $field.unwrap_or_else(|| Self::default_value(py)).unbind();
+                base(py, $kind, config).add_subclass($class { $field })
+            }
+
+            fn _extra_fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+                let fields = PyDict::new(py);
+                fields.set_item(stringify!($field), &self.$field)?;
+                Ok(fields)
+            }
+
+            #[classmethod]
+            fn _from_dict_fields<'py>(
+                cls: &Bound<'py, PyType>,
+                data: &Bound<'py, PyAny>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                let kwargs = PyDict::new(cls.py());
+                let value = get(data, stringify!($field), Self::default_value(cls.py()))?;
+                kwargs.set_item(stringify!($field), value)?;
+                kwargs.set_item("config", config_of(data)?)?;
+                cls.call((), Some(&kwargs))
+            }
+        }
+    };
 }
 
-#[pymethods]
-impl WebhookTrigger {
-    #[new]
-    #[pyo3(signature = (r#type = None, config = None, source_type = None))]
-    fn new(
-        py: Python<'_>,
-        r#type: Option<Bound<'_, PyAny>>,
-        config: Option<Bound<'_, PyAny>>,
-        source_type: Option<Bound<'_, PyAny>>,
-    ) -> PyClassInitializer<Self> {
-        let _ = r#type;
-        let source_type =
-            source_type.map_or_else(|| PyString::new(py, "generic").into_any().unbind(), Bound::unbind);
-        base(py, "webhook", config).add_subclass(WebhookTrigger { source_type })
-    }
+one_field_trigger!(
+    /// Triggered by an inbound webhook: `WebhookTrigger(source_type="generic")`.
+    WebhookTrigger,
+    "webhook",
+    source_type,
+    |py| PyString::new(py, "generic").into_any()
+);
 
-    fn _extra_fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let fields = PyDict::new(py);
-        fields.set_item("source_type", &self.source_type)?;
-        Ok(fields)
-    }
+one_field_trigger!(
+    /// Triggered on a recurring schedule: `ScheduledTrigger(schedule={})`.
+    ScheduledTrigger,
+    "scheduled",
+    schedule,
+    |py| PyDict::new(py).into_any()
+);
 
-    #[classmethod]
-    fn _from_dict_fields<'py>(
-        cls: &Bound<'py, PyType>,
-        data: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let kwargs = PyDict::new(cls.py());
-        kwargs.set_item(
-            "source_type",
-            get(data, "source_type", PyString::new(cls.py(), "generic").into_any())?,
-        )?;
-        kwargs.set_item("config", config_of(data)?)?;
-        cls.call((), Some(&kwargs))
-    }
-}
-
-/// Triggered on a recurring schedule: `ScheduledTrigger(schedule={})`.
-#[pyclass(module = "roomkit_graph.triggers", extends = Trigger, subclass, frozen)]
-pub(crate) struct ScheduledTrigger {
-    #[pyo3(get)]
-    schedule: Py<PyAny>,
-}
-
-#[pymethods]
-impl ScheduledTrigger {
-    #[new]
-    #[pyo3(signature = (r#type = None, config = None, schedule = None))]
-    fn new(
-        py: Python<'_>,
-        r#type: Option<Bound<'_, PyAny>>,
-        config: Option<Bound<'_, PyAny>>,
-        schedule: Option<Bound<'_, PyAny>>,
-    ) -> PyClassInitializer<Self> {
-        let _ = r#type;
-        base(py, "scheduled", config).add_subclass(ScheduledTrigger { schedule: or_dict(py, schedule) })
-    }
-
-    fn _extra_fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let fields = PyDict::new(py);
-        fields.set_item("schedule", &self.schedule)?;
-        Ok(fields)
-    }
-
-    #[classmethod]
-    fn _from_dict_fields<'py>(
-        cls: &Bound<'py, PyType>,
-        data: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let kwargs = PyDict::new(cls.py());
-        kwargs.set_item("schedule", get(data, "schedule", PyDict::new(cls.py()).into_any())?)?;
-        kwargs.set_item("config", config_of(data)?)?;
-        cls.call((), Some(&kwargs))
-    }
-}
-
-/// Triggered by an internal event: `EventTrigger(event="")`.
-#[pyclass(module = "roomkit_graph.triggers", extends = Trigger, subclass, frozen)]
-pub(crate) struct EventTrigger {
-    #[pyo3(get)]
-    event: Py<PyAny>,
-}
-
-#[pymethods]
-impl EventTrigger {
-    #[new]
-    #[pyo3(signature = (r#type = None, config = None, event = None))]
-    fn new(
-        py: Python<'_>,
-        r#type: Option<Bound<'_, PyAny>>,
-        config: Option<Bound<'_, PyAny>>,
-        event: Option<Bound<'_, PyAny>>,
-    ) -> PyClassInitializer<Self> {
-        let _ = r#type;
-        let event = event.map_or_else(|| PyString::new(py, "").into_any().unbind(), Bound::unbind);
-        base(py, "event", config).add_subclass(EventTrigger { event })
-    }
-
-    fn _extra_fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let fields = PyDict::new(py);
-        fields.set_item("event", &self.event)?;
-        Ok(fields)
-    }
-
-    #[classmethod]
-    fn _from_dict_fields<'py>(
-        cls: &Bound<'py, PyType>,
-        data: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let kwargs = PyDict::new(cls.py());
-        kwargs.set_item("event", get(data, "event", PyString::new(cls.py(), "").into_any())?)?;
-        kwargs.set_item("config", config_of(data)?)?;
-        cls.call((), Some(&kwargs))
-    }
-}
+one_field_trigger!(
+    /// Triggered by an internal event: `EventTrigger(event="")`.
+    EventTrigger,
+    "event",
+    event,
+    |py| PyString::new(py, "").into_any()
+);
 
 /// Triggered by hand: `ManualTrigger()`.
 #[pyclass(module = "roomkit_graph.triggers", extends = Trigger, subclass, frozen)]

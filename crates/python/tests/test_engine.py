@@ -6,6 +6,7 @@ import asyncio
 import collections.abc
 import contextvars
 import gc
+import logging
 import warnings
 
 import pytest
@@ -370,3 +371,90 @@ async def test_a_nodes_timeout_stops_a_python_handler_that_awaits_too_long():
         await asyncio.wait_for(engine.run(), 10)
     assert handler.ended == ["finally"]
     assert engine.current_node_id == "block"
+
+
+class Records(logging.Handler):
+    """Keeps the run log's events."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.events = []
+
+    def emit(self, record):
+        self.events.append((record.roomkit_graph["event"], record.roomkit_graph["node"]))
+
+
+async def test_the_run_log_follows_a_level_a_handler_changes_mid_run():
+    logger = logging.getLogger("roomkit_graph")
+    records = Records()
+    registry = FunctionRegistry()
+
+    @registry.function("louder")
+    async def louder(context, config):
+        logger.setLevel(logging.INFO)
+        return {}
+
+    nodes = [
+        Node("quiet", type="function", config={"action": "json_transform", "template": {"a": 1}}),
+        Node("switch", type="function", config={"action": "custom", "function": "louder"}),
+        Node("heard", type="function", config={"action": "json_transform", "template": {"b": 2}}),
+    ]
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    logger.addHandler(records)
+    try:
+        await WorkflowEngine(chain(*nodes), handlers={"function": FunctionHandler(registry)}).run()
+        # Off when the run started, on from the step after the handler's.
+        assert ("node.complete", "quiet") not in records.events
+        assert ("node.start", "heard") in records.events
+        assert ("node.complete", "heard") in records.events
+        assert records.events[-1] == ("run.complete", None)
+    finally:
+        logger.removeHandler(records)
+        logger.setLevel(level)
+
+
+async def test_the_run_log_follows_a_level_changed_between_steps():
+    logger = logging.getLogger("roomkit_graph")
+    records = Records()
+    nodes = [
+        Node(f"n{i}", type="function", config={"action": "json_transform", "template": {"i": i}})
+        for i in range(2)
+    ]
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    logger.addHandler(records)
+    try:
+        engine = WorkflowEngine(chain(*nodes))
+        await engine.start()
+        assert await engine.step()  # start
+        assert await engine.step()  # n0, not logged
+        logger.setLevel(logging.INFO)
+        assert await engine.step()  # n1, logged
+        assert [event for event in records.events if event[1] is not None] == [
+            ("node.start", "n1"),
+            ("node.complete", "n1"),
+        ]
+    finally:
+        logger.removeHandler(records)
+        logger.setLevel(level)
+
+
+async def test_start_keeps_what_the_context_holds_and_sets_the_start_nodes_output():
+    ctx = WorkflowContext()
+    ctx.set("settings", {"greeting": "hi"})
+    greet = Node(
+        "greet",
+        type="function",
+        config={"action": "json_transform", "template": {"said": "{{settings.output.greeting}}"}},
+    )
+    engine = WorkflowEngine(chain(greet), context=ctx)
+    first = await engine.run(trigger_data={"x": 1})
+    assert first.get("greet.output") == {"said": "hi"}
+    assert first.get("settings.output") == {"greeting": "hi"}
+    # A second run on the same engine starts from what the first left.
+    ctx.set("settings", {"greeting": "hello"})
+    again = await engine.run(trigger_data={"x": 2})
+    assert again is first
+    assert again.get("start.output") == {"input": {"x": 2}}
+    assert again.get("greet.output") == {"said": "hello"}

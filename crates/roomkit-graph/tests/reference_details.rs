@@ -2,7 +2,8 @@
 //! `input` scope, templates, lenient conditions and the built-in handlers.
 
 use roomkit_graph::{
-    EngineState, EngineStatus, ErrorKind, Graph, Handlers, HumanHandler, Workflow, WorkflowEngine,
+    EngineError, EngineState, EngineStatus, ErrorKind, Graph, Handlers, HumanHandler, Workflow,
+    WorkflowEngine,
 };
 use serde_json::{Value, json};
 
@@ -246,7 +247,11 @@ async fn the_built_in_set_is_the_reference_s_seven_handlers() {
     let mut engine = WorkflowEngine::new(graph.clone(), Handlers::builtin());
     let error = engine.run(json!({})).await.expect_err("no handler for human");
     assert_eq!(error.kind(), ErrorKind::Execution);
-    assert!(error.to_string().contains("No handler registered for node type 'human'"), "{error}");
+    assert!(
+        matches!(&error, EngineError::NoHandler { node, node_type } if node == "review" && node_type == "human"),
+        "{error:?}"
+    );
+    assert_eq!(error.to_string(), "node \"review\" failed: No handler registered for node type 'human'");
     let mut engine = WorkflowEngine::new(graph, Handlers::builtin().with("human", HumanHandler));
     assert_eq!(engine.run(json!({})).await.expect("waits"), EngineStatus::Waiting);
 }

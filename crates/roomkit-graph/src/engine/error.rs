@@ -35,6 +35,15 @@ pub enum EngineError {
         /// ([`ErrorChain`](crate::ErrorChain)).
         message: String,
     },
+    /// No handler serves the node's type; the run stays on the node. Its kind
+    /// is [`ErrorKind::Execution`], and error edges route it.
+    #[error("node {node:?} failed: {}", HandlerError::NoHandler { node_type: node_type.clone() })]
+    NoHandler {
+        /// The node.
+        node: String,
+        /// Its type, which no handler serves.
+        node_type: String,
+    },
     /// The node has outgoing edges but none matched; its output is stored and
     /// the run stays on it.
     #[error("node {node:?}: no outgoing edge matched")]
@@ -86,7 +95,7 @@ pub enum ErrorKind {
     Template,
     /// [`EngineError::Condition`]
     Condition,
-    /// [`EngineError::Execution`]
+    /// [`EngineError::Execution`] and [`EngineError::NoHandler`]
     Execution,
     /// [`EngineError::NoTransition`]
     NoTransition,
@@ -120,7 +129,7 @@ impl EngineError {
         match self {
             EngineError::Template { .. } => ErrorKind::Template,
             EngineError::Condition { .. } => ErrorKind::Condition,
-            EngineError::Execution { .. } => ErrorKind::Execution,
+            EngineError::Execution { .. } | EngineError::NoHandler { .. } => ErrorKind::Execution,
             EngineError::NoTransition { .. } => ErrorKind::NoTransition,
             EngineError::InvalidArgument(_) | EngineError::AnswerRefused { .. } => ErrorKind::InvalidArgument,
             EngineError::StepLimit { .. } => ErrorKind::StepLimit,
@@ -134,6 +143,7 @@ impl EngineError {
             EngineError::Template { node, .. }
             | EngineError::Condition { node, .. }
             | EngineError::Execution { node, .. }
+            | EngineError::NoHandler { node, .. }
             | EngineError::NoTransition { node }
             | EngineError::StepLimit { node, .. }
             | EngineError::AnswerRefused { node, .. }
@@ -150,7 +160,8 @@ impl EngineError {
             }
             HandlerError::Template(source) => EngineError::Template { node, source },
             HandlerError::Condition(source) => EngineError::Condition { node, source },
-            error @ (HandlerError::NoHandler { .. } | HandlerError::Execution { .. }) => {
+            HandlerError::NoHandler { node_type } => EngineError::NoHandler { node, node_type },
+            error @ HandlerError::Execution { .. } => {
                 EngineError::Execution { node, message: ErrorChain(&error).to_string() }
             }
             HandlerError::Limit(source) => EngineError::Limit { node, what: "its output".to_owned(), source },
