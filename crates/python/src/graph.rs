@@ -226,6 +226,15 @@ impl Graph {
             custom = Some(py.get_type::<Trigger>().call_method1("from_dict", (to_py(py, trigger)?,))?);
             *trigger = serde_json::json!({"type": "manual"});
         }
+        // The reference refuses a second node of an id as `add_node` does.
+        if let Some(Value::Array(nodes)) = json.get("nodes") {
+            let mut seen = std::collections::HashSet::new();
+            for id in nodes.iter().filter_map(|node| node.get("id")?.as_str()) {
+                if !seen.insert(id) {
+                    return Err(graph_error(&GraphError::DuplicateNode(id.to_owned())));
+                }
+            }
+        }
         let graph = CoreGraph::from_value(json).map_err(|e| graph_error(&e))?;
         let trigger = match custom {
             Some(trigger) => trigger,

@@ -391,6 +391,8 @@ if not hasattr(__import__("roomkit_graph"), "WorkflowContext"):
          GraphValidationError, "target"),
         ({"id": "g", "name": "G", "trigger": {"type": "manual"}, "nodes": [{"id": "a", "type": "end", "bad": 1}]},
          GraphValidationError, "bad"),
+        ({"id": "g", "name": "G", "trigger": {"type": "manual"},
+          "nodes": [{"id": "a", "type": "start"}, {"id": "a", "type": "end"}]}, ValueError, "Duplicate node id: a"),
         ({"id": "g", "name": "G", "trigger": {"type": "manual"}, "metadata": {"s": {1}}}, TypeError, "set"),
         ({"id": "g", "name": "G", "trigger": {"type": "manual"}, "metadata": {"n": float("nan")}}, ValueError, "finite"),
         ([], TypeError, "dict"),
