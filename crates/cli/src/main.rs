@@ -1,6 +1,7 @@
 //! `roomkit-graph`: the command line. Data goes to stdout, everything else to
 //! stderr; `--json` gives output for scripts.
 
+mod graphs;
 mod limits;
 mod nodes;
 mod runs;
@@ -198,6 +199,9 @@ enum RunCommand {
         #[command(flatten)]
         worker: WorkerId,
     },
+    /// Stored graphs: store graph files as new versions, list them, print one.
+    #[command(subcommand)]
+    Graph(GraphCommand),
     /// Access tokens for the HTTP API.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -223,6 +227,29 @@ struct WorkerId {
     /// is a new worker.
     #[arg(long, env = "ROOMKIT_GRAPH_WORKER_ID", value_name = "ID")]
     worker_id: Option<String>,
+}
+
+/// `graph` commands.
+#[derive(Subcommand)]
+enum GraphCommand {
+    /// Checks graph files as `run` does and stores each as the next version
+    /// of its id (1 for a new id), in the order given, printing `ID vN` for
+    /// each. With a mistake in any file nothing is stored (exit 2).
+    Put {
+        /// Graph JSON files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Lists the stored graphs, by id, with their latest version.
+    List,
+    /// Prints a stored graph's JSON: its latest version, or --version N.
+    Show {
+        /// The graph's id.
+        id: String,
+        /// The version to print.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        version: Option<u64>,
+    },
 }
 
 /// `token` commands.
@@ -259,8 +286,9 @@ fn parse_status(text: &str) -> Result<RunStatus, String> {
 }
 
 impl RunCommand {
-    /// Whether the command executes nodes (and so needs the agents and
-    /// channels files): `run`, `answer`, `worker` and `serve`.
+    /// Whether the command executes nodes or accepts graphs (and so needs
+    /// the agents and channels files, for its handlers or its checks): `run`,
+    /// `answer`, `worker`, `serve` and `graph put`.
     fn runs_nodes(&self) -> bool {
         matches!(
             self,
@@ -268,6 +296,7 @@ impl RunCommand {
                 | RunCommand::Answer { .. }
                 | RunCommand::Worker { .. }
                 | RunCommand::Serve { .. }
+                | RunCommand::Graph(GraphCommand::Put { .. })
         )
     }
 }
@@ -341,6 +370,15 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
             let app = roomkit_graph_server::App::new(runner.clone(), limits)
                 .allow_unsigned_webhooks(allow_unsigned_webhooks);
             serve::serve(&runner, app, listen, schedule_tick, poll).await.map(|()| ExitCode::SUCCESS)
+        }
+        RunCommand::Graph(GraphCommand::Put { files }) => {
+            graphs::put(&runner, &org, &files, json).await.map(|()| ExitCode::SUCCESS)
+        }
+        RunCommand::Graph(GraphCommand::List) => {
+            graphs::list(&runner, &org, json).await.map(|()| ExitCode::SUCCESS)
+        }
+        RunCommand::Graph(GraphCommand::Show { id, version }) => {
+            graphs::show(&runner, &org, &id, version).await.map(|()| ExitCode::SUCCESS)
         }
         RunCommand::Token(TokenCommand::Create { label }) => {
             serve::create_token(&runner, &org, label.as_deref(), json).await.map(|()| ExitCode::SUCCESS)

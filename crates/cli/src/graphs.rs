@@ -1,0 +1,95 @@
+//! The graph commands on the database: `graph put`, `graph list` and
+//! `graph show`, so graphs (a subgraph's, a scheduled one's) can be stored
+//! and read without running them.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use roomkit_graph::Graph;
+use roomkit_graph_runner::Runner;
+use roomkit_graph_store::{StoreError, StoredGraph};
+use serde_json::json;
+
+use crate::validate;
+
+/// `graph put FILE...`: checks every file as `run` does and, when none has
+/// a mistake, stores each as the next version of its id (in the order
+/// given), printing `ID vN` per file; with a mistake anywhere, nothing is
+/// stored and the error names each file's mistakes.
+pub(crate) async fn put(runner: &Runner, org: &str, files: &[PathBuf], json: bool) -> anyhow::Result<()> {
+    let mut graphs = Vec::with_capacity(files.len());
+    let mut refused = Vec::new();
+    for file in files {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let graph = Graph::from_json(&text).with_context(|| format!("{} is not a graph", file.display()))?;
+        let found = runner.check(&graph);
+        if !found.is_valid() {
+            let lines: Vec<String> =
+                found.errors.iter().map(|error| format!("\n  {}", validate::line(error))).collect();
+            refused.push(format!(
+                "{}: {}:{}",
+                file.display(),
+                validate::plural(found.errors.len(), "mistake"),
+                lines.concat()
+            ));
+        }
+        graphs.push((file, graph));
+    }
+    if !refused.is_empty() {
+        bail!("no graph was stored:\n{}", refused.join("\n"));
+    }
+    let mut out = std::io::stdout().lock();
+    for (file, graph) in graphs {
+        let stored = runner.save_graph_in(org, &graph).await?;
+        if json {
+            let line = json!({"file": file, "id": stored.graph.id, "version": stored.version});
+            writeln!(out, "{line}")?;
+        } else {
+            writeln!(out, "{} v{}", stored.graph.id, stored.version)?;
+        }
+    }
+    Ok(())
+}
+
+/// `graph list`: the latest version of every graph of `org`, by id: `ID vN
+/// NAME` (with --json, a line `{"id", "version", "name", "created_at"}` each).
+pub(crate) async fn list(runner: &Runner, org: &str, json: bool) -> anyhow::Result<()> {
+    let graphs = runner.store().list_graphs(Some(org)).await?;
+    let mut out = std::io::stdout().lock();
+    for stored in &graphs {
+        if json {
+            writeln!(out, "{}", summary(stored))?;
+        } else {
+            writeln!(out, "{}  v{}  {}", stored.graph.id, stored.version, stored.graph.name)?;
+        }
+    }
+    Ok(())
+}
+
+fn summary(stored: &StoredGraph) -> serde_json::Value {
+    json!({
+        "id": stored.graph.id,
+        "version": stored.version,
+        "name": stored.graph.name,
+        "created_at": stored.created_at,
+    })
+}
+
+/// `graph show ID [--version N]`: the graph's JSON, as stored (the latest
+/// version unless one is named).
+pub(crate) async fn show(runner: &Runner, org: &str, id: &str, version: Option<u64>) -> anyhow::Result<()> {
+    let stored = match runner.store().graph(org, id, version).await {
+        Err(StoreError::NotFound(_)) => match version {
+            Some(version) => match runner.store().latest_graph_version(org, id).await {
+                Ok(latest) => bail!("graph {id:?} has no version {version} (its latest is {latest})"),
+                Err(_) => bail!("no graph {id:?} is stored"),
+            },
+            None => bail!("no graph {id:?} is stored"),
+        },
+        found => found?,
+    };
+    writeln!(std::io::stdout().lock(), "{}", stored.graph.to_json_pretty())?;
+    Ok(())
+}
