@@ -44,7 +44,8 @@ pub(crate) async fn put(runner: &Runner, org: &str, files: &[PathBuf], json: boo
     for (file, graph) in graphs {
         let stored = runner.save_graph_in(org, &graph).await?;
         if json {
-            let line = json!({"file": file, "id": stored.graph.id, "version": stored.version});
+            let line =
+                json!({"file": file.display().to_string(), "id": stored.graph.id, "version": stored.version});
             writeln!(out, "{line}")?;
         } else {
             writeln!(out, "{} v{}", stored.graph.id, stored.version)?;
@@ -56,17 +57,26 @@ pub(crate) async fn put(runner: &Runner, org: &str, files: &[PathBuf], json: boo
 /// `graph list`: the latest version of every graph of `org`, by id: `ID vN
 /// NAME` (with --json, a line `{"id", "version", "name", "created_at"}` each).
 pub(crate) async fn list(runner: &Runner, org: &str, json: bool) -> anyhow::Result<()> {
-    let graphs = runner.store().list_graphs(Some(org)).await?;
-    let mut out = std::io::stdout().lock();
-    for stored in &graphs {
-        if json {
-            writeln!(out, "{}", summary(stored))?;
-        } else {
-            writeln!(out, "{}  v{}  {}", stored.graph.id, stored.version, stored.graph.name)?;
+    let mut after: Option<String> = None;
+    loop {
+        let page = runner.store().list_graphs_after(org, after.as_deref(), PAGE).await?;
+        let mut out = std::io::stdout().lock();
+        for stored in &page {
+            if json {
+                writeln!(out, "{}", summary(stored))?;
+            } else {
+                writeln!(out, "{}  v{}  {}", stored.graph.id, stored.version, stored.graph.name)?;
+            }
+        }
+        match page.last() {
+            Some(last) if page.len() == PAGE => after = Some(last.graph.id.clone()),
+            _ => return Ok(()),
         }
     }
-    Ok(())
 }
+
+/// How many graphs `graph list` reads at a time.
+const PAGE: usize = 100;
 
 fn summary(stored: &StoredGraph) -> serde_json::Value {
     json!({
@@ -84,7 +94,8 @@ pub(crate) async fn show(runner: &Runner, org: &str, id: &str, version: Option<u
         Err(StoreError::NotFound(_)) => match version {
             Some(version) => match runner.store().latest_graph_version(org, id).await {
                 Ok(latest) => bail!("graph {id:?} has no version {version} (its latest is {latest})"),
-                Err(_) => bail!("no graph {id:?} is stored"),
+                Err(StoreError::NotFound(_)) => bail!("no graph {id:?} is stored"),
+                Err(error) => return Err(error.into()),
             },
             None => bail!("no graph {id:?} is stored"),
         },

@@ -289,7 +289,7 @@ impl RunCommand {
     /// Whether the command executes nodes or accepts graphs (and so needs
     /// the agents and channels files, for its handlers or its checks): `run`,
     /// `answer`, `worker`, `serve` and `graph put`.
-    fn runs_nodes(&self) -> bool {
+    fn needs_node_setup(&self) -> bool {
         matches!(
             self,
             RunCommand::Run { .. }
@@ -306,7 +306,7 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
     let Options { database, org, json, agents, channels, lease, graph_cache, connections, limits } = options;
     let steps = limits.clone();
     let limits = limits.limits();
-    let setup = if command.runs_nodes() {
+    let setup = if command.needs_node_setup() {
         nodes::NodeSetup::load(agents.as_deref(), channels.as_deref())?
     } else {
         nodes::NodeSetup::default()
@@ -434,7 +434,8 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("roomkit-graph: {error:#}");
+            // Each cause once: many messages quote their cause already.
+            eprintln!("roomkit-graph: {}", roomkit_graph::ErrorChain(error.as_ref()));
             ExitCode::from(2)
         }
     }

@@ -129,6 +129,8 @@ pub(crate) fn plural(count: usize, what: &str) -> String {
 }
 
 fn report_json(file: &Path, report: &Report) -> Value {
+    // A path that is not UTF-8 is shown, not refused.
+    let file = file.display().to_string();
     match report {
         Report::Config(kind) => {
             json!({"file": file, "valid": true, "config": kind, "errors": [], "warnings": []})

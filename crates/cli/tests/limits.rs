@@ -1,7 +1,8 @@
 //! Limits through a real `roomkit-graph serve`: a small graph that once took
 //! the server's memory fails its run on the size limit while the server
 //! stays small, and JSON nested too deep is refused at every door, so that
-//! nothing accepted becomes unreadable.
+//! nothing accepted becomes unreadable; and the limit options, set below
+//! their defaults, hold for `run` and `validate`.
 
 #![allow(clippy::unwrap_used, reason = "test helpers: a failed request fails the test")]
 
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use server::{Server, client};
+use server::{Server, cli, client, text};
 
 /// start -> `count` log nodes (each dumping the whole context) -> end.
 fn log_chain(id: &str, count: usize) -> Value {
@@ -137,4 +138,83 @@ async fn json_nested_too_deep_is_refused_at_every_door() {
         .await
         .unwrap();
     assert_eq!(transcript.status(), StatusCode::OK);
+}
+
+/// A graph whose one function node outputs `{"text": "x" * len}`.
+fn one_output(len: usize) -> Value {
+    json!({"id": "big", "name": "Big", "trigger": {"type": "manual"},
+           "nodes": [{"id": "start", "type": "start"},
+                     {"id": "big", "type": "function",
+                      "config": {"action": "set_context", "values": {"text": "x".repeat(len)}}},
+                     {"id": "end", "type": "end"}],
+           "edges": [{"source": "start", "target": "big"}, {"source": "big", "target": "end"}]})
+}
+
+#[test]
+fn the_limit_options_hold_for_run_and_validate_and_say_each_reason_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("runs.db");
+    let file = dir.path().join("big.json");
+    std::fs::write(&file, one_output(500).to_string()).unwrap();
+    let file = file.to_str().unwrap();
+    let run = |options: &[&str], input: &str| {
+        let mut args = options.to_vec();
+        args.extend(["run", file, "--input", input]);
+        cli(&db, &args)
+    };
+
+    let output = run(&[], "{}");
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = run(&["--max-output-bytes", "400"], "{}");
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout).contains(
+            "run failed: node \"big\": its output is 511 bytes as JSON, more than the limit of 400"
+        ),
+        "{}",
+        text(&output.stdout)
+    );
+    let output = run(&["--max-context-bytes", "400"], "{}");
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout).contains("its output would make the run's context"),
+        "{}",
+        text(&output.stdout)
+    );
+
+    // Refused before anything runs, each reason said once.
+    let output = run(&["--max-output-bytes", "600"], &json!({"a": "y".repeat(700)}).to_string());
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert_eq!(
+        stderr.trim_end(),
+        "roomkit-graph: node \"start\": the trigger data is 708 bytes as JSON, more than the limit of 600"
+    );
+    let output = run(&["--max-json-depth", "3"], &nested(5));
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        text(&output.stderr).trim_end(),
+        "roomkit-graph: --input nests 5 levels deep, more than the limit of 3"
+    );
+
+    let output = cli(&db, &["--max-graph-nodes", "2", "validate", file]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stdout).contains("limit_exceeded: the graph has 3 nodes, more than the limit of 2"),
+        "{}",
+        text(&output.stdout)
+    );
+
+    // An empty graph id and a human node's actions as one string, through `validate`.
+    let mut bad = one_output(1);
+    bad["id"] = json!("");
+    bad["nodes"][1] =
+        json!({"id": "big", "type": "human", "config": {"prompt": "Ok?", "actions": "approve"}});
+    let bad_file = dir.path().join("bad.json");
+    std::fs::write(&bad_file, bad.to_string()).unwrap();
+    let output = cli(&db, &["validate", bad_file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("invalid_id: graph id \"\": it is empty"), "{stdout}");
+    assert!(stdout.contains("invalid_actions node=big field=actions"), "{stdout}");
 }

@@ -98,7 +98,8 @@ impl WorkflowEngine {
             .nodes()
             .iter()
             .map(|node| {
-                let spec = specs.iter().find(|(node_type, _)| node_type == node.node_type.as_str());
+                // The handler registered last for a type serves it, as in the fold below.
+                let spec = specs.iter().rfind(|(node_type, _)| node_type == node.node_type.as_str());
                 let info = NodeInfo {
                     id: Arc::from(node.id.as_str()),
                     node_type: Arc::from(node.node_type.as_str()),

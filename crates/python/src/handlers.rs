@@ -125,13 +125,15 @@ impl HandlerSpec {
     }
 
     /// Whether running `node` with this handler never calls Python: a
-    /// built-in other than parallel (whose children may be Python's), log
-    /// (whose records go to Python's logging) and a `custom` function.
+    /// built-in other than parallel (whose children may be Python's) and a
+    /// `custom` function.
     pub(crate) fn runs_no_python(&self, node: &Node) -> bool {
         match self {
-            HandlerSpec::Builtin(Kind::Start | Kind::End | Kind::Condition | Kind::Switch, _) => true,
+            HandlerSpec::Builtin(Kind::Start | Kind::End | Kind::Condition | Kind::Switch | Kind::Log, _) => {
+                true
+            }
             HandlerSpec::Builtin(Kind::Function, _) => !is_custom(node),
-            HandlerSpec::Builtin(Kind::Log | Kind::Parallel, _) | HandlerSpec::Python(_) => false,
+            HandlerSpec::Builtin(Kind::Parallel, _) | HandlerSpec::Python(_) => false,
         }
     }
 

@@ -53,7 +53,8 @@ static INFO_ANSWER: AtomicU64 = AtomicU64::new(0);
 /// driver when Python polls an engine call, a step whose handler may call
 /// Python, and a record logged (its handlers are Python). Only a stretch of
 /// Rust run under the GIL, with none of these, reuses an answer: no other
-/// thread runs Python while it holds the GIL.
+/// thread runs Python while it holds the GIL. (Asking runs Python, so a level
+/// another thread sets at that very moment is seen from the next poll.)
 pub(crate) fn python_may_have_run() {
     GENERATION.fetch_add(1, Ordering::Relaxed);
 }

@@ -30,11 +30,9 @@ pub(crate) struct Shared {
     /// by id (shared, so a step copies neither; looked up at every step,
     /// hence the fast hash).
     types: FxHashMap<String, NodeInfo>,
-    /// The engine's Python object, for the handlers' `engine` argument.
-    this: OnceLock<Py<PyWeakrefReference>>,
-    /// The engine's `WorkflowContext`, for the handlers' `context` argument
-    /// (weak too: the context holds this state).
-    context_object: OnceLock<Py<PyWeakrefReference>>,
+    /// The engine's Python object and its `WorkflowContext`, for the
+    /// handlers' `engine` and `context` arguments (weak: both hold this state).
+    objects: OnceLock<(Py<PyWeakrefReference>, Py<PyWeakrefReference>)>,
     /// The exception a Python handler raised, with its node: re-raised as it
     /// is when that node's step fails.
     raised: Mutex<Option<(String, PyErr)>>,
@@ -131,8 +129,7 @@ impl Shared {
             graph_id,
             nodes,
             types,
-            this: OnceLock::new(),
-            context_object: OnceLock::new(),
+            objects: OnceLock::new(),
             raised: Mutex::new(None),
             loose: Mutex::new(Vec::new()),
             emitted: Mutex::new(Vec::new()),
@@ -143,9 +140,10 @@ impl Shared {
 
     /// Records the engine's Python object and its context, once.
     pub(crate) fn set_objects(&self, engine: &Bound<'_, PyAny>, context: &Bound<'_, PyAny>) -> PyResult<()> {
-        if self.this.get().is_none() {
-            let _ = self.this.set(PyWeakrefReference::new(engine)?.unbind());
-            let _ = self.context_object.set(PyWeakrefReference::new(context)?.unbind());
+        if self.objects.get().is_none() {
+            let engine = PyWeakrefReference::new(engine)?.unbind();
+            let context = PyWeakrefReference::new(context)?.unbind();
+            let _ = self.objects.set((engine, context));
         }
         Ok(())
     }
@@ -381,17 +379,17 @@ impl Shared {
 
     /// The engine's Python object.
     pub(crate) fn engine<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.this
+        self.objects
             .get()
-            .and_then(|this| this.bind(py).upgrade())
+            .and_then(|(engine, _)| engine.bind(py).upgrade())
             .ok_or_else(|| PyRuntimeError::new_err("the engine running this step is gone"))
     }
 
     /// The engine's `WorkflowContext`.
     pub(crate) fn context_object<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.context_object
+        self.objects
             .get()
-            .and_then(|context| context.bind(py).upgrade())
+            .and_then(|(_, context)| context.bind(py).upgrade())
             .ok_or_else(|| PyRuntimeError::new_err("the engine running this step is gone"))
     }
 

@@ -59,14 +59,8 @@ pub(crate) fn start(py: Python<'_>, shared: &Shared, core: &mut Core, trigger: V
     }
     // The reference's start sets the start node's output and keeps the rest
     // of the context (what a context given to the engine holds, an earlier
-    // run's outputs); the core's starts afresh, so what it held goes back in.
-    let mut kept = core.context().to_entries();
-    core.start(trigger).map_err(engine_error)?;
-    kept.remove("start");
-    if let Some(start) = core.current_node_id() {
-        kept.remove(start);
-    }
-    load_entries(core, kept)?;
+    // run's outputs).
+    core.start_keeping_context(trigger).map_err(engine_error)?;
     shared.run_started(core.run_id());
     let run = shared.run(core.run_id());
     runlog::log(py, INFO, &run, || Record {
@@ -150,100 +144,93 @@ fn log_end<'py>(
     seconds: f64,
 ) -> PyResult<bool> {
     let (node_id, node_type, run_id) = (&*begun.node_id, &*begun.node_type, core.run_id());
-    {
-        let is_end = node_type == NodeType::End.as_str();
-        {
-            let run = shared.run(run_id);
-            let fields = |more: Vec<(&'static str, Bound<'py, PyAny>)>| {
-                let mut fields = vec![
-                    ("type", PyString::new(py, node_type).into_any()),
-                    ("seconds", PyFloat::new(py, seconds).into_any()),
-                ];
-                fields.extend(more);
-                fields
-            };
-            let node = || PyString::new(py, node_id).into_any();
-            match status {
-                StepStatus::Completed | StepStatus::Routed(_) => {
-                    if !is_end {
-                        shared.count_step();
-                    }
-                    if !is_end && begun.logs {
-                        runlog::log(py, INFO, &run, || Record {
-                            event: "node.complete",
-                            level: INFO,
-                            message: "Node %s completed in %.1f s",
-                            node: Some(node_id),
-                            args: vec![node(), PyFloat::new(py, seconds).into_any()],
-                            fields: fields(Vec::new()),
-                        });
-                    }
-                    let moved = core.current_node_id().is_some();
-                    if !moved {
-                        let (started, steps) = shared.run_figures();
-                        runlog::log(py, INFO, &run, || Record {
-                            event: "run.complete",
-                            level: INFO,
-                            message: "Run %s of %s completed",
-                            node: None,
-                            args: vec![
-                                PyString::new(py, run.id).into_any(),
-                                PyString::new(py, run.graph).into_any(),
-                            ],
-                            fields: vec![
-                                (
-                                    "seconds",
-                                    match started {
-                                        Some(at) => PyFloat::new(py, at.elapsed().as_secs_f64()).into_any(),
-                                        None => py.None().into_bound(py),
-                                    },
-                                ),
-                                (
-                                    "steps",
-                                    steps
-                                        .into_pyobject(py)
-                                        .map(|n| n.into_any())
-                                        .unwrap_or_else(|_| py.None().into_bound(py)),
-                                ),
-                            ],
-                        });
-                    }
-                    Ok(moved)
-                }
-                StepStatus::Waiting(_) | StepStatus::Sleeping(_) => {
-                    shared.count_step();
-                    runlog::log(py, INFO, &run, || Record {
-                        event: "node.wait",
-                        level: INFO,
-                        message: "Node %s waits for an answer",
-                        node: Some(node_id),
-                        args: vec![node()],
-                        fields: fields(Vec::new()),
-                    });
-                    Ok(true)
-                }
-                StepStatus::Failed { error, .. } => {
-                    let raised = shared.take_raised(node_id);
-                    let text = match (&raised, &error) {
-                        (Some(raised), _) => raised_text(py, raised),
-                        (None, EngineError::Execution { message, .. }) => message.clone(),
-                        (None, EngineError::NoHandler { node_type, .. }) => {
-                            HandlerError::NoHandler { node_type: node_type.clone() }.to_string()
-                        }
-                        (None, other) => other.to_string(),
-                    };
-                    let text = PyString::new(py, &text).into_any();
-                    runlog::log(py, WARNING, &run, || Record {
-                        event: "node.fail",
-                        level: WARNING,
-                        message: "Node %s failed: %s",
-                        node: Some(node_id),
-                        args: vec![node(), text.clone()],
-                        fields: fields(vec![("error", text.clone())]),
-                    });
-                    Err(raised.unwrap_or_else(|| engine_error(error)))
-                }
+    let is_end = node_type == NodeType::End.as_str();
+    let run = shared.run(run_id);
+    let fields = |more: Vec<(&'static str, Bound<'py, PyAny>)>| {
+        let mut fields = vec![
+            ("type", PyString::new(py, node_type).into_any()),
+            ("seconds", PyFloat::new(py, seconds).into_any()),
+        ];
+        fields.extend(more);
+        fields
+    };
+    let node = || PyString::new(py, node_id).into_any();
+    match status {
+        StepStatus::Completed | StepStatus::Routed(_) => {
+            if !is_end {
+                shared.count_step();
             }
+            if !is_end && begun.logs {
+                runlog::log(py, INFO, &run, || Record {
+                    event: "node.complete",
+                    level: INFO,
+                    message: "Node %s completed in %.1f s",
+                    node: Some(node_id),
+                    args: vec![node(), PyFloat::new(py, seconds).into_any()],
+                    fields: fields(Vec::new()),
+                });
+            }
+            let moved = core.current_node_id().is_some();
+            if !moved {
+                let (started, steps) = shared.run_figures();
+                runlog::log(py, INFO, &run, || Record {
+                    event: "run.complete",
+                    level: INFO,
+                    message: "Run %s of %s completed",
+                    node: None,
+                    args: vec![PyString::new(py, run.id).into_any(), PyString::new(py, run.graph).into_any()],
+                    fields: vec![
+                        (
+                            "seconds",
+                            match started {
+                                Some(at) => PyFloat::new(py, at.elapsed().as_secs_f64()).into_any(),
+                                None => py.None().into_bound(py),
+                            },
+                        ),
+                        (
+                            "steps",
+                            steps
+                                .into_pyobject(py)
+                                .map(|n| n.into_any())
+                                .unwrap_or_else(|_| py.None().into_bound(py)),
+                        ),
+                    ],
+                });
+            }
+            Ok(moved)
+        }
+        StepStatus::Waiting(_) | StepStatus::Sleeping(_) => {
+            shared.count_step();
+            runlog::log(py, INFO, &run, || Record {
+                event: "node.wait",
+                level: INFO,
+                message: "Node %s waits for an answer",
+                node: Some(node_id),
+                args: vec![node()],
+                fields: fields(Vec::new()),
+            });
+            Ok(true)
+        }
+        StepStatus::Failed { error, .. } => {
+            let raised = shared.take_raised(node_id);
+            let text = match (&raised, &error) {
+                (Some(raised), _) => raised_text(py, raised),
+                (None, EngineError::Execution { message, .. }) => message.clone(),
+                (None, EngineError::NoHandler { node_type, .. }) => {
+                    HandlerError::NoHandler { node_type: node_type.clone() }.to_string()
+                }
+                (None, other) => other.to_string(),
+            };
+            let text = PyString::new(py, &text).into_any();
+            runlog::log(py, WARNING, &run, || Record {
+                event: "node.fail",
+                level: WARNING,
+                message: "Node %s failed: %s",
+                node: Some(node_id),
+                args: vec![node(), text.clone()],
+                fields: fields(vec![("error", text.clone())]),
+            });
+            Err(raised.unwrap_or_else(|| engine_error(error)))
         }
     }
 }

@@ -458,3 +458,32 @@ async def test_start_keeps_what_the_context_holds_and_sets_the_start_nodes_outpu
     assert again is first
     assert again.get("start.output") == {"input": {"x": 2}}
     assert again.get("greet.output") == {"said": "hello"}
+
+
+async def test_a_second_run_keeps_the_contexts_order():
+    ctx = WorkflowContext()
+    for name in ("e1", "e2", "e3"):
+        ctx.set(name, {"n": name})
+    engine = WorkflowEngine(chain(), context=ctx)
+    await engine.run(trigger_data={"x": 1})
+    first = list(ctx.to_dict())
+    await engine.run(trigger_data={"x": 2})
+    assert list(ctx.to_dict()) == first
+    assert [key for key in first if key.startswith("e")] == ["e1", "e2", "e3"]
+
+
+async def test_start_keeps_a_restored_output_and_refuses_a_context_past_its_limit():
+    big = "x" * 2_000_000  # more than an output may be, saved by an earlier process
+    state = {"context": {"big": {"output": big}}, "current_node_id": None, "waiting": False}
+    engine = WorkflowEngine.from_dict(chain(), state)
+    ctx = await engine.run(trigger_data={"x": 1})
+    assert ctx.get("big.output") == big
+
+    full = WorkflowEngine(chain())
+    for i in range(16):
+        full.context.set(f"part{i}", "y" * 1_000_000)
+    run_id = full.run_id
+    with pytest.raises(ExecutionError, match="trigger data"):
+        await full.run(trigger_data={"z": "z" * 900_000})
+    assert full.run_id == run_id
+    assert full.context.get("part15.output") == "y" * 1_000_000

@@ -127,6 +127,64 @@ fn a_context_past_its_limit_fails_the_step_that_would_grow_it() {
 }
 
 #[test]
+fn a_limit_failure_is_not_taken_by_an_error_edge() {
+    let _guard = measuring();
+    let routed = |action: &str| {
+        let node = Node::new("node", "function")
+            .with_config(json!({"action": action, "values": {"text": "x".repeat(2_000)}}));
+        let fallback = Node::new("fallback", "function")
+            .with_config(json!({"action": "set_context", "values": {"routed": true}}));
+        let mut g = graph(
+            vec![node, fallback, Node::new("end", "end")],
+            &[("start", "node"), ("node", "end"), ("fallback", "end")],
+        );
+        g.add_edge(Edge::new("node", "fallback").when(Condition::error()));
+        let limits = Limits { output_bytes: 1_000, ..Limits::default() };
+        let mut engine = Workflow::new(g, Handlers::builtin()).with_limits(limits).engine();
+        let ran = block_on(engine.run(json!({})));
+        (ran, engine)
+    };
+    // A failure the node reports is routed...
+    let (ran, engine) = routed("no_such_action");
+    ran.expect("the error edge is taken");
+    assert_eq!(engine.context().get("fallback.output.routed"), Some(&json!(true)));
+    // ...an output past the limit is not: the run stops on the node.
+    let (ran, engine) = routed("set_context");
+    let error = ran.expect_err("the output is over the limit");
+    assert_eq!(error.kind(), ErrorKind::Limit, "{error}");
+    assert_eq!(engine.current_node_id(), Some("node"));
+    assert_eq!(engine.context().get("fallback"), None);
+    assert_eq!(engine.context().get("node"), None);
+}
+
+#[test]
+fn parallel_nodes_nested_past_the_limit_are_refused() {
+    let nested = |levels: usize| {
+        let mut nodes: Vec<Node> = (0..levels)
+            .map(|i| {
+                let node = Node::new(format!("p{i}"), "parallel");
+                if i == 0 { node } else { node.with_parent(format!("p{}", i - 1)) }
+            })
+            .collect();
+        nodes.push(Node::new("end", "end"));
+        graph(nodes, &[("start", "p0"), ("p0", "end")])
+    };
+    let too_deep = |g: &Graph| -> Vec<String> {
+        g.validate()
+            .into_iter()
+            .filter(|e| e.code == ValidationCode::LimitExceeded)
+            .map(|e| e.message)
+            .collect()
+    };
+    // p0 holds p1 ... p16: sixteen levels under the top one are allowed.
+    assert_eq!(too_deep(&nested(17)), Vec::<String>::new());
+    assert_eq!(
+        too_deep(&nested(18)),
+        vec!["node \"p17\": parallel nodes nest more than 16 levels deep".to_owned()]
+    );
+}
+
+#[test]
 fn trigger_data_and_answers_past_the_limits_are_refused_whole() {
     let _guard = measuring();
     let mut deep = json!("leaf");

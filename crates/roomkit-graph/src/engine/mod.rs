@@ -503,6 +503,34 @@ impl WorkflowEngine {
     /// Starts a new run with `trigger` as its trigger data: the start node's
     /// input is stored and the run is put on the start node.
     pub fn start(&mut self, trigger: Value) -> Result<(), EngineError> {
+        self.start_run(trigger, false)
+    }
+
+    /// Starts a new run as [`start`](Self::start) does, keeping what the
+    /// context holds beside the start node's input (outputs written before
+    /// the run, an earlier run's): roomkit-graph's `start()`. Refused, with
+    /// nothing changed, when the context would go past the run's limit.
+    ///
+    /// ```
+    /// use roomkit_graph::{Edge, Graph, Handlers, Node, Trigger, Workflow};
+    /// use serde_json::json;
+    ///
+    /// let mut graph = Graph::new("g", "G", Trigger::manual());
+    /// graph.add_nodes([Node::new("start", "start"), Node::new("end", "end")])?;
+    /// graph.add_edge(Edge::new("start", "end"));
+    /// let mut engine = Workflow::new(graph, Handlers::builtin()).engine();
+    /// engine.set_output("settings", json!({"tone": "warm"}))?;
+    /// engine.start_keeping_context(json!({"n": 1}))?;
+    /// assert_eq!(engine.context().get("settings.output.tone"), Some(&json!("warm")));
+    /// engine.start(json!({"n": 2}))?;
+    /// assert_eq!(engine.context().get("settings"), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn start_keeping_context(&mut self, trigger: Value) -> Result<(), EngineError> {
+        self.start_run(trigger, true)
+    }
+
+    fn start_run(&mut self, trigger: Value, keep: bool) -> Result<(), EngineError> {
         let plan = Arc::clone(&self.workflow.plan);
         let start = plan.start()?;
         let limit = |source| EngineError::Limit {
@@ -510,17 +538,33 @@ impl WorkflowEngine {
             what: "the trigger data".to_owned(),
             source,
         };
-        let bytes = self.workflow.limits.check_value(&trigger).map_err(limit)?;
-        if bytes > self.workflow.limits.context_bytes {
-            return Err(limit(LimitError::Context { bytes, limit: self.workflow.limits.context_bytes }));
-        }
-        self.context_mut().clear();
+        let context_limit = self.workflow.limits.context_bytes;
+        let trigger_bytes = self.workflow.limits.check_value(&trigger).map_err(limit)?;
         let output = start_output(trigger);
-        if plan.id(start) != "start" {
-            // `{{start.output.input}}` is the trigger data whatever the start node is called.
+        let bytes = crate::limits::measure(&output).bytes;
+        // `{{start.output.input}}` is the trigger data whatever the start node is called.
+        let alias = plan.id(start) != "start";
+        let stored = if alias { 2 * bytes + r#"{"output":}"#.len() } else { bytes };
+        let after = if keep {
+            let replaced = self.context.size_at(start)
+                + if alias {
+                    self.context.entry("start").map_or(0, |entry| crate::limits::measure(entry).bytes)
+                } else {
+                    0
+                };
+            self.context.size() - replaced.min(self.context.size()) + stored
+        } else {
+            trigger_bytes
+        };
+        if after > context_limit {
+            return Err(limit(LimitError::Context { bytes: after, limit: context_limit }));
+        }
+        if !keep {
+            self.context_mut().clear();
+        }
+        if alias {
             self.context_mut().set_output("start", output.clone());
         }
-        let bytes = crate::limits::measure(&output).bytes;
         self.context_mut().set_output_at(start, output, bytes);
         self.current = Some(start);
         self.previous = None;
