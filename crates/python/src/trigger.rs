@@ -211,6 +211,21 @@ fn base(py: Python<'_>, kind: &str, config: Option<Bound<'_, PyAny>>) -> PyClass
     PyClassInitializer::from(Trigger::with(py, PyString::new(py, kind).into_any(), config))
 }
 
+/// The built-in trigger class `cls` called with `data`'s `config` and,
+/// when it has one, its own `field`.
+fn from_dict_fields<'py>(
+    cls: &Bound<'py, PyType>,
+    data: &Bound<'py, PyAny>,
+    field: Option<(&str, Bound<'py, PyAny>)>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let kwargs = PyDict::new(cls.py());
+    if let Some((name, value)) = field {
+        kwargs.set_item(name, value)?;
+    }
+    kwargs.set_item("config", config_of(data)?)?;
+    cls.call((), Some(&kwargs))
+}
+
 /// A built-in trigger with one field of its own beside `config`: the class
 /// (with its doc), its `type`, the field and the field's default (a function
 /// of the interpreter, so each trigger gets a value of its own).
@@ -256,11 +271,8 @@ macro_rules! one_field_trigger {
                 cls: &Bound<'py, PyType>,
                 data: &Bound<'py, PyAny>,
             ) -> PyResult<Bound<'py, PyAny>> {
-                let kwargs = PyDict::new(cls.py());
                 let value = get(data, stringify!($field), Self::default_value(cls.py()))?;
-                kwargs.set_item(stringify!($field), value)?;
-                kwargs.set_item("config", config_of(data)?)?;
-                cls.call((), Some(&kwargs))
+                from_dict_fields(cls, data, Some((stringify!($field), value)))
             }
         }
     };
@@ -312,8 +324,6 @@ impl ManualTrigger {
         cls: &Bound<'py, PyType>,
         data: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let kwargs = PyDict::new(cls.py());
-        kwargs.set_item("config", config_of(data)?)?;
-        cls.call((), Some(&kwargs))
+        from_dict_fields(cls, data, None)
     }
 }
