@@ -18,6 +18,8 @@ from roomkit_graph import (
     WorkflowEngine,
 )
 
+from graphs import chain
+
 
 def routed() -> Graph:
     """start -> call -> end, call retried up to 3 times and routed to
@@ -111,14 +113,6 @@ async def test_cancelling_a_run_whose_node_has_an_error_edge_and_retries_cancels
     assert handler.calls == 1
     assert engine.current_node_id == "call"
     assert engine.context.get("fallback") is None
-
-
-def chain(*middle: Node) -> Graph:
-    g = Graph(id="g", name="G", trigger=ManualTrigger())
-    g.add_nodes(Node("start", type="start"), *middle, Node("end", type="end"))
-    ids = ["start", *(n.id for n in middle), "end"]
-    g.add_edges(*(Edge(a, b) for a, b in zip(ids, ids[1:])))
-    return g
 
 
 async def test_cancelling_a_task_awaiting_a_streams_next_event_cancels_the_handler():
