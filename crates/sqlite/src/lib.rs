@@ -24,7 +24,7 @@
 //! - `write_thread`: the one thread that writes, with group commit: every
 //!   request queued meanwhile goes into one transaction (one fsync), each in
 //!   its own savepoint.
-//! - `pool`: read connections, used on tokio's blocking threads.
+//! - `pool`: read connections, each on a reader thread of its own.
 //!
 //! # Quick start
 //!

@@ -151,7 +151,7 @@ impl SqliteStore {
         schema::create_workers_table(&conn).map_err(|err| err.into_store(&path))?;
         let wakes = Wakes::default();
         let (requests, writer) = write_thread::spawn(conn, path.clone(), wakes.clone())?;
-        let readers = Arc::new(Readers::new(path.clone(), options));
+        let readers = Arc::new(Readers::start(path.clone(), options)?);
         Ok(SqliteStore {
             inner: Arc::new(Inner { path, requests: Some(requests), writer: Some(writer), readers, wakes }),
         })
@@ -191,7 +191,7 @@ impl SqliteStore {
         self.send(|reply| Request::appending(write, reply)).await
     }
 
-    /// Runs `query` on a read connection, on a blocking thread.
+    /// Runs `query` on a read connection, on a reader thread.
     pub(crate) async fn read<T, Q>(&self, query: Q) -> Result<T, StoreError>
     where
         T: Send + 'static,
