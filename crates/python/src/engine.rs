@@ -312,6 +312,8 @@ impl WorkflowEngine {
                 Some(Value::Array(ids)) => ids.into_iter().filter_map(|id| text(Some(id))).collect(),
                 _ => Vec::new(),
             },
+            // The package runs no subgraph node: no child run is saved.
+            children: Default::default(),
         };
         if let Some(error) = misnamed_start(this.shared.workflow().graph()) {
             return Err(error);

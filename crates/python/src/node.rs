@@ -37,12 +37,13 @@ fn node_type_class(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
     CLASS.import(py, "roomkit_graph.nodes.base", "NodeType")
 }
 
-/// A node type as given: a built-in type's name becomes its `NodeType`
-/// member, any other string stays as it is.
+/// A node type as given: the name of a built-in type of roomkit-graph's
+/// becomes its `NodeType` member, any other string (`subgraph` included)
+/// stays as it is.
 pub(crate) fn coerce_type<'py>(value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let py = value.py();
     if let Ok(text) = value.cast::<PyString>()
-        && !matches!(NodeType::from(text.to_str()?), NodeType::Custom(_))
+        && !matches!(NodeType::from(text.to_str()?), NodeType::Custom(_) | NodeType::Subgraph)
     {
         return node_type_class(py)?.call1((text,));
     }

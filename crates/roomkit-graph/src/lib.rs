@@ -1,6 +1,6 @@
 //! roomkit-graph: a workflow graph engine. Workflows are JSON graphs of nodes
 //! (start, end, agent, orchestration, human, notification, function, parallel,
-//! condition, switch, log, and custom types) joined by edges with serializable
+//! condition, switch, log, subgraph, and custom types) joined by edges with serializable
 //! conditions; a run goes step by step, pauses for people and can be saved and
 //! continued in another process.
 //!
@@ -14,7 +14,8 @@
 //!   `{{path}}` placeholders read it.
 //! - [`Graph::validate`]: every mistake of a graph in one pass; [`Checks`]:
 //!   the checks other crates add for their nodes and triggers ([`GraphCheck`]).
-//! - [`Workflow`], [`WorkflowEngine`]: running, pausing, resuming, streaming.
+//! - [`Workflow`], [`WorkflowEngine`]: running, pausing, resuming, streaming;
+//!   [`Graphs`]: the graphs subgraph nodes run as child runs.
 //! - [`NodeHandler`], [`Handlers`], [`FunctionRegistry`]: what each node type does.
 //!
 //! # Quick start
@@ -68,8 +69,8 @@ pub use condition::{Condition, ConditionError, FieldBuilder, FieldCondition, Op}
 pub use context::{Context, Path};
 pub use duration::{DurationError, parse_duration};
 pub use engine::{
-    EngineError, EngineState, EngineStatus, ErrorKind, Event, EventStream, NodeFailure, StepOutcome,
-    StepStatus, StreamMode, WaitingPoint, Workflow, WorkflowEngine,
+    ChildState, EngineError, EngineState, EngineStatus, ErrorKind, Event, EventStream, Graphs, NodeFailure,
+    StepOutcome, StepStatus, StreamMode, WaitingPoint, Workflow, WorkflowEngine,
 };
 pub use error_chain::ErrorChain;
 pub use handler::{

@@ -42,6 +42,9 @@ pub struct Limits {
     pub id_chars: usize,
     /// How long one configuration string may be, in bytes.
     pub config_string_bytes: usize,
+    /// How deep subgraph runs may nest (a run's child is 1 deep, its
+    /// grandchild 2...), at most [`MAX_SUBGRAPH_DEPTH`].
+    pub subgraph_depth: usize,
 }
 
 impl Default for Limits {
@@ -54,6 +57,7 @@ impl Default for Limits {
             edges: 5_000,
             id_chars: 128,
             config_string_bytes: 64 << 10,
+            subgraph_depth: MAX_SUBGRAPH_DEPTH,
         }
     }
 }
@@ -75,6 +79,11 @@ pub const MAX_JSON_DEPTH: usize = 100;
 /// parallel node, and so on); [`crate::Graph::validate`] reports deeper ones
 /// and a run fails a step that goes deeper.
 pub const PARALLEL_NESTING: usize = 16;
+
+/// The deepest subgraph runs may nest: a saved state holds each waiting
+/// child's state inside its parent's (three levels of JSON each), and the
+/// whole must stay under the 128 levels a JSON reader accepts.
+pub const MAX_SUBGRAPH_DEPTH: usize = 8;
 
 /// How deep conditions may nest (`all` in `any` in `not`...) to be read:
 /// [`crate::Condition::from_value`] keeps deeper ones as malformed.
@@ -124,11 +133,20 @@ pub enum LimitError {
         /// The limit.
         limit: usize,
     },
+    /// A subgraph run nested deeper than [`Limits::subgraph_depth`].
+    #[error("would nest runs {depth} deep, more than the limit of {limit}")]
+    Nesting {
+        /// How deep the child run would be.
+        depth: usize,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl Limits {
-    /// These limits with `json_depth` no deeper than [`MAX_JSON_DEPTH`], so that
-    /// whatever they let in can be stored and read back.
+    /// These limits with `json_depth` no deeper than [`MAX_JSON_DEPTH`] and
+    /// `subgraph_depth` than [`MAX_SUBGRAPH_DEPTH`], so that whatever they
+    /// let in can be stored and read back.
     ///
     /// ```
     /// use roomkit_graph::Limits;
@@ -138,6 +156,7 @@ impl Limits {
     /// ```
     pub fn clamped(mut self) -> Limits {
         self.json_depth = self.json_depth.min(MAX_JSON_DEPTH);
+        self.subgraph_depth = self.subgraph_depth.min(MAX_SUBGRAPH_DEPTH);
         self
     }
 

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::condition::Condition;
 use crate::duration::parse_duration;
+use crate::engine::SubgraphTarget;
 use crate::handler::{FUNCTION_ACTIONS, PARALLEL_JOINS};
 use crate::limits::{self, Limits, PARALLEL_NESTING, id_problem};
 use crate::model::{Graph, Node, NodeType};
@@ -83,6 +84,9 @@ pub enum ValidationCode {
     InvalidPrompt,
     /// A graph whose `max_steps` is 0: no run of it could take a step.
     InvalidMaxSteps,
+    /// A subgraph node without a `graph_id`, with a `version` that is not
+    /// one (1, 2, ...), naming its own graph, or inside a parallel node.
+    InvalidSubgraph,
     /// A trigger that cannot work, such as a schedule whose cron expression
     /// or time zone does not parse (the check of `roomkit-graph-triggers`).
     InvalidTrigger,
@@ -127,6 +131,7 @@ impl ValidationCode {
             ValidationCode::InvalidActions => "invalid_actions",
             ValidationCode::InvalidPrompt => "invalid_prompt",
             ValidationCode::InvalidMaxSteps => "invalid_max_steps",
+            ValidationCode::InvalidSubgraph => "invalid_subgraph",
             ValidationCode::InvalidTrigger => "invalid_trigger",
             ValidationCode::AgentConfig => "agent_config",
             ValidationCode::NotificationConfig => "notification_config",
@@ -619,6 +624,7 @@ fn configuration(graph: &Graph, report: &mut Report) {
                 Some(raw) => condition_node(id, &Condition::from_value(raw), report),
             },
             NodeType::Human => human_config(node, report),
+            NodeType::Subgraph => subgraph_config(graph, node, report),
             NodeType::Parallel => {
                 if let Some(join) =
                     node.config.get("join").filter(|j| !PARALLEL_JOINS.contains(&j.as_str().unwrap_or("")))
@@ -702,6 +708,32 @@ fn condition_node(id: &str, condition: &Condition, report: &mut Report) {
 }
 
 /// A human node's `prompt` (a template string) and `actions` (the answers it takes).
+/// A subgraph node's target (read as a run reads it), and where it stands:
+/// a graph may not run itself, and a child run cannot wait inside a
+/// parallel node's step.
+fn subgraph_config(graph: &Graph, node: &Node, report: &mut Report) {
+    use ValidationCode::InvalidSubgraph;
+    let id = node.id.as_str();
+    match SubgraphTarget::read(node) {
+        Err((field, why)) => report.field(InvalidSubgraph, id, field, why),
+        Ok(target) if target.graph_id == graph.id => report.field(
+            InvalidSubgraph,
+            id,
+            "graph_id",
+            format!("node {id:?}: graph {:?} may not run itself as a subgraph", graph.id),
+        ),
+        Ok(_) => {}
+    }
+    if let Some(parent) = &node.parent {
+        report.field(
+            InvalidSubgraph,
+            id,
+            "parent",
+            format!("node {id:?}: a subgraph node cannot be a child of parallel node {parent:?}"),
+        );
+    }
+}
+
 fn human_config(node: &Node, report: &mut Report) {
     let id = node.id.as_str();
     if let Some(prompt) = node.config.get("prompt").filter(|p| !p.is_string()) {

@@ -338,6 +338,7 @@ async fn graphs_without_a_proper_start_are_refused_at_start_and_restore() {
         waiting: false,
         run_id: "r1".into(),
         pending: Vec::new(),
+        children: Default::default(),
     };
     assert_eq!(workflow.restore(state).err().map(|e| e.kind()), Some(ErrorKind::InvalidArgument));
 }

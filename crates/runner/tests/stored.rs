@@ -39,6 +39,7 @@ async fn a_run_holding_data_deeper_than_the_limits_reads_back_and_completes() {
         waiting: true,
         run_id: "0193deep-0000-7000-8000-000000000001".to_owned(),
         pending: Vec::new(),
+        children: Default::default(),
     };
     // Stored as the store's own API takes it, as an earlier version did.
     let created = runner

@@ -108,6 +108,7 @@ async fn held_run(store: &dyn Store, run_id: &str, owner: &str, now: Millis) {
         waiting: false,
         run_id: run_id.into(),
         pending: Vec::new(),
+        children: Default::default(),
     };
     let lease = Lease::new(owner, now, 60_000);
     let run = NewRun {

@@ -90,6 +90,7 @@ impl SqliteStore {
     ///     waiting: false,
     ///     run_id: "run-1".into(),
     ///     pending: vec![],
+    ///     children: Default::default(),
     /// };
     /// let run = store
     ///     .create_run(NewRun {

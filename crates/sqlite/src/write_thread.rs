@@ -294,6 +294,7 @@ mod tests {
             waiting: false,
             run_id: "r".into(),
             pending: Vec::new(),
+            children: Default::default(),
         };
         let run = NewRun {
             org: "default".into(),

@@ -220,6 +220,7 @@ impl RunRecord {
             waiting: self.status == RunStatus::Waiting,
             run_id: self.run_id.clone(),
             pending: self.pending.clone(),
+            children: Default::default(),
         }
     }
 }

@@ -64,6 +64,9 @@ impl WorkflowEngine {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn answer(&mut self, node_id: &str, data: Value) -> Result<StepOutcome, EngineError> {
+        if self.waiting && self.child.is_some() {
+            return self.answer_in_child(node_id, data);
+        }
         let plan = Arc::clone(&self.workflow.plan);
         let refuse = |why: String| EngineError::InvalidArgument(format!("cannot resume {node_id:?}: {why}"));
         let node = plan
@@ -173,6 +176,31 @@ impl WorkflowEngine {
         let mut outcome = self.outcome(child, 1, status, no_events);
         outcome.closed = closed;
         outcome
+    }
+
+    /// Answers `node_id` of the child run the run waits on (through a
+    /// subgraph node): the run waits as long as its child does, and goes on
+    /// with it at the next step. The outcome is the child's, its waiting
+    /// points under the subgraph node, writing nothing of the parent's.
+    fn answer_in_child(&mut self, node_id: &str, data: Value) -> Result<StepOutcome, EngineError> {
+        let plan = Arc::clone(&self.workflow.plan);
+        let (Some(current), Some(child)) = (self.current, self.child.as_mut()) else {
+            return Err(EngineError::InvalidArgument(format!("run {} waits on no child run", self.run_id)));
+        };
+        let subgraph = plan.id(current);
+        let engine = child.engine_mut();
+        engine.sink = self.sink.as_ref().map(|sink| Arc::new(sink.nested(subgraph)));
+        let answered = engine.answer(node_id, data);
+        engine.sink = None;
+        let mut outcome = answered?;
+        self.waiting = engine.waiting();
+        self.written.clear();
+        if let StepStatus::Waiting(points) = outcome.status {
+            outcome.status = StepStatus::Waiting(super::subgraph::under(subgraph, points));
+        }
+        outcome.writes.clear();
+        outcome.next = Some(subgraph.to_owned());
+        Ok(outcome)
     }
 
     /// Ends the rest of a run on a node that slept ([`StepStatus::Sleeping`]):

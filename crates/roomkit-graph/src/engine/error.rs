@@ -164,6 +164,9 @@ impl EngineError {
             error @ HandlerError::Execution { .. } => {
                 EngineError::Execution { node, message: ErrorChain(&error).to_string() }
             }
+            HandlerError::Limit(source @ LimitError::Nesting { .. }) => {
+                EngineError::Limit { node, what: "its subgraph".to_owned(), source }
+            }
             HandlerError::Limit(source) => EngineError::Limit { node, what: "its output".to_owned(), source },
         }
     }

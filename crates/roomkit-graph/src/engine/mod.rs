@@ -2,12 +2,14 @@
 
 mod answer;
 mod error;
+mod graphs;
 mod outcome;
 mod plan;
 mod scope;
 mod state;
 mod step;
 mod stream;
+mod subgraph;
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -19,16 +21,19 @@ use crate::clock::{Clock, SystemClock};
 use crate::context::Context;
 use crate::handler::{Handlers, NodeHandler, NodeStatus, Signal};
 use crate::limits::{LimitError, Limits};
-use crate::model::Graph;
+use crate::model::{Graph, NodeType};
 
 pub use error::{EngineError, ErrorKind};
+pub use graphs::Graphs;
 pub use outcome::{NodeFailure, StepOutcome, StepStatus, WaitingPoint};
 use plan::start_output;
 use plan::{Plan, Prepared};
 pub use scope::{LiveHook, Scope};
-pub use state::EngineState;
+pub use state::{ChildState, EngineState};
 pub(crate) use stream::EventSink;
 pub use stream::{Event, EventStream, StreamMode};
+use subgraph::Child;
+pub(crate) use subgraph::Target as SubgraphTarget;
 
 /// A graph compiled for running, with its handlers: build it once, then start
 /// or restore as many runs as needed. Cloning it is cheap.
@@ -69,6 +74,10 @@ pub struct Workflow {
     /// Whether sleeps and retry waits are handed to the caller instead of
     /// waited on the clock.
     parks: bool,
+    /// The graphs subgraph nodes may run.
+    graphs: Option<Arc<Graphs>>,
+    /// How deep this workflow's runs are nested in others (0: not a child run).
+    depth: usize,
 }
 
 impl Workflow {
@@ -85,6 +94,8 @@ impl Workflow {
             limits: Arc::new(Limits::default()),
             live: None,
             parks: false,
+            graphs: None,
+            depth: 0,
         }
     }
 
@@ -168,6 +179,59 @@ impl Workflow {
         self
     }
 
+    /// Lets subgraph nodes run the graphs of `graphs`: a subgraph node
+    /// (`{"graph_id": ..., "version": ..., "input": ..., "output": ...}`)
+    /// runs one as a child run, started on `input` (a value resolved like
+    /// `json_transform`'s template; the parent's trigger data when absent),
+    /// and completes with `output` resolved against the child's context (the
+    /// child's whole context when absent). A child that waits makes its
+    /// parent wait: answer it through the parent, with the child's node id.
+    /// Its events come in the parent's stream with their
+    /// [`path`](crate::Event::path). Runs nest up to
+    /// [`Limits::subgraph_depth`].
+    ///
+    /// ```
+    /// use roomkit_graph::{Edge, EngineStatus, Graph, Graphs, Handlers, HumanHandler, Node, Trigger, Workflow};
+    /// use serde_json::json;
+    ///
+    /// let handlers = Handlers::builtin().with("human", HumanHandler);
+    /// let mut review = Graph::new("review", "Review", Trigger::manual());
+    /// review.add_nodes([
+    ///     Node::new("start", "start"),
+    ///     Node::new("approve", "human").with_config(json!({"prompt": "Publish {{trigger.title}}?"})),
+    ///     Node::new("end", "end"),
+    /// ])?;
+    /// review.add_edges([Edge::new("start", "approve"), Edge::new("approve", "end")]);
+    /// let mut graphs = Graphs::new();
+    /// graphs.add(Workflow::new(review, handlers.clone()));
+    ///
+    /// let mut publish = Graph::new("publish", "Publish", Trigger::manual());
+    /// publish.add_nodes([
+    ///     Node::new("start", "start"),
+    ///     Node::new("check", "subgraph").with_config(json!({
+    ///         "graph_id": "review",
+    ///         "input": {"title": "{{trigger.title}}"},
+    ///         "output": "{{approve.output}}"
+    ///     })),
+    ///     Node::new("end", "end"),
+    /// ])?;
+    /// publish.add_edges([Edge::new("start", "check"), Edge::new("check", "end")]);
+    /// let mut engine = Workflow::new(publish, handlers).with_graphs(graphs).engine();
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// assert_eq!(engine.run(json!({"title": "Q3 report"})).await?, EngineStatus::Waiting);
+    /// assert_eq!(engine.to_state().children["check"].state.current_node_id.as_deref(), Some("approve"));
+    /// engine.answer("approve", json!({"ok": true}))?;
+    /// assert_eq!(engine.advance().await?, EngineStatus::Completed);
+    /// assert_eq!(engine.context().get("check.output"), Some(&json!({"ok": true})));
+    /// # Ok::<(), roomkit_graph::EngineError>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_graphs(mut self, graphs: Graphs) -> Self {
+        self.graphs = Some(Arc::new(graphs));
+        self
+    }
+
     /// Uses `clock` for delays and the waits between retries.
     pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Arc::new(clock);
@@ -226,6 +290,7 @@ impl Workflow {
             attempt: 1,
             written: Vec::new(),
             pending: Vec::new(),
+            child: None,
             sink: None,
         }
     }
@@ -261,6 +326,22 @@ impl Workflow {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // At most one child, on the subgraph node the run stands on.
+        let mut children = state.children.into_iter();
+        let on_subgraph = |node_id: &str| {
+            current.is_some_and(|at| plan.id(at) == node_id && plan.node(at).node_type == NodeType::Subgraph)
+        };
+        let child = match (children.next(), children.next()) {
+            (None, _) => None,
+            (Some((node_id, saved)), None) if on_subgraph(&node_id) => {
+                Some(Child::restore(self, &node_id, saved)?)
+            }
+            (Some((node_id, _)), _) => {
+                return Err(EngineError::InvalidArgument(format!(
+                    "the saved state's child run of {node_id:?} is not on the subgraph node the run stands on"
+                )));
+            }
+        };
         let run_id = if state.run_id.is_empty() { new_run_id() } else { state.run_id };
         let mut context = plan.restore_context(state.context);
         match (previous, current) {
@@ -278,6 +359,7 @@ impl Workflow {
             attempt: 1,
             written: Vec::new(),
             pending,
+            child,
             sink: None,
         })
     }
@@ -325,6 +407,9 @@ pub struct WorkflowEngine {
     written: Vec<usize>,
     /// The children of the parallel node the run waits on that still wait, in node order.
     pending: Vec<usize>,
+    /// The child run of the subgraph node the run stands on, while it is
+    /// under way.
+    child: Option<Child>,
     sink: Option<Arc<EventSink>>,
 }
 
@@ -497,6 +582,10 @@ impl WorkflowEngine {
             waiting: self.waiting,
             run_id: self.run_id.clone(),
             pending: self.pending.iter().map(|&child| self.workflow.plan.id(child).to_owned()).collect(),
+            children: match (&self.child, self.current_node_id()) {
+                (Some(child), Some(node_id)) => [(node_id.to_owned(), child.to_state())].into(),
+                _ => Default::default(),
+            },
         }
     }
 
@@ -570,6 +659,7 @@ impl WorkflowEngine {
         self.previous = None;
         self.waiting = false;
         self.pending.clear();
+        self.child = None;
         self.run_id = new_run_id();
         self.steps_taken = 0;
         self.attempt = 1;

@@ -85,6 +85,16 @@ pub struct WaitingPoint {
     pub node_id: String,
     /// What it asks.
     pub ask: Ask,
+    /// For a node of a subgraph's child run: the subgraph nodes leading to
+    /// it, outermost first (empty for the run's own nodes).
+    pub path: Vec<String>,
+}
+
+impl WaitingPoint {
+    /// A waiting point on the run's own node `node_id`.
+    pub fn new(node_id: impl Into<String>, ask: Ask) -> Self {
+        WaitingPoint { node_id: node_id.into(), ask, path: Vec::new() }
+    }
 }
 
 /// A node's failure as stored for an error route: `{"kind", "message", "attempts"}`.

@@ -104,10 +104,13 @@ impl WorkflowEngine {
                 return Some((node, self.attempt, StepStatus::Failed { error, retry_in: None }, sent));
             }
         };
+        // A subgraph node's child run under way, and where it waits.
+        let mut child = self.child.take();
+        let mut child_points = Vec::new();
         let (attempt, status) = loop {
             let attempt = self.attempt;
             self.written.clear();
-            let run = self.execute(node, &sent);
+            let run = self.execute(node, &sent, &mut child, &mut child_points);
             let result = match policy.timeout {
                 Some(limit) => tokio::time::timeout(limit, run)
                     .await
@@ -130,6 +133,8 @@ impl WorkflowEngine {
                 Stored::Waiting(points) => {
                     self.waiting = true;
                     self.finish_step(node, NodeStatus::Waiting);
+                    let points =
+                        if child_points.is_empty() { points } else { std::mem::take(&mut child_points) };
                     break (attempt, StepStatus::Waiting(points));
                 }
                 Stored::Fatal(error) => {
@@ -150,6 +155,8 @@ impl WorkflowEngine {
             }
             break (attempt, self.fail(node, failed, attempt));
         };
+        // Kept only while the run waits on it.
+        self.child = child.filter(|_| matches!(status, StepStatus::Waiting(_)));
         Some((node, attempt, status, sent))
     }
 
@@ -212,7 +219,7 @@ impl WorkflowEngine {
                     return Stored::Fatal(EngineError::Execution { node: id.to_owned(), message });
                 };
                 waiting.push(index);
-                points.push(WaitingPoint { node_id: child, ask });
+                points.push(WaitingPoint::new(child, ask));
             }
             // In node order, as saved.
             waiting.sort_unstable();
@@ -256,9 +263,7 @@ impl WorkflowEngine {
                     retryable: true,
                 })
             }
-            NodeStatus::Waiting if waiting.is_empty() => {
-                Stored::Waiting(vec![WaitingPoint { node_id: id.to_owned(), ask }])
-            }
+            NodeStatus::Waiting if waiting.is_empty() => Stored::Waiting(vec![WaitingPoint::new(id, ask)]),
             NodeStatus::Waiting => {
                 self.pending = waiting;
                 Stored::Waiting(points)
@@ -372,12 +377,15 @@ impl WorkflowEngine {
         Ok(sizes)
     }
 
-    async fn execute(&self, node: usize, sent: &Mutex<Vec<Emitted>>) -> Result<NodeResult, HandlerError> {
+    async fn execute(
+        &self,
+        node: usize,
+        sent: &Mutex<Vec<Emitted>>,
+        child: &mut Option<super::Child>,
+        child_points: &mut Vec<WaitingPoint>,
+    ) -> Result<NodeResult, HandlerError> {
         let workflow = &self.workflow;
         let plan = &*workflow.plan;
-        let handler = workflow.handlers[node]
-            .as_ref()
-            .ok_or_else(|| HandlerError::NoHandler { node_type: plan.node(node).node_type.to_string() })?;
         let scope = Scope {
             plan,
             handlers: &workflow.handlers,
@@ -391,6 +399,12 @@ impl WorkflowEngine {
             sent,
             live: workflow.live.as_deref(),
         };
+        if plan.node(node).node_type == NodeType::Subgraph {
+            return self.run_subgraph(&scope, child, child_points).await;
+        }
+        let handler = workflow.handlers[node]
+            .as_ref()
+            .ok_or_else(|| HandlerError::NoHandler { node_type: plan.node(node).node_type.to_string() })?;
         handler.execute(plan.node(node), &scope).await
     }
 }

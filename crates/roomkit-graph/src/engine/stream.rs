@@ -1,7 +1,7 @@
 //! Streaming a run as typed events.
 
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 
 use futures_core::Stream;
@@ -52,21 +52,40 @@ pub struct Event {
     pub node_id: Option<String>,
     /// Its position in the stream.
     pub seq: u64,
+    /// For an event from inside a subgraph's child run: the subgraph nodes
+    /// leading to it, outermost first, then the child's node it is about
+    /// (`["parent_node", "child_node"]`); empty (and not written) for the
+    /// run's own events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub path: Vec<String>,
 }
 
 /// Where a streamed run's events go, numbered in the order they are sent.
 pub(crate) struct EventSink {
     modes: u8,
-    // A std mutex, not an async one: it is held only to number and queue an event.
-    numbered: Mutex<(u64, mpsc::UnboundedSender<Event>)>,
+    /// The subgraph nodes leading to the run whose events this sink takes
+    /// (empty for the streamed run itself).
+    prefix: Vec<String>,
+    // A std mutex, not an async one: it is held only to number and queue an
+    // event. Shared with the sinks of child runs, so they number as one.
+    numbered: Arc<Mutex<(u64, mpsc::UnboundedSender<Event>)>>,
 }
 
 impl EventSink {
     pub(crate) fn new(modes: &[StreamMode], sender: mpsc::UnboundedSender<Event>) -> Self {
         EventSink {
             modes: modes.iter().fold(0, |bits, mode| bits | mode.bit()),
-            numbered: Mutex::new((0, sender)),
+            prefix: Vec::new(),
+            numbered: Arc::new(Mutex::new((0, sender))),
         }
+    }
+
+    /// The sink for the child run of subgraph node `node_id`: its events go
+    /// to the same stream, with their path.
+    pub(crate) fn nested(&self, node_id: &str) -> EventSink {
+        let mut prefix = self.prefix.clone();
+        prefix.push(node_id.to_owned());
+        EventSink { modes: self.modes, prefix, numbered: Arc::clone(&self.numbered) }
     }
 
     pub(crate) fn wants(&self, mode: StreamMode) -> bool {
@@ -80,9 +99,13 @@ impl EventSink {
             return;
         }
         let payload = payload();
+        let path = match self.prefix.is_empty() {
+            true => Vec::new(),
+            false => self.prefix.iter().map(String::as_str).chain(node_id).map(str::to_owned).collect(),
+        };
         let mut numbered = self.numbered.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let (seq, sender) = &mut *numbered;
-        let event = Event { mode, payload, node_id: node_id.map(str::to_owned), seq: *seq };
+        let event = Event { mode, payload, node_id: node_id.map(str::to_owned), seq: *seq, path };
         // A closed receiver means the stream was dropped: nobody is listening.
         if sender.send(event).is_ok() {
             *seq += 1;

@@ -39,6 +39,9 @@ pub enum NodeType {
     Switch,
     /// Records values from the context.
     Log,
+    /// Runs another graph as a child run (the graphs of a
+    /// [`Graphs`](crate::Graphs) registry).
+    Subgraph,
     /// Any other type, served by a handler registered under its name.
     Custom(String),
 }
@@ -58,6 +61,7 @@ impl NodeType {
             NodeType::Condition => "condition",
             NodeType::Switch => "switch",
             NodeType::Log => "log",
+            NodeType::Subgraph => "subgraph",
             NodeType::Custom(name) => name,
         }
     }
@@ -77,6 +81,7 @@ impl From<&str> for NodeType {
             "condition" => NodeType::Condition,
             "switch" => NodeType::Switch,
             "log" => NodeType::Log,
+            "subgraph" => NodeType::Subgraph,
             other => NodeType::Custom(other.to_owned()),
         }
     }

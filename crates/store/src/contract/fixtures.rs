@@ -25,6 +25,7 @@ pub fn started_state(run_id: &str, trigger: &Value) -> EngineState {
         waiting: false,
         run_id: run_id.into(),
         pending: Vec::new(),
+        children: Default::default(),
     }
 }
 

@@ -52,6 +52,7 @@ pub async fn load_run_reproduces_the_engine_state_after_every_step(database: &dy
         waiting: true,
         run_id: "r1".into(),
         pending: Vec::new(),
+        children: Default::default(),
     };
     expected.context.insert("start".into(), json!({"output": {"topic": "rust"}}));
     expected.context.insert("draft".into(), json!({"output": "v1"}));
@@ -100,6 +101,7 @@ pub async fn load_run_reproduces_the_engine_state_after_every_step(database: &dy
         waiting: false,
         run_id: "r1".into(),
         pending: Vec::new(),
+        children: Default::default(),
     };
     expected.context.insert("start".into(), json!({"output": {"topic": "rust"}}));
     expected.context.insert("draft".into(), json!({"output": "v2"}));
