@@ -13,36 +13,41 @@ use serde_json::json;
 
 use crate::validate;
 
-/// `graph put FILE...`: checks every file as `run` does and, when none has
-/// a mistake, stores each as the next version of its id (in the order
-/// given), printing `ID vN` per file; with a mistake anywhere, nothing is
-/// stored and the error names each file's mistakes.
+/// `graph put FILE...`: checks the files together as `run` checks one (a
+/// subgraph node may name a graph stored already or one of the files) and,
+/// when none has a mistake, stores each as the next version of its id (in
+/// the order given), printing `ID vN` per file; with a mistake anywhere,
+/// nothing is stored and the error names each file's mistakes.
 pub(crate) async fn put(runner: &Runner, org: &str, files: &[PathBuf], json: bool) -> anyhow::Result<()> {
     let mut graphs = Vec::with_capacity(files.len());
-    let mut refused = Vec::new();
     for file in files {
         let text =
             std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-        let graph = Graph::from_json(&text).with_context(|| format!("{} is not a graph", file.display()))?;
-        let found = runner.check(&graph);
-        if !found.is_valid() {
+        graphs.push(Graph::from_json(&text).with_context(|| format!("{} is not a graph", file.display()))?);
+    }
+    // Checked together: a subgraph node may name a graph stored or given.
+    let found = runner.check_graphs_in(org, &graphs).await?;
+    let refused: Vec<String> = files
+        .iter()
+        .zip(&found)
+        .filter(|(_, found)| !found.is_valid())
+        .map(|(file, found)| {
             let lines: Vec<String> =
                 found.errors.iter().map(|error| format!("\n  {}", validate::line(error))).collect();
-            refused.push(format!(
+            format!(
                 "{}: {}:{}",
                 file.display(),
                 validate::plural(found.errors.len(), "mistake"),
                 lines.concat()
-            ));
-        }
-        graphs.push((file, graph));
-    }
+            )
+        })
+        .collect();
     if !refused.is_empty() {
         bail!("no graph was stored:\n{}", refused.join("\n"));
     }
+    let stored = runner.save_graphs_in(org, &graphs).await?;
     let mut out = std::io::stdout().lock();
-    for (file, graph) in graphs {
-        let stored = runner.save_graph_in(org, &graph).await?;
+    for (file, stored) in files.iter().zip(stored) {
         if json {
             let line =
                 json!({"file": file.display().to_string(), "id": stored.graph.id, "version": stored.version});

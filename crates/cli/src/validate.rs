@@ -1,5 +1,6 @@
 //! `roomkit-graph validate FILE... [--agents FILE] [--channels FILE]`
 
+use std::collections::HashSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -46,15 +47,20 @@ impl Report {
     }
 }
 
-fn check(path: &Path, checks: &Checks, limits: &Limits) -> Report {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(error) => return Report::Unreadable(format!("cannot read the file: {error}")),
-    };
-    match Graph::from_json(&text) {
-        Ok(graph) => Report::Checked(checks.check(&graph, limits)),
-        Err(error) => Report::Unreadable(error.to_string()),
-    }
+/// Reads the graph in `path`, or says why it is not one.
+fn read(path: &Path) -> Result<Graph, String> {
+    let text = std::fs::read_to_string(path).map_err(|error| format!("cannot read the file: {error}"))?;
+    Graph::from_json(&text).map_err(|error| error.to_string())
+}
+
+/// Checks `graph`, one of `family` (the graph ids of the files checked
+/// together): a subgraph node naming a graph none of them is gets a
+/// warning, as that graph must be stored first.
+fn check(graph: &Graph, family: &HashSet<String>, checks: &Checks, limits: &Limits) -> Report {
+    let mut found = checks.check(graph, limits);
+    let not_given = graph.subgraph_refs().into_iter().filter(|target| !family.contains(&target.graph_id));
+    found.warnings.extend(not_given.map(|target| target.not_given()));
+    Report::Checked(found)
 }
 
 /// Whether `a` and `b` name the same file.
@@ -73,17 +79,25 @@ pub(crate) fn run(
     json: bool,
 ) -> anyhow::Result<bool> {
     let checks = NodeSetup::load(agents, channels)?.checks();
-    let reports: Vec<(&PathBuf, Report)> = files
+    let read: Vec<(&PathBuf, Result<Graph, Report>)> = files
         .iter()
         .map(|file| {
-            let report = if same_file(file, agents) {
-                Report::Config("agents")
+            let graph = if same_file(file, agents) {
+                Err(Report::Config("agents"))
             } else if same_file(file, channels) {
-                Report::Config("channels")
+                Err(Report::Config("channels"))
             } else {
-                check(file, &checks, limits)
+                read(file).map_err(Report::Unreadable)
             };
-            (file, report)
+            (file, graph)
+        })
+        .collect();
+    let family: HashSet<String> =
+        read.iter().filter_map(|(_, graph)| Some(graph.as_ref().ok()?.id.clone())).collect();
+    let reports: Vec<(&PathBuf, Report)> = read
+        .into_iter()
+        .map(|(file, graph)| {
+            (file, graph.map_or_else(|report| report, |graph| check(&graph, &family, &checks, limits)))
         })
         .collect();
     let valid = reports.iter().all(|(_, report)| report.is_valid());

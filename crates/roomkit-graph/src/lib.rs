@@ -83,8 +83,8 @@ pub use model::{Edge, Graph, GraphError, Node, NodeType, Trigger};
 pub use policy::{NodePolicy, PolicyError};
 pub use template::{Template, TemplateError, ValueTemplate};
 pub use validate::{
-    Checks, GraphCheck, Validation, ValidationCode, ValidationError, ValidationWarning, WarningCode,
-    json_kind,
+    Checks, GraphCheck, SubgraphRef, Validation, ValidationCode, ValidationError, ValidationWarning,
+    WarningCode, json_kind,
 };
 
 /// The README's examples, compiled and run as doc tests.

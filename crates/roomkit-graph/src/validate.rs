@@ -204,6 +204,9 @@ pub enum WarningCode {
     /// with no edge of any kind leaving them and no end node among them: a
     /// run that enters them ends only at its step limit.
     CycleWithoutExit,
+    /// A subgraph node naming a graph that is not among the files checked
+    /// together: it must be stored before this graph is.
+    SubgraphNotGiven,
 }
 
 impl WarningCode {
@@ -211,6 +214,7 @@ impl WarningCode {
     pub fn as_str(self) -> &'static str {
         match self {
             WarningCode::CycleWithoutExit => "cycle_without_exit",
+            WarningCode::SubgraphNotGiven => "subgraph_not_given",
         }
     }
 }
@@ -708,6 +712,58 @@ fn condition_node(id: &str, condition: &Condition, report: &mut Report) {
 }
 
 /// A human node's `prompt` (a template string) and `actions` (the answers it takes).
+/// What a subgraph node runs ([`Graph::subgraph_refs`]): the graph and the
+/// version (the newest when `None`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubgraphRef {
+    /// The subgraph node.
+    pub node_id: String,
+    /// The graph it runs.
+    pub graph_id: String,
+    /// The version it runs, if pinned.
+    pub version: Option<u32>,
+}
+
+impl SubgraphRef {
+    /// The mistake of naming a graph that is not there (`invalid_subgraph`,
+    /// naming the node and the id), given the newest version of the graph
+    /// that `place` holds (`"stored"`...; none: it holds no such graph).
+    /// `None` when the target is there.
+    pub fn missing(&self, newest: Option<u32>, place: &str) -> Option<ValidationError> {
+        let (node, graph) = (&self.node_id, &self.graph_id);
+        let (field, message) = match (newest, self.version) {
+            (None, _) => ("graph_id", format!("node {node:?}: graph {graph:?} is not {place}")),
+            (Some(newest), Some(version)) if version > newest => (
+                "version",
+                format!(
+                    "node {node:?}: graph {graph:?} has no version {version} {place} (the newest is {newest})"
+                ),
+            ),
+            (Some(_), _) => return None,
+        };
+        Some(ValidationError {
+            code: ValidationCode::InvalidSubgraph,
+            node: Some(node.clone()),
+            field: Some(field.to_owned()),
+            message,
+        })
+    }
+
+    /// The warning that the target is not among the graphs checked together
+    /// (`subgraph_not_given`): it must be stored first.
+    pub fn not_given(&self) -> ValidationWarning {
+        let (node, graph) = (&self.node_id, &self.graph_id);
+        ValidationWarning {
+            code: WarningCode::SubgraphNotGiven,
+            node: Some(node.clone()),
+            field: Some("graph_id".to_owned()),
+            message: format!(
+                "node {node:?}: graph {graph:?} is not among the files checked: it must be stored before this one"
+            ),
+        }
+    }
+}
+
 /// A subgraph node's target (read as a run reads it), and where it stands:
 /// a graph may not run itself, and a child run cannot wait inside a
 /// parallel node's step.

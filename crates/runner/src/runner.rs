@@ -4,6 +4,7 @@
 //! is done by its parts: the supervisor (run tasks), the timer loop, the
 //! graph cache and the commit builders.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -392,12 +393,91 @@ impl Runner {
     /// Checks `graph` ([`Runner::check`]) and stores it as the next version
     /// of its id in `org`; a graph with mistakes is refused with
     /// [`GraphError::Invalid`], naming them all, and nothing is stored.
+    ///
+    /// A subgraph node must name a graph stored in `org` (and, when it pins
+    /// one, a version it has): one that is not is a mistake
+    /// (`invalid_subgraph`) naming the node and the id.
     pub async fn save_graph_in(&self, org: &str, graph: &Graph) -> Result<StoredGraph, RunnerError> {
-        let found = self.check(graph);
-        if !found.is_valid() {
-            return Err(GraphError::Invalid(found.errors).into());
+        let mut stored = self.save_graphs_in(org, std::slice::from_ref(graph)).await?;
+        Ok(stored.remove(0))
+    }
+
+    /// What [`Runner::save_graphs_in`] finds in each of `graphs`, checked
+    /// together ([`Runner::check`], and each subgraph node's graph: stored in
+    /// `org` or among `graphs`, with the version it pins), in order.
+    pub async fn check_graphs_in(&self, org: &str, graphs: &[Graph]) -> Result<Vec<Validation>, RunnerError> {
+        // The newest version of each id once the family is stored.
+        let mut newest: HashMap<&str, Option<u32>> = HashMap::new();
+        let ids = graphs.iter().map(|graph| graph.id.as_str());
+        let targets = graphs.iter().flat_map(Graph::subgraph_refs).collect::<Vec<_>>();
+        for id in ids.clone().chain(targets.iter().map(|target| target.graph_id.as_str())) {
+            if newest.contains_key(id) {
+                continue;
+            }
+            let stored = match self.shared.store.latest_graph_version(org, id).await {
+                Ok(version) => Some(u32::try_from(version).unwrap_or(u32::MAX)),
+                Err(StoreError::NotFound(_)) => None,
+                Err(error) => return Err(error.into()),
+            };
+            newest.insert(id, stored);
         }
-        Ok(self.shared.store.save_graph(org, graph).await?)
+        for id in ids {
+            let version = newest.entry(id).or_default();
+            *version = Some(version.unwrap_or(0).saturating_add(1));
+        }
+        Ok(graphs
+            .iter()
+            .map(|graph| {
+                let mut found = self.check(graph);
+                found.errors.extend(graph.subgraph_refs().into_iter().filter_map(|target| {
+                    target.missing(newest.get(target.graph_id.as_str()).copied().flatten(), "stored")
+                }));
+                found
+            })
+            .collect())
+    }
+
+    /// Checks `graphs` together and stores each as the next version of its
+    /// id in `org`, in the order given: a subgraph node may name a graph
+    /// stored already or one of `graphs` (a family stored at once, even
+    /// graphs that run each other). With a mistake in any, they are refused
+    /// with [`GraphError::Invalid`], naming them all, and none is stored.
+    ///
+    /// ```
+    /// use roomkit_graph::{Graph, Handlers};
+    /// use roomkit_graph_runner::Runner;
+    /// use roomkit_graph_sqlite::SqliteStore;
+    /// use serde_json::json;
+    ///
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async {
+    /// let dir = tempfile::tempdir()?;
+    /// let runner = Runner::new(SqliteStore::open(dir.path().join("runs.db"))?, Handlers::builtin());
+    /// let graph = |id: &str, runs: &str| Graph::from_value(json!({
+    ///     "id": id, "name": id, "trigger": {"type": "manual"},
+    ///     "nodes": [{"id": "start", "type": "start"},
+    ///               {"id": "sub", "type": "subgraph", "config": {"graph_id": runs}},
+    ///               {"id": "end", "type": "end"}],
+    ///     "edges": [{"source": "start", "target": "sub"}, {"source": "sub", "target": "end"}]
+    /// }));
+    /// let error = runner.save_graph(&graph("ping", "pong")?).await.unwrap_err();
+    /// assert!(error.to_string().contains("node \"sub\": graph \"pong\" is not stored"), "{error}");
+    /// let stored = runner.save_graphs_in("default", &[graph("ping", "pong")?, graph("pong", "ping")?]).await?;
+    /// assert_eq!(stored.iter().map(|s| (s.graph.id.as_str(), s.version)).collect::<Vec<_>>(), [("ping", 1), ("pong", 1)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn save_graphs_in(&self, org: &str, graphs: &[Graph]) -> Result<Vec<StoredGraph>, RunnerError> {
+        let found = self.check_graphs_in(org, graphs).await?;
+        let errors: Vec<_> = found.into_iter().flat_map(|found| found.errors).collect();
+        if !errors.is_empty() {
+            return Err(GraphError::Invalid(errors).into());
+        }
+        let mut stored = Vec::with_capacity(graphs.len());
+        for graph in graphs {
+            stored.push(self.shared.store.save_graph(org, graph).await?);
+        }
+        Ok(stored)
     }
 
     /// Starts a run of the latest version of `graph_id` (of the

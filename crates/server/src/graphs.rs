@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use roomkit_graph::{Graph, GraphError, ValidationError, ValidationWarning};
+use roomkit_graph::{Graph, GraphError, Validation, ValidationError, ValidationWarning};
 use roomkit_graph_runner::Runner;
 use roomkit_graph_store::{GraphCursor, StoreError, StoredGraph};
 use serde::{Deserialize, Serialize};
@@ -139,16 +139,26 @@ fn graph_from(value: Value) -> Result<Graph, ApiError> {
     Ok(Graph::from_value(value)?)
 }
 
-/// Reads a graph from a request body and checks it with the runner's checks
-/// ([`Runner::check`]): a graph with mistakes is a 422 listing them. Gives
-/// the graph and its warnings.
-fn checked_graph(value: Value, runner: &Runner) -> Result<(Graph, Vec<ValidationWarning>), ApiError> {
+/// Reads a graph from a request body and checks it as the runner stores
+/// it in `org` ([`Runner::check_graphs_in`]): a graph with mistakes is a 422
+/// listing them. Gives the graph and its warnings.
+async fn checked_graph(
+    value: Value,
+    runner: &Runner,
+    org: &str,
+) -> Result<(Graph, Vec<ValidationWarning>), ApiError> {
     let graph = graph_from(value)?;
-    let found = runner.check(&graph);
+    let found = checked(runner, org, &graph).await?;
     if !found.is_valid() {
         return Err(GraphError::Invalid(found.errors).into());
     }
     Ok((graph, found.warnings))
+}
+
+/// What storing `graph` in `org` would find ([`Runner::check_graphs_in`]).
+async fn checked(runner: &Runner, org: &str, graph: &Graph) -> Result<Validation, ApiError> {
+    let mut found = runner.check_graphs_in(org, std::slice::from_ref(graph)).await?;
+    Ok(found.remove(0))
 }
 
 /// Creates a graph (version 1); a graph with warnings only is stored, and
@@ -162,7 +172,7 @@ pub(crate) async fn create(
     Org(org): Org,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
-    let (graph, warnings) = checked_graph(body, &app.runner)?;
+    let (graph, warnings) = checked_graph(body, &app.runner, &org).await?;
     match app.runner.store().graph(&org, &graph.id, None).await {
         Ok(_) => {
             return Err(ApiError::new(
@@ -192,7 +202,7 @@ pub(crate) async fn put_version(
     PathParams(graph_id): PathParams<String>,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<SavedGraph>, ApiError> {
-    let (graph, warnings) = checked_graph(body, &app.runner)?;
+    let (graph, warnings) = checked_graph(body, &app.runner, &org).await?;
     if graph.id != graph_id {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -251,10 +261,10 @@ pub(crate) async fn get(
     security(("bearer" = [])))]
 pub(crate) async fn validate(
     State(app): State<App>,
-    Org(_org): Org,
+    Org(org): Org,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<ValidationReport>, ApiError> {
-    let found = app.runner.check(&graph_from(body)?);
+    let found = checked(&app.runner, &org, &graph_from(body)?).await?;
     Ok(Json(ValidationReport { valid: found.is_valid(), errors: found.errors, warnings: found.warnings }))
 }
 

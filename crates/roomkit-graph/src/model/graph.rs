@@ -229,6 +229,41 @@ impl Graph {
         Checks::new().check(self, limits)
     }
 
+    /// What the graph's subgraph nodes run, in node order (those whose
+    /// `graph_id` or `version` cannot be read are left out: `validate`
+    /// reports them), so whoever keeps graphs can check that each is there
+    /// ([`SubgraphRef::missing`](crate::SubgraphRef::missing)).
+    ///
+    /// ```
+    /// use roomkit_graph::{Graph, Node, SubgraphRef, Trigger};
+    /// use serde_json::json;
+    ///
+    /// let mut graph = Graph::new("publish", "Publish", Trigger::manual());
+    /// graph.add_node(Node::new("check", "subgraph").with_config(json!({"graph_id": "review", "version": 3})))?;
+    /// let [target] = graph.subgraph_refs().try_into().expect("one");
+    /// assert_eq!((target.node_id.as_str(), target.graph_id.as_str(), target.version), ("check", "review", Some(3)));
+    /// assert!(target.missing(Some(3), "stored").is_none());
+    /// let missing = target.missing(Some(2), "stored").expect("no version 3");
+    /// assert_eq!(missing.message, "node \"check\": graph \"review\" has no version 3 stored (the newest is 2)");
+    /// let missing = target.missing(None, "stored").expect("no such graph");
+    /// assert_eq!(missing.message, "node \"check\": graph \"review\" is not stored");
+    /// # Ok::<(), roomkit_graph::GraphError>(())
+    /// ```
+    pub fn subgraph_refs(&self) -> Vec<crate::SubgraphRef> {
+        self.nodes()
+            .iter()
+            .filter(|node| node.node_type == super::NodeType::Subgraph)
+            .filter_map(|node| {
+                let target = crate::engine::SubgraphTarget::read(node).ok()?;
+                Some(crate::SubgraphRef {
+                    node_id: node.id.clone(),
+                    graph_id: target.graph_id,
+                    version: target.version,
+                })
+            })
+            .collect()
+    }
+
     /// [`Graph::validate`], as an error when anything is wrong.
     pub fn validate_or_raise(&self) -> Result<(), GraphError> {
         let errors = self.validate();
