@@ -106,7 +106,9 @@ fn a_family_of_graphs_is_checked_and_stored_together(db: &OsStr) {
     assert_eq!(refused.status.code(), Some(2));
     let stderr = text(&refused.stderr);
     assert!(
-        stderr.contains("invalid_subgraph node=sub field=graph_id: node \"sub\": graph \"child\" is not stored"),
+        stderr.contains(
+            "invalid_subgraph node=sub field=graph_id: node \"sub\": graph \"child\" is not stored"
+        ),
         "{stderr}"
     );
     assert_eq!(succeeds(db, &["graph", "list"]), "");
@@ -127,7 +129,9 @@ fn a_family_of_graphs_is_checked_and_stored_together(db: &OsStr) {
     assert_eq!(refused.status.code(), Some(2));
     let stderr = text(&refused.stderr);
     assert!(
-        stderr.contains("field=version: node \"sub\": graph \"child\" has no version 2 stored (the newest is 1)"),
+        stderr.contains(
+            "field=version: node \"sub\": graph \"child\" has no version 2 stored (the newest is 1)"
+        ),
         "{stderr}"
     );
     assert_eq!(succeeds(db, &["graph", "put", &child, &pinned]), "child v2\npinned v1\n");

@@ -153,10 +153,16 @@ impl Limits {
     ///
     /// let limits = Limits { json_depth: 10_000, ..Limits::default() }.clamped();
     /// assert_eq!(limits.json_depth, roomkit_graph::limits::MAX_JSON_DEPTH);
+    /// // As deep as a saved state holding every child's can be read back.
+    /// assert_eq!((limits.subgraph_depth, Limits::default().clamped().subgraph_depth), (7, 8));
     /// ```
     pub fn clamped(mut self) -> Limits {
         self.json_depth = self.json_depth.min(MAX_JSON_DEPTH);
-        self.subgraph_depth = self.subgraph_depth.min(MAX_SUBGRAPH_DEPTH);
+        // Each child's state nests three levels inside its parent's, and a
+        // trigger passed down one more (`{"input": ...}`): all of it within
+        // what a JSON reader takes.
+        let fits = (MAX_READ_DEPTH - 4 - self.json_depth) / 3;
+        self.subgraph_depth = self.subgraph_depth.min(MAX_SUBGRAPH_DEPTH).min(fits);
         self
     }
 

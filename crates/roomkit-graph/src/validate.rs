@@ -711,7 +711,6 @@ fn condition_node(id: &str, condition: &Condition, report: &mut Report) {
     }
 }
 
-/// A human node's `prompt` (a template string) and `actions` (the answers it takes).
 /// What a subgraph node runs ([`Graph::subgraph_refs`]): the graph and the
 /// version (the newest when `None`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -790,6 +789,7 @@ fn subgraph_config(graph: &Graph, node: &Node, report: &mut Report) {
     }
 }
 
+/// A human node's `prompt` (a template string) and `actions` (the answers it takes).
 fn human_config(node: &Node, report: &mut Report) {
     let id = node.id.as_str();
     if let Some(prompt) = node.config.get("prompt").filter(|p| !p.is_string()) {

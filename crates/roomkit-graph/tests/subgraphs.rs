@@ -372,3 +372,140 @@ fn validate_refuses_a_subgraph_node_it_could_not_run() {
     );
     assert!(codes(&publish()).is_empty());
 }
+
+#[test]
+fn while_a_child_is_under_way_every_answer_is_its_own_and_no_timer_wakes_the_parent() {
+    let workflow = Workflow::new(publish(), handlers()).with_graphs(graphs([review()]));
+    let mut engine = workflow.engine();
+    assert_eq!(block_on(engine.run(json!({"title": "t"}))).unwrap(), EngineStatus::Waiting);
+    let error = engine.wake().unwrap_err();
+    assert!(error.to_string().contains("rests on no node"), "{error}");
+    // The subgraph node itself is no node of the child: refused, nothing moves.
+    let error = engine.answer("check", json!({"bypass": true})).unwrap_err();
+    assert!(error.to_string().contains("no such node in graph \"review\""), "{error}");
+    assert_eq!(engine.context().get("check"), None);
+
+    engine.answer("approve", json!({"action": "approve"})).unwrap();
+    // Answered, not gone on yet: still the child's.
+    let error = engine.answer("check", json!({"bypass": true})).unwrap_err();
+    assert!(error.to_string().contains("no such node in graph \"review\""), "{error}");
+    assert_eq!(block_on(engine.advance()).unwrap(), EngineStatus::Completed);
+    assert_eq!(engine.context().get("check.output"), Some(&json!({"action": "approve"})));
+}
+
+#[test]
+fn a_stream_dropped_while_the_child_goes_on_leaves_the_child_as_far_as_it_got() {
+    let workflow = Workflow::new(publish(), handlers()).with_graphs(graphs([review()]));
+    let mut engine = workflow.engine();
+    assert_eq!(block_on(engine.run(json!({"title": "t"}))).unwrap(), EngineStatus::Waiting);
+    engine.answer("approve", json!({"action": "reject"})).unwrap();
+    block_on(async {
+        let mut stream = engine.stream_continue(&[StreamMode::Lifecycle]);
+        // Dropped inside the child's step, before the child is done.
+        loop {
+            let event = stream.next().await.unwrap().unwrap();
+            if !event.path.is_empty() {
+                assert_eq!(event.path, ["check", "end"]);
+                break;
+            }
+        }
+    });
+    assert!(engine.to_state().children.contains_key("check"), "the answered child is kept");
+    assert_eq!(block_on(engine.advance()).unwrap(), EngineStatus::Completed, "not asked again");
+    assert_eq!(engine.context().get("done.output.verdict"), Some(&json!("reject")));
+}
+
+/// A child whose `count` node counts its runs and whose `flaky` node fails
+/// its first run.
+fn flaky_child() -> (Graphs, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let runs = Arc::new(AtomicU32::new(0));
+    let mut functions = roomkit_graph::FunctionRegistry::new();
+    let counted = Arc::clone(&runs);
+    functions.register("count", move |_, _| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        Ok(json!({}))
+    });
+    let failed = Arc::new(AtomicU32::new(0));
+    functions.register("flaky", move |_, _| match failed.fetch_add(1, Ordering::SeqCst) {
+        0 => Err("down".into()),
+        _ => Ok(json!({"up": true})),
+    });
+    let child = chain(
+        "child",
+        &[
+            ("count", "function", json!({"action": "custom", "function": "count"})),
+            ("flaky", "function", json!({"action": "custom", "function": "flaky"})),
+        ],
+    );
+    let mut registry = Graphs::new();
+    registry.add(Workflow::new(child, Handlers::builtin().with_functions(functions)));
+    (registry, runs)
+}
+
+#[test]
+fn a_retried_subgraph_node_runs_a_fresh_child_parked_or_not() {
+    use std::sync::atomic::Ordering;
+    let parent = chain(
+        "parent",
+        &[("sub", "subgraph", json!({"graph_id": "child", "retry": {"max_attempts": 2, "backoff": "1ms"}}))],
+    );
+    let (registry, runs) = flaky_child();
+    let mut engine = Workflow::new(parent.clone(), handlers()).with_graphs(registry).engine();
+    assert_eq!(block_on(engine.run(json!({}))).unwrap(), EngineStatus::Completed);
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "the second attempt ran the child from its start");
+
+    let (registry, runs) = flaky_child();
+    let mut engine = Workflow::new(parent, handlers()).with_graphs(registry).parking().engine();
+    block_on(async {
+        engine.start(json!({})).unwrap();
+        engine.step().await.unwrap();
+        let failed = engine.step_outcome().await.unwrap();
+        assert!(matches!(failed.status, StepStatus::Failed { retry_in: Some(_), .. }), "{:?}", failed.status);
+        assert!(engine.to_state().children.is_empty(), "no child kept between attempts");
+        let retried = engine.step_outcome().await.unwrap();
+        assert!(matches!(retried.status, StepStatus::Completed), "{:?}", retried.status);
+    });
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn a_child_never_takes_more_steps_than_its_parent_may() {
+    let child = chain("child", &[("a", "log", json!({"paths": []})), ("b", "log", json!({"paths": []}))]);
+    let parent = chain("parent", &[("sub", "subgraph", json!({"graph_id": "child"}))]);
+    let mut engine =
+        Workflow::new(parent, handlers()).with_graphs(graphs([child])).with_step_ceiling(3).engine();
+    let error = block_on(engine.run(json!({}))).unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("its child run of graph \"child\" failed"), "{message}");
+    assert!(message.contains("step limit of 3"), "{message}");
+}
+
+#[test]
+fn a_saved_child_that_does_not_fit_its_parent_is_refused() {
+    let workflow = Workflow::new(publish(), handlers()).with_graphs(graphs([review()]));
+    let mut engine = workflow.engine();
+    assert_eq!(block_on(engine.run(json!({"title": "t"}))).unwrap(), EngineStatus::Waiting);
+    let saved = engine.to_state();
+    let refused =
+        |state: EngineState, workflow: &Workflow| workflow.restore(state).err().expect("refused").to_string();
+
+    let mut other = saved.clone();
+    other.children.get_mut("check").unwrap().graph_id = "publish".into();
+    assert!(refused(other, &workflow).ends_with("runs graph \"publish\", not the one the node names"));
+    let mut done = saved.clone();
+    done.children.get_mut("check").unwrap().state.current_node_id = None;
+    assert!(refused(done, &workflow).ends_with("has completed: its parent would never go on"));
+    let mut not_waiting = saved.clone();
+    not_waiting.children.get_mut("check").unwrap().state.waiting = false;
+    assert!(refused(not_waiting, &workflow).ends_with("does not wait as its parent does"));
+    let mut elsewhere = saved.clone();
+    elsewhere.current_node_id = Some("done".into());
+    assert!(refused(elsewhere, &workflow).contains("is not on the subgraph node the run stands on"));
+
+    let shallow = Workflow::new(publish(), handlers())
+        .with_graphs(graphs([review()]))
+        .with_limits(Limits { subgraph_depth: 0, ..Limits::default() });
+    assert!(refused(saved, &shallow).ends_with("would nest runs 1 deep, more than the limit of 0"));
+}

@@ -159,10 +159,18 @@ mod tests {
         let name = readers.run(|_| Ok(thread_name())).await.unwrap();
         assert!(name.starts_with("roomkit-sqlite-reader-"), "{name}");
 
-        for _ in 0..READERS {
-            let failed = readers.run(|_| -> Result<(), DbError> { panic!("a bug in a query") }).await;
-            assert_eq!(failed, Err(StoreError::Backend("a read failed: its query panicked".into())));
-        }
+        // Each reader takes one of these at once (the barrier holds them all).
+        let barrier = Arc::new(std::sync::Barrier::new(READERS));
+        let failed = futures_util::future::join_all((0..READERS).map(|_| {
+            let barrier = Arc::clone(&barrier);
+            readers.run(move |_| -> Result<(), DbError> {
+                barrier.wait();
+                panic!("a bug in a query")
+            })
+        }))
+        .await;
+        let panicked = Err(StoreError::Backend("a read failed: its query panicked".into()));
+        assert!(failed.iter().all(|failed| failed == &panicked), "{failed:?}");
         // Every reader has panicked once; each opens a new connection.
         let answers =
             futures_util::future::join_all((0..2 * READERS).map(|_| {

@@ -64,7 +64,9 @@ impl WorkflowEngine {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn answer(&mut self, node_id: &str, data: Value) -> Result<StepOutcome, EngineError> {
-        if self.waiting && self.child.is_some() {
+        if self.child.is_some() {
+            // The run stands on a subgraph node whose child is under way:
+            // every answer is the child's until it is done.
             return self.answer_in_child(node_id, data);
         }
         let plan = Arc::clone(&self.workflow.plan);
@@ -178,9 +180,9 @@ impl WorkflowEngine {
         outcome
     }
 
-    /// Answers `node_id` of the child run the run waits on (through a
-    /// subgraph node): the run waits as long as its child does, and goes on
-    /// with it at the next step. The outcome is the child's, its waiting
+    /// Answers `node_id` of the child run of the subgraph node the run stands
+    /// on: the run waits as long as its child does, and goes on with it at
+    /// the next step. The outcome is the child's, its waiting
     /// points under the subgraph node, writing nothing of the parent's.
     fn answer_in_child(&mut self, node_id: &str, data: Value) -> Result<StepOutcome, EngineError> {
         let plan = Arc::clone(&self.workflow.plan);
@@ -206,7 +208,8 @@ impl WorkflowEngine {
     /// Ends the rest of a run on a node that slept ([`StepStatus::Sleeping`]):
     /// the run follows the node's edges without running it again.
     pub fn wake(&mut self) -> Result<StepOutcome, EngineError> {
-        let Some(node) = self.current.filter(|_| self.waiting && self.pending.is_empty()) else {
+        let rests = self.waiting && self.pending.is_empty() && self.child.is_none();
+        let Some(node) = self.current.filter(|_| rests) else {
             return Err(EngineError::InvalidArgument(format!(
                 "run {} rests on no node: there is nothing to wake",
                 self.run_id

@@ -333,9 +333,10 @@ impl Workflow {
         };
         let child = match (children.next(), children.next()) {
             (None, _) => None,
-            (Some((node_id, saved)), None) if on_subgraph(&node_id) => {
-                Some(Child::restore(self, &node_id, saved)?)
-            }
+            (Some((node_id, saved)), None) if on_subgraph(&node_id) => match plan.index(&node_id) {
+                Some(at) => Some(Child::restore(self, plan.node(at), state.waiting, saved)?),
+                None => None,
+            },
             (Some((node_id, _)), _) => {
                 return Err(EngineError::InvalidArgument(format!(
                     "the saved state's child run of {node_id:?} is not on the subgraph node the run stands on"

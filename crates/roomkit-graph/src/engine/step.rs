@@ -104,13 +104,21 @@ impl WorkflowEngine {
                 return Some((node, self.attempt, StepStatus::Failed { error, retry_in: None }, sent));
             }
         };
-        // A subgraph node's child run under way, and where it waits.
-        let mut child = self.child.take();
+        // Where a subgraph node's child waits, if it does.
         let mut child_points = Vec::new();
         let (attempt, status) = loop {
             let attempt = self.attempt;
             self.written.clear();
-            let run = self.execute(node, &sent, &mut child, &mut child_points);
+            let on = Attempt {
+                workflow: &self.workflow,
+                context: &self.context,
+                sink: self.sink.as_deref(),
+                run_id: &self.run_id,
+                attempt,
+            };
+            // The child is driven where it is kept: a step dropped midway
+            // (its stream dropped) leaves it as far as it got.
+            let run = execute(on, node, &sent, &mut self.child, &mut child_points);
             let result = match policy.timeout {
                 Some(limit) => tokio::time::timeout(limit, run)
                     .await
@@ -150,13 +158,17 @@ impl WorkflowEngine {
                     self.send_lifecycle_complete(node, NodeStatus::Failed);
                     break (attempt, StepStatus::Failed { error: failed.error, retry_in: Some(wait) });
                 }
+                // A retry runs a fresh child, as it would after parking.
+                self.child = None;
                 self.workflow.clock.sleep(wait).await;
                 continue;
             }
             break (attempt, self.fail(node, failed, attempt));
         };
-        // Kept only while the run waits on it.
-        self.child = child.filter(|_| matches!(status, StepStatus::Waiting(_)));
+        if !matches!(status, StepStatus::Waiting(_)) {
+            // A child is kept only while the run waits on it.
+            self.child = None;
+        }
         Some((node, attempt, status, sent))
     }
 
@@ -307,6 +319,8 @@ impl WorkflowEngine {
             Arc::make_mut(&mut self.context).set_input(self.previous);
         }
         self.attempt = 1;
+        // A child run lives only while the run stands on its subgraph node.
+        self.child = None;
         Ok(())
     }
 
@@ -331,6 +345,7 @@ impl WorkflowEngine {
         self.current = Some(target);
         Arc::make_mut(&mut self.context).set_input(self.previous);
         self.attempt = 1;
+        self.child = None;
         self.send_updates(node);
         self.send_values();
         StepStatus::Routed(failure)
@@ -376,35 +391,47 @@ impl WorkflowEngine {
         }
         Ok(sizes)
     }
+}
 
-    async fn execute(
-        &self,
-        node: usize,
-        sent: &Mutex<Vec<Emitted>>,
-        child: &mut Option<super::Child>,
-        child_points: &mut Vec<WaitingPoint>,
-    ) -> Result<NodeResult, HandlerError> {
-        let workflow = &self.workflow;
-        let plan = &*workflow.plan;
-        let scope = Scope {
-            plan,
-            handlers: &workflow.handlers,
-            clock: &*workflow.clock,
-            sink: self.sink.as_deref(),
-            context: &self.context,
-            run_id: &self.run_id,
-            attempt: self.attempt,
-            node,
-            limits: &workflow.limits,
-            sent,
-            live: workflow.live.as_deref(),
-        };
-        if plan.node(node).node_type == NodeType::Subgraph {
-            return self.run_subgraph(&scope, child, child_points).await;
-        }
-        let handler = workflow.handlers[node]
-            .as_ref()
-            .ok_or_else(|| HandlerError::NoHandler { node_type: plan.node(node).node_type.to_string() })?;
-        handler.execute(plan.node(node), &scope).await
+/// What an attempt at a node runs with: the run's pieces a handler's
+/// [`Scope`] borrows, apart from the child run the engine keeps.
+struct Attempt<'a> {
+    workflow: &'a super::Workflow,
+    context: &'a Arc<crate::context::Context>,
+    sink: Option<&'a super::EventSink>,
+    run_id: &'a str,
+    attempt: u32,
+}
+
+/// Runs an attempt at `node`: its handler, or for a subgraph node its child
+/// run (in `child`, where it waits in `child_points`).
+async fn execute(
+    on: Attempt<'_>,
+    node: usize,
+    sent: &Mutex<Vec<Emitted>>,
+    child: &mut Option<super::Child>,
+    child_points: &mut Vec<WaitingPoint>,
+) -> Result<NodeResult, HandlerError> {
+    let workflow = on.workflow;
+    let plan = &*workflow.plan;
+    let scope = Scope {
+        plan,
+        handlers: &workflow.handlers,
+        clock: &*workflow.clock,
+        sink: on.sink,
+        context: on.context,
+        run_id: on.run_id,
+        attempt: on.attempt,
+        node,
+        limits: &workflow.limits,
+        sent,
+        live: workflow.live.as_deref(),
+    };
+    if plan.node(node).node_type == NodeType::Subgraph {
+        return super::subgraph::run(workflow, &scope, child, child_points).await;
     }
+    let handler = workflow.handlers[node]
+        .as_ref()
+        .ok_or_else(|| HandlerError::NoHandler { node_type: plan.node(node).node_type.to_string() })?;
+    handler.execute(plan.node(node), &scope).await
 }

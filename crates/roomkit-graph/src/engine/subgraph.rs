@@ -72,18 +72,35 @@ impl Child {
         }
     }
 
-    /// The child `saved` for a node of `workflow`'s graph, restored.
+    /// The child `saved` for subgraph node `node` of `workflow`'s graph,
+    /// restored; its parent waits (`waiting`) exactly when it does.
     pub(crate) fn restore(
         workflow: &Workflow,
-        node_id: &str,
+        node: &Node,
+        waiting: bool,
         saved: ChildState,
     ) -> Result<Child, EngineError> {
         let ChildState { graph_id, version, state } = saved;
+        let refuse = |why: String| {
+            EngineError::InvalidArgument(format!("the saved state's child run of {:?} {why}", node.id))
+        };
+        if Target::read(node).is_ok_and(|target| target.graph_id != graph_id) {
+            return Err(refuse(format!("runs graph {graph_id:?}, not the one the node names")));
+        }
+        if state.current_node_id.is_none() {
+            return Err(refuse("has completed: its parent would never go on".to_owned()));
+        }
+        if state.waiting != waiting {
+            return Err(refuse("does not wait as its parent does".to_owned()));
+        }
+        let (depth, limit) = (workflow.depth + 1, workflow.limits.subgraph_depth);
+        if depth > limit {
+            return Err(refuse(format!("would nest runs {depth} deep, more than the limit of {limit}")));
+        }
         let stored = workflow.graphs.as_deref().and_then(|graphs| graphs.get(&graph_id, Some(version)));
         let Some((_, stored)) = stored else {
-            return Err(EngineError::InvalidArgument(format!(
-                "the saved state's child run of {node_id:?} runs graph {graph_id:?} version {version}, \
-                 which is not among the workflow's graphs"
+            return Err(refuse(format!(
+                "runs graph {graph_id:?} version {version}, which is not among the workflow's graphs"
             )));
         };
         let engine = workflow.child_workflow(stored).restore(*state)?;
@@ -109,7 +126,7 @@ pub(crate) fn under(node_id: &str, points: Vec<WaitingPoint>) -> Vec<WaitingPoin
 
 impl Workflow {
     /// The workflow a child run of `stored` runs with: its graph, handlers
-    /// and step limit (the parent's when its graph sets none), the parent's
+    /// and step limit (never above the parent's), the parent's
     /// clock, limits, live hook and graphs, one level deeper. A child waits
     /// out its own delays and retries.
     pub(crate) fn child_workflow(&self, stored: &Workflow) -> Workflow {
@@ -117,7 +134,11 @@ impl Workflow {
             plan: Arc::clone(&stored.plan),
             handlers: Arc::clone(&stored.handlers),
             clock: Arc::clone(&self.clock),
-            max_steps: stored.max_steps.or(self.max_steps),
+            // Its own graph's limit, never above its parent's.
+            max_steps: match (stored.max_steps, self.max_steps) {
+                (Some(own), Some(parent)) => Some(own.min(parent)),
+                (own, parent) => own.or(parent),
+            },
             limits: Arc::clone(&self.limits),
             live: self.live.clone(),
             parks: false,
@@ -127,88 +148,83 @@ impl Workflow {
     }
 }
 
-impl WorkflowEngine {
-    /// Runs the subgraph node of `scope`: starts its child run (unless
-    /// `child` holds one under way) and steps it until it completes, fails
-    /// or waits. A child that waits is left in `child`, where it waits in
-    /// `points`.
-    pub(super) async fn run_subgraph(
-        &self,
-        scope: &Scope<'_>,
-        child: &mut Option<Child>,
-        points: &mut Vec<WaitingPoint>,
-    ) -> Result<NodeResult, HandlerError> {
-        let node = scope.node();
-        let running = match child {
-            Some(running) => running,
-            None => child.insert(self.start_child(scope)?),
-        };
-        running.engine.sink = scope.sink.map(|sink| Arc::new(sink.nested(&node.id)));
-        let driven = drive(&mut running.engine, scope, points).await;
-        running.engine.sink = None;
-        match driven {
-            Ok(true) => Ok(NodeResult::waiting()),
-            Ok(false) => {
-                let output = match scope.plan.config_template(scope.node, "output") {
-                    Some(template) => {
-                        template.resolve_within(running.engine.context(), scope.limits.output_bytes)?
-                    }
-                    None => Value::Object(running.engine.context().to_entries()),
-                };
-                *child = None;
-                Ok(NodeResult::completed(output))
-            }
-            Err(error) => {
-                let graph_id = running.graph_id.clone();
-                *child = None;
-                match error {
-                    // Nested too deep somewhere below: so is this node.
-                    EngineError::Limit { source: source @ LimitError::Nesting { .. }, .. } => {
-                        Err(HandlerError::Limit(source))
-                    }
-                    error => {
-                        Err(HandlerError::execution(format!("its child run of graph {graph_id:?} failed"))
-                            .with_source(error))
-                    }
+/// Runs the subgraph node of `scope`, in a run of `workflow`: starts its
+/// child run (unless `child` holds one under way) and steps it until it
+/// completes, fails or waits. A child that waits is left in `child`, where
+/// it waits in `points`.
+pub(super) async fn run(
+    workflow: &Workflow,
+    scope: &Scope<'_>,
+    child: &mut Option<Child>,
+    points: &mut Vec<WaitingPoint>,
+) -> Result<NodeResult, HandlerError> {
+    let node = scope.node();
+    let running = match child {
+        Some(running) => running,
+        None => child.insert(start_child(workflow, scope)?),
+    };
+    running.engine.sink = scope.sink.map(|sink| Arc::new(sink.nested(&node.id)));
+    let driven = drive(&mut running.engine, scope, points).await;
+    running.engine.sink = None;
+    match driven {
+        Ok(true) => Ok(NodeResult::waiting()),
+        Ok(false) => {
+            let output = match scope.plan.config_template(scope.node, "output") {
+                Some(template) => {
+                    template.resolve_within(running.engine.context(), scope.limits.output_bytes)?
                 }
+                None => Value::Object(running.engine.context().to_entries()),
+            };
+            *child = None;
+            Ok(NodeResult::completed(output))
+        }
+        Err(error) => {
+            let graph_id = running.graph_id.clone();
+            *child = None;
+            match error {
+                // Nested too deep somewhere below: so is this node.
+                EngineError::Limit { source: source @ LimitError::Nesting { .. }, .. } => {
+                    Err(HandlerError::Limit(source))
+                }
+                error => Err(HandlerError::execution(format!("its child run of graph {graph_id:?} failed"))
+                    .with_source(error)),
             }
         }
     }
+}
 
-    /// A new child run for the subgraph node of `scope`, started on its
-    /// `input` (the parent's trigger data when it has none).
-    fn start_child(&self, scope: &Scope<'_>) -> Result<Child, HandlerError> {
-        let workflow = &self.workflow;
-        let target =
-            Target::read(scope.node()).map_err(|(_, why)| HandlerError::execution(why).permanent())?;
-        let Target { graph_id, version } = target;
-        let graphs = workflow.graphs.as_deref().ok_or_else(|| {
-            HandlerError::execution("no graphs are given for subgraph nodes to run (Workflow::with_graphs)")
-                .permanent()
-        })?;
-        let Some((version, stored)) = graphs.get(&graph_id, version) else {
-            let why = match version {
-                Some(version) => format!("graph {graph_id:?} has no version {version}"),
-                None => format!("graph {graph_id:?} is not among the workflow's graphs"),
-            };
-            return Err(HandlerError::execution(why).permanent());
+/// A new child run for the subgraph node of `scope`, in a run of
+/// `workflow`, started on its `input` (the parent's trigger data when it has
+/// none).
+fn start_child(workflow: &Workflow, scope: &Scope<'_>) -> Result<Child, HandlerError> {
+    let target = Target::read(scope.node()).map_err(|(_, why)| HandlerError::execution(why).permanent())?;
+    let Target { graph_id, version } = target;
+    let graphs = workflow.graphs.as_deref().ok_or_else(|| {
+        HandlerError::execution("no graphs are given for subgraph nodes to run (Workflow::with_graphs)")
+            .permanent()
+    })?;
+    let Some((version, stored)) = graphs.get(&graph_id, version) else {
+        let why = match version {
+            Some(version) => format!("graph {graph_id:?} has no version {version}"),
+            None => format!("graph {graph_id:?} is not among the workflow's graphs"),
         };
-        let (depth, limit) = (workflow.depth + 1, workflow.limits.subgraph_depth);
-        if depth > limit {
-            return Err(LimitError::Nesting { depth, limit }.into());
-        }
-        let input = match scope.resolve("input")? {
-            Some(input) => input,
-            None => scope.context().trigger().cloned().unwrap_or_else(|| json!({})),
-        };
-        let mut engine = workflow.child_workflow(stored).engine();
-        engine.start(input).map_err(|error| {
-            HandlerError::execution(format!("its child run of graph {graph_id:?} cannot start"))
-                .with_source(error)
-                .permanent()
-        })?;
-        Ok(Child { graph_id, version, engine: Box::new(engine) })
+        return Err(HandlerError::execution(why).permanent());
+    };
+    let (depth, limit) = (workflow.depth + 1, workflow.limits.subgraph_depth);
+    if depth > limit {
+        return Err(LimitError::Nesting { depth, limit }.into());
     }
+    let input = match scope.resolve("input")? {
+        Some(input) => input,
+        None => scope.context().trigger().cloned().unwrap_or_else(|| json!({})),
+    };
+    let mut engine = workflow.child_workflow(stored).engine();
+    engine.start(input).map_err(|error| {
+        HandlerError::execution(format!("its child run of graph {graph_id:?} cannot start"))
+            .with_source(error)
+            .permanent()
+    })?;
+    Ok(Child { graph_id, version, engine: Box::new(engine) })
 }
 
 /// Steps `engine`, a child run, until it completes (false) or waits (true,
