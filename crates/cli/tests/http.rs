@@ -603,6 +603,37 @@ async fn warnings_come_apart_from_errors_and_a_graph_with_warnings_only_is_store
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_graph_whose_subgraph_is_not_stored_is_refused_naming_the_node_and_the_id() {
+    let server = Server::start(&[]);
+    let token = server.token("acme");
+    let parent = json!({"id": "parent", "name": "Parent", "trigger": {"type": "manual"},
+        "nodes": [{"id": "start", "type": "start"},
+                  {"id": "check", "type": "subgraph", "config": {"graph_id": "review"}},
+                  {"id": "end", "type": "end"}],
+        "edges": [{"source": "start", "target": "check"}, {"source": "check", "target": "end"}]});
+    let report = server.post(&token, "/v1/graphs/validate", &parent).await;
+    assert_eq!(report["valid"], false, "{report}");
+    let expected = json!({"code": "invalid_subgraph", "node": "check", "field": "graph_id",
+        "message": "node \"check\": graph \"review\" is not stored"});
+    assert_eq!(report["errors"], json!([expected]));
+    let refused =
+        client().post(server.url("/v1/graphs")).bearer_auth(&token).json(&parent).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["details"]["errors"], json!([expected]), "{body}");
+
+    create_graph(&server, &token, &review_graph()).await;
+    let report = server.post(&token, "/v1/graphs/validate", &parent).await;
+    assert_eq!(report["valid"], true, "{report}");
+    create_graph(&server, &token, &parent).await;
+    // Another organization has no graph "review".
+    let other = server.token("globex");
+    let refused =
+        client().post(server.url("/v1/graphs")).bearer_auth(&other).json(&parent).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_openapi_document_is_valid_and_lists_every_route() {
     let server = Server::start(&[]);
     let text = client().get(server.url("/v1/openapi.json")).send().await.unwrap().text().await.unwrap();

@@ -44,6 +44,49 @@ fn a_file_with_many_mistakes_gets_them_all_with_nodes_and_fields_and_exit_1() {
 }
 
 #[test]
+fn files_given_together_are_a_family_whose_subgraphs_name_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |id: &str, nodes: Value| {
+        let path = dir.path().join(format!("{id}.json"));
+        let mut all = vec![json!({"id": "start", "type": "start"})];
+        all.extend(nodes.as_array().unwrap().iter().cloned());
+        all.push(json!({"id": "end", "type": "end"}));
+        let ids: Vec<&str> = all.iter().map(|node| node["id"].as_str().unwrap()).collect();
+        let edges: Vec<Value> = ids.windows(2).map(|w| json!({"source": w[0], "target": w[1]})).collect();
+        let graph =
+            json!({"id": id, "name": id, "trigger": {"type": "manual"}, "nodes": all, "edges": edges});
+        std::fs::write(&path, graph.to_string()).unwrap();
+        path
+    };
+    let parent =
+        write("parent", json!([{"id": "check", "type": "subgraph", "config": {"graph_id": "review"}}]));
+    let review = write("review", json!([{"id": "look", "type": "log", "config": {"paths": []}}]));
+
+    // Alone, the parent's subgraph may be stored already: a warning, exit 0.
+    let output = validate(&[parent.as_os_str()]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains(
+            "warning: subgraph_not_given node=check field=graph_id: node \"check\": graph \"review\" is not \
+             among the files checked: it must be stored before this one"
+        ),
+        "{}",
+        stdout(&output)
+    );
+    // Together, the family is whole.
+    let output = validate(&[parent.as_os_str(), review.as_os_str()]);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(stdout(&output).contains("parent.json: ok\n"), "{}", stdout(&output));
+    assert!(!stdout(&output).contains("subgraph_not_given"), "{}", stdout(&output));
+    // A graph that runs itself is a mistake.
+    let itself =
+        write("itself", json!([{"id": "again", "type": "subgraph", "config": {"graph_id": "itself"}}]));
+    let output = validate(&[itself.as_os_str()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).contains("invalid_subgraph node=again field=graph_id:"), "{}", stdout(&output));
+}
+
+#[test]
 fn valid_files_exit_0_and_unreadable_ones_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let valid = dir.path().join("valid.json");
