@@ -199,7 +199,7 @@ fn log_end<'py>(
             }
             Ok(moved)
         }
-        StepStatus::Waiting(_) | StepStatus::Sleeping(_) => {
+        StepStatus::Waiting(_) | StepStatus::Sleeping(_) | StepStatus::Child(_) => {
             shared.count_step();
             runlog::log(py, INFO, &run, || Record {
                 event: "node.wait",

@@ -69,8 +69,9 @@ pub use condition::{Condition, ConditionError, FieldBuilder, FieldCondition, Op}
 pub use context::{Context, Path};
 pub use duration::{DurationError, parse_duration};
 pub use engine::{
-    ChildState, EngineError, EngineState, EngineStatus, ErrorKind, Event, EventStream, Graphs, NodeFailure,
-    StepOutcome, StepStatus, StreamMode, WaitingPoint, Workflow, WorkflowEngine,
+    ChildEnd, ChildRequest, ChildState, EngineError, EngineState, EngineStatus, ErrorKind, Event,
+    EventStream, Graphs, NodeFailure, StepOutcome, StepStatus, StreamMode, WaitingPoint, Workflow,
+    WorkflowEngine,
 };
 pub use error_chain::ErrorChain;
 pub use handler::{

@@ -509,3 +509,79 @@ fn a_saved_child_that_does_not_fit_its_parent_is_refused() {
         .with_limits(Limits { subgraph_depth: 0, ..Limits::default() });
     assert!(refused(saved, &shallow).ends_with("would nest runs 1 deep, more than the limit of 0"));
 }
+
+/// Steps a parking engine of `graph` to its subgraph node and gives the request.
+fn handed_over(graph: Graph) -> (roomkit_graph::WorkflowEngine, roomkit_graph::ChildRequest) {
+    let mut engine = Workflow::new(graph, handlers()).parking().engine();
+    let request = block_on(async {
+        engine.start(json!({"title": "t"})).unwrap();
+        engine.step().await.unwrap();
+        let outcome = engine.step_outcome().await.unwrap();
+        match outcome.status {
+            StepStatus::Child(request) => request,
+            other => panic!("{other:?}"),
+        }
+    });
+    (engine, request)
+}
+
+#[test]
+fn a_parking_workflow_without_graphs_hands_the_child_to_its_caller() {
+    let (engine, request) = handed_over(publish());
+    assert_eq!(
+        request,
+        roomkit_graph::ChildRequest { graph_id: "review".into(), version: None, input: json!({"doc": "t"}) }
+    );
+    assert_eq!(engine.status(), EngineStatus::Waiting);
+    // Nothing of the child is in the parent's state: the caller keeps it.
+    let state = engine.to_state();
+    assert!(state.children.is_empty());
+    assert_eq!(state.current_node_id.as_deref(), Some("check"));
+
+    // Carried to another process, it is finished there.
+    let workflow = Workflow::new(publish(), handlers()).parking();
+    let mut engine = workflow.restore(state).unwrap();
+    let refused = engine.answer("approve", json!({})).unwrap_err();
+    assert!(refused.to_string().contains("no such node"), "{refused}");
+    let mut child = roomkit_graph::Context::new("start");
+    child.set_output("approve", json!({"action": "reject"}));
+    let outcome = engine.finish_child(roomkit_graph::ChildEnd::Completed(child)).unwrap();
+    assert_eq!(outcome.writes, [("check".to_owned(), json!({"output": {"action": "reject"}}))]);
+    assert_eq!(block_on(engine.advance()).unwrap(), EngineStatus::Completed);
+    assert_eq!(engine.context().get("done.output.verdict"), Some(&json!("reject")));
+    let error = engine.finish_child(roomkit_graph::ChildEnd::Cancelled).unwrap_err();
+    assert!(error.to_string().contains("waits on no child run"), "{error}");
+}
+
+#[test]
+fn a_child_the_caller_saw_fail_is_retried_with_a_fresh_one_then_routed() {
+    let mut graph = chain(
+        "parent",
+        &[("sub", "subgraph", json!({"graph_id": "review", "retry": {"max_attempts": 2, "backoff": "5s"}}))],
+    );
+    graph
+        .add_node(
+            Node::new("recover", "function").with_config(json!({"action": "set_context", "values": {}})),
+        )
+        .unwrap();
+    graph.add_edge(Edge::new("sub", "recover").when(roomkit_graph::Condition::error()));
+    let (mut engine, _) = handed_over(graph);
+
+    let outcome =
+        engine.finish_child(roomkit_graph::ChildEnd::Failed("node \"approve\": boom".into())).unwrap();
+    let StepStatus::Failed { error, retry_in } = outcome.status else { panic!("{:?}", outcome.status) };
+    assert_eq!(retry_in, Some(std::time::Duration::from_secs(5)));
+    assert_eq!(
+        error.to_string(),
+        "node \"sub\" failed: its child run of graph \"review\" failed: node \"approve\": boom"
+    );
+    assert_eq!((outcome.attempt, engine.status()), (1, EngineStatus::Running));
+    // The next attempt asks for a fresh child.
+    let again = block_on(engine.step_outcome()).unwrap();
+    assert!(matches!(again.status, StepStatus::Child(_)), "{:?}", again.status);
+    assert_eq!(again.attempt, 2);
+    let routed = engine.finish_child(roomkit_graph::ChildEnd::Cancelled).unwrap();
+    let StepStatus::Routed(failure) = routed.status else { panic!("{:?}", routed.status) };
+    assert_eq!(failure.message, "its child run of graph \"review\" was cancelled");
+    assert_eq!((failure.attempts, routed.next.as_deref()), (2, Some("recover")));
+}

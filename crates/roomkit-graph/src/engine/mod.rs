@@ -34,6 +34,7 @@ pub(crate) use stream::EventSink;
 pub use stream::{Event, EventStream, StreamMode};
 use subgraph::Child;
 pub(crate) use subgraph::Target as SubgraphTarget;
+pub use subgraph::{ChildEnd, ChildRequest};
 
 /// A graph compiled for running, with its handlers: build it once, then start
 /// or restore as many runs as needed. Cloning it is cheap.

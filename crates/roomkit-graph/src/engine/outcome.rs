@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{EngineError, ErrorKind};
+use super::{ChildRequest, EngineError, ErrorKind};
 use crate::handler::{Ask, Emitted};
 
 /// What happened when a run moved: the node that ran (or was answered, or
@@ -64,6 +64,11 @@ pub enum StepStatus {
     /// its edges: for whoever runs the engine to carry out (a durable timer),
     /// then [`WorkflowEngine::wake`](crate::WorkflowEngine::wake).
     Sleeping(Duration),
+    /// The run waits on a child run for its caller to start (a subgraph
+    /// node in a [`parking`](crate::Workflow::parking) workflow without
+    /// [graphs](crate::Workflow::with_graphs)); once it ends,
+    /// [`WorkflowEngine::finish_child`](crate::WorkflowEngine::finish_child).
+    Child(ChildRequest),
     /// The step failed; the run stays on the node.
     Failed {
         /// Why.

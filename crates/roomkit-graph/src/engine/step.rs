@@ -7,11 +7,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::Value;
 
+use super::subgraph::ChildWait;
 use super::{EngineError, ErrorKind, NodeFailure, StepOutcome, StepStatus, WaitingPoint, WorkflowEngine};
 use crate::error_chain::ErrorChain;
 use crate::handler::{Emitted, HandlerError, NodeResult, NodeStatus, Scope};
 use crate::limits::{LimitError, measure};
 use crate::model::NodeType;
+use crate::policy::NodePolicy;
 use crate::template::TemplateError;
 
 /// A node that failed in a way an error edge may route: what it output and why.
@@ -48,7 +50,7 @@ impl WorkflowEngine {
         match status {
             StepStatus::Failed { error, .. } => Err(error),
             StepStatus::Completed | StepStatus::Routed(_) => Ok(self.current.is_some()),
-            StepStatus::Waiting(_) | StepStatus::Sleeping(_) => Ok(false),
+            StepStatus::Waiting(_) | StepStatus::Sleeping(_) | StepStatus::Child(_) => Ok(false),
         }
     }
 
@@ -105,7 +107,7 @@ impl WorkflowEngine {
             }
         };
         // Where a subgraph node's child waits, if it does.
-        let mut child_points = Vec::new();
+        let mut child_wait = ChildWait::None;
         let (attempt, status) = loop {
             let attempt = self.attempt;
             self.written.clear();
@@ -118,7 +120,7 @@ impl WorkflowEngine {
             };
             // The child is driven where it is kept: a step dropped midway
             // (its stream dropped) leaves it as far as it got.
-            let run = execute(on, node, &sent, &mut self.child, &mut child_points);
+            let run = execute(on, node, &sent, &mut self.child, &mut child_wait);
             let result = match policy.timeout {
                 Some(limit) => tokio::time::timeout(limit, run)
                     .await
@@ -141,9 +143,12 @@ impl WorkflowEngine {
                 Stored::Waiting(points) => {
                     self.waiting = true;
                     self.finish_step(node, NodeStatus::Waiting);
-                    let points =
-                        if child_points.is_empty() { points } else { std::mem::take(&mut child_points) };
-                    break (attempt, StepStatus::Waiting(points));
+                    let status = match std::mem::take(&mut child_wait) {
+                        ChildWait::None => StepStatus::Waiting(points),
+                        ChildWait::Points(points) => StepStatus::Waiting(points),
+                        ChildWait::Request(request) => StepStatus::Child(request),
+                    };
+                    break (attempt, status);
                 }
                 Stored::Fatal(error) => {
                     self.send_lifecycle_complete(node, NodeStatus::Failed);
@@ -151,8 +156,7 @@ impl WorkflowEngine {
                 }
                 Stored::Failed(failed) => failed,
             };
-            if failed.retryable && attempt < policy.max_attempts {
-                let wait = policy.backoff(attempt + 1);
+            if let Some(wait) = retry_wait(&policy, &failed, attempt) {
                 self.attempt = attempt + 1;
                 if self.workflow.parks {
                     self.send_lifecycle_complete(node, NodeStatus::Failed);
@@ -189,6 +193,39 @@ impl WorkflowEngine {
             emitted: sent.into_inner().unwrap_or_else(PoisonError::into_inner),
             closed: Vec::new(),
         }
+    }
+
+    /// Settles the attempt at subgraph node `node` whose child run the
+    /// caller kept, ended with `result`, as a step settles its handler's:
+    /// stored and moved on, retried (the run stays on the node for the next
+    /// attempt) or failed along the error edge. Gives the attempt and how it
+    /// ended.
+    pub(super) fn settle_child(
+        &mut self,
+        node: usize,
+        result: Result<NodeResult, HandlerError>,
+    ) -> (u32, StepStatus) {
+        let attempt = self.attempt;
+        let status = match self.store(node, result) {
+            // A child's result is a completion or a failure, never a wait.
+            Stored::Completed(_) | Stored::Waiting(_) => self.complete(node),
+            Stored::Fatal(error) => {
+                self.send_lifecycle_complete(node, NodeStatus::Failed);
+                StepStatus::Failed { error, retry_in: None }
+            }
+            Stored::Failed(failed) => {
+                let policy = self.workflow.plan.policy(node).ok().cloned().unwrap_or_default();
+                match retry_wait(&policy, &failed, attempt) {
+                    Some(wait) => {
+                        self.attempt = attempt + 1;
+                        self.send_lifecycle_complete(node, NodeStatus::Failed);
+                        StepStatus::Failed { error: failed.error, retry_in: Some(wait) }
+                    }
+                    None => self.fail(node, failed, attempt),
+                }
+            }
+        };
+        (attempt, status)
     }
 
     /// Checks and stores what an attempt at `node` returned.
@@ -403,14 +440,20 @@ struct Attempt<'a> {
     attempt: u32,
 }
 
+/// The wait before the next attempt when the node's `policy` retries
+/// `failed`, attempt `attempt` at it; none when it does not.
+fn retry_wait(policy: &NodePolicy, failed: &Failed, attempt: u32) -> Option<std::time::Duration> {
+    (failed.retryable && attempt < policy.max_attempts).then(|| policy.backoff(attempt + 1))
+}
+
 /// Runs an attempt at `node`: its handler, or for a subgraph node its child
-/// run (in `child`, where it waits in `child_points`).
+/// run (in `child`; where it waits, in `child_wait`).
 async fn execute(
     on: Attempt<'_>,
     node: usize,
     sent: &Mutex<Vec<Emitted>>,
     child: &mut Option<super::Child>,
-    child_points: &mut Vec<WaitingPoint>,
+    child_wait: &mut ChildWait,
 ) -> Result<NodeResult, HandlerError> {
     let workflow = on.workflow;
     let plan = &*workflow.plan;
@@ -428,7 +471,7 @@ async fn execute(
         live: workflow.live.as_deref(),
     };
     if plan.node(node).node_type == NodeType::Subgraph {
-        return super::subgraph::run(workflow, &scope, child, child_points).await;
+        return super::subgraph::run(workflow, &scope, child, child_wait).await;
     }
     let handler = workflow.handlers[node]
         .as_ref()

@@ -10,10 +10,49 @@ use std::sync::{Arc, PoisonError};
 
 use serde_json::{Value, json};
 
-use super::{ChildState, EngineError, Scope, StepStatus, WaitingPoint, Workflow, WorkflowEngine};
+use super::{
+    ChildState, EngineError, Scope, StepOutcome, StepStatus, WaitingPoint, Workflow, WorkflowEngine,
+};
+use crate::context::Context;
 use crate::handler::{Emitted, HandlerError, NodeResult};
 use crate::limits::LimitError;
 use crate::model::Node;
+
+/// A child run a subgraph node hands to whoever runs the engine, in a
+/// [`parking`](Workflow::parking) workflow without [graphs](Workflow::with_graphs)
+/// (a durable runner, which keeps child runs as runs of their own): start a
+/// run of this graph on `input`, then tell the parent how it ended
+/// ([`WorkflowEngine::finish_child`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChildRequest {
+    /// The graph to run.
+    pub graph_id: String,
+    /// Its version, if the node pins one (else the newest, as the run reaches the node).
+    pub version: Option<u32>,
+    /// The child run's trigger data: the node's `input` resolved, or the parent's trigger data.
+    pub input: Value,
+}
+
+/// How a child run handed to the caller ended.
+#[derive(Debug)]
+pub enum ChildEnd {
+    /// It completed with this context: the node's `output` is resolved against it.
+    Completed(Context),
+    /// It failed, for this reason.
+    Failed(String),
+    /// It was cancelled.
+    Cancelled,
+}
+
+/// Where a subgraph node's step left its child: nowhere (it completed or
+/// failed), waiting at these points (in memory), or handed to the caller.
+#[derive(Debug, Default)]
+pub(crate) enum ChildWait {
+    #[default]
+    None,
+    Points(Vec<WaitingPoint>),
+    Request(ChildRequest),
+}
 
 /// What a subgraph node's configuration names: `graph_id` and, optionally,
 /// `version` (the newest when the run reaches the node, when absent).
@@ -156,15 +195,21 @@ pub(super) async fn run(
     workflow: &Workflow,
     scope: &Scope<'_>,
     child: &mut Option<Child>,
-    points: &mut Vec<WaitingPoint>,
+    wait: &mut ChildWait,
 ) -> Result<NodeResult, HandlerError> {
     let node = scope.node();
+    if child.is_none() && workflow.graphs.is_none() && workflow.parks {
+        let Target { graph_id, version } =
+            Target::read(node).map_err(|(_, why)| HandlerError::execution(why).permanent())?;
+        *wait = ChildWait::Request(ChildRequest { graph_id, version, input: input(scope)? });
+        return Ok(NodeResult::waiting());
+    }
     let running = match child {
         Some(running) => running,
         None => child.insert(start_child(workflow, scope)?),
     };
     running.engine.sink = scope.sink.map(|sink| Arc::new(sink.nested(&node.id)));
-    let driven = drive(&mut running.engine, scope, points).await;
+    let driven = drive(&mut running.engine, scope, wait).await;
     running.engine.sink = None;
     match driven {
         Ok(true) => Ok(NodeResult::waiting()),
@@ -214,17 +259,22 @@ fn start_child(workflow: &Workflow, scope: &Scope<'_>) -> Result<Child, HandlerE
     if depth > limit {
         return Err(LimitError::Nesting { depth, limit }.into());
     }
-    let input = match scope.resolve("input")? {
-        Some(input) => input,
-        None => scope.context().trigger().cloned().unwrap_or_else(|| json!({})),
-    };
     let mut engine = workflow.child_workflow(stored).engine();
-    engine.start(input).map_err(|error| {
+    engine.start(input(scope)?).map_err(|error| {
         HandlerError::execution(format!("its child run of graph {graph_id:?} cannot start"))
             .with_source(error)
             .permanent()
     })?;
     Ok(Child { graph_id, version, engine: Box::new(engine) })
+}
+
+/// A child run's trigger data: the node's `input` resolved, or the parent's
+/// trigger data.
+fn input(scope: &Scope<'_>) -> Result<Value, HandlerError> {
+    Ok(match scope.resolve("input")? {
+        Some(input) => input,
+        None => scope.context().trigger().cloned().unwrap_or_else(|| json!({})),
+    })
 }
 
 /// Steps `engine`, a child run, until it completes (false) or waits (true,
@@ -233,7 +283,7 @@ fn start_child(workflow: &Workflow, scope: &Scope<'_>) -> Result<Child, HandlerE
 async fn drive(
     engine: &mut WorkflowEngine,
     scope: &Scope<'_>,
-    points: &mut Vec<WaitingPoint>,
+    wait: &mut ChildWait,
 ) -> Result<bool, EngineError> {
     let node_id = &scope.node().id;
     // Boxed: the child's step runs this again for a subgraph node of its own.
@@ -247,13 +297,88 @@ async fn drive(
         match outcome.status {
             StepStatus::Completed | StepStatus::Routed(_) => {}
             StepStatus::Waiting(opened) => {
-                *points = under(node_id, opened);
+                *wait = ChildWait::Points(under(node_id, opened));
                 return Ok(true);
             }
             StepStatus::Failed { error, .. } => return Err(error),
-            // A child waits out its own rests (it does not park).
-            StepStatus::Sleeping(_) => {}
+            // A child waits out its own rests (it does not park) and runs
+            // its own children (it has the graphs).
+            StepStatus::Sleeping(_) | StepStatus::Child(_) => {}
         }
     }
     Ok(engine.waiting())
+}
+
+impl WorkflowEngine {
+    /// Ends the wait on a child run handed to the caller
+    /// ([`StepStatus::Child`]): a completed child completes the subgraph node
+    /// with its `output` (resolved against the child's context; the whole
+    /// context when absent) and the run follows the node's edges; a child that
+    /// failed or was cancelled fails the node, retried as its policy says
+    /// (the next attempt asks for a fresh child) or taken along its error
+    /// edge. Refused when the run waits on no child run.
+    ///
+    /// ```
+    /// use roomkit_graph::{ChildEnd, Context, Edge, Graph, Handlers, Node, StepStatus, Trigger, Workflow};
+    /// use serde_json::json;
+    ///
+    /// let mut graph = Graph::new("publish", "Publish", Trigger::manual());
+    /// graph.add_nodes([
+    ///     Node::new("start", "start"),
+    ///     Node::new("check", "subgraph")
+    ///         .with_config(json!({"graph_id": "review", "input": {"doc": "{{trigger.doc}}"}, "output": "{{approve.output}}"})),
+    ///     Node::new("end", "end"),
+    /// ])?;
+    /// graph.add_edges([Edge::new("start", "check"), Edge::new("check", "end")]);
+    /// let mut engine = Workflow::new(graph, Handlers::builtin()).parking().engine();
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// engine.start(json!({"doc": 7}))?;
+    /// engine.step().await?;
+    /// let outcome = engine.step_outcome().await.expect("check runs");
+    /// let StepStatus::Child(request) = outcome.status else { panic!("{:?}", outcome.status) };
+    /// assert_eq!((request.graph_id.as_str(), request.input), ("review", json!({"doc": 7})));
+    ///
+    /// // The caller ran the child; it completed.
+    /// let mut child = Context::new("start");
+    /// child.set_output("approve", json!({"action": "approve"}));
+    /// let outcome = engine.finish_child(ChildEnd::Completed(child))?;
+    /// assert!(matches!(outcome.status, StepStatus::Completed));
+    /// assert_eq!(engine.context().get("check.output.action"), Some(&json!("approve")));
+    /// assert_eq!(outcome.next.as_deref(), Some("end"));
+    /// # Ok::<(), roomkit_graph::EngineError>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn finish_child(&mut self, end: ChildEnd) -> Result<StepOutcome, EngineError> {
+        let plan = Arc::clone(&self.workflow.plan);
+        let on_child = |&at: &usize| {
+            self.waiting
+                && self.pending.is_empty()
+                && self.child.is_none()
+                && plan.node(at).node_type == crate::model::NodeType::Subgraph
+        };
+        let Some(node) = self.current.filter(on_child) else {
+            return Err(EngineError::InvalidArgument(format!("run {} waits on no child run", self.run_id)));
+        };
+        let graph_id = Target::read(plan.node(node)).map(|target| target.graph_id).unwrap_or_default();
+        let result = match end {
+            ChildEnd::Completed(context) => match plan.config_template(node, "output") {
+                Some(template) => template
+                    .resolve_within(&context, self.workflow.limits.output_bytes)
+                    .map(NodeResult::completed)
+                    .map_err(HandlerError::from),
+                None => Ok(NodeResult::completed(Value::Object(context.to_entries()))),
+            },
+            ChildEnd::Failed(why) => {
+                Err(HandlerError::execution(format!("its child run of graph {graph_id:?} failed: {why}")))
+            }
+            ChildEnd::Cancelled => {
+                Err(HandlerError::execution(format!("its child run of graph {graph_id:?} was cancelled")))
+            }
+        };
+        self.written.clear();
+        self.waiting = false;
+        let (attempt, status) = self.settle_child(node, result);
+        Ok(self.outcome(node, attempt, status, std::sync::Mutex::new(Vec::new())))
+    }
 }
