@@ -46,6 +46,12 @@ fn line(entry: &Entry) -> String {
         Entry::RetryScheduled { node_id, attempt, retry_at } => {
             format!("{node_id} ↻ attempt {attempt} at {}", clock_time(*retry_at))
         }
+        Entry::ChildStarted { node_id, run_id, graph_id, graph_version } => {
+            format!("{node_id} ⤵ child run {run_id}: {graph_id} v{graph_version}")
+        }
+        Entry::ChildFinished { node_id, run_id, status } => {
+            format!("{node_id} ⤴ child run {run_id} {}", status.as_str())
+        }
         Entry::RunCompleted => "■ run completed".to_owned(),
         Entry::RunFailed { error } => format!("■ run failed: {error}"),
         Entry::RunCancelled { reason: Some(reason) } => format!("■ run cancelled: {reason}"),

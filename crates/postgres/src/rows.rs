@@ -2,7 +2,8 @@
 
 use roomkit_graph::Graph;
 use roomkit_graph_store::{
-    Cause, Entry, RunRecord, RunStatus, StoreError, StoredGraph, TranscriptEvent, read_pending, read_stored,
+    Cause, Entry, ParentLink, RunRecord, RunStatus, StoreError, StoredGraph, TranscriptEvent, read_pending,
+    read_stored,
 };
 use tokio_postgres::Row;
 
@@ -11,7 +12,7 @@ use crate::error::stored_count;
 /// The columns [`run`] reads, in its order.
 pub(crate) const RUN_COLUMNS: &str = "run_id, graph_id, graph_version, status, current_node_id, \
      previous_node_id, error, version, last_seq, created_at, updated_at, wake_at, org, owner, lease_until, \
-     steps, pending";
+     steps, pending, parent_run_id, parent_node_id";
 
 /// The columns [`graph`] reads, in its order.
 pub(crate) const GRAPH_COLUMNS: &str = "org, graph_id, version, graph_json, created_at";
@@ -23,7 +24,14 @@ pub(crate) fn run(row: &Row) -> Result<RunRecord, StoreError> {
     let status = RunStatus::parse(&status).ok_or_else(|| {
         StoreError::Backend(format!("run {run_id} has an unknown status {status:?}").into())
     })?;
+    let parent_run_id: Option<String> = row.try_get(17).map_err(column)?;
+    let parent_node_id: Option<String> = row.try_get(18).map_err(column)?;
+    let parent = match (parent_run_id, parent_node_id) {
+        (Some(run_id), Some(node_id)) => Some(ParentLink { run_id, node_id }),
+        _ => None,
+    };
     Ok(RunRecord {
+        parent,
         graph_id: row.try_get(1).map_err(column)?,
         graph_version: stored_count(row.try_get(2).map_err(column)?, "graph version")?,
         status,

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use deadpool_postgres::{ClientWrapper, Transaction};
 use roomkit_graph::EngineState;
 use roomkit_graph_store::{
-    Cause, FilterValue, HeldKey, Lease, Millis, NewRun, Result, RunFilter, RunKey, RunRecord, RunStore,
-    StepCommit, StoreError, TranscriptEvent, pending_text, read_stored,
+    Cause, FilterValue, HeldKey, Lease, Millis, NewRun, ParentLink, Result, RunFilter, RunKey, RunRecord,
+    RunStore, StepCommit, StoreError, TranscriptEvent, pending_text, read_stored,
 };
 use serde_json::{Map, Value};
 use tokio_postgres::types::ToSql;
@@ -88,8 +88,9 @@ impl PostgresStore {
             .execute(
                 "INSERT INTO roomkit_graph.runs (run_id, org, graph_id, graph_version, status, current_node_id, \
                  previous_node_id, error, version, last_seq, created_at, updated_at, run_key, owner, lease_until, \
-                 key_hash, key_expires_at, steps, pending) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, 1, 1, $8, $8, $9, $10, $11, $12, $13, $14, $15)",
+                 key_hash, key_expires_at, steps, pending, parent_run_id, parent_node_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, 1, 1, $8, $8, $9, $10, $11, $12, $13, $14, $15, \
+                 $16, $17)",
                 &[
                     &record.run_id,
                     &record.org,
@@ -106,6 +107,8 @@ impl PostgresStore {
                     &key.and_then(|key| key.expires_at),
                     &sql_int(record.steps),
                     &pending_text(&record.pending),
+                    &record.parent.as_ref().map(|link| &link.run_id),
+                    &record.parent.as_ref().map(|link| &link.node_id),
                 ],
             )
             .await;
@@ -120,12 +123,21 @@ impl PostgresStore {
         // The context the run starts with is kept on its first event.
         let context = run.starting_context().map(|context| Value::Object(context.clone()).to_string());
         append(&tx, std::slice::from_ref(&started), context).await?;
+        // The parent's step that starts the run: refused with it (a parent
+        // that moved meanwhile opens no child).
+        if let Some(parent) = &run.parent {
+            let before = lock_run(&tx, &parent.commit.run_id).await?;
+            apply_step(&tx, &parent.commit, before, parent.commit.at).await?;
+        }
         let record = match &run.first_step {
             None => record,
             Some(step) => apply_step(&tx, step, record, step.at).await?.0,
         };
         tx.commit().await.map_err(pg)?;
         self.announce(run_id);
+        if let Some(parent) = &run.parent {
+            self.announce(&parent.commit.run_id);
+        }
         Ok(record)
     }
 
@@ -133,10 +145,20 @@ impl PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         let before = lock_run(&tx, &commit.run_id).await?;
+        let was_over = before.status.is_final();
         let applied = apply_step(&tx, commit, before, commit.at).await?;
+        let woken = match (was_over, &applied.0.parent) {
+            (false, Some(link)) if applied.0.status.is_final() => {
+                wake_parent(&tx, &applied.0, link, commit.at).await?
+            }
+            _ => false,
+        };
         tx.commit().await.map_err(pg)?;
         if !applied.1.is_empty() {
             self.announce(&commit.run_id);
+        }
+        if let (true, Some(link)) = (woken, &applied.0.parent) {
+            self.announce(&link.run_id);
         }
         Ok(applied)
     }
@@ -302,6 +324,25 @@ async fn take_key(tx: &Transaction<'_>, key: &RunKey, now: Millis) -> Result<()>
             Ok(())
         }
         Some(holder) => Err(key.taken_by(holder)),
+    }
+}
+
+/// Sets the parent of `child`, a child run just over, going again when it
+/// waits on it (in the transaction of the child's last step). Returns
+/// whether it did.
+async fn wake_parent(
+    tx: &Transaction<'_>,
+    child: &RunRecord,
+    link: &ParentLink,
+    now: Millis,
+) -> Result<bool> {
+    let parent = lock_run(tx, &link.run_id).await?;
+    match parent.woken_by(child, now) {
+        Some(wake) => {
+            apply_step(tx, &wake, parent, now).await?;
+            Ok(true)
+        }
+        None => Ok(false),
     }
 }
 

@@ -15,9 +15,9 @@ pub const SCHEMA: &str = "roomkit_graph";
 /// newer version is refused.
 ///
 /// ```
-/// assert_eq!(roomkit_graph_postgres::SCHEMA_VERSION, 3);
+/// assert_eq!(roomkit_graph_postgres::SCHEMA_VERSION, 4);
 /// ```
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// The key of the advisory lock held while the tables are created: "RKGR".
 const CREATION_LOCK: i64 = 0x524B_4752;
@@ -30,7 +30,9 @@ const CREATION_LOCK: i64 = 0x524B_4752;
 /// (`key_hash`) and when the run lets it go (`key_expires_at`). `steps` counts
 /// the steps a run has executed; `pending` holds the children of the parallel
 /// node a waiting run waits on that still wait, as a JSON array of node ids in
-/// node order (null when there are none).
+/// node order (null when there are none). `parent_run_id` and
+/// `parent_node_id` link a child run to the run and the subgraph node that
+/// started it.
 const TABLES: &str = "
 CREATE SCHEMA roomkit_graph;
 
@@ -70,8 +72,11 @@ CREATE TABLE roomkit_graph.runs (
     key_expires_at   BIGINT,
     steps            BIGINT NOT NULL DEFAULT 0,
     pending          TEXT,
+    parent_run_id    TEXT,
+    parent_node_id   TEXT,
     FOREIGN KEY (org, graph_id, graph_version) REFERENCES roomkit_graph.graphs (org, graph_id, version)
 );
+CREATE INDEX runs_by_parent ON roomkit_graph.runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
 CREATE INDEX runs_by_graph ON roomkit_graph.runs (org, graph_id, created_at);
 CREATE INDEX runs_by_org ON roomkit_graph.runs (org, created_at);
 CREATE INDEX runs_by_status ON roomkit_graph.runs (status, created_at);
@@ -108,7 +113,7 @@ CREATE TABLE roomkit_graph.secrets (
 
 /// The migrations, by the version they start from: a database is migrated
 /// one version at a time up to [`SCHEMA_VERSION`].
-const MIGRATIONS: [(i32, &str); 2] = [
+const MIGRATIONS: [(i32, &str); 3] = [
     (
         // Version 2: a run's key gets a request hash and an expiry, none for
         // the keys already held (held for good, as before).
@@ -122,6 +127,15 @@ const MIGRATIONS: [(i32, &str); 2] = [
         2,
         "ALTER TABLE roomkit_graph.runs ADD COLUMN IF NOT EXISTS steps BIGINT NOT NULL DEFAULT 0, \
          ADD COLUMN IF NOT EXISTS pending TEXT;",
+    ),
+    (
+        // Version 4: a child run's link to its parent run and subgraph node;
+        // the runs already stored have no parent.
+        3,
+        "ALTER TABLE roomkit_graph.runs ADD COLUMN IF NOT EXISTS parent_run_id TEXT, \
+         ADD COLUMN IF NOT EXISTS parent_node_id TEXT; \
+         CREATE INDEX IF NOT EXISTS runs_by_parent ON roomkit_graph.runs (parent_run_id) \
+         WHERE parent_run_id IS NOT NULL;",
     ),
 ];
 

@@ -91,21 +91,9 @@ pub(crate) fn of_outcome(
             wake_at = Some(now.saturating_add(millis_i64(*rest)));
             RunStatus::Waiting
         }
-        StepStatus::Child(request) => {
-            // Child runs of their own are not started by durable runs yet.
-            let message = format!(
-                "node {node_id:?}: a durable run cannot start a child run of graph {:?} yet",
-                request.graph_id
-            );
-            entries.push(Entry::NodeFailed {
-                node_id: node_id.clone(),
-                attempt: outcome.attempt,
-                error: message.clone(),
-            });
-            entries.push(Entry::RunFailed { error: message.clone() });
-            error = Some(message);
-            RunStatus::Failed
-        }
+        // The runner opens the child run with this commit and adds its
+        // `child_started` entry (see `children::open`).
+        StepStatus::Child(_) => RunStatus::Waiting,
         StepStatus::Failed { error: failure, retry_in: Some(wait) } => {
             let attempt = outcome.attempt;
             entries.push(Entry::NodeFailed { node_id: node_id.clone(), attempt, error: failure.to_string() });

@@ -6,12 +6,15 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use roomkit_graph::{StepStatus, Workflow, WorkflowEngine};
-use roomkit_graph_store::{Lease, Millis, RunRecord, RunStatus, StoreError, TranscriptEvent};
+use std::sync::Arc;
+
+use roomkit_graph::{ChildEnd, StepStatus, Workflow, WorkflowEngine};
+use roomkit_graph_store::{Entry, Lease, Millis, RunRecord, RunStatus, StoreError, TranscriptEvent};
 
 use tokio::sync::Notify;
 use tracing::Instrument as _;
 
+use crate::children::{self, Asked};
 use crate::commit::{self, Cause};
 use crate::error::RunnerError;
 use crate::shared::Shared;
@@ -65,7 +68,7 @@ impl Held {
 /// the step in progress. So does a cancel through this runner (`cancelled`
 /// notified), without waiting for a renewal.
 pub(crate) async fn drive(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     run_id: &str,
     until: Millis,
     start: Option<Started>,
@@ -138,31 +141,43 @@ pub(crate) struct Started {
 }
 
 async fn drive_steps(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     run_id: &str,
     held: &Held,
     start: Option<Started>,
 ) -> Result<Ended, RunnerError> {
     if let Some(Started { record, engine, retry_at }) = start {
-        return drive_from(shared, run_id, held, &record, engine, retry_at).await;
+        return drive_from(shared, run_id, held, &record, engine, retry_at, None).await;
     }
     let (record, state) = shared.store.load_run(run_id).await?;
     if record.status != RunStatus::Running {
         return Ok(Ended::Parked);
     }
     let workflow = shared.workflow(&record.org, &record.graph_id, record.graph_version).await?;
+    // Only the last event can be a pending retry, or the end of the child
+    // run the run waited on (which set it going).
+    let last = shared.store.transcript(run_id, record.last_seq.saturating_sub(1), 1).await?;
+    let finished = match (last.last().map(|event| &event.entry), record.current_node_id.as_deref()) {
+        (Some(Entry::ChildFinished { node_id, run_id: child, status }), Some(current))
+            if node_id == current =>
+        {
+            Some(children::end_of(shared, child, *status).await?)
+        }
+        _ => None,
+    };
+    let mut state = state;
+    // Its engine still waits on the child, until it takes the child's end.
+    state.waiting |= finished.is_some();
     let mut engine = restored(&workflow, &record, state)?;
     // A run picked up after a restart may be between two attempts of a node.
     let mut retry_at = None;
-    if let Some(node) = engine.current_node_id() {
-        // Only the last event can be a pending retry.
-        let last = shared.store.transcript(run_id, record.last_seq.saturating_sub(1), 1).await?;
-        if let Some((attempt, at)) = pending_retry(&last, node) {
-            engine.set_attempt(attempt);
-            retry_at = Some(at);
-        }
+    if let Some(node) = engine.current_node_id()
+        && let Some((attempt, at)) = pending_retry(&last, node)
+    {
+        engine.set_attempt(attempt);
+        retry_at = Some(at);
     }
-    drive_from(shared, run_id, held, &record, engine, retry_at).await
+    drive_from(shared, run_id, held, &record, engine, retry_at, finished).await
 }
 
 /// The engine of a stored run, its steps counted from where the run stands.
@@ -177,15 +192,18 @@ pub(crate) fn restored(
 }
 
 /// Drives the run from `record` and `engine`, its next attempt due at
-/// `retry_at` (a retry scheduled before a restart), if set.
+/// `retry_at` (a retry scheduled before a restart), if set; first taking
+/// `finished`, the end of the child run it waited on, if given.
 async fn drive_from(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     run_id: &str,
     held: &Held,
     record: &RunRecord,
     mut engine: WorkflowEngine,
     retry_at: Option<Millis>,
+    finished: Option<ChildEnd>,
 ) -> Result<Ended, RunnerError> {
+    let mut finished = finished;
     let mut version = record.version;
     // A stop cuts the wait for a retry short: the run is let go, its retry
     // still scheduled, for whoever drives it next.
@@ -196,21 +214,42 @@ async fn drive_from(
         return Ok(Ended::LetGo);
     }
     while !stop.is_set() {
-        let Some(outcome) = engine.step_outcome().await else {
-            return Ok(Ended::Parked);
+        let (mut outcome, cause) = match finished.take() {
+            Some(end) => (engine.finish_child(end)?, Cause::Wake),
+            None => match engine.step_outcome().await {
+                Some(outcome) => (outcome, Cause::Step),
+                None => return Ok(Ended::Parked),
+            },
         };
-        let now = shared.now();
-        let commit = commit::of_outcome(&outcome, &engine, Cause::Step, run_id, version, now);
-        let status = commit.status;
-        let commit = roomkit_graph_store::StepCommit { lease: Some(held.for_commit(now)), ..commit };
-        match shared.store.commit_step(commit).await {
-            Ok((record, _)) => version = record.version,
-            Err(StoreError::Conflict { detail, .. }) => {
-                tracing::debug!(node = %outcome.node_id, %detail, "another writer moved the run; letting go");
-                return Ok(Ended::LetGo);
+        let committed = if let StepStatus::Child(request) = &outcome.status {
+            let request = request.clone();
+            match children::open(shared, record, version, &outcome, &mut engine, &request).await? {
+                Asked::Opened => {
+                    tracing::debug!(node = %outcome.node_id, graph = %request.graph_id, "child run started");
+                    return Ok(Ended::Parked);
+                }
+                Asked::Moved => return Ok(Ended::LetGo),
+                Asked::Failed(failed) => {
+                    let (committed, failed) = *failed;
+                    outcome = failed;
+                    committed
+                }
             }
-            Err(error) => return Err(error.into()),
-        }
+        } else {
+            let now = shared.now();
+            let commit = commit::of_outcome(&outcome, &engine, cause, run_id, version, now);
+            let commit = roomkit_graph_store::StepCommit { lease: Some(held.for_commit(now)), ..commit };
+            match shared.store.commit_step(commit).await {
+                Ok((committed, _)) => committed,
+                Err(StoreError::Conflict { detail, .. }) => {
+                    tracing::debug!(node = %outcome.node_id, %detail, "another writer moved the run; letting go");
+                    return Ok(Ended::LetGo);
+                }
+                Err(error) => return Err(error.into()),
+            }
+        };
+        version = committed.version;
+        let status = committed.status;
         let node = &outcome.node_id;
         match &outcome.status {
             StepStatus::Failed { error, retry_in: None } => tracing::info!(%node, %error, "run failed"),
@@ -229,6 +268,8 @@ async fn drive_from(
             StepStatus::Completed => tracing::debug!(%node, "step committed"),
         }
         if status.is_final() {
+            // A child run that is over: its parent goes on.
+            children::drive_parent(shared, &committed).await;
             return Ok(Ended::Over);
         }
         if status != RunStatus::Running {

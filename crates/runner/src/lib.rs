@@ -90,6 +90,7 @@
 //!   share, time through the clock.
 
 mod cache;
+mod children;
 mod commit;
 mod drive;
 mod error;

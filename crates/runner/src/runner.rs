@@ -20,6 +20,7 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 
 use crate::cache::Graphs;
+use crate::children;
 use crate::commit::{self, Cause};
 use crate::drive::{self, Started};
 use crate::error::RunnerError;
@@ -574,6 +575,7 @@ impl Runner {
             .shared
             .store
             .create_run(NewRun {
+                parent: None,
                 org: org.to_owned(),
                 graph_id: graph_id.to_owned(),
                 graph_version,
@@ -670,7 +672,8 @@ impl Runner {
     }
 
     /// Cancels a run that is not over yet, whoever drives it, and releases its
-    /// lease. A step this runner is driving is dropped at once (at its next
+    /// lease; its child runs that are not over are cancelled with it, and a
+    /// cancelled child's parent goes on (its subgraph node fails). A step this runner is driving is dropped at once (at its next
     /// await point); one another process drives is dropped once that process
     /// sees the run is no longer running (at its next commit or lease renewal),
     /// and its commit is refused: the cancellation wins.
@@ -685,6 +688,17 @@ impl Runner {
             match self.shared.store.commit_step(commit).await {
                 Ok((record, _)) => {
                     self.shared.tasks.cancelled(run_id);
+                    // Its live children go with it.
+                    for child in children::live(&self.shared, run_id).await? {
+                        let cancelled =
+                            Box::pin(self.cancel(&child.run_id, Some("its parent run was cancelled")));
+                        match cancelled.await {
+                            Ok(_) | Err(RunnerError::Finished { .. }) => {}
+                            Err(error) => return Err(error),
+                        }
+                    }
+                    // A cancelled child's parent goes on (its node fails).
+                    children::drive_parent(&self.shared, &record).await;
                     return Ok(record);
                 }
                 // A step committed in between: look again.
@@ -695,7 +709,9 @@ impl Runner {
     }
 
     /// Waits until the run waits for a person or is over, and returns its
-    /// record. A run parked on a timer is still under way. (A run nobody drives
+    /// record. A run parked on a timer is still under way; so is one waiting
+    /// on a child run, until the child waits for a person (then so does the
+    /// run) or is over. (A run nobody drives
     /// stays running: see [`Runner::recover`].)
     pub async fn wait(&self, run_id: &str) -> Result<RunRecord, RunnerError> {
         loop {
@@ -713,8 +729,17 @@ impl Runner {
                 }
             }
             let record = self.shared.store.run(run_id).await?;
-            let asks_a_person = record.status == RunStatus::Waiting && record.wake_at.is_none();
-            if asks_a_person || record.status.is_final() {
+            let parked = record.status == RunStatus::Waiting && record.wake_at.is_none();
+            if parked && let Some(child) = children::live(&self.shared, run_id).await?.pop() {
+                // It waits on a child run: for a person when the child does.
+                let child = Box::pin(self.wait(&child.run_id)).await?;
+                if child.status == RunStatus::Waiting {
+                    return Ok(record);
+                }
+                // The child is over: the run goes on.
+                continue;
+            }
+            if parked || record.status.is_final() {
                 return Ok(record);
             }
             if self.shared.tasks.drives(run_id) {

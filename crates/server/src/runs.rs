@@ -287,6 +287,7 @@ pub(crate) async fn list(
         })?),
     };
     let filter = RunFilter {
+        parent_run_id: None,
         org: Some(org),
         graph_id: query.graph_id,
         status,

@@ -205,11 +205,18 @@ mod tests {
         }))
         .await;
         assert!(opened.iter().all(|count| count == &Ok(0)), "{opened:?}");
-        let shm = dir.path().join("read.db-shm");
-        assert!(shm.exists());
+        let file = std::fs::canonicalize(dir.path().join("read.db")).unwrap();
+        assert_eq!(open_files(&file), READERS, "one open file per reader");
         drop(readers);
-        // Joined in drop: the last connection closed, and SQLite removed the
-        // WAL index it shared.
-        assert!(!shm.exists(), "a reader connection is still open");
+        // Joined in drop: every connection is closed.
+        assert_eq!(open_files(&file), 0, "a reader connection is still open");
+    }
+
+    /// How many of this process's file descriptors are open on `file`.
+    fn open_files(file: &Path) -> usize {
+        let descriptors = std::fs::read_dir("/proc/self/fd").unwrap();
+        descriptors
+            .filter(|fd| fd.as_ref().is_ok_and(|fd| std::fs::read_link(fd.path()).is_ok_and(|to| to == file)))
+            .count()
     }
 }

@@ -1,7 +1,7 @@
 //! Records read out of rows, checked on the way.
 
 use roomkit_graph::Graph;
-use roomkit_graph_store::{Cause, RunRecord, RunStatus, StoreError, StoredGraph, read_pending};
+use roomkit_graph_store::{Cause, ParentLink, RunRecord, RunStatus, StoreError, StoredGraph, read_pending};
 use rusqlite::Row;
 
 use crate::error::{DbError, stored_count};
@@ -9,7 +9,7 @@ use crate::error::{DbError, stored_count};
 /// The columns [`RunRow::read`] reads, in its order.
 pub(crate) const RUN_COLUMNS: &str = "run_id, graph_id, graph_version, status, current_node_id, \
      previous_node_id, error, version, last_seq, created_at, updated_at, wake_at, org, owner, lease_until, \
-     steps, pending";
+     steps, pending, parent_run_id, parent_node_id";
 
 /// A `runs` row as SQLite gives it, checked by [`RunRow::into_record`].
 pub(crate) struct RunRow {
@@ -30,6 +30,8 @@ pub(crate) struct RunRow {
     lease_until: Option<i64>,
     steps: i64,
     pending: Option<String>,
+    parent_run_id: Option<String>,
+    parent_node_id: Option<String>,
 }
 
 impl RunRow {
@@ -53,6 +55,8 @@ impl RunRow {
             lease_until: row.get(14)?,
             steps: row.get(15)?,
             pending: row.get(16)?,
+            parent_run_id: row.get(17)?,
+            parent_node_id: row.get(18)?,
         })
     }
 
@@ -60,7 +64,12 @@ impl RunRow {
         let status = RunStatus::parse(&self.status).ok_or_else(|| {
             StoreError::Backend(format!("run {} has an unknown status {:?}", self.run_id, self.status).into())
         })?;
+        let parent = match (self.parent_run_id, self.parent_node_id) {
+            (Some(run_id), Some(node_id)) => Some(ParentLink { run_id, node_id }),
+            _ => None,
+        };
         Ok(RunRecord {
+            parent,
             graph_version: stored_count(self.graph_version, "graph version")?,
             version: stored_count(self.version, "run version")?,
             last_seq: stored_count(self.last_seq, "sequence number")?,

@@ -94,8 +94,8 @@ pub(crate) fn create_run(
     conn.prepare_cached(
         "INSERT INTO runs (run_id, org, graph_id, graph_version, status, current_node_id, \
          previous_node_id, error, version, last_seq, created_at, updated_at, run_key, owner, lease_until, \
-         key_hash, key_expires_at, steps, pending) \
-         VALUES (?1, ?9, ?2, ?3, ?4, ?5, ?6, NULL, 1, 1, ?7, ?7, ?8, ?10, ?11, ?12, ?13, ?14, ?15)",
+         key_hash, key_expires_at, steps, pending, parent_run_id, parent_node_id) \
+         VALUES (?1, ?9, ?2, ?3, ?4, ?5, ?6, NULL, 1, 1, ?7, ?7, ?8, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     )?
     .execute(params![
         record.run_id,
@@ -113,11 +113,18 @@ pub(crate) fn create_run(
         run.key.as_ref().and_then(|key| key.expires_at),
         sql_int(record.steps),
         pending_text(&record.pending),
+        record.parent.as_ref().map(|link| &link.run_id),
+        record.parent.as_ref().map(|link| &link.node_id),
     ])?;
     let started = run.started_event();
     // The context the run starts with is kept on its first event.
     let context = run.starting_context().map(|context| Value::Object(context.clone()).to_string());
     append(conn, std::slice::from_ref(&started), context)?;
+    // The parent's step that starts the run: refused with it (a parent that
+    // moved meanwhile opens no child).
+    if let Some(parent) = &run.parent {
+        commit_step(conn, &parent.commit)?;
+    }
     match &run.first_step {
         None => Ok((record, vec![started])),
         Some(step) => {
@@ -224,6 +231,15 @@ pub(crate) fn commit_step(
         update.raw_bind_parameter(index, value)?;
     }
     update.raw_execute()?;
+    // A child run that is over sets its parent going, in the same transaction.
+    if status_changed
+        && after.status.is_final()
+        && let Some(link) = &after.parent
+        && let Some(parent) = find_run(conn, &link.run_id)?
+        && let Some(wake) = parent.woken_by(&after, now)
+    {
+        commit_step(conn, &wake)?;
+    }
     Ok((after, events))
 }
 

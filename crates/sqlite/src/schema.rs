@@ -21,9 +21,9 @@ pub const APPLICATION_ID: i32 = 0x524B_4752;
 /// version is refused as foreign rather than misread.
 ///
 /// ```
-/// assert_eq!(roomkit_graph_sqlite::SCHEMA_VERSION, 7);
+/// assert_eq!(roomkit_graph_sqlite::SCHEMA_VERSION, 8);
 /// ```
-pub const SCHEMA_VERSION: i32 = 7;
+pub const SCHEMA_VERSION: i32 = 8;
 
 /// The tables of this schema version. JSON is stored as TEXT; times are
 /// milliseconds since the Unix epoch.
@@ -44,6 +44,9 @@ pub const SCHEMA_VERSION: i32 = 7;
 /// `steps` counts the steps a run has executed; `pending` holds the children
 /// of the parallel node a waiting run waits on that still wait, as a JSON
 /// array of node ids in node order (null when there are none).
+///
+/// `parent_run_id` and `parent_node_id` link a child run to the run and the
+/// subgraph node that started it (both null for other runs).
 const SCHEMA: &str = "
 CREATE TABLE graphs (
     org        TEXT    NOT NULL,
@@ -76,8 +79,11 @@ CREATE TABLE runs (
     key_expires_at   INTEGER,
     steps            INTEGER NOT NULL DEFAULT 0,
     pending          TEXT,
+    parent_run_id    TEXT,
+    parent_node_id   TEXT,
     FOREIGN KEY (org, graph_id, graph_version) REFERENCES graphs (org, graph_id, version)
 );
+CREATE INDEX runs_by_parent ON runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
 CREATE INDEX runs_by_graph ON runs (org, graph_id, created_at);
 CREATE INDEX runs_by_org ON runs (org, created_at);
 CREATE INDEX runs_by_status ON runs (status, created_at);
@@ -239,15 +245,24 @@ ALTER TABLE runs ADD COLUMN steps INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE runs ADD COLUMN pending TEXT;
 ";
 
+/// From schema version 7 to 8: a child run's link to its parent run and
+/// subgraph node. The runs already stored have no parent.
+const MIGRATE_7_TO_8: &str = "
+ALTER TABLE runs ADD COLUMN parent_run_id TEXT;
+ALTER TABLE runs ADD COLUMN parent_node_id TEXT;
+CREATE INDEX runs_by_parent ON runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
+";
+
 /// The migrations, by the schema version they start from: a file is migrated
 /// one version at a time up to [`SCHEMA_VERSION`].
-const MIGRATIONS: [(i32, &str); 6] = [
+const MIGRATIONS: [(i32, &str); 7] = [
     (1, MIGRATE_1_TO_2),
     (2, MIGRATE_2_TO_3),
     (3, MIGRATE_3_TO_4),
     (4, MIGRATE_4_TO_5),
     (5, MIGRATE_5_TO_6),
     (6, MIGRATE_6_TO_7),
+    (7, MIGRATE_7_TO_8),
 ];
 
 /// The workers table: one row per worker id, held by one process until

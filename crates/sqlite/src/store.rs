@@ -102,6 +102,7 @@ impl SqliteStore {
     ///         state,
     ///         key: None,
     ///         first_step: None,
+    ///         parent: None,
     ///         lease: None,
     ///     })
     ///     .await?;

@@ -297,6 +297,7 @@ mod tests {
             children: Default::default(),
         };
         let run = NewRun {
+            parent: None,
             org: "default".into(),
             graph_id: "g".into(),
             graph_version: 1,

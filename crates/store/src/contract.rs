@@ -31,6 +31,7 @@
 #![allow(clippy::unwrap_used, reason = "a contract test fails loudly, with the store's error")]
 
 pub mod access;
+pub mod children;
 pub mod fixtures;
 pub mod follow;
 pub mod graphs;
@@ -86,6 +87,12 @@ macro_rules! contract_tests {
                 a_runs_step_count_and_pending_children_are_kept_and_cleared,
                 a_run_opened_on_pending_children_keeps_them,
                 an_entry_with_an_error_beside_its_output_reads_back_whole,
+            }
+            children {
+                a_child_opens_with_the_step_of_its_parent_that_starts_it,
+                a_parent_that_moved_opens_no_child,
+                a_child_that_is_over_sets_its_waiting_parent_going,
+                a_child_over_after_its_parent_moved_on_changes_nothing_of_it,
             }
             keys {
                 a_run_key_is_taken_once,

@@ -76,7 +76,9 @@ pub use json::{STORED_DEPTH, pending_text, read_pending, read_stored};
 pub use key::{HeldKey, RunKey};
 pub use lease::Lease;
 pub use page::{CursorError, GraphCursor, Page, RunCursor};
-pub use run::{FilterValue, NewRun, RunFilter, RunRecord, RunStatus, RunStore, StepCommit};
+pub use run::{
+    FilterValue, NewRun, ParentLink, ParentStep, RunFilter, RunRecord, RunStatus, RunStore, StepCommit,
+};
 pub use transcript::{Entry, TranscriptEvent, TranscriptStore};
 pub use worker::{WorkerRegistration, WorkerStore};
 

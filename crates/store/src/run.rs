@@ -98,6 +98,30 @@ pub struct RunRecord {
     /// answer, in node order (none when it waits on a single node).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending: Vec<String>,
+    /// For a child run: the run and the subgraph node that started it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentLink>,
+}
+
+/// The run and the subgraph node a child run was started by.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParentLink {
+    /// The parent run.
+    pub run_id: String,
+    /// Its subgraph node.
+    pub node_id: String,
+}
+
+/// The parent's side of opening a child run: its subgraph node, and its step
+/// that starts the child (waiting on it), committed in the same transaction
+/// as the child's creation, so that no child runs for a parent that does
+/// not wait on it and no parent waits on a child that was never opened.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParentStep {
+    /// The parent's subgraph node.
+    pub node_id: String,
+    /// The parent's step ([`StepCommit::run_id`] is the parent run).
+    pub commit: StepCommit,
 }
 
 impl RunRecord {
@@ -116,7 +140,7 @@ impl RunRecord {
     ///     status: RunStatus::Running, current_node_id: Some("a".into()), previous_node_id: None,
     ///     error: None, version: 3, last_seq: 4, wake_at: None, created_at: 0, updated_at: 0,
     ///     owner: Some("b".into()), lease_until: Some(100),
-    ///     steps: 0, pending: vec![],
+    ///     steps: 0, pending: vec![], parent: None,
     /// };
     /// assert!(!run.is_claimable_by("a", 99));
     /// assert!(run.is_claimable_by("b", 99));
@@ -157,6 +181,9 @@ pub struct NewRun {
     /// The run's first step, committed with its creation (its
     /// `expected_version` is 1, the new run's): one transaction instead of two.
     pub first_step: Option<StepCommit>,
+    /// For a child run: its parent's step that starts it, committed with
+    /// its creation (refused together: a parent that moved opens no child).
+    pub parent: Option<ParentStep>,
 }
 
 /// One step, committed whole.
@@ -219,6 +246,8 @@ pub struct RunFilter {
     pub created_until: Option<Millis>,
     /// Only runs parked on a timer due at or before this time.
     pub due_by: Option<Millis>,
+    /// Only the child runs of this run.
+    pub parent_run_id: Option<String>,
     /// Only runs listed after this cursor (the next page of a list).
     pub after: Option<RunCursor>,
     /// At most this many (all when none).
@@ -259,6 +288,7 @@ impl RunFilter {
             millis("created_at", ">=", self.created_from),
             millis("created_at", "<", self.created_until),
             millis("wake_at", "<=", self.due_by),
+            text("parent_run_id", &self.parent_run_id),
         ]
         .into_iter()
         .flatten()

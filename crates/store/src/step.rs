@@ -6,7 +6,9 @@
 use roomkit_graph::EngineState;
 use serde_json::{Map, Value};
 
-use crate::{Entry, Lease, Millis, NewRun, RunRecord, RunStatus, StepCommit, StoreError, TranscriptEvent};
+use crate::{
+    Entry, Lease, Millis, NewRun, ParentLink, RunRecord, RunStatus, StepCommit, StoreError, TranscriptEvent,
+};
 
 impl RunRecord {
     /// The expiry of `lease` once taken on this run: its own, or the later of
@@ -20,7 +22,7 @@ impl RunRecord {
     ///     status: RunStatus::Running, current_node_id: Some("a".into()), previous_node_id: None,
     ///     error: None, version: 3, last_seq: 4, wake_at: None, created_at: 0, updated_at: 0,
     ///     owner: Some("b".into()), lease_until: Some(100),
-    ///     steps: 0, pending: vec![],
+    ///     steps: 0, pending: vec![], parent: None,
     /// };
     /// assert_eq!(run.renewed_until(&Lease { owner: "b".into(), until: 50 }), 100);
     /// assert_eq!(run.renewed_until(&Lease { owner: "c".into(), until: 50 }), 50);
@@ -75,6 +77,60 @@ impl RunRecord {
             }),
             _ => Ok(()),
         }
+    }
+}
+
+impl RunRecord {
+    /// The commit that sets this run going again once `child`, one of its
+    /// child runs, is over (at `now`): a `child_finished` entry, the run
+    /// running on the subgraph node, to finish it with the child's end. None
+    /// unless this run waits on that node (it moved on, was cancelled...):
+    /// then the child's end changes nothing of it.
+    ///
+    /// ```
+    /// # use roomkit_graph_store::{Entry, ParentLink, RunRecord, RunStatus};
+    /// let parent = RunRecord {
+    ///     run_id: "p".into(), org: "default".into(), graph_id: "g".into(), graph_version: 1,
+    ///     status: RunStatus::Waiting, current_node_id: Some("check".into()), previous_node_id: None,
+    ///     error: None, version: 3, last_seq: 4, wake_at: None, created_at: 0, updated_at: 0,
+    ///     owner: None, lease_until: None, steps: 2, pending: vec![], parent: None,
+    /// };
+    /// let child = RunRecord {
+    ///     run_id: "c".into(), status: RunStatus::Completed, current_node_id: None,
+    ///     parent: Some(ParentLink { run_id: "p".into(), node_id: "check".into() }),
+    ///     ..parent.clone()
+    /// };
+    /// let wake = parent.woken_by(&child, 10).expect("the parent waits on it");
+    /// assert_eq!((wake.status, wake.expected_version), (RunStatus::Running, 3));
+    /// assert_eq!(wake.entries, [Entry::ChildFinished { node_id: "check".into(), run_id: "c".into(), status: RunStatus::Completed }]);
+    /// let moved_on = RunRecord { status: RunStatus::Cancelled, ..parent };
+    /// assert!(moved_on.woken_by(&child, 10).is_none());
+    /// ```
+    pub fn woken_by(&self, child: &RunRecord, now: Millis) -> Option<StepCommit> {
+        let link = child.parent.as_ref()?;
+        let waits = link.run_id == self.run_id
+            && child.status.is_final()
+            && self.status == RunStatus::Waiting
+            && self.current_node_id.as_deref() == Some(link.node_id.as_str());
+        waits.then(|| StepCommit {
+            run_id: self.run_id.clone(),
+            expected_version: self.version,
+            at: now,
+            writes: Vec::new(),
+            current_node_id: self.current_node_id.clone(),
+            previous_node_id: self.previous_node_id.clone(),
+            status: RunStatus::Running,
+            error: None,
+            entries: vec![Entry::ChildFinished {
+                node_id: link.node_id.clone(),
+                run_id: child.run_id.clone(),
+                status: child.status,
+            }],
+            wake_at: None,
+            lease: None,
+            steps: self.steps,
+            pending: self.pending.clone(),
+        })
     }
 }
 
@@ -185,6 +241,10 @@ impl NewRun {
             lease_until: lease.map(|lease| lease.until),
             steps: 0,
             pending: self.state.pending.clone(),
+            parent: self
+                .parent
+                .as_ref()
+                .map(|step| ParentLink { run_id: step.commit.run_id.clone(), node_id: step.node_id.clone() }),
         }
     }
 

@@ -133,6 +133,27 @@ pub enum Entry {
         /// When.
         retry_at: Millis,
     },
+    /// A subgraph node started a child run (a run of its own) and the run
+    /// waits on it.
+    ChildStarted {
+        /// The subgraph node.
+        node_id: String,
+        /// The child run.
+        run_id: String,
+        /// The graph it runs.
+        graph_id: String,
+        /// The graph version it pinned.
+        graph_version: u64,
+    },
+    /// The child run a subgraph node waits on is over: the run goes on.
+    ChildFinished {
+        /// The subgraph node.
+        node_id: String,
+        /// The child run.
+        run_id: String,
+        /// How it ended: completed, failed or cancelled.
+        status: crate::RunStatus,
+    },
     /// The run finished.
     RunCompleted,
     /// The run stopped on an error.

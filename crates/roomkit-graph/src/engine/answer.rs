@@ -77,6 +77,12 @@ impl WorkflowEngine {
         if plan.node(node).node_type == NodeType::Start {
             return Err(refuse("it is the start node; start a new run instead".to_owned()));
         }
+        if plan.node(node).node_type == NodeType::Subgraph {
+            return Err(EngineError::AnswerRefused {
+                node: node_id.to_owned(),
+                reason: "it waits on its child run: answer the child run's nodes".to_owned(),
+            });
+        }
         let Some(current) = self.current else {
             return Err(refuse(format!("run {} has completed", self.run_id)));
         };

@@ -1,0 +1,180 @@
+//! Child runs: a subgraph node's child started as a run of its own, opened
+//! in the transaction of the parent's step that waits on it and driven at
+//! once; its end taken by the parent once the store has set the parent
+//! going again; a cancelled parent's live children cancelled with it.
+
+use std::sync::Arc;
+
+use roomkit_graph::{ChildEnd, ChildRequest, StepOutcome, WorkflowEngine};
+use roomkit_graph_store::{
+    Entry, NewRun, ParentStep, RunFilter, RunRecord, RunStatus, StepCommit, StoreError,
+};
+
+use crate::commit::{self, Cause};
+use crate::drive::Started;
+use crate::error::RunnerError;
+use crate::shared::Shared;
+use crate::supervisor;
+
+/// What became of a parent's step that asked for a child.
+pub(crate) enum Asked {
+    /// The child was opened with the parent's waiting step: the parent parks.
+    Opened,
+    /// The child cannot start (no such graph, nested too deep...): the
+    /// parent's node failed with that, committed (the record after it).
+    Failed(Box<(RunRecord, StepOutcome)>),
+    /// The parent moved meanwhile (cancelled, say): nothing was opened.
+    Moved,
+}
+
+/// Opens the child run `request` asks for, the parent `parent` standing at
+/// `version` on the subgraph node of `outcome` (its `engine`), with the
+/// parent's step that waits on it; then drives the child on a task of its
+/// own. A child that cannot start fails the parent's node instead (retried
+/// or routed as its policy and edges say), committed.
+pub(crate) async fn open(
+    shared: &Arc<Shared>,
+    parent: &RunRecord,
+    version: u64,
+    outcome: &StepOutcome,
+    engine: &mut WorkflowEngine,
+    request: &ChildRequest,
+) -> Result<Asked, RunnerError> {
+    let now = shared.now();
+    let (child, graph_version) = match started(shared, parent, request).await? {
+        Ok(started) => started,
+        Err(why) => {
+            let failed = engine.finish_child(ChildEnd::Failed(why))?;
+            let commit = commit::of_outcome(&failed, engine, Cause::Step, &parent.run_id, version, now);
+            let commit = StepCommit { lease: Some(shared.leases.taken_at(now)), ..commit };
+            return match shared.store.commit_step(commit).await {
+                Ok((record, _)) => Ok(Asked::Failed(Box::new((record, failed)))),
+                Err(StoreError::Conflict { .. }) => Ok(Asked::Moved),
+                Err(error) => Err(error.into()),
+            };
+        }
+    };
+    let mut waits = commit::of_outcome(outcome, engine, Cause::Step, &parent.run_id, version, now);
+    waits.entries.push(Entry::ChildStarted {
+        node_id: outcome.node_id.clone(),
+        run_id: child.run_id().to_owned(),
+        graph_id: request.graph_id.clone(),
+        graph_version,
+    });
+    let lease = shared.leases.taken_at(now);
+    let opened = shared
+        .store
+        .create_run(NewRun {
+            org: parent.org.clone(),
+            graph_id: request.graph_id.clone(),
+            graph_version,
+            at: now,
+            trigger: request.input.clone(),
+            state: child.to_state(),
+            key: None,
+            lease: Some(lease),
+            first_step: None,
+            parent: Some(ParentStep { node_id: outcome.node_id.clone(), commit: waits }),
+        })
+        .await;
+    match opened {
+        Ok(record) => {
+            supervisor::spawn(
+                shared,
+                &record,
+                Some(Started { record: record.clone(), engine: child, retry_at: None }),
+            );
+            Ok(Asked::Opened)
+        }
+        Err(StoreError::Conflict { .. }) => Ok(Asked::Moved),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The child's engine, started on its trigger data, and the graph version it
+/// runs; or why it cannot start, in words for the parent's node failure.
+async fn started(
+    shared: &Arc<Shared>,
+    parent: &RunRecord,
+    request: &ChildRequest,
+) -> Result<Result<(WorkflowEngine, u64), String>, RunnerError> {
+    let graph_id = &request.graph_id;
+    let limit = shared.graphs.limits().subgraph_depth;
+    let depth = depth_of(shared, parent).await? + 1;
+    if depth > limit {
+        return Ok(Err(format!(
+            "its child run would nest runs {depth} deep, more than the limit of {limit}"
+        )));
+    }
+    let version = match request.version {
+        Some(version) => u64::from(version),
+        None => match shared.store.latest_graph_version(&parent.org, graph_id).await {
+            Ok(version) => version,
+            Err(StoreError::NotFound(_)) => return Ok(Err(format!("graph {graph_id:?} is not stored"))),
+            Err(error) => return Err(error.into()),
+        },
+    };
+    let workflow = match shared.workflow(&parent.org, graph_id, version).await {
+        Ok(workflow) => workflow,
+        Err(RunnerError::Store(StoreError::NotFound(_))) => {
+            return Ok(Err(format!("graph {graph_id:?} has no version {version}")));
+        }
+        Err(error) => return Err(error),
+    };
+    let mut engine = workflow.engine();
+    Ok(match engine.start(request.input.clone()) {
+        Ok(()) => Ok((engine, version)),
+        Err(error) => Err(format!("its child run of graph {graph_id:?} cannot start: {error}")),
+    })
+}
+
+/// How many runs `run` is nested in (0: it is no child run).
+async fn depth_of(shared: &Shared, run: &RunRecord) -> Result<usize, RunnerError> {
+    let mut depth = 0;
+    let mut parent = run.parent.clone();
+    while let Some(link) = parent {
+        depth += 1;
+        parent = shared.store.run(&link.run_id).await?.parent;
+    }
+    Ok(depth)
+}
+
+/// How child `run_id`, over with `status`, ended, as its parent's engine
+/// takes it: a completed child's context, a failed child's error.
+pub(crate) async fn end_of(
+    shared: &Shared,
+    run_id: &str,
+    status: RunStatus,
+) -> Result<ChildEnd, RunnerError> {
+    Ok(match status {
+        RunStatus::Completed => {
+            let (record, state) = shared.store.load_run(run_id).await?;
+            let workflow = shared.workflow(&record.org, &record.graph_id, record.graph_version).await?;
+            ChildEnd::Completed(workflow.restore(state)?.context().clone())
+        }
+        RunStatus::Cancelled => ChildEnd::Cancelled,
+        RunStatus::Failed | RunStatus::Running | RunStatus::Waiting => {
+            let error = shared.store.run(run_id).await?.error;
+            ChildEnd::Failed(format!("run {run_id}: {}", error.as_deref().unwrap_or("it failed")))
+        }
+    })
+}
+
+/// Drives `run`'s parent, if it has one that the store set going again
+/// (its child is over) and nobody drives yet.
+pub(crate) async fn drive_parent(shared: &Arc<Shared>, run: &RunRecord) {
+    let Some(link) = run.parent.as_ref().filter(|_| run.status.is_final()) else { return };
+    if shared.tasks.drives(&link.run_id) {
+        return;
+    }
+    if let Ok(Some(claimed)) = shared.claim(&link.run_id).await {
+        supervisor::spawn(shared, &claimed, None);
+    }
+}
+
+/// The child runs of `run_id` that are not over yet.
+pub(crate) async fn live(shared: &Shared, run_id: &str) -> Result<Vec<RunRecord>, RunnerError> {
+    let filter = RunFilter { parent_run_id: Some(run_id.to_owned()), ..RunFilter::default() };
+    let children = shared.store.list_runs(&filter).await?;
+    Ok(children.into_iter().filter(|child| !child.status.is_final()).collect())
+}
