@@ -60,7 +60,8 @@ pub(crate) async fn run(
     follow(runner, &run.run_id, 0, json).await
 }
 
-/// `answer RUN NODE --data JSON`: answers a waiting node and follows the run on.
+/// `answer RUN NODE --data JSON`: answers a waiting node and follows the run
+/// on; once a child run is over, its parents on.
 pub(crate) async fn answer(
     runner: &Runner,
     run_id: &str,
@@ -69,8 +70,23 @@ pub(crate) async fn answer(
     json: bool,
 ) -> anyhow::Result<Stopped> {
     let before = runner.store().run(run_id).await?;
+    // Where the runs it is a child of stand: they go on once it is over.
+    let mut parents = Vec::new();
+    let mut link = before.parent.clone();
+    while let Some(parent) = link {
+        let record = runner.store().run(&parent.run_id).await?;
+        parents.push((record.run_id, record.last_seq));
+        link = record.parent;
+    }
     runner.answer(run_id, node, data, Some("cli")).await?;
-    follow(runner, run_id, before.last_seq, json).await
+    let mut stopped = follow(runner, run_id, before.last_seq, json).await?;
+    for (parent, last) in parents {
+        if stopped == Stopped::Waiting {
+            break;
+        }
+        stopped = follow(runner, &parent, last, json).await?;
+    }
+    Ok(stopped)
 }
 
 /// Prints the run's transcript from `after` until the run waits or is over.
@@ -99,7 +115,7 @@ async fn follow(runner: &Runner, run_id: &str, after: u64, json: bool) -> anyhow
                 asked.insert(node_id.clone(), (prompt.clone(), actions.clone()));
                 break;
             }
-            if event.entry.is_final() {
+            if event.entry.is_final() || matches!(event.entry, Entry::ChildStarted { .. }) {
                 break;
             }
         }
@@ -117,7 +133,18 @@ async fn follow(runner: &Runner, run_id: &str, after: u64, json: bool) -> anyhow
             // Still under way, or parked on a timer: keep following.
             RunStatus::Running => continue,
             RunStatus::Waiting if record.wake_at.is_some() => continue,
-            RunStatus::Waiting => {}
+            RunStatus::Waiting => {
+                // Waiting on a child run: follow it, to its wait or its end.
+                if let Some(child) = live_child(runner, &record).await? {
+                    if !json {
+                        eprintln!("run {run_id}: {} runs child run {}", child.1, child.0);
+                    }
+                    if Box::pin(follow(runner, &child.0, 0, json)).await? == Stopped::Waiting {
+                        return Ok(Stopped::Waiting);
+                    }
+                    continue;
+                }
+            }
             status => {
                 if !json {
                     eprintln!("run {run_id} {}", status.as_str());
@@ -167,6 +194,17 @@ async fn follow(runner: &Runner, run_id: &str, after: u64, json: bool) -> anyhow
             }
         }
     }
+}
+
+/// The child run `record` (a waiting run) waits on, and its subgraph node.
+async fn live_child(runner: &Runner, record: &RunRecord) -> anyhow::Result<Option<(String, String)>> {
+    let filter = RunFilter { parent_run_id: Some(record.run_id.clone()), ..RunFilter::default() };
+    let children = runner.store().list_runs(&filter).await?;
+    Ok(children
+        .into_iter()
+        .filter(|child| !child.status.is_final())
+        .find_map(|child| Some((child.run_id, child.parent?.node_id)))
+        .filter(|(_, node)| record.current_node_id.as_deref() == Some(node.as_str())))
 }
 
 /// A spinner on the terminal while a step takes long (from [`SPINNER_AFTER`]),
@@ -287,10 +325,23 @@ fn print_events(events: &[TranscriptEvent], json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `show RUN`: the whole transcript.
+/// `show RUN`: the whole transcript, then (as text) its child runs and where they stand.
 pub(crate) async fn show(runner: &Runner, run_id: &str, json: bool) -> anyhow::Result<()> {
     let events = runner.store().transcript(run_id, 0, usize::MAX).await?;
-    print_events(&events, json)
+    print_events(&events, json)?;
+    if json {
+        return Ok(());
+    }
+    // Its child runs, as they stand now.
+    let filter = RunFilter { parent_run_id: Some(run_id.to_owned()), ..RunFilter::default() };
+    let mut children = runner.store().list_runs(&filter).await?;
+    children.reverse();
+    let mut out = std::io::stdout().lock();
+    for child in children {
+        let node = child.parent.as_ref().map_or("", |parent| parent.node_id.as_str());
+        writeln!(out, "child run {} ({node}): {} {}", child.run_id, child.graph_id, child.status.as_str())?;
+    }
+    Ok(())
 }
 
 /// Which pages `runs` prints.
