@@ -103,3 +103,54 @@ fn a_parent_completes_with_the_output_of_its_answered_child_on_postgres() {
     let url = roomkit_graph_pgtest::database();
     a_parent_completes_with_the_output_of_its_answered_child(OsStr::new(&url));
 }
+
+/// Polls `GET /v1/runs/{run_id}` until `done` holds (10 s at most).
+async fn until(server: &server::Server, token: &str, run_id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let run: Value = server.get(token, &format!("/v1/runs/{run_id}")).await;
+        if done(&run) {
+            return run;
+        }
+        assert!(std::time::Instant::now() < deadline, "run {run_id} stayed {run}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_http_a_run_shows_its_parent_and_its_children() {
+    let server = server::Server::start(&[]);
+    let token = server.token("acme");
+    for graph in [review(), publish()] {
+        let created = server::client()
+            .post(server.url("/v1/graphs"))
+            .bearer_auth(&token)
+            .json(&graph)
+            .send()
+            .await
+            .expect("the request is sent");
+        assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+    }
+    let started = server.post(&token, "/v1/graphs/publish/runs", &json!({"title": "Q3"})).await;
+    let parent = started["run_id"].as_str().expect("a run id").to_owned();
+    let waiting = until(&server, &token, &parent, |run| run["children"][0]["status"] == "waiting").await;
+    assert_eq!(waiting["status"], "waiting");
+    assert_eq!(
+        (&waiting["children"][0]["node_id"], &waiting["children"][0]["graph_id"]),
+        (&json!("check"), &json!("review"))
+    );
+    assert!(waiting.get("parent").is_none(), "{waiting}");
+    let child = waiting["children"][0]["run_id"].as_str().expect("the child's id").to_owned();
+    let child_run: Value = server.get(&token, &format!("/v1/runs/{child}")).await;
+    assert_eq!(child_run["parent"], json!({"run_id": parent, "node_id": "check"}));
+
+    server
+        .post(
+            &token,
+            &format!("/v1/runs/{child}/answer"),
+            &json!({"node_id": "approve", "data": {"action": "yes"}}),
+        )
+        .await;
+    let done = until(&server, &token, &parent, |run| run["status"] == "completed").await;
+    assert_eq!(done["children"][0]["status"], "completed", "{done}");
+}

@@ -51,6 +51,36 @@ pub(crate) struct RunView {
     pub(crate) created_at: i64,
     /// When it last changed.
     pub(crate) updated_at: i64,
+    /// For a child run: the run and the subgraph node that started it; left
+    /// out for other runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) parent: Option<RunLink>,
+    /// Its child runs, oldest first, each with its subgraph node and where it
+    /// stands (given by `getRun`; left out when it has none, and in lists).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) children: Vec<ChildRun>,
+}
+
+/// A child run's link to its parent.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RunLink {
+    /// The parent run.
+    pub(crate) run_id: String,
+    /// Its subgraph node.
+    pub(crate) node_id: String,
+}
+
+/// One of a run's child runs.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ChildRun {
+    /// The child run.
+    pub(crate) run_id: String,
+    /// The parent's subgraph node that started it.
+    pub(crate) node_id: String,
+    /// The graph it runs.
+    pub(crate) graph_id: String,
+    /// `running`, `waiting`, `completed`, `failed` or `cancelled`.
+    pub(crate) status: String,
 }
 
 impl From<RunRecord> for RunView {
@@ -68,6 +98,8 @@ impl From<RunRecord> for RunView {
             last_seq: run.last_seq,
             created_at: run.created_at,
             updated_at: run.updated_at,
+            parent: run.parent.map(|link| RunLink { run_id: link.run_id, node_id: link.node_id }),
+            children: Vec::new(),
         }
     }
 }
@@ -305,14 +337,27 @@ pub(crate) async fn list(
 /// A run.
 #[utoipa::path(get, path = "/v1/runs/{run_id}", tag = "runs", operation_id = "getRun",
     params(("run_id" = String, Path, description = "The run")),
-    responses((status = 200, description = "The run", body = RunView), (status = 404, description = "No such run", body = ErrorBody)),
+    responses((status = 200, description = "The run, with its parent and child runs", body = RunView), (status = 404, description = "No such run", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn get(
     State(app): State<App>,
     Org(org): Org,
     PathParams(run_id): PathParams<String>,
 ) -> Result<Json<RunView>, ApiError> {
-    Ok(Json(owned_run(&app, &org, &run_id).await?.into()))
+    let mut view = RunView::from(owned_run(&app, &org, &run_id).await?);
+    let filter = RunFilter { parent_run_id: Some(run_id), ..RunFilter::default() };
+    let mut children = app.runner.store().list_runs(&filter).await?;
+    children.reverse();
+    view.children = children
+        .into_iter()
+        .map(|child| ChildRun {
+            node_id: child.parent.map(|link| link.node_id).unwrap_or_default(),
+            run_id: child.run_id,
+            graph_id: child.graph_id,
+            status: child.status.as_str().to_owned(),
+        })
+        .collect();
+    Ok(Json(view))
 }
 
 /// A page of a run's transcript.
