@@ -541,3 +541,52 @@ async fn each_waiting_child_of_a_parallel_node_has_its_own_answer_form() {
     browser.text("the end of the run", "#thread [data-type=run_completed]").await;
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_child_run_reads_inside_its_parents_thread_and_each_links_to_the_other() {
+    let server = Server::start(&[]);
+    let token = server.token("acme");
+    create_graph(&server, &token, &review_graph()).await;
+    let publish = json!({"id": "publish", "name": "Publish", "trigger": {"type": "manual"},
+        "nodes": [{"id": "start", "type": "start"},
+                  {"id": "check", "type": "subgraph", "config": {"graph_id": "review", "output": "{{review.output}}"}},
+                  {"id": "end", "type": "end"}],
+        "edges": [{"source": "start", "target": "check"}, {"source": "check", "target": "end"}]});
+    create_graph(&server, &token, &publish).await;
+    let run: Value = server.post(&token, "/v1/graphs/publish/runs", &json!({"topic": "tides"})).await;
+    let parent = run["run_id"].as_str().unwrap().to_owned();
+
+    let browser = Browser::start().await;
+    browser.goto(&server.url(&format!("/#run={parent}"))).await;
+    browser.sign_in(&token).await;
+    let started = browser.text("the child run", "#thread [data-type=child_started]").await;
+    assert!(started.starts_with("⤵ check started a child run of review v1"), "{started}");
+    // The parent is answered on its child's page, not its own.
+    browser
+        .until("the parent waiting", "return document.getElementById('run-status').textContent === 'waiting'")
+        .await;
+    assert_eq!(browser.answer_forms(0).await, json!([]));
+    // Its thread opens in place.
+    browser.click("#thread details.child summary").await;
+    let asked =
+        browser.text("the child's question", "#thread details.child li[data-type=node_waiting]").await;
+    assert!(asked.contains("node waiting · review"), "{asked}");
+
+    // The link opens the child, which links back; it is answered there.
+    browser.click("#thread [data-type=child_started] a.run-link").await;
+    let child = browser.text("the child's id", "#run-id").await;
+    assert_ne!(child, parent);
+    let back = browser.text("the parent link", "#run-parent").await;
+    assert_eq!(back, format!("{parent} at check"));
+    assert_eq!(browser.answer_forms(1).await, json!(["review"]));
+    browser.click("#answers form[data-node=review] button[data-action=approve]").await;
+    browser.text("the child's end", "#thread [data-type=run_completed]").await;
+
+    browser.click("#run-parent a.run-link").await;
+    let finished = browser.text("the child's end in the parent", "#thread [data-type=child_finished]").await;
+    assert!(finished.starts_with("⤴ child run completed: check goes on"), "{finished}");
+    browser.text("the parent's end", "#thread [data-type=run_completed]").await;
+    let done: Value = server.get(&token, &format!("/v1/runs/{parent}")).await;
+    assert_eq!(done["status"], "completed");
+    browser.close().await;
+}
