@@ -440,7 +440,7 @@ pub(crate) async fn worker(runner: &Runner, poll: std::time::Duration) -> anyhow
     }
 }
 
-/// `cancel RUN`.
+/// `cancel RUN` (its live child runs with it; a child's parents go on).
 pub(crate) async fn cancel(
     runner: &Runner,
     run_id: &str,
@@ -448,6 +448,13 @@ pub(crate) async fn cancel(
     json: bool,
 ) -> anyhow::Result<()> {
     let run = runner.cancel(run_id, reason).await?;
+    // A cancelled child's parents go on (its subgraph node fails): they are
+    // driven here until they wait or are over.
+    let mut parent = run.parent.clone();
+    while let Some(link) = parent {
+        let settled = runner.wait(&link.run_id).await?;
+        parent = settled.parent.filter(|_| settled.status.is_final());
+    }
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(out, "{}", serde_json::to_string(&run)?)?;

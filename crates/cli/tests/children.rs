@@ -90,6 +90,17 @@ fn a_parent_completes_with_the_output_of_its_answered_child(db: &OsStr) {
     assert_eq!(cli(db, &["cancel", &parent]).status.code(), Some(0));
     let shown = text(&cli(db, &["show", &child]).stdout);
     assert!(shown.contains("■ run cancelled: its parent run was cancelled"), "{shown}");
+
+    // Cancelling a child fails its parent's node, driven by that same command.
+    let (parent, child) = parent_waiting_on_its_child(db, dir.path());
+    assert_eq!(cli(db, &["cancel", &child]).status.code(), Some(0));
+    let shown = text(&cli(db, &["show", &parent]).stdout);
+    assert!(shown.contains(&format!("check ⤴ child run {child} cancelled")), "{shown}");
+    assert!(
+        shown
+            .contains("■ run failed: node \"check\" failed: its child run of graph \"review\" was cancelled"),
+        "{shown}"
+    );
 }
 
 #[test]

@@ -336,7 +336,12 @@ async fn wake_parent(
     link: &ParentLink,
     now: Millis,
 ) -> Result<bool> {
-    let parent = lock_run(tx, &link.run_id).await?;
+    let parent = match lock_run(tx, &link.run_id).await {
+        Ok(parent) => parent,
+        // A parent that is not there has nothing to wake.
+        Err(StoreError::NotFound(_)) => return Ok(false),
+        Err(error) => return Err(error),
+    };
     match parent.woken_by(child, now) {
         Some(wake) => {
             apply_step(tx, &wake, parent, now).await?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use roomkit_graph::{ChildEnd, ChildRequest, StepOutcome, WorkflowEngine};
 use roomkit_graph_store::{
-    Entry, NewRun, ParentStep, RunFilter, RunRecord, RunStatus, StepCommit, StoreError,
+    Entry, Lease, NewRun, ParentStep, RunFilter, RunRecord, RunStatus, StepCommit, StoreError,
 };
 
 use crate::commit::{self, Cause};
@@ -28,14 +28,15 @@ pub(crate) enum Asked {
 }
 
 /// Opens the child run `request` asks for, the parent `parent` standing at
-/// `version` on the subgraph node of `outcome` (its `engine`), with the
-/// parent's step that waits on it; then drives the child on a task of its
+/// `version` on the subgraph node of `outcome` (its `engine`, driven under
+/// `lease`), with the parent's step that waits on it; then drives the child on a task of its
 /// own. A child that cannot start fails the parent's node instead (retried
 /// or routed as its policy and edges say), committed.
 pub(crate) async fn open(
     shared: &Arc<Shared>,
     parent: &RunRecord,
     version: u64,
+    lease: Lease,
     outcome: &StepOutcome,
     engine: &mut WorkflowEngine,
     request: &ChildRequest,
@@ -46,7 +47,7 @@ pub(crate) async fn open(
         Err(why) => {
             let failed = engine.finish_child(ChildEnd::Failed(why))?;
             let commit = commit::of_outcome(&failed, engine, Cause::Step, &parent.run_id, version, now);
-            let commit = StepCommit { lease: Some(shared.leases.taken_at(now)), ..commit };
+            let commit = StepCommit { lease: Some(lease), ..commit };
             return match shared.store.commit_step(commit).await {
                 Ok((record, _)) => Ok(Asked::Failed(Box::new((record, failed)))),
                 Err(StoreError::Conflict { .. }) => Ok(Asked::Moved),
@@ -55,13 +56,14 @@ pub(crate) async fn open(
         }
     };
     let mut waits = commit::of_outcome(outcome, engine, Cause::Step, &parent.run_id, version, now);
+    waits.lease = Some(lease);
     waits.entries.push(Entry::ChildStarted {
         node_id: outcome.node_id.clone(),
         run_id: child.run_id().to_owned(),
         graph_id: request.graph_id.clone(),
         graph_version,
     });
-    let lease = shared.leases.taken_at(now);
+    let child_lease = shared.leases.taken_at(now);
     let opened = shared
         .store
         .create_run(NewRun {
@@ -72,7 +74,7 @@ pub(crate) async fn open(
             trigger: request.input.clone(),
             state: child.to_state(),
             key: None,
-            lease: Some(lease),
+            lease: Some(child_lease),
             first_step: None,
             parent: Some(ParentStep { node_id: outcome.node_id.clone(), commit: waits }),
         })
@@ -100,7 +102,7 @@ async fn started(
 ) -> Result<Result<(WorkflowEngine, u64), String>, RunnerError> {
     let graph_id = &request.graph_id;
     let limit = shared.graphs.limits().subgraph_depth;
-    let depth = depth_of(shared, parent).await? + 1;
+    let depth = depth_of(shared, parent, limit).await? + 1;
     if depth > limit {
         return Ok(Err(format!(
             "its child run would nest runs {depth} deep, more than the limit of {limit}"
@@ -128,11 +130,12 @@ async fn started(
     })
 }
 
-/// How many runs `run` is nested in (0: it is no child run).
-async fn depth_of(shared: &Shared, run: &RunRecord) -> Result<usize, RunnerError> {
+/// How many runs `run` is nested in (0: it is no child run), counted up to
+/// `limit` at most (a chain of parents is never walked further).
+async fn depth_of(shared: &Shared, run: &RunRecord, limit: usize) -> Result<usize, RunnerError> {
     let mut depth = 0;
     let mut parent = run.parent.clone();
-    while let Some(link) = parent {
+    while let Some(link) = parent.filter(|_| depth < limit) {
         depth += 1;
         parent = shared.store.run(&link.run_id).await?.parent;
     }
@@ -140,12 +143,17 @@ async fn depth_of(shared: &Shared, run: &RunRecord) -> Result<usize, RunnerError
 }
 
 /// How child `run_id`, over with `status`, ended, as its parent's engine
-/// takes it: a completed child's context, a failed child's error.
-pub(crate) async fn end_of(
-    shared: &Shared,
-    run_id: &str,
-    status: RunStatus,
-) -> Result<ChildEnd, RunnerError> {
+/// takes it: a completed child's context, a failed child's error. A child
+/// that cannot be read back (its graph does not compile here, say) is a
+/// failure of its parent's node, saying why, rather than a parent stuck.
+pub(crate) async fn end_of(shared: &Shared, run_id: &str, status: RunStatus) -> ChildEnd {
+    match read_end(shared, run_id, status).await {
+        Ok(end) => end,
+        Err(error) => ChildEnd::Failed(format!("run {run_id} cannot be read back: {error}")),
+    }
+}
+
+async fn read_end(shared: &Shared, run_id: &str, status: RunStatus) -> Result<ChildEnd, RunnerError> {
     Ok(match status {
         RunStatus::Completed => {
             let (record, state) = shared.store.load_run(run_id).await?;

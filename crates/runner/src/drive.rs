@@ -153,15 +153,35 @@ async fn drive_steps(
     if record.status != RunStatus::Running {
         return Ok(Ended::Parked);
     }
+    if let Some(link) = &record.parent
+        && shared.store.run(&link.run_id).await?.status.is_final()
+    {
+        // A child whose parent is over (cancelled while a crash kept the
+        // child from being cancelled with it) has nobody to go on for.
+        let entries = vec![Entry::RunCancelled { reason: Some("its parent run is over".to_owned()) }];
+        let cancel = commit::status_change(&record, RunStatus::Cancelled, entries, shared.now());
+        return match shared.store.commit_step(cancel).await {
+            Ok(_) => Ok(Ended::Over),
+            Err(StoreError::Conflict { .. }) => Ok(Ended::LetGo),
+            Err(error) => Err(error.into()),
+        };
+    }
     let workflow = shared.workflow(&record.org, &record.graph_id, record.graph_version).await?;
     // Only the last event can be a pending retry, or the end of the child
-    // run the run waited on (which set it going).
-    let last = shared.store.transcript(run_id, record.last_seq.saturating_sub(1), 1).await?;
-    let finished = match (last.last().map(|event| &event.entry), record.current_node_id.as_deref()) {
+    // run the run waited on (which set it going); the few before it say
+    // which attempt at its node the child was.
+    let recent =
+        shared.store.transcript(run_id, record.last_seq.saturating_sub(RECENT), RECENT_EVENTS).await?;
+    let last = &recent[recent.len().saturating_sub(1)..];
+    let finished = match (last.first().map(|event| &event.entry), record.current_node_id.as_deref()) {
         (Some(Entry::ChildFinished { node_id, run_id: child, status }), Some(current))
             if node_id == current =>
         {
-            Some(children::end_of(shared, child, *status).await?)
+            let attempt = recent.iter().rev().find_map(|event| match &event.entry {
+                Entry::NodeStarted { node_id, attempt, .. } if node_id == current => Some(*attempt),
+                _ => None,
+            });
+            Some((children::end_of(shared, child, *status).await, attempt.unwrap_or(1)))
         }
         _ => None,
     };
@@ -172,13 +192,22 @@ async fn drive_steps(
     // A run picked up after a restart may be between two attempts of a node.
     let mut retry_at = None;
     if let Some(node) = engine.current_node_id()
-        && let Some((attempt, at)) = pending_retry(&last, node)
+        && let Some((attempt, at)) = pending_retry(last, node)
     {
         engine.set_attempt(attempt);
         retry_at = Some(at);
     }
+    let finished = finished.map(|(end, attempt)| {
+        engine.set_attempt(attempt);
+        end
+    });
     drive_from(shared, run_id, held, &record, engine, retry_at, finished).await
 }
+
+/// How many of a run's last transcript events are read when it is picked
+/// up: a child's end, and the waiting step (with its attempt) before it.
+const RECENT: u64 = 8;
+const RECENT_EVENTS: usize = 8;
 
 /// The engine of a stored run, its steps counted from where the run stands.
 pub(crate) fn restored(
@@ -213,7 +242,8 @@ async fn drive_from(
     {
         return Ok(Ended::LetGo);
     }
-    while !stop.is_set() {
+    // A child's end is taken even when stopping: it is one quick commit.
+    while finished.is_some() || !stop.is_set() {
         let (mut outcome, cause) = match finished.take() {
             Some(end) => (engine.finish_child(end)?, Cause::Wake),
             None => match engine.step_outcome().await {
@@ -223,7 +253,8 @@ async fn drive_from(
         };
         let committed = if let StepStatus::Child(request) = &outcome.status {
             let request = request.clone();
-            match children::open(shared, record, version, &outcome, &mut engine, &request).await? {
+            let lease = held.for_commit(shared.now());
+            match children::open(shared, record, version, lease, &outcome, &mut engine, &request).await? {
                 Asked::Opened => {
                     tracing::debug!(node = %outcome.node_id, graph = %request.graph_id, "child run started");
                     return Ok(Ended::Parked);

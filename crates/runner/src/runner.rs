@@ -750,7 +750,8 @@ impl Runner {
             let mut events = self.shared.store.follow(run_id, record.last_seq);
             while let Some(event) = events.next().await {
                 let entry = event?.entry;
-                if entry.is_final() || matches!(entry, Entry::NodeWaiting { .. }) {
+                if entry.is_final() || matches!(entry, Entry::NodeWaiting { .. } | Entry::ChildStarted { .. })
+                {
                     break;
                 }
             }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use roomkit_graph_store::{RunRecord, RunStatus};
 
+use crate::children;
 use crate::drive::{self, Ended, Started};
 use crate::shared::Shared;
 
@@ -20,11 +21,18 @@ const DRIVE_ATTEMPTS: u32 = 6;
 const FAILED_PAUSE: Duration = Duration::from_millis(500);
 
 /// Drives `run` on a task of its own, if it is running with a lease this
-/// runner holds and no task of this runner drives it yet; from `start` when
+/// runner holds and no task of this runner drives it yet (or, for a child
+/// run that is over, drives its parent, which the store set going); from `start` when
 /// it was just set going here (created, answered or woken). Returns whether
 /// a task was started. A run claimed but not driven (the runner is stopping)
 /// is released.
 pub(crate) fn spawn(shared: &Arc<Shared>, run: &RunRecord, start: Option<Started>) -> bool {
+    if run.status.is_final() && run.parent.is_some() {
+        // A child run that is over: the store set its parent going; drive it.
+        let (task_shared, run) = (Arc::clone(shared), run.clone());
+        shared.tasks.spawn(async move { children::drive_parent(&task_shared, &run).await });
+        return false;
+    }
     let Some(until) = run
         .lease_until
         .filter(|_| run.status == RunStatus::Running && run.owner.as_deref() == Some(shared.leases.owner()))

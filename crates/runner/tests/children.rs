@@ -169,3 +169,73 @@ async fn runs_that_start_each_other_stop_at_the_nesting_limit() {
     assert_eq!((child.status, grandchild.status), (RunStatus::Failed, RunStatus::Failed));
     assert!(children(&runner, &grandchild.run_id).await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subgraph_node_retried_after_its_children_were_cancelled_stops_at_its_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    let runner = runner(&dir);
+    let retried = chain(
+        "retried",
+        &[(
+            "check",
+            "subgraph",
+            json!({"graph_id": "review", "retry": {"max_attempts": 2, "backoff": "1ms"}}),
+        )],
+    );
+    runner.save_graphs_in("default", &[review(), retried]).await.unwrap();
+    let parent = runner.start("retried", json!({})).await.unwrap();
+    for attempt in 1..=2 {
+        runner.wait(&parent.run_id).await.unwrap();
+        let live: Vec<RunRecord> =
+            children(&runner, &parent.run_id).await.into_iter().filter(|c| !c.status.is_final()).collect();
+        assert_eq!(live.len(), 1, "attempt {attempt}: {live:?}");
+        runner.cancel(&live[0].run_id, None).await.unwrap();
+    }
+    let failed = runner.wait(&parent.run_id).await.unwrap();
+    assert_eq!(failed.status, RunStatus::Failed, "{failed:?}");
+    assert!(failed.error.unwrap().contains("its child run of graph \"review\" was cancelled"));
+    assert_eq!(children(&runner, &parent.run_id).await.len(), 2, "one child per attempt");
+    let attempts: Vec<u32> = entries(&runner, &parent.run_id)
+        .await
+        .into_iter()
+        .filter_map(|entry| match entry {
+            Entry::NodeStarted { node_id, attempt, .. } if node_id == "check" => Some(attempt),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attempts, [1, 2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_an_answer_ends_sets_its_parent_going_and_another_process_waits_on_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let runner = runner(&dir);
+    // The answer ends the child: its human node has no edge of its own.
+    let mut quick = Graph::new("review", "Review", Trigger::manual());
+    quick
+        .add_nodes([Node::new("start", "start"), Node::new("approve", "human"), Node::new("end", "end")])
+        .unwrap();
+    quick.add_edges([
+        Edge::new("start", "end").when(Condition::field("trigger.skip").equals(true)),
+        Edge::new("start", "approve").when(Condition::otherwise()),
+    ]);
+    runner.save_graphs_in("default", &[quick, publish()]).await.unwrap();
+    let parent = runner.start("publish", json!({"title": "t"})).await.unwrap();
+
+    // Another process on the same file waits on the parent: it waits for a person, in its child.
+    let other = self::runner(&dir);
+    let waiting = tokio::time::timeout(std::time::Duration::from_secs(10), other.wait(&parent.run_id))
+        .await
+        .expect("the other process sees the parent wait")
+        .unwrap();
+    assert_eq!(waiting.status, RunStatus::Waiting);
+
+    let [child] = children(&runner, &parent.run_id).await.try_into().unwrap();
+    let answered = runner.answer(&child.run_id, "approve", json!({"action": "yes"}), None).await.unwrap();
+    assert_eq!(answered.status, RunStatus::Completed);
+    let done = tokio::time::timeout(std::time::Duration::from_secs(10), runner.wait(&parent.run_id))
+        .await
+        .expect("the parent goes on once its child is over")
+        .unwrap();
+    assert_eq!(done.status, RunStatus::Completed, "{done:?}");
+}

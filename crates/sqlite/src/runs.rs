@@ -23,7 +23,11 @@ impl RunStore for SqliteStore {
     }
 
     async fn commit_step(&self, commit: StepCommit) -> Result<(RunRecord, Vec<TranscriptEvent>)> {
-        self.write_appending(move |conn| commit_step(conn, &commit)).await
+        let run_id = commit.run_id.clone();
+        let (record, mut events) = self.write_appending(move |conn| commit_step(conn, &commit)).await?;
+        // A parent's event it woke went to the followers; the caller gets the run's own.
+        events.retain(|event| event.run_id == run_id);
+        Ok((record, events))
     }
 
     async fn claim_run(&self, run_id: &str, lease: &Lease, now: Millis) -> Result<Option<RunRecord>> {
@@ -122,17 +126,21 @@ pub(crate) fn create_run(
     append(conn, std::slice::from_ref(&started), context)?;
     // The parent's step that starts the run: refused with it (a parent that
     // moved meanwhile opens no child).
-    if let Some(parent) = &run.parent {
-        commit_step(conn, &parent.commit)?;
-    }
-    match &run.first_step {
-        None => Ok((record, vec![started])),
+    // Its parent's events go with its own, for the parent's followers.
+    let parent_events = match &run.parent {
+        Some(parent) => commit_step(conn, &parent.commit)?.1,
+        None => Vec::new(),
+    };
+    let (record, mut events) = match &run.first_step {
+        None => (record, vec![started]),
         Some(step) => {
             let (record, mut events) = commit_step(conn, step)?;
             events.insert(0, started);
-            Ok((record, events))
+            (record, events)
         }
-    }
+    };
+    events.extend(parent_events);
+    Ok((record, events))
 }
 
 /// Makes `key` free for a new run at `now`: refused with
@@ -231,14 +239,16 @@ pub(crate) fn commit_step(
         update.raw_bind_parameter(index, value)?;
     }
     update.raw_execute()?;
-    // A child run that is over sets its parent going, in the same transaction.
+    // A child run that is over sets its parent going, in the same
+    // transaction; the parent's event goes with the child's, for followers.
+    let mut events = events;
     if status_changed
         && after.status.is_final()
         && let Some(link) = &after.parent
         && let Some(parent) = find_run(conn, &link.run_id)?
         && let Some(wake) = parent.woken_by(&after, now)
     {
-        commit_step(conn, &wake)?;
+        events.extend(commit_step(conn, &wake)?.1);
     }
     Ok((after, events))
 }
