@@ -15,15 +15,10 @@ use serde_json::{Value, json};
 /// `start -> middle... -> end`, each middle node (id, type, config).
 fn chain(id: &str, middle: &[(&str, &str, Value)]) -> Graph {
     let mut graph = Graph::new(id, id, Trigger::manual());
-    let mut ids = vec!["start".to_owned()];
-    graph.add_node(Node::new("start", "start")).unwrap();
-    for (node_id, node_type, config) in middle {
-        graph.add_node(Node::new(*node_id, *node_type).with_config(config.clone())).unwrap();
-        ids.push((*node_id).to_owned());
-    }
-    graph.add_node(Node::new("end", "end")).unwrap();
-    ids.push("end".to_owned());
-    graph.add_edges(ids.windows(2).map(|pair| Edge::new(&pair[0], &pair[1])));
+    let middle =
+        middle.iter().map(|(node, kind, config)| Node::new(*node, *kind).with_config(config.clone()));
+    let nodes = std::iter::once(Node::new("start", "start")).chain(middle).chain([Node::new("end", "end")]);
+    graph.add_chain(nodes).unwrap();
     graph
 }
 

@@ -151,6 +151,32 @@ impl Graph {
         Ok(self)
     }
 
+    /// Adds nodes in order, each with an edge to the next: a run goes through
+    /// them one after another. At the first duplicate id, nothing more is
+    /// added (the edges only between the nodes added).
+    ///
+    /// ```
+    /// use roomkit_graph::{Graph, Node, Trigger};
+    ///
+    /// let mut graph = Graph::new("g", "G", Trigger::manual());
+    /// graph.add_chain([Node::new("start", "start"), Node::new("pause", "log"), Node::new("end", "end")])?;
+    /// let edges: Vec<_> = graph.edges.iter().map(|e| (e.source.as_str(), e.target.as_str())).collect();
+    /// assert_eq!(edges, [("start", "pause"), ("pause", "end")]);
+    /// assert!(graph.validate().is_empty());
+    /// # Ok::<(), roomkit_graph::GraphError>(())
+    /// ```
+    pub fn add_chain(&mut self, nodes: impl IntoIterator<Item = Node>) -> Result<&mut Self, GraphError> {
+        let mut previous: Option<String> = None;
+        for node in nodes {
+            let id = node.id.clone();
+            self.add_node(node)?;
+            if let Some(source) = previous.replace(id.clone()) {
+                self.edges.push(Edge::new(source, id));
+            }
+        }
+        Ok(self)
+    }
+
     /// Adds an edge. Edges to unknown nodes are accepted here and reported by
     /// [`Graph::validate`], so a graph being edited can be incomplete.
     pub fn add_edge(&mut self, edge: Edge) -> &mut Self {
