@@ -11,15 +11,14 @@ use roomkit_graph_store::{
 };
 
 use crate::commit::{self, Cause};
-use crate::drive::Started;
 use crate::error::RunnerError;
 use crate::shared::Shared;
-use crate::supervisor;
 
 /// What became of a parent's step that asked for a child.
 pub(crate) enum Asked {
-    /// The child was opened with the parent's waiting step: the parent parks.
-    Opened,
+    /// The child was opened with the parent's waiting step (its record and
+    /// its engine, to drive): the parent parks.
+    Opened(Box<(RunRecord, WorkflowEngine)>),
     /// The child cannot start (no such graph, nested too deep...): the
     /// parent's node failed with that, committed (the record after it).
     Failed(Box<(RunRecord, StepOutcome)>),
@@ -29,9 +28,9 @@ pub(crate) enum Asked {
 
 /// Opens the child run `request` asks for, the parent `parent` standing at
 /// `version` on the subgraph node of `outcome` (its `engine`, driven under
-/// `lease`), with the parent's step that waits on it; then drives the child on a task of its
-/// own. A child that cannot start fails the parent's node instead (retried
-/// or routed as its policy and edges say), committed.
+/// `lease`), with the parent's step that waits on it, for the supervisor to
+/// drive. A child that cannot start fails the parent's node instead
+/// (retried or routed as its policy and edges say), committed.
 pub(crate) async fn open(
     shared: &Arc<Shared>,
     parent: &RunRecord,
@@ -80,14 +79,7 @@ pub(crate) async fn open(
         })
         .await;
     match opened {
-        Ok(record) => {
-            supervisor::spawn(
-                shared,
-                &record,
-                Some(Started { record: record.clone(), engine: child, retry_at: None }),
-            );
-            Ok(Asked::Opened)
-        }
+        Ok(record) => Ok(Asked::Opened(Box::new((record, child)))),
         Err(StoreError::Conflict { .. }) => Ok(Asked::Moved),
         Err(error) => Err(error.into()),
     }
@@ -166,18 +158,6 @@ async fn read_end(shared: &Shared, run_id: &str, status: RunStatus) -> Result<Ch
             ChildEnd::Failed(format!("run {run_id}: {}", error.as_deref().unwrap_or("it failed")))
         }
     })
-}
-
-/// Drives `run`'s parent, if it has one that the store set going again
-/// (its child is over) and nobody drives yet.
-pub(crate) async fn drive_parent(shared: &Arc<Shared>, run: &RunRecord) {
-    let Some(link) = run.parent.as_ref().filter(|_| run.status.is_final()) else { return };
-    if shared.tasks.drives(&link.run_id) {
-        return;
-    }
-    if let Ok(Some(claimed)) = shared.claim(&link.run_id).await {
-        supervisor::spawn(shared, &claimed, None);
-    }
 }
 
 /// The child runs of `run_id` that are not over yet.

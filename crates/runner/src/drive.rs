@@ -21,13 +21,15 @@ use crate::shared::Shared;
 use crate::time::sleep_until;
 
 /// How driving a run ended.
-#[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Ended {
     /// The run parked (or was not running): an answer or a timer may set it
     /// going again.
     Parked,
-    /// The run is over: completed, failed or cancelled.
-    Over,
+    /// The run parked on a child run it opened, for the supervisor to drive.
+    Opened(Box<Started>),
+    /// The run is over: completed, failed or cancelled; a child run names
+    /// its parent, which the store set going.
+    Over(Option<String>),
     /// Another writer moved the run, the lease was lost, or the runner is
     /// stopping: leave it alone.
     LetGo,
@@ -95,7 +97,7 @@ pub(crate) async fn drive(
             }
             () = cancelled.notified() => {
                 tracing::info!("the run was cancelled: the step in progress is dropped");
-                Ended::Over
+                Ended::Over(None)
             }
         }
     };
@@ -161,7 +163,7 @@ async fn drive_steps(
         let entries = vec![Entry::RunCancelled { reason: Some("its parent run is over".to_owned()) }];
         let cancel = commit::status_change(&record, RunStatus::Cancelled, entries, shared.now());
         return match shared.store.commit_step(cancel).await {
-            Ok(_) => Ok(Ended::Over),
+            Ok(_) => Ok(Ended::Over(None)),
             Err(StoreError::Conflict { .. }) => Ok(Ended::LetGo),
             Err(error) => Err(error.into()),
         };
@@ -255,9 +257,10 @@ async fn drive_from(
             let request = request.clone();
             let lease = held.for_commit(shared.now());
             match children::open(shared, record, version, lease, &outcome, &mut engine, &request).await? {
-                Asked::Opened => {
+                Asked::Opened(child) => {
                     tracing::debug!(node = %outcome.node_id, graph = %request.graph_id, "child run started");
-                    return Ok(Ended::Parked);
+                    let (record, engine) = *child;
+                    return Ok(Ended::Opened(Box::new(Started { record, engine, retry_at: None })));
                 }
                 Asked::Moved => return Ok(Ended::LetGo),
                 Asked::Failed(failed) => {
@@ -300,8 +303,7 @@ async fn drive_from(
         }
         if status.is_final() {
             // A child run that is over: its parent goes on.
-            children::drive_parent(shared, &committed).await;
-            return Ok(Ended::Over);
+            return Ok(Ended::Over(committed.parent.map(|link| link.run_id)));
         }
         if status != RunStatus::Running {
             return Ok(Ended::Parked);

@@ -698,7 +698,9 @@ impl Runner {
                         }
                     }
                     // A cancelled child's parent goes on (its node fails).
-                    children::drive_parent(&self.shared, &record).await;
+                    if let Some(parent) = &record.parent {
+                        supervisor::drive_parent(&self.shared, &parent.run_id).await;
+                    }
                     return Ok(record);
                 }
                 // A step committed in between: look again.

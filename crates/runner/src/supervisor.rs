@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use roomkit_graph_store::{RunRecord, RunStatus};
 
-use crate::children;
 use crate::drive::{self, Ended, Started};
 use crate::shared::Shared;
 
@@ -27,10 +26,10 @@ const FAILED_PAUSE: Duration = Duration::from_millis(500);
 /// a task was started. A run claimed but not driven (the runner is stopping)
 /// is released.
 pub(crate) fn spawn(shared: &Arc<Shared>, run: &RunRecord, start: Option<Started>) -> bool {
-    if run.status.is_final() && run.parent.is_some() {
+    if let Some(parent) = run.parent.as_ref().filter(|_| run.status.is_final()) {
         // A child run that is over: the store set its parent going; drive it.
-        let (task_shared, run) = (Arc::clone(shared), run.clone());
-        shared.tasks.spawn(async move { children::drive_parent(&task_shared, &run).await });
+        let (task_shared, parent) = (Arc::clone(shared), parent.run_id.clone());
+        shared.tasks.spawn(async move { drive_parent(&task_shared, &parent).await });
         return false;
     }
     let Some(until) = run
@@ -55,7 +54,13 @@ pub(crate) fn spawn(shared: &Arc<Shared>, run: &RunRecord, start: Option<Started
         let mut failures = 0;
         loop {
             let mut ended = drive::drive(&shared, &run_id, until, start.take(), &cancelled).await;
-            if ended == Ended::Failed {
+            if let Ended::Opened(child) = ended {
+                // The run parked on a child run it opened: drive the child.
+                let record = child.record.clone();
+                spawn(&shared, &record, Some(*child));
+                ended = Ended::Parked;
+            }
+            if matches!(ended, Ended::Failed) {
                 // Driven again after a pause, while the store may come back;
                 // the step in progress runs again (at least once).
                 failures += 1;
@@ -70,7 +75,7 @@ pub(crate) fn spawn(shared: &Arc<Shared>, run: &RunRecord, start: Option<Started
                 ended = Ended::LetGo;
             }
             failures = 0;
-            if ended == Ended::LetGo {
+            if matches!(ended, Ended::LetGo) {
                 // Released before the run leaves the driven ones, so that it
                 // never releases a lease a new task of this runner has taken.
                 shared.release(&run_id).await;
@@ -78,7 +83,14 @@ pub(crate) fn spawn(shared: &Arc<Shared>, run: &RunRecord, start: Option<Started
                 break;
             }
             shared.tasks.leave(&run_id);
-            if ended == Ended::Over || shared.tasks.stop().is_set() {
+            if let Ended::Over(parent) = ended {
+                // A child run that is over: its parent goes on.
+                if let Some(parent) = parent {
+                    drive_parent(&shared, &parent).await;
+                }
+                break;
+            }
+            if shared.tasks.stop().is_set() {
                 break;
             }
             // An answer may have set the run going again while this task was
@@ -94,4 +106,15 @@ pub(crate) fn spawn(shared: &Arc<Shared>, run: &RunRecord, start: Option<Started
         }
     });
     true
+}
+
+/// Drives `parent_id`, a parent the store set going (its child is over), if
+/// nobody drives it yet.
+pub(crate) async fn drive_parent(shared: &Arc<Shared>, parent_id: &str) {
+    if shared.tasks.drives(parent_id) {
+        return;
+    }
+    if let Ok(Some(claimed)) = shared.claim(parent_id).await {
+        spawn(shared, &claimed, None);
+    }
 }
