@@ -153,11 +153,7 @@ async fn follow(runner: &Runner, run_id: &str, after: u64, json: bool) -> anyhow
             }
         }
         // A parallel node's children wait each on their own; any other node alone.
-        let waiting = if record.pending.is_empty() {
-            record.current_node_id.iter().cloned().collect()
-        } else {
-            record.pending.clone()
-        };
+        let waiting: Vec<String> = record.waiting_on().into_iter().map(str::to_owned).collect();
         // What a node asks, if it asked before this follow began.
         let unasked: Vec<String> =
             waiting.iter().filter(|node| !asked.contains_key(*node)).cloned().collect();
@@ -339,7 +335,15 @@ pub(crate) async fn show(runner: &Runner, run_id: &str, json: bool) -> anyhow::R
     let mut out = std::io::stdout().lock();
     for child in children {
         let node = child.parent.as_ref().map_or("", |parent| parent.node_id.as_str());
-        writeln!(out, "child run {} ({node}): {} {}", child.run_id, child.graph_id, child.status.as_str())?;
+        let on = child.waiting_on();
+        let waits = if on.is_empty() { String::new() } else { format!(" on {}", on.join(", ")) };
+        writeln!(
+            out,
+            "child run {} ({node}): {} {}{waits}",
+            child.run_id,
+            child.graph_id,
+            child.status.as_str()
+        )?;
     }
     Ok(())
 }

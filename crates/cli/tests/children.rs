@@ -68,7 +68,7 @@ fn a_parent_completes_with_the_output_of_its_answered_child(db: &OsStr) {
     assert_eq!(child_run["status"], "waiting");
     let shown = text(&cli(db, &["show", &parent]).stdout);
     assert!(shown.contains(&format!("check ⤵ child run {child}: review v1")), "{shown}");
-    assert!(shown.contains(&format!("child run {child} (check): review waiting")), "{shown}");
+    assert!(shown.contains(&format!("child run {child} (check): review waiting on approve")), "{shown}");
 
     // The parent's node is not for answers; the child's is, and the parent goes on.
     let refused = cli(db, &["answer", &parent, "check", "--data", r#"{"action": "yes"}"#]);
@@ -151,6 +151,8 @@ async fn over_http_a_run_shows_its_parent_and_its_children() {
         (&json!("check"), &json!("review"))
     );
     assert!(waiting.get("parent").is_none(), "{waiting}");
+    // Where its child waits, for a person to answer there.
+    assert_eq!(waiting["children"][0]["waiting_on"], json!(["approve"]));
     let child = waiting["children"][0]["run_id"].as_str().expect("the child's id").to_owned();
     let child_run: Value = server.get(&token, &format!("/v1/runs/{child}")).await;
     assert_eq!(child_run["parent"], json!({"run_id": parent, "node_id": "check"}));
@@ -164,4 +166,5 @@ async fn over_http_a_run_shows_its_parent_and_its_children() {
         .await;
     let done = until(&server, &token, &parent, |run| run["status"] == "completed").await;
     assert_eq!(done["children"][0]["status"], "completed", "{done}");
+    assert!(done["children"][0].get("waiting_on").is_none(), "{done}");
 }

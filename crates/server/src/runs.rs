@@ -81,6 +81,11 @@ pub(crate) struct ChildRun {
     pub(crate) graph_id: String,
     /// `running`, `waiting`, `completed`, `failed` or `cancelled`.
     pub(crate) status: String,
+    /// Where it waits, while it waits: the node it is on, or the children
+    /// of the parallel node it is on that still wait (its own child run's
+    /// wait is its child's to say).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) waiting_on: Vec<String>,
 }
 
 impl From<RunRecord> for RunView {
@@ -351,6 +356,7 @@ pub(crate) async fn get(
     view.children = children
         .into_iter()
         .map(|child| ChildRun {
+            waiting_on: child.waiting_on().into_iter().map(str::to_owned).collect(),
             node_id: child.parent.map(|link| link.node_id).unwrap_or_default(),
             run_id: child.run_id,
             graph_id: child.graph_id,

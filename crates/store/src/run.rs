@@ -152,6 +152,35 @@ impl RunRecord {
         self.status == RunStatus::Running
             && self.lease().is_none_or(|lease| lease.owner == owner || !lease.is_live_at(now))
     }
+
+    /// Where the run waits for a person, while it does: the children of the
+    /// parallel node it is on that still wait, or the node it is on. None
+    /// while it runs, rests on a timer or is over. (A run waiting on a child
+    /// run names its subgraph node: its child says where it waits.)
+    ///
+    /// ```
+    /// # use roomkit_graph_store::{RunRecord, RunStatus};
+    /// let run = RunRecord {
+    ///     run_id: "r".into(), org: "default".into(), graph_id: "g".into(), graph_version: 1,
+    ///     status: RunStatus::Waiting, current_node_id: Some("approvals".into()), previous_node_id: None,
+    ///     error: None, version: 3, last_seq: 4, wake_at: None, created_at: 0, updated_at: 0,
+    ///     owner: None, lease_until: None, steps: 2, pending: vec!["legal".into(), "security".into()], parent: None,
+    /// };
+    /// assert_eq!(run.waiting_on(), ["legal", "security"]);
+    /// let single = RunRecord { pending: vec![], ..run.clone() };
+    /// assert_eq!(single.waiting_on(), ["approvals"]);
+    /// assert!(RunRecord { wake_at: Some(9), ..single.clone() }.waiting_on().is_empty());
+    /// assert!(RunRecord { status: RunStatus::Running, ..single }.waiting_on().is_empty());
+    /// ```
+    pub fn waiting_on(&self) -> Vec<&str> {
+        match (self.status, self.wake_at, &self.current_node_id) {
+            (RunStatus::Waiting, None, _) if !self.pending.is_empty() => {
+                self.pending.iter().map(String::as_str).collect()
+            }
+            (RunStatus::Waiting, None, Some(node)) => vec![node.as_str()],
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// What opening a run's room needs.
