@@ -173,7 +173,7 @@ async fn drive_steps(
     // run the run waited on (which set it going); the few before it say
     // which attempt at its node the child was.
     let recent =
-        shared.store.transcript(run_id, record.last_seq.saturating_sub(RECENT), RECENT_EVENTS).await?;
+        shared.store.transcript(run_id, record.last_seq.saturating_sub(RECENT as u64), RECENT).await?;
     let last = &recent[recent.len().saturating_sub(1)..];
     let finished = match (last.first().map(|event| &event.entry), record.current_node_id.as_deref()) {
         (Some(Entry::ChildFinished { node_id, run_id: child, status }), Some(current))
@@ -208,8 +208,7 @@ async fn drive_steps(
 
 /// How many of a run's last transcript events are read when it is picked
 /// up: a child's end, and the waiting step (with its attempt) before it.
-const RECENT: u64 = 8;
-const RECENT_EVENTS: usize = 8;
+const RECENT: usize = 8;
 
 /// The engine of a stored run, its steps counted from where the run stands.
 pub(crate) fn restored(
