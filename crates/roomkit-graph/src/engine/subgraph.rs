@@ -190,7 +190,8 @@ impl Workflow {
 /// Runs the subgraph node of `scope`, in a run of `workflow`: starts its
 /// child run (unless `child` holds one under way) and steps it until it
 /// completes, fails or waits. A child that waits is left in `child`, where
-/// it waits in `points`.
+/// it waits in `wait`. A parking workflow without graphs hands the child to
+/// its caller instead: the request is in `wait`.
 pub(super) async fn run(
     workflow: &Workflow,
     scope: &Scope<'_>,
