@@ -294,9 +294,9 @@ async fn drive_from(
             }
             StepStatus::Waiting(_) => tracing::debug!(%node, "run waits for an answer"),
             StepStatus::Sleeping(rest) => tracing::debug!(%node, ?rest, "run rests on a timer"),
-            StepStatus::Child(request) => {
-                tracing::info!(%node, graph = %request.graph_id, "run failed: no child run")
-            }
+            // Never here: an opened child parked the run above, and a child
+            // that could not start replaced the outcome with its failure.
+            StepStatus::Child(_) => {}
             StepStatus::Completed if status == RunStatus::Completed => tracing::info!(%node, "run completed"),
             StepStatus::Completed => tracing::debug!(%node, "step committed"),
         }
