@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use roomkit_graph::{
-    Checks, Clock, EngineError, Graph, GraphError, Handlers, Limits, StepStatus, SystemClock, Validation,
+    Checks, Clock, EngineError, Graph, GraphError, Handlers, Limits, StepStatus, SubgraphRef, SystemClock,
+    Validation,
 };
 use roomkit_graph_store::{
     DEFAULT_ORG, Entry, Millis, NewRun, RunKey, RunRecord, RunStatus, StepCommit, Store, StoreError,
@@ -407,11 +408,12 @@ impl Runner {
     /// together ([`Runner::check`], and each subgraph node's graph: stored in
     /// `org` or among `graphs`, with the version it pins), in order.
     pub async fn check_graphs_in(&self, org: &str, graphs: &[Graph]) -> Result<Vec<Validation>, RunnerError> {
-        // The newest version of each id once the family is stored.
+        let targets: Vec<Vec<SubgraphRef>> = graphs.iter().map(Graph::subgraph_refs).collect();
+        // The newest version of each graph a subgraph node names, once the
+        // family is stored (only those are read from the store).
         let mut newest: HashMap<&str, Option<u32>> = HashMap::new();
-        let ids = graphs.iter().map(|graph| graph.id.as_str());
-        let targets = graphs.iter().flat_map(Graph::subgraph_refs).collect::<Vec<_>>();
-        for id in ids.clone().chain(targets.iter().map(|target| target.graph_id.as_str())) {
+        for target in targets.iter().flatten() {
+            let id = target.graph_id.as_str();
             if newest.contains_key(id) {
                 continue;
             }
@@ -420,17 +422,19 @@ impl Runner {
                 Err(StoreError::NotFound(_)) => None,
                 Err(error) => return Err(error.into()),
             };
-            newest.insert(id, stored);
-        }
-        for id in ids {
-            let version = newest.entry(id).or_default();
-            *version = Some(version.unwrap_or(0).saturating_add(1));
+            let saved_with = graphs.iter().filter(|graph| graph.id == id).count();
+            let saved_with = u32::try_from(saved_with).unwrap_or(u32::MAX);
+            newest.insert(
+                id,
+                if saved_with == 0 { stored } else { Some(stored.unwrap_or(0).saturating_add(saved_with)) },
+            );
         }
         Ok(graphs
             .iter()
-            .map(|graph| {
+            .zip(&targets)
+            .map(|(graph, targets)| {
                 let mut found = self.check(graph);
-                found.errors.extend(graph.subgraph_refs().into_iter().filter_map(|target| {
+                found.errors.extend(targets.iter().filter_map(|target| {
                     target.missing(newest.get(target.graph_id.as_str()).copied().flatten(), "stored")
                 }));
                 found
