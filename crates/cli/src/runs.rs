@@ -194,9 +194,9 @@ async fn follow(runner: &Runner, run_id: &str, after: u64, json: bool) -> anyhow
 
 /// The child run `record` (a waiting run) waits on, and its subgraph node.
 async fn live_child(runner: &Runner, record: &RunRecord) -> anyhow::Result<Option<(String, String)>> {
-    let filter = RunFilter { parent_run_id: Some(record.run_id.clone()), ..RunFilter::default() };
-    let children = runner.store().list_runs(&filter).await?;
-    Ok(children
+    Ok(runner
+        .children(&record.run_id)
+        .await?
         .into_iter()
         .filter(|child| !child.status.is_final())
         .find_map(|child| Some((child.run_id, child.parent?.node_id)))
@@ -329,9 +329,7 @@ pub(crate) async fn show(runner: &Runner, run_id: &str, json: bool) -> anyhow::R
         return Ok(());
     }
     // Its child runs, as they stand now.
-    let filter = RunFilter { parent_run_id: Some(run_id.to_owned()), ..RunFilter::default() };
-    let mut children = runner.store().list_runs(&filter).await?;
-    children.reverse();
+    let children = runner.children(run_id).await?;
     let mut out = std::io::stdout().lock();
     for child in children {
         let node = child.parent.as_ref().map_or("", |parent| parent.node_id.as_str());

@@ -160,9 +160,15 @@ async fn read_end(shared: &Shared, run_id: &str, status: RunStatus) -> Result<Ch
     })
 }
 
-/// The child runs of `run_id` that are not over yet.
-pub(crate) async fn live(shared: &Shared, run_id: &str) -> Result<Vec<RunRecord>, RunnerError> {
+/// The child runs of `run_id`, oldest first.
+pub(crate) async fn of(shared: &Shared, run_id: &str) -> Result<Vec<RunRecord>, RunnerError> {
     let filter = RunFilter { parent_run_id: Some(run_id.to_owned()), ..RunFilter::default() };
-    let children = shared.store.list_runs(&filter).await?;
-    Ok(children.into_iter().filter(|child| !child.status.is_final()).collect())
+    let mut children = shared.store.list_runs(&filter).await?;
+    children.reverse();
+    Ok(children)
+}
+
+/// The child runs of `run_id` that are not over yet, oldest first.
+pub(crate) async fn live(shared: &Shared, run_id: &str) -> Result<Vec<RunRecord>, RunnerError> {
+    Ok(of(shared, run_id).await?.into_iter().filter(|child| !child.status.is_final()).collect())
 }

@@ -290,6 +290,12 @@ impl Runner {
         self.shared.graphs.live()
     }
 
+    /// The child runs of `run_id` (started by its subgraph nodes), oldest
+    /// first, each with its [`parent`](RunRecord::parent) link.
+    pub async fn children(&self, run_id: &str) -> Result<Vec<RunRecord>, RunnerError> {
+        children::of(&self.shared, run_id).await
+    }
+
     /// The store.
     pub fn store(&self) -> &dyn Store {
         &*self.shared.store

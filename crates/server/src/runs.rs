@@ -350,10 +350,10 @@ pub(crate) async fn get(
     PathParams(run_id): PathParams<String>,
 ) -> Result<Json<RunView>, ApiError> {
     let mut view = RunView::from(owned_run(&app, &org, &run_id).await?);
-    let filter = RunFilter { parent_run_id: Some(run_id), ..RunFilter::default() };
-    let mut children = app.runner.store().list_runs(&filter).await?;
-    children.reverse();
-    view.children = children
+    view.children = app
+        .runner
+        .children(&run_id)
+        .await?
         .into_iter()
         .map(|child| ChildRun {
             waiting_on: child.waiting_on().into_iter().map(str::to_owned).collect(),
