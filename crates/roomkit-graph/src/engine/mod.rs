@@ -329,19 +329,19 @@ impl Workflow {
             .collect::<Result<Vec<_>, _>>()?;
         // At most one child, on the subgraph node the run stands on.
         let mut children = state.children.into_iter();
-        let on_subgraph = |node_id: &str| {
-            current.is_some_and(|at| plan.id(at) == node_id && plan.node(at).node_type == NodeType::Subgraph)
-        };
-        let child = match (children.next(), children.next()) {
-            (None, _) => None,
-            (Some((node_id, saved)), None) if on_subgraph(&node_id) => match plan.index(&node_id) {
-                Some(at) => Some(Child::restore(self, plan.node(at), state.waiting, saved)?),
-                None => None,
-            },
-            (Some((node_id, _)), _) => {
-                return Err(EngineError::InvalidArgument(format!(
-                    "the saved state's child run of {node_id:?} is not on the subgraph node the run stands on"
-                )));
+        let child = match children.next() {
+            None => None,
+            Some((node_id, saved)) => {
+                let alone = children.next().is_none();
+                let on = current.filter(|&at| {
+                    alone && plan.id(at) == node_id && plan.node(at).node_type == NodeType::Subgraph
+                });
+                let at = on.ok_or_else(|| {
+                    EngineError::InvalidArgument(format!(
+                        "the saved state's child run of {node_id:?} is not on the subgraph node the run stands on"
+                    ))
+                })?;
+                Some(Child::restore(self, plan.node(at), state.waiting, saved)?)
             }
         };
         let run_id = if state.run_id.is_empty() { new_run_id() } else { state.run_id };
