@@ -125,8 +125,8 @@ pub(crate) fn create_run(
     let context = run.starting_context().map(|context| Value::Object(context.clone()).to_string());
     append(conn, std::slice::from_ref(&started), context)?;
     // The parent's step that starts the run: refused with it (a parent that
-    // moved meanwhile opens no child).
-    // Its parent's events go with its own, for the parent's followers.
+    // moved meanwhile opens no child). Its events go with the run's own, for
+    // the parent's followers.
     let parent_events = match &run.parent {
         Some(parent) => commit_step(conn, &parent.commit)?.1,
         None => Vec::new(),
