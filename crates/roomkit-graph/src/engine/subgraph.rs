@@ -132,9 +132,8 @@ impl Child {
         if state.waiting != waiting {
             return Err(refuse("does not wait as its parent does".to_owned()));
         }
-        let (depth, limit) = (workflow.depth + 1, workflow.limits.subgraph_depth);
-        if depth > limit {
-            return Err(refuse(format!("would nest runs {depth} deep, more than the limit of {limit}")));
+        if let Err(too_deep) = workflow.check_child_depth() {
+            return Err(refuse(too_deep.to_string()));
         }
         let stored = workflow.graphs.as_deref().and_then(|graphs| graphs.get(&graph_id, Some(version)));
         let Some((_, stored)) = stored else {
@@ -164,6 +163,13 @@ pub(crate) fn under(node_id: &str, points: Vec<WaitingPoint>) -> Vec<WaitingPoin
 }
 
 impl Workflow {
+    /// Whether a child run of this workflow's runs stays within the
+    /// nesting limit; the limit it would pass when not.
+    fn check_child_depth(&self) -> Result<(), LimitError> {
+        let (depth, limit) = (self.depth + 1, self.limits.subgraph_depth);
+        if depth > limit { Err(LimitError::Nesting { depth, limit }) } else { Ok(()) }
+    }
+
     /// The workflow a child run of `stored` runs with: its graph, handlers
     /// and step limit (never above the parent's), the parent's
     /// clock, limits, live hook and graphs, one level deeper. A child waits
@@ -256,10 +262,7 @@ fn start_child(workflow: &Workflow, scope: &Scope<'_>) -> Result<Child, HandlerE
         };
         return Err(HandlerError::execution(why).permanent());
     };
-    let (depth, limit) = (workflow.depth + 1, workflow.limits.subgraph_depth);
-    if depth > limit {
-        return Err(LimitError::Nesting { depth, limit }.into());
-    }
+    workflow.check_child_depth()?;
     let mut engine = workflow.child_workflow(stored).engine();
     engine.start(input(scope)?).map_err(|error| {
         HandlerError::execution(format!("its child run of graph {graph_id:?} cannot start"))
