@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use roomkit_graph::{ChildEnd, ChildRequest, StepOutcome, WorkflowEngine};
+use roomkit_graph::{ChildEnd, ChildRequest, LimitError, StepOutcome, WorkflowEngine};
 use roomkit_graph_store::{
     Entry, Lease, NewRun, ParentStep, RunFilter, RunRecord, RunStatus, StepCommit, StoreError,
 };
@@ -96,9 +96,7 @@ async fn started(
     let limit = shared.graphs.limits().subgraph_depth;
     let depth = depth_of(shared, parent, limit).await? + 1;
     if depth > limit {
-        return Ok(Err(format!(
-            "its child run would nest runs {depth} deep, more than the limit of {limit}"
-        )));
+        return Ok(Err(format!("its child run {}", LimitError::Nesting { depth, limit })));
     }
     let version = match request.version {
         Some(version) => u64::from(version),
