@@ -180,6 +180,10 @@ pub enum AiError {
     /// The `until` condition could not be evaluated.
     #[error("until: {0}")]
     Condition(#[from] roomkit_graph::ConditionError),
+    /// A turn could not be kept as the step's progress, or what an earlier
+    /// go kept does not fit the conversation as it goes again.
+    #[error("{0}")]
+    Progress(String),
 }
 
 impl ProviderError {
@@ -210,7 +214,8 @@ impl AiError {
             AiError::Config { .. }
             | AiError::NoToolFunction { .. }
             | AiError::Template(_)
-            | AiError::Condition(_) => false,
+            | AiError::Condition(_)
+            | AiError::Progress(_) => false,
             AiError::ToolRounds { .. } | AiError::Schema { .. } | AiError::Rounds { .. } => true,
         }
     }

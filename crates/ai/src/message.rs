@@ -48,7 +48,7 @@ impl ToolSpec {
 }
 
 /// A tool call in a reply.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ToolCall {
     /// The provider's id for the call, echoed in its result.
     pub(crate) id: String,
@@ -59,7 +59,7 @@ pub(crate) struct ToolCall {
 }
 
 /// The result of a tool call, sent back to the model.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ToolResult {
     /// The call's id.
     pub(crate) call_id: String,
@@ -81,7 +81,7 @@ pub(crate) enum Message {
 }
 
 /// Tokens a reply used.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Usage {
     pub(crate) input_tokens: u64,
     pub(crate) output_tokens: u64,
@@ -94,7 +94,7 @@ impl Usage {
 }
 
 /// A complete reply.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Reply {
     pub(crate) text: String,
     pub(crate) tool_calls: Vec<ToolCall>,

@@ -1,6 +1,12 @@
 //! One node's conversations with its agents: each model call streams its text
 //! as `token` events and ends with an `agent_message` event; an agent's own
 //! function tools are run between calls.
+//!
+//! Each reply and each result of an agent's own tool is kept as the step's
+//! progress ([`Scope::keep_progress`]) as soon as it is had: where a runner
+//! keeps progress (an orchestration in a child run of its own), a step re-run
+//! after a crash takes them back in order instead of calling the model or the
+//! tool again, and goes on from the first one it does not have.
 
 use roomkit_graph::{Scope, Signal};
 use serde_json::{Value, json};
@@ -32,11 +38,47 @@ pub(crate) struct Session<'s> {
     max_tool_rounds: u32,
     /// Every complete reply with text, in order: `{"agent", "text"}`.
     pub(crate) messages: Vec<Value>,
+    /// What an earlier go at the step kept and this one has not taken back yet.
+    replay: std::slice::Iter<'s, Value>,
+}
+
+/// One record of the progress a session keeps: an agent's reply, or the
+/// result of one of its own tools.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Kept {
+    Reply { agent: String, reply: Reply },
+    ToolResult { agent: String, result: ToolResult },
 }
 
 impl<'s> Session<'s> {
     pub(crate) fn new(agents: &'s Agents, scope: &'s Scope<'s>, max_tool_rounds: u32) -> Self {
-        Session { agents, scope, max_tool_rounds, messages: Vec::new() }
+        Session { agents, scope, max_tool_rounds, messages: Vec::new(), replay: scope.progress().iter() }
+    }
+
+    /// The next record an earlier go kept, if any is left, checked to be
+    /// what `agent` does now (`what`: "reply" or "tool result").
+    fn replayed(&mut self, agent: &str, what: &str) -> Result<Option<Kept>, AiError> {
+        let Some(record) = self.replay.next() else { return Ok(None) };
+        let kept: Kept = serde_json::from_value(record.clone())
+            .map_err(|error| AiError::Progress(format!("a kept turn cannot be read back: {error}")))?;
+        let (by, kind) = match &kept {
+            Kept::Reply { agent, .. } => (agent, "reply"),
+            Kept::ToolResult { agent, .. } => (agent, "tool result"),
+        };
+        if by != agent || kind != what {
+            return Err(AiError::Progress(format!(
+                "the turns kept do not fit the conversation: a {kind} of agent {by:?} was kept where a {what} of agent {agent:?} comes"
+            )));
+        }
+        Ok(Some(kept))
+    }
+
+    /// Keeps `kept` as the step's progress.
+    async fn keep(&self, kept: Kept) -> Result<(), AiError> {
+        let record = serde_json::to_value(&kept)
+            .map_err(|error| AiError::Progress(format!("a turn cannot be kept: {error}")))?;
+        self.scope.keep_progress(record).await.map_err(|error| AiError::Progress(error.to_string()))
     }
 
     /// The agent `id`, or a config error naming `field`.
@@ -91,6 +133,13 @@ impl<'s> Session<'s> {
         conversation: &[Message],
         tools: &[ToolSpec],
     ) -> Result<Reply, AiError> {
+        let id = agent.id.as_str();
+        if let Some(Kept::Reply { reply, .. }) = self.replayed(id, "reply")? {
+            if !reply.text.is_empty() || reply.tool_calls.is_empty() {
+                self.messages.push(json!({"agent": id, "text": reply.text}));
+            }
+            return Ok(reply);
+        }
         let request = ChatRequest {
             model: &agent.model,
             system: agent.system_prompt.as_deref(),
@@ -100,7 +149,6 @@ impl<'s> Session<'s> {
             max_tokens: agent.max_tokens,
         };
         let scope = self.scope;
-        let id = agent.id.as_str();
         let mut on_text =
             |delta: &str| scope.signal(Signal::Token { agent: id.to_owned(), text: delta.to_owned() });
         let reply = provider::chat(self.agents, &agent.provider, &request, &mut on_text)
@@ -116,11 +164,23 @@ impl<'s> Session<'s> {
             scope.signal(Signal::AgentMessage { agent: id.to_owned(), text: reply.text.clone(), usage });
             self.messages.push(json!({"agent": id, "text": reply.text}));
         }
+        self.keep(Kept::Reply { agent: id.to_owned(), reply: reply.clone() }).await?;
         Ok(reply)
     }
 
     /// Runs one of the agent's own tools through its registered function.
-    async fn run_tool(&self, agent: &AgentConfig, call: &ToolCall) -> Result<ToolResult, AiError> {
+    /// Runs one of the agent's own tools, or takes back its result as an
+    /// earlier go kept it.
+    async fn run_tool(&mut self, agent: &AgentConfig, call: &ToolCall) -> Result<ToolResult, AiError> {
+        if let Some(Kept::ToolResult { result, .. }) = self.replayed(&agent.id, "tool result")? {
+            return Ok(result);
+        }
+        let result = self.call_tool(agent, call).await?;
+        self.keep(Kept::ToolResult { agent: agent.id.clone(), result: result.clone() }).await?;
+        Ok(result)
+    }
+
+    async fn call_tool(&self, agent: &AgentConfig, call: &ToolCall) -> Result<ToolResult, AiError> {
         let declared = agent.tools.iter().any(|tool| tool.name == call.name);
         let function = match self.agents.tool_function(&call.name) {
             Some(function) if declared => function,

@@ -40,6 +40,7 @@ fn line(entry: &Entry) -> String {
         Entry::NotificationSent { node_id, channel, text } => format!("{node_id} 📣 [{channel}] {text}"),
         Entry::AgentMessage { agent, text, .. } => format!("{agent}: {text}"),
         Entry::Custom { node_id, payload } => format!("{node_id} · {}", short(payload)),
+        Entry::Progress { node_id, .. } => format!("{node_id} ⊙ progress kept"),
         Entry::NodeFailed { node_id, attempt, error } => format!("{node_id} ✗ attempt {attempt}: {error}"),
         Entry::ErrorRouted { node_id, target } => format!("{node_id} ↪ error route to {target}"),
         Entry::WaitingClosed { node_id } => format!("{node_id} ⏹ no longer waits: another answer came first"),

@@ -12,7 +12,7 @@ use crate::error::stored_count;
 /// The columns [`run`] reads, in its order.
 pub(crate) const RUN_COLUMNS: &str = "run_id, graph_id, graph_version, status, current_node_id, \
      previous_node_id, error, version, last_seq, created_at, updated_at, wake_at, org, owner, lease_until, \
-     steps, pending, parent_run_id, parent_node_id";
+     steps, pending, parent_run_id, parent_node_id, parent_runs_node";
 
 /// The columns [`graph`] reads, in its order.
 pub(crate) const GRAPH_COLUMNS: &str = "org, graph_id, version, graph_json, created_at";
@@ -26,8 +26,9 @@ pub(crate) fn run(row: &Row) -> Result<RunRecord, StoreError> {
     })?;
     let parent_run_id: Option<String> = row.try_get(17).map_err(column)?;
     let parent_node_id: Option<String> = row.try_get(18).map_err(column)?;
+    let runs_node: bool = row.try_get(19).map_err(column)?;
     let parent = match (parent_run_id, parent_node_id) {
-        (Some(run_id), Some(node_id)) => Some(ParentLink { run_id, node_id }),
+        (Some(run_id), Some(node_id)) => Some(ParentLink { run_id, node_id, runs_node }),
         _ => None,
     };
     Ok(RunRecord {

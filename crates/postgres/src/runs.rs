@@ -88,9 +88,9 @@ impl PostgresStore {
             .execute(
                 "INSERT INTO roomkit_graph.runs (run_id, org, graph_id, graph_version, status, current_node_id, \
                  previous_node_id, error, version, last_seq, created_at, updated_at, run_key, owner, lease_until, \
-                 key_hash, key_expires_at, steps, pending, parent_run_id, parent_node_id) \
+                 key_hash, key_expires_at, steps, pending, parent_run_id, parent_node_id, parent_runs_node) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, 1, 1, $8, $8, $9, $10, $11, $12, $13, $14, $15, \
-                 $16, $17)",
+                 $16, $17, $18)",
                 &[
                     &record.run_id,
                     &record.org,
@@ -109,6 +109,7 @@ impl PostgresStore {
                     &pending_text(&record.pending),
                     &record.parent.as_ref().map(|link| &link.run_id),
                     &record.parent.as_ref().map(|link| &link.node_id),
+                    &record.parent.as_ref().is_some_and(|link| link.runs_node),
                 ],
             )
             .await;

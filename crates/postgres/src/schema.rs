@@ -15,9 +15,9 @@ pub const SCHEMA: &str = "roomkit_graph";
 /// newer version is refused.
 ///
 /// ```
-/// assert_eq!(roomkit_graph_postgres::SCHEMA_VERSION, 4);
+/// assert_eq!(roomkit_graph_postgres::SCHEMA_VERSION, 5);
 /// ```
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
 /// The key of the advisory lock held while the tables are created: "RKGR".
 const CREATION_LOCK: i64 = 0x524B_4752;
@@ -31,8 +31,9 @@ const CREATION_LOCK: i64 = 0x524B_4752;
 /// the steps a run has executed; `pending` holds the children of the parallel
 /// node a waiting run waits on that still wait, as a JSON array of node ids in
 /// node order (null when there are none). `parent_run_id` and
-/// `parent_node_id` link a child run to the run and the subgraph node that
-/// started it.
+/// `parent_node_id` link a child run to the run and the node that started
+/// it; `parent_runs_node` says whether the child runs that node itself (see
+/// `ParentLink::runs_node`).
 const TABLES: &str = "
 CREATE SCHEMA roomkit_graph;
 
@@ -74,6 +75,7 @@ CREATE TABLE roomkit_graph.runs (
     pending          TEXT,
     parent_run_id    TEXT,
     parent_node_id   TEXT,
+    parent_runs_node BOOLEAN NOT NULL DEFAULT FALSE,
     FOREIGN KEY (org, graph_id, graph_version) REFERENCES roomkit_graph.graphs (org, graph_id, version)
 );
 CREATE INDEX runs_by_parent ON roomkit_graph.runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
@@ -113,7 +115,7 @@ CREATE TABLE roomkit_graph.secrets (
 
 /// The migrations, by the version they start from: a database is migrated
 /// one version at a time up to [`SCHEMA_VERSION`].
-const MIGRATIONS: [(i32, &str); 3] = [
+const MIGRATIONS: [(i32, &str); 4] = [
     (
         // Version 2: a run's key gets a request hash and an expiry, none for
         // the keys already held (held for good, as before).
@@ -136,6 +138,12 @@ const MIGRATIONS: [(i32, &str); 3] = [
          ADD COLUMN IF NOT EXISTS parent_node_id TEXT; \
          CREATE INDEX IF NOT EXISTS runs_by_parent ON roomkit_graph.runs (parent_run_id) \
          WHERE parent_run_id IS NOT NULL;",
+    ),
+    (
+        // Version 5: whether a child run runs its parent's node itself; the
+        // child runs already stored run graphs of their own.
+        4,
+        "ALTER TABLE roomkit_graph.runs ADD COLUMN IF NOT EXISTS parent_runs_node BOOLEAN NOT NULL DEFAULT FALSE;",
     ),
 ];
 

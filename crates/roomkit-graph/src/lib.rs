@@ -70,7 +70,7 @@ pub use context::{Context, Path};
 pub use duration::{DurationError, parse_duration};
 pub use engine::{
     ChildEnd, ChildRequest, ChildState, EngineError, EngineState, EngineStatus, ErrorKind, Event,
-    EventStream, Graphs, NodeFailure, StepOutcome, StepStatus, StreamMode, WaitingPoint, Workflow,
+    EventStream, Graphs, NodeFailure, Progress, StepOutcome, StepStatus, StreamMode, WaitingPoint, Workflow,
     WorkflowEngine,
 };
 pub use error_chain::ErrorChain;

@@ -527,7 +527,12 @@ fn a_parking_workflow_without_graphs_hands_the_child_to_its_caller() {
     let (engine, request) = handed_over(publish());
     assert_eq!(
         request,
-        roomkit_graph::ChildRequest { graph_id: "review".into(), version: None, input: json!({"doc": "t"}) }
+        roomkit_graph::ChildRequest {
+            graph_id: "review".into(),
+            version: None,
+            input: json!({"doc": "t"}),
+            node: None
+        }
     );
     assert_eq!(engine.status(), EngineStatus::Waiting);
     // Nothing of the child is in the parent's state: the caller keeps it.

@@ -1,11 +1,13 @@
-//! Child runs: a subgraph node's child started as a run of its own, opened
+//! Child runs: a subgraph node's child, or a node run in a room of its own
+//! (an orchestration, run alone in its parent's graph), started as a run of
+//! its own, opened
 //! in the transaction of the parent's step that waits on it and driven at
 //! once; its end taken by the parent once the store has set the parent
 //! going again; a cancelled parent's live children cancelled with it.
 
 use std::sync::Arc;
 
-use roomkit_graph::{ChildEnd, ChildRequest, LimitError, StepOutcome, WorkflowEngine};
+use roomkit_graph::{ChildEnd, ChildRequest, EngineState, LimitError, StepOutcome, WorkflowEngine};
 use roomkit_graph_store::{
     Entry, Lease, NewRun, ParentStep, RunFilter, RunRecord, RunStatus, StepCommit, StoreError,
 };
@@ -27,7 +29,7 @@ pub(crate) enum Asked {
 }
 
 /// Opens the child run `request` asks for, the parent `parent` standing at
-/// `version` on the subgraph node of `outcome` (its `engine`, driven under
+/// `version` on the node of `outcome` (its `engine`, driven under
 /// `lease`), with the parent's step that waits on it, for the supervisor to
 /// drive. A child that cannot start fails the parent's node instead
 /// (retried or routed as its policy and edges say), committed.
@@ -41,7 +43,7 @@ pub(crate) async fn open(
     request: &ChildRequest,
 ) -> Result<Asked, RunnerError> {
     let now = shared.now();
-    let (child, graph_version) = match started(shared, parent, request).await? {
+    let (child, graph_version) = match started(shared, parent, request, engine).await? {
         Ok(started) => started,
         Err(why) => {
             let failed = engine.finish_child(ChildEnd::Failed(why))?;
@@ -54,12 +56,14 @@ pub(crate) async fn open(
             };
         }
     };
+    // A node run alone runs in its parent's graph.
+    let graph_id = if request.node.is_some() { &parent.graph_id } else { &request.graph_id };
     let mut waits = commit::of_outcome(outcome, engine, Cause::Step, &parent.run_id, version, now);
     waits.lease = Some(lease);
     waits.entries.push(Entry::ChildStarted {
         node_id: outcome.node_id.clone(),
         run_id: child.run_id().to_owned(),
-        graph_id: request.graph_id.clone(),
+        graph_id: graph_id.clone(),
         graph_version,
     });
     let child_lease = shared.leases.taken_at(now);
@@ -67,7 +71,7 @@ pub(crate) async fn open(
         .store
         .create_run(NewRun {
             org: parent.org.clone(),
-            graph_id: request.graph_id.clone(),
+            graph_id: graph_id.clone(),
             graph_version,
             at: now,
             trigger: request.input.clone(),
@@ -75,7 +79,11 @@ pub(crate) async fn open(
             key: None,
             lease: Some(child_lease),
             first_step: None,
-            parent: Some(ParentStep { node_id: outcome.node_id.clone(), commit: waits }),
+            parent: Some(ParentStep {
+                node_id: outcome.node_id.clone(),
+                runs_node: request.node.is_some(),
+                commit: waits,
+            }),
         })
         .await;
     match opened {
@@ -85,18 +93,37 @@ pub(crate) async fn open(
     }
 }
 
-/// The child's engine, started on its trigger data, and the graph version it
-/// runs; or why it cannot start, in words for the parent's node failure.
+/// The child's engine, started on its trigger data (or, for a node run
+/// alone, at that node on a copy of the context of `engine`, its parent's),
+/// and the graph version it runs; or why it cannot start, in words for the
+/// parent's node failure.
 async fn started(
     shared: &Arc<Shared>,
     parent: &RunRecord,
     request: &ChildRequest,
+    engine: &WorkflowEngine,
 ) -> Result<Result<(WorkflowEngine, u64), String>, RunnerError> {
     let graph_id = &request.graph_id;
     let limit = shared.graphs.limits().subgraph_depth;
     let depth = depth_of(shared, parent, limit).await? + 1;
     if depth > limit {
         return Ok(Err(format!("its child run {}", LimitError::Nesting { depth, limit })));
+    }
+    if let Some(node) = &request.node {
+        let workflow = shared.workflow(&parent.org, &parent.graph_id, parent.graph_version).await?;
+        let state = EngineState {
+            run_id: String::new(),
+            current_node_id: Some(node.clone()),
+            waiting: false,
+            pending: Vec::new(),
+            children: Default::default(),
+            ..engine.to_state()
+        };
+        let child = workflow.alone(node).and_then(|alone| alone.restore(state));
+        return Ok(match child {
+            Ok(child) => Ok((child, parent.graph_version)),
+            Err(error) => Err(format!("its child run cannot start: {error}")),
+        });
     }
     let version = match request.version {
         Some(version) => u64::from(version),
@@ -147,7 +174,7 @@ async fn read_end(shared: &Shared, run_id: &str, status: RunStatus) -> Result<Ch
     Ok(match status {
         RunStatus::Completed => {
             let (record, state) = shared.store.load_run(run_id).await?;
-            let workflow = shared.workflow(&record.org, &record.graph_id, record.graph_version).await?;
+            let workflow = shared.workflow_of(&record).await?;
             ChildEnd::Completed(workflow.restore(state)?.context().clone())
         }
         RunStatus::Cancelled => ChildEnd::Cancelled,

@@ -181,7 +181,7 @@ fn finished_or_running(next: &Option<String>, entries: &mut Vec<Entry>) -> RunSt
 }
 
 /// The transcript entry of something a node sent.
-fn kept(node_id: String, sent: &Sent) -> Entry {
+pub(crate) fn kept(node_id: String, sent: &Sent) -> Entry {
     match sent {
         Sent::Signal(Signal::AgentMessage { agent, text, usage }) => {
             Entry::AgentMessage { node_id, agent: agent.clone(), text: text.clone(), usage: usage.clone() }

@@ -17,6 +17,7 @@ use tracing::Instrument as _;
 use crate::children::{self, Asked};
 use crate::commit::{self, Cause};
 use crate::error::RunnerError;
+use crate::progress::Keeper;
 use crate::shared::Shared;
 use crate::time::sleep_until;
 
@@ -50,7 +51,7 @@ pub(crate) struct Held {
 impl Held {
     /// The lease to commit a step with at `now`: renewed from then when a
     /// third of it has passed, else as stored (so the commit does not rewrite it).
-    fn for_commit(&self, now: Millis) -> Lease {
+    pub(crate) fn for_commit(&self, now: Millis) -> Lease {
         let until = self.until.load(Ordering::SeqCst);
         let until = if until.saturating_sub(now) < self.duration / 3 * 2 {
             let renewed = now.saturating_add(self.duration);
@@ -76,11 +77,11 @@ pub(crate) async fn drive(
     start: Option<Started>,
     cancelled: &Notify,
 ) -> Ended {
-    let held = Held {
+    let held = Arc::new(Held {
         owner: shared.leases.owner().to_owned(),
         until: AtomicI64::new(until),
         duration: shared.leases.duration_millis(),
-    };
+    });
     let driving = async {
         tokio::select! {
             ended = drive_steps(shared, run_id, &held, start) => match ended {
@@ -145,7 +146,7 @@ pub(crate) struct Started {
 async fn drive_steps(
     shared: &Arc<Shared>,
     run_id: &str,
-    held: &Held,
+    held: &Arc<Held>,
     start: Option<Started>,
 ) -> Result<Ended, RunnerError> {
     if let Some(Started { record, engine, retry_at }) = start {
@@ -168,7 +169,7 @@ async fn drive_steps(
             Err(error) => Err(error.into()),
         };
     }
-    let workflow = shared.workflow(&record.org, &record.graph_id, record.graph_version).await?;
+    let workflow = shared.workflow_of(&record).await?;
     // Only the last event can be a pending retry, or the end of the child
     // run the run waited on (which set it going); the few before it say
     // which attempt at its node the child was.
@@ -227,7 +228,7 @@ pub(crate) fn restored(
 async fn drive_from(
     shared: &Arc<Shared>,
     run_id: &str,
-    held: &Held,
+    held: &Arc<Held>,
     record: &RunRecord,
     mut engine: WorkflowEngine,
     retry_at: Option<Millis>,
@@ -235,6 +236,16 @@ async fn drive_from(
 ) -> Result<Ended, RunnerError> {
     let mut finished = finished;
     let mut version = record.version;
+    // A node run alone keeps its progress as it goes.
+    let keeper = match (&record.parent, engine.current_node_id()) {
+        (Some(link), Some(node)) if link.runs_node => {
+            let node_type = engine.graph().node(node).map(|n| n.node_type.to_string()).unwrap_or_default();
+            let keeper = Keeper::of(shared, held, record, node_type).await?;
+            engine.keep_progress_in(Arc::clone(&keeper) as Arc<dyn roomkit_graph::Progress>);
+            Some(keeper)
+        }
+        _ => None,
+    };
     // A stop cuts the wait for a retry short: the run is let go, its retry
     // still scheduled, for whoever drives it next.
     let stop = shared.tasks.stop();
@@ -270,7 +281,15 @@ async fn drive_from(
             }
         } else {
             let now = shared.now();
-            let commit = commit::of_outcome(&outcome, &engine, cause, run_id, version, now);
+            let mut started = false;
+            if let Some(keeper) = &keeper {
+                (version, started) = keeper.committed().await;
+            }
+            let mut commit = commit::of_outcome(&outcome, &engine, cause, run_id, version, now);
+            if started {
+                // Its progress said the node started.
+                commit.entries.retain(|entry| !matches!(entry, Entry::NodeStarted { .. }));
+            }
             let commit = roomkit_graph_store::StepCommit { lease: Some(held.for_commit(now)), ..commit };
             match shared.store.commit_step(commit).await {
                 Ok((committed, _)) => committed,

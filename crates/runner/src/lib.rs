@@ -96,6 +96,7 @@ mod drive;
 mod error;
 mod lease;
 mod live;
+mod progress;
 mod runner;
 mod shared;
 mod supervisor;

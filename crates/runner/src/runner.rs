@@ -654,7 +654,7 @@ impl Runner {
         if record.wake_at.is_some() {
             return Err(refuse("the node waits on a timer, not for an answer".to_owned()));
         }
-        let workflow = self.shared.workflow(&record.org, &record.graph_id, record.graph_version).await?;
+        let workflow = self.shared.workflow_of(&record).await?;
         let mut engine = drive::restored(&workflow, &record, state)?;
         let outcome = engine.answer(node_id, data.clone()).map_err(|error| match error {
             EngineError::AnswerRefused { reason, .. } | EngineError::InvalidArgument(reason) => {

@@ -53,4 +53,15 @@ impl Shared {
     ) -> Result<Workflow, RunnerError> {
         self.graphs.workflow(&*self.store, org, graph_id, version).await
     }
+
+    /// The compiled graph `run` runs: its graph at its version, or, for a
+    /// child run that runs its parent's node itself, that node
+    /// [alone](Workflow::alone).
+    pub(crate) async fn workflow_of(&self, run: &RunRecord) -> Result<Workflow, RunnerError> {
+        let workflow = self.workflow(&run.org, &run.graph_id, run.graph_version).await?;
+        match &run.parent {
+            Some(link) if link.runs_node => Ok(workflow.alone(&link.node_id)?),
+            _ => Ok(workflow),
+        }
+    }
 }

@@ -59,7 +59,7 @@ async fn wake(shared: &Arc<Shared>, run_id: &str) -> Result<(), RunnerError> {
     if record.status != RunStatus::Waiting || record.wake_at.is_none() {
         return Ok(());
     }
-    let workflow = shared.workflow(&record.org, &record.graph_id, record.graph_version).await?;
+    let workflow = shared.workflow_of(&record).await?;
     let mut engine = drive::restored(&workflow, &record, state)?;
     let outcome = engine.wake()?;
     let now = shared.now();

@@ -72,7 +72,10 @@ async fn a_parent_waits_on_its_child_run_which_is_answered_on_its_own() {
     let waiting = runner.wait(&parent.run_id).await.unwrap();
     assert_eq!((waiting.status, waiting.current_node_id.as_deref()), (RunStatus::Waiting, Some("check")));
     let [child] = children(&runner, &parent.run_id).await.try_into().unwrap();
-    assert_eq!(child.parent, Some(ParentLink { run_id: parent.run_id.clone(), node_id: "check".into() }));
+    assert_eq!(
+        child.parent,
+        Some(ParentLink { run_id: parent.run_id.clone(), node_id: "check".into(), runs_node: false })
+    );
     assert_eq!((child.status, child.current_node_id.as_deref()), (RunStatus::Waiting, Some("approve")));
     assert!(entries(&runner, &parent.run_id).await.contains(&Entry::ChildStarted {
         node_id: "check".into(),

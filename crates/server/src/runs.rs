@@ -55,7 +55,7 @@ pub(crate) struct RunView {
     /// out for other runs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) parent: Option<RunLink>,
-    /// Its child runs, oldest first, each with its subgraph node and where it
+    /// Its child runs, oldest first, each with its parent's node and where it
     /// stands (given by `getRun`; left out when it has none, and in lists).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) children: Vec<ChildRun>,
@@ -66,7 +66,8 @@ pub(crate) struct RunView {
 pub(crate) struct RunLink {
     /// The parent run.
     pub(crate) run_id: String,
-    /// Its subgraph node.
+    /// Its node: a subgraph node, or a node run in a room of its own (an
+    /// orchestration), which the child runs itself.
     pub(crate) node_id: String,
 }
 
@@ -75,7 +76,8 @@ pub(crate) struct RunLink {
 pub(crate) struct ChildRun {
     /// The child run.
     pub(crate) run_id: String,
-    /// The parent's subgraph node that started it.
+    /// The parent's node that started it: a subgraph node, or a node run
+    /// in a room of its own (an orchestration).
     pub(crate) node_id: String,
     /// The graph it runs.
     pub(crate) graph_id: String,

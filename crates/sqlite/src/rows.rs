@@ -9,7 +9,7 @@ use crate::error::{DbError, stored_count};
 /// The columns [`RunRow::read`] reads, in its order.
 pub(crate) const RUN_COLUMNS: &str = "run_id, graph_id, graph_version, status, current_node_id, \
      previous_node_id, error, version, last_seq, created_at, updated_at, wake_at, org, owner, lease_until, \
-     steps, pending, parent_run_id, parent_node_id";
+     steps, pending, parent_run_id, parent_node_id, parent_runs_node";
 
 /// A `runs` row as SQLite gives it, checked by [`RunRow::into_record`].
 pub(crate) struct RunRow {
@@ -32,6 +32,7 @@ pub(crate) struct RunRow {
     pending: Option<String>,
     parent_run_id: Option<String>,
     parent_node_id: Option<String>,
+    parent_runs_node: bool,
 }
 
 impl RunRow {
@@ -57,6 +58,7 @@ impl RunRow {
             pending: row.get(16)?,
             parent_run_id: row.get(17)?,
             parent_node_id: row.get(18)?,
+            parent_runs_node: row.get(19)?,
         })
     }
 
@@ -65,7 +67,9 @@ impl RunRow {
             StoreError::Backend(format!("run {} has an unknown status {:?}", self.run_id, self.status).into())
         })?;
         let parent = match (self.parent_run_id, self.parent_node_id) {
-            (Some(run_id), Some(node_id)) => Some(ParentLink { run_id, node_id }),
+            (Some(run_id), Some(node_id)) => {
+                Some(ParentLink { run_id, node_id, runs_node: self.parent_runs_node })
+            }
             _ => None,
         };
         Ok(RunRecord {

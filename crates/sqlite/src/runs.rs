@@ -98,8 +98,8 @@ pub(crate) fn create_run(
     conn.prepare_cached(
         "INSERT INTO runs (run_id, org, graph_id, graph_version, status, current_node_id, \
          previous_node_id, error, version, last_seq, created_at, updated_at, run_key, owner, lease_until, \
-         key_hash, key_expires_at, steps, pending, parent_run_id, parent_node_id) \
-         VALUES (?1, ?9, ?2, ?3, ?4, ?5, ?6, NULL, 1, 1, ?7, ?7, ?8, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+         key_hash, key_expires_at, steps, pending, parent_run_id, parent_node_id, parent_runs_node) \
+         VALUES (?1, ?9, ?2, ?3, ?4, ?5, ?6, NULL, 1, 1, ?7, ?7, ?8, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )?
     .execute(params![
         record.run_id,
@@ -119,6 +119,7 @@ pub(crate) fn create_run(
         pending_text(&record.pending),
         record.parent.as_ref().map(|link| &link.run_id),
         record.parent.as_ref().map(|link| &link.node_id),
+        record.parent.as_ref().is_some_and(|link| link.runs_node),
     ])?;
     let started = run.started_event();
     // The context the run starts with is kept on its first event.

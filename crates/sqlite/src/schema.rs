@@ -21,9 +21,9 @@ pub const APPLICATION_ID: i32 = 0x524B_4752;
 /// version is refused as foreign rather than misread.
 ///
 /// ```
-/// assert_eq!(roomkit_graph_sqlite::SCHEMA_VERSION, 8);
+/// assert_eq!(roomkit_graph_sqlite::SCHEMA_VERSION, 9);
 /// ```
-pub const SCHEMA_VERSION: i32 = 8;
+pub const SCHEMA_VERSION: i32 = 9;
 
 /// The tables of this schema version. JSON is stored as TEXT; times are
 /// milliseconds since the Unix epoch.
@@ -46,7 +46,8 @@ pub const SCHEMA_VERSION: i32 = 8;
 /// array of node ids in node order (null when there are none).
 ///
 /// `parent_run_id` and `parent_node_id` link a child run to the run and the
-/// subgraph node that started it (both null for other runs).
+/// node that started it (both null for other runs); `parent_runs_node` is 1
+/// when the child runs that node itself (see `ParentLink::runs_node`).
 const SCHEMA: &str = "
 CREATE TABLE graphs (
     org        TEXT    NOT NULL,
@@ -81,6 +82,7 @@ CREATE TABLE runs (
     pending          TEXT,
     parent_run_id    TEXT,
     parent_node_id   TEXT,
+    parent_runs_node INTEGER NOT NULL DEFAULT 0,
     FOREIGN KEY (org, graph_id, graph_version) REFERENCES graphs (org, graph_id, version)
 );
 CREATE INDEX runs_by_parent ON runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
@@ -253,9 +255,15 @@ ALTER TABLE runs ADD COLUMN parent_node_id TEXT;
 CREATE INDEX runs_by_parent ON runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
 ";
 
+/// From schema version 8 to 9: whether a child run runs its parent's node
+/// itself. The child runs already stored run graphs of their own.
+const MIGRATE_8_TO_9: &str = "
+ALTER TABLE runs ADD COLUMN parent_runs_node INTEGER NOT NULL DEFAULT 0;
+";
+
 /// The migrations, by the schema version they start from: a file is migrated
 /// one version at a time up to [`SCHEMA_VERSION`].
-const MIGRATIONS: [(i32, &str); 7] = [
+const MIGRATIONS: [(i32, &str); 8] = [
     (1, MIGRATE_1_TO_2),
     (2, MIGRATE_2_TO_3),
     (3, MIGRATE_3_TO_4),
@@ -263,6 +271,7 @@ const MIGRATIONS: [(i32, &str); 7] = [
     (5, MIGRATE_5_TO_6),
     (6, MIGRATE_6_TO_7),
     (7, MIGRATE_7_TO_8),
+    (8, MIGRATE_8_TO_9),
 ];
 
 /// The workers table: one row per worker id, held by one process until

@@ -103,13 +103,18 @@ pub struct RunRecord {
     pub parent: Option<ParentLink>,
 }
 
-/// The run and the subgraph node a child run was started by.
+/// The run and the node a child run was started by.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParentLink {
     /// The parent run.
     pub run_id: String,
-    /// Its subgraph node.
+    /// Its node: a subgraph node, or a node that runs in its own room.
     pub node_id: String,
+    /// Whether the child runs that node itself, alone, in its parent's graph
+    /// (a node that runs in its own room: an orchestration's agents taking
+    /// turns), rather than a graph of its own (a subgraph node's).
+    #[serde(default)]
+    pub runs_node: bool,
 }
 
 /// The parent's side of opening a child run: its subgraph node, and its step
@@ -118,8 +123,10 @@ pub struct ParentLink {
 /// not wait on it and no parent waits on a child that was never opened.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParentStep {
-    /// The parent's subgraph node.
+    /// The parent's node.
     pub node_id: String,
+    /// Whether the child runs that node itself ([`ParentLink::runs_node`]).
+    pub runs_node: bool,
     /// The parent's step ([`StepCommit::run_id`] is the parent run).
     pub commit: StepCommit,
 }

@@ -97,7 +97,7 @@ impl RunRecord {
     /// };
     /// let child = RunRecord {
     ///     run_id: "c".into(), status: RunStatus::Completed, current_node_id: None,
-    ///     parent: Some(ParentLink { run_id: "p".into(), node_id: "check".into() }),
+    ///     parent: Some(ParentLink { run_id: "p".into(), node_id: "check".into(), runs_node: false }),
     ///     ..parent.clone()
     /// };
     /// let wake = parent.woken_by(&child, 10).expect("the parent waits on it");
@@ -241,10 +241,11 @@ impl NewRun {
             lease_until: lease.map(|lease| lease.until),
             steps: 0,
             pending: self.state.pending.clone(),
-            parent: self
-                .parent
-                .as_ref()
-                .map(|step| ParentLink { run_id: step.commit.run_id.clone(), node_id: step.node_id.clone() }),
+            parent: self.parent.as_ref().map(|step| ParentLink {
+                run_id: step.commit.run_id.clone(),
+                node_id: step.node_id.clone(),
+                runs_node: step.runs_node,
+            }),
         }
     }
 

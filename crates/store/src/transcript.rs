@@ -101,6 +101,15 @@ pub enum Entry {
         /// The payload.
         payload: Value,
     },
+    /// A node kept this part of its work as its step went on (an agent's
+    /// turn, with the messages before it): a step re-run after a crash
+    /// takes the parts kept back instead of doing them again.
+    Progress {
+        /// The node.
+        node_id: String,
+        /// What it kept.
+        record: Value,
+    },
     /// A node attempt failed.
     NodeFailed {
         /// The node.

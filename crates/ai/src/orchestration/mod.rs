@@ -45,6 +45,11 @@ use crate::session::{DEFAULT_MAX_TOOL_ROUNDS, Session};
 /// Every reply is emitted as an `agent_message` event, its pieces as `token`
 /// events, as for [`AgentHandler`](crate::AgentHandler).
 ///
+/// In a durable runner the node runs as a child run of its own (see
+/// [`NodeHandler::runs_in_own_room`]): its transcript holds each agent's turn
+/// as a message from that agent, committed as the turn ends, and a run picked
+/// up after a crash goes on at the turn that was under way.
+///
 /// ```
 /// use std::sync::Arc;
 /// use roomkit_graph::{Graph, GraphCheck, Node, Trigger};
@@ -209,6 +214,13 @@ fn rounds(config: &Map<String, Value>, default: u32) -> Result<u32, AiError> {
 
 #[async_trait]
 impl NodeHandler for OrchestrationHandler {
+    /// The agents' turns run in a room of their own: a durable runner runs
+    /// the node as a child run whose transcript holds each turn, committed
+    /// as it ends, so that a crash costs the turn under way at most.
+    fn runs_in_own_room(&self) -> bool {
+        true
+    }
+
     async fn execute(&self, _node: &Node, scope: &Scope<'_>) -> Result<NodeResult, HandlerError> {
         let config =
             scope.prepared(|node| OrchestrationConfig::read(&node.config).map_err(|e| e.to_string()));

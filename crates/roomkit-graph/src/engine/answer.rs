@@ -77,7 +77,7 @@ impl WorkflowEngine {
         if plan.node(node).node_type == NodeType::Start {
             return Err(refuse("it is the start node; start a new run instead".to_owned()));
         }
-        if plan.node(node).node_type == NodeType::Subgraph {
+        if plan.node(node).node_type == NodeType::Subgraph || self.workflow.hands_out(node) {
             return Err(EngineError::AnswerRefused {
                 node: node_id.to_owned(),
                 reason: "it waits on its child run: answer the child run's nodes".to_owned(),

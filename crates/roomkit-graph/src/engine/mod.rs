@@ -5,6 +5,7 @@ mod error;
 mod graphs;
 mod outcome;
 mod plan;
+mod progress;
 mod scope;
 mod state;
 mod step;
@@ -28,6 +29,7 @@ pub use graphs::Graphs;
 pub use outcome::{NodeFailure, StepOutcome, StepStatus, WaitingPoint};
 use plan::start_output;
 use plan::{Plan, Prepared};
+pub use progress::Progress;
 pub use scope::{LiveHook, Scope};
 pub use state::{ChildState, EngineState};
 pub(crate) use stream::EventSink;
@@ -79,6 +81,9 @@ pub struct Workflow {
     graphs: Option<Arc<Graphs>>,
     /// How deep this workflow's runs are nested in others (0: not a child run).
     depth: usize,
+    /// Whether it runs one node alone ([`Workflow::alone`]): that node's
+    /// step runs here, not in a child run.
+    alone: bool,
 }
 
 impl Workflow {
@@ -97,6 +102,7 @@ impl Workflow {
             parks: false,
             graphs: None,
             depth: 0,
+            alone: false,
         }
     }
 
@@ -178,6 +184,76 @@ impl Workflow {
     pub fn parking(mut self) -> Self {
         self.parks = true;
         self
+    }
+
+    /// A workflow that runs node `node_id` of this one's graph alone, for a
+    /// run of its own (the child run that a node
+    /// [running in its own room](NodeHandler::runs_in_own_room) is handed out as):
+    /// the same nodes and handlers without the edges, so the run completes
+    /// once the node has, and without the node's `retry` (its parent's step
+    /// retries it, with a fresh child run). A run of it is restored at the
+    /// node, on its parent's context ([`Workflow::restore`]).
+    ///
+    /// ```
+    /// use roomkit_graph::{EngineState, EngineStatus, Edge, Graph, Handlers, Node, Trigger, Workflow};
+    /// use serde_json::json;
+    ///
+    /// let mut graph = Graph::new("g", "G", Trigger::manual());
+    /// graph.add_chain([
+    ///     Node::new("start", "start"),
+    ///     Node::new("shout", "function")
+    ///         .with_config(json!({"action": "json_transform", "template": {"text": "{{trigger.text}}!"}})),
+    ///     Node::new("end", "end"),
+    /// ])?;
+    /// let alone = Workflow::new(graph, Handlers::builtin()).alone("shout")?;
+    /// let mut context = serde_json::Map::new();
+    /// context.insert("start".into(), json!({"output": {"input": {"text": "hi"}}}));
+    /// let state = EngineState {
+    ///     context,
+    ///     current_node_id: Some("shout".into()),
+    ///     previous_node_id: Some("start".into()),
+    ///     waiting: false,
+    ///     run_id: String::new(),
+    ///     pending: Vec::new(),
+    ///     children: Default::default(),
+    /// };
+    /// let mut engine = alone.restore(state)?;
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// assert_eq!(engine.advance().await?, EngineStatus::Completed);
+    /// # Ok::<(), roomkit_graph::EngineError>(())
+    /// # })?;
+    /// assert_eq!(engine.context().get("shout.output.text"), Some(&json!("hi!")));
+    /// assert_eq!(engine.context().get("end"), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn alone(&self, node_id: &str) -> Result<Workflow, EngineError> {
+        let graph = self.graph();
+        if graph.node(node_id).is_none() {
+            return Err(EngineError::InvalidArgument(format!(
+                "no node {node_id:?} in graph {:?} to run alone",
+                graph.id
+            )));
+        }
+        let mut alone = Graph::new(graph.id.clone(), graph.name.clone(), graph.trigger.clone());
+        alone.version = graph.version;
+        let nodes = graph.nodes().iter().cloned().map(|mut node| {
+            if node.id == node_id {
+                node.config.remove("retry");
+            }
+            node
+        });
+        alone.add_nodes(nodes).map_err(|error| EngineError::InvalidArgument(error.to_string()))?;
+        let plan = Plan::new(alone);
+        Ok(Workflow { plan: Arc::new(plan), max_steps: None, alone: true, graphs: None, ..self.clone() })
+    }
+
+    /// Whether node `node`'s step is handed to the caller as a child run: a
+    /// node running in its own room, in a parking workflow that does not run
+    /// it alone.
+    pub(crate) fn hands_out(&self, node: usize) -> bool {
+        self.parks
+            && !self.alone
+            && self.handlers.get(node).and_then(Option::as_ref).is_some_and(|h| h.runs_in_own_room())
     }
 
     /// Lets subgraph nodes run the graphs of `graphs`: a subgraph node
@@ -293,6 +369,7 @@ impl Workflow {
             pending: Vec::new(),
             child: None,
             sink: None,
+            progress: None,
         }
     }
 
@@ -363,6 +440,7 @@ impl Workflow {
             pending,
             child,
             sink: None,
+            progress: None,
         })
     }
 }
@@ -413,6 +491,8 @@ pub struct WorkflowEngine {
     /// under way.
     child: Option<Child>,
     sink: Option<Arc<EventSink>>,
+    /// Where its steps keep their progress, if anywhere.
+    progress: Option<Arc<dyn Progress>>,
 }
 
 /// A fresh run id: a UUID v7, random but ordered by time, so stores that index
@@ -564,6 +644,13 @@ impl WorkflowEngine {
     /// failed nodes sets it; it goes back to 1 once the run moves on.
     pub fn set_attempt(&mut self, attempt: u32) {
         self.attempt = attempt.max(1);
+    }
+
+    /// Keeps the progress its steps make in `progress`, for a runner that
+    /// keeps runs durably: see [`Progress`]. Without it,
+    /// [`Scope::keep_progress`](crate::Scope::keep_progress) keeps nothing.
+    pub fn keep_progress_in(&mut self, progress: Arc<dyn Progress>) {
+        self.progress = Some(progress);
     }
 
     /// Where the run stands.

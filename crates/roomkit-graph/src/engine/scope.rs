@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde_json::Value;
 
 use super::stream::EventSink;
-use super::{Plan, Prepared, StreamMode};
+use super::{Plan, Prepared, Progress, StreamMode};
 use crate::clock::Clock;
 use crate::context::Context;
 use crate::handler::{Emitted, HandlerError, NodeHandler, NodeResult, Sent, Signal};
@@ -29,6 +29,8 @@ pub struct Scope<'a> {
     pub(crate) sent: &'a Mutex<Vec<Emitted>>,
     /// Who hears signals as they are sent.
     pub(crate) live: Option<&'a LiveHook>,
+    /// Where the step keeps its progress, if anywhere.
+    pub(crate) progress: Option<&'a dyn Progress>,
 }
 
 /// Hears each [`Signal`] as a node sends it, with the run's id and the
@@ -170,6 +172,31 @@ impl<'a> Scope<'a> {
         if signal.is_kept() {
             self.keep(Sent::Signal(signal));
         }
+    }
+
+    /// What an earlier go at this step kept with
+    /// [`keep_progress`](Self::keep_progress) before it was cut short (a
+    /// crash), in order: the step goes on from there. Empty on a first go,
+    /// and where no runner keeps progress.
+    pub fn progress(&self) -> &'a [Value] {
+        self.progress.map_or(&[], |progress| progress.kept())
+    }
+
+    /// Keeps `record` (a finished part of the node's work: an agent's turn,
+    /// say) with every event the step kept since its last record, before
+    /// returning, where the runner keeps progress
+    /// ([`WorkflowEngine::keep_progress_in`](crate::WorkflowEngine::keep_progress_in));
+    /// elsewhere it does nothing. A step re-run after a crash finds it in
+    /// [`progress`](Self::progress). An error means it could not be kept (the
+    /// run moved on, the store failed): the step should stop with it.
+    /// See [`Progress`] for an example.
+    pub async fn keep_progress(&self, record: Value) -> Result<(), HandlerError> {
+        let Some(progress) = self.progress else { return Ok(()) };
+        let sent = std::mem::take(&mut *self.sent.lock().unwrap_or_else(PoisonError::into_inner));
+        progress
+            .keep(self.plan.id(self.node), record, sent)
+            .await
+            .map_err(|why| HandlerError::execution(format!("its progress could not be kept: {why}")))
     }
 
     fn keep(&self, sent: Sent) {

@@ -113,6 +113,7 @@ impl WorkflowEngine {
             self.written.clear();
             let on = Attempt {
                 workflow: &self.workflow,
+                progress: self.progress.as_deref(),
                 context: &self.context,
                 sink: self.sink.as_deref(),
                 run_id: &self.run_id,
@@ -434,6 +435,7 @@ impl WorkflowEngine {
 /// [`Scope`] borrows, apart from the child run the engine keeps.
 struct Attempt<'a> {
     workflow: &'a super::Workflow,
+    progress: Option<&'a dyn super::Progress>,
     context: &'a Arc<crate::context::Context>,
     sink: Option<&'a super::EventSink>,
     run_id: &'a str,
@@ -469,9 +471,14 @@ async fn execute(
         limits: &workflow.limits,
         sent,
         live: workflow.live.as_deref(),
+        progress: on.progress,
     };
     if plan.node(node).node_type == NodeType::Subgraph {
         return super::subgraph::run(workflow, &scope, child, child_wait).await;
+    }
+    if workflow.hands_out(node) {
+        *child_wait = super::subgraph::room_request(&scope);
+        return Ok(NodeResult::waiting());
     }
     let handler = workflow.handlers[node]
         .as_ref()

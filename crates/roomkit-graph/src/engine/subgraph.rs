@@ -31,6 +31,11 @@ pub struct ChildRequest {
     pub version: Option<u32>,
     /// The child run's trigger data: the node's `input` resolved, or the parent's trigger data.
     pub input: Value,
+    /// Set for a node [running in its own room](crate::NodeHandler::runs_in_own_room):
+    /// the child runs this node of its parent's graph (`graph_id`, at the
+    /// version the parent runs) [alone](Workflow::alone), on its parent's
+    /// context, and `input` is the parent's trigger data.
+    pub node: Option<String>,
 }
 
 /// How a child run handed to the caller ended.
@@ -189,6 +194,7 @@ impl Workflow {
             parks: false,
             graphs: self.graphs.clone(),
             depth: self.depth + 1,
+            alone: false,
         }
     }
 }
@@ -208,7 +214,7 @@ pub(super) async fn run(
     if child.is_none() && workflow.graphs.is_none() && workflow.parks {
         let Target { graph_id, version } =
             Target::read(node).map_err(|(_, why)| HandlerError::execution(why).permanent())?;
-        *wait = ChildWait::Request(ChildRequest { graph_id, version, input: input(scope)? });
+        *wait = ChildWait::Request(ChildRequest { graph_id, version, input: input(scope)?, node: None });
         return Ok(NodeResult::waiting());
     }
     let running = match child {
@@ -243,6 +249,17 @@ pub(super) async fn run(
             }
         }
     }
+}
+
+/// Where the step of a node running in its own room leaves it: handed to
+/// the caller, as a child run of that node alone.
+pub(super) fn room_request(scope: &Scope<'_>) -> ChildWait {
+    ChildWait::Request(ChildRequest {
+        graph_id: scope.graph().id.clone(),
+        version: None,
+        input: scope.context().trigger().cloned().unwrap_or_else(|| json!({})),
+        node: Some(scope.node().id.clone()),
+    })
 }
 
 /// A new child run for the subgraph node of `scope`, in a run of
@@ -355,17 +372,25 @@ impl WorkflowEngine {
     /// ```
     pub fn finish_child(&mut self, end: ChildEnd) -> Result<StepOutcome, EngineError> {
         let plan = Arc::clone(&self.workflow.plan);
+        let subgraph = |at: usize| plan.node(at).node_type == crate::model::NodeType::Subgraph;
         let on_child = |&at: &usize| {
             self.waiting
                 && self.pending.is_empty()
                 && self.child.is_none()
-                && plan.node(at).node_type == crate::model::NodeType::Subgraph
+                && (subgraph(at) || self.workflow.hands_out(at))
         };
         let Some(node) = self.current.filter(on_child) else {
             return Err(EngineError::InvalidArgument(format!("run {} waits on no child run", self.run_id)));
         };
-        let graph_id = Target::read(plan.node(node)).map(|target| target.graph_id).unwrap_or_default();
+        let child = match Target::read(plan.node(node)) {
+            Ok(target) if subgraph(node) => format!("its child run of graph {:?}", target.graph_id),
+            _ => "its child run".to_owned(),
+        };
         let result = match end {
+            // A node run alone completed with its own output.
+            ChildEnd::Completed(context) if !subgraph(node) => {
+                Ok(NodeResult::completed(context.output(plan.id(node)).cloned().unwrap_or(Value::Null)))
+            }
             ChildEnd::Completed(context) => match plan.config_template(node, "output") {
                 Some(template) => template
                     .resolve_within(&context, self.workflow.limits.output_bytes)
@@ -373,12 +398,8 @@ impl WorkflowEngine {
                     .map_err(HandlerError::from),
                 None => Ok(NodeResult::completed(Value::Object(context.to_entries()))),
             },
-            ChildEnd::Failed(why) => {
-                Err(HandlerError::execution(format!("its child run of graph {graph_id:?} failed: {why}")))
-            }
-            ChildEnd::Cancelled => {
-                Err(HandlerError::execution(format!("its child run of graph {graph_id:?} was cancelled")))
-            }
+            ChildEnd::Failed(why) => Err(HandlerError::execution(format!("{child} failed: {why}"))),
+            ChildEnd::Cancelled => Err(HandlerError::execution(format!("{child} was cancelled"))),
         };
         self.written.clear();
         self.waiting = false;

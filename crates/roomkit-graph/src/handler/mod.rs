@@ -328,6 +328,18 @@ pub trait NodeHandler: Send + Sync {
         let _ = (node, answer);
         Ok(())
     }
+
+    /// Whether the node's work runs in a room of its own: a long exchange
+    /// (agents taking turns, say) kept turn by turn with
+    /// [`Scope::keep_progress`]. A [`parking`](crate::Workflow::parking)
+    /// workflow hands such a node to its caller as a child run
+    /// ([`StepStatus::Child`](crate::StepStatus::Child) with
+    /// [`ChildRequest::node`](crate::ChildRequest::node) set), which runs it
+    /// [alone](crate::Workflow::alone); elsewhere it runs in the step as any
+    /// node. No node does unless its handler says so.
+    fn runs_in_own_room(&self) -> bool {
+        false
+    }
 }
 
 /// The handlers an engine dispatches to: one per node type, and optionally one

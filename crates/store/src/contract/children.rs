@@ -31,7 +31,7 @@ fn starting_step(parent: &str, expected_version: u64, child: &str) -> StepCommit
 fn child_run(parent: &str, expected_version: u64, child: &str) -> NewRun {
     let commit = starting_step(parent, expected_version, child);
     NewRun {
-        parent: Some(ParentStep { node_id: "check".into(), commit }),
+        parent: Some(ParentStep { node_id: "check".into(), runs_node: false, commit }),
         ..new_run(DEFAULT_ORG, "review", child)
     }
 }
@@ -42,7 +42,10 @@ async fn parent_waiting_on_child(store: &dyn Store) {
     store.save_graph(DEFAULT_ORG, &graph("review")).await.unwrap();
     start_run(store, "publish", "p").await;
     let child = store.create_run(child_run("p", 1, "c")).await.unwrap();
-    assert_eq!(child.parent, Some(ParentLink { run_id: "p".into(), node_id: "check".into() }));
+    assert_eq!(
+        child.parent,
+        Some(ParentLink { run_id: "p".into(), node_id: "check".into(), runs_node: false })
+    );
 }
 
 /// A child opened with its parent's step: the parent waits on it with a
@@ -58,7 +61,10 @@ pub async fn a_child_opens_with_the_step_of_its_parent_that_starts_it(database: 
     let transcript = store.transcript("p", 0, 10).await.unwrap();
     assert!(matches!(&transcript.last().unwrap().entry, Entry::ChildStarted { run_id, .. } if run_id == "c"));
     let (child, _) = store.load_run("c").await.unwrap();
-    assert_eq!(child.parent, Some(ParentLink { run_id: "p".into(), node_id: "check".into() }));
+    assert_eq!(
+        child.parent,
+        Some(ParentLink { run_id: "p".into(), node_id: "check".into(), runs_node: false })
+    );
     assert_eq!(store.run("p").await.unwrap().parent, None);
 
     // Listed by their parent, and only them.
@@ -67,6 +73,16 @@ pub async fn a_child_opens_with_the_step_of_its_parent_that_starts_it(database: 
     let children: Vec<String> =
         store.list_runs(&filter).await.unwrap().into_iter().map(|run| run.run_id).collect();
     assert_eq!(children, ["c"]);
+
+    // A child that runs its parent's node itself says so, read one way or another.
+    start_run(&*store, "publish", "p2").await;
+    let NewRun { parent, .. } = child_run("p2", 1, "c2");
+    let parent = parent.map(|step| ParentStep { runs_node: true, ..step });
+    store.create_run(NewRun { parent, ..new_run(DEFAULT_ORG, "publish", "c2") }).await.unwrap();
+    let link = ParentLink { run_id: "p2".into(), node_id: "check".into(), runs_node: true };
+    assert_eq!(store.run("c2").await.unwrap().parent, Some(link.clone()));
+    let filter = RunFilter { parent_run_id: Some("p2".into()), ..RunFilter::default() };
+    assert_eq!(store.list_runs(&filter).await.unwrap()[0].parent, Some(link));
 }
 
 /// A parent's step computed from a version it has left conflicts, and the
