@@ -18,8 +18,14 @@ pub(crate) fn render_text(events: &[TranscriptEvent]) -> String {
 
 fn line(entry: &Entry) -> String {
     match entry {
-        Entry::RunStarted { graph_id, graph_version, trigger } => {
+        Entry::RunStarted { graph_id, graph_version, trigger, forked_from: None } => {
             format!("▶ run started: {graph_id} v{graph_version} {trigger}")
+        }
+        Entry::RunStarted { graph_id, graph_version, trigger, forked_from: Some(origin) } => {
+            format!(
+                "▶ run forked from {} at #{}: {graph_id} v{graph_version} {trigger}",
+                origin.run_id, origin.seq
+            )
         }
         Entry::NodeStarted { node_id, node_type, attempt: 1 } => format!("{node_id} … {node_type}"),
         Entry::NodeStarted { node_id, node_type, attempt } => {
@@ -91,6 +97,7 @@ mod tests {
             event(
                 1,
                 Entry::RunStarted {
+                    forked_from: None,
                     graph_id: "review".into(),
                     graph_version: 2,
                     trigger: json!({"topic": "rust"}),

@@ -64,7 +64,7 @@ fn a_parent_completes_with_the_output_of_its_answered_child(db: &OsStr) {
     let listed = text(&cli(db, &["--json", "runs"]).stdout);
     let runs: Vec<Value> = listed.lines().map(|line| serde_json::from_str(line).expect("JSON")).collect();
     let child_run = runs.iter().find(|run| run["run_id"] == child.as_str()).expect("the child is a run");
-    assert_eq!(child_run["parent"], json!({"run_id": parent, "node_id": "check"}));
+    assert_eq!(child_run["parent"], json!({"run_id": parent, "node_id": "check", "runs_node": false}));
     assert_eq!(child_run["status"], "waiting");
     let shown = text(&cli(db, &["show", &parent]).stdout);
     assert!(shown.contains(&format!("check ⤵ child run {child}: review v1")), "{shown}");

@@ -123,7 +123,7 @@ impl PostgresStore {
         let started = run.started_event();
         // The context the run starts with is kept on its first event.
         let context = run.starting_context().map(|context| Value::Object(context.clone()).to_string());
-        append(&tx, std::slice::from_ref(&started), context).await?;
+        append(&tx, std::slice::from_ref(&started), context, &record).await?;
         // The parent's step that starts the run: refused with it (a parent
         // that moved meanwhile opens no child).
         if let Some(parent) = &run.parent {
@@ -411,14 +411,20 @@ async fn apply_step(
         &pending,
     ];
     let updated = tx.execute(&update, &params);
-    let appended = append(tx, &events, written);
+    let appended = append(tx, &events, written, &after);
     tokio::try_join!(async { updated.await.map_err(pg) }, appended)?;
     Ok((after, events))
 }
 
-/// Appends events to their run's transcript, the context entries their
-/// commit wrote (if any) on the last of them.
-async fn append(tx: &Transaction<'_>, events: &[TranscriptEvent], written: Option<String>) -> Result<()> {
+/// Appends events to their run's transcript, with, on the last of them, the
+/// context entries their commit wrote (if any) and where the commit left the
+/// run (`after`).
+async fn append(
+    tx: &Transaction<'_>,
+    events: &[TranscriptEvent],
+    written: Option<String>,
+    after: &RunRecord,
+) -> Result<()> {
     let Some(first) = events.first() else { return Ok(()) };
     let seqs: Vec<i64> = events.iter().map(|event| sql_int(event.seq)).collect();
     let ats: Vec<i64> = events.iter().map(|event| event.at).collect();
@@ -428,18 +434,21 @@ async fn append(tx: &Transaction<'_>, events: &[TranscriptEvent], written: Optio
         .collect::<Result<Vec<String>, _>>()
         .map_err(|err| StoreError::Invalid(format!("an entry cannot be written as JSON: {err}")))?;
     let mut writes: Vec<Option<String>> = vec![None; events.len()];
-    if let Some(last) = writes.last_mut() {
+    let mut positions: Vec<Option<String>> = vec![None; events.len()];
+    if let (Some(last), Some(position)) = (writes.last_mut(), positions.last_mut()) {
         *last = written;
+        *position = Some(after.position().to_text());
     }
     let insert = tx
         .prepare_cached(
-            "INSERT INTO roomkit_graph.transcript (run_id, seq, at, entry_json, writes_json) \
-             SELECT $1, seq, at, entry_json, writes_json \
-             FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[]) AS e (seq, at, entry_json, writes_json)",
+            "INSERT INTO roomkit_graph.transcript (run_id, seq, at, entry_json, writes_json, position_json) \
+             SELECT $1, seq, at, entry_json, writes_json, position_json \
+             FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[]) \
+             AS e (seq, at, entry_json, writes_json, position_json)",
         )
         .await
         .map_err(pg)?;
-    tx.execute(&insert, &[&first.run_id, &seqs, &ats, &entries, &writes]).await.map_err(pg)?;
+    tx.execute(&insert, &[&first.run_id, &seqs, &ats, &entries, &writes, &positions]).await.map_err(pg)?;
     Ok(())
 }
 

@@ -25,7 +25,9 @@ const CREATION_LOCK: i64 = 0x524B_4752;
 /// The tables. JSON is stored as TEXT (kept byte for byte, key order
 /// included); times are milliseconds since the Unix epoch. A run's context is
 /// kept with its transcript, as in the SQLite store: the last event a commit
-/// appends holds the context entries the commit wrote in `writes_json`. A
+/// appends holds the context entries the commit wrote in `writes_json`, and
+/// where the commit left the run in `position_json` (events committed before
+/// version 5 hold `UNKEPT_POSITION` there). A
 /// run's key (`run_key`) comes with the hash of the request it was asked with
 /// (`key_hash`) and when the run lets it go (`key_expires_at`). `steps` counts
 /// the steps a run has executed; `pending` holds the children of the parallel
@@ -93,6 +95,7 @@ CREATE TABLE roomkit_graph.transcript (
     at          BIGINT NOT NULL,
     entry_json  TEXT   NOT NULL,
     writes_json TEXT,
+    position_json TEXT,
     PRIMARY KEY (run_id, seq)
 );
 
@@ -140,10 +143,14 @@ const MIGRATIONS: [(i32, &str); 4] = [
          WHERE parent_run_id IS NOT NULL;",
     ),
     (
-        // Version 5: whether a child run runs its parent's node itself; the
-        // child runs already stored run graphs of their own.
+        // Version 5: whether a child run runs its parent's node itself (the
+        // child runs already stored run graphs of their own), and where each
+        // commit left its run, kept with its last event (the events already
+        // stored are marked: where they left their run was not kept).
         4,
-        "ALTER TABLE roomkit_graph.runs ADD COLUMN IF NOT EXISTS parent_runs_node BOOLEAN NOT NULL DEFAULT FALSE;",
+        "ALTER TABLE roomkit_graph.runs ADD COLUMN IF NOT EXISTS parent_runs_node BOOLEAN NOT NULL DEFAULT FALSE; \
+         ALTER TABLE roomkit_graph.transcript ADD COLUMN IF NOT EXISTS position_json TEXT; \
+         UPDATE roomkit_graph.transcript SET position_json = '\"unkept\"' WHERE position_json IS NULL;",
     ),
 ];
 

@@ -11,10 +11,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{ClientWrapper, Pool};
 use futures_util::stream::BoxStream;
-use roomkit_graph_store::{Result, RunRecord, TranscriptEvent, TranscriptPages, TranscriptStore};
+use roomkit_graph_store::{
+    Position, Result, RunAt, RunRecord, TranscriptEvent, TranscriptPages, TranscriptStore,
+};
 
 use crate::PostgresStore;
-use crate::error::{pg, pool_error, sql_int};
+use crate::error::{pg, pool_error, sql_int, stored_count};
 use crate::rows;
 use crate::runs::find_run;
 
@@ -30,6 +32,10 @@ impl TranscriptStore for PostgresStore {
     fn follow(&self, run_id: &str, after: u64) -> BoxStream<'static, Result<TranscriptEvent>> {
         self.wakes().follow(Pages(self.pool()), POLL, run_id, after)
     }
+
+    async fn run_at(&self, run_id: &str, seq: u64) -> Result<RunAt> {
+        self.retrying(|| self.run_at_once(run_id, seq)).await
+    }
 }
 
 /// The operation, tried once; [`PostgresStore::retrying`] tries it
@@ -37,6 +43,34 @@ impl TranscriptStore for PostgresStore {
 impl PostgresStore {
     async fn transcript_once(&self, run_id: &str, after: u64, limit: usize) -> Result<Vec<TranscriptEvent>> {
         Ok(transcript_page(&*self.client().await?, run_id, after, limit).await?.1)
+    }
+
+    /// The run at entry `seq`: the position kept with the last event of the
+    /// entry's commit and the context entries written up to it, read in one
+    /// statement (committed events never change).
+    async fn run_at_once(&self, run_id: &str, seq: u64) -> Result<RunAt> {
+        let client = self.client().await?;
+        find_run(&client, run_id).await?.check_entry(seq)?;
+        let statement = client
+            .prepare_cached(
+                "WITH kept AS (SELECT seq, position_json FROM roomkit_graph.transcript \
+                 WHERE run_id = $1 AND seq >= $2 AND position_json IS NOT NULL ORDER BY seq LIMIT 1) \
+                 SELECT kept.seq, kept.position_json, \
+                 (SELECT coalesce(array_agg(t.writes_json ORDER BY t.seq), '{}') FROM roomkit_graph.transcript t \
+                  WHERE t.run_id = $1 AND t.seq <= kept.seq AND t.writes_json IS NOT NULL) AS writes \
+                 FROM kept",
+            )
+            .await
+            .map_err(pg)?;
+        let Some(row) = client.query_opt(&statement, &[&run_id, &sql_int(seq)]).await.map_err(pg)? else {
+            // The last commit of a run always keeps its position.
+            return Err(Position::unkept(run_id, seq));
+        };
+        let commit_seq: i64 = row.try_get(0).map_err(pg)?;
+        let position: String = row.try_get(1).map_err(pg)?;
+        let writes: Vec<String> = row.try_get(2).map_err(pg)?;
+        let commit_seq = stored_count(commit_seq, "sequence number")?;
+        RunAt::read(run_id, seq, commit_seq, &position, writes.iter().map(String::as_str))
     }
 }
 

@@ -261,3 +261,25 @@ async fn a_database_of_schema_version_2_gains_step_counts_and_pending_children()
     store.create_run(parked).await.unwrap();
     assert_eq!(store.load_run("r2").await.unwrap().1.pending, ["legal"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_of_schema_version_4_marks_its_entries_positions_as_not_kept() {
+    let url = roomkit_graph_pgtest::database();
+    let store = PostgresStore::connect(&url).await.unwrap();
+    store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
+    store.create_run(new_run("r1", None)).await.unwrap();
+    drop(store);
+    // Back to version 4: no positions, no runs that run their parent's node.
+    let store = reopened_after(
+        &url,
+        "ALTER TABLE roomkit_graph.runs DROP COLUMN parent_runs_node; \
+         ALTER TABLE roomkit_graph.transcript DROP COLUMN position_json; \
+         UPDATE roomkit_graph.meta SET schema_version = 4",
+    )
+    .await;
+    let unkept = store.run_at("r1", 1).await.unwrap_err();
+    assert!(unkept.to_string().contains("was not kept"), "{unkept}");
+    assert_eq!(store.run("r1").await.unwrap().parent, None);
+    store.create_run(new_run("r2", None)).await.unwrap();
+    assert_eq!(store.run_at("r2", 1).await.unwrap().position.current_node_id.as_deref(), Some("draft"));
+}

@@ -70,6 +70,7 @@ pub(crate) async fn open(
     let opened = shared
         .store
         .create_run(NewRun {
+            origin: None,
             org: parent.org.clone(),
             graph_id: graph_id.clone(),
             graph_version,

@@ -585,6 +585,7 @@ impl Runner {
             .shared
             .store
             .create_run(NewRun {
+                origin: None,
                 parent: None,
                 org: org.to_owned(),
                 graph_id: graph_id.to_owned(),

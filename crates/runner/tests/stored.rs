@@ -45,6 +45,7 @@ async fn a_run_holding_data_deeper_than_the_limits_reads_back_and_completes() {
     let created = runner
         .store()
         .create_run(NewRun {
+            origin: None,
             parent: None,
             org: DEFAULT_ORG.to_owned(),
             graph_id: "review".to_owned(),

@@ -112,6 +112,7 @@ async fn held_run(store: &dyn Store, run_id: &str, owner: &str, now: Millis) {
     };
     let lease = Lease::new(owner, now, 60_000);
     let run = NewRun {
+        origin: None,
         parent: None,
         org: DEFAULT_ORG.into(),
         graph_id: "g".into(),

@@ -124,7 +124,7 @@ pub(crate) fn create_run(
     let started = run.started_event();
     // The context the run starts with is kept on its first event.
     let context = run.starting_context().map(|context| Value::Object(context.clone()).to_string());
-    append(conn, std::slice::from_ref(&started), context)?;
+    append(conn, std::slice::from_ref(&started), context, &record)?;
     // The parent's step that starts the run: refused with it (a parent that
     // moved meanwhile opens no child). Its events go with the run's own, for
     // the parent's followers.
@@ -182,13 +182,12 @@ pub(crate) fn commit_step(
         .zip(&commit.entries)
         .map(|(seq, entry)| TranscriptEvent { run_id: run_id.clone(), seq, at: now, entry: entry.clone() })
         .collect();
-    append(conn, &events, writes)?;
-
     let last_seq = events.last().map_or(before.last_seq, |event| event.seq);
     let (status_before, wake_before) = (before.status, before.wake_at);
     let lease_before = (before.owner.clone(), before.lease_until);
     let pending_changed = commit.pending != before.pending;
     let after = commit.applied_to(before, last_seq, now);
+    append(conn, &events, writes, &after)?;
     let status_changed = after.status != status_before;
     let wake_changed = after.wake_at != wake_before;
     let lease_changed = (&after.owner, after.lease_until) != (&lease_before.0, lease_before.1);
@@ -301,21 +300,31 @@ pub(crate) fn release_run(conn: &Connection, run_id: &str, owner: &str) -> Resul
     Ok(released > 0)
 }
 
-/// Appends events to their run's transcript, the context entries their
-/// commit wrote (a JSON object, if any) on the last of them.
-fn append(conn: &Connection, events: &[TranscriptEvent], writes: Option<String>) -> Result<(), DbError> {
+/// Appends events to their run's transcript, with, on the last of them, the
+/// context entries their commit wrote (a JSON object, if any) and where the
+/// commit left the run (`after`).
+fn append(
+    conn: &Connection,
+    events: &[TranscriptEvent],
+    writes: Option<String>,
+    after: &RunRecord,
+) -> Result<(), DbError> {
     let mut insert = conn.prepare_cached(
-        "INSERT INTO transcript (run_id, seq, at, entry_json, writes_json) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO transcript (run_id, seq, at, entry_json, writes_json, position_json) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     let mut writes = writes;
     for (index, event) in events.iter().enumerate() {
-        let on_this = if index + 1 == events.len() { writes.take() } else { None };
+        let last = index + 1 == events.len();
+        let (on_this, position) =
+            if last { (writes.take(), Some(after.position().to_text())) } else { (None, None) };
         insert.execute(params![
             event.run_id,
             sql_int(event.seq),
             event.at,
             serde_json::to_string(&event.entry)?,
-            on_this
+            on_this,
+            position
         ])?;
     }
     Ok(())

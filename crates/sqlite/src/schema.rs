@@ -33,7 +33,10 @@ pub const SCHEMA_VERSION: i32 = 9;
 /// (`{node_id: entry}`, in the order written). The context is these objects
 /// merged in `seq` order: an entry keeps the place it was first written at
 /// and the value it was last written with, as the engine keeps it. So a step
-/// writes one table besides its run's row.
+/// writes one table besides its run's row. The same event holds, in
+/// `position_json`, where the commit left the run (`Position`), so that the
+/// run can be looked at as it stood at any event (`RunAt`); events committed
+/// before schema 9 hold `UNKEPT_POSITION` instead.
 ///
 /// `owner` and `lease_until` hold the lease of the process driving a running
 /// run (both set or both null); `runs_by_lease` finds the runs nobody holds.
@@ -100,6 +103,7 @@ CREATE TABLE transcript (
     at          INTEGER NOT NULL,
     entry_json  TEXT    NOT NULL,
     writes_json TEXT,
+    position_json TEXT,
     PRIMARY KEY (run_id, seq)
 ) WITHOUT ROWID;
 
@@ -256,9 +260,13 @@ CREATE INDEX runs_by_parent ON runs (parent_run_id) WHERE parent_run_id IS NOT N
 ";
 
 /// From schema version 8 to 9: whether a child run runs its parent's node
-/// itself. The child runs already stored run graphs of their own.
+/// itself (the child runs already stored run graphs of their own), and where
+/// each commit left its run, kept with the commit's last event (the events
+/// already stored are marked: where they left their run was not kept).
 const MIGRATE_8_TO_9: &str = "
 ALTER TABLE runs ADD COLUMN parent_runs_node INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE transcript ADD COLUMN position_json TEXT;
+UPDATE transcript SET position_json = '\"unkept\"';
 ";
 
 /// The migrations, by the schema version they start from: a file is migrated

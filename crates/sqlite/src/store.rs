@@ -103,6 +103,7 @@ impl SqliteStore {
     ///         key: None,
     ///         first_step: None,
     ///         parent: None,
+    ///         origin: None,
     ///         lease: None,
     ///     })
     ///     .await?;

@@ -12,9 +12,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
 use roomkit_graph_store::{
-    Entry, Result, RunRecord, TranscriptEvent, TranscriptPages, TranscriptStore, read_stored,
+    Entry, Position, Result, RunAt, RunRecord, TranscriptEvent, TranscriptPages, TranscriptStore, read_stored,
 };
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::SqliteStore;
 use crate::error::{DbError, sql_int, stored_count};
@@ -35,6 +35,42 @@ impl TranscriptStore for SqliteStore {
     fn follow(&self, run_id: &str, after: u64) -> BoxStream<'static, Result<TranscriptEvent>> {
         self.wakes().follow(Pages(self.readers()), POLL, run_id, after)
     }
+
+    async fn run_at(&self, run_id: &str, seq: u64) -> Result<RunAt> {
+        let run_id = run_id.to_owned();
+        self.read(move |conn| run_at(conn, &run_id, seq)).await
+    }
+}
+
+/// The run `run_id` as it stood at its entry `seq`, from one snapshot: the
+/// position kept with the last event of the entry's commit, and the context
+/// entries written up to it.
+fn run_at(conn: &mut Connection, run_id: &str, seq: u64) -> Result<RunAt, DbError> {
+    let tx = conn.transaction()?;
+    runs::run(&tx, run_id)?.check_entry(seq)?;
+    let kept: Option<(i64, String)> = tx
+        .prepare_cached(
+            "SELECT seq, position_json FROM transcript \
+             WHERE run_id = ?1 AND seq >= ?2 AND position_json IS NOT NULL ORDER BY seq LIMIT 1",
+        )?
+        .query_row(params![run_id, sql_int(seq)], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    // The last commit of a run always keeps its position.
+    let Some((commit_seq, position)) = kept else { return Err(Position::unkept(run_id, seq).into()) };
+    let mut writes = Vec::new();
+    {
+        let mut statement = tx.prepare_cached(
+            "SELECT writes_json FROM transcript \
+             WHERE run_id = ?1 AND seq <= ?2 AND writes_json IS NOT NULL ORDER BY seq",
+        )?;
+        let mut rows = statement.query(params![run_id, commit_seq])?;
+        while let Some(row) = rows.next()? {
+            writes.push(row.get::<_, String>(0)?);
+        }
+    }
+    tx.commit()?;
+    let commit_seq = stored_count(commit_seq, "sequence number")?;
+    Ok(RunAt::read(run_id, seq, commit_seq, &position, writes.iter().map(String::as_str))?)
 }
 
 /// The pages a follower reads: from the read pool.

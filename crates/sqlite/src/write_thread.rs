@@ -297,6 +297,7 @@ mod tests {
             children: Default::default(),
         };
         let run = NewRun {
+            origin: None,
             parent: None,
             org: "default".into(),
             graph_id: "g".into(),

@@ -103,10 +103,14 @@ async fn a_file_of_schema_version_1_is_migrated_with_everything_in_it() {
     assert_eq!(transcript[1].entry, Entry::RunCompleted);
     assert!(matches!(&transcript[0].entry, Entry::RunStarted { graph_id, .. } if graph_id == "review"));
     assert_eq!(store.graph(DEFAULT_ORG, "review", None).await.unwrap().created_at, 5);
+    // Where the run stood at its old entries was not kept: asked, the store says so.
+    let unkept = store.run_at("r1", 1).await.unwrap_err();
+    assert!(unkept.to_string().contains("was not kept"), "{unkept}");
 
     // The migrated file works as a new one: new versions, runs, keys, leases.
     assert_eq!(store.save_graph(DEFAULT_ORG, &graph("review")).await.unwrap().version, 2);
     store.create_run(new_run(DEFAULT_ORG, "review", "r2", Some("k"))).await.unwrap();
+    assert_eq!(store.run_at("r2", 1).await.unwrap().position.status, RunStatus::Running);
     let claimed = store.claim_run("r2", &Lease::new("me", now_millis(), 60_000), now_millis()).await.unwrap();
     assert_eq!(claimed.and_then(|run| run.owner).as_deref(), Some("me"));
     drop(store);

@@ -106,6 +106,7 @@ macro_rules! contract_tests {
             }
             transcripts {
                 transcripts_page_by_sequence_number_and_keep_their_entries,
+                a_run_reads_back_as_it_stood_at_any_entry,
             }
             follow {
                 following_from_the_middle_while_steps_commit_misses_and_repeats_nothing,

@@ -13,6 +13,8 @@
 //!   [`RunStore`] (runs, steps and leases); `lease`, `key` and `step` hold
 //!   the rules of leases, run keys and commits that every backend applies.
 //! - `transcript`: [`Entry`], [`TranscriptEvent`] and [`TranscriptStore`];
+//!   `past`: a run as it stood at any entry ([`RunAt`]), from the
+//!   [`Position`] kept with each commit;
 //!   `follow`: following a transcript live, written once for every backend
 //!   ([`Wakes::follow`]).
 //! - `worker`: [`WorkerRegistration`] and [`WorkerStore`].
@@ -60,6 +62,7 @@ mod json;
 mod key;
 mod lease;
 mod page;
+mod past;
 mod run;
 mod step;
 mod transcript;
@@ -76,6 +79,7 @@ pub use json::{STORED_DEPTH, pending_text, read_pending, read_stored};
 pub use key::{HeldKey, RunKey};
 pub use lease::Lease;
 pub use page::{CursorError, GraphCursor, Page, RunCursor};
+pub use past::{Origin, Position, RunAt, UNKEPT_POSITION};
 pub use run::{
     FilterValue, NewRun, ParentLink, ParentStep, RunFilter, RunRecord, RunStatus, RunStore, StepCommit,
 };

@@ -220,6 +220,9 @@ pub struct NewRun {
     /// For a child run: its parent's step that starts it, committed with
     /// its creation (refused together: a parent that moved opens no child).
     pub parent: Option<ParentStep>,
+    /// For a fork: the run and entry it goes on from (recorded in the
+    /// `run_started` entry).
+    pub origin: Option<crate::Origin>,
 }
 
 /// One step, committed whole.

@@ -260,6 +260,7 @@ impl NewRun {
                 graph_id: self.graph_id.clone(),
                 graph_version: self.graph_version,
                 trigger: self.trigger.clone(),
+                forked_from: self.origin.clone(),
             },
         }
     }

@@ -39,6 +39,9 @@ pub enum Entry {
         graph_version: u64,
         /// The trigger data.
         trigger: Value,
+        /// The run and entry it was forked from, for a fork.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        forked_from: Option<crate::Origin>,
     },
     /// A node began (attempt 1, 2... with retries).
     NodeStarted {
@@ -211,6 +214,13 @@ pub trait TranscriptStore: Send + Sync {
     /// duplicate at the seam. Ends after a final event (run completed, failed or
     /// cancelled), and after yielding an error (an unknown run, say).
     fn follow(&self, run_id: &str, after: u64) -> BoxStream<'static, Result<TranscriptEvent>>;
+
+    /// The run as it stood at its transcript entry `seq`: as the commit that
+    /// appended the entry left it. [`StoreError::NotFound`](crate::StoreError::NotFound)
+    /// for an unknown run; [`StoreError::Invalid`](crate::StoreError::Invalid)
+    /// for an entry it does not have, or one committed before positions were
+    /// kept ([`UNKEPT_POSITION`](crate::UNKEPT_POSITION)).
+    async fn run_at(&self, run_id: &str, seq: u64) -> Result<crate::RunAt>;
 }
 
 #[cfg(test)]

@@ -34,7 +34,6 @@ pub fn started_state(run_id: &str, trigger: &Value) -> EngineState {
 pub fn new_run(org: &str, graph_id: &str, run_id: &str) -> NewRun {
     let trigger = json!({ "topic": run_id });
     NewRun {
-        parent: None,
         org: org.into(),
         graph_id: graph_id.into(),
         graph_version: 1,
@@ -44,6 +43,8 @@ pub fn new_run(org: &str, graph_id: &str, run_id: &str) -> NewRun {
         key: None,
         lease: None,
         first_step: None,
+        parent: None,
+        origin: None,
     }
 }
 
