@@ -168,7 +168,6 @@ impl<'s> Session<'s> {
         Ok(reply)
     }
 
-    /// Runs one of the agent's own tools through its registered function.
     /// Runs one of the agent's own tools, or takes back its result as an
     /// earlier go kept it.
     async fn run_tool(&mut self, agent: &AgentConfig, call: &ToolCall) -> Result<ToolResult, AiError> {
@@ -180,6 +179,7 @@ impl<'s> Session<'s> {
         Ok(result)
     }
 
+    /// Runs one of the agent's own tools through its registered function.
     async fn call_tool(&self, agent: &AgentConfig, call: &ToolCall) -> Result<ToolResult, AiError> {
         let declared = agent.tools.iter().any(|tool| tool.name == call.name);
         let function = match self.agents.tool_function(&call.name) {

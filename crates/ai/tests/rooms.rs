@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use roomkit_graph::{Graph, Handlers, Node, Trigger};
+use roomkit_graph::{Condition, Edge, Graph, Handlers, Node, Trigger};
 use roomkit_graph_ai::{Agents, register};
 use roomkit_graph_runner::Runner;
 use roomkit_graph_sqlite::SqliteStore;
@@ -232,4 +232,96 @@ async fn an_orchestration_killed_mid_turn_goes_on_at_that_turn() {
         })
         .collect();
     assert_eq!(completed, [output]);
+}
+
+/// A graph whose `debate` node retries once, 10 ms apart, and whose failure
+/// is taken by an error edge to `fallback`.
+fn retrying_graph() -> Graph {
+    let mut graph = graph();
+    let mut nodes: Vec<Node> = graph.nodes().to_vec();
+    for node in &mut nodes {
+        if node.id == "debate" {
+            node.config.insert("retry".into(), json!({"max_attempts": 2, "backoff": "10ms"}));
+        }
+    }
+    nodes.push(Node::new("fallback", "end"));
+    let mut retrying = Graph::new("debate", "Debate", Trigger::manual());
+    retrying.add_nodes(nodes).unwrap();
+    retrying.add_edges(graph.edges.drain(..));
+    retrying.add_edge(Edge::new("debate", "fallback").when(Condition::error()));
+    retrying
+}
+
+/// What a run in this process left: its folder, its store, the parent, its
+/// child runs and the provider.
+type Ran = (tempfile::TempDir, SqliteStore, RunRecord, Vec<RunRecord>, FakeProvider);
+
+/// Runs the retrying graph in this process against `script`.
+async fn run_in_process(script: Vec<Answer>) -> Ran {
+    let provider = FakeProvider::start(Wire::OpenAi, Some(OPENAI_KEY), script).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("runs.db");
+    let handlers = register(Handlers::builtin(), Arc::new(agents(&provider.base_url())));
+    let runner = Runner::new(SqliteStore::open(&db).unwrap(), handlers);
+    runner.save_graph(&retrying_graph()).await.unwrap();
+    let run = runner.start("debate", json!({"topic": "tides"})).await.unwrap();
+    let parent = runner.wait(&run.run_id).await.unwrap();
+    runner.shutdown().await;
+    drop(runner);
+    let store = SqliteStore::open(&db).unwrap();
+    let children = store
+        .list_runs(&RunFilter { parent_run_id: Some(run.run_id.clone()), ..RunFilter::default() })
+        .await
+        .unwrap();
+    (dir, store, parent, children, provider)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_retries_a_failed_attempt_afresh_in_the_same_room() {
+    let script = vec![
+        Answer::tool("delegate", json!({"worker": "writer", "task": "Draft."})),
+        // The provider fails: a retryable error, so the room tries again.
+        Answer::status(503, None, "overloaded"),
+        Answer::tool("delegate", json!({"worker": "writer", "task": "Draft."})),
+        Answer::text("Tides turn."),
+        Answer::text("Final: Tides turn."),
+    ];
+    let (_dir, store, parent, children, provider) = run_in_process(script).await;
+    assert_eq!(parent.status, RunStatus::Completed, "{parent:?}");
+    assert_eq!(children.len(), 1, "both attempts ran in one room: {children:?}");
+    assert_eq!(provider.requests().len(), 5, "the second attempt went afresh from its first turn");
+    let room = store.transcript(&children[0].run_id, 0, usize::MAX).await.unwrap();
+    let attempts: Vec<u32> = room
+        .iter()
+        .filter_map(|event| match event.entry {
+            Entry::NodeStarted { attempt, .. } => Some(attempt),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attempts, [1, 2], "{room:#?}");
+    assert!(room.iter().any(|event| matches!(&event.entry, Entry::RetryScheduled { attempt: 2, .. })));
+    let (_, state) = store.load_run(&parent.run_id).await.unwrap();
+    assert_eq!(state.context["debate"]["output"]["text"], "Final: Tides turn.");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_that_fails_for_good_fails_its_node_once_and_the_error_edge_takes_it() {
+    let script = vec![
+        Answer::tool("delegate", json!({"worker": "writer", "task": "Draft."})),
+        // A refusal no retry helps with.
+        Answer::status(400, None, "the model does not exist"),
+    ];
+    let (_dir, store, parent, children, provider) = run_in_process(script).await;
+    assert_eq!(provider.requests().len(), 2, "no attempt after a refusal");
+    assert_eq!(children.len(), 1, "the parent did not retry the room: {children:?}");
+    assert_eq!(children[0].status, RunStatus::Failed);
+    assert_eq!(parent.status, RunStatus::Completed);
+    let thread = store.transcript(&parent.run_id, 0, usize::MAX).await.unwrap();
+    let routed = thread
+        .iter()
+        .filter(|event| matches!(&event.entry, Entry::ErrorRouted { target, .. } if target == "fallback"));
+    assert_eq!(routed.count(), 1, "{thread:#?}");
+    let (_, state) = store.load_run(&parent.run_id).await.unwrap();
+    let error = state.context["debate"]["error"].to_string();
+    assert!(error.contains("the model does not exist"), "{error}");
 }

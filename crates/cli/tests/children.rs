@@ -153,9 +153,10 @@ async fn over_http_a_run_shows_its_parent_and_its_children() {
     assert!(waiting.get("parent").is_none(), "{waiting}");
     // Where its child waits, for a person to answer there.
     assert_eq!(waiting["children"][0]["waiting_on"], json!(["approve"]));
+    assert_eq!(waiting["children"][0]["runs_node"], json!(false));
     let child = waiting["children"][0]["run_id"].as_str().expect("the child's id").to_owned();
     let child_run: Value = server.get(&token, &format!("/v1/runs/{child}")).await;
-    assert_eq!(child_run["parent"], json!({"run_id": parent, "node_id": "check"}));
+    assert_eq!(child_run["parent"], json!({"run_id": parent, "node_id": "check", "runs_node": false}));
 
     server
         .post(

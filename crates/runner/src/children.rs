@@ -105,8 +105,12 @@ async fn started(
     engine: &WorkflowEngine,
 ) -> Result<Result<(WorkflowEngine, u64), String>, RunnerError> {
     let graph_id = &request.graph_id;
+    // A node run alone nests nothing: only graphs count towards the limit.
     let limit = shared.graphs.limits().subgraph_depth;
-    let depth = depth_of(shared, parent, limit).await? + 1;
+    let depth = match request.node {
+        Some(_) => 0,
+        None => depth_of(shared, parent, limit).await? + 1,
+    };
     if depth > limit {
         return Ok(Err(format!("its child run {}", LimitError::Nesting { depth, limit })));
     }

@@ -236,16 +236,8 @@ async fn drive_from(
 ) -> Result<Ended, RunnerError> {
     let mut finished = finished;
     let mut version = record.version;
-    // A node run alone keeps its progress as it goes.
-    let keeper = match (&record.parent, engine.current_node_id()) {
-        (Some(link), Some(node)) if link.runs_node => {
-            let node_type = engine.graph().node(node).map(|n| n.node_type.to_string()).unwrap_or_default();
-            let keeper = Keeper::of(shared, held, record, node_type).await?;
-            engine.keep_progress_in(Arc::clone(&keeper) as Arc<dyn roomkit_graph::Progress>);
-            Some(keeper)
-        }
-        _ => None,
-    };
+    // The keeper of the attempt under way at a node run alone.
+    let mut keeper = None;
     // A stop cuts the wait for a retry short: the run is let go, its retry
     // still scheduled, for whoever drives it next.
     let stop = shared.tasks.stop();
@@ -258,10 +250,13 @@ async fn drive_from(
     while finished.is_some() || !stop.is_set() {
         let (mut outcome, cause) = match finished.take() {
             Some(end) => (engine.finish_child(end)?, Cause::Wake),
-            None => match engine.step_outcome().await {
-                Some(outcome) => (outcome, Cause::Step),
-                None => return Ok(Ended::Parked),
-            },
+            None => {
+                keeper = keeper_for(shared, held, record, version, &mut engine).await?;
+                match engine.step_outcome().await {
+                    Some(outcome) => (outcome, Cause::Step),
+                    None => return Ok(Ended::Parked),
+                }
+            }
         };
         let committed = if let StepStatus::Child(request) = &outcome.status {
             let request = request.clone();
@@ -280,11 +275,17 @@ async fn drive_from(
                 }
             }
         } else {
-            let now = shared.now();
             let mut started = false;
-            if let Some(keeper) = &keeper {
-                (version, started) = keeper.committed().await;
+            if let Some(keeper) = keeper.take() {
+                match keeper.failure() {
+                    // The attempt failed keeping its progress: the store's
+                    // failure, not the node's. The run stays as committed.
+                    Some(StoreError::Conflict { .. }) => return Ok(Ended::LetGo),
+                    Some(error) => return Err(error.into()),
+                    None => (version, started) = keeper.committed().await,
+                }
             }
+            let now = shared.now();
             let mut commit = commit::of_outcome(&outcome, &engine, cause, run_id, version, now);
             if started {
                 // Its progress said the node started.
@@ -333,6 +334,28 @@ async fn drive_from(
         }
     }
     Ok(Ended::LetGo)
+}
+
+/// For a run that runs its parent's node alone (a room), at `version`: the
+/// keeper of the attempt `engine` is about to run, handed to it.
+async fn keeper_for(
+    shared: &Arc<Shared>,
+    held: &Arc<Held>,
+    record: &RunRecord,
+    version: u64,
+    engine: &mut WorkflowEngine,
+) -> Result<Option<Arc<Keeper>>, RunnerError> {
+    let (Some(link), Some(node)) = (&record.parent, engine.current_node_id()) else { return Ok(None) };
+    if !link.runs_node {
+        return Ok(None);
+    }
+    let node_type = engine.graph().node(node).map(|n| n.node_type.to_string()).unwrap_or_default();
+    let run = RunRecord { version, ..record.clone() };
+    let keeper = Arc::new(Keeper::of(shared, held, run, node_type, engine.attempt()).await?);
+    // An attempt cut short by a crash goes on as the same attempt.
+    engine.set_attempt(keeper.attempt());
+    engine.keep_progress_in(Arc::clone(&keeper) as Arc<dyn roomkit_graph::Progress>);
+    Ok(Some(keeper))
 }
 
 /// The attempt a run resumes `node` at, and when, from the end of its

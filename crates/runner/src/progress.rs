@@ -2,14 +2,14 @@
 //! orchestration's agents taking turns), kept as it goes: each record the
 //! node keeps ([`Scope::keep_progress`](roomkit_graph::Scope::keep_progress))
 //! is committed at once, with what the step sent before it, as a `progress`
-//! entry of the child's transcript; a step driven again after a crash is
-//! handed back the records kept, and goes on from there.
+//! entry of the child's transcript; an attempt driven again after a crash is
+//! handed back the records it kept, and goes on from there.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use async_trait::async_trait;
 use roomkit_graph::{Emitted, Progress};
-use roomkit_graph_store::{Entry, RunRecord, RunStatus, StepCommit};
+use roomkit_graph_store::{Entry, RunRecord, RunStatus, StepCommit, StoreError};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
@@ -21,38 +21,54 @@ use crate::shared::Shared;
 /// How many transcript events are read at a time to find what was kept.
 const PAGE: usize = 256;
 
-/// Keeps the progress of the step of `run`, driven under `held`.
+/// Keeps the progress of one attempt at the node `run` stands on.
 pub(crate) struct Keeper {
     shared: Arc<Shared>,
     held: Arc<Held>,
-    /// The run as it stood when its step began.
+    /// The run as it stood when the attempt began.
     run: RunRecord,
-    /// The node's type, for its `node_started` entry.
-    node_type: String,
-    /// What an earlier go kept.
+    /// The attempt.
+    attempt: u32,
+    /// The node's `node_started` entry for this attempt.
+    started: Entry,
+    /// What an earlier go at this attempt kept.
     kept: Vec<Value>,
-    /// The run's version as last committed, and whether its transcript
-    /// holds the node's `node_started` entry yet.
-    committed: Mutex<(u64, bool)>,
+    /// The run's version as last committed, and whether its transcript holds
+    /// the attempt's `node_started` entry yet. Each commit updates it in a
+    /// task of its own, so a step dropped midway (timed out) leaves it right.
+    committed: Arc<Mutex<(u64, bool)>>,
+    /// Why keeping failed, if it did: the store's error, not the node's.
+    failure: std::sync::Mutex<Option<StoreError>>,
 }
 
 impl Keeper {
-    /// A keeper for the step `run` stands at (a node of type `node_type`),
-    /// with the records its transcript holds for that node.
+    /// A keeper for the attempt at the node `run` stands on (of type
+    /// `node_type`): the one its transcript shows cut short, with the records
+    /// it kept, or else attempt `next`, afresh.
     pub(crate) async fn of(
         shared: &Arc<Shared>,
         held: &Arc<Held>,
-        run: &RunRecord,
+        run: RunRecord,
         node_type: String,
-    ) -> Result<Arc<Keeper>, RunnerError> {
-        let node = run.current_node_id.as_deref().unwrap_or_default();
-        let (mut kept, mut started, mut after) = (Vec::new(), false, 0);
+        next: u32,
+    ) -> Result<Keeper, RunnerError> {
+        let node = run.current_node_id.clone().unwrap_or_default();
+        // The attempt started and not over yet, with what it kept.
+        let mut open: Option<(u32, Vec<Value>)> = None;
+        let mut after = 0;
         loop {
             let page = shared.store.transcript(&run.run_id, after, PAGE).await?;
             for event in &page {
                 match &event.entry {
-                    Entry::NodeStarted { node_id, .. } if node_id == node => started = true,
-                    Entry::Progress { node_id, record } if node_id == node => kept.push(record.clone()),
+                    Entry::NodeStarted { node_id, attempt, .. } if *node_id == node => {
+                        open = Some((*attempt, Vec::new()));
+                    }
+                    Entry::Progress { node_id, record } if *node_id == node => {
+                        if let Some((_, kept)) = &mut open {
+                            kept.push(record.clone());
+                        }
+                    }
+                    Entry::NodeFailed { node_id, .. } if *node_id == node => open = None,
                     _ => {}
                 }
             }
@@ -61,21 +77,38 @@ impl Keeper {
                 _ => break,
             }
         }
-        Ok(Arc::new(Keeper {
+        let (attempt, started, kept) = match open {
+            Some((attempt, kept)) => (attempt, true, kept),
+            None => (next, false, Vec::new()),
+        };
+        Ok(Keeper {
             shared: Arc::clone(shared),
             held: Arc::clone(held),
-            run: run.clone(),
-            node_type,
+            attempt,
+            started: Entry::NodeStarted { node_id: node, node_type, attempt },
             kept,
-            committed: Mutex::new((run.version, started)),
-        }))
+            committed: Arc::new(Mutex::new((run.version, started))),
+            run,
+            failure: std::sync::Mutex::new(None),
+        })
     }
 
-    /// The run's version as last committed, and whether the node's
+    /// The attempt it keeps the progress of.
+    pub(crate) fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The run's version as last committed, and whether the attempt's
     /// `node_started` entry is committed already (the step's own commit
     /// then leaves it out).
     pub(crate) async fn committed(&self) -> (u64, bool) {
         *self.committed.lock().await
+    }
+
+    /// The store's error that made keeping fail, if any: the step's failure
+    /// is the store's, not the node's.
+    pub(crate) fn failure(&self) -> Option<StoreError> {
+        self.failure.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 }
 
@@ -86,28 +119,37 @@ impl Progress for Keeper {
     }
 
     async fn keep(&self, node_id: &str, record: Value, sent: Vec<Emitted>) -> Result<(), String> {
-        let mut committed = self.committed.lock().await;
-        let (version, started) = *committed;
         let mut entries = Vec::with_capacity(sent.len() + 2);
-        if !started {
-            // A node run alone is never retried in its own run: its
-            // parent's step retries it with a fresh child.
-            entries.push(Entry::NodeStarted {
-                node_id: node_id.to_owned(),
-                node_type: self.node_type.clone(),
-                attempt: 1,
-            });
-        }
+        entries.push(self.started.clone());
         entries.extend(sent.iter().map(|emitted| commit::kept(emitted.node_id.clone(), &emitted.sent)));
         entries.push(Entry::Progress { node_id: node_id.to_owned(), record });
-        let now = self.shared.now();
-        let commit = StepCommit {
-            expected_version: version,
-            lease: Some(self.held.for_commit(now)),
-            ..commit::status_change(&self.run, RunStatus::Running, entries, now)
+        let (shared, held, run) = (Arc::clone(&self.shared), Arc::clone(&self.held), self.run.clone());
+        let committed = Arc::clone(&self.committed);
+        // Committed in a task of its own: once begun, it is seen through and
+        // counted even if the step is dropped meanwhile.
+        let task = tokio::spawn(async move {
+            let mut committed = committed.lock().await;
+            let (version, started) = *committed;
+            if started {
+                entries.remove(0);
+            }
+            let now = shared.now();
+            let commit = StepCommit {
+                expected_version: version,
+                lease: Some(held.for_commit(now)),
+                ..commit::status_change(&run, RunStatus::Running, entries, now)
+            };
+            let (record, _) = shared.store.commit_step(commit).await?;
+            *committed = (record.version, true);
+            Ok::<(), StoreError>(())
+        });
+        let failed = match task.await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(error)) => error,
+            Err(join) => StoreError::Backend(format!("keeping the progress stopped: {join}").into()),
         };
-        let (record, _) = self.shared.store.commit_step(commit).await.map_err(|error| error.to_string())?;
-        *committed = (record.version, true);
-        Ok(())
+        let why = failed.to_string();
+        *self.failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(failed);
+        Err(why)
     }
 }

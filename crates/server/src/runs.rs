@@ -69,6 +69,9 @@ pub(crate) struct RunLink {
     /// Its node: a subgraph node, or a node run in a room of its own (an
     /// orchestration), which the child runs itself.
     pub(crate) node_id: String,
+    /// Whether the child runs that node itself (a room), rather than a graph
+    /// of its own.
+    pub(crate) runs_node: bool,
 }
 
 /// One of a run's child runs.
@@ -79,6 +82,8 @@ pub(crate) struct ChildRun {
     /// The parent's node that started it: a subgraph node, or a node run
     /// in a room of its own (an orchestration).
     pub(crate) node_id: String,
+    /// Whether it runs that node itself (a room), rather than a graph of its own.
+    pub(crate) runs_node: bool,
     /// The graph it runs.
     pub(crate) graph_id: String,
     /// `running`, `waiting`, `completed`, `failed` or `cancelled`.
@@ -105,7 +110,11 @@ impl From<RunRecord> for RunView {
             last_seq: run.last_seq,
             created_at: run.created_at,
             updated_at: run.updated_at,
-            parent: run.parent.map(|link| RunLink { run_id: link.run_id, node_id: link.node_id }),
+            parent: run.parent.map(|link| RunLink {
+                run_id: link.run_id,
+                node_id: link.node_id,
+                runs_node: link.runs_node,
+            }),
             children: Vec::new(),
         }
     }
@@ -359,6 +368,7 @@ pub(crate) async fn get(
         .into_iter()
         .map(|child| ChildRun {
             waiting_on: child.waiting_on().into_iter().map(str::to_owned).collect(),
+            runs_node: child.parent.as_ref().is_some_and(|link| link.runs_node),
             node_id: child.parent.map(|link| link.node_id).unwrap_or_default(),
             run_id: child.run_id,
             graph_id: child.graph_id,

@@ -46,9 +46,11 @@ use crate::session::{DEFAULT_MAX_TOOL_ROUNDS, Session};
 /// events, as for [`AgentHandler`](crate::AgentHandler).
 ///
 /// In a durable runner the node runs as a child run of its own (see
-/// [`NodeHandler::runs_in_own_room`]): its transcript holds each agent's turn
-/// as a message from that agent, committed as the turn ends, and a run picked
-/// up after a crash goes on at the turn that was under way.
+/// [`NodeHandler::runs_in_own_room`]; not as a child of a parallel node,
+/// where it runs in the parallel node's step): its transcript holds each
+/// agent's turn as a message from that agent, committed as the turn ends,
+/// and a run picked up after a crash goes on at the turn that was under way.
+/// Its `retry` runs again in that room, each attempt from its first turn.
 ///
 /// ```
 /// use std::sync::Arc;

@@ -190,9 +190,9 @@ impl Workflow {
     /// run of its own (the child run that a node
     /// [running in its own room](NodeHandler::runs_in_own_room) is handed out as):
     /// the same nodes and handlers without the edges, so the run completes
-    /// once the node has, and without the node's `retry` (its parent's step
-    /// retries it, with a fresh child run). A run of it is restored at the
-    /// node, on its parent's context ([`Workflow::restore`]).
+    /// once the node has (its attempts retried there, as its `retry` says).
+    /// A run of it is restored at the node, on its parent's context
+    /// ([`Workflow::restore`]).
     ///
     /// ```
     /// use roomkit_graph::{EngineState, EngineStatus, Edge, Graph, Handlers, Node, Trigger, Workflow};
@@ -236,15 +236,11 @@ impl Workflow {
         }
         let mut alone = Graph::new(graph.id.clone(), graph.name.clone(), graph.trigger.clone());
         alone.version = graph.version;
-        let nodes = graph.nodes().iter().cloned().map(|mut node| {
-            if node.id == node_id {
-                node.config.remove("retry");
-            }
-            node
-        });
-        alone.add_nodes(nodes).map_err(|error| EngineError::InvalidArgument(error.to_string()))?;
+        alone
+            .add_nodes(graph.nodes().iter().cloned())
+            .map_err(|error| EngineError::InvalidArgument(error.to_string()))?;
         let plan = Plan::new(alone);
-        Ok(Workflow { plan: Arc::new(plan), max_steps: None, alone: true, graphs: None, ..self.clone() })
+        Ok(Workflow { plan: Arc::new(plan), alone: true, graphs: None, ..self.clone() })
     }
 
     /// Whether node `node`'s step is handed to the caller as a child run: a
@@ -644,6 +640,11 @@ impl WorkflowEngine {
     /// failed nodes sets it; it goes back to 1 once the run moves on.
     pub fn set_attempt(&mut self, attempt: u32) {
         self.attempt = attempt.max(1);
+    }
+
+    /// Which attempt at the current node the next step is (1 for the first).
+    pub fn attempt(&self) -> u32 {
+        self.attempt
     }
 
     /// Keeps the progress its steps make in `progress`, for a runner that

@@ -401,6 +401,8 @@ impl WorkflowEngine {
             ChildEnd::Failed(why) => Err(HandlerError::execution(format!("{child} failed: {why}"))),
             ChildEnd::Cancelled => Err(HandlerError::execution(format!("{child} was cancelled"))),
         };
+        // A node run alone was retried in its own run already.
+        let result = result.map_err(|error| if subgraph(node) { error } else { error.permanent() });
         self.written.clear();
         self.waiting = false;
         let (attempt, status) = self.settle_child(node, result);

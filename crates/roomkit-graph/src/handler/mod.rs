@@ -335,8 +335,10 @@ pub trait NodeHandler: Send + Sync {
     /// workflow hands such a node to its caller as a child run
     /// ([`StepStatus::Child`](crate::StepStatus::Child) with
     /// [`ChildRequest::node`](crate::ChildRequest::node) set), which runs it
-    /// [alone](crate::Workflow::alone); elsewhere it runs in the step as any
-    /// node. No node does unless its handler says so.
+    /// [alone](crate::Workflow::alone), its attempts retried there; a
+    /// failure of that run fails the node for good (its error edge may take
+    /// it). Elsewhere (in memory, or as a child of a parallel node) it runs
+    /// in the step as any node. No node does unless its handler says so.
     fn runs_in_own_room(&self) -> bool {
         false
     }
