@@ -110,10 +110,28 @@ enum RunCommand {
         #[arg(long)]
         data: String,
     },
-    /// Prints a run's transcript.
+    /// Prints a run's transcript; with --at, the run as it stood at one of
+    /// its entries instead: its status, node and context as committed with it.
     Show {
         /// The run.
         run: String,
+        /// The entry's sequence number (the #N of the transcript).
+        #[arg(long)]
+        at: Option<u64>,
+    },
+    /// Starts a new run of a run's graph version from where that run stood at
+    /// one of its entries and follows it (exit status as for run); the run
+    /// forked from is never changed.
+    Fork {
+        /// The run to fork.
+        run: String,
+        /// The entry to go on from (the #N of its transcript).
+        #[arg(long)]
+        at: u64,
+        /// An answer for the node it waited on there, a JSON object such as
+        /// {"action": "reject"}: the fork goes on as it says.
+        #[arg(long)]
+        data: Option<String>,
     },
     /// Lists runs, newest first, a page at a time (--all: every page). When
     /// more runs follow the page, stderr says the --cursor of the next one.
@@ -294,6 +312,7 @@ impl RunCommand {
             self,
             RunCommand::Run { .. }
                 | RunCommand::Answer { .. }
+                | RunCommand::Fork { .. }
                 | RunCommand::Worker { .. }
                 | RunCommand::Serve { .. }
                 | RunCommand::Graph(GraphCommand::Put { .. })
@@ -334,7 +353,16 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
             let data = limits::json_option(&data, "--data", &limits)?;
             runs::answer(&runner, &run, &node, data, json).await.map(exit_status)
         }
-        RunCommand::Show { run } => runs::show(&runner, &run, json).await.map(|()| ExitCode::SUCCESS),
+        RunCommand::Show { run, at: None } => {
+            runs::show(&runner, &run, json).await.map(|()| ExitCode::SUCCESS)
+        }
+        RunCommand::Show { run, at: Some(seq) } => {
+            runs::show_at(&runner, &run, seq, json).await.map(|()| ExitCode::SUCCESS)
+        }
+        RunCommand::Fork { run, at, data } => {
+            let data = data.map(|data| limits::json_option(&data, "--data", &limits)).transpose()?;
+            runs::fork(&runner, &run, at, data, json).await.map(exit_status)
+        }
         RunCommand::Runs { graph, status, limit, cursor, all, show_cursor } => {
             let filter =
                 RunFilter { org: Some(org), graph_id: graph, status, after: cursor, ..Default::default() };

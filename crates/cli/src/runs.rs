@@ -1,4 +1,4 @@
-//! The run commands on the embedded store: `run`, `answer`, `show`, `runs`, `cancel`.
+//! The run commands on the embedded store: `run`, `answer`, `show`, `fork`, `runs`, `cancel`.
 
 use std::collections::HashMap;
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
@@ -87,6 +87,23 @@ pub(crate) async fn answer(
         stopped = follow(runner, &parent, last, json).await?;
     }
     Ok(stopped)
+}
+
+/// `fork RUN --at SEQ [--data JSON]`: starts a run from where `run_id` stood
+/// at entry `seq` (answering the node it waited on there with `data`) and
+/// follows it.
+pub(crate) async fn fork(
+    runner: &Runner,
+    run_id: &str,
+    seq: u64,
+    data: Option<Value>,
+    json: bool,
+) -> anyhow::Result<Stopped> {
+    let fork = runner.fork(run_id, seq, data, Some("cli")).await?;
+    if !json {
+        eprintln!("run {} forked from run {run_id} at #{seq}", fork.run_id);
+    }
+    follow(runner, &fork.run_id, 0, json).await
 }
 
 /// Prints the run's transcript from `after` until the run waits or is over.
@@ -343,6 +360,34 @@ pub(crate) async fn show(runner: &Runner, run_id: &str, json: bool) -> anyhow::R
             child.status.as_str()
         )?;
     }
+    Ok(())
+}
+
+/// `show RUN --at SEQ`: the run as it stood at entry `seq`: its status,
+/// node and context as committed with the entry.
+pub(crate) async fn show_at(runner: &Runner, run_id: &str, seq: u64, json: bool) -> anyhow::Result<()> {
+    let at = runner.store().run_at(run_id, seq).await?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let mut shown = serde_json::to_value(&at)?;
+        if let Some(object) = shown.as_object_mut() {
+            object.insert("run_id".into(), json!(run_id));
+        }
+        writeln!(out, "{shown}")?;
+        return Ok(());
+    }
+    let position = &at.position;
+    let mut standing = position.status.as_str().to_owned();
+    match (position.pending.as_slice(), &position.current_node_id) {
+        ([], Some(node)) => standing.push_str(&format!(" on {node}")),
+        ([], None) => {}
+        (pending, _) => standing.push_str(&format!(" on {}", pending.join(", "))),
+    }
+    if let Some(previous) = &position.previous_node_id {
+        standing.push_str(&format!(" (after {previous})"));
+    }
+    writeln!(out, "run {run_id} at #{seq}: {standing}, {} steps taken", position.steps)?;
+    writeln!(out, "{}", serde_json::to_string_pretty(&Value::Object(at.context))?)?;
     Ok(())
 }
 

@@ -35,6 +35,16 @@ pub enum RunnerError {
         /// What is wrong with the answer.
         reason: String,
     },
+    /// No run can be forked from that entry.
+    #[error("run {run_id} cannot be forked at entry {seq}: {reason}")]
+    CannotFork {
+        /// The run.
+        run_id: String,
+        /// The entry.
+        seq: u64,
+        /// Why not.
+        reason: String,
+    },
     /// The run is over: nothing more can happen to it.
     #[error("run {run_id} is already {status}", status = status.as_str())]
     Finished {

@@ -344,6 +344,7 @@ impl From<RunnerError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_answer", message)
             }
             RunnerError::Finished { .. } => ApiError::new(StatusCode::CONFLICT, "run_finished", message),
+            RunnerError::CannotFork { .. } => ApiError::new(StatusCode::CONFLICT, "cannot_fork", message),
         }
     }
 }

@@ -181,6 +181,8 @@ pub fn router(app: App) -> Router {
         .route("/v1/runs/{run_id}/transcript", get(runs::transcript))
         .route("/v1/runs/{run_id}/cancel", post(runs::cancel))
         .route("/v1/runs/{run_id}/answer", post(runs::answer))
+        .route("/v1/runs/{run_id}/state", get(runs::state))
+        .route("/v1/runs/{run_id}/fork", post(runs::fork))
         .route("/v1/hooks/{org}/{graph_id}", post(hooks::webhook))
         .route("/v1/events/{name}", post(hooks::event))
         .route("/v1/openapi.json", get(openapi::document))

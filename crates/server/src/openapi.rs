@@ -15,7 +15,7 @@ use crate::{error, events, graphs, hooks, runs};
     paths(
         graphs::create, graphs::put_version, graphs::list, graphs::get, graphs::validate,
         graphs::set_secret, graphs::delete_secret,
-        runs::start, runs::list, runs::get, runs::transcript, runs::cancel, runs::answer,
+        runs::start, runs::list, runs::get, runs::transcript, runs::state, runs::fork, runs::cancel, runs::answer,
         events::events, hooks::webhook, hooks::event,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),

@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use roomkit_graph_runner::RunnerError;
 use roomkit_graph_store::{
-    CursorError, RunCursor, RunFilter, RunKey, RunRecord, RunStatus, StoreError, TranscriptEvent,
+    CursorError, Entry, RunCursor, RunFilter, RunKey, RunRecord, RunStatus, StoreError, TranscriptEvent,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -59,6 +59,19 @@ pub(crate) struct RunView {
     /// stands (given by `getRun`; left out when it has none, and in lists).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) children: Vec<ChildRun>,
+    /// For a fork: the run and entry it went on from (given by `getRun`;
+    /// left out for other runs, and in lists).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) forked_from: Option<ForkOrigin>,
+}
+
+/// The run and entry a fork went on from.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ForkOrigin {
+    /// The run forked from.
+    pub(crate) run_id: String,
+    /// Its entry the fork went on from.
+    pub(crate) seq: u64,
 }
 
 /// A child run's link to its parent.
@@ -116,6 +129,7 @@ impl From<RunRecord> for RunView {
                 runs_node: link.runs_node,
             }),
             children: Vec::new(),
+            forked_from: None,
         }
     }
 }
@@ -157,6 +171,53 @@ pub(crate) struct PageQuery {
     pub(crate) after: Option<u64>,
     /// At most this many (100 by default, 1000 at most).
     pub(crate) limit: Option<usize>,
+}
+
+/// Which entry of a run to look at.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StateQuery {
+    /// The entry's sequence number.
+    pub(crate) at: u64,
+}
+
+/// A run as it stood at one of its transcript entries: as the commit that
+/// appended the entry left it.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RunStateView {
+    /// The run.
+    pub(crate) run_id: String,
+    /// The entry asked about.
+    pub(crate) seq: u64,
+    /// The last entry of the commit that appended it.
+    pub(crate) commit_seq: u64,
+    /// `running`, `waiting`, `completed`, `failed` or `cancelled`, then.
+    pub(crate) status: String,
+    /// The node it was on.
+    pub(crate) current_node_id: Option<String>,
+    /// The node it had last left along an edge.
+    pub(crate) previous_node_id: Option<String>,
+    /// The children of the parallel node it waited on that still waited.
+    pub(crate) pending: Vec<String>,
+    /// How many steps it had taken.
+    pub(crate) steps: u64,
+    /// Its context then: `{node_id: {"output": ...}}`.
+    #[schema(value_type = Object)]
+    pub(crate) context: Value,
+}
+
+/// Where to fork a run from.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ForkBody {
+    /// The entry to go on from (its sequence number).
+    pub(crate) at: u64,
+    /// An answer for the node the run waited on there: the fork goes on as it says.
+    #[schema(value_type = Option<Object>)]
+    pub(crate) data: Option<Value>,
+    /// Who answers.
+    pub(crate) by: Option<String>,
 }
 
 /// A page of a run's transcript.
@@ -361,6 +422,12 @@ pub(crate) async fn get(
     PathParams(run_id): PathParams<String>,
 ) -> Result<Json<RunView>, ApiError> {
     let mut view = RunView::from(owned_run(&app, &org, &run_id).await?);
+    let started = app.runner.store().transcript(&run_id, 0, 1).await?;
+    if let Some(Entry::RunStarted { forked_from: Some(origin), .. }) =
+        started.first().map(|event| &event.entry)
+    {
+        view.forked_from = Some(ForkOrigin { run_id: origin.run_id.clone(), seq: origin.seq });
+    }
     view.children = app
         .runner
         .children(&run_id)
@@ -394,6 +461,54 @@ pub(crate) async fn transcript(
     let events = app.runner.store().transcript(&run_id, query.after.unwrap_or(0), limit).await?;
     let next_after = (events.len() == limit).then(|| events.last().map_or(0, |event| event.seq));
     Ok(Json(TranscriptPage { events, next_after }))
+}
+
+/// The run as it stood at one of its transcript entries: its status, node
+/// and context as committed with the entry.
+#[utoipa::path(get, path = "/v1/runs/{run_id}/state", tag = "runs", operation_id = "getRunState",
+    params(("run_id" = String, Path, description = "The run"), StateQuery),
+    responses((status = 200, description = "The run at that entry", body = RunStateView), (status = 404, description = "No such run", body = ErrorBody),
+        (status = 422, description = "No such entry, or where the run stood there was not kept", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn state(
+    State(app): State<App>,
+    Org(org): Org,
+    PathParams(run_id): PathParams<String>,
+    QueryParams(query): QueryParams<StateQuery>,
+) -> Result<Json<RunStateView>, ApiError> {
+    owned_run(&app, &org, &run_id).await?;
+    let at = app.runner.store().run_at(&run_id, query.at).await?;
+    Ok(Json(RunStateView {
+        run_id,
+        seq: at.seq,
+        commit_seq: at.commit_seq,
+        status: at.position.status.as_str().to_owned(),
+        current_node_id: at.position.current_node_id,
+        previous_node_id: at.position.previous_node_id,
+        pending: at.position.pending,
+        steps: at.position.steps,
+        context: Value::Object(at.context),
+    }))
+}
+
+/// Starts a new run of the run's graph version from where the run stood at
+/// one of its entries (answering the node it waited on there, with `data`);
+/// the run forked from is never changed.
+#[utoipa::path(post, path = "/v1/runs/{run_id}/fork", tag = "runs", operation_id = "forkRun", request_body = ForkBody,
+    params(("run_id" = String, Path, description = "The run to fork")),
+    responses((status = 201, description = "The fork, under way", body = RunView), (status = 404, description = "No such run", body = ErrorBody),
+        (status = 409, description = "No run can go on from that entry", body = ErrorBody),
+        (status = 422, description = "No such entry, or the answer does not fit the node", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn fork(
+    State(app): State<App>,
+    Org(org): Org,
+    PathParams(run_id): PathParams<String>,
+    JsonBody(body): JsonBody<ForkBody>,
+) -> Result<Response, ApiError> {
+    owned_run(&app, &org, &run_id).await?;
+    let fork = app.runner.fork(&run_id, body.at, body.data, body.by.as_deref()).await?;
+    Ok((StatusCode::CREATED, Json(RunView::from(fork))).into_response())
 }
 
 /// Cancels a run that is not over.

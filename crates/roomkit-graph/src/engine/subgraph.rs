@@ -331,6 +331,20 @@ async fn drive(
 }
 
 impl WorkflowEngine {
+    /// Whether the run waits on a child run handed to its caller
+    /// ([`StepStatus::Child`]), to be ended by
+    /// [`finish_child`](Self::finish_child).
+    pub fn waits_on_child(&self) -> bool {
+        let plan = &self.workflow.plan;
+        self.current.is_some_and(|at| {
+            self.waiting
+                && self.pending.is_empty()
+                && self.child.is_none()
+                && (plan.node(at).node_type == crate::model::NodeType::Subgraph
+                    || self.workflow.hands_out(at))
+        })
+    }
+
     /// Ends the wait on a child run handed to the caller
     /// ([`StepStatus::Child`]): a completed child completes the subgraph node
     /// with its `output` (resolved against the child's context; the whole
@@ -373,13 +387,7 @@ impl WorkflowEngine {
     pub fn finish_child(&mut self, end: ChildEnd) -> Result<StepOutcome, EngineError> {
         let plan = Arc::clone(&self.workflow.plan);
         let subgraph = |at: usize| plan.node(at).node_type == crate::model::NodeType::Subgraph;
-        let on_child = |&at: &usize| {
-            self.waiting
-                && self.pending.is_empty()
-                && self.child.is_none()
-                && (subgraph(at) || self.workflow.hands_out(at))
-        };
-        let Some(node) = self.current.filter(on_child) else {
+        let Some(node) = self.current.filter(|_| self.waits_on_child()) else {
             return Err(EngineError::InvalidArgument(format!("run {} waits on no child run", self.run_id)));
         };
         let child = match Target::read(plan.node(node)) {
