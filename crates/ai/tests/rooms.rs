@@ -224,6 +224,11 @@ async fn an_orchestration_killed_mid_turn_goes_on_at_that_turn() {
         _ => false,
     };
     assert_eq!(thread.iter().filter(|event| linked(&event.entry)).count(), 2, "{thread:#?}");
+    let room = |entry: &Entry| matches!(entry, Entry::ChildStarted { runs_node: true, node_id, .. } if node_id == "debate");
+    assert!(
+        thread.iter().any(|event| room(&event.entry)),
+        "the parent says the node went to a room: {thread:#?}"
+    );
     let completed: Vec<&Value> = thread
         .iter()
         .filter_map(|event| match &event.entry {

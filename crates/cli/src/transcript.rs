@@ -53,7 +53,10 @@ fn line(entry: &Entry) -> String {
         Entry::RetryScheduled { node_id, attempt, retry_at } => {
             format!("{node_id} ↻ attempt {attempt} at {}", clock_time(*retry_at))
         }
-        Entry::ChildStarted { node_id, run_id, graph_id, graph_version } => {
+        Entry::ChildStarted { node_id, run_id, runs_node: true, .. } => {
+            format!("{node_id} ⤵ runs in a room of its own: run {run_id}")
+        }
+        Entry::ChildStarted { node_id, run_id, graph_id, graph_version, runs_node: false } => {
             format!("{node_id} ⤵ child run {run_id}: {graph_id} v{graph_version}")
         }
         Entry::ChildFinished { node_id, run_id, status } => {

@@ -65,6 +65,7 @@ pub(crate) async fn open(
         run_id: child.run_id().to_owned(),
         graph_id: graph_id.clone(),
         graph_version,
+        runs_node: request.node.is_some(),
     });
     let child_lease = shared.leases.taken_at(now);
     let opened = shared

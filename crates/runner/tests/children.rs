@@ -78,6 +78,7 @@ async fn a_parent_waits_on_its_child_run_which_is_answered_on_its_own() {
     );
     assert_eq!((child.status, child.current_node_id.as_deref()), (RunStatus::Waiting, Some("approve")));
     assert!(entries(&runner, &parent.run_id).await.contains(&Entry::ChildStarted {
+        runs_node: false,
         node_id: "check".into(),
         run_id: child.run_id.clone(),
         graph_id: "review".into(),

@@ -145,10 +145,11 @@ pub enum Entry {
         /// When.
         retry_at: Millis,
     },
-    /// A subgraph node started a child run (a run of its own) and the run
+    /// A subgraph node started a child run (a run of its own), or a node
+    /// went to run in a room of its own (an orchestration), and the run
     /// waits on it.
     ChildStarted {
-        /// The subgraph node.
+        /// The node.
         node_id: String,
         /// The child run.
         run_id: String,
@@ -156,6 +157,10 @@ pub enum Entry {
         graph_id: String,
         /// The graph version it pinned.
         graph_version: u64,
+        /// Whether the child runs the node itself, alone (a room), rather
+        /// than a graph of its own.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        runs_node: bool,
     },
     /// The child run a subgraph node waits on is over: the run goes on.
     ChildFinished {

@@ -18,6 +18,7 @@ fn starting_step(parent: &str, expected_version: u64, child: &str) -> StepCommit
         current_node_id: Some("check".into()),
         status: RunStatus::Waiting,
         entries: vec![Entry::ChildStarted {
+            runs_node: false,
             node_id: "check".into(),
             run_id: child.into(),
             graph_id: "review".into(),
