@@ -145,12 +145,14 @@ const MIGRATIONS: [(i32, &str); 4] = [
     (
         // Version 5: whether a child run runs its parent's node itself (the
         // child runs already stored run graphs of their own), and where each
-        // commit left its run, kept with its last event (the events already
-        // stored are marked: where they left their run was not kept).
+        // commit left its run, kept with its last event. The events already
+        // stored take the marker `UNKEPT_POSITION` from the column's default,
+        // without being rewritten (the default is dropped at once: every
+        // insert gives the column its value).
         4,
         "ALTER TABLE roomkit_graph.runs ADD COLUMN IF NOT EXISTS parent_runs_node BOOLEAN NOT NULL DEFAULT FALSE; \
-         ALTER TABLE roomkit_graph.transcript ADD COLUMN IF NOT EXISTS position_json TEXT; \
-         UPDATE roomkit_graph.transcript SET position_json = '\"unkept\"' WHERE position_json IS NULL;",
+         ALTER TABLE roomkit_graph.transcript ADD COLUMN IF NOT EXISTS position_json TEXT DEFAULT '\"unkept\"'; \
+         ALTER TABLE roomkit_graph.transcript ALTER COLUMN position_json DROP DEFAULT;",
     ),
 ];
 

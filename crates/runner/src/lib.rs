@@ -94,6 +94,7 @@ mod children;
 mod commit;
 mod drive;
 mod error;
+mod fork;
 mod lease;
 mod live;
 mod progress;

@@ -14,7 +14,7 @@ use roomkit_graph::{
     Validation,
 };
 use roomkit_graph_store::{
-    DEFAULT_ORG, Entry, Millis, NewRun, Origin, RunKey, RunRecord, RunStatus, StepCommit, Store, StoreError,
+    DEFAULT_ORG, Entry, Millis, NewRun, RunKey, RunRecord, RunStatus, StepCommit, Store, StoreError,
     StoredGraph,
 };
 use serde_json::Value;
@@ -25,6 +25,7 @@ use crate::children;
 use crate::commit::{self, Cause};
 use crate::drive::{self, Started};
 use crate::error::RunnerError;
+use crate::fork;
 use crate::lease::{Leases, Worker};
 use crate::live::LiveEvent;
 use crate::shared::Shared;
@@ -687,15 +688,17 @@ impl Runner {
     /// as committed with the entry: see
     /// [`TranscriptStore::run_at`](roomkit_graph_store::TranscriptStore::run_at)),
     /// and drives it. Its `run_started` entry names its origin, which is
-    /// never changed. With `data`, the node the run waited on there is
-    /// answered with it (`by`: who), in the fork's first commit, so the fork
-    /// goes on as that answer says.
+    /// never changed; it keeps the origin's step count, and a fork between
+    /// two attempts at a node makes the next one when it is due. A fork where
+    /// the run waited for a person asks again (the `node_waiting` entries
+    /// are repeated); with `data`, that node is answered with it (`by`: who)
+    /// in the fork's first commit, so the fork goes on as the answer says.
     ///
     /// Refused, creating nothing ([`RunnerError::CannotFork`]), for a child
-    /// run (fork its parent), and at an entry where the run was completed,
-    /// rested on a timer or waited on a child run; with `data`, where it did
-    /// not wait for one answer; [`RunnerError::InvalidAnswer`] when the node
-    /// refuses `data`.
+    /// run (fork its parent), and at an entry where the run was over
+    /// (completed, failed or cancelled), rested on a timer, waited on a child
+    /// run or was taking its end; with `data`, where it did not wait for one
+    /// answer; [`RunnerError::InvalidAnswer`] when the node refuses `data`.
     pub async fn fork(
         &self,
         run_id: &str,
@@ -704,93 +707,7 @@ impl Runner {
         by: Option<&str>,
     ) -> Result<RunRecord, RunnerError> {
         timers::start(&self.shared);
-        let refuse = |reason: &str| RunnerError::CannotFork {
-            run_id: run_id.to_owned(),
-            seq,
-            reason: reason.to_owned(),
-        };
-        let origin = self.shared.store.run(run_id).await?;
-        if origin.parent.is_some() {
-            return Err(refuse("it is a child run: fork its parent run instead"));
-        }
-        let at = self.shared.store.run_at(run_id, seq).await?;
-        let status = at.position.status;
-        if at.position.current_node_id.is_none() {
-            return Err(refuse(&format!("the run was {} there: nothing goes on from it", status.as_str())));
-        }
-        if status == RunStatus::Waiting && at.position.wake_at.is_some() {
-            return Err(refuse("the run rested on a timer there: fork it at an entry before or after"));
-        }
-        let workflow = self.shared.workflow_of(&origin).await?;
-        // A fresh run id: the engine makes one.
-        let mut state = at.engine_state("");
-        state.waiting = status == RunStatus::Waiting;
-        let mut engine = workflow.restore(state)?;
-        if engine.waits_on_child() {
-            return Err(refuse("the run waited on a child run there: fork it at an entry before or after"));
-        }
-        let fork_id = engine.run_id().to_owned();
-        let state = engine.to_state();
-        let now = self.shared.now();
-        let lease = self.shared.leases.taken_at(now);
-        let first_step = match data {
-            None => None,
-            Some(data) => {
-                let node = match (status, state.pending.as_slice(), &state.current_node_id) {
-                    (RunStatus::Waiting, [], Some(node)) | (RunStatus::Waiting, [node], _) => node.clone(),
-                    (RunStatus::Waiting, _, _) => {
-                        return Err(refuse("the run waited on several nodes there: answer the fork's own"));
-                    }
-                    _ => {
-                        return Err(refuse("the run did not wait for an answer there: fork it without data"));
-                    }
-                };
-                let answer_refused = |reason: String| RunnerError::InvalidAnswer {
-                    run_id: fork_id.clone(),
-                    node_id: node.clone(),
-                    reason,
-                };
-                let outcome = engine.answer(&node, data.clone()).map_err(|error| match error {
-                    EngineError::AnswerRefused { reason, .. } | EngineError::InvalidArgument(reason) => {
-                        answer_refused(reason)
-                    }
-                    other => RunnerError::Engine(other),
-                })?;
-                if let StepStatus::Failed { error, .. } = outcome.status {
-                    return Err(answer_refused(error.to_string()));
-                }
-                let cause = Cause::Answer { by, data: &data };
-                let commit = commit::of_outcome(&outcome, &engine, cause, &fork_id, 1, now);
-                Some(StepCommit { lease: Some(lease.clone()), ..commit })
-            }
-        };
-        let trigger =
-            match self.shared.store.transcript(run_id, 0, 1).await?.first().map(|event| &event.entry) {
-                Some(Entry::RunStarted { trigger, .. }) => trigger.clone(),
-                _ => Value::Null,
-            };
-        let record = self
-            .shared
-            .store
-            .create_run(NewRun {
-                org: origin.org.clone(),
-                graph_id: origin.graph_id.clone(),
-                graph_version: origin.graph_version,
-                at: now,
-                trigger,
-                state,
-                key: None,
-                lease: Some(lease),
-                first_step,
-                parent: None,
-                origin: Some(Origin { run_id: run_id.to_owned(), seq }),
-            })
-            .await?;
-        if record.status == RunStatus::Running {
-            let start = Started { record: record.clone(), engine, retry_at: None };
-            supervisor::spawn(&self.shared, &record, Some(start));
-        }
-        Ok(record)
+        fork::start(&self.shared, run_id, seq, data, by).await
     }
 
     /// Cancels a run that is not over yet, whoever drives it, and releases its

@@ -202,6 +202,8 @@ pub(crate) struct RunStateView {
     pub(crate) pending: Vec<String>,
     /// How many steps it had taken.
     pub(crate) steps: u64,
+    /// When the timer it rested on was due (a delay node), if it did.
+    pub(crate) wake_at: Option<i64>,
     /// Its context then: `{node_id: {"output": ...}}`.
     #[schema(value_type = Object)]
     pub(crate) context: Value,
@@ -487,6 +489,7 @@ pub(crate) async fn state(
         previous_node_id: at.position.previous_node_id,
         pending: at.position.pending,
         steps: at.position.steps,
+        wake_at: at.position.wake_at,
         context: Value::Object(at.context),
     }))
 }

@@ -261,12 +261,13 @@ CREATE INDEX runs_by_parent ON runs (parent_run_id) WHERE parent_run_id IS NOT N
 
 /// From schema version 8 to 9: whether a child run runs its parent's node
 /// itself (the child runs already stored run graphs of their own), and where
-/// each commit left its run, kept with the commit's last event (the events
-/// already stored are marked: where they left their run was not kept).
+/// each commit left its run, kept with the commit's last event. The events
+/// already stored read as marked (`UNKEPT_POSITION`: where they left their
+/// run was not kept) through the column's default, without rewriting them;
+/// every insert gives the column its value.
 const MIGRATE_8_TO_9: &str = "
 ALTER TABLE runs ADD COLUMN parent_runs_node INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE transcript ADD COLUMN position_json TEXT;
-UPDATE transcript SET position_json = '\"unkept\"';
+ALTER TABLE transcript ADD COLUMN position_json TEXT DEFAULT '\"unkept\"';
 ";
 
 /// The migrations, by the schema version they start from: a file is migrated

@@ -138,8 +138,8 @@ impl StepCommit {
     /// Whether the commit may apply to the run as it stands (`before`) at
     /// `now`: [`StoreError::Conflict`] when the run moved past
     /// `expected_version` or another owner holds a live lease on it,
-    /// [`StoreError::Invalid`] when it writes outputs without an entry to keep
-    /// them on.
+    /// [`StoreError::Invalid`] when it appends no entry to keep its outputs
+    /// and the run's position on.
     pub fn check(&self, before: &RunRecord, now: Millis) -> Result<(), StoreError> {
         if before.version != self.expected_version {
             return Err(StoreError::Conflict {
@@ -150,9 +150,9 @@ impl StepCommit {
         if let Some(lease) = &self.lease {
             before.refuse_if_held_by_another(lease, now)?;
         }
-        if !self.writes.is_empty() && self.entries.is_empty() {
+        if self.entries.is_empty() {
             return Err(StoreError::Invalid(format!(
-                "a commit to run {} writes outputs but appends no transcript entry to keep them on",
+                "a commit to run {} appends no transcript entry to keep its outputs and where it leaves the run on",
                 self.run_id
             )));
         }

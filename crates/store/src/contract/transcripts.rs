@@ -110,10 +110,9 @@ pub async fn a_run_reads_back_as_it_stood_at_any_entry(database: &dyn Database) 
     let last = at(6).await;
     assert_eq!(last.position.current_node_id.as_deref(), Some("publish"));
     assert_eq!(last.context["review"], json!({"output": "yes"}));
-    assert_eq!(
-        serde_json::to_value(&last.context).unwrap(),
-        serde_json::to_value(store.load_run("r").await.unwrap().1.context).unwrap()
-    );
+    // The same context as the run's, entries in the same order.
+    let loaded = store.load_run("r").await.unwrap().1.context;
+    assert_eq!(serde_json::to_string(&last.context).unwrap(), serde_json::to_string(&loaded).unwrap());
 
     for seq in [0, 7] {
         let refused = store.run_at("r", seq).await.unwrap_err();
