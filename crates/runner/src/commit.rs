@@ -3,10 +3,11 @@
 //! into a [`StepCommit`]: the outputs it stored, where the run stands, and
 //! the transcript entries a person reads.
 
-use roomkit_graph::{ErrorKind, Sent, Signal, StepOutcome, StepStatus, WorkflowEngine};
+use roomkit_graph::{EngineError, ErrorKind, Sent, Signal, StepOutcome, StepStatus, WorkflowEngine};
 use roomkit_graph_store::{Entry, Millis, RunRecord, RunStatus, StepCommit};
 use serde_json::Value;
 
+use crate::error::RunnerError;
 use crate::time::millis_i64;
 
 /// What moved the run.
@@ -22,6 +23,30 @@ pub(crate) enum Cause<'a> {
     },
     /// The timer it rested on fired.
     Wake,
+}
+
+/// `engine` (of run `run_id`) answers `node_id` with `data`: the outcome to
+/// commit, or [`RunnerError::InvalidAnswer`] in the node's words when it
+/// refuses the answer or no edge takes it (nothing is kept then).
+pub(crate) fn answered(
+    engine: &mut WorkflowEngine,
+    run_id: &str,
+    node_id: &str,
+    data: &Value,
+) -> Result<StepOutcome, RunnerError> {
+    let refuse = |reason: String| RunnerError::InvalidAnswer {
+        run_id: run_id.to_owned(),
+        node_id: node_id.to_owned(),
+        reason,
+    };
+    let outcome = engine.answer(node_id, data.clone()).map_err(|error| match error {
+        EngineError::AnswerRefused { reason, .. } | EngineError::InvalidArgument(reason) => refuse(reason),
+        other => RunnerError::Engine(other),
+    })?;
+    match outcome.status {
+        StepStatus::Failed { error, .. } => Err(refuse(error.to_string())),
+        _ => Ok(outcome),
+    }
 }
 
 /// The commit that records `outcome` on the run `run_id` at

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use roomkit_graph::{EngineError, StepStatus};
 use roomkit_graph_store::{Entry, NewRun, Origin, RunRecord, RunStatus, StepCommit, TranscriptEvent};
 use serde_json::Value;
 
@@ -106,20 +105,7 @@ pub(crate) async fn start(
                 [] => return Err(refuse("the run did not wait for an answer there: fork it without data")),
                 _ => return Err(refuse("the run waited on several nodes there: answer the fork's own")),
             };
-            let answer_refused = |reason: String| RunnerError::InvalidAnswer {
-                run_id: fork_id.clone(),
-                node_id: node.clone(),
-                reason,
-            };
-            let outcome = engine.answer(&node, data.clone()).map_err(|error| match error {
-                EngineError::AnswerRefused { reason, .. } | EngineError::InvalidArgument(reason) => {
-                    answer_refused(reason)
-                }
-                other => RunnerError::Engine(other),
-            })?;
-            if let StepStatus::Failed { error, .. } = outcome.status {
-                return Err(answer_refused(error.to_string()));
-            }
+            let outcome = commit::answered(&mut engine, &fork_id, &node, &data)?;
             let mut commit =
                 commit::of_outcome(&outcome, &engine, Cause::Answer { by, data: &data }, &fork_id, 1, now);
             commit.entries.splice(0..0, asked);

@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use roomkit_graph::{
-    Checks, Clock, EngineError, Graph, GraphError, Handlers, Limits, StepStatus, SubgraphRef, SystemClock,
-    Validation,
+    Checks, Clock, Graph, GraphError, Handlers, Limits, SubgraphRef, SystemClock, Validation,
 };
 use roomkit_graph_store::{
     DEFAULT_ORG, Entry, Millis, NewRun, RunKey, RunRecord, RunStatus, StepCommit, Store, StoreError,
@@ -648,26 +647,16 @@ impl Runner {
                 current: record.current_node_id,
             });
         }
-        let refuse = |reason: String| RunnerError::InvalidAnswer {
-            run_id: run_id.to_owned(),
-            node_id: node_id.to_owned(),
-            reason,
-        };
         if record.wake_at.is_some() {
-            return Err(refuse("the node waits on a timer, not for an answer".to_owned()));
+            return Err(RunnerError::InvalidAnswer {
+                run_id: run_id.to_owned(),
+                node_id: node_id.to_owned(),
+                reason: "the node waits on a timer, not for an answer".to_owned(),
+            });
         }
         let workflow = self.shared.workflow_of(&record).await?;
         let mut engine = drive::restored(&workflow, &record, state)?;
-        let outcome = engine.answer(node_id, data.clone()).map_err(|error| match error {
-            EngineError::AnswerRefused { reason, .. } | EngineError::InvalidArgument(reason) => {
-                refuse(reason)
-            }
-            other => RunnerError::Engine(other),
-        })?;
-        if let StepStatus::Failed { error, .. } = outcome.status {
-            // No edge takes the answer: nothing is kept.
-            return Err(refuse(error.to_string()));
-        }
+        let outcome = commit::answered(&mut engine, run_id, node_id, data)?;
         let cause = Cause::Answer { by, data };
         let now = self.shared.now();
         let commit = commit::of_outcome(&outcome, &engine, cause, run_id, record.version, now);
