@@ -17,6 +17,7 @@ use tracing::Instrument as _;
 use crate::children::{self, Asked};
 use crate::commit::{self, Cause};
 use crate::error::RunnerError;
+use crate::lease::Held;
 use crate::progress::Keeper;
 use crate::shared::Shared;
 use crate::time::sleep_until;
@@ -37,31 +38,6 @@ pub(crate) enum Ended {
     /// The store failed (unavailable, locked...): the run stays as last
     /// committed, with this runner's lease, to be driven again a little later.
     Failed,
-}
-
-/// The lease this runner holds on the run it drives.
-pub(crate) struct Held {
-    owner: String,
-    /// When it expires, as last stored (by the claim, a commit or a renewal).
-    until: AtomicI64,
-    /// How long a lease lasts.
-    duration: Millis,
-}
-
-impl Held {
-    /// The lease to commit a step with at `now`: renewed from then when a
-    /// third of it has passed, else as stored (so the commit does not rewrite it).
-    pub(crate) fn for_commit(&self, now: Millis) -> Lease {
-        let until = self.until.load(Ordering::SeqCst);
-        let until = if until.saturating_sub(now) < self.duration / 3 * 2 {
-            let renewed = now.saturating_add(self.duration);
-            self.until.fetch_max(renewed, Ordering::SeqCst);
-            renewed
-        } else {
-            until
-        };
-        Lease { owner: self.owner.clone(), until }
-    }
 }
 
 /// Drives `run_id`, whose lease this runner holds until `until`, until it

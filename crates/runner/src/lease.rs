@@ -1,7 +1,8 @@
 //! Who a runner is in the leases it takes (an owner id of its own, or the
-//! worker id it registered), and how long they last.
+//! worker id it registered), how long they last, and the lease held on a
+//! run while it is driven ([`Held`]).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use roomkit_graph_store::{Lease, Millis, WorkerRegistration};
@@ -99,4 +100,30 @@ pub(crate) fn new_owner_id() -> String {
         .filter(|name| !name.is_empty() && !name.contains('/'))
         .unwrap_or_else(|| "localhost".to_owned());
     format!("{host}/{}/{}", std::process::id(), uuid::Uuid::now_v7())
+}
+
+/// The lease this runner holds on the run it drives.
+pub(crate) struct Held {
+    /// Who holds it.
+    pub(crate) owner: String,
+    /// When it expires, as last stored (by the claim, a commit or a renewal).
+    pub(crate) until: AtomicI64,
+    /// How long a lease lasts.
+    pub(crate) duration: Millis,
+}
+
+impl Held {
+    /// The lease to commit a step with at `now`: renewed from then when a
+    /// third of it has passed, else as stored (so the commit does not rewrite it).
+    pub(crate) fn for_commit(&self, now: Millis) -> Lease {
+        let until = self.until.load(Ordering::SeqCst);
+        let until = if until.saturating_sub(now) < self.duration / 3 * 2 {
+            let renewed = now.saturating_add(self.duration);
+            self.until.fetch_max(renewed, Ordering::SeqCst);
+            renewed
+        } else {
+            until
+        };
+        Lease { owner: self.owner.clone(), until }
+    }
 }

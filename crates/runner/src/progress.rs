@@ -14,8 +14,8 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use crate::commit;
-use crate::drive::Held;
 use crate::error::RunnerError;
+use crate::lease::Held;
 use crate::shared::Shared;
 
 /// How many transcript events are read at a time to find what was kept.
