@@ -87,6 +87,8 @@ pub(crate) fn runner_error(error: RunnerError) -> PyErr {
         RunnerError::NotWaiting { .. } => Refusal::NotWaiting.err(message),
         RunnerError::InvalidAnswer { .. } => Refusal::AnswerRefused.err(message),
         RunnerError::Finished { .. } => Refusal::Finished.err(message),
+        // The Python package forks no run; should it meet one, the base class says it.
+        RunnerError::CannotFork { .. } => Refusal::Durable.err(message),
     }
 }
 
