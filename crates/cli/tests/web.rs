@@ -588,5 +588,19 @@ async fn a_child_run_reads_inside_its_parents_thread_and_each_links_to_the_other
     browser.text("the parent's end", "#thread [data-type=run_completed]").await;
     let done: Value = server.get(&token, &format!("/v1/runs/{parent}")).await;
     assert_eq!(done["status"], "completed");
+
+    // A fork of the parent from its first entry says where it came from, and links there.
+    let fork: Value = server.post(&token, &format!("/v1/runs/{parent}/fork"), &json!({"at": 1})).await;
+    let fork = fork["run_id"].as_str().unwrap().to_owned();
+    browser.goto(&server.url(&format!("/#run={fork}"))).await;
+    let started = browser.text("the fork's start", "#thread [data-type=run_started]").await;
+    assert!(started.contains(&format!("Forked from {parent} at #1")), "{started}");
+    browser.click("#thread [data-type=run_started] a.run-link").await;
+    browser
+        .until(
+            "the origin opened",
+            &format!("return document.getElementById('run-id').textContent === '{parent}'"),
+        )
+        .await;
     browser.close().await;
 }
