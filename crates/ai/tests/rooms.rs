@@ -7,7 +7,8 @@
 //!
 //! The worker is this test binary itself, re-run on the ignored
 //! `room_worker` entry point with `ROOMKIT_ROOM_DB` set. The test kills only
-//! the child process it started, by its pid.
+//! the child process it started, by its pid. It runs on a SQLite file and on a
+//! PostgreSQL database.
 
 #![allow(clippy::unwrap_used, reason = "test helpers: a failed unwrap is a failed test")]
 
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use roomkit_graph::{Condition, Edge, Graph, Handlers, Node, Trigger};
 use roomkit_graph_ai::{Agents, register};
+use roomkit_graph_postgres::PostgresStore;
 use roomkit_graph_runner::Runner;
 use roomkit_graph_sqlite::SqliteStore;
 use roomkit_graph_store::prelude::*;
@@ -73,7 +75,7 @@ fn room_worker() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let handlers = register(Handlers::builtin(), Arc::new(agents(&base_url)));
-        let runner = Runner::new(SqliteStore::open(&db).unwrap(), handlers).with_lease(LEASE);
+        let runner = runner_on(&db, handlers).await.with_lease(LEASE);
         if std::env::var(START_VAR).is_ok() {
             runner.save_graph(&graph()).await.unwrap();
             runner.start("debate", json!({"topic": "tides"})).await.unwrap();
@@ -89,6 +91,15 @@ fn room_worker() {
         }
         runner.shutdown().await;
     });
+}
+
+/// A runner on `db`: a PostgreSQL URL, or a SQLite file's path.
+async fn runner_on(db: &str, handlers: Handlers) -> Runner {
+    if db.starts_with("postgres://") {
+        Runner::new(PostgresStore::connect(db).await.unwrap(), handlers)
+    } else {
+        Runner::new(SqliteStore::open(db).unwrap(), handlers)
+    }
 }
 
 fn spawn_worker(db: &str, provider: &FakeProvider, start: bool) -> Child {
@@ -115,7 +126,7 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 /// The parent run and its one child, read from the file.
-async fn family(store: &SqliteStore) -> (RunRecord, RunRecord) {
+async fn family(store: &dyn Store) -> (RunRecord, RunRecord) {
     let runs = store.list_runs(&RunFilter::default()).await.unwrap();
     let parent = runs.iter().find(|run| run.parent.is_none()).cloned().unwrap();
     let children: Vec<&RunRecord> = runs.iter().filter(|run| run.parent.is_some()).collect();
@@ -136,6 +147,17 @@ fn messages(transcript: &[TranscriptEvent]) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_orchestration_killed_mid_turn_goes_on_at_that_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    an_orchestration_killed_mid_turn_goes_on_at_that_turn_on(dir.path().join("runs.db").to_str().unwrap())
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orchestration_killed_mid_turn_goes_on_at_that_turn_on_postgres() {
+    an_orchestration_killed_mid_turn_goes_on_at_that_turn_on(&roomkit_graph_pgtest::database()).await;
+}
+
+async fn an_orchestration_killed_mid_turn_goes_on_at_that_turn_on(db: &str) {
     let script = vec![
         Answer::tool("delegate", json!({"worker": "writer", "task": "Draft a line on tides."})),
         Answer::text("The sea breathes twice a day."),
@@ -146,15 +168,13 @@ async fn an_orchestration_killed_mid_turn_goes_on_at_that_turn() {
         Answer::text("Final: The sea breathes twice a day."),
     ];
     let provider = FakeProvider::start(Wire::OpenAi, Some(OPENAI_KEY), script).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("runs.db");
-    let db = db.to_str().unwrap();
 
     let mut first = spawn_worker(db, &provider, true);
     until("the third turn is asked for", || provider.requests().len() == 3).await;
     // The two turns before it are committed in the child's room.
-    let store = SqliteStore::open(db).unwrap();
-    let (parent, child) = family(&store).await;
+    let reader = runner_on(db, Handlers::builtin()).await;
+    let store = reader.store();
+    let (parent, child) = family(store).await;
     let link = child.parent.clone().unwrap();
     assert_eq!(
         (link.run_id.as_str(), link.node_id.as_str(), link.runs_node),
@@ -194,7 +214,7 @@ async fn an_orchestration_killed_mid_turn_goes_on_at_that_turn() {
     assert_eq!(provider.unanswered(), 0);
 
     // The child's room holds each agent's turn once, in order, and completed.
-    let (parent, child) = family(&store).await;
+    let (parent, child) = family(store).await;
     assert_eq!((parent.status, child.status), (RunStatus::Completed, RunStatus::Completed));
     let room = store.transcript(&child.run_id, 0, usize::MAX).await.unwrap();
     let said = |agent: &str, text: &str| (agent.to_owned(), text.to_owned());
