@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use roomkit_graph_store::{Entry, NewRun, Origin, RunRecord, RunStatus, StepCommit, TranscriptEvent};
+use roomkit_graph_store::{Entry, NewRun, Origin, RunRecord, RunStatus, StepCommit};
 use serde_json::Value;
 
 use crate::commit::{self, Cause};
@@ -13,9 +13,6 @@ use crate::drive::Started;
 use crate::error::RunnerError;
 use crate::shared::Shared;
 use crate::supervisor;
-
-/// How many transcript events are read at a time.
-const PAGE: usize = 1000;
 
 /// See [`Runner::fork`](crate::Runner::fork).
 pub(crate) async fn start(
@@ -42,7 +39,7 @@ pub(crate) async fn start(
     if position.status == RunStatus::Waiting && position.wake_at.is_some() {
         return Err(refuse("the run rested on a timer there: fork it at an entry before or after"));
     }
-    let events = up_to(shared, run_id, at.commit_seq).await?;
+    let events = shared.transcript_through(run_id, at.commit_seq).await?;
     // What the commit of the entry ended with.
     let last = events.last().map(|event| &event.entry);
     if matches!(last, Some(Entry::ChildFinished { .. })) {
@@ -67,11 +64,7 @@ pub(crate) async fn start(
     let state = engine.to_state();
     let fork_id = state.run_id.clone();
     // Where it waited for a person, it asks again.
-    let waiting: Vec<String> = match (position.status, state.pending.as_slice(), &state.current_node_id) {
-        (RunStatus::Waiting, [], Some(node)) => vec![node.clone()],
-        (RunStatus::Waiting, pending, _) => pending.to_vec(),
-        _ => Vec::new(),
-    };
+    let waiting: Vec<String> = position.waiting_on().into_iter().map(str::to_owned).collect();
     let asked: Vec<Entry> = waiting
         .iter()
         .filter_map(|node| {
@@ -136,18 +129,4 @@ pub(crate) async fn start(
         supervisor::spawn(shared, &record, Some(Started { record: record.clone(), engine, retry_at }));
     }
     Ok(record)
-}
-
-/// The transcript of `run_id` up to entry `last`.
-async fn up_to(shared: &Shared, run_id: &str, last: u64) -> Result<Vec<TranscriptEvent>, RunnerError> {
-    let mut events: Vec<TranscriptEvent> = Vec::new();
-    loop {
-        let after = events.last().map_or(0, |event| event.seq);
-        let page = shared.store.transcript(run_id, after, PAGE).await?;
-        let full = page.len() == PAGE;
-        events.extend(page.into_iter().take_while(|event| event.seq <= last));
-        if !full || events.last().is_some_and(|event| event.seq >= last) {
-            return Ok(events);
-        }
-    }
 }

@@ -18,9 +18,6 @@ use crate::error::RunnerError;
 use crate::lease::Held;
 use crate::shared::Shared;
 
-/// How many transcript events are read at a time to find what was kept.
-const PAGE: usize = 256;
-
 /// Keeps the progress of one attempt at the node `run` stands on.
 pub(crate) struct Keeper {
     shared: Arc<Shared>,
@@ -55,26 +52,19 @@ impl Keeper {
         let node = run.current_node_id.clone().unwrap_or_default();
         // The attempt started and not over yet, with what it kept.
         let mut open: Option<(u32, Vec<Value>)> = None;
-        let mut after = 0;
-        loop {
-            let page = shared.store.transcript(&run.run_id, after, PAGE).await?;
-            for event in &page {
-                match &event.entry {
-                    Entry::NodeStarted { node_id, attempt, .. } if *node_id == node => {
-                        open = Some((*attempt, Vec::new()));
-                    }
-                    Entry::Progress { node_id, record } if *node_id == node => {
-                        if let Some((_, kept)) = &mut open {
-                            kept.push(record.clone());
-                        }
-                    }
-                    Entry::NodeFailed { node_id, .. } if *node_id == node => open = None,
-                    _ => {}
+        // To its end: `run` may be older than the commits of earlier attempts.
+        for event in shared.transcript_through(&run.run_id, u64::MAX).await? {
+            match event.entry {
+                Entry::NodeStarted { node_id, attempt, .. } if node_id == node => {
+                    open = Some((attempt, Vec::new()));
                 }
-            }
-            match page.last() {
-                Some(last) if page.len() == PAGE => after = last.seq,
-                _ => break,
+                Entry::Progress { node_id, record } if node_id == node => {
+                    if let Some((_, kept)) = &mut open {
+                        kept.push(record);
+                    }
+                }
+                Entry::NodeFailed { node_id, .. } if node_id == node => open = None,
+                _ => {}
             }
         }
         let (attempt, started, kept) = match open {

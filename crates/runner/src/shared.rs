@@ -5,13 +5,17 @@
 use std::sync::Arc;
 
 use roomkit_graph::{Clock, Workflow};
-use roomkit_graph_store::{Millis, RunRecord, Store, StoreError};
+use roomkit_graph_store::{Millis, RunRecord, Store, StoreError, TranscriptEvent};
 
 use crate::cache::Graphs;
 use crate::error::RunnerError;
 use crate::lease::Leases;
 use crate::tasks::RunTasks;
 use crate::time::{self, Tick};
+
+/// How many transcript events are read at a time when a whole stretch of a
+/// transcript is needed.
+const TRANSCRIPT_PAGE: usize = 1000;
 
 /// A runner's parts, shared by its handles and its tasks.
 pub(crate) struct Shared {
@@ -52,6 +56,24 @@ impl Shared {
         version: u64,
     ) -> Result<Workflow, RunnerError> {
         self.graphs.workflow(&*self.store, org, graph_id, version).await
+    }
+
+    /// The transcript of `run_id` up to entry `last`, read a page at a time.
+    pub(crate) async fn transcript_through(
+        &self,
+        run_id: &str,
+        last: u64,
+    ) -> Result<Vec<TranscriptEvent>, StoreError> {
+        let mut events: Vec<TranscriptEvent> = Vec::new();
+        loop {
+            let after = events.last().map_or(0, |event| event.seq);
+            let page = self.store.transcript(run_id, after, TRANSCRIPT_PAGE).await?;
+            let full = page.len() == TRANSCRIPT_PAGE;
+            events.extend(page.into_iter().take_while(|event| event.seq <= last));
+            if !full || events.last().is_some_and(|event| event.seq >= last) {
+                return Ok(events);
+            }
+        }
     }
 
     /// The compiled graph `run` runs: its graph at its version, or, for a

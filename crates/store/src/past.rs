@@ -52,6 +52,12 @@ pub struct Position {
 pub const UNKEPT_POSITION: &str = "\"unkept\"";
 
 impl Position {
+    /// The nodes the run waited on for a person there, as
+    /// [`RunRecord::waiting_on`] says of a run now.
+    pub fn waiting_on(&self) -> Vec<&str> {
+        crate::run::waiting_on(self.status, self.wake_at, self.current_node_id.as_deref(), &self.pending)
+    }
+
     /// The position as a store keeps it.
     pub fn to_text(&self) -> String {
         // A position of plain strings and numbers always writes.

@@ -180,13 +180,23 @@ impl RunRecord {
     /// assert!(RunRecord { status: RunStatus::Running, ..single }.waiting_on().is_empty());
     /// ```
     pub fn waiting_on(&self) -> Vec<&str> {
-        match (self.status, self.wake_at, &self.current_node_id) {
-            (RunStatus::Waiting, None, _) if !self.pending.is_empty() => {
-                self.pending.iter().map(String::as_str).collect()
-            }
-            (RunStatus::Waiting, None, Some(node)) => vec![node.as_str()],
-            _ => Vec::new(),
-        }
+        waiting_on(self.status, self.wake_at, self.current_node_id.as_deref(), &self.pending)
+    }
+}
+
+/// The nodes a run in `status` on `current` (resting on a timer due at
+/// `wake_at`, its parallel children `pending`) waits on for a person: see
+/// [`RunRecord::waiting_on`].
+pub(crate) fn waiting_on<'a>(
+    status: RunStatus,
+    wake_at: Option<Millis>,
+    current: Option<&'a str>,
+    pending: &'a [String],
+) -> Vec<&'a str> {
+    match (status, wake_at, current) {
+        (RunStatus::Waiting, None, _) if !pending.is_empty() => pending.iter().map(String::as_str).collect(),
+        (RunStatus::Waiting, None, Some(node)) => vec![node],
+        _ => Vec::new(),
     }
 }
 
