@@ -5,10 +5,10 @@ use async_trait::async_trait;
 use deadpool_postgres::{ClientWrapper, Transaction};
 use roomkit_graph::EngineState;
 use roomkit_graph_store::{
-    Cause, FilterValue, HeldKey, Lease, Millis, NewRun, ParentLink, Result, RunFilter, RunKey, RunRecord,
-    RunStore, StepCommit, StoreError, TranscriptEvent, pending_text, read_stored,
+    FilterValue, HeldKey, Lease, Millis, NewRun, ParentLink, Result, RunFilter, RunKey, RunRecord, RunStore,
+    StepCommit, StoreError, TranscriptEvent, merged_context, pending_text,
 };
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio_postgres::types::ToSql;
 
 use crate::PostgresStore;
@@ -234,16 +234,7 @@ impl PostgresStore {
         };
         let record = rows::run(&row)?;
         let writes: Vec<String> = row.try_get("context_writes").map_err(pg)?;
-        let mut context = Map::new();
-        for written in writes {
-            let written: Map<String, Value> = read_stored(&written).map_err(|err| {
-                StoreError::Backend(
-                    Cause::new(format!("the context of run {run_id} does not read back: {err}"))
-                        .with_source(err),
-                )
-            })?;
-            context.extend(written);
-        }
+        let context = merged_context(run_id, writes.iter().map(String::as_str))?;
         let state = record.engine_state(context);
         Ok((record, state))
     }

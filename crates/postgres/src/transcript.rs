@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{ClientWrapper, Pool};
 use futures_util::stream::BoxStream;
 use roomkit_graph_store::{
-    Position, Result, RunAt, RunRecord, TranscriptEvent, TranscriptPages, TranscriptStore,
+    Position, Result, RunAt, RunRecord, TranscriptEvent, TranscriptPages, TranscriptStore, merged_context,
 };
 
 use crate::PostgresStore;
@@ -70,7 +70,8 @@ impl PostgresStore {
         let position: String = row.try_get(1).map_err(pg)?;
         let writes: Vec<String> = row.try_get(2).map_err(pg)?;
         let commit_seq = stored_count(commit_seq, "sequence number")?;
-        RunAt::read(run_id, seq, commit_seq, &position, writes.iter().map(String::as_str))
+        let context = merged_context(run_id, writes.iter().map(String::as_str))?;
+        RunAt::read(run_id, seq, commit_seq, &position, context)
     }
 }
 

@@ -346,22 +346,31 @@ pub(crate) fn run(conn: &Connection, run_id: &str) -> Result<RunRecord, DbError>
 pub(crate) fn load_run(conn: &mut Connection, run_id: &str) -> Result<(RunRecord, EngineState), DbError> {
     let tx = conn.transaction()?;
     let record = run(&tx, run_id)?;
-    // The context entries each commit wrote, merged in order: an entry keeps
-    // its first place and its last value.
-    let mut context = Map::new();
-    {
-        let mut statement = tx.prepare_cached(
-            "SELECT writes_json FROM transcript WHERE run_id = ?1 AND writes_json IS NOT NULL ORDER BY seq",
-        )?;
-        let mut rows = statement.query(params![run_id])?;
-        while let Some(row) = rows.next()? {
-            let writes: String = row.get(0)?;
-            context.extend(read_stored::<Map<String, Value>>(&writes)?);
-        }
-    }
+    let context = context_through(&tx, run_id, record.last_seq)?;
     tx.commit()?;
     let state = record.engine_state(context);
     Ok((record, state))
+}
+
+/// The context of run `run_id` as its commits up to entry `last` left it:
+/// the context entries each wrote, merged in order (an entry keeps its
+/// first place and its last value).
+pub(crate) fn context_through(
+    conn: &Connection,
+    run_id: &str,
+    last: u64,
+) -> Result<Map<String, Value>, DbError> {
+    let mut context = Map::new();
+    let mut statement = conn.prepare_cached(
+        "SELECT writes_json FROM transcript \
+         WHERE run_id = ?1 AND seq <= ?2 AND writes_json IS NOT NULL ORDER BY seq",
+    )?;
+    let mut rows = statement.query(params![run_id, sql_int(last)])?;
+    while let Some(row) = rows.next()? {
+        let writes: String = row.get(0)?;
+        context.extend(read_stored::<Map<String, Value>>(&writes)?);
+    }
+    Ok(context)
 }
 
 /// Runs matching `filter`, in the order of [`RunFilter::ORDER_BY`].

@@ -57,20 +57,10 @@ fn run_at(conn: &mut Connection, run_id: &str, seq: u64) -> Result<RunAt, DbErro
         .optional()?;
     // The last commit of a run always keeps its position.
     let Some((commit_seq, position)) = kept else { return Err(Position::unkept(run_id, seq).into()) };
-    let mut writes = Vec::new();
-    {
-        let mut statement = tx.prepare_cached(
-            "SELECT writes_json FROM transcript \
-             WHERE run_id = ?1 AND seq <= ?2 AND writes_json IS NOT NULL ORDER BY seq",
-        )?;
-        let mut rows = statement.query(params![run_id, commit_seq])?;
-        while let Some(row) = rows.next()? {
-            writes.push(row.get::<_, String>(0)?);
-        }
-    }
-    tx.commit()?;
     let commit_seq = stored_count(commit_seq, "sequence number")?;
-    Ok(RunAt::read(run_id, seq, commit_seq, &position, writes.iter().map(String::as_str))?)
+    let context = runs::context_through(&tx, run_id, commit_seq)?;
+    tx.commit()?;
+    Ok(RunAt::read(run_id, seq, commit_seq, &position, context)?)
 }
 
 /// The pages a follower reads: from the read pool.

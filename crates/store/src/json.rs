@@ -3,7 +3,7 @@
 
 use roomkit_graph::limits::{MAX_READ_DEPTH, text_depth};
 use serde::de::{DeserializeOwned, Error as _};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::{Cause, StoreError};
 
@@ -37,6 +37,37 @@ pub fn read_stored<T: DeserializeOwned>(text: &str) -> serde_json::Result<T> {
     let value = T::deserialize(&mut reader)?;
     reader.end()?;
     Ok(value)
+}
+
+/// A run's context from the context entries its commits wrote, as a store
+/// keeps them (see [`StepCommit::written_context`](crate::StepCommit::written_context)),
+/// in transcript order: an entry keeps the place it was first written at
+/// and the value it was last written with. [`StoreError::Backend`] when one
+/// does not read back.
+///
+/// ```
+/// use roomkit_graph_store::merged_context;
+///
+/// let writes = [r#"{"a":{"output":1}}"#, r#"{"b":{"output":2},"a":{"output":3}}"#];
+/// let context = merged_context("r", writes)?;
+/// assert_eq!(serde_json::to_string(&context).unwrap(), r#"{"a":{"output":3},"b":{"output":2}}"#);
+/// assert!(merged_context("r", ["[1]"]).is_err());
+/// # Ok::<(), roomkit_graph_store::StoreError>(())
+/// ```
+pub fn merged_context<'w>(
+    run_id: &str,
+    writes: impl IntoIterator<Item = &'w str>,
+) -> Result<Map<String, Value>, StoreError> {
+    let mut context = Map::new();
+    for written in writes {
+        let written: Map<String, Value> = read_stored(written).map_err(|err| {
+            StoreError::Backend(
+                Cause::new(format!("the context of run {run_id} does not read back: {err}")).with_source(err),
+            )
+        })?;
+        context.extend(written);
+    }
+    Ok(context)
 }
 
 /// A run's pending children ([`RunRecord::pending`](crate::RunRecord::pending))

@@ -142,41 +142,30 @@ pub struct RunAt {
 
 impl RunAt {
     /// The run `run_id` at entry `seq`, from the position kept with the last
-    /// event of its commit (`commit_seq`, `position`) and the context entries
-    /// each commit up to it wrote, in order (merged: an entry keeps its first
-    /// place and its last value).
+    /// event of its commit (`commit_seq`, `position`) and its `context` then
+    /// (the context entries each commit up to it wrote: see
+    /// [`merged_context`](crate::merged_context)).
     ///
     /// ```
-    /// use roomkit_graph_store::{Position, RunAt, RunStatus};
-    /// use serde_json::json;
+    /// use roomkit_graph_store::{RunAt, merged_context};
     ///
     /// let kept = r#"{"status":"running","current_node_id":"b","previous_node_id":"a","steps":1}"#;
     /// let writes = [r#"{"a":{"output":1}}"#, r#"{"a":{"output":2},"b":{"output":3}}"#];
-    /// let at = RunAt::read("r", 3, 4, kept, writes)?;
+    /// let at = RunAt::read("r", 3, 4, kept, merged_context("r", writes)?)?;
     /// assert_eq!(at.position.current_node_id.as_deref(), Some("b"));
     /// assert_eq!(serde_json::to_string(&at.context)?, r#"{"a":{"output":2},"b":{"output":3}}"#);
     /// let state = at.engine_state("fork-1");
     /// assert!(!state.waiting);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn read<'w>(
+    pub fn read(
         run_id: &str,
         seq: u64,
         commit_seq: u64,
         position: &str,
-        writes: impl IntoIterator<Item = &'w str>,
+        context: Map<String, Value>,
     ) -> Result<RunAt, StoreError> {
         let position = Position::read(run_id, commit_seq, position)?;
-        let mut context = Map::new();
-        for written in writes {
-            let written: Map<String, Value> = read_stored(written).map_err(|err| {
-                StoreError::Backend(
-                    Cause::new(format!("the outputs of run {run_id} do not read back: {err}"))
-                        .with_source(err),
-                )
-            })?;
-            context.extend(written);
-        }
         Ok(RunAt { seq, commit_seq, position, context })
     }
 
