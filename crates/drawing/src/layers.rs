@@ -9,6 +9,10 @@ use std::collections::VecDeque;
 
 use crate::tree::{Tree, TreeEdge};
 
+/// The most waypoints a picture holds: past them, an edge gets one waypoint
+/// (holding its label) and runs straight on from it, so a graph of long
+/// edges across many rows stays cheap to draw.
+const MAX_WAYPOINTS: usize = 20_000;
 /// How wide a waypoint is without a label.
 const WAYPOINT_W: f64 = 6.0;
 /// How tall a label is.
@@ -170,6 +174,7 @@ impl Layered {
                 down: vec![],
             });
         }
+        let mut budget = MAX_WAYPOINTS;
         let chains = edges
             .iter()
             .enumerate()
@@ -181,13 +186,8 @@ impl Layered {
                 }
                 let back = ranked.back[e];
                 let (upper, lower) = if back { (to, from) } else { (from, to) };
-                Some(chain(
-                    &mut slots,
-                    upper,
-                    lower,
-                    back,
-                    edge.label.as_ref().map(|(text, _)| text.as_str()),
-                ))
+                let label = edge.label.as_ref().map(|(text, _)| text.as_str());
+                Some(chain(&mut slots, &mut budget, (upper, lower), back, label))
             })
             .collect();
         let height = slots.iter().map(|slot| slot.row + 1).max().unwrap_or(0);
@@ -201,10 +201,21 @@ impl Layered {
 
 /// Adds the waypoints of an edge from `upper` down to `lower`; a label goes on
 /// the waypoint nearest where the edge is decided (its source).
-fn chain(slots: &mut Vec<Slot>, upper: usize, lower: usize, back: bool, label: Option<&str>) -> Chain {
+fn chain(
+    slots: &mut Vec<Slot>,
+    budget: &mut usize,
+    (upper, lower): (usize, usize),
+    back: bool,
+    label: Option<&str>,
+) -> Chain {
     let (top, bottom) = (slots[upper].row, slots[lower].row);
+    let mut rows = top + 1..bottom;
+    if rows.len() > *budget {
+        rows = top + 1..top + 2;
+    }
+    *budget = budget.saturating_sub(rows.len());
     let mut path = vec![upper];
-    for row in top + 1..bottom {
+    for row in rows {
         path.push(slots.len());
         slots.push(Slot { w: WAYPOINT_W, h: 0.0, row, node: None, up: vec![], down: vec![] });
     }

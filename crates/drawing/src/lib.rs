@@ -25,7 +25,7 @@
 //!               {"id": "end", "type": "end"}],
 //!     "edges": [{"source": "start", "target": "approve"}, {"source": "approve", "target": "end"}]
 //! }"#)?;
-//! let drawing = layout(&graph);
+//! let drawing = layout(&graph)?;
 //! let [start, approve, end] = [0, 1, 2].map(|i| &drawing.nodes[i].rect);
 //! assert!(start.y + start.h < approve.y && approve.y + approve.h < end.y);
 //!
@@ -33,7 +33,7 @@
 //!                         taken: [0].into(), ..Overlay::default() };
 //! let svg = render_svg(&drawing, Some(&overlay));
 //! assert!(svg.contains(r#"class="node kind-human current" data-node="approve""#));
-//! # Ok::<(), roomkit_graph::GraphError>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod label;
@@ -202,10 +202,43 @@ pub struct Overlay {
     pub taken: BTreeSet<usize>,
 }
 
+/// The most nodes a drawn graph may have.
+pub const MAX_NODES: usize = 5_000;
+/// The most edges a drawn graph may have.
+pub const MAX_EDGES: usize = 10_000;
+
+/// A graph too large to draw: more than [`MAX_NODES`] nodes or [`MAX_EDGES`] edges.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the graph has {nodes} nodes and {edges} edges: a picture is drawn of at most {MAX_NODES} nodes and {MAX_EDGES} edges"
+)]
+pub struct TooLarge {
+    /// How many nodes it has.
+    pub nodes: usize,
+    /// How many edges it has.
+    pub edges: usize,
+}
+
 /// Lays `graph` out: see the crate's documentation. Any graph can be laid
 /// out, one that does not validate too (a missing `start`, a dangling edge, a
-/// `parent` that is not a parallel node or loops back are drawn as they can be).
-pub fn layout(graph: &Graph) -> Layout {
+/// `parent` that is not a parallel node or loops back are drawn as they can
+/// be), unless it is too large: [`MAX_NODES`], [`MAX_EDGES`]. It takes about
+/// a tenth of a second at the limits.
+///
+/// ```
+/// use roomkit_graph::{Graph, Node, Trigger};
+/// use roomkit_graph_drawing::{MAX_NODES, layout};
+///
+/// let mut graph = Graph::new("big", "Big", Trigger::manual());
+/// graph.add_nodes((0..=MAX_NODES).map(|i| Node::new(format!("n{i}"), "log")))?;
+/// assert_eq!(layout(&graph).unwrap_err().nodes, MAX_NODES + 1);
+/// # Ok::<(), roomkit_graph::GraphError>(())
+/// ```
+pub fn layout(graph: &Graph) -> Result<Layout, TooLarge> {
+    let (nodes, edges) = (graph.nodes().len(), graph.edges.len());
+    if nodes > MAX_NODES || edges > MAX_EDGES {
+        return Err(TooLarge { nodes, edges });
+    }
     let tree = tree::Tree::of(graph);
     let edges = tree.edges(graph);
     let ranked = layers::Ranked::of(&tree, &edges);
@@ -214,5 +247,5 @@ pub fn layout(graph: &Graph) -> Layout {
     let placed = place::place(&tree, &layered, &route::looped(&tree, &edges));
     let routes = route::route(&tree, &edges, &layered, &placed);
     let title = if graph.name.is_empty() { graph.id.clone() } else { graph.name.clone() };
-    Layout { width: placed.width, height: placed.height, title, nodes: placed.nodes, edges: routes }
+    Ok(Layout { width: placed.width, height: placed.height, title, nodes: placed.nodes, edges: routes })
 }

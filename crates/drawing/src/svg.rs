@@ -26,11 +26,11 @@ const MUTED: &str = "#5b6475";
 /// let graph = Graph::from_json(r#"{"id": "g", "name": "<G & co>", "trigger": {"type": "manual"},
 ///     "nodes": [{"id": "start", "type": "start"}, {"id": "a\"b", "type": "log"}],
 ///     "edges": [{"source": "start", "target": "a\"b", "condition": {"type": "error"}}]}"#)?;
-/// let svg = render_svg(&layout(&graph), None);
+/// let svg = render_svg(&layout(&graph)?, None);
 /// assert!(svg.starts_with("<svg ") && svg.contains("<title>&lt;G &amp; co&gt;</title>"));
 /// assert!(svg.contains(r#"data-node="a&quot;b""#));
 /// assert!(svg.contains(r#"class="edge error""#) && svg.contains(r#"stroke-dasharray="6 4""#));
-/// # Ok::<(), roomkit_graph::GraphError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn render_svg(layout: &Layout, overlay: Option<&Overlay>) -> String {
     let mut svg = String::with_capacity(1024 + 600 * (layout.nodes.len() + layout.edges.len()));
