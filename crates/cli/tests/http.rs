@@ -52,19 +52,6 @@ async fn error_code(response: reqwest::Response) -> (StatusCode, String) {
     (status, body["error"]["code"].as_str().expect("an error code").to_owned())
 }
 
-/// Polls a run until `done` holds for it.
-async fn until_run(server: &Server, token: &str, run_id: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let run: Value = server.get(token, &format!("/v1/runs/{run_id}")).await;
-        if done(&run) {
-            return run;
-        }
-        assert!(Instant::now() < deadline, "the run never got there: {run}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Checks that `seen` is a whole answered run's stream: from its start to its
 /// end (after which the stream ended), the answer among them, every event
 /// once and in order.
@@ -199,7 +186,7 @@ async fn parallel_approvals_are_answered_child_by_child_across_a_server_crash() 
         ]
     );
     drop(live);
-    let waiting = until_run(&server, &token, &run_id, |run| run["status"] == "waiting").await;
+    let waiting = server.until_run(&token, &run_id, |run| run["status"] == "waiting").await;
     assert_eq!(waiting["current_node_id"], "approvals");
     assert_eq!(waiting["pending"], json!(["legal", "security"]));
 
@@ -236,7 +223,7 @@ async fn parallel_approvals_are_answered_child_by_child_across_a_server_crash() 
     let security = json!({"node_id": "security", "data": {"action": "approve"}, "by": "grace"});
     let (status, run) = post_answer(&server, &token, &run_id, &security).await;
     assert_eq!(status, StatusCode::OK, "{run}");
-    let done = until_run(&server, &token, &run_id, |run| run["status"] == "completed").await;
+    let done = server.until_run(&token, &run_id, |run| run["status"] == "completed").await;
     assert!(done.get("pending").is_none(), "no child waits any more: {done}");
 
     // The whole run, as the stream replays it: both answers, then the parallel node with all three outputs.
@@ -300,7 +287,7 @@ async fn two_servers_sharing_a_postgres_database_follow_and_answer_each_others_r
         seen.push(event);
     }
     assert_whole_answered_run(&seen);
-    let done = until_run(&one, &token, &run_id, |run| run["status"] == "completed").await;
+    let done = one.until_run(&token, &run_id, |run| run["status"] == "completed").await;
     assert_eq!(done["current_node_id"], Value::Null);
 }
 
@@ -415,7 +402,7 @@ async fn another_organizations_graphs_and_runs_answer_404_on_every_route() {
     create_graph(&server, &acme, &simple_graph("hook", json!({"type": "webhook"}))).await;
     let run: Value = server.post(&acme, "/v1/graphs/review/runs", &json!({})).await;
     let run_id = run["run_id"].as_str().unwrap().to_owned();
-    until_run(&server, &acme, &run_id, |run| run["status"] == "waiting").await;
+    server.until_run(&acme, &run_id, |run| run["status"] == "waiting").await;
 
     let routes: Vec<(reqwest::Method, String, Option<Value>)> = vec![
         (reqwest::Method::GET, "/v1/graphs/review".into(), None),
@@ -459,7 +446,7 @@ async fn another_organizations_graphs_and_runs_answer_404_on_every_route() {
     create_graph(&server, &globex, &simple_graph("review", json!({"type": "manual"}))).await;
 
     // Nothing globex did touched acme's run.
-    let still = until_run(&server, &acme, &run_id, |_| true).await;
+    let still = server.until_run(&acme, &run_id, |_| true).await;
     assert_eq!(
         (still["status"].as_str(), still["current_node_id"].as_str()),
         (Some("waiting"), Some("review"))
@@ -755,7 +742,7 @@ async fn every_refusal_is_json_in_plain_words_with_its_status() {
     create_graph(&server, &token, &review_graph()).await;
     let run: Value = server.post(&token, "/v1/graphs/review/runs", &json!({"topic": "rust"})).await;
     let run_id = run["run_id"].as_str().unwrap().to_owned();
-    until_run(&server, &token, &run_id, |run| run["status"] == "waiting").await;
+    server.until_run(&token, &run_id, |run| run["status"] == "waiting").await;
     let get = |path: &str| client().get(server.url(path)).bearer_auth(&token);
     let post = |path: &str| client().post(server.url(path)).bearer_auth(&token);
     let answer = format!("/v1/runs/{run_id}/answer");
@@ -970,7 +957,7 @@ async fn sigterm_ends_live_streams_and_stops_the_server_cleanly() {
     create_graph(&server, &token, &review_graph()).await;
     let run: Value = server.post(&token, "/v1/graphs/review/runs", &json!({})).await;
     let run_id = run["run_id"].as_str().unwrap();
-    until_run(&server, &token, run_id, |run| run["status"] == "waiting").await;
+    server.until_run(&token, run_id, |run| run["status"] == "waiting").await;
     let response = client()
         .get(server.url(&format!("/v1/runs/{run_id}/events")))
         .bearer_auth(&token)
@@ -993,7 +980,7 @@ async fn logs_are_json_lines_with_each_request_and_each_run() {
     create_graph(&server, &token, &simple_graph("hello", json!({"type": "manual"}))).await;
     let run: Value = server.post(&token, "/v1/graphs/hello/runs", &json!({})).await;
     let run_id = run["run_id"].as_str().unwrap().to_owned();
-    until_run(&server, &token, &run_id, |run| run["status"] == "completed").await;
+    server.until_run(&token, &run_id, |run| run["status"] == "completed").await;
     assert!(server.stop().success());
 
     let logs: Vec<Value> = server

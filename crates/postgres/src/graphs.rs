@@ -34,6 +34,16 @@ impl GraphStore for PostgresStore {
     ) -> Result<Vec<StoredGraph>> {
         self.retrying(|| self.list_graphs_after_once(org, after, limit)).await
     }
+
+    async fn graph_versions(
+        &self,
+        org: &str,
+        graph_id: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<StoredGraph>> {
+        self.retrying(|| self.graph_versions_once(org, graph_id, before, limit)).await
+    }
 }
 
 /// The operations, each tried once; [`PostgresStore::retrying`] tries them
@@ -135,6 +145,23 @@ impl PostgresStore {
         );
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let found = client.query(&sql, &[&org, &after, &limit]).await.map_err(pg)?;
+        found.iter().map(rows::graph).collect()
+    }
+
+    async fn graph_versions_once(
+        &self,
+        org: &str,
+        graph_id: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<StoredGraph>> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT {GRAPH_COLUMNS} FROM roomkit_graph.graphs WHERE org = $1 AND graph_id = $2 \
+             AND ($3::bigint IS NULL OR version < $3) ORDER BY version DESC LIMIT $4"
+        );
+        let (before, limit) = (before.map(sql_int), i64::try_from(limit).unwrap_or(i64::MAX));
+        let found = client.query(&sql, &[&org, &graph_id, &before, &limit]).await.map_err(pg)?;
         found.iter().map(rows::graph).collect()
     }
 }

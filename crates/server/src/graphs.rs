@@ -96,6 +96,44 @@ pub(crate) struct GraphQuery {
     pub(crate) limit: Option<usize>,
 }
 
+/// One version of a graph, in its list of versions.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct VersionSummary {
+    /// The version.
+    pub(crate) version: u64,
+    /// When it was saved (milliseconds since the epoch).
+    pub(crate) created_at: i64,
+    /// The graph's name in that version.
+    pub(crate) name: String,
+    /// How many nodes it has.
+    pub(crate) nodes: usize,
+    /// How many edges it has.
+    pub(crate) edges: usize,
+}
+
+/// A page of a graph's versions.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct VersionList {
+    /// The graph.
+    pub(crate) graph_id: String,
+    /// Newest first.
+    pub(crate) versions: Vec<VersionSummary>,
+    /// The `before` of the next page; null on the last page.
+    pub(crate) next_before: Option<u64>,
+}
+
+/// Which page of versions to list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VersionsQuery {
+    /// Versions older than this one: the `next_before` of the previous page
+    /// (from the latest when absent).
+    pub(crate) before: Option<u64>,
+    /// At most this many (100 by default, 1000 at most).
+    pub(crate) limit: Option<usize>,
+}
+
 /// What `validate` found.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct ValidationReport {
@@ -128,7 +166,7 @@ pub(crate) struct SecretBody {
 
 /// Reads a graph from a request body: one that is not a JSON object at all
 /// is a 422 saying so.
-fn graph_from(value: Value) -> Result<Graph, ApiError> {
+pub(crate) fn graph_from(value: Value) -> Result<Graph, ApiError> {
     if !value.is_object() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -252,6 +290,41 @@ pub(crate) async fn get(
     QueryParams(query): QueryParams<VersionQuery>,
 ) -> Result<Json<GraphVersion>, ApiError> {
     Ok(Json(app.runner.store().graph(&org, &graph_id, query.version).await?.into()))
+}
+
+/// A graph's versions, newest first, a page at a time: the answer's
+/// `next_before`, passed as `before`, gives the next page.
+#[utoipa::path(get, path = "/v1/graphs/{graph_id}/versions", tag = "graphs", operation_id = "listGraphVersions",
+    params(("graph_id" = String, Path, description = "The graph's id"), VersionsQuery),
+    responses((status = 200, description = "A page of versions", body = VersionList), (status = 404, description = "No such graph", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn versions(
+    State(app): State<App>,
+    Org(org): Org,
+    PathParams(graph_id): PathParams<String>,
+    QueryParams(query): QueryParams<VersionsQuery>,
+) -> Result<Json<VersionList>, ApiError> {
+    let size = page_size(query.limit)?;
+    let store = app.runner.store();
+    let mut found = store.graph_versions(&org, &graph_id, query.before, size.saturating_add(1)).await?;
+    if found.is_empty() {
+        // A graph the organization lacks is a 404, on any page.
+        store.latest_graph_version(&org, &graph_id).await?;
+    }
+    let more = found.len() > size;
+    found.truncate(size);
+    let next_before = if more { found.last().map(|stored| stored.version) } else { None };
+    let versions = found
+        .into_iter()
+        .map(|stored| VersionSummary {
+            version: stored.version,
+            created_at: stored.created_at,
+            nodes: stored.graph.nodes().len(),
+            edges: stored.graph.edges.len(),
+            name: stored.graph.name,
+        })
+        .collect();
+    Ok(Json(VersionList { graph_id, versions, next_before }))
 }
 
 /// Checks a graph without storing it, as creating it would: every mistake

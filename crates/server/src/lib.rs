@@ -1,7 +1,8 @@
 //! The HTTP API of roomkit-graph (axum): graphs (create, new version, list,
 //! get, validate), runs (start, get, list, transcript pages, cancel, answer),
 //! each run's live events over Server-Sent Events (resuming from
-//! `Last-Event-ID`), webhook and event triggers, and the OpenAPI document at
+//! `Last-Event-ID`), pictures of graphs and runs (SVG), webhook and event
+//! triggers, and the OpenAPI document at
 //! `/v1/openapi.json`; and at `/` a web page to watch runs, answer their
 //! people's steps, cancel and start runs (one HTML file, nothing loaded from
 //! elsewhere).
@@ -32,6 +33,7 @@
 //! ```
 
 mod auth;
+mod drawings;
 mod error;
 mod events;
 mod extract;
@@ -108,6 +110,8 @@ pub struct App {
     tokens: Arc<auth::TokenCache>,
     /// A permit for each live event stream open.
     streams: Arc<tokio::sync::Semaphore>,
+    /// The layouts of graph versions drawn so far.
+    layouts: Arc<drawings::Layouts>,
 }
 
 /// How long a token, once read from the database, is taken without reading
@@ -136,6 +140,7 @@ impl App {
             streams: Arc::new(tokio::sync::Semaphore::new(
                 limits.max_event_streams.min(tokio::sync::Semaphore::MAX_PERMITS),
             )),
+            layouts: Arc::default(),
         }
     }
 
@@ -173,7 +178,10 @@ pub fn router(app: App) -> Router {
     let timed = Router::new()
         .route("/v1/graphs", post(graphs::create).get(graphs::list))
         .route("/v1/graphs/validate", post(graphs::validate))
+        .route("/v1/graphs/drawing", post(drawings::posted))
         .route("/v1/graphs/{graph_id}", put(graphs::put_version).get(graphs::get))
+        .route("/v1/graphs/{graph_id}/drawing", get(drawings::graph))
+        .route("/v1/graphs/{graph_id}/versions", get(graphs::versions))
         .route("/v1/graphs/{graph_id}/webhook-secret", put(graphs::set_secret).delete(graphs::delete_secret))
         .route("/v1/graphs/{graph_id}/runs", post(runs::start))
         .route("/v1/runs", get(runs::list))
@@ -182,6 +190,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/runs/{run_id}/cancel", post(runs::cancel))
         .route("/v1/runs/{run_id}/answer", post(runs::answer))
         .route("/v1/runs/{run_id}/state", get(runs::state))
+        .route("/v1/runs/{run_id}/drawing", get(drawings::run))
         .route("/v1/runs/{run_id}/fork", post(runs::fork))
         .route("/v1/hooks/{org}/{graph_id}", post(hooks::webhook))
         .route("/v1/events/{name}", post(hooks::event))

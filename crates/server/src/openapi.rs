@@ -5,7 +5,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use crate::{error, events, graphs, hooks, runs};
+use crate::{drawings, error, events, graphs, hooks, runs};
 
 /// The API's OpenAPI document.
 #[derive(OpenApi)]
@@ -13,8 +13,8 @@ use crate::{error, events, graphs, hooks, runs};
     info(title = "roomkit-graph", description = "Workflow graphs whose runs read like a conversation: \
         graphs, runs, their transcripts live over Server-Sent Events, and triggers."),
     paths(
-        graphs::create, graphs::put_version, graphs::list, graphs::get, graphs::validate,
-        graphs::set_secret, graphs::delete_secret,
+        graphs::create, graphs::put_version, graphs::list, graphs::get, graphs::versions, graphs::validate,
+        graphs::set_secret, graphs::delete_secret, drawings::graph, drawings::posted, drawings::run,
         runs::start, runs::list, runs::get, runs::transcript, runs::state, runs::fork, runs::cancel, runs::answer,
         events::events, hooks::webhook, hooks::event,
     ),

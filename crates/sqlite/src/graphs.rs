@@ -35,6 +35,17 @@ impl GraphStore for SqliteStore {
         let (org, after) = (org.to_owned(), after.map(str::to_owned));
         self.read(move |conn| list_graphs_after(conn, &org, after.as_deref(), n)).await
     }
+
+    async fn graph_versions(
+        &self,
+        org: &str,
+        graph_id: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<StoredGraph>> {
+        let (org, graph_id) = (org.to_owned(), graph_id.to_owned());
+        self.read(move |conn| graph_versions(conn, &org, &graph_id, before, limit)).await
+    }
 }
 
 /// Stores `graph` as the next version of its id in `org`.
@@ -126,5 +137,22 @@ pub(crate) fn list_graphs_after(
     )?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = statement.query_map(params![org, after, limit], GraphRow::read)?;
+    rows.map(|row| row.map_err(DbError::from).and_then(GraphRow::into_stored)).collect()
+}
+
+/// Up to `limit` versions of a graph of `org` older than `before`, newest first.
+pub(crate) fn graph_versions(
+    conn: &Connection,
+    org: &str,
+    graph_id: &str,
+    before: Option<u64>,
+    limit: usize,
+) -> Result<Vec<StoredGraph>, DbError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT org, graph_id, version, graph_json, created_at FROM graphs \
+         WHERE org = ?1 AND graph_id = ?2 AND (?3 IS NULL OR version < ?3) ORDER BY version DESC LIMIT ?4",
+    )?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = statement.query_map(params![org, graph_id, before.map(sql_int), limit], GraphRow::read)?;
     rows.map(|row| row.map_err(DbError::from).and_then(GraphRow::into_stored)).collect()
 }

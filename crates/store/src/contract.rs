@@ -70,6 +70,7 @@ macro_rules! contract_tests {
                 versions_count_up_per_id_and_the_latest_is_the_default,
                 the_same_graph_id_in_two_organizations_is_two_graphs,
                 graphs_are_listed_by_id_a_page_at_a_time_with_their_latest_versions,
+                a_graphs_versions_are_listed_newest_first_a_page_at_a_time,
             }
             access {
                 runs_belong_to_their_graphs_organization,

@@ -58,6 +58,16 @@ pub trait GraphStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<StoredGraph>>;
 
+    /// Up to `limit` versions of a graph of `org` older than `before` (from
+    /// the latest when `None`), newest first; none for a graph `org` lacks.
+    async fn graph_versions(
+        &self,
+        org: &str,
+        graph_id: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<StoredGraph>>;
+
     /// A page of at most `size` graphs of `org` (latest versions, by id),
     /// starting after `after`, and the cursor of the next page.
     async fn graph_page(

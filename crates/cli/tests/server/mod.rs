@@ -104,6 +104,19 @@ impl Server {
         request.send().await.expect("the server answers").json().await.expect("a JSON answer")
     }
 
+    /// Polls a run until `done` holds for it (for 20 s at most).
+    pub(crate) async fn until_run(&self, token: &str, run_id: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let run: Value = self.get(token, &format!("/v1/runs/{run_id}")).await;
+            if done(&run) {
+                return run;
+            }
+            assert!(std::time::Instant::now() < deadline, "the run never got there: {run}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The server's process id.
     pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().expect("the server runs").id()

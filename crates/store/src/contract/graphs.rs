@@ -103,3 +103,34 @@ pub async fn graphs_are_listed_by_id_a_page_at_a_time_with_their_latest_versions
     let second = store.graph_page("initech", Some(&after), 2).await.unwrap();
     assert_eq!((ids(&second), second.next_cursor), (vec!["c".to_owned(), "g".to_owned()], None));
 }
+
+/// A graph's versions are listed newest first, a page at a time, each once;
+/// only its organization's, and none for a graph it lacks.
+pub async fn a_graphs_versions_are_listed_newest_first_a_page_at_a_time(database: &dyn Database) {
+    let store = database.open().await;
+    for draft in 1..=7 {
+        let mut review = graph("review");
+        review.name = format!("draft {draft}");
+        store.save_graph(DEFAULT_ORG, &review).await.unwrap();
+    }
+    store.save_graph(DEFAULT_ORG, &graph("other")).await.unwrap();
+    store.save_graph("acme", &graph("review")).await.unwrap();
+
+    let mut before = None;
+    let mut listed = Vec::new();
+    loop {
+        let page = store.graph_versions(DEFAULT_ORG, "review", before, 3).await.unwrap();
+        let Some(last) = page.last() else { break };
+        before = Some(last.version);
+        listed.extend(page.iter().map(|stored| (stored.version, stored.graph.name.clone())));
+    }
+    let expected: Vec<(u64, String)> = (1..=7).rev().map(|v| (v, format!("draft {v}"))).collect();
+    assert_eq!(listed, expected);
+    let acme = store.graph_versions("acme", "review", None, 10).await.unwrap();
+    assert_eq!(
+        acme.iter().map(|stored| (stored.org.as_str(), stored.version)).collect::<Vec<_>>(),
+        [("acme", 1)]
+    );
+    assert!(store.graph_versions(DEFAULT_ORG, "nope", None, 10).await.unwrap().is_empty());
+    assert!(store.graph_versions(DEFAULT_ORG, "review", Some(1), 10).await.unwrap().is_empty());
+}
