@@ -209,3 +209,108 @@ async fn parallel_approvals_are_both_marked_inside_their_parallel_node() {
     assert_eq!(done.with("done"), all);
     assert_eq!(done.taken, [0, 1].into());
 }
+
+/// Reads the whole inbox, `limit` runs a page: each step as (run, node, prompt).
+async fn whole_inbox(server: &Server, token: &str, limit: usize) -> Vec<Value> {
+    let mut steps = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(cursor) => format!("/v1/inbox?limit={limit}&cursor={cursor}"),
+            None => format!("/v1/inbox?limit={limit}"),
+        };
+        let page = server.get(token, &path).await;
+        steps.extend(page["waiting"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return steps,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inbox_holds_every_waiting_step_once_and_each_is_answered_in_place() {
+    let server = Server::start(&[]);
+    let token = server.token("acme");
+    let other = server.token("globex");
+    server.post(&token, "/v1/graphs", &review_graph("Review")).await;
+    server.post(&other, "/v1/graphs", &review_graph("Review")).await;
+    server.post(&token, "/v1/graphs", &approvals_graph("release", "all")).await;
+    let outer = json!({"id": "outer", "name": "Outer", "trigger": {"type": "manual"},
+        "nodes": [{"id": "start", "type": "start"}, {"id": "check", "type": "subgraph", "config": {"graph_id": "review"}},
+                  {"id": "end", "type": "end"}],
+        "edges": [{"source": "start", "target": "check"}, {"source": "check", "target": "end"}]});
+    server.post(&token, "/v1/graphs", &outer).await;
+
+    let start = |graph: &'static str, who: &str| {
+        let (server, who) = (&server, who.to_owned());
+        async move {
+            server.post(&who, &format!("/v1/graphs/{graph}/runs"), &json!({"release": "2.0"})).await["run_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let reviews =
+        [start("review", &token).await, start("review", &token).await, start("review", &token).await];
+    let release = start("release", &token).await;
+    let parent = start("outer", &token).await;
+    start("review", &other).await;
+    for run in reviews.iter().chain([&release]) {
+        server
+            .until_run(&token, run, |run| run["status"] == "waiting" && run["current_node_id"] != "start")
+            .await;
+    }
+    server.until_run(&token, &release, |run| run["pending"].as_array().is_some_and(|p| p.len() == 2)).await;
+    let child =
+        server.until_run(&token, &parent, |run| run["children"][0]["waiting_on"][0] == "review").await;
+    let child = child["children"][0]["run_id"].as_str().unwrap().to_owned();
+
+    let steps = whole_inbox(&server, &token, 2).await;
+    let mut seen: Vec<(String, String)> = steps
+        .iter()
+        .map(|step| {
+            (step["run_id"].as_str().unwrap().to_owned(), step["node_id"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    let mut expected: Vec<(String, String)> =
+        reviews.iter().chain([&child]).map(|run| (run.clone(), "review".to_owned())).collect();
+    expected.extend(["legal", "security"].map(|node| (release.clone(), node.to_owned())));
+    seen.sort();
+    expected.sort();
+    assert_eq!(
+        seen, expected,
+        "every waiting point once, the parent run none of its own, no other organization's"
+    );
+    let legal = steps.iter().find(|step| step["node_id"] == "legal").unwrap();
+    assert_eq!(legal["prompt"], "Legal: ship 2.0?");
+    assert_eq!(legal["actions"], json!(["approve", "reject"]));
+    assert!(legal["waiting_since"].as_i64().unwrap() >= legal["created_at"].as_i64().unwrap());
+    let from_child = steps.iter().find(|step| step["run_id"] == child.as_str()).unwrap();
+    assert_eq!(
+        (&from_child["parent"]["run_id"], &from_child["parent"]["node_id"]),
+        (&json!(parent), &json!("check"))
+    );
+    // Newest run first.
+    assert_eq!(steps[0]["run_id"], json!(child));
+
+    // Answered in place: the step leaves the inbox, the parent goes on.
+    let answer = json!({"node_id": "review", "data": {"action": "approve"}});
+    server.post(&token, &format!("/v1/runs/{child}/answer"), &answer).await;
+    server.until_run(&token, &parent, |run| run["status"] == "completed").await;
+    let security = json!({"node_id": "security", "data": {"action": "approve"}});
+    server.post(&token, &format!("/v1/runs/{release}/answer"), &security).await;
+    let left: Vec<(String, String)> = whole_inbox(&server, &token, 100)
+        .await
+        .iter()
+        .map(|step| {
+            (step["run_id"].as_str().unwrap().to_owned(), step["node_id"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    assert_eq!(left.len(), 4, "{left:?}");
+    assert!(
+        left.contains(&(release.clone(), "legal".to_owned())) && !left.iter().any(|(run, _)| *run == child)
+    );
+    let theirs = whole_inbox(&server, &other, 100).await;
+    assert_eq!(theirs.len(), 1);
+}

@@ -41,6 +41,7 @@ mod graph_schema;
 mod graphs;
 mod hooks;
 mod hygiene;
+mod inbox;
 mod openapi;
 mod runs;
 mod web;
@@ -185,6 +186,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/graphs/{graph_id}/webhook-secret", put(graphs::set_secret).delete(graphs::delete_secret))
         .route("/v1/graphs/{graph_id}/runs", post(runs::start))
         .route("/v1/runs", get(runs::list))
+        .route("/v1/inbox", get(inbox::inbox))
         .route("/v1/runs/{run_id}", get(runs::get))
         .route("/v1/runs/{run_id}/transcript", get(runs::transcript))
         .route("/v1/runs/{run_id}/cancel", post(runs::cancel))

@@ -5,7 +5,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use crate::{drawings, error, events, graphs, hooks, runs};
+use crate::{drawings, error, events, graphs, hooks, inbox, runs};
 
 /// The API's OpenAPI document.
 #[derive(OpenApi)]
@@ -15,7 +15,7 @@ use crate::{drawings, error, events, graphs, hooks, runs};
     paths(
         graphs::create, graphs::put_version, graphs::list, graphs::get, graphs::versions, graphs::validate,
         graphs::set_secret, graphs::delete_secret, drawings::graph, drawings::posted, drawings::run,
-        runs::start, runs::list, runs::get, runs::transcript, runs::state, runs::fork, runs::cancel, runs::answer,
+        runs::start, runs::list, runs::get, runs::transcript, runs::state, runs::fork, runs::cancel, runs::answer, inbox::inbox,
         events::events, hooks::webhook, hooks::event,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),

@@ -6,7 +6,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use roomkit_graph_runner::RunnerError;
 use roomkit_graph_store::{
-    CursorError, Entry, RunCursor, RunFilter, RunKey, RunRecord, RunStatus, StoreError, TranscriptEvent,
+    CursorError, Entry, ParentLink, RunCursor, RunFilter, RunKey, RunRecord, RunStatus, StoreError,
+    TranscriptEvent,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -87,6 +88,12 @@ pub(crate) struct RunLink {
     pub(crate) runs_node: bool,
 }
 
+impl From<&ParentLink> for RunLink {
+    fn from(link: &ParentLink) -> Self {
+        RunLink { run_id: link.run_id.clone(), node_id: link.node_id.clone(), runs_node: link.runs_node }
+    }
+}
+
 /// One of a run's child runs.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct ChildRun {
@@ -123,11 +130,7 @@ impl From<RunRecord> for RunView {
             last_seq: run.last_seq,
             created_at: run.created_at,
             updated_at: run.updated_at,
-            parent: run.parent.map(|link| RunLink {
-                run_id: link.run_id,
-                node_id: link.node_id,
-                runs_node: link.runs_node,
-            }),
+            parent: run.parent.as_ref().map(RunLink::from),
             children: Vec::new(),
             forked_from: None,
         }
