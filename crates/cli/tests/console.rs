@@ -314,3 +314,53 @@ async fn the_inbox_holds_every_waiting_step_once_and_each_is_answered_in_place()
     let theirs = whole_inbox(&server, &other, 100).await;
     assert_eq!(theirs.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_are_searched_by_id_prefix_and_trigger_field() {
+    let server = Server::start(&[]);
+    let token = server.token("acme");
+    server.post(&token, "/v1/graphs", &approvals_graph("release", "all")).await;
+    let mut started = Vec::new();
+    for trigger in [
+        json!({"customer": "acme", "count": 3}),
+        json!({"customer": "globex", "count": 3.0}),
+        json!({"customer": "acme"}),
+    ] {
+        started.push(
+            server.post(&token, "/v1/graphs/release/runs", &trigger).await["run_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let ids = |page: Value| -> Vec<String> {
+        page["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|run| run["run_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let acme = ids(server.get(&token, "/v1/runs?trigger_field=customer&trigger_value=acme").await);
+    assert_eq!(acme, [started[2].clone(), started[0].clone()]);
+    let three = ids(server.get(&token, "/v1/runs?trigger_field=count&trigger_value=3").await);
+    assert_eq!(three, [started[1].clone(), started[0].clone()]);
+    assert!(ids(server.get(&token, "/v1/runs?trigger_field=count&trigger_value=%223%22").await).is_empty());
+    let prefix = &started[1][..started[1].len() - 3];
+    let found = ids(server.get(&token, &format!("/v1/runs?run_id_prefix={prefix}")).await);
+    assert!(found.contains(&started[1]) && found.iter().all(|id| id.starts_with(prefix)));
+    assert_eq!(
+        ids(server.get(&token, &format!("/v1/runs?run_id_prefix={}", started[1])).await),
+        [started[1].clone()]
+    );
+    for bad in [
+        "/v1/runs?trigger_field=customer",
+        "/v1/runs?trigger_field=a..b&trigger_value=1",
+        "/v1/runs?trigger_field=a%20b&trigger_value=1",
+    ] {
+        let response = client().get(server.url(bad)).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "bad_query", "{bad}");
+    }
+}

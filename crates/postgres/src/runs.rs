@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use deadpool_postgres::{ClientWrapper, Transaction};
 use roomkit_graph::EngineState;
 use roomkit_graph_store::{
-    FilterValue, HeldKey, Lease, Millis, NewRun, ParentLink, Result, RunFilter, RunKey, RunRecord, RunStore,
-    StepCommit, StoreError, TranscriptEvent, merged_context, pending_text,
+    Dialect, FilterValue, HeldKey, Lease, Millis, NewRun, ParentLink, Result, RunFilter, RunKey, RunRecord,
+    RunStore, StepCommit, StoreError, TranscriptEvent, merged_context, pending_text,
 };
 use serde_json::Value;
 use tokio_postgres::types::ToSql;
@@ -241,7 +241,7 @@ impl PostgresStore {
 
     async fn list_runs_once(&self, filter: &RunFilter) -> Result<Vec<RunRecord>> {
         let client = self.client().await?;
-        let (clause, values) = filter.where_clause(|n| format!("${n}"));
+        let (clause, values) = filter.where_clause(Dialect::Postgres);
         let mut values: Vec<Box<dyn ToSql + Sync + Send>> = values
             .into_iter()
             .map(|value| -> Box<dyn ToSql + Sync + Send> {

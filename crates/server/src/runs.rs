@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use roomkit_graph_runner::RunnerError;
 use roomkit_graph_store::{
     CursorError, Entry, ParentLink, RunCursor, RunFilter, RunKey, RunRecord, RunStatus, StoreError,
-    TranscriptEvent,
+    TranscriptEvent, TriggerField,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -159,6 +159,15 @@ pub(crate) struct RunQuery {
     pub(crate) created_from: Option<i64>,
     /// Only runs started before this time.
     pub(crate) created_until: Option<i64>,
+    /// Only runs whose id starts with this.
+    pub(crate) run_id_prefix: Option<String>,
+    /// Only runs whose trigger data holds `trigger_value` at this dotted
+    /// path (`customer`, `order.region`): its keys letters, digits, `_` and `-`.
+    pub(crate) trigger_field: Option<String>,
+    /// The value `trigger_field` holds: read as JSON when it is a string,
+    /// number, `true`, `false` or `null` written as JSON (`3`, `"3"`), else as
+    /// the string it is (`acme`).
+    pub(crate) trigger_value: Option<String>,
     /// The next page: the `next_cursor` of the previous one (with the same filters).
     pub(crate) cursor: Option<String>,
     /// At most this many (100 by default, 1000 at most).
@@ -400,6 +409,25 @@ pub(crate) async fn list(
             )
         })?),
     };
+    let trigger = match (query.trigger_field.as_deref(), query.trigger_value) {
+        (None, None) => None,
+        (Some(path), Some(value)) => {
+            let value = match serde_json::from_str::<Value>(&value) {
+                Ok(json) if !json.is_object() && !json.is_array() => json,
+                _ => Value::String(value),
+            };
+            Some(
+                TriggerField::new(path, value)
+                    .map_err(|reason| ApiError::bad_request("bad_query", reason))?,
+            )
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "bad_query",
+                "trigger_field and trigger_value go together: the field's path and the value it holds",
+            ));
+        }
+    };
     let filter = RunFilter {
         parent_run_id: None,
         org: Some(org),
@@ -408,6 +436,8 @@ pub(crate) async fn list(
         created_from: query.created_from,
         created_until: query.created_until,
         due_by: None,
+        run_id_prefix: query.run_id_prefix.filter(|prefix| !prefix.is_empty()),
+        trigger,
         after: cursor(query.cursor.as_deref(), RunCursor::decode)?,
         limit: None,
     };

@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use roomkit_graph::EngineState;
 use roomkit_graph_store::{
-    FilterValue, HeldKey, Lease, Millis, NewRun, Result, RunFilter, RunKey, RunRecord, RunStore, StepCommit,
-    StoreError, TranscriptEvent, pending_text, read_stored,
+    Dialect, FilterValue, HeldKey, Lease, Millis, NewRun, Result, RunFilter, RunKey, RunRecord, RunStore,
+    StepCommit, StoreError, TranscriptEvent, pending_text, read_stored,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -375,7 +375,7 @@ pub(crate) fn context_through(
 
 /// Runs matching `filter`, in the order of [`RunFilter::ORDER_BY`].
 pub(crate) fn list_runs(conn: &Connection, filter: &RunFilter) -> Result<Vec<RunRecord>, DbError> {
-    let (clause, values) = filter.where_clause(|n| format!("?{n}"));
+    let (clause, values) = filter.where_clause(Dialect::Sqlite);
     let mut values: Vec<SqlValue> = values
         .into_iter()
         .map(|value| match value {

@@ -103,6 +103,7 @@ macro_rules! contract_tests {
             }
             lists {
                 list_runs_filters_by_organization_graph_status_and_time_newest_first,
+                runs_are_found_by_id_prefix_and_trigger_field,
                 runs_of_the_same_millisecond_are_each_listed_once_through_the_cursor,
             }
             transcripts {

@@ -81,7 +81,8 @@ pub use lease::Lease;
 pub use page::{CursorError, GraphCursor, Page, RunCursor};
 pub use past::{Origin, Position, RunAt, UNKEPT_POSITION};
 pub use run::{
-    FilterValue, NewRun, ParentLink, ParentStep, RunFilter, RunRecord, RunStatus, RunStore, StepCommit,
+    Dialect, FilterValue, NewRun, ParentLink, ParentStep, RunFilter, RunRecord, RunStatus, RunStore,
+    StepCommit, TriggerField,
 };
 pub use transcript::{Entry, TranscriptEvent, TranscriptStore};
 pub use worker::{WorkerRegistration, WorkerStore};

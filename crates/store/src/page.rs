@@ -17,8 +17,9 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
 
-use crate::{FilterValue, Millis, RunFilter, RunRecord, StoredGraph};
+use crate::{Dialect, FilterValue, Millis, RunFilter, RunRecord, StoredGraph};
 
 /// The longest cursor read, in characters: a longer string is not one.
 const MAX_CURSOR: usize = 2048;
@@ -158,29 +159,93 @@ impl RunFilter {
     pub const ORDER_BY: &'static str = "created_at DESC, run_id";
 
     /// The filter as an SQL `WHERE` clause on the columns of a runs table
-    /// (empty when it keeps every run), with the values its parameters stand
-    /// for, in order: the conditions of [`RunFilter::conditions`], and with a
-    /// cursor, only the runs listed after it in [`RunFilter::ORDER_BY`].
-    /// `parameter(n)` spells the n-th parameter (from 1) as the backend does.
+    /// (empty when it keeps every run), in `dialect`, with the values its
+    /// parameters stand for, in order: the conditions of
+    /// [`RunFilter::conditions`], the run id's prefix, the trigger field (an
+    /// `EXISTS` on the run's first transcript entry), and with a cursor, only
+    /// the runs listed after it in [`RunFilter::ORDER_BY`].
     ///
     /// ```
-    /// use roomkit_graph_store::{FilterValue, RunCursor, RunFilter};
+    /// use roomkit_graph_store::{Dialect, FilterValue, RunCursor, RunFilter};
     /// let filter = RunFilter {
     ///     graph_id: Some("g".into()),
+    ///     run_id_prefix: Some("01a2".into()),
     ///     after: Some(RunCursor { created_at: 5, run_id: "r".into() }),
     ///     ..RunFilter::default()
     /// };
-    /// let (clause, values) = filter.where_clause(|n| format!("${n}"));
-    /// assert_eq!(clause, " WHERE graph_id = $1 AND (created_at < $2 OR (created_at = $2 AND run_id > $3))");
-    /// assert_eq!(values, [FilterValue::Text("g".into()), FilterValue::Millis(5), FilterValue::Text("r".into())]);
-    /// assert_eq!(RunFilter::default().where_clause(|n| format!("?{n}")), (String::new(), vec![]));
+    /// let (clause, values) = filter.where_clause(Dialect::Postgres);
+    /// assert_eq!(
+    ///     clause,
+    ///     " WHERE graph_id = $1 AND substr(run_id, 1, 4) = $2 AND (created_at < $3 OR (created_at = $3 AND run_id > $4))"
+    /// );
+    /// assert_eq!(values[..2], [FilterValue::Text("g".into()), FilterValue::Text("01a2".into())]);
+    /// assert_eq!(RunFilter::default().where_clause(Dialect::Sqlite), (String::new(), vec![]));
     /// ```
-    pub fn where_clause(&self, parameter: impl Fn(usize) -> String) -> (String, Vec<FilterValue>) {
+    pub fn where_clause(&self, dialect: Dialect) -> (String, Vec<FilterValue>) {
+        let parameter = |n: usize| match dialect {
+            Dialect::Sqlite => format!("?{n}"),
+            Dialect::Postgres => format!("${n}"),
+        };
         let mut conditions = Vec::new();
         let mut values = Vec::new();
         for (column, op, value) in self.conditions() {
             values.push(value);
             conditions.push(format!("{column} {op} {}", parameter(values.len())));
+        }
+        if let Some(prefix) = &self.run_id_prefix {
+            values.push(FilterValue::Text(prefix.clone()));
+            conditions.push(format!(
+                "substr(run_id, 1, {}) = {}",
+                prefix.chars().count(),
+                parameter(values.len())
+            ));
+        }
+        if let Some(field) = &self.trigger {
+            let path = match dialect {
+                Dialect::Sqlite => format!("$.trigger.{}", field.path().join(".")),
+                Dialect::Postgres => format!("{{trigger,{}}}", field.path().join(",")),
+            };
+            values.push(FilterValue::Text(path));
+            let path = parameter(values.len());
+            let test = match dialect {
+                // SQLite reads the value at the path as SQL: compare it by its JSON type.
+                Dialect::Sqlite => {
+                    let at = format!("t.entry_json, {path}");
+                    match field.value() {
+                        Value::String(text) => {
+                            values.push(FilterValue::Text(text.clone()));
+                            format!(
+                                "json_type({at}) = 'text' AND json_extract({at}) = {}",
+                                parameter(values.len())
+                            )
+                        }
+                        Value::Number(number) => {
+                            values.push(FilterValue::Text(number.to_string()));
+                            format!(
+                                "json_type({at}) IN ('integer', 'real') AND json_extract({at}) = CAST({} AS REAL)",
+                                parameter(values.len())
+                            )
+                        }
+                        Value::Bool(true) => format!("json_type({at}) = 'true'"),
+                        Value::Bool(false) => format!("json_type({at}) = 'false'"),
+                        _ => format!("json_type({at}) = 'null'"),
+                    }
+                }
+                Dialect::Postgres => {
+                    values.push(FilterValue::Text(field.value().to_string()));
+                    format!(
+                        "(t.entry_json::jsonb #> ({path}::text)::text[]) = ({}::text)::jsonb",
+                        parameter(values.len())
+                    )
+                }
+            };
+            let transcript = match dialect {
+                Dialect::Sqlite => "transcript",
+                Dialect::Postgres => "roomkit_graph.transcript",
+            };
+            conditions.push(format!(
+                "EXISTS (SELECT 1 FROM {transcript} t WHERE t.run_id = runs.run_id AND t.seq = 1 AND {test})"
+            ));
         }
         if let Some(cursor) = &self.after {
             values.push(FilterValue::Millis(cursor.created_at));

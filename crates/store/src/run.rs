@@ -297,10 +297,79 @@ pub struct RunFilter {
     pub due_by: Option<Millis>,
     /// Only the child runs of this run.
     pub parent_run_id: Option<String>,
+    /// Only runs whose id starts with this.
+    pub run_id_prefix: Option<String>,
+    /// Only runs whose trigger data holds this value there.
+    pub trigger: Option<TriggerField>,
     /// Only runs listed after this cursor (the next page of a list).
     pub after: Option<RunCursor>,
     /// At most this many (all when none).
     pub limit: Option<usize>,
+}
+
+/// A value in runs' trigger data: runs whose trigger data holds `value` at
+/// `path` (`customer`, `order.region`). Each key of the path is letters,
+/// digits, `_` and `-` (so it spells the same in every backend's JSON path);
+/// the value is a string, number, boolean or null.
+///
+/// ```
+/// use roomkit_graph_store::TriggerField;
+/// use serde_json::json;
+///
+/// let field = TriggerField::new("order.region", json!("eu"))?;
+/// assert_eq!(field.path(), ["order", "region"]);
+/// assert!(TriggerField::new("order..region", json!("eu")).is_err());
+/// assert!(TriggerField::new("customer", json!({"id": 1})).is_err());
+/// # Ok::<(), String>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct TriggerField {
+    path: Vec<String>,
+    value: Value,
+}
+
+impl TriggerField {
+    /// The field at the dotted `path`, holding `value`; why not when the path
+    /// or the value cannot be searched for.
+    pub fn new(path: &str, value: Value) -> Result<TriggerField, String> {
+        let keys: Vec<String> = path.split('.').map(str::to_owned).collect();
+        if path.is_empty() || keys.len() > 16 {
+            return Err(format!("a trigger field is 1 to 16 keys joined by dots, not {path:?}"));
+        }
+        let plain = |key: &String| {
+            !key.is_empty()
+                && key.len() <= 128
+                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        };
+        if let Some(key) = keys.iter().find(|key| !plain(key)) {
+            return Err(format!(
+                "the key {key:?} of trigger field {path:?} is not 1 to 128 letters, digits, _ or -"
+            ));
+        }
+        if value.is_object() || value.is_array() {
+            return Err("a trigger field is compared with a string, a number, true, false or null".to_owned());
+        }
+        Ok(TriggerField { path: keys, value })
+    }
+
+    /// Its keys, outermost first.
+    pub fn path(&self) -> &[String] {
+        &self.path
+    }
+
+    /// The value it holds.
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+}
+
+/// The SQL a backend speaks, for [`RunFilter::where_clause`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite: parameters `?1`, the transcript in `transcript`.
+    Sqlite,
+    /// PostgreSQL: parameters `$1`, the transcript in `roomkit_graph.transcript`.
+    Postgres,
 }
 
 /// A value a [`RunFilter`] compares a column with.

@@ -56,6 +56,57 @@ pub async fn list_runs_filters_by_organization_graph_status_and_time_newest_firs
     assert!(list(RunFilter { graph_id: Some("c".into()), ..RunFilter::default() }).await.is_empty());
 }
 
+/// Runs are found by the start of their id and by a value in their trigger
+/// data (strings, numbers and booleans as JSON compares them), with the
+/// other filters and the cursor.
+pub async fn runs_are_found_by_id_prefix_and_trigger_field(database: &dyn Database) {
+    let store = database.open().await;
+    store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
+    let triggers = [
+        ("0a1", json!({"customer": "acme", "order": {"region": "eu", "count": 3}, "rush": true})),
+        ("0a2", json!({"customer": "acme", "order": {"region": "us", "count": 3.0}})),
+        ("0b1", json!({"customer": "globex", "order": {"region": "eu"}, "rush": false})),
+        ("1a1", json!({"customer": "acme's \"best\"", "tags": ["x"]})),
+    ];
+    for (at, (run_id, trigger)) in (now_millis()..).step_by(3).zip(triggers) {
+        let run = NewRun { at, trigger: trigger.clone(), ..new_run(DEFAULT_ORG, "g", run_id) };
+        store.create_run(run).await.unwrap();
+    }
+    let list = |filter: RunFilter| {
+        let store = store.clone();
+        async move {
+            let runs = store.list_runs(&filter).await.unwrap();
+            run_ids(&runs).into_iter().map(str::to_owned).collect::<Vec<_>>()
+        }
+    };
+    let prefix = |prefix: &str| RunFilter { run_id_prefix: Some(prefix.into()), ..RunFilter::default() };
+    assert_eq!(list(prefix("0a")).await, ["0a2", "0a1"]);
+    assert_eq!(list(prefix("0")).await, ["0b1", "0a2", "0a1"]);
+    assert!(list(prefix("0a1x")).await.is_empty());
+    assert!(list(prefix("%")).await.is_empty(), "no wildcard");
+    let field = |path: &str, value: serde_json::Value| RunFilter {
+        trigger: Some(crate::TriggerField::new(path, value).unwrap()),
+        ..RunFilter::default()
+    };
+    assert_eq!(list(field("customer", json!("acme"))).await, ["0a2", "0a1"]);
+    assert_eq!(list(field("order.region", json!("eu"))).await, ["0b1", "0a1"]);
+    assert_eq!(list(field("order.count", json!(3))).await, ["0a2", "0a1"], "3 and 3.0 are one number");
+    assert_eq!(list(field("rush", json!(true))).await, ["0a1"]);
+    assert_eq!(list(field("rush", json!(false))).await, ["0b1"]);
+    assert_eq!(list(field("customer", json!("acme's \"best\""))).await, ["1a1"]);
+    assert!(list(field("customer", json!("ACME"))).await.is_empty());
+    assert!(list(field("order.count", json!("3"))).await.is_empty(), "a string is not a number");
+    assert!(list(field("missing", json!(null))).await.is_empty());
+    // With the other filters and the cursor.
+    let both = RunFilter { run_id_prefix: Some("0a".into()), ..field("order.region", json!("eu")) };
+    assert_eq!(list(both).await, ["0a1"]);
+    let first = store.run_page(&field("customer", json!("acme")), 1).await.unwrap();
+    assert_eq!(run_ids(&first.items), ["0a2"]);
+    let after = RunCursor::decode(&first.next_cursor.unwrap()).unwrap();
+    let second = RunFilter { after: Some(after), ..field("customer", json!("acme")) };
+    assert_eq!(list(second).await, ["0a1"]);
+}
+
 /// Thousands of runs created in one millisecond are each listed once through
 /// the cursor, by id, while another process starts runs; those come first in
 /// a new listing.
