@@ -3,7 +3,7 @@
 //!
 //! Rows are counted twice over: boxes sit on even rows, and every edge
 //! crosses at least one odd row on a waypoint, which holds its label when it
-//! has one, so labels never sit on a box.
+//! has one, so labels between rows never sit on a box.
 
 use std::collections::VecDeque;
 

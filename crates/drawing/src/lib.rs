@@ -128,8 +128,7 @@ pub struct Layout {
     pub height: f64,
     /// The graph's title (its name, else its id).
     pub title: String,
-    /// Each node, in the graph's order (a node whose id repeats an earlier
-    /// one's is left out).
+    /// Each node, in the graph's order.
     pub nodes: Vec<PlacedNode>,
     /// Each edge between two nodes of the graph, in the graph's order (an
     /// edge naming a node the graph lacks is left out).
@@ -165,9 +164,10 @@ pub struct PlacedEdge {
     pub source: usize,
     /// The node it enters.
     pub target: usize,
-    /// The route, from the source's border to the target's: the points a
-    /// smooth line passes through (for an edge from a node to itself, the
-    /// loop's two ends and its two control points).
+    /// The route, from the border of the source's box to the target's (for
+    /// a node inside a parallel node, the outermost parallel node's box when
+    /// the edge leaves it): the points a smooth line passes through (for an
+    /// edge from a node to itself, the loop's two ends and its two control points).
     pub points: Vec<Point>,
     /// Its condition in short, and where the label goes.
     pub label: Option<EdgeLabel>,
@@ -244,7 +244,7 @@ pub fn layout(graph: &Graph) -> Result<Layout, TooLarge> {
     let ranked = layers::Ranked::of(&tree, &edges);
     let mut layered = layers::Layered::of(&tree, &edges, &ranked);
     order::order(&mut layered);
-    let placed = place::place(&tree, &layered, &route::looped(&tree, &edges));
+    let placed = place::place(&tree, &layered, &route::loop_rooms(&tree, &edges));
     let routes = route::route(&tree, &edges, &layered, &placed);
     let title = if graph.name.is_empty() { graph.id.clone() } else { graph.name.clone() };
     Ok(Layout { width: placed.width, height: placed.height, title, nodes: placed.nodes, edges: routes })

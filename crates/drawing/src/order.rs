@@ -101,6 +101,8 @@ pub(crate) fn crossings(layered: &Layered) -> usize {
         let mut ends: Vec<(usize, usize)> = pair[0]
             .iter()
             .flat_map(|&s| layered.slots[s].down.iter().map(move |&d| (s, d)))
+            // An edge cut short past the waypoint budget jumps rows: not counted.
+            .filter(|&(s, d)| layered.slots[d].row == layered.slots[s].row + 1)
             .map(|(s, d)| (at[s], at[d]))
             .collect();
         ends.sort_unstable();

@@ -29,11 +29,9 @@ pub(crate) struct Placed {
     pub(crate) centers: Vec<Point>,
 }
 
-pub(crate) fn place(tree: &Tree<'_>, layered: &Layered, looped: &[bool]) -> Placed {
-    let room = |s: usize| match layered.slots[s].node {
-        Some(node) if looped[node] => LOOP_ROOM,
-        _ => 0.0,
-    };
+/// `loop_rooms`: by tree node, the room on its right for its loops.
+pub(crate) fn place(tree: &Tree<'_>, layered: &Layered, loop_rooms: &[f64]) -> Placed {
+    let room = |s: usize| layered.slots[s].node.map_or(0.0, |node| loop_rooms[node]);
     let gaps: Vec<Vec<f64>> = layered
         .rows
         .iter()

@@ -6,18 +6,25 @@
 use crate::layers::{Chain, Layered};
 use crate::place::{LOOP_ROOM, Placed, round};
 use crate::tree::{Tree, TreeEdge};
-use crate::{EdgeLabel, PlacedEdge, Point, Rect};
+use crate::{EdgeLabel, PlacedEdge, Point, Rect, label};
 
 /// How far from a box's corner an edge may leave or enter it.
 const CORNER: f64 = 10.0;
 
-/// By tree node: whether an edge goes from the node to itself.
-pub(crate) fn looped(tree: &Tree<'_>, edges: &[TreeEdge]) -> Vec<bool> {
-    let mut looped = vec![false; tree.nodes.len()];
+/// By tree node: the room its right side needs for the edges from the node
+/// to itself, their labels included (none without such an edge).
+pub(crate) fn loop_rooms(tree: &Tree<'_>, edges: &[TreeEdge]) -> Vec<f64> {
+    let mut rooms = vec![0.0; tree.nodes.len()];
     for edge in edges.iter().filter(|edge| edge.source == edge.target) {
-        looped[edge.source] = true;
+        let room = loop_room(edge.label.as_ref().map(|(text, _)| text.as_str()));
+        rooms[edge.source] = f64::max(rooms[edge.source], room);
     }
-    looped
+    rooms
+}
+
+/// The room a loop takes on the right of its box, with its label.
+fn loop_room(label: Option<&str>) -> f64 {
+    LOOP_ROOM + label.map_or(0.0, |text| label::text_width(text, label::KIND_FONT, false) + 12.0)
 }
 
 pub(crate) fn route(
@@ -33,7 +40,9 @@ pub(crate) fn route(
         .map(|(edge, chain)| {
             let (points, at) = match chain {
                 Some(chain) => through(chain, layered, placed, tree),
-                None if edge.source == edge.target => self_loop(rect(edge.source)),
+                None if edge.source == edge.target => {
+                    self_loop(rect(edge.source), edge.label.as_ref().map(|(text, _)| text.as_str()))
+                }
                 None => straight(rect(edge.source), rect(edge.target)),
             };
             PlacedEdge {
@@ -79,8 +88,9 @@ fn clamp_x(rect: Rect, x: f64) -> f64 {
     if low <= high { x.clamp(low, high) } else { rect.center().x }
 }
 
-/// A loop on the right of a box: its two ends and two control points.
-fn self_loop(rect: Rect) -> (Vec<Point>, Point) {
+/// A loop on the right of a box: its two ends and two control points, and
+/// where its label goes (right of the loop).
+fn self_loop(rect: Rect, label: Option<&str>) -> (Vec<Point>, Point) {
     let (right, middle) = (rect.right(), rect.center().y);
     let reach = right + LOOP_ROOM - 4.0;
     let points = vec![
@@ -89,7 +99,8 @@ fn self_loop(rect: Rect) -> (Vec<Point>, Point) {
         Point { x: reach, y: round(middle + 24.0) },
         Point { x: right, y: round(middle + 10.0) },
     ];
-    (points, Point { x: reach, y: middle })
+    let at = round(right + (LOOP_ROOM + loop_room(label)) / 2.0);
+    (points, Point { x: at, y: middle })
 }
 
 /// A straight line between two boxes' borders, along the line between their centres.

@@ -40,18 +40,12 @@ pub fn render_svg(layout: &Layout, overlay: Option<&Overlay>) -> String {
         r##"<svg xmlns="http://www.w3.org/2000/svg" class="graph" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" font-family="system-ui, sans-serif"><title>{}</title>"##,
         escape(&layout.title)
     );
-    // Parallel nodes first (outer before inner), then edges, then the other
-    // nodes: a line between two children of a parallel node shows on it.
-    let depth = |mut i: usize| {
-        let mut depth = 0;
-        while let Some(parent) = layout.nodes[i].parent {
-            depth += 1;
-            i = parent;
-        }
-        depth
-    };
+    // Parallel nodes first (outer before inner: an outer box holds, so
+    // outsizes, the boxes inside it), then edges, then the other nodes: a
+    // line between two children of a parallel node shows on it.
+    let area = |i: usize| layout.nodes[i].rect.w * layout.nodes[i].rect.h;
     let mut compounds: Vec<usize> = (0..layout.nodes.len()).filter(|&i| layout.nodes[i].compound).collect();
-    compounds.sort_by_key(|&i| depth(i));
+    compounds.sort_by(|&a, &b| area(b).total_cmp(&area(a)));
     for i in compounds {
         node(&mut svg, &layout.nodes[i], overlay);
     }

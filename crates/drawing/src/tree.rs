@@ -62,23 +62,24 @@ pub(crate) struct TreeEdge {
 
 impl<'g> Tree<'g> {
     pub(crate) fn of(graph: &'g Graph) -> Tree<'g> {
-        let mut index = HashMap::new();
-        let mut nodes = Vec::new();
-        for node in graph.nodes() {
-            if !index.contains_key(node.id.as_str()) {
-                index.insert(node.id.as_str(), nodes.len());
-                nodes.push(TreeNode {
-                    node,
-                    detail: detail(node),
-                    parent: None,
-                    children: Vec::new(),
-                    top: nodes.len(),
-                    w: 0.0,
-                    h: 0.0,
-                    offset: (0.0, 0.0),
-                });
-            }
-        }
+        // A graph's node ids are its own (reading or building one refuses a repeat).
+        let index: HashMap<&str, usize> =
+            graph.nodes().iter().enumerate().map(|(i, node)| (node.id.as_str(), i)).collect();
+        let mut nodes: Vec<TreeNode<'g>> = graph
+            .nodes()
+            .iter()
+            .enumerate()
+            .map(|(i, node)| TreeNode {
+                node,
+                detail: detail(node),
+                parent: None,
+                children: Vec::new(),
+                top: i,
+                w: 0.0,
+                h: 0.0,
+                offset: (0.0, 0.0),
+            })
+            .collect();
         let parents = parents(&nodes, &index);
         for (child, parent) in parents.iter().enumerate() {
             nodes[child].parent = *parent;

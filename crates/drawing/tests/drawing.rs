@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use proptest::prelude::*;
 use roomkit_graph::{Condition, Edge, Graph, Node, NodeType, Trigger};
-use roomkit_graph_drawing::{Layout, Overlay, layout, render_svg};
+use roomkit_graph_drawing::{Layout, Overlay, Rect, layout, render_svg};
 
 fn example(name: &str) -> Graph {
     let path = format!("{}/../../examples/{name}.json", env!("CARGO_MANIFEST_DIR"));
@@ -54,6 +54,17 @@ fn check(graph: &Graph, drawing: &Layout) -> Result<(), String> {
         return Err(format!("{} is as high as start", other.1.id));
     }
     for edge in &drawing.edges {
+        // A label of an edge between top-level boxes sits on no top-level box.
+        if let Some(label) = &edge.label
+            && n[edge.source].parent.is_none()
+            && n[edge.target].parent.is_none()
+        {
+            let w = label.text.chars().count() as f64 * 4.0;
+            let spot = Rect { x: label.at.x - w / 2.0, y: label.at.y - 6.0, w, h: 12.0 };
+            if let Some(under) = n.iter().find(|node| node.parent.is_none() && node.rect.overlaps(&spot)) {
+                return Err(format!("the label of edge {} sits on {}", edge.index, under.id));
+            }
+        }
         if edge.points.iter().any(|p| !within(p.x, p.y)) {
             return Err(format!("edge {} leaves the picture: {:?}", edge.index, edge.points));
         }
@@ -244,6 +255,45 @@ fn many_long_loops_stay_cheap_and_keep_every_promise() {
     let points: usize = drawing.edges.iter().map(|edge| edge.points.len()).sum();
     assert!(points < 25_000 + 4 * drawing.edges.len(), "{points}");
     assert_eq!(drawing.edges.iter().filter(|edge| edge.back).count(), 999);
+}
+
+#[test]
+fn edges_cut_short_past_the_waypoint_budget_are_drawn_too() {
+    // 300 loops from the end of a 100-node line to its start use up the
+    // waypoints; edges after them jump rows, onto rows of other lengths.
+    let mut graph = Graph::new("g", "G", Trigger::manual());
+    graph.add_node(Node::new("start", "start")).unwrap();
+    graph.add_chain((0..100).map(|i| Node::new(format!("n{i}"), "log"))).unwrap();
+    graph.add_nodes(["a", "b", "c0", "c1", "c2", "c3"].map(|id| Node::new(id, "log"))).unwrap();
+    graph.add_edge(Edge::new("start", "n0"));
+    graph.add_edges((0..300).map(|_| Edge::new("n99", "n0")));
+    graph.add_edges([Edge::new("n99", "a"), Edge::new("a", "b")]);
+    graph
+        .add_edges((0..4).flat_map(|i| [Edge::new("b", format!("c{i}")), Edge::new("n99", format!("c{i}"))]));
+    let drawing = layout(&graph).unwrap();
+    check(&graph, &drawing).unwrap();
+}
+
+#[test]
+fn a_loop_on_a_node_keeps_its_label_off_the_boxes() {
+    let mut graph = Graph::new("g", "G", Trigger::manual());
+    graph
+        .add_chain([Node::new("start", "start"), Node::new("poll", "function"), Node::new("end", "end")])
+        .unwrap();
+    graph.add_node(Node::new("side", "log")).unwrap();
+    graph.add_edges([
+        Edge::new("poll", "poll")
+            .when(Condition::field("poll.output.status").equals("still pending, try again")),
+        Edge::new("poll", "side"),
+    ]);
+    let drawing = layout(&graph).unwrap();
+    check(&graph, &drawing).unwrap();
+    let (poll, side) = (node(&drawing, "poll"), node(&drawing, "side"));
+    let label = drawing.edges[2].label.as_ref().unwrap();
+    assert!(
+        label.at.x > poll.rect.right() + 30.0 && poll.rect.bottom() <= side.rect.y
+            || side.rect.x > label.at.x
+    );
 }
 
 /// A random graph: `n` nodes (the first a start), some parallel, some with a
