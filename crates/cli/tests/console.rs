@@ -124,8 +124,7 @@ async fn a_graphs_versions_are_listed_a_page_at_a_time_and_each_is_drawn() {
 async fn a_graph_not_stored_is_drawn_mistakes_and_all_unless_too_large() {
     let server = Server::start(&[]);
     let token = server.token("acme");
-    let draw =
-        |body: Value| client().post(server.url("/v1/graphs/drawing")).bearer_auth(&token).json(&body).send();
+    let draw = |body: Value| client().post(server.url("/v1/drawing")).bearer_auth(&token).json(&body).send();
     // An edge to a node that does not exist: a mistake, drawn without it.
     let mut broken = review_graph("Broken");
     broken["edges"].as_array_mut().unwrap().push(json!({"source": "publish", "target": "nowhere"}));
@@ -177,6 +176,22 @@ async fn a_runs_picture_marks_where_it_went_and_where_it_waits() {
     assert_eq!(looped.taken, [0, 1, 3].into());
     assert_eq!(looped.with("current"), ["review"].into());
 
+    // A fork at the second wait carries the path that led there.
+    let transcript = server.get(&token, &format!("/v1/runs/{run_id}/transcript")).await;
+    let wait = transcript["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|event| event["type"] == "node_waiting")
+        .unwrap();
+    let fork = server.post(&token, &format!("/v1/runs/{run_id}/fork"), &json!({"at": wait["seq"]})).await;
+    let fork_id = fork["run_id"].as_str().unwrap().to_owned();
+    server.until_run(&token, &fork_id, |run| run["status"] == "waiting").await;
+    let forked = marks(&picture(&server, &token, &format!("/v1/runs/{fork_id}/drawing")).await.1);
+    assert_eq!((&forked.taken, forked.with("current")), (&[0, 1, 3].into(), ["review"].into()));
+    assert_eq!(forked.with("done"), ["draft", "review", "start"].into());
+
     server.post(&token, &format!("/v1/runs/{run_id}/answer"), &answer("approve")).await;
     server.until_run(&token, &run_id, |run| run["status"] == "completed").await;
     let done = marks(&picture(&server, &token, &path).await.1);
@@ -201,7 +216,8 @@ async fn parallel_approvals_are_both_marked_inside_their_parallel_node() {
     let answer = |node: &str| json!({"node_id": node, "data": {"action": "approve"}});
     server.post(&token, &format!("/v1/runs/{run_id}/answer"), &answer("legal")).await;
     let one = marks(&picture(&server, &token, &format!("/v1/runs/{run_id}/drawing")).await.1);
-    assert_eq!((one.with("current"), one.with("done")), (["security"].into(), ["legal", "start"].into()));
+    let finished: BTreeSet<&str> = ["legal", "lint", "start"].into();
+    assert_eq!((one.with("current"), one.with("done")), (["security"].into(), finished));
     server.post(&token, &format!("/v1/runs/{run_id}/answer"), &answer("security")).await;
     server.until_run(&token, &run_id, |run| run["status"] == "completed").await;
     let done = marks(&picture(&server, &token, &format!("/v1/runs/{run_id}/drawing")).await.1);

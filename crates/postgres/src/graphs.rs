@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use roomkit_graph::Graph;
-use roomkit_graph_store::{GraphStore, Result, StoreError, StoredGraph, now_millis};
+use roomkit_graph_store::{GraphStore, Result, StoreError, StoredGraph, VersionInfo, now_millis};
 
 use crate::PostgresStore;
 use crate::error::{pg, sql_int, stored_count};
@@ -41,7 +41,7 @@ impl GraphStore for PostgresStore {
         graph_id: &str,
         before: Option<u64>,
         limit: usize,
-    ) -> Result<Vec<StoredGraph>> {
+    ) -> Result<Vec<VersionInfo>> {
         self.retrying(|| self.graph_versions_once(org, graph_id, before, limit)).await
     }
 }
@@ -154,14 +154,26 @@ impl PostgresStore {
         graph_id: &str,
         before: Option<u64>,
         limit: usize,
-    ) -> Result<Vec<StoredGraph>> {
+    ) -> Result<Vec<VersionInfo>> {
         let client = self.client().await?;
-        let sql = format!(
-            "SELECT {GRAPH_COLUMNS} FROM roomkit_graph.graphs WHERE org = $1 AND graph_id = $2 \
-             AND ($3::bigint IS NULL OR version < $3) ORDER BY version DESC LIMIT $4"
-        );
+        let sql = "SELECT version, created_at, coalesce(g->>'name', ''), \
+                   coalesce(jsonb_array_length(g->'nodes'), 0)::bigint, coalesce(jsonb_array_length(g->'edges'), 0)::bigint \
+                   FROM (SELECT version, created_at, graph_json::jsonb AS g FROM roomkit_graph.graphs \
+                         WHERE org = $1 AND graph_id = $2 AND ($3::bigint IS NULL OR version < $3) \
+                         ORDER BY version DESC LIMIT $4) AS page ORDER BY version DESC";
         let (before, limit) = (before.map(sql_int), i64::try_from(limit).unwrap_or(i64::MAX));
-        let found = client.query(&sql, &[&org, &graph_id, &before, &limit]).await.map_err(pg)?;
-        found.iter().map(rows::graph).collect()
+        let found = client.query(sql, &[&org, &graph_id, &before, &limit]).await.map_err(pg)?;
+        found
+            .iter()
+            .map(|row| {
+                Ok(VersionInfo {
+                    version: stored_count(row.get(0), "graph version")?,
+                    created_at: row.get(1),
+                    name: row.get(2),
+                    nodes: stored_count(row.get(3), "node count")?,
+                    edges: stored_count(row.get(4), "edge count")?,
+                })
+            })
+            .collect()
     }
 }

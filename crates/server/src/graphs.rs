@@ -106,9 +106,9 @@ pub(crate) struct VersionSummary {
     /// The graph's name in that version.
     pub(crate) name: String,
     /// How many nodes it has.
-    pub(crate) nodes: usize,
+    pub(crate) nodes: u64,
     /// How many edges it has.
-    pub(crate) edges: usize,
+    pub(crate) edges: u64,
 }
 
 /// A page of a graph's versions.
@@ -313,15 +313,15 @@ pub(crate) async fn versions(
     }
     let more = found.len() > size;
     found.truncate(size);
-    let next_before = if more { found.last().map(|stored| stored.version) } else { None };
+    let next_before = if more { found.last().map(|info| info.version) } else { None };
     let versions = found
         .into_iter()
-        .map(|stored| VersionSummary {
-            version: stored.version,
-            created_at: stored.created_at,
-            nodes: stored.graph.nodes().len(),
-            edges: stored.graph.edges.len(),
-            name: stored.graph.name,
+        .map(|info| VersionSummary {
+            version: info.version,
+            created_at: info.created_at,
+            nodes: info.nodes,
+            edges: info.edges,
+            name: info.name,
         })
         .collect();
     Ok(Json(VersionList { graph_id, versions, next_before }))

@@ -42,6 +42,7 @@ mod graphs;
 mod hooks;
 mod hygiene;
 mod inbox;
+mod marks;
 mod openapi;
 mod runs;
 mod web;
@@ -179,7 +180,7 @@ pub fn router(app: App) -> Router {
     let timed = Router::new()
         .route("/v1/graphs", post(graphs::create).get(graphs::list))
         .route("/v1/graphs/validate", post(graphs::validate))
-        .route("/v1/graphs/drawing", post(drawings::posted))
+        .route("/v1/drawing", post(drawings::posted))
         .route("/v1/graphs/{graph_id}", put(graphs::put_version).get(graphs::get))
         .route("/v1/graphs/{graph_id}/drawing", get(drawings::graph))
         .route("/v1/graphs/{graph_id}/versions", get(graphs::versions))

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use roomkit_graph::Graph;
-use roomkit_graph_store::{GraphStore, Result, StoreError, StoredGraph, now_millis};
+use roomkit_graph_store::{GraphStore, Result, StoreError, StoredGraph, VersionInfo, now_millis};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::SqliteStore;
@@ -42,7 +42,7 @@ impl GraphStore for SqliteStore {
         graph_id: &str,
         before: Option<u64>,
         limit: usize,
-    ) -> Result<Vec<StoredGraph>> {
+    ) -> Result<Vec<VersionInfo>> {
         let (org, graph_id) = (org.to_owned(), graph_id.to_owned());
         self.read(move |conn| graph_versions(conn, &org, &graph_id, before, limit)).await
     }
@@ -140,19 +140,39 @@ pub(crate) fn list_graphs_after(
     rows.map(|row| row.map_err(DbError::from).and_then(GraphRow::into_stored)).collect()
 }
 
-/// Up to `limit` versions of a graph of `org` older than `before`, newest first.
+/// Up to `limit` versions of a graph of `org` older than `before`, newest
+/// first, in short (their counts read by SQLite, the graphs not parsed here).
 pub(crate) fn graph_versions(
     conn: &Connection,
     org: &str,
     graph_id: &str,
     before: Option<u64>,
     limit: usize,
-) -> Result<Vec<StoredGraph>, DbError> {
+) -> Result<Vec<VersionInfo>, DbError> {
     let mut statement = conn.prepare_cached(
-        "SELECT org, graph_id, version, graph_json, created_at FROM graphs \
-         WHERE org = ?1 AND graph_id = ?2 AND (?3 IS NULL OR version < ?3) ORDER BY version DESC LIMIT ?4",
+        "SELECT version, created_at, coalesce(json_extract(graph_json, '$.name'), ''), \
+         coalesce(json_array_length(graph_json, '$.nodes'), 0), coalesce(json_array_length(graph_json, '$.edges'), 0) \
+         FROM graphs WHERE org = ?1 AND graph_id = ?2 AND (?3 IS NULL OR version < ?3) ORDER BY version DESC LIMIT ?4",
     )?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows = statement.query_map(params![org, graph_id, before.map(sql_int), limit], GraphRow::read)?;
-    rows.map(|row| row.map_err(DbError::from).and_then(GraphRow::into_stored)).collect()
+    let rows = statement.query_map(params![org, graph_id, before.map(sql_int), limit], |row| {
+        Ok((
+            row.get::<_, i64>(0)?,
+            row.get::<_, i64>(1)?,
+            row.get::<_, String>(2)?,
+            row.get::<_, i64>(3)?,
+            row.get::<_, i64>(4)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (version, created_at, name, nodes, edges) = row?;
+        Ok(VersionInfo {
+            version: stored_count(version, "graph version")?,
+            created_at,
+            name,
+            nodes: stored_count(nodes, "node count")?,
+            edges: stored_count(edges, "edge count")?,
+        })
+    })
+    .collect()
 }

@@ -18,6 +18,21 @@ pub struct StoredGraph {
     pub created_at: Millis,
 }
 
+/// One version of a graph in short, as [`GraphStore::graph_versions`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionInfo {
+    /// The version.
+    pub version: u64,
+    /// When it was saved.
+    pub created_at: Millis,
+    /// The graph's name in it.
+    pub name: String,
+    /// How many nodes it has.
+    pub nodes: u64,
+    /// How many edges it has.
+    pub edges: u64,
+}
+
 /// Where graphs are kept, by organization and version: saving one never
 /// changes a version already stored, so a run pins the version it started
 /// with. Every method is one transaction.
@@ -59,14 +74,15 @@ pub trait GraphStore: Send + Sync {
     ) -> Result<Vec<StoredGraph>>;
 
     /// Up to `limit` versions of a graph of `org` older than `before` (from
-    /// the latest when `None`), newest first; none for a graph `org` lacks.
+    /// the latest when `None`), newest first, each in short (the graphs are
+    /// not read); none for a graph `org` lacks.
     async fn graph_versions(
         &self,
         org: &str,
         graph_id: &str,
         before: Option<u64>,
         limit: usize,
-    ) -> Result<Vec<StoredGraph>>;
+    ) -> Result<Vec<VersionInfo>>;
 
     /// A page of at most `size` graphs of `org` (latest versions, by id),
     /// starting after `after`, and the cursor of the next page.

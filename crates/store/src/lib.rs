@@ -74,7 +74,7 @@ pub mod contract;
 pub use access::{AccessStore, DEFAULT_ORG, TokenRecord};
 pub use error::{Cause, Result, StoreError};
 pub use follow::{TranscriptPages, Wake, Wakes};
-pub use graph::{GraphStore, StoredGraph};
+pub use graph::{GraphStore, StoredGraph, VersionInfo};
 pub use json::{STORED_DEPTH, merged_context, pending_text, read_pending, read_stored};
 pub use key::{HeldKey, RunKey};
 pub use lease::Lease;
