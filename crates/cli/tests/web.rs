@@ -14,182 +14,17 @@
 
 #![allow(clippy::unwrap_used, reason = "test code: a failed step fails the test")]
 
+mod browser;
 mod server;
 
 use std::convert::Infallible;
-use std::io::{BufRead as _, BufReader};
-use std::os::unix::process::CommandExt as _;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use browser::Browser;
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 use server::{Server, approvals_graph, client};
 use tokio::sync::mpsc;
-
-/// How long the page may take to show what is waited for, and the longest
-/// one WebDriver command may take.
-const DEADLINE: Duration = Duration::from_secs(30);
-
-/// The result of a WebDriver command, which fails the test naming `what`
-/// when it fails or takes over [`DEADLINE`].
-async fn within<T, E: std::fmt::Debug>(what: &str, command: impl Future<Output = Result<T, E>>) -> T {
-    match tokio::time::timeout(DEADLINE, command).await {
-        Ok(Ok(value)) => value,
-        Ok(Err(error)) => panic!("{what} failed: {error:?}"),
-        Err(_) => panic!("{what} took over {DEADLINE:?}"),
-    }
-}
-
-/// A chromedriver process in a process group of its own (so that the
-/// Chromium it starts can be stopped with it) and a session in it.
-struct Browser {
-    client: Option<Client>,
-    driver: Child,
-}
-
-impl Browser {
-    /// Starts chromedriver on a free loopback port and a headless Chromium session.
-    async fn start() -> Browser {
-        let path = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".to_owned());
-        let mut driver = Command::new(&path)
-            .arg("--port=0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|error| panic!("cannot start {path} (apt-get install chromium-driver): {error}"));
-        let mut lines = BufReader::new(driver.stdout.take().unwrap()).lines();
-        let port = loop {
-            let line = lines.next().expect("chromedriver says where it listens").unwrap();
-            if let Some(rest) = line.split("started successfully on port ").nth(1) {
-                break rest.trim_end_matches('.').trim().parse::<u16>().unwrap();
-            }
-        };
-        std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
-        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:chromeOptions".to_owned(),
-            json!({"binary": chromium,
-                   "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                            "--window-size=1280,1000", "--no-first-run", "--disable-extensions"]}),
-        );
-        let mut builder = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
-        builder.capabilities(capabilities);
-        let webdriver = format!("http://127.0.0.1:{port}");
-        // Dropped (and so stopped) if the session cannot be had.
-        let mut browser = Browser { client: None, driver };
-        browser.client = Some(within("a Chromium session", builder.connect(&webdriver)).await);
-        browser
-    }
-
-    /// Ends the session (Chromium quits) and stops chromedriver.
-    async fn close(mut self) {
-        within("closing the session", self.client().clone().close()).await;
-        self.stop_driver();
-    }
-
-    fn client(&self) -> &Client {
-        self.client.as_ref().expect("a session")
-    }
-
-    /// Kills chromedriver and whatever is left of the Chromium it started: its own process group.
-    fn stop_driver(&mut self) {
-        if matches!(self.driver.try_wait(), Ok(None)) {
-            let group = format!("-{}", self.driver.id());
-            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-            let _ = self.driver.wait();
-        }
-    }
-
-    async fn goto(&self, url: &str) {
-        within(&format!("opening {url}"), self.client().goto(url)).await;
-    }
-
-    async fn find(&self, css: &str) -> fantoccini::elements::Element {
-        within(&format!("finding {css}"), self.client().find(Locator::Css(css))).await
-    }
-
-    async fn click(&self, css: &str) {
-        within(&format!("clicking {css}"), self.find(css).await.click()).await;
-    }
-
-    /// Replaces the text of the field `css` with `text`.
-    async fn fill(&self, css: &str, text: &str) {
-        let field = self.find(css).await;
-        within(&format!("clearing {css}"), field.clear()).await;
-        within(&format!("typing into {css}"), field.send_keys(text)).await;
-    }
-
-    async fn select(&self, css: &str, value: &str) {
-        within(&format!("choosing {value} in {css}"), self.find(css).await.select_by_value(value)).await;
-    }
-
-    /// Runs `script` (the body of a function) in the page.
-    async fn run(&self, script: &str) -> Value {
-        within(&format!("running {script}"), self.client().execute(script, Vec::new())).await
-    }
-
-    /// Polls `script` until it returns something other than null, false or
-    /// "", and returns that; fails after [`DEADLINE`] with what the page shows.
-    async fn until(&self, what: &str, script: &str) -> Value {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let value = self.run(script).await;
-            if !matches!(&value, Value::Null | Value::Bool(false)) && value != json!("") {
-                return value;
-            }
-            if Instant::now() > deadline {
-                let shown = self.run("return document.body.innerText").await;
-                panic!(
-                    "the page never showed {what} in {DEADLINE:?}; it shows:\n{}",
-                    shown.as_str().unwrap_or("")
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// The text of `css` once it has some.
-    async fn text(&self, what: &str, css: &str) -> String {
-        let script = format!("const e = document.querySelector({css:?}); return e && e.textContent.trim()");
-        self.until(what, &script).await.as_str().unwrap().to_owned()
-    }
-
-    /// Signs in with `token` and waits for the runs.
-    async fn sign_in(&self, token: &str) {
-        self.fill("#token", token).await;
-        self.click("#login-button").await;
-        self.until("the runs", "return !document.getElementById('app').hidden").await;
-    }
-
-    /// The nodes of the answer forms, in order, once the page shows `count` of them.
-    async fn answer_forms(&self, count: usize) -> Value {
-        let script = format!(
-            "const nodes = [...document.querySelectorAll('#answers:not([hidden]) form')] \
-             .map(f => f.dataset.node); return nodes.length === {count} && nodes"
-        );
-        self.until(&format!("{count} answer form(s)"), &script).await
-    }
-
-    /// The sequence numbers of the entries in the thread, in order.
-    async fn thread_seqs(&self) -> Vec<u64> {
-        let seqs = self
-            .run("return [...document.querySelectorAll('#thread [data-seq]')].map(e => +e.dataset.seq)")
-            .await;
-        serde_json::from_value(seqs).unwrap()
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        self.stop_driver();
-    }
-}
 
 /// A person reviews a post on a topic; "later" is offered but no edge takes
 /// it, so the run refuses it.
@@ -232,6 +67,7 @@ async fn a_person_follows_answers_and_cancels_runs_in_the_browser() {
     browser
         .until("the graph to start", "return document.querySelector('#start-graph option[value=review]')")
         .await;
+    browser.click("#start-box summary").await;
     browser.select("#start-graph", "review").await;
     browser.fill("#start-input", r#"{"topic": "<b>rust</b>"}"#).await;
     browser.click("#start-button").await;

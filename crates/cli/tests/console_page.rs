@@ -1,0 +1,316 @@
+//! The web console of a real `roomkit-graph serve`, in a real headless
+//! Chromium, at 1280x800 and at 390x844 (a phone): a graph pasted with a
+//! mistake marked on its node in the picture, mended and saved; a run started,
+//! its path and current node marked in its picture; its step and both
+//! waiting children of a parallel approval answered from the inbox; no
+//! sideways scroll and no error in the page throughout. Screenshots go to
+//! `target/tmp/screenshots/` for a person to look at. And 2,500 runs of one
+//! millisecond, every one reachable in the list, each once.
+
+#![allow(clippy::unwrap_used, reason = "test code: a failed step fails the test")]
+
+mod browser;
+mod server;
+
+use std::time::Duration;
+
+use browser::Browser;
+use serde_json::{Value, json};
+use server::{Server, approvals_graph};
+
+/// A post is drafted, reviewed by a person (approve publishes it, reject
+/// sends it back to the draft), published.
+fn review_graph(actions: Value) -> Value {
+    json!({"id": "review", "name": "Content review", "trigger": {"type": "manual"},
+        "nodes": [{"id": "start", "type": "start"},
+                  {"id": "draft", "type": "function", "config": {"action": "set_context", "values": {"title": "Tides"}}},
+                  {"id": "review", "type": "human", "config": {"prompt": "Publish {{trigger.topic}}?", "actions": actions}},
+                  {"id": "publish", "type": "function", "config": {"action": "set_context", "values": {"published": true}}},
+                  {"id": "end", "type": "end"}],
+        "edges": [{"source": "start", "target": "draft"}, {"source": "draft", "target": "review"},
+                  {"source": "review", "target": "publish",
+                   "condition": {"type": "field", "path": "review.output.action", "op": "eq", "value": "approve"}},
+                  {"source": "review", "target": "draft",
+                   "condition": {"type": "field", "path": "review.output.action", "op": "eq", "value": "reject"}},
+                  {"source": "publish", "target": "end"}]})
+}
+
+/// Starts keeping the page's errors (uncaught ones, `console.error`, and
+/// refusals by its content-security policy) in `window.pageErrors`.
+const KEEP_ERRORS: &str = "window.pageErrors = []; \
+    window.addEventListener('error', (e) => pageErrors.push('error: ' + e.message)); \
+    window.addEventListener('unhandledrejection', (e) => pageErrors.push('rejection: ' + e.reason)); \
+    document.addEventListener('securitypolicyviolation', (e) => pageErrors.push('CSP: ' + e.violatedDirective)); \
+    const original = console.error; \
+    console.error = (...args) => { pageErrors.push('console: ' + args.join(' ')); original.apply(console, args); }; \
+    return true";
+
+/// Fails when the page scrolls sideways or kept an error.
+async fn assert_tidy(browser: &Browser, at: &str) {
+    let wide = browser
+        .run("const d = document.documentElement; return [d.scrollWidth, d.clientWidth, window.innerWidth]")
+        .await;
+    let [scroll, client, _] = [0, 1, 2].map(|i| wide[i].as_u64().unwrap());
+    assert!(
+        scroll <= client,
+        "{at}: the page scrolls sideways ({scroll} px of content in {client} px): {wide}"
+    );
+    let errors = browser.run("return window.pageErrors").await;
+    assert_eq!(errors, json!([]), "{at}: the page had errors");
+}
+
+/// Writes a screenshot of the page as `name`.png under the test output.
+async fn screenshot(browser: &Browser, name: &str) {
+    browser.run("window.scrollTo(0, 0); return true").await;
+    let png = browser::within("a screenshot", browser.client().screenshot()).await;
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+/// Writes a screenshot of the page in a window `height` pixels tall, as
+/// `name`.png under the test output, then gives the window its size back.
+async fn tall_screenshot(browser: &Browser, height: u32, name: &str) {
+    let (width, before) = browser::within("the window's size", browser.client().get_window_size()).await;
+    browser::within("a taller window", browser.client().set_window_size(width as u32, height)).await;
+    screenshot(browser, name).await;
+    browser::within("the window's size back", browser.client().set_window_size(width as u32, before as u32))
+        .await;
+}
+
+/// Goes to `hash` in the page (as a link would).
+async fn go(browser: &Browser, hash: &str) {
+    browser.run(&format!("location.hash = {hash:?}; return true")).await;
+}
+
+async fn tour(width: u32, height: u32, label: &str) {
+    let server = Server::start(&[]);
+    let token = server.token("acme");
+    let release = server.post(&token, "/v1/graphs", &approvals_graph("release", "all")).await;
+    assert_eq!(release["version"], 1, "{release}");
+
+    let browser = Browser::sized(width, height).await;
+    browser.goto(&server.url("/#graphs")).await;
+    assert_eq!(browser.run(KEEP_ERRORS).await, true);
+    assert_eq!(browser.run("return window.innerWidth").await, json!(width), "the viewport is the window");
+    // Before signing in, only the sign-in form shows.
+    assert_eq!(browser.run("return document.getElementById('app').hidden").await, true);
+    browser.sign_in(&token).await;
+
+    // A graph pasted with a mistake: found, listed and marked on its node.
+    browser
+        .until("the graphs", "return document.querySelector('#graph-list tr[data-graph-id=release]')")
+        .await;
+    browser.click("#graph-new").await;
+    browser.fill("#graph-json", &review_graph(json!("approve")).to_string()).await;
+    browser.click("#graph-check").await;
+    let finding = browser.text("the mistake", "#graph-findings li.error-finding[data-node=review]").await;
+    assert!(finding.contains("invalid_actions"), "{finding}");
+    browser
+        .until(
+            "the mistake on its node",
+            "return document.querySelector('#graph-preview [data-node=review].finding .sign')",
+        )
+        .await;
+    assert_tidy(&browser, "the graph with a mistake").await;
+    screenshot(&browser, &format!("graph-mistake-{label}")).await;
+
+    // Mended and saved: version 1, drawn.
+    browser.fill("#graph-json", &review_graph(json!(["approve", "reject"])).to_string()).await;
+    browser.click("#graph-save").await;
+    let saved = browser.text("the saved version", "#graph-saved").await;
+    assert_eq!(saved, "Saved as review v1.");
+    browser.until("its picture", "return document.querySelector('#graph-picture [data-node=publish]')").await;
+    let stored = server.get(&token, "/v1/graphs/review").await;
+    assert_eq!(stored["version"], 1);
+
+    // A run started from the page: its picture marks the path and where it waits.
+    go(&browser, "#runs").await;
+    browser
+        .until("the graph to start", "return document.querySelector('#start-graph option[value=review]')")
+        .await;
+    browser.click("#start-box summary").await;
+    browser.select("#start-graph", "review").await;
+    browser.fill("#start-input", r#"{"topic": "tides"}"#).await;
+    browser.click("#start-button").await;
+    browser
+        .until(
+            "the run waiting in its picture",
+            "return document.querySelector('#run-picture [data-node=review].current')",
+        )
+        .await;
+    let run_id = browser.text("the run's id", "#run-id").await;
+    let taken = browser
+        .run("return [...document.querySelectorAll('#run-picture .edge.taken')].map(e => +e.dataset.edge)")
+        .await;
+    assert_eq!(taken, json!([0, 1]), "start → draft → review");
+    let done = browser
+        .run("return [...document.querySelectorAll('#run-picture .node.done')].map(n => n.dataset.node)")
+        .await;
+    assert_eq!(done, json!(["start", "draft"]));
+    // The answer form comes first, above the picture.
+    browser
+        .until(
+            "the answer form above the picture",
+            "const a = document.getElementById('answers'), p = document.getElementById('run-picture'); \
+             return !a.hidden && a.getBoundingClientRect().top < p.getBoundingClientRect().top",
+        )
+        .await;
+    assert_tidy(&browser, "a waiting run").await;
+    screenshot(&browser, &format!("run-{label}")).await;
+    if width > 900 {
+        tall_screenshot(&browser, 1500, "run-whole-1280").await;
+    }
+
+    // A parallel approval: both children wait, each its own step in the inbox.
+    let parallel = server.post(&token, "/v1/graphs/release/runs", &json!({"release": "2.0"})).await;
+    let parallel_id = parallel["run_id"].as_str().unwrap().to_owned();
+    server
+        .until_run(&token, &parallel_id, |run| run["pending"].as_array().is_some_and(|p| p.len() == 2))
+        .await;
+    go(&browser, "#inbox").await;
+    let steps = browser
+        .until(
+            "three waiting steps",
+            "const forms = [...document.querySelectorAll('#inbox-list form')]; \
+             return forms.length === 3 && forms.map(f => f.dataset.run.slice(-6) + ':' + f.dataset.node)",
+        )
+        .await;
+    let short = |id: &str| id[id.len() - 6..].to_owned();
+    assert_eq!(
+        steps,
+        json!([
+            format!("{}:legal", short(&parallel_id)),
+            format!("{}:security", short(&parallel_id)),
+            format!("{}:review", short(&run_id))
+        ]),
+        "newest run first, each waiting child on its own"
+    );
+    assert_eq!(browser.text("the count", "#inbox-count").await, "3");
+    let looks = browser.run("return [...document.querySelectorAll('#inbox-list form')][2].querySelectorAll('button')[1].className").await;
+    assert_eq!(looks, "act-no", "reject looks unlike approve");
+    assert_tidy(&browser, "the inbox").await;
+    screenshot(&browser, &format!("inbox-{label}")).await;
+
+    // Answered in place: the review, then legal.
+    browser.click(&format!("#inbox-list form[data-run='{run_id}'] button[data-action=approve]")).await;
+    server.until_run(&token, &run_id, |run| run["status"] == "completed").await;
+    browser
+        .click(&format!(
+            "#inbox-list form[data-run='{parallel_id}'][data-node=legal] button[data-action=approve]"
+        ))
+        .await;
+    browser.until("one step left", "return document.querySelectorAll('#inbox-list form').length === 1").await;
+
+    // The finished run's picture: every node done, no current one.
+    go(&browser, &format!("#run={run_id}")).await;
+    browser
+        .until(
+            "the run done in its picture",
+            "return document.querySelector('#run-picture [data-node=publish].done')",
+        )
+        .await;
+    assert_eq!(browser.text("its status", "#run-status").await, "completed");
+    assert_eq!(browser.run("return document.querySelectorAll('#run-picture .node.current').length").await, 0);
+
+    // The parallel run: security still waits inside its parallel node; legal is done.
+    go(&browser, &format!("#run={parallel_id}")).await;
+    browser
+        .until(
+            "security waiting",
+            "return document.querySelector('#run-picture [data-node=security].current')",
+        )
+        .await;
+    let legal = browser
+        .run("return document.querySelector('#run-picture [data-node=legal]').getAttribute('class')")
+        .await;
+    assert!(legal.as_str().unwrap().contains("done"), "{legal}");
+    // On a phone the opened run shows first, the list out of the way.
+    let list_shown =
+        browser.run("return document.getElementById('runs-section').offsetParent !== null").await;
+    assert_eq!(list_shown, json!(width > 900), "the list shows beside the run on a wide screen only");
+    assert_tidy(&browser, "a parallel run").await;
+    screenshot(&browser, &format!("parallel-{label}")).await;
+
+    // Its timeline: each step with how it ended and how long it took.
+    browser.click("#tab-timeline").await;
+    let steps = browser.text("the timeline", "#timeline li[data-node=approvals]").await;
+    assert!(steps.contains("approvals (parallel)"), "{steps}");
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_on_a_laptop() {
+    tour(1280, 800, "1280").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_on_a_phone() {
+    tour(390, 844, "390").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_one_of_2500_runs_of_one_millisecond_is_listed_once() {
+    const RUNS: usize = 2500;
+    let server = Server::start(&[]);
+    let token = server.token("acme");
+    let graph = json!({"id": "g", "name": "G", "trigger": {"type": "manual"},
+        "nodes": [{"id": "start", "type": "start"}, {"id": "end", "type": "end"}],
+        "edges": [{"source": "start", "target": "end"}]});
+    server.post(&token, "/v1/graphs", &graph).await;
+    // One run started for real, then copied in the database under other ids,
+    // all in one millisecond, as a burst of runs may be.
+    let run = server.post(&token, "/v1/graphs/g/runs", &json!({})).await;
+    let first = run["run_id"].as_str().unwrap().to_owned();
+    server.until_run(&token, &first, |run| run["status"] == "completed").await;
+    let db = rusqlite::Connection::open(&server.db).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    let columns: Vec<String> = db
+        .prepare("SELECT name FROM pragma_table_info('runs') WHERE name != 'run_id' ORDER BY cid")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let columns = columns.join(", ");
+    let copies = db
+        .execute(
+            &format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {}) \
+                 INSERT INTO runs (run_id, {columns}) SELECT run_id || printf('-%04d', i), {columns} FROM runs, n",
+                RUNS - 1
+            ),
+            [],
+        )
+        .unwrap();
+    assert_eq!(copies, RUNS - 1);
+    assert_eq!(db.execute("UPDATE runs SET created_at = 1700000000000", []).unwrap(), RUNS);
+    let started: std::collections::HashSet<String> =
+        std::iter::once(first.clone()).chain((1..RUNS).map(|i| format!("{first}-{i:04}"))).collect();
+
+    let browser = Browser::start().await;
+    browser.goto(&server.url("/")).await;
+    browser.sign_in(&token).await;
+    browser
+        .until("the first page", "return document.querySelectorAll('#runs tbody tr').length === 100")
+        .await;
+    for page in 2..=RUNS / 100 {
+        browser.click("#runs-more").await;
+        browser
+            .until(
+                &format!("page {page}"),
+                &format!("return document.querySelectorAll('#runs tbody tr').length === {}", page * 100),
+            )
+            .await;
+    }
+    browser.until("no more pages", "return document.getElementById('runs-more').hidden").await;
+    let listed: Vec<String> = serde_json::from_value(
+        browser
+            .run("return [...document.querySelectorAll('#runs tbody tr')].map(r => r.dataset.runId)")
+            .await,
+    )
+    .unwrap();
+    assert_eq!(listed.len(), RUNS, "no run twice");
+    assert_eq!(listed.into_iter().collect::<std::collections::HashSet<_>>(), started, "every run once");
+    browser.close().await;
+}
