@@ -1,6 +1,7 @@
 //! `roomkit-graph`: the command line. Data goes to stdout, everything else to
 //! stderr; `--json` gives output for scripts.
 
+mod demo;
 mod graphs;
 mod limits;
 mod nodes;
@@ -80,6 +81,21 @@ enum Command {
         /// Graph JSON files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Shows the product at work: stores the example graphs in a SQLite file
+    /// of its own, answers their agent nodes with a rule-based stand-in for a
+    /// model (on loopback; every message it writes says so), prints their
+    /// notifications here, starts a few runs (one waiting for a person, one
+    /// parallel approval) and serves the API and the web console, printing its
+    /// address and a token, until Ctrl-C. Ignores --database, --agents and --channels.
+    Demo {
+        /// The folder for the database and the files (a new one under the
+        /// system's temporary folder when not given).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The address to serve on (port 0: any free port).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
     },
     #[command(flatten)]
     Runs(RunCommand),
@@ -397,7 +413,12 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
             };
             let app = roomkit_graph_server::App::new(runner.clone(), limits)
                 .allow_unsigned_webhooks(allow_unsigned_webhooks);
-            serve::serve(&runner, app, listen, schedule_tick, poll).await.map(|()| ExitCode::SUCCESS)
+            match serve::listen(listen).await {
+                Ok(listener) => serve::serve(&runner, app, listener, schedule_tick, poll)
+                    .await
+                    .map(|()| ExitCode::SUCCESS),
+                Err(error) => Err(error),
+            }
         }
         RunCommand::Graph(GraphCommand::Put { files }) => {
             graphs::put(&runner, &org, &files, json).await.map(|()| ExitCode::SUCCESS)
@@ -421,8 +442,13 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
 
 /// Structured logs on stderr, at the level RUST_LOG says (info by default).
 fn init_logs(json: bool) {
+    init_logs_at(json, "info");
+}
+
+/// Structured logs on stderr, at the level RUST_LOG says (`level` by default).
+fn init_logs_at(json: bool, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
         logs.json().init();
@@ -452,6 +478,15 @@ fn main() -> ExitCode {
                 options.json,
             )
             .map(|valid| if valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Demo { dir, listen } => {
+            init_logs_at(false, "warn");
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the runtime")
+                .and_then(|runtime| runtime.block_on(demo::demo(dir, listen)))
+                .map(|()| ExitCode::SUCCESS)
         }
         Command::Runs(command) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()

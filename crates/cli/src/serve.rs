@@ -11,21 +11,25 @@ use anyhow::Context as _;
 use roomkit_graph_runner::Runner;
 use roomkit_graph_server::{App, new_token};
 use roomkit_graph_triggers::Scheduler;
+use tokio::net::TcpListener;
 
 use crate::shutdown::{stop_signal, wait_for};
 
+/// Listens on `listen`, saying so when it cannot.
+pub(crate) async fn listen(listen: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))
+}
+
 /// `serve`: picks up the runs nobody drives (at start, then every `poll`),
-/// fires scheduled graphs, and serves `app` (the HTTP API on `runner`) until
-/// Ctrl-C or SIGTERM, then stops gracefully.
+/// fires scheduled graphs, and serves `app` (the HTTP API on `runner`) on
+/// `listener` until Ctrl-C or SIGTERM, then stops gracefully.
 pub(crate) async fn serve(
     runner: &Runner,
     app: App,
-    listen: SocketAddr,
+    listener: TcpListener,
     tick: Duration,
     poll: Duration,
 ) -> anyhow::Result<()> {
-    let listener =
-        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr().context("cannot read the address listened on")?;
     let picked_up = runner.recover().await?;
     tracing::info!(%address, picked_up, "serving");
