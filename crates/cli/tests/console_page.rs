@@ -1,9 +1,11 @@
-//! The web console of a real `roomkit-graph serve`, in a real headless
-//! Chromium, at 1280x800 and at 390x844 (a phone): a graph pasted with a
-//! mistake marked on its node in the picture, mended and saved; a run started,
-//! its path and current node marked in its picture; its step and both
-//! waiting children of a parallel approval answered from the inbox; no
-//! sideways scroll and no error in the page throughout. Screenshots go to
+//! The web console of a real `roomkit-graph demo` (the examples stored, the
+//! agents answered by its stand-in model), in a real headless Chromium, at
+//! 1280x800 and at 390x844 (a phone): the content-review graph uploaded with
+//! a mistake marked on its node in the picture, mended and saved; a run
+//! started, its path and current node marked in its picture, a node's output
+//! shown by keyboard; its step and the waiting children of a parallel
+//! approval answered from the inbox; no sideways scroll and no error in the
+//! page throughout. Screenshots go to
 //! `target/tmp/screenshots/` for a person to look at. And 2,500 runs of one
 //! millisecond, every one reachable in the list, each once.
 
@@ -16,24 +18,7 @@ use std::time::Duration;
 
 use browser::Browser;
 use serde_json::{Value, json};
-use server::{Server, approvals_graph};
-
-/// A post is drafted, reviewed by a person (approve publishes it, reject
-/// sends it back to the draft), published.
-fn review_graph(actions: Value) -> Value {
-    json!({"id": "review", "name": "Content review", "trigger": {"type": "manual"},
-        "nodes": [{"id": "start", "type": "start"},
-                  {"id": "draft", "type": "function", "config": {"action": "set_context", "values": {"title": "Tides"}}},
-                  {"id": "review", "type": "human", "config": {"prompt": "Publish {{trigger.topic}}?", "actions": actions}},
-                  {"id": "publish", "type": "function", "config": {"action": "set_context", "values": {"published": true}}},
-                  {"id": "end", "type": "end"}],
-        "edges": [{"source": "start", "target": "draft"}, {"source": "draft", "target": "review"},
-                  {"source": "review", "target": "publish",
-                   "condition": {"type": "field", "path": "review.output.action", "op": "eq", "value": "approve"}},
-                  {"source": "review", "target": "draft",
-                   "condition": {"type": "field", "path": "review.output.action", "op": "eq", "value": "reject"}},
-                  {"source": "publish", "target": "end"}]})
-}
+use server::Server;
 
 /// Starts keeping the page's errors (uncaught ones, `console.error`, and
 /// refusals by its content-security policy) in `window.pageErrors`.
@@ -83,11 +68,20 @@ async fn go(browser: &Browser, hash: &str) {
     browser.run(&format!("location.hash = {hash:?}; return true")).await;
 }
 
+/// The content-review example, with `review`'s actions set to `actions`.
+fn content_review(actions: Value) -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/content-review.json");
+    let mut graph: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let review =
+        graph["nodes"].as_array_mut().unwrap().iter_mut().find(|node| node["id"] == "review").unwrap();
+    review["config"]["actions"] = actions;
+    graph
+}
+
 async fn tour(width: u32, height: u32, label: &str) {
-    let server = Server::start(&[]);
-    let token = server.token("acme");
-    let release = server.post(&token, "/v1/graphs", &approvals_graph("release", "all")).await;
-    assert_eq!(release["version"], 1, "{release}");
+    // The demo: the examples stored, agents answered by the stand-in, four runs under way.
+    let server = Server::demo();
+    let token = server.token("default");
 
     let browser = Browser::sized(width, height).await;
     browser.goto(&server.url("/#graphs")).await;
@@ -97,13 +91,19 @@ async fn tour(width: u32, height: u32, label: &str) {
     assert_eq!(browser.run("return document.getElementById('app').hidden").await, true);
     browser.sign_in(&token).await;
 
-    // A graph pasted with a mistake: found, listed and marked on its node.
+    // The content-review graph, uploaded with a mistake: found, listed and marked on its node.
     browser
-        .until("the graphs", "return document.querySelector('#graph-list tr[data-graph-id=release]')")
+        .until(
+            "the graphs",
+            "return document.querySelector('#graph-list tr[data-graph-id=content-review] a')",
+        )
         .await;
-    browser.click("#graph-new").await;
-    browser.fill("#graph-json", &review_graph(json!("approve")).to_string()).await;
-    browser.click("#graph-check").await;
+    browser.click("#graph-list tr[data-graph-id=content-review] a").await;
+    browser.until("its picture", "return document.querySelector('#graph-picture [data-node=revise]')").await;
+    let upload = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
+    std::fs::write(upload.path(), content_review(json!("approve")).to_string()).unwrap();
+    let file = browser.find("#graph-file").await;
+    browser::within("choosing the file", file.send_keys(upload.path().to_str().unwrap())).await;
     let finding = browser.text("the mistake", "#graph-findings li.error-finding[data-node=review]").await;
     assert!(finding.contains("invalid_actions"), "{finding}");
     browser
@@ -115,22 +115,26 @@ async fn tour(width: u32, height: u32, label: &str) {
     assert_tidy(&browser, "the graph with a mistake").await;
     screenshot(&browser, &format!("graph-mistake-{label}")).await;
 
-    // Mended and saved: version 1, drawn.
-    browser.fill("#graph-json", &review_graph(json!(["approve", "reject"])).to_string()).await;
+    // Mended and saved: version 2, drawn.
+    browser.fill("#graph-json", &content_review(json!(["approve", "reject"])).to_string()).await;
     browser.click("#graph-save").await;
     let saved = browser.text("the saved version", "#graph-saved").await;
-    assert_eq!(saved, "Saved as review v1.");
-    browser.until("its picture", "return document.querySelector('#graph-picture [data-node=publish]')").await;
-    let stored = server.get(&token, "/v1/graphs/review").await;
-    assert_eq!(stored["version"], 1);
-
-    // A run started from the page: its picture marks the path and where it waits.
-    go(&browser, "#runs").await;
+    assert_eq!(saved, "Saved as content-review v2.");
     browser
-        .until("the graph to start", "return document.querySelector('#start-graph option[value=review]')")
+        .until("version 2 listed", "return document.querySelector('#graph-versions li[data-version=\"2\"]')")
         .await;
+    assert_eq!(server.get(&token, "/v1/graphs/content-review").await["version"], 2);
+
+    // A run started from the page: the stand-in drafts, and the picture marks the path and where it waits.
+    go(&browser, "#runs").await;
     browser.click("#start-box summary").await;
-    browser.select("#start-graph", "review").await;
+    browser
+        .until(
+            "the graph to start",
+            "return document.querySelector('#start-graph option[value=content-review]')",
+        )
+        .await;
+    browser.select("#start-graph", "content-review").await;
     browser.fill("#start-input", r#"{"topic": "tides"}"#).await;
     browser.click("#start-button").await;
     browser
@@ -148,6 +152,8 @@ async fn tour(width: u32, height: u32, label: &str) {
         .run("return [...document.querySelectorAll('#run-picture .node.done')].map(n => n.dataset.node)")
         .await;
     assert_eq!(done, json!(["start", "draft"]));
+    let drafted = browser.text("the draft", "#thread [data-type=agent_message] p").await;
+    assert!(drafted.contains("stand-in"), "{drafted}");
     // The answer form comes first, above the picture.
     browser
         .until(
@@ -156,53 +162,65 @@ async fn tour(width: u32, height: u32, label: &str) {
              return !a.hidden && a.getBoundingClientRect().top < p.getBoundingClientRect().top",
         )
         .await;
+    // A node chosen by keyboard shows its output.
+    browser.run("document.querySelector('#run-picture [data-node=draft]').focus(); return true").await;
+    let focused = browser::within("the focused node", browser.client().active_element()).await;
+    browser::within("pressing Enter", focused.send_keys("\u{E007}")).await;
+    let panel = browser.text("the node's panel", "#node-panel:not([hidden]) pre").await;
+    assert!(panel.contains("writer-agent"), "its settings: {panel}");
+    browser
+        .until("its output", "return [...document.querySelectorAll('#node-panel pre')].some(p => p.textContent.includes('titled by'))")
+        .await;
     assert_tidy(&browser, "a waiting run").await;
     screenshot(&browser, &format!("run-{label}")).await;
     if width > 900 {
         tall_screenshot(&browser, 1500, "run-whole-1280").await;
     }
 
-    // A parallel approval: both children wait, each its own step in the inbox.
-    let parallel = server.post(&token, "/v1/graphs/release/runs", &json!({"release": "2.0"})).await;
-    let parallel_id = parallel["run_id"].as_str().unwrap().to_owned();
-    server
-        .until_run(&token, &parallel_id, |run| run["pending"].as_array().is_some_and(|p| p.len() == 2))
-        .await;
+    // The inbox: this run's review, the demo's parallel approval (each child on
+    // its own) and the demo's own review, newest run first.
+    let release = server.get(&token, "/v1/runs?graph_id=release-approval").await["runs"][0]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     go(&browser, "#inbox").await;
     let steps = browser
         .until(
-            "three waiting steps",
+            "four waiting steps",
             "const forms = [...document.querySelectorAll('#inbox-list form')]; \
-             return forms.length === 3 && forms.map(f => f.dataset.run.slice(-6) + ':' + f.dataset.node)",
+             return forms.length === 4 && forms.map(f => f.dataset.run + ':' + f.dataset.node)",
         )
         .await;
-    let short = |id: &str| id[id.len() - 6..].to_owned();
+    let steps: Vec<String> = serde_json::from_value(steps).unwrap();
     assert_eq!(
-        steps,
-        json!([
-            format!("{}:legal", short(&parallel_id)),
-            format!("{}:security", short(&parallel_id)),
-            format!("{}:review", short(&run_id))
-        ]),
-        "newest run first, each waiting child on its own"
+        steps[..3],
+        [format!("{run_id}:review"), format!("{release}:legal"), format!("{release}:security")]
     );
-    assert_eq!(browser.text("the count", "#inbox-count").await, "3");
-    let looks = browser.run("return [...document.querySelectorAll('#inbox-list form')][2].querySelectorAll('button')[1].className").await;
+    assert!(steps[3].ends_with(":review"));
+    assert_eq!(browser.text("the count", "#inbox-count").await, "4");
+    let looks = browser
+        .run("return [...document.querySelectorAll('#inbox-list form')][0].querySelectorAll('button')[1].className")
+        .await;
     assert_eq!(looks, "act-no", "reject looks unlike approve");
     assert_tidy(&browser, "the inbox").await;
     screenshot(&browser, &format!("inbox-{label}")).await;
 
-    // Answered in place: the review, then legal.
+    // Answered in place: the review (the post is published: its notification
+    // prints on the terminal), then legal.
     browser.click(&format!("#inbox-list form[data-run='{run_id}'] button[data-action=approve]")).await;
     server.until_run(&token, &run_id, |run| run["status"] == "completed").await;
+    server
+        .until_logged("the publication", |line| line.starts_with("[notification on slack] Published: tides"));
     browser
         .click(&format!(
-            "#inbox-list form[data-run='{parallel_id}'][data-node=legal] button[data-action=approve]"
+            "#inbox-list form[data-run='{release}'][data-node=legal] button[data-action=approve]"
         ))
         .await;
-    browser.until("one step left", "return document.querySelectorAll('#inbox-list form').length === 1").await;
+    browser
+        .until("two steps left", "return document.querySelectorAll('#inbox-list form').length === 2")
+        .await;
 
-    // The finished run's picture: every node done, no current one.
+    // The finished run's picture: every node on its path done, no current one.
     go(&browser, &format!("#run={run_id}")).await;
     browser
         .until(
@@ -213,8 +231,8 @@ async fn tour(width: u32, height: u32, label: &str) {
     assert_eq!(browser.text("its status", "#run-status").await, "completed");
     assert_eq!(browser.run("return document.querySelectorAll('#run-picture .node.current').length").await, 0);
 
-    // The parallel run: security still waits inside its parallel node; legal is done.
-    go(&browser, &format!("#run={parallel_id}")).await;
+    // The parallel approval: security still waits inside its parallel node; legal is done.
+    go(&browser, &format!("#run={release}")).await;
     browser
         .until(
             "security waiting",
@@ -236,6 +254,7 @@ async fn tour(width: u32, height: u32, label: &str) {
     browser.click("#tab-timeline").await;
     let steps = browser.text("the timeline", "#timeline li[data-node=approvals]").await;
     assert!(steps.contains("approvals (parallel)"), "{steps}");
+    assert_tidy(&browser, "the timeline").await;
     browser.close().await;
 }
 

@@ -122,6 +122,56 @@ impl Server {
         self.child.as_ref().expect("the server runs").id()
     }
 
+    /// Starts `roomkit-graph demo` on a free loopback port in a folder of its
+    /// own; `logs` keeps what it prints on stdout after its banner's address
+    /// (its notifications among them).
+    pub(crate) fn demo() -> Server {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_roomkit-graph"))
+            .args(["demo", "--listen", "127.0.0.1:0", "--dir"])
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("demo starts");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
+        let base = loop {
+            let line = lines.next().expect("the demo prints its address").expect("stdout is text");
+            if let Some(open) = line.trim().strip_prefix("Open") {
+                break open.trim().trim_end_matches("/#inbox").to_owned();
+            }
+        };
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                kept.lock().expect("the log lock").push(line);
+            }
+        });
+        Server {
+            base,
+            db: dir.path().join("demo.db"),
+            logs,
+            args: Vec::new(),
+            level: String::new(),
+            child: Some(child),
+            _dir: dir,
+        }
+    }
+
+    /// Waits until the process has printed a line for which `found` holds (for 60 s at most).
+    pub(crate) fn until_logged(&self, what: &str, found: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(line) = self.logs.lock().expect("the log lock").iter().find(|line| found(line)) {
+                return line.clone();
+            }
+            assert!(std::time::Instant::now() < deadline, "never printed {what}: {:?}", self.logs.lock());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Sends SIGTERM and waits for the process to exit.
     pub(crate) fn stop(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("the server runs");
