@@ -1,6 +1,7 @@
 //! The picture as SVG: plain elements with classes a page can style, colours
 //! as presentation attributes (so the file also reads alone), no style sheet,
-//! no script, no link, no element id (so two pictures can share a page).
+//! no script, no link, no element id (so two pictures can share a page). The
+//! picture is a group, not an image, so its nodes (buttons) reach a screen reader.
 
 use std::fmt::Write as _;
 
@@ -37,8 +38,8 @@ pub fn render_svg(layout: &Layout, overlay: Option<&Overlay>) -> String {
     let (w, h) = (layout.width, layout.height);
     let _ = write!(
         svg,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" class="graph" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" font-family="system-ui, sans-serif"><title>{}</title>"##,
-        escape(&layout.title)
+        r##"<svg xmlns="http://www.w3.org/2000/svg" class="graph" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="group" aria-label="{title}" font-family="system-ui, sans-serif"><title>{title}</title>"##,
+        title = escape(&layout.title)
     );
     // Parallel nodes first (outer before inner: an outer box holds, so
     // outsizes, the boxes inside it), then edges, then the other nodes: a

@@ -194,58 +194,20 @@ impl RunFilter {
         }
         if let Some(prefix) = &self.run_id_prefix {
             values.push(FilterValue::Text(prefix.clone()));
-            conditions.push(format!(
-                "substr(run_id, 1, {}) = {}",
-                prefix.chars().count(),
-                parameter(values.len())
-            ));
+            let start = parameter(values.len());
+            conditions.push(match dialect {
+                // SQLite compares text byte by byte: the ids from the prefix up
+                // to it followed by the greatest character, a range of the key.
+                Dialect::Sqlite => {
+                    values.push(FilterValue::Text(format!("{prefix}\u{10FFFF}")));
+                    format!("run_id >= {start} AND run_id < {}", parameter(values.len()))
+                }
+                // PostgreSQL's text order is its collation's: compared as it is.
+                Dialect::Postgres => format!("substr(run_id, 1, {}) = {start}", prefix.chars().count()),
+            });
         }
         if let Some(field) = &self.trigger {
-            let path = match dialect {
-                Dialect::Sqlite => format!("$.trigger.{}", field.path().join(".")),
-                Dialect::Postgres => format!("{{trigger,{}}}", field.path().join(",")),
-            };
-            values.push(FilterValue::Text(path));
-            let path = parameter(values.len());
-            let test = match dialect {
-                // SQLite reads the value at the path as SQL: compare it by its JSON type.
-                Dialect::Sqlite => {
-                    let at = format!("t.entry_json, {path}");
-                    match field.value() {
-                        Value::String(text) => {
-                            values.push(FilterValue::Text(text.clone()));
-                            format!(
-                                "json_type({at}) = 'text' AND json_extract({at}) = {}",
-                                parameter(values.len())
-                            )
-                        }
-                        Value::Number(number) => {
-                            values.push(FilterValue::Text(number.to_string()));
-                            format!(
-                                "json_type({at}) IN ('integer', 'real') AND json_extract({at}) = CAST({} AS REAL)",
-                                parameter(values.len())
-                            )
-                        }
-                        Value::Bool(true) => format!("json_type({at}) = 'true'"),
-                        Value::Bool(false) => format!("json_type({at}) = 'false'"),
-                        _ => format!("json_type({at}) = 'null'"),
-                    }
-                }
-                Dialect::Postgres => {
-                    values.push(FilterValue::Text(field.value().to_string()));
-                    format!(
-                        "(t.entry_json::jsonb #> ({path}::text)::text[]) = ({}::text)::jsonb",
-                        parameter(values.len())
-                    )
-                }
-            };
-            let transcript = match dialect {
-                Dialect::Sqlite => "transcript",
-                Dialect::Postgres => "roomkit_graph.transcript",
-            };
-            conditions.push(format!(
-                "EXISTS (SELECT 1 FROM {transcript} t WHERE t.run_id = runs.run_id AND t.seq = 1 AND {test})"
-            ));
+            conditions.push(trigger_condition(field, dialect, &mut values, &parameter));
         }
         if let Some(cursor) = &self.after {
             values.push(FilterValue::Millis(cursor.created_at));
@@ -259,4 +221,72 @@ impl RunFilter {
         }
         (format!(" WHERE {}", conditions.join(" AND ")), values)
     }
+}
+
+/// The SQL condition that a run's trigger data holds `field`'s value at its
+/// path: an `EXISTS` on the run's first transcript entry, comparing by the
+/// value's JSON type (a string with a string, a number with a number, as
+/// numbers), its values pushed on `values`.
+fn trigger_condition(
+    field: &crate::TriggerField,
+    dialect: Dialect,
+    values: &mut Vec<FilterValue>,
+    parameter: &impl Fn(usize) -> String,
+) -> String {
+    let mut bind = |value: FilterValue| {
+        values.push(value);
+        parameter(values.len())
+    };
+    let (transcript, test) = match dialect {
+        Dialect::Sqlite => {
+            let path = bind(FilterValue::Text(format!("$.trigger.{}", field.path().join("."))));
+            let at = format!("t.entry_json, {path}");
+            let test = match field.value() {
+                Value::String(text) => {
+                    format!(
+                        "json_type({at}) = 'text' AND json_extract({at}) = {}",
+                        bind(FilterValue::Text(text.clone()))
+                    )
+                }
+                // An integer compares as one (exactly, however large); another number as a real.
+                Value::Number(number) => match number.as_i64() {
+                    Some(integer) => format!(
+                        "json_type({at}) IN ('integer', 'real') AND json_extract({at}) = {}",
+                        bind(FilterValue::Millis(integer))
+                    ),
+                    None => format!(
+                        "json_type({at}) IN ('integer', 'real') AND json_extract({at}) = CAST({} AS REAL)",
+                        bind(FilterValue::Text(number.to_string()))
+                    ),
+                },
+                Value::Bool(true) => format!("json_type({at}) = 'true'"),
+                Value::Bool(false) => format!("json_type({at}) = 'false'"),
+                _ => format!("json_type({at}) = 'null'"),
+            };
+            ("transcript", test)
+        }
+        // As json, not jsonb: jsonb refuses to hold some text json keeps.
+        Dialect::Postgres => {
+            let path = bind(FilterValue::Text(format!("{{trigger,{}}}", field.path().join(","))));
+            let at = format!("(t.entry_json::json #> ({path}::text)::text[])");
+            let test = match field.value() {
+                Value::String(text) => format!(
+                    "json_typeof({at}) = 'string' AND {at} #>> '{{}}' = {}",
+                    bind(FilterValue::Text(text.clone()))
+                ),
+                Value::Number(number) => format!(
+                    "json_typeof({at}) = 'number' AND ({at} #>> '{{}}')::numeric = ({}::text)::numeric",
+                    bind(FilterValue::Text(number.to_string()))
+                ),
+                Value::Bool(flag) => format!("json_typeof({at}) = 'boolean' AND {at} #>> '{{}}' = '{flag}'"),
+                _ => format!("json_typeof({at}) = 'null'"),
+            };
+            // PostgreSQL cannot read a string holding U+0000 out of json: such a
+            // run is skipped (CASE, as AND does not promise an order).
+            let test =
+                format!("CASE WHEN position('\\u0000' in t.entry_json) = 0 THEN {test} ELSE false END");
+            ("roomkit_graph.transcript", test)
+        }
+    };
+    format!("EXISTS (SELECT 1 FROM {transcript} t WHERE t.run_id = runs.run_id AND t.seq = 1 AND {test})")
 }

@@ -319,6 +319,7 @@ pub struct RunFilter {
 /// let field = TriggerField::new("order.region", json!("eu"))?;
 /// assert_eq!(field.path(), ["order", "region"]);
 /// assert!(TriggerField::new("order..region", json!("eu")).is_err());
+/// assert!(TriggerField::new("tags.0", json!("x")).is_err(), "an index is not a key");
 /// assert!(TriggerField::new("customer", json!({"id": 1})).is_err());
 /// # Ok::<(), String>(())
 /// ```
@@ -336,14 +337,17 @@ impl TriggerField {
         if path.is_empty() || keys.len() > 16 {
             return Err(format!("a trigger field is 1 to 16 keys joined by dots, not {path:?}"));
         }
+        // A key of digits only would read as an array's index in one backend and not another.
         let plain = |key: &String| {
             !key.is_empty()
                 && key.len() <= 128
                 && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                && !key.chars().all(|c| c.is_ascii_digit() || c == '-')
         };
         if let Some(key) = keys.iter().find(|key| !plain(key)) {
             return Err(format!(
-                "the key {key:?} of trigger field {path:?} is not 1 to 128 letters, digits, _ or -"
+                "the key {key:?} of trigger field {path:?} is not 1 to 128 letters, digits, _ or - \
+                 (not a number)"
             ));
         }
         if value.is_object() || value.is_array() {
