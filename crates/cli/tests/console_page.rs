@@ -177,12 +177,23 @@ async fn tour(width: u32, height: u32, label: &str) {
         tall_screenshot(&browser, 1500, "run-whole-1280").await;
     }
 
-    // The inbox: this run's review, the demo's parallel approval (each child on
-    // its own) and the demo's own review, newest run first.
+    // The demo's parallel approval: both children wait, inside their parallel node.
     let release = server.get(&token, "/v1/runs?graph_id=release-approval").await["runs"][0]["run_id"]
         .as_str()
         .unwrap()
         .to_owned();
+    go(&browser, &format!("#run={release}")).await;
+    let waiting = browser
+        .until(
+            "both children waiting",
+            "const nodes = [...document.querySelectorAll('#run-picture .node.current')].map(n => n.dataset.node); \
+             return nodes.length === 2 && nodes",
+        )
+        .await;
+    assert_eq!(waiting, json!(["legal", "security"]));
+
+    // The inbox: this run's review, the demo's parallel approval (each child on
+    // its own) and the demo's own review, newest run first.
     go(&browser, "#inbox").await;
     let steps = browser
         .until(

@@ -19,6 +19,7 @@ mod server;
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use browser::Browser;
 use futures_util::StreamExt as _;
@@ -436,6 +437,52 @@ async fn a_child_run_reads_inside_its_parents_thread_and_each_links_to_the_other
         .until(
             "the origin opened",
             &format!("return document.getElementById('run-id').textContent === '{parent}'"),
+        )
+        .await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_that_cannot_recover_says_why_and_stops_until_asked_again() {
+    let mut server = Server::start(&[]);
+    let token = server.token("acme");
+    create_graph(&server, &token, &review_graph()).await;
+    let run: Value = server.post(&token, "/v1/graphs/review/runs", &json!({"topic": "tides"})).await;
+    let run_id = run["run_id"].as_str().unwrap().to_owned();
+    let browser = Browser::start().await;
+    browser.goto(&server.url(&format!("/#run={run_id}"))).await;
+    browser.sign_in(&token).await;
+    browser
+        .until(
+            "the live stream",
+            "return document.getElementById('follow-state').textContent === 'Following live.'",
+        )
+        .await;
+
+    // The server goes away: the page tries again, then says why it stopped.
+    assert!(server.stop().success());
+    browser.text("the retries", "#follow-state").await;
+    let script = "const s = document.getElementById('follow-state').textContent; \
+                  return s.startsWith('Live updates stopped') && s";
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let stopped = loop {
+        let shown = browser.run(script).await;
+        if let Some(text) = shown.as_str() {
+            break text.to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "the page never gave up");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(stopped.contains("cannot reach the server") && stopped.contains("(6 tries)"), "{stopped}");
+    assert_eq!(browser.run("return document.getElementById('reconnect').hidden").await, false);
+
+    // Back: asked again, it follows live.
+    server.start_again();
+    browser.click("#reconnect").await;
+    browser
+        .until(
+            "following again",
+            "return document.getElementById('follow-state').textContent === 'Following live.'",
         )
         .await;
     browser.close().await;

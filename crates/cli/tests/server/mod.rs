@@ -71,7 +71,7 @@ impl Server {
     }
 
     /// Starts the stopped server again on its database, address and arguments.
-    fn start_again(&mut self) {
+    pub(crate) fn start_again(&mut self) {
         let address = self.base.strip_prefix("http://").expect("the address is http").to_owned();
         let (child, base) = spawn(&self.db, &address, &self.args, &self.level, &self.logs);
         assert_eq!(base, self.base, "the server is back on its address");
