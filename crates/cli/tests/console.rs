@@ -11,22 +11,7 @@ use std::collections::BTreeSet;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use server::{Server, approvals_graph, client};
-
-fn review_graph(name: &str) -> Value {
-    json!({"id": "review", "name": name, "trigger": {"type": "manual"},
-        "nodes": [{"id": "start", "type": "start"},
-                  {"id": "draft", "type": "function", "config": {"action": "set_context", "values": {"body": "v1"}}},
-                  {"id": "review", "type": "human", "config": {"prompt": "Publish?", "actions": ["approve", "reject"]}},
-                  {"id": "publish", "type": "function", "config": {"action": "set_context", "values": {"done": true}}},
-                  {"id": "end", "type": "end"}],
-        "edges": [{"source": "start", "target": "draft"}, {"source": "draft", "target": "review"},
-                  {"source": "review", "target": "publish",
-                   "condition": {"type": "field", "path": "review.output.action", "op": "eq", "value": "approve"}},
-                  {"source": "review", "target": "draft",
-                   "condition": {"type": "field", "path": "review.output.action", "op": "eq", "value": "reject"}},
-                  {"source": "publish", "target": "end"}]})
-}
+use server::{Server, approvals_graph, client, review_graph};
 
 /// GETs a picture: its status, and the SVG when 200.
 async fn picture(server: &Server, token: &str, path: &str) -> (StatusCode, String) {

@@ -16,23 +16,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use roomkit_graph_triggers::sign;
 use serde_json::{Value, json};
-use server::{Server, SseEvent, SseReader, client};
-
-fn review_graph() -> Value {
-    json!({"id": "review", "name": "Review", "trigger": {"type": "manual"},
-        "nodes": [{"id": "start", "type": "start"},
-                  {"id": "draft", "type": "function", "config": {"action": "set_context", "values": {"body": "v1"}}},
-                  {"id": "review", "type": "human",
-                   "config": {"prompt": "Approve the post on {{trigger.topic}}?", "actions": ["approve", "reject"]}},
-                  {"id": "publish", "type": "function", "config": {"action": "set_context", "values": {"done": true}}},
-                  {"id": "end", "type": "end"}],
-        "edges": [{"source": "start", "target": "draft"}, {"source": "draft", "target": "review"},
-                  {"source": "review", "target": "publish",
-                   "condition": {"type": "field", "path": "review.output.action", "op": "eq", "value": "approve"}},
-                  {"source": "review", "target": "draft",
-                   "condition": {"type": "field", "path": "review.output.action", "op": "eq", "value": "reject"}},
-                  {"source": "publish", "target": "end"}]})
-}
+use server::{Server, SseEvent, SseReader, client, review_graph};
 
 fn simple_graph(id: &str, trigger: Value) -> Value {
     json!({"id": id, "name": id, "trigger": trigger,
@@ -68,7 +52,7 @@ fn assert_whole_answered_run(seen: &[SseEvent]) {
 async fn a_person_answers_over_http_while_a_client_follows_the_run_live() {
     let server = Server::start(&[]);
     let token = server.token("acme");
-    create_graph(&server, &token, &review_graph()).await;
+    create_graph(&server, &token, &review_graph("Review")).await;
 
     let run: Value = server.post(&token, "/v1/graphs/review/runs", &json!({"topic": "rust"})).await;
     let run_id = run["run_id"].as_str().unwrap().to_owned();
@@ -258,7 +242,7 @@ async fn two_servers_sharing_a_postgres_database_follow_and_answer_each_others_r
     let start = || Server::start_on(url.clone().into(), &[], "warn", tempfile::tempdir().unwrap());
     let (one, other) = (start(), start());
     let token = one.token("acme");
-    create_graph(&one, &token, &review_graph()).await;
+    create_graph(&one, &token, &review_graph("Review")).await;
 
     // Started on one server, followed live on the other.
     let run: Value = one.post(&token, "/v1/graphs/review/runs", &json!({"topic": "rust"})).await;
@@ -398,7 +382,7 @@ async fn another_organizations_graphs_and_runs_answer_404_on_every_route() {
     let server = Server::start(&[]);
     let acme = server.token("acme");
     let globex = server.token("globex");
-    create_graph(&server, &acme, &review_graph()).await;
+    create_graph(&server, &acme, &review_graph("Review")).await;
     create_graph(&server, &acme, &simple_graph("hook", json!({"type": "webhook"}))).await;
     let run: Value = server.post(&acme, "/v1/graphs/review/runs", &json!({})).await;
     let run_id = run["run_id"].as_str().unwrap().to_owned();
@@ -457,7 +441,7 @@ async fn another_organizations_graphs_and_runs_answer_404_on_every_route() {
 async fn bad_requests_get_precise_4xx_and_the_server_stays_up() {
     let server = Server::start(&[]);
     let token = server.token("acme");
-    create_graph(&server, &token, &review_graph()).await;
+    create_graph(&server, &token, &review_graph("Review")).await;
     let post = |path: &str| client().post(server.url(path)).bearer_auth(&token);
     let json_post = |path: &str| post(path).header("Content-Type", "application/json");
 
@@ -474,7 +458,7 @@ async fn bad_requests_get_precise_4xx_and_the_server_stays_up() {
             "unauthorized",
         ),
         (json_post("/v1/graphs").body("{\"id\": "), StatusCode::BAD_REQUEST, "malformed_json"),
-        (post("/v1/graphs").json(&review_graph()), StatusCode::CONFLICT, "graph_exists"),
+        (post("/v1/graphs").json(&review_graph("Review")), StatusCode::CONFLICT, "graph_exists"),
         (post("/v1/graphs/nope/runs"), StatusCode::NOT_FOUND, "not_found"),
         (
             post("/v1/runs/0000/answer").json(&json!({"node_id": "x", "data": {}})),
@@ -497,7 +481,7 @@ async fn bad_requests_get_precise_4xx_and_the_server_stays_up() {
         assert_eq!(error_code(response).await, (status, code.to_owned()));
     }
     // A graph with mistakes lists every one, with its node and field.
-    let mut bad = review_graph();
+    let mut bad = review_graph("Review");
     bad["nodes"][1]["config"] = json!({"action": "teleport"});
     let refused = post("/v1/graphs/validate").json(&bad).send().await.unwrap();
     let report: Value = refused.json().await.unwrap();
@@ -518,7 +502,7 @@ async fn warnings_come_apart_from_errors_and_a_graph_with_warnings_only_is_store
     let server = Server::start(&[]);
     let token = server.token("acme");
     // review and draft lead only to each other once the way out to publish is gone.
-    let mut looping = review_graph();
+    let mut looping = review_graph("Review");
     looping["edges"]
         .as_array_mut()
         .unwrap()
@@ -546,7 +530,7 @@ async fn warnings_come_apart_from_errors_and_a_graph_with_warnings_only_is_store
     let fixed = client()
         .put(server.url("/v1/graphs/review"))
         .bearer_auth(&token)
-        .json(&review_graph())
+        .json(&review_graph("Review"))
         .send()
         .await
         .unwrap();
@@ -609,7 +593,7 @@ async fn a_graph_whose_subgraph_is_not_stored_is_refused_naming_the_node_and_the
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["details"]["errors"], json!([expected]), "{body}");
 
-    create_graph(&server, &token, &review_graph()).await;
+    create_graph(&server, &token, &review_graph("Review")).await;
     let report = server.post(&token, "/v1/graphs/validate", &parent).await;
     assert_eq!(report["valid"], true, "{report}");
     create_graph(&server, &token, &parent).await;
@@ -739,7 +723,7 @@ async fn raw_exchange(address: &str, request: &str) -> String {
 async fn every_refusal_is_json_in_plain_words_with_its_status() {
     let server = Server::start(&["--max-body-bytes", "4096"]);
     let token = server.token("acme");
-    create_graph(&server, &token, &review_graph()).await;
+    create_graph(&server, &token, &review_graph("Review")).await;
     let run: Value = server.post(&token, "/v1/graphs/review/runs", &json!({"topic": "rust"})).await;
     let run_id = run["run_id"].as_str().unwrap().to_owned();
     server.until_run(&token, &run_id, |run| run["status"] == "waiting").await;
@@ -759,12 +743,12 @@ async fn every_refusal_is_json_in_plain_words_with_its_status() {
             "method_not_allowed",
         ),
         (
-            post("/v1/graphs").header("Content-Type", "text/plain").body(review_graph().to_string()),
+            post("/v1/graphs").header("Content-Type", "text/plain").body(review_graph("Review").to_string()),
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
         ),
         (
-            post("/v1/graphs").body(review_graph().to_string()),
+            post("/v1/graphs").body(review_graph("Review").to_string()),
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
         ),
@@ -923,7 +907,7 @@ async fn slow_clients_are_cut_off_but_live_streams_are_not() {
     assert!(answer.contains(r#"{"error":{"code":"timeout","#), "{answer}");
 
     // A live stream outlasts the request timeout.
-    create_graph(&server, &token, &review_graph()).await;
+    create_graph(&server, &token, &review_graph("Review")).await;
     let run: Value = server.post(&token, "/v1/graphs/review/runs", &json!({})).await;
     let run_id = run["run_id"].as_str().unwrap().to_owned();
     let events = client().get(server.url(&format!("/v1/runs/{run_id}/events"))).bearer_auth(&token);
@@ -954,7 +938,7 @@ async fn slow_clients_are_cut_off_but_live_streams_are_not() {
 async fn sigterm_ends_live_streams_and_stops_the_server_cleanly() {
     let mut server = Server::start(&[]);
     let token = server.token("acme");
-    create_graph(&server, &token, &review_graph()).await;
+    create_graph(&server, &token, &review_graph("Review")).await;
     let run: Value = server.post(&token, "/v1/graphs/review/runs", &json!({})).await;
     let run_id = run["run_id"].as_str().unwrap();
     server.until_run(&token, run_id, |run| run["status"] == "waiting").await;

@@ -277,6 +277,24 @@ pub(crate) fn approvals_graph(id: &str, join: &str) -> Value {
            "edges": [{"source": "start", "target": "approvals"}, {"source": "approvals", "target": "end"}]})
 }
 
+/// A post drafted, reviewed by a person (approve publishes it, reject sends
+/// it back to the draft), published; named `name`.
+pub(crate) fn review_graph(name: &str) -> Value {
+    json!({"id": "review", "name": name, "trigger": {"type": "manual"},
+        "nodes": [{"id": "start", "type": "start"},
+                  {"id": "draft", "type": "function", "config": {"action": "set_context", "values": {"body": "v1"}}},
+                  {"id": "review", "type": "human",
+                   "config": {"prompt": "Approve the post on {{trigger.topic}}?", "actions": ["approve", "reject"]}},
+                  {"id": "publish", "type": "function", "config": {"action": "set_context", "values": {"done": true}}},
+                  {"id": "end", "type": "end"}],
+        "edges": [{"source": "start", "target": "draft"}, {"source": "draft", "target": "review"},
+                  {"source": "review", "target": "publish",
+                   "condition": {"type": "field", "path": "review.output.action", "op": "eq", "value": "approve"}},
+                  {"source": "review", "target": "draft",
+                   "condition": {"type": "field", "path": "review.output.action", "op": "eq", "value": "reject"}},
+                  {"source": "publish", "target": "end"}]})
+}
+
 /// A client with the bearer token.
 pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("a client")
