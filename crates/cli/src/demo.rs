@@ -18,6 +18,7 @@ use roomkit_graph_runner::Runner;
 use roomkit_graph_server::{App, Limits, new_token};
 use roomkit_graph_store::DEFAULT_ORG;
 use serde_json::{Value, json};
+use tokio::net::TcpListener;
 
 use crate::nodes::NodeSetup;
 
@@ -43,11 +44,24 @@ fn first_runs() -> [(&'static str, Value); 4] {
 }
 
 /// Runs the demo in `dir` (a new folder under the system's temporary one
-/// when none is given), serving on `listen`, until Ctrl-C or SIGTERM.
+/// when none is given; one that holds a demo already goes on with it),
+/// serving on `listen`, until Ctrl-C or SIGTERM.
 pub(crate) async fn demo(dir: Option<PathBuf>, listen: SocketAddr) -> anyhow::Result<()> {
+    // The port first: nothing is made when it is taken.
+    let listener = crate::serve::listen(listen)
+        .await
+        .map_err(|error| anyhow::anyhow!("{error:#}; pass --listen 127.0.0.1:0 for any free port"))?;
     let dir = match dir {
         Some(dir) => dir,
-        None => std::env::temp_dir().join(format!("roomkit-graph-demo-{}", std::process::id())),
+        None => {
+            let stamp =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            std::env::temp_dir().join(format!(
+                "roomkit-graph-demo-{}-{}",
+                std::process::id(),
+                stamp.as_nanos()
+            ))
+        }
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot make {}", dir.display()))?;
     let stand_in = stand_in::start().await?;
@@ -60,36 +74,51 @@ pub(crate) async fn demo(dir: Option<PathBuf>, listen: SocketAddr) -> anyhow::Re
         .parse()
         .map_err(|refused| anyhow::anyhow!("cannot open the database: {refused}"))?;
     let runner = database.open(4, setup.handlers(), None).await?.with_checks(setup.checks());
-    let outcome = run(&runner, &dir, listen).await;
+    let outcome = run(&runner, &dir, listener).await;
     runner.shutdown().await;
     outcome
 }
 
-async fn run(runner: &Runner, dir: &Path, listen: SocketAddr) -> anyhow::Result<()> {
-    for (name, text) in EXAMPLES {
-        let graph = Graph::from_json(text).with_context(|| format!("the example {name}"))?;
-        runner.save_graph_in(DEFAULT_ORG, &graph).await.with_context(|| format!("cannot store {name}"))?;
+async fn run(runner: &Runner, dir: &Path, listener: TcpListener) -> anyhow::Result<()> {
+    // A folder that holds a demo already goes on with it: its graphs and runs stay as they are.
+    let resuming = !runner.store().list_graphs_after(DEFAULT_ORG, None, 1).await?.is_empty();
+    let mut started = Vec::new();
+    if !resuming {
+        for (name, text) in EXAMPLES {
+            let graph = Graph::from_json(text).with_context(|| format!("the example {name}"))?;
+            runner
+                .save_graph_in(DEFAULT_ORG, &graph)
+                .await
+                .with_context(|| format!("cannot store {name}"))?;
+        }
+        for (graph, trigger) in first_runs() {
+            let run = runner.start_in(DEFAULT_ORG, graph, trigger, None).await?;
+            started.push(format!("  {graph:<17} run {}", run.run_id));
+        }
     }
+    let runs = if resuming {
+        "  none: this folder holds a demo already, which goes on as it was".to_owned()
+    } else {
+        started.join("\n")
+    };
     let made = new_token(DEFAULT_ORG, Some("demo"));
     runner.store().create_token(&made.record).await.context("cannot store the token")?;
-    let listener =
-        crate::serve::listen(listen).await.context("pass --listen 127.0.0.1:0 for any free port")?;
-    let address = listener.local_addr().context("cannot read the address listened on")?;
-    let mut started = Vec::new();
-    for (graph, trigger) in first_runs() {
-        let run = runner.start_in(DEFAULT_ORG, graph, trigger, None).await?;
-        started.push(format!("  {graph:<17} run {}", run.run_id));
+    let mut address = listener.local_addr().context("cannot read the address listened on")?;
+    if !address.ip().is_loopback() {
+        eprintln!("demo: serving on {address}: anyone who reaches it with the token can use it");
+    }
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
     println!(
         "roomkit-graph demo\n\
          \n  Open   http://{address}/#inbox\n  Token  {token}\n\
-         \n  Files  {dir} (the database demo.db, agents.json, channels.json)\n\
+         \n  Files  {dir} (the database demo.db, agents.json, channels.json; they stay)\n\
          \nThe model answering the agent nodes is a rule-based stand-in on loopback: every\n\
          message it writes says so. Notifications print below. Runs started:\n{runs}\n\
          \nAnswer the waiting steps in the inbox; Ctrl-C stops the demo.\n",
         token = made.token,
         dir = dir.display(),
-        runs = started.join("\n"),
     );
     let app = App::new(runner.clone(), Limits::default());
     crate::serve::serve(runner, app, listener, Duration::from_secs(1), Duration::from_secs(1)).await

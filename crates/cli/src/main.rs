@@ -87,7 +87,9 @@ enum Command {
     /// model (on loopback; every message it writes says so), prints their
     /// notifications here, starts a few runs (one waiting for a person, one
     /// parallel approval) and serves the API and the web console, printing its
-    /// address and a token, until Ctrl-C. Ignores --database, --agents and --channels.
+    /// address and a token, until Ctrl-C. A folder that holds a demo already
+    /// goes on with it. Takes none of the global options (the organization is
+    /// `default`).
     Demo {
         /// The folder for the database and the files (a new one under the
         /// system's temporary folder when not given).

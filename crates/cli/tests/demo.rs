@@ -92,8 +92,52 @@ async fn the_demo_serves_waiting_runs_answered_by_the_stand_in_model() {
     });
     demo.until_run(&token, &review, |run| run["status"] == "completed").await;
 
+    // Another demo cannot take its port: it says so, and makes nothing.
+    let taken = demo.base.strip_prefix("http://").unwrap().to_owned();
+    let nowhere = tempfile::tempdir().unwrap();
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_roomkit-graph"))
+        .args(["demo", "--listen", &taken, "--dir"])
+        .arg(nowhere.path().join("second"))
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains(&format!("cannot listen on {taken}")) && said.contains("--listen 127.0.0.1:0"),
+        "{said}"
+    );
+    assert!(!nowhere.path().join("second").exists());
+
     // SIGTERM (as Ctrl-C) stops it, and its database stays.
     let db = demo.db.clone();
     assert!(demo.stop().success());
     assert!(db.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demo_started_again_in_its_folder_goes_on_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("demo");
+    let mut first = Server::demo_in(folder.clone(), tempfile::tempdir().unwrap());
+    let token = first.token("default");
+    first
+        .until_run(
+            &token,
+            &first.get(&token, "/v1/runs?graph_id=content-review").await["runs"][0]["run_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            |run| run["status"] == "waiting",
+        )
+        .await;
+    assert!(first.stop().success());
+
+    let again = Server::demo_in(folder, tempfile::tempdir().unwrap());
+    let token = again.token("default");
+    let runs = again.get(&token, "/v1/runs").await;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 4, "no run started twice");
+    assert_eq!(again.get(&token, "/v1/graphs/content-review").await["version"], 1, "no graph stored twice");
+    let inbox = again.get(&token, "/v1/inbox").await;
+    assert_eq!(inbox["waiting"].as_array().unwrap().len(), 3, "the waiting steps wait on");
+    drop(dir);
 }

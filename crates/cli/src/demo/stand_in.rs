@@ -49,7 +49,11 @@ async fn notify(Path(channel): Path<String>, body: Bytes) -> StatusCode {
         .ok()
         .and_then(|body| body.get("text").and_then(Value::as_str).map(str::to_owned))
         .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-    println!("[notification on {channel}] {text}");
+    // Printed as text: no control character reaches the terminal.
+    let shown: String =
+        text.chars().map(|c| if c.is_control() && c != '\n' { '\u{FFFD}' } else { c }).collect();
+    let channel: String = channel.chars().filter(|c| !c.is_control()).collect();
+    println!("[notification on {channel}] {shown}");
     StatusCode::OK
 }
 
@@ -112,9 +116,9 @@ pub(crate) fn reply(prompt: &str) -> String {
     }
 }
 
-/// A short answer by rule, from the words of the request.
+/// A short answer by rule, from the words of the request's first line.
 fn text_reply(asked: &str) -> String {
-    let lower = asked.to_lowercase();
+    let lower = asked.lines().map(str::trim).find(|line| !line.is_empty()).unwrap_or_default().to_lowercase();
     let subject = subject(asked);
     if lower.contains("summarize") {
         "Both reviews found nothing blocking. Verdict: ship it.".to_owned()
@@ -125,7 +129,7 @@ fn text_reply(asked: &str) -> String {
     } else if lower.contains("label") {
         "Labels: bug, needs-triage. Team: backend.".to_owned()
     } else if lower.contains("describe") || lower.contains("explain") {
-        format!("This change is about {subject}. It looks small and self-contained.")
+        format!("This change is about {}. It looks small and self-contained.", subject.trim_end_matches('.'))
     } else {
         format!(
             "I read a request of {} words about {subject}. A real model would answer it here.",
@@ -185,7 +189,12 @@ fn choose(choices: &[Value], asked: &str) -> Value {
             .as_str()
             .is_some_and(|word| lower.split(|c: char| !c.is_alphanumeric()).any(|w| w == word.to_lowercase()))
     });
-    let urgent = URGENT.iter().any(|word| lower.contains(word));
+    // Whole words (a "download" is not "down").
+    let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
+    let urgent = URGENT.iter().any(|phrase| {
+        let phrase: Vec<&str> = phrase.split(' ').collect();
+        words.windows(phrase.len()).any(|window| window == phrase.as_slice())
+    });
     named.or(if urgent { choices.last() } else { choices.first() }).cloned().unwrap_or(Value::Null)
 }
 
@@ -221,7 +230,8 @@ mod tests {
         assert_eq!((&urgent["severity"], &urgent["count"]), (&json!("critical"), &json!(1)));
         assert!(urgent["title"].as_str().is_some_and(|title| title.contains("stand-in")));
         let calm: Value =
-            serde_json::from_str(&reply(&format!("Title: a typo{SCHEMA}{schema}"))).unwrap_or_default();
+            serde_json::from_str(&reply(&format!("Title: the download button is a typo{SCHEMA}{schema}")))
+                .unwrap_or_default();
         assert_eq!(calm["severity"], "low");
         let named: Value =
             serde_json::from_str(&reply(&format!("severity: medium{SCHEMA}{schema}"))).unwrap_or_default();

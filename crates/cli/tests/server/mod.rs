@@ -127,22 +127,34 @@ impl Server {
     /// (its notifications among them).
     pub(crate) fn demo() -> Server {
         let dir = tempfile::tempdir().expect("a temporary directory");
+        Server::demo_in(dir.path().join("demo"), dir)
+    }
+
+    /// Starts `roomkit-graph demo --dir folder`, keeping `dir` while it runs.
+    pub(crate) fn demo_in(folder: PathBuf, dir: TempDir) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_roomkit-graph"))
             .args(["demo", "--listen", "127.0.0.1:0", "--dir"])
-            .arg(dir.path())
+            .arg(&folder)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("demo starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let errors = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
         let mut lines = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
+        let mut printed = Vec::new();
         let base = loop {
-            let line = lines.next().expect("the demo prints its address").expect("stdout is text");
+            let Some(Ok(line)) = lines.next() else {
+                let _ = child.wait();
+                panic!("the demo ended before its banner: {printed:?} {}", errors.join().unwrap_or_default());
+            };
             if let Some(open) = line.trim().strip_prefix("Open") {
                 break open.trim().trim_end_matches("/#inbox").to_owned();
             }
+            printed.push(line);
         };
-        let logs = Arc::new(Mutex::new(Vec::new()));
+        let logs = Arc::new(Mutex::new(printed));
         let kept = Arc::clone(&logs);
         std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
@@ -151,7 +163,7 @@ impl Server {
         });
         Server {
             base,
-            db: dir.path().join("demo.db"),
+            db: folder.join("demo.db"),
             logs,
             args: Vec::new(),
             level: String::new(),
