@@ -120,16 +120,9 @@ async fn a_demo_started_again_in_its_folder_goes_on_with_it() {
     let folder = dir.path().join("demo");
     let mut first = Server::demo_in(folder.clone(), tempfile::tempdir().unwrap());
     let token = first.token("default");
-    first
-        .until_run(
-            &token,
-            &first.get(&token, "/v1/runs?graph_id=content-review").await["runs"][0]["run_id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-            |run| run["status"] == "waiting",
-        )
-        .await;
+    let runs = first.get(&token, "/v1/runs?graph_id=content-review").await;
+    let review = runs["runs"][0]["run_id"].as_str().unwrap();
+    first.until_run(&token, review, |run| run["status"] == "waiting").await;
     assert!(first.stop().success());
 
     let again = Server::demo_in(folder, tempfile::tempdir().unwrap());
