@@ -12,7 +12,7 @@ use serde_json::Value;
 
 const PAUSE: &str = r#"{"id": "pause", "name": "Pause", "trigger": {"type": "manual"},
  "nodes": [{"id": "start", "type": "start"},
-           {"id": "wait", "type": "function", "config": {"action": "delay", "duration": "2s"}},
+           {"id": "wait", "type": "function", "config": {"action": "delay", "duration": "5s"}},
            {"id": "end", "type": "end"}],
  "edges": [{"source": "start", "target": "wait"}, {"source": "wait", "target": "end"}]}"#;
 
@@ -224,12 +224,12 @@ fn finish_the_runs_of_killed_processes(dir: &Path, db: &Path) {
     }
 }
 
-/// start → a 6 s timer (long enough for every starter to park its run on a busy machine before its own timer fires) → s1..s`steps` → end: the nodes of the chain after the timer.
+/// start → a 15 s timer (long enough for every starter to park its run on a busy machine before the first timer fires and its chain takes the write lock) → s1..s`steps` → end: the nodes of the chain after the timer.
 fn timer_then_chain(steps: usize) -> (String, Vec<String>) {
     let work: Vec<String> = (1..=steps).map(|i| format!("s{i}")).collect();
     let nodes: Vec<Value> = [
         serde_json::json!({"id": "start", "type": "start"}),
-        serde_json::json!({"id": "pause", "type": "function", "config": {"action": "delay", "duration": "6s"}}),
+        serde_json::json!({"id": "pause", "type": "function", "config": {"action": "delay", "duration": "15s"}}),
     ]
     .into_iter()
     .chain(work.iter().map(|id| {
