@@ -8,6 +8,7 @@ mod nodes;
 mod runs;
 mod serve;
 mod shutdown;
+mod tokens;
 mod transcript;
 mod validate;
 
@@ -292,16 +293,41 @@ enum GraphCommand {
 #[derive(Subcommand)]
 enum TokenCommand {
     /// Makes a token for an organization and prints it, once: only its hash
-    /// is stored.
+    /// is stored. Its id (shown on stderr) names it in `token list` and
+    /// `token revoke`.
     Create {
         /// A name for people, e.g. who it is for.
         #[arg(long)]
         label: Option<String>,
+        /// Refused after this long, e.g. 90d or 12h (never expires without).
+        #[arg(long, value_parser = parse_lifetime, value_name = "DURATION")]
+        expires: Option<std::time::Duration>,
+        /// The token may only read and follow runs and graphs: starting,
+        /// answering, cancelling and storing are refused (403).
+        #[arg(long)]
+        read_only: bool,
+    },
+    /// Lists the organization's tokens, oldest first: id, label, when made,
+    /// last used (to the minute) and expiry; never the token itself.
+    List,
+    /// Revokes a token by its id: every server refuses it from its next
+    /// request.
+    Revoke {
+        /// The token's id (`tok_...`, as `token list` shows).
+        id: String,
     },
 }
 
 fn parse_duration_option(text: &str) -> Result<std::time::Duration, String> {
     roomkit_graph::parse_duration(text).map_err(|e| e.to_string())
+}
+
+/// How long a token lives: a duration longer than zero.
+fn parse_lifetime(text: &str) -> Result<std::time::Duration, String> {
+    match parse_duration_option(text)? {
+        lifetime if lifetime.is_zero() => Err("a token must live longer than 0s".to_owned()),
+        lifetime => Ok(lifetime),
+    }
 }
 
 fn parse_cursor(text: &str) -> Result<RunCursor, String> {
@@ -431,8 +457,15 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
         RunCommand::Graph(GraphCommand::Show { id, version }) => {
             graphs::show(&runner, &org, &id, version).await.map(|()| ExitCode::SUCCESS)
         }
-        RunCommand::Token(TokenCommand::Create { label }) => {
-            serve::create_token(&runner, &org, label.as_deref(), json).await.map(|()| ExitCode::SUCCESS)
+        RunCommand::Token(TokenCommand::Create { label, expires, read_only }) => {
+            let made = tokens::Made { label: label.as_deref(), expires_in: expires, read_only };
+            tokens::create(&runner, &org, made, json).await.map(|()| ExitCode::SUCCESS)
+        }
+        RunCommand::Token(TokenCommand::List) => {
+            tokens::list(&runner, &org, json).await.map(|()| ExitCode::SUCCESS)
+        }
+        RunCommand::Token(TokenCommand::Revoke { id }) => {
+            tokens::revoke(&runner, &org, &id).await.map(|()| ExitCode::SUCCESS)
         }
         RunCommand::WebhookSecret { graph, remove } => {
             serve::webhook_secret(&runner, &org, &graph, remove).await.map(|()| ExitCode::SUCCESS)

@@ -1,4 +1,4 @@
-//! `serve`, `token create` and `webhook-secret`: the HTTP service and what it
+//! `serve` and `webhook-secret`: the HTTP service and what it
 //! needs set up.
 
 use std::io::Read as _;
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use roomkit_graph_runner::Runner;
-use roomkit_graph_server::{App, new_token};
+use roomkit_graph_server::App;
 use roomkit_graph_triggers::Scheduler;
 use tokio::net::TcpListener;
 
@@ -79,27 +79,6 @@ async fn recover_every(runner: Runner, poll: Duration, stop: impl Future<Output 
             },
         }
     }
-}
-
-/// `token create --org ORG`: makes a token, stores its hash, prints it once.
-pub(crate) async fn create_token(
-    runner: &Runner,
-    org: &str,
-    label: Option<&str>,
-    json: bool,
-) -> anyhow::Result<()> {
-    if org.trim().is_empty() {
-        anyhow::bail!("--org must name an organization");
-    }
-    let made = new_token(org, label);
-    runner.store().create_token(&made.record).await?;
-    if json {
-        println!("{}", serde_json::json!({"token": made.token, "org": org, "label": label}));
-    } else {
-        println!("{}", made.token);
-        eprintln!("token for organization {org:?}: shown once, only its hash is stored");
-    }
-    Ok(())
 }
 
 /// `webhook-secret GRAPH`: sets (or with `--remove` removes) a graph's webhook

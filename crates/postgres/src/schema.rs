@@ -15,9 +15,9 @@ pub const SCHEMA: &str = "roomkit_graph";
 /// newer version is refused.
 ///
 /// ```
-/// assert_eq!(roomkit_graph_postgres::SCHEMA_VERSION, 5);
+/// assert_eq!(roomkit_graph_postgres::SCHEMA_VERSION, 6);
 /// ```
-pub const SCHEMA_VERSION: i32 = 5;
+pub const SCHEMA_VERSION: i32 = 6;
 
 /// The key of the advisory lock held while the tables are created: "RKGR".
 const CREATION_LOCK: i64 = 0x524B_4752;
@@ -100,11 +100,16 @@ CREATE TABLE roomkit_graph.transcript (
 );
 
 CREATE TABLE roomkit_graph.tokens (
-    token_hash TEXT   NOT NULL PRIMARY KEY,
-    org        TEXT   NOT NULL,
-    label      TEXT,
-    created_at BIGINT NOT NULL
+    token_hash   TEXT    NOT NULL PRIMARY KEY,
+    org          TEXT    NOT NULL,
+    label        TEXT,
+    created_at   BIGINT  NOT NULL,
+    id           TEXT    NOT NULL,
+    expires_at   BIGINT,
+    read_only    BOOLEAN NOT NULL DEFAULT FALSE,
+    last_used_at BIGINT
 );
+CREATE UNIQUE INDEX tokens_by_id ON roomkit_graph.tokens (org, id);
 
 CREATE TABLE roomkit_graph.secrets (
     org        TEXT   NOT NULL,
@@ -118,7 +123,7 @@ CREATE TABLE roomkit_graph.secrets (
 
 /// The migrations, by the version they start from: a database is migrated
 /// one version at a time up to [`SCHEMA_VERSION`].
-const MIGRATIONS: [(i32, &str); 4] = [
+const MIGRATIONS: [(i32, &str); 5] = [
     (
         // Version 2: a run's key gets a request hash and an expiry, none for
         // the keys already held (held for good, as before).
@@ -153,6 +158,20 @@ const MIGRATIONS: [(i32, &str); 4] = [
         "ALTER TABLE roomkit_graph.runs ADD COLUMN IF NOT EXISTS parent_runs_node BOOLEAN NOT NULL DEFAULT FALSE; \
          ALTER TABLE roomkit_graph.transcript ADD COLUMN IF NOT EXISTS position_json TEXT DEFAULT '\"unkept\"'; \
          ALTER TABLE roomkit_graph.transcript ALTER COLUMN position_json DROP DEFAULT;",
+    ),
+    (
+        // Version 6: tokens get a public id (the tokens already stored take
+        // `tok_` and the first 16 hex digits of their hash), an expiry, a
+        // read-only flag and their last use (none for the tokens already
+        // stored: they never expire and may change things, as before).
+        5,
+        "ALTER TABLE roomkit_graph.tokens ADD COLUMN IF NOT EXISTS id TEXT, \
+         ADD COLUMN IF NOT EXISTS expires_at BIGINT, \
+         ADD COLUMN IF NOT EXISTS read_only BOOLEAN NOT NULL DEFAULT FALSE, \
+         ADD COLUMN IF NOT EXISTS last_used_at BIGINT; \
+         UPDATE roomkit_graph.tokens SET id = 'tok_' || substr(token_hash, 1, 16) WHERE id IS NULL; \
+         ALTER TABLE roomkit_graph.tokens ALTER COLUMN id SET NOT NULL; \
+         CREATE UNIQUE INDEX IF NOT EXISTS tokens_by_id ON roomkit_graph.tokens (org, id);",
     ),
 ];
 

@@ -283,3 +283,27 @@ async fn a_database_of_schema_version_4_marks_its_entries_positions_as_not_kept(
     store.create_run(new_run("r2", None)).await.unwrap();
     assert_eq!(store.run_at("r2", 1).await.unwrap().position.current_node_id.as_deref(), Some("draft"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_of_schema_version_5_gives_its_tokens_ids_and_keeps_them_working() {
+    let url = roomkit_graph_pgtest::database();
+    drop(PostgresStore::connect(&url).await.unwrap());
+    // Back to version 5: tokens with neither id, expiry, read-only flag nor last use.
+    let store = reopened_after(
+        &url,
+        "DROP INDEX roomkit_graph.tokens_by_id; \
+         ALTER TABLE roomkit_graph.tokens DROP COLUMN id, DROP COLUMN expires_at, DROP COLUMN read_only, \
+             DROP COLUMN last_used_at; \
+         INSERT INTO roomkit_graph.tokens VALUES ('ab12cd34ef56ab78cd90', 'acme', 'ci', 7); \
+         UPDATE roomkit_graph.meta SET schema_version = 5",
+    )
+    .await;
+    let token = store.token("ab12cd34ef56ab78cd90").await.unwrap().unwrap();
+    assert_eq!(
+        (token.id.as_str(), token.org.as_str(), token.label.as_deref(), token.created_at),
+        ("tok_ab12cd34ef56ab78", "acme", Some("ci"), 7)
+    );
+    assert_eq!((token.expires_at, token.read_only, token.last_used_at), (None, false, None));
+    assert!(store.revoke_token("acme", "tok_ab12cd34ef56ab78").await.unwrap());
+    assert_eq!(store.tokens("acme").await.unwrap(), []);
+}

@@ -1,9 +1,8 @@
-//! Bearer tokens: each acts for one organization. Only a hash of a token is
-//! stored; the token itself is shown once, when it is made.
+//! Bearer tokens: each acts for one organization, may expire, and may be
+//! read-only. Only a hash of a token is stored; the token itself is shown
+//! once, when it is made.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, UNIX_EPOCH};
 
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
@@ -33,23 +32,26 @@ impl std::fmt::Debug for NewToken {
     }
 }
 
-/// Makes a new random token for `org` (256 random bits).
+/// Makes a new random token for `org` (256 random bits) with an id of its
+/// own (64 random bits): no expiry, and it may change things; set the
+/// record's `expires_at` and `read_only` before storing it for another kind.
 ///
 /// ```
 /// let made = roomkit_graph_server::new_token("acme", Some("ci"));
 /// assert!(made.token.starts_with("rkg_") && made.token.len() == 68);
 /// assert_eq!(made.record.token_hash, roomkit_graph_server::hash_token(&made.token));
 /// assert_ne!(made.record.token_hash, made.token);
-/// assert_eq!(made.record.org, "acme");
+/// assert!(made.record.id.starts_with("tok_") && made.record.id.len() == 20);
+/// assert!(!made.token.contains(&made.record.id[4..]), "the id says nothing of the secret");
+/// assert_eq!((made.record.org.as_str(), made.record.read_only, made.record.expires_at), ("acme", false, None));
 /// ```
 pub fn new_token(org: &str, label: Option<&str>) -> NewToken {
     let secret: [u8; 32] = rand::random();
+    let id: [u8; 8] = rand::random();
     let token = format!("{TOKEN_PREFIX}{}", hex::encode(secret));
     let record = TokenRecord {
-        token_hash: hash_token(&token),
-        org: org.to_owned(),
         label: label.map(str::to_owned),
-        created_at: now_millis(),
+        ..TokenRecord::new(&hash_token(&token), &format!("tok_{}", hex::encode(id)), org, now_millis())
     };
     NewToken { token, record }
 }
@@ -60,35 +62,76 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// The organization the request's bearer token acts for.
+/// The organization the request's bearer token acts for: any valid token,
+/// read-only ones too. For the routes that only read.
 pub(crate) struct Org(pub(crate) String);
+
+/// The organization the request's bearer token acts for, when the token may
+/// change things (start, answer, cancel, store): a read-only token is
+/// refused (403).
+pub(crate) struct Writer(pub(crate) String);
 
 impl FromRequestParts<App> for Org {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
-        let unauthorized = |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message);
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| unauthorized("the request needs an Authorization: Bearer <token> header"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(bearer_token)
-            .ok_or_else(|| unauthorized("the Authorization header is not \"Bearer <token>\""))?;
-        let hash = hash_token(token);
-        if let Some(org) = app.tokens.get(&hash) {
-            return Ok(Org(org));
-        }
-        match app.runner.store().token(&hash).await? {
-            Some(record) => {
-                app.tokens.put(hash, record.org.clone());
-                Ok(Org(record.org))
-            }
-            None => Err(unauthorized("the token is not valid")),
-        }
+        Ok(Org(authenticate(parts, app).await?.org))
     }
+}
+
+impl FromRequestParts<App> for Writer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        let token = authenticate(parts, app).await?;
+        if token.read_only {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "read_only_token",
+                format!("token {} may only read and follow runs", token.id),
+            ));
+        }
+        Ok(Writer(token.org))
+    }
+}
+
+/// The stored token of the request's bearer token, read from the store on
+/// every request (so that a token revoked by any process is refused at
+/// once), refused when missing, unknown or expired. Its use is recorded at
+/// most once a [`TOKEN_USE_RESOLUTION`](roomkit_graph_store::TOKEN_USE_RESOLUTION),
+/// without holding the request up.
+async fn authenticate(parts: &Parts, app: &App) -> Result<TokenRecord, ApiError> {
+    let unauthorized = |message: String| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message);
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| unauthorized("the request needs an Authorization: Bearer <token> header".into()))?;
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(bearer_token)
+        .ok_or_else(|| unauthorized("the Authorization header is not \"Bearer <token>\"".into()))?;
+    let record = app
+        .runner
+        .store()
+        .token(&hash_token(token))
+        .await?
+        .ok_or_else(|| unauthorized("the token is not valid".into()))?;
+    let now = now_millis();
+    if record.expired_at(now) {
+        let at = record.expires_at.and_then(|at| u64::try_from(at).ok()).unwrap_or_default();
+        let at = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(at));
+        return Err(unauthorized(format!("token {} expired at {at}", record.id)));
+    }
+    if record.use_to_record(now) {
+        let (runner, hash) = (app.runner.clone(), record.token_hash.clone());
+        tokio::spawn(async move {
+            if let Err(err) = runner.store().record_token_use(&hash, now).await {
+                tracing::warn!("cannot record a token's use: {err}");
+            }
+        });
+    }
+    Ok(record)
 }
 
 /// The token of an `Authorization` header's value: the scheme `Bearer` in
@@ -97,38 +140,6 @@ fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim_start().split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
-/// The tokens seen lately, by hash, with their organization: a request with
-/// one of them needs no database read. Entries last [`TokenCache::ttl`]; a
-/// token unknown to the database is never kept.
-pub(crate) struct TokenCache {
-    entries: Mutex<HashMap<String, (String, Instant)>>,
-    ttl: Duration,
-    capacity: usize,
-}
-
-impl TokenCache {
-    /// A cache keeping each token `ttl`, and at most `capacity` of them (when
-    /// full, it starts over).
-    pub(crate) fn new(ttl: Duration, capacity: usize) -> Self {
-        TokenCache { entries: Mutex::default(), ttl, capacity }
-    }
-
-    /// The organization of the token with this hash, if seen less than `ttl` ago.
-    fn get(&self, hash: &str) -> Option<String> {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries.get(hash).filter(|(_, seen)| seen.elapsed() < self.ttl).map(|(org, _)| org.clone())
-    }
-
-    /// Keeps the token with this hash, of `org`.
-    fn put(&self, hash: String, org: String) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() >= self.capacity {
-            entries.clear();
-        }
-        entries.insert(hash, (org, Instant::now()));
-    }
 }
 
 #[cfg(test)]
@@ -143,19 +154,5 @@ mod tests {
         for value in ["Basic eDp5", "Bearer", "Bearer ", "Bearerrkg_1", "rkg_1"] {
             assert_eq!(bearer_token(value), None, "{value}");
         }
-    }
-
-    #[test]
-    fn the_cache_keeps_tokens_for_their_time_and_within_its_size() {
-        let cache = TokenCache::new(Duration::from_millis(50), 2);
-        assert_eq!(cache.get("a"), None);
-        cache.put("a".into(), "acme".into());
-        assert_eq!(cache.get("a").as_deref(), Some("acme"));
-        std::thread::sleep(Duration::from_millis(60));
-        assert_eq!(cache.get("a"), None, "expired");
-        cache.put("a".into(), "acme".into());
-        cache.put("b".into(), "beta".into());
-        cache.put("c".into(), "gamma".into());
-        assert_eq!((cache.get("a"), cache.get("c").as_deref()), (None, Some("gamma")), "full: started over");
     }
 }

@@ -12,7 +12,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::App;
-use crate::auth::Org;
+use crate::auth::{Org, Writer};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, PathParams, QueryParams};
 use crate::graph_schema::GraphSchema;
@@ -202,12 +202,12 @@ async fn checked(runner: &Runner, org: &str, graph: &Graph) -> Result<Validation
 /// Creates a graph (version 1); a graph with warnings only is stored, and
 /// the answer lists them.
 #[utoipa::path(post, path = "/v1/graphs", tag = "graphs", operation_id = "createGraph", request_body(content = GraphSchema, description = "The graph"),
-    responses((status = 201, description = "Stored as version 1, with the graph's warnings", body = SavedGraph), (status = 409, description = "The id is taken", body = ErrorBody),
+    responses((status = 403, description = "The token is read-only (`read_only_token`)", body = ErrorBody), (status = 201, description = "Stored as version 1, with the graph's warnings", body = SavedGraph), (status = 409, description = "The id is taken", body = ErrorBody),
         (status = 422, description = "The graph has mistakes", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn create(
     State(app): State<App>,
-    Org(org): Org,
+    Writer(org): Writer,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
     let (graph, warnings) = checked_graph(body, &app.runner, &org).await?;
@@ -232,11 +232,11 @@ pub(crate) async fn create(
 /// Stores a new version of a graph (or its first), as `createGraph` does.
 #[utoipa::path(put, path = "/v1/graphs/{graph_id}", tag = "graphs", operation_id = "putGraphVersion", request_body(content = GraphSchema, description = "The graph"),
     params(("graph_id" = String, Path, description = "The graph's id, as in the body")),
-    responses((status = 200, description = "Stored as a new version, with the graph's warnings", body = SavedGraph), (status = 422, description = "The graph has mistakes", body = ErrorBody)),
+    responses((status = 403, description = "The token is read-only (`read_only_token`)", body = ErrorBody), (status = 200, description = "Stored as a new version, with the graph's warnings", body = SavedGraph), (status = 422, description = "The graph has mistakes", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn put_version(
     State(app): State<App>,
-    Org(org): Org,
+    Writer(org): Writer,
     PathParams(graph_id): PathParams<String>,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<SavedGraph>, ApiError> {
@@ -345,11 +345,11 @@ pub(crate) async fn validate(
 /// apart from the graph and never returned.
 #[utoipa::path(put, path = "/v1/graphs/{graph_id}/webhook-secret", tag = "graphs", operation_id = "setWebhookSecret", request_body = SecretBody,
     params(("graph_id" = String, Path, description = "The graph's id")),
-    responses((status = 204, description = "Set"), (status = 404, description = "No such graph", body = ErrorBody)),
+    responses((status = 403, description = "The token is read-only (`read_only_token`)", body = ErrorBody), (status = 204, description = "Set"), (status = 404, description = "No such graph", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn set_secret(
     State(app): State<App>,
-    Org(org): Org,
+    Writer(org): Writer,
     PathParams(graph_id): PathParams<String>,
     JsonBody(body): JsonBody<SecretBody>,
 ) -> Result<StatusCode, ApiError> {
@@ -365,11 +365,11 @@ pub(crate) async fn set_secret(
 /// (unless the server takes unsigned ones).
 #[utoipa::path(delete, path = "/v1/graphs/{graph_id}/webhook-secret", tag = "graphs", operation_id = "deleteWebhookSecret",
     params(("graph_id" = String, Path, description = "The graph's id")),
-    responses((status = 204, description = "Removed"), (status = 404, description = "No such graph", body = ErrorBody)),
+    responses((status = 403, description = "The token is read-only (`read_only_token`)", body = ErrorBody), (status = 204, description = "Removed"), (status = 404, description = "No such graph", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn delete_secret(
     State(app): State<App>,
-    Org(org): Org,
+    Writer(org): Writer,
     PathParams(graph_id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     app.runner.store().graph(&org, &graph_id, None).await?;

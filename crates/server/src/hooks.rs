@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use crate::App;
-use crate::auth::Org;
+use crate::auth::Writer;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{OptionalJsonBody, parse};
 use crate::graphs::WEBHOOK_SECRET;
@@ -115,11 +115,11 @@ pub(crate) async fn webhook(
 #[utoipa::path(post, path = "/v1/events/{name}", tag = "triggers", operation_id = "fireEvent",
     request_body(content = Object, description = "The trigger data"),
     params(("name" = String, Path, description = "The event")),
-    responses((status = 202, description = "The runs it started", body = StartedRuns)),
+    responses((status = 403, description = "The token is read-only (`read_only_token`)", body = ErrorBody), (status = 202, description = "The runs it started", body = StartedRuns)),
     security(("bearer" = [])))]
 pub(crate) async fn event(
     State(app): State<App>,
-    Org(org): Org,
+    Writer(org): Writer,
     Path(name): Path<String>,
     OptionalJsonBody(data): OptionalJsonBody<Value>,
 ) -> Result<(StatusCode, Json<StartedRuns>), ApiError> {

@@ -109,19 +109,11 @@ pub struct App {
     /// Whether graphs without a webhook secret take unsigned deliveries.
     unsigned_webhooks: bool,
     stopping: Arc<watch::Sender<bool>>,
-    tokens: Arc<auth::TokenCache>,
     /// A permit for each live event stream open.
     streams: Arc<tokio::sync::Semaphore>,
     /// The layouts of graph versions drawn so far.
     layouts: Arc<drawings::Layouts>,
 }
-
-/// How long a token, once read from the database, is taken without reading
-/// it again.
-const TOKEN_TTL: Duration = Duration::from_secs(60);
-
-/// How many tokens are kept so at most.
-const TOKEN_CACHE_SIZE: usize = 10_000;
 
 impl App {
     /// The API over `runner`: its graph routes check graphs with the
@@ -138,7 +130,6 @@ impl App {
             limits,
             unsigned_webhooks: false,
             stopping: Arc::new(watch::channel(false).0),
-            tokens: Arc::new(auth::TokenCache::new(TOKEN_TTL, TOKEN_CACHE_SIZE)),
             streams: Arc::new(tokio::sync::Semaphore::new(
                 limits.max_event_streams.min(tokio::sync::Semaphore::MAX_PERMITS),
             )),

@@ -15,7 +15,7 @@ use sha2::{Digest as _, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::App;
-use crate::auth::Org;
+use crate::auth::{Org, Writer};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, OptionalJsonBody, PathParams, QueryParams};
 
@@ -302,13 +302,13 @@ pub(crate) fn page_size(limit: Option<usize>) -> Result<usize, ApiError> {
     request_body(content = Object, description = "The trigger data"),
     params(("graph_id" = String, Path, description = "The graph"),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes repeating the request safe")),
-    responses((status = 201, description = "Started", body = RunView), (status = 200, description = "Started before with this key", body = RunView),
+    responses((status = 403, description = "The token is read-only (`read_only_token`)", body = ErrorBody), (status = 201, description = "Started", body = RunView), (status = 200, description = "Started before with this key", body = RunView),
         (status = 404, description = "No such graph", body = ErrorBody),
         (status = 422, description = "The Idempotency-Key was used with another body (`idempotency_key_reused`)", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn start(
     State(app): State<App>,
-    Org(org): Org,
+    Writer(org): Writer,
     PathParams(graph_id): PathParams<String>,
     headers: HeaderMap,
     OptionalJsonBody(trigger): OptionalJsonBody<Value>,
@@ -532,13 +532,13 @@ pub(crate) async fn state(
 /// the run forked from is never changed.
 #[utoipa::path(post, path = "/v1/runs/{run_id}/fork", tag = "runs", operation_id = "forkRun", request_body = ForkBody,
     params(("run_id" = String, Path, description = "The run to fork")),
-    responses((status = 201, description = "The fork, under way", body = RunView), (status = 404, description = "No such run", body = ErrorBody),
+    responses((status = 403, description = "The token is read-only (`read_only_token`)", body = ErrorBody), (status = 201, description = "The fork, under way", body = RunView), (status = 404, description = "No such run", body = ErrorBody),
         (status = 409, description = "No run can go on from that entry", body = ErrorBody),
         (status = 422, description = "No such entry, or the answer does not fit the node", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn fork(
     State(app): State<App>,
-    Org(org): Org,
+    Writer(org): Writer,
     PathParams(run_id): PathParams<String>,
     JsonBody(body): JsonBody<ForkBody>,
 ) -> Result<Response, ApiError> {
@@ -550,11 +550,11 @@ pub(crate) async fn fork(
 /// Cancels a run that is not over.
 #[utoipa::path(post, path = "/v1/runs/{run_id}/cancel", tag = "runs", operation_id = "cancelRun", request_body(content = Option<CancelBody>),
     params(("run_id" = String, Path, description = "The run")),
-    responses((status = 200, description = "Cancelled", body = RunView), (status = 404, description = "No such run", body = ErrorBody), (status = 409, description = "Over already", body = ErrorBody)),
+    responses((status = 403, description = "The token is read-only (`read_only_token`)", body = ErrorBody), (status = 200, description = "Cancelled", body = RunView), (status = 404, description = "No such run", body = ErrorBody), (status = 409, description = "Over already", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn cancel(
     State(app): State<App>,
-    Org(org): Org,
+    Writer(org): Writer,
     PathParams(run_id): PathParams<String>,
     OptionalJsonBody(body): OptionalJsonBody<CancelBody>,
 ) -> Result<Json<RunView>, ApiError> {
@@ -566,13 +566,13 @@ pub(crate) async fn cancel(
 /// Answers the node a run waits on, and the run goes on.
 #[utoipa::path(post, path = "/v1/runs/{run_id}/answer", tag = "runs", operation_id = "answerRun", request_body = AnswerBody,
     params(("run_id" = String, Path, description = "The run")),
-    responses((status = 200, description = "Answered: the run goes on", body = RunView), (status = 404, description = "No such run", body = ErrorBody),
+    responses((status = 403, description = "The token is read-only (`read_only_token`)", body = ErrorBody), (status = 200, description = "Answered: the run goes on", body = RunView), (status = 404, description = "No such run", body = ErrorBody),
         (status = 409, description = "Not waiting there", body = ErrorBody),
         (status = 422, description = "The answer does not fit the node", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn answer(
     State(app): State<App>,
-    Org(org): Org,
+    Writer(org): Writer,
     PathParams(run_id): PathParams<String>,
     JsonBody(body): JsonBody<AnswerBody>,
 ) -> Result<Json<RunView>, ApiError> {

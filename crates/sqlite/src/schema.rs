@@ -21,9 +21,9 @@ pub const APPLICATION_ID: i32 = 0x524B_4752;
 /// version is refused as foreign rather than misread.
 ///
 /// ```
-/// assert_eq!(roomkit_graph_sqlite::SCHEMA_VERSION, 9);
+/// assert_eq!(roomkit_graph_sqlite::SCHEMA_VERSION, 10);
 /// ```
-pub const SCHEMA_VERSION: i32 = 9;
+pub const SCHEMA_VERSION: i32 = 10;
 
 /// The tables of this schema version. JSON is stored as TEXT; times are
 /// milliseconds since the Unix epoch.
@@ -108,11 +108,16 @@ CREATE TABLE transcript (
 ) WITHOUT ROWID;
 
 CREATE TABLE tokens (
-    token_hash TEXT    NOT NULL PRIMARY KEY,
-    org        TEXT    NOT NULL,
-    label      TEXT,
-    created_at INTEGER NOT NULL
+    token_hash   TEXT    NOT NULL PRIMARY KEY,
+    org          TEXT    NOT NULL,
+    label        TEXT,
+    created_at   INTEGER NOT NULL,
+    id           TEXT    NOT NULL,
+    expires_at   INTEGER,
+    read_only    INTEGER NOT NULL DEFAULT 0,
+    last_used_at INTEGER
 ) WITHOUT ROWID;
+CREATE UNIQUE INDEX tokens_by_id ON tokens (org, id);
 
 CREATE TABLE secrets (
     org        TEXT    NOT NULL,
@@ -270,9 +275,22 @@ ALTER TABLE runs ADD COLUMN parent_runs_node INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE transcript ADD COLUMN position_json TEXT DEFAULT '\"unkept\"';
 ";
 
+/// From schema version 9 to 10: tokens get a public id (the tokens already
+/// stored take `tok_` and the first 16 hex digits of their hash), an expiry,
+/// a read-only flag and their last use (none for the tokens already stored:
+/// they never expire and may change things, as before).
+const MIGRATE_9_TO_10: &str = "
+ALTER TABLE tokens ADD COLUMN id TEXT NOT NULL DEFAULT '';
+ALTER TABLE tokens ADD COLUMN expires_at INTEGER;
+ALTER TABLE tokens ADD COLUMN read_only INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tokens ADD COLUMN last_used_at INTEGER;
+UPDATE tokens SET id = 'tok_' || substr(token_hash, 1, 16);
+CREATE UNIQUE INDEX tokens_by_id ON tokens (org, id);
+";
+
 /// The migrations, by the schema version they start from: a file is migrated
 /// one version at a time up to [`SCHEMA_VERSION`].
-const MIGRATIONS: [(i32, &str); 8] = [
+const MIGRATIONS: [(i32, &str); 9] = [
     (1, MIGRATE_1_TO_2),
     (2, MIGRATE_2_TO_3),
     (3, MIGRATE_3_TO_4),
@@ -281,6 +299,7 @@ const MIGRATIONS: [(i32, &str); 8] = [
     (6, MIGRATE_6_TO_7),
     (7, MIGRATE_7_TO_8),
     (8, MIGRATE_8_TO_9),
+    (9, MIGRATE_9_TO_10),
 ];
 
 /// The workers table: one row per worker id, held by one process until

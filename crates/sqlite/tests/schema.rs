@@ -201,7 +201,13 @@ async fn a_file_of_schema_version_2_is_migrated_with_everything_in_it() {
         (parked.status, parked.wake_at, parked.current_node_id.as_deref()),
         (RunStatus::Waiting, Some(99), Some("pause"))
     );
-    assert_eq!(store.token("ab12").await.unwrap().map(|t| t.org).as_deref(), Some("acme"));
+    let token = store.token("ab12").await.unwrap().unwrap();
+    assert_eq!(
+        (token.id.as_str(), token.org.as_str(), token.label.as_deref()),
+        ("tok_ab12", "acme", Some("ci")),
+        "a token from before ids gets one from its hash"
+    );
+    assert_eq!((token.expires_at, token.read_only, token.last_used_at), (None, false, None));
     assert_eq!(store.secret("acme", "review", "webhook").await.unwrap().as_deref(), Some("s1"));
     assert!(matches!(
         store.create_run(new_run("acme", "review", "r3", Some("key-1"))).await,

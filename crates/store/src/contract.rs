@@ -75,6 +75,7 @@ macro_rules! contract_tests {
             access {
                 runs_belong_to_their_graphs_organization,
                 tokens_are_found_by_hash_only_and_never_replaced,
+                tokens_are_listed_revoked_and_their_use_recorded,
                 secrets_are_kept_per_organization_and_graph,
             }
             runs {

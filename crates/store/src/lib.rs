@@ -71,7 +71,7 @@ mod worker;
 #[cfg(feature = "contract")]
 pub mod contract;
 
-pub use access::{AccessStore, DEFAULT_ORG, TokenRecord};
+pub use access::{AccessStore, DEFAULT_ORG, TOKEN_USE_RESOLUTION, TokenRecord};
 pub use error::{Cause, Result, StoreError};
 pub use follow::{TranscriptPages, Wake, Wakes};
 pub use graph::{GraphStore, StoredGraph, VersionInfo};

@@ -30,10 +30,10 @@ pub async fn runs_belong_to_their_graphs_organization(database: &dyn Database) {
 pub async fn tokens_are_found_by_hash_only_and_never_replaced(database: &dyn Database) {
     let (store, other) = (database.open().await, database.open().await);
     let token = TokenRecord {
-        token_hash: "ab12".into(),
-        org: "acme".into(),
         label: Some("ci".into()),
-        created_at: 1,
+        expires_at: Some(9_000),
+        read_only: true,
+        ..TokenRecord::new("ab12", "tok_ab12", "acme", 1)
     };
     store.create_token(&token).await.unwrap();
     assert_eq!(store.token("ab12").await.unwrap(), Some(token.clone()));
@@ -43,6 +43,36 @@ pub async fn tokens_are_found_by_hash_only_and_never_replaced(database: &dyn Dat
     let stolen = TokenRecord { org: "globex".into(), ..token.clone() };
     assert!(matches!(store.create_token(&stolen).await, Err(StoreError::Invalid(_))));
     assert_eq!(other.token("ab12").await.unwrap(), Some(token), "the first token is unchanged");
+}
+
+/// An organization's tokens are listed oldest first, never another's; one
+/// revoked is gone for every process at once (and for its organization
+/// only); a use is recorded, and an older one never replaces a later.
+pub async fn tokens_are_listed_revoked_and_their_use_recorded(database: &dyn Database) {
+    let (store, other) = (database.open().await, database.open().await);
+    let first = TokenRecord::new("h1", "tok_1", "acme", 10);
+    let second = TokenRecord { label: Some("ops".into()), ..TokenRecord::new("h2", "tok_2", "acme", 20) };
+    let theirs = TokenRecord::new("h3", "tok_3", "globex", 5);
+    for token in [&second, &theirs, &first] {
+        store.create_token(token).await.unwrap();
+    }
+    assert_eq!(other.tokens("acme").await.unwrap(), [first.clone(), second.clone()]);
+    assert_eq!(other.tokens("initech").await.unwrap(), []);
+
+    other.record_token_use("h1", 500).await.unwrap();
+    other.record_token_use("h1", 400).await.unwrap();
+    store.record_token_use("unknown", 400).await.unwrap();
+    assert_eq!(store.token("h1").await.unwrap().unwrap().last_used_at, Some(500), "the later use stays");
+
+    assert!(!store.revoke_token("globex", "tok_1").await.unwrap(), "not theirs to revoke");
+    assert!(store.token("h1").await.unwrap().is_some());
+    // The other process reads the token first, as a server would on a request.
+    assert!(other.token("h1").await.unwrap().is_some());
+    assert!(store.revoke_token("acme", "tok_1").await.unwrap());
+    assert_eq!(other.token("h1").await.unwrap(), None, "revoked for every process at once");
+    assert!(!store.revoke_token("acme", "tok_1").await.unwrap(), "revoked already");
+    let ids: Vec<String> = other.tokens("acme").await.unwrap().into_iter().map(|t| t.id).collect();
+    assert_eq!(ids, ["tok_2"]);
 }
 
 /// A secret is kept per organization and graph, replaced and removed, as
