@@ -155,8 +155,9 @@ fn decode(mark: &str, text: &str) -> Result<String, CursorError> {
 
 impl RunFilter {
     /// The order runs are listed in, as SQL: newest first, runs created in
-    /// the same millisecond by run id.
-    pub const ORDER_BY: &'static str = "created_at DESC, run_id";
+    /// the same millisecond by run id, greatest first (run ids are UUID v7,
+    /// which one process makes in order, so the later first there too).
+    pub const ORDER_BY: &'static str = "created_at DESC, run_id DESC";
 
     /// The filter as an SQL `WHERE` clause on the columns of a runs table
     /// (empty when it keeps every run), in `dialect`, with the values its
@@ -176,7 +177,7 @@ impl RunFilter {
     /// let (clause, values) = filter.where_clause(Dialect::Postgres);
     /// assert_eq!(
     ///     clause,
-    ///     " WHERE graph_id = $1 AND substr(run_id, 1, 4) = $2 AND (created_at < $3 OR (created_at = $3 AND run_id > $4))"
+    ///     " WHERE graph_id = $1 AND substr(run_id, 1, 4) = $2 AND (created_at < $3 OR (created_at = $3 AND run_id < $4))"
     /// );
     /// assert_eq!(values[..2], [FilterValue::Text("g".into()), FilterValue::Text("01a2".into())]);
     /// assert_eq!(RunFilter::default().where_clause(Dialect::Sqlite), (String::new(), vec![]));
@@ -214,7 +215,7 @@ impl RunFilter {
             let at = parameter(values.len());
             values.push(FilterValue::Text(cursor.run_id.clone()));
             let id = parameter(values.len());
-            conditions.push(format!("(created_at < {at} OR (created_at = {at} AND run_id > {id}))"));
+            conditions.push(format!("(created_at < {at} OR (created_at = {at} AND run_id < {id}))"));
         }
         if conditions.is_empty() {
             return (String::new(), values);

@@ -154,8 +154,8 @@ pub async fn runs_of_the_same_millisecond_are_each_listed_once_through_the_curso
     assert_eq!(pages, RUNS / PAGE, "the last full page says there is no more");
     assert_eq!(listed.len(), RUNS, "no run twice");
     let mut expected = ids;
-    expected.sort();
-    assert_eq!(listed, expected, "runs of one millisecond by id, each once");
+    expected.sort_by(|a, b| b.cmp(a));
+    assert_eq!(listed, expected, "runs of one millisecond by id (greatest first), each once");
 
     // A new listing shows the runs started meanwhile first.
     let first = store.run_page(&RunFilter::default(), 3).await.unwrap();
