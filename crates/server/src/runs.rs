@@ -140,7 +140,7 @@ impl From<RunRecord> for RunView {
 /// A page of runs.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct RunList {
-    /// Newest first (runs started in the same millisecond by id).
+    /// Newest first (runs started in the same millisecond by id, greatest first).
     pub(crate) runs: Vec<RunView>,
     /// The `cursor` of the next page; null on the last page.
     pub(crate) next_cursor: Option<String>,
