@@ -3,6 +3,7 @@
 
 mod demo;
 mod graphs;
+mod hooks;
 mod limits;
 mod nodes;
 mod runs;
@@ -18,7 +19,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use roomkit_graph_database::Database;
-use roomkit_graph_store::{DEFAULT_ORG, RunCursor, RunFilter, RunStatus};
+use roomkit_graph_store::{DEFAULT_ORG, DeliveryFilter, DeliveryStatus, RunCursor, RunFilter, RunStatus};
 
 /// Workflow graphs from the terminal.
 #[derive(Parser)]
@@ -242,6 +243,11 @@ enum RunCommand {
     /// Access tokens for the HTTP API.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Run-event hooks: another system told, by a signed HTTP POST, when the
+    /// organization's runs complete, fail, wait or are cancelled, or a node
+    /// fails. `serve` and `worker` deliver them.
+    #[command(subcommand)]
+    Hook(HookCommand),
     /// Sets the secret a graph's webhook requests must be signed with
     /// (X-Roomkit-Signature or X-Hub-Signature-256), read from stdin; it is
     /// stored apart from the graph and never shown again.
@@ -289,6 +295,45 @@ enum GraphCommand {
     },
 }
 
+/// `hook` commands.
+#[derive(Subcommand)]
+enum HookCommand {
+    /// Makes a hook and prints its signing secret, once (its id on stderr).
+    Add {
+        /// Where the events go: an http:// or https:// URL.
+        url: String,
+        /// The events it hears, comma-separated or repeated: run.completed,
+        /// run.failed, run.waiting, run.cancelled, node.failed.
+        #[arg(long, required = true, value_name = "EVENTS")]
+        events: Vec<String>,
+        /// Only the runs of this graph.
+        #[arg(long)]
+        graph: Option<String>,
+    },
+    /// Lists the organization's hooks, oldest first (never their secret).
+    List,
+    /// Removes a hook: its pending deliveries are not sent.
+    Remove {
+        /// The hook's id (`hook_...`).
+        id: String,
+    },
+    /// Lists deliveries, newest first, with their attempts.
+    Deliveries {
+        /// Only this hook's.
+        #[arg(long)]
+        hook: Option<String>,
+        /// Only this run's.
+        #[arg(long)]
+        run: Option<String>,
+        /// Only those pending, delivered or failed.
+        #[arg(long, value_parser = parse_delivery_status)]
+        status: Option<DeliveryStatus>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+}
+
 /// `token` commands.
 #[derive(Subcommand)]
 enum TokenCommand {
@@ -328,6 +373,10 @@ fn parse_lifetime(text: &str) -> Result<std::time::Duration, String> {
         lifetime if lifetime.is_zero() => Err("a token must live longer than 0s".to_owned()),
         lifetime => Ok(lifetime),
     }
+}
+
+fn parse_delivery_status(text: &str) -> Result<DeliveryStatus, String> {
+    DeliveryStatus::parse(text).ok_or_else(|| format!("{text:?} is not one of pending, delivered, failed"))
 }
 
 fn parse_cursor(text: &str) -> Result<RunCursor, String> {
@@ -460,6 +509,19 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
         RunCommand::Token(TokenCommand::Create { label, expires, read_only }) => {
             let made = tokens::Made { label: label.as_deref(), expires_in: expires, read_only };
             tokens::create(&runner, &org, made, json).await.map(|()| ExitCode::SUCCESS)
+        }
+        RunCommand::Hook(HookCommand::Add { url, events, graph }) => {
+            hooks::add(&runner, &org, &url, &events, graph.as_deref(), json).await.map(|()| ExitCode::SUCCESS)
+        }
+        RunCommand::Hook(HookCommand::List) => {
+            hooks::list(&runner, &org, json).await.map(|()| ExitCode::SUCCESS)
+        }
+        RunCommand::Hook(HookCommand::Remove { id }) => {
+            hooks::remove(&runner, &org, &id).await.map(|()| ExitCode::SUCCESS)
+        }
+        RunCommand::Hook(HookCommand::Deliveries { hook, run, status, limit }) => {
+            let filter = DeliveryFilter { hook_id: hook, run_id: run, status, before: None };
+            hooks::deliveries(&runner, &org, filter, limit, json).await.map(|()| ExitCode::SUCCESS)
         }
         RunCommand::Token(TokenCommand::List) => {
             tokens::list(&runner, &org, json).await.map(|()| ExitCode::SUCCESS)

@@ -40,6 +40,7 @@
 mod access;
 mod error;
 mod graphs;
+mod hooks;
 mod listen;
 mod options;
 mod rows;

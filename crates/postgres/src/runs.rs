@@ -409,7 +409,7 @@ async fn apply_step(
 
 /// Appends events to their run's transcript, with, on the last of them, the
 /// context entries their commit wrote (if any) and where the commit left the
-/// run (`after`).
+/// run (`after`); the events hooks hear go to their outbox.
 async fn append(
     tx: &Transaction<'_>,
     events: &[TranscriptEvent],
@@ -440,7 +440,7 @@ async fn append(
         .await
         .map_err(pg)?;
     tx.execute(&insert, &[&first.run_id, &seqs, &ats, &entries, &writes, &positions]).await.map_err(pg)?;
-    Ok(())
+    crate::hooks::deliver_events(tx, events, after).await
 }
 
 /// A run's record, or [`StoreError::NotFound`].

@@ -35,7 +35,8 @@ const CREATION_LOCK: i64 = 0x524B_4752;
 /// node order (null when there are none). `parent_run_id` and
 /// `parent_node_id` link a child run to the run and the node that started
 /// it; `parent_runs_node` says whether the child runs that node itself (see
-/// `ParentLink::runs_node`).
+/// `ParentLink::runs_node`). Hooks and their deliveries are kept as in the
+/// SQLite store.
 const TABLES: &str = "
 CREATE SCHEMA roomkit_graph;
 
@@ -111,6 +112,34 @@ CREATE TABLE roomkit_graph.tokens (
 );
 CREATE UNIQUE INDEX tokens_by_id ON roomkit_graph.tokens (org, id);
 
+CREATE TABLE roomkit_graph.hooks (
+    org        TEXT   NOT NULL,
+    hook_id    TEXT   NOT NULL,
+    url        TEXT   NOT NULL,
+    events     TEXT   NOT NULL,
+    graph_id   TEXT,
+    secret     TEXT   NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (org, hook_id)
+);
+
+CREATE TABLE roomkit_graph.hook_deliveries (
+    delivery_id     TEXT   NOT NULL PRIMARY KEY,
+    org             TEXT   NOT NULL,
+    hook_id         TEXT   NOT NULL,
+    event           TEXT   NOT NULL,
+    run_id          TEXT   NOT NULL,
+    seq             BIGINT NOT NULL,
+    payload         TEXT   NOT NULL,
+    created_at      BIGINT NOT NULL,
+    status          TEXT   NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+    next_attempt_at BIGINT,
+    attempts_json   TEXT   NOT NULL DEFAULT '[]'
+);
+CREATE INDEX hook_deliveries_due ON roomkit_graph.hook_deliveries (next_attempt_at)
+    WHERE next_attempt_at IS NOT NULL;
+CREATE INDEX hook_deliveries_by_org ON roomkit_graph.hook_deliveries (org, created_at, delivery_id);
+
 CREATE TABLE roomkit_graph.secrets (
     org        TEXT   NOT NULL,
     graph_id   TEXT   NOT NULL,
@@ -119,6 +148,49 @@ CREATE TABLE roomkit_graph.secrets (
     updated_at BIGINT NOT NULL,
     PRIMARY KEY (org, graph_id, name)
 );
+";
+
+/// From version 5 to 6: tokens get a public id (the tokens already stored
+/// take `tok_` and the first 16 hex digits of their hash), an expiry, a
+/// read-only flag and their last use (none for the tokens already stored:
+/// they never expire and may change things, as before); run-event hooks and
+/// their deliveries get their tables.
+const MIGRATE_5_TO_6: &str = "
+ALTER TABLE roomkit_graph.tokens ADD COLUMN IF NOT EXISTS id TEXT,
+    ADD COLUMN IF NOT EXISTS expires_at BIGINT,
+    ADD COLUMN IF NOT EXISTS read_only BOOLEAN NOT NULL DEFAULT FALSE,
+    ADD COLUMN IF NOT EXISTS last_used_at BIGINT;
+UPDATE roomkit_graph.tokens SET id = 'tok_' || substr(token_hash, 1, 16) WHERE id IS NULL;
+ALTER TABLE roomkit_graph.tokens ALTER COLUMN id SET NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS tokens_by_id ON roomkit_graph.tokens (org, id);
+
+CREATE TABLE IF NOT EXISTS roomkit_graph.hooks (
+    org        TEXT   NOT NULL,
+    hook_id    TEXT   NOT NULL,
+    url        TEXT   NOT NULL,
+    events     TEXT   NOT NULL,
+    graph_id   TEXT,
+    secret     TEXT   NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (org, hook_id)
+);
+
+CREATE TABLE IF NOT EXISTS roomkit_graph.hook_deliveries (
+    delivery_id     TEXT   NOT NULL PRIMARY KEY,
+    org             TEXT   NOT NULL,
+    hook_id         TEXT   NOT NULL,
+    event           TEXT   NOT NULL,
+    run_id          TEXT   NOT NULL,
+    seq             BIGINT NOT NULL,
+    payload         TEXT   NOT NULL,
+    created_at      BIGINT NOT NULL,
+    status          TEXT   NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+    next_attempt_at BIGINT,
+    attempts_json   TEXT   NOT NULL DEFAULT '[]'
+);
+CREATE INDEX IF NOT EXISTS hook_deliveries_due ON roomkit_graph.hook_deliveries (next_attempt_at)
+    WHERE next_attempt_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS hook_deliveries_by_org ON roomkit_graph.hook_deliveries (org, created_at, delivery_id);
 ";
 
 /// The migrations, by the version they start from: a database is migrated
@@ -160,18 +232,11 @@ const MIGRATIONS: [(i32, &str); 5] = [
          ALTER TABLE roomkit_graph.transcript ALTER COLUMN position_json DROP DEFAULT;",
     ),
     (
-        // Version 6: tokens get a public id (the tokens already stored take
-        // `tok_` and the first 16 hex digits of their hash), an expiry, a
-        // read-only flag and their last use (none for the tokens already
-        // stored: they never expire and may change things, as before).
+        // Version 6: tokens get a public id, an expiry, a read-only flag and
+        // their last use; run-event hooks and their deliveries get their
+        // tables.
         5,
-        "ALTER TABLE roomkit_graph.tokens ADD COLUMN IF NOT EXISTS id TEXT, \
-         ADD COLUMN IF NOT EXISTS expires_at BIGINT, \
-         ADD COLUMN IF NOT EXISTS read_only BOOLEAN NOT NULL DEFAULT FALSE, \
-         ADD COLUMN IF NOT EXISTS last_used_at BIGINT; \
-         UPDATE roomkit_graph.tokens SET id = 'tok_' || substr(token_hash, 1, 16) WHERE id IS NULL; \
-         ALTER TABLE roomkit_graph.tokens ALTER COLUMN id SET NOT NULL; \
-         CREATE UNIQUE INDEX IF NOT EXISTS tokens_by_id ON roomkit_graph.tokens (org, id);",
+        MIGRATE_5_TO_6,
     ),
 ];
 

@@ -301,6 +301,12 @@ impl Runner {
         &*self.shared.store
     }
 
+    /// The store, shared: for what works beside the runner on its store
+    /// (the sender of run-event hooks, say).
+    pub fn shared_store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.shared.store)
+    }
+
     /// The clock the runner tells the time by and waits on (see
     /// [`RunnerBuilder::clock`]): what else drives runs beside it (a
     /// scheduler) takes its time from here too.

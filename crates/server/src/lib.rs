@@ -45,6 +45,7 @@ mod inbox;
 mod marks;
 mod openapi;
 mod runs;
+mod subscriptions;
 mod web;
 mod wire;
 
@@ -53,7 +54,7 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Router, middleware};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -186,6 +187,9 @@ pub fn router(app: App) -> Router {
         .route("/v1/runs/{run_id}/state", get(runs::state))
         .route("/v1/runs/{run_id}/drawing", get(drawings::run))
         .route("/v1/runs/{run_id}/fork", post(runs::fork))
+        .route("/v1/hooks", post(subscriptions::create).get(subscriptions::list))
+        .route("/v1/hooks/deliveries", get(subscriptions::deliveries))
+        .route("/v1/hooks/{hook_id}", delete(subscriptions::remove))
         .route("/v1/hooks/{org}/{graph_id}", post(hooks::webhook))
         .route("/v1/events/{name}", post(hooks::event))
         .route("/v1/openapi.json", get(openapi::document))

@@ -5,7 +5,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use crate::{drawings, error, events, graphs, hooks, inbox, runs};
+use crate::{drawings, error, events, graphs, hooks, inbox, runs, subscriptions};
 
 /// The API's OpenAPI document.
 #[derive(OpenApi)]
@@ -17,12 +17,14 @@ use crate::{drawings, error, events, graphs, hooks, inbox, runs};
         graphs::set_secret, graphs::delete_secret, drawings::graph, drawings::posted, drawings::run,
         runs::start, runs::list, runs::get, runs::transcript, runs::state, runs::fork, runs::cancel, runs::answer, inbox::inbox,
         events::events, hooks::webhook, hooks::event,
+        subscriptions::create, subscriptions::list, subscriptions::remove, subscriptions::deliveries,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerAuth, &CommonErrors),
     tags((name = "graphs", description = "Graphs and their versions"),
         (name = "runs", description = "Runs: each a room with a transcript"),
-        (name = "triggers", description = "What starts runs by itself")),
+        (name = "triggers", description = "What starts runs by itself"),
+        (name = "hooks", description = "Run-event hooks: another system told when runs complete, fail, wait or are cancelled")),
 )]
 pub struct ApiDoc;
 

@@ -49,6 +49,7 @@
 mod access;
 mod error;
 mod graphs;
+mod hooks;
 mod options;
 mod pool;
 mod rows;

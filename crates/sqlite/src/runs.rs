@@ -302,7 +302,7 @@ pub(crate) fn release_run(conn: &Connection, run_id: &str, owner: &str) -> Resul
 
 /// Appends events to their run's transcript, with, on the last of them, the
 /// context entries their commit wrote (a JSON object, if any) and where the
-/// commit left the run (`after`).
+/// commit left the run (`after`); the events hooks hear go to their outbox.
 fn append(
     conn: &Connection,
     events: &[TranscriptEvent],
@@ -327,7 +327,7 @@ fn append(
             position
         ])?;
     }
-    Ok(())
+    crate::hooks::deliver_events(conn, events, after)
 }
 
 /// A run's record, if it exists.

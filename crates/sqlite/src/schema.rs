@@ -51,6 +51,11 @@ pub const SCHEMA_VERSION: i32 = 10;
 /// `parent_run_id` and `parent_node_id` link a child run to the run and the
 /// node that started it (both null for other runs); `parent_runs_node` is 1
 /// when the child runs that node itself (see `ParentLink::runs_node`).
+///
+/// A hook's `events` are their names each between commas (`Hook::events_text`).
+/// A delivery's `payload` is what it says but its id; `next_attempt_at` is
+/// set while it is pending (a claimed one's is when its claim lapses), and
+/// `attempts_json` is its attempts, a JSON array oldest first.
 const SCHEMA: &str = "
 CREATE TABLE graphs (
     org        TEXT    NOT NULL,
@@ -118,6 +123,33 @@ CREATE TABLE tokens (
     last_used_at INTEGER
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX tokens_by_id ON tokens (org, id);
+
+CREATE TABLE hooks (
+    org        TEXT    NOT NULL,
+    hook_id    TEXT    NOT NULL,
+    url        TEXT    NOT NULL,
+    events     TEXT    NOT NULL,
+    graph_id   TEXT,
+    secret     TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (org, hook_id)
+) WITHOUT ROWID;
+
+CREATE TABLE hook_deliveries (
+    delivery_id     TEXT    NOT NULL PRIMARY KEY,
+    org             TEXT    NOT NULL,
+    hook_id         TEXT    NOT NULL,
+    event           TEXT    NOT NULL,
+    run_id          TEXT    NOT NULL,
+    seq             INTEGER NOT NULL,
+    payload         TEXT    NOT NULL,
+    created_at      INTEGER NOT NULL,
+    status          TEXT    NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+    next_attempt_at INTEGER,
+    attempts_json   TEXT    NOT NULL DEFAULT '[]'
+) WITHOUT ROWID;
+CREATE INDEX hook_deliveries_due ON hook_deliveries (next_attempt_at) WHERE next_attempt_at IS NOT NULL;
+CREATE INDEX hook_deliveries_by_org ON hook_deliveries (org, created_at, delivery_id);
 
 CREATE TABLE secrets (
     org        TEXT    NOT NULL,
@@ -278,7 +310,8 @@ ALTER TABLE transcript ADD COLUMN position_json TEXT DEFAULT '\"unkept\"';
 /// From schema version 9 to 10: tokens get a public id (the tokens already
 /// stored take `tok_` and the first 16 hex digits of their hash), an expiry,
 /// a read-only flag and their last use (none for the tokens already stored:
-/// they never expire and may change things, as before).
+/// they never expire and may change things, as before); run-event hooks and
+/// their deliveries get their tables.
 const MIGRATE_9_TO_10: &str = "
 ALTER TABLE tokens ADD COLUMN id TEXT NOT NULL DEFAULT '';
 ALTER TABLE tokens ADD COLUMN expires_at INTEGER;
@@ -286,6 +319,33 @@ ALTER TABLE tokens ADD COLUMN read_only INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE tokens ADD COLUMN last_used_at INTEGER;
 UPDATE tokens SET id = 'tok_' || substr(token_hash, 1, 16);
 CREATE UNIQUE INDEX tokens_by_id ON tokens (org, id);
+
+CREATE TABLE hooks (
+    org        TEXT    NOT NULL,
+    hook_id    TEXT    NOT NULL,
+    url        TEXT    NOT NULL,
+    events     TEXT    NOT NULL,
+    graph_id   TEXT,
+    secret     TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (org, hook_id)
+) WITHOUT ROWID;
+
+CREATE TABLE hook_deliveries (
+    delivery_id     TEXT    NOT NULL PRIMARY KEY,
+    org             TEXT    NOT NULL,
+    hook_id         TEXT    NOT NULL,
+    event           TEXT    NOT NULL,
+    run_id          TEXT    NOT NULL,
+    seq             INTEGER NOT NULL,
+    payload         TEXT    NOT NULL,
+    created_at      INTEGER NOT NULL,
+    status          TEXT    NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+    next_attempt_at INTEGER,
+    attempts_json   TEXT    NOT NULL DEFAULT '[]'
+) WITHOUT ROWID;
+CREATE INDEX hook_deliveries_due ON hook_deliveries (next_attempt_at) WHERE next_attempt_at IS NOT NULL;
+CREATE INDEX hook_deliveries_by_org ON hook_deliveries (org, created_at, delivery_id);
 ";
 
 /// The migrations, by the schema version they start from: a file is migrated

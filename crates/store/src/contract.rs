@@ -15,7 +15,8 @@
 //! - [`transcripts`]: transcripts read a page at a time;
 //! - [`follow`]: following a transcript live, from this store's commits and another's;
 //! - [`leases`]: who may drive a running run;
-//! - [`workers`]: worker ids held by one live process, and the runs they hold.
+//! - [`workers`]: worker ids held by one live process, and the runs they hold;
+//! - [`hooks`]: run-event hooks' deliveries, made by commits, claimed and tried again.
 //!
 //! ```text
 //! // crates/<backend>/tests/contract.rs
@@ -35,6 +36,7 @@ pub mod children;
 pub mod fixtures;
 pub mod follow;
 pub mod graphs;
+pub mod hooks;
 pub mod keys;
 pub mod leases;
 pub mod lists;
@@ -126,6 +128,10 @@ macro_rules! contract_tests {
                 a_cancel_without_a_lease_wins_and_releases,
                 a_release_lets_another_owner_take_the_run_at_once,
                 a_run_created_with_a_lease_is_held_by_its_creator_while_it_runs,
+            }
+            hooks {
+                a_commit_makes_a_delivery_for_each_hook_that_hears_each_of_its_events,
+                deliveries_are_claimed_by_one_process_tried_again_and_ended,
             }
             workers {
                 a_worker_id_is_held_by_one_live_process_until_released_or_expired,

@@ -18,6 +18,9 @@
 //!   `follow`: following a transcript live, written once for every backend
 //!   ([`Wakes::follow`]).
 //! - `worker`: [`WorkerRegistration`] and [`WorkerStore`].
+//! - `hooks`: [`Hook`], [`HookDelivery`] and [`HookStore`]: run-event hooks,
+//!   whose deliveries each commit writes with its step ([`HookEvent::of`],
+//!   [`hook_payload`]) and a sender attempts ([`next_attempt_at`]).
 //! - `page`: lists read a [`Page`] at a time; `json`: stored JSON read back;
 //!   `error`: [`StoreError`].
 //!
@@ -58,6 +61,7 @@ mod access;
 mod error;
 mod follow;
 mod graph;
+mod hooks;
 mod json;
 mod key;
 mod lease;
@@ -75,10 +79,14 @@ pub use access::{AccessStore, DEFAULT_ORG, TOKEN_USE_RESOLUTION, TokenRecord};
 pub use error::{Cause, Result, StoreError};
 pub use follow::{TranscriptPages, Wake, Wakes};
 pub use graph::{GraphStore, StoredGraph, VersionInfo};
+pub use hooks::{
+    ClaimedDelivery, DeliveryFilter, DeliveryStatus, FIRST_RETRY, GIVE_UP_AFTER, Hook, HookAttempt,
+    HookDelivery, HookEvent, HookStore, LONGEST_RETRY, delivery_id, hook_payload, next_attempt_at,
+};
 pub use json::{STORED_DEPTH, merged_context, pending_text, read_pending, read_stored};
 pub use key::{HeldKey, RunKey};
 pub use lease::Lease;
-pub use page::{CursorError, GraphCursor, Page, RunCursor};
+pub use page::{CursorError, DeliveryCursor, GraphCursor, Page, RunCursor};
 pub use past::{Origin, Position, RunAt, UNKEPT_POSITION};
 pub use run::{
     Dialect, FilterValue, NewRun, ParentLink, ParentStep, RunFilter, RunRecord, RunStatus, RunStore,
@@ -121,6 +129,7 @@ pub fn millis_at(time: std::time::SystemTime) -> Millis {
 /// | [`RunStore`] | runs: opening, committing steps, leases, listing |
 /// | [`TranscriptStore`] | a run's transcript, read or followed live |
 /// | [`WorkerStore`] | worker registrations and the runs a worker holds |
+/// | [`HookStore`] | run-event hooks and their deliveries |
 ///
 /// Import them all in one line with the [`prelude`]. Every method is one
 /// transaction.
@@ -136,11 +145,14 @@ pub fn millis_at(time: std::time::SystemTime) -> Millis {
 ///     Ok(store.run_page(&filter, 10).await?.items.len())
 /// }
 /// ```
-pub trait Store: GraphStore + AccessStore + RunStore + TranscriptStore + WorkerStore {}
+pub trait Store: GraphStore + AccessStore + RunStore + TranscriptStore + WorkerStore + HookStore {}
 
-impl<T> Store for T where T: GraphStore + AccessStore + RunStore + TranscriptStore + WorkerStore + ?Sized {}
+impl<T> Store for T where
+    T: GraphStore + AccessStore + RunStore + TranscriptStore + WorkerStore + HookStore + ?Sized
+{
+}
 
 /// The store traits, to import in one line: `use roomkit_graph_store::prelude::*;`.
 pub mod prelude {
-    pub use crate::{AccessStore, GraphStore, RunStore, Store, TranscriptStore, WorkerStore};
+    pub use crate::{AccessStore, GraphStore, HookStore, RunStore, Store, TranscriptStore, WorkerStore};
 }

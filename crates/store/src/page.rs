@@ -102,6 +102,39 @@ impl RunCursor {
     }
 }
 
+/// Where the next page of hook deliveries starts: after the delivery made
+/// at `created_at` with id `delivery_id`, in the order they are listed in
+/// (newest first, then by id, greatest first).
+///
+/// ```
+/// use roomkit_graph_store::{DeliveryCursor, RunCursor};
+/// let cursor = DeliveryCursor { created_at: 5, delivery_id: "hook_1:r:3".into() };
+/// assert_eq!(DeliveryCursor::decode(&cursor.encode()), Ok(cursor.clone()));
+/// assert!(RunCursor::decode(&cursor.encode()).is_err(), "a delivery cursor is no run cursor");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryCursor {
+    /// When the last delivery of the page was made.
+    pub created_at: Millis,
+    /// Its id.
+    pub delivery_id: String,
+}
+
+impl DeliveryCursor {
+    /// The cursor as an opaque, URL-safe string.
+    pub fn encode(&self) -> String {
+        encode(DELIVERIES, &format!("{}:{}", self.created_at, self.delivery_id))
+    }
+
+    /// Reads a string [`DeliveryCursor::encode`] wrote.
+    pub fn decode(text: &str) -> Result<DeliveryCursor, CursorError> {
+        let fields = decode(DELIVERIES, text)?;
+        let (created_at, id) = fields.split_once(':').ok_or(CursorError { reason: "no delivery id" })?;
+        let created_at = created_at.parse().map_err(|_| CursorError { reason: "no creation time" })?;
+        Ok(DeliveryCursor { created_at, delivery_id: id.to_owned() })
+    }
+}
+
 /// Where the next page of graphs starts: after the graph with this id.
 ///
 /// ```
@@ -138,6 +171,9 @@ const RUNS: &str = "runs/1:";
 
 /// The mark of a graph cursor's text.
 const GRAPHS: &str = "graphs/1:";
+
+/// The mark of a delivery cursor's text.
+const DELIVERIES: &str = "deliveries/1:";
 
 fn encode(mark: &str, fields: &str) -> String {
     URL_SAFE_NO_PAD.encode(format!("{mark}{fields}"))
