@@ -344,7 +344,7 @@ async fn wake_parent(
 }
 
 /// A run's record, locked for the transaction, or [`StoreError::NotFound`].
-async fn lock_run(tx: &Transaction<'_>, run_id: &str) -> Result<RunRecord> {
+pub(crate) async fn lock_run(tx: &Transaction<'_>, run_id: &str) -> Result<RunRecord> {
     let sql = format!("SELECT {RUN_COLUMNS} FROM roomkit_graph.runs WHERE run_id = $1 FOR UPDATE");
     let statement = tx.prepare_cached(&sql).await.map_err(pg)?;
     match tx.query_opt(&statement, &[&run_id]).await.map_err(pg)? {

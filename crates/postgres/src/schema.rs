@@ -140,6 +140,13 @@ CREATE INDEX hook_deliveries_due ON roomkit_graph.hook_deliveries (next_attempt_
     WHERE next_attempt_at IS NOT NULL;
 CREATE INDEX hook_deliveries_by_org ON roomkit_graph.hook_deliveries (org, created_at, delivery_id);
 
+CREATE TABLE roomkit_graph.retention (
+    org      TEXT   NOT NULL,
+    graph_id TEXT   NOT NULL,
+    keep     BIGINT NOT NULL,
+    PRIMARY KEY (org, graph_id)
+);
+
 CREATE TABLE roomkit_graph.secrets (
     org        TEXT   NOT NULL,
     graph_id   TEXT   NOT NULL,
@@ -153,8 +160,8 @@ CREATE TABLE roomkit_graph.secrets (
 /// From version 5 to 6: tokens get a public id (the tokens already stored
 /// take `tok_` and the first 16 hex digits of their hash), an expiry, a
 /// read-only flag and their last use (none for the tokens already stored:
-/// they never expire and may change things, as before); run-event hooks and
-/// their deliveries get their tables.
+/// they never expire and may change things, as before); run-event hooks,
+/// their deliveries and retention rules get their tables.
 const MIGRATE_5_TO_6: &str = "
 ALTER TABLE roomkit_graph.tokens ADD COLUMN IF NOT EXISTS id TEXT,
     ADD COLUMN IF NOT EXISTS expires_at BIGINT,
@@ -191,6 +198,13 @@ CREATE TABLE IF NOT EXISTS roomkit_graph.hook_deliveries (
 CREATE INDEX IF NOT EXISTS hook_deliveries_due ON roomkit_graph.hook_deliveries (next_attempt_at)
     WHERE next_attempt_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS hook_deliveries_by_org ON roomkit_graph.hook_deliveries (org, created_at, delivery_id);
+
+CREATE TABLE IF NOT EXISTS roomkit_graph.retention (
+    org      TEXT   NOT NULL,
+    graph_id TEXT   NOT NULL,
+    keep     BIGINT NOT NULL,
+    PRIMARY KEY (org, graph_id)
+);
 ";
 
 /// The migrations, by the version they start from: a database is migrated

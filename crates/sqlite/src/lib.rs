@@ -52,6 +52,7 @@ mod graphs;
 mod hooks;
 mod options;
 mod pool;
+mod retention;
 mod rows;
 mod runs;
 mod schema;

@@ -56,6 +56,9 @@ pub const SCHEMA_VERSION: i32 = 10;
 /// A delivery's `payload` is what it says but its id; `next_attempt_at` is
 /// set while it is pending (a claimed one's is when its claim lapses), and
 /// `attempts_json` is its attempts, a JSON array oldest first.
+///
+/// A retention rule's `graph_id` is empty for its organization's rule;
+/// `keep` is how long finished runs are kept, in milliseconds.
 const SCHEMA: &str = "
 CREATE TABLE graphs (
     org        TEXT    NOT NULL,
@@ -150,6 +153,13 @@ CREATE TABLE hook_deliveries (
 ) WITHOUT ROWID;
 CREATE INDEX hook_deliveries_due ON hook_deliveries (next_attempt_at) WHERE next_attempt_at IS NOT NULL;
 CREATE INDEX hook_deliveries_by_org ON hook_deliveries (org, created_at, delivery_id);
+
+CREATE TABLE retention (
+    org      TEXT    NOT NULL,
+    graph_id TEXT    NOT NULL,
+    keep     INTEGER NOT NULL,
+    PRIMARY KEY (org, graph_id)
+) WITHOUT ROWID;
 
 CREATE TABLE secrets (
     org        TEXT    NOT NULL,
@@ -310,8 +320,8 @@ ALTER TABLE transcript ADD COLUMN position_json TEXT DEFAULT '\"unkept\"';
 /// From schema version 9 to 10: tokens get a public id (the tokens already
 /// stored take `tok_` and the first 16 hex digits of their hash), an expiry,
 /// a read-only flag and their last use (none for the tokens already stored:
-/// they never expire and may change things, as before); run-event hooks and
-/// their deliveries get their tables.
+/// they never expire and may change things, as before); run-event hooks,
+/// their deliveries and retention rules get their tables.
 const MIGRATE_9_TO_10: &str = "
 ALTER TABLE tokens ADD COLUMN id TEXT NOT NULL DEFAULT '';
 ALTER TABLE tokens ADD COLUMN expires_at INTEGER;
@@ -346,6 +356,13 @@ CREATE TABLE hook_deliveries (
 ) WITHOUT ROWID;
 CREATE INDEX hook_deliveries_due ON hook_deliveries (next_attempt_at) WHERE next_attempt_at IS NOT NULL;
 CREATE INDEX hook_deliveries_by_org ON hook_deliveries (org, created_at, delivery_id);
+
+CREATE TABLE retention (
+    org      TEXT    NOT NULL,
+    graph_id TEXT    NOT NULL,
+    keep     INTEGER NOT NULL,
+    PRIMARY KEY (org, graph_id)
+) WITHOUT ROWID;
 ";
 
 /// The migrations, by the schema version they start from: a file is migrated
@@ -395,6 +412,11 @@ fn open_writer_inner(path: &Path, options: &Options) -> Result<Connection, DbErr
     let mut conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(options.busy_timeout)?;
     let found = inspect(&conn, path)?;
+    if found == Found::Empty {
+        // Freed pages go back to the file system (`PRAGMA incremental_vacuum`
+        // after deletions); only an empty file takes it, before WAL.
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    }
 
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {

@@ -16,7 +16,8 @@
 //! - [`follow`]: following a transcript live, from this store's commits and another's;
 //! - [`leases`]: who may drive a running run;
 //! - [`workers`]: worker ids held by one live process, and the runs they hold;
-//! - [`hooks`]: run-event hooks' deliveries, made by commits, claimed and tried again.
+//! - [`hooks`]: run-event hooks' deliveries, made by commits, claimed and tried again;
+//! - [`retention`]: runs and graph versions deleted, finished runs swept.
 //!
 //! ```text
 //! // crates/<backend>/tests/contract.rs
@@ -40,6 +41,7 @@ pub mod hooks;
 pub mod keys;
 pub mod leases;
 pub mod lists;
+pub mod retention;
 pub mod runs;
 pub mod transcripts;
 pub mod workers;
@@ -128,6 +130,11 @@ macro_rules! contract_tests {
                 a_cancel_without_a_lease_wins_and_releases,
                 a_release_lets_another_owner_take_the_run_at_once,
                 a_run_created_with_a_lease_is_held_by_its_creator_while_it_runs,
+            }
+            retention {
+                a_finished_run_is_deleted_with_everything_of_it_and_a_live_one_is_refused,
+                finished_runs_past_their_retention_are_swept,
+                a_graph_version_is_deleted_only_when_no_run_uses_it,
             }
             hooks {
                 a_commit_makes_a_delivery_for_each_hook_that_hears_each_of_its_events,

@@ -18,6 +18,9 @@
 //!   `follow`: following a transcript live, written once for every backend
 //!   ([`Wakes::follow`]).
 //! - `worker`: [`WorkerRegistration`] and [`WorkerStore`].
+//! - `retention`: [`RetentionRule`] and [`RetentionStore`]: runs and graph
+//!   versions deleted, finished runs past their retention swept
+//!   ([`sweep_expired`]).
 //! - `hooks`: [`Hook`], [`HookDelivery`] and [`HookStore`]: run-event hooks,
 //!   whose deliveries each commit writes with its step ([`HookEvent::of`],
 //!   [`hook_payload`]) and a sender attempts ([`next_attempt_at`]).
@@ -67,6 +70,7 @@ mod key;
 mod lease;
 mod page;
 mod past;
+mod retention;
 mod run;
 mod step;
 mod transcript;
@@ -88,6 +92,7 @@ pub use key::{HeldKey, RunKey};
 pub use lease::Lease;
 pub use page::{CursorError, DeliveryCursor, GraphCursor, Page, RunCursor};
 pub use past::{Origin, Position, RunAt, UNKEPT_POSITION};
+pub use retention::{RetentionRule, RetentionStore, SWEEP_BATCH, Sweep, sweep_expired};
 pub use run::{
     Dialect, FilterValue, NewRun, ParentLink, ParentStep, RunFilter, RunRecord, RunStatus, RunStore,
     StepCommit, TriggerField,
@@ -130,6 +135,7 @@ pub fn millis_at(time: std::time::SystemTime) -> Millis {
 /// | [`TranscriptStore`] | a run's transcript, read or followed live |
 /// | [`WorkerStore`] | worker registrations and the runs a worker holds |
 /// | [`HookStore`] | run-event hooks and their deliveries |
+/// | [`RetentionStore`] | retention rules; deleting runs and graph versions |
 ///
 /// Import them all in one line with the [`prelude`]. Every method is one
 /// transaction.
@@ -145,14 +151,26 @@ pub fn millis_at(time: std::time::SystemTime) -> Millis {
 ///     Ok(store.run_page(&filter, 10).await?.items.len())
 /// }
 /// ```
-pub trait Store: GraphStore + AccessStore + RunStore + TranscriptStore + WorkerStore + HookStore {}
+pub trait Store:
+    GraphStore + AccessStore + RunStore + TranscriptStore + WorkerStore + HookStore + RetentionStore
+{
+}
 
 impl<T> Store for T where
-    T: GraphStore + AccessStore + RunStore + TranscriptStore + WorkerStore + HookStore + ?Sized
+    T: GraphStore
+        + AccessStore
+        + RunStore
+        + TranscriptStore
+        + WorkerStore
+        + HookStore
+        + RetentionStore
+        + ?Sized
 {
 }
 
 /// The store traits, to import in one line: `use roomkit_graph_store::prelude::*;`.
 pub mod prelude {
-    pub use crate::{AccessStore, GraphStore, HookStore, RunStore, Store, TranscriptStore, WorkerStore};
+    pub use crate::{
+        AccessStore, GraphStore, HookStore, RetentionStore, RunStore, Store, TranscriptStore, WorkerStore,
+    };
 }

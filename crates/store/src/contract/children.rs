@@ -38,7 +38,7 @@ fn child_run(parent: &str, expected_version: u64, child: &str) -> NewRun {
 }
 
 /// A parent `p` waiting on its child `c`, both of graphs saved.
-async fn parent_waiting_on_child(store: &dyn Store) {
+pub(super) async fn parent_waiting_on_child(store: &dyn Store) {
     store.save_graph(DEFAULT_ORG, &graph("publish")).await.unwrap();
     store.save_graph(DEFAULT_ORG, &graph("review")).await.unwrap();
     start_run(store, "publish", "p").await;

@@ -1,0 +1,131 @@
+//! Retention and deletion: a finished run deleted with everything of it
+//! (transcript, child runs, hook deliveries; its key, timer and lease are on
+//! its record), finished runs deleted once older than their organization's
+//! or graph's retention ([`RetentionRule`], applied by [`sweep_expired`]),
+//! and graph versions no run uses deleted; [`RetentionStore`] keeps the
+//! rules and deletes.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::{Millis, Result};
+
+/// How long an organization (or one of its graphs) keeps its finished runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionRule {
+    /// The organization.
+    pub org: String,
+    /// The graph, for a rule of one graph; none for the organization's.
+    pub graph_id: Option<String>,
+    /// How long a run is kept once finished.
+    pub keep: Millis,
+}
+
+/// Finished top-level runs to delete: those of `org` (of `graph_id` only,
+/// when set; of no graph of `except_graphs`) finished before
+/// `finished_before`, oldest first, at most `limit` of them (each with its
+/// child runs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sweep {
+    /// The organization.
+    pub org: String,
+    /// Only this graph's runs.
+    pub graph_id: Option<String>,
+    /// None of these graphs' runs (they have rules of their own).
+    pub except_graphs: Vec<String>,
+    /// Only runs finished before this time.
+    pub finished_before: Millis,
+    /// At most this many runs (their children not counted).
+    pub limit: usize,
+}
+
+impl RetentionRule {
+    /// The sweeps that apply `rules` at `now`, `limit` runs at a time: a
+    /// graph's rule holds for its runs, its organization's for the others.
+    ///
+    /// ```
+    /// # use roomkit_graph_store::{RetentionRule, Sweep};
+    /// let rules = [
+    ///     RetentionRule { org: "acme".into(), graph_id: None, keep: 100 },
+    ///     RetentionRule { org: "acme".into(), graph_id: Some("audit".into()), keep: 900 },
+    /// ];
+    /// let sweeps = RetentionRule::sweeps(&rules, 1_000, 50);
+    /// assert_eq!(sweeps[0], Sweep { org: "acme".into(), graph_id: None, except_graphs: vec!["audit".into()],
+    ///     finished_before: 900, limit: 50 });
+    /// assert_eq!((sweeps[1].graph_id.as_deref(), sweeps[1].finished_before), (Some("audit"), 100));
+    /// ```
+    pub fn sweeps(rules: &[RetentionRule], now: Millis, limit: usize) -> Vec<Sweep> {
+        rules
+            .iter()
+            .map(|rule| Sweep {
+                org: rule.org.clone(),
+                graph_id: rule.graph_id.clone(),
+                except_graphs: match rule.graph_id {
+                    Some(_) => Vec::new(),
+                    None => rules
+                        .iter()
+                        .filter(|other| other.org == rule.org)
+                        .filter_map(|other| other.graph_id.clone())
+                        .collect(),
+                },
+                finished_before: now.saturating_sub(rule.keep),
+                limit,
+            })
+            .collect()
+    }
+}
+
+/// Retention rules, and deleting runs and graph versions. Every method is
+/// one transaction.
+#[async_trait]
+pub trait RetentionStore: Send + Sync {
+    /// Sets (or with `None` removes) how long `org` keeps its finished runs,
+    /// or those of its graph `graph_id`.
+    async fn set_retention(&self, org: &str, graph_id: Option<&str>, keep: Option<Millis>) -> Result<()>;
+
+    /// Every rule, of every organization.
+    async fn retention_rules(&self) -> Result<Vec<RetentionRule>>;
+
+    /// Deletes a finished run with its child runs (theirs too), their
+    /// transcripts and their hook deliveries: how many runs went.
+    /// [`StoreError::NotFound`](crate::StoreError::NotFound) when there is no
+    /// such run, [`StoreError::Conflict`](crate::StoreError::Conflict) when
+    /// it or one of its children is running or waiting (cancel it first) or
+    /// when it is the child of a run still stored (it goes with its parent).
+    async fn delete_run(&self, run_id: &str) -> Result<usize>;
+
+    /// Deletes the runs `sweep` names (as [`RetentionStore::delete_run`]
+    /// does, passing over those with a child still live): how many runs
+    /// went, children included. A SQLite store gives the space back.
+    async fn delete_finished_runs(&self, sweep: &Sweep) -> Result<usize>;
+
+    /// Deletes a version of a graph of `org`.
+    /// [`StoreError::NotFound`](crate::StoreError::NotFound) when there is no
+    /// such version, [`StoreError::Conflict`](crate::StoreError::Conflict)
+    /// when a run uses it.
+    async fn delete_graph_version(&self, org: &str, graph_id: &str, version: u64) -> Result<()>;
+}
+
+/// How many runs a sweep deletes in one transaction.
+pub const SWEEP_BATCH: usize = 500;
+
+/// Deletes every finished run older than its retention at `now`, a batch
+/// of [`SWEEP_BATCH`] per transaction: how many runs went.
+///
+/// # Errors
+///
+/// The first error of the store (what was deleted before it stays deleted).
+pub async fn sweep_expired(store: &dyn RetentionStore, now: Millis) -> Result<usize> {
+    let rules = store.retention_rules().await?;
+    let mut deleted = 0;
+    for sweep in RetentionRule::sweeps(&rules, now, SWEEP_BATCH) {
+        loop {
+            let went = store.delete_finished_runs(&sweep).await?;
+            deleted += went;
+            if went == 0 {
+                break;
+            }
+        }
+    }
+    Ok(deleted)
+}
