@@ -6,6 +6,7 @@ mod graphs;
 mod hooks;
 mod limits;
 mod nodes;
+mod retention;
 mod runs;
 mod serve;
 mod shutdown;
@@ -155,7 +156,11 @@ enum RunCommand {
     },
     /// Lists runs, newest first, a page at a time (--all: every page). When
     /// more runs follow the page, stderr says the --cursor of the next one.
+    #[command(args_conflicts_with_subcommands = true)]
     Runs {
+        /// `runs delete RUN` deletes a run instead.
+        #[command(subcommand)]
+        action: Option<RunsAction>,
         /// Only runs of this graph.
         #[arg(long)]
         graph: Option<String>,
@@ -243,6 +248,10 @@ enum RunCommand {
     /// Access tokens for the HTTP API.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// How long the organization keeps its finished runs (or one graph's):
+    /// `serve` and `worker` delete those older, with everything of them.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
     /// Run-event hooks: another system told, by a signed HTTP POST, when the
     /// organization's runs complete, fail, wait or are cancelled, or a node
     /// fails. `serve` and `worker` deliver them.
@@ -293,6 +302,49 @@ enum GraphCommand {
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         version: Option<u64>,
     },
+    /// Deletes a version of a graph that no run uses (the latest is kept).
+    Delete {
+        /// The graph's id.
+        id: String,
+        /// The version to delete.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        version: u64,
+    },
+}
+
+/// `runs` commands beside listing.
+#[derive(Subcommand)]
+enum RunsAction {
+    /// Deletes a finished run with everything of it: its transcript, its
+    /// child runs, its hook deliveries, its key. A run running or waiting is
+    /// refused (cancel it first); a child run goes with its parent.
+    Delete {
+        /// The run.
+        run: String,
+    },
+}
+
+/// `retention` commands.
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Keeps finished runs this long, e.g. 30d (a graph's rule holds for its
+    /// runs, the organization's for the others).
+    Set {
+        /// How long, e.g. 30d or 12h.
+        #[arg(value_parser = parse_lifetime)]
+        keep: std::time::Duration,
+        /// Only this graph's runs.
+        #[arg(long)]
+        graph: Option<String>,
+    },
+    /// Removes the rule: runs are kept for good.
+    Clear {
+        /// The graph's rule instead of the organization's.
+        #[arg(long)]
+        graph: Option<String>,
+    },
+    /// Prints the organization's rules.
+    Show,
 }
 
 /// `hook` commands.
@@ -367,10 +419,13 @@ fn parse_duration_option(text: &str) -> Result<std::time::Duration, String> {
     roomkit_graph::parse_duration(text).map_err(|e| e.to_string())
 }
 
-/// How long a token lives: a duration longer than zero.
+/// How long something is kept (a token, finished runs): longer than 0s, at
+/// most 100 years.
 fn parse_lifetime(text: &str) -> Result<std::time::Duration, String> {
+    const CENTURY: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 24 * 60 * 60);
     match parse_duration_option(text)? {
-        lifetime if lifetime.is_zero() => Err("a token must live longer than 0s".to_owned()),
+        lifetime if lifetime.is_zero() => Err("it must be longer than 0s".to_owned()),
+        lifetime if lifetime > CENTURY => Err("it must be at most 100 years".to_owned()),
         lifetime => Ok(lifetime),
     }
 }
@@ -456,7 +511,10 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
             let data = data.map(|data| limits::json_option(&data, "--data", &limits)).transpose()?;
             runs::fork(&runner, &run, at, data, json).await.map(exit_status)
         }
-        RunCommand::Runs { graph, status, limit, cursor, all, show_cursor } => {
+        RunCommand::Runs { action: Some(RunsAction::Delete { run }), .. } => {
+            retention::delete_run(&runner, &org, &run, json).await.map(|()| ExitCode::SUCCESS)
+        }
+        RunCommand::Runs { action: None, graph, status, limit, cursor, all, show_cursor } => {
             let filter =
                 RunFilter { org: Some(org), graph_id: graph, status, after: cursor, ..Default::default() };
             let pages = match (all, limit) {
@@ -505,6 +563,18 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
         }
         RunCommand::Graph(GraphCommand::Show { id, version }) => {
             graphs::show(&runner, &org, &id, version).await.map(|()| ExitCode::SUCCESS)
+        }
+        RunCommand::Graph(GraphCommand::Delete { id, version }) => {
+            retention::delete_graph_version(&runner, &org, &id, version).await.map(|()| ExitCode::SUCCESS)
+        }
+        RunCommand::Retention(RetentionCommand::Set { keep, graph }) => {
+            retention::set(&runner, &org, graph.as_deref(), Some(keep)).await.map(|()| ExitCode::SUCCESS)
+        }
+        RunCommand::Retention(RetentionCommand::Clear { graph }) => {
+            retention::set(&runner, &org, graph.as_deref(), None).await.map(|()| ExitCode::SUCCESS)
+        }
+        RunCommand::Retention(RetentionCommand::Show) => {
+            retention::show(&runner, &org, json).await.map(|()| ExitCode::SUCCESS)
         }
         RunCommand::Token(TokenCommand::Create { label, expires, read_only }) => {
             let made = tokens::Made { label: label.as_deref(), expires_in: expires, read_only };

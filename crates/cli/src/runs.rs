@@ -454,7 +454,8 @@ fn run_line(run: &RunRecord) -> String {
 }
 
 /// `worker`: drives runs until Ctrl-C or SIGTERM, starts scheduled graphs
-/// when they are due, and delivers the hooks' outbox. Every poll it takes the runs nobody drives
+/// when they are due, delivers the hooks' outbox, and deletes the runs past
+/// their retention. Every poll it takes the runs nobody drives
 /// ([`Runner::recover`]), which leaves alone the runs other workers hold.
 pub(crate) async fn worker(runner: &Runner, poll: std::time::Duration) -> anyhow::Result<()> {
     let stop = stop_signal();
@@ -462,6 +463,7 @@ pub(crate) async fn worker(runner: &Runner, poll: std::time::Duration) -> anyhow
     let (stopping, stopped) = tokio::sync::watch::channel(false);
     let scheduler = tokio::spawn(Scheduler::new(runner.clone(), poll).run(wait_for(stopped.clone())));
     let sender = crate::hooks::spawn_sender(runner, stopped.clone())?;
+    let sweeper = crate::retention::spawn_sweeper(runner, stopped.clone());
     let mut ticks = tokio::time::interval(poll);
     eprintln!("worker: driving runs, looking for more every {poll:?}");
     loop {
@@ -471,6 +473,7 @@ pub(crate) async fn worker(runner: &Runner, poll: std::time::Duration) -> anyhow
                 signal?;
                 scheduler.await.context("the scheduler stopped abnormally")?;
                 sender.await.context("the hooks' sender stopped abnormally")?;
+                sweeper.await.context("the retention sweep stopped abnormally")?;
                 eprintln!("worker: stopping once the steps in progress are committed");
                 return Ok(());
             }
@@ -478,6 +481,7 @@ pub(crate) async fn worker(runner: &Runner, poll: std::time::Duration) -> anyhow
                 stopping.send_replace(true);
                 scheduler.await.context("the scheduler stopped abnormally")?;
                 sender.await.context("the hooks' sender stopped abnormally")?;
+                sweeper.await.context("the retention sweep stopped abnormally")?;
                 bail!("worker id {} was taken by another process: stopping", runner.owner());
             }
             _ = ticks.tick() => {

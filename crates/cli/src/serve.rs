@@ -21,7 +21,8 @@ pub(crate) async fn listen(listen: SocketAddr) -> anyhow::Result<TcpListener> {
 }
 
 /// `serve`: picks up the runs nobody drives (at start, then every `poll`),
-/// fires scheduled graphs, delivers the hooks' outbox, and serves `app` (the HTTP API on `runner`) on
+/// fires scheduled graphs, delivers the hooks' outbox, deletes the runs
+/// past their retention, and serves `app` (the HTTP API on `runner`) on
 /// `listener` until Ctrl-C or SIGTERM, then stops gracefully.
 pub(crate) async fn serve(
     runner: &Runner,
@@ -39,6 +40,7 @@ pub(crate) async fn serve(
     let scheduler = tokio::spawn(Scheduler::new(runner.clone(), tick).run(wait_for(stopped.clone())));
     let recovery = tokio::spawn(recover_every(runner.clone(), poll, wait_for(stopped.clone())));
     let sender = crate::hooks::spawn_sender(runner, stopped.clone())?;
+    let sweeper = crate::retention::spawn_sweeper(runner, stopped.clone());
     let (driving, lost) = (runner.clone(), Arc::new(AtomicBool::new(false)));
     let lost_id = Arc::clone(&lost);
     let signal = async move {
@@ -59,6 +61,7 @@ pub(crate) async fn serve(
     scheduler.await.context("the scheduler stopped abnormally")?;
     recovery.await.context("the recovery loop stopped abnormally")?;
     sender.await.context("the hooks' sender stopped abnormally")?;
+    sweeper.await.context("the retention sweep stopped abnormally")?;
     if lost.load(Ordering::SeqCst) {
         anyhow::bail!("worker id {} was taken by another process: stopped", runner.owner());
     }

@@ -4,7 +4,9 @@
 
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
-use roomkit_graph_store::{Millis, Result, RetentionRule, RetentionStore, RunStatus, StoreError, Sweep};
+use roomkit_graph_store::{
+    Millis, Result, RetentionRule, RetentionStore, RunStatus, StoreError, Sweep, latest_kept,
+};
 use tokio_postgres::types::ToSql;
 
 use crate::PostgresStore;
@@ -146,12 +148,12 @@ impl PostgresStore {
     async fn delete_graph_version_once(&self, org: &str, graph_id: &str, version: u64) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
-        let version = sql_int(version);
+        let number = sql_int(version);
         // Locked first: a run starting on this version waits, then finds it gone.
         let exists = tx
             .query_opt(
                 "SELECT 1 FROM roomkit_graph.graphs WHERE org = $1 AND graph_id = $2 AND version = $3 FOR UPDATE",
-                &[&org, &graph_id, &version],
+                &[&org, &graph_id, &number],
             )
             .await
             .map_err(pg)?
@@ -159,10 +161,21 @@ impl PostgresStore {
         if !exists {
             return Err(StoreError::NotFound(format!("graph {graph_id} version {version}")));
         }
+        let latest: Option<i64> = tx
+            .query_one(
+                "SELECT max(version) FROM roomkit_graph.graphs WHERE org = $1 AND graph_id = $2",
+                &[&org, &graph_id],
+            )
+            .await
+            .map_err(pg)?
+            .get(0);
+        if latest == Some(number) {
+            return Err(StoreError::Invalid(latest_kept(graph_id, version)));
+        }
         let user = tx
             .query_opt(
                 "SELECT run_id FROM roomkit_graph.runs WHERE org = $1 AND graph_id = $2 AND graph_version = $3 LIMIT 1",
-                &[&org, &graph_id, &version],
+                &[&org, &graph_id, &number],
             )
             .await
             .map_err(pg)?;
@@ -173,7 +186,7 @@ impl PostgresStore {
         }
         tx.execute(
             "DELETE FROM roomkit_graph.graphs WHERE org = $1 AND graph_id = $2 AND version = $3",
-            &[&org, &graph_id, &version],
+            &[&org, &graph_id, &number],
         )
         .await
         .map_err(pg)?;

@@ -327,6 +327,25 @@ pub(crate) async fn versions(
     Ok(Json(VersionList { graph_id, versions, next_before }))
 }
 
+/// Deletes a version of a graph that no run uses; the latest is kept
+/// (version numbers are never given twice).
+#[utoipa::path(delete, path = "/v1/graphs/{graph_id}/versions/{version}", tag = "graphs", operation_id = "deleteGraphVersion",
+    params(("graph_id" = String, Path, description = "The graph's id"), ("version" = u64, Path, description = "The version")),
+    responses((status = 204, description = "Deleted"),
+        (status = 403, description = "The token is read-only (`read_only_token`)", body = ErrorBody),
+        (status = 404, description = "No such version", body = ErrorBody),
+        (status = 409, description = "A run uses it (`conflict`)", body = ErrorBody),
+        (status = 422, description = "It is the latest (`invalid_request`)", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn delete_version(
+    State(app): State<App>,
+    Writer(org): Writer,
+    PathParams((graph_id, version)): PathParams<(String, u64)>,
+) -> Result<StatusCode, ApiError> {
+    app.runner.store().delete_graph_version(&org, &graph_id, version).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Checks a graph without storing it, as creating it would: every mistake
 /// with its node and field, and apart from them every warning.
 #[utoipa::path(post, path = "/v1/graphs/validate", tag = "graphs", operation_id = "validateGraph", request_body(content = GraphSchema, description = "The graph"),

@@ -14,8 +14,8 @@ use crate::{drawings, error, events, graphs, hooks, inbox, runs, subscriptions};
         graphs, runs, their transcripts live over Server-Sent Events, and triggers."),
     paths(
         graphs::create, graphs::put_version, graphs::list, graphs::get, graphs::versions, graphs::validate,
-        graphs::set_secret, graphs::delete_secret, drawings::graph, drawings::posted, drawings::run,
-        runs::start, runs::list, runs::get, runs::transcript, runs::state, runs::fork, runs::cancel, runs::answer, inbox::inbox,
+        graphs::set_secret, graphs::delete_secret, graphs::delete_version, drawings::graph, drawings::posted, drawings::run,
+        runs::start, runs::list, runs::get, runs::transcript, runs::state, runs::fork, runs::cancel, runs::answer, runs::delete, inbox::inbox,
         events::events, hooks::webhook, hooks::event,
         subscriptions::create, subscriptions::list, subscriptions::remove, subscriptions::deliveries,
     ),

@@ -563,6 +563,33 @@ pub(crate) async fn cancel(
     Ok(Json(app.runner.cancel(&run_id, reason.as_deref()).await?.into()))
 }
 
+/// How many runs a deletion took.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Deleted {
+    /// The run and its child runs.
+    deleted_runs: usize,
+}
+
+/// Deletes a finished run with everything of it: its transcript, its child
+/// runs, its hook deliveries, its key. A run still running or waiting is
+/// refused (cancel it first), and so is a child run on its own (it goes with
+/// its parent).
+#[utoipa::path(delete, path = "/v1/runs/{run_id}", tag = "runs", operation_id = "deleteRun",
+    params(("run_id" = String, Path, description = "The run")),
+    responses((status = 200, description = "Deleted", body = Deleted),
+        (status = 403, description = "The token is read-only (`read_only_token`)", body = ErrorBody),
+        (status = 404, description = "No such run", body = ErrorBody),
+        (status = 409, description = "Running or waiting, or a child run (`conflict`)", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn delete(
+    State(app): State<App>,
+    Writer(org): Writer,
+    PathParams(run_id): PathParams<String>,
+) -> Result<Json<Deleted>, ApiError> {
+    owned_run(&app, &org, &run_id).await?;
+    Ok(Json(Deleted { deleted_runs: app.runner.store().delete_run(&run_id).await? }))
+}
+
 /// Answers the node a run waits on, and the run goes on.
 #[utoipa::path(post, path = "/v1/runs/{run_id}/answer", tag = "runs", operation_id = "answerRun", request_body = AnswerBody,
     params(("run_id" = String, Path, description = "The run")),

@@ -4,7 +4,9 @@
 //! `auto_vacuum = INCREMENTAL`: every file this store makes).
 
 use async_trait::async_trait;
-use roomkit_graph_store::{Millis, Result, RetentionRule, RetentionStore, RunStatus, StoreError, Sweep};
+use roomkit_graph_store::{
+    Millis, Result, RetentionRule, RetentionStore, RunStatus, StoreError, Sweep, latest_kept,
+};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
@@ -113,7 +115,7 @@ fn delete_run(conn: &Connection, run_id: &str) -> Result<usize, DbError> {
         return Err(conflict(format!("{whose} is {status}: cancel it first, then delete it")));
     }
     delete_family(conn, &family)?;
-    conn.execute_batch("PRAGMA incremental_vacuum")?;
+    give_space_back(conn)?;
     Ok(family.len())
 }
 
@@ -148,29 +150,44 @@ fn delete_finished_runs(conn: &Connection, sweep: &Sweep) -> Result<usize, DbErr
         }
     }
     if deleted > 0 {
-        conn.execute_batch("PRAGMA incremental_vacuum")?;
+        give_space_back(conn)?;
     }
     Ok(deleted)
 }
 
 fn delete_graph_version(conn: &Connection, org: &str, graph_id: &str, version: u64) -> Result<(), DbError> {
-    let version = sql_int(version);
+    let number = sql_int(version);
     let user: Option<String> = conn
         .prepare_cached(
             "SELECT run_id FROM runs WHERE org = ?1 AND graph_id = ?2 AND graph_version = ?3 LIMIT 1",
         )?
-        .query_row(params![org, graph_id, version], |row| row.get(0))
+        .query_row(params![org, graph_id, number], |row| row.get(0))
         .optional()?;
     if let Some(run_id) = user {
         let detail =
             format!("it uses version {version} of graph {graph_id}, which is kept while a run uses it");
         return Err(StoreError::Conflict { run_id, detail }.into());
     }
+    let latest: Option<i64> = conn
+        .prepare_cached("SELECT max(version) FROM graphs WHERE org = ?1 AND graph_id = ?2")?
+        .query_row(params![org, graph_id], |row| row.get(0))?;
+    if latest == Some(number) {
+        return Err(StoreError::Invalid(latest_kept(graph_id, version)).into());
+    }
     let deleted = conn
         .prepare_cached("DELETE FROM graphs WHERE org = ?1 AND graph_id = ?2 AND version = ?3")?
-        .execute(params![org, graph_id, version])?;
+        .execute(params![org, graph_id, number])?;
     if deleted == 0 {
         return Err(StoreError::NotFound(format!("graph {graph_id} version {version}")).into());
     }
+    Ok(())
+}
+
+/// Gives the file's free pages back to the file system. The pragma frees one
+/// page per step: it is stepped to its end.
+fn give_space_back(conn: &Connection) -> Result<(), DbError> {
+    let mut statement = conn.prepare_cached("PRAGMA incremental_vacuum")?;
+    let mut freeing = statement.query([])?;
+    while freeing.next()?.is_some() {}
     Ok(())
 }

@@ -92,7 +92,7 @@ pub use key::{HeldKey, RunKey};
 pub use lease::Lease;
 pub use page::{CursorError, DeliveryCursor, GraphCursor, Page, RunCursor};
 pub use past::{Origin, Position, RunAt, UNKEPT_POSITION};
-pub use retention::{RetentionRule, RetentionStore, SWEEP_BATCH, Sweep, sweep_expired};
+pub use retention::{RetentionRule, RetentionStore, SWEEP_BATCH, Sweep, latest_kept, sweep_expired};
 pub use run::{
     Dialect, FilterValue, NewRun, ParentLink, ParentStep, RunFilter, RunRecord, RunStatus, RunStore,
     StepCommit, TriggerField,

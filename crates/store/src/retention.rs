@@ -99,11 +99,24 @@ pub trait RetentionStore: Send + Sync {
     /// went, children included. A SQLite store gives the space back.
     async fn delete_finished_runs(&self, sweep: &Sweep) -> Result<usize>;
 
-    /// Deletes a version of a graph of `org`.
+    /// Deletes a version of a graph of `org`, but its latest (version
+    /// numbers are never given twice: a process may hold a version's
+    /// compiled graph or picture).
     /// [`StoreError::NotFound`](crate::StoreError::NotFound) when there is no
     /// such version, [`StoreError::Conflict`](crate::StoreError::Conflict)
-    /// when a run uses it.
+    /// when a run uses it, [`StoreError::Invalid`](crate::StoreError::Invalid)
+    /// for the latest ([`latest_kept`]).
     async fn delete_graph_version(&self, org: &str, graph_id: &str, version: u64) -> Result<()>;
+}
+
+/// Why the latest version of a graph is not deleted.
+///
+/// ```
+/// let why = roomkit_graph_store::latest_kept("review", 3);
+/// assert_eq!(why, "version 3 is the latest of graph review, which is kept: store a new version first");
+/// ```
+pub fn latest_kept(graph_id: &str, version: u64) -> String {
+    format!("version {version} is the latest of graph {graph_id}, which is kept: store a new version first")
 }
 
 /// How many runs a sweep deletes in one transaction.

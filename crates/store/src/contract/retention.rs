@@ -113,7 +113,8 @@ pub async fn finished_runs_past_their_retention_are_swept(database: &dyn Databas
     assert_eq!(sweep_expired(&*store, now).await.unwrap(), 0, "nothing more");
 }
 
-/// A graph version no run uses is deleted; one a run uses is kept.
+/// A graph version no run uses is deleted; one a run uses is kept, and so
+/// is the latest.
 pub async fn a_graph_version_is_deleted_only_when_no_run_uses_it(database: &dyn Database) {
     let store = database.open().await;
     for _ in 0..3 {
@@ -122,10 +123,11 @@ pub async fn a_graph_version_is_deleted_only_when_no_run_uses_it(database: &dyn 
     store.create_run(new_run("acme", "g", "r")).await.unwrap();
     let used = store.delete_graph_version("acme", "g", 1).await.unwrap_err();
     assert!(matches!(&used, StoreError::Conflict { run_id, .. } if run_id == "r"), "{used}");
-    store.delete_graph_version("acme", "g", 3).await.unwrap();
-    assert_eq!(store.latest_graph_version("acme", "g").await.unwrap(), 2);
-    assert!(matches!(store.delete_graph_version("acme", "g", 3).await, Err(StoreError::NotFound(_))));
-    assert!(matches!(store.delete_graph_version("globex", "g", 2).await, Err(StoreError::NotFound(_))));
+    let latest = store.delete_graph_version("acme", "g", 3).await.unwrap_err();
+    assert!(matches!(&latest, StoreError::Invalid(why) if why.contains("is the latest")), "{latest}");
     store.delete_graph_version("acme", "g", 2).await.unwrap();
-    assert_eq!(store.graph("acme", "g", None).await.unwrap().version, 1);
+    assert!(matches!(store.graph("acme", "g", Some(2)).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(store.delete_graph_version("acme", "g", 2).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(store.delete_graph_version("globex", "g", 1).await, Err(StoreError::NotFound(_))));
+    assert_eq!(store.save_graph("acme", &graph("g")).await.unwrap().version, 4, "no number given twice");
 }
