@@ -121,7 +121,8 @@ async fn run(runner: &Runner, dir: &Path, listener: TcpListener) -> anyhow::Resu
         dir = dir.display(),
     );
     let app = App::new(runner.clone(), Limits::default());
-    crate::serve::serve(runner, app, listener, Duration::from_secs(1), Duration::from_secs(1)).await
+    let hooks = crate::hooks::HookOptions::default();
+    crate::serve::serve(runner, app, listener, Duration::from_secs(1), Duration::from_secs(1), hooks).await
 }
 
 /// Writes the agents file (every example agent on the stand-in) and the

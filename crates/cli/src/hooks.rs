@@ -5,6 +5,7 @@
 use std::io::Write as _;
 
 use anyhow::Context as _;
+use clap::Args;
 use roomkit_graph_hooks::{Sender, SenderOptions, new_hook};
 use roomkit_graph_runner::Runner;
 use roomkit_graph_store::{DeliveryFilter, DeliveryStatus, HookDelivery};
@@ -13,12 +14,26 @@ use tokio::task::JoinHandle;
 
 use crate::shutdown::wait_for;
 
+/// Where the hooks of a process that drives runs may send (`serve`, `worker`).
+#[derive(Args, Clone, Copy, Default)]
+pub(crate) struct HookOptions {
+    /// Lets hooks reach private addresses (loopback, the local network,
+    /// link-local): only for receivers on this server's own network, when
+    /// every token that may make hooks is trusted with it. Without it a hook
+    /// to such an address fails each attempt, saying why.
+    #[arg(long, env = "ROOMKIT_GRAPH_HOOKS_TO_PRIVATE_ADDRESSES")]
+    hooks_to_private_addresses: bool,
+}
+
 /// Sends the due deliveries of `runner`'s store until `stopped` says so.
 pub(crate) fn spawn_sender(
     runner: &Runner,
+    options: HookOptions,
     stopped: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<JoinHandle<()>> {
-    let sender = Sender::new(runner.shared_store(), SenderOptions::default())
+    let options =
+        SenderOptions { private_addresses: options.hooks_to_private_addresses, ..SenderOptions::default() };
+    let sender = Sender::new(runner.shared_store(), options)
         .context("cannot make the HTTP client of the hooks' sender")?;
     Ok(tokio::spawn(sender.run(wait_for(stopped))))
 }
@@ -35,6 +50,13 @@ pub(crate) async fn add(
 ) -> anyhow::Result<()> {
     let events: Vec<&str> = events.iter().flat_map(|names| names.split(',')).collect();
     let hook = new_hook(org, url, &events, graph_id)?;
+    if let Some(graph_id) = graph_id {
+        runner
+            .store()
+            .latest_graph_version(org, graph_id)
+            .await
+            .with_context(|| format!("no graph {graph_id:?}"))?;
+    }
     runner.store().add_hook(&hook).await?;
     let names: Vec<&str> = hook.events.iter().map(|event| event.as_str()).collect();
     if json {

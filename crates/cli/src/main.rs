@@ -195,6 +195,8 @@ enum RunCommand {
         poll: std::time::Duration,
         #[command(flatten)]
         worker: WorkerId,
+        #[command(flatten)]
+        hooks: hooks::HookOptions,
     },
     /// Cancels a run.
     Cancel {
@@ -241,6 +243,8 @@ enum RunCommand {
         max_event_streams: usize,
         #[command(flatten)]
         worker: WorkerId,
+        #[command(flatten)]
+        hooks: hooks::HookOptions,
     },
     /// Stored graphs: store graph files as new versions, list them, print one.
     #[command(subcommand)]
@@ -523,7 +527,9 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
             };
             runs::list(&runner, filter, pages, json).await.map(|()| ExitCode::SUCCESS)
         }
-        RunCommand::Worker { poll, .. } => runs::worker(&runner, poll).await.map(|()| ExitCode::SUCCESS),
+        RunCommand::Worker { poll, hooks, .. } => {
+            runs::worker(&runner, poll, hooks).await.map(|()| ExitCode::SUCCESS)
+        }
         RunCommand::Cancel { run, reason } => {
             runs::cancel(&runner, &run, reason.as_deref(), json).await.map(|()| ExitCode::SUCCESS)
         }
@@ -537,6 +543,7 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
             log_json,
             allow_unsigned_webhooks,
             max_event_streams,
+            hooks,
             ..
         } => {
             init_logs(log_json);
@@ -549,7 +556,7 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
             let app = roomkit_graph_server::App::new(runner.clone(), limits)
                 .allow_unsigned_webhooks(allow_unsigned_webhooks);
             match serve::listen(listen).await {
-                Ok(listener) => serve::serve(&runner, app, listener, schedule_tick, poll)
+                Ok(listener) => serve::serve(&runner, app, listener, schedule_tick, poll, hooks)
                     .await
                     .map(|()| ExitCode::SUCCESS),
                 Err(error) => Err(error),

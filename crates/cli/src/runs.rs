@@ -457,12 +457,16 @@ fn run_line(run: &RunRecord) -> String {
 /// when they are due, delivers the hooks' outbox, and deletes the runs past
 /// their retention. Every poll it takes the runs nobody drives
 /// ([`Runner::recover`]), which leaves alone the runs other workers hold.
-pub(crate) async fn worker(runner: &Runner, poll: std::time::Duration) -> anyhow::Result<()> {
+pub(crate) async fn worker(
+    runner: &Runner,
+    poll: std::time::Duration,
+    hooks: crate::hooks::HookOptions,
+) -> anyhow::Result<()> {
     let stop = stop_signal();
     tokio::pin!(stop);
     let (stopping, stopped) = tokio::sync::watch::channel(false);
     let scheduler = tokio::spawn(Scheduler::new(runner.clone(), poll).run(wait_for(stopped.clone())));
-    let sender = crate::hooks::spawn_sender(runner, stopped.clone())?;
+    let sender = crate::hooks::spawn_sender(runner, hooks, stopped.clone())?;
     let sweeper = crate::retention::spawn_sweeper(runner, stopped.clone());
     let mut ticks = tokio::time::interval(poll);
     eprintln!("worker: driving runs, looking for more every {poll:?}");

@@ -13,6 +13,7 @@ use roomkit_graph_server::App;
 use roomkit_graph_triggers::Scheduler;
 use tokio::net::TcpListener;
 
+use crate::hooks::HookOptions;
 use crate::shutdown::{stop_signal, wait_for};
 
 /// Listens on `listen`, saying so when it cannot.
@@ -30,6 +31,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     tick: Duration,
     poll: Duration,
+    hooks: HookOptions,
 ) -> anyhow::Result<()> {
     let address = listener.local_addr().context("cannot read the address listened on")?;
     let picked_up = runner.recover().await?;
@@ -39,7 +41,7 @@ pub(crate) async fn serve(
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let scheduler = tokio::spawn(Scheduler::new(runner.clone(), tick).run(wait_for(stopped.clone())));
     let recovery = tokio::spawn(recover_every(runner.clone(), poll, wait_for(stopped.clone())));
-    let sender = crate::hooks::spawn_sender(runner, stopped.clone())?;
+    let sender = crate::hooks::spawn_sender(runner, hooks, stopped.clone())?;
     let sweeper = crate::retention::spawn_sweeper(runner, stopped.clone());
     let (driving, lost) = (runner.clone(), Arc::new(AtomicBool::new(false)));
     let lost_id = Arc::clone(&lost);

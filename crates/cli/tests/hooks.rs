@@ -65,7 +65,7 @@ async fn a_receiver_gets_every_event_signed_once_in_effect_across_a_server_crash
     let receiver = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let mut server = Server::start(&[]);
+    let mut server = Server::start(&["--hooks-to-private-addresses"]);
     let token = server.token("acme");
     for graph in [review_graph("Review"), failing_graph()] {
         let made =
@@ -273,15 +273,21 @@ async fn hooks_are_made_and_removed_on_the_command_line_and_not_by_read_only_tok
     let output =
         server::command(&server.db, &["--org", "acme", "token", "create", "--read-only"]).output().unwrap();
     let viewer = text(&output.stdout).trim().to_owned();
-    let listed = server.get(&viewer, "/v1/hooks").await;
-    assert_eq!(listed["hooks"][0]["hook_id"], added["hook_id"]);
     let made = server
         .post(&viewer, "/v1/hooks", &json!({"url": "https://example.com", "events": ["run.failed"]}))
         .await;
     assert_eq!(made["error"]["code"], "read_only_token");
+    for path in ["/v1/hooks", "/v1/hooks/deliveries"] {
+        let refused = server.get(&viewer, path).await;
+        assert_eq!(refused["error"]["code"], "read_only_token", "{path}: URLs may hold credentials");
+    }
+    let writer = server.token("acme");
+    assert_eq!(server.get(&writer, "/v1/hooks").await["hooks"][0]["hook_id"], added["hook_id"]);
+    let no_graph = json!({"url": "https://example.com", "events": ["run.failed"], "graph_id": "missing"});
+    assert_eq!(server.post(&writer, "/v1/hooks", &no_graph).await["error"]["code"], "not_found");
 
     let id = added["hook_id"].as_str().unwrap();
     let removed = cli(&server.db, &["--org", "acme", "hook", "remove", id]);
     assert!(removed.status.success(), "{}", text(&removed.stderr));
-    assert_eq!(server.get(&viewer, "/v1/hooks").await["hooks"], json!([]));
+    assert_eq!(server.get(&writer, "/v1/hooks").await["hooks"], json!([]));
 }

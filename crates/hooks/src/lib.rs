@@ -15,9 +15,13 @@
 //!   between sending it and recording it): its id, in the body and in
 //!   `X-Roomkit-Delivery`, is the same each time, for the receiver to drop
 //!   the ones it has seen.
+//! - A hook reaches public addresses only ([`is_public`]), unless the
+//!   sender is told otherwise ([`SenderOptions::private_addresses`]).
 
+mod address;
 mod sender;
 mod subscription;
 
+pub use address::is_public;
 pub use sender::{DELIVERY_HEADER, EVENT_HEADER, Sender, SenderOptions};
 pub use subscription::{HookError, new_hook};

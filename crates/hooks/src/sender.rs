@@ -1,5 +1,6 @@
 //! [`Sender`]: delivers the outbox, a batch of due deliveries at a time.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,8 @@ use roomkit_graph_store::{
     ClaimedDelivery, HookAttempt, HookStore, Millis, StoreError, next_attempt_at, now_millis,
 };
 use roomkit_graph_triggers::sign_timestamped;
+
+use crate::address::{PublicOnly, is_public};
 
 /// The header naming the delivery (the same on every attempt).
 pub const DELIVERY_HEADER: &str = "x-roomkit-delivery";
@@ -24,22 +27,24 @@ const KEPT_ANSWER: usize = 200;
 pub struct SenderOptions {
     /// How often the outbox is looked at when it had nothing due.
     pub poll: Duration,
-    /// How many deliveries are taken at a time.
-    pub batch: usize,
-    /// How many are attempted at once.
+    /// How many deliveries are taken, and attempted at once, at a time.
     pub concurrency: usize,
     /// How long a receiver has to answer.
     pub timeout: Duration,
+    /// Whether hooks may reach private addresses (loopback, the local
+    /// network, link-local): for a server whose receivers are on its own
+    /// network, and whose tokens that may change things are trusted with it.
+    pub private_addresses: bool,
 }
 
 impl Default for SenderOptions {
-    /// Every second, 32 at a time, 8 at once, 10 s to answer.
+    /// Every second, 8 at once, 10 s to answer, public addresses only.
     fn default() -> Self {
         SenderOptions {
             poll: Duration::from_secs(1),
-            batch: 32,
             concurrency: 8,
             timeout: Duration::from_secs(10),
+            private_addresses: false,
         }
     }
 }
@@ -62,23 +67,31 @@ impl Sender {
     ///
     /// When the HTTP client cannot be made (no TLS roots on the machine).
     pub fn new(store: Arc<dyn HookStore>, options: SenderOptions) -> Result<Sender, reqwest::Error> {
-        let client = reqwest::Client::builder()
+        let mut client = reqwest::Client::builder()
             .timeout(options.timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("roomkit-graph-hooks/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .user_agent(concat!("roomkit-graph-hooks/", env!("CARGO_PKG_VERSION")));
+        if !options.private_addresses {
+            client = client.dns_resolver(PublicOnly);
+        }
+        let client = client.build()?;
         Ok(Sender { store, client, options })
     }
 
-    /// Delivers what falls due until `stop` completes: a batch at a time,
-    /// looking again at once after a full batch, after
+    /// Delivers what falls due until `stop` completes: a round at a time,
+    /// looking again at once after a full round, after
     /// [`SenderOptions::poll`] otherwise. A store that fails is logged and
-    /// tried at the next poll.
+    /// tried at the next poll. Stopping drops the attempts under way (their
+    /// deliveries are taken again once their hold lapses).
     pub async fn run(self, stop: impl Future<Output = ()>) {
         tokio::pin!(stop);
         loop {
-            let pause = match self.send_due().await {
-                Ok(sent) if sent >= self.options.batch => Duration::ZERO,
+            let sent = tokio::select! {
+                () = &mut stop => return,
+                sent = self.send_due() => sent,
+            };
+            let pause = match sent {
+                Ok(sent) if sent >= self.options.concurrency.max(1) => Duration::ZERO,
                 Ok(_) => self.options.poll,
                 Err(error) => {
                     tracing::warn!(%error, "cannot read the hooks' outbox");
@@ -92,8 +105,10 @@ impl Sender {
         }
     }
 
-    /// Takes the deliveries due now (a batch at most), attempts them and
-    /// records each attempt: how many were attempted.
+    /// Takes the deliveries due now ([`SenderOptions::concurrency`] at
+    /// most, all attempted at once, so each is held for one timeout and a
+    /// margin), attempts them and records each attempt: how many were
+    /// attempted.
     ///
     /// # Errors
     ///
@@ -102,10 +117,11 @@ impl Sender {
     pub async fn send_due(&self) -> Result<usize, StoreError> {
         let hold =
             Millis::try_from(self.options.timeout.as_millis()).unwrap_or(Millis::MAX).saturating_add(5_000);
-        let claimed = self.store.claim_deliveries(now_millis(), hold, self.options.batch).await?;
+        let round = self.options.concurrency.max(1);
+        let claimed = self.store.claim_deliveries(now_millis(), hold, round).await?;
         let count = claimed.len();
         stream::iter(claimed)
-            .for_each_concurrent(self.options.concurrency.max(1), |claimed| async move {
+            .for_each_concurrent(round, |claimed| async move {
                 let attempt = self.attempt(&claimed).await;
                 let delivery = &claimed.delivery;
                 let next = if attempt.delivered() {
@@ -116,8 +132,15 @@ impl Sender {
                 if next.is_none() && !attempt.delivered() {
                     tracing::warn!(delivery = %delivery.delivery_id, "a hook's delivery failed for good");
                 }
-                if let Err(error) = self.store.record_attempt(&delivery.delivery_id, &attempt, next).await {
-                    tracing::warn!(%error, delivery = %delivery.delivery_id, "cannot record a hook's delivery attempt");
+                match self.store.record_attempt(&claimed, &attempt, next).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(
+                        delivery = %delivery.delivery_id,
+                        "a hook's delivery attempt outlasted its hold: another process took the delivery"
+                    ),
+                    Err(error) => {
+                        tracing::warn!(%error, delivery = %delivery.delivery_id, "cannot record a hook's delivery attempt");
+                    }
                 }
             })
             .await;
@@ -129,6 +152,9 @@ impl Sender {
         let delivery = &claimed.delivery;
         let body = delivery.body();
         let at = now_millis();
+        if let Some(refused) = self.refused_address(&claimed.url) {
+            return HookAttempt { at, status_code: None, error: Some(refused), duration_ms: 0 };
+        }
         let timestamp = at / 1_000;
         let signature = sign_timestamped(claimed.secret.as_bytes(), timestamp, body.as_bytes());
         let started = Instant::now();
@@ -164,6 +190,26 @@ impl Sender {
         };
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         HookAttempt { at, status_code, error, duration_ms }
+    }
+}
+
+impl Sender {
+    /// Why a URL naming its host by a private address is not sent to (names
+    /// are checked as they are resolved, by [`PublicOnly`]).
+    fn refused_address(&self, url: &str) -> Option<String> {
+        if self.options.private_addresses {
+            return None;
+        }
+        let url = reqwest::Url::parse(url).ok()?;
+        let host = url.host_str()?;
+        // An IPv6 host is written in brackets; a name does not parse.
+        let address: IpAddr = host.trim_start_matches('[').trim_end_matches(']').parse().ok()?;
+        (!is_public(address)).then(|| {
+            format!(
+                "{address} is a private address: hooks reach private addresses only when the server allows \
+                 them (--hooks-to-private-addresses)"
+            )
+        })
     }
 }
 

@@ -25,15 +25,24 @@ async fn serve(app: axum::Router) -> String {
 }
 
 /// The delivery of one completed run to a hook at `url`, after one round of
-/// the sender with a 500 ms timeout.
+/// the sender with a 500 ms timeout, to private addresses too.
 async fn one_attempt(url: &str) -> HookDelivery {
+    attempt_with(url, true).await
+}
+
+/// [`one_attempt`], to private addresses only when `private` says so.
+async fn attempt_with(url: &str, private: bool) -> HookDelivery {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path().join("runs.db")).unwrap());
     store.save_graph("acme", &graph("g")).await.unwrap();
     store.add_hook(&new_hook("acme", url, &["run.completed"], None).unwrap()).await.unwrap();
     store.create_run(new_run("acme", "g", "r")).await.unwrap();
     store.commit_step(final_step("r", 1)).await.unwrap();
-    let options = SenderOptions { timeout: Duration::from_millis(500), ..SenderOptions::default() };
+    let options = SenderOptions {
+        timeout: Duration::from_millis(500),
+        private_addresses: private,
+        ..SenderOptions::default()
+    };
     let sender = Sender::new(store.clone(), options).unwrap();
     assert_eq!(sender.send_due().await.unwrap(), 1);
     assert_eq!(sender.send_due().await.unwrap(), 0, "not due again before its next attempt");
@@ -86,4 +95,24 @@ async fn refusals_are_recorded_with_why_and_tried_again() {
         (taken.status, taken.next_attempt_at, taken.attempts.len()),
         (DeliveryStatus::Delivered, None, 1)
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn private_addresses_are_refused_unless_allowed() {
+    let base = serve(axum::Router::new().route("/ok", post(|| async { StatusCode::NO_CONTENT }))).await;
+    let port = base.rsplit(':').next().unwrap().to_owned();
+    for url in [format!("{base}/ok"), format!("http://[::1]:{port}/ok")] {
+        let refused = attempt_with(&url, false).await;
+        let error = refused.attempts[0].error.as_deref().unwrap();
+        assert!(
+            error.contains("is a private address") && error.contains("--hooks-to-private-addresses"),
+            "{error}"
+        );
+        assert_eq!((refused.status, refused.attempts[0].status_code), (DeliveryStatus::Pending, None));
+    }
+    let by_name = attempt_with(&format!("http://localhost:{port}/ok"), false).await;
+    let error = by_name.attempts[0].error.as_deref().unwrap();
+    assert!(error.contains("localhost resolves to no public address"), "{error}");
+    let allowed = attempt_with(&format!("http://localhost:{port}/ok"), true).await;
+    assert_eq!(allowed.status, DeliveryStatus::Delivered);
 }

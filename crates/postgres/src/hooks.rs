@@ -37,11 +37,11 @@ impl HookStore for PostgresStore {
 
     async fn record_attempt(
         &self,
-        delivery_id: &str,
+        claimed: &ClaimedDelivery,
         attempt: &HookAttempt,
         next_attempt_at: Option<Millis>,
-    ) -> Result<()> {
-        self.retrying(|| self.record_attempt_once(delivery_id, attempt, next_attempt_at)).await
+    ) -> Result<bool> {
+        self.retrying(|| self.record_attempt_once(claimed, attempt, next_attempt_at)).await
     }
 
     async fn deliveries(
@@ -161,6 +161,16 @@ impl PostgresStore {
     ) -> Result<Vec<ClaimedDelivery>> {
         let client = self.client().await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let held_until = now.saturating_add(hold);
+        client
+            .execute(
+                "UPDATE roomkit_graph.hook_deliveries AS d SET status = 'failed', next_attempt_at = NULL \
+                 WHERE next_attempt_at <= $1 AND NOT EXISTS \
+                 (SELECT 1 FROM roomkit_graph.hooks AS h WHERE h.org = d.org AND h.hook_id = d.hook_id)",
+                &[&now],
+            )
+            .await
+            .map_err(pg)?;
         // Locked rows are skipped: another process is taking them.
         let rows = client
             .query(
@@ -174,42 +184,43 @@ impl PostgresStore {
                      JOIN roomkit_graph.hooks AS h ON h.org = d.org AND h.hook_id = d.hook_id \
                      ORDER BY d.created_at, d.delivery_id"
                 ),
-                &[&now, &limit, &now.saturating_add(hold)],
+                &[&now, &limit, &held_until],
             )
             .await
             .map_err(pg)?;
         rows.iter()
             .map(|row| {
-                Ok(ClaimedDelivery { delivery: delivery_row(row)?, url: row.get(11), secret: row.get(12) })
+                Ok(ClaimedDelivery {
+                    delivery: delivery_row(row)?,
+                    url: row.get(11),
+                    secret: row.get(12),
+                    held_until,
+                })
             })
             .collect()
     }
 
     async fn record_attempt_once(
         &self,
-        delivery_id: &str,
+        claimed: &ClaimedDelivery,
         attempt: &HookAttempt,
         next_attempt_at: Option<Millis>,
-    ) -> Result<()> {
-        let status = match (attempt.delivered(), next_attempt_at) {
-            (true, _) => DeliveryStatus::Delivered,
-            (false, Some(_)) => DeliveryStatus::Pending,
-            (false, None) => DeliveryStatus::Failed,
-        };
+    ) -> Result<bool> {
+        let status = DeliveryStatus::after(attempt, next_attempt_at);
         let next = next_attempt_at.filter(|_| status == DeliveryStatus::Pending);
         let attempt = serde_json::to_string(attempt)
             .map_err(|err| StoreError::Invalid(format!("an attempt cannot be written as JSON: {err}")))?;
         let client = self.client().await?;
-        client
+        let recorded = client
             .execute(
-                "UPDATE roomkit_graph.hook_deliveries SET status = $2, next_attempt_at = $3, \
-                 attempts_json = (attempts_json::jsonb || jsonb_build_array($4::text::jsonb))::text \
-                 WHERE delivery_id = $1 AND status = 'pending'",
-                &[&delivery_id, &status.as_str(), &next, &attempt],
+                "UPDATE roomkit_graph.hook_deliveries SET status = $3, next_attempt_at = $4, \
+                 attempts_json = (attempts_json::jsonb || jsonb_build_array($5::text::jsonb))::text \
+                 WHERE delivery_id = $1 AND status = 'pending' AND next_attempt_at = $2",
+                &[&claimed.delivery.delivery_id, &claimed.held_until, &status.as_str(), &next, &attempt],
             )
             .await
             .map_err(pg)?;
-        Ok(())
+        Ok(recorded > 0)
     }
 
     async fn deliveries_once(

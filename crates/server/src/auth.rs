@@ -71,6 +71,18 @@ pub(crate) struct Org(pub(crate) String);
 /// refused (403).
 pub(crate) struct Writer(pub(crate) String);
 
+/// The request's bearer token as stored (any valid token): for what holds
+/// on past the request and checks the token again (a live event stream).
+pub(crate) struct Token(pub(crate) TokenRecord);
+
+impl FromRequestParts<App> for Token {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        Ok(Token(authenticate(parts, app).await?))
+    }
+}
+
 impl FromRequestParts<App> for Org {
     type Rejection = ApiError;
 
@@ -132,6 +144,17 @@ async fn authenticate(parts: &Parts, app: &App) -> Result<TokenRecord, ApiError>
         });
     }
     Ok(record)
+}
+
+/// Whether the token with this hash is still taken at `now` (neither
+/// revoked nor expired); a store that cannot say keeps it (the next check
+/// asks again).
+pub(crate) async fn still_valid(app: &App, token_hash: &str) -> bool {
+    match app.runner.store().token(token_hash).await {
+        Ok(Some(token)) => !token.expired_at(now_millis()),
+        Ok(None) => false,
+        Err(_) => true,
+    }
 }
 
 /// The token of an `Authorization` header's value: the scheme `Bearer` in

@@ -7,7 +7,8 @@
 //! `token` events without an id as they are written. The stream ends after the
 //! run's final event.
 //!
-//! Each open stream follows the store and the runner's live events, so a
+//! A stream ends within half a minute of its token being revoked or
+//! expiring. Each open stream follows the store and the runner's live events, so a
 //! server keeps at most [`Limits::max_event_streams`](crate::Limits) open at
 //! once: beyond that a new one is refused with 503 until another ends.
 
@@ -26,7 +27,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use utoipa::IntoParams;
 
 use crate::App;
-use crate::auth::Org;
+use crate::auth::{Token, still_valid};
 use crate::error::{ApiError, ErrorBody, Fault};
 use crate::extract::{PathParams, QueryParams};
 use crate::hygiene::REQUEST_ID;
@@ -56,12 +57,12 @@ pub(crate) struct EventsQuery {
     security(("bearer" = [])))]
 pub(crate) async fn events(
     State(app): State<App>,
-    Org(org): Org,
+    Token(token): Token,
     PathParams(run_id): PathParams<String>,
     headers: HeaderMap,
     QueryParams(query): QueryParams<EventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    owned_run(&app, &org, &run_id).await?;
+    owned_run(&app, &token.org, &run_id).await?;
     let after = match headers.get("last-event-id") {
         Some(value) => {
             value.to_str().ok().and_then(|text| text.trim().parse::<u64>().ok()).ok_or_else(|| {
@@ -82,6 +83,9 @@ pub(crate) async fn events(
     })?;
     let follow = Follow {
         _slot: slot,
+        token_check: tokio::time::interval_at(tokio::time::Instant::now() + TOKEN_CHECK, TOKEN_CHECK),
+        token_hash: token.token_hash,
+        app: app.clone(),
         committed: app.runner.store().follow(&run_id, after),
         live: Some(BroadcastStream::new(app.runner.live())),
         stopping: app.stopping(),
@@ -92,10 +96,19 @@ pub(crate) async fn events(
     Ok(Sse::new(stream::unfold(follow, Follow::next)).keep_alive(KeepAlive::default()))
 }
 
+/// How often a stream checks that its token is still taken: a token
+/// revoked or expired ends the streams it opened within this time.
+const TOKEN_CHECK: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The state of one client's stream.
 struct Follow {
     /// Its place among the streams open, given back when it ends.
     _slot: OwnedSemaphorePermit,
+    /// When the token is checked again.
+    token_check: tokio::time::Interval,
+    /// The hash of the token that opened the stream.
+    token_hash: String,
+    app: App,
     committed: BoxStream<'static, Result<TranscriptEvent, StoreError>>,
     /// `None` once the runner's live channel is closed.
     live: Option<BroadcastStream<LiveEvent>>,
@@ -117,10 +130,13 @@ impl Follow {
             let next = tokio::select! {
                 biased;
                 _ = self.stopping.wait_for(|stopping| *stopping) => return None,
+                _ = self.token_check.tick() => Next::TokenCheck,
                 item = self.committed.next() => Next::Committed(item?),
                 item = next_live(&mut self.live) => Next::Live(item),
             };
             let event = match next {
+                Next::TokenCheck if still_valid(&self.app, &self.token_hash).await => continue,
+                Next::TokenCheck => return None,
                 Next::Committed(Ok(event)) => {
                     self.over = event.entry.is_final();
                     committed_event(&event)
@@ -147,6 +163,8 @@ impl Follow {
 
 /// What woke a stream up.
 enum Next {
+    /// Time to check the token again.
+    TokenCheck,
     Committed(Result<TranscriptEvent, StoreError>),
     Live(Option<LiveEvent>),
 }

@@ -13,7 +13,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::App;
-use crate::auth::{Org, Writer};
+use crate::auth::Writer;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, PathParams, QueryParams};
 use crate::runs::{cursor, page_size};
@@ -177,6 +177,7 @@ pub(crate) struct DeliveriesQuery {
 #[utoipa::path(post, path = "/v1/hooks", tag = "hooks", operation_id = "createHook", request_body = NewHookBody,
     responses((status = 201, description = "Made, with its secret", body = MadeHook),
         (status = 403, description = "The token is read-only (`read_only_token`)", body = ErrorBody),
+        (status = 404, description = "No such graph", body = ErrorBody),
         (status = 422, description = "A URL that is not http(s), or an unknown event (`invalid_hook`)", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn create(
@@ -188,16 +189,21 @@ pub(crate) async fn create(
     let hook = new_hook(&org, &body.url, &events, body.graph_id.as_deref()).map_err(|error| {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_hook", error.to_string())
     })?;
+    if let Some(graph_id) = &hook.graph_id {
+        app.runner.store().latest_graph_version(&org, graph_id).await?;
+    }
     app.runner.store().add_hook(&hook).await?;
     let secret = hook.secret.clone();
     Ok((StatusCode::CREATED, Json(MadeHook { hook: hook.into(), secret })))
 }
 
-/// The organization's hooks, oldest first, without their secrets.
+/// The organization's hooks, oldest first, without their secrets. Their
+/// URLs may hold credentials: read-only tokens do not see them.
 #[utoipa::path(get, path = "/v1/hooks", tag = "hooks", operation_id = "listHooks",
-    responses((status = 200, description = "The hooks", body = HookList)),
+    responses((status = 200, description = "The hooks", body = HookList),
+        (status = 403, description = "The token is read-only (`read_only_token`)", body = ErrorBody)),
     security(("bearer" = [])))]
-pub(crate) async fn list(State(app): State<App>, Org(org): Org) -> Result<Json<HookList>, ApiError> {
+pub(crate) async fn list(State(app): State<App>, Writer(org): Writer) -> Result<Json<HookList>, ApiError> {
     let hooks = app.runner.store().hooks(&org).await?;
     Ok(Json(HookList { hooks: hooks.into_iter().map(HookView::from).collect() }))
 }
@@ -223,15 +229,16 @@ pub(crate) async fn remove(
 }
 
 /// The deliveries of the organization's hooks, newest first, each with its
-/// body and every attempt, a page at a time.
+/// body and every attempt, a page at a time (not to read-only tokens).
 #[utoipa::path(get, path = "/v1/hooks/deliveries", tag = "hooks", operation_id = "listHookDeliveries",
     params(DeliveriesQuery),
     responses((status = 200, description = "A page of deliveries", body = DeliveryList),
+        (status = 403, description = "The token is read-only (`read_only_token`)", body = ErrorBody),
         (status = 400, description = "A bad status or cursor", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn deliveries(
     State(app): State<App>,
-    Org(org): Org,
+    Writer(org): Writer,
     QueryParams(query): QueryParams<DeliveriesQuery>,
 ) -> Result<Json<DeliveryList>, ApiError> {
     let size = page_size(query.limit)?;

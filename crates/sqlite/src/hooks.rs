@@ -7,7 +7,7 @@ use roomkit_graph_store::{
     HookEvent, HookStore, Millis, Result, RunRecord, StoreError, TranscriptEvent, hook_payload,
 };
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use crate::SqliteStore;
 use crate::error::DbError;
@@ -36,17 +36,23 @@ impl HookStore for SqliteStore {
         hold: Millis,
         limit: usize,
     ) -> Result<Vec<ClaimedDelivery>> {
+        // Most polls find nothing due: a read says so without the write lock.
+        if !self.read(move |conn| any_due(conn, now)).await? {
+            return Ok(Vec::new());
+        }
         self.write(move |conn| claim_deliveries(conn, now, hold, limit)).await
     }
 
     async fn record_attempt(
         &self,
-        delivery_id: &str,
+        claimed: &ClaimedDelivery,
         attempt: &HookAttempt,
         next_attempt_at: Option<Millis>,
-    ) -> Result<()> {
-        let (delivery_id, attempt) = (delivery_id.to_owned(), attempt.clone());
-        self.write(move |conn| record_attempt(conn, &delivery_id, &attempt, next_attempt_at)).await
+    ) -> Result<bool> {
+        let (delivery_id, held_until, attempt) =
+            (claimed.delivery.delivery_id.clone(), claimed.held_until, attempt.clone());
+        self.write(move |conn| record_attempt(conn, &delivery_id, held_until, &attempt, next_attempt_at))
+            .await
     }
 
     async fn deliveries(
@@ -131,12 +137,27 @@ fn remove_hook(conn: &Connection, org: &str, hook_id: &str) -> Result<bool, DbEr
     Ok(removed > 0)
 }
 
+/// Whether a delivery is due at `now`.
+fn any_due(conn: &Connection, now: Millis) -> Result<bool, DbError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM hook_deliveries WHERE next_attempt_at <= ?1 LIMIT 1")?
+        .query_row(params![now], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 fn claim_deliveries(
     conn: &Connection,
     now: Millis,
     hold: Millis,
     limit: usize,
 ) -> Result<Vec<ClaimedDelivery>, DbError> {
+    conn.prepare_cached(
+        "UPDATE hook_deliveries SET status = 'failed', next_attempt_at = NULL \
+         WHERE next_attempt_at <= ?1 AND NOT EXISTS \
+         (SELECT 1 FROM hooks WHERE hooks.org = hook_deliveries.org AND hooks.hook_id = hook_deliveries.hook_id)",
+    )?
+    .execute(params![now])?;
     let mut statement = conn.prepare_cached(&format!(
         "SELECT {DELIVERY_COLUMNS}, h.url, h.secret FROM hook_deliveries AS d \
          JOIN hooks AS h ON h.org = d.org AND h.hook_id = d.hook_id \
@@ -144,15 +165,21 @@ fn claim_deliveries(
          ORDER BY d.next_attempt_at, d.created_at, d.delivery_id LIMIT ?2"
     ))?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let held_until = now.saturating_add(hold);
     let claimed: Vec<ClaimedDelivery> = statement
         .query_map(params![now, limit], |row| {
-            Ok(ClaimedDelivery { delivery: delivery_row(row)?, url: row.get(11)?, secret: row.get(12)? })
+            Ok(ClaimedDelivery {
+                delivery: delivery_row(row)?,
+                url: row.get(11)?,
+                secret: row.get(12)?,
+                held_until,
+            })
         })?
         .collect::<Result<_, _>>()?;
     let mut hold_it =
         conn.prepare_cached("UPDATE hook_deliveries SET next_attempt_at = ?2 WHERE delivery_id = ?1")?;
     for claimed in &claimed {
-        hold_it.execute(params![claimed.delivery.delivery_id, now.saturating_add(hold)])?;
+        hold_it.execute(params![claimed.delivery.delivery_id, held_until])?;
     }
     Ok(claimed)
 }
@@ -160,22 +187,20 @@ fn claim_deliveries(
 fn record_attempt(
     conn: &Connection,
     delivery_id: &str,
+    held_until: Millis,
     attempt: &HookAttempt,
     next_attempt_at: Option<Millis>,
-) -> Result<(), DbError> {
-    let status = match (attempt.delivered(), next_attempt_at) {
-        (true, _) => DeliveryStatus::Delivered,
-        (false, Some(_)) => DeliveryStatus::Pending,
-        (false, None) => DeliveryStatus::Failed,
-    };
+) -> Result<bool, DbError> {
+    let status = DeliveryStatus::after(attempt, next_attempt_at);
     let next = next_attempt_at.filter(|_| status == DeliveryStatus::Pending);
-    conn.prepare_cached(
-        "UPDATE hook_deliveries SET status = ?2, next_attempt_at = ?3, \
-         attempts_json = json_insert(attempts_json, '$[#]', json(?4)) \
-         WHERE delivery_id = ?1 AND status = 'pending'",
-    )?
-    .execute(params![delivery_id, status.as_str(), next, serde_json::to_string(attempt)?])?;
-    Ok(())
+    let recorded = conn
+        .prepare_cached(
+            "UPDATE hook_deliveries SET status = ?3, next_attempt_at = ?4, \
+             attempts_json = json_insert(attempts_json, '$[#]', json(?5)) \
+             WHERE delivery_id = ?1 AND status = 'pending' AND next_attempt_at = ?2",
+        )?
+        .execute(params![delivery_id, held_until, status.as_str(), next, serde_json::to_string(attempt)?])?;
+    Ok(recorded > 0)
 }
 
 fn deliveries(
@@ -253,15 +278,4 @@ fn delivery_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<HookDelivery> {
         next_attempt_at: row.get(9)?,
         attempts: json(10, row.get(10)?)?,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_delivery_id_is_what_the_outbox_makes_of_its_parts() {
-        let conn = rusqlite::Connection::open_in_memory().unwrap();
-        let made: String =
-            conn.query_row("SELECT 'hook_1' || ':' || 'r' || ':' || 7", [], |row| row.get(0)).unwrap();
-        assert_eq!(made, roomkit_graph_store::delivery_id("hook_1", "r", 7));
-    }
 }

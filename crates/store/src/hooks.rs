@@ -90,7 +90,7 @@ impl HookEvent {
 
 /// A subscription of an organization to events of its runs: each event it
 /// matches is POSTed to `url`, signed with `secret`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hook {
     /// Names the hook (`hook_` and 16 hex digits).
     pub hook_id: String,
@@ -107,6 +107,21 @@ pub struct Hook {
     pub secret: String,
     /// When it was made.
     pub created_at: Millis,
+}
+
+/// Never shows the secret.
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hook")
+            .field("hook_id", &self.hook_id)
+            .field("org", &self.org)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("graph_id", &self.graph_id)
+            .field("secret", &"<secret>")
+            .field("created_at", &self.created_at)
+            .finish()
+    }
 }
 
 impl Hook {
@@ -205,6 +220,24 @@ impl DeliveryStatus {
             DeliveryStatus::Pending => "pending",
             DeliveryStatus::Delivered => "delivered",
             DeliveryStatus::Failed => "failed",
+        }
+    }
+
+    /// Where a delivery stands after `attempt`, with `next_attempt_at` the
+    /// time of the next one (none: no more).
+    ///
+    /// ```
+    /// # use roomkit_graph_store::{DeliveryStatus, HookAttempt};
+    /// let answered = |code| HookAttempt { at: 0, status_code: Some(code), error: None, duration_ms: 1 };
+    /// assert_eq!(DeliveryStatus::after(&answered(204), Some(5)), DeliveryStatus::Delivered);
+    /// assert_eq!(DeliveryStatus::after(&answered(500), Some(5)), DeliveryStatus::Pending);
+    /// assert_eq!(DeliveryStatus::after(&answered(500), None), DeliveryStatus::Failed);
+    /// ```
+    pub fn after(attempt: &HookAttempt, next_attempt_at: Option<Millis>) -> DeliveryStatus {
+        match (attempt.delivered(), next_attempt_at) {
+            (true, _) => DeliveryStatus::Delivered,
+            (false, Some(_)) => DeliveryStatus::Pending,
+            (false, None) => DeliveryStatus::Failed,
         }
     }
 
@@ -318,7 +351,7 @@ pub fn next_attempt_at(created_at: Millis, attempts: u32, now: Millis) -> Option
 }
 
 /// A delivery taken to be attempted, with where it goes.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct ClaimedDelivery {
     /// The delivery.
     pub delivery: HookDelivery,
@@ -326,6 +359,21 @@ pub struct ClaimedDelivery {
     pub url: String,
     /// Its hook's secret.
     pub secret: String,
+    /// Until when it is held for the claimant: its attempt is recorded only
+    /// while no other process has taken it since.
+    pub held_until: Millis,
+}
+
+/// Never shows the hook's secret.
+impl std::fmt::Debug for ClaimedDelivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClaimedDelivery")
+            .field("delivery", &self.delivery)
+            .field("url", &self.url)
+            .field("secret", &"<secret>")
+            .field("held_until", &self.held_until)
+            .finish()
+    }
 }
 
 /// Which deliveries [`HookStore::deliveries`] lists.
@@ -357,18 +405,21 @@ pub trait HookStore: Send + Sync {
 
     /// Takes up to `limit` pending deliveries due at `now`, oldest first,
     /// and holds them until `now + hold` (no other process takes them
-    /// meanwhile; one not recorded by then is taken again).
+    /// meanwhile; one not recorded by then is taken again). Due deliveries
+    /// of a hook removed meanwhile fail instead.
     async fn claim_deliveries(&self, now: Millis, hold: Millis, limit: usize)
     -> Result<Vec<ClaimedDelivery>>;
 
-    /// Records an attempt at a delivery: delivered when it was, otherwise
-    /// tried again at `next_attempt_at`, or failed for good without one.
+    /// Records an attempt at a claimed delivery: delivered when it was,
+    /// otherwise tried again at `next_attempt_at`, or failed for good
+    /// without one. Nothing is recorded (false) when the claim lapsed and
+    /// another process took the delivery since, or it is over.
     async fn record_attempt(
         &self,
-        delivery_id: &str,
+        claimed: &ClaimedDelivery,
         attempt: &HookAttempt,
         next_attempt_at: Option<Millis>,
-    ) -> Result<()>;
+    ) -> Result<bool>;
 
     /// The deliveries of `org` that `filter` lets through, newest first, at
     /// most `limit`.

@@ -136,20 +136,26 @@ pub async fn deliveries_are_claimed_by_one_process_tried_again_and_ended(databas
     assert_eq!(other.claim_deliveries(now + 29_000, 30_000, 10).await.unwrap(), [], "all held");
 
     let (landed, failing) = (&claimed[0].delivery.delivery_id, &claimed[1].delivery.delivery_id);
-    store.record_attempt(landed, &attempt(204), None).await.unwrap();
-    store.record_attempt(failing, &attempt(500), Some(now + 1_000)).await.unwrap();
+    assert!(store.record_attempt(&claimed[0], &attempt(204), None).await.unwrap());
+    assert!(store.record_attempt(&claimed[1], &attempt(500), Some(now + 1_000)).await.unwrap());
     // A late record of an attempt at a delivery that is over changes nothing.
-    store.record_attempt(landed, &attempt(500), Some(now)).await.unwrap();
+    assert!(!store.record_attempt(&claimed[0], &attempt(500), Some(now)).await.unwrap());
     let again = other.claim_deliveries(now + 1_000, 30_000, 10).await.unwrap();
     assert_eq!(again.iter().map(|c| &c.delivery.delivery_id).collect::<Vec<_>>(), [failing]);
     assert_eq!(again[0].delivery.attempts.len(), 1);
-    store.record_attempt(failing, &attempt(503), None).await.unwrap();
+    assert!(store.record_attempt(&again[0], &attempt(503), None).await.unwrap());
 
-    // Held past its hold without a record: taken again.
+    // Held past its hold without a record: taken again, and the first
+    // claimant's late record is dropped, the second's kept.
     let lapsed = other.claim_deliveries(now + 31_000, 30_000, 10).await.unwrap();
     assert_eq!(lapsed.len(), 2, "{lapsed:?}");
-    assert!(other.remove_hook("acme", &lapsed[0].delivery.hook_id).await.unwrap());
-    assert!(!other.remove_hook("acme", &lapsed[0].delivery.hook_id).await.unwrap());
+    let first = &claimed[2];
+    let taken = lapsed.iter().find(|c| c.delivery.delivery_id == first.delivery.delivery_id).unwrap();
+    assert!(!store.record_attempt(first, &attempt(204), None).await.unwrap(), "its claim lapsed");
+    assert!(other.record_attempt(taken, &attempt(500), Some(now + 40_000)).await.unwrap());
+    let removed_hook = lapsed.iter().find(|c| c.delivery.delivery_id != first.delivery.delivery_id).unwrap();
+    assert!(other.remove_hook("acme", &removed_hook.delivery.hook_id).await.unwrap());
+    assert!(!other.remove_hook("acme", &removed_hook.delivery.hook_id).await.unwrap());
 
     let all = store.deliveries("acme", &DeliveryFilter::default(), 10).await.unwrap();
     let by_id = |id: &str| all.iter().find(|d| d.delivery_id == id).unwrap();
@@ -158,10 +164,16 @@ pub async fn deliveries_are_claimed_by_one_process_tried_again_and_ended(databas
     assert_eq!((by_id(failing).status, by_id(failing).attempts.len()), (DeliveryStatus::Failed, 2));
     assert_eq!(by_id(failing).attempts[1].error.as_deref(), Some("answered 503"));
     assert_eq!(by_id(failing).next_attempt_at, None);
-    let removed = by_id(&lapsed[0].delivery.delivery_id);
+    let removed = by_id(&removed_hook.delivery.delivery_id);
     assert_eq!((removed.status, removed.next_attempt_at), (DeliveryStatus::Failed, None));
+    let retried = by_id(&first.delivery.delivery_id);
+    assert_eq!(
+        (retried.attempts.len(), retried.attempts[0].status_code),
+        (1, Some(500)),
+        "one record, the holder's"
+    );
     let pending = DeliveryFilter { status: Some(DeliveryStatus::Pending), ..DeliveryFilter::default() };
     let pending = store.deliveries("acme", &pending, 10).await.unwrap();
-    assert!(pending.iter().all(|d| d.hook_id != lapsed[0].delivery.hook_id), "{pending:?}");
+    assert!(pending.iter().all(|d| d.hook_id != removed_hook.delivery.hook_id), "{pending:?}");
     assert_eq!(other.claim_deliveries(now + 100_000, 30_000, 10).await.unwrap().len(), pending.len());
 }
