@@ -64,6 +64,7 @@ mod config;
 mod duration_text;
 mod error;
 mod message;
+pub mod metrics;
 mod orchestration;
 mod provider;
 mod retry;

@@ -121,8 +121,13 @@ async fn run(runner: &Runner, dir: &Path, listener: TcpListener) -> anyhow::Resu
         dir = dir.display(),
     );
     let app = App::new(runner.clone(), Limits::default());
-    let hooks = crate::hooks::HookOptions::default();
-    crate::serve::serve(runner, app, listener, Duration::from_secs(1), Duration::from_secs(1), hooks).await
+    let duties = crate::serve::Duties {
+        tick: Duration::from_secs(1),
+        poll: Duration::from_secs(1),
+        hooks: crate::hooks::HookOptions::default(),
+        metrics: crate::metrics::MetricsOptions::default(),
+    };
+    crate::serve::serve(runner, app, listener, duties).await
 }
 
 /// Writes the agents file (every example agent on the stand-in) and the

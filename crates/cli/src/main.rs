@@ -5,6 +5,7 @@ mod demo;
 mod graphs;
 mod hooks;
 mod limits;
+mod metrics;
 mod nodes;
 mod retention;
 mod runs;
@@ -197,6 +198,8 @@ enum RunCommand {
         worker: WorkerId,
         #[command(flatten)]
         hooks: hooks::HookOptions,
+        #[command(flatten)]
+        metrics: metrics::MetricsOptions,
     },
     /// Cancels a run.
     Cancel {
@@ -245,6 +248,8 @@ enum RunCommand {
         worker: WorkerId,
         #[command(flatten)]
         hooks: hooks::HookOptions,
+        #[command(flatten)]
+        metrics: metrics::MetricsOptions,
     },
     /// Stored graphs: store graph files as new versions, list them, print one.
     #[command(subcommand)]
@@ -527,8 +532,8 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
             };
             runs::list(&runner, filter, pages, json).await.map(|()| ExitCode::SUCCESS)
         }
-        RunCommand::Worker { poll, hooks, .. } => {
-            runs::worker(&runner, poll, hooks).await.map(|()| ExitCode::SUCCESS)
+        RunCommand::Worker { poll, hooks, metrics, .. } => {
+            runs::worker(&runner, poll, hooks, metrics).await.map(|()| ExitCode::SUCCESS)
         }
         RunCommand::Cancel { run, reason } => {
             runs::cancel(&runner, &run, reason.as_deref(), json).await.map(|()| ExitCode::SUCCESS)
@@ -544,6 +549,7 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
             allow_unsigned_webhooks,
             max_event_streams,
             hooks,
+            metrics,
             ..
         } => {
             init_logs(log_json);
@@ -556,9 +562,14 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
             let app = roomkit_graph_server::App::new(runner.clone(), limits)
                 .allow_unsigned_webhooks(allow_unsigned_webhooks);
             match serve::listen(listen).await {
-                Ok(listener) => serve::serve(&runner, app, listener, schedule_tick, poll, hooks)
-                    .await
-                    .map(|()| ExitCode::SUCCESS),
+                Ok(listener) => serve::serve(
+                    &runner,
+                    app,
+                    listener,
+                    serve::Duties { tick: schedule_tick, poll, hooks, metrics },
+                )
+                .await
+                .map(|()| ExitCode::SUCCESS),
                 Err(error) => Err(error),
             }
         }

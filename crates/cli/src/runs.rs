@@ -461,6 +461,7 @@ pub(crate) async fn worker(
     runner: &Runner,
     poll: std::time::Duration,
     hooks: crate::hooks::HookOptions,
+    metrics: crate::metrics::MetricsOptions,
 ) -> anyhow::Result<()> {
     let stop = stop_signal();
     tokio::pin!(stop);
@@ -468,6 +469,7 @@ pub(crate) async fn worker(
     let scheduler = tokio::spawn(Scheduler::new(runner.clone(), poll).run(wait_for(stopped.clone())));
     let sender = crate::hooks::spawn_sender(runner, hooks, stopped.clone())?;
     let sweeper = crate::retention::spawn_sweeper(runner, stopped.clone());
+    let exporter = crate::metrics::serve(runner, metrics, stopped.clone()).await?;
     let mut ticks = tokio::time::interval(poll);
     eprintln!("worker: driving runs, looking for more every {poll:?}");
     loop {
@@ -478,6 +480,9 @@ pub(crate) async fn worker(
                 scheduler.await.context("the scheduler stopped abnormally")?;
                 sender.await.context("the hooks' sender stopped abnormally")?;
                 sweeper.await.context("the retention sweep stopped abnormally")?;
+                if let Some(exporter) = exporter {
+                    exporter.await.context("the metrics listener stopped abnormally")?;
+                }
                 eprintln!("worker: stopping once the steps in progress are committed");
                 return Ok(());
             }

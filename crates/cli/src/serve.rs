@@ -14,11 +14,24 @@ use roomkit_graph_triggers::Scheduler;
 use tokio::net::TcpListener;
 
 use crate::hooks::HookOptions;
+use crate::metrics::MetricsOptions;
 use crate::shutdown::{stop_signal, wait_for};
 
 /// Listens on `listen`, saying so when it cannot.
 pub(crate) async fn listen(listen: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))
+}
+
+/// What `serve` does beside serving the API.
+pub(crate) struct Duties {
+    /// How often schedules are looked at.
+    pub(crate) tick: Duration,
+    /// How often runs nobody drives are looked for.
+    pub(crate) poll: Duration,
+    /// Where hooks may send.
+    pub(crate) hooks: HookOptions,
+    /// Where metrics are served, if anywhere.
+    pub(crate) metrics: MetricsOptions,
 }
 
 /// `serve`: picks up the runs nobody drives (at start, then every `poll`),
@@ -29,10 +42,9 @@ pub(crate) async fn serve(
     runner: &Runner,
     app: App,
     listener: TcpListener,
-    tick: Duration,
-    poll: Duration,
-    hooks: HookOptions,
+    duties: Duties,
 ) -> anyhow::Result<()> {
+    let Duties { tick, poll, hooks, metrics } = duties;
     let address = listener.local_addr().context("cannot read the address listened on")?;
     let picked_up = runner.recover().await?;
     tracing::info!(%address, picked_up, "serving");
@@ -43,6 +55,7 @@ pub(crate) async fn serve(
     let recovery = tokio::spawn(recover_every(runner.clone(), poll, wait_for(stopped.clone())));
     let sender = crate::hooks::spawn_sender(runner, hooks, stopped.clone())?;
     let sweeper = crate::retention::spawn_sweeper(runner, stopped.clone());
+    let exporter = crate::metrics::serve(runner, metrics, stopped.clone()).await?;
     let (driving, lost) = (runner.clone(), Arc::new(AtomicBool::new(false)));
     let lost_id = Arc::clone(&lost);
     let signal = async move {
@@ -64,6 +77,9 @@ pub(crate) async fn serve(
     recovery.await.context("the recovery loop stopped abnormally")?;
     sender.await.context("the hooks' sender stopped abnormally")?;
     sweeper.await.context("the retention sweep stopped abnormally")?;
+    if let Some(exporter) = exporter {
+        exporter.await.context("the metrics listener stopped abnormally")?;
+    }
     if lost.load(Ordering::SeqCst) {
         anyhow::bail!("worker id {} was taken by another process: stopped", runner.owner());
     }

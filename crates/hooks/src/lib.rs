@@ -23,5 +23,5 @@ mod sender;
 mod subscription;
 
 pub use address::is_public;
-pub use sender::{DELIVERY_HEADER, EVENT_HEADER, Sender, SenderOptions};
+pub use sender::{DELIVERY_HEADER, EVENT_HEADER, HOOK_ATTEMPTS, Sender, SenderOptions};
 pub use subscription::{HookError, new_hook};

@@ -19,6 +19,10 @@ pub const DELIVERY_HEADER: &str = "x-roomkit-delivery";
 /// The header naming the event (`run.completed`...).
 pub const EVENT_HEADER: &str = "x-roomkit-event";
 
+/// Attempts at deliveries, by event and outcome (delivered, retrying,
+/// failed), counted through the `metrics` facade.
+pub const HOOK_ATTEMPTS: &str = "roomkit_hook_attempts_total";
+
 /// How many bytes of a refusing receiver's answer are kept with the attempt.
 const KEPT_ANSWER: usize = 200;
 
@@ -129,6 +133,12 @@ impl Sender {
                 } else {
                     next_attempt_at(delivery.created_at, attempt_count(&claimed), now_millis())
                 };
+                let outcome = match (attempt.delivered(), next) {
+                    (true, _) => "delivered",
+                    (false, Some(_)) => "retrying",
+                    (false, None) => "failed",
+                };
+                metrics::counter!(HOOK_ATTEMPTS, "event" => delivery.event.as_str(), "outcome" => outcome).increment(1);
                 if next.is_none() && !attempt.delivered() {
                     tracing::warn!(delivery = %delivery.delivery_id, "a hook's delivery failed for good");
                 }

@@ -1,12 +1,15 @@
 //! Runs: opening one, committing its steps, its lease, reading and listing
 //! runs; their SQL and [`RunStore`] for [`PostgresStore`].
 
+use std::time::Instant;
+
 use async_trait::async_trait;
 use deadpool_postgres::{ClientWrapper, Transaction};
 use roomkit_graph::EngineState;
+use roomkit_graph_store::metrics;
 use roomkit_graph_store::{
-    Dialect, FilterValue, HeldKey, Lease, Millis, NewRun, ParentLink, Result, RunFilter, RunKey, RunRecord,
-    RunStore, StepCommit, StoreError, TranscriptEvent, merged_context, pending_text,
+    Dialect, FilterValue, HeldKey, Lease, LiveRunCounts, Millis, NewRun, ParentLink, Result, RunFilter,
+    RunKey, RunRecord, RunStore, StepCommit, StoreError, TranscriptEvent, merged_context, pending_text,
 };
 use serde_json::Value;
 use tokio_postgres::types::ToSql;
@@ -18,11 +21,22 @@ use crate::rows::{self, RUN_COLUMNS};
 #[async_trait]
 impl RunStore for PostgresStore {
     async fn create_run(&self, run: NewRun) -> Result<RunRecord> {
-        self.retrying(|| self.create_run_once(&run)).await
+        let asked = Instant::now();
+        let created = self.retrying(|| self.create_run_once(&run)).await;
+        metrics::commit_took(BACKEND, asked.elapsed(), &created);
+        let (record, events) = created?;
+        metrics::committed(&events, &record);
+        Ok(record)
     }
 
     async fn commit_step(&self, commit: StepCommit) -> Result<(RunRecord, Vec<TranscriptEvent>)> {
-        self.retrying(|| self.commit_step_once(&commit)).await
+        let asked = Instant::now();
+        let committed = self.retrying(|| self.commit_step_once(&commit)).await;
+        metrics::commit_took(BACKEND, asked.elapsed(), &committed);
+        if let Ok((record, events)) = &committed {
+            metrics::committed(events, record);
+        }
+        committed
     }
 
     async fn claim_run(&self, run_id: &str, lease: &Lease, now: Millis) -> Result<Option<RunRecord>> {
@@ -52,12 +66,16 @@ impl RunStore for PostgresStore {
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>> {
         self.retrying(|| self.list_runs_once(filter)).await
     }
+
+    async fn live_run_counts(&self) -> Result<LiveRunCounts> {
+        self.retrying(|| self.live_run_counts_once()).await
+    }
 }
 
 /// The operations, each tried once; [`PostgresStore::retrying`] tries them
 /// again while the database is unavailable.
 impl PostgresStore {
-    async fn create_run_once(&self, run: &NewRun) -> Result<RunRecord> {
+    async fn create_run_once(&self, run: &NewRun) -> Result<(RunRecord, Vec<TranscriptEvent>)> {
         let run_id = &run.state.run_id;
         if run_id.is_empty() {
             return Err(StoreError::Invalid("the run has no id (state.run_id is empty)".into()));
@@ -130,16 +148,20 @@ impl PostgresStore {
             let before = lock_run(&tx, &parent.commit.run_id).await?;
             apply_step(&tx, &parent.commit, before, parent.commit.at).await?;
         }
-        let record = match &run.first_step {
-            None => record,
-            Some(step) => apply_step(&tx, step, record, step.at).await?.0,
+        let (record, events) = match &run.first_step {
+            None => (record, vec![started]),
+            Some(step) => {
+                let (record, mut events) = apply_step(&tx, step, record, step.at).await?;
+                events.insert(0, started);
+                (record, events)
+            }
         };
         tx.commit().await.map_err(pg)?;
         self.announce(run_id);
         if let Some(parent) = &run.parent {
             self.announce(&parent.commit.run_id);
         }
-        Ok(record)
+        Ok((record, events))
     }
 
     async fn commit_step_once(&self, commit: &StepCommit) -> Result<(RunRecord, Vec<TranscriptEvent>)> {
@@ -237,6 +259,20 @@ impl PostgresStore {
         let context = merged_context(run_id, writes.iter().map(String::as_str))?;
         let state = record.engine_state(context);
         Ok((record, state))
+    }
+
+    async fn live_run_counts_once(&self) -> Result<LiveRunCounts> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE status = 'running'), count(*) FILTER (WHERE status = 'waiting') \
+                 FROM roomkit_graph.runs WHERE status IN ('running', 'waiting')",
+                &[],
+            )
+            .await
+            .map_err(pg)?;
+        let count = |index: usize| u64::try_from(row.get::<_, i64>(index)).unwrap_or_default();
+        Ok(LiveRunCounts { running: count(0), waiting: count(1) })
     }
 
     async fn list_runs_once(&self, filter: &RunFilter) -> Result<Vec<RunRecord>> {
@@ -442,6 +478,9 @@ async fn append(
     tx.execute(&insert, &[&first.run_id, &seqs, &ats, &entries, &writes, &positions]).await.map_err(pg)?;
     crate::hooks::deliver_events(tx, events, after).await
 }
+
+/// The backend, as metrics name it.
+const BACKEND: &str = "postgres";
 
 /// A run's record, or [`StoreError::NotFound`].
 pub(crate) async fn find_run(client: &ClientWrapper, run_id: &str) -> Result<RunRecord> {

@@ -18,6 +18,7 @@ use crate::children::{self, Asked};
 use crate::commit::{self, Cause};
 use crate::error::RunnerError;
 use crate::lease::Held;
+use crate::metrics;
 use crate::progress::Keeper;
 use crate::shared::Shared;
 use crate::time::sleep_until;
@@ -228,8 +229,18 @@ async fn drive_from(
             Some(end) => (engine.finish_child(end)?, Cause::Wake),
             None => {
                 keeper = keeper_for(shared, held, record, version, &mut engine).await?;
+                let began = std::time::Instant::now();
                 match engine.step_outcome().await {
-                    Some(outcome) => (outcome, Cause::Step),
+                    Some(outcome) => {
+                        let node_type =
+                            engine.graph().node(&outcome.node_id).map(|node| node.node_type.to_string());
+                        metrics::step(
+                            node_type.as_deref().unwrap_or("unknown"),
+                            &outcome.status,
+                            began.elapsed(),
+                        );
+                        (outcome, Cause::Step)
+                    }
                     None => return Ok(Ended::Parked),
                 }
             }

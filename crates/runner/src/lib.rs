@@ -97,6 +97,7 @@ mod error;
 mod fork;
 mod lease;
 mod live;
+pub mod metrics;
 mod progress;
 mod runner;
 mod shared;

@@ -27,6 +27,7 @@ use crate::error::RunnerError;
 use crate::fork;
 use crate::lease::{Leases, Worker};
 use crate::live::LiveEvent;
+use crate::metrics;
 use crate::shared::Shared;
 use crate::tasks::RunTasks;
 use crate::time::Tick;
@@ -814,6 +815,9 @@ impl Runner {
             }
             if self.adopt(&run.run_id).await? {
                 picked_up += 1;
+                if run.owner.as_deref().is_some_and(|owner| owner != self.shared.leases.owner()) {
+                    metrics::takeover();
+                }
             }
         }
         Ok(picked_up)

@@ -43,6 +43,7 @@ mod hooks;
 mod hygiene;
 mod inbox;
 mod marks;
+pub mod metrics;
 mod openapi;
 mod runs;
 mod subscriptions;
@@ -199,6 +200,7 @@ pub fn router(app: App) -> Router {
         .route_layer(middleware::from_fn_with_state(app.limits.request_timeout, hygiene::time_limit));
     let api = timed
         .route("/v1/runs/{run_id}/events", get(events::events))
+        .route_layer(middleware::from_fn(metrics::observe))
         .fallback(|| async { ApiError::for_status(StatusCode::NOT_FOUND) })
         .method_not_allowed_fallback(|| async { ApiError::for_status(StatusCode::METHOD_NOT_ALLOWED) });
     // Each request in a span with its id, and a line when it is answered

@@ -1,11 +1,14 @@
 //! Runs: opening one, committing its steps, its lease, reading and listing
 //! runs; their SQL and [`RunStore`] for [`SqliteStore`].
 
+use std::time::Instant;
+
 use async_trait::async_trait;
 use roomkit_graph::EngineState;
+use roomkit_graph_store::metrics;
 use roomkit_graph_store::{
-    Dialect, FilterValue, HeldKey, Lease, Millis, NewRun, Result, RunFilter, RunKey, RunRecord, RunStore,
-    StepCommit, StoreError, TranscriptEvent, pending_text, read_stored,
+    Dialect, FilterValue, HeldKey, Lease, LiveRunCounts, Millis, NewRun, Result, RunFilter, RunKey,
+    RunRecord, RunStore, StepCommit, StoreError, TranscriptEvent, pending_text, read_stored,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -18,13 +21,21 @@ use crate::rows::{RUN_COLUMNS, RunRow};
 #[async_trait]
 impl RunStore for SqliteStore {
     async fn create_run(&self, run: NewRun) -> Result<RunRecord> {
-        let (record, _) = self.write_appending(move |conn| create_run(conn, &run)).await?;
+        let asked = Instant::now();
+        let created = self.write_appending(move |conn| create_run(conn, &run)).await;
+        metrics::commit_took(BACKEND, asked.elapsed(), &created);
+        let (record, events) = created?;
+        metrics::committed(&events, &record);
         Ok(record)
     }
 
     async fn commit_step(&self, commit: StepCommit) -> Result<(RunRecord, Vec<TranscriptEvent>)> {
         let run_id = commit.run_id.clone();
-        let (record, mut events) = self.write_appending(move |conn| commit_step(conn, &commit)).await?;
+        let asked = Instant::now();
+        let committed = self.write_appending(move |conn| commit_step(conn, &commit)).await;
+        metrics::commit_took(BACKEND, asked.elapsed(), &committed);
+        let (record, mut events) = committed?;
+        metrics::committed(&events, &record);
         // A parent's event it woke went to the followers; the caller gets the run's own.
         events.retain(|event| event.run_id == run_id);
         Ok((record, events))
@@ -63,6 +74,21 @@ impl RunStore for SqliteStore {
         let filter = filter.clone();
         self.read(move |conn| list_runs(conn, &filter)).await
     }
+
+    async fn live_run_counts(&self) -> Result<LiveRunCounts> {
+        self.read(|conn| live_run_counts(conn)).await
+    }
+}
+
+/// How many runs are running and waiting.
+fn live_run_counts(conn: &Connection) -> Result<LiveRunCounts, DbError> {
+    let count = |status: &str| -> Result<u64, DbError> {
+        let count: i64 = conn
+            .prepare_cached("SELECT count(*) FROM runs WHERE status = ?1")?
+            .query_row(params![status], |row| row.get(0))?;
+        Ok(u64::try_from(count).unwrap_or_default())
+    };
+    Ok(LiveRunCounts { running: count("running")?, waiting: count("waiting")? })
 }
 
 /// Opens a run: its row, its initial outputs and its `run_started` entry,
@@ -329,6 +355,9 @@ fn append(
     }
     crate::hooks::deliver_events(conn, events, after)
 }
+
+/// The backend, as metrics name it.
+const BACKEND: &str = "sqlite";
 
 /// A run's record, if it exists.
 pub(crate) fn find_run(conn: &Connection, run_id: &str) -> Result<Option<RunRecord>, DbError> {

@@ -24,6 +24,8 @@
 //! - `hooks`: [`Hook`], [`HookDelivery`] and [`HookStore`]: run-event hooks,
 //!   whose deliveries each commit writes with its step ([`HookEvent::of`],
 //!   [`hook_payload`]) and a sender attempts ([`next_attempt_at`]).
+//! - [`metrics`]: runs started and finished and commit times, counted as
+//!   commits land.
 //! - `page`: lists read a [`Page`] at a time; `json`: stored JSON read back;
 //!   `error`: [`StoreError`].
 //!
@@ -68,6 +70,7 @@ mod hooks;
 mod json;
 mod key;
 mod lease;
+pub mod metrics;
 mod page;
 mod past;
 mod retention;
@@ -94,8 +97,8 @@ pub use page::{CursorError, DeliveryCursor, GraphCursor, Page, RunCursor};
 pub use past::{Origin, Position, RunAt, UNKEPT_POSITION};
 pub use retention::{RetentionRule, RetentionStore, SWEEP_BATCH, Sweep, latest_kept, sweep_expired};
 pub use run::{
-    Dialect, FilterValue, NewRun, ParentLink, ParentStep, RunFilter, RunRecord, RunStatus, RunStore,
-    StepCommit, TriggerField,
+    Dialect, FilterValue, LiveRunCounts, NewRun, ParentLink, ParentStep, RunFilter, RunRecord, RunStatus,
+    RunStore, StepCommit, TriggerField,
 };
 pub use transcript::{Entry, TranscriptEvent, TranscriptStore};
 pub use worker::{WorkerRegistration, WorkerStore};

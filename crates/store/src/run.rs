@@ -418,6 +418,15 @@ impl RunFilter {
     }
 }
 
+/// How many runs are live, by status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LiveRunCounts {
+    /// Runs a process drives or will pick up.
+    pub running: u64,
+    /// Runs waiting on a person, a timer or a child run.
+    pub waiting: u64,
+}
+
 /// Where runs are kept: opened, moved a step at a time, leased to the process
 /// driving them, read and listed. Every method is one transaction.
 ///
@@ -477,6 +486,10 @@ pub trait RunStore: Send + Sync {
 
     /// Runs matching `filter`, newest first (equal creation times by run id).
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>>;
+
+    /// How many runs are running and how many waiting, of every
+    /// organization (counted on the status index).
+    async fn live_run_counts(&self) -> Result<LiveRunCounts>;
 
     /// A page of at most `size` runs matching `filter` (whose `limit` it
     /// ignores), in the order of [`RunStore::list_runs`], and the cursor of the

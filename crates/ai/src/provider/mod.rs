@@ -131,6 +131,18 @@ pub(crate) async fn chat(
     request: &ChatRequest<'_>,
     on_text: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Reply, ProviderError> {
+    let replied = send(agents, provider_name, request, on_text).await;
+    crate::metrics::replied(provider_name, &replied);
+    replied
+}
+
+/// [`chat`], without counting.
+async fn send(
+    agents: &Agents,
+    provider_name: &str,
+    request: &ChatRequest<'_>,
+    on_text: &mut (dyn FnMut(&str) + Send),
+) -> Result<Reply, ProviderError> {
     let name = provider_name.to_owned();
     let provider = agents.provider(provider_name).ok_or_else(|| ProviderError::Unusable {
         provider: name.clone(),
