@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
+use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use serde_json::Value;
 use crate::duration_text;
 use crate::error::AgentsError;
 use crate::message::ToolSpec;
+use crate::pace::Pace;
 use crate::retry::RetryPolicy;
 
 /// The wire format a provider speaks.
@@ -62,6 +64,11 @@ pub struct ProviderConfig {
     /// How 429 and 5xx answers are retried.
     #[serde(default)]
     pub retry: RetryPolicy,
+    /// At most this many requests a minute to the provider from this
+    /// process, all its runs together (retries count), spread evenly; none:
+    /// no pacing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<NonZeroU32>,
 }
 
 fn default_timeout() -> Duration {
@@ -78,6 +85,7 @@ impl ProviderConfig {
             api_key_env: None,
             timeout: default_timeout(),
             retry: RetryPolicy::default(),
+            requests_per_minute: None,
         }
     }
 
@@ -102,6 +110,12 @@ impl ProviderConfig {
     /// Sets the retry policy.
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Paces requests to at most `requests` a minute from this process.
+    pub fn with_requests_per_minute(mut self, requests: NonZeroU32) -> Self {
+        self.requests_per_minute = Some(requests);
         self
     }
 
@@ -328,6 +342,9 @@ pub struct Agents {
     tools: HashMap<String, ToolFunction>,
     env: EnvLookup,
     pub(crate) http: reqwest::Client,
+    /// The pace of each provider with `requests_per_minute`, shared by every
+    /// call of the process.
+    paces: HashMap<String, Arc<Pace>>,
 }
 
 impl fmt::Debug for Agents {
@@ -356,12 +373,20 @@ impl Agents {
             }
         }
         let http = reqwest::Client::builder().build().map_err(|e| AgentsError::Client(e.to_string()))?;
+        let paces = config
+            .providers
+            .iter()
+            .filter_map(|(name, provider)| {
+                Some((name.clone(), Arc::new(Pace::per_minute(provider.requests_per_minute?))))
+            })
+            .collect();
         Ok(Agents {
             config,
             by_id,
             tools: HashMap::new(),
             env: Arc::new(|name| std::env::var(name).ok()),
             http,
+            paces,
         })
     }
 
@@ -427,6 +452,11 @@ impl Agents {
     /// The provider `name`.
     pub(crate) fn provider(&self, name: &str) -> Option<&ProviderConfig> {
         self.config.providers.get(name)
+    }
+
+    /// The pace of provider `name`, when it has one.
+    pub(crate) fn pace(&self, name: &str) -> Option<&Pace> {
+        self.paces.get(name).map(Arc::as_ref)
     }
 
     /// The function behind tool `name`.

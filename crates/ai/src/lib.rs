@@ -66,6 +66,7 @@ mod error;
 mod message;
 pub mod metrics;
 mod orchestration;
+mod pace;
 mod provider;
 mod retry;
 mod schema;

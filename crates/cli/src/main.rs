@@ -196,6 +196,11 @@ enum RunCommand {
         poll: std::time::Duration,
         #[command(flatten)]
         worker: WorkerId,
+        /// Drives at most this many runs at a time (runs waiting on a
+        /// person, a timer or a child do not count); the others are left for
+        /// other processes, or for this one as its runs park or end.
+        #[arg(long, env = "ROOMKIT_GRAPH_MAX_RUNS", value_parser = clap::value_parser!(u32).range(1..))]
+        max_runs: Option<u32>,
         #[command(flatten)]
         hooks: hooks::HookOptions,
         #[command(flatten)]
@@ -246,6 +251,11 @@ enum RunCommand {
         max_event_streams: usize,
         #[command(flatten)]
         worker: WorkerId,
+        /// Drives at most this many runs at a time (runs waiting on a
+        /// person, a timer or a child do not count); the others are left for
+        /// other processes, or for this one as its runs park or end.
+        #[arg(long, env = "ROOMKIT_GRAPH_MAX_RUNS", value_parser = clap::value_parser!(u32).range(1..))]
+        max_runs: Option<u32>,
         #[command(flatten)]
         hooks: hooks::HookOptions,
         #[command(flatten)]
@@ -424,6 +434,14 @@ enum TokenCommand {
     },
 }
 
+/// `runner`, driving at most `max_runs` runs at a time when given.
+fn limited(runner: roomkit_graph_runner::Runner, max_runs: Option<u32>) -> roomkit_graph_runner::Runner {
+    match max_runs {
+        Some(max) => runner.with_max_runs(usize::try_from(max).unwrap_or(usize::MAX)),
+        None => runner,
+    }
+}
+
 fn parse_duration_option(text: &str) -> Result<std::time::Duration, String> {
     roomkit_graph::parse_duration(text).map_err(|e| e.to_string())
 }
@@ -532,7 +550,8 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
             };
             runs::list(&runner, filter, pages, json).await.map(|()| ExitCode::SUCCESS)
         }
-        RunCommand::Worker { poll, hooks, metrics, .. } => {
+        RunCommand::Worker { poll, max_runs, hooks, metrics, .. } => {
+            let runner = limited(runner.clone(), max_runs);
             runs::worker(&runner, poll, hooks, metrics).await.map(|()| ExitCode::SUCCESS)
         }
         RunCommand::Cancel { run, reason } => {
@@ -548,10 +567,12 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
             log_json,
             allow_unsigned_webhooks,
             max_event_streams,
+            max_runs,
             hooks,
             metrics,
             ..
         } => {
+            let runner = limited(runner.clone(), max_runs);
             init_logs(log_json);
             let limits = roomkit_graph_server::Limits {
                 max_body_bytes,

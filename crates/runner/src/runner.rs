@@ -252,6 +252,24 @@ impl Runner {
         self
     }
 
+    /// Drives at most `runs` runs at a time: beyond that, the runs it starts,
+    /// answers or finds are left for another process (or for this one, as
+    /// its runs park or end, at its next [`Runner::recover`]). Runs waiting
+    /// (on a person, a timer or a child run) are not driven, so they do not
+    /// count.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = roomkit_graph_sqlite::SqliteStore::open(dir.path().join("runs.db"))?;
+    /// let runner = roomkit_graph_runner::Runner::new(store, roomkit_graph::Handlers::builtin())
+    ///     .with_max_runs(50);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_max_runs(self, runs: usize) -> Self {
+        self.shared.tasks.set_limit(runs);
+        self
+    }
+
     /// How long the leases this runner takes last.
     pub fn lease(&self) -> Duration {
         self.shared.leases.duration()
@@ -810,7 +828,7 @@ impl Runner {
         }
         let mut picked_up = 0;
         for run in claimable {
-            if self.shared.tasks.stop().is_set() {
+            if self.shared.tasks.stop().is_set() || self.shared.tasks.is_full() {
                 break;
             }
             if self.adopt(&run.run_id).await? {
@@ -830,7 +848,10 @@ impl Runner {
     pub async fn adopt(&self, run_id: &str) -> Result<bool, RunnerError> {
         timers::start(&self.shared);
         // A run this runner drives already (whose lease lapsed in between) keeps its task.
-        if self.shared.tasks.stop().is_set() || self.shared.tasks.drives(run_id) {
+        if self.shared.tasks.stop().is_set()
+            || self.shared.tasks.drives(run_id)
+            || self.shared.tasks.is_full()
+        {
             return Ok(false);
         }
         // Another process may claim it first: then it is theirs.

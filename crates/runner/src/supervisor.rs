@@ -10,6 +10,7 @@ use roomkit_graph_store::{RunRecord, RunStatus};
 
 use crate::drive::{self, Ended, Started};
 use crate::shared::Shared;
+use crate::tasks::Refusal;
 
 /// How many times in a row a task drives a run whose store failed before it
 /// lets the run go (for [`Runner::recover`](crate::Runner::recover) to pick up later).
@@ -43,8 +44,16 @@ pub(crate) fn spawn(shared: &Arc<Shared>, run: &RunRecord, start: Option<Started
         shared.tasks.spawn(async move { task_shared.release(&run_id).await });
         return false;
     }
-    let Some(mut cancelled) = shared.tasks.enter(&run.run_id) else {
-        return false;
+    let mut cancelled = match shared.tasks.enter(&run.run_id) {
+        Ok(cancelled) => cancelled,
+        Err(Refusal::Driven) => return false,
+        Err(Refusal::Full) => {
+            // Held, but this runner drives as many runs as it may: another
+            // process (or this one, later) takes it.
+            let (task_shared, run_id) = (Arc::clone(shared), run.run_id.clone());
+            shared.tasks.spawn(async move { task_shared.release(&run_id).await });
+            return false;
+        }
     };
     let (task_shared, run_id) = (Arc::clone(shared), run.run_id.clone());
     shared.tasks.spawn(async move {
@@ -95,13 +104,17 @@ pub(crate) fn spawn(shared: &Arc<Shared>, run: &RunRecord, start: Option<Started
             }
             // An answer may have set the run going again while this task was
             // finishing (and so did not start another): look once more.
-            let claimed = shared.claim(&run_id).await.ok().flatten();
-            match claimed.and_then(|run| Some((run, shared.tasks.enter(&run_id)?))) {
-                Some((run, entered)) => {
+            let Some(run) = shared.claim(&run_id).await.ok().flatten() else { break };
+            match shared.tasks.enter(&run_id) {
+                Ok(entered) => {
                     until = run.lease_until.unwrap_or(until);
                     cancelled = entered;
                 }
-                None => break,
+                Err(Refusal::Driven) => break,
+                Err(Refusal::Full) => {
+                    shared.release(&run_id).await;
+                    break;
+                }
             }
         }
     });

@@ -4,6 +4,7 @@
 //! is stopping.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::{Notify, broadcast, watch};
@@ -62,6 +63,17 @@ pub(crate) struct RunTasks {
     /// The id of each run a task stopped driving (it parked, ended or was
     /// let go), for [`Runner::wait`](crate::Runner::wait).
     settled: broadcast::Sender<Arc<str>>,
+    /// How many runs the tasks drive at most at once.
+    limit: AtomicUsize,
+}
+
+/// Why a run is not driven by a new task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// A task drives it already.
+    Driven,
+    /// The tasks drive as many runs as they may.
+    Full,
 }
 
 impl RunTasks {
@@ -71,7 +83,18 @@ impl RunTasks {
             tracker: TaskTracker::new(),
             stop: Stop::new(),
             settled: broadcast::channel(SETTLED_CAPACITY).0,
+            limit: AtomicUsize::new(usize::MAX),
         }
+    }
+
+    /// Lets the tasks drive at most `limit` runs at once.
+    pub(crate) fn set_limit(&self, limit: usize) {
+        self.limit.store(limit, Ordering::Relaxed);
+    }
+
+    /// Whether the tasks drive as many runs as they may.
+    pub(crate) fn is_full(&self) -> bool {
+        lock(&self.active).len() >= self.limit.load(Ordering::Relaxed)
     }
 
     /// Whether the runner is stopping.
@@ -92,15 +115,19 @@ impl RunTasks {
     }
 
     /// Marks `run_id` as driven by a task: what tells that task the run was
-    /// cancelled, or `None` when a task drives it already.
-    pub(crate) fn enter(&self, run_id: &str) -> Option<Arc<Notify>> {
+    /// cancelled, or why it may not be driven (a task drives it already, or
+    /// the tasks drive as many runs as they may).
+    pub(crate) fn enter(&self, run_id: &str) -> Result<Arc<Notify>, Refusal> {
         let mut active = lock(&self.active);
         if active.contains_key(run_id) {
-            return None;
+            return Err(Refusal::Driven);
+        }
+        if active.len() >= self.limit.load(Ordering::Relaxed) {
+            return Err(Refusal::Full);
         }
         let cancelled = Arc::new(Notify::new());
         active.insert(run_id.to_owned(), Arc::clone(&cancelled));
-        Some(cancelled)
+        Ok(cancelled)
     }
 
     /// Marks `run_id` as driven by no task any more, and tells

@@ -172,6 +172,9 @@ async fn send(
     let mut attempt = 0;
     let (response, deadline) = loop {
         attempt += 1;
+        if let Some(pace) = agents.pace(provider_name) {
+            pace.wait().await;
+        }
         let deadline = Instant::now() + provider.timeout;
         let sent = agents.http.post(&url).headers(headers.clone()).body(body.clone()).send();
         let timed_out = || ProviderError::Timeout { provider: name.clone(), timeout: provider.timeout };
