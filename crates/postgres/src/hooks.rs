@@ -44,6 +44,10 @@ impl HookStore for PostgresStore {
         self.retrying(|| self.record_attempt_once(claimed, attempt, next_attempt_at)).await
     }
 
+    async fn delete_old_deliveries(&self, before: Millis, limit: usize) -> Result<usize> {
+        self.retrying(|| self.delete_old_deliveries_once(before, limit)).await
+    }
+
     async fn deliveries(
         &self,
         org: &str,
@@ -221,6 +225,21 @@ impl PostgresStore {
             .await
             .map_err(pg)?;
         Ok(recorded > 0)
+    }
+
+    async fn delete_old_deliveries_once(&self, before: Millis, limit: usize) -> Result<usize> {
+        let client = self.client().await?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let deleted = client
+            .execute(
+                "DELETE FROM roomkit_graph.hook_deliveries WHERE delivery_id IN \
+                 (SELECT delivery_id FROM roomkit_graph.hook_deliveries \
+                 WHERE next_attempt_at IS NULL AND created_at < $1 LIMIT $2)",
+                &[&before, &limit],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
     }
 
     async fn deliveries_once(

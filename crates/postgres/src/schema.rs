@@ -140,6 +140,7 @@ CREATE INDEX hook_deliveries_due ON roomkit_graph.hook_deliveries (next_attempt_
     WHERE next_attempt_at IS NOT NULL;
 CREATE INDEX hook_deliveries_by_org ON roomkit_graph.hook_deliveries (org, created_at, delivery_id);
 CREATE INDEX hook_deliveries_by_run ON roomkit_graph.hook_deliveries (run_id);
+CREATE INDEX hook_deliveries_over ON roomkit_graph.hook_deliveries (created_at) WHERE next_attempt_at IS NULL;
 CREATE INDEX hook_deliveries_by_hook ON roomkit_graph.hook_deliveries (org, hook_id, created_at);
 
 CREATE TABLE roomkit_graph.retention (
@@ -201,6 +202,7 @@ CREATE INDEX IF NOT EXISTS hook_deliveries_due ON roomkit_graph.hook_deliveries 
     WHERE next_attempt_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS hook_deliveries_by_org ON roomkit_graph.hook_deliveries (org, created_at, delivery_id);
 CREATE INDEX IF NOT EXISTS hook_deliveries_by_run ON roomkit_graph.hook_deliveries (run_id);
+CREATE INDEX IF NOT EXISTS hook_deliveries_over ON roomkit_graph.hook_deliveries (created_at) WHERE next_attempt_at IS NULL;
 CREATE INDEX IF NOT EXISTS hook_deliveries_by_hook ON roomkit_graph.hook_deliveries (org, hook_id, created_at);
 
 CREATE TABLE IF NOT EXISTS roomkit_graph.retention (

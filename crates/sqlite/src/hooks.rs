@@ -55,6 +55,10 @@ impl HookStore for SqliteStore {
             .await
     }
 
+    async fn delete_old_deliveries(&self, before: Millis, limit: usize) -> Result<usize> {
+        self.write(move |conn| delete_old_deliveries(conn, before, limit)).await
+    }
+
     async fn deliveries(
         &self,
         org: &str,
@@ -201,6 +205,16 @@ fn record_attempt(
         )?
         .execute(params![delivery_id, held_until, status.as_str(), next, serde_json::to_string(attempt)?])?;
     Ok(recorded > 0)
+}
+
+fn delete_old_deliveries(conn: &Connection, before: Millis, limit: usize) -> Result<usize, DbError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    Ok(conn
+        .prepare_cached(
+            "DELETE FROM hook_deliveries WHERE delivery_id IN (SELECT delivery_id FROM hook_deliveries \
+             WHERE next_attempt_at IS NULL AND created_at < ?1 LIMIT ?2)",
+        )?
+        .execute(params![before, limit])?)
 }
 
 fn deliveries(

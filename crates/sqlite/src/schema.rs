@@ -154,6 +154,7 @@ CREATE TABLE hook_deliveries (
 CREATE INDEX hook_deliveries_due ON hook_deliveries (next_attempt_at) WHERE next_attempt_at IS NOT NULL;
 CREATE INDEX hook_deliveries_by_org ON hook_deliveries (org, created_at, delivery_id);
 CREATE INDEX hook_deliveries_by_run ON hook_deliveries (run_id);
+CREATE INDEX hook_deliveries_over ON hook_deliveries (created_at) WHERE next_attempt_at IS NULL;
 CREATE INDEX hook_deliveries_by_hook ON hook_deliveries (org, hook_id, created_at);
 
 CREATE TABLE retention (
@@ -359,6 +360,7 @@ CREATE TABLE hook_deliveries (
 CREATE INDEX hook_deliveries_due ON hook_deliveries (next_attempt_at) WHERE next_attempt_at IS NOT NULL;
 CREATE INDEX hook_deliveries_by_org ON hook_deliveries (org, created_at, delivery_id);
 CREATE INDEX hook_deliveries_by_run ON hook_deliveries (run_id);
+CREATE INDEX hook_deliveries_over ON hook_deliveries (created_at) WHERE next_attempt_at IS NULL;
 CREATE INDEX hook_deliveries_by_hook ON hook_deliveries (org, hook_id, created_at);
 
 CREATE TABLE retention (

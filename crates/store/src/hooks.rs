@@ -327,6 +327,9 @@ pub const LONGEST_RETRY: Millis = 60 * 60 * 1_000;
 /// How long a delivery is tried, from its event: a day.
 pub const GIVE_UP_AFTER: Millis = 24 * 60 * 60 * 1_000;
 
+/// How long a delivery that is over is kept, to be seen: 30 days.
+pub const DELIVERIES_KEPT: Millis = 30 * 24 * 60 * 60 * 1_000;
+
 /// When a delivery of an event committed at `created_at` is tried next after
 /// `attempts` failed attempts, the last ending at `now`: [`FIRST_RETRY`]
 /// doubling up to [`LONGEST_RETRY`]; never once [`GIVE_UP_AFTER`] has passed
@@ -420,6 +423,10 @@ pub trait HookStore: Send + Sync {
         attempt: &HookAttempt,
         next_attempt_at: Option<Millis>,
     ) -> Result<bool>;
+
+    /// Deletes up to `limit` deliveries that are over (delivered or failed)
+    /// and were made before `before`, of every organization: how many went.
+    async fn delete_old_deliveries(&self, before: Millis, limit: usize) -> Result<usize>;
 
     /// The deliveries of `org` that `filter` lets through, newest first, at
     /// most `limit`.

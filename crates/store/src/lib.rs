@@ -87,8 +87,9 @@ pub use error::{Cause, Result, StoreError};
 pub use follow::{TranscriptPages, Wake, Wakes};
 pub use graph::{GraphStore, StoredGraph, VersionInfo};
 pub use hooks::{
-    ClaimedDelivery, DeliveryFilter, DeliveryStatus, FIRST_RETRY, GIVE_UP_AFTER, Hook, HookAttempt,
-    HookDelivery, HookEvent, HookStore, LONGEST_RETRY, delivery_id, hook_payload, next_attempt_at,
+    ClaimedDelivery, DELIVERIES_KEPT, DeliveryFilter, DeliveryStatus, FIRST_RETRY, GIVE_UP_AFTER, Hook,
+    HookAttempt, HookDelivery, HookEvent, HookStore, LONGEST_RETRY, delivery_id, hook_payload,
+    next_attempt_at,
 };
 pub use json::{STORED_DEPTH, merged_context, pending_text, read_pending, read_stored};
 pub use key::{HeldKey, RunKey};

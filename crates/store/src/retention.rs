@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::{Millis, Result};
+use crate::{HookStore, Millis, Result};
 
 /// How long an organization (or one of its graphs) keeps its finished runs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,12 +123,15 @@ pub fn latest_kept(graph_id: &str, version: u64) -> String {
 pub const SWEEP_BATCH: usize = 500;
 
 /// Deletes every finished run older than its retention at `now`, a batch
-/// of [`SWEEP_BATCH`] per transaction: how many runs went.
+/// of [`SWEEP_BATCH`] per transaction, and the hook deliveries over for
+/// [`DELIVERIES_KEPT`](crate::DELIVERIES_KEPT): how many runs went.
 ///
 /// # Errors
 ///
 /// The first error of the store (what was deleted before it stays deleted).
-pub async fn sweep_expired(store: &dyn RetentionStore, now: Millis) -> Result<usize> {
+pub async fn sweep_expired(store: &(impl RetentionStore + HookStore + ?Sized), now: Millis) -> Result<usize> {
+    let old_deliveries = now.saturating_sub(crate::DELIVERIES_KEPT);
+    while store.delete_old_deliveries(old_deliveries, SWEEP_BATCH).await? == SWEEP_BATCH {}
     let rules = store.retention_rules().await?;
     let mut deleted = 0;
     for sweep in RetentionRule::sweeps(&rules, now, SWEEP_BATCH) {

@@ -176,4 +176,12 @@ pub async fn deliveries_are_claimed_by_one_process_tried_again_and_ended(databas
     let pending = store.deliveries("acme", &pending, 10).await.unwrap();
     assert!(pending.iter().all(|d| d.hook_id != removed_hook.delivery.hook_id), "{pending:?}");
     assert_eq!(other.claim_deliveries(now + 100_000, 30_000, 10).await.unwrap().len(), pending.len());
+
+    // Those over go once old enough, a batch at a time; the pending stay.
+    let over = all.iter().filter(|d| d.status != DeliveryStatus::Pending).count();
+    assert_eq!(store.delete_old_deliveries(0, 10).await.unwrap(), 0, "none that old");
+    assert_eq!(store.delete_old_deliveries(i64::MAX, 1).await.unwrap(), 1);
+    assert_eq!(other.delete_old_deliveries(i64::MAX, 10).await.unwrap(), over - 1);
+    let left = store.deliveries("acme", &DeliveryFilter::default(), 10).await.unwrap();
+    assert!(left.iter().all(|d| d.status == DeliveryStatus::Pending) && left.len() == pending.len());
 }
