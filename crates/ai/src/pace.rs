@@ -42,22 +42,15 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn requests_go_one_interval_apart_in_the_order_they_asked() {
-        let pace = std::sync::Arc::new(Pace::per_minute(NonZeroU32::new(120).unwrap_or(NonZeroU32::MIN)));
+        let pace = Pace::per_minute(NonZeroU32::new(120).unwrap_or(NonZeroU32::MIN));
         let start = Instant::now();
-        let mut turns = Vec::new();
-        for _ in 0..4 {
-            let pace = std::sync::Arc::clone(&pace);
-            turns.push(tokio::spawn(async move {
-                pace.wait().await;
-                Instant::now() - start
-            }));
-        }
-        let mut waited = Vec::new();
-        for turn in turns {
-            waited.push(turn.await.unwrap_or_default());
-        }
-        waited.sort();
+        // Polled in order: the first asks first.
+        let waits = (0..4).map(|_| async {
+            pace.wait().await;
+            Instant::now() - start
+        });
+        let waited = futures_util::future::join_all(waits).await;
         let expected: Vec<Duration> = (0..4).map(|n| Duration::from_millis(500) * n).collect();
-        assert_eq!(waited, expected);
+        assert_eq!(waited, expected, "each a turn after the one that asked before it");
     }
 }

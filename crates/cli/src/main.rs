@@ -437,7 +437,12 @@ enum TokenCommand {
 /// `runner`, driving at most `max_runs` runs at a time when given.
 fn limited(runner: roomkit_graph_runner::Runner, max_runs: Option<u32>) -> roomkit_graph_runner::Runner {
     match max_runs {
-        Some(max) => runner.with_max_runs(usize::try_from(max).unwrap_or(usize::MAX)),
+        Some(max) => runner.with_max_runs(
+            usize::try_from(max)
+                .ok()
+                .and_then(std::num::NonZeroUsize::new)
+                .unwrap_or(std::num::NonZeroUsize::MAX),
+        ),
         None => runner,
     }
 }

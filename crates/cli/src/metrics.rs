@@ -16,13 +16,16 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use clap::Args;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_util::MetricKindMask;
 use roomkit_graph_runner::Runner;
 use roomkit_graph_store::Store;
 use tokio::task::JoinHandle;
 
 use crate::shutdown::wait_for;
 
-/// Runs by status (running, waiting), counted at each scrape.
+/// Runs by status (running, waiting), counted at each scrape: of the whole
+/// database, so each process serves the same number (take the `max`, not the
+/// sum, over processes).
 pub(crate) const RUNS_LIVE: &str = "roomkit_runs";
 
 /// The bounds of the time histograms (seconds): from a millisecond to ten
@@ -32,6 +35,12 @@ const SECONDS: [f64; 14] =
 
 /// How often recorded histograms are folded in, so they hold their memory.
 const UPKEEP: Duration = Duration::from_secs(5);
+
+/// How long a scrape waits for the live runs to be counted.
+const COUNT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a series no process updates is kept (a graph deleted, say).
+const IDLE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Where the metrics are served.
 #[derive(Args, Clone, Copy, Default)]
@@ -56,6 +65,7 @@ pub(crate) async fn serve(
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &SECONDS)
         .context("the metrics' buckets")?
+        .idle_timeout(MetricKindMask::COUNTER | MetricKindMask::HISTOGRAM, Some(IDLE))
         .install_recorder()
         .context("cannot install the metrics recorder")?;
     describe();
@@ -91,12 +101,14 @@ struct Scrape {
 
 /// The metrics, the live runs counted first.
 async fn render(State(scrape): State<Scrape>) -> impl IntoResponse {
-    match scrape.store.live_run_counts().await {
-        Ok(counts) => {
+    // A database out of reach costs this gauge, not the scrape.
+    match tokio::time::timeout(COUNT_TIMEOUT, scrape.store.live_run_counts()).await {
+        Ok(Ok(counts)) => {
             metrics::gauge!(RUNS_LIVE, "status" => "running").set(counts.running as f64);
             metrics::gauge!(RUNS_LIVE, "status" => "waiting").set(counts.waiting as f64);
         }
-        Err(error) => tracing::warn!(%error, "cannot count the live runs for the metrics"),
+        Ok(Err(error)) => tracing::warn!(%error, "cannot count the live runs for the metrics"),
+        Err(_) => tracing::warn!("the live runs were not counted in time for the metrics"),
     }
     ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], scrape.handle.render())
 }

@@ -26,14 +26,23 @@ pub(crate) fn spawn_sweeper(runner: &Runner, stopped: tokio::sync::watch::Receiv
         let stop = wait_for(stopped);
         tokio::pin!(stop);
         let mut ticks = tokio::time::interval(SWEEP_EVERY);
+        // A long sweep is followed by a pause, not by the sweeps it missed.
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = &mut stop => return,
-                _ = ticks.tick() => match sweep_expired(&*store, now_millis()).await {
-                    Ok(0) => {}
-                    Ok(deleted) => tracing::info!(deleted, "deleted finished runs past their retention"),
-                    Err(error) => tracing::warn!(%error, "cannot delete the runs past their retention"),
-                },
+                _ = ticks.tick() => {}
+            }
+            // Stopping drops a sweep under way: each batch is a transaction
+            // of its own, so what went stays gone and the rest waits.
+            let swept = tokio::select! {
+                () = &mut stop => return,
+                swept = sweep_expired(&*store, now_millis()) => swept,
+            };
+            match swept {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(deleted, "deleted finished runs past their retention"),
+                Err(error) => tracing::warn!(%error, "cannot delete some runs past their retention"),
             }
         }
     })

@@ -46,16 +46,17 @@ pub(crate) async fn serve(
 ) -> anyhow::Result<()> {
     let Duties { tick, poll, hooks, metrics } = duties;
     let address = listener.local_addr().context("cannot read the address listened on")?;
+    eprintln!("serve: listening on http://{address}");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    // Before picking up runs, so that what they do is counted.
+    let exporter = crate::metrics::serve(runner, metrics, stopped.clone()).await?;
     let picked_up = runner.recover().await?;
     tracing::info!(%address, picked_up, "serving");
-    eprintln!("serve: listening on http://{address}");
 
-    let (stop, stopped) = tokio::sync::watch::channel(false);
     let scheduler = tokio::spawn(Scheduler::new(runner.clone(), tick).run(wait_for(stopped.clone())));
     let recovery = tokio::spawn(recover_every(runner.clone(), poll, wait_for(stopped.clone())));
     let sender = crate::hooks::spawn_sender(runner, hooks, stopped.clone())?;
     let sweeper = crate::retention::spawn_sweeper(runner, stopped.clone());
-    let exporter = crate::metrics::serve(runner, metrics, stopped.clone()).await?;
     let (driving, lost) = (runner.clone(), Arc::new(AtomicBool::new(false)));
     let lost_id = Arc::clone(&lost);
     let signal = async move {

@@ -138,12 +138,14 @@ impl Sender {
                     (false, Some(_)) => "retrying",
                     (false, None) => "failed",
                 };
-                metrics::counter!(HOOK_ATTEMPTS, "event" => delivery.event.as_str(), "outcome" => outcome).increment(1);
                 if next.is_none() && !attempt.delivered() {
                     tracing::warn!(delivery = %delivery.delivery_id, "a hook's delivery failed for good");
                 }
                 match self.store.record_attempt(&claimed, &attempt, next).await {
-                    Ok(true) => {}
+                    Ok(true) => {
+                        metrics::counter!(HOOK_ATTEMPTS, "event" => delivery.event.as_str(), "outcome" => outcome)
+                            .increment(1);
+                    }
                     Ok(false) => tracing::warn!(
                         delivery = %delivery.delivery_id,
                         "a hook's delivery attempt outlasted its hold: another process took the delivery"

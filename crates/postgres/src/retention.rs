@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
 use roomkit_graph_store::{
-    Millis, Result, RetentionRule, RetentionStore, RunStatus, StoreError, Sweep, latest_kept,
+    Millis, Result, RetentionRule, RetentionStore, RunStatus, StoreError, Sweep, Swept, latest_kept,
 };
 use tokio_postgres::types::ToSql;
 
@@ -27,7 +27,7 @@ impl RetentionStore for PostgresStore {
         self.retrying(|| self.delete_run_once(run_id)).await
     }
 
-    async fn delete_finished_runs(&self, sweep: &Sweep) -> Result<usize> {
+    async fn delete_finished_runs(&self, sweep: &Sweep) -> Result<Swept> {
         self.retrying(|| self.delete_finished_runs_once(sweep)).await
     }
 
@@ -111,15 +111,18 @@ impl PostgresStore {
         Ok(family.len())
     }
 
-    async fn delete_finished_runs_once(&self, sweep: &Sweep) -> Result<usize> {
+    async fn delete_finished_runs_once(&self, sweep: &Sweep) -> Result<Swept> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         let limit = i64::try_from(sweep.limit).unwrap_or(i64::MAX);
         let mut sql = String::from(
-            "SELECT run_id FROM roomkit_graph.runs WHERE org = $1 AND created_at < $2 AND updated_at < $2 \
-             AND parent_run_id IS NULL AND status IN ('completed', 'failed', 'cancelled')",
+            "SELECT created_at, run_id FROM roomkit_graph.runs AS r WHERE org = $1 AND created_at < $2 \
+             AND updated_at < $2 AND parent_run_id IS NULL AND status IN ('completed', 'failed', 'cancelled') \
+             AND (run_key IS NULL OR key_expires_at IS NULL OR key_expires_at <= $3) \
+             AND NOT EXISTS (SELECT 1 FROM roomkit_graph.hook_deliveries AS d \
+                 WHERE d.run_id = r.run_id AND d.next_attempt_at IS NOT NULL)",
         );
-        let mut values: Vec<&(dyn ToSql + Sync)> = vec![&sweep.org, &sweep.finished_before];
+        let mut values: Vec<&(dyn ToSql + Sync)> = vec![&sweep.org, &sweep.finished_before, &sweep.now];
         if let Some(graph_id) = &sweep.graph_id {
             values.push(graph_id);
             sql.push_str(&format!(" AND graph_id = ${}", values.len()));
@@ -128,21 +131,27 @@ impl PostgresStore {
             values.push(&sweep.except_graphs);
             sql.push_str(&format!(" AND graph_id <> ALL(${})", values.len()));
         }
+        if let Some((created_at, run_id)) = &sweep.after {
+            values.push(created_at);
+            values.push(run_id);
+            let (at, id) = (values.len() - 1, values.len());
+            sql.push_str(&format!(" AND (created_at, run_id) > (${at}, ${id})"));
+        }
         values.push(&limit);
         // Runs another process is deleting (or committing to) are left to it.
-        sql.push_str(&format!(" ORDER BY created_at LIMIT ${} FOR UPDATE SKIP LOCKED", values.len()));
-        let candidates: Vec<String> =
-            tx.query(&sql, &values).await.map_err(pg)?.iter().map(|row| row.get(0)).collect();
+        sql.push_str(&format!(" ORDER BY created_at, run_id LIMIT ${} FOR UPDATE SKIP LOCKED", values.len()));
+        let candidates: Vec<(Millis, String)> =
+            tx.query(&sql, &values).await.map_err(pg)?.iter().map(|row| (row.get(0), row.get(1))).collect();
         let mut deleted = 0;
-        for run_id in candidates {
-            let family = family(&tx, &run_id).await?;
+        for (_, run_id) in &candidates {
+            let family = family(&tx, run_id).await?;
             if live_member(&family).is_none() {
                 delete_family(&tx, &family).await?;
                 deleted += family.len();
             }
         }
         tx.commit().await.map_err(pg)?;
-        Ok(deleted)
+        Ok(Swept { deleted, looked_at: candidates.len(), last: candidates.last().cloned() })
     }
 
     async fn delete_graph_version_once(&self, org: &str, graph_id: &str, version: u64) -> Result<()> {

@@ -232,13 +232,8 @@ async fn drive_from(
                 let began = std::time::Instant::now();
                 match engine.step_outcome().await {
                     Some(outcome) => {
-                        let node_type =
-                            engine.graph().node(&outcome.node_id).map(|node| node.node_type.to_string());
-                        metrics::step(
-                            node_type.as_deref().unwrap_or("unknown"),
-                            &outcome.status,
-                            began.elapsed(),
-                        );
+                        let node_type = engine.graph().node(&outcome.node_id).map(|node| &node.node_type);
+                        metrics::step(node_type, &outcome.status, began.elapsed());
                         (outcome, Cause::Step)
                     }
                     None => return Ok(Ended::Parked),

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use roomkit_graph::StepStatus;
+use roomkit_graph::{NodeType, StepStatus};
 
 /// Steps executed, by node type and outcome.
 pub const STEPS: &str = "roomkit_steps_total";
@@ -15,8 +15,15 @@ pub const STEP_SECONDS: &str = "roomkit_step_duration_seconds";
 /// Runs picked up from another process whose lease had lapsed.
 pub const LEASE_TAKEOVERS: &str = "roomkit_lease_takeovers_total";
 
-/// Records a step of a `node_type` node that ended as `status` after `elapsed`.
-pub(crate) fn step(node_type: &str, status: &StepStatus, elapsed: Duration) {
+/// Records a step of a `node_type` node that ended as `status` after
+/// `elapsed`. Custom node types, which any graph may name, are counted
+/// together as `custom`: a label never takes a value from a graph.
+pub(crate) fn step(node_type: Option<&NodeType>, status: &StepStatus, elapsed: Duration) {
+    let node_type = match node_type {
+        Some(NodeType::Custom(_)) => "custom".to_owned(),
+        Some(known) => known.to_string(),
+        None => "unknown".to_owned(),
+    };
     let outcome = match status {
         StepStatus::Completed => "completed",
         StepStatus::Failed { retry_in: None, .. } => "failed",
@@ -26,8 +33,8 @@ pub(crate) fn step(node_type: &str, status: &StepStatus, elapsed: Duration) {
         StepStatus::Sleeping(_) => "sleeping",
         StepStatus::Child(_) => "child",
     };
-    metrics::counter!(STEPS, "node_type" => node_type.to_owned(), "outcome" => outcome).increment(1);
-    metrics::histogram!(STEP_SECONDS, "node_type" => node_type.to_owned()).record(elapsed.as_secs_f64());
+    metrics::counter!(STEPS, "node_type" => node_type.clone(), "outcome" => outcome).increment(1);
+    metrics::histogram!(STEP_SECONDS, "node_type" => node_type).record(elapsed.as_secs_f64());
 }
 
 /// Records a run taken over from another process.

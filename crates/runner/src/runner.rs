@@ -262,10 +262,10 @@ impl Runner {
     /// # let dir = tempfile::tempdir()?;
     /// # let store = roomkit_graph_sqlite::SqliteStore::open(dir.path().join("runs.db"))?;
     /// let runner = roomkit_graph_runner::Runner::new(store, roomkit_graph::Handlers::builtin())
-    ///     .with_max_runs(50);
+    ///     .with_max_runs(std::num::NonZeroUsize::new(50).unwrap_or(std::num::NonZeroUsize::MIN));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn with_max_runs(self, runs: usize) -> Self {
+    pub fn with_max_runs(self, runs: std::num::NonZeroUsize) -> Self {
         self.shared.tasks.set_limit(runs);
         self
     }

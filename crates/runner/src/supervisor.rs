@@ -49,9 +49,12 @@ pub(crate) fn spawn(shared: &Arc<Shared>, run: &RunRecord, start: Option<Started
         Err(Refusal::Driven) => return false,
         Err(Refusal::Full) => {
             // Held, but this runner drives as many runs as it may: another
-            // process (or this one, later) takes it.
+            // process (or this one, later) takes it once it is released.
             let (task_shared, run_id) = (Arc::clone(shared), run.run_id.clone());
-            shared.tasks.spawn(async move { task_shared.release(&run_id).await });
+            shared.tasks.spawn(async move {
+                task_shared.release(&run_id).await;
+                task_shared.tasks.leave(&run_id);
+            });
             return false;
         }
     };
@@ -113,6 +116,7 @@ pub(crate) fn spawn(shared: &Arc<Shared>, run: &RunRecord, start: Option<Started
                 Err(Refusal::Driven) => break,
                 Err(Refusal::Full) => {
                     shared.release(&run_id).await;
+                    shared.tasks.leave(&run_id);
                     break;
                 }
             }

@@ -4,6 +4,7 @@
 //! is stopping.
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -88,8 +89,8 @@ impl RunTasks {
     }
 
     /// Lets the tasks drive at most `limit` runs at once.
-    pub(crate) fn set_limit(&self, limit: usize) {
-        self.limit.store(limit, Ordering::Relaxed);
+    pub(crate) fn set_limit(&self, limit: NonZeroUsize) {
+        self.limit.store(limit.get(), Ordering::Relaxed);
     }
 
     /// Whether the tasks drive as many runs as they may.
@@ -116,13 +117,18 @@ impl RunTasks {
 
     /// Marks `run_id` as driven by a task: what tells that task the run was
     /// cancelled, or why it may not be driven (a task drives it already, or
-    /// the tasks drive as many runs as they may).
+    /// the tasks drive as many runs as they may). Refused as
+    /// [`Refusal::Full`], the run is marked all the same, until the caller
+    /// has released its lease and [`RunTasks::leave`]s it: no task of this
+    /// runner takes it meanwhile, so the release never drops a lease a new
+    /// task holds.
     pub(crate) fn enter(&self, run_id: &str) -> Result<Arc<Notify>, Refusal> {
         let mut active = lock(&self.active);
         if active.contains_key(run_id) {
             return Err(Refusal::Driven);
         }
         if active.len() >= self.limit.load(Ordering::Relaxed) {
+            active.insert(run_id.to_owned(), Arc::new(Notify::new()));
             return Err(Refusal::Full);
         }
         let cancelled = Arc::new(Notify::new());

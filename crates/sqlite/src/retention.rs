@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use roomkit_graph_store::{
-    Millis, Result, RetentionRule, RetentionStore, RunStatus, StoreError, Sweep, latest_kept,
+    Millis, Result, RetentionRule, RetentionStore, RunStatus, StoreError, Sweep, Swept, latest_kept,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
@@ -30,9 +30,16 @@ impl RetentionStore for SqliteStore {
         self.write(move |conn| delete_run(conn, &run_id)).await
     }
 
-    async fn delete_finished_runs(&self, sweep: &Sweep) -> Result<usize> {
+    async fn delete_finished_runs(&self, sweep: &Sweep) -> Result<Swept> {
+        // Found on a reader, so the writer (every commit) waits only for the
+        // deletions, each family looked at again there.
         let sweep = sweep.clone();
-        self.write(move |conn| delete_finished_runs(conn, &sweep)).await
+        let candidates = self.read(move |conn| sweep_candidates(conn, &sweep)).await?;
+        let last = candidates.last().cloned();
+        let looked_at = candidates.len();
+        let run_ids: Vec<String> = candidates.into_iter().map(|(_, run_id)| run_id).collect();
+        let deleted = self.write(move |conn| delete_finished_runs(conn, &run_ids)).await?;
+        Ok(Swept { deleted, looked_at, last })
     }
 
     async fn delete_graph_version(&self, org: &str, graph_id: &str, version: u64) -> Result<()> {
@@ -119,14 +126,23 @@ fn delete_run(conn: &Connection, run_id: &str) -> Result<usize, DbError> {
     Ok(family.len())
 }
 
-fn delete_finished_runs(conn: &Connection, sweep: &Sweep) -> Result<usize, DbError> {
+/// The top-level runs `sweep` names, oldest first: their creation time and
+/// id.
+fn sweep_candidates(conn: &Connection, sweep: &Sweep) -> Result<Vec<(Millis, String)>, DbError> {
     // A run finished before the cutoff was created before it too: the
     // organization's runs are read by creation time from their index.
     let mut sql = String::from(
-        "SELECT run_id FROM runs WHERE org = ?1 AND created_at < ?2 AND updated_at < ?2 \
-         AND parent_run_id IS NULL AND status IN ('completed', 'failed', 'cancelled')",
+        "SELECT created_at, run_id FROM runs WHERE org = ?1 AND created_at < ?2 AND updated_at < ?2 \
+         AND parent_run_id IS NULL AND status IN ('completed', 'failed', 'cancelled') \
+         AND (run_key IS NULL OR key_expires_at IS NULL OR key_expires_at <= ?3) \
+         AND NOT EXISTS (SELECT 1 FROM hook_deliveries AS d \
+             WHERE d.run_id = runs.run_id AND d.next_attempt_at IS NOT NULL)",
     );
-    let mut values = vec![SqlValue::Text(sweep.org.clone()), SqlValue::Integer(sweep.finished_before)];
+    let mut values = vec![
+        SqlValue::Text(sweep.org.clone()),
+        SqlValue::Integer(sweep.finished_before),
+        SqlValue::Integer(sweep.now),
+    ];
     if let Some(graph_id) = &sweep.graph_id {
         values.push(SqlValue::Text(graph_id.clone()));
         sql.push_str(&format!(" AND graph_id = ?{}", values.len()));
@@ -135,16 +151,26 @@ fn delete_finished_runs(conn: &Connection, sweep: &Sweep) -> Result<usize, DbErr
         values.push(SqlValue::Text(serde_json::to_string(&sweep.except_graphs)?));
         sql.push_str(&format!(" AND graph_id NOT IN (SELECT value FROM json_each(?{}))", values.len()));
     }
+    if let Some((created_at, run_id)) = &sweep.after {
+        values.push(SqlValue::Integer(*created_at));
+        values.push(SqlValue::Text(run_id.clone()));
+        let (at, id) = (values.len() - 1, values.len());
+        sql.push_str(&format!(" AND (created_at > ?{at} OR (created_at = ?{at} AND run_id > ?{id}))"));
+    }
     values.push(SqlValue::Integer(i64::try_from(sweep.limit).unwrap_or(i64::MAX)));
-    sql.push_str(&format!(" ORDER BY created_at LIMIT ?{}", values.len()));
-    let candidates: Vec<String> = conn
-        .prepare_cached(&sql)?
-        .query_map(params_from_iter(values), |row| row.get(0))?
-        .collect::<Result<_, _>>()?;
+    sql.push_str(&format!(" ORDER BY created_at, run_id LIMIT ?{}", values.len()));
+    let mut statement = conn.prepare_cached(&sql)?;
+    let rows = statement.query_map(params_from_iter(values), |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Deletes each of `run_ids` with its family, unless one of them is live
+/// (looked at again here, in the writer): how many runs went.
+fn delete_finished_runs(conn: &Connection, run_ids: &[String]) -> Result<usize, DbError> {
     let mut deleted = 0;
-    for run_id in candidates {
-        let family = family(conn, &run_id)?;
-        if live_member(&family).is_none() {
+    for run_id in run_ids {
+        let family = family(conn, run_id)?;
+        if !family.is_empty() && live_member(&family).is_none() {
             delete_family(conn, &family)?;
             deleted += family.len();
         }
@@ -157,6 +183,13 @@ fn delete_finished_runs(conn: &Connection, sweep: &Sweep) -> Result<usize, DbErr
 
 fn delete_graph_version(conn: &Connection, org: &str, graph_id: &str, version: u64) -> Result<(), DbError> {
     let number = sql_int(version);
+    // As PostgreSQL judges: the latest first, then the runs using it.
+    let latest: Option<i64> = conn
+        .prepare_cached("SELECT max(version) FROM graphs WHERE org = ?1 AND graph_id = ?2")?
+        .query_row(params![org, graph_id], |row| row.get(0))?;
+    if latest == Some(number) {
+        return Err(StoreError::Invalid(latest_kept(graph_id, version)).into());
+    }
     let user: Option<String> = conn
         .prepare_cached(
             "SELECT run_id FROM runs WHERE org = ?1 AND graph_id = ?2 AND graph_version = ?3 LIMIT 1",
@@ -167,12 +200,6 @@ fn delete_graph_version(conn: &Connection, org: &str, graph_id: &str, version: u
         let detail =
             format!("it uses version {version} of graph {graph_id}, which is kept while a run uses it");
         return Err(StoreError::Conflict { run_id, detail }.into());
-    }
-    let latest: Option<i64> = conn
-        .prepare_cached("SELECT max(version) FROM graphs WHERE org = ?1 AND graph_id = ?2")?
-        .query_row(params![org, graph_id], |row| row.get(0))?;
-    if latest == Some(number) {
-        return Err(StoreError::Invalid(latest_kept(graph_id, version)).into());
     }
     let deleted = conn
         .prepare_cached("DELETE FROM graphs WHERE org = ?1 AND graph_id = ?2 AND version = ?3")?

@@ -135,6 +135,7 @@ macro_rules! contract_tests {
                 a_finished_run_is_deleted_with_everything_of_it_and_a_live_one_is_refused,
                 finished_runs_past_their_retention_are_swept,
                 a_graph_version_is_deleted_only_when_no_run_uses_it,
+                a_sweep_keeps_runs_still_needed_and_goes_on_past_them,
             }
             hooks {
                 a_commit_makes_a_delivery_for_each_hook_that_hears_each_of_its_events,

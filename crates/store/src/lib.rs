@@ -96,7 +96,7 @@ pub use key::{HeldKey, RunKey};
 pub use lease::Lease;
 pub use page::{CursorError, DeliveryCursor, GraphCursor, Page, RunCursor};
 pub use past::{Origin, Position, RunAt, UNKEPT_POSITION};
-pub use retention::{RetentionRule, RetentionStore, SWEEP_BATCH, Sweep, latest_kept, sweep_expired};
+pub use retention::{RetentionRule, RetentionStore, SWEEP_BATCH, Sweep, Swept, latest_kept, sweep_expired};
 pub use run::{
     Dialect, FilterValue, LiveRunCounts, NewRun, ParentLink, ParentStep, RunFilter, RunRecord, RunStatus,
     RunStore, StepCommit, TriggerField,

@@ -23,8 +23,9 @@ pub struct RetentionRule {
 
 /// Finished top-level runs to delete: those of `org` (of `graph_id` only,
 /// when set; of no graph of `except_graphs`) finished before
-/// `finished_before`, oldest first, at most `limit` of them (each with its
-/// child runs).
+/// `finished_before`, oldest first from `after`, at most `limit` of them
+/// (each with its child runs). A run whose key is still held at `now`, or
+/// with a hook delivery still to be tried, is kept until then.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sweep {
     /// The organization.
@@ -35,8 +36,25 @@ pub struct Sweep {
     pub except_graphs: Vec<String>,
     /// Only runs finished before this time.
     pub finished_before: Millis,
-    /// At most this many runs (their children not counted).
+    /// The time keys are judged at.
+    pub now: Millis,
+    /// Only runs after this one (its creation time and id), in the order
+    /// they are swept: the next batch of a sweep.
+    pub after: Option<(Millis, String)>,
+    /// At most this many runs looked at (their children not counted).
     pub limit: usize,
+}
+
+/// What one batch of a [`Sweep`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// How many runs went, children included.
+    pub deleted: usize,
+    /// How many top-level runs were looked at (some are kept while a child
+    /// of theirs is live): fewer than the limit ends the sweep.
+    pub looked_at: usize,
+    /// The last run looked at, where the next batch starts.
+    pub last: Option<(Millis, String)>,
 }
 
 impl RetentionRule {
@@ -51,7 +69,7 @@ impl RetentionRule {
     /// ];
     /// let sweeps = RetentionRule::sweeps(&rules, 1_000, 50);
     /// assert_eq!(sweeps[0], Sweep { org: "acme".into(), graph_id: None, except_graphs: vec!["audit".into()],
-    ///     finished_before: 900, limit: 50 });
+    ///     finished_before: 900, now: 1_000, after: None, limit: 50 });
     /// assert_eq!((sweeps[1].graph_id.as_deref(), sweeps[1].finished_before), (Some("audit"), 100));
     /// ```
     pub fn sweeps(rules: &[RetentionRule], now: Millis, limit: usize) -> Vec<Sweep> {
@@ -69,6 +87,8 @@ impl RetentionRule {
                         .collect(),
                 },
                 finished_before: now.saturating_sub(rule.keep),
+                now,
+                after: None,
                 limit,
             })
             .collect()
@@ -94,10 +114,10 @@ pub trait RetentionStore: Send + Sync {
     /// when it is the child of a run still stored (it goes with its parent).
     async fn delete_run(&self, run_id: &str) -> Result<usize>;
 
-    /// Deletes the runs `sweep` names (as [`RetentionStore::delete_run`]
-    /// does, passing over those with a child still live): how many runs
-    /// went, children included. A SQLite store gives the space back.
-    async fn delete_finished_runs(&self, sweep: &Sweep) -> Result<usize>;
+    /// Deletes a batch of the runs `sweep` names (as
+    /// [`RetentionStore::delete_run`] does, passing over those with a child
+    /// still live). A SQLite store gives the space back.
+    async fn delete_finished_runs(&self, sweep: &Sweep) -> Result<Swept>;
 
     /// Deletes a version of a graph of `org`, but its latest (version
     /// numbers are never given twice: a process may hold a version's
@@ -128,20 +148,41 @@ pub const SWEEP_BATCH: usize = 500;
 ///
 /// # Errors
 ///
-/// The first error of the store (what was deleted before it stays deleted).
+/// The first error of the store; the sweeps of the other rules are made all
+/// the same (and what was deleted stays deleted).
 pub async fn sweep_expired(store: &(impl RetentionStore + HookStore + ?Sized), now: Millis) -> Result<usize> {
+    let mut first_error = None;
     let old_deliveries = now.saturating_sub(crate::DELIVERIES_KEPT);
-    while store.delete_old_deliveries(old_deliveries, SWEEP_BATCH).await? == SWEEP_BATCH {}
-    let rules = store.retention_rules().await?;
-    let mut deleted = 0;
-    for sweep in RetentionRule::sweeps(&rules, now, SWEEP_BATCH) {
-        loop {
-            let went = store.delete_finished_runs(&sweep).await?;
-            deleted += went;
-            if went == 0 {
+    loop {
+        match store.delete_old_deliveries(old_deliveries, SWEEP_BATCH).await {
+            Ok(SWEEP_BATCH) => {}
+            Ok(_) => break,
+            Err(error) => {
+                first_error.get_or_insert(error);
                 break;
             }
         }
     }
-    Ok(deleted)
+    let mut deleted = 0;
+    for mut sweep in RetentionRule::sweeps(&store.retention_rules().await?, now, SWEEP_BATCH) {
+        loop {
+            match store.delete_finished_runs(&sweep).await {
+                Ok(swept) => {
+                    deleted += swept.deleted;
+                    if swept.looked_at < sweep.limit || swept.last.is_none() {
+                        break;
+                    }
+                    sweep.after = swept.last;
+                }
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                    break;
+                }
+            }
+        }
+    }
+    match first_error {
+        Some(error) => Err(error),
+        None => Ok(deleted),
+    }
 }

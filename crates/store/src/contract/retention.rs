@@ -8,8 +8,8 @@ use super::Database;
 use super::children::parent_waiting_on_child;
 use super::fixtures::{final_step, graph, new_run, step};
 use crate::{
-    DEFAULT_ORG, DeliveryFilter, Entry, Hook, HookEvent, NewRun, RunKey, RunStatus, StoreError, now_millis,
-    sweep_expired,
+    DEFAULT_ORG, DeliveryFilter, Entry, Hook, HookEvent, NewRun, RunKey, RunStatus, StepCommit, StoreError,
+    Sweep, now_millis, sweep_expired,
 };
 
 /// A finished run goes with its transcript, its child runs, its hook
@@ -130,4 +130,71 @@ pub async fn a_graph_version_is_deleted_only_when_no_run_uses_it(database: &dyn 
     assert!(matches!(store.delete_graph_version("acme", "g", 2).await, Err(StoreError::NotFound(_))));
     assert!(matches!(store.delete_graph_version("globex", "g", 1).await, Err(StoreError::NotFound(_))));
     assert_eq!(store.save_graph("acme", &graph("g")).await.unwrap().version, 4, "no number given twice");
+}
+
+/// A sweep keeps a run whose key is still held, one with a hook delivery
+/// still to be tried, and one with a child still live, and goes on past
+/// them from batch to batch.
+pub async fn a_sweep_keeps_runs_still_needed_and_goes_on_past_them(database: &dyn Database) {
+    let store = database.open().await;
+    parent_waiting_on_child(&*store).await;
+    // The parent is over (a cancel commits it before its children): its child still waits.
+    store.commit_step(final_step("p", 2)).await.unwrap();
+    store
+        .add_hook(&Hook {
+            hook_id: "h".into(),
+            org: DEFAULT_ORG.into(),
+            url: "http://127.0.0.1:9/".into(),
+            events: vec![HookEvent::RunFailed],
+            graph_id: Some("review".into()),
+            secret: "s".into(),
+            created_at: 0,
+        })
+        .await
+        .unwrap();
+    let now = now_millis();
+    let keyed = NewRun {
+        key: Some(RunKey::new("delivery-1").until(now + 60_000)),
+        ..new_run(DEFAULT_ORG, "review", "keyed")
+    };
+    store.create_run(keyed).await.unwrap();
+    store.commit_step(final_step("keyed", 1)).await.unwrap();
+    store.create_run(new_run(DEFAULT_ORG, "review", "hooked")).await.unwrap();
+    let failed = StepCommit {
+        status: RunStatus::Failed,
+        error: Some("boom".into()),
+        entries: vec![Entry::RunFailed { error: "boom".into() }],
+        ..final_step("hooked", 1)
+    };
+    store.commit_step(failed).await.unwrap();
+    store.create_run(new_run(DEFAULT_ORG, "review", "plain")).await.unwrap();
+    store.commit_step(final_step("plain", 1)).await.unwrap();
+
+    let mut sweep = Sweep {
+        org: DEFAULT_ORG.into(),
+        graph_id: None,
+        except_graphs: Vec::new(),
+        finished_before: now_millis() + 1_000,
+        now: now_millis(),
+        after: None,
+        limit: 1,
+    };
+    let first = store.delete_finished_runs(&sweep).await.unwrap();
+    assert_eq!((first.deleted, first.looked_at), (0, 1), "the parent of a live child is kept");
+    assert_eq!(first.last.as_ref().map(|(_, run_id)| run_id.as_str()), Some("p"));
+    sweep.after = first.last;
+    let second = store.delete_finished_runs(&sweep).await.unwrap();
+    assert_eq!((second.deleted, second.looked_at), (1, 1), "the next batch goes on past it");
+    sweep.after = second.last;
+    assert_eq!(store.delete_finished_runs(&sweep).await.unwrap().looked_at, 0, "nothing after");
+    for kept in ["p", "c", "keyed", "hooked"] {
+        assert!(store.run(kept).await.is_ok(), "{kept} is kept");
+    }
+    assert!(matches!(store.run("plain").await, Err(StoreError::NotFound(_))));
+    // Once the key is let go, the keyed run goes too.
+    sweep.now = now + 60_000;
+    sweep.after = None;
+    sweep.limit = 10;
+    assert_eq!(store.delete_finished_runs(&sweep).await.unwrap().deleted, 1);
+    assert!(matches!(store.run("keyed").await, Err(StoreError::NotFound(_))));
 }
