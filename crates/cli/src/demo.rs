@@ -124,8 +124,7 @@ async fn run(runner: &Runner, dir: &Path, listener: TcpListener) -> anyhow::Resu
     let duties = crate::serve::Duties {
         tick: Duration::from_secs(1),
         poll: Duration::from_secs(1),
-        hooks: crate::hooks::HookOptions::default(),
-        metrics: crate::metrics::MetricsOptions::default(),
+        driving: crate::driving::Driving::default(),
     };
     crate::serve::serve(runner, app, listener, duties).await
 }

@@ -2,6 +2,7 @@
 //! stderr; `--json` gives output for scripts.
 
 mod demo;
+mod driving;
 mod graphs;
 mod hooks;
 mod limits;
@@ -196,15 +197,8 @@ enum RunCommand {
         poll: std::time::Duration,
         #[command(flatten)]
         worker: WorkerId,
-        /// Drives at most this many runs at a time (runs waiting on a
-        /// person, a timer or a child do not count); the others are left for
-        /// other processes, or for this one as its runs park or end.
-        #[arg(long, env = "ROOMKIT_GRAPH_MAX_RUNS", value_parser = clap::value_parser!(u32).range(1..))]
-        max_runs: Option<u32>,
         #[command(flatten)]
-        hooks: hooks::HookOptions,
-        #[command(flatten)]
-        metrics: metrics::MetricsOptions,
+        driving: driving::Driving,
     },
     /// Cancels a run.
     Cancel {
@@ -251,15 +245,8 @@ enum RunCommand {
         max_event_streams: usize,
         #[command(flatten)]
         worker: WorkerId,
-        /// Drives at most this many runs at a time (runs waiting on a
-        /// person, a timer or a child do not count); the others are left for
-        /// other processes, or for this one as its runs park or end.
-        #[arg(long, env = "ROOMKIT_GRAPH_MAX_RUNS", value_parser = clap::value_parser!(u32).range(1..))]
-        max_runs: Option<u32>,
         #[command(flatten)]
-        hooks: hooks::HookOptions,
-        #[command(flatten)]
-        metrics: metrics::MetricsOptions,
+        driving: driving::Driving,
     },
     /// Stored graphs: store graph files as new versions, list them, print one.
     #[command(subcommand)]
@@ -434,19 +421,6 @@ enum TokenCommand {
     },
 }
 
-/// `runner`, driving at most `max_runs` runs at a time when given.
-fn limited(runner: roomkit_graph_runner::Runner, max_runs: Option<u32>) -> roomkit_graph_runner::Runner {
-    match max_runs {
-        Some(max) => runner.with_max_runs(
-            usize::try_from(max)
-                .ok()
-                .and_then(std::num::NonZeroUsize::new)
-                .unwrap_or(std::num::NonZeroUsize::MAX),
-        ),
-        None => runner,
-    }
-}
-
 fn parse_duration_option(text: &str) -> Result<std::time::Duration, String> {
     roomkit_graph::parse_duration(text).map_err(|e| e.to_string())
 }
@@ -555,9 +529,9 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
             };
             runs::list(&runner, filter, pages, json).await.map(|()| ExitCode::SUCCESS)
         }
-        RunCommand::Worker { poll, max_runs, hooks, metrics, .. } => {
-            let runner = limited(runner.clone(), max_runs);
-            runs::worker(&runner, poll, hooks, metrics).await.map(|()| ExitCode::SUCCESS)
+        RunCommand::Worker { poll, driving, .. } => {
+            let runner = driving.limit(runner.clone());
+            runs::worker(&runner, poll, driving).await.map(|()| ExitCode::SUCCESS)
         }
         RunCommand::Cancel { run, reason } => {
             runs::cancel(&runner, &run, reason.as_deref(), json).await.map(|()| ExitCode::SUCCESS)
@@ -572,12 +546,10 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
             log_json,
             allow_unsigned_webhooks,
             max_event_streams,
-            max_runs,
-            hooks,
-            metrics,
+            driving,
             ..
         } => {
-            let runner = limited(runner.clone(), max_runs);
+            let runner = driving.limit(runner.clone());
             init_logs(log_json);
             let limits = roomkit_graph_server::Limits {
                 max_body_bytes,
@@ -588,14 +560,11 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
             let app = roomkit_graph_server::App::new(runner.clone(), limits)
                 .allow_unsigned_webhooks(allow_unsigned_webhooks);
             match serve::listen(listen).await {
-                Ok(listener) => serve::serve(
-                    &runner,
-                    app,
-                    listener,
-                    serve::Duties { tick: schedule_tick, poll, hooks, metrics },
-                )
-                .await
-                .map(|()| ExitCode::SUCCESS),
+                Ok(listener) => {
+                    serve::serve(&runner, app, listener, serve::Duties { tick: schedule_tick, poll, driving })
+                        .await
+                        .map(|()| ExitCode::SUCCESS)
+                }
                 Err(error) => Err(error),
             }
         }

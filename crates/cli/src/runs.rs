@@ -460,16 +460,15 @@ fn run_line(run: &RunRecord) -> String {
 pub(crate) async fn worker(
     runner: &Runner,
     poll: std::time::Duration,
-    hooks: crate::hooks::HookOptions,
-    metrics: crate::metrics::MetricsOptions,
+    driving: crate::driving::Driving,
 ) -> anyhow::Result<()> {
     let stop = stop_signal();
     tokio::pin!(stop);
     let (stopping, stopped) = tokio::sync::watch::channel(false);
     let scheduler = tokio::spawn(Scheduler::new(runner.clone(), poll).run(wait_for(stopped.clone())));
-    let sender = crate::hooks::spawn_sender(runner, hooks, stopped.clone())?;
+    let sender = crate::hooks::spawn_sender(runner, driving.hooks, stopped.clone())?;
     let sweeper = crate::retention::spawn_sweeper(runner, stopped.clone());
-    let exporter = crate::metrics::serve(runner, metrics, stopped.clone()).await?;
+    let exporter = crate::metrics::serve(runner, driving.metrics, stopped.clone()).await?;
     let mut ticks = tokio::time::interval(poll);
     eprintln!("worker: driving runs, looking for more every {poll:?}");
     loop {

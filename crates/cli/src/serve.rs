@@ -13,8 +13,7 @@ use roomkit_graph_server::App;
 use roomkit_graph_triggers::Scheduler;
 use tokio::net::TcpListener;
 
-use crate::hooks::HookOptions;
-use crate::metrics::MetricsOptions;
+use crate::driving::Driving;
 use crate::shutdown::{stop_signal, wait_for};
 
 /// Listens on `listen`, saying so when it cannot.
@@ -28,10 +27,8 @@ pub(crate) struct Duties {
     pub(crate) tick: Duration,
     /// How often runs nobody drives are looked for.
     pub(crate) poll: Duration,
-    /// Where hooks may send.
-    pub(crate) hooks: HookOptions,
-    /// Where metrics are served, if anywhere.
-    pub(crate) metrics: MetricsOptions,
+    /// How many runs at once, where hooks may send, where metrics are served.
+    pub(crate) driving: Driving,
 }
 
 /// `serve`: picks up the runs nobody drives (at start, then every `poll`),
@@ -44,18 +41,18 @@ pub(crate) async fn serve(
     listener: TcpListener,
     duties: Duties,
 ) -> anyhow::Result<()> {
-    let Duties { tick, poll, hooks, metrics } = duties;
+    let Duties { tick, poll, driving } = duties;
     let address = listener.local_addr().context("cannot read the address listened on")?;
     eprintln!("serve: listening on http://{address}");
     let (stop, stopped) = tokio::sync::watch::channel(false);
     // Before picking up runs, so that what they do is counted.
-    let exporter = crate::metrics::serve(runner, metrics, stopped.clone()).await?;
+    let exporter = crate::metrics::serve(runner, driving.metrics, stopped.clone()).await?;
     let picked_up = runner.recover().await?;
     tracing::info!(%address, picked_up, "serving");
 
     let scheduler = tokio::spawn(Scheduler::new(runner.clone(), tick).run(wait_for(stopped.clone())));
     let recovery = tokio::spawn(recover_every(runner.clone(), poll, wait_for(stopped.clone())));
-    let sender = crate::hooks::spawn_sender(runner, hooks, stopped.clone())?;
+    let sender = crate::hooks::spawn_sender(runner, driving.hooks, stopped.clone())?;
     let sweeper = crate::retention::spawn_sweeper(runner, stopped.clone());
     let (driving, lost) = (runner.clone(), Arc::new(AtomicBool::new(false)));
     let lost_id = Arc::clone(&lost);

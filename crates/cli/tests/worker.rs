@@ -103,7 +103,9 @@ fn a_worker_finishes_a_run_whose_process_died_and_stops_on_sigterm() {
     assert!(status.success(), "the worker did not stop cleanly: {status}");
 }
 
-/// start → s1..s20 → a 200 ms timer → t1..t20 → end: the steps of the chain.
+/// start → s1..s20 → a 2 s timer → t1..t20 → end: the steps of the chain. The
+/// timer is long enough that a process killed a few steps in never gets past
+/// it first, however busy the machine.
 fn long_chain() -> (String, Vec<String>) {
     let mut steps: Vec<String> = (1..=20).map(|i| format!("s{i}")).collect();
     steps.push("pause".to_owned());
@@ -111,7 +113,7 @@ fn long_chain() -> (String, Vec<String>) {
     let nodes: Vec<Value> = std::iter::once(serde_json::json!({"id": "start", "type": "start"}))
         .chain(steps.iter().map(|id| match id.as_str() {
             "pause" => serde_json::json!({"id": id, "type": "function",
-                "config": {"action": "delay", "duration": "200ms"}}),
+                "config": {"action": "delay", "duration": "2s"}}),
             _ => serde_json::json!({"id": id, "type": "function",
                 "config": {"action": "set_context", "values": {"step": id}}}),
         }))
