@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 
 use crate::shutdown::wait_for;
 
-/// Runs by status (running, waiting), counted at each scrape: of the whole
+/// Runs by status (running, waiting, queued), counted at each scrape: of the whole
 /// database, so each process serves the same number (take the `max`, not the
 /// sum, over processes).
 pub(crate) const RUNS_LIVE: &str = "roomkit_runs";
@@ -106,6 +106,7 @@ async fn render(State(scrape): State<Scrape>) -> impl IntoResponse {
         Ok(Ok(counts)) => {
             metrics::gauge!(RUNS_LIVE, "status" => "running").set(counts.running as f64);
             metrics::gauge!(RUNS_LIVE, "status" => "waiting").set(counts.waiting as f64);
+            metrics::gauge!(RUNS_LIVE, "status" => "queued").set(counts.queued as f64);
         }
         Ok(Err(error)) => tracing::warn!(%error, "cannot count the live runs for the metrics"),
         Err(_) => tracing::warn!("the live runs were not counted in time for the metrics"),
@@ -123,7 +124,10 @@ fn describe() {
 
     metrics::describe_counter!(RUNS_STARTED, "Runs started, by organization and graph");
     metrics::describe_counter!(RUNS_FINISHED, "Runs over, by organization, graph and status");
-    metrics::describe_gauge!(RUNS_LIVE, "Runs running and waiting, of every organization, at the scrape");
+    metrics::describe_gauge!(
+        RUNS_LIVE,
+        "Runs running, waiting and queued, of every organization, at the scrape"
+    );
     metrics::describe_counter!(STEPS, "Steps executed by this process, by node type and outcome");
     metrics::describe_histogram!(
         STEP_SECONDS,

@@ -150,6 +150,15 @@ async fn follow(runner: &Runner, run_id: &str, after: u64, json: bool) -> anyhow
             // Still under way, or parked on a timer: keep following.
             RunStatus::Running => continue,
             RunStatus::Waiting if record.wake_at.is_some() => continue,
+            RunStatus::Queued => {
+                if !json {
+                    eprintln!(
+                        "run {run_id} is queued: its graph's concurrency limit is reached for its key; \
+                         a worker or serve on this database drives it when its turn comes"
+                    );
+                }
+                return Ok(Stopped::Waiting);
+            }
             RunStatus::Waiting => {
                 // Waiting on a child run: follow it, to its wait or its end.
                 if let Some(child) = live_child(runner, &record).await? {

@@ -8,7 +8,8 @@
 
 mod server;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,14 +24,64 @@ struct Seen {
     in_flight: AtomicUsize,
     most_in_flight: AtomicUsize,
     arrivals: Mutex<Vec<Instant>>,
+    /// By the key a prompt names (`for KEY #N`).
+    keys: Mutex<HashMap<String, KeySeen>>,
+    /// While set, calls are held (counted in flight) until it is cleared.
+    held: AtomicBool,
+    released: tokio::sync::Notify,
+}
+
+impl Seen {
+    /// Waits while calls are held.
+    async fn pass(&self) {
+        loop {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            if !self.held.load(Ordering::SeqCst) {
+                return;
+            }
+            released.await;
+        }
+    }
+
+    /// Lets the calls held go, and the next ones pass.
+    fn release(&self) {
+        self.held.store(false, Ordering::SeqCst);
+        self.released.notify_waiters();
+    }
+}
+
+/// What the stand-in saw of one key: its calls in flight, the most at once,
+/// and the Ns in the order they came.
+#[derive(Default)]
+struct KeySeen(usize, usize, Vec<u64>);
+
+/// The key and number a prompt `... for KEY #N` names.
+fn key_of(body: &Value) -> Option<(String, u64)> {
+    let prompt = body["messages"].as_array()?.iter().rev().find_map(|message| message["content"].as_str())?;
+    let (key, n) = prompt.rsplit_once(" for ")?.1.split_once(" #")?;
+    Some((key.to_owned(), n.trim().parse().ok()?))
 }
 
 /// A chat completion, streamed, after `delay`: one piece of text, then the end.
-async fn complete(seen: Arc<Seen>, delay: Duration) -> impl IntoResponse {
+async fn complete(seen: Arc<Seen>, delay: Duration, body: Value) -> impl IntoResponse {
     seen.arrivals.lock().unwrap().push(Instant::now());
     let now = seen.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     seen.most_in_flight.fetch_max(now, Ordering::SeqCst);
+    let key = key_of(&body);
+    if let Some((key, n)) = &key {
+        let mut keys = seen.keys.lock().unwrap();
+        let KeySeen(flying, most, order) = keys.entry(key.clone()).or_default();
+        *flying += 1;
+        *most = (*most).max(*flying);
+        order.push(*n);
+    }
+    seen.pass().await;
     tokio::time::sleep(delay).await;
+    if let Some((key, _)) = &key {
+        seen.keys.lock().unwrap().get_mut(key).unwrap().0 -= 1;
+    }
     seen.in_flight.fetch_sub(1, Ordering::SeqCst);
     let body = format!(
         "data: {}\n\ndata: [DONE]\n\n",
@@ -46,7 +97,7 @@ async fn stand_in(delay: Duration) -> (String, Arc<Seen>) {
         "/v1/chat/completions",
         axum::routing::post({
             let seen = Arc::clone(&seen);
-            move || complete(Arc::clone(&seen), delay)
+            move |axum::Json(body): axum::Json<Value>| complete(Arc::clone(&seen), delay, body)
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -114,5 +165,94 @@ async fn a_providers_requests_per_minute_paces_every_run_of_the_process() {
     for pair in arrivals.windows(2) {
         let apart = pair[1] - pair[0];
         assert!(apart >= Duration::from_millis(190), "two requests {apart:?} apart");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_of_a_key_past_its_limit_wait_their_turn_across_processes_on_postgres() {
+    const RUNS: u64 = 200;
+    const KEYS: [&str; 4] = ["acme", "globex", "initech", "umbrella"];
+    // The calls are held until every run is started, so that each key's
+    // runs pile up.
+    let (base, seen) = stand_in(Duration::from_millis(50)).await;
+    seen.held.store(true, Ordering::SeqCst);
+    let url = roomkit_graph_pgtest::database();
+    let dir = tempfile::tempdir().unwrap();
+    let agents = json!({"providers": {"stand-in": {"kind": "openai", "base_url": format!("{base}/v1")}},
+        "agents": [{"id": "writer", "provider": "stand-in", "model": "any"}]});
+    let file = dir.path().join("agents.json");
+    std::fs::write(&file, agents.to_string()).unwrap();
+    let file = file.to_str().unwrap().to_owned();
+    let driving = ["--agents", file.as_str(), "--poll", "100ms"];
+    let server = Server::start_on(url.clone().into(), &driving, "warn", tempfile::tempdir().unwrap());
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let child = server::command(&url, &[&driving[..], &["worker", "--poll", "100ms"]].concat())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            Worker(child)
+        })
+        .collect();
+    let token = server.token("acme");
+    let graph = json!({"id": "write", "name": "Write", "trigger": {"type": "manual"},
+        "concurrency": {"limit": 3, "key": "{{trigger.customer}}"},
+        "nodes": [{"id": "start", "type": "start"},
+                  {"id": "draft", "type": "agent",
+                   "config": {"agent_id": "writer", "prompt_template": "Write for {{trigger.customer}} #{{trigger.n}}"}},
+                  {"id": "end", "type": "end"}],
+        "edges": [{"source": "start", "target": "draft"}, {"source": "draft", "target": "end"}]});
+    let made = client().post(server.url("/v1/graphs")).bearer_auth(&token).json(&graph).send().await.unwrap();
+    assert_eq!(made.status(), StatusCode::CREATED, "{}", made.text().await.unwrap());
+
+    let mut queued = 0;
+    for n in 0..RUNS {
+        let customer = KEYS[usize::try_from(n).unwrap() % KEYS.len()];
+        let run = server.post(&token, "/v1/graphs/write/runs", &json!({"customer": customer, "n": n})).await;
+        queued += usize::from(run["status"] == "queued");
+    }
+    assert!(queued >= 200 - 4 * 3, "runs past a key's limit open queued: {queued}");
+    seen.release();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let done = server.get(&token, "/v1/runs?status=completed&limit=1000").await;
+        if done["runs"].as_array().unwrap().len() == RUNS as usize {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not all runs completed: {}",
+            done["runs"].as_array().unwrap().len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(workers);
+
+    let keys = seen.keys.lock().unwrap();
+    for key in KEYS {
+        let KeySeen(_, most, order) = &keys[key];
+        assert_eq!(*most, 3, "{key}: at most 3 at once, and 3 at times");
+        let created: Vec<u64> =
+            (0..RUNS).filter(|n| KEYS[usize::try_from(*n).unwrap() % KEYS.len()] == key).collect();
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, created, "{key}: each run called once");
+        // Places go in the order runs were created: a run comes at most two
+        // places (the limit, less one) ahead of its turn.
+        for (arrived, n) in order.iter().enumerate() {
+            let turn = created.iter().position(|c| c == n).unwrap();
+            assert!(arrived + 2 >= turn, "{key}: run #{n} came {arrived}th, its turn is {turn}: {order:?}");
+        }
+    }
+}
+
+/// A worker process, killed when dropped.
+struct Worker(std::process::Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

@@ -43,6 +43,7 @@ mod graphs;
 mod hooks;
 mod listen;
 mod options;
+mod queue;
 mod retention;
 mod rows;
 mod runs;

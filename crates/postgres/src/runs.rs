@@ -16,6 +16,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::PostgresStore;
 use crate::error::{is_unique_violation, pg, sql_int};
+use crate::queue;
 use crate::rows::{self, RUN_COLUMNS};
 
 #[async_trait]
@@ -138,6 +139,9 @@ impl PostgresStore {
             drop(tx);
             return Err(self.why_not_unique(run_id, key).await);
         }
+        if let Some(slot) = &run.concurrency {
+            queue::set_slot(&tx, &record.run_id, slot).await?;
+        }
         let started = run.started_event();
         // The context the run starts with is kept on its first event.
         let context = run.starting_context().map(|context| Value::Object(context.clone()).to_string());
@@ -156,6 +160,8 @@ impl PostgresStore {
                 (record, events)
             }
         };
+        // Opened running while its key is full: it waits for its turn.
+        let record = queue::applied(&tx, None, record, now).await?;
         tx.commit().await.map_err(pg)?;
         self.announce(run_id);
         if let Some(parent) = &run.parent {
@@ -265,14 +271,15 @@ impl PostgresStore {
         let client = self.client().await?;
         let row = client
             .query_one(
-                "SELECT count(*) FILTER (WHERE status = 'running'), count(*) FILTER (WHERE status = 'waiting') \
-                 FROM roomkit_graph.runs WHERE status IN ('running', 'waiting')",
+                "SELECT count(*) FILTER (WHERE status = 'running'), count(*) FILTER (WHERE status = 'waiting'), \
+                 count(*) FILTER (WHERE status = 'queued') \
+                 FROM roomkit_graph.runs WHERE status IN ('running', 'waiting', 'queued')",
                 &[],
             )
             .await
             .map_err(pg)?;
         let count = |index: usize| u64::try_from(row.get::<_, i64>(index)).unwrap_or_default();
-        Ok(LiveRunCounts { running: count(0), waiting: count(1) })
+        Ok(LiveRunCounts { running: count(0), waiting: count(1), queued: count(2) })
     }
 
     async fn list_runs_once(&self, filter: &RunFilter) -> Result<Vec<RunRecord>> {
@@ -409,6 +416,7 @@ async fn apply_step(
         .collect();
     let last_seq = events.last().map_or(before.last_seq, |event| event.seq);
     let written = commit.written_context().map(|written| Value::Object(written).to_string());
+    let status_before = before.status;
     let after = commit.applied_to(before, last_seq, now);
 
     let update = tx
@@ -440,6 +448,7 @@ async fn apply_step(
     let updated = tx.execute(&update, &params);
     let appended = append(tx, &events, written, &after);
     tokio::try_join!(async { updated.await.map_err(pg) }, appended)?;
+    let after = queue::applied(tx, Some(status_before), after, now).await?;
     Ok((after, events))
 }
 

@@ -60,7 +60,7 @@ CREATE TABLE roomkit_graph.runs (
     graph_id         TEXT   NOT NULL,
     graph_version    BIGINT NOT NULL,
     status           TEXT   NOT NULL
-        CHECK (status IN ('running', 'waiting', 'completed', 'failed', 'cancelled')),
+        CHECK (status IN ('running', 'queued', 'waiting', 'completed', 'failed', 'cancelled')),
     current_node_id  TEXT,
     previous_node_id TEXT,
     error            TEXT,
@@ -79,8 +79,12 @@ CREATE TABLE roomkit_graph.runs (
     parent_run_id    TEXT,
     parent_node_id   TEXT,
     parent_runs_node BOOLEAN NOT NULL DEFAULT FALSE,
+    concurrency_key   TEXT,
+    concurrency_limit BIGINT,
     FOREIGN KEY (org, graph_id, graph_version) REFERENCES roomkit_graph.graphs (org, graph_id, version)
 );
+CREATE INDEX runs_by_concurrency ON roomkit_graph.runs (org, graph_id, concurrency_key, status, created_at)
+    WHERE concurrency_key IS NOT NULL;
 CREATE INDEX runs_by_parent ON roomkit_graph.runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
 CREATE INDEX runs_by_graph ON roomkit_graph.runs (org, graph_id, created_at);
 CREATE INDEX runs_by_org ON roomkit_graph.runs (org, created_at);
@@ -164,8 +168,16 @@ CREATE TABLE roomkit_graph.secrets (
 /// take `tok_` and the first 16 hex digits of their hash), an expiry, a
 /// read-only flag and their last use (none for the tokens already stored:
 /// they never expire and may change things, as before); run-event hooks,
-/// their deliveries and retention rules get their tables.
+/// their deliveries and retention rules get their tables; runs may be
+/// queued and get their concurrency key and limit.
 const MIGRATE_5_TO_6: &str = "
+ALTER TABLE roomkit_graph.runs DROP CONSTRAINT IF EXISTS runs_status_check;
+ALTER TABLE roomkit_graph.runs ADD CONSTRAINT runs_status_check
+    CHECK (status IN ('running', 'queued', 'waiting', 'completed', 'failed', 'cancelled'));
+ALTER TABLE roomkit_graph.runs ADD COLUMN IF NOT EXISTS concurrency_key TEXT,
+    ADD COLUMN IF NOT EXISTS concurrency_limit BIGINT;
+CREATE INDEX IF NOT EXISTS runs_by_concurrency ON roomkit_graph.runs (org, graph_id, concurrency_key, status, created_at)
+    WHERE concurrency_key IS NOT NULL;
 ALTER TABLE roomkit_graph.tokens ADD COLUMN IF NOT EXISTS id TEXT,
     ADD COLUMN IF NOT EXISTS expires_at BIGINT,
     ADD COLUMN IF NOT EXISTS read_only BOOLEAN NOT NULL DEFAULT FALSE,

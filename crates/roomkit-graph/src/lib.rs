@@ -80,7 +80,7 @@ pub use handler::{
     ParallelHandler, Scope, Sent, Signal, StartHandler, SwitchHandler,
 };
 pub use limits::{LimitError, Limits, Measure, measure};
-pub use model::{Edge, Graph, GraphError, Node, NodeType, Trigger};
+pub use model::{Concurrency, Edge, Graph, GraphError, Node, NodeType, Trigger};
 pub use policy::{NodePolicy, PolicyError};
 pub use template::{Template, TemplateError, ValueTemplate};
 pub use validate::{

@@ -84,6 +84,9 @@ pub enum ValidationCode {
     InvalidPrompt,
     /// A graph whose `max_steps` is 0: no run of it could take a step.
     InvalidMaxSteps,
+    /// A graph whose `concurrency` has a limit of 0 or a key that is not a
+    /// template.
+    InvalidConcurrency,
     /// A subgraph node without a `graph_id`, with a `version` that is not
     /// one (1, 2, ...), naming its own graph, or inside a parallel node.
     InvalidSubgraph,
@@ -131,6 +134,7 @@ impl ValidationCode {
             ValidationCode::InvalidActions => "invalid_actions",
             ValidationCode::InvalidPrompt => "invalid_prompt",
             ValidationCode::InvalidMaxSteps => "invalid_max_steps",
+            ValidationCode::InvalidConcurrency => "invalid_concurrency",
             ValidationCode::InvalidSubgraph => "invalid_subgraph",
             ValidationCode::InvalidTrigger => "invalid_trigger",
             ValidationCode::AgentConfig => "agent_config",
@@ -333,6 +337,7 @@ fn mistakes(graph: &Graph, limits: &Limits, report: &mut Report) -> bool {
         reachability(graph, report);
     }
     step_limit(graph, report);
+    concurrency(graph, report);
     configuration(graph, report);
     bounds(graph, limits, report);
     true
@@ -377,6 +382,29 @@ fn step_limit(graph: &Graph, report: &mut Report) {
                 give 1 or more, or leave it out for the runner's limit"
                 .to_owned(),
         });
+    }
+}
+
+/// The graph's `concurrency`, when it has one: a limit of 1 or more, a key
+/// that is a template.
+fn concurrency(graph: &Graph, report: &mut Report) {
+    let Some(concurrency) = &graph.concurrency else { return };
+    let mistake = |field: &str, message: String| ValidationError {
+        code: ValidationCode::InvalidConcurrency,
+        node: None,
+        field: Some(field.to_owned()),
+        message,
+    };
+    if concurrency.limit == 0 {
+        report.errors.push(mistake(
+            "concurrency.limit",
+            "concurrency.limit is 0: no run of the graph could ever go; give 1 or more".to_owned(),
+        ));
+    }
+    if let Some(key) = &concurrency.key
+        && let Err(error) = crate::Template::parse(key)
+    {
+        report.errors.push(mistake("concurrency.key", format!("concurrency.key is not a template: {error}")));
     }
 }
 

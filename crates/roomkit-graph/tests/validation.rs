@@ -141,6 +141,32 @@ fn a_max_steps_of_0_is_a_mistake_of_the_graph_and_1_or_more_is_not() {
 }
 
 #[test]
+fn a_concurrency_limit_of_0_or_a_key_that_is_not_a_template_is_a_mistake() {
+    let with = |concurrency: serde_json::Value| {
+        let mut value = serde_json::to_value(review_loop(None, true)).unwrap();
+        value["concurrency"] = concurrency;
+        Graph::from_value(value).expect("the graph reads")
+    };
+    let errors = with(serde_json::json!({"limit": 0, "key": "{{trigger.customer | upper}}"})).validate();
+    let found: Vec<_> =
+        errors.iter().map(|e| (e.code.as_str(), e.field.as_deref(), e.node.as_deref())).collect();
+    assert_eq!(
+        found,
+        [
+            ("invalid_concurrency", Some("concurrency.limit"), None),
+            ("invalid_concurrency", Some("concurrency.key"), None)
+        ]
+    );
+    assert!(errors[0].message.starts_with("concurrency.limit is 0"), "{}", errors[0].message);
+    assert_eq!(with(serde_json::json!({"limit": 1})).validate(), vec![]);
+    assert_eq!(with(serde_json::json!({"limit": 3, "key": "{{trigger.customer}}"})).validate(), vec![]);
+    // Anything else is not read at all.
+    let mut value = serde_json::to_value(review_loop(None, true)).unwrap();
+    value["concurrency"] = serde_json::json!({"limit": 3, "per": "customer"});
+    assert!(Graph::from_value(value).is_err());
+}
+
+#[test]
 fn warnings_are_apart_from_errors_and_do_not_make_a_graph_invalid() {
     let trapped = review_loop(None, false);
     // validate() gives errors only: the loop is allowed.

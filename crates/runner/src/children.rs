@@ -86,6 +86,8 @@ pub(crate) async fn open(
                 runs_node: request.node.is_some(),
                 commit: waits,
             }),
+            // A room runs its parent's node: its parent holds the place.
+            concurrency: if request.node.is_some() { None } else { commit::slot(&child, &request.input) },
         })
         .await;
     match opened {
@@ -184,7 +186,7 @@ async fn read_end(shared: &Shared, run_id: &str, status: RunStatus) -> Result<Ch
             ChildEnd::Completed(workflow.restore(state)?.context().clone())
         }
         RunStatus::Cancelled => ChildEnd::Cancelled,
-        RunStatus::Failed | RunStatus::Running | RunStatus::Waiting => {
+        RunStatus::Failed | RunStatus::Running | RunStatus::Queued | RunStatus::Waiting => {
             let error = shared.store.run(run_id).await?.error;
             ChildEnd::Failed(format!("run {run_id}: {}", error.as_deref().unwrap_or("it failed")))
         }

@@ -4,7 +4,7 @@
 //! the transcript entries a person reads.
 
 use roomkit_graph::{EngineError, ErrorKind, Sent, Signal, StepOutcome, StepStatus, WorkflowEngine};
-use roomkit_graph_store::{Entry, Millis, RunRecord, RunStatus, StepCommit};
+use roomkit_graph_store::{ConcurrencySlot, Entry, Millis, RunRecord, RunStatus, StepCommit};
 use serde_json::Value;
 
 use crate::error::RunnerError;
@@ -218,4 +218,13 @@ pub(crate) fn kept(node_id: String, sent: &Sent) -> Entry {
         Sent::Signal(signal @ Signal::Token { .. }) => Entry::Custom { node_id, payload: signal.to_value() },
         Sent::Custom(payload) => Entry::Custom { node_id, payload: payload.clone() },
     }
+}
+
+/// The place a run of `engine`'s graph started with `trigger` takes, when
+/// the graph limits how many of its runs go at once. A key that renders to
+/// nothing (its path names nothing in the trigger data and has no
+/// `default`) is the empty one, shared by all such runs.
+pub(crate) fn slot(engine: &WorkflowEngine, trigger: &Value) -> Option<ConcurrencySlot> {
+    let concurrency = engine.graph().concurrency.as_ref()?;
+    Some(ConcurrencySlot::new(concurrency.key_for(trigger).unwrap_or_default(), concurrency.limit))
 }

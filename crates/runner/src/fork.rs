@@ -109,6 +109,7 @@ pub(crate) async fn start(
         Some(Entry::RunStarted { trigger, .. }) => trigger.clone(),
         _ => Value::Null,
     };
+    let concurrency = commit::slot(&engine, &trigger);
     let record = shared
         .store
         .create_run(NewRun {
@@ -123,6 +124,7 @@ pub(crate) async fn start(
             first_step,
             parent: None,
             origin: Some(Origin { run_id: run_id.to_owned(), seq }),
+            concurrency,
         })
         .await?;
     if record.status == RunStatus::Running {

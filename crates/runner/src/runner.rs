@@ -606,6 +606,7 @@ impl Runner {
             _ => None,
         });
         let lease = self.shared.leases.taken_at(now);
+        let concurrency = commit::slot(&engine, &trigger);
         let record = self
             .shared
             .store
@@ -621,6 +622,7 @@ impl Runner {
                 key,
                 lease: Some(lease.clone()),
                 first_step: first.map(|commit| StepCommit { lease: Some(lease), ..commit }),
+                concurrency,
             })
             .await?;
         let start = Started { record: record.clone(), engine, retry_at };

@@ -47,6 +47,7 @@ async fn a_run_holding_data_deeper_than_the_limits_reads_back_and_completes() {
         .create_run(NewRun {
             origin: None,
             parent: None,
+            concurrency: None,
             org: DEFAULT_ORG.to_owned(),
             graph_id: "review".to_owned(),
             graph_version: 1,

@@ -114,6 +114,7 @@ async fn held_run(store: &dyn Store, run_id: &str, owner: &str, now: Millis) {
     let run = NewRun {
         origin: None,
         parent: None,
+        concurrency: None,
         org: DEFAULT_ORG.into(),
         graph_id: "g".into(),
         graph_version: 1,

@@ -32,7 +32,13 @@ impl PartialSchema for GraphSchema {
                           "description": "In routing order: the first whose condition holds is taken."},
                 "metadata": {"type": "object"},
                 "max_steps": {"type": "integer", "minimum": 1,
-                              "description": "How many steps a run may execute; the runner's default when absent, never above its ceiling."}
+                              "description": "How many steps a run may execute; the runner's default when absent, never above its ceiling."},
+                "concurrency": {"type": "object", "required": ["limit"], "additionalProperties": false,
+                    "description": "At most `limit` runs of the graph per key are driven at once; the others wait, queued, in the order they were started.",
+                    "properties": {
+                        "limit": {"type": "integer", "minimum": 1},
+                        "key": {"type": "string", "description": "A template over the trigger data, such as {{trigger.customer}}; one key for every run when absent."}
+                    }}
             }
         }))
     }

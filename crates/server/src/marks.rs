@@ -63,7 +63,7 @@ pub(crate) async fn of_run(app: &App, run: &RunRecord, graph: &Graph) -> Result<
     }
     // Children of a parallel node under way that finished have no entry of
     // their own: their outputs are in the run's context.
-    let live = matches!(run.status, RunStatus::Running | RunStatus::Waiting);
+    let live = matches!(run.status, RunStatus::Running | RunStatus::Queued | RunStatus::Waiting);
     let on_parallel =
         run.current_node_id.as_deref().and_then(|id| graph.node(id)).map(|node| node.node_type.clone());
     if let (true, Some(NodeType::Parallel), Some(current)) =
@@ -186,7 +186,7 @@ impl<'g> Marks<'g> {
     /// or, when it failed, the node it failed on.
     pub(crate) fn overlay(mut self, run: &RunRecord) -> Overlay {
         match run.status {
-            RunStatus::Running | RunStatus::Waiting => {
+            RunStatus::Running | RunStatus::Queued | RunStatus::Waiting => {
                 let waiting = run.waiting_on();
                 self.overlay.current = if waiting.is_empty() {
                     run.current_node_id.iter().cloned().collect()

@@ -52,6 +52,7 @@ mod graphs;
 mod hooks;
 mod options;
 mod pool;
+mod queue;
 mod retention;
 mod rows;
 mod runs;

@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::SqliteStore;
 use crate::error::{DbError, sql_int};
+use crate::queue;
 use crate::rows::{RUN_COLUMNS, RunRow};
 
 #[async_trait]
@@ -88,7 +89,7 @@ fn live_run_counts(conn: &Connection) -> Result<LiveRunCounts, DbError> {
             .query_row(params![status], |row| row.get(0))?;
         Ok(u64::try_from(count).unwrap_or_default())
     };
-    Ok(LiveRunCounts { running: count("running")?, waiting: count("waiting")? })
+    Ok(LiveRunCounts { running: count("running")?, waiting: count("waiting")?, queued: count("queued")? })
 }
 
 /// Opens a run: its row, its initial outputs and its `run_started` entry,
@@ -147,6 +148,9 @@ pub(crate) fn create_run(
         record.parent.as_ref().map(|link| &link.node_id),
         record.parent.as_ref().is_some_and(|link| link.runs_node),
     ])?;
+    if let Some(slot) = &run.concurrency {
+        queue::set_slot(conn, &record.run_id, slot)?;
+    }
     let started = run.started_event();
     // The context the run starts with is kept on its first event.
     let context = run.starting_context().map(|context| Value::Object(context.clone()).to_string());
@@ -166,6 +170,8 @@ pub(crate) fn create_run(
             (record, events)
         }
     };
+    // Opened running while its key is full: it waits for its turn.
+    let record = queue::applied(conn, None, record, run.at)?;
     events.extend(parent_events);
     Ok((record, events))
 }
@@ -265,6 +271,7 @@ pub(crate) fn commit_step(
         update.raw_bind_parameter(index, value)?;
     }
     update.raw_execute()?;
+    let after = queue::applied(conn, Some(status_before), after, now)?;
     // A child run that is over sets its parent going, in the same
     // transaction; the parent's event goes with the child's, for followers.
     let mut events = events;

@@ -51,6 +51,9 @@ pub const SCHEMA_VERSION: i32 = 10;
 /// `parent_run_id` and `parent_node_id` link a child run to the run and the
 /// node that started it (both null for other runs); `parent_runs_node` is 1
 /// when the child runs that node itself (see `ParentLink::runs_node`).
+/// `concurrency_key` and `concurrency_limit` are the key a run of a graph
+/// with a concurrency limit holds its place by, and that limit (see
+/// `Concurrency`); `runs_by_concurrency` counts the runs of a key.
 ///
 /// A hook's `events` are their names each between commas (`Hook::events_text`).
 /// A delivery's `payload` is what it says but its id; `next_attempt_at` is
@@ -75,7 +78,7 @@ CREATE TABLE runs (
     graph_id         TEXT    NOT NULL,
     graph_version    INTEGER NOT NULL,
     status           TEXT    NOT NULL
-        CHECK (status IN ('running', 'waiting', 'completed', 'failed', 'cancelled')),
+        CHECK (status IN ('running', 'queued', 'waiting', 'completed', 'failed', 'cancelled')),
     current_node_id  TEXT,
     previous_node_id TEXT,
     error            TEXT,
@@ -94,8 +97,12 @@ CREATE TABLE runs (
     parent_run_id    TEXT,
     parent_node_id   TEXT,
     parent_runs_node INTEGER NOT NULL DEFAULT 0,
+    concurrency_key   TEXT,
+    concurrency_limit INTEGER,
     FOREIGN KEY (org, graph_id, graph_version) REFERENCES graphs (org, graph_id, version)
 );
+CREATE INDEX runs_by_concurrency ON runs (org, graph_id, concurrency_key, status, created_at)
+    WHERE concurrency_key IS NOT NULL;
 CREATE INDEX runs_by_parent ON runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
 CREATE INDEX runs_by_graph ON runs (org, graph_id, created_at);
 CREATE INDEX runs_by_org ON runs (org, created_at);
@@ -324,8 +331,55 @@ ALTER TABLE transcript ADD COLUMN position_json TEXT DEFAULT '\"unkept\"';
 /// stored take `tok_` and the first 16 hex digits of their hash), an expiry,
 /// a read-only flag and their last use (none for the tokens already stored:
 /// they never expire and may change things, as before); run-event hooks,
-/// their deliveries and retention rules get their tables.
+/// their deliveries and retention rules get their tables; runs may be
+/// queued and get their concurrency key and limit (none for the runs
+/// already stored), the table rebuilt for its status check.
 const MIGRATE_9_TO_10: &str = "
+CREATE TABLE runs_v10 (
+    run_id           TEXT    NOT NULL PRIMARY KEY,
+    org              TEXT    NOT NULL,
+    graph_id         TEXT    NOT NULL,
+    graph_version    INTEGER NOT NULL,
+    status           TEXT    NOT NULL
+        CHECK (status IN ('running', 'queued', 'waiting', 'completed', 'failed', 'cancelled')),
+    current_node_id  TEXT,
+    previous_node_id TEXT,
+    error            TEXT,
+    version          INTEGER NOT NULL,
+    last_seq         INTEGER NOT NULL,
+    wake_at          INTEGER,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    run_key          TEXT,
+    owner            TEXT,
+    lease_until      INTEGER,
+    key_hash         TEXT,
+    key_expires_at   INTEGER,
+    steps            INTEGER NOT NULL DEFAULT 0,
+    pending          TEXT,
+    parent_run_id    TEXT,
+    parent_node_id   TEXT,
+    parent_runs_node INTEGER NOT NULL DEFAULT 0,
+    concurrency_key   TEXT,
+    concurrency_limit INTEGER,
+    FOREIGN KEY (org, graph_id, graph_version) REFERENCES graphs (org, graph_id, version)
+);
+INSERT INTO runs_v10 SELECT run_id, org, graph_id, graph_version, status, current_node_id, previous_node_id,
+    error, version, last_seq, wake_at, created_at, updated_at, run_key, owner, lease_until, key_hash,
+    key_expires_at, steps, pending, parent_run_id, parent_node_id, parent_runs_node, NULL, NULL FROM runs;
+DROP TABLE runs;
+ALTER TABLE runs_v10 RENAME TO runs;
+CREATE INDEX runs_by_concurrency ON runs (org, graph_id, concurrency_key, status, created_at)
+    WHERE concurrency_key IS NOT NULL;
+CREATE INDEX runs_by_parent ON runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
+CREATE INDEX runs_by_graph ON runs (org, graph_id, created_at);
+CREATE INDEX runs_by_org ON runs (org, created_at);
+CREATE INDEX runs_by_status ON runs (status, created_at);
+CREATE INDEX runs_by_wake ON runs (wake_at) WHERE wake_at IS NOT NULL;
+CREATE INDEX runs_by_created ON runs (created_at);
+CREATE UNIQUE INDEX runs_by_key ON runs (run_key) WHERE run_key IS NOT NULL;
+CREATE INDEX runs_by_lease ON runs (status, lease_until);
+
 ALTER TABLE tokens ADD COLUMN id TEXT NOT NULL DEFAULT '';
 ALTER TABLE tokens ADD COLUMN expires_at INTEGER;
 ALTER TABLE tokens ADD COLUMN read_only INTEGER NOT NULL DEFAULT 0;

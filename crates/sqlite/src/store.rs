@@ -105,6 +105,7 @@ impl SqliteStore {
     ///         parent: None,
     ///         origin: None,
     ///         lease: None,
+    ///         concurrency: None,
     ///     })
     ///     .await?;
     /// let (run, _) = store

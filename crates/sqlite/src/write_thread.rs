@@ -297,6 +297,7 @@ mod tests {
             children: Default::default(),
         };
         let run = NewRun {
+            concurrency: None,
             origin: None,
             parent: None,
             org: "default".into(),

@@ -17,7 +17,8 @@
 //! - [`leases`]: who may drive a running run;
 //! - [`workers`]: worker ids held by one live process, and the runs they hold;
 //! - [`hooks`]: run-event hooks' deliveries, made by commits, claimed and tried again;
-//! - [`retention`]: runs and graph versions deleted, finished runs swept.
+//! - [`retention`]: runs and graph versions deleted, finished runs swept;
+//! - [`queue`]: runs past their key's concurrency limit queued, and let go in order.
 //!
 //! ```text
 //! // crates/<backend>/tests/contract.rs
@@ -41,6 +42,7 @@ pub mod hooks;
 pub mod keys;
 pub mod leases;
 pub mod lists;
+pub mod queue;
 pub mod retention;
 pub mod runs;
 pub mod transcripts;
@@ -130,6 +132,9 @@ macro_rules! contract_tests {
                 a_cancel_without_a_lease_wins_and_releases,
                 a_release_lets_another_owner_take_the_run_at_once,
                 a_run_created_with_a_lease_is_held_by_its_creator_while_it_runs,
+            }
+            queue {
+                runs_past_their_keys_limit_wait_their_turn_in_order,
             }
             retention {
                 a_finished_run_is_deleted_with_everything_of_it_and_a_live_one_is_refused,

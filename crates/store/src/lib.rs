@@ -98,8 +98,8 @@ pub use page::{CursorError, DeliveryCursor, GraphCursor, Page, RunCursor};
 pub use past::{Origin, Position, RunAt, UNKEPT_POSITION};
 pub use retention::{RetentionRule, RetentionStore, SWEEP_BATCH, Sweep, Swept, latest_kept, sweep_expired};
 pub use run::{
-    Dialect, FilterValue, LiveRunCounts, NewRun, ParentLink, ParentStep, RunFilter, RunRecord, RunStatus,
-    RunStore, StepCommit, TriggerField,
+    ConcurrencySlot, Dialect, FilterValue, LiveRunCounts, NewRun, ParentLink, ParentStep, RunFilter,
+    RunRecord, RunStatus, RunStore, StepCommit, TriggerField,
 };
 pub use transcript::{Entry, TranscriptEvent, TranscriptStore};
 pub use worker::{WorkerRegistration, WorkerStore};

@@ -15,6 +15,9 @@ use crate::{Entry, Lease, Millis, Page, Result, RunCursor, RunKey, TranscriptEve
 pub enum RunStatus {
     /// Has a node to run next.
     Running,
+    /// Has a node to run next, and waits for its turn: its graph's
+    /// concurrency limit is reached for its key (see `Graph::concurrency`).
+    Queued,
     /// Parked on a node until it is answered (or its timer fires).
     Waiting,
     /// Finished.
@@ -26,10 +29,11 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
-    /// `running`, `waiting`, `completed`, `failed` or `cancelled`.
+    /// `running`, `queued`, `waiting`, `completed`, `failed` or `cancelled`.
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Running => "running",
+            RunStatus::Queued => "queued",
             RunStatus::Waiting => "waiting",
             RunStatus::Completed => "completed",
             RunStatus::Failed => "failed",
@@ -41,6 +45,7 @@ impl RunStatus {
     pub fn parse(text: &str) -> Option<Self> {
         Some(match text {
             "running" => RunStatus::Running,
+            "queued" => RunStatus::Queued,
             "waiting" => RunStatus::Waiting,
             "completed" => RunStatus::Completed,
             "failed" => RunStatus::Failed,
@@ -233,6 +238,49 @@ pub struct NewRun {
     /// For a fork: the run and entry it goes on from (recorded in the
     /// `run_started` entry).
     pub origin: Option<crate::Origin>,
+    /// For a run of a graph with a concurrency limit: the key it holds its
+    /// place by and the limit. Past the limit it opens queued (see
+    /// [`RunStatus::Queued`]).
+    pub concurrency: Option<ConcurrencySlot>,
+}
+
+/// The place a run of a graph with a concurrency limit takes: at most
+/// `limit` runs of its graph with the same `key` are running at once; the
+/// others are queued, and the oldest of them goes on as soon as a running
+/// one stops running (waits, ends). Made by [`ConcurrencySlot::new`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConcurrencySlot {
+    /// The key, rendered from the run's trigger data (or its digest).
+    pub key: String,
+    /// How many runs of the key may run at once (1 or more).
+    pub limit: u32,
+}
+
+impl ConcurrencySlot {
+    /// Keys longer than this many bytes are kept as their SHA-256 digest,
+    /// so that any key fits in an index.
+    pub const KEY_BYTES: usize = 128;
+
+    /// The place a run with `key` takes under `limit`.
+    ///
+    /// ```
+    /// use roomkit_graph_store::ConcurrencySlot;
+    ///
+    /// assert_eq!(ConcurrencySlot::new("acme".into(), 3).key, "acme");
+    /// let long = ConcurrencySlot::new("x".repeat(10_000), 3).key;
+    /// assert_eq!((long.len(), &long[..7]), (71, "sha256:"));
+    /// assert_eq!(long, ConcurrencySlot::new("x".repeat(10_000), 1).key, "the same key each time");
+    /// ```
+    pub fn new(key: String, limit: u32) -> ConcurrencySlot {
+        use sha2::Digest as _;
+        if key.len() <= Self::KEY_BYTES {
+            return ConcurrencySlot { key, limit };
+        }
+        ConcurrencySlot {
+            key: format!("sha256:{}", hex::encode(sha2::Sha256::digest(key.as_bytes()))),
+            limit,
+        }
+    }
 }
 
 /// One step, committed whole.
@@ -425,6 +473,8 @@ pub struct LiveRunCounts {
     pub running: u64,
     /// Runs waiting on a person, a timer or a child run.
     pub waiting: u64,
+    /// Runs waiting for their turn under a concurrency limit.
+    pub queued: u64,
 }
 
 /// Where runs are kept: opened, moved a step at a time, leased to the process
@@ -487,7 +537,7 @@ pub trait RunStore: Send + Sync {
     /// Runs matching `filter`, newest first (equal creation times by run id).
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>>;
 
-    /// How many runs are running and how many waiting, of every
+    /// How many runs are running, waiting and queued, of every
     /// organization (counted on the status index).
     async fn live_run_counts(&self) -> Result<LiveRunCounts>;
 

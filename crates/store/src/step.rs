@@ -43,6 +43,24 @@ impl RunRecord {
             .then(|| Lease { owner: lease.owner.clone(), until: self.renewed_until(lease) })
     }
 
+    /// The run queued: it waits for its turn, held by nobody.
+    ///
+    /// ```
+    /// # use roomkit_graph_store::{RunRecord, RunStatus};
+    /// let run = RunRecord {
+    ///     run_id: "r".into(), org: "default".into(), graph_id: "g".into(), graph_version: 1,
+    ///     status: RunStatus::Running, current_node_id: Some("a".into()), previous_node_id: None,
+    ///     error: None, version: 3, last_seq: 4, wake_at: None, created_at: 0, updated_at: 0,
+    ///     owner: Some("b".into()), lease_until: Some(100),
+    ///     steps: 0, pending: vec![], parent: None,
+    /// };
+    /// let queued = run.queued();
+    /// assert_eq!((queued.status, queued.owner, queued.lease_until), (RunStatus::Queued, None, None));
+    /// ```
+    pub fn queued(self) -> RunRecord {
+        RunRecord { status: RunStatus::Queued, owner: None, lease_until: None, ..self }
+    }
+
     /// The run held by `lease`.
     pub fn held_by(self, lease: Lease) -> RunRecord {
         RunRecord { owner: Some(lease.owner), lease_until: Some(lease.until), ..self }

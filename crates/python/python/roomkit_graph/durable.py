@@ -75,7 +75,7 @@ __all__ = [
 ]
 
 #: Where a run stands (``Run.status``).
-RunStatus = Literal["running", "waiting", "completed", "failed", "cancelled"]
+RunStatus = Literal["running", "queued", "waiting", "completed", "failed", "cancelled"]
 
 
 class TranscriptEvent(TypedDict, total=False):

@@ -16,7 +16,7 @@ from roomkit_graph.errors import (
     WorkerTakenError as WorkerTakenError,
 )
 
-RunStatus = Literal["running", "waiting", "completed", "failed", "cancelled"]
+RunStatus = Literal["running", "queued", "waiting", "completed", "failed", "cancelled"]
 
 class TranscriptEvent(TypedDict, total=False):
     """One event of a run's transcript; the fields beyond the first four depend on ``type``."""

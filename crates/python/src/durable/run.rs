@@ -46,7 +46,7 @@ impl Run {
         self.record.graph_version
     }
 
-    /// `"running"`, `"waiting"`, `"completed"`, `"failed"` or `"cancelled"`.
+    /// `"running"`, `"queued"`, `"waiting"`, `"completed"`, `"failed"` or `"cancelled"`.
     #[getter]
     fn status(&self) -> &'static str {
         self.record.status.as_str()

@@ -250,7 +250,7 @@ impl Runner {
     }
 
     /// The runs, newest first: at most `limit`, only those in `status`
-    /// (`"running"`, `"waiting"`, `"completed"`, `"failed"`, `"cancelled"`)
+    /// (`"running"`, `"queued"`, `"waiting"`, `"completed"`, `"failed"`, `"cancelled"`)
     /// and of graph `graph` when given. Their `context` is not read (None).
     #[pyo3(signature = (*, status = None, graph = None, limit = 100))]
     fn runs<'py>(

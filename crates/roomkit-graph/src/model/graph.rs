@@ -50,6 +50,10 @@ pub struct Graph {
     /// step-limit error; `None`: the engine's or runner's own limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_steps: Option<u64>,
+    /// How many runs of the graph are driven at once, per key; `None`: no
+    /// limit of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<Concurrency>,
     nodes: Vec<Node>,
     /// The transitions, in the order they were added (routing order).
     pub edges: Vec<Edge>,
@@ -112,6 +116,7 @@ impl Graph {
             version: 1,
             metadata: Map::new(),
             max_steps: None,
+            concurrency: None,
             nodes: Vec::new(),
             edges: Vec::new(),
             index: NodeIndex::default(),
@@ -330,6 +335,49 @@ impl From<&Graph> for Value {
     }
 }
 
+/// How many runs of a graph are driven at once: at most `limit` per key,
+/// the key rendered from each run's trigger data when it starts (one key for
+/// every run without a `key`). The others wait their turn, queued, in the
+/// order they were started; a run waiting on a person, a timer or a child
+/// run holds no place.
+///
+/// ```
+/// use roomkit_graph::{Concurrency, Graph};
+/// use serde_json::json;
+///
+/// let graph: Graph = serde_json::from_value(json!({"id": "g", "name": "G", "trigger": {"type": "manual"},
+///     "concurrency": {"limit": 3, "key": "{{trigger.customer}}"}, "nodes": [], "edges": []})).unwrap();
+/// let concurrency = graph.concurrency.as_ref().unwrap();
+/// assert_eq!(concurrency.limit, 3);
+/// assert_eq!(concurrency.key_for(&json!({"customer": "acme"})).unwrap(), "acme");
+/// assert_eq!(Concurrency { limit: 1, key: None }.key_for(&json!({})).unwrap(), "");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Concurrency {
+    /// At most this many runs per key are driven at once (1 or more).
+    pub limit: u32,
+    /// What keys the runs: a template over the trigger data, such as
+    /// `{{trigger.customer}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+impl Concurrency {
+    /// The key of a run started with `trigger`: its template rendered over
+    /// the trigger data (empty without a template).
+    ///
+    /// # Errors
+    ///
+    /// When the key is not a template.
+    pub fn key_for(&self, trigger: &Value) -> Result<String, crate::TemplateError> {
+        let Some(key) = &self.key else { return Ok(String::new()) };
+        let mut context = crate::Context::new("start");
+        context.set_output("start", serde_json::json!({ "input": trigger }));
+        crate::Template::parse(key)?.render(&context)
+    }
+}
+
 /// The JSON shape of a graph, checked for duplicate node ids after reading.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a graph: a JSON object with id, name, trigger, nodes and edges")]
@@ -345,6 +393,8 @@ struct GraphJson {
     metadata: Map<String, Value>,
     #[serde(default, deserialize_with = "step_count")]
     max_steps: Option<u64>,
+    #[serde(default)]
+    concurrency: Option<Concurrency>,
     #[serde(default)]
     nodes: Vec<Node>,
     #[serde(default)]
@@ -389,6 +439,7 @@ impl<'de> Deserialize<'de> for Graph {
             version: json.version,
             metadata: json.metadata,
             max_steps: json.max_steps,
+            concurrency: json.concurrency,
             nodes: Vec::with_capacity(json.nodes.len()),
             edges: json.edges,
             index: NodeIndex::default(),

@@ -6,6 +6,6 @@ mod node;
 mod trigger;
 
 pub use edge::Edge;
-pub use graph::{Graph, GraphError};
+pub use graph::{Concurrency, Graph, GraphError};
 pub use node::{Node, NodeType};
 pub use trigger::Trigger;

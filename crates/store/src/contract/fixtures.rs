@@ -45,6 +45,7 @@ pub fn new_run(org: &str, graph_id: &str, run_id: &str) -> NewRun {
         first_step: None,
         parent: None,
         origin: None,
+        concurrency: None,
     }
 }
 

@@ -1,0 +1,78 @@
+//! Concurrency limits: at most the limit of a key's runs are running; the
+//! others are queued, and go in the order they were created as places free.
+
+use serde_json::json;
+
+use super::Database;
+use super::fixtures::{final_step, graph, new_run, step};
+use crate::{ConcurrencySlot, Entry, NewRun, RunFilter, RunStatus, Store};
+
+/// Run `run_id` of graph `g` holding its place by `key`, limit 2.
+fn keyed(run_id: &str, key: &str, at: i64) -> NewRun {
+    NewRun {
+        at,
+        concurrency: Some(ConcurrencySlot { key: key.into(), limit: 2 }),
+        ..new_run("acme", "g", run_id)
+    }
+}
+
+async fn status(store: &dyn Store, run_id: &str) -> RunStatus {
+    store.run(run_id).await.unwrap().status
+}
+
+/// A run past its key's limit opens queued (held by nobody); a run that
+/// stops running lets the oldest queued run of its key go; a run answered
+/// while its key is full is queued again; other keys and runs without a
+/// limit are not held back.
+pub async fn runs_past_their_keys_limit_wait_their_turn_in_order(database: &dyn Database) {
+    let (store, other) = (database.open().await, database.open().await);
+    store.save_graph("acme", &graph("g")).await.unwrap();
+    for (n, (run_id, key)) in
+        [("r1", "a"), ("r2", "a"), ("r3", "a"), ("r4", "a"), ("r5", "b")].into_iter().enumerate()
+    {
+        let opened = other.create_run(keyed(run_id, key, 1_000 + n as i64)).await.unwrap();
+        let expected = if n == 2 || n == 3 { RunStatus::Queued } else { RunStatus::Running };
+        assert_eq!(opened.status, expected, "{run_id}");
+        if expected == RunStatus::Queued {
+            assert_eq!((opened.owner, opened.lease_until), (None, None));
+        }
+    }
+    store.create_run(new_run("acme", "g", "free")).await.unwrap();
+    assert_eq!(status(&*store, "free").await, RunStatus::Running, "no limit, no queue");
+    let queued = RunFilter { status: Some(RunStatus::Queued), ..RunFilter::default() };
+    assert_eq!(store.list_runs(&queued).await.unwrap().len(), 2);
+    assert!(
+        store.claimable_runs(i64::MAX, 100).await.unwrap().iter().all(|run| run.status == RunStatus::Running)
+    );
+
+    // r1 waits for a person: the oldest queued of its key, r3, goes.
+    let mut parked = step(
+        "r1",
+        1,
+        "review",
+        json!(1),
+        vec![Entry::NodeWaiting { node_id: "review".into(), prompt: None, actions: vec![] }],
+    );
+    parked.status = RunStatus::Waiting;
+    store.commit_step(parked).await.unwrap();
+    assert_eq!(
+        (status(&*store, "r3").await, status(&*store, "r4").await),
+        (RunStatus::Running, RunStatus::Queued)
+    );
+
+    // Answered while r2 and r3 run: r1 is queued, before r4 (created first).
+    let answer = Entry::AnswerReceived { node_id: "review".into(), by: None, data: json!({"action": "ok"}) };
+    let answered = step("r1", 2, "review", json!(2), vec![answer]);
+    let (record, _) = other.commit_step(answered).await.unwrap();
+    assert_eq!((record.status, record.owner), (RunStatus::Queued, None));
+    other.commit_step(final_step("r2", 1)).await.unwrap();
+    assert_eq!(
+        (status(&*store, "r1").await, status(&*store, "r4").await),
+        (RunStatus::Running, RunStatus::Queued),
+        "in the order they were created"
+    );
+    let version = store.run("r3").await.unwrap().version;
+    store.commit_step(final_step("r3", version)).await.unwrap();
+    assert_eq!(status(&*store, "r4").await, RunStatus::Running);
+    assert_eq!(status(&*store, "r5").await, RunStatus::Running, "another key is not held back");
+}
