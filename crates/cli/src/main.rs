@@ -1,6 +1,7 @@
 //! `roomkit-graph`: the command line. Data goes to stdout, everything else to
 //! stderr; `--json` gives output for scripts.
 
+mod concurrency;
 mod demo;
 mod driving;
 mod graphs;
@@ -258,6 +259,10 @@ enum RunCommand {
     /// `serve` and `worker` delete those older, with everything of them.
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// How many of the organization's runs go at once: past the limit, runs
+    /// are queued and go on in the order they were started.
+    #[command(subcommand)]
+    Concurrency(ConcurrencyCommand),
     /// Run-event hooks: another system told, by a signed HTTP POST, when the
     /// organization's runs complete, fail, wait or are cancelled, or a node
     /// fails. `serve` and `worker` deliver them.
@@ -328,6 +333,22 @@ enum RunsAction {
         /// The run.
         run: String,
     },
+}
+
+/// `concurrency` commands.
+#[derive(Subcommand)]
+enum ConcurrencyCommand {
+    /// At most this many of the organization's runs running at once, of
+    /// every graph (a graph's own `concurrency` holds too); the queued runs
+    /// that fit go at once.
+    Set {
+        /// How many runs.
+        runs: std::num::NonZeroU32,
+    },
+    /// Removes the limit: the queued runs their graphs' limits allow go at once.
+    Clear,
+    /// The limit, and the runs queued by graph and key.
+    Show,
 }
 
 /// `retention` commands.
@@ -585,6 +606,15 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
         }
         RunCommand::Retention(RetentionCommand::Clear { graph }) => {
             retention::set(&runner, &org, graph.as_deref(), None).await.map(|()| ExitCode::SUCCESS)
+        }
+        RunCommand::Concurrency(ConcurrencyCommand::Set { runs }) => {
+            concurrency::set(&runner, &org, Some(runs.get())).await.map(|()| ExitCode::SUCCESS)
+        }
+        RunCommand::Concurrency(ConcurrencyCommand::Clear) => {
+            concurrency::set(&runner, &org, None).await.map(|()| ExitCode::SUCCESS)
+        }
+        RunCommand::Concurrency(ConcurrencyCommand::Show) => {
+            concurrency::show(&runner, &org, json).await.map(|()| ExitCode::SUCCESS)
         }
         RunCommand::Retention(RetentionCommand::Show) => {
             retention::show(&runner, &org, json).await.map(|()| ExitCode::SUCCESS)

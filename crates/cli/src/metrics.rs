@@ -6,8 +6,9 @@
 //! server, calls in the AI handlers, deliveries in the hooks' sender); here
 //! the recorder is installed and, at each scrape, the live runs counted.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -27,6 +28,11 @@ use crate::shutdown::wait_for;
 /// database, so each process serves the same number (take the `max`, not the
 /// sum, over processes).
 pub(crate) const RUNS_LIVE: &str = "roomkit_runs";
+
+/// Runs queued by organization, graph and concurrency key (empty for runs
+/// queued by their organization's limit alone), counted at each scrape like
+/// [`RUNS_LIVE`]; a key whose queue emptied reads 0, then goes once idle.
+pub(crate) const RUNS_QUEUED: &str = "roomkit_runs_queued";
 
 /// The bounds of the time histograms (seconds): from a millisecond to ten
 /// minutes.
@@ -65,7 +71,7 @@ pub(crate) async fn serve(
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &SECONDS)
         .context("the metrics' buckets")?
-        .idle_timeout(MetricKindMask::COUNTER | MetricKindMask::HISTOGRAM, Some(IDLE))
+        .idle_timeout(MetricKindMask::ALL, Some(IDLE))
         .install_recorder()
         .context("cannot install the metrics recorder")?;
     describe();
@@ -81,9 +87,11 @@ pub(crate) async fn serve(
             }
         }
     });
-    let app = axum::Router::new()
-        .route("/metrics", axum::routing::get(render))
-        .with_state(Scrape { handle, store: runner.shared_store() });
+    let app = axum::Router::new().route("/metrics", axum::routing::get(render)).with_state(Scrape {
+        handle,
+        store: runner.shared_store(),
+        queues: Arc::default(),
+    });
     Ok(Some(tokio::spawn(async move {
         let served = axum::serve(listener, app).with_graceful_shutdown(wait_for(stopped)).await;
         if let Err(error) = served {
@@ -97,21 +105,42 @@ pub(crate) async fn serve(
 struct Scrape {
     handle: PrometheusHandle,
     store: Arc<dyn Store>,
+    /// The queues the last scrape saw, to read 0 once empty.
+    queues: Arc<Mutex<HashSet<Queue>>>,
 }
 
-/// The metrics, the live runs counted first.
+/// A queue's labels: organization, graph and key.
+type Queue = (String, String, String);
+
+/// The metrics, the live runs and the queues counted first.
 async fn render(State(scrape): State<Scrape>) -> impl IntoResponse {
-    // A database out of reach costs this gauge, not the scrape.
-    match tokio::time::timeout(COUNT_TIMEOUT, scrape.store.live_run_counts()).await {
-        Ok(Ok(counts)) => {
+    // A database out of reach costs these gauges, not the scrape.
+    let counted = async { tokio::try_join!(scrape.store.live_run_counts(), scrape.store.queue_depths()) };
+    match tokio::time::timeout(COUNT_TIMEOUT, counted).await {
+        Ok(Ok((counts, depths))) => {
             metrics::gauge!(RUNS_LIVE, "status" => "running").set(counts.running as f64);
             metrics::gauge!(RUNS_LIVE, "status" => "waiting").set(counts.waiting as f64);
             metrics::gauge!(RUNS_LIVE, "status" => "queued").set(counts.queued as f64);
+            let mut seen = HashSet::with_capacity(depths.len());
+            for depth in depths {
+                let queue = (depth.org, depth.graph_id, depth.key);
+                queue_gauge(&queue).set(depth.queued as f64);
+                seen.insert(queue);
+            }
+            let mut last = scrape.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for emptied in last.difference(&seen) {
+                queue_gauge(emptied).set(0.0);
+            }
+            *last = seen;
         }
         Ok(Err(error)) => tracing::warn!(%error, "cannot count the live runs for the metrics"),
         Err(_) => tracing::warn!("the live runs were not counted in time for the metrics"),
     }
     ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], scrape.handle.render())
+}
+
+fn queue_gauge((org, graph, key): &Queue) -> metrics::Gauge {
+    metrics::gauge!(RUNS_QUEUED, "org" => org.clone(), "graph" => graph.clone(), "key" => key.clone())
 }
 
 /// What each metric is, for the `# HELP` lines.
@@ -127,6 +156,10 @@ fn describe() {
     metrics::describe_gauge!(
         RUNS_LIVE,
         "Runs running, waiting and queued, of every organization, at the scrape"
+    );
+    metrics::describe_gauge!(
+        RUNS_QUEUED,
+        "Runs queued, by organization, graph and concurrency key, at the scrape"
     );
     metrics::describe_counter!(STEPS, "Steps executed by this process, by node type and outcome");
     metrics::describe_histogram!(

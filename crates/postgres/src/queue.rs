@@ -1,14 +1,118 @@
-//! Concurrency limits, as the SQLite store applies them: a run of a graph
-//! with a limit runs only while fewer than the limit of its key's runs are
-//! running, and is queued otherwise; a run that stops running lets the
-//! oldest queued run of its key go. Applied in the transaction of the commit
-//! that moves the run, under a transaction-scoped advisory lock on the key,
-//! so that two processes never both take its last place.
+//! Flow control, as the PostgreSQL store applies it: a run runs only while
+//! its key (of a graph with a concurrency limit) and its organization (with
+//! a run limit) have room, and is queued otherwise; a run that stops running
+//! lets the oldest queued run that then fits go. Applied in the transaction
+//! of the commit that moves the run, under transaction-scoped advisory locks
+//! on the organization (when it has a limit) and then on the key, so that
+//! two processes never both take a last place; [`QueueStore`] for
+//! [`PostgresStore`].
 
+use async_trait::async_trait;
 use deadpool_postgres::Transaction;
-use roomkit_graph_store::{ConcurrencySlot, Millis, Result, RunRecord, RunStatus};
+use roomkit_graph_store::{
+    ConcurrencySlot, Millis, QueueDepth, QueueStore, Result, RunRecord, RunStatus, now_millis,
+};
 
+use crate::PostgresStore;
 use crate::error::pg;
+
+#[async_trait]
+impl QueueStore for PostgresStore {
+    async fn set_running_limit(&self, org: &str, limit: Option<u32>) -> Result<()> {
+        self.retrying(|| self.set_running_limit_once(org, limit)).await
+    }
+
+    async fn running_limit(&self, org: &str) -> Result<Option<u32>> {
+        self.retrying(|| self.running_limit_once(org)).await
+    }
+
+    async fn queue_depths(&self) -> Result<Vec<QueueDepth>> {
+        self.retrying(|| self.queue_depths_once()).await
+    }
+}
+
+/// The operations, each tried once; [`PostgresStore::retrying`] tries them
+/// again while the database is unavailable.
+impl PostgresStore {
+    async fn set_running_limit_once(&self, org: &str, limit: Option<u32>) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        lock_org(&tx, org).await?;
+        match limit {
+            Some(limit) => {
+                tx.execute(
+                    "INSERT INTO roomkit_graph.run_limits (org, max_running) VALUES ($1, $2) \
+                 ON CONFLICT (org) DO UPDATE SET max_running = excluded.max_running",
+                    &[&org, &i64::from(limit)],
+                )
+                .await
+            }
+            None => tx.execute("DELETE FROM roomkit_graph.run_limits WHERE org = $1", &[&org]).await,
+        }
+        .map_err(pg)?;
+        let now = now_millis();
+        match limit {
+            // Every transition of the organization's runs now takes its lock.
+            Some(limit) => while release(&tx, org, Some(limit), None, now).await? {},
+            // Each key under its own lock; runs without one are held by nothing now.
+            None => {
+                let keys = tx
+                    .query(
+                        "SELECT DISTINCT graph_id, concurrency_key FROM roomkit_graph.runs \
+                         WHERE org = $1 AND status = 'queued' AND concurrency_key IS NOT NULL",
+                        &[&org],
+                    )
+                    .await
+                    .map_err(pg)?;
+                for row in keys {
+                    let (graph_id, key): (String, String) = (row.get(0), row.get(1));
+                    lock_key(&tx, org, &graph_id, &key).await?;
+                    while release(&tx, org, None, Some((&graph_id, &key)), now).await? {}
+                }
+                tx.execute(
+                    "UPDATE roomkit_graph.runs SET status = 'running', updated_at = $2 \
+                     WHERE org = $1 AND status = 'queued' AND concurrency_key IS NULL",
+                    &[&org, &now],
+                )
+                .await
+                .map_err(pg)?;
+            }
+        }
+        tx.commit().await.map_err(pg)?;
+        Ok(())
+    }
+
+    async fn running_limit_once(&self, org: &str) -> Result<Option<u32>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT max_running FROM roomkit_graph.run_limits WHERE org = $1", &[&org])
+            .await
+            .map_err(pg)?;
+        Ok(row.map(|row| u32::try_from(row.get::<_, i64>(0)).unwrap_or(u32::MAX)))
+    }
+
+    async fn queue_depths_once(&self) -> Result<Vec<QueueDepth>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT org, graph_id, coalesce(concurrency_key, ''), count(*) FROM roomkit_graph.runs \
+                 WHERE status = 'queued' GROUP BY org, graph_id, concurrency_key \
+                 ORDER BY org, graph_id, concurrency_key",
+                &[],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(rows
+            .iter()
+            .map(|row| QueueDepth {
+                org: row.get(0),
+                graph_id: row.get(1),
+                key: row.get(2),
+                queued: u64::try_from(row.get::<_, i64>(3)).unwrap_or_default(),
+            })
+            .collect())
+    }
+}
 
 /// Records the place a new run takes.
 pub(crate) async fn set_slot(tx: &Transaction<'_>, run_id: &str, slot: &ConcurrencySlot) -> Result<()> {
@@ -21,8 +125,47 @@ pub(crate) async fn set_slot(tx: &Transaction<'_>, run_id: &str, slot: &Concurre
     Ok(())
 }
 
-/// `after`, the run as a commit leaves it (coming from `before`), once its
-/// graph's limit is applied (see the module's documentation).
+/// Waits for the organization's lock, held until the transaction ends.
+async fn lock_org(tx: &Transaction<'_>, org: &str) -> Result<()> {
+    tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 8))", &[&org]).await.map_err(pg)?;
+    Ok(())
+}
+
+/// Waits for the lock of a graph's key, held until the transaction ends.
+async fn lock_key(tx: &Transaction<'_>, org: &str, graph_id: &str, key: &str) -> Result<()> {
+    tx.execute(
+        // Each part after its length: no two keys read alike.
+        "SELECT pg_advisory_xact_lock(hashtextextended(length($1) || ':' || $1 || length($2) || ':' || $2 || $3, 7))",
+        &[&org, &graph_id, &key],
+    )
+    .await
+    .map_err(pg)?;
+    Ok(())
+}
+
+/// How many runs are running: of `org`, or of its graph's key, `except` aside.
+async fn running(tx: &Transaction<'_>, org: &str, key: Option<(&str, &str)>, except: &str) -> Result<i64> {
+    let row = match key {
+        Some((graph_id, key)) => tx.query_one(
+            "SELECT count(*) FROM roomkit_graph.runs WHERE org = $1 AND graph_id = $2 AND concurrency_key = $3 \
+             AND status = 'running' AND run_id <> $4",
+            &[&org, &graph_id, &key, &except],
+        )
+        .await,
+        None => {
+            tx.query_one(
+                "SELECT count(*) FROM roomkit_graph.runs WHERE org = $1 AND status = 'running' AND run_id <> $2",
+                &[&org, &except],
+            )
+            .await
+        }
+    }
+    .map_err(pg)?;
+    Ok(row.get(0))
+}
+
+/// `after`, the run as a commit leaves it (coming from `before`), once the
+/// limits are applied (see the module's documentation).
 pub(crate) async fn applied(
     tx: &Transaction<'_>,
     before: Option<RunStatus>,
@@ -36,51 +179,84 @@ pub(crate) async fn applied(
     }
     let row = tx
         .query_one(
-            "SELECT concurrency_key, concurrency_limit FROM roomkit_graph.runs WHERE run_id = $1",
+            "SELECT concurrency_key, concurrency_limit, (SELECT max_running FROM roomkit_graph.run_limits l \
+             WHERE l.org = runs.org) FROM roomkit_graph.runs WHERE run_id = $1",
             &[&after.run_id],
         )
         .await
         .map_err(pg)?;
-    let (Some(key), Some(limit)) = (row.get::<_, Option<String>>(0), row.get::<_, Option<i64>>(1)) else {
+    let slot = row.get::<_, Option<String>>(0).zip(row.get::<_, Option<i64>>(1));
+    let org_limit = row.get::<_, Option<i64>>(2).map(|limit| u32::try_from(limit).unwrap_or(u32::MAX));
+    if slot.is_none() && org_limit.is_none() {
         return Ok(after);
+    }
+    // The organization's lock first, then the key's: always in that order.
+    if org_limit.is_some() {
+        lock_org(tx, &after.org).await?;
+    }
+    let key = slot.as_ref().map(|(key, _)| (after.graph_id.as_str(), key.as_str()));
+    if let Some((graph_id, key)) = key {
+        lock_key(tx, &after.org, graph_id, key).await?;
+    }
+    if !is_running {
+        release(tx, &after.org, org_limit, key, now).await?;
+        return Ok(after);
+    }
+    let key_full = match &slot {
+        Some((_, limit)) => running(tx, &after.org, key, &after.run_id).await? >= *limit,
+        None => false,
     };
+    let org_full = match org_limit {
+        Some(limit) => running(tx, &after.org, None, &after.run_id).await? >= i64::from(limit),
+        None => false,
+    };
+    if !key_full && !org_full {
+        return Ok(after);
+    }
     tx.execute(
-        // Each part after its length: no two keys read alike.
-        "SELECT pg_advisory_xact_lock(hashtextextended(length($1) || ':' || $1 || length($2) || ':' || $2 || $3, 7))",
-        &[&after.org, &after.graph_id, &key],
+        "UPDATE roomkit_graph.runs SET status = 'queued', owner = NULL, lease_until = NULL WHERE run_id = $1",
+        &[&after.run_id],
     )
     .await
     .map_err(pg)?;
-    let running: i64 = tx
-        .query_one(
-            "SELECT count(*) FROM roomkit_graph.runs WHERE org = $1 AND graph_id = $2 AND concurrency_key = $3 \
-             AND status = 'running' AND run_id <> $4",
-            &[&after.org, &after.graph_id, &key, &after.run_id],
-        )
-        .await
-        .map_err(pg)?
-        .get(0);
-    if is_running {
-        if running < limit {
-            return Ok(after);
-        }
-        tx.execute(
-            "UPDATE roomkit_graph.runs SET status = 'queued', owner = NULL, lease_until = NULL WHERE run_id = $1",
-            &[&after.run_id],
-        )
-        .await
-        .map_err(pg)?;
-        return Ok(after.queued());
+    Ok(after.queued())
+}
+
+/// Lets the oldest queued run of `org` that fits go, after a run of the
+/// `stopped` graph and key (if it had one) stopped running; whether one
+/// went. Without an organization's limit, only that key's runs can fit now.
+async fn release(
+    tx: &Transaction<'_>,
+    org: &str,
+    org_limit: Option<u32>,
+    stopped: Option<(&str, &str)>,
+    now: Millis,
+) -> Result<bool> {
+    if let Some(limit) = org_limit
+        && running(tx, org, None, "").await? >= i64::from(limit)
+    {
+        return Ok(false);
     }
-    if running < limit {
-        tx.execute(
-            "UPDATE roomkit_graph.runs SET status = 'running', updated_at = $4 WHERE run_id = (SELECT run_id \
-             FROM roomkit_graph.runs WHERE org = $1 AND graph_id = $2 AND concurrency_key = $3 \
-             AND status = 'queued' ORDER BY created_at, run_id LIMIT 1)",
-            &[&after.org, &after.graph_id, &key, &now],
+    let released = match (org_limit, stopped) {
+        (None, Some((graph_id, key))) => tx.execute(
+            "UPDATE roomkit_graph.runs SET status = 'running', updated_at = $4 WHERE run_id = (SELECT q.run_id \
+             FROM roomkit_graph.runs q WHERE q.org = $1 AND q.graph_id = $2 AND q.concurrency_key = $3 \
+             AND q.status = 'queued' AND q.concurrency_limit > (SELECT count(*) FROM roomkit_graph.runs r \
+             WHERE r.org = $1 AND r.graph_id = $2 AND r.concurrency_key = $3 AND r.status = 'running') \
+             ORDER BY q.created_at, q.run_id LIMIT 1)",
+            &[&org, &graph_id, &key, &now],
         )
-        .await
-        .map_err(pg)?;
+        .await,
+        _ => tx.execute(
+            "UPDATE roomkit_graph.runs SET status = 'running', updated_at = $2 WHERE run_id = (SELECT q.run_id \
+             FROM roomkit_graph.runs q WHERE q.org = $1 AND q.status = 'queued' AND (q.concurrency_key IS NULL \
+             OR q.concurrency_limit > (SELECT count(*) FROM roomkit_graph.runs r WHERE r.org = q.org \
+             AND r.graph_id = q.graph_id AND r.concurrency_key = q.concurrency_key AND r.status = 'running')) \
+             ORDER BY q.created_at, q.run_id LIMIT 1)",
+            &[&org, &now],
+        )
+        .await,
     }
-    Ok(after)
+    .map_err(pg)?;
+    Ok(released > 0)
 }

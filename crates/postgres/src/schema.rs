@@ -85,6 +85,7 @@ CREATE TABLE roomkit_graph.runs (
 );
 CREATE INDEX runs_by_concurrency ON roomkit_graph.runs (org, graph_id, concurrency_key, status, created_at)
     WHERE concurrency_key IS NOT NULL;
+CREATE INDEX runs_live_by_org ON roomkit_graph.runs (org, status, created_at) WHERE status IN ('running', 'queued');
 CREATE INDEX runs_by_parent ON roomkit_graph.runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
 CREATE INDEX runs_by_graph ON roomkit_graph.runs (org, graph_id, created_at);
 CREATE INDEX runs_by_org ON roomkit_graph.runs (org, created_at);
@@ -154,6 +155,11 @@ CREATE TABLE roomkit_graph.retention (
     PRIMARY KEY (org, graph_id)
 );
 
+CREATE TABLE roomkit_graph.run_limits (
+    org         TEXT   NOT NULL PRIMARY KEY,
+    max_running BIGINT NOT NULL
+);
+
 CREATE TABLE roomkit_graph.secrets (
     org        TEXT   NOT NULL,
     graph_id   TEXT   NOT NULL,
@@ -168,8 +174,8 @@ CREATE TABLE roomkit_graph.secrets (
 /// take `tok_` and the first 16 hex digits of their hash), an expiry, a
 /// read-only flag and their last use (none for the tokens already stored:
 /// they never expire and may change things, as before); run-event hooks,
-/// their deliveries and retention rules get their tables; runs may be
-/// queued and get their concurrency key and limit.
+/// their deliveries, retention rules and organizations' run limits get
+/// their tables; runs may be queued and get their concurrency key and limit.
 const MIGRATE_5_TO_6: &str = "
 ALTER TABLE roomkit_graph.runs DROP CONSTRAINT IF EXISTS runs_status_check;
 ALTER TABLE roomkit_graph.runs ADD CONSTRAINT runs_status_check
@@ -178,6 +184,8 @@ ALTER TABLE roomkit_graph.runs ADD COLUMN IF NOT EXISTS concurrency_key TEXT,
     ADD COLUMN IF NOT EXISTS concurrency_limit BIGINT;
 CREATE INDEX IF NOT EXISTS runs_by_concurrency ON roomkit_graph.runs (org, graph_id, concurrency_key, status, created_at)
     WHERE concurrency_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS runs_live_by_org ON roomkit_graph.runs (org, status, created_at)
+    WHERE status IN ('running', 'queued');
 ALTER TABLE roomkit_graph.tokens ADD COLUMN IF NOT EXISTS id TEXT,
     ADD COLUMN IF NOT EXISTS expires_at BIGINT,
     ADD COLUMN IF NOT EXISTS read_only BOOLEAN NOT NULL DEFAULT FALSE,
@@ -222,6 +230,10 @@ CREATE TABLE IF NOT EXISTS roomkit_graph.retention (
     graph_id TEXT   NOT NULL,
     keep     BIGINT NOT NULL,
     PRIMARY KEY (org, graph_id)
+);
+CREATE TABLE IF NOT EXISTS roomkit_graph.run_limits (
+    org         TEXT   NOT NULL PRIMARY KEY,
+    max_running BIGINT NOT NULL
 );
 ";
 

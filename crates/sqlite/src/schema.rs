@@ -53,7 +53,9 @@ pub const SCHEMA_VERSION: i32 = 10;
 /// when the child runs that node itself (see `ParentLink::runs_node`).
 /// `concurrency_key` and `concurrency_limit` are the key a run of a graph
 /// with a concurrency limit holds its place by, and that limit (see
-/// `Concurrency`); `runs_by_concurrency` counts the runs of a key.
+/// `Concurrency`); `runs_by_concurrency` counts the runs of a key,
+/// `runs_live_by_org` an organization's runs running and queued, against
+/// its `run_limits`.
 ///
 /// A hook's `events` are their names each between commas (`Hook::events_text`).
 /// A delivery's `payload` is what it says but its id; `next_attempt_at` is
@@ -103,6 +105,7 @@ CREATE TABLE runs (
 );
 CREATE INDEX runs_by_concurrency ON runs (org, graph_id, concurrency_key, status, created_at)
     WHERE concurrency_key IS NOT NULL;
+CREATE INDEX runs_live_by_org ON runs (org, status, created_at) WHERE status IN ('running', 'queued');
 CREATE INDEX runs_by_parent ON runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
 CREATE INDEX runs_by_graph ON runs (org, graph_id, created_at);
 CREATE INDEX runs_by_org ON runs (org, created_at);
@@ -169,6 +172,11 @@ CREATE TABLE retention (
     graph_id TEXT    NOT NULL,
     keep     INTEGER NOT NULL,
     PRIMARY KEY (org, graph_id)
+) WITHOUT ROWID;
+
+CREATE TABLE run_limits (
+    org         TEXT    NOT NULL PRIMARY KEY,
+    max_running INTEGER NOT NULL
 ) WITHOUT ROWID;
 
 CREATE TABLE secrets (
@@ -331,9 +339,10 @@ ALTER TABLE transcript ADD COLUMN position_json TEXT DEFAULT '\"unkept\"';
 /// stored take `tok_` and the first 16 hex digits of their hash), an expiry,
 /// a read-only flag and their last use (none for the tokens already stored:
 /// they never expire and may change things, as before); run-event hooks,
-/// their deliveries and retention rules get their tables; runs may be
-/// queued and get their concurrency key and limit (none for the runs
-/// already stored), the table rebuilt for its status check.
+/// their deliveries, retention rules and organizations' run limits get
+/// their tables; runs may be queued and get their concurrency key and limit
+/// (none for the runs already stored), the table rebuilt for its status
+/// check.
 const MIGRATE_9_TO_10: &str = "
 CREATE TABLE runs_v10 (
     run_id           TEXT    NOT NULL PRIMARY KEY,
@@ -371,6 +380,7 @@ DROP TABLE runs;
 ALTER TABLE runs_v10 RENAME TO runs;
 CREATE INDEX runs_by_concurrency ON runs (org, graph_id, concurrency_key, status, created_at)
     WHERE concurrency_key IS NOT NULL;
+CREATE INDEX runs_live_by_org ON runs (org, status, created_at) WHERE status IN ('running', 'queued');
 CREATE INDEX runs_by_parent ON runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
 CREATE INDEX runs_by_graph ON runs (org, graph_id, created_at);
 CREATE INDEX runs_by_org ON runs (org, created_at);
@@ -422,6 +432,11 @@ CREATE TABLE retention (
     graph_id TEXT    NOT NULL,
     keep     INTEGER NOT NULL,
     PRIMARY KEY (org, graph_id)
+) WITHOUT ROWID;
+
+CREATE TABLE run_limits (
+    org         TEXT    NOT NULL PRIMARY KEY,
+    max_running INTEGER NOT NULL
 ) WITHOUT ROWID;
 ";
 

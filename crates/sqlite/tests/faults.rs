@@ -90,7 +90,7 @@ async fn a_file_locked_by_another_connection_gives_locked_then_works_once_releas
 #[tokio::test]
 async fn a_full_file_refuses_the_step_and_keeps_every_earlier_one() {
     let (_dir, path) = db_path();
-    let limited = Options { max_size_bytes: Some(128 * 1024), ..Options::default() };
+    let limited = Options { max_size_bytes: Some(256 * 1024), ..Options::default() };
     let store = SqliteStore::open_with(&path, limited).unwrap();
     store.save_graph(DEFAULT_ORG, &graph("g")).await.unwrap();
     start_run(&store, "g", "r").await;
@@ -99,7 +99,7 @@ async fn a_full_file_refuses_the_step_and_keeps_every_earlier_one() {
     let mut committed = 0;
     let failure = loop {
         let version = committed + 1;
-        assert!(version < 200, "a 128 KiB limit must be reached by 200 steps of 3 KB");
+        assert!(version < 200, "a 256 KiB limit must be reached by 200 steps of 3 KB");
         let commit =
             step("r", version, &format!("n{version}"), big(version), vec![completed("n", big(version))]);
         match store.commit_step(commit).await {

@@ -18,6 +18,8 @@
 //!   `follow`: following a transcript live, written once for every backend
 //!   ([`Wakes::follow`]).
 //! - `worker`: [`WorkerRegistration`] and [`WorkerStore`].
+//! - `queue`: [`ConcurrencySlot`] and [`QueueStore`]: how many runs go at
+//!   once, per graph and key and per organization, the others queued.
 //! - `retention`: [`RetentionRule`] and [`RetentionStore`]: runs and graph
 //!   versions deleted, finished runs past their retention swept
 //!   ([`sweep_expired`]).
@@ -73,6 +75,7 @@ mod lease;
 pub mod metrics;
 mod page;
 mod past;
+mod queue;
 mod retention;
 mod run;
 mod step;
@@ -96,10 +99,11 @@ pub use key::{HeldKey, RunKey};
 pub use lease::Lease;
 pub use page::{CursorError, DeliveryCursor, GraphCursor, Page, RunCursor};
 pub use past::{Origin, Position, RunAt, UNKEPT_POSITION};
+pub use queue::{ConcurrencySlot, QueueDepth, QueueStore};
 pub use retention::{RetentionRule, RetentionStore, SWEEP_BATCH, Sweep, Swept, latest_kept, sweep_expired};
 pub use run::{
-    ConcurrencySlot, Dialect, FilterValue, LiveRunCounts, NewRun, ParentLink, ParentStep, RunFilter,
-    RunRecord, RunStatus, RunStore, StepCommit, TriggerField,
+    Dialect, FilterValue, LiveRunCounts, NewRun, ParentLink, ParentStep, RunFilter, RunRecord, RunStatus,
+    RunStore, StepCommit, TriggerField,
 };
 pub use transcript::{Entry, TranscriptEvent, TranscriptStore};
 pub use worker::{WorkerRegistration, WorkerStore};
@@ -156,7 +160,7 @@ pub fn millis_at(time: std::time::SystemTime) -> Millis {
 /// }
 /// ```
 pub trait Store:
-    GraphStore + AccessStore + RunStore + TranscriptStore + WorkerStore + HookStore + RetentionStore
+    GraphStore + AccessStore + RunStore + TranscriptStore + WorkerStore + HookStore + RetentionStore + QueueStore
 {
 }
 
@@ -168,6 +172,7 @@ impl<T> Store for T where
         + WorkerStore
         + HookStore
         + RetentionStore
+        + QueueStore
         + ?Sized
 {
 }
@@ -175,6 +180,7 @@ impl<T> Store for T where
 /// The store traits, to import in one line: `use roomkit_graph_store::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        AccessStore, GraphStore, HookStore, RetentionStore, RunStore, Store, TranscriptStore, WorkerStore,
+        AccessStore, GraphStore, HookStore, QueueStore, RetentionStore, RunStore, Store, TranscriptStore,
+        WorkerStore,
     };
 }

@@ -7,7 +7,7 @@ use roomkit_graph::EngineState;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Entry, Lease, Millis, Page, Result, RunCursor, RunKey, TranscriptEvent};
+use crate::{ConcurrencySlot, Entry, Lease, Millis, Page, Result, RunCursor, RunKey, TranscriptEvent};
 
 /// Where a durable run stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -242,45 +242,6 @@ pub struct NewRun {
     /// place by and the limit. Past the limit it opens queued (see
     /// [`RunStatus::Queued`]).
     pub concurrency: Option<ConcurrencySlot>,
-}
-
-/// The place a run of a graph with a concurrency limit takes: at most
-/// `limit` runs of its graph with the same `key` are running at once; the
-/// others are queued, and the oldest of them goes on as soon as a running
-/// one stops running (waits, ends). Made by [`ConcurrencySlot::new`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConcurrencySlot {
-    /// The key, rendered from the run's trigger data (or its digest).
-    pub key: String,
-    /// How many runs of the key may run at once (1 or more).
-    pub limit: u32,
-}
-
-impl ConcurrencySlot {
-    /// Keys longer than this many bytes are kept as their SHA-256 digest,
-    /// so that any key fits in an index.
-    pub const KEY_BYTES: usize = 128;
-
-    /// The place a run with `key` takes under `limit`.
-    ///
-    /// ```
-    /// use roomkit_graph_store::ConcurrencySlot;
-    ///
-    /// assert_eq!(ConcurrencySlot::new("acme".into(), 3).key, "acme");
-    /// let long = ConcurrencySlot::new("x".repeat(10_000), 3).key;
-    /// assert_eq!((long.len(), &long[..7]), (71, "sha256:"));
-    /// assert_eq!(long, ConcurrencySlot::new("x".repeat(10_000), 1).key, "the same key each time");
-    /// ```
-    pub fn new(key: String, limit: u32) -> ConcurrencySlot {
-        use sha2::Digest as _;
-        if key.len() <= Self::KEY_BYTES {
-            return ConcurrencySlot { key, limit };
-        }
-        ConcurrencySlot {
-            key: format!("sha256:{}", hex::encode(sha2::Sha256::digest(key.as_bytes()))),
-            limit,
-        }
-    }
 }
 
 /// One step, committed whole.

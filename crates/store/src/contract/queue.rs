@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::Database;
 use super::fixtures::{final_step, graph, new_run, step};
-use crate::{ConcurrencySlot, Entry, NewRun, RunFilter, RunStatus, Store};
+use crate::{ConcurrencySlot, Entry, NewRun, QueueDepth, RunFilter, RunStatus, Store};
 
 /// Run `run_id` of graph `g` holding its place by `key`, limit 2.
 fn keyed(run_id: &str, key: &str, at: i64) -> NewRun {
@@ -75,4 +75,67 @@ pub async fn runs_past_their_keys_limit_wait_their_turn_in_order(database: &dyn 
     store.commit_step(final_step("r3", version)).await.unwrap();
     assert_eq!(status(&*store, "r4").await, RunStatus::Running);
     assert_eq!(status(&*store, "r5").await, RunStatus::Running, "another key is not held back");
+}
+
+/// Ends a running run.
+async fn end(store: &dyn Store, run_id: &str) {
+    let version = store.run(run_id).await.unwrap().version;
+    store.commit_step(final_step(run_id, version)).await.unwrap();
+}
+
+/// An organization's limit holds its runs of every graph, each still held
+/// to its key's limit too, and leaves other organizations alone; raised, it
+/// lets go at once as many queued runs as then fit, oldest first; lowered,
+/// it stops none; removed, it lets go those their keys allow.
+pub async fn an_organizations_limit_holds_all_its_runs_with_their_keys(database: &dyn Database) {
+    let (store, other) = (database.open().await, database.open().await);
+    for (org, graph_id) in [("acme", "g"), ("acme", "h"), ("globex", "h")] {
+        store.save_graph(org, &graph(graph_id)).await.unwrap();
+    }
+    store.set_running_limit("acme", Some(2)).await.unwrap();
+    assert_eq!(other.running_limit("acme").await.unwrap(), Some(2));
+    assert_eq!(other.running_limit("globex").await.unwrap(), None);
+    let plain = |org: &str, run_id: &str, at: i64| NewRun { at, ..new_run(org, "h", run_id) };
+    let opened = [
+        other.create_run(keyed("r1", "a", 1_000)).await.unwrap(),
+        other.create_run(plain("acme", "r2", 1_001)).await.unwrap(),
+        other.create_run(plain("acme", "r3", 1_002)).await.unwrap(),
+        other.create_run(keyed("r4", "a", 1_003)).await.unwrap(),
+        other.create_run(keyed("r5", "a", 1_004)).await.unwrap(),
+        other.create_run(plain("globex", "x1", 1_005)).await.unwrap(),
+    ];
+    let statuses: Vec<_> = opened.iter().map(|run| run.status).collect();
+    use RunStatus::{Queued, Running};
+    assert_eq!(statuses, [Running, Running, Queued, Queued, Queued, Running]);
+    let depth = |graph_id: &str, key: &str, queued: u64| QueueDepth {
+        org: "acme".into(),
+        graph_id: graph_id.into(),
+        key: key.into(),
+        queued,
+    };
+    assert_eq!(store.queue_depths().await.unwrap(), [depth("g", "a", 2), depth("h", "", 1)]);
+
+    // r2 ends: the oldest that fits, r3, goes.
+    end(&*store, "r2").await;
+    assert_eq!((status(&*store, "r3").await, status(&*store, "r4").await), (Running, Queued));
+
+    // Raised to 4: r4 goes; r5 stays, its key full (r1, r4).
+    other.set_running_limit("acme", Some(4)).await.unwrap();
+    assert_eq!((status(&*store, "r4").await, status(&*store, "r5").await), (Running, Queued));
+
+    // Lowered to 1: nobody stops, and r3 ending lets nobody go.
+    store.set_running_limit("acme", Some(1)).await.unwrap();
+    end(&*store, "r3").await;
+    assert_eq!(status(&*store, "r5").await, Queued);
+    assert_eq!((status(&*store, "r1").await, status(&*store, "r4").await), (Running, Running));
+    let r6 = other.create_run(plain("acme", "r6", 1_006)).await.unwrap();
+    assert_eq!(r6.status, Queued);
+
+    // Removed: r6 goes; r5's key is still full, and r1 ending lets it go.
+    store.set_running_limit("acme", None).await.unwrap();
+    assert_eq!(store.running_limit("acme").await.unwrap(), None);
+    assert_eq!((status(&*store, "r5").await, status(&*store, "r6").await), (Queued, Running));
+    end(&*other, "r1").await;
+    assert_eq!(status(&*store, "r5").await, Running);
+    assert_eq!(store.queue_depths().await.unwrap(), []);
 }
