@@ -1,6 +1,6 @@
 //! What a process that drives runs (`serve`, `worker`) is told beside them:
 //! how many it drives at once, where its hooks may send, where its metrics
-//! are served.
+//! are served and its traces sent.
 
 use std::num::NonZeroUsize;
 
@@ -9,9 +9,10 @@ use roomkit_graph_runner::Runner;
 
 use crate::hooks::HookOptions;
 use crate::metrics::MetricsOptions;
+use crate::traces::TraceOptions;
 
 /// The options `serve` and `worker` share.
-#[derive(Args, Clone, Copy, Default)]
+#[derive(Args, Clone, Default)]
 pub(crate) struct Driving {
     /// Drives at most this many runs at a time (runs waiting on a person, a
     /// timer or a child do not count); the others are left for other
@@ -22,6 +23,8 @@ pub(crate) struct Driving {
     pub(crate) hooks: HookOptions,
     #[command(flatten)]
     pub(crate) metrics: MetricsOptions,
+    #[command(flatten)]
+    pub(crate) traces: TraceOptions,
 }
 
 impl Driving {

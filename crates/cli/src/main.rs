@@ -14,6 +14,7 @@ mod runs;
 mod serve;
 mod shutdown;
 mod tokens;
+mod traces;
 mod transcript;
 mod validate;
 
@@ -24,6 +25,9 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use roomkit_graph_database::Database;
 use roomkit_graph_store::{DEFAULT_ORG, DeliveryFilter, DeliveryStatus, RunCursor, RunFilter, RunStatus};
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// Workflow graphs from the terminal.
 #[derive(Parser)]
@@ -474,8 +478,9 @@ fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
 }
 
 fn parse_status(text: &str) -> Result<RunStatus, String> {
-    RunStatus::parse(text)
-        .ok_or_else(|| format!("{text:?} is not one of running, waiting, completed, failed, cancelled"))
+    RunStatus::parse(text).ok_or_else(|| {
+        format!("{text:?} is not one of running, queued, waiting, completed, failed, cancelled")
+    })
 }
 
 impl RunCommand {
@@ -552,7 +557,15 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
         }
         RunCommand::Worker { poll, driving, .. } => {
             let runner = driving.limit(runner.clone());
-            runs::worker(&runner, poll, driving).await.map(|()| ExitCode::SUCCESS)
+            let traces = traces::start(&driving.traces)?.map(|(layer, traces)| {
+                tracing_subscriber::registry().with(layer).init();
+                traces
+            });
+            let worked = runs::worker(&runner, poll, driving).await.map(|()| ExitCode::SUCCESS);
+            if let Some(traces) = traces {
+                traces.stop().await;
+            }
+            worked
         }
         RunCommand::Cancel { run, reason } => {
             runs::cancel(&runner, &run, reason.as_deref(), json).await.map(|()| ExitCode::SUCCESS)
@@ -571,7 +584,8 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
             ..
         } => {
             let runner = driving.limit(runner.clone());
-            init_logs(log_json);
+            let (layer, traces) = traces::start(&driving.traces)?.unzip();
+            init_logs_with(log_json, "info", layer);
             let limits = roomkit_graph_server::Limits {
                 max_body_bytes,
                 max_event_streams,
@@ -580,14 +594,18 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
             };
             let app = roomkit_graph_server::App::new(runner.clone(), limits)
                 .allow_unsigned_webhooks(allow_unsigned_webhooks);
-            match serve::listen(listen).await {
+            let served = match serve::listen(listen).await {
                 Ok(listener) => {
                     serve::serve(&runner, app, listener, serve::Duties { tick: schedule_tick, poll, driving })
                         .await
                         .map(|()| ExitCode::SUCCESS)
                 }
                 Err(error) => Err(error),
+            };
+            if let Some(traces) = traces {
+                traces.stop().await;
             }
+            served
         }
         RunCommand::Graph(GraphCommand::Put { files }) => {
             graphs::put(&runner, &org, &files, json).await.map(|()| ExitCode::SUCCESS)
@@ -650,21 +668,21 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
     outcome
 }
 
-/// Structured logs on stderr, at the level RUST_LOG says (info by default).
-fn init_logs(json: bool) {
-    init_logs_at(json, "info");
-}
-
 /// Structured logs on stderr, at the level RUST_LOG says (`level` by default).
 fn init_logs_at(json: bool, level: &str) {
+    init_logs_with(json, level, None);
+}
+
+/// Structured logs on stderr, at the level RUST_LOG says (`level` by
+/// default), and `traces` beside them when given.
+fn init_logs_with(json: bool, level: &str, traces: Option<traces::BoxedLayer>) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if json {
-        logs.json().init();
-    } else {
-        logs.init();
-    }
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs: traces::BoxedLayer =
+        if json { logs.json().with_filter(filter).boxed() } else { logs.with_filter(filter).boxed() };
+    let layers: Vec<traces::BoxedLayer> = std::iter::once(logs).chain(traces).collect();
+    tracing_subscriber::registry().with(layers).init();
 }
 
 fn exit_status(stopped: runs::Stopped) -> ExitCode {

@@ -1,7 +1,7 @@
 //! `runs delete`, `graph delete` and `retention`: deleting runs and graph
 //! versions, and how long finished runs are kept; and the sweep that deletes
 //! those past their time, which every process that drives runs (`serve`,
-//! `worker`) makes every minute.
+//! `worker`) makes every minute, letting go the queued runs that fit too.
 
 use std::io::Write as _;
 use std::time::Duration;
@@ -18,8 +18,9 @@ use crate::shutdown::wait_for;
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Deletes the finished runs past their retention at once, then every
-/// [`SWEEP_EVERY`], until `stopped` says so. A sweep that fails is logged
-/// and made again at the next.
+/// [`SWEEP_EVERY`], until `stopped` says so, and lets go the queued runs
+/// that fit (`QueueStore::settle_queues`). A sweep that fails is logged and
+/// made again at the next.
 pub(crate) fn spawn_sweeper(runner: &Runner, stopped: tokio::sync::watch::Receiver<bool>) -> JoinHandle<()> {
     let store = runner.shared_store();
     tokio::spawn(async move {
@@ -43,6 +44,11 @@ pub(crate) fn spawn_sweeper(runner: &Runner, stopped: tokio::sync::watch::Receiv
                 Ok(0) => {}
                 Ok(deleted) => tracing::info!(deleted, "deleted finished runs past their retention"),
                 Err(error) => tracing::warn!(%error, "cannot delete some runs past their retention"),
+            }
+            match store.settle_queues(now_millis()).await {
+                Ok(0) => {}
+                Ok(released) => tracing::info!(released, "queued runs that fit let go"),
+                Err(error) => tracing::warn!(%error, "cannot look for queued runs that fit"),
             }
         }
     })

@@ -29,6 +29,10 @@ impl QueueStore for PostgresStore {
     async fn queue_depths(&self) -> Result<Vec<QueueDepth>> {
         self.retrying(|| self.queue_depths_once()).await
     }
+
+    async fn settle_queues(&self, now: Millis) -> Result<usize> {
+        self.retrying(|| self.settle_queues_once(now)).await
+    }
 }
 
 /// The operations, each tried once; [`PostgresStore::retrying`] tries them
@@ -50,36 +54,30 @@ impl PostgresStore {
             None => tx.execute("DELETE FROM roomkit_graph.run_limits WHERE org = $1", &[&org]).await,
         }
         .map_err(pg)?;
-        let now = now_millis();
-        match limit {
-            // Every transition of the organization's runs now takes its lock.
-            Some(limit) => while release(&tx, org, Some(limit), None, now).await? {},
-            // Each key under its own lock; runs without one are held by nothing now.
-            None => {
-                let keys = tx
-                    .query(
-                        "SELECT DISTINCT graph_id, concurrency_key FROM roomkit_graph.runs \
-                         WHERE org = $1 AND status = 'queued' AND concurrency_key IS NOT NULL",
-                        &[&org],
-                    )
-                    .await
-                    .map_err(pg)?;
-                for row in keys {
-                    let (graph_id, key): (String, String) = (row.get(0), row.get(1));
-                    lock_key(&tx, org, &graph_id, &key).await?;
-                    while release(&tx, org, None, Some((&graph_id, &key)), now).await? {}
-                }
-                tx.execute(
-                    "UPDATE roomkit_graph.runs SET status = 'running', updated_at = $2 \
-                     WHERE org = $1 AND status = 'queued' AND concurrency_key IS NULL",
-                    &[&org, &now],
-                )
-                .await
-                .map_err(pg)?;
-            }
-        }
+        settle(&tx, org, limit, now_millis()).await?;
         tx.commit().await.map_err(pg)?;
         Ok(())
+    }
+
+    async fn settle_queues_once(&self, now: Millis) -> Result<usize> {
+        let client = self.client().await?;
+        let orgs = client
+            .query("SELECT DISTINCT org FROM roomkit_graph.runs WHERE status = 'queued'", &[])
+            .await
+            .map_err(pg)?;
+        drop(client);
+        let mut released = 0;
+        // An organization per transaction: its lock held no longer.
+        for row in orgs {
+            let org: String = row.get(0);
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(pg)?;
+            lock_org(&tx, &org).await?;
+            let limit = running_limit(&tx, &org).await?;
+            released += settle(&tx, &org, limit, now).await?;
+            tx.commit().await.map_err(pg)?;
+        }
+        Ok(released)
     }
 
     async fn running_limit_once(&self, org: &str) -> Result<Option<u32>> {
@@ -112,6 +110,65 @@ impl PostgresStore {
             })
             .collect())
     }
+}
+
+/// The organization's limit, as `tx` reads it.
+async fn running_limit(tx: &Transaction<'_>, org: &str) -> Result<Option<u32>> {
+    let row = tx
+        .query_opt("SELECT max_running FROM roomkit_graph.run_limits WHERE org = $1", &[&org])
+        .await
+        .map_err(pg)?;
+    Ok(row.map(|row| u32::try_from(row.get::<_, i64>(0)).unwrap_or(u32::MAX)))
+}
+
+/// Lets go every queued run of `org` that fits under `limit` (its own, held
+/// under its lock) and its keys' limits: how many went. Under a limit every
+/// move of the organization's runs takes its lock; without one, each key's
+/// runs go under the key's lock, and runs without a key are held by nothing.
+async fn settle(tx: &Transaction<'_>, org: &str, limit: Option<u32>, now: Millis) -> Result<usize> {
+    let mut released = 0;
+    if limit.is_some() {
+        while release(tx, org, limit, None, now).await? {
+            released += 1;
+        }
+        return Ok(released);
+    }
+    let keys = tx
+        .query(
+            "SELECT DISTINCT graph_id, concurrency_key FROM roomkit_graph.runs \
+             WHERE org = $1 AND status = 'queued' AND concurrency_key IS NOT NULL",
+            &[&org],
+        )
+        .await
+        .map_err(pg)?;
+    for row in keys {
+        let (graph_id, key): (String, String) = (row.get(0), row.get(1));
+        lock_key(tx, org, &graph_id, &key).await?;
+        while release(tx, org, None, Some((&graph_id, &key)), now).await? {
+            released += 1;
+        }
+    }
+    let unkeyed = tx
+        .execute(
+            "UPDATE roomkit_graph.runs SET status = 'running', updated_at = $2 \
+             WHERE org = $1 AND status = 'queued' AND concurrency_key IS NULL",
+            &[&org, &now],
+        )
+        .await
+        .map_err(pg)?;
+    Ok(released + usize::try_from(unkeyed).unwrap_or_default())
+}
+
+/// Gives a room (`run_id`) the place of its parent, whose node it runs.
+pub(crate) async fn inherit_slot(tx: &Transaction<'_>, run_id: &str, parent_id: &str) -> Result<()> {
+    tx.execute(
+        "UPDATE roomkit_graph.runs SET (concurrency_key, concurrency_limit) = \
+         (SELECT concurrency_key, concurrency_limit FROM roomkit_graph.runs WHERE run_id = $2) WHERE run_id = $1",
+        &[&run_id, &parent_id],
+    )
+    .await
+    .map_err(pg)?;
+    Ok(())
 }
 
 /// Records the place a new run takes.
@@ -186,13 +243,15 @@ pub(crate) async fn applied(
         .await
         .map_err(pg)?;
     let slot = row.get::<_, Option<String>>(0).zip(row.get::<_, Option<i64>>(1));
-    let org_limit = row.get::<_, Option<i64>>(2).map(|limit| u32::try_from(limit).unwrap_or(u32::MAX));
+    let mut org_limit = row.get::<_, Option<i64>>(2).map(|limit| u32::try_from(limit).unwrap_or(u32::MAX));
     if slot.is_none() && org_limit.is_none() {
         return Ok(after);
     }
     // The organization's lock first, then the key's: always in that order.
     if org_limit.is_some() {
         lock_org(tx, &after.org).await?;
+        // As it stands once no one else changes it.
+        org_limit = running_limit(tx, &after.org).await?;
     }
     let key = slot.as_ref().map(|(key, _)| (after.graph_id.as_str(), key.as_str()));
     if let Some((graph_id, key)) = key {
@@ -243,7 +302,7 @@ async fn release(
              FROM roomkit_graph.runs q WHERE q.org = $1 AND q.graph_id = $2 AND q.concurrency_key = $3 \
              AND q.status = 'queued' AND q.concurrency_limit > (SELECT count(*) FROM roomkit_graph.runs r \
              WHERE r.org = $1 AND r.graph_id = $2 AND r.concurrency_key = $3 AND r.status = 'running') \
-             ORDER BY q.created_at, q.run_id LIMIT 1)",
+             ORDER BY q.created_at, q.run_id LIMIT 1 FOR UPDATE OF q SKIP LOCKED) AND status = 'queued'",
             &[&org, &graph_id, &key, &now],
         )
         .await,
@@ -252,7 +311,7 @@ async fn release(
              FROM roomkit_graph.runs q WHERE q.org = $1 AND q.status = 'queued' AND (q.concurrency_key IS NULL \
              OR q.concurrency_limit > (SELECT count(*) FROM roomkit_graph.runs r WHERE r.org = q.org \
              AND r.graph_id = q.graph_id AND r.concurrency_key = q.concurrency_key AND r.status = 'running')) \
-             ORDER BY q.created_at, q.run_id LIMIT 1)",
+             ORDER BY q.created_at, q.run_id LIMIT 1 FOR UPDATE OF q SKIP LOCKED) AND status = 'queued'",
             &[&org, &now],
         )
         .await,

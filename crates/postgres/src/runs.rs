@@ -141,6 +141,8 @@ impl PostgresStore {
         }
         if let Some(slot) = &run.concurrency {
             queue::set_slot(&tx, &record.run_id, slot).await?;
+        } else if let Some(parent) = run.parent.as_ref().filter(|parent| parent.runs_node) {
+            queue::inherit_slot(&tx, &record.run_id, &parent.commit.run_id).await?;
         }
         let started = run.started_event();
         // The context the run starts with is kept on its first event.
@@ -150,12 +152,12 @@ impl PostgresStore {
         // that moved meanwhile opens no child).
         if let Some(parent) = &run.parent {
             let before = lock_run(&tx, &parent.commit.run_id).await?;
-            apply_step(&tx, &parent.commit, before, parent.commit.at).await?;
+            apply_limited(&tx, &parent.commit, before, parent.commit.at).await?;
         }
         let (record, events) = match &run.first_step {
             None => (record, vec![started]),
             Some(step) => {
-                let (record, mut events) = apply_step(&tx, step, record, step.at).await?;
+                let (record, mut events) = apply_limited(&tx, step, record, step.at).await?;
                 events.insert(0, started);
                 (record, events)
             }
@@ -174,14 +176,17 @@ impl PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         let before = lock_run(&tx, &commit.run_id).await?;
-        let was_over = before.status.is_final();
-        let applied = apply_step(&tx, commit, before, commit.at).await?;
-        let woken = match (was_over, &applied.0.parent) {
-            (false, Some(link)) if applied.0.status.is_final() => {
-                wake_parent(&tx, &applied.0, link, commit.at).await?
+        let (was_over, status_before) = (before.status.is_final(), before.status);
+        let (after, events) = apply_step(&tx, commit, before, commit.at).await?;
+        // A parent set going takes its place before the run's is given to
+        // another: a room's parent goes on at once.
+        let woken = match (was_over, &after.parent) {
+            (false, Some(link)) if after.status.is_final() => {
+                wake_parent(&tx, &after, link, commit.at).await?
             }
             _ => false,
         };
+        let applied = (queue::applied(&tx, Some(status_before), after, commit.at).await?, events);
         tx.commit().await.map_err(pg)?;
         if !applied.1.is_empty() {
             self.announce(&commit.run_id);
@@ -379,7 +384,7 @@ async fn wake_parent(
     };
     match parent.woken_by(child, now) {
         Some(wake) => {
-            apply_step(tx, &wake, parent, now).await?;
+            apply_limited(tx, &wake, parent, now).await?;
             Ok(true)
         }
         None => Ok(false),
@@ -400,8 +405,20 @@ fn not_found_run(run_id: &str) -> StoreError {
     StoreError::NotFound(format!("run {run_id}"))
 }
 
+/// [`apply_step`], then the concurrency limits ([`queue::applied`]).
+async fn apply_limited(
+    tx: &Transaction<'_>,
+    commit: &StepCommit,
+    before: RunRecord,
+    now: Millis,
+) -> Result<(RunRecord, Vec<TranscriptEvent>)> {
+    let status_before = before.status;
+    let (after, events) = apply_step(tx, commit, before, now).await?;
+    Ok((queue::applied(tx, Some(status_before), after, now).await?, events))
+}
+
 /// Appends `events` and moves the run from `before` as `commit` says, in
-/// `tx`.
+/// `tx` (its concurrency limits are the caller's to apply).
 async fn apply_step(
     tx: &Transaction<'_>,
     commit: &StepCommit,
@@ -416,7 +433,6 @@ async fn apply_step(
         .collect();
     let last_seq = events.last().map_or(before.last_seq, |event| event.seq);
     let written = commit.written_context().map(|written| Value::Object(written).to_string());
-    let status_before = before.status;
     let after = commit.applied_to(before, last_seq, now);
 
     let update = tx
@@ -448,7 +464,6 @@ async fn apply_step(
     let updated = tx.execute(&update, &params);
     let appended = append(tx, &events, written, &after);
     tokio::try_join!(async { updated.await.map_err(pg) }, appended)?;
-    let after = queue::applied(tx, Some(status_before), after, now).await?;
     Ok((after, events))
 }
 

@@ -86,7 +86,7 @@ pub(crate) async fn open(
                 runs_node: request.node.is_some(),
                 commit: waits,
             }),
-            // A room runs its parent's node: its parent holds the place.
+            // A room runs its parent's node: the store gives it its parent's place.
             concurrency: if request.node.is_some() { None } else { commit::slot(&child, &request.input) },
         })
         .await;

@@ -22,6 +22,7 @@ use crate::metrics;
 use crate::progress::Keeper;
 use crate::shared::Shared;
 use crate::time::sleep_until;
+use crate::trace;
 
 /// How driving a run ended.
 pub(crate) enum Ended {
@@ -39,6 +40,19 @@ pub(crate) enum Ended {
     /// The store failed (unavailable, locked...): the run stays as last
     /// committed, with this runner's lease, to be driven again a little later.
     Failed,
+}
+
+impl Ended {
+    /// How the drive ended, in a word (for its span).
+    fn word(&self) -> &'static str {
+        match self {
+            Ended::Parked => "parked",
+            Ended::Opened(_) => "child_opened",
+            Ended::Over(_) => "over",
+            Ended::LetGo => "let_go",
+            Ended::Failed => "store_failed",
+        }
+    }
 }
 
 /// Drives `run_id`, whose lease this runner holds until `until`, until it
@@ -79,7 +93,10 @@ pub(crate) async fn drive(
             }
         }
     };
-    driving.instrument(tracing::info_span!("run", run_id)).await
+    let span = trace::run_span(run_id);
+    let ended = driving.instrument(span.clone()).await;
+    span.record("ended", ended.word());
+    ended
 }
 
 /// Renews the lease each time a third of it has passed without a commit doing
@@ -211,6 +228,7 @@ async fn drive_from(
     retry_at: Option<Millis>,
     finished: Option<ChildEnd>,
 ) -> Result<Ended, RunnerError> {
+    trace::record_run(&tracing::Span::current(), &record.org, &record.graph_id, record.graph_version);
     let mut finished = finished;
     let mut version = record.version;
     // The keeper of the attempt under way at a node run alone.
@@ -225,12 +243,13 @@ async fn drive_from(
     }
     // A child's end is taken even when stopping: it is one quick commit.
     while finished.is_some() || !stop.is_set() {
+        let step = step_span(&engine);
         let (mut outcome, cause) = match finished.take() {
             Some(end) => (engine.finish_child(end)?, Cause::Wake),
             None => {
                 keeper = keeper_for(shared, held, record, version, &mut engine).await?;
                 let began = std::time::Instant::now();
-                match engine.step_outcome().await {
+                match engine.step_outcome().instrument(step.clone()).await {
                     Some(outcome) => {
                         let node_type = engine.graph().node(&outcome.node_id).map(|node| &node.node_type);
                         metrics::step(node_type, &outcome.status, began.elapsed());
@@ -274,7 +293,7 @@ async fn drive_from(
                 commit.entries.retain(|entry| !matches!(entry, Entry::NodeStarted { .. }));
             }
             let commit = roomkit_graph_store::StepCommit { lease: Some(held.for_commit(now)), ..commit };
-            match shared.store.commit_step(commit).await {
+            match shared.store.commit_step(commit).instrument(step.clone()).await {
                 Ok((committed, _)) => committed,
                 Err(StoreError::Conflict { detail, .. }) => {
                     tracing::debug!(node = %outcome.node_id, %detail, "another writer moved the run; letting go");
@@ -284,6 +303,8 @@ async fn drive_from(
             }
         };
         version = committed.version;
+        step.record("outcome", metrics::outcome(&outcome.status));
+        drop(step);
         let status = committed.status;
         let node = &outcome.node_id;
         match &outcome.status {
@@ -351,4 +372,12 @@ fn pending_retry(events: &[TranscriptEvent], node: &str) -> Option<(u32, Millis)
         }
         _ => None,
     }
+}
+
+/// The span of the step `engine` is about to take (or to finish, taking a
+/// child run's end).
+pub(crate) fn step_span(engine: &WorkflowEngine) -> tracing::Span {
+    let node_id = engine.current_node_id().unwrap_or_default();
+    let node_type = engine.graph().node(node_id).map(|node| node.node_type.to_string()).unwrap_or_default();
+    trace::step_span(node_id, &node_type, engine.attempt())
 }

@@ -105,6 +105,7 @@ mod supervisor;
 mod tasks;
 mod time;
 mod timers;
+mod trace;
 mod worker;
 
 pub use cache::{DEFAULT_GRAPH_CACHE, DEFAULT_MAX_STEPS, DEFAULT_STEP_CEILING};

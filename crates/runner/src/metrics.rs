@@ -24,7 +24,14 @@ pub(crate) fn step(node_type: Option<&NodeType>, status: &StepStatus, elapsed: D
         Some(known) => known.to_string(),
         None => "unknown".to_owned(),
     };
-    let outcome = match status {
+    metrics::counter!(STEPS, "node_type" => node_type.clone(), "outcome" => outcome(status)).increment(1);
+    metrics::histogram!(STEP_SECONDS, "node_type" => node_type).record(elapsed.as_secs_f64());
+}
+
+/// How a step ended, in a word: `completed`, `failed`, `retrying`,
+/// `error_routed`, `waiting`, `sleeping` or `child` (a child run started).
+pub(crate) fn outcome(status: &StepStatus) -> &'static str {
+    match status {
         StepStatus::Completed => "completed",
         StepStatus::Failed { retry_in: None, .. } => "failed",
         StepStatus::Failed { retry_in: Some(_), .. } => "retrying",
@@ -32,9 +39,7 @@ pub(crate) fn step(node_type: Option<&NodeType>, status: &StepStatus, elapsed: D
         StepStatus::Waiting(_) => "waiting",
         StepStatus::Sleeping(_) => "sleeping",
         StepStatus::Child(_) => "child",
-    };
-    metrics::counter!(STEPS, "node_type" => node_type.clone(), "outcome" => outcome).increment(1);
-    metrics::histogram!(STEP_SECONDS, "node_type" => node_type).record(elapsed.as_secs_f64());
+    }
 }
 
 /// Records a run taken over from another process.

@@ -18,6 +18,7 @@ use roomkit_graph_store::{
 };
 use serde_json::Value;
 use tokio::sync::broadcast;
+use tracing::Instrument as _;
 
 use crate::cache::Graphs;
 use crate::children;
@@ -32,7 +33,7 @@ use crate::shared::Shared;
 use crate::tasks::RunTasks;
 use crate::time::Tick;
 use crate::worker::{self, RegisterError};
-use crate::{supervisor, timers};
+use crate::{supervisor, timers, trace};
 
 /// How many times an answer is worked out again when other commits to its
 /// run come first.
@@ -594,10 +595,16 @@ impl Runner {
         let mut engine = workflow.engine();
         engine.start(trigger.clone())?;
         let state = engine.to_state();
+        let span = trace::run_span(&state.run_id);
+        trace::record_run(&span, org, graph_id, graph_version);
+        let step = span.in_scope(|| drive::step_span(&engine));
         // The start node runs now; its step is committed with the run's creation.
         let now = self.shared.now();
-        let first = match engine.step_outcome().await {
-            Some(outcome) => Some(commit::of_outcome(&outcome, &engine, Cause::Step, &state.run_id, 1, now)),
+        let first = match engine.step_outcome().instrument(step.clone()).await {
+            Some(outcome) => {
+                step.record("outcome", metrics::outcome(&outcome.status));
+                Some(commit::of_outcome(&outcome, &engine, Cause::Step, &state.run_id, 1, now))
+            }
             None => None,
         };
         // A retry its first step scheduled.
@@ -624,7 +631,9 @@ impl Runner {
                 first_step: first.map(|commit| StepCommit { lease: Some(lease), ..commit }),
                 concurrency,
             })
+            .instrument(step)
             .await?;
+        span.record("ended", "started");
         let start = Started { record: record.clone(), engine, retry_at };
         supervisor::spawn(&self.shared, &record, Some(start));
         Ok(record)
@@ -683,17 +692,24 @@ impl Runner {
         }
         let workflow = self.shared.workflow_of(&record).await?;
         let mut engine = drive::restored(&workflow, &record, state)?;
+        let span = trace::run_span(run_id);
+        trace::record_run(&span, &record.org, &record.graph_id, record.graph_version);
+        let node_type =
+            workflow.graph().node(node_id).map(|node| node.node_type.to_string()).unwrap_or_default();
+        let step = span.in_scope(|| trace::step_span(node_id, &node_type, engine.attempt()));
         let outcome = commit::answered(&mut engine, run_id, node_id, data)?;
+        step.record("outcome", metrics::outcome(&outcome.status));
         let cause = Cause::Answer { by, data };
         let now = self.shared.now();
         let commit = commit::of_outcome(&outcome, &engine, cause, run_id, record.version, now);
         // Set going again, the run is this runner's to drive.
         let commit = StepCommit { lease: Some(self.shared.leases.taken_at(now)), ..commit };
-        let record = match self.shared.store.commit_step(commit).await {
+        let record = match self.shared.store.commit_step(commit).instrument(step).await {
             Ok((record, _)) => record,
             Err(StoreError::Conflict { .. }) => return Ok(None),
             Err(error) => return Err(error.into()),
         };
+        span.record("ended", "answered");
         let start = Started { record: record.clone(), engine, retry_at: None };
         supervisor::spawn(&self.shared, &record, Some(start));
         Ok(Some(record))
@@ -765,8 +781,8 @@ impl Runner {
         }
     }
 
-    /// Waits until the run waits for a person or is over, and returns its
-    /// record. A run parked on a timer is still under way; so is one waiting
+    /// Waits until the run waits for a person, is queued (see
+    /// `Graph::concurrency`) or is over, and returns its record. A run parked on a timer is still under way; so is one waiting
     /// on a child run, until the child waits for a person (then so does the
     /// run) or is over. (A run nobody drives
     /// stays running: see [`Runner::recover`].)
@@ -796,7 +812,8 @@ impl Runner {
                 // The child is over: the run goes on.
                 continue;
             }
-            if parked || record.status.is_final() {
+            // Queued: it goes on when its turn comes, whoever drives it then.
+            if parked || record.status.is_final() || record.status == RunStatus::Queued {
                 return Ok(record);
             }
             if self.shared.tasks.drives(run_id) {

@@ -29,12 +29,26 @@ impl QueueStore for SqliteStore {
     async fn queue_depths(&self) -> Result<Vec<QueueDepth>> {
         self.read(|conn| queue_depths(conn)).await
     }
+
+    async fn settle_queues(&self, now: Millis) -> Result<usize> {
+        self.write(move |conn| settle_queues(conn, now)).await
+    }
 }
 
 /// Records the place a new run takes.
 pub(crate) fn set_slot(conn: &Connection, run_id: &str, slot: &ConcurrencySlot) -> Result<(), DbError> {
     conn.prepare_cached("UPDATE runs SET concurrency_key = ?2, concurrency_limit = ?3 WHERE run_id = ?1")?
         .execute(params![run_id, slot.key, slot.limit])?;
+    Ok(())
+}
+
+/// Gives a room (`run_id`) the place of its parent, whose node it runs.
+pub(crate) fn inherit_slot(conn: &Connection, run_id: &str, parent_id: &str) -> Result<(), DbError> {
+    conn.prepare_cached(
+        "UPDATE runs SET (concurrency_key, concurrency_limit) = \
+         (SELECT concurrency_key, concurrency_limit FROM runs WHERE run_id = ?2) WHERE run_id = ?1",
+    )?
+    .execute(params![run_id, parent_id])?;
     Ok(())
 }
 
@@ -184,6 +198,22 @@ fn set_running_limit(conn: &Connection, org: &str, limit: Option<u32>, now: Mill
     };
     while release(conn, org, limit, None, now)? {}
     Ok(())
+}
+
+/// Lets go every queued run that fits, organization by organization.
+fn settle_queues(conn: &Connection, now: Millis) -> Result<usize, DbError> {
+    let orgs: Vec<String> = conn
+        .prepare_cached("SELECT DISTINCT org FROM runs WHERE status = 'queued'")?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut released = 0;
+    for org in orgs {
+        let limit = running_limit(conn, &org)?;
+        while release(conn, &org, limit, None, now)? {
+            released += 1;
+        }
+    }
+    Ok(released)
 }
 
 fn queue_depths(conn: &Connection) -> Result<Vec<QueueDepth>, DbError> {

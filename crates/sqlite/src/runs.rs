@@ -150,6 +150,8 @@ pub(crate) fn create_run(
     ])?;
     if let Some(slot) = &run.concurrency {
         queue::set_slot(conn, &record.run_id, slot)?;
+    } else if let Some(parent) = run.parent.as_ref().filter(|parent| parent.runs_node) {
+        queue::inherit_slot(conn, &record.run_id, &parent.commit.run_id)?;
     }
     let started = run.started_event();
     // The context the run starts with is kept on its first event.
@@ -271,7 +273,6 @@ pub(crate) fn commit_step(
         update.raw_bind_parameter(index, value)?;
     }
     update.raw_execute()?;
-    let after = queue::applied(conn, Some(status_before), after, now)?;
     // A child run that is over sets its parent going, in the same
     // transaction; the parent's event goes with the child's, for followers.
     let mut events = events;
@@ -283,6 +284,8 @@ pub(crate) fn commit_step(
     {
         events.extend(commit_step(conn, &wake)?.1);
     }
+    // The parent set going took its place first: a room's parent goes on at once.
+    let after = queue::applied(conn, Some(status_before), after, now)?;
     Ok((after, events))
 }
 

@@ -136,6 +136,7 @@ macro_rules! contract_tests {
             queue {
                 runs_past_their_keys_limit_wait_their_turn_in_order,
                 an_organizations_limit_holds_all_its_runs_with_their_keys,
+                a_room_holds_its_parents_place_and_gives_it_back_to_its_parent,
             }
             retention {
                 a_finished_run_is_deleted_with_everything_of_it_and_a_live_one_is_refused,

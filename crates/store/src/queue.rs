@@ -6,11 +6,13 @@
 //! backend applies the limits in the transaction of the commit that moves a
 //! run (SQLite's writer makes them one at a time, PostgreSQL takes a lock
 //! per organization and per key), so they hold across any number of
-//! processes.
+//! processes. A child run that runs its parent's node (a room) holds its
+//! parent's place, and a parent set going by its child's end takes the
+//! child's place before any queued run.
 
 use async_trait::async_trait;
 
-use crate::Result;
+use crate::{Millis, Result};
 
 /// The place a run of a graph with a concurrency limit takes: at most
 /// `limit` runs of its graph with the same `key` are running at once; the
@@ -79,4 +81,10 @@ pub trait QueueStore: Send + Sync {
     /// The queued runs counted by organization, graph and key (those with
     /// none queued left out), of every organization.
     async fn queue_depths(&self) -> Result<Vec<QueueDepth>>;
+
+    /// Lets go, oldest first, every queued run that fits, of every
+    /// organization: how many went. Runs go on as others stop, in the
+    /// commits that stop them; this catches the ones a limit changed under
+    /// a commit left queued (the retention sweep calls it every minute).
+    async fn settle_queues(&self, now: Millis) -> Result<usize>;
 }

@@ -12,7 +12,7 @@ use crate::{
 
 /// The parent's step onto subgraph node `check` that starts child `child`:
 /// the parent waits on it.
-fn starting_step(parent: &str, expected_version: u64, child: &str) -> StepCommit {
+pub(super) fn starting_step(parent: &str, expected_version: u64, child: &str) -> StepCommit {
     StepCommit {
         writes: Vec::new(),
         current_node_id: Some("check".into()),

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::Database;
 use super::fixtures::{final_step, graph, new_run, step};
-use crate::{ConcurrencySlot, Entry, NewRun, QueueDepth, RunFilter, RunStatus, Store};
+use crate::{ConcurrencySlot, Entry, NewRun, ParentStep, QueueDepth, RunFilter, RunStatus, Store};
 
 /// Run `run_id` of graph `g` holding its place by `key`, limit 2.
 fn keyed(run_id: &str, key: &str, at: i64) -> NewRun {
@@ -138,4 +138,34 @@ pub async fn an_organizations_limit_holds_all_its_runs_with_their_keys(database:
     end(&*other, "r1").await;
     assert_eq!(status(&*store, "r5").await, Running);
     assert_eq!(store.queue_depths().await.unwrap(), []);
+}
+
+/// A room (a child run that runs its parent's node) holds its parent's
+/// place while the parent waits on it, and gives it back to the parent, not
+/// to a queued run, when it ends; a settling lets nothing go past a limit.
+pub async fn a_room_holds_its_parents_place_and_gives_it_back_to_its_parent(database: &dyn Database) {
+    use RunStatus::{Queued, Running, Waiting};
+    let store = database.open().await;
+    store.save_graph("acme", &graph("g")).await.unwrap();
+    for (run_id, at) in [("p1", 1_000), ("p2", 1_001), ("q1", 1_002)] {
+        store.create_run(keyed(run_id, "a", at)).await.unwrap();
+    }
+    assert_eq!(status(&*store, "q1").await, Queued);
+    assert_eq!(store.settle_queues(2_000).await.unwrap(), 0, "nothing fits");
+    assert_eq!(status(&*store, "q1").await, Queued);
+
+    let commit = super::children::starting_step("p1", 1, "c1");
+    let room = NewRun {
+        at: 1_003,
+        parent: Some(ParentStep { node_id: "check".into(), runs_node: true, commit }),
+        ..new_run("acme", "g", "c1")
+    };
+    let room = store.create_run(room).await.unwrap();
+    assert_eq!(room.status, Running, "in its parent's place");
+    assert_eq!((status(&*store, "p1").await, status(&*store, "q1").await), (Waiting, Queued));
+
+    store.commit_step(final_step("c1", 1)).await.unwrap();
+    assert_eq!((status(&*store, "p1").await, status(&*store, "q1").await), (Running, Queued), "back to p1");
+    end(&*store, "p1").await;
+    assert_eq!(status(&*store, "q1").await, Running);
 }
