@@ -112,12 +112,16 @@ pub(crate) async fn deliveries(
     json: bool,
 ) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    for delivery in runner.store().deliveries(org, &filter, limit).await? {
+    let page = runner.store().deliveries(org, &filter, limit).await?;
+    for delivery in &page {
         if json {
-            writeln!(out, "{}", serde_json::to_string(&delivery)?)?;
+            writeln!(out, "{}", serde_json::to_string(delivery)?)?;
         } else {
-            writeln!(out, "{}", line(&delivery))?;
+            writeln!(out, "{}", line(delivery))?;
         }
+    }
+    if let (true, Some(last)) = (page.len() == limit, page.last()) {
+        eprintln!("next page: --cursor {}", last.cursor().encode());
     }
     Ok(())
 }

@@ -24,7 +24,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use roomkit_graph_database::Database;
-use roomkit_graph_store::{DEFAULT_ORG, DeliveryFilter, DeliveryStatus, RunCursor, RunFilter, RunStatus};
+use roomkit_graph_store::{
+    DEFAULT_ORG, DeliveryCursor, DeliveryFilter, DeliveryStatus, RunCursor, RunFilter, RunStatus,
+};
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -414,6 +416,10 @@ enum HookCommand {
         /// At most this many.
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// The page after the one that printed this cursor (on stderr, when
+        /// it was full).
+        #[arg(long, value_parser = parse_delivery_cursor)]
+        cursor: Option<DeliveryCursor>,
     },
 }
 
@@ -463,6 +469,10 @@ fn parse_lifetime(text: &str) -> Result<std::time::Duration, String> {
 
 fn parse_delivery_status(text: &str) -> Result<DeliveryStatus, String> {
     DeliveryStatus::parse(text).ok_or_else(|| format!("{text:?} is not one of pending, delivered, failed"))
+}
+
+fn parse_delivery_cursor(text: &str) -> Result<DeliveryCursor, String> {
+    DeliveryCursor::decode(text).map_err(|e| e.to_string())
 }
 
 fn parse_cursor(text: &str) -> Result<RunCursor, String> {
@@ -650,8 +660,8 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
         RunCommand::Hook(HookCommand::Remove { id }) => {
             hooks::remove(&runner, &org, &id).await.map(|()| ExitCode::SUCCESS)
         }
-        RunCommand::Hook(HookCommand::Deliveries { hook, run, status, limit }) => {
-            let filter = DeliveryFilter { hook_id: hook, run_id: run, status, before: None };
+        RunCommand::Hook(HookCommand::Deliveries { hook, run, status, limit, cursor }) => {
+            let filter = DeliveryFilter { hook_id: hook, run_id: run, status, before: cursor };
             hooks::deliveries(&runner, &org, filter, limit, json).await.map(|()| ExitCode::SUCCESS)
         }
         RunCommand::Token(TokenCommand::List) => {

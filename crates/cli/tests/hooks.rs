@@ -222,6 +222,19 @@ async fn a_receiver_gets_every_event_signed_once_in_effect_across_a_server_crash
     let printed = text(&printed.stdout);
     assert_eq!(printed.lines().count(), expected.len(), "{printed}");
     assert!(printed.lines().all(|line| line.contains(" delivered ")), "{printed}");
+    // A page at a time: the next page's cursor on stderr while pages are full.
+    let first = cli(&server.db, &["--org", "acme", "hook", "deliveries", "--limit", "4"]);
+    let next = text(&first.stderr);
+    let cursor = next.trim().strip_prefix("next page: --cursor ").unwrap_or_else(|| panic!("{next}"));
+    let rest = cli(&server.db, &["--org", "acme", "hook", "deliveries", "--limit", "4", "--cursor", cursor]);
+    let mut paged: Vec<String> = [&first, &rest]
+        .iter()
+        .flat_map(|out| text(&out.stdout).lines().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    assert_eq!(paged.len(), expected.len(), "{paged:?}");
+    paged.sort();
+    paged.dedup();
+    assert_eq!(paged.len(), expected.len(), "each once");
     let listed = cli(&server.db, &["--org", "acme", "hook", "list"]);
     assert!(text(&listed.stdout).starts_with(&hook_id), "{}", text(&listed.stdout));
 

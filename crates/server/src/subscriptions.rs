@@ -262,8 +262,6 @@ pub(crate) async fn deliveries(
     let mut found = app.runner.store().deliveries(&org, &filter, size.saturating_add(1)).await?;
     let more = found.len() > size;
     found.truncate(size);
-    let next_cursor = found.last().filter(|_| more).map(|last| {
-        DeliveryCursor { created_at: last.created_at, delivery_id: last.delivery_id.clone() }.encode()
-    });
+    let next_cursor = found.last().filter(|_| more).map(|last| last.cursor().encode());
     Ok(Json(DeliveryList { deliveries: found.into_iter().map(DeliveryView::from).collect(), next_cursor }))
 }

@@ -316,6 +316,11 @@ impl HookDelivery {
         }
         Value::Object(body).to_string()
     }
+
+    /// Where the page after this delivery starts (it ends a page).
+    pub fn cursor(&self) -> crate::DeliveryCursor {
+        crate::DeliveryCursor { created_at: self.created_at, delivery_id: self.delivery_id.clone() }
+    }
 }
 
 /// The pause after a delivery's first failed attempt; it doubles after each.
