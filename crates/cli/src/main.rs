@@ -534,6 +534,9 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
         .with_limits(limits.clone())
         .with_checks(setup.checks());
     let runner = steps.limit_steps(runner);
+    // Traces sent (serve, worker): stopped once the runner is, so that the
+    // spans of the runs it lets go are sent too.
+    let mut traces = None;
     let outcome = match command {
         RunCommand::Run { file, input } => {
             let input = limits::input(input.as_deref(), &limits)?;
@@ -567,15 +570,11 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
         }
         RunCommand::Worker { poll, driving, .. } => {
             let runner = driving.limit(runner.clone());
-            let traces = traces::start(&driving.traces)?.map(|(layer, traces)| {
+            traces = traces::start(&driving.traces)?.map(|(layer, traces)| {
                 tracing_subscriber::registry().with(layer).init();
                 traces
             });
-            let worked = runs::worker(&runner, poll, driving).await.map(|()| ExitCode::SUCCESS);
-            if let Some(traces) = traces {
-                traces.stop().await;
-            }
-            worked
+            runs::worker(&runner, poll, driving).await.map(|()| ExitCode::SUCCESS)
         }
         RunCommand::Cancel { run, reason } => {
             runs::cancel(&runner, &run, reason.as_deref(), json).await.map(|()| ExitCode::SUCCESS)
@@ -594,7 +593,8 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
             ..
         } => {
             let runner = driving.limit(runner.clone());
-            let (layer, traces) = traces::start(&driving.traces)?.unzip();
+            let layer;
+            (layer, traces) = traces::start(&driving.traces)?.unzip();
             init_logs_with(log_json, "info", layer);
             let limits = roomkit_graph_server::Limits {
                 max_body_bytes,
@@ -604,18 +604,14 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
             };
             let app = roomkit_graph_server::App::new(runner.clone(), limits)
                 .allow_unsigned_webhooks(allow_unsigned_webhooks);
-            let served = match serve::listen(listen).await {
+            match serve::listen(listen).await {
                 Ok(listener) => {
                     serve::serve(&runner, app, listener, serve::Duties { tick: schedule_tick, poll, driving })
                         .await
                         .map(|()| ExitCode::SUCCESS)
                 }
                 Err(error) => Err(error),
-            };
-            if let Some(traces) = traces {
-                traces.stop().await;
             }
-            served
         }
         RunCommand::Graph(GraphCommand::Put { files }) => {
             graphs::put(&runner, &org, &files, json).await.map(|()| ExitCode::SUCCESS)
@@ -675,6 +671,9 @@ async fn with_runner(options: Options, command: RunCommand) -> anyhow::Result<Ex
         }
     };
     runner.shutdown().await;
+    if let Some(traces) = traces {
+        traces.stop().await;
+    }
     outcome
 }
 

@@ -4,7 +4,8 @@
 //! collector over OTLP (HTTP/protobuf), in batches, by the process's own
 //! HTTP client.
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -21,7 +22,14 @@ use tracing_subscriber::filter::Targets;
 pub(crate) type BoxedLayer = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
 
 /// How long one export may take.
-const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the spans still held may take to go at the end: an export and
+/// its retry.
+const LAST_EXPORT: Duration = Duration::from_secs(12);
+
+/// How often an export that fails is told on stderr, at most.
+const TELL_EVERY: Duration = Duration::from_secs(60);
 
 /// Where traces go.
 #[derive(Args, Clone, Default)]
@@ -58,7 +66,7 @@ pub(crate) fn start(options: &TraceOptions) -> anyhow::Result<Option<(BoxedLayer
     let Some(url) = &options.otlp_endpoint else { return Ok(None) };
     let http =
         reqwest::Client::builder().timeout(EXPORT_TIMEOUT).build().context("the traces' HTTP client")?;
-    let client = Client { http, runtime: tokio::runtime::Handle::current() };
+    let client = Client { http, runtime: tokio::runtime::Handle::current(), told: Mutex::new(None) };
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_http_client(client)
@@ -80,22 +88,36 @@ pub(crate) fn start(options: &TraceOptions) -> anyhow::Result<Option<(BoxedLayer
 }
 
 impl Traces {
-    /// Sends the spans still held, then stops.
+    /// Sends the spans still held (within [`LAST_EXPORT`]), then stops.
     pub(crate) async fn stop(self) {
         let provider = self.provider;
-        let stopped = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+        let stopped = tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(LAST_EXPORT)).await;
         if let Ok(Err(error)) = stopped {
-            tracing::warn!(%error, "the last traces were not all sent");
+            eprintln!("traces: the last spans were not all sent: {error}");
         }
     }
 }
 
 /// The exporter's HTTP client: each export sent on the process's runtime
-/// (the exporter's batches are made on a thread of their own).
+/// (the exporter's batches are made on a thread of their own), and one that
+/// fails told on stderr (at most every [`TELL_EVERY`]): the exporter keeps
+/// its failures to itself.
 #[derive(Debug)]
 struct Client {
     http: reqwest::Client,
     runtime: tokio::runtime::Handle,
+    /// When a failure was last told.
+    told: Mutex<Option<Instant>>,
+}
+
+impl Client {
+    fn tell(&self, what: &str) {
+        let mut told = self.told.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if told.is_none_or(|at| at.elapsed() >= TELL_EVERY) {
+            *told = Some(Instant::now());
+            eprintln!("traces: cannot send spans: {what}");
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -108,6 +130,16 @@ impl HttpClient for Client {
             let body = response.bytes().await?;
             Ok::<_, HttpError>(Response::builder().status(status).body(body)?)
         });
-        sent.await?
+        let answered = sent.await?;
+        match &answered {
+            Ok(response) if !response.status().is_success() => {
+                let body = String::from_utf8_lossy(response.body());
+                let body: String = body.chars().take(200).collect();
+                self.tell(&format!("the collector answered {}: {body}", response.status()));
+            }
+            Ok(_) => {}
+            Err(error) => self.tell(&roomkit_graph::ErrorChain(error.as_ref()).to_string()),
+        }
+        answered
     }
 }

@@ -9,6 +9,7 @@
 mod server;
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
@@ -83,6 +84,8 @@ async fn a_runs_drives_and_steps_are_spans_of_one_trace_sent_over_otlp() {
     assert!(server.stop().success());
 
     let spans = spans.lock().unwrap();
+    let names: std::collections::BTreeSet<&str> = spans.iter().map(|span| span.name.as_str()).collect();
+    assert_eq!(names, ["run", "step"].into(), "the runner's spans only");
     let trace_id = hex::decode(run_id.replace('-', "")).unwrap();
     let drives: Vec<&Span> = spans.iter().filter(|span| span.name == "run").collect();
     assert!(drives.len() >= 4, "started, driven, answered, driven: {drives:?}");
@@ -118,4 +121,85 @@ async fn a_runs_drives_and_steps_are_spans_of_one_trace_sent_over_otlp() {
     ] {
         assert!(steps.contains(&expected), "{expected:?} in {steps:?}");
     }
+}
+
+/// A model provider on loopback speaking OpenAI's protocol that says when a
+/// request came, then answers it after `delay`.
+async fn slow_provider(delay: Duration) -> (String, Arc<tokio::sync::Notify>) {
+    let called = Arc::new(tokio::sync::Notify::new());
+    let heard = Arc::clone(&called);
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move || {
+            let heard = Arc::clone(&heard);
+            async move {
+                heard.notify_one();
+                tokio::time::sleep(delay).await;
+                let chunk = json!({"choices": [{"delta": {"content": "a stand-in's draft"}}]});
+                ([("content-type", "text/event-stream")], format!("data: {chunk}\n\ndata: [DONE]\n\n"))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{address}/v1"), called)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_spans_of_a_step_under_way_when_the_server_stops_are_sent() {
+    let (base, spans) = collector().await;
+    let (provider, called) = slow_provider(Duration::from_millis(1_500)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let agents = json!({"providers": {"stand-in": {"kind": "openai", "base_url": provider}},
+        "agents": [{"id": "writer", "provider": "stand-in", "model": "any"}]});
+    let file = dir.path().join("agents.json");
+    std::fs::write(&file, agents.to_string()).unwrap();
+    let endpoint = format!("{base}/v1/traces");
+    let mut server = Server::start(&["--otlp-endpoint", &endpoint, "--agents", file.to_str().unwrap()]);
+    let token = server.token("acme");
+    let graph = json!({"id": "write", "name": "Write", "trigger": {"type": "manual"},
+        "nodes": [{"id": "start", "type": "start"},
+                  {"id": "draft", "type": "agent", "config": {"agent_id": "writer", "prompt_template": "Write"}},
+                  {"id": "end", "type": "end"}],
+        "edges": [{"source": "start", "target": "draft"}, {"source": "draft", "target": "end"}]});
+    let made = server::client().post(server.url("/v1/graphs")).bearer_auth(&token).json(&graph);
+    assert_eq!(made.send().await.unwrap().status(), reqwest::StatusCode::CREATED);
+    let run = server.post(&token, "/v1/graphs/write/runs", &json!({})).await;
+    let run_id = run["run_id"].as_str().unwrap().to_owned();
+    // Stopped while the model is asked.
+    tokio::time::timeout(Duration::from_secs(30), called.notified()).await.unwrap();
+    assert!(server.stop().success());
+
+    let spans = spans.lock().unwrap();
+    let drive = spans
+        .iter()
+        .find(|span| {
+            span.name == "run" && attribute(span, "run_id") == run_id && attribute(span, "ended") == "let_go"
+        })
+        .unwrap_or_else(|| panic!("the drive the stop cut short: {spans:?}"));
+    let draft = spans
+        .iter()
+        .find(|span| span.name == "step" && span.parent_span_id == drive.span_id)
+        .unwrap_or_else(|| panic!("its step: {spans:?}"));
+    assert_eq!(
+        (attribute(draft, "node_id"), attribute(draft, "node_type")),
+        ("draft".into(), "agent".into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_collector_that_refuses_the_spans_is_told_on_stderr() {
+    let (base, spans) = collector().await;
+    let mut server = Server::start(&["--otlp-endpoint", &format!("{base}/elsewhere")]);
+    let token = server.token("acme");
+    let made =
+        server::client().post(server.url("/v1/graphs")).bearer_auth(&token).json(&review_graph("Review"));
+    assert_eq!(made.send().await.unwrap().status(), reqwest::StatusCode::CREATED);
+    let run = server.post(&token, "/v1/graphs/review/runs", &json!({"topic": "otters"})).await;
+    server.until_run(&token, run["run_id"].as_str().unwrap(), |run| run["status"] == "waiting").await;
+    assert!(server.stop().success());
+    let told = server.until_logged("the refusal", |line| line.starts_with("traces: cannot send spans: "));
+    assert!(told.contains("the collector answered 404"), "{told}");
+    assert!(spans.lock().unwrap().is_empty());
 }

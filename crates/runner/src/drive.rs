@@ -76,26 +76,26 @@ pub(crate) async fn drive(
     let driving = async {
         tokio::select! {
             ended = drive_steps(shared, run_id, &held, start) => match ended {
-                Ok(ended) => ended,
+                Ok(ended) => (ended.word(), ended),
                 Err(error) => {
                     // The run stays as last committed, to be driven again.
                     tracing::warn!(%error, "driving the run stopped: the store failed");
-                    Ended::Failed
+                    ("store_failed", Ended::Failed)
                 }
             },
             () = keep_lease(shared, run_id, &held) => {
                 tracing::info!("the run's lease was lost: letting go");
-                Ended::LetGo
+                ("lease_lost", Ended::LetGo)
             }
             () = cancelled.notified() => {
                 tracing::info!("the run was cancelled: the step in progress is dropped");
-                Ended::Over(None)
+                ("cancelled", Ended::Over(None))
             }
         }
     };
     let span = trace::run_span(run_id);
-    let ended = driving.instrument(span.clone()).await;
-    span.record("ended", ended.word());
+    let (word, ended) = driving.instrument(span.clone()).await;
+    span.record("ended", word);
     ended
 }
 
@@ -255,7 +255,10 @@ async fn drive_from(
                         metrics::step(node_type, &outcome.status, began.elapsed());
                         (outcome, Cause::Step)
                     }
-                    None => return Ok(Ended::Parked),
+                    None => {
+                        step.record("outcome", "none");
+                        return Ok(Ended::Parked);
+                    }
                 }
             }
         };
@@ -264,6 +267,7 @@ async fn drive_from(
             let lease = held.for_commit(shared.now());
             match children::open(shared, record, version, lease, &outcome, &mut engine, &request).await? {
                 Asked::Opened(child) => {
+                    step.record("outcome", metrics::outcome(&outcome.status));
                     tracing::debug!(node = %outcome.node_id, graph = %request.graph_id, "child run started");
                     let (record, engine) = *child;
                     return Ok(Ended::Opened(Box::new(Started { record, engine, retry_at: None })));
@@ -296,6 +300,7 @@ async fn drive_from(
             match shared.store.commit_step(commit).instrument(step.clone()).await {
                 Ok((committed, _)) => committed,
                 Err(StoreError::Conflict { detail, .. }) => {
+                    step.record("outcome", "conflict");
                     tracing::debug!(node = %outcome.node_id, %detail, "another writer moved the run; letting go");
                     return Ok(Ended::LetGo);
                 }

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use roomkit_graph::{
-    Checks, Clock, Graph, GraphError, Handlers, Limits, SubgraphRef, SystemClock, Validation,
+    Checks, Clock, EngineState, Graph, GraphError, Handlers, Limits, SubgraphRef, SystemClock, Validation,
+    WorkflowEngine,
 };
 use roomkit_graph_store::{
     DEFAULT_ORG, Entry, Millis, NewRun, RunKey, RunRecord, RunStatus, StepCommit, Store, StoreError,
@@ -597,16 +598,36 @@ impl Runner {
         let state = engine.to_state();
         let span = trace::run_span(&state.run_id);
         trace::record_run(&span, org, graph_id, graph_version);
-        let step = span.in_scope(|| drive::step_span(&engine));
+        let created =
+            self.create(org, graph_id, graph_version, engine, state, trigger, key).instrument(span.clone());
+        let (record, engine, retry_at) = created.await?;
+        span.record("ended", if record.status == RunStatus::Queued { "queued" } else { "started" });
+        let start = Started { record: record.clone(), engine, retry_at };
+        supervisor::spawn(&self.shared, &record, Some(start));
+        Ok(record)
+    }
+
+    /// Runs the start node of a run `engine` started, and stores the run
+    /// with that first step: its record, its engine, and when its first
+    /// node's next attempt is due (a retry its first step scheduled).
+    #[allow(clippy::too_many_arguments, reason = "the run's parts, each used once")]
+    async fn create(
+        &self,
+        org: &str,
+        graph_id: &str,
+        graph_version: u64,
+        mut engine: WorkflowEngine,
+        state: EngineState,
+        trigger: Value,
+        key: Option<RunKey>,
+    ) -> Result<(RunRecord, WorkflowEngine, Option<Millis>), RunnerError> {
+        let step = drive::step_span(&engine);
         // The start node runs now; its step is committed with the run's creation.
         let now = self.shared.now();
-        let first = match engine.step_outcome().instrument(step.clone()).await {
-            Some(outcome) => {
-                step.record("outcome", metrics::outcome(&outcome.status));
-                Some(commit::of_outcome(&outcome, &engine, Cause::Step, &state.run_id, 1, now))
-            }
-            None => None,
-        };
+        let outcome = engine.step_outcome().instrument(step.clone()).await;
+        let first = outcome
+            .as_ref()
+            .map(|outcome| commit::of_outcome(outcome, &engine, Cause::Step, &state.run_id, 1, now));
         // A retry its first step scheduled.
         let retry_at = first.iter().flat_map(|commit| &commit.entries).find_map(|entry| match entry {
             Entry::RetryScheduled { retry_at, .. } => Some(*retry_at),
@@ -631,12 +652,10 @@ impl Runner {
                 first_step: first.map(|commit| StepCommit { lease: Some(lease), ..commit }),
                 concurrency,
             })
-            .instrument(step)
+            .instrument(step.clone())
             .await?;
-        span.record("ended", "started");
-        let start = Started { record: record.clone(), engine, retry_at };
-        supervisor::spawn(&self.shared, &record, Some(start));
-        Ok(record)
+        step.record("outcome", outcome.as_ref().map_or("none", |outcome| metrics::outcome(&outcome.status)));
+        Ok((record, engine, retry_at))
     }
 
     /// Answers the node `node_id` a run waits on with `data` (`by`: who
@@ -698,17 +717,24 @@ impl Runner {
             workflow.graph().node(node_id).map(|node| node.node_type.to_string()).unwrap_or_default();
         let step = span.in_scope(|| trace::step_span(node_id, &node_type, engine.attempt()));
         let outcome = commit::answered(&mut engine, run_id, node_id, data)?;
-        step.record("outcome", metrics::outcome(&outcome.status));
         let cause = Cause::Answer { by, data };
         let now = self.shared.now();
         let commit = commit::of_outcome(&outcome, &engine, cause, run_id, record.version, now);
         // Set going again, the run is this runner's to drive.
         let commit = StepCommit { lease: Some(self.shared.leases.taken_at(now)), ..commit };
-        let record = match self.shared.store.commit_step(commit).instrument(step).await {
+        // The run's span is open while the answer is committed.
+        let committed =
+            self.shared.store.commit_step(commit).instrument(step.clone()).instrument(span.clone());
+        let record = match committed.await {
             Ok((record, _)) => record,
-            Err(StoreError::Conflict { .. }) => return Ok(None),
+            Err(StoreError::Conflict { .. }) => {
+                step.record("outcome", "conflict");
+                span.record("ended", "conflict");
+                return Ok(None);
+            }
             Err(error) => return Err(error.into()),
         };
+        step.record("outcome", metrics::outcome(&outcome.status));
         span.record("ended", "answered");
         let start = Started { record: record.clone(), engine, retry_at: None };
         supervisor::spawn(&self.shared, &record, Some(start));
@@ -803,14 +829,20 @@ impl Runner {
             }
             let record = self.shared.store.run(run_id).await?;
             let parked = record.status == RunStatus::Waiting && record.wake_at.is_none();
-            if parked && let Some(child) = children::live(&self.shared, run_id).await?.pop() {
-                // It waits on a child run: for a person when the child does.
-                let child = Box::pin(self.wait(&child.run_id)).await?;
-                if child.status == RunStatus::Waiting {
-                    return Ok(record);
+            if parked {
+                if let Some(child) = children::live(&self.shared, run_id).await?.pop() {
+                    // It waits on a child run: for a person when the child does.
+                    let child = Box::pin(self.wait(&child.run_id)).await?;
+                    if child.status == RunStatus::Waiting {
+                        return Ok(record);
+                    }
+                    // The child is over: the run goes on.
+                    continue;
                 }
-                // The child is over: the run goes on.
-                continue;
+                // A child that ended since the run was read set it going.
+                if self.shared.store.run(run_id).await?.version != record.version {
+                    continue;
+                }
             }
             // Queued: it goes on when its turn comes, whoever drives it then.
             if parked || record.status.is_final() || record.status == RunStatus::Queued {
