@@ -173,7 +173,7 @@ enum RunCommand {
         /// Only runs of this graph.
         #[arg(long)]
         graph: Option<String>,
-        /// Only runs in this status: running, waiting, completed, failed or cancelled.
+        /// Only runs in this status: running, queued, waiting, completed, failed or cancelled.
         #[arg(long, value_parser = parse_status)]
         status: Option<RunStatus>,
         /// How many runs a page holds (100 by default; 1000 with --all).
@@ -488,9 +488,7 @@ fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
 }
 
 fn parse_status(text: &str) -> Result<RunStatus, String> {
-    RunStatus::parse(text).ok_or_else(|| {
-        format!("{text:?} is not one of running, queued, waiting, completed, failed, cancelled")
-    })
+    RunStatus::parse(text).ok_or_else(|| format!("{text:?} is not one of {}", RunStatus::NAMES))
 }
 
 impl RunCommand {

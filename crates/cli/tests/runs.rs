@@ -77,7 +77,8 @@ fn a_waiting_run_can_be_cancelled_once() {
     let bad_filter = cli(&db, &["runs", "--status", "paused"]);
     assert_eq!(bad_filter.status.code(), Some(2));
     assert!(
-        text(&bad_filter.stderr).contains("is not one of running, waiting, completed, failed, cancelled")
+        text(&bad_filter.stderr)
+            .contains("is not one of running, queued, waiting, completed, failed, cancelled")
     );
 }
 

@@ -217,7 +217,7 @@ async def test_runs_are_cancelled_and_listed(open_runner):
     assert await runner.runs(graph="other") == []
     assert len(await runner.runs(limit=1)) == 1
     assert all(run.context is None for run in await runner.runs())
-    with pytest.raises(ValueError, match='status "paused" is not one of running, waiting'):
+    with pytest.raises(ValueError, match='status "paused" is not one of running, queued, waiting'):
         await runner.runs(status="paused")
 
 

@@ -405,7 +405,7 @@ pub(crate) async fn list(
         Some(text) => Some(RunStatus::parse(text).ok_or_else(|| {
             ApiError::bad_request(
                 "bad_query",
-                format!("unknown status {text:?}: running, waiting, completed, failed or cancelled"),
+                format!("unknown status {text:?}: one of {}", RunStatus::NAMES),
             )
         })?),
     };

@@ -29,6 +29,26 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    /// Every status, in the order a run may meet them.
+    pub const ALL: [RunStatus; 6] = [
+        RunStatus::Running,
+        RunStatus::Queued,
+        RunStatus::Waiting,
+        RunStatus::Completed,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ];
+
+    /// The names of [`RunStatus::ALL`], for a message that lists them.
+    ///
+    /// ```
+    /// use roomkit_graph_store::RunStatus;
+    /// let names: Vec<_> = RunStatus::ALL.iter().map(|status| status.as_str()).collect();
+    /// assert_eq!(RunStatus::NAMES, names.join(", "));
+    /// assert!(RunStatus::ALL.iter().all(|status| RunStatus::parse(status.as_str()) == Some(*status)));
+    /// ```
+    pub const NAMES: &'static str = "running, queued, waiting, completed, failed, cancelled";
+
     /// `running`, `queued`, `waiting`, `completed`, `failed` or `cancelled`.
     pub fn as_str(self) -> &'static str {
         match self {

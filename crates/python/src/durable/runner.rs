@@ -263,9 +263,7 @@ impl Runner {
         let status = status
             .map(|status| {
                 RunStatus::parse(&status).ok_or_else(|| {
-                    PyValueError::new_err(format!(
-                        "status {status:?} is not one of running, waiting, completed, failed, cancelled"
-                    ))
+                    PyValueError::new_err(format!("status {status:?} is not one of {}", RunStatus::NAMES))
                 })
             })
             .transpose()?;
