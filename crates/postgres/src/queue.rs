@@ -10,7 +10,7 @@
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
 use roomkit_graph_store::{
-    ConcurrencySlot, Millis, QueueDepth, QueueStore, Result, RunRecord, RunStatus, now_millis,
+    ConcurrencySlot, Millis, QueueDepth, QueueStore, Result, RunRecord, RunStatus, count_releases, now_millis,
 };
 
 use crate::PostgresStore;
@@ -156,6 +156,7 @@ async fn settle(tx: &Transaction<'_>, org: &str, limit: Option<u32>, now: Millis
         )
         .await
         .map_err(pg)?;
+    count_releases(unkeyed);
     Ok(released + usize::try_from(unkeyed).unwrap_or_default())
 }
 
@@ -317,5 +318,6 @@ async fn release(
         .await,
     }
     .map_err(pg)?;
+    count_releases(released);
     Ok(released > 0)
 }

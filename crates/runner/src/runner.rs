@@ -785,6 +785,8 @@ impl Runner {
             match self.shared.store.commit_step(commit).await {
                 Ok((record, _)) => {
                     self.shared.tasks.cancelled(run_id);
+                    // A running run cancelled lets a queued one go.
+                    supervisor::pick_up_released(&self.shared).await;
                     // Its live children go with it.
                     for child in children::live(&self.shared, run_id).await? {
                         let cancelled =
@@ -966,6 +968,7 @@ impl RunnerBuilder {
                 leases: Leases::new(worker),
                 tasks: RunTasks::new(),
                 tick: Tick::new(TICK),
+                releases_seen: std::sync::atomic::AtomicU64::new(roomkit_graph_store::releases()),
             }),
         }
     }

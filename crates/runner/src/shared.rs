@@ -3,6 +3,7 @@
 //! its own state behind its own methods; this only holds them together.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use roomkit_graph::{Clock, Workflow};
 use roomkit_graph_store::{Millis, RunRecord, Store, StoreError, TranscriptEvent};
@@ -27,6 +28,9 @@ pub(crate) struct Shared {
     pub(crate) tasks: RunTasks,
     /// The timer loop's.
     pub(crate) tick: Tick,
+    /// The store's count of queued runs let go, as this runner last looked
+    /// ([`roomkit_graph_store::releases`]).
+    pub(crate) releases_seen: AtomicU64,
 }
 
 impl Shared {

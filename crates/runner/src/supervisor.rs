@@ -4,6 +4,7 @@
 //! in a row; looking once more for an answer that came while it finished.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use roomkit_graph_store::{RunRecord, RunStatus};
@@ -95,6 +96,8 @@ pub(crate) fn spawn(shared: &Arc<Shared>, run: &RunRecord, start: Option<Started
                 break;
             }
             shared.tasks.leave(&run_id);
+            // Parked or over, the run may have let queued runs go.
+            pick_up_released(&shared).await;
             if let Ended::Over(parent) = ended {
                 // A child run that is over: its parent goes on.
                 if let Some(parent) = parent {
@@ -133,5 +136,31 @@ pub(crate) async fn drive_parent(shared: &Arc<Shared>, parent_id: &str) {
     }
     if let Ok(Some(claimed)) = shared.claim(parent_id).await {
         spawn(shared, &claimed, None);
+    }
+}
+
+/// How many runs [`pick_up_released`] looks at, at most.
+const PICK_UP: usize = 16;
+
+/// Drives the queued runs a run just let go (see `QueueStore`), when the
+/// store let any go since this runner last looked: at once, instead of at
+/// the next poll of [`Runner::recover`](crate::Runner::recover). Any run
+/// nobody drives is taken, as `recover` would.
+pub(crate) async fn pick_up_released(shared: &Arc<Shared>) {
+    let releases = roomkit_graph_store::releases();
+    if shared.releases_seen.swap(releases, Ordering::SeqCst) == releases {
+        return;
+    }
+    let Ok(runs) = shared.store.claimable_runs(shared.now(), PICK_UP).await else { return };
+    for run in runs {
+        if shared.tasks.stop().is_set() || shared.tasks.is_full() {
+            break;
+        }
+        if shared.tasks.drives(&run.run_id) {
+            continue;
+        }
+        if let Ok(Some(claimed)) = shared.claim(&run.run_id).await {
+            spawn(shared, &claimed, None);
+        }
     }
 }

@@ -7,7 +7,7 @@
 
 use async_trait::async_trait;
 use roomkit_graph_store::{
-    ConcurrencySlot, Millis, QueueDepth, QueueStore, Result, RunRecord, RunStatus, now_millis,
+    ConcurrencySlot, Millis, QueueDepth, QueueStore, Result, RunRecord, RunStatus, count_releases, now_millis,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -182,6 +182,7 @@ fn release(
             )?
             .execute(params![org, now])?,
     };
+    count_releases(u64::try_from(released).unwrap_or_default());
     Ok(released > 0)
 }
 

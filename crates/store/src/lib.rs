@@ -99,7 +99,7 @@ pub use key::{HeldKey, RunKey};
 pub use lease::Lease;
 pub use page::{CursorError, DeliveryCursor, GraphCursor, Page, RunCursor};
 pub use past::{Origin, Position, RunAt, UNKEPT_POSITION};
-pub use queue::{ConcurrencySlot, QueueDepth, QueueStore};
+pub use queue::{ConcurrencySlot, QueueDepth, QueueStore, count_releases, releases};
 pub use retention::{RetentionRule, RetentionStore, SWEEP_BATCH, Sweep, Swept, latest_kept, sweep_expired};
 pub use run::{
     Dialect, FilterValue, LiveRunCounts, NewRun, ParentLink, ParentStep, RunFilter, RunRecord, RunStatus,

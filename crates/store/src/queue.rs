@@ -10,9 +10,35 @@
 //! parent's place, and a parent set going by its child's end takes the
 //! child's place before any queued run.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use async_trait::async_trait;
 
 use crate::{Millis, Result};
+
+/// How many queued runs the stores of this process have let go.
+static RELEASES: AtomicU64 = AtomicU64::new(0);
+
+/// Counts `released` queued runs let go (a backend calls it as it lets them
+/// go, in the transaction that does).
+pub fn count_releases(released: u64) {
+    RELEASES.fetch_add(released, Ordering::Relaxed);
+}
+
+/// How many queued runs the stores of this process have let go so far: a
+/// hint for a runner that a run it drove let others go, which it may then
+/// drive at once instead of at its next poll (a transaction that let one go
+/// may yet have been rolled back).
+///
+/// ```
+/// use roomkit_graph_store::{count_releases, releases};
+/// let before = releases();
+/// count_releases(2);
+/// assert!(releases() >= before + 2);
+/// ```
+pub fn releases() -> u64 {
+    RELEASES.load(Ordering::Relaxed)
+}
 
 /// The place a run of a graph with a concurrency limit takes: at most
 /// `limit` runs of its graph with the same `key` are running at once; the
