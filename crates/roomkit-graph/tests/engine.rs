@@ -467,3 +467,39 @@ async fn evaluate_edges_judges_the_context_as_it_stands_without_moving_the_run()
     assert_eq!(engine.current_node_id(), Some("start"));
     assert_eq!(engine.context().get("input"), None);
 }
+
+/// A handler that panics on its first `fails` calls, then completes.
+struct Panics {
+    calls: std::sync::atomic::AtomicU32,
+    fails: u32,
+}
+
+#[async_trait]
+impl NodeHandler for Panics {
+    async fn execute(&self, _node: &Node, _scope: &Scope<'_>) -> Result<NodeResult, HandlerError> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        tokio::task::yield_now().await;
+        assert!(call > self.fails, "call {call} of a handler that breaks");
+        Ok(NodeResult::completed(json!({"call": call})))
+    }
+}
+
+#[tokio::test]
+async fn a_handler_that_panics_fails_its_attempt_and_the_retry_policy_applies() {
+    let flaky =
+        Node::new("flaky", "panics").with_config(json!({"retry": {"max_attempts": 2, "backoff": "1ms"}}));
+    let handlers = Handlers::builtin().with("panics", Panics { calls: 0.into(), fails: 1 });
+    let mut engine = WorkflowEngine::new(chain(vec![flaky]), handlers);
+    assert_eq!(engine.run(json!({})).await.unwrap(), EngineStatus::Completed);
+    assert_eq!(engine.context().get("flaky.output"), Some(&json!({"call": 2})));
+
+    let broken = Node::new("broken", "panics");
+    let handlers = Handlers::builtin().with("panics", Panics { calls: 0.into(), fails: u32::MAX });
+    let mut engine = WorkflowEngine::new(chain(vec![broken]), handlers);
+    let error = engine.run(json!({})).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Execution, "{error}");
+    assert!(
+        error.to_string().contains("the panics node's handler panicked: call 1 of a handler that breaks"),
+        "{error}"
+    );
+}

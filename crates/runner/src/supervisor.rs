@@ -3,8 +3,11 @@
 //! doubles each time when the store fails, and let go after a few failures
 //! in a row; looking once more for an answer that came while it finished.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+
+use futures_util::FutureExt as _;
 use std::time::Duration;
 
 use roomkit_graph_store::{RunRecord, RunStatus};
@@ -66,7 +69,17 @@ pub(crate) fn spawn(shared: &Arc<Shared>, run: &RunRecord, start: Option<Started
         let mut start = start;
         let mut failures = 0;
         loop {
-            let mut ended = drive::drive(&shared, &run_id, until, start.take(), &cancelled).await;
+            let driving = drive::drive(&shared, &run_id, until, start.take(), &cancelled);
+            // A panic (a fault of the runner's own: handlers' panics fail
+            // their attempt) counts as a failure, so the task still lets the
+            // run go in the end.
+            let mut ended = match AssertUnwindSafe(driving).catch_unwind().await {
+                Ok(ended) => ended,
+                Err(_) => {
+                    tracing::error!(run_id, "driving the run panicked: it is driven again after a pause");
+                    Ended::Failed
+                }
+            };
             if let Ended::Opened(child) = ended {
                 // The run parked on a child run it opened: drive the child.
                 let record = child.record.clone();

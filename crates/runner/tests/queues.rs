@@ -1,7 +1,8 @@
 //! Runs past a concurrency limit, on a real SQLite file: queued, and driven
 //! by the runner as soon as a run of theirs stops, with no poll
 //! ([`Runner::recover`] is never called here), one at a time under a limit
-//! of one, in the order they were started.
+//! of one, in the order they were started; a run whose handler panics fails
+//! and lets the next go.
 
 #![allow(clippy::unwrap_used, reason = "test helpers: a failed call fails the test")]
 
@@ -69,5 +70,46 @@ async fn queued_runs_go_on_as_soon_as_a_run_of_their_key_stops_without_a_poll() 
     }
     assert_eq!(work.most.load(Ordering::SeqCst), 1, "one at a time");
     assert_eq!(*work.order.lock().unwrap(), (0..RUNS).collect::<Vec<_>>(), "in the order they were started");
+    runner.shutdown().await;
+}
+
+/// A handler that panics.
+struct Breaks;
+
+#[async_trait]
+impl NodeHandler for Breaks {
+    async fn execute(&self, _node: &Node, _scope: &Scope<'_>) -> Result<NodeResult, HandlerError> {
+        panic!("the handler broke")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_handler_that_panics_fails_its_run_and_frees_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let handlers = Handlers::builtin().with("breaks", Breaks);
+    let runner = Runner::new(SqliteStore::open(dir.path().join("runs.db")).unwrap(), handlers);
+    let graph: Graph = serde_json::from_value(json!({"id": "broken", "name": "Broken",
+        "trigger": {"type": "manual"}, "concurrency": {"limit": 1},
+        "nodes": [{"id": "start", "type": "start"}, {"id": "boom", "type": "breaks"}, {"id": "end", "type": "end"}],
+        "edges": [{"source": "start", "target": "boom"}, {"source": "boom", "target": "end"}]}))
+    .unwrap();
+    runner.save_graph(&graph).await.unwrap();
+    let first = runner.start("broken", json!({})).await.unwrap();
+    let second = runner.start("broken", json!({})).await.unwrap();
+    assert_eq!(second.status, RunStatus::Queued);
+    for run in [first, second] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let failed = loop {
+            let record = runner.store().run(&run.run_id).await.unwrap();
+            if record.status.is_final() {
+                break record;
+            }
+            assert!(Instant::now() < deadline, "the run is stuck: {record:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(failed.status, RunStatus::Failed);
+        let error = failed.error.unwrap_or_default();
+        assert!(error.contains("the breaks node's handler panicked: the handler broke"), "{error}");
+    }
     runner.shutdown().await;
 }

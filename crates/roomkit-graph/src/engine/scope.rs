@@ -279,6 +279,6 @@ impl<'a> Scope<'a> {
             .as_ref()
             .ok_or_else(|| HandlerError::NoHandler { node_type: child.node_type.to_string() })?;
         let scope = Scope { node: index, ..*self };
-        handler.execute(child, &scope).await
+        crate::handler::execute_guarded(&**handler, child, &scope).await
     }
 }

@@ -483,5 +483,5 @@ async fn execute(
     let handler = workflow.handlers[node]
         .as_ref()
         .ok_or_else(|| HandlerError::NoHandler { node_type: plan.node(node).node_type.to_string() })?;
-    handler.execute(plan.node(node), &scope).await
+    crate::handler::execute_guarded(&**handler, plan.node(node), &scope).await
 }

@@ -433,3 +433,26 @@ impl Default for Handlers {
         Handlers::builtin()
     }
 }
+
+/// Runs `handler` on `node`: its result, or, when it panics, an execution
+/// error that says so (the attempt fails as any failed attempt does, the
+/// node's retry policy and error routes applying): a handler's panic never
+/// takes its run, or the process driving it, down with it.
+pub(crate) async fn execute_guarded(
+    handler: &dyn NodeHandler,
+    node: &Node,
+    scope: &Scope<'_>,
+) -> Result<NodeResult, HandlerError> {
+    use futures_util::FutureExt as _;
+    match std::panic::AssertUnwindSafe(handler.execute(node, scope)).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|text| (*text).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".to_owned());
+            Err(HandlerError::execution(format!("the {} node's handler panicked: {what}", node.node_type)))
+        }
+    }
+}
