@@ -25,56 +25,14 @@ pub const APPLICATION_ID: i32 = 0x524B_4752;
 /// ```
 pub const SCHEMA_VERSION: i32 = 10;
 
-/// The tables of this schema version. JSON is stored as TEXT; times are
-/// milliseconds since the Unix epoch.
-///
-/// A run's context is kept in its transcript: the last event a commit appends
-/// holds, in `writes_json`, the context entries the commit wrote
-/// (`{node_id: entry}`, in the order written). The context is these objects
-/// merged in `seq` order: an entry keeps the place it was first written at
-/// and the value it was last written with, as the engine keeps it. So a step
-/// writes one table besides its run's row. The same event holds, in
-/// `position_json`, where the commit left the run (`Position`), so that the
-/// run can be looked at as it stood at any event (`RunAt`); events committed
-/// before schema 9 hold `UNKEPT_POSITION` instead.
-///
-/// `owner` and `lease_until` hold the lease of the process driving a running
-/// run (both set or both null); `runs_by_lease` finds the runs nobody holds.
-///
-/// `run_key` is the key a run holds (see `RunKey`), `key_hash` the hash of
-/// the request it was asked with and `key_expires_at` when the run lets it go.
-///
-/// `steps` counts the steps a run has executed; `pending` holds the children
-/// of the parallel node a waiting run waits on that still wait, as a JSON
-/// array of node ids in node order (null when there are none).
-///
-/// `parent_run_id` and `parent_node_id` link a child run to the run and the
-/// node that started it (both null for other runs); `parent_runs_node` is 1
-/// when the child runs that node itself (see `ParentLink::runs_node`).
-/// `concurrency_key` and `concurrency_limit` are the key a run of a graph
-/// with a concurrency limit holds its place by, and that limit (see
-/// `Concurrency`); `runs_by_concurrency` counts the runs of a key,
-/// `runs_live_by_org` an organization's runs running and queued, against
-/// its `run_limits`.
-///
-/// A hook's `events` are their names each between commas (`Hook::events_text`).
-/// A delivery's `payload` is what it says but its id; `next_attempt_at` is
-/// set while it is pending (a claimed one's is when its claim lapses), and
-/// `attempts_json` is its attempts, a JSON array oldest first.
-///
-/// A retention rule's `graph_id` is empty for its organization's rule;
-/// `keep` is how long finished runs are kept, in milliseconds.
-const SCHEMA: &str = "
-CREATE TABLE graphs (
-    org        TEXT    NOT NULL,
-    graph_id   TEXT    NOT NULL,
-    version    INTEGER NOT NULL,
-    graph_json TEXT    NOT NULL,
-    created_at INTEGER NOT NULL,
-    PRIMARY KEY (org, graph_id, version)
-) WITHOUT ROWID;
-
-CREATE TABLE runs (
+/// The runs table of schema version 10 under the name `$name` (the 9 to 10
+/// migration builds it aside, then gives it the name).
+macro_rules! runs_table {
+    ($name:literal) => {
+        concat!(
+            "CREATE TABLE ",
+            $name,
+            " (
     run_id           TEXT    NOT NULL PRIMARY KEY,
     org              TEXT    NOT NULL,
     graph_id         TEXT    NOT NULL,
@@ -103,7 +61,15 @@ CREATE TABLE runs (
     concurrency_limit INTEGER,
     FOREIGN KEY (org, graph_id, graph_version) REFERENCES graphs (org, graph_id, version)
 );
-CREATE INDEX runs_by_concurrency ON runs (org, graph_id, concurrency_key, status, created_at)
+"
+        )
+    };
+}
+
+/// The runs table's indexes, as of schema version 10.
+macro_rules! runs_indexes {
+    () => {
+        "CREATE INDEX runs_by_concurrency ON runs (org, graph_id, concurrency_key, status, created_at)
     WHERE concurrency_key IS NOT NULL;
 CREATE INDEX runs_live_by_org ON runs (org, status, created_at) WHERE status IN ('running', 'queued');
 CREATE INDEX runs_by_parent ON runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
@@ -114,30 +80,15 @@ CREATE INDEX runs_by_wake ON runs (wake_at) WHERE wake_at IS NOT NULL;
 CREATE INDEX runs_by_created ON runs (created_at);
 CREATE UNIQUE INDEX runs_by_key ON runs (run_key) WHERE run_key IS NOT NULL;
 CREATE INDEX runs_by_lease ON runs (status, lease_until);
+"
+    };
+}
 
-CREATE TABLE transcript (
-    run_id      TEXT    NOT NULL REFERENCES runs (run_id),
-    seq         INTEGER NOT NULL,
-    at          INTEGER NOT NULL,
-    entry_json  TEXT    NOT NULL,
-    writes_json TEXT,
-    position_json TEXT,
-    PRIMARY KEY (run_id, seq)
-) WITHOUT ROWID;
-
-CREATE TABLE tokens (
-    token_hash   TEXT    NOT NULL PRIMARY KEY,
-    org          TEXT    NOT NULL,
-    label        TEXT,
-    created_at   INTEGER NOT NULL,
-    id           TEXT    NOT NULL,
-    expires_at   INTEGER,
-    read_only    INTEGER NOT NULL DEFAULT 0,
-    last_used_at INTEGER
-) WITHOUT ROWID;
-CREATE UNIQUE INDEX tokens_by_id ON tokens (org, id);
-
-CREATE TABLE hooks (
+/// The tables schema version 10 adds: hooks and their deliveries, retention
+/// rules and organizations' run limits.
+macro_rules! tables_of_10 {
+    () => {
+        "CREATE TABLE hooks (
     org        TEXT    NOT NULL,
     hook_id    TEXT    NOT NULL,
     url        TEXT    NOT NULL,
@@ -178,7 +129,89 @@ CREATE TABLE run_limits (
     org         TEXT    NOT NULL PRIMARY KEY,
     max_running INTEGER NOT NULL
 ) WITHOUT ROWID;
+"
+    };
+}
 
+/// The tables of this schema version. JSON is stored as TEXT; times are
+/// milliseconds since the Unix epoch.
+///
+/// A run's context is kept in its transcript: the last event a commit appends
+/// holds, in `writes_json`, the context entries the commit wrote
+/// (`{node_id: entry}`, in the order written). The context is these objects
+/// merged in `seq` order: an entry keeps the place it was first written at
+/// and the value it was last written with, as the engine keeps it. So a step
+/// writes one table besides its run's row. The same event holds, in
+/// `position_json`, where the commit left the run (`Position`), so that the
+/// run can be looked at as it stood at any event (`RunAt`); events committed
+/// before schema 9 hold `UNKEPT_POSITION` instead.
+///
+/// `owner` and `lease_until` hold the lease of the process driving a running
+/// run (both set or both null); `runs_by_lease` finds the runs nobody holds.
+///
+/// `run_key` is the key a run holds (see `RunKey`), `key_hash` the hash of
+/// the request it was asked with and `key_expires_at` when the run lets it go.
+///
+/// `steps` counts the steps a run has executed; `pending` holds the children
+/// of the parallel node a waiting run waits on that still wait, as a JSON
+/// array of node ids in node order (null when there are none).
+///
+/// `parent_run_id` and `parent_node_id` link a child run to the run and the
+/// node that started it (both null for other runs); `parent_runs_node` is 1
+/// when the child runs that node itself (see `ParentLink::runs_node`).
+/// `concurrency_key` and `concurrency_limit` are the key a run of a graph
+/// with a concurrency limit holds its place by, and that limit (see
+/// `Concurrency`); `runs_by_concurrency` counts the runs of a key,
+/// `runs_live_by_org` an organization's runs running and queued, against
+/// its `run_limits`.
+///
+/// A hook's `events` are their names each between commas (`Hook::events_text`).
+/// A delivery's `payload` is what it says but its id; `next_attempt_at` is
+/// set while it is pending (a claimed one's is when its claim lapses), and
+/// `attempts_json` is its attempts, a JSON array oldest first.
+///
+/// A retention rule's `graph_id` is empty for its organization's rule;
+/// `keep` is how long finished runs are kept, in milliseconds.
+const SCHEMA: &str = concat!(
+    "
+CREATE TABLE graphs (
+    org        TEXT    NOT NULL,
+    graph_id   TEXT    NOT NULL,
+    version    INTEGER NOT NULL,
+    graph_json TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (org, graph_id, version)
+) WITHOUT ROWID;
+
+",
+    runs_table!("runs"),
+    runs_indexes!(),
+    "
+CREATE TABLE transcript (
+    run_id      TEXT    NOT NULL REFERENCES runs (run_id),
+    seq         INTEGER NOT NULL,
+    at          INTEGER NOT NULL,
+    entry_json  TEXT    NOT NULL,
+    writes_json TEXT,
+    position_json TEXT,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE tokens (
+    token_hash   TEXT    NOT NULL PRIMARY KEY,
+    org          TEXT    NOT NULL,
+    label        TEXT,
+    created_at   INTEGER NOT NULL,
+    id           TEXT    NOT NULL,
+    expires_at   INTEGER,
+    read_only    INTEGER NOT NULL DEFAULT 0,
+    last_used_at INTEGER
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX tokens_by_id ON tokens (org, id);
+
+",
+    tables_of_10!(),
+    "
 CREATE TABLE secrets (
     org        TEXT    NOT NULL,
     graph_id   TEXT    NOT NULL,
@@ -187,7 +220,8 @@ CREATE TABLE secrets (
     updated_at INTEGER NOT NULL,
     PRIMARY KEY (org, graph_id, name)
 ) WITHOUT ROWID;
-";
+"
+);
 
 /// From schema version 1 (no organizations) to 2: every graph and run goes to
 /// [`DEFAULT_ORG`](roomkit_graph_store::DEFAULT_ORG). The graph and run tables
@@ -343,53 +377,18 @@ ALTER TABLE transcript ADD COLUMN position_json TEXT DEFAULT '\"unkept\"';
 /// their tables; runs may be queued and get their concurrency key and limit
 /// (none for the runs already stored), the table rebuilt for its status
 /// check.
-const MIGRATE_9_TO_10: &str = "
-CREATE TABLE runs_v10 (
-    run_id           TEXT    NOT NULL PRIMARY KEY,
-    org              TEXT    NOT NULL,
-    graph_id         TEXT    NOT NULL,
-    graph_version    INTEGER NOT NULL,
-    status           TEXT    NOT NULL
-        CHECK (status IN ('running', 'queued', 'waiting', 'completed', 'failed', 'cancelled')),
-    current_node_id  TEXT,
-    previous_node_id TEXT,
-    error            TEXT,
-    version          INTEGER NOT NULL,
-    last_seq         INTEGER NOT NULL,
-    wake_at          INTEGER,
-    created_at       INTEGER NOT NULL,
-    updated_at       INTEGER NOT NULL,
-    run_key          TEXT,
-    owner            TEXT,
-    lease_until      INTEGER,
-    key_hash         TEXT,
-    key_expires_at   INTEGER,
-    steps            INTEGER NOT NULL DEFAULT 0,
-    pending          TEXT,
-    parent_run_id    TEXT,
-    parent_node_id   TEXT,
-    parent_runs_node INTEGER NOT NULL DEFAULT 0,
-    concurrency_key   TEXT,
-    concurrency_limit INTEGER,
-    FOREIGN KEY (org, graph_id, graph_version) REFERENCES graphs (org, graph_id, version)
-);
-INSERT INTO runs_v10 SELECT run_id, org, graph_id, graph_version, status, current_node_id, previous_node_id,
+const MIGRATE_9_TO_10: &str = concat!(
+    "
+",
+    runs_table!("runs_v10"),
+    "INSERT INTO runs_v10 SELECT run_id, org, graph_id, graph_version, status, current_node_id, previous_node_id,
     error, version, last_seq, wake_at, created_at, updated_at, run_key, owner, lease_until, key_hash,
     key_expires_at, steps, pending, parent_run_id, parent_node_id, parent_runs_node, NULL, NULL FROM runs;
 DROP TABLE runs;
 ALTER TABLE runs_v10 RENAME TO runs;
-CREATE INDEX runs_by_concurrency ON runs (org, graph_id, concurrency_key, status, created_at)
-    WHERE concurrency_key IS NOT NULL;
-CREATE INDEX runs_live_by_org ON runs (org, status, created_at) WHERE status IN ('running', 'queued');
-CREATE INDEX runs_by_parent ON runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
-CREATE INDEX runs_by_graph ON runs (org, graph_id, created_at);
-CREATE INDEX runs_by_org ON runs (org, created_at);
-CREATE INDEX runs_by_status ON runs (status, created_at);
-CREATE INDEX runs_by_wake ON runs (wake_at) WHERE wake_at IS NOT NULL;
-CREATE INDEX runs_by_created ON runs (created_at);
-CREATE UNIQUE INDEX runs_by_key ON runs (run_key) WHERE run_key IS NOT NULL;
-CREATE INDEX runs_by_lease ON runs (status, lease_until);
-
+",
+    runs_indexes!(),
+    "
 ALTER TABLE tokens ADD COLUMN id TEXT NOT NULL DEFAULT '';
 ALTER TABLE tokens ADD COLUMN expires_at INTEGER;
 ALTER TABLE tokens ADD COLUMN read_only INTEGER NOT NULL DEFAULT 0;
@@ -397,48 +396,9 @@ ALTER TABLE tokens ADD COLUMN last_used_at INTEGER;
 UPDATE tokens SET id = 'tok_' || substr(token_hash, 1, 16);
 CREATE UNIQUE INDEX tokens_by_id ON tokens (org, id);
 
-CREATE TABLE hooks (
-    org        TEXT    NOT NULL,
-    hook_id    TEXT    NOT NULL,
-    url        TEXT    NOT NULL,
-    events     TEXT    NOT NULL,
-    graph_id   TEXT,
-    secret     TEXT    NOT NULL,
-    created_at INTEGER NOT NULL,
-    PRIMARY KEY (org, hook_id)
-) WITHOUT ROWID;
-
-CREATE TABLE hook_deliveries (
-    delivery_id     TEXT    NOT NULL PRIMARY KEY,
-    org             TEXT    NOT NULL,
-    hook_id         TEXT    NOT NULL,
-    event           TEXT    NOT NULL,
-    run_id          TEXT    NOT NULL,
-    seq             INTEGER NOT NULL,
-    payload         TEXT    NOT NULL,
-    created_at      INTEGER NOT NULL,
-    status          TEXT    NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
-    next_attempt_at INTEGER,
-    attempts_json   TEXT    NOT NULL DEFAULT '[]'
-) WITHOUT ROWID;
-CREATE INDEX hook_deliveries_due ON hook_deliveries (next_attempt_at) WHERE next_attempt_at IS NOT NULL;
-CREATE INDEX hook_deliveries_by_org ON hook_deliveries (org, created_at, delivery_id);
-CREATE INDEX hook_deliveries_by_run ON hook_deliveries (run_id);
-CREATE INDEX hook_deliveries_over ON hook_deliveries (created_at) WHERE next_attempt_at IS NULL;
-CREATE INDEX hook_deliveries_by_hook ON hook_deliveries (org, hook_id, created_at);
-
-CREATE TABLE retention (
-    org      TEXT    NOT NULL,
-    graph_id TEXT    NOT NULL,
-    keep     INTEGER NOT NULL,
-    PRIMARY KEY (org, graph_id)
-) WITHOUT ROWID;
-
-CREATE TABLE run_limits (
-    org         TEXT    NOT NULL PRIMARY KEY,
-    max_running INTEGER NOT NULL
-) WITHOUT ROWID;
-";
+",
+    tables_of_10!(),
+);
 
 /// The migrations, by the schema version they start from: a file is migrated
 /// one version at a time up to [`SCHEMA_VERSION`].
