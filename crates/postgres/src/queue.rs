@@ -307,12 +307,29 @@ async fn release(
             &[&org, &graph_id, &key, &now],
         )
         .await,
+        // The oldest head of a queue that fits: the keys with runs queued
+        // found one index seek at a time (a long queue of a full key costs
+        // one look), and the oldest run without a key.
         _ => tx.execute(
-            "UPDATE roomkit_graph.runs SET status = 'running', updated_at = $2 WHERE run_id = (SELECT q.run_id \
-             FROM roomkit_graph.runs q WHERE q.org = $1 AND q.status = 'queued' AND (q.concurrency_key IS NULL \
-             OR q.concurrency_limit > (SELECT count(*) FROM roomkit_graph.runs r WHERE r.org = q.org \
-             AND r.graph_id = q.graph_id AND r.concurrency_key = q.concurrency_key AND r.status = 'running')) \
-             ORDER BY q.created_at, q.run_id LIMIT 1 FOR UPDATE OF q SKIP LOCKED) AND status = 'queued'",
+            "WITH RECURSIVE keys AS ( \
+                 (SELECT graph_id, concurrency_key AS k FROM roomkit_graph.runs WHERE org = $1 \
+                  AND status = 'queued' AND concurrency_key IS NOT NULL ORDER BY graph_id, concurrency_key LIMIT 1) \
+                 UNION ALL \
+                 SELECT n.graph_id, n.k FROM keys, LATERAL (SELECT graph_id, concurrency_key AS k \
+                  FROM roomkit_graph.runs WHERE org = $1 AND status = 'queued' AND concurrency_key IS NOT NULL \
+                  AND (graph_id, concurrency_key) > (keys.graph_id, keys.k) \
+                  ORDER BY graph_id, concurrency_key LIMIT 1) n), \
+             heads AS ( \
+                 SELECT h.run_id, h.created_at FROM keys, LATERAL (SELECT run_id, created_at, concurrency_limit \
+                  FROM roomkit_graph.runs WHERE org = $1 AND graph_id = keys.graph_id AND concurrency_key = keys.k \
+                  AND status = 'queued' ORDER BY created_at, run_id LIMIT 1) h \
+                 WHERE h.concurrency_limit > (SELECT count(*) FROM roomkit_graph.runs r WHERE r.org = $1 \
+                  AND r.graph_id = keys.graph_id AND r.concurrency_key = keys.k AND r.status = 'running') \
+                 UNION ALL \
+                 (SELECT run_id, created_at FROM roomkit_graph.runs WHERE org = $1 AND status = 'queued' \
+                  AND concurrency_key IS NULL ORDER BY created_at, run_id LIMIT 1)) \
+             UPDATE roomkit_graph.runs SET status = 'running', updated_at = $2 \
+             WHERE run_id = (SELECT run_id FROM heads ORDER BY created_at, run_id LIMIT 1) AND status = 'queued'",
             &[&org, &now],
         )
         .await,

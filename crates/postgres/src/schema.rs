@@ -86,6 +86,10 @@ CREATE TABLE roomkit_graph.runs (
 CREATE INDEX runs_by_concurrency ON roomkit_graph.runs (org, graph_id, concurrency_key, status, created_at)
     WHERE concurrency_key IS NOT NULL;
 CREATE INDEX runs_live_by_org ON roomkit_graph.runs (org, status, created_at) WHERE status IN ('running', 'queued');
+CREATE INDEX runs_queued_by_key ON roomkit_graph.runs (org, graph_id, concurrency_key, created_at)
+    WHERE status = 'queued';
+CREATE INDEX runs_queued_unkeyed ON roomkit_graph.runs (org, created_at)
+    WHERE status = 'queued' AND concurrency_key IS NULL;
 CREATE INDEX runs_by_parent ON roomkit_graph.runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
 CREATE INDEX runs_by_graph ON roomkit_graph.runs (org, graph_id, created_at);
 CREATE INDEX runs_by_org ON roomkit_graph.runs (org, created_at);
@@ -186,6 +190,10 @@ CREATE INDEX IF NOT EXISTS runs_by_concurrency ON roomkit_graph.runs (org, graph
     WHERE concurrency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS runs_live_by_org ON roomkit_graph.runs (org, status, created_at)
     WHERE status IN ('running', 'queued');
+CREATE INDEX IF NOT EXISTS runs_queued_by_key ON roomkit_graph.runs (org, graph_id, concurrency_key, created_at)
+    WHERE status = 'queued';
+CREATE INDEX IF NOT EXISTS runs_queued_unkeyed ON roomkit_graph.runs (org, created_at)
+    WHERE status = 'queued' AND concurrency_key IS NULL;
 ALTER TABLE roomkit_graph.tokens ADD COLUMN IF NOT EXISTS id TEXT,
     ADD COLUMN IF NOT EXISTS expires_at BIGINT,
     ADD COLUMN IF NOT EXISTS read_only BOOLEAN NOT NULL DEFAULT FALSE,

@@ -172,18 +172,66 @@ fn release(
                  ORDER BY q.created_at, q.run_id LIMIT 1)",
             )?
             .execute(params![org, graph_id, key, now])?,
-        _ => conn
-            .prepare_cached(
-                "UPDATE runs SET status = 'running', updated_at = ?2 WHERE run_id = (SELECT q.run_id FROM runs q \
-                 WHERE q.org = ?1 AND q.status = 'queued' AND (q.concurrency_key IS NULL \
-                 OR q.concurrency_limit > (SELECT count(*) FROM runs r WHERE r.org = q.org \
-                 AND r.graph_id = q.graph_id AND r.concurrency_key = q.concurrency_key AND r.status = 'running')) \
-                 ORDER BY q.created_at, q.run_id LIMIT 1)",
-            )?
-            .execute(params![org, now])?,
+        _ => match oldest_fitting(conn, org)? {
+            Some(run_id) => conn
+                .prepare_cached("UPDATE runs SET status = 'running', updated_at = ?2 WHERE run_id = ?1")?
+                .execute(params![run_id, now])?,
+            None => 0,
+        },
     };
     count_releases(u64::try_from(released).unwrap_or_default());
     Ok(released > 0)
+}
+
+/// The oldest queued run of `org` that its key lets go (any run without a
+/// key): the head of each key's queue looked at, the keys with runs queued
+/// found one index seek at a time, so that a long queue of a full key costs
+/// one look, not one per run in it.
+fn oldest_fitting(conn: &Connection, org: &str) -> Result<Option<String>, DbError> {
+    let mut best: Option<(Millis, String)> = conn
+        .prepare_cached(
+            // The planner would walk every queued run by status otherwise.
+            "SELECT created_at, run_id FROM runs INDEXED BY runs_queued_unkeyed WHERE org = ?1 \
+             AND status = 'queued' AND concurrency_key IS NULL ORDER BY created_at, run_id LIMIT 1",
+        )?
+        .query_row(params![org], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    // The next key with runs queued, after (graph, key): of the same graph,
+    // or of the next graph. Two ranges on single columns of the queued runs'
+    // index, so that each is a seek (a row-value range would walk the runs of
+    // the key it passes; the planner, without statistics, an index of every run).
+    let mut next_of_graph = conn.prepare_cached(
+        "SELECT graph_id, concurrency_key FROM runs INDEXED BY runs_queued_by_key WHERE org = ?1 \
+         AND graph_id = ?2 AND concurrency_key > ?3 AND status = 'queued' ORDER BY concurrency_key LIMIT 1",
+    )?;
+    let mut next_graph = conn.prepare_cached(
+        "SELECT graph_id, concurrency_key FROM runs INDEXED BY runs_queued_by_key WHERE org = ?1 \
+         AND graph_id > ?2 AND concurrency_key IS NOT NULL AND status = 'queued' \
+         ORDER BY graph_id, concurrency_key LIMIT 1",
+    )?;
+    let pair = |row: &rusqlite::Row<'_>| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?));
+    let mut next_key = |after: &(String, String)| -> Result<Option<(String, String)>, DbError> {
+        if let Some(found) = next_of_graph.query_row(params![org, after.0, after.1], pair).optional()? {
+            return Ok(Some(found));
+        }
+        Ok(next_graph.query_row(params![org, after.0], pair).optional()?)
+    };
+    let mut head = conn.prepare_cached(
+        "SELECT created_at, run_id, concurrency_limit FROM runs INDEXED BY runs_queued_by_key WHERE org = ?1 \
+         AND graph_id = ?2 AND concurrency_key = ?3 AND status = 'queued' ORDER BY created_at, run_id LIMIT 1",
+    )?;
+    // Graph ids are never empty: ("", "") comes before every key.
+    let mut after = (String::new(), String::new());
+    while let Some((graph_id, key)) = next_key(&after)? {
+        let (created_at, run_id, limit): (Millis, String, u32) =
+            head.query_row(params![org, graph_id, key], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+        let older = best.as_ref().is_none_or(|best| (created_at, &run_id) < (best.0, &best.1));
+        if older && running_of_key(conn, org, &graph_id, &key, "")? < limit {
+            best = Some((created_at, run_id));
+        }
+        after = (graph_id, key);
+    }
+    Ok(best.map(|(_, run_id)| run_id))
 }
 
 /// Sets the organization's limit, then lets go every queued run that fits.

@@ -72,6 +72,8 @@ macro_rules! runs_indexes {
         "CREATE INDEX runs_by_concurrency ON runs (org, graph_id, concurrency_key, status, created_at)
     WHERE concurrency_key IS NOT NULL;
 CREATE INDEX runs_live_by_org ON runs (org, status, created_at) WHERE status IN ('running', 'queued');
+CREATE INDEX runs_queued_by_key ON runs (org, graph_id, concurrency_key, created_at) WHERE status = 'queued';
+CREATE INDEX runs_queued_unkeyed ON runs (org, created_at) WHERE status = 'queued' AND concurrency_key IS NULL;
 CREATE INDEX runs_by_parent ON runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
 CREATE INDEX runs_by_graph ON runs (org, graph_id, created_at);
 CREATE INDEX runs_by_org ON runs (org, created_at);
@@ -163,7 +165,8 @@ CREATE TABLE run_limits (
 /// with a concurrency limit holds its place by, and that limit (see
 /// `Concurrency`); `runs_by_concurrency` counts the runs of a key,
 /// `runs_live_by_org` an organization's runs running and queued, against
-/// its `run_limits`.
+/// its `run_limits`; `runs_queued_by_key` and `runs_queued_unkeyed` find the
+/// head of each queue.
 ///
 /// A hook's `events` are their names each between commas (`Hook::events_text`).
 /// A delivery's `payload` is what it says but its id; `next_attempt_at` is
