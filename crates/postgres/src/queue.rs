@@ -81,12 +81,7 @@ impl PostgresStore {
     }
 
     async fn running_limit_once(&self, org: &str) -> Result<Option<u32>> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt("SELECT max_running FROM roomkit_graph.run_limits WHERE org = $1", &[&org])
-            .await
-            .map_err(pg)?;
-        Ok(row.map(|row| u32::try_from(row.get::<_, i64>(0)).unwrap_or(u32::MAX)))
+        running_limit(&self.client().await?, org).await
     }
 
     async fn queue_depths_once(&self) -> Result<Vec<QueueDepth>> {
@@ -112,9 +107,9 @@ impl PostgresStore {
     }
 }
 
-/// The organization's limit, as `tx` reads it.
-async fn running_limit(tx: &Transaction<'_>, org: &str) -> Result<Option<u32>> {
-    let row = tx
+/// The organization's limit, as `client` (or a transaction) reads it.
+async fn running_limit(client: &impl deadpool_postgres::GenericClient, org: &str) -> Result<Option<u32>> {
+    let row = client
         .query_opt("SELECT max_running FROM roomkit_graph.run_limits WHERE org = $1", &[&org])
         .await
         .map_err(pg)?;

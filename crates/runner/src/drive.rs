@@ -382,7 +382,5 @@ fn pending_retry(events: &[TranscriptEvent], node: &str) -> Option<(u32, Millis)
 /// The span of the step `engine` is about to take (or to finish, taking a
 /// child run's end).
 pub(crate) fn step_span(engine: &WorkflowEngine) -> tracing::Span {
-    let node_id = engine.current_node_id().unwrap_or_default();
-    let node_type = engine.graph().node(node_id).map(|node| node.node_type.to_string()).unwrap_or_default();
-    trace::step_span(node_id, &node_type, engine.attempt())
+    trace::step_span(engine.graph(), engine.current_node_id().unwrap_or_default(), engine.attempt())
 }

@@ -713,9 +713,7 @@ impl Runner {
         let mut engine = drive::restored(&workflow, &record, state)?;
         let span = trace::run_span(run_id);
         trace::record_run(&span, &record.org, &record.graph_id, record.graph_version);
-        let node_type =
-            workflow.graph().node(node_id).map(|node| node.node_type.to_string()).unwrap_or_default();
-        let step = span.in_scope(|| trace::step_span(node_id, &node_type, engine.attempt()));
+        let step = span.in_scope(|| trace::step_span(workflow.graph(), node_id, engine.attempt()));
         let outcome = commit::answered(&mut engine, run_id, node_id, data)?;
         let cause = Cause::Answer { by, data };
         let now = self.shared.now();

@@ -34,9 +34,10 @@ pub(crate) fn record_run(span: &tracing::Span, org: &str, graph_id: &str, graph_
     span.record("graph_version", graph_version);
 }
 
-/// The span of a step at `node_id` (of type `node_type`), its `attempt` at
-/// the node; its `outcome` is recorded once the step is committed.
-pub(crate) fn step_span(node_id: &str, node_type: &str, attempt: u32) -> tracing::Span {
+/// The span of a step at `node_id` of `graph`, its `attempt` at the node;
+/// its `outcome` is recorded once the step is committed.
+pub(crate) fn step_span(graph: &roomkit_graph::Graph, node_id: &str, attempt: u32) -> tracing::Span {
+    let node_type = graph.node(node_id).map(|node| node.node_type.to_string()).unwrap_or_default();
     tracing::info_span!("step", node_id, node_type, attempt, outcome = Empty)
 }
 

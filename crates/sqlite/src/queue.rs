@@ -245,8 +245,18 @@ fn set_running_limit(conn: &Connection, org: &str, limit: Option<u32>, now: Mill
             .execute(params![org, limit])?,
         None => conn.prepare_cached("DELETE FROM run_limits WHERE org = ?1")?.execute(params![org])?,
     };
-    while release(conn, org, limit, None, now)? {}
+    settle(conn, org, limit, now)?;
     Ok(())
+}
+
+/// Lets go every queued run of `org` that fits under `limit` and its keys'
+/// limits, oldest first: how many went.
+fn settle(conn: &Connection, org: &str, limit: Option<u32>, now: Millis) -> Result<usize, DbError> {
+    let mut released = 0;
+    while release(conn, org, limit, None, now)? {
+        released += 1;
+    }
+    Ok(released)
 }
 
 /// Lets go every queued run that fits, organization by organization.
@@ -257,10 +267,7 @@ fn settle_queues(conn: &Connection, now: Millis) -> Result<usize, DbError> {
         .collect::<Result<_, _>>()?;
     let mut released = 0;
     for org in orgs {
-        let limit = running_limit(conn, &org)?;
-        while release(conn, &org, limit, None, now)? {
-            released += 1;
-        }
+        released += settle(conn, &org, running_limit(conn, &org)?, now)?;
     }
     Ok(released)
 }
